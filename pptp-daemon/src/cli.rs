@@ -1,0 +1,112 @@
+//! Command line of `pptp-daemon`.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use clap::{Parser, ValueEnum};
+
+use crate::config::{Config, ConfigError, DEFAULT_TOML};
+
+/// PPTP VPN concentrator with an eBPF/XDP data plane.
+#[derive(Debug, Parser)]
+#[command(name = "pptp-daemon", version, about)]
+pub struct Cli {
+    /// Configuration file (TOML). Without it the embedded default is used.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Validate the configuration, print the effective configuration and exit.
+    #[arg(long)]
+    pub check_config: bool,
+    /// WAN interface for the XDP fast path (overrides dataplane.interface).
+    #[arg(long, value_name = "IFACE")]
+    pub iface: Option<String>,
+    /// Control connection address (overrides server.listen).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<SocketAddr>,
+    /// Keep every session on the userspace data path (dataplane.xdp_mode = "off").
+    #[arg(long)]
+    pub no_xdp: bool,
+    /// Log verbosity; RUST_LOG, when set, takes precedence.
+    #[arg(long, value_enum, default_value_t = LogLevel::Info)]
+    pub log_level: LogLevel,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    pub fn as_filter(self) -> tracing::level_filters::LevelFilter {
+        use tracing::level_filters::LevelFilter;
+        match self {
+            LogLevel::Error => LevelFilter::ERROR,
+            LogLevel::Warn => LevelFilter::WARN,
+            LogLevel::Info => LevelFilter::INFO,
+            LogLevel::Debug => LevelFilter::DEBUG,
+            LogLevel::Trace => LevelFilter::TRACE,
+        }
+    }
+
+    pub fn as_log_filter(self) -> log::LevelFilter {
+        match self {
+            LogLevel::Error => log::LevelFilter::Error,
+            LogLevel::Warn => log::LevelFilter::Warn,
+            LogLevel::Info => log::LevelFilter::Info,
+            LogLevel::Debug => log::LevelFilter::Debug,
+            LogLevel::Trace => log::LevelFilter::Trace,
+        }
+    }
+}
+
+impl Cli {
+    /// The configuration file (or the embedded default) with the command
+    /// line's overrides applied.
+    pub fn load_config(&self) -> Result<Config, ConfigError> {
+        let mut config = match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::parse(DEFAULT_TOML, "<embedded default>")?,
+        };
+        if let Some(iface) = &self.iface {
+            config.dataplane.interface = Some(iface.clone());
+        }
+        if let Some(listen) = self.listen {
+            config.server.listen = listen;
+        }
+        if self.no_xdp {
+            config.dataplane.xdp_mode = crate::config::XdpMode::Off;
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::XdpMode;
+
+    #[test]
+    fn overrides_apply_to_the_default() {
+        let cli = Cli::parse_from([
+            "pptp-daemon",
+            "--iface",
+            "wan0",
+            "--listen",
+            "198.18.0.1:1723",
+            "--no-xdp",
+        ]);
+        let c = cli.load_config().unwrap();
+        assert_eq!(c.dataplane.interface.as_deref(), Some("wan0"));
+        assert_eq!(c.server.listen, "198.18.0.1:1723".parse().unwrap());
+        assert_eq!(c.dataplane.xdp_mode, XdpMode::Off);
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,4 @@
+//! The data plane: the XDP program in the kernel and, later, the userspace
+//! path (TUN device and GRE socket) for what XDP does not handle.
+
+pub mod xdp;

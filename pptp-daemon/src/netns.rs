@@ -1,0 +1,271 @@
+//! Network namespaces and veth pairs for tests, the lab and the bench.
+//!
+//! Everything created here has a unique name and is deleted on drop, also
+//! when a test panics. Addresses given to test hosts come from
+//! 198.18.0.0/15 (RFC 2544 benchmarking space); nothing here touches the
+//! machine's own interfaces.
+
+use std::{
+    fs::File,
+    io,
+    os::fd::AsRawFd,
+    process::{Command, Output, Stdio},
+    sync::atomic::{AtomicU32, Ordering},
+};
+
+/// A failure setting up or using a namespace, naming the missing
+/// prerequisite and its fix where there is one.
+#[derive(Debug, thiserror::Error)]
+pub enum NetnsError {
+    #[error("`{command}` failed: {stderr}")]
+    Command { command: String, stderr: String },
+    #[error("cannot run `ip` ({0}): install iproute2 (`cargo xtask setup` does)")]
+    NoIp(io::Error),
+    #[error("network namespaces need root (CAP_SYS_ADMIN and CAP_NET_ADMIN); run the tests as root")]
+    NotRoot,
+    #[error("entering namespace {name}: {source}")]
+    Enter { name: String, source: io::Error },
+}
+
+/// Runs a command, turning a non-zero exit into an error with its stderr.
+pub fn run(cmd: &mut Command) -> Result<Output, NetnsError> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| if e.kind() == io::ErrorKind::NotFound { NetnsError::NoIp(e) } else {
+            NetnsError::Command { command: format!("{cmd:?}"), stderr: e.to_string() }
+        })?;
+    if !out.status.success() {
+        return Err(NetnsError::Command {
+            command: format!("{cmd:?}"),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        });
+    }
+    Ok(out)
+}
+
+/// Runs `ip ARGS...` in the current namespace.
+pub fn ip(args: &[&str]) -> Result<Output, NetnsError> {
+    run(Command::new("ip").args(args))
+}
+
+/// Fails with a clear message unless the process can create namespaces.
+pub fn require_root() -> Result<(), NetnsError> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(NetnsError::NotRoot);
+    }
+    Ok(())
+}
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// A unique short name: `<prefix><pid><n>`, at most 15 bytes so it also
+/// fits an interface name.
+pub fn unique_name(prefix: &str) -> String {
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let name = format!("{prefix}{}x{n}", std::process::id() % 100_000);
+    assert!(name.len() <= 15, "name {name} too long for an interface");
+    name
+}
+
+/// A network namespace, deleted (with every interface in it) on drop.
+#[derive(Debug)]
+pub struct Netns {
+    name: String,
+}
+
+impl Netns {
+    /// Creates a namespace named `<prefix>…`, with loopback up.
+    pub fn new(prefix: &str) -> Result<Self, NetnsError> {
+        require_root()?;
+        let name = unique_name(prefix);
+        ip(&["netns", "add", &name])?;
+        let ns = Netns { name };
+        ns.ip(&["link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A command that runs inside the namespace (`ip netns exec NAME prog`).
+    pub fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.name, program]);
+        cmd
+    }
+
+    /// Runs `ip ARGS...` inside the namespace.
+    pub fn ip(&self, args: &[&str]) -> Result<Output, NetnsError> {
+        let mut cmd = Command::new("ip");
+        cmd.args(["-n", &self.name]).args(args);
+        run(&mut cmd)
+    }
+
+    /// Runs `f` on a new thread that has entered this namespace, and returns
+    /// its result. Sockets, interface lookups and XDP attachments made by `f`
+    /// belong to the namespace; they outlive the thread.
+    pub fn run<F, R>(&self, f: F) -> Result<R, NetnsError>
+    where
+        F: FnOnce() -> R + Send,
+        R: Send,
+    {
+        let path = format!("/run/netns/{}", self.name);
+        let file = File::open(&path).map_err(|source| NetnsError::Enter {
+            name: self.name.clone(),
+            source,
+        })?;
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                // SAFETY: setns on a valid namespace fd affects only this
+                // thread, which ends after `f`.
+                if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                    return Err(NetnsError::Enter {
+                        name: self.name.clone(),
+                        source: io::Error::last_os_error(),
+                    });
+                }
+                Ok(f())
+            })
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    }
+
+    /// Index of interface `iface` inside the namespace.
+    pub fn ifindex(&self, iface: &str) -> Result<u32, NetnsError> {
+        let name = std::ffi::CString::new(iface).expect("interface names have no NUL");
+        // SAFETY: if_nametoindex reads a valid NUL-terminated string.
+        let index = self.run(|| unsafe { libc::if_nametoindex(name.as_ptr()) })?;
+        if index == 0 {
+            return Err(NetnsError::Command {
+                command: format!("if_nametoindex({iface}) in {}", self.name),
+                stderr: "no such interface".into(),
+            });
+        }
+        Ok(index)
+    }
+
+    /// MAC address of `iface` inside the namespace.
+    pub fn mac(&self, iface: &str) -> Result<[u8; 6], NetnsError> {
+        let path = format!("/sys/class/net/{iface}/address");
+        let text = self.run(|| std::fs::read_to_string(&path))?.or_else(|_| {
+            // sysfs shows the namespace of whoever mounted it; ask `ip` instead.
+            let out = self.ip(&["-br", "link", "show", iface])?;
+            let line = String::from_utf8_lossy(&out.stdout).into_owned();
+            Ok::<_, NetnsError>(line.split_whitespace().nth(2).unwrap_or_default().to_owned())
+        })?;
+        parse_mac(text.trim()).ok_or_else(|| NetnsError::Command {
+            command: format!("reading the MAC of {iface} in {}", self.name),
+            stderr: format!("unparsable `{text}`"),
+        })
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = ip(&["netns", "del", &self.name]);
+    }
+}
+
+fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut parts = s.split(':');
+    for b in &mut mac {
+        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
+}
+
+/// Creates a veth pair with one end in each namespace, both up. The pair
+/// goes away with either namespace.
+pub fn veth(a: &Netns, a_name: &str, b: &Netns, b_name: &str) -> Result<(), NetnsError> {
+    ip(&[
+        "link", "add", a_name, "netns", a.name(), "type", "veth", "peer", "name", b_name,
+        "netns", b.name(),
+    ])?;
+    a.ip(&["link", "set", a_name, "up"])?;
+    b.ip(&["link", "set", b_name, "up"])?;
+    Ok(())
+}
+
+/// An AF_PACKET socket bound to one interface, for sending crafted
+/// Ethernet frames. Create it inside the namespace with [`Netns::run`].
+pub struct RawSocket {
+    fd: std::os::fd::OwnedFd,
+    ifindex: i32,
+}
+
+impl RawSocket {
+    /// Opens a raw socket on `iface` of the calling thread's namespace.
+    pub fn open(iface: &str) -> io::Result<Self> {
+        use std::os::fd::FromRawFd;
+        let name = std::ffi::CString::new(iface)?;
+        // SAFETY: plain libc calls with valid arguments; the fd is owned below.
+        unsafe {
+            let ifindex = libc::if_nametoindex(name.as_ptr()) as i32;
+            if ifindex == 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let fd = libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                (libc::ETH_P_ALL as u16).to_be() as i32,
+            );
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(Self {
+                fd: std::os::fd::OwnedFd::from_raw_fd(fd),
+                ifindex,
+            })
+        }
+    }
+
+    /// Sends one Ethernet frame out of the interface.
+    pub fn send(&self, frame: &[u8]) -> io::Result<()> {
+        // SAFETY: sockaddr_ll is plain data; zeroed is a valid value.
+        let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        addr.sll_family = libc::AF_PACKET as u16;
+        addr.sll_ifindex = self.ifindex;
+        addr.sll_halen = 6;
+        addr.sll_addr[..6].copy_from_slice(&frame[..6]);
+        // SAFETY: frame and addr are valid for the lengths given.
+        let n = unsafe {
+            libc::sendto(
+                self.fd.as_raw_fd(),
+                frame.as_ptr().cast(),
+                frame.len(),
+                0,
+                (&addr as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unique_names_fit_interfaces_and_differ() {
+        let a = unique_name("pxt");
+        let b = unique_name("pxt");
+        assert_ne!(a, b);
+        assert!(a.len() <= 15);
+    }
+
+    #[test]
+    fn mac_parsing() {
+        assert_eq!(parse_mac("02:00:5e:10:00:ff"), Some([2, 0, 0x5e, 0x10, 0, 0xff]));
+        assert_eq!(parse_mac("02:00:5e"), None);
+        assert_eq!(parse_mac("02:00:5e:10:00:ff:01"), None);
+    }
+}
