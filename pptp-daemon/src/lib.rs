@@ -6,10 +6,18 @@
 //! - [`config`]: the TOML configuration with its embedded default;
 //! - [`dataplane`]: the XDP program's loader and map access;
 //! - [`netns`]: network namespaces and veth pairs for tests, the lab and the bench;
+//! - [`wire`]: codecs of every message of a session;
+//! - [`proto`]: the sans-IO state machines (PPP automaton, LCP, IPCP, CCP, control connection, calls);
+//! - [`auth`]: CHAP, MS-CHAPv1/v2 and PAP engines and the secrets back end;
+//! - [`mppe`]: MPPE keys and cipher;
 //! - [`server`]: the tokio glue that runs the daemon.
 
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod dataplane;
+pub mod mppe;
 pub mod netns;
+pub mod proto;
 pub mod server;
+pub mod wire;

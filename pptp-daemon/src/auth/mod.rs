@@ -1,0 +1,273 @@
+//! Authentication: CHAP-MD5 (RFC 1994), MS-CHAPv1 (RFC 2433), MS-CHAPv2
+//! (RFC 2759) and PAP (RFC 1334), as sans-IO engines for both ends of the
+//! link, plus the back ends that check credentials.
+//!
+//! How the pieces fit (this module fixes the contract; the submodules
+//! implement it):
+//!
+//! - The PPP session (`proto::session`) runs one [`AuthEngine`] in its
+//!   Authenticate phase, built by an [`AuthFactory`] for the method LCP
+//!   negotiated. It feeds the engine the payloads of CHAP/PAP frames and
+//!   sends what [`AuthEngine::poll_transmit`] returns under
+//!   [`AuthEngine::ppp_protocol`].
+//! - A server engine never checks a password itself: it emits
+//!   [`AuthEvent::Verify`] with the client's [`Credentials`]; the daemon asks
+//!   a [`Verifier`] (the chap-secrets file now, RADIUS later, possibly
+//!   asynchronously) and hands the [`Verdict`] back with
+//!   [`AuthEngine::handle_verdict`].
+//! - Success carries what the rest of the session needs: the user name, a
+//!   static address from the secrets file and the [`MppeMaterial`] from
+//!   which `crate::mppe` derives the session keys.
+//!
+//! Randomness (challenges) is given to the engines by their constructors,
+//! so tests are deterministic; the engines never read the clock (`now` is an
+//! argument) and never touch a socket.
+
+use std::{fmt, net::{IpAddr, Ipv4Addr}, time::Instant};
+
+pub use crate::config::AuthMethod;
+
+pub mod chap;
+pub mod limiter;
+pub mod mschap;
+pub mod mschapv2;
+pub mod peer;
+pub mod secrets;
+pub mod server;
+
+impl AuthMethod {
+    /// The PPP protocol that carries this method's packets.
+    pub fn ppp_protocol(self) -> u16 {
+        use pptp_common::consts::ppp_proto;
+        match self {
+            AuthMethod::Pap => ppp_proto::PAP,
+            _ => ppp_proto::CHAP,
+        }
+    }
+
+    /// The CHAP algorithm byte of LCP's Authentication-Protocol option
+    /// (RFC 1994 section 3: 5 = MD5; RFC 2433: 0x80; RFC 2759: 0x81), `None` for PAP.
+    pub fn chap_algorithm(self) -> Option<u8> {
+        match self {
+            AuthMethod::ChapMd5 => Some(0x05),
+            AuthMethod::MsChapV1 => Some(0x80),
+            AuthMethod::MsChapV2 => Some(0x81),
+            AuthMethod::Pap => None,
+        }
+    }
+
+    /// The method an Authentication-Protocol option names, if we know it.
+    pub fn from_lcp_option(protocol: u16, algorithm: Option<u8>) -> Option<Self> {
+        use pptp_common::consts::ppp_proto;
+        match (protocol, algorithm) {
+            (ppp_proto::PAP, None) => Some(AuthMethod::Pap),
+            (ppp_proto::CHAP, Some(0x05)) => Some(AuthMethod::ChapMd5),
+            (ppp_proto::CHAP, Some(0x80)) => Some(AuthMethod::MsChapV1),
+            (ppp_proto::CHAP, Some(0x81)) => Some(AuthMethod::MsChapV2),
+            _ => None,
+        }
+    }
+}
+
+/// What a client presented, for a [`Verifier`] to check. `Debug` never
+/// shows a password.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Credentials {
+    /// PAP Authenticate-Request (RFC 1334 section 2.2.1): the clear password.
+    Pap { user: String, password: Vec<u8> },
+    /// CHAP with MD5 (RFC 1994 section 4.1).
+    ChapMd5 {
+        user: String,
+        identifier: u8,
+        challenge: Vec<u8>,
+        response: [u8; 16],
+    },
+    /// MS-CHAPv1 (RFC 2433 section 5): the 8-byte challenge we sent and the
+    /// client's LM and NT responses.
+    MsChapV1 {
+        user: String,
+        challenge: [u8; 8],
+        lm_response: [u8; 24],
+        nt_response: [u8; 24],
+        use_nt_response: bool,
+    },
+    /// MS-CHAPv2 (RFC 2759 section 4).
+    MsChapV2 {
+        user: String,
+        authenticator_challenge: [u8; 16],
+        peer_challenge: [u8; 16],
+        nt_response: [u8; 24],
+    },
+}
+
+impl Credentials {
+    pub fn user(&self) -> &str {
+        match self {
+            Credentials::Pap { user, .. }
+            | Credentials::ChapMd5 { user, .. }
+            | Credentials::MsChapV1 { user, .. }
+            | Credentials::MsChapV2 { user, .. } => user,
+        }
+    }
+
+    pub fn method(&self) -> AuthMethod {
+        match self {
+            Credentials::Pap { .. } => AuthMethod::Pap,
+            Credentials::ChapMd5 { .. } => AuthMethod::ChapMd5,
+            Credentials::MsChapV1 { .. } => AuthMethod::MsChapV1,
+            Credentials::MsChapV2 { .. } => AuthMethod::MsChapV2,
+        }
+    }
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("method", &self.method())
+            .field("user", &self.user())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Key material for MPPE (RFC 3079) from a successful MS-CHAP
+/// authentication, or from RADIUS (RFC 2548 MS-CHAP-MPPE-Keys,
+/// MS-MPPE-Send-Key / MS-MPPE-Recv-Key). `Debug` never shows keys.
+#[derive(Clone, PartialEq, Eq)]
+pub enum MppeMaterial {
+    /// MS-CHAPv1 (RFC 3079 sections 2.1 to 2.3): the first 8 bytes of the
+    /// LM password hash, the NT password hash hashed again, and the challenge.
+    V1 {
+        lm_key: [u8; 8],
+        nt_password_hash_hash: [u8; 16],
+        challenge: [u8; 8],
+    },
+    /// MS-CHAPv2 (RFC 3079 section 3): the asymmetric master keys, as seen
+    /// by whoever holds this value (the server's send key is the client's
+    /// receive key).
+    V2 {
+        master_send_key: [u8; 16],
+        master_recv_key: [u8; 16],
+    },
+}
+
+impl fmt::Debug for MppeMaterial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MppeMaterial::V1 { .. } => f.write_str("MppeMaterial::V1(..)"),
+            MppeMaterial::V2 { .. } => f.write_str("MppeMaterial::V2(..)"),
+        }
+    }
+}
+
+/// A successful check of [`Credentials`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Accepted {
+    /// The authenticated user name.
+    pub user: String,
+    /// The address the secrets file assigns to this user, if any.
+    pub static_address: Option<Ipv4Addr>,
+    /// MS-CHAPv2 only: the Authenticator Response (RFC 2759 section 8.7)
+    /// that goes into the Success message as `S=<40 hex digits>`.
+    pub authenticator_response: Option<[u8; 20]>,
+    /// MS-CHAP only: MPPE key material.
+    pub mppe: Option<MppeMaterial>,
+}
+
+/// Why [`Credentials`] were refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rejection {
+    /// Unknown user or wrong password (MS-CHAP error 691).
+    BadCredentials,
+    /// The account exists but may not log in now, e.g. restricted hours or
+    /// disabled (MS-CHAP errors 646, 647).
+    AccountRestricted,
+    /// The password has expired (MS-CHAP error 648).
+    PasswordExpired,
+    /// No dial-in permission (MS-CHAP error 649).
+    NoDialinPermission,
+    /// Too many failures from this source or session; refused without a check.
+    RateLimited,
+    /// The back end could not answer (file unreadable, RADIUS down).
+    BackendUnavailable,
+}
+
+/// The answer of a [`Verifier`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Accept(Accepted),
+    Reject(Rejection),
+}
+
+/// A back end that checks credentials: the chap-secrets file
+/// ([`secrets`]), later RADIUS. `source` is the client's outer address,
+/// for per-address restrictions of the secrets file.
+pub trait Verifier: Send + Sync {
+    fn verify(&self, source: IpAddr, credentials: &Credentials) -> Verdict;
+}
+
+/// What an [`AuthEngine`] reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuthEvent {
+    /// Server: check these credentials, then call [`AuthEngine::handle_verdict`].
+    Verify(Credentials),
+    /// Authentication succeeded. For a peer engine, `user` is our own name and
+    /// `mppe` comes from our own password; the server's Authenticator
+    /// Response has been checked (MS-CHAPv2 mutual authentication).
+    Succeeded(Accepted),
+    /// Authentication failed for good (no retry left); the link must go down.
+    Failed { reason: String },
+}
+
+/// One end of one authentication exchange, without I/O.
+pub trait AuthEngine: Send {
+    /// The method this engine runs.
+    fn method(&self) -> AuthMethod;
+    /// The PPP protocol of its packets (CHAP 0xC223 or PAP 0xC023).
+    fn ppp_protocol(&self) -> u16 {
+        self.method().ppp_protocol()
+    }
+    /// The Authenticate phase begins (a server sends its Challenge here).
+    fn start(&mut self, now: Instant);
+    /// A packet of [`Self::ppp_protocol`] arrived (the PPP payload, from the
+    /// code byte on). Malformed packets are dropped and never panic.
+    fn handle_packet(&mut self, now: Instant, packet: &[u8]);
+    /// The answer to the last [`AuthEvent::Verify`]. Peer engines ignore it.
+    fn handle_verdict(&mut self, now: Instant, verdict: Verdict);
+    /// The deadline of [`Self::poll_timeout`] has passed.
+    fn handle_timeout(&mut self, now: Instant);
+    /// The next packet to send under [`Self::ppp_protocol`].
+    fn poll_transmit(&mut self) -> Option<Vec<u8>>;
+    /// When [`Self::handle_timeout`] must be called next (retransmission,
+    /// failure delay, overall timeout).
+    fn poll_timeout(&self) -> Option<Instant>;
+    /// The next event.
+    fn poll_event(&mut self) -> Option<AuthEvent>;
+}
+
+/// Builds the engine for the method LCP negotiated.
+pub trait AuthFactory: Send {
+    fn engine(&mut self, method: AuthMethod) -> Box<dyn AuthEngine>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lcp_option_mapping_round_trips() {
+        for m in [AuthMethod::MsChapV2, AuthMethod::MsChapV1, AuthMethod::ChapMd5, AuthMethod::Pap] {
+            assert_eq!(AuthMethod::from_lcp_option(m.ppp_protocol(), m.chap_algorithm()), Some(m));
+        }
+        assert_eq!(AuthMethod::from_lcp_option(0xC223, Some(0x06)), None);
+        assert_eq!(AuthMethod::from_lcp_option(0xC227, None), None);
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let c = Credentials::Pap { user: "alice".into(), password: b"hunter2".to_vec() };
+        let shown = format!("{c:?}");
+        assert!(shown.contains("alice") && !shown.contains("hunter2"), "{shown}");
+        let m = MppeMaterial::V2 { master_send_key: [0xAB; 16], master_recv_key: [0xCD; 16] };
+        assert!(!format!("{m:?}").contains("171"));
+    }
+}

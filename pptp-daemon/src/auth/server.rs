@@ -1,0 +1,1 @@
+//! Placeholder: filled in by the authentication work (see auth/mod.rs).

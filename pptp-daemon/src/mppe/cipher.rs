@@ -1,0 +1,1 @@
+//! Placeholder: filled in by the MPPE work (see mppe/mod.rs).

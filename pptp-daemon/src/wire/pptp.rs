@@ -1,0 +1,1 @@
+//! Placeholder: filled in by the wire-format work (see wire/mod.rs).
