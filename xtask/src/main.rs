@@ -1,1 +1,143 @@
-fn main() {}
+//! Developer commands of pptp-xdp: `cargo xtask <command>`.
+//!
+//! xtask runs on the machine's stable Rust and depends on nothing of the
+//! project, so it builds before the eBPF toolchain exists and installs it.
+
+mod setup;
+mod util;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Developer commands of pptp-xdp")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Install what building and testing need (idempotent): the pinned
+    /// nightly with rust-src, bpf-linker, cargo-fuzz and Debian packages.
+    Setup,
+    /// Build and run pptp-daemon as root on its embedded default
+    /// configuration; arguments after `--` go to the daemon.
+    Run {
+        /// Build in debug mode instead of release.
+        #[arg(long)]
+        debug: bool,
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// The whole test suite: format, lints, unit, integration, eBPF and
+    /// network-namespace end-to-end tests, and a short fuzzing run.
+    Test {
+        /// Skip the short fuzzing run.
+        #[arg(long)]
+        no_fuzz: bool,
+        /// Seconds each fuzz target runs.
+        #[arg(long, default_value_t = 10)]
+        fuzz_seconds: u64,
+        /// Extra arguments for `cargo test` (e.g. a test name filter).
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Run the fuzz targets (cargo-fuzz, libFuzzer) for a bounded time.
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Only these targets (default: all).
+        targets: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Setup => setup::setup(),
+        Command::Run { debug, args } => run(debug, &args),
+        Command::Test {
+            no_fuzz,
+            fuzz_seconds,
+            args,
+        } => test(no_fuzz, fuzz_seconds, &args),
+        Command::Fuzz { seconds, targets } => fuzz(seconds, &targets),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("xtask: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(debug: bool, args: &[String]) -> anyhow::Result<()> {
+    setup::ensure()?;
+    util::require_root("the daemon (XDP, TUN, raw GRE socket, port 1723)")?;
+    let mut cmd = util::cargo();
+    cmd.args(["run", "--package", "pptp-daemon", "--bin", "pptp-daemon"]);
+    if !debug {
+        cmd.arg("--release");
+    }
+    cmd.arg("--").args(args);
+    util::exec(&mut cmd)
+}
+
+fn test(no_fuzz: bool, fuzz_seconds: u64, args: &[String]) -> anyhow::Result<()> {
+    setup::ensure()?;
+    util::require_root("the eBPF and network-namespace tests")?;
+    util::step("cargo fmt --check");
+    util::exec(util::cargo().args(["fmt", "--all", "--", "--check"]))?;
+    util::step("cargo clippy -D warnings");
+    util::exec(util::cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    util::step("cargo test");
+    util::exec(util::cargo().args(["test", "--workspace"]).args(args))?;
+    if !no_fuzz && args.is_empty() {
+        fuzz(fuzz_seconds, &[])?;
+    }
+    util::step("all tests passed");
+    Ok(())
+}
+
+/// The fuzz targets, one per parser family.
+const FUZZ_TARGETS: [&str; 4] = ["control_stream", "frame", "cp_packet", "auth_packets"];
+
+fn fuzz(seconds: u64, targets: &[String]) -> anyhow::Result<()> {
+    setup::ensure()?;
+    let chosen: Vec<&str> = if targets.is_empty() {
+        FUZZ_TARGETS.to_vec()
+    } else {
+        targets.iter().map(String::as_str).collect()
+    };
+    for target in chosen {
+        anyhow::ensure!(
+            FUZZ_TARGETS.contains(&target),
+            "unknown fuzz target `{target}` (known: {})",
+            FUZZ_TARGETS.join(", ")
+        );
+        util::step(&format!("fuzz {target} for {seconds} s"));
+        let root = util::workspace_root();
+        let corpus = root.join("fuzz/corpus").join(target);
+        std::fs::create_dir_all(&corpus)?;
+        let mut cmd = util::cargo_with(setup::TOOLCHAIN);
+        cmd.current_dir(root.join("fuzz"))
+            // The fuzzers exercise host code only; skip the eBPF build there.
+            .env("AYA_BUILD_SKIP", "1")
+            .args(["fuzz", "run", target])
+            .arg(&corpus)
+            .args(["--", &format!("-max_total_time={seconds}"), "-rss_limit_mb=4096"]);
+        util::exec(&mut cmd)?;
+    }
+    Ok(())
+}
