@@ -38,7 +38,9 @@ fn check_prerequisites(toolchain: &str) {
         .args(["run", toolchain, "rustc", "--print", "sysroot"])
         .output();
     let sysroot = match sysroot {
-        Ok(out) if out.status.success() => PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()),
+        Ok(out) if out.status.success() => {
+            PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+        }
         Ok(out) => panic!(
             "the eBPF toolchain {toolchain} is not installed ({}): {FIX}",
             String::from_utf8_lossy(&out.stderr).trim()

@@ -6,11 +6,20 @@
 pub mod names {
     /// Per-CPU array of `u64` global counters indexed by [`super::Stat`].
     pub const STATS: &str = "PPTP_STATS";
-    /// Hash of established sessions, [`super::SessionKey`] -> [`super::Session`].
+    /// Hash of established sessions for decapsulation:
+    /// [`super::SessionKey`] -> [`super::Session`].
     pub const SESSIONS: &str = "PPTP_SESSIONS";
+    /// Hash of established sessions for encapsulation, by the client's
+    /// inner address: [`super::ClientKey`] -> [`super::Session`].
+    pub const CLIENTS: &str = "PPTP_CLIENTS";
+    /// Memory-mappable array of [`super::SeqState`] indexed by session slot:
+    /// the GRE sequence space shared by the kernel and the daemon.
+    pub const SEQ: &str = "PPTP_SEQ";
+    /// Per-CPU array of [`super::SessionCounters`] indexed by session slot.
+    pub const COUNTERS: &str = "PPTP_COUNTERS";
 }
 
-/// Maximum number of sessions the session map holds.
+/// Maximum number of sessions the maps hold; session slots are `0..MAX_SESSIONS`.
 pub const MAX_SESSIONS: u32 = 65_536;
 
 /// Index of a global counter in the per-CPU `PPTP_STATS` array.
@@ -27,7 +36,7 @@ pub enum Stat {
     Bytes = 1,
     /// Not IPv4 (or cut short before the IPv4 header): passed up.
     NotIpv4 = 2,
-    /// IPv4 but not GRE: passed up.
+    /// IPv4, neither GRE nor addressed to a client: passed up.
     NotGre = 3,
     /// IPv4 with options or fragmented: passed up.
     Ipv4Unusual = 4,
@@ -35,19 +44,32 @@ pub enum Stat {
     GreNotPptp = 5,
     /// Enhanced GRE truncated before its announced header or payload: passed up.
     GreTruncated = 6,
-    /// Enhanced GRE for a call the session map does not hold: passed up.
+    /// Enhanced GRE for a call the session map does not hold (or from
+    /// another source address than the session's peer): passed up.
     GreUnknownCall = 7,
-    /// Enhanced GRE of a known session: control, keepalive, ack-only or encrypted frame passed up.
+    /// Enhanced GRE of a known session that is not an IPv4 data frame
+    /// (LCP, IPCP, CCP, authentication, MPPE, ack-only), or a session not on
+    /// the fast path: passed up.
     GreToUserspace = 8,
-    /// Data frame of a known session whose outer or inner source did not match: dropped.
+    /// Data frame of a known session whose inner source is not the
+    /// client's address: dropped.
     GreSpoofed = 9,
-    /// Data frame decapsulated in the kernel.
+    /// Data frame decapsulated and forwarded in the kernel (redirect or TX).
     GreDecapsulated = 10,
+    /// Data frame decapsulated and passed to the local stack (the route
+    /// lookup said the stack must handle it).
+    GreDecapPassed = 11,
+    /// IPv4 to a client encapsulated and sent in the kernel.
+    Encapsulated = 12,
+    /// IPv4 to a client left to the stack (and the daemon's userspace
+    /// path): too big for the tunnel, TTL expiring, TCP SYN to clamp, no
+    /// route or neighbour yet.
+    EncapPassed = 13,
 }
 
 impl Stat {
     /// Number of counters; size of the `PPTP_STATS` array.
-    pub const COUNT: u32 = 11;
+    pub const COUNT: u32 = 14;
 
     /// Every counter, in index order.
     pub const ALL: [Stat; Self::COUNT as usize] = [
@@ -62,9 +84,12 @@ impl Stat {
         Stat::GreToUserspace,
         Stat::GreSpoofed,
         Stat::GreDecapsulated,
+        Stat::GreDecapPassed,
+        Stat::Encapsulated,
+        Stat::EncapPassed,
     ];
 
-    /// A short lowercase name for logs and the `sessions`/`stats` output.
+    /// A short lowercase name for logs and the `stats` output.
     pub const fn name(self) -> &'static str {
         match self {
             Stat::Frames => "frames",
@@ -78,16 +103,20 @@ impl Stat {
             Stat::GreToUserspace => "gre_to_userspace",
             Stat::GreSpoofed => "gre_spoofed",
             Stat::GreDecapsulated => "gre_decapsulated",
+            Stat::GreDecapPassed => "gre_decap_passed",
+            Stat::Encapsulated => "encapsulated",
+            Stat::EncapPassed => "encap_passed",
         }
     }
 }
 
-/// Key of the session map: the peer's outer IPv4 address and the call ID we
-/// assigned (the one the peer puts in the GRE key field of what it sends).
+/// Key of the decapsulation map: the peer's outer IPv4 address and the call
+/// ID we assigned (the one the peer puts in the GRE key field of what it
+/// sends).
 ///
-/// Keying by both lets two clients behind one NAT pick equal call IDs: our
-/// call IDs are unique per daemon anyway, and the address check stops a
-/// third party from injecting into a session by guessing the call ID.
+/// Keying by both means a frame from any other source misses the map and
+/// goes up to the daemon, which drops it: a third party cannot inject into
+/// a session by guessing the call ID.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct SessionKey {
@@ -109,38 +138,107 @@ impl SessionKey {
     }
 }
 
-/// Session flag: the peer negotiated Address-and-Control-Field-Compression,
-/// so frames we send may omit 0xFF 0x03.
-pub const SESSION_F_ACFC: u32 = 1 << 0;
-/// Session flag: the peer negotiated Protocol-Field-Compression.
-pub const SESSION_F_PFC: u32 = 1 << 1;
-/// Session flag: data of this session is decapsulated in the kernel. Without
-/// it (an MPPE session, or one being torn down) every frame goes up.
-pub const SESSION_F_FAST_PATH: u32 = 1 << 2;
+/// Key of the encapsulation map: the client's address inside the tunnel,
+/// network byte order.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct ClientKey {
+    pub client_addr: [u8; 4],
+}
 
-/// Value of the session map: what the XDP program needs to check and
-/// forward a data frame of an established session.
+/// Session flag: the peer accepted Address-and-Control-Field-Compression,
+/// so frames we send omit 0xFF 0x03.
+pub const SESSION_F_ACFC: u32 = 1 << 0;
+/// Session flag: the peer accepted Protocol-Field-Compression, so IPv4
+/// frames we send carry a one-byte protocol field.
+pub const SESSION_F_PFC: u32 = 1 << 1;
+/// Session flag: data frames from the peer are decapsulated in the kernel.
+/// Without it (an MPPE session, or one being torn down) they go up.
+pub const SESSION_F_DECAP: u32 = 1 << 2;
+/// Session flag: IPv4 to the client is encapsulated in the kernel.
+pub const SESSION_F_ENCAP: u32 = 1 << 3;
+/// Session flag: TCP SYNs take the userspace path, which clamps their MSS.
+pub const SESSION_F_MSS_CLAMP: u32 = 1 << 4;
+
+/// Value of both session maps: what the programs need to check,
+/// decapsulate and encapsulate the data of an established session.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Session {
-    /// IPv4 address assigned to the client inside the tunnel, network order.
-    pub client_addr: [u8; 4],
+    /// The peer's outer IPv4 address, network order.
+    pub peer_addr: [u8; 4],
     /// Our outer IPv4 address for this session, network order.
     pub local_addr: [u8; 4],
+    /// IPv4 address assigned to the client inside the tunnel, network order.
+    pub client_addr: [u8; 4],
+    /// Index of this session in `PPTP_SEQ` and `PPTP_COUNTERS`.
+    pub slot: u32,
     /// `SESSION_F_*` flags.
     pub flags: u32,
-    /// The peer's call ID (what we put in the GRE key of frames we send).
+    /// Our call ID (the GRE key of frames the peer sends).
+    pub call_id: u16,
+    /// The peer's call ID (the GRE key of frames we send).
     pub peer_call_id: u16,
-    /// Tunnel MTU (the peer's MRU), bytes.
+    /// Tunnel MTU: the largest inner IPv4 packet we send (the peer's MRU).
     pub mtu: u16,
+    /// Explicit padding, always zero.
+    pub _pad: u16,
+}
+
+/// GRE sequence state of one session (RFC 2637 section 4.4), shared by the
+/// kernel and the daemon through a memory-mapped array so that frames sent
+/// by either use one sequence space.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct SeqState {
+    /// Sequence number of the next frame we send, in the low 32 bits; taken
+    /// with an atomic fetch-and-add by both sides (64 bits wide because the
+    /// BPF target has only 64-bit atomics).
+    pub tx_next: u64,
+    /// Highest sequence number received from the peer (serial arithmetic).
+    pub rx_highest: u32,
+    /// Non-zero once anything has been received (before that we send no ack).
+    pub rx_valid: u32,
+    /// Last acknowledgment number we sent; the daemon sends an ack-only
+    /// frame when `rx_highest` runs ahead of it and nothing else goes out.
+    pub ack_sent: u32,
+    /// Explicit padding, always zero.
+    pub _pad: u32,
+}
+
+/// Per-CPU traffic counters of one session, as seen by the kernel path.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct SessionCounters {
+    /// Data frames decapsulated (peer to network).
+    pub rx_packets: u64,
+    /// Inner bytes of those frames.
+    pub rx_bytes: u64,
+    /// Packets encapsulated (network to peer).
+    pub tx_packets: u64,
+    /// Inner bytes of those packets.
+    pub tx_bytes: u64,
+}
+
+impl SessionCounters {
+    /// Adds another CPU's counters.
+    pub fn add(&mut self, other: &Self) {
+        self.rx_packets += other.rx_packets;
+        self.rx_bytes += other.rx_bytes;
+        self.tx_packets += other.tx_packets;
+        self.tx_bytes += other.tx_bytes;
+    }
 }
 
 #[cfg(feature = "user")]
 mod pod {
-    // SAFETY: all three are `#[repr(C)]`, `Copy`, made only of integers and
-    // byte arrays, and have no implicit padding (checked by the tests below).
+    // SAFETY: all are `#[repr(C)]`, `Copy`, made only of integers and byte
+    // arrays, and have no implicit padding (checked by the tests below).
     unsafe impl aya::Pod for super::SessionKey {}
+    unsafe impl aya::Pod for super::ClientKey {}
     unsafe impl aya::Pod for super::Session {}
+    unsafe impl aya::Pod for super::SeqState {}
+    unsafe impl aya::Pod for super::SessionCounters {}
 }
 
 #[cfg(test)]
@@ -155,16 +253,33 @@ mod tests {
         assert_eq!(offset_of!(SessionKey, peer_addr), 0);
         assert_eq!(offset_of!(SessionKey, call_id), 4);
         assert_eq!(offset_of!(SessionKey, _pad), 6);
+        assert_eq!(size_of::<ClientKey>(), 4);
     }
 
     #[test]
-    fn session_layout() {
-        assert_eq!(size_of::<Session>(), 16);
-        assert_eq!(offset_of!(Session, client_addr), 0);
+    fn session_layout_has_no_holes() {
+        assert_eq!(size_of::<Session>(), 28);
+        assert_eq!(offset_of!(Session, peer_addr), 0);
         assert_eq!(offset_of!(Session, local_addr), 4);
-        assert_eq!(offset_of!(Session, flags), 8);
-        assert_eq!(offset_of!(Session, peer_call_id), 12);
-        assert_eq!(offset_of!(Session, mtu), 14);
+        assert_eq!(offset_of!(Session, client_addr), 8);
+        assert_eq!(offset_of!(Session, slot), 12);
+        assert_eq!(offset_of!(Session, flags), 16);
+        assert_eq!(offset_of!(Session, call_id), 20);
+        assert_eq!(offset_of!(Session, peer_call_id), 22);
+        assert_eq!(offset_of!(Session, mtu), 24);
+        assert_eq!(offset_of!(Session, _pad), 26);
+    }
+
+    #[test]
+    fn seq_and_counter_layouts() {
+        assert_eq!(size_of::<SeqState>(), 24);
+        assert_eq!(offset_of!(SeqState, tx_next), 0);
+        assert_eq!(offset_of!(SeqState, rx_highest), 8);
+        assert_eq!(offset_of!(SeqState, rx_valid), 12);
+        assert_eq!(offset_of!(SeqState, ack_sent), 16);
+        assert_eq!(offset_of!(SeqState, _pad), 20);
+        assert_eq!(size_of::<SessionCounters>(), 32);
+        assert_eq!(offset_of!(SessionCounters, tx_bytes), 24);
     }
 
     #[test]

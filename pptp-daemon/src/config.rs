@@ -240,7 +240,11 @@ pub struct AuthConfig {
 impl Default for AuthConfig {
     fn default() -> Self {
         Self {
-            methods: vec![AuthMethod::MsChapV2, AuthMethod::MsChapV1, AuthMethod::ChapMd5],
+            methods: vec![
+                AuthMethod::MsChapV2,
+                AuthMethod::MsChapV1,
+                AuthMethod::ChapMd5,
+            ],
             secrets: "/etc/ppp/chap-secrets".into(),
             max_attempts: 3,
             failure_delay_ms: 1000,
@@ -337,8 +341,13 @@ impl Config {
                 message,
             }
         };
-        let de = toml::Deserializer::parse(text)
-            .map_err(|e| locate(e.span().map_or(0, |s| s.start), "-".into(), e.message().into()))?;
+        let de = toml::Deserializer::parse(text).map_err(|e| {
+            locate(
+                e.span().map_or(0, |s| s.start),
+                "-".into(),
+                e.message().into(),
+            )
+        })?;
         let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
             let field = e.path().to_string();
             let inner = e.into_inner();
@@ -406,13 +415,19 @@ impl Config {
         }
         for (i, m) in self.auth.methods.iter().enumerate() {
             if self.auth.methods[..i].contains(m) {
-                return err(&format!("auth.methods[{i}]"), format!("{m:?} is listed twice"));
+                return err(
+                    &format!("auth.methods[{i}]"),
+                    format!("{m:?} is listed twice"),
+                );
             }
         }
         let mppe = &self.mppe;
         if mppe.policy != MppePolicy::Deny {
             if mppe.key_lengths.is_empty() {
-                return err("mppe.key_lengths", "MPPE is allowed but no key length is".into());
+                return err(
+                    "mppe.key_lengths",
+                    "MPPE is allowed but no key length is".into(),
+                );
             }
             for (i, k) in mppe.key_lengths.iter().enumerate() {
                 if ![40, 56, 128].contains(k) {
@@ -444,7 +459,10 @@ impl Config {
         if let Some(iface) = &self.dataplane.interface
             && (iface.is_empty() || iface.len() >= 16)
         {
-            return err("dataplane.interface", format!("`{iface}` is not an interface name"));
+            return err(
+                "dataplane.interface",
+                format!("`{iface}` is not an interface name"),
+            );
         }
         if self.dataplane.tun_name.is_empty() || self.dataplane.tun_name.len() >= 16 {
             return err("dataplane.tun_name", "must be 1 to 15 bytes".into());
@@ -538,7 +556,8 @@ mod tests {
 
     #[test]
     fn wrong_type_names_line_and_field() {
-        let (line, col, field, msg) = invalid("[server]\nhostname = \"x\"\n\n[ppp]\nmru = \"big\"\n");
+        let (line, col, field, msg) =
+            invalid("[server]\nhostname = \"x\"\n\n[ppp]\nmru = \"big\"\n");
         assert_eq!((line, col), (5, 7));
         assert_eq!(field, "ppp.mru");
         assert!(msg.contains("invalid type"), "{msg}");
@@ -577,13 +596,15 @@ mod tests {
         assert_eq!(field, "ppp.pool[0]");
         assert!(msg.contains("contains local_address"), "{msg}");
 
-        let (line, _, field, _) = invalid("[ppp]\npool = [\"198.19.1.0/24\", \"198.19.1.200-198.19.2.3\"]\n");
+        let (line, _, field, _) =
+            invalid("[ppp]\npool = [\"198.19.1.0/24\", \"198.19.1.200-198.19.2.3\"]\n");
         assert_eq!((line, field.as_str()), (2, "ppp.pool[1]"));
 
         let (line, _, field, _) = invalid("[mppe]\nkey_lengths = [128, 64]\n");
         assert_eq!((line, field.as_str()), (2, "mppe.key_lengths[1]"));
 
-        let (_, _, field, _) = invalid("[auth]\nmethods = [\"pap\"]\n[mppe]\npolicy = \"require\"\n");
+        let (_, _, field, _) =
+            invalid("[auth]\nmethods = [\"pap\"]\n[mppe]\npolicy = \"require\"\n");
         assert_eq!(field, "mppe.policy");
 
         let (_, _, field, msg) = invalid("[auth]\nmethods = [\"telepathy\"]\n");
@@ -594,7 +615,13 @@ mod tests {
     #[test]
     fn pool_range_syntax() {
         let r: PoolRange = "198.19.0.0/24".parse().unwrap();
-        assert_eq!((r.first, r.last), ("198.19.0.1".parse().unwrap(), "198.19.0.254".parse().unwrap()));
+        assert_eq!(
+            (r.first, r.last),
+            (
+                "198.19.0.1".parse().unwrap(),
+                "198.19.0.254".parse().unwrap()
+            )
+        );
         assert_eq!(r.len(), 254);
         let r: PoolRange = "198.19.0.7".parse().unwrap();
         assert_eq!(r.len(), 1);
@@ -603,7 +630,13 @@ mod tests {
         assert!("198.19.0.1/24".parse::<PoolRange>().is_err());
         assert!("198.19.0.0/33".parse::<PoolRange>().is_err());
         assert!("nope".parse::<PoolRange>().is_err());
-        assert_eq!("198.19.0.1 - 198.19.0.9".parse::<PoolRange>().unwrap().to_string(), "198.19.0.1-198.19.0.9");
+        assert_eq!(
+            "198.19.0.1 - 198.19.0.9"
+                .parse::<PoolRange>()
+                .unwrap()
+                .to_string(),
+            "198.19.0.1-198.19.0.9"
+        );
     }
 
     #[test]

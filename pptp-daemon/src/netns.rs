@@ -21,7 +21,9 @@ pub enum NetnsError {
     Command { command: String, stderr: String },
     #[error("cannot run `ip` ({0}): install iproute2 (`cargo xtask setup` does)")]
     NoIp(io::Error),
-    #[error("network namespaces need root (CAP_SYS_ADMIN and CAP_NET_ADMIN); run the tests as root")]
+    #[error(
+        "network namespaces need root (CAP_SYS_ADMIN and CAP_NET_ADMIN); run the tests as root"
+    )]
     NotRoot,
     #[error("entering namespace {name}: {source}")]
     Enter { name: String, source: io::Error },
@@ -29,12 +31,16 @@ pub enum NetnsError {
 
 /// Runs a command, turning a non-zero exit into an error with its stderr.
 pub fn run(cmd: &mut Command) -> Result<Output, NetnsError> {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| if e.kind() == io::ErrorKind::NotFound { NetnsError::NoIp(e) } else {
-            NetnsError::Command { command: format!("{cmd:?}"), stderr: e.to_string() }
-        })?;
+    let out = cmd.stdin(Stdio::null()).output().map_err(|e| {
+        if e.kind() == io::ErrorKind::NotFound {
+            NetnsError::NoIp(e)
+        } else {
+            NetnsError::Command {
+                command: format!("{cmd:?}"),
+                stderr: e.to_string(),
+            }
+        }
+    })?;
     if !out.status.success() {
         return Err(NetnsError::Command {
             command: format!("{cmd:?}"),
@@ -155,7 +161,12 @@ impl Netns {
             // sysfs shows the namespace of whoever mounted it; ask `ip` instead.
             let out = self.ip(&["-br", "link", "show", iface])?;
             let line = String::from_utf8_lossy(&out.stdout).into_owned();
-            Ok::<_, NetnsError>(line.split_whitespace().nth(2).unwrap_or_default().to_owned())
+            Ok::<_, NetnsError>(
+                line.split_whitespace()
+                    .nth(2)
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
         })?;
         parse_mac(text.trim()).ok_or_else(|| NetnsError::Command {
             command: format!("reading the MAC of {iface} in {}", self.name),
@@ -183,8 +194,18 @@ fn parse_mac(s: &str) -> Option<[u8; 6]> {
 /// goes away with either namespace.
 pub fn veth(a: &Netns, a_name: &str, b: &Netns, b_name: &str) -> Result<(), NetnsError> {
     ip(&[
-        "link", "add", a_name, "netns", a.name(), "type", "veth", "peer", "name", b_name,
-        "netns", b.name(),
+        "link",
+        "add",
+        a_name,
+        "netns",
+        a.name(),
+        "type",
+        "veth",
+        "peer",
+        "name",
+        b_name,
+        "netns",
+        b.name(),
     ])?;
     a.ip(&["link", "set", a_name, "up"])?;
     b.ip(&["link", "set", b_name, "up"])?;
@@ -264,7 +285,10 @@ mod tests {
 
     #[test]
     fn mac_parsing() {
-        assert_eq!(parse_mac("02:00:5e:10:00:ff"), Some([2, 0, 0x5e, 0x10, 0, 0xff]));
+        assert_eq!(
+            parse_mac("02:00:5e:10:00:ff"),
+            Some([2, 0, 0x5e, 0x10, 0, 0xff])
+        );
         assert_eq!(parse_mac("02:00:5e"), None);
         assert_eq!(parse_mac("02:00:5e:10:00:ff:01"), None);
     }

@@ -1,43 +1,105 @@
 //! XDP data plane of pptp-xdp.
 //!
-//! `pptp_xdp` sits on the WAN interface. It classifies every frame, counts it
-//! in `PPTP_STATS` and passes everything that is not an established
-//! session's data frame up to the stack untouched (`XDP_PASS`), so the daemon
-//! sees control connections, PPP negotiation and unknown calls exactly as if
-//! the program were not there.
+//! `pptp_xdp` runs on the WAN interface (and on LAN interfaces, where only
+//! its encapsulation half has work). For every frame it decides:
+//!
+//! - enhanced GRE (RFC 2637 section 4.1) from a session's peer carrying
+//!   PPP/IPv4 (RFC 1661, RFC 1332), on a session installed for the fast
+//!   path: strip outer IPv4, GRE and PPP, check the inner source against
+//!   the client's address, record the sequence number for the next ack,
+//!   then forward the inner packet (FIB lookup and redirect) or pass it to
+//!   the stack where the FIB says the stack must handle it; an inner packet
+//!   for another client is encapsulated again directly;
+//! - IPv4 addressed to a client whose session is on the fast path:
+//!   prepend PPP, GRE (next sequence number from the shared counter, latest
+//!   ack) and outer IPv4, then redirect towards the peer;
+//! - everything else (control connection, LCP, IPCP, CCP, authentication,
+//!   MPPE frames, ack-only frames, unknown calls, fragments, anything
+//!   malformed) goes up untouched with `XDP_PASS`.
+//!
+//! Every packet access goes through a bounds-checked helper; every frame is
+//! counted once in `PPTP_STATS`.
 #![no_std]
 #![no_main]
+// The BPF target has no compare-and-swap, so `AtomicU64::fetch_add` does not
+// exist; the intrinsic lowers to the BPF atomic fetch-and-add instruction.
+#![feature(core_intrinsics)]
+#![allow(internal_features)]
+
+use core::{
+    intrinsics::{AtomicOrdering, atomic_xadd},
+    mem::size_of,
+};
 
 use aya_ebpf::{
-    bindings::xdp_action,
+    bindings::{BPF_F_MMAPABLE, BPF_FIB_LKUP_RET_SUCCESS, bpf_fib_lookup as FibParams, xdp_action},
+    helpers::{bpf_fib_lookup, bpf_redirect, bpf_xdp_adjust_head},
     macros::{map, xdp},
-    maps::{HashMap, PerCpuArray},
+    maps::{Array, HashMap, PerCpuArray},
     programs::XdpContext,
 };
 use aya_log_ebpf::debug;
 use network_types::{eth::EthHdr, ip::Ipv4Hdr, vlan::VlanHdr};
 use pptp_common::{
-    consts::{ETH_P_8021AD, ETH_P_8021Q, ETH_P_IPV4, GRE_PROTO_PPP, IPPROTO_GRE},
+    consts::{
+        ETH_P_8021AD, ETH_P_8021Q, ETH_P_IPV4, GRE_PROTO_PPP, IPPROTO_GRE, PPP_ADDRESS,
+        PPP_CONTROL, gre_flags, ppp_proto,
+    },
     hdr::GreHdr,
-    maps::{MAX_SESSIONS, Session, SessionKey, Stat},
+    maps::{
+        ClientKey, MAX_SESSIONS, SESSION_F_ACFC, SESSION_F_DECAP, SESSION_F_ENCAP,
+        SESSION_F_MSS_CLAMP, SESSION_F_PFC, SeqState, Session, SessionCounters, SessionKey, Stat,
+    },
 };
 
 /// Global counters, one slot per [`Stat`].
 #[map(name = "PPTP_STATS")]
 static PPTP_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Stat::COUNT, 0);
 
-/// Established sessions, installed by the daemon when IPCP opens.
+/// Sessions by (peer address, our call ID), for decapsulation.
 #[map(name = "PPTP_SESSIONS")]
-static PPTP_SESSIONS: HashMap<SessionKey, Session> =
-    HashMap::with_max_entries(MAX_SESSIONS, 0);
+static PPTP_SESSIONS: HashMap<SessionKey, Session> = HashMap::with_max_entries(MAX_SESSIONS, 0);
+
+/// Sessions by the client's inner address, for encapsulation.
+#[map(name = "PPTP_CLIENTS")]
+static PPTP_CLIENTS: HashMap<ClientKey, Session> = HashMap::with_max_entries(MAX_SESSIONS, 0);
+
+/// GRE sequence state per session slot, memory-mapped by the daemon.
+#[map(name = "PPTP_SEQ")]
+static PPTP_SEQ: Array<SeqState> = Array::with_max_entries(MAX_SESSIONS, BPF_F_MMAPABLE);
+
+/// Traffic counters per session slot.
+#[map(name = "PPTP_COUNTERS")]
+static PPTP_COUNTERS: PerCpuArray<SessionCounters> = PerCpuArray::with_max_entries(MAX_SESSIONS, 0);
+
+const PASS: u32 = xdp_action::XDP_PASS;
+const DROP: u32 = xdp_action::XDP_DROP;
+const TX: u32 = xdp_action::XDP_TX;
+const ETH_LEN: usize = EthHdr::LEN;
+const IP_LEN: usize = Ipv4Hdr::LEN;
+const AF_INET: u8 = 2;
+const IPPROTO_TCP: u8 = 6;
+/// TCP SYN flag.
+const TCP_SYN: u8 = 0x02;
+/// TTL of the outer IPv4 header we send.
+const OUTER_TTL: u8 = 64;
 
 #[xdp]
 pub fn pptp_xdp(ctx: XdpContext) -> u32 {
-    let (stat, action) = classify(&ctx);
+    let len = (ctx.data_end() - ctx.data()) as u64;
+    let (stat, action) = process(&ctx);
     count(Stat::Frames, 1);
-    count(Stat::Bytes, (ctx.data_end() - ctx.data()) as u64);
+    count(Stat::Bytes, len);
     count(stat, 1);
     action
+}
+
+/// Passes every frame. Attached to the far end of a veth pair, it lets the
+/// kernel deliver frames that `pptp_xdp` redirects into that veth
+/// (a veth accepts redirected frames only when its peer runs XDP).
+#[xdp]
+pub fn pptp_xdp_pass(_ctx: XdpContext) -> u32 {
+    PASS
 }
 
 /// Adds `n` to this CPU's slot of counter `stat`.
@@ -51,30 +113,52 @@ fn count(stat: Stat, n: u64) {
 }
 
 /// A pointer to a `T` at `offset` bytes into the frame, if the whole `T`
-/// lies within it. Every packet access goes through here so the verifier
-/// sees a bounds check before each one.
+/// lies within it. Every packet access goes through here so the verifier sees a bounds check before each one.
 #[inline(always)]
-fn ptr_at<T>(ctx: &XdpContext, offset: usize) -> Option<*const T> {
+fn ptr_at<T>(ctx: &XdpContext, offset: usize) -> Option<*mut T> {
     let start = ctx.data();
     let end = ctx.data_end();
-    if start + offset + core::mem::size_of::<T>() > end {
+    if start + offset + size_of::<T>() > end {
         return None;
     }
-    Some((start + offset) as *const T)
+    Some((start + offset) as *mut T)
+}
+
+/// Writes `value` at `offset`, if within the frame.
+#[inline(always)]
+fn store<T>(ctx: &XdpContext, offset: usize, value: T) -> Option<()> {
+    let p = ptr_at::<T>(ctx, offset)?;
+    // SAFETY: ptr_at checked the bounds; packet memory has no alignment
+    // guarantee, hence the unaligned write.
+    unsafe { p.write_unaligned(value) };
+    Some(())
+}
+
+/// Serial-number comparison of sequence numbers (RFC 1982): whether `a`
+/// comes after `b`.
+#[inline(always)]
+fn seq_after(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) > 0
+}
+
+/// One's-complement sum of 16-bit big-endian words, folded.
+#[inline(always)]
+fn csum_fold(mut sum: u32) -> u16 {
+    sum = (sum & 0xFFFF) + (sum >> 16);
+    sum = (sum & 0xFFFF) + (sum >> 16);
+    !(sum as u16)
 }
 
 /// Decides what happens to a frame and which counter it falls under.
 #[inline(always)]
-fn classify(ctx: &XdpContext) -> (Stat, u32) {
-    const PASS: u32 = xdp_action::XDP_PASS;
-
+fn process(ctx: &XdpContext) -> (Stat, u32) {
     // Ethernet, with at most one VLAN tag.
     let Some(eth) = ptr_at::<EthHdr>(ctx, 0) else {
         return (Stat::NotIpv4, PASS);
     };
     // SAFETY: ptr_at checked that the header lies within the frame.
     let mut ether_type = u16::from_be(unsafe { (*eth).ether_type });
-    let mut l3 = EthHdr::LEN;
+    let mut l3 = ETH_LEN;
     if ether_type == ETH_P_8021Q || ether_type == ETH_P_8021AD {
         let Some(vlan) = ptr_at::<VlanHdr>(ctx, l3) else {
             return (Stat::NotIpv4, PASS);
@@ -86,43 +170,423 @@ fn classify(ctx: &XdpContext) -> (Stat, u32) {
     if ether_type != ETH_P_IPV4 {
         return (Stat::NotIpv4, PASS);
     }
-
-    // IPv4: options and fragments go up to the stack.
     let Some(ip) = ptr_at::<Ipv4Hdr>(ctx, l3) else {
         return (Stat::NotIpv4, PASS);
     };
     // SAFETY: bounds checked by ptr_at.
-    let ip = unsafe { &*ip };
-    if ip.proto != IPPROTO_GRE {
-        return (Stat::NotGre, PASS);
+    let ip = unsafe { *ip };
+    // Options and fragments go up to the stack.
+    let unusual = ip.vihl != 0x45 || u16::from_be_bytes(ip.frags) & 0x3FFF != 0;
+    if ip.proto == IPPROTO_GRE {
+        if unusual {
+            return (Stat::Ipv4Unusual, PASS);
+        }
+        return decapsulate(ctx, l3, &ip);
     }
-    let frags = u16::from_be_bytes(ip.frags);
-    // More-fragments flag or a fragment offset: a fragment.
-    if ip.vihl != 0x45 || frags & 0x3FFF != 0 {
+    let key = ClientKey {
+        client_addr: ip.dst_addr,
+    };
+    let Some(session) = PPTP_CLIENTS.get_ptr(&key) else {
+        return (Stat::NotGre, PASS);
+    };
+    if unusual {
         return (Stat::Ipv4Unusual, PASS);
     }
+    // SAFETY: a map value pointer stays valid for the whole program run.
+    let session = unsafe { *session };
+    encapsulate(ctx, l3, &session)
+}
 
-    // Enhanced GRE (RFC 2637 section 4.1).
-    let l4 = l3 + Ipv4Hdr::LEN;
+/// Enhanced GRE from a peer: decapsulates a session's IPv4 data frame.
+#[inline(always)]
+fn decapsulate(ctx: &XdpContext, l3: usize, ip: &Ipv4Hdr) -> (Stat, u32) {
+    let l4 = l3 + IP_LEN;
     let Some(gre) = ptr_at::<GreHdr>(ctx, l4) else {
         return (Stat::GreTruncated, PASS);
     };
     // SAFETY: bounds checked by ptr_at.
-    let gre = unsafe { &*gre };
+    let gre = unsafe { *gre };
     if !gre.is_enhanced() || gre.protocol() != GRE_PROTO_PPP {
         return (Stat::GreNotPptp, PASS);
     }
-    let payload = l4 + gre.header_len();
-    if ctx.data() + payload + gre.payload_len() as usize > ctx.data_end() {
+    let gre_len = gre.header_len();
+    let payload_len = gre.payload_len() as usize;
+    // The sequence number, read before any check that the compiler could
+    // use to prove this access in bounds in a way the verifier cannot follow.
+    let seq = if gre.has_seq() {
+        match ptr_at::<[u8; 4]>(ctx, l4 + GreHdr::LEN) {
+            // SAFETY: bounds checked by ptr_at.
+            Some(p) => Some(u32::from_be_bytes(unsafe { *p })),
+            None => return (Stat::GreTruncated, PASS),
+        }
+    } else {
+        None
+    };
+    let ppp = l4 + gre_len;
+    let ip_end = l3 + u16::from_be_bytes(ip.tot_len) as usize;
+    if ppp + payload_len > ip_end || ctx.data() + ip_end > ctx.data_end() {
         return (Stat::GreTruncated, PASS);
     }
 
     let key = SessionKey::new(ip.src_addr, gre.call_id());
-    if PPTP_SESSIONS.get_ptr(&key).is_none() {
-        debug!(ctx, "GRE for unknown call {}", key.call_id);
+    let Some(session) = PPTP_SESSIONS.get_ptr(&key) else {
+        debug!(
+            ctx,
+            "GRE for unknown call {} from {:i}",
+            key.call_id,
+            u32::from_be_bytes(ip.src_addr)
+        );
         return (Stat::GreUnknownCall, PASS);
+    };
+    // SAFETY: a map value pointer stays valid for the whole program run.
+    let session = unsafe { *session };
+    // Ack-only frames, frames without a sequence number and sessions off
+    // the fast path are the daemon's.
+    let Some(seq) = seq else {
+        return (Stat::GreToUserspace, PASS);
+    };
+    if session.flags & SESSION_F_DECAP == 0 || payload_len == 0 {
+        return (Stat::GreToUserspace, PASS);
     }
-    (Stat::GreToUserspace, PASS)
+
+    // PPP: address and control may be compressed (ACFC), the protocol
+    // field may be one byte (PFC). Accept every form whatever was
+    // negotiated. An IPv4 data frame is at least 21 bytes, so reading four
+    // bytes is safe for every frame worth decapsulating.
+    let Some(hdr) = ptr_at::<[u8; 4]>(ctx, ppp) else {
+        return (Stat::GreTruncated, PASS);
+    };
+    // SAFETY: bounds checked by ptr_at.
+    let h = unsafe { *hdr };
+    let (protocol, ppp_len) = if h[0] == PPP_ADDRESS && h[1] == PPP_CONTROL {
+        if h[2] & 1 == 1 {
+            (u16::from(h[2]), 3)
+        } else {
+            (u16::from_be_bytes([h[2], h[3]]), 4)
+        }
+    } else if h[0] & 1 == 1 {
+        (u16::from(h[0]), 1)
+    } else {
+        (u16::from_be_bytes([h[0], h[1]]), 2)
+    };
+    let inner = ppp + ppp_len;
+    if protocol != ppp_proto::IPV4 {
+        return (Stat::GreToUserspace, PASS);
+    }
+    let Some(inner_ip) = ptr_at::<Ipv4Hdr>(ctx, inner) else {
+        return (Stat::GreTruncated, PASS);
+    };
+    // SAFETY: bounds checked by ptr_at.
+    let inner_ip = unsafe { *inner_ip };
+    let inner_len = u16::from_be_bytes(inner_ip.tot_len) as usize;
+    if inner_ip.vihl >> 4 != 4 || inner_len < IP_LEN || inner + inner_len > ppp + payload_len {
+        return (Stat::GreToUserspace, PASS);
+    }
+    if inner_ip.src_addr != session.client_addr {
+        return (Stat::GreSpoofed, DROP);
+    }
+    if session.flags & SESSION_F_MSS_CLAMP != 0 && is_tcp_syn(ctx, inner, &inner_ip) {
+        return (Stat::GreToUserspace, PASS);
+    }
+
+    // Accepted: record the sequence number for our next ack, count.
+    if let Some(state) = PPTP_SEQ.get_ptr_mut(session.slot) {
+        // SAFETY: map value pointer, valid for the program run. Racing
+        // writers on other CPUs can only make the ack slightly older.
+        unsafe {
+            if (*state).rx_valid == 0 || seq_after(seq, (*state).rx_highest) {
+                (*state).rx_highest = seq;
+                (*state).rx_valid = 1;
+            }
+        }
+    }
+    if let Some(c) = PPTP_COUNTERS.get_ptr_mut(session.slot) {
+        // SAFETY: per-CPU map value, no other writer.
+        unsafe {
+            (*c).rx_packets += 1;
+            (*c).rx_bytes += inner_len as u64;
+        }
+    }
+
+    // Strip everything between the Ethernet header and the inner packet,
+    // keeping the Ethernet addresses.
+    // SAFETY: bounds checked by ptr_at at the top of `process`.
+    let Some(eth) = ptr_at::<EthHdr>(ctx, 0) else {
+        return (Stat::NotIpv4, PASS);
+    };
+    // SAFETY: bounds checked by ptr_at.
+    let (dst_mac, src_mac) = unsafe { ((*eth).dst_addr, (*eth).src_addr) };
+    let strip = inner - ETH_LEN;
+    // SAFETY: the context pointer is the program's own.
+    if unsafe { bpf_xdp_adjust_head(ctx.ctx, strip as i32) } != 0 {
+        return (Stat::GreToUserspace, PASS);
+    }
+    let Some(eth) = ptr_at::<EthHdr>(ctx, 0) else {
+        return (Stat::GreToUserspace, DROP);
+    };
+    // SAFETY: bounds checked by ptr_at.
+    unsafe {
+        (*eth).dst_addr = dst_mac;
+        (*eth).src_addr = src_mac;
+        (*eth).ether_type = ETH_P_IPV4.to_be();
+    }
+
+    // A packet for another client goes straight back into its tunnel.
+    let key = ClientKey {
+        client_addr: inner_ip.dst_addr,
+    };
+    if let Some(other) = PPTP_CLIENTS.get_ptr(&key) {
+        // SAFETY: map value pointer, valid for the program run.
+        let other = unsafe { *other };
+        let (stat, action) = encapsulate(ctx, ETH_LEN, &other);
+        return if stat == Stat::Encapsulated {
+            (stat, action)
+        } else {
+            (Stat::GreDecapPassed, PASS)
+        };
+    }
+    match forward(ctx, inner_ip.src_addr, inner_ip.dst_addr, inner_len as u16) {
+        Some(action) => (Stat::GreDecapsulated, action),
+        None => (Stat::GreDecapPassed, PASS),
+    }
+}
+
+/// Whether the IPv4 packet at `l3` is a TCP segment with SYN set.
+#[inline(always)]
+fn is_tcp_syn(ctx: &XdpContext, l3: usize, ip: &Ipv4Hdr) -> bool {
+    if ip.proto != IPPROTO_TCP {
+        return false;
+    }
+    let ihl = ((ip.vihl & 0x0F) as usize) * 4;
+    // TCP flags are byte 13 of the TCP header.
+    let Some(tcp) = ptr_at::<[u8; 14]>(ctx, l3 + (ihl & 0x3C)) else {
+        return false;
+    };
+    // SAFETY: bounds checked by ptr_at.
+    unsafe { (*tcp)[13] & TCP_SYN != 0 }
+}
+
+/// Looks up the route for an IPv4 packet that starts right after the
+/// Ethernet header; on success decrements its TTL, rewrites the Ethernet
+/// addresses and returns the action that sends it (TX back out of the same
+/// interface, or a redirect). `None`: the stack must handle it.
+#[inline(always)]
+fn forward(ctx: &XdpContext, src: [u8; 4], dst: [u8; 4], tot_len: u16) -> Option<u32> {
+    let ip = ptr_at::<Ipv4Hdr>(ctx, ETH_LEN)?;
+    // SAFETY: bounds checked by ptr_at.
+    if unsafe { (*ip).ttl } <= 1 {
+        return None; // the stack sends Time Exceeded
+    }
+    let fib = fib_lookup(ctx, src, dst, tot_len, unsafe { (*ip).proto })?;
+    // SAFETY: bounds checked by ptr_at; decrement TTL with the incremental
+    // checksum update of RFC 1624 (the TTL is the high byte of its word).
+    unsafe {
+        (*ip).ttl -= 1;
+        let sum = u32::from(u16::from_be_bytes((*ip).check)) + 0x0100;
+        (*ip).check = (((sum + (sum >> 16)) & 0xFFFF) as u16).to_be_bytes();
+    }
+    send(ctx, &fib)
+}
+
+/// Rewrites the Ethernet addresses from a FIB result and sends the frame
+/// out of the interface it names.
+#[inline(always)]
+fn send(ctx: &XdpContext, fib: &FibParams) -> Option<u32> {
+    let eth = ptr_at::<EthHdr>(ctx, 0)?;
+    // SAFETY: bounds checked by ptr_at.
+    unsafe {
+        (*eth).dst_addr = fib.dmac;
+        (*eth).src_addr = fib.smac;
+    }
+    if fib.ifindex as usize == ctx.ingress_ifindex() {
+        return Some(TX);
+    }
+    // SAFETY: plain helper call.
+    Some(unsafe { bpf_redirect(fib.ifindex, 0) } as u32)
+}
+
+/// The kernel's FIB lookup for an IPv4 flow; `None` unless it resolved the
+/// next hop completely (route, neighbour, forwarding enabled).
+#[inline(always)]
+fn fib_lookup(
+    ctx: &XdpContext,
+    src: [u8; 4],
+    dst: [u8; 4],
+    tot_len: u16,
+    proto: u8,
+) -> Option<FibParams> {
+    // SAFETY: FibParams is plain data; all-zero is a valid value.
+    let mut params: FibParams = unsafe { core::mem::zeroed() };
+    params.family = AF_INET;
+    params.l4_protocol = proto;
+    params.__bindgen_anon_1.tot_len = tot_len;
+    params.ifindex = ctx.ingress_ifindex() as u32;
+    params.__bindgen_anon_3.ipv4_src = u32::from_ne_bytes(src);
+    params.__bindgen_anon_4.ipv4_dst = u32::from_ne_bytes(dst);
+    // SAFETY: params is a valid bpf_fib_lookup of the size given.
+    let rc = unsafe {
+        bpf_fib_lookup(
+            ctx.ctx.cast(),
+            &mut params,
+            size_of::<FibParams>() as i32,
+            0,
+        )
+    };
+    (rc == BPF_FIB_LKUP_RET_SUCCESS as i64).then_some(params)
+}
+
+/// Takes the next sequence number with an atomic fetch-and-add (BPF cpu
+/// v3, see `bpf-linker-v3`).
+///
+/// # Safety
+/// `counter` must point to a live, aligned u64 that is only accessed atomically.
+#[inline(always)]
+unsafe fn next_seq(counter: *mut u64) -> u64 {
+    // SAFETY: guaranteed by the caller. Not Relaxed: LLVM lowers a relaxed
+    // atomicrmw add to the legacy BPF XADD, which returns nothing, and then
+    // hands back its operand as the result; sequentially consistent ordering
+    // selects the fetch form (BPF_ADD | BPF_FETCH).
+    unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::SeqCst }>(counter, 1) }
+}
+
+/// IPv4 (at `l3`) for a client: prepends outer IPv4, enhanced GRE and PPP
+/// and sends it towards the client's peer address.
+#[inline(always)]
+fn encapsulate(ctx: &XdpContext, l3: usize, session: &Session) -> (Stat, u32) {
+    let Some(ip) = ptr_at::<Ipv4Hdr>(ctx, l3) else {
+        return (Stat::EncapPassed, PASS);
+    };
+    // SAFETY: bounds checked by ptr_at.
+    let ip = unsafe { *ip };
+    let inner_len = u16::from_be_bytes(ip.tot_len) as usize;
+    if session.flags & SESSION_F_ENCAP == 0
+        || inner_len > session.mtu as usize
+        || inner_len < IP_LEN
+        || ctx.data() + l3 + inner_len > ctx.data_end()
+        || ip.ttl <= 1
+        || (session.flags & SESSION_F_MSS_CLAMP != 0 && is_tcp_syn(ctx, l3, &ip))
+    {
+        return (Stat::EncapPassed, PASS);
+    }
+    let Some(fib) = fib_lookup(ctx, session.local_addr, session.peer_addr, 0, IPPROTO_GRE) else {
+        return (Stat::EncapPassed, PASS);
+    };
+    let Some(state) = PPTP_SEQ.get_ptr_mut(session.slot) else {
+        return (Stat::EncapPassed, PASS);
+    };
+
+    // Decrement the inner TTL (we route it) before moving the head.
+    if let Some(ip) = ptr_at::<Ipv4Hdr>(ctx, l3) {
+        // SAFETY: bounds checked by ptr_at; RFC 1624 incremental update.
+        unsafe {
+            (*ip).ttl -= 1;
+            let sum = u32::from(u16::from_be_bytes((*ip).check)) + 0x0100;
+            (*ip).check = (((sum + (sum >> 16)) & 0xFFFF) as u16).to_be_bytes();
+        }
+    }
+
+    // SAFETY: map value pointer, valid for the program run.
+    let (ack_valid, ack) = unsafe { ((*state).rx_valid != 0, (*state).rx_highest) };
+    let gre_len = if ack_valid {
+        GreHdr::MAX_LEN
+    } else {
+        GreHdr::LEN + GreHdr::SEQ_LEN
+    };
+    let acfc = session.flags & SESSION_F_ACFC != 0;
+    let pfc = session.flags & SESSION_F_PFC != 0;
+    let ppp_len = if acfc { 0 } else { 2 } + if pfc { 1 } else { 2 };
+    let outer = IP_LEN + gre_len + ppp_len;
+    let delta = l3 as i32 - (ETH_LEN + outer) as i32;
+    // SAFETY: the context pointer is the program's own.
+    if unsafe { bpf_xdp_adjust_head(ctx.ctx, delta) } != 0 {
+        return (Stat::EncapPassed, DROP);
+    }
+
+    // The sequence number is taken only once the frame will surely go out.
+    // SAFETY: `tx_next` is an aligned u64 in a map value shared with the
+    // daemon, which also only accesses it atomically.
+    let seq = unsafe { next_seq(&raw mut (*state).tx_next) } as u32;
+    if ack_valid {
+        // SAFETY: map value pointer, valid for the program run.
+        unsafe { (*state).ack_sent = ack };
+    }
+
+    let gre_payload = (ppp_len + inner_len) as u16;
+    let total = (outer + inner_len) as u16;
+    // Outer IPv4 header (RFC 791), no options, DF clear, ID from the sequence.
+    let id = seq as u16;
+    let words: [u16; 8] = [
+        0x4500,
+        total,
+        id,
+        0,
+        (u16::from(OUTER_TTL) << 8) | u16::from(IPPROTO_GRE),
+        0,
+        0,
+        0,
+    ];
+    let mut sum = 0u32;
+    for w in words {
+        sum += u32::from(w);
+    }
+    for a in [session.local_addr, session.peer_addr] {
+        sum += u32::from(u16::from_be_bytes([a[0], a[1]]));
+        sum += u32::from(u16::from_be_bytes([a[2], a[3]]));
+    }
+    let check = csum_fold(sum);
+
+    let mut hdr = [0u8; IP_LEN];
+    hdr[0] = 0x45;
+    hdr[2..4].copy_from_slice(&total.to_be_bytes());
+    hdr[4..6].copy_from_slice(&id.to_be_bytes());
+    hdr[8] = OUTER_TTL;
+    hdr[9] = IPPROTO_GRE;
+    hdr[10..12].copy_from_slice(&check.to_be_bytes());
+    hdr[12..16].copy_from_slice(&session.local_addr);
+    hdr[16..20].copy_from_slice(&session.peer_addr);
+
+    let flags = gre_flags::BASE | gre_flags::S | if ack_valid { gre_flags::A } else { 0 };
+    let mut gre = [0u8; GreHdr::MAX_LEN];
+    gre[0..2].copy_from_slice(&flags.to_be_bytes());
+    gre[2..4].copy_from_slice(&GRE_PROTO_PPP.to_be_bytes());
+    gre[4..6].copy_from_slice(&gre_payload.to_be_bytes());
+    gre[6..8].copy_from_slice(&session.peer_call_id.to_be_bytes());
+    gre[8..12].copy_from_slice(&seq.to_be_bytes());
+    gre[12..16].copy_from_slice(&ack.to_be_bytes());
+
+    let written = (|| {
+        store(ctx, 12, ETH_P_IPV4.to_be_bytes())?;
+        store(ctx, ETH_LEN, hdr)?;
+        if ack_valid {
+            store(ctx, ETH_LEN + IP_LEN, gre)?;
+        } else {
+            let mut short = [0u8; GreHdr::LEN + GreHdr::SEQ_LEN];
+            short.copy_from_slice(&gre[..GreHdr::LEN + GreHdr::SEQ_LEN]);
+            store(ctx, ETH_LEN + IP_LEN, short)?;
+        }
+        let ppp = ETH_LEN + IP_LEN + gre_len;
+        match (acfc, pfc) {
+            (false, false) => store(ctx, ppp, [PPP_ADDRESS, PPP_CONTROL, 0x00, 0x21]),
+            (false, true) => store(ctx, ppp, [PPP_ADDRESS, PPP_CONTROL, 0x21]),
+            (true, false) => store(ctx, ppp, [0x00u8, 0x21]),
+            (true, true) => store(ctx, ppp, 0x21u8),
+        }
+    })();
+    if written.is_none() {
+        return (Stat::EncapPassed, DROP);
+    }
+
+    if let Some(c) = PPTP_COUNTERS.get_ptr_mut(session.slot) {
+        // SAFETY: per-CPU map value, no other writer.
+        unsafe {
+            (*c).tx_packets += 1;
+            (*c).tx_bytes += inner_len as u64;
+        }
+    }
+    match send(ctx, &fib) {
+        Some(action) => (Stat::Encapsulated, action),
+        None => (Stat::EncapPassed, DROP),
+    }
 }
 
 #[cfg(not(test))]

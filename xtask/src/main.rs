@@ -93,16 +93,9 @@ fn test(no_fuzz: bool, fuzz_seconds: u64, args: &[String]) -> anyhow::Result<()>
     util::step("cargo fmt --check");
     util::exec(util::cargo().args(["fmt", "--all", "--", "--check"]))?;
     util::step("cargo clippy -D warnings");
-    util::exec(util::cargo().args([
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ]))?;
+    util::exec(util::cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
     util::step("cargo test");
-    util::exec(util::cargo().args(["test", "--workspace"]).args(args))?;
+    util::exec(util::cargo().arg("test").args(args))?;
     if !no_fuzz && args.is_empty() {
         fuzz(fuzz_seconds, &[])?;
     }
@@ -136,7 +129,11 @@ fn fuzz(seconds: u64, targets: &[String]) -> anyhow::Result<()> {
             .env("AYA_BUILD_SKIP", "1")
             .args(["fuzz", "run", target])
             .arg(&corpus)
-            .args(["--", &format!("-max_total_time={seconds}"), "-rss_limit_mb=4096"]);
+            .args([
+                "--",
+                &format!("-max_total_time={seconds}"),
+                "-rss_limit_mb=4096",
+            ]);
         util::exec(&mut cmd)?;
     }
     Ok(())

@@ -60,12 +60,15 @@ pub fn setup() -> anyhow::Result<()> {
     if !still.is_empty() {
         bail!("setup finished but {} still missing", still.join(", "));
     }
-    eprintln!("setup: complete (eBPF toolchain {TOOLCHAIN}, bpf-linker {BPF_LINKER_VERSION}, cargo-fuzz, Debian packages)");
+    eprintln!(
+        "setup: complete (eBPF toolchain {TOOLCHAIN}, bpf-linker {BPF_LINKER_VERSION}, cargo-fuzz, Debian packages)"
+    );
     Ok(())
 }
 
 fn toolchain_sysroot() -> Option<PathBuf> {
-    let out = output(Command::new("rustup").args(["run", TOOLCHAIN, "rustc", "--print", "sysroot"]))?;
+    let out =
+        output(Command::new("rustup").args(["run", TOOLCHAIN, "rustc", "--print", "sysroot"]))?;
     Some(PathBuf::from(out.trim()))
 }
 
@@ -73,7 +76,9 @@ fn install_toolchain() -> anyhow::Result<()> {
     if toolchain_sysroot().is_some_and(|s| s.join("lib/rustlib/src/rust/library/core").is_dir()) {
         return Ok(());
     }
-    util::step(&format!("installing the eBPF toolchain {TOOLCHAIN} with rust-src"));
+    util::step(&format!(
+        "installing the eBPF toolchain {TOOLCHAIN} with rust-src"
+    ));
     util::exec(Command::new("rustup").args([
         "toolchain",
         "install",
@@ -87,8 +92,11 @@ fn install_toolchain() -> anyhow::Result<()> {
 }
 
 fn bpf_linker_ok() -> bool {
-    output(Command::new("bpf-linker").arg("--version"))
-        .is_some_and(|v| v.split_whitespace().nth(1).is_some_and(|ver| ver.starts_with(BPF_LINKER_VERSION)))
+    output(Command::new("bpf-linker").arg("--version")).is_some_and(|v| {
+        v.split_whitespace()
+            .nth(1)
+            .is_some_and(|ver| ver.starts_with(BPF_LINKER_VERSION))
+    })
 }
 
 /// The toolchain's own libLLVM (`libLLVM.so.<major>.<minor>-rust-...`).
@@ -128,7 +136,9 @@ fn install_bpf_linker() -> anyhow::Result<()> {
         std::os::unix::fs::symlink(&llvm, &link)
             .with_context(|| format!("linking {} to {}", link.display(), llvm.display()))?;
     }
-    util::step(&format!("building bpf-linker {BPF_LINKER_VERSION} against LLVM {major} of {TOOLCHAIN} (a few minutes)"));
+    util::step(&format!(
+        "building bpf-linker {BPF_LINKER_VERSION} against LLVM {major} of {TOOLCHAIN} (a few minutes)"
+    ));
     util::exec(
         Command::new("cargo")
             .env("LLVM_PREFIX", &prefix)
@@ -164,7 +174,10 @@ fn install_packages() -> anyhow::Result<()> {
         return Ok(());
     }
     util::require_root("installing Debian packages")?;
-    util::step(&format!("installing Debian packages: {}", missing.join(" ")));
+    util::step(&format!(
+        "installing Debian packages: {}",
+        missing.join(" ")
+    ));
     util::exec(
         Command::new("apt-get")
             .env("DEBIAN_FRONTEND", "noninteractive")

@@ -48,7 +48,11 @@ pub fn exec(cmd: &mut Command) -> anyhow::Result<()> {
 
 /// Runs a command and returns its stdout, or `None` if it failed or could not start.
 pub fn output(cmd: &mut Command) -> Option<String> {
-    let out = cmd.stderr(Stdio::null()).stdin(Stdio::null()).output().ok()?;
+    let out = cmd
+        .stderr(Stdio::null())
+        .stdin(Stdio::null())
+        .output()
+        .ok()?;
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())

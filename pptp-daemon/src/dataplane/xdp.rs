@@ -1,15 +1,22 @@
 //! Loader of the XDP program: load, attach (native with a logged fallback
 //! to generic), the kernel's log records, typed access to the maps, detach.
 
-use std::os::fd::AsRawFd;
+use std::{
+    os::fd::{AsFd, AsRawFd},
+    ptr::NonNull,
+    sync::atomic::{AtomicU32, AtomicU64, Ordering},
+};
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{HashMap, MapData, PerCpuArray},
+    maps::{HashMap, Map, MapData, PerCpuArray},
     programs::{ProgramError, TestRun, TestRunOptions, Xdp, XdpMode as AyaXdpMode, xdp::XdpLinkId},
 };
 use aya_log::EbpfLogger;
-use pptp_common::maps::{Session, SessionKey, Stat, names};
+use pptp_common::maps::{
+    ClientKey, MAX_SESSIONS, SESSION_F_ENCAP, SeqState, Session, SessionCounters, SessionKey, Stat,
+    names,
+};
 
 use crate::config::XdpMode;
 
@@ -18,6 +25,8 @@ static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"),
 
 /// Name of the XDP entry point in the object.
 pub const PROGRAM: &str = "pptp_xdp";
+/// Name of the pass-everything program for the far ends of veth pairs.
+pub const PASS_PROGRAM: &str = "pptp_xdp_pass";
 
 /// Why the XDP data plane could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +53,10 @@ pub enum XdpError {
     },
     #[error("XDP is off in the configuration (xdp_mode = \"off\")")]
     Disabled,
+    #[error("session slot {0} is outside 0..{MAX_SESSIONS}")]
+    BadSlot(u32),
+    #[error("memory-mapping the sequence map: {0}")]
+    Mmap(std::io::Error),
 }
 
 /// The mode the program ended up attached in.
@@ -68,6 +81,8 @@ pub struct XdpDataplane {
     ebpf: Ebpf,
     logger: Option<EbpfLogger<&'static dyn log::Log>>,
     attached: Vec<(String, AttachedMode, XdpLinkId)>,
+    pass_attached: Vec<(String, XdpLinkId)>,
+    seq: SeqMap,
 }
 
 impl XdpDataplane {
@@ -103,10 +118,21 @@ impl XdpDataplane {
             .ok_or(XdpError::MissingProgram(PROGRAM))?
             .try_into()?;
         program.load()?;
+        let pass: &mut Xdp = ebpf
+            .program_mut(PASS_PROGRAM)
+            .ok_or(XdpError::MissingProgram(PASS_PROGRAM))?
+            .try_into()?;
+        pass.load()?;
+        let seq = match ebpf.map(names::SEQ) {
+            Some(Map::Array(data)) => SeqMap::new(data)?,
+            _ => return Err(XdpError::MissingMap(names::SEQ)),
+        };
         Ok(Self {
             ebpf,
             logger,
             attached: Vec::new(),
+            pass_attached: Vec::new(),
+            seq,
         })
     }
 
@@ -160,12 +186,41 @@ impl XdpDataplane {
         Ok(mode)
     }
 
-    /// Detaches the program from every interface it is attached to.
+    /// Attaches the pass-everything program to `iface` in native mode: the
+    /// far end of a veth pair must run XDP for redirected frames to reach
+    /// it. Used by the lab, the bench and the tests.
+    pub fn attach_pass(&mut self, iface: &str) -> Result<(), XdpError> {
+        let program: &mut Xdp = self
+            .ebpf
+            .program_mut(PASS_PROGRAM)
+            .ok_or(XdpError::MissingProgram(PASS_PROGRAM))?
+            .try_into()?;
+        let link = program
+            .attach(iface, AyaXdpMode::Driver)
+            .map_err(|source| XdpError::Attach {
+                iface: iface.to_owned(),
+                mode: "driver",
+                source,
+            })?;
+        self.pass_attached.push((iface.to_owned(), link));
+        Ok(())
+    }
+
+    /// Detaches the programs from every interface they are attached to.
     pub fn detach_all(&mut self) -> Result<(), XdpError> {
         let attached = std::mem::take(&mut self.attached);
         for (iface, _, link) in attached {
             self.program_mut()?.detach(link)?;
             tracing::info!(iface, "XDP program detached");
+        }
+        let pass = std::mem::take(&mut self.pass_attached);
+        for (_, link) in pass {
+            let program: &mut Xdp = self
+                .ebpf
+                .program_mut(PASS_PROGRAM)
+                .ok_or(XdpError::MissingProgram(PASS_PROGRAM))?
+                .try_into()?;
+            program.detach(link)?;
         }
         Ok(())
     }
@@ -179,9 +234,28 @@ impl XdpDataplane {
     /// resulting frame is written to `out`. Returns the XDP action and the
     /// length of the output frame.
     pub fn test_run(&self, frame: &[u8], out: &mut [u8]) -> Result<(u32, usize), XdpError> {
+        self.test_run_on(frame, out, None)
+    }
+
+    /// Like [`Self::test_run`], with the frame received on interface
+    /// `ifindex` (of the calling thread's namespace) instead of loopback.
+    pub fn test_run_on(
+        &self,
+        frame: &[u8],
+        out: &mut [u8],
+        ifindex: Option<u32>,
+    ) -> Result<(u32, usize), XdpError> {
+        // struct xdp_md: data, data_end, data_meta, ingress_ifindex,
+        // rx_queue_index, egress_ifindex (all u32).
+        let mut ctx = [0u8; 24];
+        ctx[4..8].copy_from_slice(&(frame.len() as u32).to_ne_bytes());
+        if let Some(ifindex) = ifindex {
+            ctx[12..16].copy_from_slice(&ifindex.to_ne_bytes());
+        }
         let result = self.program()?.test_run(TestRunOptions {
             data_in: Some(frame),
             data_out: Some(out),
+            ctx_in: ifindex.map(|_| &ctx[..]),
             ..TestRunOptions::default()
         })?;
         Ok((result.return_value, result.data_size_out as usize))
@@ -201,8 +275,60 @@ impl XdpDataplane {
         Ok(out)
     }
 
-    /// The session map, for the daemon to install and remove sessions.
-    pub fn sessions(&mut self) -> Result<HashMap<&mut MapData, SessionKey, Session>, XdpError> {
+    /// Puts a session on the kernel path: its sequence state first, then
+    /// the decapsulation entry and, with [`SESSION_F_ENCAP`], the
+    /// encapsulation entry. `seq` continues the sequence space userspace
+    /// used so far.
+    pub fn install(&mut self, session: &Session, seq: SeqState) -> Result<(), XdpError> {
+        self.seq.store(session.slot, seq)?;
+        self.counters_reset(session.slot)?;
+        let key = SessionKey::new(session.peer_addr, session.call_id);
+        self.sessions_map()?.insert(key, *session, 0)?;
+        if session.flags & SESSION_F_ENCAP != 0 {
+            let ckey = ClientKey {
+                client_addr: session.client_addr,
+            };
+            if let Err(err) = self.clients_map()?.insert(ckey, *session, 0) {
+                let _ = self.sessions_map()?.remove(&key);
+                return Err(err.into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes a session off the kernel path (both maps). Returns its final
+    /// sequence state, so userspace can continue where the kernel stopped.
+    pub fn remove(&mut self, session: &Session) -> Result<SeqState, XdpError> {
+        let key = SessionKey::new(session.peer_addr, session.call_id);
+        let ckey = ClientKey {
+            client_addr: session.client_addr,
+        };
+        // Missing entries are fine: removal is idempotent.
+        let _ = self.clients_map()?.remove(&ckey);
+        let _ = self.sessions_map()?.remove(&key);
+        self.seq.load(session.slot)
+    }
+
+    /// Number of sessions in the decapsulation and encapsulation maps.
+    pub fn installed(&self) -> Result<(usize, usize), XdpError> {
+        let s = self
+            .ebpf
+            .map(names::SESSIONS)
+            .ok_or(XdpError::MissingMap(names::SESSIONS))?;
+        let c = self
+            .ebpf
+            .map(names::CLIENTS)
+            .ok_or(XdpError::MissingMap(names::CLIENTS))?;
+        let s = HashMap::<&MapData, SessionKey, Session>::try_from(s)?
+            .keys()
+            .count();
+        let c = HashMap::<&MapData, ClientKey, Session>::try_from(c)?
+            .keys()
+            .count();
+        Ok((s, c))
+    }
+
+    fn sessions_map(&mut self) -> Result<HashMap<&mut MapData, SessionKey, Session>, XdpError> {
         let map = self
             .ebpf
             .map_mut(names::SESSIONS)
@@ -210,9 +336,194 @@ impl XdpDataplane {
         Ok(HashMap::try_from(map)?)
     }
 
+    fn clients_map(&mut self) -> Result<HashMap<&mut MapData, ClientKey, Session>, XdpError> {
+        let map = self
+            .ebpf
+            .map_mut(names::CLIENTS)
+            .ok_or(XdpError::MissingMap(names::CLIENTS))?;
+        Ok(HashMap::try_from(map)?)
+    }
+
+    /// The shared GRE sequence state.
+    pub fn seq(&self) -> &SeqMap {
+        &self.seq
+    }
+
+    /// A session slot's kernel-path counters, summed over CPUs.
+    pub fn counters(&self, slot: u32) -> Result<SessionCounters, XdpError> {
+        let map = self
+            .ebpf
+            .map(names::COUNTERS)
+            .ok_or(XdpError::MissingMap(names::COUNTERS))?;
+        let array = PerCpuArray::<&MapData, SessionCounters>::try_from(map)?;
+        let mut total = SessionCounters::default();
+        for c in array.get(&slot, 0)?.iter() {
+            total.add(c);
+        }
+        Ok(total)
+    }
+
+    fn counters_reset(&mut self, slot: u32) -> Result<(), XdpError> {
+        let map = self
+            .ebpf
+            .map_mut(names::COUNTERS)
+            .ok_or(XdpError::MissingMap(names::COUNTERS))?;
+        let mut array = PerCpuArray::<&mut MapData, SessionCounters>::try_from(map)?;
+        let cpus = aya::util::nr_cpus().map_err(|(_, e)| XdpError::Mmap(e))?;
+        let zero = aya::maps::PerCpuValues::try_from(vec![SessionCounters::default(); cpus])
+            .map_err(XdpError::Mmap)?;
+        array.set(slot, zero, 0)?;
+        Ok(())
+    }
+
     /// Takes the in-kernel log reader, to be driven by [`run_logger`].
     pub fn take_logger(&mut self) -> Option<EbpfLogger<&'static dyn log::Log>> {
         self.logger.take()
+    }
+}
+
+/// The `PPTP_SEQ` array, memory-mapped: one [`SeqState`] per session slot,
+/// shared with the XDP program, which takes sequence numbers with an atomic
+/// fetch-and-add on the same memory.
+pub struct SeqMap {
+    base: NonNull<SeqState>,
+    len: usize,
+    // Keeps the map alive while mapped.
+    _fd: std::os::fd::OwnedFd,
+}
+
+// SAFETY: the mapping is shared memory accessed only through atomics.
+unsafe impl Send for SeqMap {}
+// SAFETY: as above.
+unsafe impl Sync for SeqMap {}
+
+impl SeqMap {
+    fn new(data: &MapData) -> Result<Self, XdpError> {
+        let fd = data
+            .fd()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(XdpError::Mmap)?;
+        let len = MAX_SESSIONS as usize * std::mem::size_of::<SeqState>();
+        // SAFETY: mapping a BPF_F_MMAPABLE array map of exactly its size;
+        // the kernel keeps the memory alive while mapped.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(XdpError::Mmap(std::io::Error::last_os_error()));
+        }
+        let base = NonNull::new(ptr.cast::<SeqState>())
+            .ok_or_else(|| XdpError::Mmap(std::io::Error::other("mmap returned a null pointer")))?;
+        Ok(Self {
+            base,
+            len: MAX_SESSIONS as usize,
+            _fd: fd,
+        })
+    }
+
+    fn slot(&self, slot: u32) -> Result<*mut SeqState, XdpError> {
+        if slot as usize >= self.len {
+            return Err(XdpError::BadSlot(slot));
+        }
+        // SAFETY: in bounds of the mapping.
+        Ok(unsafe { self.base.as_ptr().add(slot as usize) })
+    }
+
+    fn tx(&self, slot: u32) -> Result<&AtomicU64, XdpError> {
+        let p = self.slot(slot)?;
+        // SAFETY: aligned u64 inside the live mapping; every access is atomic.
+        Ok(unsafe { AtomicU64::from_ptr(&raw mut (*p).tx_next) })
+    }
+
+    fn field(&self, slot: u32, f: fn(*mut SeqState) -> *mut u32) -> Result<&AtomicU32, XdpError> {
+        let p = self.slot(slot)?;
+        // SAFETY: aligned u32 inside the live mapping; accessed atomically here.
+        Ok(unsafe { AtomicU32::from_ptr(f(p)) })
+    }
+
+    /// Takes the next sequence number to send for a slot.
+    pub fn next_tx(&self, slot: u32) -> Result<u32, XdpError> {
+        Ok(self.tx(slot)?.fetch_add(1, Ordering::Relaxed) as u32)
+    }
+
+    /// The highest sequence number received, if any.
+    pub fn rx_highest(&self, slot: u32) -> Result<Option<u32>, XdpError> {
+        let valid = self.field(slot, |p| unsafe { &raw mut (*p).rx_valid })?;
+        let highest = self.field(slot, |p| unsafe { &raw mut (*p).rx_highest })?;
+        Ok((valid.load(Ordering::Acquire) != 0).then(|| highest.load(Ordering::Relaxed)))
+    }
+
+    /// Records a sequence number received on the userspace path (it only
+    /// moves forward, in serial arithmetic).
+    pub fn record_rx(&self, slot: u32, seq: u32) -> Result<(), XdpError> {
+        let valid = self.field(slot, |p| unsafe { &raw mut (*p).rx_valid })?;
+        let highest = self.field(slot, |p| unsafe { &raw mut (*p).rx_highest })?;
+        let cur = highest.load(Ordering::Relaxed);
+        if valid.load(Ordering::Acquire) == 0 || (seq.wrapping_sub(cur) as i32) > 0 {
+            highest.store(seq, Ordering::Relaxed);
+            valid.store(1, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// The last acknowledgment number sent for a slot.
+    pub fn ack_sent(&self, slot: u32) -> Result<u32, XdpError> {
+        Ok(self
+            .field(slot, |p| unsafe { &raw mut (*p).ack_sent })?
+            .load(Ordering::Relaxed))
+    }
+
+    /// Records an acknowledgment number sent on the userspace path.
+    pub fn set_ack_sent(&self, slot: u32, ack: u32) -> Result<(), XdpError> {
+        self.field(slot, |p| unsafe { &raw mut (*p).ack_sent })?
+            .store(ack, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Reads a slot's whole state.
+    pub fn load(&self, slot: u32) -> Result<SeqState, XdpError> {
+        Ok(SeqState {
+            tx_next: self.tx(slot)?.load(Ordering::Relaxed),
+            rx_highest: self
+                .field(slot, |p| unsafe { &raw mut (*p).rx_highest })?
+                .load(Ordering::Relaxed),
+            rx_valid: self
+                .field(slot, |p| unsafe { &raw mut (*p).rx_valid })?
+                .load(Ordering::Relaxed),
+            ack_sent: self.ack_sent(slot)?,
+            _pad: 0,
+        })
+    }
+
+    /// Overwrites a slot's whole state (before its session is installed).
+    pub fn store(&self, slot: u32, state: SeqState) -> Result<(), XdpError> {
+        self.tx(slot)?.store(state.tx_next, Ordering::Relaxed);
+        self.field(slot, |p| unsafe { &raw mut (*p).rx_highest })?
+            .store(state.rx_highest, Ordering::Relaxed);
+        self.set_ack_sent(slot, state.ack_sent)?;
+        self.field(slot, |p| unsafe { &raw mut (*p).rx_valid })?
+            .store(state.rx_valid, Ordering::Release);
+        Ok(())
+    }
+}
+
+impl Drop for SeqMap {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly what `new` mapped.
+        unsafe {
+            libc::munmap(
+                self.base.as_ptr().cast(),
+                self.len * std::mem::size_of::<SeqState>(),
+            )
+        };
     }
 }
 

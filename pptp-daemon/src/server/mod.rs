@@ -33,8 +33,8 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
             "no dataplane.interface configured: XDP not attached, every session uses the userspace data path"
         ),
         (Some(iface), mode) => {
-            let mut dp = XdpDataplane::load(log_level.as_log_filter())
-                .context("loading the XDP program")?;
+            let mut dp =
+                XdpDataplane::load(log_level.as_log_filter()).context("loading the XDP program")?;
             dp.attach(iface, mode)
                 .with_context(|| format!("attaching XDP to {iface}"))?;
             if let Some(logger) = dp.take_logger() {
