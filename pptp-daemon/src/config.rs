@@ -67,6 +67,7 @@ pub enum XdpMode {
 pub struct DataplaneConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub interface: Option<String>,
+    pub lan_interfaces: Vec<String>,
     pub xdp_mode: XdpMode,
     pub tun_name: String,
     pub mss_clamp: bool,
@@ -76,6 +77,7 @@ impl Default for DataplaneConfig {
     fn default() -> Self {
         Self {
             interface: None,
+            lan_interfaces: Vec::new(),
             xdp_mode: XdpMode::Auto,
             tun_name: "pptp0".into(),
             mss_clamp: true,
@@ -463,6 +465,14 @@ impl Config {
                 "dataplane.interface",
                 format!("`{iface}` is not an interface name"),
             );
+        }
+        for (i, iface) in self.dataplane.lan_interfaces.iter().enumerate() {
+            if iface.is_empty() || iface.len() >= 16 {
+                return err(
+                    &format!("dataplane.lan_interfaces[{i}]"),
+                    format!("`{iface}` is not an interface name"),
+                );
+            }
         }
         if self.dataplane.tun_name.is_empty() || self.dataplane.tun_name.len() >= 16 {
             return err("dataplane.tun_name", "must be 1 to 15 bytes".into());

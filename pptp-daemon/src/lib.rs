@@ -6,6 +6,7 @@
 //! - [`config`]: the TOML configuration with its embedded default;
 //! - [`dataplane`]: the XDP program's loader and map access;
 //! - [`netns`]: network namespaces and veth pairs for tests, the lab and the bench;
+//! - [`lab`]: the three-namespace topology of the end-to-end tests, the lab and the bench;
 //! - [`wire`]: codecs of every message of a session;
 //! - [`proto`]: the sans-IO state machines (PPP automaton, LCP, IPCP, CCP, control connection, calls);
 //! - [`auth`]: CHAP, MS-CHAPv1/v2 and PAP engines and the secrets back end;
@@ -16,6 +17,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod dataplane;
+pub mod lab;
 pub mod mppe;
 pub mod netns;
 pub mod proto;

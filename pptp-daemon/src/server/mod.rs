@@ -1,6 +1,9 @@
 //! The tokio glue that runs the daemon: data plane setup, the control
 //! listener and clean shutdown on SIGINT/SIGTERM.
 
+pub mod ctl;
+pub mod pool;
+
 use anyhow::Context as _;
 use tokio::signal::unix::{SignalKind, signal};
 

@@ -1,0 +1,163 @@
+//! The one raw IP-protocol-47 socket of the userspace data path: every
+//! enhanced GRE frame the XDP program passes up (or all of them, without
+//! XDP) arrives here, and every frame userspace sends leaves here with the
+//! session's local address as its source.
+
+use std::{
+    io,
+    mem::size_of,
+    net::{Ipv4Addr, SocketAddrV4},
+    os::fd::AsRawFd,
+};
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::{io::Interest, net::UdpSocket};
+
+/// A raw GRE socket driven by tokio.
+pub struct GreSocket {
+    // Tokio's UDP wrapper works for any datagram-like socket; the raw socket
+    // hands back whole IPv4 packets on receive.
+    sock: UdpSocket,
+}
+
+/// One received GRE packet, borrowed from the caller's buffer.
+#[derive(Debug)]
+pub struct Received<'a> {
+    /// Outer source address (the peer).
+    pub src: Ipv4Addr,
+    /// Outer destination address (ours).
+    pub dst: Ipv4Addr,
+    /// The GRE header and payload.
+    pub gre: &'a [u8],
+}
+
+impl GreSocket {
+    /// Opens the socket (needs CAP_NET_RAW) in the calling thread's network
+    /// namespace. Must be called within a tokio runtime.
+    pub fn open() -> io::Result<Self> {
+        let sock = Socket::new(
+            Domain::IPV4,
+            Type::RAW,
+            Some(Protocol::from(i32::from(pptp_common::consts::IPPROTO_GRE))),
+        )?;
+        sock.set_nonblocking(true)?;
+        // Room for bursts while the daemon is busy.
+        let _ = sock.set_recv_buffer_size(8 << 20);
+        let _ = sock.set_send_buffer_size(8 << 20);
+        let std: std::net::UdpSocket = std::net::UdpSocket::from(std::os::fd::OwnedFd::from(sock));
+        Ok(Self {
+            sock: UdpSocket::from_std(std)?,
+        })
+    }
+
+    /// Receives one packet into `buf` and splits off its IPv4 header.
+    /// Packets too short to carry an IPv4 header come back as an error of
+    /// kind `InvalidData`, which the caller logs and skips.
+    pub async fn recv<'a>(&self, buf: &'a mut [u8]) -> io::Result<Received<'a>> {
+        let n = self.sock.recv(buf).await?;
+        split(&buf[..n])
+    }
+
+    /// Sends one GRE packet (header and payload) from `src` to `dst`; the
+    /// kernel adds the IPv4 header.
+    pub async fn send(&self, src: Ipv4Addr, dst: Ipv4Addr, gre: &[u8]) -> io::Result<()> {
+        loop {
+            self.sock.writable().await?;
+            match self.sock.try_io(Interest::WRITABLE, || {
+                sendmsg_from(self.sock.as_raw_fd(), src, dst, gre)
+            }) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                other => return other,
+            }
+        }
+    }
+}
+
+/// Splits a raw IPv4 packet into addresses and GRE bytes.
+fn split(packet: &[u8]) -> io::Result<Received<'_>> {
+    let bad = |why| io::Error::new(io::ErrorKind::InvalidData, why);
+    if packet.len() < 20 || packet[0] >> 4 != 4 {
+        return Err(bad("not an IPv4 packet"));
+    }
+    let ihl = usize::from(packet[0] & 0x0F) * 4;
+    if ihl < 20 || packet.len() < ihl {
+        return Err(bad("bad IPv4 header length"));
+    }
+    let addr = |o: usize| Ipv4Addr::new(packet[o], packet[o + 1], packet[o + 2], packet[o + 3]);
+    Ok(Received {
+        src: addr(12),
+        dst: addr(16),
+        gre: &packet[ihl..],
+    })
+}
+
+/// sendmsg(2) with an IP_PKTINFO control message choosing the source address.
+fn sendmsg_from(fd: i32, src: Ipv4Addr, dst: Ipv4Addr, data: &[u8]) -> io::Result<()> {
+    let dst = socket2::SockAddr::from(SocketAddrV4::new(dst, 0));
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut _,
+        iov_len: data.len(),
+    };
+    // SAFETY: CMSG_SPACE is a pure computation.
+    let space = unsafe { libc::CMSG_SPACE(size_of::<libc::in_pktinfo>() as u32) } as usize;
+    let mut control = [0u64; 8]; // 64 bytes, aligned for cmsghdr
+    debug_assert!(space <= size_of::<[u64; 8]>());
+    // SAFETY: msghdr is plain data; zeroed is valid.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = dst.as_ptr() as *mut _;
+    msg.msg_namelen = dst.len();
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = space;
+    // SAFETY: msg_control points to `space` bytes we own; CMSG_FIRSTHDR is
+    // non-null for a control buffer at least one header long.
+    unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::IPPROTO_IP;
+        (*cmsg).cmsg_type = libc::IP_PKTINFO;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<libc::in_pktinfo>() as u32) as usize;
+        let info = libc::in_pktinfo {
+            ipi_ifindex: 0,
+            ipi_spec_dst: libc::in_addr {
+                s_addr: u32::from(src).to_be(),
+            },
+            ipi_addr: libc::in_addr { s_addr: 0 },
+        };
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::in_pktinfo>(), info);
+    }
+    // SAFETY: every pointer in msg is valid for the duration of the call.
+    let n = unsafe { libc::sendmsg(fd, &msg, 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_reads_addresses_and_skips_options() {
+        let mut p = vec![
+            0x46, 0, 0, 28, 0, 0, 0, 0, 64, 47, 0, 0, 198, 18, 0, 2, 198, 18, 0, 1,
+        ];
+        p.extend_from_slice(&[1, 1, 1, 0]); // 4 bytes of options
+        p.extend_from_slice(&[0x30, 0x01, 0x88, 0x0B]);
+        let r = split(&p).unwrap();
+        assert_eq!(r.src, Ipv4Addr::new(198, 18, 0, 2));
+        assert_eq!(r.dst, Ipv4Addr::new(198, 18, 0, 1));
+        assert_eq!(r.gre, &[0x30, 0x01, 0x88, 0x0B]);
+    }
+
+    #[test]
+    fn split_refuses_garbage() {
+        assert!(split(&[]).is_err());
+        assert!(split(&[0x45; 19]).is_err());
+        assert!(split(&[0x65; 20]).is_err());
+        let mut p = vec![0x4F; 20];
+        p[0] = 0x4F; // IHL 60 > length
+        assert!(split(&p).is_err());
+    }
+}

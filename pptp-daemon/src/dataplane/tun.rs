@@ -1,0 +1,196 @@
+//! The one TUN device that carries every session's decapsulated traffic on
+//! the userspace path, and the per-session routes that point clients'
+//! addresses at it.
+
+use std::{io, net::Ipv4Addr};
+
+use futures::TryStreamExt as _;
+use rtnetlink::{Handle, RouteMessageBuilder};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tun::AbstractDevice as _;
+
+/// Why the TUN device or a route could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum TunError {
+    #[error("creating TUN device {name}: {source} (needs CAP_NET_ADMIN and /dev/net/tun)")]
+    Create { name: String, source: tun::Error },
+    #[error("TUN device {name}: {source}")]
+    Io { name: String, source: io::Error },
+    #[error("route {addr}/32 via {dev}: {source}")]
+    Route {
+        addr: Ipv4Addr,
+        dev: String,
+        source: rtnetlink::Error,
+    },
+    #[error("netlink: {0}")]
+    Netlink(io::Error),
+}
+
+/// The TUN device: IPv4 packets in, IPv4 packets out, no packet-info header.
+pub struct Tun {
+    reader: tun::DeviceReader,
+    writer: tun::DeviceWriter,
+    name: String,
+    index: u32,
+}
+
+impl Tun {
+    /// Creates (or opens) the device, gives it our tunnel address and MTU,
+    /// and brings it up. Needs a tokio runtime.
+    pub fn create(name: &str, local: Ipv4Addr, mtu: u16) -> Result<Self, TunError> {
+        let mut config = tun::Configuration::default();
+        config
+            .tun_name(name)
+            .address(local)
+            .netmask(Ipv4Addr::new(255, 255, 255, 255))
+            .mtu(mtu)
+            .up();
+        let dev = tun::create_as_async(&config).map_err(|source| TunError::Create {
+            name: name.to_owned(),
+            source,
+        })?;
+        let index = dev.tun_index().map_err(|source| TunError::Create {
+            name: name.to_owned(),
+            source,
+        })? as u32;
+        let (writer, reader) = dev.split().map_err(|source| TunError::Io {
+            name: name.to_owned(),
+            source,
+        })?;
+        Ok(Self {
+            reader,
+            writer,
+            name: name.to_owned(),
+            index,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+
+    /// Splits into the receiving and sending halves, for two tasks.
+    pub fn split(self) -> (TunReader, TunWriter) {
+        (
+            TunReader {
+                reader: self.reader,
+            },
+            TunWriter {
+                writer: self.writer,
+            },
+        )
+    }
+}
+
+/// Receiving half: packets the kernel routed to a client.
+pub struct TunReader {
+    reader: tun::DeviceReader,
+}
+
+impl TunReader {
+    /// Reads one IPv4 packet.
+    pub async fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.reader.read(buf).await
+    }
+}
+
+/// Sending half: packets decapsulated from clients.
+pub struct TunWriter {
+    writer: tun::DeviceWriter,
+}
+
+impl TunWriter {
+    /// Writes one IPv4 packet.
+    pub async fn send(&mut self, packet: &[u8]) -> io::Result<()> {
+        self.writer.write_all(packet).await
+    }
+}
+
+/// Adds and removes host routes for client addresses over netlink (no
+/// process spawned per session).
+#[derive(Clone)]
+pub struct Routes {
+    handle: Handle,
+}
+
+impl Routes {
+    /// Opens a netlink connection in the calling thread's namespace; the
+    /// connection task runs on the current tokio runtime.
+    pub fn new() -> Result<Self, TunError> {
+        let (conn, handle, _) = rtnetlink::new_connection().map_err(TunError::Netlink)?;
+        tokio::spawn(conn);
+        Ok(Self { handle })
+    }
+
+    fn message(addr: Ipv4Addr, dev: u32) -> rtnetlink::packet_route::route::RouteMessage {
+        RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(addr, 32)
+            .output_interface(dev)
+            .build()
+    }
+
+    /// Routes `addr` to the device with index `dev` (replacing a stale route).
+    pub async fn add(&self, addr: Ipv4Addr, dev: u32, dev_name: &str) -> Result<(), TunError> {
+        self.handle
+            .route()
+            .add(Self::message(addr, dev))
+            .replace()
+            .execute()
+            .await
+            .map_err(|source| TunError::Route {
+                addr,
+                dev: dev_name.to_owned(),
+                source,
+            })
+    }
+
+    /// Removes the route; a route that is already gone is not an error.
+    pub async fn remove(&self, addr: Ipv4Addr, dev: u32, dev_name: &str) -> Result<(), TunError> {
+        match self
+            .handle
+            .route()
+            .del(Self::message(addr, dev))
+            .execute()
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ESRCH => Ok(()),
+            Err(source) => Err(TunError::Route {
+                addr,
+                dev: dev_name.to_owned(),
+                source,
+            }),
+        }
+    }
+
+    /// Host routes currently pointing at device `dev` (for leak checks).
+    pub async fn list(&self, dev: u32) -> Result<Vec<Ipv4Addr>, TunError> {
+        use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute};
+        let filter = RouteMessageBuilder::<Ipv4Addr>::new().build();
+        let mut routes = self.handle.route().get(filter).execute();
+        let mut out = Vec::new();
+        while let Some(msg) = routes.try_next().await.map_err(|source| TunError::Route {
+            addr: Ipv4Addr::UNSPECIFIED,
+            dev: dev.to_string(),
+            source,
+        })? {
+            let oif = msg
+                .attributes
+                .iter()
+                .any(|a| matches!(a, RouteAttribute::Oif(i) if *i == dev));
+            if !oif || msg.header.destination_prefix_length != 32 {
+                continue;
+            }
+            for a in &msg.attributes {
+                if let RouteAttribute::Destination(RouteAddress::Inet(ip)) = a {
+                    out.push(*ip);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
