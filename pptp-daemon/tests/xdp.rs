@@ -142,6 +142,10 @@ fn ppp(header: &[u8], inner: &[u8]) -> Vec<u8> {
 }
 
 /// What we expect `pptp_xdp` to send towards a peer.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one argument per header field under test"
+)]
 fn encapsulated(
     dst_mac: [u8; 6],
     src_mac: [u8; 6],

@@ -2,12 +2,14 @@
 # Test topologies inside the pptp-xdp guest, driven by `cargo xtask guest`.
 #
 #   lab.sh topo                       namespaces srv and cli joined by a veth:
-#                                     srv0 198.19.1.1/24 <-> cli0 198.19.1.2/24
+#                                     srv0 198.19.1.1/24 <-> cli0 198.19.1.2/24,
+#                                     RPS on both ends
 #   lab.sh client-up NS SERVER MPPE UNIT
 #                                     pptp-linux + pppd in NS ("-": the guest's
 #                                     own namespace) calling SERVER; MPPE is
 #                                     "mppe" (require-mppe-128) or "none";
-#                                     prints "pppUNIT LOCAL PEER" once IPCP is up
+#                                     prints "pppUNIT LOCAL PEER SECONDS" once
+#                                     IPCP is up (SECONDS: call to IPCP up)
 #   lab.sh client-down UNIT           hang up that client
 #   lab.sh pptpd-up MPPE              pptpd in srv (198.19.2.1, clients from
 #                                     198.19.2.2); then client-up cli 198.19.1.1
@@ -16,7 +18,8 @@
 #                                     ppp31 198.19.3.2 in cli
 #   lab.sh iperf SRV_NS ADDR CLI_NS SECONDS
 #                                     iperf3 TCP from CLI_NS to ADDR in SRV_NS;
-#                                     prints the received rate in Mbit/s
+#                                     prints "MBITS RETRANSMITS" (received rate
+#                                     in Mbit/s, TCP retransmissions)
 #   lab.sh down                       undo all of the above
 set -euo pipefail
 share=/mnt/host
@@ -66,6 +69,15 @@ topo() {
     for ns in srv cli; do
         ip -n $ns link set lo up
     done
+    # Receive packet steering over all CPUs keeps each flow on one CPU, as
+    # a NIC's receive queue would. Without it a veth queues each packet on
+    # the backlog of the CPU that sent it; with two vCPUs sending one flow
+    # that reorders it, and pptp.c drops GRE packets that come out of
+    # order (about 1% of them, halving kernel PPTP's TCP rate).
+    local cpus
+    cpus=$(printf '%x' $(((1 << $(nproc)) - 1)))
+    ip netns exec srv sh -c "echo $cpus > /sys/class/net/srv0/queues/rx-0/rps_cpus"
+    ip netns exec cli sh -c "echo $cpus > /sys/class/net/cli0/queues/rx-0/rps_cpus"
     ip -n srv link set srv0 up
     ip -n cli link set cli0 up
     ip netns exec cli ping -c 1 -W 5 198.19.1.1 >/dev/null
@@ -75,6 +87,9 @@ client_up() { # NS SERVER MPPE UNIT
     local ns=$1 server=$2 mppe=$3 unit=$4
     modules
     { cat "$share/pptp-client"; mppe_opts "$mppe"; echo "logfile $work/client$unit.log"; } >"$work/client$unit.options"
+    : >"$work/client$unit.log"
+    local started
+    started=$(date +%s.%N)
     if ! in_ns "$ns" pppd pty "pptp $server --nolaunchpppd --loglevel 1" \
         file "$work/client$unit.options" unit "$unit" linkname "pxg$unit" updetach >"$work/client$unit.out" 2>&1; then
         cat "$work/client$unit.out" "$work/client$unit.log" >&2 || true
@@ -84,7 +99,7 @@ client_up() { # NS SERVER MPPE UNIT
         cat "$work/client$unit.log" >&2 || true
         return 1
     fi
-    echo "ppp$unit $(ppp_addrs "$ns" "ppp$unit")"
+    echo "ppp$unit $(ppp_addrs "$ns" "ppp$unit") $(echo "$(date +%s.%N) $started" | awk '{printf "%.2f", $1 - $2}')"
 }
 
 client_down() { # UNIT
@@ -151,7 +166,9 @@ iperf() { # SRV_NS ADDR CLI_NS SECONDS
         fi
         sleep 0.3
     done
-    python3 -c 'import json,sys; print("%.1f" % (json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"] / 1e6))' "$json"
+    python3 -c 'import json, sys
+end = json.load(open(sys.argv[1]))["end"]
+print("%.1f %d" % (end["sum_received"]["bits_per_second"] / 1e6, end["sum_sent"].get("retransmits", 0)))' "$json"
 }
 
 down() {

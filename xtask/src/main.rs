@@ -3,6 +3,7 @@
 //! xtask runs on the machine's stable Rust and depends on nothing of the
 //! project, so it builds before the eBPF toolchain exists and installs it.
 
+mod guest;
 mod setup;
 mod util;
 
@@ -52,6 +53,12 @@ enum Command {
         /// Only these targets (default: all).
         targets: Vec<String>,
     },
+    /// A Debian guest under qemu with kernel PPTP, pppd, pptpd and
+    /// pptp-linux (the host kernel has no PPP): build, boot, exec, bench.
+    Guest {
+        #[command(subcommand)]
+        command: guest::GuestCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -65,6 +72,7 @@ fn main() -> ExitCode {
             args,
         } => test(no_fuzz, fuzz_seconds, &args),
         Command::Fuzz { seconds, targets } => fuzz(seconds, &targets),
+        Command::Guest { command } => guest::main(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

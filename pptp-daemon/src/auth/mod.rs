@@ -23,7 +23,11 @@
 //! so tests are deterministic; the engines never read the clock (`now` is an
 //! argument) and never touch a socket.
 
-use std::{fmt, net::{IpAddr, Ipv4Addr}, time::Instant};
+use std::{
+    fmt,
+    net::{IpAddr, Ipv4Addr},
+    time::Instant,
+};
 
 pub use crate::config::AuthMethod;
 
@@ -32,8 +36,12 @@ pub mod limiter;
 pub mod mschap;
 pub mod mschapv2;
 pub mod peer;
+pub mod random;
 pub mod secrets;
 pub mod server;
+
+#[cfg(test)]
+mod engine_tests;
 
 impl AuthMethod {
     /// The PPP protocol that carries this method's packets.
@@ -255,8 +263,16 @@ mod tests {
 
     #[test]
     fn lcp_option_mapping_round_trips() {
-        for m in [AuthMethod::MsChapV2, AuthMethod::MsChapV1, AuthMethod::ChapMd5, AuthMethod::Pap] {
-            assert_eq!(AuthMethod::from_lcp_option(m.ppp_protocol(), m.chap_algorithm()), Some(m));
+        for m in [
+            AuthMethod::MsChapV2,
+            AuthMethod::MsChapV1,
+            AuthMethod::ChapMd5,
+            AuthMethod::Pap,
+        ] {
+            assert_eq!(
+                AuthMethod::from_lcp_option(m.ppp_protocol(), m.chap_algorithm()),
+                Some(m)
+            );
         }
         assert_eq!(AuthMethod::from_lcp_option(0xC223, Some(0x06)), None);
         assert_eq!(AuthMethod::from_lcp_option(0xC227, None), None);
@@ -264,10 +280,19 @@ mod tests {
 
     #[test]
     fn debug_hides_secrets() {
-        let c = Credentials::Pap { user: "alice".into(), password: b"hunter2".to_vec() };
+        let c = Credentials::Pap {
+            user: "alice".into(),
+            password: b"hunter2".to_vec(),
+        };
         let shown = format!("{c:?}");
-        assert!(shown.contains("alice") && !shown.contains("hunter2"), "{shown}");
-        let m = MppeMaterial::V2 { master_send_key: [0xAB; 16], master_recv_key: [0xCD; 16] };
+        assert!(
+            shown.contains("alice") && !shown.contains("hunter2"),
+            "{shown}"
+        );
+        let m = MppeMaterial::V2 {
+            master_send_key: [0xAB; 16],
+            master_recv_key: [0xCD; 16],
+        };
         assert!(!format!("{m:?}").contains("171"));
     }
 }

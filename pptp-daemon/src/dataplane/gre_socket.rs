@@ -58,6 +58,18 @@ impl GreSocket {
         split(&buf[..n])
     }
 
+    /// Like [`Self::recv`], returning where the GRE bytes lie in `buf`
+    /// instead of borrowing it, so the caller can modify them in place.
+    pub async fn recv_range(
+        &self,
+        buf: &mut [u8],
+    ) -> io::Result<(Ipv4Addr, Ipv4Addr, std::ops::Range<usize>)> {
+        let n = self.sock.recv(buf).await?;
+        let r = split(&buf[..n])?;
+        let start = n - r.gre.len();
+        Ok((r.src, r.dst, start..n))
+    }
+
     /// Sends one GRE packet (header and payload) from `src` to `dst`; the
     /// kernel adds the IPv4 header.
     pub async fn send(&self, src: Ipv4Addr, dst: Ipv4Addr, gre: &[u8]) -> io::Result<()> {

@@ -82,7 +82,7 @@ pub struct XdpDataplane {
     logger: Option<EbpfLogger<&'static dyn log::Log>>,
     attached: Vec<(String, AttachedMode, XdpLinkId)>,
     pass_attached: Vec<(String, XdpLinkId)>,
-    seq: SeqMap,
+    seq: std::sync::Arc<SeqMap>,
 }
 
 impl XdpDataplane {
@@ -124,7 +124,7 @@ impl XdpDataplane {
             .try_into()?;
         pass.load()?;
         let seq = match ebpf.map(names::SEQ) {
-            Some(Map::Array(data)) => SeqMap::new(data)?,
+            Some(Map::Array(data)) => std::sync::Arc::new(SeqMap::mmap(data)?),
             _ => return Err(XdpError::MissingMap(names::SEQ)),
         };
         Ok(Self {
@@ -345,7 +345,7 @@ impl XdpDataplane {
     }
 
     /// The shared GRE sequence state.
-    pub fn seq(&self) -> &SeqMap {
+    pub fn seq(&self) -> &std::sync::Arc<SeqMap> {
         &self.seq
     }
 
@@ -382,14 +382,20 @@ impl XdpDataplane {
     }
 }
 
-/// The `PPTP_SEQ` array, memory-mapped: one [`SeqState`] per session slot,
-/// shared with the XDP program, which takes sequence numbers with an atomic
-/// fetch-and-add on the same memory.
+/// One [`SeqState`] per session slot. With XDP it is the `PPTP_SEQ`
+/// array, memory-mapped and shared with the program, which takes sequence
+/// numbers with an atomic fetch-and-add on the same memory; without XDP it
+/// is plain process memory with the same interface.
 pub struct SeqMap {
     base: NonNull<SeqState>,
     len: usize,
-    // Keeps the map alive while mapped.
-    _fd: std::os::fd::OwnedFd,
+    backing: Backing,
+}
+
+enum Backing {
+    /// Keeps the map alive while mapped.
+    Mmap(#[expect(dead_code, reason = "held for its Drop")] std::os::fd::OwnedFd),
+    Heap,
 }
 
 // SAFETY: the mapping is shared memory accessed only through atomics.
@@ -398,7 +404,21 @@ unsafe impl Send for SeqMap {}
 unsafe impl Sync for SeqMap {}
 
 impl SeqMap {
-    fn new(data: &MapData) -> Result<Self, XdpError> {
+    /// Process memory for `MAX_SESSIONS` slots, for the userspace-only path.
+    pub fn heap() -> Self {
+        let slots: Box<[SeqState]> =
+            vec![SeqState::default(); MAX_SESSIONS as usize].into_boxed_slice();
+        let len = slots.len();
+        let base = NonNull::new(Box::into_raw(slots).cast::<SeqState>())
+            .expect("Box pointers are non-null");
+        Self {
+            base,
+            len,
+            backing: Backing::Heap,
+        }
+    }
+
+    fn mmap(data: &MapData) -> Result<Self, XdpError> {
         let fd = data
             .fd()
             .as_fd()
@@ -425,7 +445,7 @@ impl SeqMap {
         Ok(Self {
             base,
             len: MAX_SESSIONS as usize,
-            _fd: fd,
+            backing: Backing::Mmap(fd),
         })
     }
 
@@ -443,10 +463,24 @@ impl SeqMap {
         Ok(unsafe { AtomicU64::from_ptr(&raw mut (*p).tx_next) })
     }
 
-    fn field(&self, slot: u32, f: fn(*mut SeqState) -> *mut u32) -> Result<&AtomicU32, XdpError> {
+    fn field(&self, slot: u32, offset: usize) -> Result<&AtomicU32, XdpError> {
         let p = self.slot(slot)?;
-        // SAFETY: aligned u32 inside the live mapping; accessed atomically here.
-        Ok(unsafe { AtomicU32::from_ptr(f(p)) })
+        // SAFETY: `offset` is the offset_of! of a u32 field of SeqState, so
+        // the pointer is an aligned u32 inside the live mapping; every
+        // access goes through atomics.
+        Ok(unsafe { AtomicU32::from_ptr(p.cast::<u8>().add(offset).cast::<u32>()) })
+    }
+
+    fn rx_valid(&self, slot: u32) -> Result<&AtomicU32, XdpError> {
+        self.field(slot, std::mem::offset_of!(SeqState, rx_valid))
+    }
+
+    fn rx_highest_field(&self, slot: u32) -> Result<&AtomicU32, XdpError> {
+        self.field(slot, std::mem::offset_of!(SeqState, rx_highest))
+    }
+
+    fn ack_sent_field(&self, slot: u32) -> Result<&AtomicU32, XdpError> {
+        self.field(slot, std::mem::offset_of!(SeqState, ack_sent))
     }
 
     /// Takes the next sequence number to send for a slot.
@@ -456,16 +490,16 @@ impl SeqMap {
 
     /// The highest sequence number received, if any.
     pub fn rx_highest(&self, slot: u32) -> Result<Option<u32>, XdpError> {
-        let valid = self.field(slot, |p| unsafe { &raw mut (*p).rx_valid })?;
-        let highest = self.field(slot, |p| unsafe { &raw mut (*p).rx_highest })?;
+        let valid = self.rx_valid(slot)?;
+        let highest = self.rx_highest_field(slot)?;
         Ok((valid.load(Ordering::Acquire) != 0).then(|| highest.load(Ordering::Relaxed)))
     }
 
     /// Records a sequence number received on the userspace path (it only
     /// moves forward, in serial arithmetic).
     pub fn record_rx(&self, slot: u32, seq: u32) -> Result<(), XdpError> {
-        let valid = self.field(slot, |p| unsafe { &raw mut (*p).rx_valid })?;
-        let highest = self.field(slot, |p| unsafe { &raw mut (*p).rx_highest })?;
+        let valid = self.rx_valid(slot)?;
+        let highest = self.rx_highest_field(slot)?;
         let cur = highest.load(Ordering::Relaxed);
         if valid.load(Ordering::Acquire) == 0 || (seq.wrapping_sub(cur) as i32) > 0 {
             highest.store(seq, Ordering::Relaxed);
@@ -476,15 +510,12 @@ impl SeqMap {
 
     /// The last acknowledgment number sent for a slot.
     pub fn ack_sent(&self, slot: u32) -> Result<u32, XdpError> {
-        Ok(self
-            .field(slot, |p| unsafe { &raw mut (*p).ack_sent })?
-            .load(Ordering::Relaxed))
+        Ok(self.ack_sent_field(slot)?.load(Ordering::Relaxed))
     }
 
     /// Records an acknowledgment number sent on the userspace path.
     pub fn set_ack_sent(&self, slot: u32, ack: u32) -> Result<(), XdpError> {
-        self.field(slot, |p| unsafe { &raw mut (*p).ack_sent })?
-            .store(ack, Ordering::Relaxed);
+        self.ack_sent_field(slot)?.store(ack, Ordering::Relaxed);
         Ok(())
     }
 
@@ -492,12 +523,8 @@ impl SeqMap {
     pub fn load(&self, slot: u32) -> Result<SeqState, XdpError> {
         Ok(SeqState {
             tx_next: self.tx(slot)?.load(Ordering::Relaxed),
-            rx_highest: self
-                .field(slot, |p| unsafe { &raw mut (*p).rx_highest })?
-                .load(Ordering::Relaxed),
-            rx_valid: self
-                .field(slot, |p| unsafe { &raw mut (*p).rx_valid })?
-                .load(Ordering::Relaxed),
+            rx_highest: self.rx_highest_field(slot)?.load(Ordering::Relaxed),
+            rx_valid: self.rx_valid(slot)?.load(Ordering::Relaxed),
             ack_sent: self.ack_sent(slot)?,
             _pad: 0,
         })
@@ -506,10 +533,10 @@ impl SeqMap {
     /// Overwrites a slot's whole state (before its session is installed).
     pub fn store(&self, slot: u32, state: SeqState) -> Result<(), XdpError> {
         self.tx(slot)?.store(state.tx_next, Ordering::Relaxed);
-        self.field(slot, |p| unsafe { &raw mut (*p).rx_highest })?
+        self.rx_highest_field(slot)?
             .store(state.rx_highest, Ordering::Relaxed);
         self.set_ack_sent(slot, state.ack_sent)?;
-        self.field(slot, |p| unsafe { &raw mut (*p).rx_valid })?
+        self.rx_valid(slot)?
             .store(state.rx_valid, Ordering::Release);
         Ok(())
     }
@@ -517,13 +544,22 @@ impl SeqMap {
 
 impl Drop for SeqMap {
     fn drop(&mut self) {
-        // SAFETY: unmapping exactly what `new` mapped.
-        unsafe {
-            libc::munmap(
-                self.base.as_ptr().cast(),
-                self.len * std::mem::size_of::<SeqState>(),
-            )
-        };
+        match self.backing {
+            // SAFETY: unmapping exactly what `mmap` mapped.
+            Backing::Mmap(_) => unsafe {
+                libc::munmap(
+                    self.base.as_ptr().cast(),
+                    self.len * std::mem::size_of::<SeqState>(),
+                );
+            },
+            // SAFETY: rebuilding the Box that `heap` leaked, once.
+            Backing::Heap => unsafe {
+                drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+                    self.base.as_ptr(),
+                    self.len,
+                )));
+            },
+        }
     }
 }
 

@@ -1,1 +1,821 @@
-//! Placeholder: filled in by the MPPE work (see mppe/mod.rs).
+//! The MPPE cipher (RFC 3078): one [`Encryptor`] for what we send and one
+//! [`Decryptor`] for what we receive, each with its own key schedule and
+//! coherency count. Both work on caller-provided buffers and never
+//! allocate.
+//!
+//! Packets are the information field of a PPP frame with protocol 0x00FD:
+//! the two-octet MPPE header ([`crate::wire::mppe`]) and the encrypted
+//! data, which begins with the PPP protocol field of the inner packet
+//! (RFC 3078 section 3.1).
+//!
+//! # Key changes and coherency count
+//!
+//! - The first packet carries count 0 and, in stateful mode, no FLUSHED bit
+//!   (as Linux and Windows do; RFC 3078 leaves both open).
+//! - Stateless mode (RFC 3078 sections 7.1, 8.1): the sender changes its
+//!   key before every packet and sets FLUSHED on every packet. The receiver
+//!   performs as many key changes as the count advanced, so lost packets
+//!   cost nothing. A packet whose count lies in the backward half of the
+//!   4096-count space is late: RFC 3078 has no rule for it ("MPPE expects
+//!   packets to be delivered in sequence"); we keep the session keys of the
+//!   last [`REORDER_WINDOW`] counts and decrypt a late packet once if its
+//!   key is still there, and drop it otherwise ([`DecryptError::Late`]).
+//!   A count seen before is dropped ([`DecryptError::Duplicate`]).
+//! - Stateful mode (RFC 3078 sections 7.2, 8.2): the RC4 state runs on from
+//!   packet to packet; the sender changes its key before the "flag" packet
+//!   whose count's low octet is 0xFF and sets FLUSHED on it. A gap in the
+//!   counts loses the RC4 state: the receiver drops the packet, asks the
+//!   caller to send a CCP Reset-Request ([`DecryptError::ResetRequired`]),
+//!   drops everything ([`DecryptError::AwaitingFlushed`]) until a packet
+//!   with FLUSHED arrives, catches up with the key changes of the flag
+//!   packets it missed, and goes on from there. A sender that receives a
+//!   Reset-Request ([`Encryptor::handle_reset_request`]) sets FLUSHED on
+//!   its next packet.
+//!
+//! RFC 3078 section 8.2 says a FLUSHED packet sent after a Reset-Request
+//! only re-initialises RC4 with the current session key. The Linux kernel
+//! (ppp_mppe.c), which interoperates with Windows, changes the key on every
+//! FLUSHED packet in stateful mode, on both sides, and so do we: a FLUSHED
+//! packet in stateful mode means "one key change, then fresh RC4 tables".
+//! Unlike the kernel, the receiver counts exactly the flag packets it
+//! missed (the kernel counts one too many when the last packet it received
+//! was itself a flag packet).
+
+use std::fmt;
+
+use rc4::{Rc4, StreamCipher};
+
+use super::{
+    MppeParams,
+    keys::{KeySchedule, StartKey, StartKeys, start_keys},
+};
+use crate::{
+    auth::MppeMaterial,
+    wire::mppe::{COHERENCY_COUNT_SPACE, HEADER_LEN, Packet, Repr, flags},
+};
+
+/// How many counts back a stateless receiver still decrypts a late packet.
+pub const REORDER_WINDOW: u16 = 32;
+
+/// The last count of the 12-bit space: the counter's value before the
+/// first packet, so that the first one carries count 0.
+const LAST_COUNT: u16 = COHERENCY_COUNT_SPACE - 1;
+
+/// Why a packet was not encrypted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EncryptError {
+    #[error("MPPE output buffer too small: need {need} octets, have {have}")]
+    BufferTooSmall { need: usize, have: usize },
+}
+
+/// Why a received packet was not decrypted. Every one means: drop the
+/// packet. [`DecryptError::ResetRequired`] also means: send a CCP
+/// Reset-Request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DecryptError {
+    #[error("MPPE packet shorter than its 2-octet header")]
+    Truncated,
+    #[error("MPPE output buffer too small: need {need} octets, have {have}")]
+    BufferTooSmall { need: usize, have: usize },
+    /// The D bit is clear: not an encrypted packet.
+    #[error("MPPE packet without the encrypted (D) bit")]
+    NotEncrypted,
+    /// The C bit is set: MPPC compression, which we never negotiate.
+    #[error("MPPE packet with the compressed (C) bit: MPPC is not supported")]
+    Compressed,
+    /// Stateless mode requires FLUSHED on every packet (RFC 3078 section 3.1).
+    #[error("stateless MPPE packet {count} without the FLUSHED bit")]
+    NotFlushed { count: u16 },
+    /// The count was seen already (stateless).
+    #[error("MPPE coherency count {count} seen already")]
+    Duplicate { count: u16 },
+    /// The count is older than the reorder window (stateless).
+    #[error("MPPE packet {count} arrived too late to decrypt")]
+    Late { count: u16 },
+    /// Stateful: packets were lost (or a flag packet came without FLUSHED);
+    /// send a CCP Reset-Request (RFC 3078 section 8.2).
+    #[error("MPPE packets lost (expected count {expected}, got {count}): send a CCP Reset-Request")]
+    ResetRequired { expected: u16, count: u16 },
+    /// Stateful: still waiting for a FLUSHED packet after a loss.
+    #[error("MPPE packet {count} dropped while waiting for a FLUSHED packet")]
+    AwaitingFlushed { count: u16 },
+}
+
+impl DecryptError {
+    /// Whether the caller must send a CCP Reset-Request now.
+    pub fn needs_reset_request(&self) -> bool {
+        matches!(self, DecryptError::ResetRequired { .. })
+    }
+}
+
+/// The sending half of MPPE (RFC 3078 sections 6, 7).
+pub struct Encryptor {
+    keys: KeySchedule,
+    rc4: Rc4,
+    stateless: bool,
+    /// The count of the last packet sent.
+    count: u16,
+    /// A Reset-Request arrived: the next packet is FLUSHED (stateful).
+    reset_pending: bool,
+}
+
+impl fmt::Debug for Encryptor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Encryptor")
+            .field("stateless", &self.stateless)
+            .field("count", &self.count)
+            .field("reset_pending", &self.reset_pending)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Encryptor {
+    pub fn new(start: &StartKey, stateless: bool) -> Encryptor {
+        let keys = KeySchedule::new(start);
+        Encryptor {
+            rc4: keys.rc4(),
+            keys,
+            stateless,
+            count: LAST_COUNT,
+            reset_pending: false,
+        }
+    }
+
+    /// The count the next packet will carry.
+    pub fn next_count(&self) -> u16 {
+        next(self.count)
+    }
+
+    /// A CCP Reset-Request arrived: the next packet carries FLUSHED with a
+    /// key change (stateful mode; stateless packets always do). Several
+    /// Reset-Requests before the next packet count once.
+    pub fn handle_reset_request(&mut self) {
+        self.reset_pending = true;
+    }
+
+    /// Encrypts in place: `packet[2..]` holds the plaintext (PPP protocol
+    /// field and payload) and becomes the ciphertext; `packet[..2]`
+    /// receives the MPPE header, which is also returned.
+    pub fn encrypt_in_place(&mut self, packet: &mut [u8]) -> Result<Repr, EncryptError> {
+        if packet.len() < HEADER_LEN {
+            return Err(EncryptError::BufferTooSmall {
+                need: HEADER_LEN,
+                have: packet.len(),
+            });
+        }
+        let repr = self.advance();
+        let mut view = Packet::new_unchecked(packet);
+        view.set_bits_and_count(header_word(&repr));
+        self.rc4.apply_keystream(view.payload_mut());
+        Ok(repr)
+    }
+
+    /// Encrypts `plaintext` (PPP protocol field and payload) into `out`:
+    /// the header, then the ciphertext. Returns the octets written,
+    /// `plaintext.len() + 2`.
+    pub fn encrypt(&mut self, plaintext: &[u8], out: &mut [u8]) -> Result<usize, EncryptError> {
+        let need = HEADER_LEN + plaintext.len();
+        let Some(out) = out.get_mut(..need) else {
+            return Err(EncryptError::BufferTooSmall {
+                need,
+                have: out.len(),
+            });
+        };
+        let repr = self.advance();
+        let mut view = Packet::new_unchecked(out);
+        view.set_bits_and_count(header_word(&repr));
+        self.rc4.apply_keystream_b2b(plaintext, view.payload_mut());
+        Ok(need)
+    }
+
+    /// Moves to the next count, changing the key where RFC 3078 section 7
+    /// asks; returns the header of the packet.
+    fn advance(&mut self) -> Repr {
+        self.count = next(self.count);
+        let flushed = self.stateless || is_flag(self.count) || self.reset_pending;
+        if flushed {
+            self.keys.change_key();
+            self.rc4 = self.keys.rc4();
+            self.reset_pending = false;
+        }
+        Repr::encrypted(self.count, flushed)
+    }
+}
+
+/// The receiving half of MPPE (RFC 3078 sections 6 to 8).
+pub struct Decryptor {
+    keys: KeySchedule,
+    rc4: Rc4,
+    stateless: bool,
+    /// The count of the last packet decrypted (the highest, stateless).
+    count: u16,
+    /// Stateful: waiting for a FLUSHED packet after a loss.
+    discarding: bool,
+    /// Stateless: the session keys of the last [`REORDER_WINDOW`] counts,
+    /// at `count % REORDER_WINDOW`.
+    history: [[u8; 16]; REORDER_WINDOW as usize],
+    /// Stateless: bit `i` set when count `self.count - i` needs no
+    /// decryption any more (decrypted, or from before the first packet).
+    seen: u32,
+}
+
+impl fmt::Debug for Decryptor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Decryptor")
+            .field("stateless", &self.stateless)
+            .field("count", &self.count)
+            .field("discarding", &self.discarding)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Decryptor {
+    pub fn new(start: &StartKey, stateless: bool) -> Decryptor {
+        let keys = KeySchedule::new(start);
+        Decryptor {
+            rc4: keys.rc4(),
+            keys,
+            stateless,
+            count: LAST_COUNT,
+            discarding: false,
+            history: [[0; 16]; REORDER_WINDOW as usize],
+            seen: u32::MAX,
+        }
+    }
+
+    /// The count of the last packet accepted.
+    pub fn last_count(&self) -> u16 {
+        self.count
+    }
+
+    /// Decrypts in place: `packet` is the MPPE header and ciphertext; on
+    /// success `packet[2..]` holds the plaintext (PPP protocol field and
+    /// payload), and the header is returned.
+    pub fn decrypt_in_place(&mut self, packet: &mut [u8]) -> Result<Repr, DecryptError> {
+        let repr = self.accept(packet)?;
+        let mut view = Packet::new_unchecked(packet);
+        self.rc4.apply_keystream(view.payload_mut());
+        Ok(repr)
+    }
+
+    /// Decrypts `packet` (MPPE header and ciphertext) into `out`; returns
+    /// the plaintext length, `packet.len() - 2`.
+    pub fn decrypt(&mut self, packet: &[u8], out: &mut [u8]) -> Result<usize, DecryptError> {
+        let need = packet.len().saturating_sub(HEADER_LEN);
+        if out.len() < need {
+            return Err(DecryptError::BufferTooSmall {
+                need,
+                have: out.len(),
+            });
+        }
+        self.accept(packet)?;
+        let view = Packet::new_unchecked(packet);
+        self.rc4
+            .apply_keystream_b2b(view.payload(), &mut out[..need]);
+        Ok(need)
+    }
+
+    /// Checks the header and sets `self.rc4` to the state that decrypts
+    /// this packet.
+    fn accept(&mut self, packet: &[u8]) -> Result<Repr, DecryptError> {
+        let view = Packet::new_checked(packet).map_err(|_| DecryptError::Truncated)?;
+        let repr = Repr::parse(&view).map_err(|_| DecryptError::Truncated)?;
+        if !repr.encrypted {
+            return Err(DecryptError::NotEncrypted);
+        }
+        if repr.compressed {
+            return Err(DecryptError::Compressed);
+        }
+        if self.stateless {
+            self.accept_stateless(repr.coherency_count, repr.flushed)?;
+        } else {
+            self.accept_stateful(repr.coherency_count, repr.flushed)?;
+        }
+        Ok(repr)
+    }
+
+    /// RFC 3078 section 8.1, with the reorder window.
+    fn accept_stateless(&mut self, count: u16, flushed: bool) -> Result<(), DecryptError> {
+        if !flushed {
+            return Err(DecryptError::NotFlushed { count });
+        }
+        let ahead = distance(self.count, count);
+        if ahead == 0 {
+            return Err(DecryptError::Duplicate { count });
+        }
+        if ahead < COHERENCY_COUNT_SPACE / 2 {
+            for _ in 0..ahead {
+                self.count = next(self.count);
+                self.keys.change_key();
+                let slot = &mut self.history[usize::from(self.count % REORDER_WINDOW)];
+                slot[..self.keys.session_key().len()].copy_from_slice(self.keys.session_key());
+            }
+            self.seen = self.seen.checked_shl(u32::from(ahead)).unwrap_or(0) | 1;
+            self.rc4 = self.keys.rc4();
+            return Ok(());
+        }
+        let behind = COHERENCY_COUNT_SPACE - ahead;
+        if behind >= REORDER_WINDOW {
+            return Err(DecryptError::Late { count });
+        }
+        let bit = 1u32 << behind;
+        if self.seen & bit != 0 {
+            return Err(DecryptError::Duplicate { count });
+        }
+        self.seen |= bit;
+        let key = &self.history[usize::from(count % REORDER_WINDOW)];
+        self.rc4 = rc4_for(&key[..self.keys.session_key().len()]);
+        Ok(())
+    }
+
+    /// RFC 3078 section 8.2, with a key change on every FLUSHED packet (see
+    /// the module documentation).
+    fn accept_stateful(&mut self, count: u16, flushed: bool) -> Result<(), DecryptError> {
+        if !self.discarding {
+            let expected = next(self.count);
+            if count != expected || (is_flag(count) && !flushed) {
+                self.discarding = true;
+                return Err(DecryptError::ResetRequired { expected, count });
+            }
+            if flushed {
+                self.keys.change_key();
+                self.rc4 = self.keys.rc4();
+            }
+            self.count = count;
+            return Ok(());
+        }
+        if !flushed {
+            return Err(DecryptError::AwaitingFlushed { count });
+        }
+        let ahead = distance(self.count, count);
+        if ahead == 0 {
+            return Err(DecryptError::AwaitingFlushed { count });
+        }
+        // The sender changed its key at every flag packet between the last
+        // count we decrypted and this one, and once more for this packet.
+        let first = u32::from(self.count) + 1;
+        let last = u32::from(self.count) + u32::from(ahead) - 1;
+        let missed_flags = (last + 1) / 256 - first / 256;
+        for _ in 0..=missed_flags {
+            self.keys.change_key();
+        }
+        self.rc4 = self.keys.rc4();
+        self.count = count;
+        self.discarding = false;
+        Ok(())
+    }
+}
+
+/// Both directions of one end of the link.
+#[derive(Debug)]
+pub struct MppeCipher {
+    pub encryptor: Encryptor,
+    pub decryptor: Decryptor,
+}
+
+impl MppeCipher {
+    /// The cipher for what CCP negotiated, from key material as the
+    /// authentication produced it for our end.
+    pub fn new(material: &MppeMaterial, params: MppeParams) -> MppeCipher {
+        MppeCipher::from_start_keys(&start_keys(material, params.key_length), params.stateless)
+    }
+
+    pub fn from_start_keys(keys: &StartKeys, stateless: bool) -> MppeCipher {
+        MppeCipher {
+            encryptor: Encryptor::new(&keys.send, stateless),
+            decryptor: Decryptor::new(&keys.recv, stateless),
+        }
+    }
+}
+
+fn next(count: u16) -> u16 {
+    (count + 1) % COHERENCY_COUNT_SPACE
+}
+
+/// How far `to` is ahead of `from` in the 12-bit count space.
+fn distance(from: u16, to: u16) -> u16 {
+    to.wrapping_sub(from) % COHERENCY_COUNT_SPACE
+}
+
+/// The "flag" packet of stateful mode (RFC 3078 section 7.2).
+fn is_flag(count: u16) -> bool {
+    count & 0xff == 0xff
+}
+
+fn header_word(repr: &Repr) -> u16 {
+    // `encrypted()` reprs carry counts below 4096, so this never fails.
+    repr.bits_and_count()
+        .unwrap_or(flags::D | (repr.coherency_count & flags::COHERENCY_COUNT_MASK))
+}
+
+fn rc4_for(key: &[u8]) -> Rc4 {
+    use rc4::KeyInit;
+    Rc4::new_from_slice(key).expect("8 and 16 octets are valid RC4 key lengths")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mppe::{KeyLength, Role, keys::mschapv2_material};
+
+    /// RFC 6229 section 2: keystream of the key 0x0102030405 (40 bits) at
+    /// offsets 0, 16, 240 and 4096.
+    #[test]
+    fn rc4_rfc6229_40_bit_key() {
+        let cases: [(usize, [u8; 16]); 4] = [
+            (0, hex16("b2396305f03dc027ccc3524a0a1118a8")),
+            (16, hex16("6982944f18fc82d589c403a47a0d0919")),
+            (240, hex16("28cb1132c96ce286421dcaadb8b69eae")),
+            (4096, hex16("ff25b58995996707e51fbdf08b34d875")),
+        ];
+        check_keystream(&[1, 2, 3, 4, 5], &cases);
+    }
+
+    /// RFC 6229 section 2: the 64-bit key 0x0102030405060708 (the RC4 key
+    /// length of 40- and 56-bit MPPE).
+    #[test]
+    fn rc4_rfc6229_64_bit_key() {
+        let cases: [(usize, [u8; 16]); 3] = [
+            (0, hex16("97ab8a1bf0afb96132f2f67258da15a8")),
+            (1520, hex16("1fe8986713f07c3d9ae1c163ff8cf9d3")),
+            (4096, hex16("3fb46e2c8f0f068edce8cdcd7dfc5862")),
+        ];
+        check_keystream(&[1, 2, 3, 4, 5, 6, 7, 8], &cases);
+    }
+
+    /// RFC 6229 section 2: the 128-bit key 0x0102...10.
+    #[test]
+    fn rc4_rfc6229_128_bit_key() {
+        let key: Vec<u8> = (1..=16).collect();
+        let cases: [(usize, [u8; 16]); 4] = [
+            (0, hex16("9ac7cc9a609d1ef7b2932899cde41b97")),
+            (256, hex16("d39d566bc6bce3010768151549f3873f")),
+            (3056, hex16("fabeb76028ade2d0e48722e46c4615a3")),
+            (4096, hex16("a36a4c301ae8ac13610ccbc12256cacc")),
+        ];
+        check_keystream(&key, &cases);
+    }
+
+    fn hex16(s: &str) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        crate::wire::chap::decode_hex(s.as_bytes(), &mut out).expect("32 hex digits");
+        out
+    }
+
+    fn check_keystream(key: &[u8], cases: &[(usize, [u8; 16])]) {
+        let mut stream = vec![0u8; 4112];
+        rc4_for(key).apply_keystream(&mut stream);
+        for (offset, expected) in cases {
+            assert_eq!(&stream[*offset..offset + 16], expected, "offset {offset}");
+        }
+    }
+
+    fn pair(length: KeyLength, stateless: bool) -> (MppeCipher, MppeCipher) {
+        let hash_hash = [0x41; 16];
+        let nt_response = [0x82; 24];
+        let params = MppeParams {
+            key_length: length,
+            stateless,
+        };
+        (
+            MppeCipher::new(
+                &mschapv2_material(&hash_hash, &nt_response, Role::Server),
+                params,
+            ),
+            MppeCipher::new(
+                &mschapv2_material(&hash_hash, &nt_response, Role::Client),
+                params,
+            ),
+        )
+    }
+
+    fn payload(i: usize, len: usize) -> Vec<u8> {
+        let mut p = vec![0x00, 0x21];
+        p.extend((0..len).map(|j| (i * 7 + j) as u8));
+        p
+    }
+
+    /// Encrypts packet `i` with `tx`.
+    fn seal(tx: &mut Encryptor, i: usize) -> Vec<u8> {
+        let plain = payload(i, 40 + i % 50);
+        let mut out = vec![0xa5; plain.len() + 2];
+        assert_eq!(tx.encrypt(&plain, &mut out), Ok(plain.len() + 2));
+        out
+    }
+
+    fn open(rx: &mut Decryptor, packet: &[u8]) -> Result<Vec<u8>, DecryptError> {
+        let mut out = vec![0xa5; packet.len() - 2];
+        rx.decrypt(packet, &mut out).map(|n| out[..n].to_vec())
+    }
+
+    #[test]
+    fn first_packets_carry_counts_from_zero() {
+        let (mut server, _) = pair(KeyLength::Bits128, false);
+        let p = seal(&mut server.encryptor, 0);
+        // D set, A clear, count 0 (stateful).
+        assert_eq!(p[..2], [0x10, 0x00]);
+        let (mut server, _) = pair(KeyLength::Bits128, true);
+        let p = seal(&mut server.encryptor, 0);
+        // A and D set, count 0 (stateless).
+        assert_eq!(p[..2], [0x90, 0x00]);
+        assert_eq!(server.encryptor.next_count(), 1);
+    }
+
+    #[test]
+    fn traffic_both_ways_in_every_mode_and_length() {
+        for stateless in [true, false] {
+            for length in [KeyLength::Bits40, KeyLength::Bits56, KeyLength::Bits128] {
+                let (mut server, mut client) = pair(length, stateless);
+                // Past a count wrap and several stateful key changes.
+                for i in 0..5000 {
+                    let p = seal(&mut server.encryptor, i);
+                    assert_ne!(p[4..], payload(i, 40 + i % 50)[2..]);
+                    assert_eq!(open(&mut client.decryptor, &p), Ok(payload(i, 40 + i % 50)));
+                    let p = seal(&mut client.encryptor, i);
+                    assert_eq!(open(&mut server.decryptor, &p), Ok(payload(i, 40 + i % 50)));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn in_place_matches_buffer_to_buffer() {
+        let (mut a, _) = pair(KeyLength::Bits128, true);
+        let (mut b, mut client) = pair(KeyLength::Bits128, true);
+        for i in 0..5 {
+            let sealed = seal(&mut a.encryptor, i);
+            let mut in_place = vec![0u8; 2];
+            in_place.extend_from_slice(&payload(i, 40 + i % 50));
+            let repr = b.encryptor.encrypt_in_place(&mut in_place).unwrap();
+            assert_eq!(repr, Repr::encrypted(i as u16, true));
+            assert_eq!(in_place, sealed);
+            let repr = client.decryptor.decrypt_in_place(&mut in_place).unwrap();
+            assert_eq!(repr.coherency_count, i as u16);
+            assert_eq!(in_place[2..], payload(i, 40 + i % 50));
+        }
+    }
+
+    #[test]
+    fn stateless_survives_loss() {
+        let (mut server, mut client) = pair(KeyLength::Bits128, true);
+        for i in 0..3000 {
+            let p = seal(&mut server.encryptor, i);
+            // Lose every third packet and a burst of 1000.
+            if i % 3 == 1 || (1000..2000).contains(&i) {
+                continue;
+            }
+            assert_eq!(
+                open(&mut client.decryptor, &p),
+                Ok(payload(i, 40 + i % 50)),
+                "{i}"
+            );
+        }
+    }
+
+    #[test]
+    fn stateless_reordering_within_the_window() {
+        let (mut server, mut client) = pair(KeyLength::Bits40, true);
+        let packets: Vec<_> = (0..200).map(|i| seal(&mut server.encryptor, i)).collect();
+        // Swap neighbours, and hold packet 50 back by 20 packets.
+        let mut order: Vec<usize> = Vec::new();
+        for i in (0..200).step_by(2) {
+            if i == 50 {
+                continue;
+            }
+            order.extend([i + 1, i]);
+            if i == 70 {
+                order.push(50);
+                order.push(51);
+            }
+        }
+        for i in order {
+            assert_eq!(
+                open(&mut client.decryptor, &packets[i]),
+                Ok(payload(i, 40 + i % 50)),
+                "{i}"
+            );
+        }
+        // Everything is decrypted once: a replay is a duplicate.
+        assert_eq!(
+            open(&mut client.decryptor, &packets[199]),
+            Err(DecryptError::Duplicate { count: 199 })
+        );
+        assert_eq!(
+            open(&mut client.decryptor, &packets[190]),
+            Err(DecryptError::Duplicate { count: 190 })
+        );
+        assert_eq!(
+            open(&mut client.decryptor, &packets[100]),
+            Err(DecryptError::Late { count: 100 })
+        );
+    }
+
+    #[test]
+    fn stateless_late_packets_lost_before_the_first() {
+        let (mut server, mut client) = pair(KeyLength::Bits128, true);
+        let packets: Vec<_> = (0..6).map(|i| seal(&mut server.encryptor, i)).collect();
+        // Count 5 arrives first; 0 to 4 are late but their keys are known.
+        for i in [5, 2, 0, 4, 1, 3] {
+            assert_eq!(
+                open(&mut client.decryptor, &packets[i]),
+                Ok(payload(i, 40 + i % 50))
+            );
+        }
+        // A packet "before" count 0 was never sent: its slot is marked seen.
+        let (mut server, mut client) = pair(KeyLength::Bits128, true);
+        let first = seal(&mut server.encryptor, 0);
+        assert!(open(&mut client.decryptor, &first).is_ok());
+        let mut fake = first.clone();
+        fake[..2].copy_from_slice(&[0x9f, 0xff]);
+        assert_eq!(
+            open(&mut client.decryptor, &fake),
+            Err(DecryptError::Duplicate { count: 0xfff })
+        );
+    }
+
+    #[test]
+    fn stateless_requires_flushed() {
+        let (mut server, mut client) = pair(KeyLength::Bits128, true);
+        let mut p = seal(&mut server.encryptor, 0);
+        p[0] &= 0x7f;
+        assert_eq!(
+            open(&mut client.decryptor, &p),
+            Err(DecryptError::NotFlushed { count: 0 })
+        );
+    }
+
+    #[test]
+    fn stateful_loss_resynchronises_via_reset_request() {
+        let (mut server, mut client) = pair(KeyLength::Bits128, false);
+        for i in 0..10 {
+            let p = seal(&mut server.encryptor, i);
+            assert!(open(&mut client.decryptor, &p).is_ok());
+        }
+        // Packet 10 is lost; 11 shows the gap.
+        let _lost = seal(&mut server.encryptor, 10);
+        let p = seal(&mut server.encryptor, 11);
+        let err = open(&mut client.decryptor, &p).unwrap_err();
+        assert_eq!(
+            err,
+            DecryptError::ResetRequired {
+                expected: 10,
+                count: 11
+            }
+        );
+        assert!(err.needs_reset_request());
+        // Until the Reset-Request arrives, packets are dropped quietly.
+        let p = seal(&mut server.encryptor, 12);
+        assert_eq!(
+            open(&mut client.decryptor, &p),
+            Err(DecryptError::AwaitingFlushed { count: 12 })
+        );
+        server.encryptor.handle_reset_request();
+        server.encryptor.handle_reset_request();
+        let p = seal(&mut server.encryptor, 13);
+        assert_eq!(p[0] & 0x80, 0x80, "FLUSHED after a Reset-Request");
+        assert_eq!(open(&mut client.decryptor, &p), Ok(payload(13, 53)));
+        for i in 14..20 {
+            let p = seal(&mut server.encryptor, i);
+            assert_eq!(p[0] & 0x80, 0, "one Reset-Request, one FLUSHED packet");
+            assert_eq!(open(&mut client.decryptor, &p), Ok(payload(i, 40 + i % 50)));
+        }
+    }
+
+    #[test]
+    fn stateful_flag_packets_change_keys() {
+        let (mut server, mut client) = pair(KeyLength::Bits40, false);
+        for i in 0..600 {
+            let p = seal(&mut server.encryptor, i);
+            let flushed = p[0] & 0x80 != 0;
+            assert_eq!(flushed, i % 256 == 255, "{i}");
+            assert_eq!(open(&mut client.decryptor, &p), Ok(payload(i, 40 + i % 50)));
+        }
+    }
+
+    #[test]
+    fn stateful_catches_up_with_missed_flag_packets() {
+        // Lose packets across 0, 1, 2 and 3 flag packets, resynchronise with
+        // a Reset-Request, and with the received packet before the loss being
+        // a flag packet itself (where the kernel's count is off by one).
+        for (last_ok, resume) in [
+            (10usize, 100usize),
+            (10, 300),
+            (254, 255),
+            (255, 256),
+            (255, 600),
+            (300, 1100),
+        ] {
+            let (mut server, mut client) = pair(KeyLength::Bits128, false);
+            for i in 0..=last_ok {
+                let p = seal(&mut server.encryptor, i);
+                assert!(open(&mut client.decryptor, &p).is_ok());
+            }
+            for i in last_ok + 1..resume {
+                let p = seal(&mut server.encryptor, i);
+                if i == last_ok + 2 {
+                    assert!(
+                        open(&mut client.decryptor, &p)
+                            .unwrap_err()
+                            .needs_reset_request()
+                    );
+                }
+            }
+            server.encryptor.handle_reset_request();
+            for i in resume..resume + 300 {
+                let p = seal(&mut server.encryptor, i);
+                assert_eq!(
+                    open(&mut client.decryptor, &p),
+                    Ok(payload(i, 40 + i % 50)),
+                    "lost {}..{resume}, packet {i}",
+                    last_ok + 1
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn stateful_reordering_is_a_loss() {
+        let (mut server, mut client) = pair(KeyLength::Bits128, false);
+        let a = seal(&mut server.encryptor, 0);
+        let b = seal(&mut server.encryptor, 1);
+        assert!(
+            open(&mut client.decryptor, &b)
+                .unwrap_err()
+                .needs_reset_request()
+        );
+        assert_eq!(
+            open(&mut client.decryptor, &a),
+            Err(DecryptError::AwaitingFlushed { count: 0 })
+        );
+    }
+
+    #[test]
+    fn stateful_flag_packet_without_flushed_is_a_loss() {
+        let (mut server, mut client) = pair(KeyLength::Bits128, false);
+        for i in 0..255 {
+            let p = seal(&mut server.encryptor, i);
+            assert!(open(&mut client.decryptor, &p).is_ok());
+        }
+        let mut p = seal(&mut server.encryptor, 255);
+        p[0] &= 0x7f;
+        assert!(
+            open(&mut client.decryptor, &p)
+                .unwrap_err()
+                .needs_reset_request()
+        );
+    }
+
+    #[test]
+    fn bad_headers_and_buffers() {
+        let (mut server, mut client) = pair(KeyLength::Bits128, true);
+        assert_eq!(
+            open_raw(&mut client.decryptor, &[0x90]),
+            Err(DecryptError::Truncated)
+        );
+        assert_eq!(
+            open(&mut client.decryptor, &[0x80, 0x00, 1]),
+            Err(DecryptError::NotEncrypted)
+        );
+        assert_eq!(
+            open(&mut client.decryptor, &[0xb0, 0x00, 1]),
+            Err(DecryptError::Compressed)
+        );
+        let p = seal(&mut server.encryptor, 0);
+        let mut small = [0u8; 3];
+        assert_eq!(
+            client.decryptor.decrypt(&p, &mut small),
+            Err(DecryptError::BufferTooSmall {
+                need: p.len() - 2,
+                have: 3
+            })
+        );
+        // A refused packet did not move the state: it still decrypts.
+        assert!(open(&mut client.decryptor, &p).is_ok());
+        assert_eq!(
+            server.encryptor.encrypt(&[1, 2, 3], &mut [0u8; 4]),
+            Err(EncryptError::BufferTooSmall { need: 5, have: 4 })
+        );
+        assert_eq!(
+            server.encryptor.encrypt_in_place(&mut [0u8; 1]),
+            Err(EncryptError::BufferTooSmall { need: 2, have: 1 })
+        );
+        // An empty payload is a valid (if useless) packet.
+        let mut out = [0xa5u8; 2];
+        assert_eq!(server.encryptor.encrypt(&[], &mut out), Ok(2));
+        assert_eq!(client.decryptor.decrypt(&out, &mut []), Ok(0));
+    }
+
+    fn open_raw(rx: &mut Decryptor, packet: &[u8]) -> Result<usize, DecryptError> {
+        rx.decrypt(packet, &mut [0u8; 16])
+    }
+
+    #[test]
+    fn debug_hides_keys() {
+        let (server, _) = pair(KeyLength::Bits128, true);
+        let shown = format!("{server:?}");
+        assert!(
+            shown.contains("Encryptor") && !shown.contains("session"),
+            "{shown}"
+        );
+    }
+}

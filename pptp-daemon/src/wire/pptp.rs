@@ -1,1 +1,0 @@
-//! Placeholder: filled in by the wire-format work (see wire/mod.rs).
