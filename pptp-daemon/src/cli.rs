@@ -2,7 +2,7 @@
 
 use std::{net::SocketAddr, path::PathBuf};
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::{Config, ConfigError, DEFAULT_TOML};
 
@@ -26,8 +26,34 @@ pub struct Cli {
     #[arg(long)]
     pub no_xdp: bool,
     /// Log verbosity; RUST_LOG, when set, takes precedence.
-    #[arg(long, value_enum, default_value_t = LogLevel::Info)]
+    #[arg(long, value_enum, default_value_t = LogLevel::Info, global = true)]
     pub log_level: LogLevel,
+    /// Without a command: run the daemon.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What to do instead of running the daemon.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show the running daemon's sessions.
+    Sessions {
+        /// The daemon's control socket (default: server.control_socket of the configuration).
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the daemon's data-path counters (XDP and userspace).
+    Stats {
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run our own PPTP client (tests, lab, bench).
+    Client(crate::client::ClientArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

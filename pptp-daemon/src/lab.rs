@@ -12,6 +12,7 @@
 //! configuration). The LAN host routes 198.19.0.0/16 via the server.
 
 use std::{
+    collections::HashMap,
     io::{BufRead as _, BufReader},
     path::Path,
     process::{Child, Command, Stdio},
@@ -25,7 +26,10 @@ pub const CLIENT_WAN: &str = "198.18.0.2";
 pub const SERVER_LAN: &str = "198.18.1.1";
 pub const LAN_HOST: &str = "198.18.1.2";
 pub const TUNNEL_LOCAL: &str = "198.19.0.1";
-pub const TUNNEL_POOL: &str = "198.19.0.0/16";
+/// Routed to the server from the LAN host.
+pub const TUNNEL_NET: &str = "198.19.0.0/16";
+/// The daemon's pool (room for 16382 sessions).
+pub const TUNNEL_POOL: &str = "198.19.64.0/18";
 
 /// The three namespaces, deleted on drop.
 pub struct Topology {
@@ -45,7 +49,7 @@ impl Topology {
         server.ip(&["addr", "add", &format!("{SERVER_WAN}/24"), "dev", "s0"])?;
         server.ip(&["addr", "add", &format!("{SERVER_LAN}/24"), "dev", "l0"])?;
         lan.ip(&["addr", "add", &format!("{LAN_HOST}/24"), "dev", "h0"])?;
-        lan.ip(&["route", "add", TUNNEL_POOL, "via", SERVER_LAN])?;
+        lan.ip(&["route", "add", TUNNEL_NET, "via", SERVER_LAN])?;
         for ns in [&client, &server, &lan] {
             // Decapsulated packets enter the server from s0 with client
             // sources that route via pptp0: no reverse-path filtering.
@@ -63,6 +67,19 @@ impl Topology {
                 .command("sysctl")
                 .args(["-qw", "net.ipv4.ip_forward=1"]),
         )?;
+        // Finished checksums on what the hosts send (see set_tx_checksum).
+        for (ns, iface) in [
+            (&client, "c0"),
+            (&lan, "h0"),
+            (&server, "s0"),
+            (&server, "l0"),
+        ] {
+            ns.run(|| netns::set_tx_checksum(iface, false))?
+                .map_err(|e| NetnsError::Command {
+                    command: format!("ETHTOOL_STXCSUM off on {iface}"),
+                    stderr: e.to_string(),
+                })?;
+        }
         Ok(Self {
             client,
             server,
@@ -121,11 +138,12 @@ echo_failures = 3
 pub struct Process {
     pub child: Child,
     name: String,
+    lines: std::sync::mpsc::Receiver<String>,
 }
 
 impl Process {
-    /// Starts `program args` inside `ns`, stdout piped, stderr inherited
-    /// (or to a log file when `log` is given).
+    /// Starts `program args` inside `ns`, stdout read line by line in the
+    /// background, stderr to a log file when `log` is given.
     pub fn spawn(
         ns: &Netns,
         name: &str,
@@ -141,9 +159,22 @@ impl Process {
         if let Some(log) = log {
             cmd.stderr(std::fs::File::create(log)?);
         }
+        let mut child = cmd.spawn()?;
+        let (tx, lines) = std::sync::mpsc::channel();
+        if let Some(stdout) = child.stdout.take() {
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines() {
+                    let Ok(line) = line else { break };
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
         Ok(Self {
-            child: cmd.spawn()?,
+            child,
             name: name.to_owned(),
+            lines,
         })
     }
 
@@ -153,36 +184,21 @@ impl Process {
         timeout: Duration,
         mut pred: impl FnMut(&str) -> bool,
     ) -> Result<String, String> {
-        let stdout = self.child.stdout.take().ok_or("stdout already taken")?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        let reader = std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            for line in lines.by_ref() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
         let deadline = Instant::now() + timeout;
         let mut seen = Vec::new();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
+            match self.lines.recv_timeout(left) {
                 Ok(line) => {
                     if pred(&line) {
-                        // Keep draining in the background so the child never blocks.
-                        std::thread::spawn(move || {
-                            while rx.recv().is_ok() {}
-                            let _ = reader.join();
-                        });
                         return Ok(line);
                     }
                     seen.push(line);
                 }
                 Err(_) => {
+                    let tail: Vec<_> = seen.iter().rev().take(5).rev().collect();
                     return Err(format!(
-                        "{}: no expected line within {timeout:?}; got: {seen:?}",
+                        "{}: no expected line within {timeout:?}; last lines: {tail:?}",
                         self.name
                     ));
                 }
@@ -210,6 +226,334 @@ impl Drop for Process {
         if let Ok(None) = self.child.try_wait() {
             let _ = self.child.kill();
             let _ = self.child.wait();
+        }
+    }
+}
+
+/// A running lab: the topology, the daemon in the server namespace, and a
+/// scratch folder with its configuration, secrets and log.
+pub struct Lab {
+    pub topology: Topology,
+    pub dir: std::path::PathBuf,
+    pub socket: std::path::PathBuf,
+    pub log: std::path::PathBuf,
+    bin: std::path::PathBuf,
+    daemon: Option<Process>,
+    /// The pass programs on the far ends of s0 and l0.
+    pass: Option<crate::dataplane::xdp::XdpDataplane>,
+}
+
+/// The lab's test user.
+pub const USER: &str = "alice";
+pub const PASSWORD: &str = "correct horse";
+
+/// How the lab daemon runs.
+#[derive(Clone, Debug)]
+pub struct LabOptions {
+    /// XDP on s0 and l0, or every session in userspace.
+    pub xdp: bool,
+    /// `mppe.policy`: "require", "allow" or "deny".
+    pub mppe: &'static str,
+    /// Appended to the configuration (extra keys of existing tables are
+    /// not allowed by TOML; use it for whole tables).
+    pub extra: String,
+}
+
+impl Default for LabOptions {
+    fn default() -> Self {
+        Self {
+            xdp: true,
+            mppe: "allow",
+            extra: String::new(),
+        }
+    }
+}
+
+impl Lab {
+    /// Builds the topology and starts `bin` (pptp-daemon) in it, waiting
+    /// until its control socket answers.
+    pub fn start(bin: &Path, options: &LabOptions) -> Result<Self, String> {
+        let topology = Topology::new().map_err(|e| e.to_string())?;
+        let dir = std::env::temp_dir().join(format!("pptp-lab-{}", topology.server.name()));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let secrets = dir.join("chap-secrets");
+        std::fs::write(
+            &secrets,
+            format!(
+                "# client\tserver\tsecret\t\taddresses\n{USER}\t*\t\"{PASSWORD}\"\t*\nbob\t*\tbobsecret\t198.19.200.7\n"
+            ),
+        )
+        .map_err(|e| e.to_string())?;
+        let socket = dir.join("ctl.sock");
+        let config = dir.join("pptp.toml");
+        let mut text = topology.server_config(&secrets, &socket, options.xdp, options.mppe);
+        text.push_str(&options.extra);
+        std::fs::write(&config, text).map_err(|e| e.to_string())?;
+        let log = dir.join("daemon.log");
+        let mut lab = Lab {
+            topology,
+            dir,
+            socket,
+            log,
+            bin: bin.to_owned(),
+            daemon: None,
+            pass: None,
+        };
+        if options.xdp {
+            // Frames redirected into a veth need XDP on its far end.
+            lab.attach_pass_programs()?;
+        }
+        let daemon = Process::spawn(
+            &lab.topology.server,
+            "pptp-daemon",
+            bin,
+            &[
+                "--config",
+                &config.display().to_string(),
+                "--log-level",
+                "debug",
+            ],
+            Some(&lab.log),
+        )
+        .map_err(|e| e.to_string())?;
+        lab.daemon = Some(daemon);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while lab.sessions().is_err() {
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "the daemon did not come up; log:\n{}",
+                    lab.daemon_log()
+                ));
+            }
+            if let Some(d) = lab.daemon.as_mut()
+                && let Ok(Some(status)) = d.child.try_wait()
+            {
+                return Err(format!(
+                    "the daemon exited ({status}); log:\n{}",
+                    lab.daemon_log()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(lab)
+    }
+
+    /// The pass-everything XDP program on c0 and h0 (veth peers of s0 and
+    /// l0), loaded by a helper process that lives as long as the lab.
+    fn attach_pass_programs(&mut self) -> Result<(), String> {
+        let mut dp = crate::dataplane::xdp::XdpDataplane::load(log::LevelFilter::Warn)
+            .map_err(|e| e.to_string())?;
+        self.topology
+            .client
+            .run(|| dp.attach_pass("c0"))
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        self.topology
+            .lan
+            .run(|| dp.attach_pass("h0"))
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        self.pass = Some(dp);
+        Ok(())
+    }
+
+    /// The daemon's log so far.
+    pub fn daemon_log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Starts our client in the client namespace with extra arguments.
+    pub fn client(&self, extra: &[&str]) -> Result<Process, String> {
+        let mut args = vec![
+            "client",
+            "--server",
+            SERVER_WAN,
+            "--user",
+            USER,
+            "--password",
+            PASSWORD,
+            "--route",
+            "198.18.1.0/24",
+        ];
+        args.extend_from_slice(extra);
+        let log = self
+            .dir
+            .join(format!("client-{}.log", crate::netns::unique_name("c")));
+        Process::spawn(
+            &self.topology.client,
+            "pptp client",
+            &self.bin,
+            &args,
+            Some(&log),
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    /// The daemon's session list.
+    pub fn sessions(&self) -> Result<Vec<crate::server::ctl::SessionInfo>, String> {
+        match self.ctl(crate::server::ctl::Request::Sessions)? {
+            crate::server::ctl::Response::Sessions { sessions } => Ok(sessions),
+            other => Err(format!("unexpected answer {other:?}")),
+        }
+    }
+
+    /// The daemon's counters.
+    pub fn stats(&self) -> Result<HashMap<String, u64>, String> {
+        match self.ctl(crate::server::ctl::Request::Stats)? {
+            crate::server::ctl::Response::Stats { counters } => Ok(counters.into_iter().collect()),
+            other => Err(format!("unexpected answer {other:?}")),
+        }
+    }
+
+    fn ctl(
+        &self,
+        req: crate::server::ctl::Request,
+    ) -> Result<crate::server::ctl::Response, String> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        runtime
+            .block_on(crate::server::ctl::request(&self.socket, &req))
+            .map_err(|e| e.to_string())
+    }
+
+    /// Pings `to` from the client namespace with source `from`.
+    pub fn ping(&self, from: &str, to: &str, count: u32) -> Result<(), String> {
+        let out = self
+            .topology
+            .client
+            .command("ping")
+            .args([
+                "-c",
+                &count.to_string(),
+                "-i",
+                "0.2",
+                "-W",
+                "2",
+                "-I",
+                from,
+                to,
+            ])
+            .output()
+            .map_err(|e| format!("ping: {e} (install iputils-ping: `cargo xtask setup`)"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "ping {from} -> {to} failed:\n{}",
+                String::from_utf8_lossy(&out.stdout)
+            ));
+        }
+        Ok(())
+    }
+
+    /// Sends `bytes` over TCP from `from` (in the client namespace) to the
+    /// LAN host, which echoes them back; checks every byte both ways.
+    pub fn tcp_echo(&self, from: &str, bytes: usize) -> Result<Duration, String> {
+        use std::{
+            io::{Read as _, Write as _},
+            net::{SocketAddr, TcpListener, TcpStream},
+        };
+        let listener = self
+            .topology
+            .lan
+            .run(|| TcpListener::bind((LAN_HOST, 0)))
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+        let echo = std::thread::spawn(move || -> std::io::Result<usize> {
+            let (mut s, _) = listener.accept()?;
+            s.set_read_timeout(Some(Duration::from_secs(20)))?;
+            let mut buf = vec![0u8; 65536];
+            let mut total = 0;
+            loop {
+                let n = s.read(&mut buf)?;
+                if n == 0 {
+                    return Ok(total);
+                }
+                s.write_all(&buf[..n])?;
+                total += n;
+            }
+        });
+        let from: std::net::Ipv4Addr = from.parse().map_err(|e| format!("{e}"))?;
+        let started = Instant::now();
+        let result = self
+            .topology
+            .client
+            .run(|| -> std::io::Result<()> {
+                let sock =
+                    socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+                sock.bind(&SocketAddr::from((from, 0)).into())?;
+                sock.connect_timeout(
+                    &SocketAddr::from((
+                        LAN_HOST.parse::<std::net::Ipv4Addr>().expect("constant"),
+                        port,
+                    ))
+                    .into(),
+                    Duration::from_secs(10),
+                )?;
+                let mut stream: TcpStream = sock.into();
+                stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+                let data: Vec<u8> = (0..bytes).map(|i| (i * 7 + i / 251) as u8).collect();
+                let mut writer = stream.try_clone()?;
+                let sender = std::thread::spawn(move || -> std::io::Result<()> {
+                    writer.write_all(&data)?;
+                    writer.shutdown(std::net::Shutdown::Write)
+                });
+                let mut back = Vec::with_capacity(bytes);
+                stream.read_to_end(&mut back)?;
+                sender
+                    .join()
+                    .map_err(|_| std::io::Error::other("sender panicked"))??;
+                let expected: Vec<u8> = (0..bytes).map(|i| (i * 7 + i / 251) as u8).collect();
+                if back != expected {
+                    return Err(std::io::Error::other(format!(
+                        "echo differs: sent {} bytes, got {}",
+                        bytes,
+                        back.len()
+                    )));
+                }
+                Ok(())
+            })
+            .map_err(|e| e.to_string())?;
+        result.map_err(|e| format!("TCP transfer from {from}: {e}"))?;
+        let echoed = echo
+            .join()
+            .map_err(|_| "echo server panicked".to_owned())?
+            .map_err(|e| format!("echo server: {e}"))?;
+        if echoed != bytes {
+            return Err(format!("echo server saw {echoed} bytes, expected {bytes}"));
+        }
+        Ok(started.elapsed())
+    }
+
+    /// Process id of the daemon.
+    pub fn daemon_pid(&self) -> Option<u32> {
+        self.daemon.as_ref().map(|d| d.child.id())
+    }
+
+    /// Stops the daemon with SIGTERM; returns whether it exited cleanly.
+    pub fn stop_daemon(&mut self) -> Result<(), String> {
+        let Some(mut d) = self.daemon.take() else {
+            return Ok(());
+        };
+        match d.terminate(Duration::from_secs(15)) {
+            Some(status) if status.success() => Ok(()),
+            Some(status) => Err(format!(
+                "daemon exited with {status}; log:\n{}",
+                self.daemon_log()
+            )),
+            None => Err(format!("daemon did not stop; log:\n{}", self.daemon_log())),
+        }
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if let Some(mut d) = self.daemon.take() {
+            let _ = d.terminate(Duration::from_secs(10));
+        }
+        if std::env::var_os("PPTP_LAB_KEEP").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
 }

@@ -11,10 +11,12 @@
 //! - [`proto`]: the sans-IO state machines (PPP automaton, LCP, IPCP, CCP, control connection, calls);
 //! - [`auth`]: CHAP, MS-CHAPv1/v2 and PAP engines and the secrets back end;
 //! - [`mppe`]: MPPE keys and cipher;
-//! - [`server`]: the tokio glue that runs the daemon.
+//! - [`server`]: the tokio glue that runs the daemon;
+//! - [`client`]: our own PPTP client (tests, lab, bench).
 
 pub mod auth;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod dataplane;
 pub mod lab;

@@ -1,10 +1,53 @@
-//! `pptp-daemon`: command line -> configuration -> server.
+//! `pptp-daemon`: command line -> configuration -> server (or a command).
 
+use anyhow::Context as _;
 use clap::Parser;
-use pptp_daemon::cli::Cli;
+use pptp_daemon::{
+    cli::{Cli, Command},
+    server::ctl::{self, Request, Response},
+};
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    match &cli.command {
+        Some(Command::Client(args)) => {
+            pptp_daemon::server::init_tracing(cli.log_level);
+            let runtime = tokio::runtime::Runtime::new()?;
+            return runtime.block_on(pptp_daemon::client::run(args.clone()));
+        }
+        Some(Command::Sessions { socket, json }) | Some(Command::Stats { socket, json }) => {
+            let path = match socket {
+                Some(p) => p.clone(),
+                None => cli.load_config()?.server.control_socket,
+            };
+            let req = if matches!(cli.command, Some(Command::Sessions { .. })) {
+                Request::Sessions
+            } else {
+                Request::Stats
+            };
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let answer = runtime
+                .block_on(ctl::request(&path, &req))
+                .context("is the daemon running?")?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&answer)?);
+                return Ok(());
+            }
+            match answer {
+                Response::Sessions { sessions } => print!("{}", ctl::format_sessions(&sessions)),
+                Response::Stats { counters } => {
+                    for (name, value) in counters {
+                        println!("{name:<32} {value}");
+                    }
+                }
+                Response::Error { message } => anyhow::bail!("the daemon answered: {message}"),
+            }
+            return Ok(());
+        }
+        None => {}
+    }
     let config = cli.load_config()?;
     if cli.check_config {
         let origin = cli

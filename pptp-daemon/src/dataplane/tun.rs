@@ -35,16 +35,16 @@ pub struct Tun {
 }
 
 impl Tun {
-    /// Creates (or opens) the device, gives it our tunnel address and MTU,
-    /// and brings it up. Needs a tokio runtime.
-    pub fn create(name: &str, local: Ipv4Addr, mtu: u16) -> Result<Self, TunError> {
+    /// Creates (or opens) the device, gives it our tunnel address (if any)
+    /// and MTU, and brings it up. Needs a tokio runtime.
+    pub fn create(name: &str, local: Option<Ipv4Addr>, mtu: u16) -> Result<Self, TunError> {
         let mut config = tun::Configuration::default();
-        config
-            .tun_name(name)
-            .address(local)
-            .netmask(Ipv4Addr::new(255, 255, 255, 255))
-            .mtu(mtu)
-            .up();
+        config.tun_name(name).mtu(mtu).up();
+        if let Some(local) = local {
+            config
+                .address(local)
+                .netmask(Ipv4Addr::new(255, 255, 255, 255));
+        }
         let dev = tun::create_as_async(&config).map_err(|source| TunError::Create {
             name: name.to_owned(),
             source,
@@ -165,6 +165,72 @@ impl Routes {
                 source,
             }),
         }
+    }
+
+    /// Routes a network given as `a.b.c.d/len` to device `dev`.
+    pub async fn add_cidr(&self, cidr: &str, dev: u32) -> Result<(), TunError> {
+        let bad = || {
+            TunError::Netlink(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("`{cidr}` is not a.b.c.d/len"),
+            ))
+        };
+        let (addr, len) = cidr.split_once('/').ok_or_else(bad)?;
+        let addr: Ipv4Addr = addr.parse().map_err(|_| bad())?;
+        let len: u8 = len.parse().ok().filter(|l| *l <= 32).ok_or_else(bad)?;
+        let msg = RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(addr, len)
+            .output_interface(dev)
+            .build();
+        self.handle
+            .route()
+            .add(msg)
+            .replace()
+            .execute()
+            .await
+            .map_err(|source| TunError::Route {
+                addr,
+                dev: dev.to_string(),
+                source,
+            })
+    }
+
+    /// Gives device `dev` the address `addr/32`.
+    pub async fn add_address(&self, addr: Ipv4Addr, dev: u32) -> Result<(), TunError> {
+        self.handle
+            .address()
+            .add(dev, std::net::IpAddr::V4(addr), 32)
+            .execute()
+            .await
+            .map_err(|source| TunError::Route {
+                addr,
+                dev: dev.to_string(),
+                source,
+            })
+    }
+
+    /// Takes `addr` off device `dev`; an address already gone is fine.
+    pub async fn remove_address(&self, addr: Ipv4Addr, dev: u32) -> Result<(), TunError> {
+        let mut found = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(dev)
+            .set_address_filter(std::net::IpAddr::V4(addr))
+            .execute();
+        while let Ok(Some(msg)) = found.try_next().await {
+            self.handle
+                .address()
+                .del(msg)
+                .execute()
+                .await
+                .map_err(|source| TunError::Route {
+                    addr,
+                    dev: dev.to_string(),
+                    source,
+                })?;
+        }
+        Ok(())
     }
 
     /// Host routes currently pointing at device `dev` (for leak checks).

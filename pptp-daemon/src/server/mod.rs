@@ -58,7 +58,12 @@ pub fn init_tracing(level: LogLevel) {
     let filter = EnvFilter::builder()
         .with_default_directive(level.as_filter().into())
         .from_env_lossy();
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+    // Logs go to stderr: stdout belongs to command output (the client's
+    // JSON lines, `sessions`).
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 /// Counters of the userspace data path (the XDP program keeps its own).
@@ -270,11 +275,31 @@ impl Shared {
 
     fn stats_list(&self) -> Vec<(String, u64)> {
         let mut out = self.stats.list();
-        if let Some(xdp) = &self.xdp
-            && let Ok(stats) = xdp.lock().unwrap_or_else(|e| e.into_inner()).stats()
-        {
-            for s in pptp_common::maps::Stat::ALL {
-                out.push((format!("xdp_{}", s.name()), stats[s as usize]));
+        let calls = self.calls.read().unwrap_or_else(|e| e.into_inner()).len();
+        let clients = self.clients.read().unwrap_or_else(|e| e.into_inner()).len();
+        out.push(("calls".into(), calls as u64));
+        out.push(("clients_routed".into(), clients as u64));
+        out.push((
+            "pool_in_use".into(),
+            self.pool.lock().unwrap_or_else(|e| e.into_inner()).in_use() as u64,
+        ));
+        out.push((
+            "call_ids_live".into(),
+            self.call_ids
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .live() as u64,
+        ));
+        if let Some(xdp) = &self.xdp {
+            let xdp = xdp.lock().unwrap_or_else(|e| e.into_inner());
+            if let Ok(stats) = xdp.stats() {
+                for s in pptp_common::maps::Stat::ALL {
+                    out.push((format!("xdp_{}", s.name()), stats[s as usize]));
+                }
+            }
+            if let Ok((sessions, clients)) = xdp.installed() {
+                out.push(("xdp_sessions_installed".into(), sessions as u64));
+                out.push(("xdp_clients_installed".into(), clients as u64));
             }
         }
         out
@@ -341,7 +366,7 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
     };
     let tun = Tun::create(
         &config.dataplane.tun_name,
-        config.ppp.local_address,
+        Some(config.ppp.local_address),
         config.ppp.mru,
     )
     .context("creating the TUN device")?;

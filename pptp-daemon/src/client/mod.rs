@@ -1,0 +1,699 @@
+//! Our own PPTP client, for the tests, the lab and the bench. It behaves
+//! as a Windows client does: one control connection per call,
+//! Start-Control-Connection, Outgoing-Call, Set-Link-Info, then PPP with
+//! MS-CHAPv2 (checking the server's Authenticator Response) and, when asked,
+//! stateless 128-bit MPPE. Many sessions run in one process, over one raw
+//! GRE socket and one TUN device that carries every assigned address.
+//!
+//! Sessions that share a call ID (`--same-call-id`, to test a server
+//! against clients behind a NAT that does not rewrite call IDs) cannot be
+//! told apart by the GRE key of what the server sends; they negotiate one
+//! after the other, and received data goes to the session whose address it
+//! is for. This is a test mode, not something a real client does.
+
+use std::{
+    collections::HashMap,
+    net::{Ipv4Addr, SocketAddrV4},
+    sync::{
+        Arc, Mutex, RwLock,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+use serde::Serialize;
+use tokio::{
+    io::{AsyncReadExt as _, AsyncWriteExt as _},
+    net::TcpStream,
+    signal::unix::{SignalKind, signal},
+    sync::{Semaphore, mpsc, watch},
+    task::JoinSet,
+};
+
+use crate::{
+    auth::{
+        peer::{PeerAuthFactory, PeerSettings},
+        random::os_random,
+    },
+    config::{MppeConfig, MppePolicy},
+    dataplane::{
+        frame::{self, BUFFER_LEN, Framing, HEADROOM, Received},
+        gre_socket::GreSocket,
+        tun::{Routes, Tun, TunReader, TunWriter},
+    },
+    mppe::cipher::{Decryptor, Encryptor, MppeCipher},
+    proto::{
+        call::{self, Sequencer, WindowPolicy},
+        control::{ControlConnection, ControlEvent, ControlSettings},
+        lcp::magic_source,
+        session::{Session, SessionConfig, SessionEvent},
+    },
+    wire::{gre, ppp, pptp::StopReason},
+};
+
+/// What the client is asked to do.
+#[derive(Clone, Debug, clap::Args)]
+pub struct ClientArgs {
+    /// The server's address.
+    #[arg(long)]
+    pub server: Ipv4Addr,
+    /// The server's control port.
+    #[arg(long, default_value_t = pptp_common::consts::PPTP_PORT)]
+    pub port: u16,
+    /// User name (MS-CHAPv2 and whatever else the server asks for).
+    #[arg(long)]
+    pub user: String,
+    /// Password.
+    #[arg(long)]
+    pub password: String,
+    /// Number of sessions to open, each on its own control connection.
+    #[arg(long, default_value_t = 1)]
+    pub sessions: usize,
+    /// Require stateless 128-bit MPPE (what Windows negotiates by default).
+    #[arg(long)]
+    pub mppe: bool,
+    /// TUN device carrying the sessions' traffic.
+    #[arg(long, default_value = "pptpc0")]
+    pub tun: String,
+    /// Networks to route through the tunnels once the first session is up.
+    #[arg(long = "route", value_name = "CIDR")]
+    pub routes: Vec<String>,
+    /// Every session uses call ID 1 (a server test: clients behind a NAT
+    /// that does not rewrite call IDs).
+    #[arg(long)]
+    pub same_call_id: bool,
+    /// Sessions negotiating at the same time.
+    #[arg(long, default_value_t = 32)]
+    pub parallel: usize,
+    /// End each call with Call-Clear-Request and close TCP without
+    /// Stop-Control-Connection, as pptp-linux does (default: Stop, as Windows).
+    #[arg(long)]
+    pub no_stop: bool,
+    /// Exit after this many seconds (default: run until SIGINT/SIGTERM).
+    #[arg(long)]
+    pub duration: Option<u64>,
+}
+
+/// One line of the client's standard output (JSON).
+#[derive(Debug, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+enum Report {
+    Up {
+        index: usize,
+        address: Ipv4Addr,
+        server_address: Ipv4Addr,
+        call_id: u16,
+        peer_call_id: u16,
+        mppe: bool,
+        dns: Vec<Ipv4Addr>,
+        setup_ms: u128,
+    },
+    AllUp {
+        sessions: usize,
+        setup_ms: u128,
+    },
+    Down {
+        index: usize,
+        reason: String,
+    },
+    Failed {
+        index: usize,
+        reason: String,
+    },
+}
+
+fn report(r: &Report) {
+    if let Ok(line) = serde_json::to_string(r) {
+        println!("{line}");
+    }
+}
+
+struct DataState {
+    address: Ipv4Addr,
+    framing: Framing,
+    encryptor: Option<Mutex<Encryptor>>,
+    decryptor: Option<Mutex<Decryptor>>,
+}
+
+enum Input {
+    Frame(u16, Vec<u8>),
+    MppeResetNeeded,
+}
+
+struct ClientCall {
+    server: Ipv4Addr,
+    local: Ipv4Addr,
+    peer_call_id: std::sync::atomic::AtomicU16,
+    input: mpsc::Sender<Input>,
+    seq: Mutex<Sequencer>,
+    data: RwLock<Option<Arc<DataState>>>,
+    negotiating: AtomicBool,
+}
+
+impl ClientCall {
+    fn data(&self) -> Option<Arc<DataState>> {
+        self.data.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+struct Shared {
+    args: ClientArgs,
+    gre: GreSocket,
+    routes: Routes,
+    tun_index: u32,
+    by_call: RwLock<HashMap<u16, Vec<Arc<ClientCall>>>>,
+    by_address: RwLock<HashMap<Ipv4Addr, Arc<ClientCall>>>,
+    routes_added: AtomicBool,
+    up: AtomicU64,
+}
+
+impl Shared {
+    async fn send(&self, call: &ClientCall, frame: &[u8]) {
+        if let Err(e) = self.gre.send(call.local, call.server, frame).await {
+            tracing::debug!("GRE send: {e}");
+        }
+    }
+
+    /// Frames and sends one PPP packet of a call.
+    async fn send_ppp(&self, call: &ClientCall, framing: Framing, protocol: u16, payload: &[u8]) {
+        let mut buf = vec![0u8; HEADROOM + payload.len()];
+        buf[HEADROOM..].copy_from_slice(payload);
+        let header = {
+            let mut seq = call.seq.lock().unwrap_or_else(|e| e.into_inner());
+            seq.send_data(0, Instant::now())
+                .unwrap_or_else(|_| gre::Repr::data(seq.peer_call_id(), seq.next_seq(), None, 0))
+        };
+        let ppp = framing.ppp(ppp::Protocol::from(protocol));
+        if let Ok(begin) = frame::prepend(&mut buf, HEADROOM, HEADROOM + payload.len(), header, ppp)
+        {
+            self.send(call, &buf[begin..]).await;
+        }
+    }
+}
+
+/// Runs the client until every session has ended, the duration is over, or
+/// SIGINT/SIGTERM.
+pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
+    let tun = Tun::create(&args.tun, None, 1400).context("creating the client TUN device")?;
+    let routes = Routes::new().context("opening netlink")?;
+    let gre = GreSocket::open().context("opening the raw GRE socket (needs CAP_NET_RAW)")?;
+    let shared = Arc::new(Shared {
+        gre,
+        routes,
+        tun_index: tun.index(),
+        by_call: RwLock::new(HashMap::new()),
+        by_address: RwLock::new(HashMap::new()),
+        routes_added: AtomicBool::new(false),
+        up: AtomicU64::new(0),
+        args: args.clone(),
+    });
+    let (tun_rx, tun_tx) = tun.split();
+    let mut background = JoinSet::new();
+    background.spawn(gre_receive(shared.clone(), tun_tx));
+    background.spawn(tun_receive(shared.clone(), tun_rx));
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    // Sessions sharing a call ID negotiate one at a time.
+    let parallel = if args.same_call_id {
+        1
+    } else {
+        args.parallel.max(1)
+    };
+    let gate = Arc::new(Semaphore::new(parallel));
+    let started = Instant::now();
+    let mut sessions = JoinSet::new();
+    // Call IDs from a random base, as real clients pick them: two client
+    // processes in one namespace see each other's GRE frames.
+    let mut base = [0u8; 2];
+    os_random()(&mut base);
+    let base = u16::from_ne_bytes(base);
+    for index in 0..args.sessions {
+        let call_id = if args.same_call_id {
+            1
+        } else {
+            base.wrapping_add(index as u16).max(1)
+        };
+        sessions.spawn(session(
+            shared.clone(),
+            index,
+            call_id,
+            gate.clone(),
+            stop_rx.clone(),
+            started,
+        ));
+    }
+
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let until = args
+        .duration
+        .map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            done = sessions.join_next() => {
+                if done.is_none() {
+                    break;
+                }
+            }
+            _ = sigint.recv(), if !stopping => { stopping = true; let _ = stop_tx.send(true); }
+            _ = sigterm.recv(), if !stopping => { stopping = true; let _ = stop_tx.send(true); }
+            _ = async { match until { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } }, if !stopping => {
+                stopping = true;
+                let _ = stop_tx.send(true);
+            }
+        }
+    }
+    background.abort_all();
+    Ok(())
+}
+
+/// One session: control connection, call, PPP, until stopped or ended.
+async fn session(
+    shared: Arc<Shared>,
+    index: usize,
+    call_id: u16,
+    gate: Arc<Semaphore>,
+    mut stop: watch::Receiver<bool>,
+    started: Instant,
+) {
+    let permit = gate.acquire_owned().await.ok();
+    let args = &shared.args;
+    let server = SocketAddrV4::new(args.server, args.port);
+    let mut stream = match TcpStream::connect(server).await {
+        Ok(s) => s,
+        Err(e) => {
+            report(&Report::Failed {
+                index,
+                reason: format!("connect {server}: {e}"),
+            });
+            return;
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    let local = match stream.local_addr() {
+        Ok(std::net::SocketAddr::V4(a)) => *a.ip(),
+        _ => return,
+    };
+    let now = Instant::now();
+    let mut control = ControlConnection::client(ControlSettings::default(), now);
+    let _ = control.open_call(now, call_id);
+
+    let (input_tx, mut input_rx) = mpsc::channel(256);
+    let call = Arc::new(ClientCall {
+        server: args.server,
+        local,
+        peer_call_id: std::sync::atomic::AtomicU16::new(0),
+        input: input_tx,
+        seq: Mutex::new(Sequencer::new(0, sequencer_config(0))),
+        data: RwLock::new(None),
+        negotiating: AtomicBool::new(true),
+    });
+    shared
+        .by_call
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(call_id)
+        .or_default()
+        .push(call.clone());
+
+    let mppe = MppeConfig {
+        policy: if args.mppe {
+            MppePolicy::Require
+        } else {
+            MppePolicy::Deny
+        },
+        key_lengths: vec![128],
+        stateful: false,
+    };
+    let factory = PeerAuthFactory::new(
+        PeerSettings::new(args.user.clone(), args.password.clone()),
+        os_random(),
+    );
+    let mut seed = [0u8; 8];
+    os_random()(&mut seed);
+    let mut ppp: Option<Session> = None;
+    let mut framing = Framing::default();
+    let mut address = None;
+    let mut permit = permit;
+    let mut buf = vec![0u8; 4096];
+    let mut reason = String::new();
+    let mut eof = false;
+    let mut stopping = false;
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+
+    loop {
+        while let Some(bytes) = control.poll_transmit() {
+            if stream.write_all(&bytes).await.is_err() {
+                control.handle_eof(Instant::now());
+            }
+        }
+        while let Some(event) = control.poll_event() {
+            match event {
+                ControlEvent::CallConnected(info) => {
+                    call.peer_call_id
+                        .store(info.peer_call_id, Ordering::Relaxed);
+                    *call.seq.lock().unwrap_or_else(|e| e.into_inner()) = Sequencer::new(
+                        info.peer_call_id,
+                        sequencer_config(info.peer_receive_window),
+                    );
+                    let mut s = Session::new(
+                        SessionConfig::client(&mppe),
+                        Box::new(factory.clone()),
+                        magic_source(u64::from_ne_bytes(seed)),
+                    );
+                    s.open(Instant::now());
+                    ppp = Some(s);
+                }
+                ControlEvent::CallFailed { reason: r, .. } => {
+                    reason = format!("call failed: {r:?}")
+                }
+                ControlEvent::CallEnded { reason: r, .. } => {
+                    if let Some(s) = ppp.as_mut() {
+                        s.lower_down(Instant::now());
+                    }
+                    if reason.is_empty() {
+                        reason = format!("call ended: {r:?}");
+                    }
+                    if args.no_stop && stopping {
+                        // pptp-linux: no Stop-Control-Connection, just close TCP.
+                        eof = true;
+                    } else {
+                        control.close(Instant::now(), StopReason::None);
+                    }
+                }
+                ControlEvent::Closed(r) if reason.is_empty() => {
+                    reason = format!("control connection closed: {r}");
+                }
+                _ => {}
+            }
+        }
+        if let Some(s) = ppp.as_mut() {
+            while let Some((protocol, payload)) = s.poll_transmit() {
+                shared.send_ppp(&call, framing, protocol, &payload).await;
+            }
+            while let Some(event) = s.poll_event() {
+                match event {
+                    SessionEvent::LinkUp(link) => {
+                        framing = Framing {
+                            acfc: link.send_acfc,
+                            pfc: link.send_pfc,
+                        };
+                    }
+                    SessionEvent::NetworkOpened(params) => {
+                        let addr = params.local_address;
+                        let (encryptor, decryptor) = match (&params.mppe, &params.mppe_material) {
+                            (Some(p), Some(m)) => {
+                                let c = MppeCipher::new(m, *p);
+                                (Some(Mutex::new(c.encryptor)), Some(Mutex::new(c.decryptor)))
+                            }
+                            _ => (None, None),
+                        };
+                        let mppe_on = encryptor.is_some();
+                        *call.data.write().unwrap_or_else(|e| e.into_inner()) =
+                            Some(Arc::new(DataState {
+                                address: addr,
+                                framing,
+                                encryptor,
+                                decryptor,
+                            }));
+                        shared
+                            .by_address
+                            .write()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(addr, call.clone());
+                        if let Err(e) = shared.routes.add_address(addr, shared.tun_index).await {
+                            tracing::warn!("adding {addr} to the TUN device: {e}");
+                        }
+                        address = Some(addr);
+                        if !shared.routes_added.swap(true, Ordering::AcqRel) {
+                            for r in &args.routes {
+                                if let Err(e) = shared.routes.add_cidr(r, shared.tun_index).await {
+                                    tracing::warn!("route {r}: {e}");
+                                }
+                            }
+                        }
+                        call.negotiating.store(false, Ordering::Release);
+                        permit.take();
+                        report(&Report::Up {
+                            index,
+                            address: addr,
+                            server_address: params.peer_address,
+                            call_id,
+                            peer_call_id: call.peer_call_id.load(Ordering::Relaxed),
+                            mppe: mppe_on,
+                            dns: params.dns.clone(),
+                            setup_ms: started.elapsed().as_millis(),
+                        });
+                        let up = shared.up.fetch_add(1, Ordering::AcqRel) + 1;
+                        if up as usize == args.sessions {
+                            report(&Report::AllUp {
+                                sessions: args.sessions,
+                                setup_ms: started.elapsed().as_millis(),
+                            });
+                        }
+                    }
+                    SessionEvent::NetworkDown => {
+                        *call.data.write().unwrap_or_else(|e| e.into_inner()) = None;
+                    }
+                    SessionEvent::CcpResetRequest => {
+                        if let Some(d) = call.data()
+                            && let Some(e) = &d.encryptor
+                        {
+                            e.lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .handle_reset_request();
+                        }
+                    }
+                    SessionEvent::Closed { reason: r } => {
+                        if reason.is_empty() {
+                            reason = r;
+                        }
+                        // The PPP session is over: hang up the call.
+                        let _ = control.clear_call(Instant::now(), call_id);
+                    }
+                    SessionEvent::Verify(_)
+                    | SessionEvent::Authenticated(_)
+                    | SessionEvent::AddressRequest { .. } => {}
+                }
+            }
+        }
+        if control.is_closed() || (eof && stopping) {
+            break;
+        }
+        let timeout = control
+            .poll_timeout()
+            .into_iter()
+            .chain(ppp.as_ref().and_then(Session::poll_timeout))
+            .min()
+            .map(tokio::time::Instant::from_std);
+        tokio::select! {
+            r = stream.read(&mut buf), if !eof => {
+                let now = Instant::now();
+                match r {
+                    Ok(0) | Err(_) => { eof = true; control.handle_eof(now); }
+                    Ok(n) => control.handle_bytes(now, &buf[..n]),
+                }
+            }
+            Some(input) = input_rx.recv() => {
+                if let Some(s) = ppp.as_mut() {
+                    match input {
+                        Input::Frame(protocol, payload) => s.handle_frame(Instant::now(), protocol, &payload),
+                        Input::MppeResetNeeded => s.send_ccp_reset_request(Instant::now()),
+                    }
+                }
+            }
+            _ = stop.changed(), if !stopping => {
+                stopping = true;
+                let now = Instant::now();
+                match ppp.as_mut() {
+                    // LCP Terminate first; Closed then hangs up the call.
+                    Some(s) => s.close(now, "client stopping"),
+                    None => control.close(now, StopReason::None),
+                }
+            }
+            _ = async { match timeout { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => {
+                let now = Instant::now();
+                control.handle_timeout(now);
+                if let Some(s) = ppp.as_mut() {
+                    s.handle_timeout(now);
+                }
+            }
+            _ = tick.tick() => {
+                // Owed acknowledgments leave on their own.
+                let ack = call.seq.lock().unwrap_or_else(|e| e.into_inner()).poll_transmit(Instant::now());
+                if let Some(header) = ack {
+                    let mut b = [0u8; 16];
+                    if let Ok(n) = header.emit_header(&mut b) {
+                        shared.send(&call, &b[..n]).await;
+                    }
+                }
+            }
+        }
+    }
+    drop(permit);
+    if let Some(addr) = address {
+        shared
+            .by_address
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&addr);
+        let _ = shared.routes.remove_address(addr, shared.tun_index).await;
+    }
+    if let Some(group) = shared
+        .by_call
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .get_mut(&call_id)
+    {
+        group.retain(|c| !Arc::ptr_eq(c, &call));
+    }
+    let _ = stream.shutdown().await;
+    report(&Report::Down { index, reason });
+}
+
+fn sequencer_config(peer_window: u16) -> call::Config {
+    let mut c = call::Config::new(peer_window, 64);
+    // Like the kernel: the peer's window is advice, not a limit.
+    c.window_policy = WindowPolicy::Ignore;
+    c
+}
+
+/// Which call a frame from the server belongs to.
+fn route_frame(
+    shared: &Shared,
+    call_id: u16,
+    buf: &[u8],
+    start: usize,
+    end: usize,
+) -> Option<Arc<ClientCall>> {
+    let by_call = shared.by_call.read().unwrap_or_else(|e| e.into_inner());
+    let group = by_call.get(&call_id)?;
+    if group.len() == 1 {
+        return group.first().cloned();
+    }
+    // Sessions sharing a call ID: a clear IPv4 frame goes to the owner of
+    // its destination address, anything else to the one negotiating.
+    if let Ok(packet) = ppp::Packet::new_checked(&buf[start..end])
+        && packet.protocol_number() == 0x0021
+        && let [.., a, b, c, d] = packet.payload().get(..20).unwrap_or(&[])
+    {
+        let dst = Ipv4Addr::new(*a, *b, *c, *d);
+        if let Some(call) = group
+            .iter()
+            .find(|c| c.data().is_some_and(|d| d.address == dst))
+        {
+            return Some(call.clone());
+        }
+    }
+    group
+        .iter()
+        .find(|c| c.negotiating.load(Ordering::Acquire))
+        .or_else(|| group.first())
+        .cloned()
+}
+
+async fn gre_receive(shared: Arc<Shared>, mut tun: TunWriter) {
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let Ok((src, _, range)) = shared.gre.recv_range(&mut buf).await else {
+            continue;
+        };
+        if src != shared.args.server {
+            continue;
+        }
+        let Ok(header) = frame::parse_gre(&buf[range.clone()]) else {
+            continue;
+        };
+        let start = range.start + header.header_len();
+        let end = start + usize::from(header.payload_len);
+        let Some(call) = route_frame(&shared, header.call_id, &buf, start, end) else {
+            continue;
+        };
+        let verdict = call
+            .seq
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .handle_receive(&header, Instant::now());
+        let data = call.data();
+        let opened = {
+            let mut dec = data
+                .as_ref()
+                .and_then(|d| d.decryptor.as_ref())
+                .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()));
+            frame::open(&mut buf, start, end, dec.as_deref_mut())
+        };
+        match opened {
+            Ok(Received::Control {
+                protocol,
+                start,
+                end,
+            }) => {
+                let _ = call
+                    .input
+                    .try_send(Input::Frame(protocol, buf[start..end].to_vec()));
+            }
+            Ok(Received::Ipv4 { start, end, .. }) => {
+                if verdict.deliver() && data.is_some() {
+                    let _ = tun.send(&buf[start..end]).await;
+                }
+            }
+            Ok(Received::AckOnly) => {}
+            Err(frame::DropReason::Mppe(e)) if e.needs_reset_request() => {
+                let _ = call.input.try_send(Input::MppeResetNeeded);
+            }
+            Err(e) => tracing::debug!("dropped frame: {e}"),
+        }
+    }
+}
+
+async fn tun_receive(shared: Arc<Shared>, mut tun: TunReader) {
+    let mut buf = vec![0u8; BUFFER_LEN];
+    loop {
+        let Ok(n) = tun.recv(&mut buf[HEADROOM..]).await else {
+            continue;
+        };
+        let end = HEADROOM + n;
+        if n < 20 || buf[HEADROOM] >> 4 != 4 {
+            continue;
+        }
+        let src = Ipv4Addr::new(
+            buf[HEADROOM + 12],
+            buf[HEADROOM + 13],
+            buf[HEADROOM + 14],
+            buf[HEADROOM + 15],
+        );
+        let Some(call) = shared
+            .by_address
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&src)
+            .cloned()
+        else {
+            continue;
+        };
+        let Some(data) = call.data() else { continue };
+        let sealed = {
+            let mut enc = data
+                .encryptor
+                .as_ref()
+                .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()));
+            frame::seal(&mut buf, HEADROOM, end, enc.as_deref_mut())
+        };
+        let Ok((start, protocol)) = sealed else {
+            continue;
+        };
+        let header = {
+            let mut seq = call.seq.lock().unwrap_or_else(|e| e.into_inner());
+            match seq.send_data(0, Instant::now()) {
+                Ok(h) => h,
+                Err(_) => continue,
+            }
+        };
+        if let Ok(begin) = frame::prepend(&mut buf, start, end, header, data.framing.ppp(protocol))
+        {
+            shared.send(&call, &buf[begin..end]).await;
+        }
+    }
+}

@@ -1,0 +1,394 @@
+//! End to end across network namespaces: the real daemon binary in a
+//! server namespace, our client in a client namespace, a LAN host behind
+//! the server. Needs root; fails (never skips) without it.
+
+use std::{path::Path, time::Duration};
+
+use pptp_daemon::{
+    lab::{LAN_HOST, Lab, LabOptions},
+    netns,
+    server::ctl::DataPath,
+};
+use serde_json::Value;
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_pptp-daemon"))
+}
+
+fn lab(options: LabOptions) -> Lab {
+    netns::require_root().expect("prerequisite");
+    Lab::start(bin(), &options).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Waits for the client's "all_up" line and returns the "up" lines.
+fn wait_up(client: &mut pptp_daemon::lab::Process, lab: &Lab, sessions: usize) -> Vec<Value> {
+    let mut ups = Vec::new();
+    let r = client.wait_for_line(Duration::from_secs(60 + sessions as u64), |line| {
+        let v: Value = serde_json::from_str(line).unwrap_or(Value::Null);
+        match v["event"].as_str() {
+            Some("up") => {
+                ups.push(v);
+                false
+            }
+            Some("all_up") => true,
+            Some("failed") | Some("down") => {
+                panic!("client: {line}\ndaemon log:\n{}", lab.daemon_log())
+            }
+            _ => false,
+        }
+    });
+    r.unwrap_or_else(|e| panic!("{e}\ndaemon log:\n{}", lab.daemon_log()));
+    ups
+}
+
+fn address(up: &Value) -> String {
+    up["address"].as_str().expect("address").to_owned()
+}
+
+#[test]
+fn session_passes_ping_and_tcp_on_the_userspace_path() {
+    let lab = lab(LabOptions {
+        xdp: false,
+        ..LabOptions::default()
+    });
+    let mut client = lab.client(&[]).unwrap();
+    let ups = wait_up(&mut client, &lab, 1);
+    let addr = address(&ups[0]);
+    lab.ping(&addr, LAN_HOST, 3)
+        .unwrap_or_else(|e| panic!("{e}\n{}", lab.daemon_log()));
+    lab.tcp_echo(&addr, 2_000_000)
+        .unwrap_or_else(|e| panic!("{e}\n{}", lab.daemon_log()));
+    let sessions = lab.sessions().unwrap();
+    assert_eq!(sessions.len(), 1);
+    let s = &sessions[0];
+    assert_eq!(s.user.as_deref(), Some("alice"));
+    assert_eq!(s.path, DataPath::Userspace);
+    assert!(s.rx_bytes > 2_000_000 && s.tx_bytes > 2_000_000, "{s:?}");
+}
+
+/// Everything a session held is back: no call, address, route or XDP entry.
+fn assert_clean(lab: &Lab) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let stats = lab.stats().unwrap();
+        let routes = lab
+            .topology
+            .server
+            .ip(&["-4", "route", "show", "dev", "pptp0"])
+            .unwrap();
+        let routes = String::from_utf8_lossy(&routes.stdout).into_owned();
+        let held: Vec<_> = [
+            "calls",
+            "clients_routed",
+            "pool_in_use",
+            "call_ids_live",
+            "xdp_sessions_installed",
+            "xdp_clients_installed",
+        ]
+        .iter()
+        .filter(|k| stats.get(**k).copied().unwrap_or(0) != 0)
+        .map(|k| format!("{k}={}", stats[*k]))
+        .collect();
+        if held.is_empty() && !routes.contains("198.19.") && lab.sessions().unwrap().is_empty() {
+            return;
+        }
+        if std::time::Instant::now() > deadline {
+            panic!(
+                "left behind: {held:?}, routes: {routes}\ndaemon log:\n{}",
+                lab.daemon_log()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn session_data_goes_through_xdp_both_ways() {
+    let lab = lab(LabOptions::default());
+    let mut client = lab.client(&[]).unwrap();
+    let ups = wait_up(&mut client, &lab, 1);
+    let addr = address(&ups[0]);
+    let before = lab.stats().unwrap();
+    lab.ping(&addr, LAN_HOST, 5)
+        .unwrap_or_else(|e| panic!("{e}\n{}", lab.daemon_log()));
+    lab.tcp_echo(&addr, 4_000_000).unwrap_or_else(|e| {
+        panic!(
+            "{e}\n{:?}\n{}",
+            lab.stats(),
+            lab.daemon_log()
+                .lines()
+                .filter(|l| !l.contains("DEBUG"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    });
+    let after = lab.stats().unwrap();
+    let delta = |k: &str| after[k] - before.get(k).copied().unwrap_or(0);
+    // Thousands of data frames each way went through the kernel ...
+    assert!(delta("xdp_gre_decapsulated") > 1000, "{after:?}");
+    assert!(delta("xdp_encapsulated") > 1000, "{after:?}");
+    // ... while userspace saw only a handful (the TCP SYNs, clamped there,
+    // acknowledgments, keepalives), never the data.
+    assert!(delta("userspace_tun_rx") < 10, "{after:?}");
+    assert!(delta("userspace_gre_rx") < 20, "{after:?}");
+    let s = &lab.sessions().unwrap()[0];
+    assert_eq!(s.path, DataPath::Xdp);
+    assert!(
+        s.rx_bytes > 4_000_000 && s.tx_bytes > 4_000_000,
+        "kernel counters reach `sessions`: {s:?}"
+    );
+
+    // The client hangs up (Call-Clear-Request, then Stop-Control-Connection).
+    assert!(
+        client
+            .terminate(Duration::from_secs(10))
+            .is_some_and(|s| s.success())
+    );
+    assert_clean(&lab);
+}
+
+#[test]
+fn mppe_sessions_stay_in_userspace_next_to_xdp_ones() {
+    let lab = lab(LabOptions::default());
+    let mut plain = lab.client(&["--tun", "plain0"]).unwrap();
+    let plain_addr = address(&wait_up(&mut plain, &lab, 1)[0]);
+    lab.ping(&plain_addr, LAN_HOST, 3).unwrap();
+    // The second client's route to the LAN replaces the first one's; from
+    // here on the LAN is reached through the MPPE client.
+    let mut enc = lab.client(&["--mppe", "--tun", "mppe0"]).unwrap();
+    let ups = wait_up(&mut enc, &lab, 1);
+    assert_eq!(ups[0]["mppe"], Value::Bool(true));
+    let enc_addr = address(&ups[0]);
+    lab.ping(&enc_addr, LAN_HOST, 3)
+        .unwrap_or_else(|e| panic!("{e}\n{}", lab.daemon_log()));
+    lab.tcp_echo(&enc_addr, 1_000_000).unwrap_or_else(|e| {
+        panic!(
+            "{e}\n{:?}\n{}",
+            lab.stats(),
+            lab.daemon_log()
+                .lines()
+                .filter(|l| l.contains("dropped"))
+                .take(20)
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    });
+    let sessions = lab.sessions().unwrap();
+    let by_addr = |a: &str| {
+        sessions
+            .iter()
+            .find(|s| s.client_addr.map(|c| c.to_string()).as_deref() == Some(a))
+            .unwrap()
+            .clone()
+    };
+    let e = by_addr(&enc_addr);
+    assert_eq!(e.path, DataPath::Userspace);
+    assert_eq!(e.mppe.as_deref(), Some("128-bit stateless"));
+    assert!(e.rx_bytes > 1_000_000, "{e:?}");
+    assert_eq!(by_addr(&plain_addr).path, DataPath::Xdp);
+    drop(enc);
+    drop(plain);
+    assert_clean(&lab);
+}
+
+fn signal(process: &pptp_daemon::lab::Process, sig: i32) {
+    // SAFETY: kill(2) on a child we own.
+    unsafe { libc::kill(process.child.id() as i32, sig) };
+}
+
+/// Reads client lines until a "down" event; returns it.
+fn wait_down(client: &mut pptp_daemon::lab::Process, lab: &Lab, within: Duration) -> Value {
+    let line = client
+        .wait_for_line(within, |l| l.contains("\"down\""))
+        .unwrap_or_else(|e| panic!("{e}\ndaemon log:\n{}", lab.daemon_log()));
+    serde_json::from_str(&line).unwrap()
+}
+
+#[test]
+fn silenced_client_is_torn_down_by_keepalive() {
+    let lab = lab(LabOptions::default());
+    let mut client = lab.client(&[]).unwrap();
+    wait_up(&mut client, &lab, 1);
+    assert_eq!(lab.sessions().unwrap().len(), 1);
+    // The client stops answering anything (LCP and PPTP echoes alike).
+    signal(&client, libc::SIGSTOP);
+    // LCP echo every 5 s, 3 failures: gone within about 20 s.
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    while !lab.sessions().unwrap().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still up:\n{}",
+            lab.daemon_log()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(
+        lab.daemon_log().contains("session ended"),
+        "{}",
+        lab.daemon_log()
+    );
+    assert_clean(&lab);
+    signal(&client, libc::SIGCONT);
+}
+
+#[test]
+fn call_clear_then_tcp_close_like_pptp_linux_ends_the_session() {
+    let lab = lab(LabOptions::default());
+    let mut client = lab.client(&["--no-stop"]).unwrap();
+    wait_up(&mut client, &lab, 1);
+    signal(&client, libc::SIGTERM);
+    let down = wait_down(&mut client, &lab, Duration::from_secs(20));
+    assert!(
+        down["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("client stopping"),
+        "{down}"
+    );
+    assert_clean(&lab);
+    assert!(
+        lab.daemon_log().contains("PeerEof")
+            || lab.daemon_log().contains("without Stop-Control-Connection"),
+        "{}",
+        lab.daemon_log()
+    );
+}
+
+#[test]
+fn daemon_shutdown_says_goodbye() {
+    let mut lab = lab(LabOptions::default());
+    let mut client = lab.client(&[]).unwrap();
+    wait_up(&mut client, &lab, 1);
+    lab.stop_daemon().unwrap();
+    // The client hears LCP Terminate-Request, Call-Disconnect-Notify and
+    // Stop-Control-Connection-Request before the connection closes.
+    let down = wait_down(&mut client, &lab, Duration::from_secs(20));
+    let reason = down["reason"].as_str().unwrap_or("").to_owned();
+    assert!(
+        reason.contains("Terminate")
+            || reason.contains("PeerDisconnected")
+            || reason.contains("Stop"),
+        "{down}"
+    );
+    let log = lab.daemon_log();
+    assert!(
+        log.contains("SIGTERM: shutting down") && log.contains("stopped"),
+        "{log}"
+    );
+    // Nothing of the daemon is left in the kernel: no XDP program, no TUN.
+    let links = lab.topology.server.ip(&["link", "show"]).unwrap();
+    let links = String::from_utf8_lossy(&links.stdout);
+    assert!(
+        !links.contains("xdp") && !links.contains("pptp0"),
+        "{links}"
+    );
+}
+
+#[test]
+fn hundred_sessions_from_one_address_with_colliding_call_ids() {
+    let lab = lab(LabOptions::default());
+    let mut client = lab
+        .client(&["--sessions", "100", "--same-call-id"])
+        .unwrap();
+    let ups = wait_up(&mut client, &lab, 100);
+    assert_eq!(ups.len(), 100);
+    assert!(
+        ups.iter().all(|u| u["call_id"] == 1),
+        "every client call ID is 1"
+    );
+    let sessions = lab.sessions().unwrap();
+    assert_eq!(sessions.len(), 100);
+    let mut ours: Vec<u16> = sessions.iter().map(|s| s.call_id).collect();
+    ours.sort_unstable();
+    ours.dedup();
+    assert_eq!(ours.len(), 100, "our call IDs are unique");
+    assert!(
+        sessions
+            .iter()
+            .all(|s| s.peer_call_id == 1 && s.path == DataPath::Xdp)
+    );
+    // Traffic through a sample of them, first, middle, last.
+    for i in [0, 49, 99] {
+        let a = address(&ups[i]);
+        lab.ping(&a, LAN_HOST, 2).unwrap_or_else(|e| {
+            panic!(
+                "session {i}: {e}\n{:?}\n{:?}",
+                lab.stats(),
+                lab.sessions()
+                    .unwrap()
+                    .iter()
+                    .find(|s| s.client_addr.map(|c| c.to_string()) == Some(a.clone()))
+            )
+        });
+    }
+    lab.tcp_echo(&address(&ups[17]), 500_000).unwrap();
+    signal(&client, libc::SIGTERM);
+    assert!(client.terminate(Duration::from_secs(60)).is_some());
+    assert_clean(&lab);
+}
+
+#[test]
+fn garbage_on_the_wire_harms_no_session() {
+    use std::io::Write as _;
+    let lab = lab(LabOptions::default());
+    let mut client = lab.client(&[]).unwrap();
+    let addr = address(&wait_up(&mut client, &lab, 1)[0]);
+    // Malformed control streams: bad magic cookie, impossible length, junk.
+    for junk in [
+        &b"\x00\x9c\x00\x01\xde\xad\xbe\xef"[..],
+        &b"\x00\x05\x00\x01\x1a\x2b\x3c\x4d\x00\x01\x00\x00"[..],
+        &[0xFFu8; 300][..],
+    ] {
+        lab.topology
+            .client
+            .run(|| {
+                let mut s = std::net::TcpStream::connect(("198.18.0.1", 1723)).unwrap();
+                let _ = s.write_all(junk);
+                let _ = s.shutdown(std::net::Shutdown::Write);
+                let mut rest = Vec::new();
+                let _ = std::io::Read::read_to_end(&mut s, &mut rest);
+            })
+            .unwrap();
+    }
+    // Bad GRE: version 0, unknown call, truncated, flags the RFC forbids.
+    let sock = lab
+        .topology
+        .client
+        .run(|| {
+            socket2::Socket::new(
+                socket2::Domain::IPV4,
+                socket2::Type::RAW,
+                Some(socket2::Protocol::from(47)),
+            )
+        })
+        .unwrap()
+        .unwrap();
+    let dst: std::net::SocketAddr = "198.18.0.1:0".parse().unwrap();
+    for frame in [
+        &[0u8, 0, 0x08, 0, 0x45, 0][..],
+        &[
+            0x30, 0x01, 0x88, 0x0B, 0, 4, 0x77, 0x77, 0, 0, 0, 1, 0xFF, 0x03, 0xC0, 0x21,
+        ][..],
+        &[0x30, 0x01, 0x88][..],
+        &[0xB0, 0x01, 0x88, 0x0B, 0, 0, 0, 1][..],
+    ] {
+        sock.send_to(frame, &dst.into()).unwrap();
+    }
+    lab.ping(&addr, LAN_HOST, 3)
+        .unwrap_or_else(|e| panic!("{e}\n{}", lab.daemon_log()));
+    assert_eq!(lab.sessions().unwrap().len(), 1);
+    let stats = lab.stats().unwrap();
+    assert!(
+        stats["userspace_gre_unknown_call"]
+            + stats["userspace_gre_malformed"]
+            + stats["xdp_gre_not_pptp"]
+            + stats["xdp_gre_truncated"]
+            >= 3,
+        "{stats:?}"
+    );
+    assert!(
+        lab.daemon_log().contains("malformed control stream"),
+        "{}",
+        lab.daemon_log()
+    );
+}
