@@ -257,6 +257,9 @@ pub struct LabOptions {
     /// Appended to the configuration (extra keys of existing tables are
     /// not allowed by TOML; use it for whole tables).
     pub extra: String,
+    /// The WAN interface the configuration names (a missing one tests the
+    /// fallback when XDP cannot be attached).
+    pub wan: &'static str,
 }
 
 impl Default for LabOptions {
@@ -265,6 +268,7 @@ impl Default for LabOptions {
             xdp: true,
             mppe: "allow",
             extra: String::new(),
+            wan: "s0",
         }
     }
 }
@@ -286,7 +290,12 @@ impl Lab {
         .map_err(|e| e.to_string())?;
         let socket = dir.join("ctl.sock");
         let config = dir.join("pptp.toml");
-        let mut text = topology.server_config(&secrets, &socket, options.xdp, options.mppe);
+        let mut text = topology
+            .server_config(&secrets, &socket, options.xdp, options.mppe)
+            .replace(
+                "interface = \"s0\"",
+                &format!("interface = \"{}\"", options.wan),
+            );
         text.push_str(&options.extra);
         std::fs::write(&config, text).map_err(|e| e.to_string())?;
         let log = dir.join("daemon.log");
@@ -529,6 +538,45 @@ impl Lab {
     /// Process id of the daemon.
     pub fn daemon_pid(&self) -> Option<u32> {
         self.daemon.as_ref().map(|d| d.child.id())
+    }
+
+    /// Kills the daemon with SIGKILL (no goodbyes, no cleanup of its own).
+    pub fn kill_daemon(&mut self) {
+        if let Some(mut d) = self.daemon.take() {
+            let _ = d.child.kill();
+            let _ = d.child.wait();
+        }
+    }
+
+    /// Starts the daemon again on the same configuration.
+    pub fn restart_daemon(&mut self) -> Result<(), String> {
+        self.kill_daemon();
+        let config = self.dir.join("pptp.toml");
+        let daemon = Process::spawn(
+            &self.topology.server,
+            "pptp-daemon",
+            &self.bin,
+            &[
+                "--config",
+                &config.display().to_string(),
+                "--log-level",
+                "debug",
+            ],
+            Some(&self.log),
+        )
+        .map_err(|e| e.to_string())?;
+        self.daemon = Some(daemon);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.sessions().is_err() {
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "the daemon did not come up again; log:\n{}",
+                    self.daemon_log()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
     }
 
     /// Stops the daemon with SIGTERM; returns whether it exited cleanly.

@@ -392,3 +392,43 @@ fn garbage_on_the_wire_harms_no_session() {
         lab.daemon_log()
     );
 }
+
+#[test]
+fn failed_xdp_attach_keeps_sessions_on_the_userspace_path() {
+    let lab = lab(LabOptions {
+        wan: "nosuch0",
+        ..LabOptions::default()
+    });
+    assert!(
+        lab.daemon_log().contains("XDP unavailable"),
+        "{}",
+        lab.daemon_log()
+    );
+    let mut client = lab.client(&[]).unwrap();
+    let addr = address(&wait_up(&mut client, &lab, 1)[0]);
+    lab.ping(&addr, LAN_HOST, 3).unwrap();
+    assert_eq!(lab.sessions().unwrap()[0].path, DataPath::Userspace);
+}
+
+#[test]
+fn restart_after_a_crash_finds_nothing_stale() {
+    let mut lab = lab(LabOptions::default());
+    let mut client = lab.client(&[]).unwrap();
+    wait_up(&mut client, &lab, 1);
+    lab.kill_daemon();
+    // The kernel dropped what the daemon held: its XDP links and TUN device.
+    let links = lab.topology.server.ip(&["link", "show"]).unwrap();
+    let links = String::from_utf8_lossy(&links.stdout).into_owned();
+    assert!(
+        !links.contains("xdp") && !links.contains("pptp0"),
+        "{links}"
+    );
+    drop(client);
+    lab.restart_daemon().unwrap();
+    assert!(lab.sessions().unwrap().is_empty());
+    let mut client = lab.client(&[]).unwrap();
+    let addr = address(&wait_up(&mut client, &lab, 1)[0]);
+    lab.ping(&addr, LAN_HOST, 3)
+        .unwrap_or_else(|e| panic!("{e}\n{}", lab.daemon_log()));
+    assert_eq!(lab.sessions().unwrap()[0].path, DataPath::Xdp);
+}

@@ -230,12 +230,6 @@ fn decapsulate(ctx: &XdpContext, l3: usize, ip: &Ipv4Hdr) -> (Stat, u32) {
 
     let key = SessionKey::new(ip.src_addr, gre.call_id());
     let Some(session) = PPTP_SESSIONS.get_ptr(&key) else {
-        debug!(
-            ctx,
-            "GRE for unknown call {} from {:i}",
-            key.call_id,
-            u32::from_be_bytes(ip.src_addr)
-        );
         return (Stat::GreUnknownCall, PASS);
     };
     // SAFETY: a map value pointer stays valid for the whole program run.
@@ -283,6 +277,12 @@ fn decapsulate(ctx: &XdpContext, l3: usize, ip: &Ipv4Hdr) -> (Stat, u32) {
         return (Stat::GreToUserspace, PASS);
     }
     if inner_ip.src_addr != session.client_addr {
+        debug!(
+            ctx,
+            "call {}: inner source {:i} is not the client's",
+            session.call_id,
+            u32::from_be_bytes(inner_ip.src_addr)
+        );
         return (Stat::GreSpoofed, DROP);
     }
     if session.flags & SESSION_F_MSS_CLAMP != 0 && is_tcp_syn(ctx, inner, &inner_ip) {

@@ -7,9 +7,12 @@
 //!
 //! Sessions that share a call ID (`--same-call-id`, to test a server
 //! against clients behind a NAT that does not rewrite call IDs) cannot be
-//! told apart by the GRE key of what the server sends; they negotiate one
-//! after the other, and received data goes to the session whose address it
-//! is for. This is a test mode, not something a real client does.
+//! told apart by the GRE key of what the server sends. Each such session
+//! starts its own GRE sequence numbers at a different offset, so the
+//! server's acknowledgment tells whose frame it is; frames without one go
+//! to the session negotiating (they negotiate one after the other), and
+//! clear data to the session whose address it is for. This is a test mode,
+//! not something a real client does.
 
 use std::{
     collections::HashMap,
@@ -142,6 +145,8 @@ enum Input {
 }
 
 struct ClientCall {
+    /// First GRE sequence number we send (distinct per session).
+    initial_seq: u32,
     server: Ipv4Addr,
     local: Ipv4Addr,
     peer_call_id: std::sync::atomic::AtomicU16,
@@ -301,12 +306,14 @@ async fn session(
     let _ = control.open_call(now, call_id);
 
     let (input_tx, mut input_rx) = mpsc::channel(256);
+    let initial_seq = (index as u32) << SEQ_SPACE_BITS;
     let call = Arc::new(ClientCall {
+        initial_seq,
         server: args.server,
         local,
         peer_call_id: std::sync::atomic::AtomicU16::new(0),
         input: input_tx,
-        seq: Mutex::new(Sequencer::new(0, sequencer_config(0))),
+        seq: Mutex::new(Sequencer::new(0, sequencer_config(0, initial_seq))),
         data: RwLock::new(None),
         negotiating: AtomicBool::new(true),
     });
@@ -356,7 +363,7 @@ async fn session(
                         .store(info.peer_call_id, Ordering::Relaxed);
                     *call.seq.lock().unwrap_or_else(|e| e.into_inner()) = Sequencer::new(
                         info.peer_call_id,
-                        sequencer_config(info.peer_receive_window),
+                        sequencer_config(info.peer_receive_window, initial_seq),
                     );
                     let mut s = Session::new(
                         SessionConfig::client(&mppe),
@@ -553,8 +560,13 @@ async fn session(
     report(&Report::Down { index, reason });
 }
 
-fn sequencer_config(peer_window: u16) -> call::Config {
+/// Sequence numbers each session may use before its space meets the next
+/// session's (2^20 frames): `index << SEQ_SPACE_BITS` is where it starts.
+const SEQ_SPACE_BITS: u32 = 20;
+
+fn sequencer_config(peer_window: u16, initial_seq: u32) -> call::Config {
     let mut c = call::Config::new(peer_window, 64);
+    c.initial_seq = initial_seq;
     // Like the kernel: the peer's window is advice, not a limit.
     c.window_policy = WindowPolicy::Ignore;
     c
@@ -563,15 +575,23 @@ fn sequencer_config(peer_window: u16) -> call::Config {
 /// Which call a frame from the server belongs to.
 fn route_frame(
     shared: &Shared,
-    call_id: u16,
+    header: &gre::Repr,
     buf: &[u8],
     start: usize,
     end: usize,
 ) -> Option<Arc<ClientCall>> {
     let by_call = shared.by_call.read().unwrap_or_else(|e| e.into_inner());
-    let group = by_call.get(&call_id)?;
+    let group = by_call.get(&header.call_id)?;
     if group.len() == 1 {
         return group.first().cloned();
+    }
+    // The acknowledgment names one of our sequence spaces.
+    if let Some(ack) = header.ack
+        && let Some(call) = group
+            .iter()
+            .find(|c| ack.wrapping_sub(c.initial_seq) < (1 << SEQ_SPACE_BITS))
+    {
+        return Some(call.clone());
     }
     // Sessions sharing a call ID: a clear IPv4 frame goes to the owner of
     // its destination address, anything else to the one negotiating.
@@ -608,7 +628,7 @@ async fn gre_receive(shared: Arc<Shared>, mut tun: TunWriter) {
         };
         let start = range.start + header.header_len();
         let end = start + usize::from(header.payload_len);
-        let Some(call) = route_frame(&shared, header.call_id, &buf, start, end) else {
+        let Some(call) = route_frame(&shared, &header, &buf, start, end) else {
             continue;
         };
         let verdict = call

@@ -345,20 +345,22 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
             );
             None
         }
-        (Some(iface), mode) => {
-            let mut dp =
-                XdpDataplane::load(log_level.as_log_filter()).context("loading the XDP program")?;
-            dp.attach(iface, mode)
-                .with_context(|| format!("attaching XDP to {iface}"))?;
-            for lan in &config.dataplane.lan_interfaces {
-                dp.attach(lan, mode)
-                    .with_context(|| format!("attaching XDP to {lan}"))?;
+        (Some(iface), mode) => match attach_xdp(&config, iface, mode, log_level) {
+            Ok(mut dp) => {
+                if let Some(logger) = dp.take_logger() {
+                    logger_task = Some(tokio::spawn(run_logger(logger)));
+                }
+                Some(dp)
             }
-            if let Some(logger) = dp.take_logger() {
-                logger_task = Some(tokio::spawn(run_logger(logger)));
+            // A failed load keeps the daemon up, every session on the
+            // userspace path, as with --no-xdp.
+            Err(e) => {
+                tracing::error!(
+                    "XDP unavailable, every session uses the userspace data path: {e:#}"
+                );
+                None
             }
-            Some(dp)
-        }
+        },
     };
     let seq = match &xdp {
         Some(dp) => dp.seq().clone(),
@@ -486,6 +488,24 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Loads the XDP program and attaches it to the WAN and LAN interfaces.
+fn attach_xdp(
+    config: &Config,
+    iface: &str,
+    mode: XdpMode,
+    log_level: LogLevel,
+) -> anyhow::Result<XdpDataplane> {
+    let mut dp =
+        XdpDataplane::load(log_level.as_log_filter()).context("loading the XDP program")?;
+    dp.attach(iface, mode)
+        .with_context(|| format!("attaching XDP to {iface}"))?;
+    for lan in &config.dataplane.lan_interfaces {
+        dp.attach(lan, mode)
+            .with_context(|| format!("attaching XDP to {lan}"))?;
+    }
+    Ok(dp)
 }
 
 /// Receives every GRE frame that reaches userspace: data of sessions on
