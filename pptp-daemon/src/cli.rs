@@ -54,6 +54,8 @@ pub enum Command {
     },
     /// Run our own PPTP client (tests, lab, bench).
     Client(crate::client::ClientArgs),
+    /// Demonstration in network namespaces (behind `cargo xtask lab`).
+    Lab(crate::lab::DemoArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -605,3 +605,103 @@ impl Drop for Lab {
         }
     }
 }
+
+/// What `pptp-daemon lab` (behind `cargo xtask lab`) does.
+#[derive(Clone, Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Sessions to open (one client process, one control connection each).
+    #[arg(long, default_value_t = 3)]
+    pub clients: usize,
+    /// Encrypt the sessions with MPPE (they then use the userspace path).
+    #[arg(long)]
+    pub mppe: bool,
+    /// Run the daemon with XDP off.
+    #[arg(long)]
+    pub no_xdp: bool,
+    /// Bytes of the TCP transfer through the first session.
+    #[arg(long, default_value_t = 20_000_000)]
+    pub bytes: usize,
+}
+
+/// Builds the lab, starts the daemon and the clients, shows a ping through
+/// every tunnel, a TCP transfer and the session list, and tears it all down.
+pub fn demo(bin: &Path, args: &DemoArgs) -> Result<(), String> {
+    crate::netns::require_root().map_err(|e| e.to_string())?;
+    let step = |s: &str| println!("\n==> {s}");
+    step(&format!(
+        "namespaces {} (clients), {} (server), {} (LAN host); daemon with XDP {}",
+        "c0 198.18.0.2",
+        "s0 198.18.0.1 / l0 198.18.1.1",
+        "h0 198.18.1.2",
+        if args.no_xdp { "off" } else { "on s0 and l0" }
+    ));
+    let lab = Lab::start(
+        bin,
+        &LabOptions {
+            xdp: !args.no_xdp,
+            mppe: if args.mppe { "require" } else { "allow" },
+            ..LabOptions::default()
+        },
+    )?;
+    let sessions = args.clients.max(1).to_string();
+    let mut extra = vec!["--sessions", sessions.as_str()];
+    if args.mppe {
+        extra.push("--mppe");
+    }
+    step(&format!(
+        "{} client session(s) connecting (MS-CHAPv2{})",
+        args.clients,
+        if args.mppe {
+            ", MPPE-128 stateless"
+        } else {
+            ""
+        }
+    ));
+    let mut client = lab.client(&extra)?;
+    let mut addresses = Vec::new();
+    client.wait_for_line(Duration::from_secs(60 + args.clients as u64), |line| {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+        match v["event"].as_str() {
+            Some("up") => {
+                println!(
+                    "    session {} up: address {}, setup {} ms",
+                    v["index"], v["address"], v["setup_ms"]
+                );
+                if let Some(a) = v["address"].as_str() {
+                    addresses.push(a.to_owned());
+                }
+                false
+            }
+            Some("all_up") => true,
+            _ => false,
+        }
+    })?;
+    step(&format!("ping {LAN_HOST} through every tunnel"));
+    for a in &addresses {
+        lab.ping(a, LAN_HOST, 2)?;
+        println!("    from {a}: ok");
+    }
+    step(&format!(
+        "TCP transfer of {} bytes each way through the first tunnel",
+        args.bytes
+    ));
+    let took = lab.tcp_echo(&addresses[0], args.bytes)?;
+    let mbits = (args.bytes as f64 * 8.0 * 2.0) / took.as_secs_f64() / 1e6;
+    println!("    echoed in {took:.2?} ({mbits:.0} Mbit/s both directions together)");
+    step("pptp-daemon sessions");
+    print!("{}", crate::server::ctl::format_sessions(&lab.sessions()?));
+    step("data-path counters (pptp-daemon stats)");
+    let stats = lab.stats()?;
+    let mut keys: Vec<_> = stats.keys().collect();
+    keys.sort();
+    for k in keys {
+        if stats[k] != 0 {
+            println!("    {k:<32} {}", stats[k]);
+        }
+    }
+    step("tearing down");
+    drop(client);
+    drop(lab);
+    println!("    done: namespaces, links and XDP programs removed");
+    Ok(())
+}

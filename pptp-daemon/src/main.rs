@@ -15,6 +15,10 @@ fn main() -> anyhow::Result<()> {
             let runtime = tokio::runtime::Runtime::new()?;
             return runtime.block_on(pptp_daemon::client::run(args.clone()));
         }
+        Some(Command::Lab(args)) => {
+            let me = std::env::current_exe().context("locating this binary")?;
+            return pptp_daemon::lab::demo(&me, args).map_err(|e| anyhow::anyhow!(e));
+        }
         Some(Command::Sessions { socket, json }) | Some(Command::Stats { socket, json }) => {
             let path = match socket {
                 Some(p) => p.clone(),

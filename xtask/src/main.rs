@@ -4,6 +4,7 @@
 //! project, so it builds before the eBPF toolchain exists and installs it.
 
 mod guest;
+mod interop;
 mod setup;
 mod util;
 
@@ -45,6 +46,14 @@ enum Command {
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// Namespaces for clients, the server and a LAN host; the daemon and N
+    /// clients; a ping and a TCP transfer through the tunnels, the session
+    /// list; then everything torn down. Arguments after `--` go to
+    /// `pptp-daemon lab` (--clients N, --mppe, --no-xdp, --bytes N).
+    Lab {
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
     /// Run the fuzz targets (cargo-fuzz, libFuzzer) for a bounded time.
     Fuzz {
         /// Seconds per target.
@@ -59,6 +68,10 @@ enum Command {
         #[command(subcommand)]
         command: guest::GuestCommand,
     },
+    /// pptp-linux + pppd in the guest against our daemon (MS-CHAPv2, with
+    /// and without MPPE-128): ping and iperf3 both ways, capture checked by
+    /// tshark. `--bench`: our data paths against kernel PPTP in the guest.
+    Interop(interop::InteropArgs),
 }
 
 fn main() -> ExitCode {
@@ -72,7 +85,9 @@ fn main() -> ExitCode {
             args,
         } => test(no_fuzz, fuzz_seconds, &args),
         Command::Fuzz { seconds, targets } => fuzz(seconds, &targets),
+        Command::Lab { args } => lab(&args),
         Command::Guest { command } => guest::main(command),
+        Command::Interop(args) => interop::main(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -93,6 +108,14 @@ fn run(debug: bool, args: &[String]) -> anyhow::Result<()> {
     }
     cmd.arg("--").args(args);
     util::exec(&mut cmd)
+}
+
+fn lab(args: &[String]) -> anyhow::Result<()> {
+    setup::ensure()?;
+    util::require_root("the lab (network namespaces, XDP)")?;
+    util::exec(util::cargo().args(["build", "--release", "--package", "pptp-daemon"]))?;
+    let bin = util::workspace_root().join("target/release/pptp-daemon");
+    util::exec(std::process::Command::new(bin).arg("lab").args(args))
 }
 
 fn test(no_fuzz: bool, fuzz_seconds: u64, args: &[String]) -> anyhow::Result<()> {

@@ -341,6 +341,7 @@ async fn session(
     let mut seed = [0u8; 8];
     os_random()(&mut seed);
     let mut ppp: Option<Session> = None;
+    let mut early: Vec<(u16, Vec<u8>)> = Vec::new();
     let mut framing = Framing::default();
     let mut address = None;
     let mut permit = permit;
@@ -371,6 +372,9 @@ async fn session(
                         magic_source(u64::from_ne_bytes(seed)),
                     );
                     s.open(Instant::now());
+                    for (protocol, payload) in early.drain(..) {
+                        s.handle_frame(Instant::now(), protocol, &payload);
+                    }
                     ppp = Some(s);
                 }
                 ControlEvent::CallFailed { reason: r, .. } => {
@@ -504,11 +508,13 @@ async fn session(
                 }
             }
             Some(input) = input_rx.recv() => {
-                if let Some(s) = ppp.as_mut() {
-                    match input {
-                        Input::Frame(protocol, payload) => s.handle_frame(Instant::now(), protocol, &payload),
-                        Input::MppeResetNeeded => s.send_ccp_reset_request(Instant::now()),
-                    }
+                match (ppp.as_mut(), input) {
+                    (Some(s), Input::Frame(protocol, payload)) => s.handle_frame(Instant::now(), protocol, &payload),
+                    (Some(s), Input::MppeResetNeeded) => s.send_ccp_reset_request(Instant::now()),
+                    // The server's first LCP frame can overtake its
+                    // Outgoing-Call-Reply: keep it for the session.
+                    (None, Input::Frame(protocol, payload)) if early.len() < 16 => early.push((protocol, payload)),
+                    (None, _) => {}
                 }
             }
             _ = stop.changed(), if !stopping => {
