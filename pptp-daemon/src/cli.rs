@@ -56,6 +56,8 @@ pub enum Command {
     Client(crate::client::ClientArgs),
     /// Demonstration in network namespaces (behind `cargo xtask lab`).
     Lab(crate::lab::DemoArgs),
+    /// Benchmarks in network namespaces (behind `cargo xtask bench`).
+    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -308,6 +308,10 @@ impl Lab {
             daemon: None,
             pass: None,
         };
+        lab.pass = Some(
+            crate::dataplane::xdp::XdpDataplane::load(log::LevelFilter::Warn)
+                .map_err(|e| e.to_string())?,
+        );
         if options.xdp {
             // Frames redirected into a veth need XDP on its far end.
             lab.attach_pass_programs()?;
@@ -350,8 +354,9 @@ impl Lab {
     /// The pass-everything XDP program on c0 and h0 (veth peers of s0 and
     /// l0), loaded by a helper process that lives as long as the lab.
     fn attach_pass_programs(&mut self) -> Result<(), String> {
-        let mut dp = crate::dataplane::xdp::XdpDataplane::load(log::LevelFilter::Warn)
-            .map_err(|e| e.to_string())?;
+        let Some(mut dp) = self.pass.take() else {
+            return Err("no auxiliary XDP object loaded".into());
+        };
         self.topology
             .client
             .run(|| dp.attach_pass("c0"))
@@ -364,6 +369,34 @@ impl Lab {
             .map_err(|e| e.to_string())?;
         self.pass = Some(dp);
         Ok(())
+    }
+
+    /// Replaces whatever auxiliary program runs on `iface` (c0, h0 or s0)
+    /// with `program` (see `dataplane::xdp::{PASS_PROGRAM, SINK_PROGRAM,
+    /// ROUTE_PROGRAM}`), or with nothing.
+    pub fn set_aux_program(&mut self, iface: &str, program: Option<&'static str>) -> Result<(), String> {
+        let ns = match iface {
+            "c0" => &self.topology.client,
+            "h0" => &self.topology.lan,
+            _ => &self.topology.server,
+        };
+        let dp = self.pass.as_mut().ok_or("no auxiliary XDP object loaded")?;
+        dp.detach_aux(iface).map_err(|e| e.to_string())?;
+        if let Some(program) = program {
+            ns.run(|| dp.attach_aux(program, iface))
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Frames counted by the sink programs so far (packets, bytes).
+    pub fn sink_counters(&self) -> Result<(u64, u64), String> {
+        self.pass
+            .as_ref()
+            .ok_or("no auxiliary XDP object loaded")?
+            .sink_counters()
+            .map_err(|e| e.to_string())
     }
 
     /// The daemon's log so far.

@@ -15,6 +15,7 @@
 //! - [`client`]: our own PPTP client (tests, lab, bench).
 
 pub mod auth;
+pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -7,13 +7,33 @@ use pptp_daemon::{
     server::ctl::{self, Request, Response},
 };
 
+/// Raises the open-file limit to its hard maximum: every session holds a
+/// TCP socket, and 10,000 sessions need far more than the usual 1024.
+fn raise_fd_limit() {
+    // SAFETY: getrlimit/setrlimit on a local struct.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
 fn main() -> anyhow::Result<()> {
+    raise_fd_limit();
     let cli = Cli::parse();
     match &cli.command {
         Some(Command::Client(args)) => {
             pptp_daemon::server::init_tracing(cli.log_level);
             let runtime = tokio::runtime::Runtime::new()?;
             return runtime.block_on(pptp_daemon::client::run(args.clone()));
+        }
+        Some(Command::Bench(args)) => {
+            let me = std::env::current_exe().context("locating this binary")?;
+            let results = pptp_daemon::bench::run(&me, args).map_err(|e| anyhow::anyhow!(e))?;
+            println!("{}", serde_json::to_string_pretty(&results)?);
+            return Ok(());
         }
         Some(Command::Lab(args)) => {
             let me = std::env::current_exe().context("locating this binary")?;

@@ -306,7 +306,11 @@ async fn session(
     let _ = control.open_call(now, call_id);
 
     let (input_tx, mut input_rx) = mpsc::channel(256);
-    let initial_seq = (index as u32) << SEQ_SPACE_BITS;
+    let initial_seq = if args.same_call_id {
+        (index as u32) << SEQ_SPACE_BITS
+    } else {
+        0
+    };
     let call = Arc::new(ClientCall {
         initial_seq,
         server: args.server,

@@ -27,6 +27,9 @@ static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"),
 pub const PROGRAM: &str = "pptp_xdp";
 /// Name of the pass-everything program for the far ends of veth pairs.
 pub const PASS_PROGRAM: &str = "pptp_xdp_pass";
+/// Benchmark programs: a counting sink and plain XDP routing.
+pub const SINK_PROGRAM: &str = "pptp_xdp_sink";
+pub const ROUTE_PROGRAM: &str = "pptp_xdp_route";
 
 /// Why the XDP data plane could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +85,7 @@ pub struct XdpDataplane {
     logger: Option<EbpfLogger<&'static dyn log::Log>>,
     attached: Vec<(String, AttachedMode, XdpLinkId)>,
     pass_attached: Vec<(String, XdpLinkId)>,
+    aux_attached: Vec<(&'static str, String, XdpLinkId)>,
     seq: std::sync::Arc<SeqMap>,
 }
 
@@ -132,6 +136,7 @@ impl XdpDataplane {
             logger,
             attached: Vec::new(),
             pass_attached: Vec::new(),
+            aux_attached: Vec::new(),
             seq,
         })
     }
@@ -186,6 +191,66 @@ impl XdpDataplane {
         Ok(mode)
     }
 
+    /// Attaches one of the auxiliary programs ([`PASS_PROGRAM`],
+    /// [`SINK_PROGRAM`], [`ROUTE_PROGRAM`]) to `iface` in native mode.
+    pub fn attach_aux(&mut self, program: &'static str, iface: &str) -> Result<(), XdpError> {
+        let prog: &mut Xdp = self
+            .ebpf
+            .program_mut(program)
+            .ok_or(XdpError::MissingProgram(program))?
+            .try_into()?;
+        if prog.fd().is_err() {
+            prog.load()?;
+        }
+        let link = prog
+            .attach(iface, AyaXdpMode::Driver)
+            .map_err(|source| XdpError::Attach {
+                iface: iface.to_owned(),
+                mode: "driver",
+                source,
+            })?;
+        self.aux_attached.push((program, iface.to_owned(), link));
+        Ok(())
+    }
+
+    /// Detaches every auxiliary and pass program from `iface`.
+    pub fn detach_aux(&mut self, iface: &str) -> Result<(), XdpError> {
+        let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.aux_attached)
+            .into_iter()
+            .partition(|(_, i, _)| i == iface);
+        self.aux_attached = rest;
+        for (program, _, link) in mine {
+            let prog: &mut Xdp = self
+                .ebpf
+                .program_mut(program)
+                .ok_or(XdpError::MissingProgram(program))?
+                .try_into()?;
+            prog.detach(link)?;
+        }
+        let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pass_attached)
+            .into_iter()
+            .partition(|(i, _)| i == iface);
+        self.pass_attached = rest;
+        for (_, link) in mine {
+            let prog: &mut Xdp = self
+                .ebpf
+                .program_mut(PASS_PROGRAM)
+                .ok_or(XdpError::MissingProgram(PASS_PROGRAM))?
+                .try_into()?;
+            prog.detach(link)?;
+        }
+        Ok(())
+    }
+
+    /// Packets and bytes counted by the sink program, summed over CPUs.
+    pub fn sink_counters(&self) -> Result<(u64, u64), XdpError> {
+        let map = self.ebpf.map("PPTP_SINK").ok_or(XdpError::MissingMap("PPTP_SINK"))?;
+        let array = PerCpuArray::<&MapData, u64>::try_from(map)?;
+        let packets = array.get(&0, 0)?.iter().sum();
+        let bytes = array.get(&1, 0)?.iter().sum();
+        Ok((packets, bytes))
+    }
+
     /// Attaches the pass-everything program to `iface` in native mode: the
     /// far end of a veth pair must run XDP for redirected frames to reach
     /// it. Used by the lab, the bench and the tests.
@@ -212,6 +277,14 @@ impl XdpDataplane {
         for (iface, _, link) in attached {
             self.program_mut()?.detach(link)?;
             tracing::info!(iface, "XDP program detached");
+        }
+        for (program, _, link) in std::mem::take(&mut self.aux_attached) {
+            let prog: &mut Xdp = self
+                .ebpf
+                .program_mut(program)
+                .ok_or(XdpError::MissingProgram(program))?
+                .try_into()?;
+            prog.detach(link)?;
         }
         let pass = std::mem::take(&mut self.pass_attached);
         for (_, link) in pass {

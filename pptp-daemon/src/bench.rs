@@ -1,0 +1,498 @@
+//! `pptp-daemon bench` (behind `cargo xtask bench`): packets per second
+//! delivered and CPU time per packet through each data path, measured in
+//! the lab topology (see [`crate::lab`]) with our own load generator.
+//!
+//! The generator pre-builds its frames and sends them in batches with
+//! `sendmmsg` on an AF_PACKET socket (queueing discipline bypassed) from the
+//! namespace where the traffic starts; an XDP program on the receiving end
+//! (`pptp_xdp_sink`) counts what arrives and drops it. CPU time is the whole
+//! machine's busy time (`/proc/stat`) during the run divided by the packets
+//! delivered: it includes the generator, which costs the same on every path,
+//! so the figures compare across paths but are not the server's alone.
+//! On veth, the XDP programs run on the sending CPU: with two cores the
+//! generator and the server share one, and the figures are what this
+//! machine can push, not what a NIC-driven server would.
+
+use std::{
+    io,
+    net::Ipv4Addr,
+    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use serde::Serialize;
+
+use crate::{
+    dataplane::xdp::{PASS_PROGRAM, ROUTE_PROGRAM, SINK_PROGRAM},
+    lab::{LAN_HOST, Lab, LabOptions},
+    server::ctl::SessionInfo,
+};
+
+/// What `pptp-daemon bench` is asked to do.
+#[derive(Clone, Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Seconds each measurement runs.
+    #[arg(long, default_value_t = 3.0)]
+    pub seconds: f64,
+    /// The smallest run that exercises everything (for the test suite).
+    #[arg(long)]
+    pub short: bool,
+    /// Sessions for the many-sessions scale test (setup time, memory, traffic).
+    #[arg(long, default_value_t = 10_000)]
+    pub scale: usize,
+    /// Write the results as JSON here.
+    #[arg(long)]
+    pub json: Option<std::path::PathBuf>,
+}
+
+/// One measurement.
+#[derive(Clone, Debug, Serialize)]
+pub struct Measurement {
+    /// Data path: "xdp", "userspace", "mppe", "ip-forward", "xdp-route".
+    pub path: String,
+    /// "decap" (client to network) or "encap" (network to client).
+    pub direction: String,
+    /// Size of the inner IPv4 packet.
+    pub size: usize,
+    /// Sessions the traffic is spread over (0: no tunnel).
+    pub sessions: usize,
+    pub sent_pps: f64,
+    pub delivered_pps: f64,
+    /// Machine CPU nanoseconds per delivered packet (generator included).
+    pub cpu_ns_per_packet: f64,
+}
+
+/// Session setup at scale.
+#[derive(Clone, Debug, Serialize)]
+pub struct Scale {
+    pub sessions: usize,
+    pub setup_seconds: f64,
+    pub sessions_per_second: f64,
+    pub daemon_rss_kib_before: u64,
+    pub daemon_rss_kib_after: u64,
+    pub bytes_per_session: f64,
+}
+
+/// Everything one run measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct Results {
+    pub machine: String,
+    pub seconds_per_measurement: f64,
+    pub measurements: Vec<Measurement>,
+    pub scale: Vec<Scale>,
+    pub mppe_note: String,
+}
+
+/// A frame template and where to patch a GRE sequence number in it.
+struct Template {
+    frame: Vec<u8>,
+    seq_at: Option<usize>,
+}
+
+/// Sends frames in batches from one interface of the calling thread's
+/// namespace.
+struct Generator {
+    fd: OwnedFd,
+    ifindex: i32,
+}
+
+impl Generator {
+    fn open(iface: &str) -> io::Result<Self> {
+        let name = std::ffi::CString::new(iface)?;
+        // SAFETY: plain libc calls; the fd is owned right away.
+        unsafe {
+            let ifindex = libc::if_nametoindex(name.as_ptr()) as i32;
+            if ifindex == 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0);
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let fd = OwnedFd::from_raw_fd(fd);
+            let one: libc::c_int = 1;
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_QDISC_BYPASS,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as u32,
+            );
+            let sndbuf: libc::c_int = 8 << 20;
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_SNDBUF,
+                (&sndbuf as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as u32,
+            );
+            Ok(Self { fd, ifindex })
+        }
+    }
+
+    /// Sends the templates round-robin for `duration`, patching an
+    /// increasing sequence number into GRE frames (per template). Returns
+    /// the frames sent.
+    fn run(&self, templates: &[Template], duration: Duration) -> u64 {
+        const BATCH: usize = 64;
+        let len = templates.iter().map(|t| t.frame.len()).max().unwrap_or(0);
+        let mut bufs: Vec<Vec<u8>> = (0..BATCH).map(|_| vec![0u8; len]).collect();
+        let mut lens = [0usize; BATCH];
+        // Well ahead of what the sessions exchanged while negotiating.
+        let mut seqs = vec![1u32 << 16; templates.len()];
+        // SAFETY: sockaddr_ll is plain data.
+        let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        addr.sll_family = libc::AF_PACKET as u16;
+        addr.sll_ifindex = self.ifindex;
+        addr.sll_halen = 6;
+        let mut sent = 0u64;
+        let mut cursor = 0usize;
+        let started = Instant::now();
+        while started.elapsed() < duration {
+            for (i, buf) in bufs.iter_mut().enumerate() {
+                let t = cursor % templates.len();
+                cursor += 1;
+                let tpl = &templates[t];
+                buf[..tpl.frame.len()].copy_from_slice(&tpl.frame);
+                if let Some(at) = tpl.seq_at {
+                    buf[at..at + 4].copy_from_slice(&seqs[t].to_be_bytes());
+                    seqs[t] = seqs[t].wrapping_add(1);
+                }
+                lens[i] = tpl.frame.len();
+            }
+            let mut iovs: Vec<libc::iovec> = bufs
+                .iter_mut()
+                .zip(lens)
+                .map(|(b, l)| libc::iovec {
+                    iov_base: b.as_mut_ptr().cast(),
+                    iov_len: l,
+                })
+                .collect();
+            // SAFETY: every pointer stays valid for the call.
+            let mut msgs: Vec<libc::mmsghdr> = iovs
+                .iter_mut()
+                .map(|iov| {
+                    let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
+                    m.msg_hdr.msg_name = (&mut addr as *mut libc::sockaddr_ll).cast();
+                    m.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_ll>() as u32;
+                    m.msg_hdr.msg_iov = iov;
+                    m.msg_hdr.msg_iovlen = 1;
+                    m
+                })
+                .collect();
+            // SAFETY: msgs and what it points to live across the call.
+            let n = unsafe { libc::sendmmsg(self.fd.as_raw_fd(), msgs.as_mut_ptr(), BATCH as u32, 0) };
+            if n > 0 {
+                sent += n as u64;
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        sent
+    }
+}
+
+fn checksum(header: &[u8]) -> u16 {
+    let mut sum = 0u32;
+    for c in header.chunks(2) {
+        sum += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+    }
+    while sum > 0xFFFF {
+        sum = (sum & 0xFFFF) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// An IPv4/UDP packet of `size` bytes in all.
+fn udp(src: Ipv4Addr, dst: Ipv4Addr, size: usize) -> Vec<u8> {
+    let size = size.max(28);
+    let mut p = vec![0u8; size];
+    p[0] = 0x45;
+    p[2..4].copy_from_slice(&(size as u16).to_be_bytes());
+    p[8] = 64;
+    p[9] = 17;
+    p[12..16].copy_from_slice(&src.octets());
+    p[16..20].copy_from_slice(&dst.octets());
+    let c = checksum(&p[..20]);
+    p[10..12].copy_from_slice(&c.to_be_bytes());
+    p[20..22].copy_from_slice(&9u16.to_be_bytes());
+    p[22..24].copy_from_slice(&9u16.to_be_bytes());
+    p[24..26].copy_from_slice(&((size - 20) as u16).to_be_bytes());
+    p
+}
+
+fn ethernet(dst: [u8; 6], payload: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(14 + payload.len());
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&[0x02, 0, 0, 0, 0xbe, 0x01]);
+    f.extend_from_slice(&0x0800u16.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+/// A GRE data frame from the client side for `session`, inner packet of `size`.
+fn gre_frame(server_mac: [u8; 6], session: &SessionInfo, size: usize) -> Template {
+    let client = session.client_addr.unwrap_or(Ipv4Addr::UNSPECIFIED);
+    let inner = udp(client, LAN_HOST.parse().expect("constant"), size);
+    let mut gre = vec![0x30, 0x01, 0x88, 0x0B];
+    gre.extend_from_slice(&((inner.len() + 4) as u16).to_be_bytes());
+    gre.extend_from_slice(&session.call_id.to_be_bytes());
+    gre.extend_from_slice(&[0, 0, 0, 0]);
+    gre.extend_from_slice(&[0xFF, 0x03, 0x00, 0x21]);
+    gre.extend_from_slice(&inner);
+    let mut outer = udp(session.peer, crate::lab::SERVER_WAN.parse().expect("constant"), 20 + gre.len());
+    outer.truncate(20);
+    outer[9] = 47;
+    outer[10..12].copy_from_slice(&[0, 0]);
+    let c = checksum(&outer);
+    outer[10..12].copy_from_slice(&c.to_be_bytes());
+    outer.extend_from_slice(&gre);
+    Template {
+        frame: ethernet(server_mac, &outer),
+        seq_at: Some(14 + 20 + 8),
+    }
+}
+
+fn busy_jiffies() -> u64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let line = stat.lines().next().unwrap_or_default();
+    let v: Vec<u64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal
+    [0, 1, 2, 5, 6, 7].iter().filter_map(|i| v.get(*i)).sum()
+}
+
+fn clock_ticks() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 { t as f64 } else { 100.0 }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Runs the generator in `from` (interface `iface`) with `templates`, the
+/// sink counting on `sink_iface`; returns the measurement.
+fn measure(
+    lab: &mut Lab,
+    from: &str,
+    templates: &[Template],
+    sink_iface: &str,
+    seconds: f64,
+    label: (&str, &str, usize, usize),
+) -> Result<Measurement, String> {
+    lab.set_aux_program(sink_iface, Some(SINK_PROGRAM))?;
+    let (before, _) = lab.sink_counters()?;
+    let cpu_before = busy_jiffies();
+    let started = Instant::now();
+    let ns = if from == "c0" { &lab.topology.client } else { &lab.topology.lan };
+    let sent = ns
+        .run(|| Generator::open(from).map(|g| g.run(templates, Duration::from_secs_f64(seconds))))
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("generator on {from}: {e}"))?;
+    // Let the last frames drain.
+    std::thread::sleep(Duration::from_millis(100));
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu = (busy_jiffies() - cpu_before) as f64 / clock_ticks();
+    let (after, _) = lab.sink_counters()?;
+    let delivered = after - before;
+    // Back to the pass program (the lab's default far end) for what follows.
+    lab.set_aux_program(sink_iface, Some(PASS_PROGRAM))?;
+    let m = Measurement {
+        path: label.0.into(),
+        direction: label.1.into(),
+        size: label.2,
+        sessions: label.3,
+        sent_pps: sent as f64 / seconds,
+        delivered_pps: delivered as f64 / elapsed,
+        cpu_ns_per_packet: if delivered > 0 { cpu * 1e9 / delivered as f64 } else { f64::NAN },
+    };
+    eprintln!(
+        "    {:<10} {:<5} {:>5} B {:>6} sessions: sent {:>9.0} pps, delivered {:>9.0} pps, {:>7.0} ns CPU/packet",
+        m.path, m.direction, m.size, m.sessions, m.sent_pps, m.delivered_pps, m.cpu_ns_per_packet
+    );
+    Ok(m)
+}
+
+/// Starts `n` sessions with our client and returns them (as the daemon
+/// lists them) with the setup time.
+fn sessions(lab: &Lab, n: usize, mppe: bool) -> Result<(crate::lab::Process, Vec<SessionInfo>, f64), String> {
+    let count = n.to_string();
+    let mut args = vec!["--sessions", count.as_str(), "--parallel", "64"];
+    if mppe {
+        args.push("--mppe");
+    }
+    let mut client = lab.client(&args)?;
+    let started = Instant::now();
+    client.wait_for_line(Duration::from_secs(120 + n as u64 / 20), |l| l.contains("\"all_up\""))?;
+    let setup = started.elapsed().as_secs_f64();
+    let list = lab.sessions()?;
+    if list.len() < n {
+        return Err(format!("{} of {n} sessions up", list.len()));
+    }
+    Ok((client, list, setup))
+}
+
+fn lab(bin: &Path, xdp: bool, mppe: &'static str, scale: usize) -> Result<Lab, String> {
+    let mut lab = Lab::start(
+        bin,
+        &LabOptions {
+            xdp,
+            mppe,
+            // Keepalives stay out of the way of the sinks, which drop
+            // everything the clients would answer.
+            extra: String::new(),
+            ..LabOptions::default()
+        },
+    )?;
+    // The lab configuration allows 10,000 sessions by default; more needs
+    // a restart with a larger limit.
+    if scale > 9_000 {
+        let config = lab.dir.join("pptp.toml");
+        let text = std::fs::read_to_string(&config).map_err(|e| e.to_string())?;
+        std::fs::write(&config, text.replace("hostname = \"pptp-lab\"", "hostname = \"pptp-lab\"\nmax_sessions = 60000"))
+            .map_err(|e| e.to_string())?;
+        lab.restart_daemon()?;
+    }
+    if !xdp {
+        lab.set_aux_program("c0", Some(PASS_PROGRAM))?;
+        lab.set_aux_program("h0", Some(PASS_PROGRAM))?;
+    }
+    // The sinks drop ARP too: the server must know its neighbours already.
+    let t = &lab.topology;
+    for (ns, iface, addr, dev) in [
+        (&t.lan, "h0", LAN_HOST, "l0"),
+        (&t.client, "c0", crate::lab::CLIENT_WAN, "s0"),
+    ] {
+        let mac = ns.mac(iface).map_err(|e| e.to_string())?;
+        let mac = mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
+        t.server
+            .ip(&["neigh", "replace", addr, "lladdr", &mac, "dev", dev, "nud", "permanent"])
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(lab)
+}
+
+/// Runs every measurement and returns the results.
+pub fn run(bin: &Path, args: &BenchArgs) -> Result<Results, String> {
+    crate::netns::require_root().map_err(|e| e.to_string())?;
+    let seconds = if args.short { 0.3 } else { args.seconds };
+    let sizes: &[usize] = if args.short { &[64] } else { &[64, 1400] };
+    let many = if args.short { 10 } else { 100 };
+    let mut out = Vec::new();
+    let mut scale = Vec::new();
+
+    // Fast path, userspace path, MPPE: each on its own lab.
+    for (path, xdp, mppe) in [("xdp", true, "deny"), ("userspace", false, "deny"), ("mppe", true, "require")] {
+        eprintln!("==> {path}: lab with {many} sessions");
+        let mut lab = lab(bin, xdp, mppe, 0)?;
+        let (client, list, _) = sessions(&lab, many, mppe == "require")?;
+        let server_mac = lab.topology.server.mac("s0").map_err(|e| e.to_string())?;
+        let lan_mac = lab.topology.server.mac("l0").map_err(|e| e.to_string())?;
+        for &size in sizes {
+            for spread in [1, many] {
+                if path != "xdp" && spread != 1 {
+                    continue;
+                }
+                let chosen = &list[..spread];
+                if path != "mppe" {
+                    let t: Vec<Template> = chosen.iter().map(|s| gre_frame(server_mac, s, size)).collect();
+                    out.push(measure(&mut lab, "c0", &t, "h0", seconds, (path, "decap", size, spread))?);
+                }
+                let t: Vec<Template> = chosen
+                    .iter()
+                    .map(|s| Template {
+                        frame: ethernet(lan_mac, &udp(LAN_HOST.parse().expect("constant"), s.client_addr.unwrap_or(Ipv4Addr::UNSPECIFIED), size)),
+                        seq_at: None,
+                    })
+                    .collect();
+                out.push(measure(&mut lab, "h0", &t, "c0", seconds, (path, "encap", size, spread))?);
+            }
+        }
+        drop(client);
+        // Plain forwarding and the XDP routing ceiling, on the links of
+        // the userspace lab (no PPTP program on s0 and l0 there).
+        if path == "userspace" {
+            for &size in sizes {
+                let fwd = |to_lan: bool| {
+                    let (src, dst, mac) = if to_lan {
+                        (crate::lab::CLIENT_WAN, LAN_HOST, server_mac)
+                    } else {
+                        (LAN_HOST, crate::lab::CLIENT_WAN, lan_mac)
+                    };
+                    vec![Template {
+                        frame: ethernet(mac, &udp(src.parse().expect("constant"), dst.parse().expect("constant"), size)),
+                        seq_at: None,
+                    }]
+                };
+                out.push(measure(&mut lab, "c0", &fwd(true), "h0", seconds, ("ip-forward", "decap", size, 0))?);
+                out.push(measure(&mut lab, "h0", &fwd(false), "c0", seconds, ("ip-forward", "encap", size, 0))?);
+                lab.set_aux_program("s0", Some(ROUTE_PROGRAM))?;
+                lab.set_aux_program("l0", Some(ROUTE_PROGRAM))?;
+                out.push(measure(&mut lab, "c0", &fwd(true), "h0", seconds, ("xdp-route", "decap", size, 0))?);
+                out.push(measure(&mut lab, "h0", &fwd(false), "c0", seconds, ("xdp-route", "encap", size, 0))?);
+                lab.set_aux_program("s0", None)?;
+                lab.set_aux_program("l0", None)?;
+            }
+        }
+    }
+
+    // Session scale: setup time and memory, then traffic over all of them.
+    let steps: Vec<usize> = if args.short { vec![20] } else { vec![1_000, args.scale] };
+    for n in steps {
+        eprintln!("==> scale: {n} sessions");
+        let mut lab = lab(bin, true, "deny", n)?;
+        let pid = lab.daemon_pid().unwrap_or(0);
+        let before = rss_kib(pid);
+        let (client, list, setup) = sessions(&lab, n, false)?;
+        let after = rss_kib(pid);
+        let s = Scale {
+            sessions: n,
+            setup_seconds: setup,
+            sessions_per_second: n as f64 / setup,
+            daemon_rss_kib_before: before,
+            daemon_rss_kib_after: after,
+            bytes_per_session: (after.saturating_sub(before) * 1024) as f64 / n as f64,
+        };
+        eprintln!(
+            "    {n} sessions up in {:.1} s ({:.0}/s); daemon RSS {} -> {} KiB ({:.0} bytes per session)",
+            s.setup_seconds, s.sessions_per_second, before, after, s.bytes_per_session
+        );
+        scale.push(s);
+        if n == args.scale || args.short {
+            let server_mac = lab.topology.server.mac("s0").map_err(|e| e.to_string())?;
+            let t: Vec<Template> = list.iter().map(|s| gre_frame(server_mac, s, 64)).collect();
+            out.push(measure(&mut lab, "c0", &t, "h0", seconds, ("xdp", "decap", 64, n))?);
+        }
+        drop(client);
+    }
+
+    let machine = format!(
+        "{} CPUs, {}, kernel {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        std::fs::read_to_string("/proc/cpuinfo")
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("model name").map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned()))
+            .unwrap_or_default(),
+        std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim()
+    );
+    let results = Results {
+        machine,
+        seconds_per_measurement: seconds,
+        measurements: out,
+        scale,
+        mppe_note: "MPPE is measured towards the client only: the generator cannot pre-build encrypted frames without the session keys".into(),
+    };
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(results)
+}

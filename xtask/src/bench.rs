@@ -1,0 +1,216 @@
+//! `cargo xtask bench`: runs `pptp-daemon bench` (packets per second and
+//! CPU per packet through every data path, session scale) and the MPPE
+//! cipher benchmark, then writes the results as JSON, a Markdown table and
+//! an SVG plot under `bench-results/`.
+
+use std::{fmt::Write as _, path::Path, process::Command};
+
+use anyhow::Context as _;
+use serde_json::Value;
+
+use crate::{setup, util};
+
+pub fn run(short: bool, seconds: f64, scale: usize, guest: bool) -> anyhow::Result<()> {
+    setup::ensure()?;
+    util::require_root("the bench (network namespaces, XDP)")?;
+    let root = util::workspace_root();
+    let out_dir = root.join(if short { "target/bench-short" } else { "bench-results" });
+    std::fs::create_dir_all(&out_dir)?;
+    util::step("building pptp-daemon (release)");
+    util::exec(util::cargo().args(["build", "--release", "--package", "pptp-daemon"]))?;
+    let bin = root.join("target/release/pptp-daemon");
+
+    util::step("data paths (pptp-daemon bench)");
+    let json = out_dir.join("datapath.json");
+    let mut cmd = Command::new(&bin);
+    cmd.args(["bench", "--seconds", &seconds.to_string(), "--scale", &scale.to_string(), "--json"])
+        .arg(&json)
+        .stdout(std::process::Stdio::null());
+    if short {
+        cmd.arg("--short");
+    }
+    util::exec(&mut cmd)?;
+    let datapath: Value = serde_json::from_str(&std::fs::read_to_string(&json)?)?;
+
+    util::step("MPPE cipher (cargo bench --bench mppe)");
+    let mppe = util::output(
+        util::cargo()
+            .env("MPPE_BENCH_SECS", if short { "0.05" } else { "1" })
+            .args(["bench", "--quiet", "--package", "pptp-daemon", "--bench", "mppe"]),
+    )
+    .context("running the MPPE benchmark")?;
+    print!("{mppe}");
+
+    let guest_figures = if guest && !short {
+        util::step("in the qemu guest: kernel PPTP against our paths (a few minutes)");
+        match guest_comparison(&out_dir.join("guest.json")) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                eprintln!("guest comparison failed, left out of the results: {e:#}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+
+    let results = serde_json::json!({
+        "datapath": datapath,
+        "mppe_cipher": mppe.lines().collect::<Vec<_>>(),
+        "guest": guest_figures,
+    });
+    std::fs::write(out_dir.join("results.json"), serde_json::to_string_pretty(&results)?)?;
+    let table = table(&datapath, guest_figures.as_ref());
+    std::fs::write(out_dir.join("table.md"), &table)?;
+    std::fs::write(out_dir.join("bench.svg"), svg(&datapath))?;
+    println!("\n{table}");
+    println!("results in {}", out_dir.display());
+    Ok(())
+}
+
+/// The in-guest comparison (kernel PPTP, pptpd, our fast and userspace
+/// paths), written to `path` and returned.
+fn guest_comparison(path: &Path) -> anyhow::Result<Value> {
+    let _ = path;
+    anyhow::bail!("the guest comparison is being wired in")
+}
+
+fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap_or(f64::NAN)
+}
+
+/// Delivered pps of the measurement matching path/direction/size/sessions.
+fn find(d: &Value, path: &str, dir: &str, size: u64, sessions: u64) -> Option<f64> {
+    d["measurements"].as_array()?.iter().find_map(|m| {
+        (m["path"] == path && m["direction"] == dir && m["size"] == size && m["sessions"] == sessions)
+            .then(|| f(&m["delivered_pps"]))
+    })
+}
+
+fn table(d: &Value, guest: Option<&Value>) -> String {
+    let mut t = String::new();
+    let _ = writeln!(t, "Machine: {}; {} s per measurement.\n", d["machine"].as_str().unwrap_or("?"), d["seconds_per_measurement"]);
+    let _ = writeln!(t, "| path | direction | inner size | sessions | delivered kpps | CPU ns/packet | vs IP forwarding | vs XDP routing |");
+    let _ = writeln!(t, "|---|---|---|---|---|---|---|---|");
+    for m in d["measurements"].as_array().into_iter().flatten() {
+        let size = m["size"].as_u64().unwrap_or(0);
+        let dir = m["direction"].as_str().unwrap_or("");
+        let pps = f(&m["delivered_pps"]);
+        let ratio = |base: &str| {
+            find(d, base, dir, size, 0).map_or("-".to_owned(), |b| format!("{:.2}", pps / b))
+        };
+        let sessions = m["sessions"].as_u64().unwrap_or(0);
+        let _ = writeln!(
+            t,
+            "| {} | {} | {} B | {} | {:.0} | {:.0} | {} | {} |",
+            m["path"].as_str().unwrap_or(""),
+            if dir == "decap" { "client → network" } else { "network → client" },
+            size,
+            if sessions == 0 { "-".to_owned() } else { sessions.to_string() },
+            pps / 1000.0,
+            f(&m["cpu_ns_per_packet"]),
+            ratio("ip-forward"),
+            ratio("xdp-route"),
+        );
+    }
+    let _ = writeln!(t, "\n{}\n", d["mppe_note"].as_str().unwrap_or(""));
+    let _ = writeln!(t, "| sessions | setup time | sessions/s | daemon memory per session |");
+    let _ = writeln!(t, "|---|---|---|---|");
+    for s in d["scale"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            t,
+            "| {} | {:.1} s | {:.0} | {:.1} KiB |",
+            s["sessions"],
+            f(&s["setup_seconds"]),
+            f(&s["sessions_per_second"]),
+            f(&s["bytes_per_session"]) / 1024.0
+        );
+    }
+    if let Some(g) = guest {
+        let _ = writeln!(t, "\nIn the qemu guest (TCG, figures only compare with each other):\n");
+        let _ = writeln!(t, "```\n{}\n```", serde_json::to_string_pretty(g).unwrap_or_default());
+    }
+    t
+}
+
+/// A grouped bar chart: delivered kpps per path, 64 B and 1400 B, one
+/// session, each direction.
+fn svg(d: &Value) -> String {
+    let paths = ["xdp-route", "xdp", "ip-forward", "userspace", "mppe"];
+    let labels = ["XDP routing (ceiling)", "pptp-xdp fast path", "kernel IP forwarding", "pptp-xdp userspace", "pptp-xdp MPPE (userspace)"];
+    let series = [("decap", 64u64), ("encap", 64), ("decap", 1400), ("encap", 1400)];
+    let colors = ["#1f77b4", "#aec7e8", "#d62728", "#ff9896"];
+    let mut max: f64 = 1.0;
+    let mut values = vec![];
+    for p in paths {
+        let row: Vec<Option<f64>> = series
+            .iter()
+            .map(|(dir, size)| find(d, p, dir, *size, if p == "xdp-route" || p == "ip-forward" { 0 } else { 1 }))
+            .collect();
+        for v in row.iter().flatten() {
+            max = max.max(*v);
+        }
+        values.push(row);
+    }
+    let (w, row_h, left, top) = (900.0, 70.0, 230.0, 50.0);
+    let h = top + row_h * paths.len() as f64 + 60.0;
+    let scale = (w - left - 80.0) / max;
+    let mut s = format!(r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">"#);
+    let _ = write!(s, r#"<rect width="100%" height="100%" fill="white"/><text x="{left}" y="25" font-size="15">Packets per second delivered (thousands), one session</text>"#);
+    for (i, (row, label)) in values.iter().zip(labels).enumerate() {
+        let y0 = top + i as f64 * row_h;
+        let _ = write!(s, r#"<text x="{}" y="{}" text-anchor="end">{label}</text>"#, left - 8.0, y0 + row_h / 2.0);
+        for (j, v) in row.iter().enumerate() {
+            let y = y0 + 6.0 + j as f64 * 14.0;
+            match v {
+                Some(v) => {
+                    let bw = v * scale;
+                    let _ = write!(s, r#"<rect x="{left}" y="{y}" width="{bw:.1}" height="12" fill="{}"/><text x="{:.1}" y="{:.1}" font-size="10">{:.0}</text>"#, colors[j], left + bw + 4.0, y + 10.0, v / 1000.0);
+                }
+                None => {
+                    let _ = write!(s, r#"<text x="{}" y="{:.1}" font-size="10" fill="gray">n/a</text>"#, left + 4.0, y + 10.0);
+                }
+            }
+        }
+    }
+    let ly = h - 30.0;
+    for (j, (dir, size)) in series.iter().enumerate() {
+        let x = left + j as f64 * 160.0;
+        let what = if *dir == "decap" { "client→net" } else { "net→client" };
+        let _ = write!(s, r#"<rect x="{x}" y="{ly}" width="12" height="12" fill="{}"/><text x="{}" y="{}">{what} {size} B</text>"#, colors[j], x + 16.0, ly + 10.0);
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Value {
+        serde_json::json!({
+            "machine": "test", "seconds_per_measurement": 1.0, "mppe_note": "n",
+            "measurements": [
+                {"path": "xdp", "direction": "decap", "size": 64, "sessions": 1, "delivered_pps": 2000.0, "cpu_ns_per_packet": 10.0, "sent_pps": 1.0},
+                {"path": "ip-forward", "direction": "decap", "size": 64, "sessions": 0, "delivered_pps": 1000.0, "cpu_ns_per_packet": 20.0, "sent_pps": 1.0}
+            ],
+            "scale": [{"sessions": 10, "setup_seconds": 2.0, "sessions_per_second": 5.0, "bytes_per_session": 2048.0}]
+        })
+    }
+
+    #[test]
+    fn table_shows_ratios_and_scale() {
+        let t = table(&sample(), None);
+        assert!(t.contains("| xdp | client → network | 64 B | 1 | 2 | 10 | 2.00 | - |"), "{t}");
+        assert!(t.contains("| 10 | 2.0 s | 5 | 2.0 KiB |"), "{t}");
+    }
+
+    #[test]
+    fn svg_has_a_bar_per_measured_value() {
+        let s = svg(&sample());
+        assert!(s.starts_with("<svg") && s.ends_with("</svg>\n"));
+        // Two decap 64 B bars (fast path, IP forwarding) and the legend swatch.
+        assert_eq!(s.matches(r##"fill="#1f77b4"/><text"##).count(), 3);
+        assert_eq!(s.matches(">n/a<").count(), 5 * 4 - 2, "every other path and size is marked n/a");
+    }
+}
