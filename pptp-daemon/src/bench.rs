@@ -182,7 +182,8 @@ impl Generator {
                 })
                 .collect();
             // SAFETY: msgs and what it points to live across the call.
-            let n = unsafe { libc::sendmmsg(self.fd.as_raw_fd(), msgs.as_mut_ptr(), BATCH as u32, 0) };
+            let n =
+                unsafe { libc::sendmmsg(self.fd.as_raw_fd(), msgs.as_mut_ptr(), BATCH as u32, 0) };
             if n > 0 {
                 sent += n as u64;
             } else {
@@ -241,7 +242,11 @@ fn gre_frame(server_mac: [u8; 6], session: &SessionInfo, size: usize) -> Templat
     gre.extend_from_slice(&[0, 0, 0, 0]);
     gre.extend_from_slice(&[0xFF, 0x03, 0x00, 0x21]);
     gre.extend_from_slice(&inner);
-    let mut outer = udp(session.peer, crate::lab::SERVER_WAN.parse().expect("constant"), 20 + gre.len());
+    let mut outer = udp(
+        session.peer,
+        crate::lab::SERVER_WAN.parse().expect("constant"),
+        20 + gre.len(),
+    );
     outer.truncate(20);
     outer[9] = 47;
     outer[10..12].copy_from_slice(&[0, 0]);
@@ -257,7 +262,11 @@ fn gre_frame(server_mac: [u8; 6], session: &SessionInfo, size: usize) -> Templat
 fn busy_jiffies() -> u64 {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
     let line = stat.lines().next().unwrap_or_default();
-    let v: Vec<u64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
     // user nice system idle iowait irq softirq steal
     [0, 1, 2, 5, 6, 7].iter().filter_map(|i| v.get(*i)).sum()
 }
@@ -291,7 +300,11 @@ fn measure(
     let (before, _) = lab.sink_counters()?;
     let cpu_before = busy_jiffies();
     let started = Instant::now();
-    let ns = if from == "c0" { &lab.topology.client } else { &lab.topology.lan };
+    let ns = if from == "c0" {
+        &lab.topology.client
+    } else {
+        &lab.topology.lan
+    };
     let sent = ns
         .run(|| Generator::open(from).map(|g| g.run(templates, Duration::from_secs_f64(seconds))))
         .map_err(|e| e.to_string())?
@@ -311,7 +324,11 @@ fn measure(
         sessions: label.3,
         sent_pps: sent as f64 / seconds,
         delivered_pps: delivered as f64 / elapsed,
-        cpu_ns_per_packet: if delivered > 0 { cpu * 1e9 / delivered as f64 } else { f64::NAN },
+        cpu_ns_per_packet: if delivered > 0 {
+            cpu * 1e9 / delivered as f64
+        } else {
+            f64::NAN
+        },
     };
     eprintln!(
         "    {:<10} {:<5} {:>5} B {:>6} sessions: sent {:>9.0} pps, delivered {:>9.0} pps, {:>7.0} ns CPU/packet",
@@ -322,7 +339,11 @@ fn measure(
 
 /// Starts `n` sessions with our client and returns them (as the daemon
 /// lists them) with the setup time.
-fn sessions(lab: &Lab, n: usize, mppe: bool) -> Result<(crate::lab::Process, Vec<SessionInfo>, f64), String> {
+fn sessions(
+    lab: &Lab,
+    n: usize,
+    mppe: bool,
+) -> Result<(crate::lab::Process, Vec<SessionInfo>, f64), String> {
     let count = n.to_string();
     let mut args = vec!["--sessions", count.as_str(), "--parallel", "64"];
     if mppe {
@@ -330,7 +351,9 @@ fn sessions(lab: &Lab, n: usize, mppe: bool) -> Result<(crate::lab::Process, Vec
     }
     let mut client = lab.client(&args)?;
     let started = Instant::now();
-    client.wait_for_line(Duration::from_secs(120 + n as u64 / 20), |l| l.contains("\"all_up\""))?;
+    client.wait_for_line(Duration::from_secs(120 + n as u64 / 20), |l| {
+        l.contains("\"all_up\"")
+    })?;
     let setup = started.elapsed().as_secs_f64();
     let list = lab.sessions()?;
     if list.len() < n {
@@ -356,8 +379,14 @@ fn lab(bin: &Path, xdp: bool, mppe: &'static str, scale: usize) -> Result<Lab, S
     if scale > 9_000 {
         let config = lab.dir.join("pptp.toml");
         let text = std::fs::read_to_string(&config).map_err(|e| e.to_string())?;
-        std::fs::write(&config, text.replace("hostname = \"pptp-lab\"", "hostname = \"pptp-lab\"\nmax_sessions = 60000"))
-            .map_err(|e| e.to_string())?;
+        std::fs::write(
+            &config,
+            text.replace(
+                "hostname = \"pptp-lab\"",
+                "hostname = \"pptp-lab\"\nmax_sessions = 60000",
+            ),
+        )
+        .map_err(|e| e.to_string())?;
         lab.restart_daemon()?;
     }
     if !xdp {
@@ -371,9 +400,23 @@ fn lab(bin: &Path, xdp: bool, mppe: &'static str, scale: usize) -> Result<Lab, S
         (&t.client, "c0", crate::lab::CLIENT_WAN, "s0"),
     ] {
         let mac = ns.mac(iface).map_err(|e| e.to_string())?;
-        let mac = mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
+        let mac = mac
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":");
         t.server
-            .ip(&["neigh", "replace", addr, "lladdr", &mac, "dev", dev, "nud", "permanent"])
+            .ip(&[
+                "neigh",
+                "replace",
+                addr,
+                "lladdr",
+                &mac,
+                "dev",
+                dev,
+                "nud",
+                "permanent",
+            ])
             .map_err(|e| e.to_string())?;
     }
     Ok(lab)
@@ -389,7 +432,11 @@ pub fn run(bin: &Path, args: &BenchArgs) -> Result<Results, String> {
     let mut scale = Vec::new();
 
     // Fast path, userspace path, MPPE: each on its own lab.
-    for (path, xdp, mppe) in [("xdp", true, "deny"), ("userspace", false, "deny"), ("mppe", true, "require")] {
+    for (path, xdp, mppe) in [
+        ("xdp", true, "deny"),
+        ("userspace", false, "deny"),
+        ("mppe", true, "require"),
+    ] {
         eprintln!("==> {path}: lab with {many} sessions");
         let mut lab = lab(bin, xdp, mppe, 0)?;
         let (client, list, _) = sessions(&lab, many, mppe == "require")?;
@@ -402,17 +449,41 @@ pub fn run(bin: &Path, args: &BenchArgs) -> Result<Results, String> {
                 }
                 let chosen = &list[..spread];
                 if path != "mppe" {
-                    let t: Vec<Template> = chosen.iter().map(|s| gre_frame(server_mac, s, size)).collect();
-                    out.push(measure(&mut lab, "c0", &t, "h0", seconds, (path, "decap", size, spread))?);
+                    let t: Vec<Template> = chosen
+                        .iter()
+                        .map(|s| gre_frame(server_mac, s, size))
+                        .collect();
+                    out.push(measure(
+                        &mut lab,
+                        "c0",
+                        &t,
+                        "h0",
+                        seconds,
+                        (path, "decap", size, spread),
+                    )?);
                 }
                 let t: Vec<Template> = chosen
                     .iter()
                     .map(|s| Template {
-                        frame: ethernet(lan_mac, &udp(LAN_HOST.parse().expect("constant"), s.client_addr.unwrap_or(Ipv4Addr::UNSPECIFIED), size)),
+                        frame: ethernet(
+                            lan_mac,
+                            &udp(
+                                LAN_HOST.parse().expect("constant"),
+                                s.client_addr.unwrap_or(Ipv4Addr::UNSPECIFIED),
+                                size,
+                            ),
+                        ),
                         seq_at: None,
                     })
                     .collect();
-                out.push(measure(&mut lab, "h0", &t, "c0", seconds, (path, "encap", size, spread))?);
+                out.push(measure(
+                    &mut lab,
+                    "h0",
+                    &t,
+                    "c0",
+                    seconds,
+                    (path, "encap", size, spread),
+                )?);
             }
         }
         drop(client);
@@ -427,16 +498,51 @@ pub fn run(bin: &Path, args: &BenchArgs) -> Result<Results, String> {
                         (LAN_HOST, crate::lab::CLIENT_WAN, lan_mac)
                     };
                     vec![Template {
-                        frame: ethernet(mac, &udp(src.parse().expect("constant"), dst.parse().expect("constant"), size)),
+                        frame: ethernet(
+                            mac,
+                            &udp(
+                                src.parse().expect("constant"),
+                                dst.parse().expect("constant"),
+                                size,
+                            ),
+                        ),
                         seq_at: None,
                     }]
                 };
-                out.push(measure(&mut lab, "c0", &fwd(true), "h0", seconds, ("ip-forward", "decap", size, 0))?);
-                out.push(measure(&mut lab, "h0", &fwd(false), "c0", seconds, ("ip-forward", "encap", size, 0))?);
+                out.push(measure(
+                    &mut lab,
+                    "c0",
+                    &fwd(true),
+                    "h0",
+                    seconds,
+                    ("ip-forward", "decap", size, 0),
+                )?);
+                out.push(measure(
+                    &mut lab,
+                    "h0",
+                    &fwd(false),
+                    "c0",
+                    seconds,
+                    ("ip-forward", "encap", size, 0),
+                )?);
                 lab.set_aux_program("s0", Some(ROUTE_PROGRAM))?;
                 lab.set_aux_program("l0", Some(ROUTE_PROGRAM))?;
-                out.push(measure(&mut lab, "c0", &fwd(true), "h0", seconds, ("xdp-route", "decap", size, 0))?);
-                out.push(measure(&mut lab, "h0", &fwd(false), "c0", seconds, ("xdp-route", "encap", size, 0))?);
+                out.push(measure(
+                    &mut lab,
+                    "c0",
+                    &fwd(true),
+                    "h0",
+                    seconds,
+                    ("xdp-route", "decap", size, 0),
+                )?);
+                out.push(measure(
+                    &mut lab,
+                    "h0",
+                    &fwd(false),
+                    "c0",
+                    seconds,
+                    ("xdp-route", "encap", size, 0),
+                )?);
                 lab.set_aux_program("s0", None)?;
                 lab.set_aux_program("l0", None)?;
             }
@@ -444,7 +550,11 @@ pub fn run(bin: &Path, args: &BenchArgs) -> Result<Results, String> {
     }
 
     // Session scale: setup time and memory, then traffic over all of them.
-    let steps: Vec<usize> = if args.short { vec![20] } else { vec![1_000, args.scale] };
+    let steps: Vec<usize> = if args.short {
+        vec![20]
+    } else {
+        vec![1_000, args.scale]
+    };
     for n in steps {
         eprintln!("==> scale: {n} sessions");
         let mut lab = lab(bin, true, "deny", n)?;
@@ -468,7 +578,14 @@ pub fn run(bin: &Path, args: &BenchArgs) -> Result<Results, String> {
         if n == args.scale || args.short {
             let server_mac = lab.topology.server.mac("s0").map_err(|e| e.to_string())?;
             let t: Vec<Template> = list.iter().map(|s| gre_frame(server_mac, s, 64)).collect();
-            out.push(measure(&mut lab, "c0", &t, "h0", seconds, ("xdp", "decap", 64, n))?);
+            out.push(measure(
+                &mut lab,
+                "c0",
+                &t,
+                "h0",
+                seconds,
+                ("xdp", "decap", 64, n),
+            )?);
         }
         drop(client);
     }
@@ -479,9 +596,13 @@ pub fn run(bin: &Path, args: &BenchArgs) -> Result<Results, String> {
         std::fs::read_to_string("/proc/cpuinfo")
             .unwrap_or_default()
             .lines()
-            .find_map(|l| l.strip_prefix("model name").map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned()))
+            .find_map(|l| l
+                .strip_prefix("model name")
+                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned()))
             .unwrap_or_default(),
-        std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim()
+        std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .unwrap_or_default()
+            .trim()
     );
     let results = Results {
         machine,
@@ -491,8 +612,11 @@ pub fn run(bin: &Path, args: &BenchArgs) -> Result<Results, String> {
         mppe_note: "MPPE is measured towards the client only: the generator cannot pre-build encrypted frames without the session keys".into(),
     };
     if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        std::fs::write(
+            path,
+            serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?,
+        )
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     }
     Ok(results)
 }

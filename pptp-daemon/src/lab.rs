@@ -374,7 +374,11 @@ impl Lab {
     /// Replaces whatever auxiliary program runs on `iface` (c0, h0 or s0)
     /// with `program` (see `dataplane::xdp::{PASS_PROGRAM, SINK_PROGRAM,
     /// ROUTE_PROGRAM}`), or with nothing.
-    pub fn set_aux_program(&mut self, iface: &str, program: Option<&'static str>) -> Result<(), String> {
+    pub fn set_aux_program(
+        &mut self,
+        iface: &str,
+        program: Option<&'static str>,
+    ) -> Result<(), String> {
         let ns = match iface {
             "c0" => &self.topology.client,
             "h0" => &self.topology.lan,
@@ -571,6 +575,13 @@ impl Lab {
     /// Process id of the daemon.
     pub fn daemon_pid(&self) -> Option<u32> {
         self.daemon.as_ref().map(|d| d.child.id())
+    }
+
+    /// Open file descriptors of the daemon (sockets, the TUN device, maps).
+    pub fn daemon_fds(&self) -> usize {
+        self.daemon_pid()
+            .and_then(|pid| std::fs::read_dir(format!("/proc/{pid}/fd")).ok())
+            .map_or(0, |d| d.count())
     }
 
     /// Kills the daemon with SIGKILL (no goodbyes, no cleanup of its own).

@@ -66,8 +66,15 @@ fn session_passes_ping_and_tcp_on_the_userspace_path() {
     assert!(s.rx_bytes > 2_000_000 && s.tx_bytes > 2_000_000, "{s:?}");
 }
 
-/// Everything a session held is back: no call, address, route or XDP entry.
+/// Everything a session held is back: no call, address, route, XDP entry
+/// or socket.
 fn assert_clean(lab: &Lab) {
+    assert_clean_from(lab, None)
+}
+
+/// Like [`assert_clean`], also checking that the daemon holds no more file
+/// descriptors than `baseline` (taken before the sessions started).
+fn assert_clean_from(lab: &Lab, baseline: Option<usize>) {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
         let stats = lab.stats().unwrap();
@@ -89,12 +96,18 @@ fn assert_clean(lab: &Lab) {
         .filter(|k| stats.get(**k).copied().unwrap_or(0) != 0)
         .map(|k| format!("{k}={}", stats[*k]))
         .collect();
-        if held.is_empty() && !routes.contains("198.19.") && lab.sessions().unwrap().is_empty() {
+        let fds = lab.daemon_fds();
+        let fds_ok = baseline.is_none_or(|b| fds <= b);
+        if held.is_empty()
+            && fds_ok
+            && !routes.contains("198.19.")
+            && lab.sessions().unwrap().is_empty()
+        {
             return;
         }
         if std::time::Instant::now() > deadline {
             panic!(
-                "left behind: {held:?}, routes: {routes}\ndaemon log:\n{}",
+                "left behind: {held:?}, routes: {routes}, fds {fds} (baseline {baseline:?})\ndaemon log:\n{}",
                 lab.daemon_log()
             );
         }
@@ -287,6 +300,7 @@ fn daemon_shutdown_says_goodbye() {
 #[test]
 fn hundred_sessions_from_one_address_with_colliding_call_ids() {
     let lab = lab(LabOptions::default());
+    let fds = lab.daemon_fds();
     let mut client = lab
         .client(&["--sessions", "100", "--same-call-id"])
         .unwrap();
@@ -324,7 +338,8 @@ fn hundred_sessions_from_one_address_with_colliding_call_ids() {
     lab.tcp_echo(&address(&ups[17]), 500_000).unwrap();
     signal(&client, libc::SIGTERM);
     assert!(client.terminate(Duration::from_secs(60)).is_some());
-    assert_clean(&lab);
+    assert!(lab.daemon_fds() > 0);
+    assert_clean_from(&lab, Some(fds));
 }
 
 #[test]

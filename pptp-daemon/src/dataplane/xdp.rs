@@ -150,10 +150,15 @@ impl XdpDataplane {
     }
 
     fn program_mut(&mut self) -> Result<&mut Xdp, XdpError> {
+        self.named_mut(PROGRAM)
+    }
+
+    /// Any XDP program of the object, by name.
+    fn named_mut(&mut self, name: &'static str) -> Result<&mut Xdp, XdpError> {
         Ok(self
             .ebpf
-            .program_mut(PROGRAM)
-            .ok_or(XdpError::MissingProgram(PROGRAM))?
+            .program_mut(name)
+            .ok_or(XdpError::MissingProgram(name))?
             .try_into()?)
     }
 
@@ -194,11 +199,7 @@ impl XdpDataplane {
     /// Attaches one of the auxiliary programs ([`PASS_PROGRAM`],
     /// [`SINK_PROGRAM`], [`ROUTE_PROGRAM`]) to `iface` in native mode.
     pub fn attach_aux(&mut self, program: &'static str, iface: &str) -> Result<(), XdpError> {
-        let prog: &mut Xdp = self
-            .ebpf
-            .program_mut(program)
-            .ok_or(XdpError::MissingProgram(program))?
-            .try_into()?;
+        let prog = self.named_mut(program)?;
         if prog.fd().is_err() {
             prog.load()?;
         }
@@ -220,11 +221,7 @@ impl XdpDataplane {
             .partition(|(_, i, _)| i == iface);
         self.aux_attached = rest;
         for (program, _, link) in mine {
-            let prog: &mut Xdp = self
-                .ebpf
-                .program_mut(program)
-                .ok_or(XdpError::MissingProgram(program))?
-                .try_into()?;
+            let prog = self.named_mut(program)?;
             prog.detach(link)?;
         }
         let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pass_attached)
@@ -232,11 +229,7 @@ impl XdpDataplane {
             .partition(|(i, _)| i == iface);
         self.pass_attached = rest;
         for (_, link) in mine {
-            let prog: &mut Xdp = self
-                .ebpf
-                .program_mut(PASS_PROGRAM)
-                .ok_or(XdpError::MissingProgram(PASS_PROGRAM))?
-                .try_into()?;
+            let prog = self.named_mut(PASS_PROGRAM)?;
             prog.detach(link)?;
         }
         Ok(())
@@ -244,7 +237,10 @@ impl XdpDataplane {
 
     /// Packets and bytes counted by the sink program, summed over CPUs.
     pub fn sink_counters(&self) -> Result<(u64, u64), XdpError> {
-        let map = self.ebpf.map("PPTP_SINK").ok_or(XdpError::MissingMap("PPTP_SINK"))?;
+        let map = self
+            .ebpf
+            .map("PPTP_SINK")
+            .ok_or(XdpError::MissingMap("PPTP_SINK"))?;
         let array = PerCpuArray::<&MapData, u64>::try_from(map)?;
         let packets = array.get(&0, 0)?.iter().sum();
         let bytes = array.get(&1, 0)?.iter().sum();
@@ -255,11 +251,7 @@ impl XdpDataplane {
     /// far end of a veth pair must run XDP for redirected frames to reach
     /// it. Used by the lab, the bench and the tests.
     pub fn attach_pass(&mut self, iface: &str) -> Result<(), XdpError> {
-        let program: &mut Xdp = self
-            .ebpf
-            .program_mut(PASS_PROGRAM)
-            .ok_or(XdpError::MissingProgram(PASS_PROGRAM))?
-            .try_into()?;
+        let program = self.named_mut(PASS_PROGRAM)?;
         let link = program
             .attach(iface, AyaXdpMode::Driver)
             .map_err(|source| XdpError::Attach {
@@ -279,20 +271,12 @@ impl XdpDataplane {
             tracing::info!(iface, "XDP program detached");
         }
         for (program, _, link) in std::mem::take(&mut self.aux_attached) {
-            let prog: &mut Xdp = self
-                .ebpf
-                .program_mut(program)
-                .ok_or(XdpError::MissingProgram(program))?
-                .try_into()?;
+            let prog = self.named_mut(program)?;
             prog.detach(link)?;
         }
         let pass = std::mem::take(&mut self.pass_attached);
         for (_, link) in pass {
-            let program: &mut Xdp = self
-                .ebpf
-                .program_mut(PASS_PROGRAM)
-                .ok_or(XdpError::MissingProgram(PASS_PROGRAM))?
-                .try_into()?;
+            let program = self.named_mut(PASS_PROGRAM)?;
             program.detach(link)?;
         }
         Ok(())
