@@ -169,10 +169,11 @@ impl Generator {
                     iov_len: l,
                 })
                 .collect();
-            // SAFETY: every pointer stays valid for the call.
+            // Every pointer stays valid until sendmmsg returns.
             let mut msgs: Vec<libc::mmsghdr> = iovs
                 .iter_mut()
                 .map(|iov| {
+                    // SAFETY: mmsghdr is plain data; all-zero is valid.
                     let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
                     m.msg_hdr.msg_name = (&mut addr as *mut libc::sockaddr_ll).cast();
                     m.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_ll>() as u32;
