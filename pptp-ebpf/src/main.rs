@@ -268,7 +268,7 @@ fn decapsulate(ctx: &XdpContext, l3: usize, ip: &Ipv4Hdr) -> (Stat, u32) {
         None
     };
     let ppp = l4 + gre_len;
-    let ip_end = l3 + u16::from_be_bytes(ip.tot_len) as usize;
+    let ip_end = l3 + be16_len(ip.tot_len);
     if ppp + payload_len > ip_end || ctx.data() + ip_end > ctx.data_end() {
         return (Stat::GreTruncated, PASS);
     }
@@ -494,6 +494,19 @@ unsafe fn next_seq(counter: *mut u64) -> u64 {
     unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::SeqCst }>(counter, 1) }
 }
 
+/// A big-endian 16-bit length field as `usize`, with bounds the verifier of
+/// older kernels sees. Linux 6.1 forgets what it knew of a value after a
+/// byte swap, and LLVM drops (or moves before the swap) any mask it can
+/// prove useless; a volatile reload hides the value from LLVM, so the mask
+/// stays and gives the verifier the upper bound that packet pointer
+/// arithmetic needs.
+#[inline(always)]
+fn be16_len(bytes: [u8; 2]) -> usize {
+    let len = u16::from_be_bytes(bytes) as usize;
+    // SAFETY: reads a local.
+    unsafe { core::ptr::read_volatile(&len) & 0xffff }
+}
+
 /// IPv4 (at `l3`) for a client: prepends outer IPv4, enhanced GRE and PPP
 /// and sends it towards the client's peer address.
 #[inline(always)]
@@ -503,7 +516,7 @@ fn encapsulate(ctx: &XdpContext, l3: usize, session: &Session) -> (Stat, u32) {
     };
     // SAFETY: bounds checked by ptr_at.
     let ip = unsafe { *ip };
-    let inner_len = u16::from_be_bytes(ip.tot_len) as usize;
+    let inner_len = be16_len(ip.tot_len);
     if session.flags & SESSION_F_ENCAP == 0
         || inner_len > session.mtu as usize
         || inner_len < IP_LEN

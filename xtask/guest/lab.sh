@@ -16,10 +16,43 @@
 #   lab.sh kpptp-up                   kernel PPTP on both ends, no control
 #                                     connection: ppp30 198.19.3.1 in srv,
 #                                     ppp31 198.19.3.2 in cli
-#   lab.sh iperf SRV_NS ADDR CLI_NS SECONDS
-#                                     iperf3 TCP from CLI_NS to ADDR in SRV_NS;
+#   lab.sh lan-up                     after topo: namespace lan behind srv,
+#                                     srv1 198.19.4.1/24 <-> lan0 198.19.4.2/24;
+#                                     srv forwards, lan routes 198.19.0.0/16 via
+#                                     srv; GRO on cli0 and lan0 (a veth takes
+#                                     frames XDP redirects into it only with
+#                                     NAPI on at its peer: an XDP program or
+#                                     GRO) and transmit checksums off on lan0
+#                                     (XDP on srv1 encapsulates what lan0 sends)
+#   lab.sh ours-up BIN XDP_MODE       pptp-daemon BIN in srv (WAN srv0, LAN srv1,
+#                                     dataplane.xdp_mode XDP_MODE, tunnel
+#                                     198.19.5.1, clients from 198.19.5.2) and
+#                                     our client (BIN client) in cli routing
+#                                     198.19.4.0/24; prints "pptpc0 LOCAL PEER
+#                                     SECONDS PATH" (PATH: the session's data
+#                                     path in the daemon, xdp or userspace)
+#   lab.sh ours-kclient-up BIN XDP_MODE
+#                                     ours-up, then kernel PPTP takes over the
+#                                     client's data path: our client is frozen
+#                                     (SIGSTOP: its control connection stays)
+#                                     and kpptp.py opens ppp32 with the call's
+#                                     IDs and addresses; prints the same line
+#                                     with ppp32 (LCP and control echoes are
+#                                     off in the daemon: nobody answers them)
+#   lab.sh ours-down                  stop them
+#   lab.sh route NS NET DEV           ip route replace NET dev DEV in NS
+#   lab.sh iperf SRV_NS ADDR CLI_NS SECONDS [up|down]
+#                                     iperf3 TCP from CLI_NS to ADDR in SRV_NS
+#                                     (down: from ADDR to CLI_NS, iperf3 -R);
 #                                     prints "MBITS RETRANSMITS" (received rate
 #                                     in Mbit/s, TCP retransmissions)
+#   lab.sh iperf-client NS ADDR SECONDS up|down
+#                                     the same against an iperf3 server that
+#                                     runs elsewhere (e.g. on the host)
+#   lab.sh capture-start NS IFACE     tcpdump on IFACE in NS ("-": the guest's own
+#                                     namespace), whole frames
+#   lab.sh capture-stop [DEST]        stop it, copy the capture to DEST and print
+#                                     tcpdump's closing counts
 #   lab.sh down                       undo all of the above
 set -euo pipefail
 share=/mnt/host
@@ -33,7 +66,7 @@ in_ns() { # in_ns NS CMD...: "-" is the guest's own namespace
 }
 
 modules() {
-    modprobe -a veth ppp_generic ppp_async ppp_mppe pptp
+    modprobe -a veth tun ppp_generic ppp_async ppp_mppe pptp
     install -m 600 "$share/chap-secrets" /etc/ppp/chap-secrets
 }
 
@@ -154,11 +187,21 @@ kpptp_down() {
     done
 }
 
-iperf() { # SRV_NS ADDR CLI_NS SECONDS
-    local srv=$1 addr=$2 cli=$3 secs=$4 json=$work/iperf.json
+iperf() { # SRV_NS ADDR CLI_NS SECONDS [up|down]
+    local srv=$1 addr=$2 cli=$3 secs=$4 dir=${5:-up}
     in_ns "$srv" iperf3 -s -1 -D -B "$addr" -I "$work/iperf-s.pid"
+    iperf_client "$cli" "$addr" "$secs" "$dir"
+}
+
+iperf_client() { # NS ADDR SECONDS up|down
+    local ns=$1 addr=$2 secs=$3 json=$work/iperf.json reverse=
+    case $4 in
+    up) ;;
+    down) reverse=-R ;;
+    *) echo "lab.sh: the direction is up or down, not $4" >&2; return 2 ;;
+    esac
     local tries=0
-    until in_ns "$cli" iperf3 -c "$addr" -t "$secs" -J >"$json" 2>&1; do
+    until in_ns "$ns" iperf3 -c "$addr" -t "$secs" $reverse -J >"$json" 2>&1; do
         tries=$((tries + 1))
         if [ $tries -ge 10 ]; then
             cat "$json" >&2
@@ -171,12 +214,159 @@ end = json.load(open(sys.argv[1]))["end"]
 print("%.1f %d" % (end["sum_received"]["bits_per_second"] / 1e6, end["sum_sent"].get("retransmits", 0)))' "$json"
 }
 
+lan_up() {
+    ip netns add lan
+    ip link add srv1 netns srv type veth peer name lan0 netns lan
+    ip -n srv addr add 198.19.4.1/24 dev srv1
+    ip -n lan addr add 198.19.4.2/24 dev lan0
+    ip -n lan link set lo up
+    local cpus ns
+    cpus=$(printf '%x' $(((1 << $(nproc)) - 1)))
+    ip netns exec srv sh -c "echo $cpus > /sys/class/net/srv1/queues/rx-0/rps_cpus"
+    ip netns exec lan sh -c "echo $cpus > /sys/class/net/lan0/queues/rx-0/rps_cpus"
+    for ns in srv lan cli; do
+        ip netns exec $ns sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+    done
+    ip netns exec srv sysctl -qw net.ipv4.ip_forward=1
+    ip netns exec lan ethtool -K lan0 gro on tx off >/dev/null
+    ip netns exec cli ethtool -K cli0 gro on >/dev/null
+    ip -n srv link set srv1 up
+    ip -n lan link set lan0 up
+    ip -n lan route add 198.19.0.0/16 via 198.19.4.1
+    ip netns exec lan ping -c 1 -W 5 198.19.4.1 >/dev/null
+}
+
+ours_up() { # BIN XDP_MODE
+    local bin=$1 mode=$2
+    modules
+    printf 'pxguser\t*\tpxgsecret\t*\n' >"$work/ours-secrets"
+    printf '%s\n' \
+        '[server]' \
+        'listen = "198.19.1.1:1723"' \
+        "control_socket = \"$work/ours.sock\"" \
+        '[dataplane]' \
+        'interface = "srv0"' \
+        'lan_interfaces = ["srv1"]' \
+        "xdp_mode = \"$mode\"" \
+        'tun_name = "pptp0"' \
+        '[ppp]' \
+        'local_address = "198.19.5.1"' \
+        'pool = ["198.19.5.2-198.19.5.254"]' \
+        'lcp_echo_interval_secs = 600' \
+        '[auth]' \
+        "secrets = \"$work/ours-secrets\"" \
+        '[control]' \
+        'echo_interval_secs = 600' >"$work/ours.toml"
+    rm -f "$work/ours.sock"
+    ip netns exec srv setsid "$bin" --config "$work/ours.toml" >"$work/ours-daemon.log" 2>&1 </dev/null &
+    echo $! >"$work/ours-daemon.pid"
+    if ! wait_for 20 ip netns exec srv "$bin" sessions --socket "$work/ours.sock"; then
+        cat "$work/ours-daemon.log" >&2
+        return 1
+    fi
+    ip netns exec cli setsid "$bin" client --server 198.19.1.1 --user pxguser --password pxgsecret \
+        --route 198.19.4.0/24 >"$work/ours-client.out" 2>"$work/ours-client.log" </dev/null &
+    echo $! >"$work/ours-client.pid"
+    if ! wait_for 30 grep -q '"event":"up"' "$work/ours-client.out"; then
+        cat "$work/ours-client.out" "$work/ours-client.log" "$work/ours-daemon.log" >&2
+        return 1
+    fi
+    local path
+    path=$(ip netns exec srv "$bin" sessions --socket "$work/ours.sock" --json |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["sessions"][0]["path"])')
+    python3 -c 'import json, sys
+for line in open(sys.argv[1]):
+    e = json.loads(line)
+    if e.get("event") == "up":
+        print("pptpc0", e["address"], e["server_address"], "%.2f" % (e["setup_ms"] / 1000), sys.argv[2])
+        break' "$work/ours-client.out" "$path"
+}
+
+ours_kclient_up() { # BIN XDP_MODE
+    local out call_ids addr peer setup path
+    out=$(ours_up "$1" "$2") || return 1
+    read -r _ addr peer setup path <<<"$out"
+    call_ids=$(python3 -c 'import json, sys
+for line in open(sys.argv[1]):
+    e = json.loads(line)
+    if e.get("event") == "up":
+        print(e["call_id"], e["peer_call_id"])
+        break' "$work/ours-client.out")
+    # Freeze our client (its control connection stays open, so the daemon
+    # keeps the call) and take its address and routes away.
+    kill -STOP "$(cat "$work/ours-client.pid")"
+    ip -n cli addr flush dev pptpc0
+    ip -n cli link set pptpc0 down
+    # shellcheck disable=SC2086
+    set -- $call_ids
+    ip netns exec cli setsid python3 "$share/kpptp.py" 198.19.1.2 "$1" 198.19.1.1 "$2" 32 "$addr" "$peer" \
+        >"$work/kpptp-ours.out" 2>&1 </dev/null &
+    echo $! >"$work/kpptp-ours.pid"
+    if ! wait_for 15 grep -q ppp32 "$work/kpptp-ours.out"; then
+        cat "$work/kpptp-ours.out" >&2
+        return 1
+    fi
+    ip -n cli link set dev ppp32 mtu 1400
+    ip -n cli route replace 198.19.4.0/24 dev ppp32
+    # The kernel starts its GRE sequence numbers at 1, below those our
+    # client used: the daemon's userspace path drops the first frames as
+    # late until the sequence passes them. A burst of pings gets there.
+    ip netns exec cli ping -q -c 40 -i 0.01 -W 1 "$peer" >/dev/null 2>&1 || true
+    echo "ppp32 $addr $peer $setup $path"
+}
+
+ours_down() {
+    local f pid
+    for f in "$work/kpptp-ours.pid" "$work/ours-client.pid" "$work/ours-daemon.pid"; do
+        [ -e "$f" ] || continue
+        pid=$(cat "$f")
+        kill -CONT "$pid" 2>/dev/null || true
+        kill "$pid" 2>/dev/null || true
+        wait_for 15 sh -c "! kill -0 $pid" || kill -9 "$pid" 2>/dev/null || true
+        rm -f "$f"
+    done
+}
+
+capture_start() { # NS IFACE
+    rm -f "$work/capture.pcap"
+    # -Z root: tcpdump would otherwise write the file as user tcpdump.
+    local cmd=(setsid tcpdump -i "$2" -s 0 -U -Z root -w "$work/capture.pcap")
+    # Not through in_ns: $! must be tcpdump's own pid (setsid and ip
+    # netns exec exec it), not a subshell's.
+    if [ "$1" = - ]; then
+        "${cmd[@]}" >"$work/tcpdump.log" 2>&1 </dev/null &
+    else
+        ip netns exec "$1" "${cmd[@]}" >"$work/tcpdump.log" 2>&1 </dev/null &
+    fi
+    echo $! >"$work/tcpdump.pid"
+    if ! wait_for 20 grep -q "listening on" "$work/tcpdump.log"; then
+        cat "$work/tcpdump.log" >&2
+        return 1
+    fi
+}
+
+capture_stop() { # [DEST]
+    local pid
+    pid=$(cat "$work/tcpdump.pid" 2>/dev/null) || return 0
+    # SIGTERM: a background job of a script starts with SIGINT ignored.
+    kill -TERM "$pid" 2>/dev/null || true
+    wait_for 20 sh -c "! kill -0 $pid" || kill -9 "$pid" 2>/dev/null || true
+    rm -f "$work/tcpdump.pid"
+    if [ -n "${1:-}" ]; then
+        cp "$work/capture.pcap" "$1"
+        grep -E "packets (captured|received|dropped)" "$work/tcpdump.log" || true
+    fi
+}
+
 down() {
+    capture_stop || true
+    ours_down || true
     pptpd_down || true
     kpptp_down || true
     pkill -x iperf3 2>/dev/null || true
     ip netns del srv 2>/dev/null || true
     ip netns del cli 2>/dev/null || true
+    ip netns del lan 2>/dev/null || true
 }
 
 case ${1:-} in
@@ -187,7 +377,15 @@ pptpd-up) pptpd_up "$2" ;;
 pptpd-down) pptpd_down ;;
 kpptp-up) kpptp_up ;;
 kpptp-down) kpptp_down ;;
-iperf) iperf "$2" "$3" "$4" "$5" ;;
+iperf) iperf "$2" "$3" "$4" "$5" "${6:-up}" ;;
+iperf-client) iperf_client "$2" "$3" "$4" "$5" ;;
+lan-up) lan_up ;;
+ours-up) ours_up "$2" "$3" ;;
+ours-kclient-up) ours_kclient_up "$2" "$3" ;;
+ours-down) ours_down ;;
+route) in_ns "$2" ip route replace "$3" dev "$4" ;;
+capture-start) capture_start "$2" "$3" ;;
+capture-stop) capture_stop "${2:-}" ;;
 down) down ;;
 *)
     sed -n '2,/^set /p' "$0" | sed '$d' >&2

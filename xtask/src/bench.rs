@@ -14,7 +14,11 @@ pub fn run(short: bool, seconds: f64, scale: usize, guest: bool) -> anyhow::Resu
     setup::ensure()?;
     util::require_root("the bench (network namespaces, XDP)")?;
     let root = util::workspace_root();
-    let out_dir = root.join(if short { "target/bench-short" } else { "bench-results" });
+    let out_dir = root.join(if short {
+        "target/bench-short"
+    } else {
+        "bench-results"
+    });
     std::fs::create_dir_all(&out_dir)?;
     util::step("building pptp-daemon (release)");
     util::exec(util::cargo().args(["build", "--release", "--package", "pptp-daemon"]))?;
@@ -23,9 +27,16 @@ pub fn run(short: bool, seconds: f64, scale: usize, guest: bool) -> anyhow::Resu
     util::step("data paths (pptp-daemon bench)");
     let json = out_dir.join("datapath.json");
     let mut cmd = Command::new(&bin);
-    cmd.args(["bench", "--seconds", &seconds.to_string(), "--scale", &scale.to_string(), "--json"])
-        .arg(&json)
-        .stdout(std::process::Stdio::null());
+    cmd.args([
+        "bench",
+        "--seconds",
+        &seconds.to_string(),
+        "--scale",
+        &scale.to_string(),
+        "--json",
+    ])
+    .arg(&json)
+    .stdout(std::process::Stdio::null());
     if short {
         cmd.arg("--short");
     }
@@ -36,14 +47,21 @@ pub fn run(short: bool, seconds: f64, scale: usize, guest: bool) -> anyhow::Resu
     let mppe = util::output(
         util::cargo()
             .env("MPPE_BENCH_SECS", if short { "0.05" } else { "1" })
-            .args(["bench", "--quiet", "--package", "pptp-daemon", "--bench", "mppe"]),
+            .args([
+                "bench",
+                "--quiet",
+                "--package",
+                "pptp-daemon",
+                "--bench",
+                "mppe",
+            ]),
     )
     .context("running the MPPE benchmark")?;
     print!("{mppe}");
 
     let guest_figures = if guest && !short {
         util::step("in the qemu guest: kernel PPTP against our paths (a few minutes)");
-        match guest_comparison(&out_dir.join("guest.json")) {
+        match guest_comparison(&bin, &out_dir.join("guest.json")) {
             Ok(v) => Some(v),
             Err(e) => {
                 eprintln!("guest comparison failed, left out of the results: {e:#}");
@@ -59,7 +77,10 @@ pub fn run(short: bool, seconds: f64, scale: usize, guest: bool) -> anyhow::Resu
         "mppe_cipher": mppe.lines().collect::<Vec<_>>(),
         "guest": guest_figures,
     });
-    std::fs::write(out_dir.join("results.json"), serde_json::to_string_pretty(&results)?)?;
+    std::fs::write(
+        out_dir.join("results.json"),
+        serde_json::to_string_pretty(&results)?,
+    )?;
     let table = table(&datapath, guest_figures.as_ref());
     std::fs::write(out_dir.join("table.md"), &table)?;
     std::fs::write(out_dir.join("bench.svg"), svg(&datapath))?;
@@ -70,9 +91,15 @@ pub fn run(short: bool, seconds: f64, scale: usize, guest: bool) -> anyhow::Resu
 
 /// The in-guest comparison (kernel PPTP, pptpd, our fast and userspace
 /// paths), written to `path` and returned.
-fn guest_comparison(path: &Path) -> anyhow::Result<Value> {
-    let _ = path;
-    anyhow::bail!("the guest comparison is being wired in")
+fn guest_comparison(daemon: &Path, path: &Path) -> anyhow::Result<Value> {
+    let figures = crate::interop::guest_comparison(daemon, 10)?;
+    print!("{}", figures.table());
+    let json = figures.json();
+    std::fs::write(path, &json)?;
+    if !figures.unavailable.is_empty() {
+        eprintln!("guest comparison incomplete: {:?}", figures.unavailable);
+    }
+    Ok(serde_json::from_str(&json)?)
 }
 
 fn f(v: &Value) -> f64 {
@@ -82,15 +109,26 @@ fn f(v: &Value) -> f64 {
 /// Delivered pps of the measurement matching path/direction/size/sessions.
 fn find(d: &Value, path: &str, dir: &str, size: u64, sessions: u64) -> Option<f64> {
     d["measurements"].as_array()?.iter().find_map(|m| {
-        (m["path"] == path && m["direction"] == dir && m["size"] == size && m["sessions"] == sessions)
+        (m["path"] == path
+            && m["direction"] == dir
+            && m["size"] == size
+            && m["sessions"] == sessions)
             .then(|| f(&m["delivered_pps"]))
     })
 }
 
 fn table(d: &Value, guest: Option<&Value>) -> String {
     let mut t = String::new();
-    let _ = writeln!(t, "Machine: {}; {} s per measurement.\n", d["machine"].as_str().unwrap_or("?"), d["seconds_per_measurement"]);
-    let _ = writeln!(t, "| path | direction | inner size | sessions | delivered kpps | CPU ns/packet | vs IP forwarding | vs XDP routing |");
+    let _ = writeln!(
+        t,
+        "Machine: {}; {} s per measurement.\n",
+        d["machine"].as_str().unwrap_or("?"),
+        d["seconds_per_measurement"]
+    );
+    let _ = writeln!(
+        t,
+        "| path | direction | inner size | sessions | delivered kpps | CPU ns/packet | vs IP forwarding | vs XDP routing |"
+    );
     let _ = writeln!(t, "|---|---|---|---|---|---|---|---|");
     for m in d["measurements"].as_array().into_iter().flatten() {
         let size = m["size"].as_u64().unwrap_or(0);
@@ -104,9 +142,17 @@ fn table(d: &Value, guest: Option<&Value>) -> String {
             t,
             "| {} | {} | {} B | {} | {:.0} | {:.0} | {} | {} |",
             m["path"].as_str().unwrap_or(""),
-            if dir == "decap" { "client → network" } else { "network → client" },
+            if dir == "decap" {
+                "client → network"
+            } else {
+                "network → client"
+            },
             size,
-            if sessions == 0 { "-".to_owned() } else { sessions.to_string() },
+            if sessions == 0 {
+                "-".to_owned()
+            } else {
+                sessions.to_string()
+            },
             pps / 1000.0,
             f(&m["cpu_ns_per_packet"]),
             ratio("ip-forward"),
@@ -114,7 +160,10 @@ fn table(d: &Value, guest: Option<&Value>) -> String {
         );
     }
     let _ = writeln!(t, "\n{}\n", d["mppe_note"].as_str().unwrap_or(""));
-    let _ = writeln!(t, "| sessions | setup time | sessions/s | daemon memory per session |");
+    let _ = writeln!(
+        t,
+        "| sessions | setup time | sessions/s | daemon memory per session |"
+    );
     let _ = writeln!(t, "|---|---|---|---|");
     for s in d["scale"].as_array().into_iter().flatten() {
         let _ = writeln!(
@@ -127,8 +176,32 @@ fn table(d: &Value, guest: Option<&Value>) -> String {
         );
     }
     if let Some(g) = guest {
-        let _ = writeln!(t, "\nIn the qemu guest (TCG, figures only compare with each other):\n");
-        let _ = writeln!(t, "```\n{}\n```", serde_json::to_string_pretty(g).unwrap_or_default());
+        let _ = writeln!(
+            t,
+            "\nIn a qemu guest (software emulation, Linux {}, {} vCPUs): iperf3 TCP for {} s each way through each path; only figures from the same guest compare.\n",
+            g["guest"]["kernel"].as_str().unwrap_or("?"),
+            g["guest"]["cpus"],
+            g["seconds"]
+        );
+        let _ = writeln!(
+            t,
+            "| path | client → network Mbit/s | network → client Mbit/s | vs kernel PPTP (up / down) |"
+        );
+        let _ = writeln!(t, "|---|---|---|---|");
+        let kernel = &g["paths"]["kernel_pptp"];
+        for (key, p) in g["paths"].as_object().into_iter().flatten() {
+            let up = f(&p["up"]["mbit_per_s"]);
+            let down = f(&p["down"]["mbit_per_s"]);
+            let ku = f(&kernel["up"]["mbit_per_s"]);
+            let kd = f(&kernel["down"]["mbit_per_s"]);
+            let _ = writeln!(
+                t,
+                "| {} | {up:.1} | {down:.1} | {:.2} / {:.2} |",
+                p["label"].as_str().unwrap_or(key),
+                up / ku,
+                down / kd
+            );
+        }
     }
     t
 }
@@ -137,15 +210,38 @@ fn table(d: &Value, guest: Option<&Value>) -> String {
 /// session, each direction.
 fn svg(d: &Value) -> String {
     let paths = ["xdp-route", "xdp", "ip-forward", "userspace", "mppe"];
-    let labels = ["XDP routing (ceiling)", "pptp-xdp fast path", "kernel IP forwarding", "pptp-xdp userspace", "pptp-xdp MPPE (userspace)"];
-    let series = [("decap", 64u64), ("encap", 64), ("decap", 1400), ("encap", 1400)];
+    let labels = [
+        "XDP routing (ceiling)",
+        "pptp-xdp fast path",
+        "kernel IP forwarding",
+        "pptp-xdp userspace",
+        "pptp-xdp MPPE (userspace)",
+    ];
+    let series = [
+        ("decap", 64u64),
+        ("encap", 64),
+        ("decap", 1400),
+        ("encap", 1400),
+    ];
     let colors = ["#1f77b4", "#aec7e8", "#d62728", "#ff9896"];
     let mut max: f64 = 1.0;
     let mut values = vec![];
     for p in paths {
         let row: Vec<Option<f64>> = series
             .iter()
-            .map(|(dir, size)| find(d, p, dir, *size, if p == "xdp-route" || p == "ip-forward" { 0 } else { 1 }))
+            .map(|(dir, size)| {
+                find(
+                    d,
+                    p,
+                    dir,
+                    *size,
+                    if p == "xdp-route" || p == "ip-forward" {
+                        0
+                    } else {
+                        1
+                    },
+                )
+            })
             .collect();
         for v in row.iter().flatten() {
             max = max.max(*v);
@@ -155,20 +251,42 @@ fn svg(d: &Value) -> String {
     let (w, row_h, left, top) = (900.0, 70.0, 230.0, 50.0);
     let h = top + row_h * paths.len() as f64 + 60.0;
     let scale = (w - left - 80.0) / max;
-    let mut s = format!(r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">"#);
-    let _ = write!(s, r#"<rect width="100%" height="100%" fill="white"/><text x="{left}" y="25" font-size="15">Packets per second delivered (thousands), one session</text>"#);
+    let mut s = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = write!(
+        s,
+        r#"<rect width="100%" height="100%" fill="white"/><text x="{left}" y="25" font-size="15">Packets per second delivered (thousands), one session</text>"#
+    );
     for (i, (row, label)) in values.iter().zip(labels).enumerate() {
         let y0 = top + i as f64 * row_h;
-        let _ = write!(s, r#"<text x="{}" y="{}" text-anchor="end">{label}</text>"#, left - 8.0, y0 + row_h / 2.0);
+        let _ = write!(
+            s,
+            r#"<text x="{}" y="{}" text-anchor="end">{label}</text>"#,
+            left - 8.0,
+            y0 + row_h / 2.0
+        );
         for (j, v) in row.iter().enumerate() {
             let y = y0 + 6.0 + j as f64 * 14.0;
             match v {
                 Some(v) => {
                     let bw = v * scale;
-                    let _ = write!(s, r#"<rect x="{left}" y="{y}" width="{bw:.1}" height="12" fill="{}"/><text x="{:.1}" y="{:.1}" font-size="10">{:.0}</text>"#, colors[j], left + bw + 4.0, y + 10.0, v / 1000.0);
+                    let _ = write!(
+                        s,
+                        r#"<rect x="{left}" y="{y}" width="{bw:.1}" height="12" fill="{}"/><text x="{:.1}" y="{:.1}" font-size="10">{:.0}</text>"#,
+                        colors[j],
+                        left + bw + 4.0,
+                        y + 10.0,
+                        v / 1000.0
+                    );
                 }
                 None => {
-                    let _ = write!(s, r#"<text x="{}" y="{:.1}" font-size="10" fill="gray">n/a</text>"#, left + 4.0, y + 10.0);
+                    let _ = write!(
+                        s,
+                        r#"<text x="{}" y="{:.1}" font-size="10" fill="gray">n/a</text>"#,
+                        left + 4.0,
+                        y + 10.0
+                    );
                 }
             }
         }
@@ -176,8 +294,18 @@ fn svg(d: &Value) -> String {
     let ly = h - 30.0;
     for (j, (dir, size)) in series.iter().enumerate() {
         let x = left + j as f64 * 160.0;
-        let what = if *dir == "decap" { "client→net" } else { "net→client" };
-        let _ = write!(s, r#"<rect x="{x}" y="{ly}" width="12" height="12" fill="{}"/><text x="{}" y="{}">{what} {size} B</text>"#, colors[j], x + 16.0, ly + 10.0);
+        let what = if *dir == "decap" {
+            "client→net"
+        } else {
+            "net→client"
+        };
+        let _ = write!(
+            s,
+            r#"<rect x="{x}" y="{ly}" width="12" height="12" fill="{}"/><text x="{}" y="{}">{what} {size} B</text>"#,
+            colors[j],
+            x + 16.0,
+            ly + 10.0
+        );
     }
     s.push_str("</svg>\n");
     s
@@ -201,7 +329,10 @@ mod tests {
     #[test]
     fn table_shows_ratios_and_scale() {
         let t = table(&sample(), None);
-        assert!(t.contains("| xdp | client → network | 64 B | 1 | 2 | 10 | 2.00 | - |"), "{t}");
+        assert!(
+            t.contains("| xdp | client → network | 64 B | 1 | 2 | 10 | 2.00 | - |"),
+            "{t}"
+        );
         assert!(t.contains("| 10 | 2.0 s | 5 | 2.0 KiB |"), "{t}");
     }
 
@@ -211,6 +342,10 @@ mod tests {
         assert!(s.starts_with("<svg") && s.ends_with("</svg>\n"));
         // Two decap 64 B bars (fast path, IP forwarding) and the legend swatch.
         assert_eq!(s.matches(r##"fill="#1f77b4"/><text"##).count(), 3);
-        assert_eq!(s.matches(">n/a<").count(), 5 * 4 - 2, "every other path and size is marked n/a");
+        assert_eq!(
+            s.matches(">n/a<").count(),
+            5 * 4 - 2,
+            "every other path and size is marked n/a"
+        );
     }
 }

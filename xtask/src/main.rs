@@ -3,6 +3,7 @@
 //! xtask runs on the machine's stable Rust and depends on nothing of the
 //! project, so it builds before the eBPF toolchain exists and installs it.
 
+mod bench;
 mod guest;
 mod interop;
 mod setup;
@@ -46,6 +47,24 @@ enum Command {
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// Benchmarks: packets per second and CPU per packet through the XDP
+    /// fast path, the userspace path, MPPE, plain IP forwarding and plain
+    /// XDP routing; session setup at scale; the MPPE cipher; and, in a qemu
+    /// guest, kernel PPTP against our paths. Writes bench-results/.
+    Bench {
+        /// The smallest run that exercises everything (seconds, not minutes).
+        #[arg(long)]
+        short: bool,
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+        /// Sessions of the scale test.
+        #[arg(long, default_value_t = 10_000)]
+        scale: usize,
+        /// Leave out the comparison in the qemu guest.
+        #[arg(long)]
+        no_guest: bool,
+    },
     /// Namespaces for clients, the server and a LAN host; the daemon and N
     /// clients; a ping and a TCP transfer through the tunnels, the session
     /// list; then everything torn down. Arguments after `--` go to
@@ -86,6 +105,12 @@ fn main() -> ExitCode {
         } => test(no_fuzz, fuzz_seconds, &args),
         Command::Fuzz { seconds, targets } => fuzz(seconds, &targets),
         Command::Lab { args } => lab(&args),
+        Command::Bench {
+            short,
+            seconds,
+            scale,
+            no_guest,
+        } => bench::run(short, seconds, scale, !no_guest),
         Command::Guest { command } => guest::main(command),
         Command::Interop(args) => interop::main(args),
     };
@@ -127,8 +152,16 @@ fn test(no_fuzz: bool, fuzz_seconds: u64, args: &[String]) -> anyhow::Result<()>
     util::exec(util::cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
     util::step("cargo test");
     util::exec(util::cargo().arg("test").args(args))?;
-    if !no_fuzz && args.is_empty() {
-        fuzz(fuzz_seconds, &[])?;
+    if args.is_empty() {
+        // The benchmark harness runs (short mode); speed is not checked here.
+        bench::run(true, 0.3, 20, false)?;
+        // A real pptp-linux + pppd client in a qemu guest (about a minute
+        // once the guest image is cached; building it takes about 7).
+        util::step("interop with pptp-linux (cargo xtask interop --short)");
+        interop::main(interop::InteropArgs::short())?;
+        if !no_fuzz {
+            fuzz(fuzz_seconds, &[])?;
+        }
     }
     util::step("all tests passed");
     Ok(())

@@ -19,8 +19,16 @@ pub const TOOLCHAIN: &str = include_str!("../../ebpf-toolchain").trim_ascii();
 const BPF_LINKER_VERSION: &str = "0.13";
 
 /// Debian packages the test suite uses: iproute2 (namespaces, veth),
-/// tshark and scapy (independent dissectors in the oracle tests).
-const DEBIAN_PACKAGES: &[&str] = &["iproute2", "iputils-ping", "tshark", "python3-scapy"];
+/// ping, tshark and scapy (independent dissectors in the oracle tests),
+/// iperf3 and ethtool (interop with pptp-linux in the guest).
+const DEBIAN_PACKAGES: &[&str] = &[
+    "iproute2",
+    "iputils-ping",
+    "tshark",
+    "python3-scapy",
+    "iperf3",
+    "ethtool",
+];
 
 /// What is missing, each with a short name.
 fn missing() -> Vec<&'static str> {

@@ -10,10 +10,14 @@
 //!   control connection (198.19.3.1);
 //! - pptpd + pptp-linux + pppd, MS-CHAPv2, without and with
 //!   require-mppe-128 (198.19.2.1): userspace GRE in pptp-linux and pptpd.
+//!
+//! [`daemon_comparison`] (`cargo xtask interop --bench`) adds a LAN
+//! namespace behind `srv` and sets our daemon's XDP and userspace paths
+//! beside kernel PPTP there.
 
-use std::{fmt::Write as _, process::Command, time::Duration};
+use std::{fmt::Write as _, path::Path, process::Command, time::Duration};
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 
 use super::{BootOptions, Guest, image, parse_link};
 use crate::util::{self, output};
@@ -109,23 +113,7 @@ pub fn kernel_pptp(guest: &Guest, options: &BootOptions, seconds: u32) -> anyhow
     let _ = guest.lab(&["down"], quick);
     let (veth, kernel_pptp, rates, connect) = result?;
 
-    let image = image::ensure()?;
-    let qemu = output(
-        Command::new(&image.qemu)
-            .env("QEMU_MODULE_DIR", &image.qemu_modules)
-            .arg("--version"),
-    )
-    .and_then(|v| v.lines().next().map(str::to_owned))
-    .unwrap_or_default();
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let host_cpu = cpuinfo
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("model name")?
-                .split_once(':')
-                .map(|(_, v)| v.trim().to_owned())
-        })
-        .unwrap_or_default();
+    let env = Environment::of(guest, options)?;
     Ok(Figures {
         seconds,
         veth,
@@ -133,12 +121,79 @@ pub fn kernel_pptp(guest: &Guest, options: &BootOptions, seconds: u32) -> anyhow
         pptpd: rates[0],
         pptpd_mppe: rates[1],
         connect,
-        guest_kernel: guest.run("uname -r")?.trim().to_owned(),
-        guest: options.clone(),
-        qemu,
-        host_cpu,
-        host_cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
+        guest_kernel: env.guest_kernel,
+        guest: env.guest,
+        qemu: env.qemu,
+        host_cpu: env.host_cpu,
+        host_cpus: env.host_cpus,
     })
+}
+
+/// Where figures were taken: the guest and the host under it.
+#[derive(Debug, Clone)]
+pub struct Environment {
+    pub guest_kernel: String,
+    pub guest: BootOptions,
+    pub qemu: String,
+    pub host_cpu: String,
+    pub host_cpus: usize,
+}
+
+impl Environment {
+    /// Describes `guest` (booted with `options`) and this host.
+    pub fn of(guest: &Guest, options: &BootOptions) -> anyhow::Result<Environment> {
+        let image = image::ensure()?;
+        let qemu = output(
+            Command::new(&image.qemu)
+                .env("QEMU_MODULE_DIR", &image.qemu_modules)
+                .arg("--version"),
+        )
+        .and_then(|v| v.lines().next().map(str::to_owned))
+        .unwrap_or_default();
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let host_cpu = cpuinfo
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("model name")?
+                    .split_once(':')
+                    .map(|(_, v)| v.trim().to_owned())
+            })
+            .unwrap_or_default();
+        Ok(Environment {
+            guest_kernel: guest.run("uname -r")?.trim().to_owned(),
+            guest: options.clone(),
+            qemu,
+            host_cpu,
+            host_cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
+        })
+    }
+
+    /// The "guest" and "host" members of a JSON object (no trailing comma).
+    fn json_members(&self) -> String {
+        format!(
+            "  \"guest\": {{ \"kernel\": {}, \"accel\": \"tcg\", \"cpus\": {}, \"cpu_model\": {}, \
+             \"memory_mib\": {}, \"qemu\": {} }},\n  \"host\": {{ \"cpu\": {}, \"cpus\": {} }}\n",
+            json_string(&self.guest_kernel),
+            self.guest.cpus,
+            json_string(&self.guest.cpu_model),
+            self.guest.memory_mib,
+            json_string(&self.qemu),
+            json_string(&self.host_cpu),
+            self.host_cpus
+        )
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "Linux {}, qemu TCG, {} vCPUs {}, {} MiB; host {} x {}",
+            self.guest_kernel,
+            self.guest.cpus,
+            self.guest.cpu_model,
+            self.guest.memory_mib,
+            self.host_cpus,
+            self.host_cpu,
+        )
+    }
 }
 
 impl Figures {
@@ -215,6 +270,394 @@ impl Figures {
             json_string(&self.host_cpu),
             self.host_cpus
         );
+        j.push_str("}\n");
+        j
+    }
+}
+
+/// The guest comparison of `cargo xtask interop --bench`: our daemon's
+/// data paths against kernel PPTP, all in one guest.
+///
+/// Topology (xtask/guest/lab.sh `topo` and `lan-up`): namespaces `cli`,
+/// `srv` and `lan`; the tunnel runs between `cli` and `srv` over a veth and
+/// `srv` forwards to the LAN host 198.19.4.2 in `lan`, where iperf3 serves.
+/// Each path carries iperf3 TCP both ways (up: cli to lan, down: lan to
+/// cli, `iperf3 -R`):
+/// - plain forwarding without a tunnel (the ceiling of the topology);
+/// - kernel PPTP on both ends (AF_PPPOX, xtask/guest/kpptp.py);
+/// - pptp-daemon in `srv` with XDP in driver mode on srv0 (WAN) and srv1
+///   (LAN), and kernel PPTP as the client end: our client sets the call
+///   up (control connection, LCP, MS-CHAPv2, IPCP), is then frozen, and
+///   xtask/guest/kpptp.py carries the call's data with the call's IDs and
+///   addresses (`lab.sh ours-kclient-up`), so the client end is the same
+///   as in the kernel PPTP figures;
+/// - the same daemon with `xdp_mode = "off"` (userspace path);
+/// - both again with our own client carrying the data (a userspace client,
+///   which is then the bottleneck);
+/// - pptpd + pptp-linux (userspace on both ends), without MPPE.
+///
+/// The tunnel ends in `srv` and traffic is forwarded to `lan` because
+/// forwarding is what the XDP path does: a tunnel ending in `srv` itself
+/// would send the replies through the daemon's TUN device, never through
+/// XDP. Veth offloads are set for XDP (GRO on cli0 and lan0, which receive
+/// frames XDP redirects; transmit checksums off on lan0, whose frames XDP
+/// encapsulates) and stay the same for every path.
+pub fn daemon_comparison(
+    guest: &Guest,
+    options: &BootOptions,
+    daemon: &Path,
+    seconds: u32,
+) -> anyhow::Result<Comparison> {
+    let bin = guest.install(daemon)?;
+    let slow = Duration::from_secs(u64::from(seconds) + 90);
+    let quick = Duration::from_secs(60);
+    let secs = seconds.to_string();
+    let both = |what: &str| -> anyhow::Result<[Rate; 2]> {
+        let mut rates = [Rate::default(); 2];
+        for (rate, dir) in rates.iter_mut().zip(["up", "down"]) {
+            let out = guest.lab(&["iperf", "lan", LAN_HOST, "cli", &secs, dir], slow)?;
+            let mut words = out.split_whitespace();
+            *rate = (|| {
+                Some(Rate {
+                    mbits: words.next()?.parse().ok()?,
+                    retransmits: words.next()?.parse().ok()?,
+                })
+            })()
+            .with_context(|| format!("iperf3 gave {out:?}"))?;
+        }
+        eprintln!(
+            "{what}: up {:.1} Mbit/s ({} retransmissions), down {:.1} Mbit/s ({} retransmissions)",
+            rates[0].mbits, rates[0].retransmits, rates[1].mbits, rates[1].retransmits
+        );
+        Ok(rates)
+    };
+    let ping = || {
+        guest.run_timeout(
+            &format!("ip netns exec cli ping -c 3 -i 0.3 -W 5 {LAN_HOST}"),
+            quick,
+        )
+    };
+    let route = |dev: &str| guest.lab(&["route", "cli", LAN_NET, dev], quick);
+
+    guest.lab(&["down"], quick)?;
+    let result = (|| {
+        util::step("guest comparison: namespaces cli <-> srv <-> lan");
+        guest.lab(&["topo"], quick)?;
+        guest.lab(&["lan-up"], quick)?;
+        let mut paths = Vec::new();
+        let mut unavailable = Vec::new();
+
+        util::step("guest comparison: plain forwarding, no tunnel");
+        guest.run(&format!("ip -n cli route replace {LAN_NET} via 198.19.1.1"))?;
+        ping()?;
+        let rates = both("plain forwarding")?;
+        guest.run(&format!("ip -n cli route del {LAN_NET}"))?;
+        paths.push(PathFigures::new(PathKind::Plain, rates, None));
+
+        util::step("guest comparison: kernel PPTP on both ends (AF_PPPOX, /dev/ppp)");
+        guest.lab(&["kpptp-up"], quick)?;
+        route("ppp31")?;
+        ping()?;
+        let rates = both("kernel PPTP");
+        guest.lab(&["kpptp-down"], quick)?;
+        paths.push(PathFigures::new(PathKind::Kernel, rates?, None));
+
+        for kind in [
+            PathKind::OursXdp,
+            PathKind::OursUserspace,
+            PathKind::OursXdpOurClient,
+            PathKind::OursUserspaceOurClient,
+        ] {
+            let (mode, expected) = match kind {
+                PathKind::OursXdp | PathKind::OursXdpOurClient => ("driver", "xdp"),
+                _ => ("off", "userspace"),
+            };
+            let (command, client) = match kind {
+                PathKind::OursXdp | PathKind::OursUserspace => {
+                    ("ours-kclient-up", "kernel PPTP client")
+                }
+                _ => ("ours-up", "our client"),
+            };
+            util::step(&format!(
+                "guest comparison: pptp-daemon (xdp_mode = \"{mode}\"), {client}"
+            ));
+            let out = guest.lab(&[command, &bin, mode], quick)?;
+            let line = out
+                .lines()
+                .rev()
+                .find(|l| l.split_whitespace().count() == 5);
+            let fields: Vec<&str> = line.unwrap_or_default().split_whitespace().collect();
+            let (Some(setup), Some(path)) = (fields.get(3), fields.get(4)) else {
+                bail!("unexpected ours-up output {out:?}");
+            };
+            let setup = Duration::from_secs_f64(setup.parse().unwrap_or(0.0));
+            if *path != expected {
+                // The daemon could not load or attach its XDP program and
+                // went on in userspace: record why and measure the rest.
+                let why = daemon_xdp_failure(guest).unwrap_or_default();
+                let _ = guest.lab(&["ours-down"], quick);
+                let why = format!("the session is on the {path} path, expected {expected}{why}");
+                eprintln!("guest comparison: {} not measured: {why}", kind.label());
+                unavailable.push((kind, why));
+                continue;
+            }
+            let rates = (|| {
+                eprintln!("connected in {:.2} s, path {path}", setup.as_secs_f64());
+                ping()?;
+                both(kind.label())
+            })();
+            let _ = guest.lab(&["ours-down"], quick);
+            paths.push(PathFigures::new(kind, rates?, Some(setup)));
+        }
+
+        util::step("guest comparison: pptpd + pptp-linux, MS-CHAPv2, no MPPE");
+        let out = guest.lab(&["pptpd-up", "none"], quick)?;
+        let rates = (|| {
+            let link =
+                parse_link(&out).with_context(|| format!("unexpected pptpd-up output {out:?}"))?;
+            route(&link.iface)?;
+            ping()?;
+            anyhow::Ok((both("pptpd + pptp-linux")?, link.setup))
+        })();
+        guest.lab(&["pptpd-down"], quick)?;
+        let (rates, setup) = rates?;
+        paths.push(PathFigures::new(PathKind::Pptpd, rates, Some(setup)));
+        anyhow::Ok((paths, unavailable))
+    })();
+    let _ = guest.lab(&["down"], quick);
+    let (paths, unavailable) = result?;
+    Ok(Comparison {
+        seconds,
+        paths,
+        unavailable,
+        env: Environment::of(guest, options)?,
+    })
+}
+
+/// Why the daemon of `lab.sh ours-up` runs without XDP, from its log: its
+/// error line and the verifier's last words, if any.
+fn daemon_xdp_failure(guest: &Guest) -> Option<String> {
+    let log = guest
+        .run(r"sed 's/\x1b\[[0-9;]*m//g' /tmp/pxg/ours-daemon.log")
+        .ok()?;
+    let lines: Vec<&str> = log.lines().collect();
+    let error = lines.iter().find(|l| l.contains("XDP unavailable"))?;
+    let mut why = format!(": {}", error.chars().take(300).collect::<String>());
+    if let Some(i) = lines
+        .iter()
+        .position(|l| l.starts_with("verification time"))
+        && let Some(reason) = i.checked_sub(1).and_then(|i| lines.get(i))
+    {
+        let _ = write!(why, " ... verifier: {reason}");
+    }
+    Some(why)
+}
+
+/// The LAN host of the comparison topology and its network.
+const LAN_HOST: &str = "198.19.4.2";
+const LAN_NET: &str = "198.19.4.0/24";
+
+/// A path of [`daemon_comparison`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathKind {
+    Plain,
+    Kernel,
+    /// Our daemon's XDP path; the client end is kernel PPTP.
+    OursXdp,
+    /// Our daemon's userspace path; the client end is kernel PPTP.
+    OursUserspace,
+    /// Our daemon's XDP path; the client end is our own client (userspace).
+    OursXdpOurClient,
+    /// Our daemon's userspace path and our own client.
+    OursUserspaceOurClient,
+    Pptpd,
+}
+
+impl PathKind {
+    /// Key in the JSON.
+    pub fn key(self) -> &'static str {
+        match self {
+            PathKind::Plain => "plain_forwarding",
+            PathKind::Kernel => "kernel_pptp",
+            PathKind::OursXdp => "ours_xdp",
+            PathKind::OursUserspace => "ours_userspace",
+            PathKind::OursXdpOurClient => "ours_xdp_our_client",
+            PathKind::OursUserspaceOurClient => "ours_userspace_our_client",
+            PathKind::Pptpd => "pptpd_pptp_linux",
+        }
+    }
+
+    /// Row name in the table.
+    pub fn label(self) -> &'static str {
+        match self {
+            PathKind::Plain => "plain forwarding, no tunnel",
+            PathKind::Kernel => "kernel PPTP (AF_PPPOX both ends)",
+            PathKind::OursXdp => "pptp-daemon XDP, kernel client",
+            PathKind::OursUserspace => "pptp-daemon userspace, kernel client",
+            PathKind::OursXdpOurClient => "pptp-daemon XDP, our client",
+            PathKind::OursUserspaceOurClient => "pptp-daemon userspace, our client",
+            PathKind::Pptpd => "pptpd + pptp-linux",
+        }
+    }
+}
+
+/// Figures of one path: up (cli to lan) and down (lan to cli).
+#[derive(Debug, Clone)]
+pub struct PathFigures {
+    pub kind: PathKind,
+    pub up: Rate,
+    pub down: Rate,
+    /// Call to IPCP up, for the paths that negotiate.
+    pub connect: Option<Duration>,
+}
+
+impl PathFigures {
+    fn new(kind: PathKind, rates: [Rate; 2], connect: Option<Duration>) -> Self {
+        PathFigures {
+            kind,
+            up: rates[0],
+            down: rates[1],
+            connect,
+        }
+    }
+}
+
+/// Results of [`daemon_comparison`].
+#[derive(Debug, Clone)]
+pub struct Comparison {
+    pub seconds: u32,
+    pub paths: Vec<PathFigures>,
+    /// Paths that could not be measured, and why.
+    pub unavailable: Vec<(PathKind, String)>,
+    pub env: Environment,
+}
+
+impl Comparison {
+    pub fn path(&self, kind: PathKind) -> Option<&PathFigures> {
+        self.paths.iter().find(|p| p.kind == kind)
+    }
+
+    /// `kind`'s rate over `base`'s, up and down.
+    pub fn ratio(&self, kind: PathKind, base: PathKind) -> Option<[f64; 2]> {
+        let (a, b) = (self.path(kind)?, self.path(base)?);
+        let r = |x: f64, y: f64| if y > 0.0 { x / y } else { 0.0 };
+        Some([r(a.up.mbits, b.up.mbits), r(a.down.mbits, b.down.mbits)])
+    }
+
+    /// The figures as a table.
+    pub fn table(&self) -> String {
+        let mut t = String::new();
+        let _ = writeln!(
+            t,
+            "\nOur daemon against kernel PPTP in the guest ({}); iperf3 TCP through srv, {} s each \
+             (up: cli -> lan, down: lan -> cli)",
+            self.env.describe(),
+            self.seconds
+        );
+        let _ = writeln!(
+            t,
+            "  {:<36} {:>12} {:>12} {:>16} {:>9}",
+            "path", "up Mbit/s", "down Mbit/s", "x kernel up/down", "connect"
+        );
+        for p in &self.paths {
+            let ratio = self
+                .ratio(p.kind, PathKind::Kernel)
+                .map_or(String::new(), |[u, d]| format!("{u:.2} / {d:.2}"));
+            let connect = p
+                .connect
+                .map_or(String::new(), |c| format!("{:.2} s", c.as_secs_f64()));
+            let _ = writeln!(
+                t,
+                "  {:<36} {:>12.1} {:>12.1} {:>16} {:>9}",
+                p.kind.label(),
+                p.up.mbits,
+                p.down.mbits,
+                ratio,
+                connect
+            );
+        }
+        for (kind, why) in &self.unavailable {
+            let _ = writeln!(t, "  {:<36} not measured: {why}", kind.label());
+        }
+        t
+    }
+
+    /// The figures as JSON.
+    pub fn json(&self) -> String {
+        let mut j = String::from("{\n");
+        let _ = writeln!(
+            j,
+            "  \"tool\": \"iperf3 TCP between namespaces cli and lan, tunnel cli <-> srv, srv forwards to lan\","
+        );
+        let _ = writeln!(j, "  \"seconds\": {},", self.seconds);
+        let _ = writeln!(j, "  \"paths\": {{");
+        for (i, p) in self.paths.iter().enumerate() {
+            let rate = |r: Rate| {
+                format!(
+                    "{{ \"mbit_per_s\": {:.1}, \"retransmits\": {} }}",
+                    r.mbits, r.retransmits
+                )
+            };
+            let connect = p
+                .connect
+                .map_or("null".to_owned(), |c| format!("{:.2}", c.as_secs_f64()));
+            let _ = writeln!(
+                j,
+                "    \"{}\": {{ \"label\": {}, \"up\": {}, \"down\": {}, \"connect_seconds\": {} }}{}",
+                p.kind.key(),
+                json_string(p.kind.label()),
+                rate(p.up),
+                rate(p.down),
+                connect,
+                if i + 1 < self.paths.len() { "," } else { "" }
+            );
+        }
+        let _ = writeln!(j, "  }},");
+        let ratios: Vec<String> = [
+            (PathKind::OursXdp, PathKind::Kernel, "ours_xdp_over_kernel"),
+            (
+                PathKind::OursUserspace,
+                PathKind::Kernel,
+                "ours_userspace_over_kernel",
+            ),
+            (
+                PathKind::OursXdpOurClient,
+                PathKind::Kernel,
+                "ours_xdp_our_client_over_kernel",
+            ),
+            (PathKind::Pptpd, PathKind::Kernel, "pptpd_over_kernel"),
+            (
+                PathKind::OursXdp,
+                PathKind::OursUserspace,
+                "ours_xdp_over_ours_userspace",
+            ),
+            (PathKind::OursXdp, PathKind::Plain, "ours_xdp_over_plain"),
+            (PathKind::Kernel, PathKind::Plain, "kernel_over_plain"),
+        ]
+        .into_iter()
+        .filter_map(|(a, b, key)| {
+            let [u, d] = self.ratio(a, b)?;
+            Some(format!(
+                "    \"{key}\": {{ \"up\": {u:.3}, \"down\": {d:.3} }}"
+            ))
+        })
+        .collect();
+        let _ = writeln!(j, "  \"ratios\": {{\n{}\n  }},", ratios.join(",\n"));
+        let unavailable: Vec<String> = self
+            .unavailable
+            .iter()
+            .map(|(kind, why)| format!("    \"{}\": {}", kind.key(), json_string(why)))
+            .collect();
+        let _ = writeln!(
+            j,
+            "  \"not_measured\": {{{}}},",
+            if unavailable.is_empty() {
+                String::new()
+            } else {
+                format!("\n{}\n  ", unavailable.join(",\n"))
+            }
+        );
+        j.push_str(&self.env.json_members());
         j.push_str("}\n");
         j
     }

@@ -37,6 +37,9 @@ const ROOTFS_PACKAGES: &[&str] = &[
     "kmod",
     "tcpdump",
     "python3",
+    // Veth offloads for XDP runs in the guest (GRO on a peer that receives
+    // redirected frames, transmit checksums off where XDP encapsulates).
+    "ethtool",
 ];
 
 /// The modules the initramfs needs to mount the root disk (MODULES=list
