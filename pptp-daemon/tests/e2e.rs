@@ -204,6 +204,74 @@ fn mppe_sessions_stay_in_userspace_next_to_xdp_ones() {
     assert_clean(&lab);
 }
 
+#[test]
+fn packets_above_an_mppe_session_mtu_are_fragmented_or_refused() {
+    // MPPE takes 4 bytes of the 1400-byte MRU: the session MTU is 1396,
+    // below the TUN device's 1400. A 1400-byte packet towards the client
+    // must be fragmented (DF clear) or answered with ICMP Fragmentation
+    // Needed (DF set), never silently dropped.
+    let lab = lab(LabOptions::default());
+    let mut enc = lab.client(&["--mppe", "--tun", "mtu0"]).unwrap();
+    let addr = address(&wait_up(&mut enc, &lab, 1)[0]);
+    let ip: std::net::Ipv4Addr = addr.parse().unwrap();
+
+    // DF set: the sender learns the MTU.
+    let out = lab
+        .topology
+        .lan
+        .command("ping")
+        .args(["-c", "1", "-W", "2", "-M", "do", "-s", "1372", &addr])
+        .output()
+        .expect("ping (install iputils-ping: `cargo xtask setup`)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("mtu = 1396"), "{text}\n{}", lab.daemon_log());
+
+    // DF clear: 1400 bytes arrive, in fragments, and are reassembled.
+    let receiver = lab
+        .topology
+        .client
+        .run(|| std::net::UdpSocket::bind((ip, 0)))
+        .unwrap()
+        .unwrap();
+    receiver
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let port = receiver.local_addr().unwrap().port();
+    let payload: Vec<u8> = (0..1372u32).map(|i| (i % 251) as u8).collect();
+    let mut got = None;
+    for _ in 0..5 {
+        lab.topology
+            .lan
+            .run(|| {
+                use std::os::fd::AsRawFd as _;
+                let s = std::net::UdpSocket::bind((LAN_HOST, 0)).unwrap();
+                let dont: libc::c_int = libc::IP_PMTUDISC_DONT;
+                // SAFETY: a valid socket and an int option.
+                let rc = unsafe {
+                    libc::setsockopt(
+                        s.as_raw_fd(),
+                        libc::IPPROTO_IP,
+                        libc::IP_MTU_DISCOVER,
+                        (&dont as *const libc::c_int).cast(),
+                        std::mem::size_of::<libc::c_int>() as u32,
+                    )
+                };
+                assert_eq!(rc, 0, "IP_MTU_DISCOVER");
+                s.send_to(&payload, (ip, port)).unwrap();
+            })
+            .unwrap();
+        let mut buf = [0u8; 2048];
+        if let Ok(n) = receiver.recv(&mut buf) {
+            got = Some(buf[..n].to_vec());
+            break;
+        }
+    }
+    let stats = lab.stats();
+    assert_eq!(got.as_deref(), Some(&payload[..]), "{stats:?}");
+    drop(enc);
+    assert_clean(&lab);
+}
+
 fn signal(process: &pptp_daemon::lab::Process, sig: i32) {
     // SAFETY: kill(2) on a child we own.
     unsafe { libc::kill(process.child.id() as i32, sig) };

@@ -133,11 +133,29 @@ impl Routes {
             .build()
     }
 
-    /// Routes `addr` to the device with index `dev` (replacing a stale route).
-    pub async fn add(&self, addr: Ipv4Addr, dev: u32, dev_name: &str) -> Result<(), TunError> {
+    /// Routes `addr` to the device with index `dev` (replacing a stale
+    /// route), with the session's MTU on the route: the kernel then
+    /// fragments what is larger, or answers ICMP Fragmentation Needed when
+    /// DF is set (RFC 1191), instead of the packet reaching a session that
+    /// cannot carry it (an MPPE session's MTU is 4 bytes below the MRU, a
+    /// client may ask for a smaller MRU than the device's MTU).
+    pub async fn add(
+        &self,
+        addr: Ipv4Addr,
+        dev: u32,
+        dev_name: &str,
+        mtu: u16,
+    ) -> Result<(), TunError> {
+        use rtnetlink::packet_route::route::{RouteAttribute, RouteMetric};
+        let mut message = Self::message(addr, dev);
+        message
+            .attributes
+            .push(RouteAttribute::Metrics(vec![RouteMetric::Mtu(u32::from(
+                mtu,
+            ))]));
         self.handle
             .route()
-            .add(Self::message(addr, dev))
+            .add(message)
             .replace()
             .execute()
             .await

@@ -441,6 +441,18 @@ impl<P: Negotiator> Fsm<P> {
         }
     }
 
+    /// Sends the outstanding Configure-Request again now, as if the
+    /// restart timer had expired (RFC 1661 section 4.1, TO+), when one is
+    /// outstanding (Req-Sent or Ack-Sent). Used when the peer is known to
+    /// have discarded it: pppd holds its NCPs until CCP opens when MPPE is
+    /// required, and would otherwise wait a whole restart interval.
+    pub fn retransmit_now(&mut self, now: Instant) {
+        if matches!(self.state, State::ReqSent | State::AckSent) && self.timer.is_some() {
+            self.timer = Some(now);
+            self.handle_timeout(now);
+        }
+    }
+
     /// Sends a packet of a protocol-specific code with a new identifier
     /// (LCP Echo-Request, CCP Reset-Request); returns the identifier.
     pub fn send_new(&mut self, code: Code, data: &[u8]) -> u8 {

@@ -184,6 +184,8 @@ pub struct Session {
     ipcp: Ipcp,
     ipcp_started: bool,
     held_ipcp: Option<Vec<u8>>,
+    /// The peer sent an IPCP packet in this network phase.
+    ipcp_heard: bool,
     ccp: Option<Ccp>,
     mppe_used: bool,
     network: Option<NetworkParams>,
@@ -231,6 +233,7 @@ impl Session {
             ipcp,
             ipcp_started: false,
             held_ipcp: None,
+            ipcp_heard: false,
             ccp: None,
             mppe_used: false,
             network: None,
@@ -331,6 +334,7 @@ impl Session {
                 }
             }
             (IPCP, Phase::Network) => {
+                self.ipcp_heard = true;
                 if self.ipcp_started {
                     self.ipcp.handle_packet(now, payload);
                 } else if payload.first() == Some(&1) {
@@ -533,6 +537,7 @@ impl Session {
                 self.auth = None;
                 self.accepted = None;
                 self.ipcp.down(now);
+                self.ipcp_heard = false;
                 if let Some(ccp) = self.ccp.as_mut() {
                     ccp.down(now);
                 }
@@ -605,7 +610,16 @@ impl Session {
 
     fn on_ccp(&mut self, now: Instant, event: CcpEvent) {
         match event {
-            CcpEvent::Up(_) => self.mppe_used = true,
+            CcpEvent::Up(_) => {
+                self.mppe_used = true;
+                if !self.ipcp_heard {
+                    // A peer silent on IPCP until now held its NCPs until
+                    // CCP opened (pppd with require-mppe) and discarded our
+                    // Configure-Request: send it again instead of waiting
+                    // for the restart timer.
+                    self.ipcp.retransmit_now(now);
+                }
+            }
             CcpEvent::Down => {}
             CcpEvent::Finished => {
                 if self.phase != Phase::Network {

@@ -551,6 +551,9 @@ struct Net {
     jitter_ms: u64,
     in_flight: Vec<(Instant, bool, u16, Vec<u8>)>,
     sent: usize,
+    /// The client behaves like pppd with require-mppe: IPCP neither goes
+    /// out nor comes in until its CCP is Opened.
+    client_holds_ipcp_until_ccp: bool,
 }
 
 impl Net {
@@ -562,6 +565,7 @@ impl Net {
             jitter_ms,
             in_flight: Vec::new(),
             sent: 0,
+            client_holds_ipcp_until_ccp: false,
         }
     }
 
@@ -639,7 +643,9 @@ fn run(server: &mut Session, client: &mut Session, net: &mut Net, limit: Duratio
             net.send(now, true, p, b);
         }
         while let Some((p, b)) = client.poll_transmit() {
-            net.send(now, false, p, b);
+            if !(net.client_holds_ipcp_until_ccp && p == IPCP && !ccp_open(client)) {
+                net.send(now, false, p, b);
+            }
         }
         let mut acted = false;
         while let Some(e) = server.poll_event() {
@@ -688,6 +694,9 @@ fn run(server: &mut Session, client: &mut Session, net: &mut Net, limit: Duratio
         }
         for (to_client, p, b) in net.due(now) {
             if to_client {
+                if net.client_holds_ipcp_until_ccp && p == IPCP && !ccp_open(client) {
+                    continue;
+                }
                 client.handle_frame(now, p, &b);
             } else {
                 server.handle_frame(now, p, &b);
@@ -702,6 +711,10 @@ fn run(server: &mut Session, client: &mut Session, net: &mut Net, limit: Duratio
     }
     outcome.elapsed = now - start;
     outcome
+}
+
+fn ccp_open(session: &Session) -> bool {
+    session.ccp_state() == Some(State::Opened)
 }
 
 fn assert_consistent(server: &Session, client: &Session) {
@@ -841,6 +854,25 @@ fn mppe_denied_runs_no_ccp() {
     assert_eq!(server.network().unwrap().mppe, None);
     assert_eq!(server.network().unwrap().mppe_material, None);
     assert_eq!(server.ccp_state(), None);
+}
+
+#[test]
+fn a_client_holding_ipcp_until_ccp_opens_is_not_kept_waiting() {
+    // pppd with require-mppe discards IPCP until CCP is Opened, so our
+    // first IPCP Configure-Request is lost; it goes again as soon as CCP
+    // opens, not a restart interval later.
+    let config = server_config();
+    let mut server = new_server(&config);
+    let mut client = new_client(&MppeConfig::default(), 3);
+    let mut net = Net::clean();
+    net.client_holds_ipcp_until_ccp = true;
+    let outcome = run(&mut server, &mut client, &mut net, Duration::from_secs(120));
+    assert_consistent(&server, &client);
+    assert!(server.network().unwrap().mppe.is_some());
+    // Simulated time: without the immediate retransmission both sides
+    // wait for their restart timers.
+    let restart = Duration::from_millis(config.ppp.restart_timer_ms);
+    assert!(outcome.elapsed < restart, "{:?}", outcome.elapsed);
 }
 
 #[test]

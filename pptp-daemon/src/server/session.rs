@@ -289,7 +289,7 @@ impl Task {
         *self.call.data.write().unwrap_or_else(|e| e.into_inner()) = Some(data);
         if let Err(e) = shared
             .routes
-            .add(client, shared.tun_index, &shared.tun_name)
+            .add(client, shared.tun_index, &shared.tun_name, mtu)
             .await
         {
             tracing::warn!("{e}");
