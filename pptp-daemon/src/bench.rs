@@ -137,16 +137,12 @@ impl Generator {
     /// Sends the templates round-robin for `duration`, patching an
     /// increasing sequence number into GRE frames (per template). Returns
     /// the frames sent.
-    fn run(&self, templates: &[Template], duration: Duration) -> u64 {
+    fn run(&self, templates: &[Template], duration: Duration, seq_base: u32) -> u64 {
         const BATCH: usize = 64;
         let len = templates.iter().map(|t| t.frame.len()).max().unwrap_or(0);
         let mut bufs: Vec<Vec<u8>> = (0..BATCH).map(|_| vec![0u8; len]).collect();
         let mut lens = [0usize; BATCH];
-        // Well ahead of what the sessions exchanged while negotiating, and
-        // of every earlier run: the userspace path drops frames that are
-        // not newer than the last one it saw.
-        let base = SEQ_BASE.fetch_add(1 << 24, std::sync::atomic::Ordering::Relaxed);
-        let mut seqs = vec![base; templates.len()];
+        let mut seqs = vec![seq_base; templates.len()];
         // SAFETY: sockaddr_ll is plain data.
         let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         addr.sll_family = libc::AF_PACKET as u16;
@@ -243,17 +239,25 @@ fn ethernet(dst: [u8; 6], payload: &[u8]) -> Vec<u8> {
 fn gre_frame(server_mac: [u8; 6], session: &SessionInfo, size: usize) -> Template {
     let client = session.client_addr.unwrap_or(Ipv4Addr::UNSPECIFIED);
     let inner = udp(client, LAN_HOST.parse().expect("constant"), size);
+    let server = crate::lab::SERVER_WAN.parse().expect("constant");
+    gre_template(server_mac, (session.peer, server, session.call_id), &inner)
+}
+
+/// `inner` in PPP (address and control, protocol IPv4), enhanced GRE with
+/// a sequence number and outer IPv4 from `peer` to `server` for the
+/// server's `call_id`, in Ethernet towards `mac`.
+fn gre_template(
+    mac: [u8; 6],
+    (peer, server, call_id): (Ipv4Addr, Ipv4Addr, u16),
+    inner: &[u8],
+) -> Template {
     let mut gre = vec![0x30, 0x01, 0x88, 0x0B];
     gre.extend_from_slice(&((inner.len() + 4) as u16).to_be_bytes());
-    gre.extend_from_slice(&session.call_id.to_be_bytes());
+    gre.extend_from_slice(&call_id.to_be_bytes());
     gre.extend_from_slice(&[0, 0, 0, 0]);
     gre.extend_from_slice(&[0xFF, 0x03, 0x00, 0x21]);
-    gre.extend_from_slice(&inner);
-    let mut outer = udp(
-        session.peer,
-        crate::lab::SERVER_WAN.parse().expect("constant"),
-        20 + gre.len(),
-    );
+    gre.extend_from_slice(inner);
+    let mut outer = udp(peer, server, 20 + gre.len());
     outer.truncate(20);
     outer[9] = 47;
     outer[10..12].copy_from_slice(&[0, 0]);
@@ -261,7 +265,7 @@ fn gre_frame(server_mac: [u8; 6], session: &SessionInfo, size: usize) -> Templat
     outer[10..12].copy_from_slice(&c.to_be_bytes());
     outer.extend_from_slice(&gre);
     Template {
-        frame: ethernet(server_mac, &outer),
+        frame: ethernet(mac, &outer),
         seq_at: Some(14 + 20 + 8),
     }
 }
@@ -312,8 +316,15 @@ fn measure(
     } else {
         &lab.topology.lan
     };
+    // Well ahead of what the sessions exchanged while negotiating, and of
+    // every earlier run: the userspace path (like pptp.c) drops frames that
+    // are not newer than the last one it saw.
+    let seq_base = SEQ_BASE.fetch_add(1 << 24, std::sync::atomic::Ordering::Relaxed);
     let sent = ns
-        .run(|| Generator::open(from).map(|g| g.run(templates, Duration::from_secs_f64(seconds))))
+        .run(|| {
+            Generator::open(from)
+                .map(|g| g.run(templates, Duration::from_secs_f64(seconds), seq_base))
+        })
         .map_err(|e| e.to_string())?
         .map_err(|e| format!("generator on {from}: {e}"))?;
     // Let the last frames drain.
@@ -629,4 +640,118 @@ pub fn run(bin: &Path, args: &BenchArgs) -> Result<Results, String> {
         .map_err(|e| format!("{}: {e}", path.display()))?;
     }
     Ok(results)
+}
+
+/// What `pptp-daemon loadgen` is asked to do: one measurement between
+/// namespaces someone else built (the guest comparison against kernel
+/// PPTP uses it, so that every path there sees the same generator).
+#[derive(Clone, Debug, clap::Args)]
+pub struct LoadgenArgs {
+    /// Namespace and interface the frames leave from (NS:IFACE).
+    #[arg(long, value_name = "NS:IFACE")]
+    pub from: String,
+    /// The next hop: its MAC is the frames' destination (NS:IFACE).
+    #[arg(long, value_name = "NS:IFACE")]
+    pub via: String,
+    /// Where an XDP sink counts and drops what arrives (NS:IFACE).
+    #[arg(long, value_name = "NS:IFACE")]
+    pub sink: String,
+    /// Source of the inner IPv4/UDP packet.
+    #[arg(long)]
+    pub src: Ipv4Addr,
+    /// Destination of the inner packet.
+    #[arg(long)]
+    pub dst: Ipv4Addr,
+    /// Wrap the packet in PPP and enhanced GRE towards a server:
+    /// PEER,SERVER,CALL_ID (the server's call ID).
+    #[arg(long, value_name = "PEER,SERVER,CALL_ID", value_parser = parse_gre)]
+    pub gre: Option<(Ipv4Addr, Ipv4Addr, u16)>,
+    /// Size of the inner IPv4 packet.
+    #[arg(long, default_value_t = 64)]
+    pub size: usize,
+    #[arg(long, default_value_t = 3.0)]
+    pub seconds: f64,
+    /// First GRE sequence number: above what the session used so far and
+    /// what earlier runs sent (servers drop frames older than the last).
+    #[arg(long, default_value_t = 1 << 16)]
+    pub seq_base: u32,
+}
+
+fn parse_gre(s: &str) -> Result<(Ipv4Addr, Ipv4Addr, u16), String> {
+    let bad = || format!("`{s}` is not PEER,SERVER,CALL_ID (two IPv4 addresses and a number)");
+    let mut parts = s.split(',');
+    let peer = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+    let server = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+    let call = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+    if parts.next().is_some() {
+        return Err(bad());
+    }
+    Ok((peer, server, call))
+}
+
+fn ns_iface(s: &str) -> Result<(crate::netns::Netns, &str), String> {
+    let (ns, iface) = s
+        .split_once(':')
+        .ok_or_else(|| format!("`{s}` is not NS:IFACE"))?;
+    Ok((
+        crate::netns::Netns::existing(ns).map_err(|e| e.to_string())?,
+        iface,
+    ))
+}
+
+/// Runs one `loadgen` measurement: sent and delivered packets per second
+/// and machine CPU per delivered packet.
+pub fn loadgen(args: &LoadgenArgs) -> Result<Measurement, String> {
+    let (from_ns, from_iface) = ns_iface(&args.from)?;
+    let (via_ns, via_iface) = ns_iface(&args.via)?;
+    let (sink_ns, sink_iface) = ns_iface(&args.sink)?;
+    let mac = via_ns.mac(via_iface).map_err(|e| e.to_string())?;
+    let inner = udp(args.src, args.dst, args.size);
+    let template = match args.gre {
+        Some(gre) => gre_template(mac, gre, &inner),
+        None => Template {
+            frame: ethernet(mac, &inner),
+            seq_at: None,
+        },
+    };
+    let mut dp = crate::dataplane::xdp::XdpDataplane::load(log::LevelFilter::Off)
+        .map_err(|e| format!("loading the XDP sink: {e}"))?;
+    sink_ns
+        .run(|| dp.attach_aux(SINK_PROGRAM, sink_iface))
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("attaching the XDP sink to {}: {e}", args.sink))?;
+    let (before, _) = dp.sink_counters().map_err(|e| e.to_string())?;
+    let cpu_before = busy_jiffies();
+    let started = Instant::now();
+    let sent = from_ns
+        .run(|| {
+            Generator::open(from_iface).map(|g| {
+                g.run(
+                    &[template],
+                    Duration::from_secs_f64(args.seconds),
+                    args.seq_base,
+                )
+            })
+        })
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("generator on {}: {e}", args.from))?;
+    std::thread::sleep(Duration::from_millis(100));
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu = (busy_jiffies() - cpu_before) as f64 / clock_ticks();
+    let (after, _) = dp.sink_counters().map_err(|e| e.to_string())?;
+    drop(dp);
+    let delivered = after - before;
+    Ok(Measurement {
+        path: "loadgen".into(),
+        direction: if args.gre.is_some() { "decap" } else { "encap" }.into(),
+        size: args.size,
+        sessions: 1,
+        sent_pps: sent as f64 / args.seconds,
+        delivered_pps: delivered as f64 / elapsed,
+        cpu_ns_per_packet: if delivered > 0 {
+            cpu * 1e9 / delivered as f64
+        } else {
+            f64::NAN
+        },
+    })
 }

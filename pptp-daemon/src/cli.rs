@@ -58,6 +58,9 @@ pub enum Command {
     Lab(crate::lab::DemoArgs),
     /// Benchmarks in network namespaces (behind `cargo xtask bench`).
     Bench(crate::bench::BenchArgs),
+    /// One load-generator measurement between existing namespaces (the
+    /// guest comparison against kernel PPTP).
+    Loadgen(crate::bench::LoadgenArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

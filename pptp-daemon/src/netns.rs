@@ -9,6 +9,7 @@ use std::{
     fs::File,
     io,
     os::fd::AsRawFd,
+    path::Path,
     process::{Command, Output, Stdio},
     sync::atomic::{AtomicU32, Ordering},
 };
@@ -75,10 +76,12 @@ pub fn unique_name(prefix: &str) -> String {
     name
 }
 
-/// A network namespace, deleted (with every interface in it) on drop.
+/// A network namespace, deleted (with every interface in it) on drop
+/// unless it was only [`Netns::existing`].
 #[derive(Debug)]
 pub struct Netns {
     name: String,
+    owned: bool,
 }
 
 impl Netns {
@@ -87,9 +90,26 @@ impl Netns {
         require_root()?;
         let name = unique_name(prefix);
         ip(&["netns", "add", &name])?;
-        let ns = Netns { name };
+        let ns = Netns { name, owned: true };
         ns.ip(&["link", "set", "lo", "up"])?;
         Ok(ns)
+    }
+
+    /// A namespace someone else created (`ip netns add NAME`); left alone
+    /// on drop.
+    pub fn existing(name: &str) -> Result<Self, NetnsError> {
+        require_root()?;
+        let path = format!("/run/netns/{name}");
+        if !Path::new(&path).exists() {
+            return Err(NetnsError::Enter {
+                name: name.to_owned(),
+                source: io::Error::new(io::ErrorKind::NotFound, format!("no {path}")),
+            });
+        }
+        Ok(Netns {
+            name: name.to_owned(),
+            owned: false,
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -177,7 +197,9 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = ip(&["netns", "del", &self.name]);
+        if self.owned {
+            let _ = ip(&["netns", "del", &self.name]);
+        }
     }
 }
 

@@ -515,3 +515,104 @@ fn restart_after_a_crash_finds_nothing_stale() {
         .unwrap_or_else(|e| panic!("{e}\n{}", lab.daemon_log()));
     assert_eq!(lab.sessions().unwrap()[0].path, DataPath::Xdp);
 }
+
+/// Runs `pptp-daemon loadgen` and returns its delivered packets per second.
+fn loadgen(args: &[&str]) -> f64 {
+    let out = std::process::Command::new(bin())
+        .arg("loadgen")
+        .args(args)
+        .output()
+        .expect("running pptp-daemon loadgen");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text.split_whitespace()
+        .find_map(|w| w.strip_prefix("delivered_pps="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no delivered_pps in {text:?}"))
+}
+
+#[test]
+fn loadgen_counts_what_a_router_forwards() {
+    // a -- r -- b: the generator in a, a plain router r, the sink in b.
+    // What r forwards must be well-formed IPv4 (it drops bad checksums),
+    // plain and inside GRE towards b's address.
+    netns::require_root().expect("prerequisite");
+    let a = netns::Netns::new("pxla").unwrap();
+    let r = netns::Netns::new("pxlr").unwrap();
+    let b = netns::Netns::new("pxlb").unwrap();
+    netns::veth(&a, "a0", &r, "r0").unwrap();
+    netns::veth(&r, "r1", &b, "b0").unwrap();
+    for (ns, dev, addr) in [
+        (&a, "a0", "198.18.60.2/24"),
+        (&r, "r0", "198.18.60.1/24"),
+        (&r, "r1", "198.18.61.1/24"),
+        (&b, "b0", "198.18.61.2/24"),
+    ] {
+        ns.ip(&["addr", "add", addr, "dev", dev]).unwrap();
+        ns.ip(&["link", "set", dev, "up"]).unwrap();
+    }
+    r.command("sysctl")
+        .args(["-qw", "net.ipv4.ip_forward=1"])
+        .status()
+        .unwrap();
+    let (from, via, sink) = (
+        format!("{}:a0", a.name()),
+        format!("{}:r0", r.name()),
+        format!("{}:b0", b.name()),
+    );
+    let common = [
+        "--from",
+        &from,
+        "--via",
+        &via,
+        "--sink",
+        &sink,
+        "--seconds",
+        "0.3",
+    ];
+    let plain = loadgen(
+        &[
+            &common[..],
+            &["--src", "198.18.60.2", "--dst", "198.18.61.2"],
+        ]
+        .concat(),
+    );
+    assert!(plain > 0.0, "nothing delivered");
+    let gre = loadgen(
+        &[
+            &common[..],
+            &[
+                "--src",
+                "198.19.0.2",
+                "--dst",
+                "198.18.1.2",
+                "--gre",
+                "198.18.60.2,198.18.61.2,7",
+                "--size",
+                "1400",
+            ],
+        ]
+        .concat(),
+    );
+    assert!(gre > 0.0, "no GRE frame delivered");
+    // A namespace that does not exist is an error that names it.
+    let out = std::process::Command::new(bin())
+        .args([
+            "loadgen",
+            "--from",
+            "pxl-none:a0",
+            "--via",
+            &via,
+            "--sink",
+            &sink,
+        ])
+        .args(["--src", "198.18.60.2", "--dst", "198.18.61.2"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pxl-none"));
+}

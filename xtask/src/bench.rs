@@ -202,6 +202,34 @@ fn table(d: &Value, guest: Option<&Value>) -> String {
                 down / kd
             );
         }
+        let rates = g["packet_rates"].as_array().map_or(&[][..], |v| &v[..]);
+        if !rates.is_empty() {
+            let _ = writeln!(
+                t,
+                "\nIn the same guest, the host's load generator (`pptp-daemon loadgen`, {} s per run): packets per second delivered, guest CPU per packet (generator included), and the ratio of delivered packets to kernel PPTP's.\n",
+                g["packet_rates_seconds"]
+            );
+            let _ = writeln!(
+                t,
+                "| path | inner size | client → network pps | network → client pps | CPU ns/packet (up / down) | vs kernel PPTP (up / down) |"
+            );
+            let _ = writeln!(t, "|---|---|---|---|---|---|");
+            for r in rates {
+                let ratio = &r["over_kernel"];
+                let _ = writeln!(
+                    t,
+                    "| {} | {} B | {:.0} | {:.0} | {:.0} / {:.0} | {:.2} / {:.2} |",
+                    r["label"].as_str().unwrap_or("?"),
+                    r["size"],
+                    f(&r["up"]["delivered_pps"]),
+                    f(&r["down"]["delivered_pps"]),
+                    f(&r["up"]["cpu_ns_per_packet"]),
+                    f(&r["down"]["cpu_ns_per_packet"]),
+                    f(&ratio["up"]),
+                    f(&ratio["down"])
+                );
+            }
+        }
     }
     t
 }
@@ -230,17 +258,14 @@ fn svg(d: &Value) -> String {
         let row: Vec<Option<f64>> = series
             .iter()
             .map(|(dir, size)| {
-                find(
-                    d,
-                    p,
-                    dir,
-                    *size,
-                    if p == "xdp-route" || p == "ip-forward" {
-                        0
-                    } else {
-                        1
-                    },
-                )
+                let sessions = if p == "xdp-route" || p == "ip-forward" {
+                    0
+                } else {
+                    1
+                };
+                // MPPE's large packets are 1396 bytes: its session MTU.
+                find(d, p, dir, *size, sessions)
+                    .or_else(|| (*size == 1400).then(|| find(d, p, dir, 1396, sessions))?)
             })
             .collect();
         for v in row.iter().flatten() {
@@ -291,6 +316,11 @@ fn svg(d: &Value) -> String {
             }
         }
     }
+    let _ = write!(
+        s,
+        r#"<text x="{left}" y="{}" font-size="10" fill="gray">MPPE: network → client only; its large packets are 1396 B (the MPPE session MTU)</text>"#,
+        h - 42.0
+    );
     let ly = h - 30.0;
     for (j, (dir, size)) in series.iter().enumerate() {
         let x = left + j as f64 * 160.0;
@@ -334,6 +364,28 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("| 10 | 2.0 s | 5 | 2.0 KiB |"), "{t}");
+    }
+
+    #[test]
+    fn guest_packet_rates_in_the_table() {
+        let guest = serde_json::json!({
+            "seconds": 10, "guest": {"kernel": "6.1", "cpus": 2},
+            "paths": {"kernel_pptp": {"label": "kernel PPTP", "up": {"mbit_per_s": 100.0}, "down": {"mbit_per_s": 50.0}}},
+            "packet_rates_seconds": 3,
+            "packet_rates": [{"path": "ours_xdp_our_client", "label": "ours XDP", "size": 64,
+                "up": {"delivered_pps": 1500.0, "cpu_ns_per_packet": 900.0},
+                "down": {"delivered_pps": 500.0, "cpu_ns_per_packet": 1100.0},
+                "over_kernel": {"up": 1.5, "down": 0.5}}]
+        });
+        let t = table(&sample(), Some(&guest));
+        assert!(
+            t.contains("| kernel PPTP | 100.0 | 50.0 | 1.00 / 1.00 |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("| ours XDP | 64 B | 1500 | 500 | 900 / 1100 | 1.50 / 0.50 |"),
+            "{t}"
+        );
     }
 
     #[test]

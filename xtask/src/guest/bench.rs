@@ -13,7 +13,9 @@
 //!
 //! [`daemon_comparison`] (`cargo xtask interop --bench`) adds a LAN
 //! namespace behind `srv` and sets our daemon's XDP and userspace paths
-//! beside kernel PPTP there.
+//! beside kernel PPTP there, with iperf3 TCP and with the host bench's load
+//! generator (`pptp-daemon loadgen`: pre-built frames, an XDP sink at the
+//! far end).
 
 use std::{fmt::Write as _, path::Path, process::Command, time::Duration};
 
@@ -130,7 +132,7 @@ pub fn kernel_pptp(guest: &Guest, options: &BootOptions, seconds: u32) -> anyhow
 }
 
 /// Where figures were taken: the guest and the host under it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Environment {
     pub guest_kernel: String,
     pub guest: BootOptions,
@@ -338,6 +340,48 @@ pub fn daemon_comparison(
         )
     };
     let route = |dev: &str| guest.lab(&["route", "cli", LAN_NET, dev], quick);
+    // The same load generator as on the host (`pptp-daemon loadgen`):
+    // pre-built GRE frames from cli to the server's call (up), plain
+    // packets from lan to the client's tunnel address (down), each counted
+    // and dropped by an XDP sink at the far end.
+    let pps = |kind: PathKind, client: &str, call_id: u16| -> anyhow::Result<Vec<PpsFigures>> {
+        let mut all = Vec::new();
+        for (i, size) in PPS_SIZES.into_iter().enumerate() {
+            // Each run's sequence numbers start above the previous run's.
+            let seq_base = (i as u32 + 1) << 24;
+            let run = |args: String| -> anyhow::Result<Pps> {
+                let out = guest.run_timeout(
+                    &format!(
+                        "{bin} loadgen --size {size} --seconds {PPS_SECONDS} --seq-base {seq_base} {args}"
+                    ),
+                    quick,
+                )?;
+                Pps::parse(&out)
+            };
+            let up = run(format!(
+                "--from cli:cli0 --via srv:srv0 --sink lan:lan0 --src {client} --dst {LAN_HOST} \
+                 --gre 198.19.1.2,198.19.1.1,{call_id}"
+            ))?;
+            let down = run(format!(
+                "--from lan:lan0 --via srv:srv1 --sink cli:cli0 --src {LAN_HOST} --dst {client}"
+            ))?;
+            eprintln!(
+                "{} {size} B: up {:.0} pps ({:.0} ns CPU/packet), down {:.0} pps ({:.0} ns CPU/packet)",
+                kind.label(),
+                up.delivered,
+                up.cpu_ns,
+                down.delivered,
+                down.cpu_ns
+            );
+            all.push(PpsFigures {
+                kind,
+                size,
+                up,
+                down,
+            });
+        }
+        Ok(all)
+    };
 
     guest.lab(&["down"], quick)?;
     let result = (|| {
@@ -345,6 +389,7 @@ pub fn daemon_comparison(
         guest.lab(&["topo"], quick)?;
         guest.lab(&["lan-up"], quick)?;
         let mut paths = Vec::new();
+        let mut packet_rates = Vec::new();
         let mut unavailable = Vec::new();
 
         util::step("guest comparison: plain forwarding, no tunnel");
@@ -358,7 +403,11 @@ pub fn daemon_comparison(
         guest.lab(&["kpptp-up"], quick)?;
         route("ppp31")?;
         ping()?;
-        let rates = both("kernel PPTP");
+        let rates = both("kernel PPTP").and_then(|rates| {
+            // kpptp.py: the server end's call ID is 100, its peer 198.19.3.2.
+            packet_rates.extend(pps(PathKind::Kernel, "198.19.3.2", 100)?);
+            Ok(rates)
+        });
         guest.lab(&["kpptp-down"], quick)?;
         paths.push(PathFigures::new(PathKind::Kernel, rates?, None));
 
@@ -404,7 +453,17 @@ pub fn daemon_comparison(
             let rates = (|| {
                 eprintln!("connected in {:.2} s, path {path}", setup.as_secs_f64());
                 ping()?;
-                both(kind.label())
+                let rates = both(kind.label())?;
+                if matches!(
+                    kind,
+                    PathKind::OursXdpOurClient | PathKind::OursUserspaceOurClient
+                ) {
+                    // Our client is frozen by nothing here: the sink on
+                    // cli0 takes the frames before it sees them.
+                    let (client, call_id) = our_call(guest)?;
+                    packet_rates.extend(pps(kind, &client, call_id)?);
+                }
+                anyhow::Ok(rates)
             })();
             let _ = guest.lab(&["ours-down"], quick);
             paths.push(PathFigures::new(kind, rates?, Some(setup)));
@@ -422,16 +481,81 @@ pub fn daemon_comparison(
         guest.lab(&["pptpd-down"], quick)?;
         let (rates, setup) = rates?;
         paths.push(PathFigures::new(PathKind::Pptpd, rates, Some(setup)));
-        anyhow::Ok((paths, unavailable))
+        anyhow::Ok((paths, packet_rates, unavailable))
     })();
     let _ = guest.lab(&["down"], quick);
-    let (paths, unavailable) = result?;
+    let (paths, packet_rates, unavailable) = result?;
     Ok(Comparison {
         seconds,
         paths,
+        packet_rates,
         unavailable,
         env: Environment::of(guest, options)?,
     })
+}
+
+/// Inner packet sizes of the generator runs in the guest.
+const PPS_SIZES: [usize; 2] = [64, 1400];
+/// Seconds of each generator run in the guest.
+const PPS_SECONDS: u32 = 3;
+
+/// The tunnel address of our client's session and the server's call ID,
+/// from the client's "up" line (`lab.sh ours-up`).
+fn our_call(guest: &Guest) -> anyhow::Result<(String, u16)> {
+    let out = guest.run(
+        r#"python3 -c 'import json, sys
+for line in open(sys.argv[1]):
+    e = json.loads(line)
+    if e.get("event") == "up":
+        print(e["address"], e["peer_call_id"])
+        break' /tmp/pxg/ours-client.out"#,
+    )?;
+    let mut words = out.split_whitespace();
+    let (Some(addr), Some(call)) = (words.next(), words.next()) else {
+        bail!("no \"up\" line in our client's output: {out:?}");
+    };
+    Ok((addr.to_owned(), call.parse().context("peer_call_id")?))
+}
+
+/// One `pptp-daemon loadgen` run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Pps {
+    pub sent: f64,
+    pub delivered: f64,
+    /// The guest's CPU time per delivered packet, generator included.
+    pub cpu_ns: f64,
+}
+
+impl Pps {
+    /// Parses `sent_pps=N delivered_pps=N cpu_ns_per_packet=N`.
+    fn parse(out: &str) -> anyhow::Result<Pps> {
+        let line = out
+            .lines()
+            .rev()
+            .find(|l| l.starts_with("sent_pps="))
+            .with_context(|| format!("loadgen gave {out:?}"))?;
+        let mut pps = Pps::default();
+        for word in line.split_whitespace() {
+            let (key, value) = word.split_once('=').unwrap_or_default();
+            let value: f64 = value.parse().unwrap_or(f64::NAN);
+            match key {
+                "sent_pps" => pps.sent = value,
+                "delivered_pps" => pps.delivered = value,
+                "cpu_ns_per_packet" => pps.cpu_ns = value,
+                _ => {}
+            }
+        }
+        Ok(pps)
+    }
+}
+
+/// Generator figures of one path and size: up (cli to lan), down.
+#[derive(Debug, Clone)]
+pub struct PpsFigures {
+    pub kind: PathKind,
+    pub size: usize,
+    pub up: Pps,
+    pub down: Pps,
 }
 
 /// Why the daemon of `lab.sh ours-up` runs without XDP, from its log: its
@@ -527,6 +651,8 @@ impl PathFigures {
 pub struct Comparison {
     pub seconds: u32,
     pub paths: Vec<PathFigures>,
+    /// Load-generator figures (kernel PPTP and our paths with our client).
+    pub packet_rates: Vec<PpsFigures>,
     /// Paths that could not be measured, and why.
     pub unavailable: Vec<(PathKind, String)>,
     pub env: Environment,
@@ -579,7 +705,50 @@ impl Comparison {
         for (kind, why) in &self.unavailable {
             let _ = writeln!(t, "  {:<36} not measured: {why}", kind.label());
         }
+        if !self.packet_rates.is_empty() {
+            let _ = writeln!(
+                t,
+                "\nThe same load generator as on the host, {PPS_SECONDS} s per run: packets per second delivered \
+                 (guest CPU ns per packet)"
+            );
+            let _ = writeln!(
+                t,
+                "  {:<36} {:>6} {:>20} {:>20} {:>16}",
+                "path", "size", "up pps", "down pps", "x kernel up/down"
+            );
+            for p in &self.packet_rates {
+                let ratio = self
+                    .pps_ratio(p.kind, p.size)
+                    .map_or(String::new(), |[u, d]| format!("{u:.2} / {d:.2}"));
+                let _ = writeln!(
+                    t,
+                    "  {:<36} {:>4} B {:>9.0} ({:>7.0}) {:>9.0} ({:>7.0}) {:>16}",
+                    p.kind.label(),
+                    p.size,
+                    p.up.delivered,
+                    p.up.cpu_ns,
+                    p.down.delivered,
+                    p.down.cpu_ns,
+                    ratio
+                );
+            }
+        }
         t
+    }
+
+    /// `kind`'s delivered packet rate over kernel PPTP's, at `size`.
+    pub fn pps_ratio(&self, kind: PathKind, size: usize) -> Option<[f64; 2]> {
+        let find = |k: PathKind| {
+            self.packet_rates
+                .iter()
+                .find(|p| p.kind == k && p.size == size)
+        };
+        let (a, b) = (find(kind)?, find(PathKind::Kernel)?);
+        let r = |x: f64, y: f64| if y > 0.0 { x / y } else { 0.0 };
+        Some([
+            r(a.up.delivered, b.up.delivered),
+            r(a.down.delivered, b.down.delivered),
+        ])
     }
 
     /// The figures as JSON.
@@ -643,6 +812,48 @@ impl Comparison {
         })
         .collect();
         let _ = writeln!(j, "  \"ratios\": {{\n{}\n  }},", ratios.join(",\n"));
+        let num = |x: f64| {
+            if x.is_finite() {
+                format!("{x:.0}")
+            } else {
+                "null".to_owned()
+            }
+        };
+        let pps = |p: Pps| {
+            format!(
+                "{{ \"sent_pps\": {}, \"delivered_pps\": {}, \"cpu_ns_per_packet\": {} }}",
+                num(p.sent),
+                num(p.delivered),
+                num(p.cpu_ns)
+            )
+        };
+        let rates: Vec<String> = self
+            .packet_rates
+            .iter()
+            .map(|p| {
+                let ratio = self.pps_ratio(p.kind, p.size).map_or("null".to_owned(), |[u, d]| {
+                    format!("{{ \"up\": {u:.3}, \"down\": {d:.3} }}")
+                });
+                format!(
+                    "    {{ \"path\": \"{}\", \"label\": {}, \"size\": {}, \"up\": {}, \"down\": {}, \"over_kernel\": {} }}",
+                    p.kind.key(),
+                    json_string(p.kind.label()),
+                    p.size,
+                    pps(p.up),
+                    pps(p.down),
+                    ratio
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            j,
+            "  \"packet_rates_seconds\": {PPS_SECONDS},\n  \"packet_rates\": [{}],",
+            if rates.is_empty() {
+                String::new()
+            } else {
+                format!("\n{}\n  ", rates.join(",\n"))
+            }
+        );
         let unavailable: Vec<String> = self
             .unavailable
             .iter()
@@ -686,5 +897,55 @@ mod tests {
     #[test]
     fn json_escapes() {
         assert_eq!(json_string("a\"b\\c\n"), "\"a\\\"b\\\\c\\u000a\"");
+    }
+    #[test]
+    fn loadgen_line() {
+        let p =
+            Pps::parse("noise\nsent_pps=120 delivered_pps=100 cpu_ns_per_packet=5000\n").unwrap();
+        assert_eq!((p.sent, p.delivered, p.cpu_ns), (120.0, 100.0, 5000.0));
+        let p = Pps::parse("sent_pps=1 delivered_pps=0 cpu_ns_per_packet=NaN").unwrap();
+        assert!(p.cpu_ns.is_nan());
+        assert!(Pps::parse("Error: no such namespace").is_err());
+    }
+
+    #[test]
+    fn packet_rates_in_table_and_json() {
+        let pps = |delivered: f64| Pps {
+            sent: delivered,
+            delivered,
+            cpu_ns: 1000.0,
+        };
+        let c = Comparison {
+            seconds: 1,
+            paths: vec![],
+            packet_rates: vec![
+                PpsFigures {
+                    kind: PathKind::Kernel,
+                    size: 64,
+                    up: pps(100.0),
+                    down: pps(200.0),
+                },
+                PpsFigures {
+                    kind: PathKind::OursXdpOurClient,
+                    size: 64,
+                    up: pps(150.0),
+                    down: pps(100.0),
+                },
+            ],
+            unavailable: vec![],
+            env: Environment::default(),
+        };
+        assert_eq!(
+            c.pps_ratio(PathKind::OursXdpOurClient, 64),
+            Some([1.5, 0.5])
+        );
+        assert_eq!(c.pps_ratio(PathKind::OursXdpOurClient, 1400), None);
+        assert!(c.table().contains("1.50 / 0.50"), "{}", c.table());
+        let json = c.json();
+        assert!(
+            json.contains("\"path\": \"ours_xdp_our_client\"")
+                && json.contains("\"over_kernel\": { \"up\": 1.500, \"down\": 0.500 }"),
+            "{json}"
+        );
     }
 }
