@@ -389,6 +389,12 @@ fn hundred_sessions_from_one_address_with_colliding_call_ids() {
             .iter()
             .all(|s| s.peer_call_id == 1 && s.path == DataPath::Xdp)
     );
+    // No GRE frame found its call missing: a call is registered before the
+    // Outgoing-Call-Reply that lets the client send goes out (otherwise the
+    // first LCP request of some sessions is lost and they stall a restart
+    // interval).
+    let stats = lab.stats().unwrap();
+    assert_eq!(stats.get("userspace_gre_unknown_call"), Some(&0), "{stats:?}");
     // Traffic through a sample of them, first, middle, last.
     for i in [0, 49, 99] {
         let a = address(&ups[i]);

@@ -47,85 +47,90 @@ pub async fn run(
     tracing::debug!(%peer, "control connection");
 
     loop {
-        // Outputs first: bytes to send, events to act on.
-        while let Some(bytes) = conn.poll_transmit() {
+        // Events before bytes: a call is registered before the
+        // Outgoing-Call-Reply that announces it goes out, since the client
+        // sends its first GRE frame as soon as it reads the reply.
+        loop {
+            while let Some(event) = conn.poll_event() {
+                match event {
+                    ControlEvent::Established(info) => {
+                        tracing::info!(%peer, host = %info.host_name.to_string_lossy(), vendor = %info.vendor_string.to_string_lossy(), "control connection established");
+                    }
+                    ControlEvent::CallConnected(info) => {
+                        let (input_tx, input_rx) = mpsc::channel(256);
+                        let call = Arc::new(Call {
+                            peer,
+                            local,
+                            call_id: info.our_call_id,
+                            peer_call_id: info.peer_call_id,
+                            started: Instant::now(),
+                            input: input_tx,
+                            data: RwLock::new(None),
+                            user: Mutex::new(None),
+                            counters: Counters::default(),
+                        });
+                        shared
+                            .calls
+                            .write()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert((peer, info.our_call_id), call.clone());
+                        calls.insert(info.our_call_id, call.clone());
+                        tracing::info!(%peer, call_id = info.our_call_id, peer_call_id = info.peer_call_id, "call connected");
+                        tasks.spawn(session::run(
+                            shared.clone(),
+                            call,
+                            input_rx,
+                            to_control.clone(),
+                        ));
+                    }
+                    ControlEvent::CallEnded { call, reason } => {
+                        tracing::info!(%peer, call_id = call.our_call_id, ?reason, "call ended");
+                        if let Some(c) = calls.remove(&call.our_call_id) {
+                            let _ = c
+                                .input
+                                .try_send(CallInput::LowerDown(format!("call ended: {reason:?}")));
+                        }
+                    }
+                    ControlEvent::CallRejected {
+                        peer_call_id,
+                        result,
+                        ..
+                    } => {
+                        tracing::warn!(%peer, peer_call_id, ?result, "call refused");
+                    }
+                    ControlEvent::CallFailed {
+                        our_call_id,
+                        reason,
+                    } => {
+                        tracing::debug!(%peer, our_call_id, ?reason, "call failed");
+                    }
+                    ControlEvent::LinkInfo {
+                        our_call_id,
+                        send_accm,
+                        receive_accm,
+                    } => {
+                        tracing::debug!(%peer, our_call_id, send_accm, receive_accm, "Set-Link-Info");
+                    }
+                    ControlEvent::WanError {
+                        our_call_id,
+                        report,
+                    } => {
+                        tracing::warn!(%peer, our_call_id, ?report, "WAN-Error-Notify");
+                    }
+                    ControlEvent::Ignored { message, reason } => {
+                        tracing::debug!(%peer, ?message, "ignored: {reason}");
+                    }
+                    ControlEvent::Closed(reason) => {
+                        tracing::info!(%peer, "control connection closed: {reason}");
+                    }
+                }
+            }
+            let Some(bytes) = conn.poll_transmit() else {
+                break;
+            };
             if let Err(e) = stream.write_all(&bytes).await {
                 tracing::debug!(%peer, "control write: {e}");
                 conn.handle_eof(Instant::now());
-            }
-        }
-        while let Some(event) = conn.poll_event() {
-            match event {
-                ControlEvent::Established(info) => {
-                    tracing::info!(%peer, host = %info.host_name.to_string_lossy(), vendor = %info.vendor_string.to_string_lossy(), "control connection established");
-                }
-                ControlEvent::CallConnected(info) => {
-                    let (input_tx, input_rx) = mpsc::channel(256);
-                    let call = Arc::new(Call {
-                        peer,
-                        local,
-                        call_id: info.our_call_id,
-                        peer_call_id: info.peer_call_id,
-                        started: Instant::now(),
-                        input: input_tx,
-                        data: RwLock::new(None),
-                        user: Mutex::new(None),
-                        counters: Counters::default(),
-                    });
-                    shared
-                        .calls
-                        .write()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert((peer, info.our_call_id), call.clone());
-                    calls.insert(info.our_call_id, call.clone());
-                    tracing::info!(%peer, call_id = info.our_call_id, peer_call_id = info.peer_call_id, "call connected");
-                    tasks.spawn(session::run(
-                        shared.clone(),
-                        call,
-                        input_rx,
-                        to_control.clone(),
-                    ));
-                }
-                ControlEvent::CallEnded { call, reason } => {
-                    tracing::info!(%peer, call_id = call.our_call_id, ?reason, "call ended");
-                    if let Some(c) = calls.remove(&call.our_call_id) {
-                        let _ = c
-                            .input
-                            .try_send(CallInput::LowerDown(format!("call ended: {reason:?}")));
-                    }
-                }
-                ControlEvent::CallRejected {
-                    peer_call_id,
-                    result,
-                    ..
-                } => {
-                    tracing::warn!(%peer, peer_call_id, ?result, "call refused");
-                }
-                ControlEvent::CallFailed {
-                    our_call_id,
-                    reason,
-                } => {
-                    tracing::debug!(%peer, our_call_id, ?reason, "call failed");
-                }
-                ControlEvent::LinkInfo {
-                    our_call_id,
-                    send_accm,
-                    receive_accm,
-                } => {
-                    tracing::debug!(%peer, our_call_id, send_accm, receive_accm, "Set-Link-Info");
-                }
-                ControlEvent::WanError {
-                    our_call_id,
-                    report,
-                } => {
-                    tracing::warn!(%peer, our_call_id, ?report, "WAN-Error-Notify");
-                }
-                ControlEvent::Ignored { message, reason } => {
-                    tracing::debug!(%peer, ?message, "ignored: {reason}");
-                }
-                ControlEvent::Closed(reason) => {
-                    tracing::info!(%peer, "control connection closed: {reason}");
-                }
             }
         }
         if conn.is_closed() {
