@@ -297,6 +297,68 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// What one generator run gave: frames sent and counted by the sink, the
+/// time from start to the last reading, the machine's busy CPU seconds.
+struct Counted {
+    seconds: f64,
+    sent: u64,
+    delivered: u64,
+    elapsed: f64,
+    cpu: f64,
+}
+
+impl Counted {
+    fn measurement(&self, label: (&str, &str, usize, usize)) -> Measurement {
+        Measurement {
+            path: label.0.into(),
+            direction: label.1.into(),
+            size: label.2,
+            sessions: label.3,
+            sent_pps: self.sent as f64 / self.seconds,
+            delivered_pps: self.delivered as f64 / self.elapsed,
+            cpu_ns_per_packet: if self.delivered > 0 {
+                self.cpu * 1e9 / self.delivered as f64
+            } else {
+                f64::NAN
+            },
+        }
+    }
+}
+
+/// Runs the generator on `iface` in `ns` for `seconds`, reading the sink's
+/// packet counter (`sink`) before and after.
+fn generate_and_count(
+    ns: &crate::netns::Netns,
+    iface: &str,
+    templates: &[Template],
+    seconds: f64,
+    seq_base: u32,
+    sink: impl Fn() -> Result<u64, String>,
+) -> Result<Counted, String> {
+    let before = sink()?;
+    let cpu_before = busy_jiffies();
+    let started = Instant::now();
+    let sent = ns
+        .run(|| {
+            Generator::open(iface)
+                .map(|g| g.run(templates, Duration::from_secs_f64(seconds), seq_base))
+        })
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("generator on {iface} in {}: {e}", ns.name()))?;
+    // Let the last frames drain.
+    std::thread::sleep(Duration::from_millis(100));
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu = (busy_jiffies() - cpu_before) as f64 / clock_ticks();
+    let delivered = sink()?.saturating_sub(before);
+    Ok(Counted {
+        seconds,
+        sent,
+        delivered,
+        elapsed,
+        cpu,
+    })
+}
+
 /// Runs the generator in `from` (interface `iface`) with `templates`, the
 /// sink counting on `sink_iface`; returns the measurement.
 fn measure(
@@ -308,9 +370,6 @@ fn measure(
     label: (&str, &str, usize, usize),
 ) -> Result<Measurement, String> {
     lab.set_aux_program(sink_iface, Some(SINK_PROGRAM))?;
-    let (before, _) = lab.sink_counters()?;
-    let cpu_before = busy_jiffies();
-    let started = Instant::now();
     let ns = if from == "c0" {
         &lab.topology.client
     } else {
@@ -320,34 +379,12 @@ fn measure(
     // every earlier run: the userspace path (like pptp.c) drops frames that
     // are not newer than the last one it saw.
     let seq_base = SEQ_BASE.fetch_add(1 << 24, std::sync::atomic::Ordering::Relaxed);
-    let sent = ns
-        .run(|| {
-            Generator::open(from)
-                .map(|g| g.run(templates, Duration::from_secs_f64(seconds), seq_base))
-        })
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("generator on {from}: {e}"))?;
-    // Let the last frames drain.
-    std::thread::sleep(Duration::from_millis(100));
-    let elapsed = started.elapsed().as_secs_f64();
-    let cpu = (busy_jiffies() - cpu_before) as f64 / clock_ticks();
-    let (after, _) = lab.sink_counters()?;
-    let delivered = after - before;
+    let counted = generate_and_count(ns, from, templates, seconds, seq_base, || {
+        lab.sink_counters().map(|c| c.0)
+    });
     // Back to the pass program (the lab's default far end) for what follows.
     lab.set_aux_program(sink_iface, Some(PASS_PROGRAM))?;
-    let m = Measurement {
-        path: label.0.into(),
-        direction: label.1.into(),
-        size: label.2,
-        sessions: label.3,
-        sent_pps: sent as f64 / seconds,
-        delivered_pps: delivered as f64 / elapsed,
-        cpu_ns_per_packet: if delivered > 0 {
-            cpu * 1e9 / delivered as f64
-        } else {
-            f64::NAN
-        },
-    };
+    let m = counted?.measurement(label);
     eprintln!(
         "    {:<10} {:<5} {:>5} B {:>6} sessions: sent {:>9.0} pps, delivered {:>9.0} pps, {:>7.0} ns CPU/packet",
         m.path, m.direction, m.size, m.sessions, m.sent_pps, m.delivered_pps, m.cpu_ns_per_packet
@@ -720,38 +757,14 @@ pub fn loadgen(args: &LoadgenArgs) -> Result<Measurement, String> {
         .run(|| dp.attach_aux(SINK_PROGRAM, sink_iface))
         .map_err(|e| e.to_string())?
         .map_err(|e| format!("attaching the XDP sink to {}: {e}", args.sink))?;
-    let (before, _) = dp.sink_counters().map_err(|e| e.to_string())?;
-    let cpu_before = busy_jiffies();
-    let started = Instant::now();
-    let sent = from_ns
-        .run(|| {
-            Generator::open(from_iface).map(|g| {
-                g.run(
-                    &[template],
-                    Duration::from_secs_f64(args.seconds),
-                    args.seq_base,
-                )
-            })
-        })
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("generator on {}: {e}", args.from))?;
-    std::thread::sleep(Duration::from_millis(100));
-    let elapsed = started.elapsed().as_secs_f64();
-    let cpu = (busy_jiffies() - cpu_before) as f64 / clock_ticks();
-    let (after, _) = dp.sink_counters().map_err(|e| e.to_string())?;
-    drop(dp);
-    let delivered = after - before;
-    Ok(Measurement {
-        path: "loadgen".into(),
-        direction: if args.gre.is_some() { "decap" } else { "encap" }.into(),
-        size: args.size,
-        sessions: 1,
-        sent_pps: sent as f64 / args.seconds,
-        delivered_pps: delivered as f64 / elapsed,
-        cpu_ns_per_packet: if delivered > 0 {
-            cpu * 1e9 / delivered as f64
-        } else {
-            f64::NAN
-        },
-    })
+    let counted = generate_and_count(
+        &from_ns,
+        from_iface,
+        &[template],
+        args.seconds,
+        args.seq_base,
+        || dp.sink_counters().map(|c| c.0).map_err(|e| e.to_string()),
+    )?;
+    let direction = if args.gre.is_some() { "decap" } else { "encap" };
+    Ok(counted.measurement(("loadgen", direction, args.size, 1)))
 }

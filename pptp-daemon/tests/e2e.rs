@@ -394,7 +394,11 @@ fn hundred_sessions_from_one_address_with_colliding_call_ids() {
     // first LCP request of some sessions is lost and they stall a restart
     // interval).
     let stats = lab.stats().unwrap();
-    assert_eq!(stats.get("userspace_gre_unknown_call"), Some(&0), "{stats:?}");
+    assert_eq!(
+        stats.get("userspace_gre_unknown_call"),
+        Some(&0),
+        "{stats:?}"
+    );
     // Traffic through a sample of them, first, middle, last.
     for i in [0, 49, 99] {
         let a = address(&ups[i]);

@@ -206,8 +206,8 @@ fn table(d: &Value, guest: Option<&Value>) -> String {
         if !rates.is_empty() {
             let _ = writeln!(
                 t,
-                "\nIn the same guest, the host's load generator (`pptp-daemon loadgen`, {} s per run): packets per second delivered, guest CPU per packet (generator included), and the ratio of delivered packets to kernel PPTP's.\n",
-                g["packet_rates_seconds"]
+                "\nIn the same guest, the host's load generator (`pptp-daemon loadgen`, median of {} runs of {} s): packets per second delivered, guest CPU per packet (generator included), and the ratio of delivered packets to kernel PPTP's. Single runs on TCG vary by up to a factor of two.\n",
+                g["packet_rates_runs"], g["packet_rates_seconds"]
             );
             let _ = writeln!(
                 t,
