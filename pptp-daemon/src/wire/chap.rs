@@ -114,28 +114,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// buffer, and for Challenge and Response that Value-Size fits in Length.
     pub fn check(&self) -> Result<()> {
         let data = self.buffer.as_ref();
-        if data.len() < HEADER_LEN {
-            return Err(Error::Truncated {
-                what: WHAT,
-                need: HEADER_LEN,
-                have: data.len(),
-            });
-        }
-        let len = usize::from(self.length());
-        if len < HEADER_LEN {
-            return Err(Error::BadLength {
-                what: WHAT,
-                len,
-                why: "Length below the 4-octet header",
-            });
-        }
-        if len > data.len() {
-            return Err(Error::Truncated {
-                what: WHAT,
-                need: len,
-                have: data.len(),
-            });
-        }
+        let len = super::check_code_id_length(data, WHAT)?;
         if self.code().has_value() {
             if len <= field::VALUE_SIZE {
                 return Err(Error::BadLength {

@@ -128,30 +128,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// header and does not run past the buffer. Bytes after Length are
     /// padding (RFC 1661 section 5).
     pub fn check_len(&self) -> Result<()> {
-        let buf = self.buffer.as_ref();
-        let Some(len) = buf.get(field::LENGTH) else {
-            return Err(Error::Truncated {
-                what: "control-protocol header",
-                need: HEADER_LEN,
-                have: buf.len(),
-            });
-        };
-        let length = usize::from(u16::from_be_bytes([len[0], len[1]]));
-        if length < HEADER_LEN {
-            return Err(Error::BadLength {
-                what: "control-protocol packet",
-                len: length,
-                why: "Length is below the 4-byte header",
-            });
-        }
-        if length > buf.len() {
-            return Err(Error::Truncated {
-                what: "control-protocol packet",
-                need: length,
-                have: buf.len(),
-            });
-        }
-        Ok(())
+        super::check_code_id_length(self.buffer.as_ref(), "control-protocol packet").map(drop)
     }
 
     pub fn into_inner(self) -> T {

@@ -63,3 +63,68 @@ pub enum Error {
 
 /// Result of the wire codecs.
 pub type Result<T> = core::result::Result<T, Error>;
+
+/// Octets of the Code, Identifier, Length header that LCP, IPCP and CCP
+/// (RFC 1661 section 5), CHAP (RFC 1994 section 4) and PAP (RFC 1334
+/// section 2.2) share.
+pub const CODE_ID_LENGTH_HEADER: usize = 4;
+
+/// Checks a packet with the shared Code, Identifier, Length header: the
+/// header is there, Length covers it and fits in `data` (octets past
+/// Length are padding). Returns Length.
+pub fn check_code_id_length(data: &[u8], what: &'static str) -> Result<usize> {
+    let Some(length) = data.get(2..CODE_ID_LENGTH_HEADER) else {
+        return Err(Error::Truncated {
+            what,
+            need: CODE_ID_LENGTH_HEADER,
+            have: data.len(),
+        });
+    };
+    let length = usize::from(u16::from_be_bytes([length[0], length[1]]));
+    if length < CODE_ID_LENGTH_HEADER {
+        return Err(Error::BadLength {
+            what,
+            len: length,
+            why: "Length below the 4-octet header",
+        });
+    }
+    if length > data.len() {
+        return Err(Error::Truncated {
+            what,
+            need: length,
+            have: data.len(),
+        });
+    }
+    Ok(length)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn code_id_length_header() {
+        // Length 6 in an 8-byte buffer: two octets of padding.
+        assert_eq!(check_code_id_length(&[1, 7, 0, 6, 9, 9, 0, 0], "x"), Ok(6));
+        assert_eq!(
+            check_code_id_length(&[1, 7, 0], "x"),
+            Err(Error::Truncated {
+                what: "x",
+                need: 4,
+                have: 3
+            })
+        );
+        assert!(matches!(
+            check_code_id_length(&[1, 7, 0, 3], "x"),
+            Err(Error::BadLength { len: 3, .. })
+        ));
+        assert_eq!(
+            check_code_id_length(&[1, 7, 0, 9, 0], "x"),
+            Err(Error::Truncated {
+                what: "x",
+                need: 9,
+                have: 5
+            })
+        );
+    }
+}
