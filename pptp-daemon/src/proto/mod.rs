@@ -6,12 +6,16 @@
 //! - [`lcp`], [`ipcp`], [`ccp`]: the three protocols it runs;
 //! - [`session`]: PPP phases of one call (Establish, Authenticate, Network, Terminate);
 //! - [`control`]: the PPTP control connection (RFC 2637 section 3);
-//! - [`call`]: one PPTP call's GRE sequence/acknowledgment state (RFC 2637 section 4.4).
+//! - [`call`]: one PPTP call's GRE sequence/acknowledgment state (RFC 2637 section 4.4);
+//! - [`end`]: typed reasons a session ends;
+//! - [`limits`]: the bounds the concentrator enforces.
 
 pub mod call;
 pub mod ccp;
 pub mod control;
+pub mod end;
 pub mod fsm;
 pub mod ipcp;
 pub mod lcp;
+pub mod limits;
 pub mod session;
