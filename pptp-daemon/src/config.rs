@@ -5,12 +5,13 @@
 //! Errors name the file, the line and column, and the field.
 
 use std::{
-    fmt,
     net::{Ipv4Addr, SocketAddr},
     path::{Path, PathBuf},
 };
 
 use serde::{Deserialize, Serialize};
+
+pub use crate::proto::pool::PoolRange;
 
 /// The embedded default configuration, as documented text.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
@@ -119,99 +120,6 @@ impl Default for PppConfig {
             lcp_echo_interval_secs: 30,
             lcp_echo_failures: 4,
         }
-    }
-}
-
-/// An inclusive range of pool addresses, written `"a.b.c.d"`,
-/// `"a.b.c.d-e.f.g.h"` or `"a.b.c.d/len"` (a CIDR block without its network
-/// and broadcast addresses when len < 31).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PoolRange {
-    pub first: Ipv4Addr,
-    pub last: Ipv4Addr,
-}
-
-impl PoolRange {
-    /// Number of addresses in the range.
-    pub fn len(&self) -> u64 {
-        u64::from(u32::from(self.last)) - u64::from(u32::from(self.first)) + 1
-    }
-
-    pub fn is_empty(&self) -> bool {
-        false
-    }
-
-    pub fn contains(&self, addr: Ipv4Addr) -> bool {
-        (self.first..=self.last).contains(&addr)
-    }
-}
-
-impl std::str::FromStr for PoolRange {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        let addr = |a: &str| {
-            a.trim()
-                .parse::<Ipv4Addr>()
-                .map_err(|e| format!("`{a}` is not an IPv4 address: {e}"))
-        };
-        let range = if let Some((a, b)) = s.split_once('-') {
-            PoolRange {
-                first: addr(a)?,
-                last: addr(b)?,
-            }
-        } else if let Some((a, len)) = s.split_once('/') {
-            let base = u32::from(addr(a)?);
-            let len: u32 = len
-                .trim()
-                .parse()
-                .ok()
-                .filter(|l| *l <= 32)
-                .ok_or_else(|| format!("`{len}` is not a prefix length (0-32)"))?;
-            let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
-            if base & !mask != 0 {
-                return Err(format!("`{s}` has host bits set"));
-            }
-            let (first, last) = match len {
-                32 => (base, base),
-                31 => (base, base | 1),
-                _ => (base + 1, (base | !mask) - 1),
-            };
-            PoolRange {
-                first: first.into(),
-                last: last.into(),
-            }
-        } else {
-            let a = addr(s)?;
-            PoolRange { first: a, last: a }
-        };
-        if range.first > range.last {
-            return Err(format!("`{s}`: the first address is above the last"));
-        }
-        Ok(range)
-    }
-}
-
-impl fmt::Display for PoolRange {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.first == self.last {
-            write!(f, "{}", self.first)
-        } else {
-            write!(f, "{}-{}", self.first, self.last)
-        }
-    }
-}
-
-impl Serialize for PoolRange {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for PoolRange {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
     }
 }
 

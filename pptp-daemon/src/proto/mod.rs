@@ -8,7 +8,8 @@
 //! - [`control`]: the PPTP control connection (RFC 2637 section 3);
 //! - [`call`]: one PPTP call's GRE sequence/acknowledgment state (RFC 2637 section 4.4);
 //! - [`end`]: typed reasons a session ends;
-//! - [`limits`]: the bounds the concentrator enforces.
+//! - [`limits`]: the bounds the concentrator enforces;
+//! - [`pool`]: client address pools.
 
 pub mod call;
 pub mod ccp;
@@ -18,4 +19,5 @@ pub mod fsm;
 pub mod ipcp;
 pub mod lcp;
 pub mod limits;
+pub mod pool;
 pub mod session;

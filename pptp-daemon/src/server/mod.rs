@@ -8,7 +8,6 @@
 
 pub mod control;
 pub mod ctl;
-pub mod pool;
 pub mod session;
 
 use std::{
@@ -46,7 +45,7 @@ use crate::{
         xdp::{SeqMap, XdpDataplane, run_logger},
     },
     mppe::cipher::{Decryptor, Encryptor},
-    proto::control::CallIdPool,
+    proto::{control::CallIdPool, pool},
     wire::{gre, ppp},
 };
 use ctl::{DataPath, Request, Response, SessionInfo};
