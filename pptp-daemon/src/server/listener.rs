@@ -1,0 +1,241 @@
+//! Start-up (credentials, XDP, TUN, GRE socket), the accept loop, signals,
+//! and shutdown with the protocol's goodbyes.
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{Arc, Mutex, RwLock},
+    time::Duration,
+};
+
+use anyhow::Context as _;
+use tokio::{
+    net::TcpListener,
+    signal::unix::{SignalKind, signal},
+    sync::watch,
+    task::JoinSet,
+};
+
+use super::{
+    Shared, Stats, control,
+    ctl::{self, Request, Response},
+    datapath::{gre_receive, tun_receive},
+};
+use crate::{
+    auth::{
+        Verifier,
+        limiter::{LimitedVerifier, SourceLimits},
+        random::os_random,
+        secrets::{SecretsError, SecretsFile},
+    },
+    cli::LogLevel,
+    config::{Config, XdpMode},
+    dataplane::{
+        gre_socket::GreSocket,
+        tun::{Routes, Tun},
+        xdp::{SeqMap, XdpDataplane, run_logger},
+    },
+    proto::{control::CallIdPool, pool},
+};
+
+/// Runs the daemon until SIGINT or SIGTERM.
+pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
+    let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+
+    // Credentials.
+    let secrets = match SecretsFile::load(&config.auth.secrets, &config.server.hostname) {
+        Ok(file) => {
+            tracing::info!(path = %config.auth.secrets.display(), entries = file.len(), "secrets loaded");
+            file
+        }
+        Err(SecretsError::Missing { .. }) => {
+            tracing::warn!(
+                path = %config.auth.secrets.display(),
+                "secrets file missing: every authentication will fail until it exists (it is re-read on SIGHUP)"
+            );
+            SecretsFile::empty(&config.auth.secrets, &config.server.hostname)
+        }
+        Err(e) => return Err(e).context("reading the secrets file"),
+    };
+    let secrets = Arc::new(secrets);
+    let verifier: Arc<dyn Verifier> = Arc::new(LimitedVerifier::new(
+        secrets.clone(),
+        SourceLimits::from_config(&config.auth),
+    ));
+
+    // Data plane.
+    let mut logger_task = None;
+    let xdp = match (&config.dataplane.interface, config.dataplane.xdp_mode) {
+        (_, XdpMode::Off) => {
+            tracing::info!("XDP off: every session uses the userspace data path");
+            None
+        }
+        (None, _) => {
+            tracing::info!(
+                "no dataplane.interface configured: XDP not attached, every session uses the userspace data path"
+            );
+            None
+        }
+        (Some(iface), mode) => match attach_xdp(&config, iface, mode, log_level) {
+            Ok(mut dp) => {
+                if let Some(logger) = dp.take_logger() {
+                    logger_task = Some(tokio::spawn(run_logger(logger)));
+                }
+                Some(dp)
+            }
+            // A failed load keeps the daemon up, every session on the
+            // userspace path, as with --no-xdp.
+            Err(e) => {
+                tracing::error!(
+                    "XDP unavailable, every session uses the userspace data path: {e:#}"
+                );
+                None
+            }
+        },
+    };
+    let seq = match &xdp {
+        Some(dp) => dp.seq().clone(),
+        None => Arc::new(SeqMap::heap()),
+    };
+    let tun = Tun::create(
+        &config.dataplane.tun_name,
+        Some(config.ppp.local_address),
+        config.ppp.mru,
+    )
+    .context("creating the TUN device")?;
+    let routes = Routes::new().context("opening netlink")?;
+    let gre = GreSocket::open().context("opening the raw GRE socket (needs CAP_NET_RAW)")?;
+    let random = os_random();
+    let mut seed = [0u8; 8];
+    random(&mut seed);
+    let shared = Arc::new(Shared {
+        verifier,
+        call_ids: Arc::new(Mutex::new(CallIdPool::new(
+            config.server.max_sessions as usize,
+            u64::from_ne_bytes(seed),
+        ))),
+        pool: Mutex::new(pool::AddressPool::new(
+            &config.ppp.pool,
+            &[config.ppp.local_address],
+        )),
+        gre,
+        seq,
+        xdp: xdp.map(Mutex::new),
+        routes,
+        tun_index: tun.index(),
+        tun_name: tun.name().to_owned(),
+        random,
+        calls: RwLock::new(HashMap::new()),
+        clients: RwLock::new(HashMap::new()),
+        stats: Stats::default(),
+        config,
+    });
+    let (tun_rx, tun_tx) = tun.split();
+
+    let mut background = JoinSet::new();
+    background.spawn(gre_receive(shared.clone(), tun_tx));
+    background.spawn(tun_receive(shared.clone(), tun_rx));
+    {
+        let shared = shared.clone();
+        let path = shared.config.server.control_socket.clone();
+        background.spawn(async move {
+            let answer = move |req| match req {
+                Request::Sessions => Response::Sessions {
+                    sessions: shared.session_info(),
+                },
+                Request::Stats => Response::Stats {
+                    counters: shared.stats_list(),
+                },
+            };
+            if let Err(e) = ctl::serve(&path, answer).await {
+                tracing::error!("{e}");
+            }
+        });
+    }
+
+    let listener = TcpListener::bind(shared.config.server.listen)
+        .await
+        .with_context(|| format!("listening on {}", shared.config.server.listen))?;
+    tracing::info!(listen = %shared.config.server.listen, tun = %shared.tun_name, "pptp-xdp running");
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    let mut sighup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, SocketAddr::V4(peer))) => {
+                    let local = match stream.local_addr() {
+                        Ok(SocketAddr::V4(l)) => *l.ip(),
+                        _ => continue,
+                    };
+                    let _ = stream.set_nodelay(true);
+                    connections.spawn(control::run(shared.clone(), stream, *peer.ip(), local, shutdown_rx.clone()));
+                }
+                Ok((_, peer)) => tracing::debug!(%peer, "IPv6 control connection refused: PPTP GRE is IPv4 here"),
+                Err(e) => {
+                    tracing::warn!("accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = sighup.recv() => match secrets.reload() {
+                Ok(n) => tracing::info!(entries = n, "secrets reloaded"),
+                Err(e) => tracing::warn!("secrets not reloaded, keeping the old ones: {e}"),
+            },
+            _ = sigint.recv() => { tracing::info!("SIGINT: shutting down"); break; }
+            _ = sigterm.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
+        }
+    }
+
+    // Goodbyes: every connection ends its calls (LCP Terminate,
+    // Call-Disconnect-Notify) and sends Stop-Control-Connection-Request.
+    drop(listener);
+    let _ = shutdown_tx.send(true);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !connections.is_empty() {
+        match tokio::time::timeout_at(deadline, connections.join_next()).await {
+            Ok(_) => {}
+            Err(_) => {
+                tracing::warn!(
+                    "{} control connection(s) did not finish in time",
+                    connections.len()
+                );
+                connections.abort_all();
+                break;
+            }
+        }
+    }
+    background.abort_all();
+    if let Some(task) = logger_task {
+        task.abort();
+    }
+    let _ = std::fs::remove_file(&shared.config.server.control_socket);
+    if let Some(xdp) = &shared.xdp {
+        xdp.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .detach_all()
+            .context("detaching XDP")?;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Loads the XDP program and attaches it to the WAN and LAN interfaces.
+fn attach_xdp(
+    config: &Config,
+    iface: &str,
+    mode: XdpMode,
+    log_level: LogLevel,
+) -> anyhow::Result<XdpDataplane> {
+    let mut dp =
+        XdpDataplane::load(log_level.as_log_filter()).context("loading the XDP program")?;
+    dp.attach(iface, mode)
+        .with_context(|| format!("attaching XDP to {iface}"))?;
+    for lan in &config.dataplane.lan_interfaces {
+        dp.attach(lan, mode)
+            .with_context(|| format!("attaching XDP to {lan}"))?;
+    }
+    Ok(dp)
+}

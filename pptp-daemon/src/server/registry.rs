@@ -1,0 +1,270 @@
+//! What the daemon's tasks share: the calls by (peer, call ID) and by
+//! client address, the data-path counters, and the session list and
+//! counters the control socket reports.
+
+use std::{
+    collections::HashMap,
+    net::Ipv4Addr,
+    sync::{
+        Arc, Mutex, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Instant,
+};
+
+use tokio::sync::mpsc;
+
+use super::ctl::{DataPath, SessionInfo};
+use crate::{
+    auth::{Verifier, random::RandomSource},
+    config::Config,
+    dataplane::frame::Framing,
+    dataplane::{
+        gre_socket::GreSocket,
+        tun::Routes,
+        xdp::{SeqMap, XdpDataplane},
+    },
+    mppe::cipher::{Decryptor, Encryptor},
+    proto::{control::CallIdPool, pool},
+    wire::gre,
+};
+
+/// Counters of the userspace data path (the XDP program keeps its own).
+#[derive(Default)]
+pub struct Stats {
+    pub gre_rx: AtomicU64,
+    pub gre_malformed: AtomicU64,
+    pub gre_unknown_call: AtomicU64,
+    pub gre_dropped: AtomicU64,
+    pub gre_late: AtomicU64,
+    pub spoofed: AtomicU64,
+    pub control_queue_full: AtomicU64,
+    pub tun_rx: AtomicU64,
+    pub tun_no_session: AtomicU64,
+    pub tun_too_big: AtomicU64,
+    pub gre_tx_errors: AtomicU64,
+}
+
+impl Stats {
+    pub fn list(&self) -> Vec<(String, u64)> {
+        [
+            ("userspace_gre_rx", &self.gre_rx),
+            ("userspace_gre_malformed", &self.gre_malformed),
+            ("userspace_gre_unknown_call", &self.gre_unknown_call),
+            ("userspace_gre_dropped", &self.gre_dropped),
+            ("userspace_gre_late", &self.gre_late),
+            ("userspace_spoofed", &self.spoofed),
+            ("userspace_control_queue_full", &self.control_queue_full),
+            ("userspace_tun_rx", &self.tun_rx),
+            ("userspace_tun_no_session", &self.tun_no_session),
+            ("userspace_tun_too_big", &self.tun_too_big),
+            ("userspace_gre_tx_errors", &self.gre_tx_errors),
+        ]
+        .into_iter()
+        .map(|(n, v)| (n.to_owned(), v.load(Ordering::Relaxed)))
+        .collect()
+    }
+}
+
+/// Traffic counters of one call on the userspace path.
+#[derive(Default)]
+pub struct Counters {
+    pub rx_packets: AtomicU64,
+    pub rx_bytes: AtomicU64,
+    pub tx_packets: AtomicU64,
+    pub tx_bytes: AtomicU64,
+}
+
+/// What the data path needs of a call whose network is up.
+pub struct DataState {
+    pub client: Ipv4Addr,
+    pub framing: Framing,
+    /// Largest IPv4 packet the peer accepts (its MRU, less MPPE's 4 bytes).
+    pub mtu: u16,
+    /// MSS to clamp TCP SYNs to, if clamping is on.
+    pub mss: Option<u16>,
+    pub encryptor: Option<Mutex<Encryptor>>,
+    pub decryptor: Option<Mutex<Decryptor>>,
+    /// `"128-bit stateless"` and the like.
+    pub mppe: Option<String>,
+    /// Installed in the XDP maps.
+    pub xdp: bool,
+}
+
+/// Inputs of a call's session task.
+#[derive(Debug)]
+pub enum CallInput {
+    /// A PPP control frame: protocol and payload.
+    Frame(u16, Vec<u8>),
+    /// The answer to a credentials check.
+    Verdict(crate::auth::Verdict),
+    /// Close the session (LCP Terminate), then end the call.
+    Close(String),
+    /// The control connection ended the call: the link is gone.
+    LowerDown(String),
+    /// Stateful MPPE lost packets: send a CCP Reset-Request.
+    MppeResetNeeded,
+}
+
+/// One call, shared by its session task, its control connection and the
+/// data-path tasks.
+pub struct Call {
+    pub peer: Ipv4Addr,
+    pub local: Ipv4Addr,
+    pub call_id: u16,
+    pub peer_call_id: u16,
+    pub started: Instant,
+    pub input: mpsc::Sender<CallInput>,
+    pub data: RwLock<Option<Arc<DataState>>>,
+    pub user: Mutex<Option<String>>,
+    pub counters: Counters,
+}
+
+impl Call {
+    pub fn data(&self) -> Option<Arc<DataState>> {
+        self.data.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// Everything the tasks share.
+pub struct Shared {
+    pub config: Config,
+    pub verifier: Arc<dyn Verifier>,
+    pub call_ids: Arc<Mutex<CallIdPool>>,
+    pub pool: Mutex<pool::AddressPool>,
+    pub gre: GreSocket,
+    pub seq: Arc<SeqMap>,
+    pub xdp: Option<Mutex<XdpDataplane>>,
+    pub routes: Routes,
+    pub tun_index: u32,
+    pub tun_name: String,
+    pub random: RandomSource,
+    /// By (peer address, our call ID): the GRE demultiplexer.
+    pub calls: RwLock<HashMap<(Ipv4Addr, u16), Arc<Call>>>,
+    /// By client address: where packets from the TUN go.
+    pub clients: RwLock<HashMap<Ipv4Addr, Arc<Call>>>,
+    pub stats: Stats,
+}
+
+impl Shared {
+    pub fn call(&self, peer: Ipv4Addr, call_id: u16) -> Option<Arc<Call>> {
+        self.calls
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(peer, call_id))
+            .cloned()
+    }
+
+    pub fn client(&self, addr: Ipv4Addr) -> Option<Arc<Call>> {
+        self.clients
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&addr)
+            .cloned()
+    }
+
+    /// Sends a GRE frame of a call: `buf[begin..end]`.
+    pub async fn send_gre(&self, call: &Call, frame: &[u8]) {
+        if let Err(e) = self.gre.send(call.local, call.peer, frame).await {
+            self.stats.gre_tx_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(peer = %call.peer, "GRE send: {e}");
+        }
+    }
+
+    /// The GRE header for the next frame of a call: the next sequence number
+    /// (`None` for an ack-only frame) and the latest ack.
+    pub fn gre_header(&self, call: &Call, data: bool) -> gre::Repr {
+        let slot = u32::from(call.call_id);
+        let ack = self.seq.rx_highest(slot).ok().flatten();
+        if let Some(ack) = ack {
+            let _ = self.seq.set_ack_sent(slot, ack);
+        }
+        if data {
+            let seq = self.seq.next_tx(slot).unwrap_or(0);
+            gre::Repr::data(call.peer_call_id, seq, ack, 0)
+        } else {
+            gre::Repr::ack_only(call.peer_call_id, ack.unwrap_or(0))
+        }
+    }
+
+    pub fn session_info(&self) -> Vec<SessionInfo> {
+        let calls: Vec<Arc<Call>> = self
+            .calls
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        let mut out: Vec<SessionInfo> = calls
+            .iter()
+            .map(|c| {
+                let data = c.data();
+                let mut info = SessionInfo {
+                    user: c.user.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+                    peer: c.peer,
+                    call_id: c.call_id,
+                    peer_call_id: c.peer_call_id,
+                    client_addr: data.as_ref().map(|d| d.client),
+                    uptime_secs: c.started.elapsed().as_secs(),
+                    rx_packets: c.counters.rx_packets.load(Ordering::Relaxed),
+                    rx_bytes: c.counters.rx_bytes.load(Ordering::Relaxed),
+                    tx_packets: c.counters.tx_packets.load(Ordering::Relaxed),
+                    tx_bytes: c.counters.tx_bytes.load(Ordering::Relaxed),
+                    mppe: data.as_ref().and_then(|d| d.mppe.clone()),
+                    path: match &data {
+                        None => DataPath::Negotiating,
+                        Some(d) if d.xdp => DataPath::Xdp,
+                        Some(_) => DataPath::Userspace,
+                    },
+                };
+                if info.path == DataPath::Xdp
+                    && let Some(xdp) = &self.xdp
+                    && let Ok(k) = xdp
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .counters(u32::from(c.call_id))
+                {
+                    info.rx_packets += k.rx_packets;
+                    info.rx_bytes += k.rx_bytes;
+                    info.tx_packets += k.tx_packets;
+                    info.tx_bytes += k.tx_bytes;
+                }
+                info
+            })
+            .collect();
+        out.sort_by_key(|s| (s.peer, s.call_id));
+        out
+    }
+
+    pub fn stats_list(&self) -> Vec<(String, u64)> {
+        let mut out = self.stats.list();
+        let calls = self.calls.read().unwrap_or_else(|e| e.into_inner()).len();
+        let clients = self.clients.read().unwrap_or_else(|e| e.into_inner()).len();
+        out.push(("calls".into(), calls as u64));
+        out.push(("clients_routed".into(), clients as u64));
+        out.push((
+            "pool_in_use".into(),
+            self.pool.lock().unwrap_or_else(|e| e.into_inner()).in_use() as u64,
+        ));
+        out.push((
+            "call_ids_live".into(),
+            self.call_ids
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .live() as u64,
+        ));
+        if let Some(xdp) = &self.xdp {
+            let xdp = xdp.lock().unwrap_or_else(|e| e.into_inner());
+            if let Ok(stats) = xdp.stats() {
+                for s in pptp_common::maps::Stat::ALL {
+                    out.push((format!("xdp_{}", s.name()), stats[s as usize]));
+                }
+            }
+            if let Ok((sessions, clients)) = xdp.installed() {
+                out.push(("xdp_sessions_installed".into(), sessions as u64));
+                out.push(("xdp_clients_installed".into(), clients as u64));
+            }
+        }
+        out
+    }
+}
