@@ -1088,6 +1088,15 @@ impl ControlConnection {
                     );
                 }
             }
+            // A server answers echoes only on an established connection:
+            // before Start-Control-Connection a peer gets no reply to make us
+            // write (a peer that floods requests and never reads must not
+            // hold the connection past its setup time).
+            M::EchoRequest(_) if self.side() == Side::Server && !self.is_established() => self
+                .ignore(
+                    ControlMessageType::EchoRequest,
+                    "before Start-Control-Connection",
+                ),
             M::EchoRequest(m) => self.send(EchoReply {
                 identifier: m.identifier,
                 result_code: EchoResult::Ok,
@@ -2186,6 +2195,29 @@ mod tests {
                 .any(|e| matches!(e, ControlEvent::Closed(_)))
         );
         assert_eq!(p.server.calls().count(), 1);
+    }
+
+    #[test]
+    fn server_ignores_echoes_before_start_and_keeps_its_setup_deadline() {
+        let now = Instant::now();
+        let pool = pool(10);
+        let mut server = ControlConnection::server(settings(), Box::new(pool.clone()), now);
+        let deadline = server.poll_timeout().expect("setup deadline");
+        for i in 0..100u32 {
+            let t = now + Duration::from_millis(u64::from(i) * 10);
+            server.handle_message(t, EchoRequest { identifier: i }.into());
+        }
+        assert!(drain_messages(&mut server).is_empty(), "no Echo-Reply");
+        assert!(drain_events(&mut server).iter().all(|e| matches!(
+            e,
+            ControlEvent::Ignored {
+                message: ControlMessageType::EchoRequest,
+                ..
+            }
+        )));
+        assert_eq!(server.poll_timeout(), Some(deadline));
+        server.handle_timeout(deadline);
+        assert!(server.is_closed());
     }
 
     #[test]
