@@ -3,15 +3,42 @@
 //! The defaults are written out in `config/default.toml`, which is embedded
 //! in the binary; a test keeps that file and [`Config::default`] equal.
 //! Errors name the file, the line and column, and the field.
+//!
+//! The file's types here are serde's alone. The protocol cores define their
+//! own policy types (`proto`, `auth`, `mppe` and `dataplane` import nothing
+//! from this module); [`Config`] maps onto them once, at start and on
+//! reload: [`Config::session_config`], [`Config::control_settings`],
+//! [`Config::server_auth_settings`], [`Config::source_limits`],
+//! [`Config::limits`], [`Config::xdp_mode`]. [`Config::parse`] checks
+//! every value against bounds first, so no mapped duration can overflow
+//! `Instant` arithmetic and no count or pool is unbounded.
 
 use std::{
-    net::{Ipv4Addr, SocketAddr},
+    fmt,
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    ops::RangeInclusive,
     path::{Path, PathBuf},
+    time::Duration,
 };
 
 use serde::{Deserialize, Serialize};
 
 pub use crate::proto::pool::PoolRange;
+use crate::{
+    auth::{AuthMethod, limiter::SourceLimits, server::ServerSettings},
+    dataplane::xdp::XdpMode,
+    mppe::KeyLength,
+    proto::{
+        ccp::{CcpPolicy, MppePolicy},
+        control::ControlSettings,
+        fsm::FsmConfig,
+        ipcp::IpcpPolicy,
+        lcp::LcpPolicy,
+        limits::{Limits, UserLimitPolicy},
+        session::SessionConfig,
+    },
+    wire::pptp::NulPadded,
+};
 
 /// The embedded default configuration, as documented text.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
@@ -26,11 +53,14 @@ pub struct Config {
     pub auth: AuthConfig,
     pub mppe: MppeConfig,
     pub control: ControlConfig,
+    pub limits: LimitsConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
+    /// An IPv4 address, or `[::]`: a dual-stack socket on which IPv4
+    /// clients arrive as IPv4-mapped addresses ([`ipv4_peer`] unmaps them).
     pub listen: SocketAddr,
     pub hostname: String,
     pub max_sessions: u32,
@@ -48,10 +78,10 @@ impl Default for ServerConfig {
     }
 }
 
-/// How the XDP program is attached.
+/// `dataplane.xdp_mode`: how the XDP program is attached ([`XdpMode`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
-pub enum XdpMode {
+pub enum XdpModeSetting {
     /// Native (driver) XDP, falling back to generic XDP with a log line.
     #[default]
     Auto,
@@ -69,7 +99,7 @@ pub struct DataplaneConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub interface: Option<String>,
     pub lan_interfaces: Vec<String>,
-    pub xdp_mode: XdpMode,
+    pub xdp_mode: XdpModeSetting,
     pub tun_name: String,
     pub mss_clamp: bool,
 }
@@ -79,7 +109,7 @@ impl Default for DataplaneConfig {
         Self {
             interface: None,
             lan_interfaces: Vec::new(),
-            xdp_mode: XdpMode::Auto,
+            xdp_mode: XdpModeSetting::Auto,
             tun_name: "pptp0".into(),
             mss_clamp: true,
         }
@@ -123,9 +153,9 @@ impl Default for PppConfig {
     }
 }
 
-/// An authentication method the server offers (RFC 1994, RFC 2433, RFC 2759, RFC 1334).
+/// An entry of `auth.methods` ([`AuthMethod`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum AuthMethod {
+pub enum AuthMethodSetting {
     #[serde(rename = "mschapv2")]
     MsChapV2,
     #[serde(rename = "mschap")]
@@ -139,7 +169,7 @@ pub enum AuthMethod {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
-    pub methods: Vec<AuthMethod>,
+    pub methods: Vec<AuthMethodSetting>,
     pub secrets: PathBuf,
     pub max_attempts: u32,
     pub failure_delay_ms: u64,
@@ -151,9 +181,9 @@ impl Default for AuthConfig {
     fn default() -> Self {
         Self {
             methods: vec![
-                AuthMethod::MsChapV2,
-                AuthMethod::MsChapV1,
-                AuthMethod::ChapMd5,
+                AuthMethodSetting::MsChapV2,
+                AuthMethodSetting::MsChapV1,
+                AuthMethodSetting::ChapMd5,
             ],
             secrets: "/etc/ppp/chap-secrets".into(),
             max_attempts: 3,
@@ -164,10 +194,10 @@ impl Default for AuthConfig {
     }
 }
 
-/// Whether sessions are encrypted with MPPE (RFC 3078).
+/// `mppe.policy`: whether sessions are encrypted with MPPE ([`MppePolicy`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
-pub enum MppePolicy {
+pub enum MppePolicySetting {
     Require,
     #[default]
     Allow,
@@ -177,7 +207,7 @@ pub enum MppePolicy {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MppeConfig {
-    pub policy: MppePolicy,
+    pub policy: MppePolicySetting,
     pub key_lengths: Vec<u16>,
     pub stateful: bool,
 }
@@ -185,7 +215,7 @@ pub struct MppeConfig {
 impl Default for MppeConfig {
     fn default() -> Self {
         Self {
-            policy: MppePolicy::Allow,
+            policy: MppePolicySetting::Allow,
             key_lengths: vec![128],
             stateful: false,
         }
@@ -210,6 +240,92 @@ impl Default for ControlConfig {
     }
 }
 
+/// `limits.single_session`: what a user already holding
+/// `limits.sessions_per_user` sessions gets when authenticating once more
+/// (accel-ppp's `single-session`; [`UserLimitPolicy`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SingleSession {
+    /// The new session is refused.
+    #[default]
+    Deny,
+    /// The user's oldest session ends and the new one is accepted.
+    Replace,
+}
+
+/// `[limits]`: the bounds of [`Limits`] that have no other home
+/// (`server.max_sessions`, `auth.max_attempts` and
+/// `control.setup_timeout_secs` feed the rest).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub calls_per_connection: u32,
+    pub connections_per_source: u32,
+    pub max_starting: u32,
+    pub connection_rate_per_source: u32,
+    pub connection_burst_per_source: u32,
+    /// 0: no limit.
+    pub sessions_per_user: u32,
+    pub single_session: SingleSession,
+    pub write_timeout_secs: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            calls_per_connection: 16,
+            connections_per_source: 64,
+            max_starting: 512,
+            connection_rate_per_source: 20,
+            connection_burst_per_source: 40,
+            sessions_per_user: 4,
+            single_session: SingleSession::Deny,
+            write_timeout_secs: 10,
+        }
+    }
+}
+
+impl From<XdpModeSetting> for XdpMode {
+    fn from(mode: XdpModeSetting) -> Self {
+        match mode {
+            XdpModeSetting::Auto => XdpMode::Auto,
+            XdpModeSetting::Driver => XdpMode::Driver,
+            XdpModeSetting::Generic => XdpMode::Generic,
+            XdpModeSetting::Off => XdpMode::Off,
+        }
+    }
+}
+
+impl From<AuthMethodSetting> for AuthMethod {
+    fn from(method: AuthMethodSetting) -> Self {
+        match method {
+            AuthMethodSetting::MsChapV2 => AuthMethod::MsChapV2,
+            AuthMethodSetting::MsChapV1 => AuthMethod::MsChapV1,
+            AuthMethodSetting::ChapMd5 => AuthMethod::ChapMd5,
+            AuthMethodSetting::Pap => AuthMethod::Pap,
+        }
+    }
+}
+
+impl From<MppePolicySetting> for MppePolicy {
+    fn from(policy: MppePolicySetting) -> Self {
+        match policy {
+            MppePolicySetting::Require => MppePolicy::Require,
+            MppePolicySetting::Allow => MppePolicy::Allow,
+            MppePolicySetting::Deny => MppePolicy::Deny,
+        }
+    }
+}
+
+impl From<SingleSession> for UserLimitPolicy {
+    fn from(policy: SingleSession) -> Self {
+        match policy {
+            SingleSession::Deny => UserLimitPolicy::Deny,
+            SingleSession::Replace => UserLimitPolicy::Replace,
+        }
+    }
+}
+
 /// A configuration error, located in its source.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -224,6 +340,13 @@ pub enum ConfigError {
         line: usize,
         column: usize,
         /// Dotted path of the field (`ppp.mru`), or `-` for a syntax error.
+        field: String,
+        message: String,
+    },
+    /// A command-line override (`--listen`) that fails the same checks.
+    #[error("{option}: {field}: {message}")]
+    CommandLine {
+        option: String,
         field: String,
         message: String,
     },
@@ -282,111 +405,515 @@ impl Config {
         toml::to_string_pretty(self).expect("the configuration always serializes")
     }
 
-    /// Checks what the types alone cannot; errors name the field.
+    /// Checks the overrides applied after [`Config::parse`] (`option` names
+    /// them in the error, as `--listen`).
+    pub fn check(&self, option: &str) -> Result<(), ConfigError> {
+        self.validate()
+            .map_err(|(field, message)| ConfigError::CommandLine {
+                option: option.to_owned(),
+                field,
+                message,
+            })
+    }
+
+    /// Checks what the types alone cannot, every number against its bounds;
+    /// errors name the field.
     fn validate(&self) -> Result<(), (String, String)> {
-        let err = |field: &str, msg: String| Err((field.to_owned(), msg));
-        let ppp = &self.ppp;
-        if ppp.pool.is_empty() {
-            return err("ppp.pool", "the address pool is empty".into());
-        }
-        for (i, a) in ppp.pool.iter().enumerate() {
-            if a.contains(ppp.local_address) {
-                return err(
-                    &format!("ppp.pool[{i}]"),
-                    format!("{a} contains local_address {}", ppp.local_address),
+        self.validate_server()?;
+        self.validate_ppp()?;
+        self.validate_auth()?;
+        self.validate_mppe()?;
+        self.validate_timers_and_counts()?;
+        self.validate_dataplane()
+    }
+
+    fn validate_server(&self) -> Result<(), (String, String)> {
+        let listen = self.server.listen;
+        match listen.ip() {
+            IpAddr::V4(ip) if ip.is_multicast() || ip.is_broadcast() => {
+                return invalid(
+                    "server.listen",
+                    format!("{ip} is not an address to listen on"),
                 );
             }
-            for (j, b) in ppp.pool.iter().enumerate().skip(i + 1) {
-                if a.first <= b.last && b.first <= a.last {
-                    return err(&format!("ppp.pool[{j}]"), format!("{b} overlaps {a}"));
+            IpAddr::V6(ip) if !ip.is_unspecified() => {
+                return invalid(
+                    "server.listen",
+                    format!(
+                        "{ip}: PPTP and GRE are IPv4 here; listen on an IPv4 address, \
+                         or on [::] to take IPv4 clients on a dual-stack socket"
+                    ),
+                );
+            }
+            _ => {}
+        }
+        if listen.port() == 0 {
+            return invalid("server.listen", "port 0: clients connect to 1723".into());
+        }
+        if self.server.hostname.len() > 64 {
+            return invalid("server.hostname", "longer than PPTP's 64 bytes".into());
+        }
+        bounded(
+            "server.max_sessions",
+            self.server.max_sessions,
+            1..=65_535,
+            "",
+        )
+    }
+
+    fn validate_ppp(&self) -> Result<(), (String, String)> {
+        let ppp = &self.ppp;
+        if let Some(why) = unusable_address(ppp.local_address) {
+            return invalid(
+                "ppp.local_address",
+                format!("{} is {why}", ppp.local_address),
+            );
+        }
+        if ppp.pool.is_empty() {
+            return invalid("ppp.pool", "the address pool is empty".into());
+        }
+        let mut total = 0u64;
+        for (i, range) in ppp.pool.iter().enumerate() {
+            let field = format!("ppp.pool[{i}]");
+            total += range.len();
+            if total > MAX_POOL_ADDRESSES {
+                return invalid(
+                    &field,
+                    format!(
+                        "the pool would hold {total} addresses{}; at most {MAX_POOL_ADDRESSES} \
+                         (a /12) are allowed",
+                        if i == 0 {
+                            ""
+                        } else {
+                            " with the ranges before"
+                        }
+                    ),
+                );
+            }
+            for (edge, why) in [
+                (range.first, unusable_address(range.first)),
+                (range.last, unusable_address(range.last)),
+            ] {
+                if let Some(why) = why {
+                    return invalid(&field, format!("{range}: {edge} is {why}"));
+                }
+            }
+            // Ranges are contiguous: a forbidden block strictly inside
+            // one shows at its first address.
+            if let Some(&(net, why)) = FORBIDDEN.iter().find(|(net, _)| range.contains(*net)) {
+                return invalid(&field, format!("{range} contains {net}, {why}"));
+            }
+            if range.contains(ppp.local_address) {
+                return invalid(
+                    &field,
+                    format!("{range} contains local_address {}", ppp.local_address),
+                );
+            }
+        }
+        // Overlaps, in O(n log n): sorted by first address, a range overlaps
+        // an earlier one exactly when it starts at or below the highest last
+        // address so far.
+        let mut order: Vec<usize> = (0..ppp.pool.len()).collect();
+        order.sort_by_key(|&i| (ppp.pool[i].first, i));
+        let mut reach: Option<usize> = None;
+        for &i in &order {
+            let range = &ppp.pool[i];
+            if let Some(r) = reach {
+                let earlier = &ppp.pool[r];
+                if range.first <= earlier.last {
+                    let (a, b) = (r.min(i), r.max(i));
+                    return invalid(
+                        &format!("ppp.pool[{b}]"),
+                        format!("{} overlaps {}", ppp.pool[b], ppp.pool[a]),
+                    );
+                }
+            }
+            if reach.is_none_or(|r| range.last > ppp.pool[r].last) {
+                reach = Some(i);
+            }
+        }
+        for (list, name) in [(&ppp.dns, "ppp.dns"), (&ppp.nbns, "ppp.nbns")] {
+            if list.len() > 2 {
+                return invalid(
+                    name,
+                    format!(
+                        "{} servers; IPCP carries a primary and a secondary",
+                        list.len()
+                    ),
+                );
+            }
+            for (i, ip) in list.iter().enumerate() {
+                if ip.is_unspecified() || ip.is_multicast() || ip.is_broadcast() {
+                    return invalid(&format!("{name}[{i}]"), format!("{ip} is not a server"));
                 }
             }
         }
-        if !(576..=1500).contains(&ppp.mru) {
-            return err("ppp.mru", format!("{} is outside 576..=1500", ppp.mru));
+        bounded("ppp.mru", ppp.mru, 576..=1500, "")
+    }
+
+    fn validate_auth(&self) -> Result<(), (String, String)> {
+        let auth = &self.auth;
+        if auth.methods.is_empty() {
+            return invalid("auth.methods", "no authentication method is enabled".into());
         }
-        if ppp.restart_timer_ms == 0 {
-            return err("ppp.restart_timer_ms", "must be above 0".into());
-        }
-        for (field, v) in [
-            ("ppp.max_configure", ppp.max_configure),
-            ("ppp.max_terminate", ppp.max_terminate),
-            ("ppp.max_failure", ppp.max_failure),
-            ("ppp.lcp_echo_failures", ppp.lcp_echo_failures),
-            ("auth.max_attempts", self.auth.max_attempts),
-            ("control.echo_failures", self.control.echo_failures),
-        ] {
-            if v == 0 {
-                return err(field, "must be above 0".into());
-            }
-        }
-        if self.auth.methods.is_empty() {
-            return err("auth.methods", "no authentication method is enabled".into());
-        }
-        for (i, m) in self.auth.methods.iter().enumerate() {
-            if self.auth.methods[..i].contains(m) {
-                return err(
+        for (i, m) in auth.methods.iter().enumerate() {
+            if auth.methods[..i].contains(m) {
+                return invalid(
                     &format!("auth.methods[{i}]"),
                     format!("{m:?} is listed twice"),
                 );
             }
         }
+        Ok(())
+    }
+
+    fn validate_mppe(&self) -> Result<(), (String, String)> {
         let mppe = &self.mppe;
-        if mppe.policy != MppePolicy::Deny {
-            if mppe.key_lengths.is_empty() {
-                return err(
-                    "mppe.key_lengths",
-                    "MPPE is allowed but no key length is".into(),
-                );
-            }
-            for (i, k) in mppe.key_lengths.iter().enumerate() {
-                if ![40, 56, 128].contains(k) {
-                    return err(
-                        &format!("mppe.key_lengths[{i}]"),
-                        format!("{k} is not an MPPE key length (40, 56 or 128)"),
-                    );
-                }
-            }
-            let mschap = self
-                .auth
-                .methods
-                .iter()
-                .any(|m| matches!(m, AuthMethod::MsChapV1 | AuthMethod::MsChapV2));
-            if mppe.policy == MppePolicy::Require && !mschap {
-                return err(
-                    "mppe.policy",
-                    "MPPE keys come from MS-CHAP: `require` needs mschap or mschapv2 in auth.methods"
-                        .into(),
+        if mppe.policy == MppePolicySetting::Deny {
+            return Ok(());
+        }
+        if mppe.key_lengths.is_empty() {
+            return invalid(
+                "mppe.key_lengths",
+                "MPPE is allowed but no key length is".into(),
+            );
+        }
+        for (i, k) in mppe.key_lengths.iter().enumerate() {
+            if KeyLength::from_bits(*k).is_none() {
+                return invalid(
+                    &format!("mppe.key_lengths[{i}]"),
+                    format!("{k} is not an MPPE key length (40, 56 or 128)"),
                 );
             }
         }
-        if self.server.hostname.len() > 64 {
-            return err("server.hostname", "longer than PPTP's 64 bytes".into());
+        let mschap = self
+            .auth
+            .methods
+            .iter()
+            .any(|m| matches!(m, AuthMethodSetting::MsChapV1 | AuthMethodSetting::MsChapV2));
+        if mppe.policy == MppePolicySetting::Require && !mschap {
+            return invalid(
+                "mppe.policy",
+                "MPPE keys come from MS-CHAP: `require` needs mschap or mschapv2 in auth.methods"
+                    .into(),
+            );
         }
-        if self.server.max_sessions == 0 || self.server.max_sessions > 65_535 {
-            return err("server.max_sessions", "must be within 1..=65535".into());
+        Ok(())
+    }
+
+    /// Every duration below a day (an hour where longer makes no sense), so
+    /// none overflows `Instant + Duration`; zero only where it disables
+    /// something; every count at least 1 and bounded.
+    fn validate_timers_and_counts(&self) -> Result<(), (String, String)> {
+        let (ppp, auth, control, limits) = (&self.ppp, &self.auth, &self.control, &self.limits);
+        bounded(
+            "ppp.restart_timer_ms",
+            ppp.restart_timer_ms,
+            10..=HOUR_SECS * 1000,
+            " ms",
+        )?;
+        bounded(
+            "ppp.lcp_echo_interval_secs",
+            ppp.lcp_echo_interval_secs,
+            0..=DAY_SECS,
+            " s (0 disables)",
+        )?;
+        bounded(
+            "auth.failure_delay_ms",
+            auth.failure_delay_ms,
+            0..=60_000,
+            " ms",
+        )?;
+        bounded(
+            "auth.source_window_secs",
+            auth.source_window_secs,
+            1..=DAY_SECS,
+            " s",
+        )?;
+        bounded(
+            "control.echo_interval_secs",
+            control.echo_interval_secs,
+            0..=DAY_SECS,
+            " s (0 disables)",
+        )?;
+        bounded(
+            "control.setup_timeout_secs",
+            control.setup_timeout_secs,
+            1..=HOUR_SECS,
+            " s",
+        )?;
+        bounded(
+            "limits.write_timeout_secs",
+            limits.write_timeout_secs,
+            1..=HOUR_SECS,
+            " s",
+        )?;
+        for (field, value, range) in [
+            ("ppp.max_configure", ppp.max_configure, 1..=1000),
+            ("ppp.max_terminate", ppp.max_terminate, 1..=1000),
+            ("ppp.max_failure", ppp.max_failure, 1..=1000),
+            ("ppp.lcp_echo_failures", ppp.lcp_echo_failures, 1..=1000),
+            ("auth.max_attempts", auth.max_attempts, 1..=100),
+            (
+                "auth.source_max_failures",
+                auth.source_max_failures,
+                0..=1_000_000,
+            ),
+            ("control.echo_failures", control.echo_failures, 1..=1000),
+            (
+                "limits.calls_per_connection",
+                limits.calls_per_connection,
+                1..=65_535,
+            ),
+            (
+                "limits.connections_per_source",
+                limits.connections_per_source,
+                1..=65_535,
+            ),
+            ("limits.max_starting", limits.max_starting, 1..=65_535),
+            (
+                "limits.connection_rate_per_source",
+                limits.connection_rate_per_source,
+                1..=100_000,
+            ),
+            (
+                "limits.connection_burst_per_source",
+                limits.connection_burst_per_source,
+                1..=100_000,
+            ),
+            (
+                "limits.sessions_per_user",
+                limits.sessions_per_user,
+                0..=65_535,
+            ),
+        ] {
+            bounded(field, value, range, "")?;
         }
+        Ok(())
+    }
+
+    fn validate_dataplane(&self) -> Result<(), (String, String)> {
         if let Some(iface) = &self.dataplane.interface
             && (iface.is_empty() || iface.len() >= 16)
         {
-            return err(
+            return invalid(
                 "dataplane.interface",
                 format!("`{iface}` is not an interface name"),
             );
         }
         for (i, iface) in self.dataplane.lan_interfaces.iter().enumerate() {
             if iface.is_empty() || iface.len() >= 16 {
-                return err(
+                return invalid(
                     &format!("dataplane.lan_interfaces[{i}]"),
                     format!("`{iface}` is not an interface name"),
                 );
             }
         }
         if self.dataplane.tun_name.is_empty() || self.dataplane.tun_name.len() >= 16 {
-            return err("dataplane.tun_name", "must be 1 to 15 bytes".into());
+            return invalid("dataplane.tun_name", "must be 1 to 15 bytes".into());
         }
         Ok(())
     }
+}
+
+/// The mapping onto the cores' policy types. Each reads a validated
+/// configuration; on one that was not validated the results are still
+/// defined (no panic), only not necessarily sensible.
+impl Config {
+    /// How the XDP program is attached.
+    pub fn xdp_mode(&self) -> XdpMode {
+        self.dataplane.xdp_mode.into()
+    }
+
+    /// `auth.methods`, in order of preference.
+    pub fn auth_methods(&self) -> Vec<AuthMethod> {
+        self.auth.methods.iter().map(|&m| m.into()).collect()
+    }
+
+    /// The RFC 1661 counters and restart timer of LCP, IPCP and CCP.
+    pub fn fsm_config(&self) -> FsmConfig {
+        let ppp = &self.ppp;
+        FsmConfig {
+            restart_interval: Duration::from_millis(ppp.restart_timer_ms),
+            max_configure: ppp.max_configure,
+            max_terminate: ppp.max_terminate,
+            max_failure: ppp.max_failure,
+        }
+    }
+
+    /// The server's LCP policy. With MPPE required, only the MS-CHAP
+    /// methods are offered: the others yield no keys.
+    pub fn lcp_policy(&self) -> LcpPolicy {
+        let ppp = &self.ppp;
+        let mut auth_methods = self.auth_methods();
+        if self.mppe.policy == MppePolicySetting::Require {
+            auth_methods.retain(|m| matches!(m, AuthMethod::MsChapV1 | AuthMethod::MsChapV2));
+        }
+        LcpPolicy {
+            mru: ppp.mru,
+            max_peer_mru: ppp.mru,
+            auth_methods,
+            echo_interval: (ppp.lcp_echo_interval_secs > 0)
+                .then(|| Duration::from_secs(ppp.lcp_echo_interval_secs)),
+            echo_failures: ppp.lcp_echo_failures.max(1),
+            loopback_limit: ppp.max_failure.clamp(1, 3),
+            ..LcpPolicy::server()
+        }
+    }
+
+    /// The server's IPCP policy: our address, DNS and NBNS servers.
+    pub fn ipcp_policy(&self) -> IpcpPolicy {
+        IpcpPolicy::Server {
+            local_address: self.ppp.local_address,
+            dns: self.ppp.dns.clone(),
+            nbns: self.ppp.nbns.clone(),
+        }
+    }
+
+    /// The MPPE policy: `mppe.policy`, the key lengths strongest first,
+    /// whether stateful mode is allowed.
+    pub fn mppe_policy(&self) -> CcpPolicy {
+        let keys: Vec<KeyLength> = self
+            .mppe
+            .key_lengths
+            .iter()
+            .filter_map(|&bits| KeyLength::from_bits(bits))
+            .collect();
+        CcpPolicy::new(self.mppe.policy.into(), &keys, self.mppe.stateful)
+    }
+
+    /// Everything a server session negotiates with; CCP is not run under
+    /// `mppe.policy = "deny"`.
+    pub fn session_config(&self) -> SessionConfig {
+        SessionConfig {
+            fsm: self.fsm_config(),
+            lcp: self.lcp_policy(),
+            ipcp: self.ipcp_policy(),
+            ccp: (self.mppe.policy != MppePolicySetting::Deny).then(|| self.mppe_policy()),
+        }
+    }
+
+    /// A server control connection's settings: host name and Maximum
+    /// Channels from `[server]`, timers from `[control]`, calls per
+    /// connection from `[limits]` (never above `server.max_sessions`).
+    pub fn control_settings(&self) -> ControlSettings {
+        let server = &self.server;
+        let max_calls = self.limits.calls_per_connection.min(server.max_sessions);
+        ControlSettings {
+            host_name: NulPadded::truncated(server.hostname.as_bytes()),
+            maximum_channels: u16::try_from(server.max_sessions).unwrap_or(u16::MAX),
+            max_calls: usize::try_from(max_calls).unwrap_or(usize::MAX),
+            setup_timeout: Duration::from_secs(self.control.setup_timeout_secs),
+            echo_interval: Duration::from_secs(self.control.echo_interval_secs),
+            echo_failures: self.control.echo_failures,
+            ..ControlSettings::default()
+        }
+    }
+
+    /// The server authentication engines' settings.
+    pub fn server_auth_settings(&self) -> ServerSettings {
+        ServerSettings {
+            name: self.server.hostname.clone(),
+            max_attempts: self.auth.max_attempts.max(1),
+            failure_delay: Duration::from_millis(self.auth.failure_delay_ms),
+            restart_timer: Duration::from_millis(self.ppp.restart_timer_ms.max(1)),
+            max_challenges: self.ppp.max_configure.max(1),
+            ..ServerSettings::default()
+        }
+    }
+
+    /// Failed authentications per source address (`auth.source_*`).
+    pub fn source_limits(&self) -> SourceLimits {
+        SourceLimits {
+            max_failures: self.auth.source_max_failures,
+            window: Duration::from_secs(self.auth.source_window_secs),
+            max_sources: SourceLimits::DEFAULT_MAX_SOURCES,
+        }
+    }
+
+    /// The concentrator's bounds: `[limits]` with `server.max_sessions`,
+    /// `auth.max_attempts` and `control.setup_timeout_secs`.
+    pub fn limits(&self) -> Limits {
+        let limits = &self.limits;
+        Limits {
+            max_sessions: self.server.max_sessions,
+            calls_per_connection: limits.calls_per_connection,
+            connections_per_source: limits.connections_per_source,
+            max_starting: limits.max_starting,
+            connection_rate_per_source: limits.connection_rate_per_source,
+            connection_burst_per_source: limits.connection_burst_per_source,
+            sessions_per_user: limits.sessions_per_user,
+            over_user_limit: limits.single_session.into(),
+            auth_attempts: self.auth.max_attempts,
+            setup_timeout: Duration::from_secs(self.control.setup_timeout_secs),
+            write_timeout: Duration::from_secs(limits.write_timeout_secs),
+        }
+    }
+}
+
+/// The IPv4 address behind a socket address of a control connection (the
+/// peer's or our own): itself for IPv4, the embedded address for an
+/// IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, how an IPv4 client reaches
+/// a `[::]` listener), `None` for any other IPv6 address (PPTP's GRE is
+/// IPv4 here). IPv4-compatible addresses (`::a.b.c.d`, deprecated) are not
+/// unmapped.
+pub fn ipv4_peer(addr: SocketAddr) -> Option<Ipv4Addr> {
+    match addr {
+        SocketAddr::V4(a) => Some(*a.ip()),
+        SocketAddr::V6(a) => a.ip().to_ipv4_mapped(),
+    }
+}
+
+/// Most addresses in `ppp.pool`, all ranges together (a /12): the pool's
+/// bookkeeping is per address.
+pub const MAX_POOL_ADDRESSES: u64 = 1 << 20;
+
+const HOUR_SECS: u64 = 3600;
+const DAY_SECS: u64 = 24 * HOUR_SECS;
+
+/// Blocks no client or tunnel address may come from.
+const FORBIDDEN: [(Ipv4Addr, &str); 3] = [
+    (Ipv4Addr::new(0, 0, 0, 0), "in 0.0.0.0/8 (this network)"),
+    (Ipv4Addr::new(127, 0, 0, 0), "in 127.0.0.0/8 (loopback)"),
+    (
+        Ipv4Addr::new(224, 0, 0, 0),
+        "in 224.0.0.0/3 (multicast, reserved and broadcast)",
+    ),
+];
+
+/// Why `ip` cannot be a tunnel address, if it cannot.
+fn unusable_address(ip: Ipv4Addr) -> Option<&'static str> {
+    let first = ip.octets()[0];
+    match first {
+        0 => Some(FORBIDDEN[0].1),
+        127 => Some(FORBIDDEN[1].1),
+        224.. => Some(FORBIDDEN[2].1),
+        _ => None,
+    }
+}
+
+fn invalid(field: &str, message: String) -> Result<(), (String, String)> {
+    Err((field.to_owned(), message))
+}
+
+/// `value` within `range`, or an error naming the field and the bounds.
+fn bounded<T: PartialOrd + fmt::Display>(
+    field: &str,
+    value: T,
+    range: RangeInclusive<T>,
+    unit: &str,
+) -> Result<(), (String, String)> {
+    if range.contains(&value) {
+        return Ok(());
+    }
+    invalid(
+        field,
+        format!(
+            "{value} is outside {}..={}{unit}",
+            range.start(),
+            range.end()
+        ),
+    )
 }
 
 /// 1-based line and column of a byte offset.

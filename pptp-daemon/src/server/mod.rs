@@ -31,18 +31,18 @@ use tokio::{
 use crate::{
     auth::{
         Verifier,
-        limiter::{LimitedVerifier, SourceLimits},
+        limiter::LimitedVerifier,
         random::{RandomSource, os_random},
         secrets::{SecretsError, SecretsFile},
     },
     cli::LogLevel,
-    config::{Config, XdpMode},
+    config::Config,
     dataplane::{
         frame::{self, BUFFER_LEN, Framing, HEADROOM, Received},
         gre_socket::GreSocket,
         mss,
         tun::{Routes, Tun, TunReader, TunWriter},
-        xdp::{SeqMap, XdpDataplane, run_logger},
+        xdp::{SeqMap, XdpDataplane, XdpMode, run_logger},
     },
     mppe::cipher::{Decryptor, Encryptor},
     proto::{control::CallIdPool, pool},
@@ -328,12 +328,12 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
     let secrets = Arc::new(secrets);
     let verifier: Arc<dyn Verifier> = Arc::new(LimitedVerifier::new(
         secrets.clone(),
-        SourceLimits::from_config(&config.auth),
+        config.source_limits(),
     ));
 
     // Data plane.
     let mut logger_task = None;
-    let xdp = match (&config.dataplane.interface, config.dataplane.xdp_mode) {
+    let xdp = match (&config.dataplane.interface, config.xdp_mode()) {
         (_, XdpMode::Off) => {
             tracing::info!("XDP off: every session uses the userspace data path");
             None
