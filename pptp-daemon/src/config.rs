@@ -498,11 +498,9 @@ impl Config {
                     return invalid(&field, format!("{range}: {edge} is {why}"));
                 }
             }
-            // Ranges are contiguous: a forbidden block strictly inside
-            // one shows at its first address.
-            if let Some(&(net, why)) = FORBIDDEN.iter().find(|(net, _)| range.contains(*net)) {
-                return invalid(&field, format!("{range} contains {net}, {why}"));
-            }
+            // Both ends suffice: 0.0.0.0/8 and 224.0.0.0/3 sit at the ends
+            // of the address space, and a range within the size bound is
+            // too small to span 127.0.0.0/8.
             if range.contains(ppp.local_address) {
                 return invalid(
                     &field,
@@ -871,23 +869,13 @@ pub const MAX_POOL_ADDRESSES: u64 = 1 << 20;
 const HOUR_SECS: u64 = 3600;
 const DAY_SECS: u64 = 24 * HOUR_SECS;
 
-/// Blocks no client or tunnel address may come from.
-const FORBIDDEN: [(Ipv4Addr, &str); 3] = [
-    (Ipv4Addr::new(0, 0, 0, 0), "in 0.0.0.0/8 (this network)"),
-    (Ipv4Addr::new(127, 0, 0, 0), "in 127.0.0.0/8 (loopback)"),
-    (
-        Ipv4Addr::new(224, 0, 0, 0),
-        "in 224.0.0.0/3 (multicast, reserved and broadcast)",
-    ),
-];
-
-/// Why `ip` cannot be a tunnel address, if it cannot.
+/// Why `ip` cannot be a tunnel address, if it cannot: 0.0.0.0/8,
+/// 127.0.0.0/8 and 224.0.0.0/3 (multicast, reserved, broadcast).
 fn unusable_address(ip: Ipv4Addr) -> Option<&'static str> {
-    let first = ip.octets()[0];
-    match first {
-        0 => Some(FORBIDDEN[0].1),
-        127 => Some(FORBIDDEN[1].1),
-        224.. => Some(FORBIDDEN[2].1),
+    match ip.octets()[0] {
+        0 => Some("in 0.0.0.0/8 (this network)"),
+        127 => Some("in 127.0.0.0/8 (loopback)"),
+        224.. => Some("in 224.0.0.0/3 (multicast, reserved and broadcast)"),
         _ => None,
     }
 }
@@ -953,6 +941,8 @@ fn field_offset(text: &str, field: &str) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Instant;
+
     use super::*;
 
     #[test]
@@ -1088,5 +1078,477 @@ mod tests {
     fn missing_file_names_the_path() {
         let err = Config::load(Path::new("/nonexistent/pptp.toml")).unwrap_err();
         assert!(err.to_string().contains("/nonexistent/pptp.toml"), "{err}");
+    }
+
+    // ----- bounds (issue 15, problem 8) -----
+
+    /// Each rejected value, the field the error must name and a piece of
+    /// its message. The error's line must be the key's line (the last line
+    /// of the text here).
+    const REJECTED: &[(&str, &str, &str)] = &[
+        // Durations that overflow `Instant + Duration` later: accepted
+        // before these bounds (TOML integers stop at i64::MAX).
+        (
+            "[ppp]\nrestart_timer_ms = 9223372036854775807",
+            "ppp.restart_timer_ms",
+            "outside 10..=3600000 ms",
+        ),
+        (
+            "[control]\necho_interval_secs = 9223372036854775807",
+            "control.echo_interval_secs",
+            "outside 0..=86400",
+        ),
+        (
+            "[ppp]\nlcp_echo_interval_secs = 9223372036854775807",
+            "ppp.lcp_echo_interval_secs",
+            "outside",
+        ),
+        (
+            "[auth]\nfailure_delay_ms = 9223372036854775807",
+            "auth.failure_delay_ms",
+            "outside 0..=60000 ms",
+        ),
+        (
+            "[auth]\nsource_window_secs = 9223372036854775807",
+            "auth.source_window_secs",
+            "outside",
+        ),
+        (
+            "[control]\nsetup_timeout_secs = 3601",
+            "control.setup_timeout_secs",
+            "outside 1..=3600",
+        ),
+        (
+            "[limits]\nwrite_timeout_secs = 3601",
+            "limits.write_timeout_secs",
+            "outside 1..=3600",
+        ),
+        // Zero where zero would spin or disable a protection.
+        (
+            "[ppp]\nrestart_timer_ms = 0",
+            "ppp.restart_timer_ms",
+            "outside",
+        ),
+        (
+            "[ppp]\nrestart_timer_ms = 9",
+            "ppp.restart_timer_ms",
+            "outside",
+        ),
+        (
+            "[control]\nsetup_timeout_secs = 0",
+            "control.setup_timeout_secs",
+            "outside 1..=3600",
+        ),
+        (
+            "[limits]\nwrite_timeout_secs = 0",
+            "limits.write_timeout_secs",
+            "outside",
+        ),
+        (
+            "[auth]\nsource_window_secs = 0",
+            "auth.source_window_secs",
+            "outside",
+        ),
+        // Counts.
+        (
+            "[ppp]\nmax_configure = 0",
+            "ppp.max_configure",
+            "outside 1..=1000",
+        ),
+        (
+            "[ppp]\nmax_configure = 1001",
+            "ppp.max_configure",
+            "outside",
+        ),
+        ("[ppp]\nmax_terminate = 0", "ppp.max_terminate", "outside"),
+        ("[ppp]\nmax_failure = 0", "ppp.max_failure", "outside"),
+        (
+            "[ppp]\nlcp_echo_failures = 0",
+            "ppp.lcp_echo_failures",
+            "outside",
+        ),
+        ("[ppp]\nmru = 575", "ppp.mru", "outside 576..=1500"),
+        (
+            "[auth]\nmax_attempts = 0",
+            "auth.max_attempts",
+            "outside 1..=100",
+        ),
+        ("[auth]\nmax_attempts = 101", "auth.max_attempts", "outside"),
+        (
+            "[auth]\nsource_max_failures = 1000001",
+            "auth.source_max_failures",
+            "outside",
+        ),
+        (
+            "[control]\necho_failures = 0",
+            "control.echo_failures",
+            "outside",
+        ),
+        (
+            "[server]\nmax_sessions = 0",
+            "server.max_sessions",
+            "outside",
+        ),
+        (
+            "[server]\nmax_sessions = 65536",
+            "server.max_sessions",
+            "outside 1..=65535",
+        ),
+        (
+            "[limits]\ncalls_per_connection = 0",
+            "limits.calls_per_connection",
+            "outside 1..=65535",
+        ),
+        (
+            "[limits]\nconnections_per_source = 65536",
+            "limits.connections_per_source",
+            "outside",
+        ),
+        (
+            "[limits]\nmax_starting = 0",
+            "limits.max_starting",
+            "outside",
+        ),
+        (
+            "[limits]\nconnection_rate_per_source = 0",
+            "limits.connection_rate_per_source",
+            "outside 1..=100000",
+        ),
+        (
+            "[limits]\nconnection_burst_per_source = 0",
+            "limits.connection_burst_per_source",
+            "outside",
+        ),
+        (
+            "[limits]\nsessions_per_user = 65536",
+            "limits.sessions_per_user",
+            "outside 0..=65535",
+        ),
+        (
+            "[limits]\nsingle_session = \"kick\"",
+            "limits.single_session",
+            "unknown variant",
+        ),
+        // The pool: bounded size (0.0.0.0/1 was accepted and meant
+        // billions of entries), no unusable addresses.
+        (
+            "[ppp]\npool = [\"0.0.0.0/1\"]",
+            "ppp.pool[0]",
+            "2147483646 addresses; at most 1048576",
+        ),
+        (
+            "[ppp]\npool = [\"10.0.0.0/8\"]",
+            "ppp.pool[0]",
+            "at most 1048576",
+        ),
+        (
+            "[ppp]\npool = [\"10.0.0.0/12\", \"10.16.0.0/30\",\n  \"10.32.0.0/29\"]",
+            "ppp.pool[2]",
+            "with the ranges before",
+        ),
+        (
+            "[ppp]\npool = [\"0.0.0.1-0.0.0.9\"]",
+            "ppp.pool[0]",
+            "0.0.0.1 is in 0.0.0.0/8",
+        ),
+        (
+            "[ppp]\npool = [\"127.0.0.2-127.0.0.9\"]",
+            "ppp.pool[0]",
+            "loopback",
+        ),
+        ("[ppp]\npool = [\"224.0.0.1\"]", "ppp.pool[0]", "multicast"),
+        (
+            "[ppp]\npool = [\"255.255.255.250-255.255.255.255\"]",
+            "ppp.pool[0]",
+            "broadcast",
+        ),
+        (
+            "[ppp]\npool = [\"223.255.255.250-224.0.0.3\"]",
+            "ppp.pool[0]",
+            "224.0.0.3 is in 224.0.0.0/3",
+        ),
+        (
+            "[ppp]\npool = [\"198.19.4.0/24\", \"198.19.6.0/24\",\n  \"198.19.4.100-198.19.4.120\"]",
+            "ppp.pool[2]",
+            "overlaps 198.19.4.1-198.19.4.254",
+        ),
+        (
+            "[ppp]\nlocal_address = \"127.0.0.1\"",
+            "ppp.local_address",
+            "loopback",
+        ),
+        (
+            "[ppp]\ndns = [\"198.18.0.53\", \"198.18.0.54\", \"198.18.0.55\"]",
+            "ppp.dns",
+            "3 servers",
+        ),
+        ("[ppp]\nnbns = [\"0.0.0.0\"]", "ppp.nbns[0]", "not a server"),
+        // The address family and port of the listener.
+        (
+            "[server]\nlisten = \"[2001:db8::1]:1723\"",
+            "server.listen",
+            "or on [::] to take IPv4 clients",
+        ),
+        (
+            "[server]\nlisten = \"[::1]:1723\"",
+            "server.listen",
+            "listen on an IPv4 address",
+        ),
+        (
+            "[server]\nlisten = \"0.0.0.0:0\"",
+            "server.listen",
+            "port 0",
+        ),
+        (
+            "[server]\nlisten = \"224.0.0.1:1723\"",
+            "server.listen",
+            "not an address to listen on",
+        ),
+    ];
+
+    #[test]
+    fn every_bound_is_enforced_and_names_the_field() {
+        for &(text, want_field, want_message) in REJECTED {
+            let (line, _, field, message) = invalid(text);
+            assert_eq!(field, want_field, "{text}");
+            assert_eq!(line, text.lines().count(), "{text}: line");
+            assert!(message.contains(want_message), "{text}: {message}");
+            // The displayed error carries file, line and field.
+            let shown = Config::parse(text, "test.toml").unwrap_err().to_string();
+            assert!(
+                shown.starts_with(&format!("test.toml:{line}:")) && shown.contains(want_field),
+                "{shown}"
+            );
+        }
+    }
+
+    #[test]
+    fn values_at_the_bounds_are_accepted() {
+        let text = "[server]\nlisten = \"[::]:1723\"\nmax_sessions = 65535\n\
+            [ppp]\nlocal_address = \"10.16.0.1\"\npool = [\"10.0.0.0/12\"]\n\
+            restart_timer_ms = 3600000\nmax_configure = 1000\nmax_terminate = 1000\n\
+            max_failure = 1000\nlcp_echo_interval_secs = 86400\nlcp_echo_failures = 1000\n\
+            dns = [\"198.18.0.53\", \"198.18.0.54\"]\n\
+            [auth]\nmax_attempts = 100\nfailure_delay_ms = 60000\n\
+            source_max_failures = 0\nsource_window_secs = 86400\n\
+            [control]\necho_interval_secs = 0\necho_failures = 1000\nsetup_timeout_secs = 3600\n\
+            [limits]\ncalls_per_connection = 65535\nconnections_per_source = 65535\n\
+            max_starting = 65535\nconnection_rate_per_source = 100000\n\
+            connection_burst_per_source = 100000\nsessions_per_user = 0\n\
+            single_session = \"replace\"\nwrite_timeout_secs = 3600\n";
+        let c = Config::parse(text, "x").unwrap();
+        assert_eq!(c.ppp.pool[0].len(), MAX_POOL_ADDRESSES - 2);
+        // Every mapped duration, times the count that multiplies it, still
+        // fits `Instant` arithmetic.
+        let now = Instant::now();
+        let session = c.session_config();
+        let auth = c.server_auth_settings();
+        let control = c.control_settings();
+        let limits = c.limits();
+        for d in [
+            session.fsm.restart_interval * 3 * session.fsm.max_configure,
+            session.lcp.echo_interval.unwrap() * session.lcp.echo_failures,
+            auth.failure_delay * auth.max_attempts,
+            auth.restart_timer * auth.max_challenges,
+            control.setup_timeout,
+            control.echo_interval * control.echo_failures,
+            c.source_limits().window,
+            limits.write_timeout,
+        ] {
+            assert!(now.checked_add(d).is_some(), "{d:?}");
+        }
+        assert_eq!(limits.sessions_per_user, 0);
+        assert_eq!(limits.over_user_limit, UserLimitPolicy::Replace);
+    }
+
+    #[test]
+    fn ipv4_peer_unmaps_v4_mapped_addresses() {
+        let peer = |s: &str| ipv4_peer(s.parse().unwrap());
+        assert_eq!(peer("198.18.0.7:40000"), Some(Ipv4Addr::new(198, 18, 0, 7)));
+        // An IPv4 client on a `[::]` listener.
+        assert_eq!(
+            peer("[::ffff:198.18.0.7]:40000"),
+            Some(Ipv4Addr::new(198, 18, 0, 7))
+        );
+        assert_eq!(peer("[2001:db8::1]:40000"), None);
+        assert_eq!(peer("[::1]:40000"), None);
+        // IPv4-compatible (deprecated) is not IPv4-mapped.
+        assert_eq!(peer("[::198.18.0.7]:40000"), None);
+    }
+
+    // ----- the mapping onto the cores' types -----
+
+    #[test]
+    fn defaults_map_onto_the_cores_defaults() {
+        let c = Config::default();
+        assert_eq!(c.limits(), Limits::default());
+        assert_eq!(c.server_auth_settings(), ServerSettings::default());
+        assert_eq!(c.xdp_mode(), XdpMode::Auto);
+        let session = c.session_config();
+        assert_eq!(session.fsm, FsmConfig::default());
+        assert_eq!(session.lcp, LcpPolicy::server());
+        assert_eq!(session.ccp, Some(CcpPolicy::default()));
+        assert_eq!(
+            session.ipcp,
+            IpcpPolicy::Server {
+                local_address: c.ppp.local_address,
+                dns: Vec::new(),
+                nbns: Vec::new(),
+            }
+        );
+        let control = c.control_settings();
+        assert_eq!(control.max_calls, 16);
+        assert_eq!(control.setup_timeout, Limits::default().setup_timeout);
+    }
+
+    #[test]
+    fn limits_section_maps_onto_limits() {
+        let c = Config::parse(
+            "[server]\nmax_sessions = 500\n[auth]\nmax_attempts = 5\n\
+             [control]\nsetup_timeout_secs = 20\n\
+             [limits]\ncalls_per_connection = 2\nconnections_per_source = 3\nmax_starting = 4\n\
+             connection_rate_per_source = 5\nconnection_burst_per_source = 6\n\
+             sessions_per_user = 1\nsingle_session = \"replace\"\nwrite_timeout_secs = 7\n",
+            "x",
+        )
+        .unwrap();
+        assert_eq!(
+            c.limits(),
+            Limits {
+                max_sessions: 500,
+                calls_per_connection: 2,
+                connections_per_source: 3,
+                max_starting: 4,
+                connection_rate_per_source: 5,
+                connection_burst_per_source: 6,
+                sessions_per_user: 1,
+                over_user_limit: UserLimitPolicy::Replace,
+                auth_attempts: 5,
+                setup_timeout: Duration::from_secs(20),
+                write_timeout: Duration::from_secs(7),
+            }
+        );
+    }
+
+    #[test]
+    fn control_settings_from_the_configuration() {
+        let mut c = Config::default();
+        c.server.hostname = "gw1".into();
+        c.server.max_sessions = 70_000;
+        c.limits.calls_per_connection = 100_000;
+        let s = c.control_settings();
+        assert_eq!(s.host_name.text(), b"gw1");
+        assert_eq!(s.maximum_channels, u16::MAX);
+        // Calls per connection never above the server's sessions.
+        assert_eq!(s.max_calls, 70_000);
+        c.limits.calls_per_connection = 8;
+        assert_eq!(c.control_settings().max_calls, 8);
+        assert_eq!(s.echo_interval, Duration::from_secs(60));
+        assert_eq!(s.echo_failures, 3);
+        assert_eq!(s.setup_timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn ppp_timers_and_auth_settings() {
+        let c = Config::parse(
+            "[server]\nhostname = \"gw1\"\n[ppp]\nrestart_timer_ms = 500\nmax_configure = 3\n\
+             max_terminate = 1\nmax_failure = 2\nlcp_echo_interval_secs = 0\n\
+             [auth]\nmax_attempts = 2\nfailure_delay_ms = 0\n\
+             source_max_failures = 9\nsource_window_secs = 60\n",
+            "x",
+        )
+        .unwrap();
+        assert_eq!(
+            c.fsm_config(),
+            FsmConfig {
+                restart_interval: Duration::from_millis(500),
+                max_configure: 3,
+                max_terminate: 1,
+                max_failure: 2,
+            }
+        );
+        let lcp = c.lcp_policy();
+        assert_eq!(lcp.echo_interval, None);
+        assert_eq!(lcp.loopback_limit, 2);
+        let auth = c.server_auth_settings();
+        assert_eq!(auth.name, "gw1");
+        assert_eq!(auth.max_attempts, 2);
+        assert_eq!(auth.failure_delay, Duration::ZERO);
+        assert_eq!(auth.restart_timer, Duration::from_millis(500));
+        assert_eq!(auth.max_challenges, 3);
+        assert_eq!(
+            c.source_limits(),
+            SourceLimits {
+                max_failures: 9,
+                window: Duration::from_secs(60),
+                max_sources: SourceLimits::DEFAULT_MAX_SOURCES,
+            }
+        );
+    }
+
+    #[test]
+    fn require_mppe_offers_only_ms_chap() {
+        let c = Config::parse(
+            "[auth]\nmethods = [\"chap-md5\", \"mschapv2\", \"pap\"]\n\
+             [mppe]\npolicy = \"require\"\n",
+            "x",
+        )
+        .unwrap();
+        assert_eq!(c.lcp_policy().auth_methods, [AuthMethod::MsChapV2]);
+        assert_eq!(
+            c.session_config().ccp.map(|p| p.policy),
+            Some(MppePolicy::Require)
+        );
+        let c = Config::parse("[auth]\nmethods = [\"chap-md5\", \"pap\"]\n", "x").unwrap();
+        assert_eq!(
+            c.lcp_policy().auth_methods,
+            [AuthMethod::ChapMd5, AuthMethod::Pap]
+        );
+    }
+
+    #[test]
+    fn mppe_policy_mapping() {
+        let c = Config::parse(
+            "[mppe]\npolicy = \"allow\"\nkey_lengths = [40, 128, 56, 40]\nstateful = true\n",
+            "x",
+        )
+        .unwrap();
+        assert_eq!(
+            c.mppe_policy(),
+            CcpPolicy {
+                policy: MppePolicy::Allow,
+                key_lengths: vec![KeyLength::Bits128, KeyLength::Bits56, KeyLength::Bits40],
+                stateful: true,
+            }
+        );
+        let c = Config::parse("[mppe]\npolicy = \"deny\"\n", "x").unwrap();
+        assert_eq!(c.session_config().ccp, None);
+    }
+
+    #[test]
+    fn xdp_mode_mapping() {
+        for (text, mode) in [
+            ("auto", XdpMode::Auto),
+            ("driver", XdpMode::Driver),
+            ("generic", XdpMode::Generic),
+            ("off", XdpMode::Off),
+        ] {
+            let c = Config::parse(&format!("[dataplane]\nxdp_mode = \"{text}\"\n"), "x").unwrap();
+            assert_eq!(c.xdp_mode(), mode);
+        }
+    }
+
+    #[test]
+    fn check_reports_command_line_overrides() {
+        let mut c = Config::default();
+        c.server.listen = "[2001:db8::1]:1723".parse().unwrap();
+        let err = c.check("--listen").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("--listen: server.listen: 2001:db8::1"),
+            "{err}"
+        );
+        c.server.listen = "[::]:1723".parse().unwrap();
+        c.check("--listen").unwrap();
     }
 }
