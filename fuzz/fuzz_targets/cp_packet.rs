@@ -10,10 +10,10 @@ use libfuzzer_sys::fuzz_target;
 use pptp_daemon::{
     config::Config,
     proto::{
-        ccp::{Ccp, CcpPolicy},
+        ccp::Ccp,
         fsm::FsmConfig,
         ipcp::{Ipcp, IpcpOptions, IpcpPolicy},
-        lcp::{Lcp, LcpPolicy, magic_source},
+        lcp::{Lcp, magic_source},
     },
     wire::{
         ccp::CcpOption,
@@ -93,7 +93,7 @@ fn check_automata(data: &[u8]) {
     let config = Config::default();
     let fsm = FsmConfig::default();
 
-    let mut lcp = Lcp::new(LcpPolicy::server(&config), fsm.clone(), magic_source(1));
+    let mut lcp = Lcp::new(config.lcp_policy(), fsm.clone(), magic_source(1));
     lcp.open(now);
     lcp.up(now);
     lcp.handle_packet(now, data);
@@ -112,7 +112,7 @@ fn check_automata(data: &[u8]) {
     ipcp.handle_packet(now, data);
     while ipcp.poll_transmit().is_some() {}
 
-    let mut ccp = Ccp::new(CcpPolicy::from_config(&config.mppe), fsm);
+    let mut ccp = Ccp::new(config.mppe_policy(), fsm);
     ccp.open(now);
     ccp.up(now);
     ccp.handle_packet(now, data);

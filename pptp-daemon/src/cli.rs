@@ -4,7 +4,7 @@ use std::{net::SocketAddr, path::PathBuf};
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::config::{Config, ConfigError, DEFAULT_TOML};
+use crate::config::{Config, ConfigError, DEFAULT_TOML, XdpModeSetting};
 
 /// PPTP VPN concentrator with an eBPF/XDP data plane.
 #[derive(Debug, Parser)]
@@ -110,7 +110,10 @@ impl Cli {
             config.server.listen = listen;
         }
         if self.no_xdp {
-            config.dataplane.xdp_mode = crate::config::XdpMode::Off;
+            config.dataplane.xdp_mode = XdpModeSetting::Off;
+        }
+        if self.iface.is_some() || self.listen.is_some() {
+            config.check("--iface/--listen")?;
         }
         Ok(config)
     }
@@ -119,7 +122,6 @@ impl Cli {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::XdpMode;
 
     #[test]
     fn overrides_apply_to_the_default() {
@@ -134,7 +136,19 @@ mod tests {
         let c = cli.load_config().unwrap();
         assert_eq!(c.dataplane.interface.as_deref(), Some("wan0"));
         assert_eq!(c.server.listen, "198.18.0.1:1723".parse().unwrap());
-        assert_eq!(c.dataplane.xdp_mode, XdpMode::Off);
+        assert_eq!(c.dataplane.xdp_mode, XdpModeSetting::Off);
+    }
+
+    #[test]
+    fn overrides_are_checked() {
+        let cli = Cli::parse_from(["pptp-daemon", "--listen", "[2001:db8::1]:1723"]);
+        let err = cli.load_config().unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::CommandLine { field, .. } if field == "server.listen"),
+            "{err}"
+        );
+        let cli = Cli::parse_from(["pptp-daemon", "--iface", "a-name-far-too-long"]);
+        assert!(cli.load_config().is_err());
     }
 
     #[test]

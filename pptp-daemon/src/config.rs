@@ -3,15 +3,42 @@
 //! The defaults are written out in `config/default.toml`, which is embedded
 //! in the binary; a test keeps that file and [`Config::default`] equal.
 //! Errors name the file, the line and column, and the field.
+//!
+//! The file's types here are serde's alone. The protocol cores define their
+//! own policy types (`proto`, `auth`, `mppe` and `dataplane` import nothing
+//! from this module); [`Config`] maps onto them once, at start and on
+//! reload: [`Config::session_config`], [`Config::control_settings`],
+//! [`Config::server_auth_settings`], [`Config::source_limits`],
+//! [`Config::limits`], [`Config::xdp_mode`]. [`Config::parse`] checks
+//! every value against bounds first, so no mapped duration can overflow
+//! `Instant` arithmetic and no count or pool is unbounded.
 
 use std::{
-    net::{Ipv4Addr, SocketAddr},
+    fmt,
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    ops::RangeInclusive,
     path::{Path, PathBuf},
+    time::Duration,
 };
 
 use serde::{Deserialize, Serialize};
 
 pub use crate::proto::pool::PoolRange;
+use crate::{
+    auth::{AuthMethod, limiter::SourceLimits, server::ServerSettings},
+    dataplane::xdp::XdpMode,
+    mppe::KeyLength,
+    proto::{
+        ccp::{CcpPolicy, MppePolicy},
+        control::ControlSettings,
+        fsm::FsmConfig,
+        ipcp::IpcpPolicy,
+        lcp::LcpPolicy,
+        limits::{Limits, UserLimitPolicy},
+        session::SessionConfig,
+    },
+    wire::pptp::NulPadded,
+};
 
 /// The embedded default configuration, as documented text.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
@@ -26,11 +53,14 @@ pub struct Config {
     pub auth: AuthConfig,
     pub mppe: MppeConfig,
     pub control: ControlConfig,
+    pub limits: LimitsConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
+    /// An IPv4 address, or `[::]`: a dual-stack socket on which IPv4
+    /// clients arrive as IPv4-mapped addresses ([`ipv4_peer`] unmaps them).
     pub listen: SocketAddr,
     pub hostname: String,
     pub max_sessions: u32,
@@ -48,10 +78,10 @@ impl Default for ServerConfig {
     }
 }
 
-/// How the XDP program is attached.
+/// `dataplane.xdp_mode`: how the XDP program is attached ([`XdpMode`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
-pub enum XdpMode {
+pub enum XdpModeSetting {
     /// Native (driver) XDP, falling back to generic XDP with a log line.
     #[default]
     Auto,
@@ -69,7 +99,7 @@ pub struct DataplaneConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub interface: Option<String>,
     pub lan_interfaces: Vec<String>,
-    pub xdp_mode: XdpMode,
+    pub xdp_mode: XdpModeSetting,
     pub tun_name: String,
     pub mss_clamp: bool,
 }
@@ -79,7 +109,7 @@ impl Default for DataplaneConfig {
         Self {
             interface: None,
             lan_interfaces: Vec::new(),
-            xdp_mode: XdpMode::Auto,
+            xdp_mode: XdpModeSetting::Auto,
             tun_name: "pptp0".into(),
             mss_clamp: true,
         }
@@ -123,9 +153,9 @@ impl Default for PppConfig {
     }
 }
 
-/// An authentication method the server offers (RFC 1994, RFC 2433, RFC 2759, RFC 1334).
+/// An entry of `auth.methods` ([`AuthMethod`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum AuthMethod {
+pub enum AuthMethodSetting {
     #[serde(rename = "mschapv2")]
     MsChapV2,
     #[serde(rename = "mschap")]
@@ -139,7 +169,7 @@ pub enum AuthMethod {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
-    pub methods: Vec<AuthMethod>,
+    pub methods: Vec<AuthMethodSetting>,
     pub secrets: PathBuf,
     pub max_attempts: u32,
     pub failure_delay_ms: u64,
@@ -151,9 +181,9 @@ impl Default for AuthConfig {
     fn default() -> Self {
         Self {
             methods: vec![
-                AuthMethod::MsChapV2,
-                AuthMethod::MsChapV1,
-                AuthMethod::ChapMd5,
+                AuthMethodSetting::MsChapV2,
+                AuthMethodSetting::MsChapV1,
+                AuthMethodSetting::ChapMd5,
             ],
             secrets: "/etc/ppp/chap-secrets".into(),
             max_attempts: 3,
@@ -164,10 +194,10 @@ impl Default for AuthConfig {
     }
 }
 
-/// Whether sessions are encrypted with MPPE (RFC 3078).
+/// `mppe.policy`: whether sessions are encrypted with MPPE ([`MppePolicy`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
-pub enum MppePolicy {
+pub enum MppePolicySetting {
     Require,
     #[default]
     Allow,
@@ -177,7 +207,7 @@ pub enum MppePolicy {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MppeConfig {
-    pub policy: MppePolicy,
+    pub policy: MppePolicySetting,
     pub key_lengths: Vec<u16>,
     pub stateful: bool,
 }
@@ -185,7 +215,7 @@ pub struct MppeConfig {
 impl Default for MppeConfig {
     fn default() -> Self {
         Self {
-            policy: MppePolicy::Allow,
+            policy: MppePolicySetting::Allow,
             key_lengths: vec![128],
             stateful: false,
         }
@@ -210,6 +240,92 @@ impl Default for ControlConfig {
     }
 }
 
+/// `limits.single_session`: what a user already holding
+/// `limits.sessions_per_user` sessions gets when authenticating once more
+/// (accel-ppp's `single-session`; [`UserLimitPolicy`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SingleSession {
+    /// The new session is refused.
+    #[default]
+    Deny,
+    /// The user's oldest session ends and the new one is accepted.
+    Replace,
+}
+
+/// `[limits]`: the bounds of [`Limits`] that have no other home
+/// (`server.max_sessions`, `auth.max_attempts` and
+/// `control.setup_timeout_secs` feed the rest).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub calls_per_connection: u32,
+    pub connections_per_source: u32,
+    pub max_starting: u32,
+    pub connection_rate_per_source: u32,
+    pub connection_burst_per_source: u32,
+    /// 0: no limit.
+    pub sessions_per_user: u32,
+    pub single_session: SingleSession,
+    pub write_timeout_secs: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            calls_per_connection: 16,
+            connections_per_source: 64,
+            max_starting: 512,
+            connection_rate_per_source: 20,
+            connection_burst_per_source: 40,
+            sessions_per_user: 4,
+            single_session: SingleSession::Deny,
+            write_timeout_secs: 10,
+        }
+    }
+}
+
+impl From<XdpModeSetting> for XdpMode {
+    fn from(mode: XdpModeSetting) -> Self {
+        match mode {
+            XdpModeSetting::Auto => XdpMode::Auto,
+            XdpModeSetting::Driver => XdpMode::Driver,
+            XdpModeSetting::Generic => XdpMode::Generic,
+            XdpModeSetting::Off => XdpMode::Off,
+        }
+    }
+}
+
+impl From<AuthMethodSetting> for AuthMethod {
+    fn from(method: AuthMethodSetting) -> Self {
+        match method {
+            AuthMethodSetting::MsChapV2 => AuthMethod::MsChapV2,
+            AuthMethodSetting::MsChapV1 => AuthMethod::MsChapV1,
+            AuthMethodSetting::ChapMd5 => AuthMethod::ChapMd5,
+            AuthMethodSetting::Pap => AuthMethod::Pap,
+        }
+    }
+}
+
+impl From<MppePolicySetting> for MppePolicy {
+    fn from(policy: MppePolicySetting) -> Self {
+        match policy {
+            MppePolicySetting::Require => MppePolicy::Require,
+            MppePolicySetting::Allow => MppePolicy::Allow,
+            MppePolicySetting::Deny => MppePolicy::Deny,
+        }
+    }
+}
+
+impl From<SingleSession> for UserLimitPolicy {
+    fn from(policy: SingleSession) -> Self {
+        match policy {
+            SingleSession::Deny => UserLimitPolicy::Deny,
+            SingleSession::Replace => UserLimitPolicy::Replace,
+        }
+    }
+}
+
 /// A configuration error, located in its source.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -224,6 +340,13 @@ pub enum ConfigError {
         line: usize,
         column: usize,
         /// Dotted path of the field (`ppp.mru`), or `-` for a syntax error.
+        field: String,
+        message: String,
+    },
+    /// A command-line override (`--listen`) that fails the same checks.
+    #[error("{option}: {field}: {message}")]
+    CommandLine {
+        option: String,
         field: String,
         message: String,
     },
@@ -282,111 +405,503 @@ impl Config {
         toml::to_string_pretty(self).expect("the configuration always serializes")
     }
 
-    /// Checks what the types alone cannot; errors name the field.
+    /// Checks the overrides applied after [`Config::parse`] (`option` names
+    /// them in the error, as `--listen`).
+    pub fn check(&self, option: &str) -> Result<(), ConfigError> {
+        self.validate()
+            .map_err(|(field, message)| ConfigError::CommandLine {
+                option: option.to_owned(),
+                field,
+                message,
+            })
+    }
+
+    /// Checks what the types alone cannot, every number against its bounds;
+    /// errors name the field.
     fn validate(&self) -> Result<(), (String, String)> {
-        let err = |field: &str, msg: String| Err((field.to_owned(), msg));
-        let ppp = &self.ppp;
-        if ppp.pool.is_empty() {
-            return err("ppp.pool", "the address pool is empty".into());
-        }
-        for (i, a) in ppp.pool.iter().enumerate() {
-            if a.contains(ppp.local_address) {
-                return err(
-                    &format!("ppp.pool[{i}]"),
-                    format!("{a} contains local_address {}", ppp.local_address),
+        self.validate_server()?;
+        self.validate_ppp()?;
+        self.validate_auth()?;
+        self.validate_mppe()?;
+        self.validate_timers_and_counts()?;
+        self.validate_dataplane()
+    }
+
+    fn validate_server(&self) -> Result<(), (String, String)> {
+        let listen = self.server.listen;
+        match listen.ip() {
+            IpAddr::V4(ip) if ip.is_multicast() || ip.is_broadcast() => {
+                return invalid(
+                    "server.listen",
+                    format!("{ip} is not an address to listen on"),
                 );
             }
-            for (j, b) in ppp.pool.iter().enumerate().skip(i + 1) {
-                if a.first <= b.last && b.first <= a.last {
-                    return err(&format!("ppp.pool[{j}]"), format!("{b} overlaps {a}"));
+            IpAddr::V6(ip) if !ip.is_unspecified() => {
+                return invalid(
+                    "server.listen",
+                    format!(
+                        "{ip}: PPTP and GRE are IPv4 here; listen on an IPv4 address, \
+                         or on [::] to take IPv4 clients on a dual-stack socket"
+                    ),
+                );
+            }
+            _ => {}
+        }
+        if listen.port() == 0 {
+            return invalid("server.listen", "port 0: clients connect to 1723".into());
+        }
+        if self.server.hostname.len() > 64 {
+            return invalid("server.hostname", "longer than PPTP's 64 bytes".into());
+        }
+        bounded(
+            "server.max_sessions",
+            self.server.max_sessions,
+            1..=65_535,
+            "",
+        )
+    }
+
+    fn validate_ppp(&self) -> Result<(), (String, String)> {
+        let ppp = &self.ppp;
+        if let Some(why) = unusable_address(ppp.local_address) {
+            return invalid(
+                "ppp.local_address",
+                format!("{} is {why}", ppp.local_address),
+            );
+        }
+        if ppp.pool.is_empty() {
+            return invalid("ppp.pool", "the address pool is empty".into());
+        }
+        let mut total = 0u64;
+        for (i, range) in ppp.pool.iter().enumerate() {
+            let field = format!("ppp.pool[{i}]");
+            total += range.len();
+            if total > MAX_POOL_ADDRESSES {
+                return invalid(
+                    &field,
+                    format!(
+                        "the pool would hold {total} addresses{}; at most {MAX_POOL_ADDRESSES} \
+                         (a /12) are allowed",
+                        if i == 0 {
+                            ""
+                        } else {
+                            " with the ranges before"
+                        }
+                    ),
+                );
+            }
+            for (edge, why) in [
+                (range.first, unusable_address(range.first)),
+                (range.last, unusable_address(range.last)),
+            ] {
+                if let Some(why) = why {
+                    return invalid(&field, format!("{range}: {edge} is {why}"));
+                }
+            }
+            // Both ends suffice: 0.0.0.0/8 and 224.0.0.0/3 sit at the ends
+            // of the address space, and a range within the size bound is
+            // too small to span 127.0.0.0/8.
+            if range.contains(ppp.local_address) {
+                return invalid(
+                    &field,
+                    format!("{range} contains local_address {}", ppp.local_address),
+                );
+            }
+        }
+        // Overlaps, in O(n log n): sorted by first address, a range overlaps
+        // an earlier one exactly when it starts at or below the highest last
+        // address so far.
+        let mut order: Vec<usize> = (0..ppp.pool.len()).collect();
+        order.sort_by_key(|&i| (ppp.pool[i].first, i));
+        let mut reach: Option<usize> = None;
+        for &i in &order {
+            let range = &ppp.pool[i];
+            if let Some(r) = reach {
+                let earlier = &ppp.pool[r];
+                if range.first <= earlier.last {
+                    let (a, b) = (r.min(i), r.max(i));
+                    return invalid(
+                        &format!("ppp.pool[{b}]"),
+                        format!("{} overlaps {}", ppp.pool[b], ppp.pool[a]),
+                    );
+                }
+            }
+            if reach.is_none_or(|r| range.last > ppp.pool[r].last) {
+                reach = Some(i);
+            }
+        }
+        for (list, name) in [(&ppp.dns, "ppp.dns"), (&ppp.nbns, "ppp.nbns")] {
+            if list.len() > 2 {
+                return invalid(
+                    name,
+                    format!(
+                        "{} servers; IPCP carries a primary and a secondary",
+                        list.len()
+                    ),
+                );
+            }
+            for (i, ip) in list.iter().enumerate() {
+                if ip.is_unspecified() || ip.is_multicast() || ip.is_broadcast() {
+                    return invalid(&format!("{name}[{i}]"), format!("{ip} is not a server"));
                 }
             }
         }
-        if !(576..=1500).contains(&ppp.mru) {
-            return err("ppp.mru", format!("{} is outside 576..=1500", ppp.mru));
+        bounded("ppp.mru", ppp.mru, 576..=1500, "")
+    }
+
+    fn validate_auth(&self) -> Result<(), (String, String)> {
+        let auth = &self.auth;
+        if auth.methods.is_empty() {
+            return invalid("auth.methods", "no authentication method is enabled".into());
         }
-        if ppp.restart_timer_ms == 0 {
-            return err("ppp.restart_timer_ms", "must be above 0".into());
-        }
-        for (field, v) in [
-            ("ppp.max_configure", ppp.max_configure),
-            ("ppp.max_terminate", ppp.max_terminate),
-            ("ppp.max_failure", ppp.max_failure),
-            ("ppp.lcp_echo_failures", ppp.lcp_echo_failures),
-            ("auth.max_attempts", self.auth.max_attempts),
-            ("control.echo_failures", self.control.echo_failures),
-        ] {
-            if v == 0 {
-                return err(field, "must be above 0".into());
-            }
-        }
-        if self.auth.methods.is_empty() {
-            return err("auth.methods", "no authentication method is enabled".into());
-        }
-        for (i, m) in self.auth.methods.iter().enumerate() {
-            if self.auth.methods[..i].contains(m) {
-                return err(
+        for (i, m) in auth.methods.iter().enumerate() {
+            if auth.methods[..i].contains(m) {
+                return invalid(
                     &format!("auth.methods[{i}]"),
                     format!("{m:?} is listed twice"),
                 );
             }
         }
+        Ok(())
+    }
+
+    fn validate_mppe(&self) -> Result<(), (String, String)> {
         let mppe = &self.mppe;
-        if mppe.policy != MppePolicy::Deny {
-            if mppe.key_lengths.is_empty() {
-                return err(
-                    "mppe.key_lengths",
-                    "MPPE is allowed but no key length is".into(),
-                );
-            }
-            for (i, k) in mppe.key_lengths.iter().enumerate() {
-                if ![40, 56, 128].contains(k) {
-                    return err(
-                        &format!("mppe.key_lengths[{i}]"),
-                        format!("{k} is not an MPPE key length (40, 56 or 128)"),
-                    );
-                }
-            }
-            let mschap = self
-                .auth
-                .methods
-                .iter()
-                .any(|m| matches!(m, AuthMethod::MsChapV1 | AuthMethod::MsChapV2));
-            if mppe.policy == MppePolicy::Require && !mschap {
-                return err(
-                    "mppe.policy",
-                    "MPPE keys come from MS-CHAP: `require` needs mschap or mschapv2 in auth.methods"
-                        .into(),
+        if mppe.policy == MppePolicySetting::Deny {
+            return Ok(());
+        }
+        if mppe.key_lengths.is_empty() {
+            return invalid(
+                "mppe.key_lengths",
+                "MPPE is allowed but no key length is".into(),
+            );
+        }
+        for (i, k) in mppe.key_lengths.iter().enumerate() {
+            if KeyLength::from_bits(*k).is_none() {
+                return invalid(
+                    &format!("mppe.key_lengths[{i}]"),
+                    format!("{k} is not an MPPE key length (40, 56 or 128)"),
                 );
             }
         }
-        if self.server.hostname.len() > 64 {
-            return err("server.hostname", "longer than PPTP's 64 bytes".into());
+        let mschap = self
+            .auth
+            .methods
+            .iter()
+            .any(|m| matches!(m, AuthMethodSetting::MsChapV1 | AuthMethodSetting::MsChapV2));
+        if mppe.policy == MppePolicySetting::Require && !mschap {
+            return invalid(
+                "mppe.policy",
+                "MPPE keys come from MS-CHAP: `require` needs mschap or mschapv2 in auth.methods"
+                    .into(),
+            );
         }
-        if self.server.max_sessions == 0 || self.server.max_sessions > 65_535 {
-            return err("server.max_sessions", "must be within 1..=65535".into());
+        Ok(())
+    }
+
+    /// Every duration below a day (an hour where longer makes no sense), so
+    /// none overflows `Instant + Duration`; zero only where it disables
+    /// something; every count at least 1 and bounded.
+    fn validate_timers_and_counts(&self) -> Result<(), (String, String)> {
+        let (ppp, auth, control, limits) = (&self.ppp, &self.auth, &self.control, &self.limits);
+        bounded(
+            "ppp.restart_timer_ms",
+            ppp.restart_timer_ms,
+            10..=HOUR_SECS * 1000,
+            " ms",
+        )?;
+        bounded(
+            "ppp.lcp_echo_interval_secs",
+            ppp.lcp_echo_interval_secs,
+            0..=DAY_SECS,
+            " s (0 disables)",
+        )?;
+        bounded(
+            "auth.failure_delay_ms",
+            auth.failure_delay_ms,
+            0..=60_000,
+            " ms",
+        )?;
+        bounded(
+            "auth.source_window_secs",
+            auth.source_window_secs,
+            1..=DAY_SECS,
+            " s",
+        )?;
+        bounded(
+            "control.echo_interval_secs",
+            control.echo_interval_secs,
+            0..=DAY_SECS,
+            " s (0 disables)",
+        )?;
+        bounded(
+            "control.setup_timeout_secs",
+            control.setup_timeout_secs,
+            1..=HOUR_SECS,
+            " s",
+        )?;
+        bounded(
+            "limits.write_timeout_secs",
+            limits.write_timeout_secs,
+            1..=HOUR_SECS,
+            " s",
+        )?;
+        for (field, value, range) in [
+            ("ppp.max_configure", ppp.max_configure, 1..=1000),
+            ("ppp.max_terminate", ppp.max_terminate, 1..=1000),
+            ("ppp.max_failure", ppp.max_failure, 1..=1000),
+            ("ppp.lcp_echo_failures", ppp.lcp_echo_failures, 1..=1000),
+            ("auth.max_attempts", auth.max_attempts, 1..=100),
+            (
+                "auth.source_max_failures",
+                auth.source_max_failures,
+                0..=1_000_000,
+            ),
+            ("control.echo_failures", control.echo_failures, 1..=1000),
+            (
+                "limits.calls_per_connection",
+                limits.calls_per_connection,
+                1..=65_535,
+            ),
+            (
+                "limits.connections_per_source",
+                limits.connections_per_source,
+                1..=65_535,
+            ),
+            ("limits.max_starting", limits.max_starting, 1..=65_535),
+            (
+                "limits.connection_rate_per_source",
+                limits.connection_rate_per_source,
+                1..=100_000,
+            ),
+            (
+                "limits.connection_burst_per_source",
+                limits.connection_burst_per_source,
+                1..=100_000,
+            ),
+            (
+                "limits.sessions_per_user",
+                limits.sessions_per_user,
+                0..=65_535,
+            ),
+        ] {
+            bounded(field, value, range, "")?;
         }
+        Ok(())
+    }
+
+    fn validate_dataplane(&self) -> Result<(), (String, String)> {
         if let Some(iface) = &self.dataplane.interface
             && (iface.is_empty() || iface.len() >= 16)
         {
-            return err(
+            return invalid(
                 "dataplane.interface",
                 format!("`{iface}` is not an interface name"),
             );
         }
         for (i, iface) in self.dataplane.lan_interfaces.iter().enumerate() {
             if iface.is_empty() || iface.len() >= 16 {
-                return err(
+                return invalid(
                     &format!("dataplane.lan_interfaces[{i}]"),
                     format!("`{iface}` is not an interface name"),
                 );
             }
         }
         if self.dataplane.tun_name.is_empty() || self.dataplane.tun_name.len() >= 16 {
-            return err("dataplane.tun_name", "must be 1 to 15 bytes".into());
+            return invalid("dataplane.tun_name", "must be 1 to 15 bytes".into());
         }
         Ok(())
     }
+}
+
+/// The mapping onto the cores' policy types. Each reads a validated
+/// configuration; on one that was not validated the results are still
+/// defined (no panic), only not necessarily sensible.
+impl Config {
+    /// How the XDP program is attached.
+    pub fn xdp_mode(&self) -> XdpMode {
+        self.dataplane.xdp_mode.into()
+    }
+
+    /// `auth.methods`, in order of preference.
+    pub fn auth_methods(&self) -> Vec<AuthMethod> {
+        self.auth.methods.iter().map(|&m| m.into()).collect()
+    }
+
+    /// The RFC 1661 counters and restart timer of LCP, IPCP and CCP.
+    pub fn fsm_config(&self) -> FsmConfig {
+        let ppp = &self.ppp;
+        FsmConfig {
+            restart_interval: Duration::from_millis(ppp.restart_timer_ms),
+            max_configure: ppp.max_configure,
+            max_terminate: ppp.max_terminate,
+            max_failure: ppp.max_failure,
+        }
+    }
+
+    /// The server's LCP policy. With MPPE required, only the MS-CHAP
+    /// methods are offered: the others yield no keys.
+    pub fn lcp_policy(&self) -> LcpPolicy {
+        let ppp = &self.ppp;
+        let mut auth_methods = self.auth_methods();
+        if self.mppe.policy == MppePolicySetting::Require {
+            auth_methods.retain(|m| matches!(m, AuthMethod::MsChapV1 | AuthMethod::MsChapV2));
+        }
+        LcpPolicy {
+            mru: ppp.mru,
+            max_peer_mru: ppp.mru,
+            auth_methods,
+            echo_interval: (ppp.lcp_echo_interval_secs > 0)
+                .then(|| Duration::from_secs(ppp.lcp_echo_interval_secs)),
+            echo_failures: ppp.lcp_echo_failures.max(1),
+            loopback_limit: ppp.max_failure.clamp(1, 3),
+            ..LcpPolicy::server()
+        }
+    }
+
+    /// The server's IPCP policy: our address, DNS and NBNS servers.
+    pub fn ipcp_policy(&self) -> IpcpPolicy {
+        IpcpPolicy::Server {
+            local_address: self.ppp.local_address,
+            dns: self.ppp.dns.clone(),
+            nbns: self.ppp.nbns.clone(),
+        }
+    }
+
+    /// The MPPE policy: `mppe.policy`, the key lengths strongest first,
+    /// whether stateful mode is allowed.
+    pub fn mppe_policy(&self) -> CcpPolicy {
+        let keys: Vec<KeyLength> = self
+            .mppe
+            .key_lengths
+            .iter()
+            .filter_map(|&bits| KeyLength::from_bits(bits))
+            .collect();
+        CcpPolicy::new(self.mppe.policy.into(), &keys, self.mppe.stateful)
+    }
+
+    /// Everything a server session negotiates with; CCP is not run under
+    /// `mppe.policy = "deny"`.
+    pub fn session_config(&self) -> SessionConfig {
+        SessionConfig {
+            fsm: self.fsm_config(),
+            lcp: self.lcp_policy(),
+            ipcp: self.ipcp_policy(),
+            ccp: (self.mppe.policy != MppePolicySetting::Deny).then(|| self.mppe_policy()),
+        }
+    }
+
+    /// A server control connection's settings: host name and Maximum
+    /// Channels from `[server]`, timers from `[control]`, calls per
+    /// connection from `[limits]` (never above `server.max_sessions`).
+    pub fn control_settings(&self) -> ControlSettings {
+        let server = &self.server;
+        let max_calls = self.limits.calls_per_connection.min(server.max_sessions);
+        ControlSettings {
+            host_name: NulPadded::truncated(server.hostname.as_bytes()),
+            maximum_channels: u16::try_from(server.max_sessions).unwrap_or(u16::MAX),
+            max_calls: usize::try_from(max_calls).unwrap_or(usize::MAX),
+            setup_timeout: Duration::from_secs(self.control.setup_timeout_secs),
+            echo_interval: Duration::from_secs(self.control.echo_interval_secs),
+            echo_failures: self.control.echo_failures,
+            ..ControlSettings::default()
+        }
+    }
+
+    /// The server authentication engines' settings.
+    pub fn server_auth_settings(&self) -> ServerSettings {
+        ServerSettings {
+            name: self.server.hostname.clone(),
+            max_attempts: self.auth.max_attempts.max(1),
+            failure_delay: Duration::from_millis(self.auth.failure_delay_ms),
+            restart_timer: Duration::from_millis(self.ppp.restart_timer_ms.max(1)),
+            max_challenges: self.ppp.max_configure.max(1),
+            ..ServerSettings::default()
+        }
+    }
+
+    /// Failed authentications per source address (`auth.source_*`).
+    pub fn source_limits(&self) -> SourceLimits {
+        SourceLimits {
+            max_failures: self.auth.source_max_failures,
+            window: Duration::from_secs(self.auth.source_window_secs),
+            max_sources: SourceLimits::DEFAULT_MAX_SOURCES,
+        }
+    }
+
+    /// The concentrator's bounds: `[limits]` with `server.max_sessions`,
+    /// `auth.max_attempts` and `control.setup_timeout_secs`.
+    pub fn limits(&self) -> Limits {
+        let limits = &self.limits;
+        Limits {
+            max_sessions: self.server.max_sessions,
+            calls_per_connection: limits.calls_per_connection,
+            connections_per_source: limits.connections_per_source,
+            max_starting: limits.max_starting,
+            connection_rate_per_source: limits.connection_rate_per_source,
+            connection_burst_per_source: limits.connection_burst_per_source,
+            sessions_per_user: limits.sessions_per_user,
+            over_user_limit: limits.single_session.into(),
+            auth_attempts: self.auth.max_attempts,
+            setup_timeout: Duration::from_secs(self.control.setup_timeout_secs),
+            write_timeout: Duration::from_secs(limits.write_timeout_secs),
+        }
+    }
+}
+
+/// The IPv4 address behind a socket address of a control connection (the
+/// peer's or our own): itself for IPv4, the embedded address for an
+/// IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, how an IPv4 client reaches
+/// a `[::]` listener), `None` for any other IPv6 address (PPTP's GRE is
+/// IPv4 here). IPv4-compatible addresses (`::a.b.c.d`, deprecated) are not
+/// unmapped.
+pub fn ipv4_peer(addr: SocketAddr) -> Option<Ipv4Addr> {
+    match addr {
+        SocketAddr::V4(a) => Some(*a.ip()),
+        SocketAddr::V6(a) => a.ip().to_ipv4_mapped(),
+    }
+}
+
+/// Most addresses in `ppp.pool`, all ranges together (a /12): the pool's
+/// bookkeeping is per address.
+pub const MAX_POOL_ADDRESSES: u64 = 1 << 20;
+
+const HOUR_SECS: u64 = 3600;
+const DAY_SECS: u64 = 24 * HOUR_SECS;
+
+/// Why `ip` cannot be a tunnel address, if it cannot: 0.0.0.0/8,
+/// 127.0.0.0/8 and 224.0.0.0/3 (multicast, reserved, broadcast).
+fn unusable_address(ip: Ipv4Addr) -> Option<&'static str> {
+    match ip.octets()[0] {
+        0 => Some("in 0.0.0.0/8 (this network)"),
+        127 => Some("in 127.0.0.0/8 (loopback)"),
+        224.. => Some("in 224.0.0.0/3 (multicast, reserved and broadcast)"),
+        _ => None,
+    }
+}
+
+fn invalid(field: &str, message: String) -> Result<(), (String, String)> {
+    Err((field.to_owned(), message))
+}
+
+/// `value` within `range`, or an error naming the field and the bounds.
+fn bounded<T: PartialOrd + fmt::Display>(
+    field: &str,
+    value: T,
+    range: RangeInclusive<T>,
+    unit: &str,
+) -> Result<(), (String, String)> {
+    if range.contains(&value) {
+        return Ok(());
+    }
+    invalid(
+        field,
+        format!(
+            "{value} is outside {}..={}{unit}",
+            range.start(),
+            range.end()
+        ),
+    )
 }
 
 /// 1-based line and column of a byte offset.
@@ -426,6 +941,8 @@ fn field_offset(text: &str, field: &str) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Instant;
+
     use super::*;
 
     #[test]
@@ -561,5 +1078,477 @@ mod tests {
     fn missing_file_names_the_path() {
         let err = Config::load(Path::new("/nonexistent/pptp.toml")).unwrap_err();
         assert!(err.to_string().contains("/nonexistent/pptp.toml"), "{err}");
+    }
+
+    // ----- bounds (issue 15, problem 8) -----
+
+    /// Each rejected value, the field the error must name and a piece of
+    /// its message. The error's line must be the key's line (the last line
+    /// of the text here).
+    const REJECTED: &[(&str, &str, &str)] = &[
+        // Durations that overflow `Instant + Duration` later: accepted
+        // before these bounds (TOML integers stop at i64::MAX).
+        (
+            "[ppp]\nrestart_timer_ms = 9223372036854775807",
+            "ppp.restart_timer_ms",
+            "outside 10..=3600000 ms",
+        ),
+        (
+            "[control]\necho_interval_secs = 9223372036854775807",
+            "control.echo_interval_secs",
+            "outside 0..=86400",
+        ),
+        (
+            "[ppp]\nlcp_echo_interval_secs = 9223372036854775807",
+            "ppp.lcp_echo_interval_secs",
+            "outside",
+        ),
+        (
+            "[auth]\nfailure_delay_ms = 9223372036854775807",
+            "auth.failure_delay_ms",
+            "outside 0..=60000 ms",
+        ),
+        (
+            "[auth]\nsource_window_secs = 9223372036854775807",
+            "auth.source_window_secs",
+            "outside",
+        ),
+        (
+            "[control]\nsetup_timeout_secs = 3601",
+            "control.setup_timeout_secs",
+            "outside 1..=3600",
+        ),
+        (
+            "[limits]\nwrite_timeout_secs = 3601",
+            "limits.write_timeout_secs",
+            "outside 1..=3600",
+        ),
+        // Zero where zero would spin or disable a protection.
+        (
+            "[ppp]\nrestart_timer_ms = 0",
+            "ppp.restart_timer_ms",
+            "outside",
+        ),
+        (
+            "[ppp]\nrestart_timer_ms = 9",
+            "ppp.restart_timer_ms",
+            "outside",
+        ),
+        (
+            "[control]\nsetup_timeout_secs = 0",
+            "control.setup_timeout_secs",
+            "outside 1..=3600",
+        ),
+        (
+            "[limits]\nwrite_timeout_secs = 0",
+            "limits.write_timeout_secs",
+            "outside",
+        ),
+        (
+            "[auth]\nsource_window_secs = 0",
+            "auth.source_window_secs",
+            "outside",
+        ),
+        // Counts.
+        (
+            "[ppp]\nmax_configure = 0",
+            "ppp.max_configure",
+            "outside 1..=1000",
+        ),
+        (
+            "[ppp]\nmax_configure = 1001",
+            "ppp.max_configure",
+            "outside",
+        ),
+        ("[ppp]\nmax_terminate = 0", "ppp.max_terminate", "outside"),
+        ("[ppp]\nmax_failure = 0", "ppp.max_failure", "outside"),
+        (
+            "[ppp]\nlcp_echo_failures = 0",
+            "ppp.lcp_echo_failures",
+            "outside",
+        ),
+        ("[ppp]\nmru = 575", "ppp.mru", "outside 576..=1500"),
+        (
+            "[auth]\nmax_attempts = 0",
+            "auth.max_attempts",
+            "outside 1..=100",
+        ),
+        ("[auth]\nmax_attempts = 101", "auth.max_attempts", "outside"),
+        (
+            "[auth]\nsource_max_failures = 1000001",
+            "auth.source_max_failures",
+            "outside",
+        ),
+        (
+            "[control]\necho_failures = 0",
+            "control.echo_failures",
+            "outside",
+        ),
+        (
+            "[server]\nmax_sessions = 0",
+            "server.max_sessions",
+            "outside",
+        ),
+        (
+            "[server]\nmax_sessions = 65536",
+            "server.max_sessions",
+            "outside 1..=65535",
+        ),
+        (
+            "[limits]\ncalls_per_connection = 0",
+            "limits.calls_per_connection",
+            "outside 1..=65535",
+        ),
+        (
+            "[limits]\nconnections_per_source = 65536",
+            "limits.connections_per_source",
+            "outside",
+        ),
+        (
+            "[limits]\nmax_starting = 0",
+            "limits.max_starting",
+            "outside",
+        ),
+        (
+            "[limits]\nconnection_rate_per_source = 0",
+            "limits.connection_rate_per_source",
+            "outside 1..=100000",
+        ),
+        (
+            "[limits]\nconnection_burst_per_source = 0",
+            "limits.connection_burst_per_source",
+            "outside",
+        ),
+        (
+            "[limits]\nsessions_per_user = 65536",
+            "limits.sessions_per_user",
+            "outside 0..=65535",
+        ),
+        (
+            "[limits]\nsingle_session = \"kick\"",
+            "limits.single_session",
+            "unknown variant",
+        ),
+        // The pool: bounded size (0.0.0.0/1 was accepted and meant
+        // billions of entries), no unusable addresses.
+        (
+            "[ppp]\npool = [\"0.0.0.0/1\"]",
+            "ppp.pool[0]",
+            "2147483646 addresses; at most 1048576",
+        ),
+        (
+            "[ppp]\npool = [\"10.0.0.0/8\"]",
+            "ppp.pool[0]",
+            "at most 1048576",
+        ),
+        (
+            "[ppp]\npool = [\"10.0.0.0/12\", \"10.16.0.0/30\",\n  \"10.32.0.0/29\"]",
+            "ppp.pool[2]",
+            "with the ranges before",
+        ),
+        (
+            "[ppp]\npool = [\"0.0.0.1-0.0.0.9\"]",
+            "ppp.pool[0]",
+            "0.0.0.1 is in 0.0.0.0/8",
+        ),
+        (
+            "[ppp]\npool = [\"127.0.0.2-127.0.0.9\"]",
+            "ppp.pool[0]",
+            "loopback",
+        ),
+        ("[ppp]\npool = [\"224.0.0.1\"]", "ppp.pool[0]", "multicast"),
+        (
+            "[ppp]\npool = [\"255.255.255.250-255.255.255.255\"]",
+            "ppp.pool[0]",
+            "broadcast",
+        ),
+        (
+            "[ppp]\npool = [\"223.255.255.250-224.0.0.3\"]",
+            "ppp.pool[0]",
+            "224.0.0.3 is in 224.0.0.0/3",
+        ),
+        (
+            "[ppp]\npool = [\"198.19.4.0/24\", \"198.19.6.0/24\",\n  \"198.19.4.100-198.19.4.120\"]",
+            "ppp.pool[2]",
+            "overlaps 198.19.4.1-198.19.4.254",
+        ),
+        (
+            "[ppp]\nlocal_address = \"127.0.0.1\"",
+            "ppp.local_address",
+            "loopback",
+        ),
+        (
+            "[ppp]\ndns = [\"198.18.0.53\", \"198.18.0.54\", \"198.18.0.55\"]",
+            "ppp.dns",
+            "3 servers",
+        ),
+        ("[ppp]\nnbns = [\"0.0.0.0\"]", "ppp.nbns[0]", "not a server"),
+        // The address family and port of the listener.
+        (
+            "[server]\nlisten = \"[2001:db8::1]:1723\"",
+            "server.listen",
+            "or on [::] to take IPv4 clients",
+        ),
+        (
+            "[server]\nlisten = \"[::1]:1723\"",
+            "server.listen",
+            "listen on an IPv4 address",
+        ),
+        (
+            "[server]\nlisten = \"0.0.0.0:0\"",
+            "server.listen",
+            "port 0",
+        ),
+        (
+            "[server]\nlisten = \"224.0.0.1:1723\"",
+            "server.listen",
+            "not an address to listen on",
+        ),
+    ];
+
+    #[test]
+    fn every_bound_is_enforced_and_names_the_field() {
+        for &(text, want_field, want_message) in REJECTED {
+            let (line, _, field, message) = invalid(text);
+            assert_eq!(field, want_field, "{text}");
+            assert_eq!(line, text.lines().count(), "{text}: line");
+            assert!(message.contains(want_message), "{text}: {message}");
+            // The displayed error carries file, line and field.
+            let shown = Config::parse(text, "test.toml").unwrap_err().to_string();
+            assert!(
+                shown.starts_with(&format!("test.toml:{line}:")) && shown.contains(want_field),
+                "{shown}"
+            );
+        }
+    }
+
+    #[test]
+    fn values_at_the_bounds_are_accepted() {
+        let text = "[server]\nlisten = \"[::]:1723\"\nmax_sessions = 65535\n\
+            [ppp]\nlocal_address = \"10.16.0.1\"\npool = [\"10.0.0.0/12\"]\n\
+            restart_timer_ms = 3600000\nmax_configure = 1000\nmax_terminate = 1000\n\
+            max_failure = 1000\nlcp_echo_interval_secs = 86400\nlcp_echo_failures = 1000\n\
+            dns = [\"198.18.0.53\", \"198.18.0.54\"]\n\
+            [auth]\nmax_attempts = 100\nfailure_delay_ms = 60000\n\
+            source_max_failures = 0\nsource_window_secs = 86400\n\
+            [control]\necho_interval_secs = 0\necho_failures = 1000\nsetup_timeout_secs = 3600\n\
+            [limits]\ncalls_per_connection = 65535\nconnections_per_source = 65535\n\
+            max_starting = 65535\nconnection_rate_per_source = 100000\n\
+            connection_burst_per_source = 100000\nsessions_per_user = 0\n\
+            single_session = \"replace\"\nwrite_timeout_secs = 3600\n";
+        let c = Config::parse(text, "x").unwrap();
+        assert_eq!(c.ppp.pool[0].len(), MAX_POOL_ADDRESSES - 2);
+        // Every mapped duration, times the count that multiplies it, still
+        // fits `Instant` arithmetic.
+        let now = Instant::now();
+        let session = c.session_config();
+        let auth = c.server_auth_settings();
+        let control = c.control_settings();
+        let limits = c.limits();
+        for d in [
+            session.fsm.restart_interval * 3 * session.fsm.max_configure,
+            session.lcp.echo_interval.unwrap() * session.lcp.echo_failures,
+            auth.failure_delay * auth.max_attempts,
+            auth.restart_timer * auth.max_challenges,
+            control.setup_timeout,
+            control.echo_interval * control.echo_failures,
+            c.source_limits().window,
+            limits.write_timeout,
+        ] {
+            assert!(now.checked_add(d).is_some(), "{d:?}");
+        }
+        assert_eq!(limits.sessions_per_user, 0);
+        assert_eq!(limits.over_user_limit, UserLimitPolicy::Replace);
+    }
+
+    #[test]
+    fn ipv4_peer_unmaps_v4_mapped_addresses() {
+        let peer = |s: &str| ipv4_peer(s.parse().unwrap());
+        assert_eq!(peer("198.18.0.7:40000"), Some(Ipv4Addr::new(198, 18, 0, 7)));
+        // An IPv4 client on a `[::]` listener.
+        assert_eq!(
+            peer("[::ffff:198.18.0.7]:40000"),
+            Some(Ipv4Addr::new(198, 18, 0, 7))
+        );
+        assert_eq!(peer("[2001:db8::1]:40000"), None);
+        assert_eq!(peer("[::1]:40000"), None);
+        // IPv4-compatible (deprecated) is not IPv4-mapped.
+        assert_eq!(peer("[::198.18.0.7]:40000"), None);
+    }
+
+    // ----- the mapping onto the cores' types -----
+
+    #[test]
+    fn defaults_map_onto_the_cores_defaults() {
+        let c = Config::default();
+        assert_eq!(c.limits(), Limits::default());
+        assert_eq!(c.server_auth_settings(), ServerSettings::default());
+        assert_eq!(c.xdp_mode(), XdpMode::Auto);
+        let session = c.session_config();
+        assert_eq!(session.fsm, FsmConfig::default());
+        assert_eq!(session.lcp, LcpPolicy::server());
+        assert_eq!(session.ccp, Some(CcpPolicy::default()));
+        assert_eq!(
+            session.ipcp,
+            IpcpPolicy::Server {
+                local_address: c.ppp.local_address,
+                dns: Vec::new(),
+                nbns: Vec::new(),
+            }
+        );
+        let control = c.control_settings();
+        assert_eq!(control.max_calls, 16);
+        assert_eq!(control.setup_timeout, Limits::default().setup_timeout);
+    }
+
+    #[test]
+    fn limits_section_maps_onto_limits() {
+        let c = Config::parse(
+            "[server]\nmax_sessions = 500\n[auth]\nmax_attempts = 5\n\
+             [control]\nsetup_timeout_secs = 20\n\
+             [limits]\ncalls_per_connection = 2\nconnections_per_source = 3\nmax_starting = 4\n\
+             connection_rate_per_source = 5\nconnection_burst_per_source = 6\n\
+             sessions_per_user = 1\nsingle_session = \"replace\"\nwrite_timeout_secs = 7\n",
+            "x",
+        )
+        .unwrap();
+        assert_eq!(
+            c.limits(),
+            Limits {
+                max_sessions: 500,
+                calls_per_connection: 2,
+                connections_per_source: 3,
+                max_starting: 4,
+                connection_rate_per_source: 5,
+                connection_burst_per_source: 6,
+                sessions_per_user: 1,
+                over_user_limit: UserLimitPolicy::Replace,
+                auth_attempts: 5,
+                setup_timeout: Duration::from_secs(20),
+                write_timeout: Duration::from_secs(7),
+            }
+        );
+    }
+
+    #[test]
+    fn control_settings_from_the_configuration() {
+        let mut c = Config::default();
+        c.server.hostname = "gw1".into();
+        c.server.max_sessions = 70_000;
+        c.limits.calls_per_connection = 100_000;
+        let s = c.control_settings();
+        assert_eq!(s.host_name.text(), b"gw1");
+        assert_eq!(s.maximum_channels, u16::MAX);
+        // Calls per connection never above the server's sessions.
+        assert_eq!(s.max_calls, 70_000);
+        c.limits.calls_per_connection = 8;
+        assert_eq!(c.control_settings().max_calls, 8);
+        assert_eq!(s.echo_interval, Duration::from_secs(60));
+        assert_eq!(s.echo_failures, 3);
+        assert_eq!(s.setup_timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn ppp_timers_and_auth_settings() {
+        let c = Config::parse(
+            "[server]\nhostname = \"gw1\"\n[ppp]\nrestart_timer_ms = 500\nmax_configure = 3\n\
+             max_terminate = 1\nmax_failure = 2\nlcp_echo_interval_secs = 0\n\
+             [auth]\nmax_attempts = 2\nfailure_delay_ms = 0\n\
+             source_max_failures = 9\nsource_window_secs = 60\n",
+            "x",
+        )
+        .unwrap();
+        assert_eq!(
+            c.fsm_config(),
+            FsmConfig {
+                restart_interval: Duration::from_millis(500),
+                max_configure: 3,
+                max_terminate: 1,
+                max_failure: 2,
+            }
+        );
+        let lcp = c.lcp_policy();
+        assert_eq!(lcp.echo_interval, None);
+        assert_eq!(lcp.loopback_limit, 2);
+        let auth = c.server_auth_settings();
+        assert_eq!(auth.name, "gw1");
+        assert_eq!(auth.max_attempts, 2);
+        assert_eq!(auth.failure_delay, Duration::ZERO);
+        assert_eq!(auth.restart_timer, Duration::from_millis(500));
+        assert_eq!(auth.max_challenges, 3);
+        assert_eq!(
+            c.source_limits(),
+            SourceLimits {
+                max_failures: 9,
+                window: Duration::from_secs(60),
+                max_sources: SourceLimits::DEFAULT_MAX_SOURCES,
+            }
+        );
+    }
+
+    #[test]
+    fn require_mppe_offers_only_ms_chap() {
+        let c = Config::parse(
+            "[auth]\nmethods = [\"chap-md5\", \"mschapv2\", \"pap\"]\n\
+             [mppe]\npolicy = \"require\"\n",
+            "x",
+        )
+        .unwrap();
+        assert_eq!(c.lcp_policy().auth_methods, [AuthMethod::MsChapV2]);
+        assert_eq!(
+            c.session_config().ccp.map(|p| p.policy),
+            Some(MppePolicy::Require)
+        );
+        let c = Config::parse("[auth]\nmethods = [\"chap-md5\", \"pap\"]\n", "x").unwrap();
+        assert_eq!(
+            c.lcp_policy().auth_methods,
+            [AuthMethod::ChapMd5, AuthMethod::Pap]
+        );
+    }
+
+    #[test]
+    fn mppe_policy_mapping() {
+        let c = Config::parse(
+            "[mppe]\npolicy = \"allow\"\nkey_lengths = [40, 128, 56, 40]\nstateful = true\n",
+            "x",
+        )
+        .unwrap();
+        assert_eq!(
+            c.mppe_policy(),
+            CcpPolicy {
+                policy: MppePolicy::Allow,
+                key_lengths: vec![KeyLength::Bits128, KeyLength::Bits56, KeyLength::Bits40],
+                stateful: true,
+            }
+        );
+        let c = Config::parse("[mppe]\npolicy = \"deny\"\n", "x").unwrap();
+        assert_eq!(c.session_config().ccp, None);
+    }
+
+    #[test]
+    fn xdp_mode_mapping() {
+        for (text, mode) in [
+            ("auto", XdpMode::Auto),
+            ("driver", XdpMode::Driver),
+            ("generic", XdpMode::Generic),
+            ("off", XdpMode::Off),
+        ] {
+            let c = Config::parse(&format!("[dataplane]\nxdp_mode = \"{text}\"\n"), "x").unwrap();
+            assert_eq!(c.xdp_mode(), mode);
+        }
+    }
+
+    #[test]
+    fn check_reports_command_line_overrides() {
+        let mut c = Config::default();
+        c.server.listen = "[2001:db8::1]:1723".parse().unwrap();
+        let err = c.check("--listen").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("--listen: server.listen: 2001:db8::1"),
+            "{err}"
+        );
+        c.server.listen = "[::]:1723".parse().unwrap();
+        c.check("--listen").unwrap();
     }
 }

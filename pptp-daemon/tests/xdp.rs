@@ -11,8 +11,7 @@ use pptp_common::maps::{
     Session, Stat,
 };
 use pptp_daemon::{
-    config::XdpMode,
-    dataplane::xdp::{AttachedMode, XdpDataplane},
+    dataplane::xdp::{AttachedMode, XdpDataplane, XdpMode},
     netns::{self, Netns, RawSocket},
 };
 

@@ -24,7 +24,6 @@ use std::{
 };
 
 use super::{Credentials, Rejection, Verdict, Verifier};
-use crate::config::AuthConfig;
 
 /// The limits of a [`SourceLimiter`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,14 +39,6 @@ pub struct SourceLimits {
 impl SourceLimits {
     /// Default cap on tracked addresses.
     pub const DEFAULT_MAX_SOURCES: usize = 16_384;
-
-    pub fn from_config(auth: &AuthConfig) -> SourceLimits {
-        SourceLimits {
-            max_failures: auth.source_max_failures,
-            window: Duration::from_secs(auth.source_window_secs),
-            max_sources: Self::DEFAULT_MAX_SOURCES,
-        }
-    }
 }
 
 #[derive(Clone, Copy, Debug)]

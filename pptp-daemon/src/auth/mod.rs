@@ -29,7 +29,16 @@ use std::{
     time::Instant,
 };
 
-pub use crate::config::AuthMethod;
+/// An authentication method (RFC 2759 MS-CHAPv2, RFC 2433 MS-CHAP,
+/// RFC 1994 CHAP with MD5, RFC 1334 PAP). The server offers them in the
+/// order of `auth.methods`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AuthMethod {
+    MsChapV2,
+    MsChapV1,
+    ChapMd5,
+    Pap,
+}
 
 pub mod chap;
 pub mod limiter;

@@ -43,15 +43,12 @@ use super::{
     AuthEngine, AuthEvent, AuthFactory, AuthMethod, Credentials, Rejection, Verdict, chap, mschap,
     mschapv2, random::RandomSource,
 };
-use crate::{
-    config::Config,
-    wire::{
-        chap::{
-            self as chap_wire, FailureChallenge, FailureCode, MsChapFailure, MsChapV1Response,
-            MsChapV2Response, MsChapV2Success,
-        },
-        pap as pap_wire,
+use crate::wire::{
+    chap::{
+        self as chap_wire, FailureChallenge, FailureCode, MsChapFailure, MsChapV1Response,
+        MsChapV2Response, MsChapV2Success,
     },
+    pap as pap_wire,
 };
 
 /// What the server engines need from the configuration.
@@ -74,19 +71,14 @@ pub struct ServerSettings {
 }
 
 impl Default for ServerSettings {
+    /// The configuration's defaults.
     fn default() -> Self {
-        ServerSettings::from_config(&Config::default())
-    }
-}
-
-impl ServerSettings {
-    pub fn from_config(config: &Config) -> ServerSettings {
         ServerSettings {
-            name: config.server.hostname.clone(),
-            max_attempts: config.auth.max_attempts.max(1),
-            failure_delay: Duration::from_millis(config.auth.failure_delay_ms),
-            restart_timer: Duration::from_millis(config.ppp.restart_timer_ms.max(1)),
-            max_challenges: config.ppp.max_configure.max(1),
+            name: "pptp-xdp".into(),
+            max_attempts: 3,
+            failure_delay: Duration::from_secs(1),
+            restart_timer: Duration::from_secs(3),
+            max_challenges: 10,
             retry_timeout: Duration::from_secs(60),
             verify_timeout: Duration::from_secs(20),
         }

@@ -39,7 +39,6 @@ use crate::{
         peer::{PeerAuthFactory, PeerSettings},
         random::os_random,
     },
-    config::{MppeConfig, MppePolicy},
     dataplane::{
         frame::{self, BUFFER_LEN, Framing, HEADROOM, Received},
         gre_socket::GreSocket,
@@ -48,6 +47,7 @@ use crate::{
     mppe::cipher::{Decryptor, Encryptor, MppeCipher},
     proto::{
         call::{self, Sequencer, WindowPolicy},
+        ccp::{CcpPolicy, MppePolicy},
         control::{ControlConnection, ControlEvent, ControlSettings},
         lcp::magic_source,
         session::{Session, SessionConfig, SessionEvent},
@@ -329,14 +329,13 @@ async fn session(
         .or_default()
         .push(call.clone());
 
-    let mppe = MppeConfig {
+    let mppe = CcpPolicy {
         policy: if args.mppe {
             MppePolicy::Require
         } else {
             MppePolicy::Deny
         },
-        key_lengths: vec![128],
-        stateful: false,
+        ..CcpPolicy::default()
     };
     let factory = PeerAuthFactory::new(
         PeerSettings::new(args.user.clone(), args.password.clone()),

@@ -18,7 +18,19 @@ use pptp_common::maps::{
     names,
 };
 
-use crate::config::XdpMode;
+/// How the XDP program is attached (`dataplane.xdp_mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum XdpMode {
+    /// Native (driver) XDP, falling back to generic XDP with a log line.
+    #[default]
+    Auto,
+    /// Native XDP only.
+    Driver,
+    /// Generic (skb) XDP only.
+    Generic,
+    /// No XDP: every session on the userspace data path.
+    Off,
+}
 
 /// The XDP object built by build.rs from `pptp-ebpf`.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/pptp-xdp"));

@@ -31,13 +31,24 @@ use std::{collections::VecDeque, fmt, time::Instant};
 
 use super::fsm::{CodeOutcome, Fsm, FsmConfig, FsmEvent, Negotiator, State, Verdict};
 use crate::{
-    config::{MppeConfig, MppePolicy},
     mppe::{KeyLength, MppeParams},
     wire::{
         ccp::{CcpOption, SupportedBits},
         cp::{Code, RawOption},
     },
 };
+
+/// Whether sessions are encrypted with MPPE (RFC 3078): `mppe.policy`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum MppePolicy {
+    /// Sessions without MPPE are refused.
+    Require,
+    /// MPPE when the peer agrees to it.
+    #[default]
+    Allow,
+    /// Never MPPE: CCP is not run.
+    Deny,
+}
 
 /// What MPPE combinations we accept.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,19 +60,23 @@ pub struct CcpPolicy {
     pub stateful: bool,
 }
 
+impl Default for CcpPolicy {
+    /// MPPE allowed, 128-bit keys, stateless only.
+    fn default() -> Self {
+        CcpPolicy::new(MppePolicy::Allow, &[KeyLength::Bits128], false)
+    }
+}
+
 impl CcpPolicy {
-    pub fn from_config(mppe: &MppeConfig) -> Self {
-        let mut key_lengths: Vec<KeyLength> = mppe
-            .key_lengths
-            .iter()
-            .filter_map(|b| KeyLength::from_bits(*b))
-            .collect();
+    /// A policy allowing `key_lengths` (any order, duplicates ignored).
+    pub fn new(policy: MppePolicy, key_lengths: &[KeyLength], stateful: bool) -> Self {
+        let mut key_lengths = key_lengths.to_vec();
         key_lengths.sort_by_key(|k| std::cmp::Reverse(k.bits()));
         key_lengths.dedup();
         CcpPolicy {
-            policy: mppe.policy,
+            policy,
             key_lengths,
-            stateful: mppe.stateful,
+            stateful,
         }
     }
 
@@ -429,11 +444,11 @@ mod tests {
     }
 
     fn policy(keys: &[u16], stateful: bool) -> CcpPolicy {
-        CcpPolicy::from_config(&MppeConfig {
-            policy: MppePolicy::Allow,
-            key_lengths: keys.to_vec(),
-            stateful,
-        })
+        let keys: Vec<KeyLength> = keys
+            .iter()
+            .map(|b| KeyLength::from_bits(*b).unwrap())
+            .collect();
+        CcpPolicy::new(MppePolicy::Allow, &keys, stateful)
     }
 
     fn started(p: CcpPolicy) -> (Ccp, Instant) {

@@ -94,7 +94,6 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::config::{ControlConfig, ServerConfig};
 use crate::wire;
 use crate::wire::pptp::{
     BearerCapabilities, BearerType, CallClearRequest, CallDisconnectNotify, ControlFramer,
@@ -300,23 +299,6 @@ impl Default for ControlSettings {
             receive_window: 64,
             processing_delay: 0,
             connect_speed: 100_000_000,
-        }
-    }
-}
-
-impl ControlSettings {
-    /// The server's settings from the configuration: host name and session
-    /// limit from `[server]`, timers from `[control]`.
-    pub fn from_config(server: &ServerConfig, control: &ControlConfig) -> Self {
-        let max_sessions = usize::try_from(server.max_sessions).unwrap_or(usize::MAX);
-        Self {
-            host_name: NulPadded::truncated(server.hostname.as_bytes()),
-            maximum_channels: u16::try_from(server.max_sessions).unwrap_or(u16::MAX),
-            max_calls: max_sessions,
-            setup_timeout: Duration::from_secs(control.setup_timeout_secs),
-            echo_interval: Duration::from_secs(control.echo_interval_secs),
-            echo_failures: control.echo_failures,
-            ..Self::default()
         }
     }
 }
@@ -3136,27 +3118,6 @@ mod tests {
     }
 
     // ----- settings and the Call ID pool -----
-
-    #[test]
-    fn settings_from_the_configuration() {
-        let config = crate::config::Config::default();
-        let mut server = config.server.clone();
-        server.hostname = "gw1".into();
-        server.max_sessions = 70_000;
-        let s = ControlSettings::from_config(&server, &config.control);
-        assert_eq!(s.host_name.text(), b"gw1");
-        assert_eq!(s.maximum_channels, u16::MAX);
-        assert_eq!(s.max_calls, 70_000);
-        assert_eq!(
-            s.echo_interval,
-            Duration::from_secs(config.control.echo_interval_secs)
-        );
-        assert_eq!(s.echo_failures, config.control.echo_failures);
-        assert_eq!(
-            s.setup_timeout,
-            Duration::from_secs(config.control.setup_timeout_secs)
-        );
-    }
 
     #[test]
     fn call_id_pool_hands_out_unique_unpredictable_ids() {

@@ -41,10 +41,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::{
-    config::PppConfig,
-    wire::cp::{Code, Options, ProtocolReject, RawOption, Repr, push_option},
-};
+use crate::wire::cp::{Code, Options, ProtocolReject, RawOption, Repr, push_option};
 
 /// The automaton's states (RFC 1661 section 4.2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -154,17 +151,6 @@ impl Default for FsmConfig {
             max_configure: 10,
             max_terminate: 2,
             max_failure: 5,
-        }
-    }
-}
-
-impl From<&PppConfig> for FsmConfig {
-    fn from(ppp: &PppConfig) -> Self {
-        FsmConfig {
-            restart_interval: Duration::from_millis(ppp.restart_timer_ms),
-            max_configure: ppp.max_configure,
-            max_terminate: ppp.max_terminate,
-            max_failure: ppp.max_failure,
         }
     }
 }

@@ -980,15 +980,12 @@ mod counters {
 
     #[test]
     fn configurable_counters() {
-        let ppp = PppConfig {
-            restart_timer_ms: 500,
+        let config = FsmConfig {
+            restart_interval: Duration::from_millis(500),
             max_configure: 3,
             max_terminate: 1,
             max_failure: 2,
-            ..PppConfig::default()
         };
-        let config = FsmConfig::from(&ppp);
-        assert_eq!(config.restart_interval, Duration::from_millis(500));
         let mut f = Fsm::new(TestProto::new(), config);
         let mut now = Instant::now();
         f.open(now);

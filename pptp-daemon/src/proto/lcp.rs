@@ -43,7 +43,6 @@ use pptp_common::consts::ppp_proto;
 use super::fsm::{CodeOutcome, Fsm, FsmConfig, FsmEvent, Negotiator, State, Verdict};
 use crate::{
     auth::AuthMethod,
-    config::{Config, MppePolicy},
     mppe::Role,
     wire::{
         cp::{Code, MagicBody, ProtocolReject, RawOption, TimeRemaining},
@@ -102,26 +101,25 @@ pub struct LcpPolicy {
 }
 
 impl LcpPolicy {
-    /// The daemon's policy from the configuration. With MPPE required, only
-    /// the MS-CHAP methods are offered: the others yield no keys.
-    pub fn server(config: &Config) -> Self {
-        let ppp = &config.ppp;
-        let mut auth_methods = config.auth.methods.clone();
-        if config.mppe.policy == MppePolicy::Require {
-            auth_methods.retain(|m| matches!(m, AuthMethod::MsChapV1 | AuthMethod::MsChapV2));
-        }
+    /// The server's default policy (the configuration's defaults): MRU
+    /// 1400, MS-CHAPv2, MS-CHAP and CHAP-MD5 in that order, PFC, ACFC, an
+    /// Echo-Request every 30 seconds, down after 4 unanswered.
+    pub fn server() -> Self {
         LcpPolicy {
             role: Role::Server,
-            mru: ppp.mru,
-            max_peer_mru: ppp.mru,
-            auth_methods,
+            mru: 1400,
+            max_peer_mru: 1400,
+            auth_methods: vec![
+                AuthMethod::MsChapV2,
+                AuthMethod::MsChapV1,
+                AuthMethod::ChapMd5,
+            ],
             pfc: true,
             acfc: true,
             callback: false,
-            echo_interval: (ppp.lcp_echo_interval_secs > 0)
-                .then(|| Duration::from_secs(ppp.lcp_echo_interval_secs)),
-            echo_failures: ppp.lcp_echo_failures.max(1),
-            loopback_limit: ppp.max_failure.clamp(1, 3),
+            echo_interval: Some(Duration::from_secs(30)),
+            echo_failures: 4,
+            loopback_limit: 3,
         }
     }
 
@@ -790,11 +788,7 @@ mod tests {
     }
 
     fn server() -> Lcp {
-        Lcp::new(
-            LcpPolicy::server(&Config::default()),
-            FsmConfig::default(),
-            counting_magic(),
-        )
+        Lcp::new(LcpPolicy::server(), FsmConfig::default(), counting_magic())
     }
 
     fn started(mut lcp: Lcp, now: Instant) -> (Lcp, Vec<(Code, u8, Vec<u8>)>) {
@@ -975,17 +969,6 @@ mod tests {
     }
 
     #[test]
-    fn require_mppe_offers_only_ms_chap() {
-        let mut config = Config::default();
-        config.mppe.policy = MppePolicy::Require;
-        config.auth.methods = vec![AuthMethod::ChapMd5, AuthMethod::MsChapV2];
-        assert_eq!(
-            LcpPolicy::server(&config).auth_methods,
-            [AuthMethod::MsChapV2]
-        );
-    }
-
-    #[test]
     fn reject_of_optional_options_resends_without_them() {
         let (mut lcp, s) = started(server(), Instant::now());
         lcp.handle_packet(
@@ -1037,10 +1020,11 @@ mod tests {
     #[test]
     fn client_naks_a_method_it_does_not_allow() {
         let now = Instant::now();
-        let mut config = Config::default();
-        config.auth.methods = vec![AuthMethod::ChapMd5, AuthMethod::MsChapV2];
         let mut s = Lcp::new(
-            LcpPolicy::server(&config),
+            LcpPolicy {
+                auth_methods: vec![AuthMethod::ChapMd5, AuthMethod::MsChapV2],
+                ..LcpPolicy::server()
+            },
             FsmConfig::default(),
             counting_magic(),
         );

@@ -46,7 +46,7 @@ use std::{collections::VecDeque, fmt, net::Ipv4Addr, time::Instant};
 use pptp_common::consts::ppp_proto;
 
 use super::{
-    ccp::{Ccp, CcpEvent, CcpPolicy},
+    ccp::{Ccp, CcpEvent, CcpPolicy, MppePolicy},
     fsm::{FsmConfig, FsmEvent, State},
     ipcp::{Ipcp, IpcpOptions, IpcpPolicy},
     lcp::{Lcp, LcpEvent, LcpPolicy, LinkParams, MagicSource},
@@ -56,7 +56,6 @@ use crate::{
         Accepted, AuthEngine, AuthEvent, AuthFactory, AuthMethod, Credentials, MppeMaterial,
         Verdict,
     },
-    config::{Config, MppeConfig, MppePolicy},
     mppe::{MppeParams, Role},
 };
 
@@ -81,26 +80,11 @@ pub struct SessionConfig {
 }
 
 impl SessionConfig {
-    /// The daemon's sessions, from its configuration.
-    pub fn server(config: &Config) -> Self {
-        let ppp = &config.ppp;
-        SessionConfig {
-            fsm: FsmConfig::from(ppp),
-            lcp: LcpPolicy::server(config),
-            ipcp: IpcpPolicy::Server {
-                local_address: ppp.local_address,
-                dns: ppp.dns.clone(),
-                nbns: ppp.nbns.clone(),
-            },
-            ccp: (config.mppe.policy != MppePolicy::Deny)
-                .then(|| CcpPolicy::from_config(&config.mppe)),
-        }
-    }
-
     /// Our client, behaving like a Windows client: LCP as
     /// [`LcpPolicy::client`], IPCP asking for an address and DNS servers,
-    /// MPPE per `mppe`.
-    pub fn client(mppe: &MppeConfig) -> Self {
+    /// MPPE per `mppe` (not negotiated at all under [`MppePolicy::Deny`]).
+    /// The daemon's sessions come from `Config::session_config`.
+    pub fn client(mppe: &CcpPolicy) -> Self {
         SessionConfig {
             fsm: FsmConfig::default(),
             lcp: LcpPolicy::client(),
@@ -108,7 +92,7 @@ impl SessionConfig {
                 request_dns: true,
                 request_nbns: false,
             },
-            ccp: (mppe.policy != MppePolicy::Deny).then(|| CcpPolicy::from_config(mppe)),
+            ccp: (mppe.policy != MppePolicy::Deny).then(|| mppe.clone()),
         }
     }
 }
@@ -242,11 +226,6 @@ impl Session {
             finished: false,
             converge_by: None,
         }
-    }
-
-    /// A daemon session from the configuration.
-    pub fn server(config: &Config, factory: Box<dyn AuthFactory>, random: MagicSource) -> Self {
-        Session::new(SessionConfig::server(config), factory, random)
     }
 
     /// How long negotiation may take from `open` (or from the network going

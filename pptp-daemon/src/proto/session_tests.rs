@@ -273,21 +273,30 @@ const DNS: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 53);
 const LOCAL: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 1);
 const POOL: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 2);
 
-fn server_config() -> Config {
-    let mut config = Config::default();
-    config.ppp.dns = vec![DNS];
-    config
+/// The daemon's default session (as `Config::default().session_config()`)
+/// with a DNS server to hand out.
+fn server_config() -> SessionConfig {
+    SessionConfig {
+        fsm: FsmConfig::default(),
+        lcp: LcpPolicy::server(),
+        ipcp: IpcpPolicy::Server {
+            local_address: LOCAL,
+            dns: vec![DNS],
+            nbns: Vec::new(),
+        },
+        ccp: Some(CcpPolicy::default()),
+    }
 }
 
-fn new_server(config: &Config) -> Session {
-    Session::server(
-        config,
+fn new_server(config: &SessionConfig) -> Session {
+    Session::new(
+        config.clone(),
         Box::new(FakeFactory { server: true }),
         counting_magic(),
     )
 }
 
-fn new_client(mppe: &MppeConfig, seed: u64) -> Session {
+fn new_client(mppe: &CcpPolicy, seed: u64) -> Session {
     Session::new(
         SessionConfig::client(mppe),
         Box::new(FakeFactory { server: false }),
@@ -735,7 +744,7 @@ fn assert_consistent(server: &Session, client: &Session) {
 #[test]
 fn server_and_client_on_a_clean_path() {
     let mut server = new_server(&server_config());
-    let mut client = new_client(&MppeConfig::default(), 7);
+    let mut client = new_client(&CcpPolicy::default(), 7);
     let outcome = run(
         &mut server,
         &mut client,
@@ -804,7 +813,7 @@ fn server_and_client_on_a_clean_path() {
 fn server_and_client_with_loss_duplication_and_reordering() {
     for seed in 1..=25 {
         let mut server = new_server(&server_config());
-        let mut client = new_client(&MppeConfig::default(), seed);
+        let mut client = new_client(&CcpPolicy::default(), seed);
         let mut net = Net::new(seed, 200, 100, 400);
         let outcome = run(&mut server, &mut client, &mut net, Duration::from_secs(600));
         assert!(
@@ -839,11 +848,11 @@ fn server_and_client_with_loss_duplication_and_reordering() {
 #[test]
 fn mppe_denied_runs_no_ccp() {
     let mut config = server_config();
-    config.mppe.policy = MppePolicy::Deny;
+    config.ccp = None;
     let mut server = new_server(&config);
     // The client would like MPPE but does not require it: the server
     // Protocol-Rejects its CCP and both go on in the clear.
-    let mut client = new_client(&MppeConfig::default(), 3);
+    let mut client = new_client(&CcpPolicy::default(), 3);
     run(
         &mut server,
         &mut client,
@@ -863,7 +872,7 @@ fn a_client_holding_ipcp_until_ccp_opens_is_not_kept_waiting() {
     // opens, not a restart interval later.
     let config = server_config();
     let mut server = new_server(&config);
-    let mut client = new_client(&MppeConfig::default(), 3);
+    let mut client = new_client(&CcpPolicy::default(), 3);
     let mut net = Net::clean();
     net.client_holds_ipcp_until_ccp = true;
     let outcome = run(&mut server, &mut client, &mut net, Duration::from_secs(120));
@@ -871,19 +880,19 @@ fn a_client_holding_ipcp_until_ccp_opens_is_not_kept_waiting() {
     assert!(server.network().unwrap().mppe.is_some());
     // Simulated time: without the immediate retransmission both sides
     // wait for their restart timers.
-    let restart = Duration::from_millis(config.ppp.restart_timer_ms);
+    let restart = config.fsm.restart_interval;
     assert!(outcome.elapsed < restart, "{:?}", outcome.elapsed);
 }
 
 #[test]
 fn mppe_required_and_the_client_refuses_ccp() {
     let mut config = server_config();
-    config.mppe.policy = MppePolicy::Require;
+    config.ccp.as_mut().unwrap().policy = MppePolicy::Require;
     let mut server = new_server(&config);
     let mut client = new_client(
-        &MppeConfig {
+        &CcpPolicy {
             policy: MppePolicy::Deny,
-            ..MppeConfig::default()
+            ..CcpPolicy::default()
         },
         3,
     );
@@ -916,9 +925,9 @@ fn mppe_allowed_and_the_client_rejects_it() {
     // Our client allows only 40-bit; the server allows only 128: CCP
     // fails, the link goes on without MPPE under `allow`.
     let mut client = new_client(
-        &MppeConfig {
-            key_lengths: vec![40],
-            ..MppeConfig::default()
+        &CcpPolicy {
+            key_lengths: vec![KeyLength::Bits40],
+            ..CcpPolicy::default()
         },
         3,
     );
@@ -935,7 +944,7 @@ fn mppe_allowed_and_the_client_rejects_it() {
 #[test]
 fn wrong_password_closes_the_link() {
     let mut server = new_server(&server_config());
-    let mut client = new_client(&MppeConfig::default(), 3);
+    let mut client = new_client(&CcpPolicy::default(), 3);
     // The daemon rejects everyone but alice; make the client bob.
     struct Bob;
     impl AuthFactory for Bob {
@@ -1189,7 +1198,7 @@ fn a_peer_that_never_answers() {
 #[test]
 fn a_client_that_goes_silent_is_taken_down_by_the_keepalive() {
     let mut server = new_server(&server_config());
-    let mut client = new_client(&MppeConfig::default(), 5);
+    let mut client = new_client(&CcpPolicy::default(), 5);
     run(
         &mut server,
         &mut client,
@@ -1216,7 +1225,7 @@ fn a_client_that_goes_silent_is_taken_down_by_the_keepalive() {
 
 /// A server session driven by hand to the Network phase (address not yet
 /// assigned).
-fn authenticated_server(config: &Config) -> (Session, Instant) {
+fn authenticated_server(config: &SessionConfig) -> (Session, Instant) {
     let t = Instant::now();
     let mut s = new_server(config);
     s.open(t);

@@ -18,7 +18,7 @@ use tokio::{
 
 use super::{Call, CallInput, Counters, Shared, session};
 use crate::{
-    proto::control::{ControlConnection, ControlEvent, ControlSettings},
+    proto::control::{ControlConnection, ControlEvent},
     wire::pptp::StopReason,
 };
 
@@ -34,7 +34,7 @@ pub async fn run(
     local: Ipv4Addr,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let settings = ControlSettings::from_config(&shared.config.server, &shared.config.control);
+    let settings = shared.config.control_settings();
     let mut conn =
         ControlConnection::server(settings, Box::new(shared.call_ids.clone()), Instant::now());
     let (to_control, mut from_sessions) = mpsc::channel::<session::ToControl>(256);

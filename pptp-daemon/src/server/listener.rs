@@ -24,16 +24,16 @@ use super::{
 use crate::{
     auth::{
         Verifier,
-        limiter::{LimitedVerifier, SourceLimits},
+        limiter::LimitedVerifier,
         random::os_random,
         secrets::{SecretsError, SecretsFile},
     },
     cli::LogLevel,
-    config::{Config, XdpMode},
+    config::Config,
     dataplane::{
         gre_socket::GreSocket,
         tun::{Routes, Tun},
-        xdp::{SeqMap, XdpDataplane, run_logger},
+        xdp::{SeqMap, XdpDataplane, XdpMode, run_logger},
     },
     proto::{control::CallIdPool, pool},
 };
@@ -61,12 +61,12 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
     let secrets = Arc::new(secrets);
     let verifier: Arc<dyn Verifier> = Arc::new(LimitedVerifier::new(
         secrets.clone(),
-        SourceLimits::from_config(&config.auth),
+        config.source_limits(),
     ));
 
     // Data plane.
     let mut logger_task = None;
-    let xdp = match (&config.dataplane.interface, config.dataplane.xdp_mode) {
+    let xdp = match (&config.dataplane.interface, config.xdp_mode()) {
         (_, XdpMode::Off) => {
             tracing::info!("XDP off: every session uses the userspace data path");
             None

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 
 use super::{Call, CallInput, DataState, Shared, send_control};
 use crate::{
-    auth::server::{ServerAuthFactory, ServerSettings},
+    auth::server::ServerAuthFactory,
     dataplane::{frame::Framing, mss},
     mppe::{KeyLength, cipher::MppeCipher},
     proto::{
@@ -47,14 +47,12 @@ pub async fn run(
 ) {
     let slot = u32::from(call.call_id);
     let _ = shared.seq.store(slot, SeqState::default());
-    let factory = ServerAuthFactory::new(
-        ServerSettings::from_config(&shared.config),
-        shared.random.clone(),
-    );
+    let factory =
+        ServerAuthFactory::new(shared.config.server_auth_settings(), shared.random.clone());
     let mut seed = [0u8; 8];
     (shared.random)(&mut seed);
-    let mut session = Session::server(
-        &shared.config,
+    let mut session = Session::new(
+        shared.config.session_config(),
         Box::new(factory),
         magic_source(u64::from_ne_bytes(seed)),
     );
