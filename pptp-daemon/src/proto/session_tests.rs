@@ -38,6 +38,7 @@ fn accepted(user: &str) -> Accepted {
     Accepted {
         user: user.into(),
         static_address: None,
+        addresses: AddressPolicy::any(),
         authenticator_response: None,
         mppe: Some(material()),
     }
@@ -439,7 +440,8 @@ fn transcript_of_the_seed_flow() {
             SessionEvent::Authenticated(accepted("alice")),
             SessionEvent::AddressRequest {
                 user: "alice".into(),
-                static_address: None
+                static_address: None,
+                addresses: AddressPolicy::any(),
             },
         ]
     );
@@ -532,7 +534,8 @@ fn transcript_of_the_seed_flow() {
     assert_eq!(
         events(&mut s),
         [SessionEvent::Closed {
-            reason: "the peer terminated LCP".into()
+            reason: EndReason::PeerTerminate,
+            detail: "the peer terminated LCP".into()
         }]
     );
     assert_eq!(s.phase(), Phase::Dead);
@@ -782,10 +785,10 @@ fn server_and_client_on_a_clean_path() {
     assert_eq!(events(&mut client), [SessionEvent::CcpResetRequest]);
 
     // The server shuts down: Terminate-Request with the reason, then Dead.
-    server.close(now, "daemon shutting down");
+    server.close(now, EndReason::Shutdown);
     let (p, b) = server.poll_transmit().unwrap();
     assert_eq!((p, b[0]), (LCP, 5));
-    assert_eq!(&b[4..], b"daemon shutting down");
+    assert_eq!(&b[4..], b"closed locally: shutdown");
     client.handle_frame(now, p, &b);
     let (p, b) = client.poll_transmit().unwrap();
     server.handle_frame(now, p, &b);
@@ -794,7 +797,8 @@ fn server_and_client_on_a_clean_path() {
         [
             SessionEvent::NetworkDown,
             SessionEvent::Closed {
-                reason: "daemon shutting down".into()
+                reason: EndReason::Shutdown,
+                detail: "closed locally: shutdown".into()
             }
         ]
     );
@@ -894,10 +898,12 @@ fn mppe_required_and_the_client_refuses_ccp() {
         Duration::from_secs(120),
     );
     let reason = outcome.server.iter().find_map(|e| match e {
-        SessionEvent::Closed { reason } => Some(reason.clone()),
+        SessionEvent::Closed { reason, detail } => Some((*reason, detail.clone())),
         _ => None,
     });
-    let reason = reason.expect("the server closed the link");
+    let (reason, detail) = reason.expect("the server closed the link");
+    assert_eq!(reason, EndReason::NegotiationFailed);
+    let reason = detail;
     assert!(
         reason.contains("MPPE is required") && reason.contains("Protocol-Reject"),
         "{reason}"
@@ -978,7 +984,8 @@ fn wrong_password_closes_the_link() {
     assert_eq!(
         last,
         &SessionEvent::Closed {
-            reason: "authentication failed: BadCredentials".into()
+            reason: EndReason::AuthFailed,
+            detail: "authentication failed: BadCredentials".into()
         }
     );
     assert!(
@@ -1128,7 +1135,10 @@ fn a_peer_whose_requests_we_always_refuse_gets_rejects_after_max_failure() {
     );
     // It never converges: the session gives up.
     let closed = events.iter().find_map(|e| match e {
-        SessionEvent::Closed { reason } => Some(reason.as_str()),
+        SessionEvent::Closed { reason, detail } => {
+            assert_eq!(*reason, EndReason::NegotiationFailed);
+            Some(detail.as_str())
+        }
         _ => None,
     });
     assert!(
@@ -1152,7 +1162,11 @@ fn a_peer_that_naks_every_auth_method_takes_the_link_down() {
         },
         Duration::from_secs(300),
     );
-    let Some(SessionEvent::Closed { reason }) = events.last() else {
+    let Some(SessionEvent::Closed {
+        reason: EndReason::NegotiationFailed,
+        detail: reason,
+    }) = events.last()
+    else {
         panic!("{events:?}")
     };
     assert!(
@@ -1181,7 +1195,8 @@ fn a_peer_that_never_answers() {
     assert_eq!(
         events(&mut server),
         [SessionEvent::Closed {
-            reason: "no answer to 10 Configure-Requests".into()
+            reason: EndReason::NegotiationFailed,
+            detail: "no answer to 10 Configure-Requests".into()
         }]
     );
 }
@@ -1205,8 +1220,8 @@ fn a_client_that_goes_silent_is_taken_down_by_the_keepalive() {
     }
     let ev = events(&mut server);
     assert!(
-        matches!(&ev[..], [SessionEvent::NetworkDown, SessionEvent::Closed { reason }]
-            if reason.contains("no reply to 4 LCP Echo-Requests")),
+        matches!(&ev[..], [SessionEvent::NetworkDown, SessionEvent::Closed { reason: EndReason::KeepaliveLost, detail }]
+            if detail.contains("no reply to 4 LCP Echo-Requests")),
         "{ev:?}"
     );
 }
@@ -1246,7 +1261,8 @@ fn no_address_closes_the_link() {
     assert_eq!(
         events(&mut s),
         [SessionEvent::Closed {
-            reason: "no address available for the client".into()
+            reason: EndReason::NoAddress,
+            detail: "no address available for the client".into()
         }]
     );
 }
@@ -1300,7 +1316,8 @@ fn lower_layer_down_is_immediate() {
     assert_eq!(
         events(&mut s),
         [SessionEvent::Closed {
-            reason: "the lower layer went down".into()
+            reason: EndReason::ControlClosed,
+            detail: "the lower layer went down".into()
         }]
     );
     assert_eq!(s.phase(), Phase::Dead);
@@ -1326,7 +1343,8 @@ fn static_address_is_offered_to_the_daemon() {
             SessionEvent::Authenticated(a),
             SessionEvent::AddressRequest {
                 user: "carol".into(),
-                static_address: Some(Ipv4Addr::new(198, 19, 7, 7))
+                static_address: Some(Ipv4Addr::new(198, 19, 7, 7)),
+                addresses: AddressPolicy::any(),
             }
         ]
     );
