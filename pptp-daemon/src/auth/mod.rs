@@ -455,7 +455,10 @@ mod tests {
             .map(|i| ip(198, 19, 0, i))
             .filter(|a| p.allows(*a))
             .collect();
-        assert_eq!(allowed, [ip(198, 19, 0, 0), ip(198, 19, 0, 2), ip(198, 19, 0, 3)]);
+        assert_eq!(
+            allowed,
+            [ip(198, 19, 0, 0), ip(198, 19, 0, 2), ip(198, 19, 0, 3)]
+        );
         assert!(p.allows_some() && p.static_address().is_none());
         let none = AddressPolicy::list([AddressItem::deny(ip(198, 19, 0, 0), 24)]);
         assert!(!none.allows_some() && !none.allows(ip(10, 0, 0, 1)));

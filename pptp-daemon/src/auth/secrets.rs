@@ -765,7 +765,11 @@ mod tests {
         // decides, so an exclusion after its network excludes nothing.
         assert_eq!(usable("dave2"), (None, vec![ip(0), ip(1), ip(2), ip(3)]));
         let (static_address, allowed) = usable("erin");
-        assert_eq!((static_address, allowed.len()), (None, 256), "no column: any");
+        assert_eq!(
+            (static_address, allowed.len()),
+            (None, 256),
+            "no column: any"
+        );
         // A host that an earlier `!` forbids is not the static address.
         let (static_address, allowed) = usable("frank");
         assert_eq!(static_address, Some(ip(12)));

@@ -473,7 +473,10 @@ impl Session {
             self.close_link(
                 now,
                 EndReason::NoAddress,
-                format!("address {a} is not allowed for user {}", Escaped::new(&user)),
+                format!(
+                    "address {a} is not allowed for user {}",
+                    Escaped::new(&user)
+                ),
             );
             self.pump(now);
             return;
