@@ -78,7 +78,8 @@ impl AuthMethod {
 }
 
 /// What a client presented, for a [`Verifier`] to check. `Debug` never
-/// shows a password.
+/// shows a password, and shows the user name escaped and bounded
+/// ([`crate::logsafe::Escaped`]).
 #[derive(Clone, PartialEq, Eq)]
 pub enum Credentials {
     /// PAP Authenticate-Request (RFC 1334 section 2.2.1): the clear password.
@@ -132,7 +133,7 @@ impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Credentials")
             .field("method", &self.method())
-            .field("user", &self.user())
+            .field("user", &crate::logsafe::Escaped::new(self.user()))
             .finish_non_exhaustive()
     }
 }
@@ -488,6 +489,12 @@ mod tests {
             shown.contains("alice") && !shown.contains("hunter2"),
             "{shown}"
         );
+        let forged = Credentials::Pap {
+            user: format!("x\n{}", "y".repeat(500)),
+            password: Vec::new(),
+        };
+        let shown = format!("{forged:?}");
+        assert!(!shown.contains('\n') && shown.len() < 200, "{shown}");
         let m = MppeMaterial::V2 {
             master_send_key: [0xAB; 16],
             master_recv_key: [0xCD; 16],
