@@ -24,11 +24,12 @@
 //!    [`SessionEvent::AddressRequest`] with the user's static address from
 //!    the secrets file, if any, and the addresses the user may have (the
 //!    daemon assigns only one of those; an address the user may not have
-//!    closes the session with [`EndReason::NoAddress`]). The Network phase begins: CCP starts at
-//!    once (when MPPE is possible), IPCP only once the daemon has answered
-//!    with `handle_address`. A client's IPCP Configure-Request arriving
-//!    before that is held (the latest one) and judged when the address is
-//!    known, so IPCP cannot open, or Nak, before the daemon answered.
+//!    closes the session with [`EndReason::NoAddress`]). The Network
+//!    phase begins: CCP starts at once (when MPPE is possible), IPCP only
+//!    once the daemon has answered with `handle_address`. A client's IPCP
+//!    Configure-Request arriving before that is held (the latest one) and
+//!    judged when the address is known, so IPCP cannot open, or Nak,
+//!    before the daemon answered.
 //! 4. IPCP Opened and CCP settled (Opened, or finished under `allow`):
 //!    [`SessionEvent::NetworkOpened`] with everything the data plane needs.
 //!    If IPCP or CCP renegotiate later, [`SessionEvent::NetworkDown`]
