@@ -21,6 +21,7 @@ pub mod client;
 pub mod config;
 pub mod dataplane;
 pub mod lab;
+pub mod logsafe;
 pub mod mppe;
 pub mod netns;
 pub mod proto;

@@ -687,3 +687,81 @@ fn engines_do_not_show_passwords() {
         assert!(!format!("{e:?}").contains("correct horse"), "{e:?}");
     }
 }
+
+/// The per-session limit survives LCP renegotiation: the session hands a
+/// new engine the Responses earlier engines had refused.
+#[test]
+fn resumed_attempts_count_against_the_limit() {
+    for method in [AuthMethod::MsChapV2, AuthMethod::MsChapV1] {
+        // Two of three used: the first wrong password is the last try (R=0).
+        let (mut server, mut peer) = engines(method, "alice", "wrong", 3);
+        server.resume_attempts(2);
+        let out = run(
+            method,
+            server.as_mut(),
+            peer.as_mut(),
+            &secrets(),
+            no_loss(),
+            true,
+        );
+        let reason = failed(out.server_final());
+        assert!(reason.contains("after 3 attempt(s)"), "{reason}");
+        let retries: Vec<bool> = out
+            .chap(Direction::ToPeer)
+            .iter()
+            .filter_map(|(_, r)| match r {
+                chap_wire::Repr::Failure { message, .. } => {
+                    Some(MsChapFailure::parse(message).unwrap().retry)
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(retries, [false], "{method:?}");
+    }
+    // All used: the engine fails at once, without a Challenge to answer.
+    for method in ALL {
+        let (mut server, _) = engines(method, "alice", "correct horse", 4);
+        server.resume_attempts(3);
+        server.start(Instant::now());
+        assert_eq!(server.poll_transmit(), None, "{method:?}");
+        let event = server.poll_event().expect("Failed");
+        assert!(failed(&event).contains("no attempt left"), "{method:?}");
+        assert_eq!(server.poll_timeout(), None);
+    }
+    // Once started, an engine keeps its own count.
+    let (mut server, _) = engines(AuthMethod::MsChapV2, "alice", "x", 5);
+    server.start(Instant::now());
+    server.resume_attempts(3);
+    assert!(server.poll_event().is_none());
+}
+
+/// The verdict carries the address column for the daemon and the session.
+#[test]
+fn the_verdict_carries_the_address_policy() {
+    let out = exchange(AuthMethod::MsChapV2, "alice", "correct horse");
+    let alice = succeeded(out.server_final());
+    assert!(alice.addresses.allows(Ipv4Addr::new(198, 19, 0, 20)));
+    assert!(!alice.addresses.allows(Ipv4Addr::new(198, 19, 0, 21)));
+    let out = exchange(AuthMethod::MsChapV2, "bob", "b0b");
+    assert!(succeeded(out.server_final()).addresses.is_any());
+}
+
+/// A user name crafted to forge log lines comes out escaped in the
+/// failure reason that the session logs.
+#[test]
+fn failure_reasons_escape_the_user_name() {
+    let (mut server, mut peer) = engines(AuthMethod::ChapMd5, "eve\nFAKE LOG LINE", "x", 6);
+    let out = run(
+        AuthMethod::ChapMd5,
+        server.as_mut(),
+        peer.as_mut(),
+        &secrets(),
+        no_loss(),
+        true,
+    );
+    let reason = failed(out.server_final());
+    assert!(
+        reason.contains("eve\\nFAKE LOG LINE") && !reason.contains('\n'),
+        "{reason}"
+    );
+}

@@ -285,6 +285,7 @@ mod tests {
         let ok = Verdict::Accept(Accepted {
             user: "alice".into(),
             static_address: None,
+            addresses: crate::auth::AddressPolicy::any(),
             authenticator_response: None,
             mppe: None,
         });

@@ -87,7 +87,8 @@ impl AuthMethod {
 }
 
 /// What a client presented, for a [`Verifier`] to check. `Debug` never
-/// shows a password.
+/// shows a password, and shows the user name escaped and bounded
+/// ([`crate::logsafe::Escaped`]).
 #[derive(Clone, PartialEq, Eq)]
 pub enum Credentials {
     /// PAP Authenticate-Request (RFC 1334 section 2.2.1): the clear password.
@@ -141,7 +142,7 @@ impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Credentials")
             .field("method", &self.method())
-            .field("user", &self.user())
+            .field("user", &crate::logsafe::Escaped::new(self.user()))
             .finish_non_exhaustive()
     }
 }
@@ -176,6 +177,147 @@ impl fmt::Debug for MppeMaterial {
     }
 }
 
+/// One item of an allowed-address list: a network that is permitted or,
+/// with `!` in the secrets file, forbidden (pppd auth.c `struct permitted_ip`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct AddressItem {
+    permit: bool,
+    base: u32,
+    mask: u32,
+}
+
+impl AddressItem {
+    /// `network/prefix_len` is allowed (`prefix_len` 0 to 32, longer is 32).
+    pub fn allow(network: Ipv4Addr, prefix_len: u8) -> AddressItem {
+        AddressItem::new(true, network, prefix_len)
+    }
+
+    /// `network/prefix_len` is forbidden (`!` in the secrets file).
+    pub fn deny(network: Ipv4Addr, prefix_len: u8) -> AddressItem {
+        AddressItem::new(false, network, prefix_len)
+    }
+
+    fn new(permit: bool, network: Ipv4Addr, prefix_len: u8) -> AddressItem {
+        let mask = match prefix_len.min(32) {
+            0 => 0,
+            len => u32::MAX << (32 - u32::from(len)),
+        };
+        AddressItem {
+            permit,
+            base: u32::from(network) & mask,
+            mask,
+        }
+    }
+
+    pub fn permits(&self) -> bool {
+        self.permit
+    }
+
+    fn covers(&self, addr: u32) -> bool {
+        addr & self.mask == self.base
+    }
+
+    /// A single host that is permitted.
+    fn permitted_host(&self) -> Option<Ipv4Addr> {
+        (self.permit && self.mask == u32::MAX).then_some(Ipv4Addr::from(self.base))
+    }
+}
+
+/// The tunnel addresses an authenticated user may have, with pppd's
+/// semantics (auth.c `set_allowed_addrs`, `auth_ip_addr`, `ip_addr_check`,
+/// `bad_ip_adrs`):
+///
+/// - a list of [`AddressItem`]s: the first item whose network covers the
+///   address decides (permitted or forbidden); an address no item covers
+///   is forbidden (pppd's terminating "forbid all" entry);
+/// - [`AddressPolicy::any`]: every address (the secrets file without an
+///   address column, or `*`);
+/// - loopback (127/8), multicast (224/4), the reserved class E (240/4,
+///   with the limited broadcast) and 0.0.0.0 are never allowed.
+///
+/// The daemon filters its pool with [`AddressPolicy::allows`] and the
+/// session refuses an assigned address it does not allow.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct AddressPolicy {
+    /// `None`: any address.
+    items: Option<Vec<AddressItem>>,
+}
+
+impl Default for AddressPolicy {
+    fn default() -> Self {
+        AddressPolicy::any()
+    }
+}
+
+impl AddressPolicy {
+    /// Every (usable) address.
+    pub fn any() -> AddressPolicy {
+        AddressPolicy { items: None }
+    }
+
+    /// The list semantics above; an empty list allows nothing. A list
+    /// whose first item allows 0.0.0.0/0 (`*`) is [`AddressPolicy::any`].
+    pub fn list(items: impl IntoIterator<Item = AddressItem>) -> AddressPolicy {
+        let items: Vec<AddressItem> = items.into_iter().collect();
+        if items.first().is_some_and(|i| i.permit && i.mask == 0) {
+            return AddressPolicy::any();
+        }
+        AddressPolicy { items: Some(items) }
+    }
+
+    /// Only `addr` (e.g. RADIUS Framed-IP-Address).
+    pub fn only(addr: Ipv4Addr) -> AddressPolicy {
+        AddressPolicy::list([AddressItem::allow(addr, 32)])
+    }
+
+    /// Whether the peer may use `addr` (pppd `auth_ip_addr`).
+    pub fn allows(&self, addr: Ipv4Addr) -> bool {
+        if unusable(addr) {
+            return false;
+        }
+        let a = u32::from(addr);
+        match &self.items {
+            None => true,
+            Some(items) => items.iter().find(|i| i.covers(a)).is_some_and(|i| i.permit),
+        }
+    }
+
+    /// Whether the list permits some address at all (pppd `some_ip_ok`:
+    /// an entry with only `!` items or `-` permits none).
+    pub fn allows_some(&self) -> bool {
+        match &self.items {
+            None => true,
+            Some(items) => items.iter().any(|i| i.permit),
+        }
+    }
+
+    /// Whether it is [`AddressPolicy::any`].
+    pub fn is_any(&self) -> bool {
+        self.items.is_none()
+    }
+
+    /// The first single host the list permits and [`Self::allows`]: the
+    /// user's static address (pppd's `suggested_ip`, which does not skip a
+    /// host an earlier `!` item forbids; we do).
+    pub fn static_address(&self) -> Option<Ipv4Addr> {
+        self.items
+            .as_ref()?
+            .iter()
+            .filter_map(AddressItem::permitted_host)
+            .find(|a| self.allows(*a))
+    }
+
+    /// The items, `None` for [`AddressPolicy::any`].
+    pub fn items(&self) -> Option<&[AddressItem]> {
+        self.items.as_deref()
+    }
+}
+
+/// pppd `bad_ip_adrs`, plus 0.0.0.0: never a peer's address.
+fn unusable(addr: Ipv4Addr) -> bool {
+    addr.is_unspecified() || addr.is_loopback() || addr.is_multicast() || addr.octets()[0] >= 240
+}
+
 /// A successful check of [`Credentials`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Accepted {
@@ -183,6 +325,10 @@ pub struct Accepted {
     pub user: String,
     /// The address the secrets file assigns to this user, if any.
     pub static_address: Option<Ipv4Addr>,
+    /// The addresses this user may have (the chap-secrets address column,
+    /// later RADIUS Framed-IP-Address / Framed-Pool); the daemon assigns
+    /// only an address it allows.
+    pub addresses: AddressPolicy,
     /// MS-CHAPv2 only: the Authenticator Response (RFC 2759 section 8.7)
     /// that goes into the Success message as `S=<40 hex digits>`.
     pub authenticator_response: Option<[u8; 20]>,
@@ -243,6 +389,13 @@ pub trait AuthEngine: Send {
     fn ppp_protocol(&self) -> u16 {
         self.method().ppp_protocol()
     }
+    /// Before [`Self::start`]: `used` Responses of this session were
+    /// already checked and not accepted by earlier engines (LCP
+    /// renegotiated); they count against the per-session limit, so a peer
+    /// gains no attempts by renegotiating. Peer engines ignore it.
+    fn resume_attempts(&mut self, used: u32) {
+        let _ = used;
+    }
     /// The Authenticate phase begins (a server sends its Challenge here).
     fn start(&mut self, now: Instant);
     /// A packet of [`Self::ppp_protocol`] arrived (the PPP payload, from the
@@ -288,6 +441,53 @@ mod tests {
     }
 
     #[test]
+    fn address_policy_follows_pppd() {
+        let ip = |a, b, c, d| Ipv4Addr::new(a, b, c, d);
+        let any = AddressPolicy::any();
+        assert!(any.is_any() && any.allows_some() && any.static_address().is_none());
+        assert!(any.allows(ip(203, 0, 113, 7)));
+        // bad_ip_adrs: loopback, multicast, class E; and 0.0.0.0.
+        for bad in [
+            ip(127, 0, 0, 1),
+            ip(224, 0, 0, 5),
+            ip(239, 1, 1, 1),
+            ip(240, 0, 0, 1),
+            ip(255, 255, 255, 255),
+            ip(0, 0, 0, 0),
+        ] {
+            assert!(!any.allows(bad), "{bad}");
+        }
+        let p = AddressPolicy::list([
+            AddressItem::deny(ip(198, 19, 0, 1), 32),
+            AddressItem::allow(ip(198, 19, 0, 3), 30),
+        ]);
+        let allowed: Vec<_> = (0..8)
+            .map(|i| ip(198, 19, 0, i))
+            .filter(|a| p.allows(*a))
+            .collect();
+        assert_eq!(
+            allowed,
+            [ip(198, 19, 0, 0), ip(198, 19, 0, 2), ip(198, 19, 0, 3)]
+        );
+        assert!(p.allows_some() && p.static_address().is_none());
+        let none = AddressPolicy::list([AddressItem::deny(ip(198, 19, 0, 0), 24)]);
+        assert!(!none.allows_some() && !none.allows(ip(10, 0, 0, 1)));
+        assert!(!AddressPolicy::list([]).allows(ip(198, 19, 0, 1)));
+        let only = AddressPolicy::only(ip(198, 19, 0, 9));
+        assert_eq!(only.static_address(), Some(ip(198, 19, 0, 9)));
+        assert!(only.allows(ip(198, 19, 0, 9)) && !only.allows(ip(198, 19, 0, 8)));
+        // A whole-space item (`*`).
+        let star = AddressPolicy::list([AddressItem::allow(Ipv4Addr::UNSPECIFIED, 0)]);
+        assert_eq!(star, AddressPolicy::any());
+        assert!(star.allows(ip(203, 0, 113, 1)) && !star.allows(ip(127, 0, 0, 1)));
+        let later_star = AddressPolicy::list([
+            AddressItem::deny(ip(198, 19, 0, 1), 32),
+            AddressItem::allow(Ipv4Addr::UNSPECIFIED, 0),
+        ]);
+        assert!(!later_star.allows(ip(198, 19, 0, 1)) && later_star.allows(ip(198, 19, 0, 2)));
+    }
+
+    #[test]
     fn debug_hides_secrets() {
         let c = Credentials::Pap {
             user: "alice".into(),
@@ -298,6 +498,12 @@ mod tests {
             shown.contains("alice") && !shown.contains("hunter2"),
             "{shown}"
         );
+        let forged = Credentials::Pap {
+            user: format!("x\n{}", "y".repeat(500)),
+            password: Vec::new(),
+        };
+        let shown = format!("{forged:?}");
+        assert!(!shown.contains('\n') && shown.len() < 200, "{shown}");
         let m = MppeMaterial::V2 {
             master_send_key: [0xAB; 16],
             master_recv_key: [0xCD; 16],

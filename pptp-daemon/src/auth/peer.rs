@@ -187,6 +187,7 @@ impl PeerEngine {
         self.events.push_back(AuthEvent::Succeeded(Accepted {
             user: self.settings.user.clone(),
             static_address: None,
+            addresses: super::AddressPolicy::any(),
             authenticator_response,
             mppe,
         }));

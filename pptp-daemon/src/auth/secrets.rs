@@ -24,6 +24,12 @@
 //!   beats an exact server beats neither); among equals the first one.
 //! - Addresses: `a.b.c.d` or `a.b.c.d/len` allow, `!a.b.c.d[/len]` forbid,
 //!   `*` allows any address, `-` ends the list (alone: no address at all).
+//!   The first item that covers an address decides; an address no item
+//!   covers is refused. The list is the user's [`AddressPolicy`]
+//!   ([`Accepted::addresses`]), enforced as pppd does: the daemon assigns
+//!   only an address it allows (the pool filtered, a static address
+//!   checked) and the session closes rather than use another one.
+//!   Loopback, multicast and class E addresses are never allowed.
 //!   The first single address allowed is the user's static address. An
 //!   entry that allows no address (`-`, or only `!` items) refuses the user
 //!   with "no dial-in permission" (pppd: "no suitable secret"). An entry
@@ -49,7 +55,8 @@ use sha1::{Digest, Sha1};
 use subtle::ConstantTimeEq;
 
 use super::{
-    Accepted, Credentials, MppeMaterial, Rejection, Verdict, Verifier, chap, mschap, mschapv2,
+    Accepted, AddressItem, AddressPolicy, Credentials, MppeMaterial, Rejection, Verdict, Verifier,
+    chap, mschap, mschapv2,
 };
 use crate::mppe::{
     Role,
@@ -133,70 +140,25 @@ impl Pattern {
     }
 }
 
-/// One item of an address list (pppd auth.c `set_allowed_addrs`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct AddressItem {
-    permit: bool,
-    base: u32,
-    mask: u32,
-}
-
-/// The allowed-address column of an entry.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
-pub struct AddressRule {
-    items: Vec<AddressItem>,
-    /// No address column at all.
-    unrestricted: bool,
-}
-
-impl AddressRule {
-    /// Whether the entry allows some address (pppd `some_ip_ok`).
-    pub fn allows_some(&self) -> bool {
-        self.unrestricted || self.items.iter().any(|i| i.permit)
+/// The allowed-address column of an entry (pppd auth.c
+/// `set_allowed_addrs` and `some_ip_ok`): `-` ends the list, `*` allows
+/// any address and ends it, no column at all allows any address.
+fn parse_addresses(words: &[Vec<u8>]) -> Result<AddressPolicy, String> {
+    if words.is_empty() || words.first().is_some_and(|w| w == b"--") {
+        return Ok(AddressPolicy::any());
     }
-
-    /// Whether the peer may use `addr` (pppd `ip_addr_check`: the first
-    /// item that covers it decides; nothing covers it: refused).
-    pub fn allows(&self, addr: Ipv4Addr) -> bool {
-        if self.unrestricted {
-            return true;
-        }
-        let a = u32::from(addr);
-        self.items
-            .iter()
-            .find(|i| a & i.mask == i.base)
-            .is_some_and(|i| i.permit)
-    }
-
-    /// The first single address allowed: the user's static address.
-    pub fn static_address(&self) -> Option<Ipv4Addr> {
-        self.items
-            .iter()
-            .find(|i| i.permit && i.mask == u32::MAX)
-            .map(|i| Ipv4Addr::from(i.base))
-    }
-
-    fn parse(words: &[Vec<u8>]) -> Result<AddressRule, String> {
-        let mut rule = AddressRule {
-            items: Vec::new(),
-            unrestricted: words.is_empty() || words.first().is_some_and(|w| w == b"--"),
-        };
-        for word in words {
-            match word.as_slice() {
-                b"--" | b"-" => break,
-                b"*" => {
-                    rule.items.push(AddressItem {
-                        permit: true,
-                        base: 0,
-                        mask: 0,
-                    });
-                    break;
-                }
-                _ => rule.items.push(parse_address(word)?),
+    let mut items = Vec::new();
+    for word in words {
+        match word.as_slice() {
+            b"--" | b"-" => break,
+            b"*" => {
+                items.push(AddressItem::allow(Ipv4Addr::UNSPECIFIED, 0));
+                break;
             }
+            _ => items.push(parse_address(word)?),
         }
-        Ok(rule)
     }
+    Ok(AddressPolicy::list(items))
 }
 
 fn parse_address(word: &[u8]) -> Result<AddressItem, String> {
@@ -205,24 +167,24 @@ fn parse_address(word: &[u8]) -> Result<AddressItem, String> {
         Some(rest) => (false, rest),
         None => (true, &*text),
     };
-    let (addr, mask) = match rest.split_once('/') {
+    let (addr, len) = match rest.split_once('/') {
         Some((addr, len)) => {
-            let len: u32 = len
+            let len: u8 = len
                 .parse()
                 .ok()
                 .filter(|l| (1..=32).contains(l))
                 .ok_or_else(|| format!("`{text}`: the prefix length must be 1 to 32"))?;
-            (addr, u32::MAX << (32 - len))
+            (addr, len)
         }
-        None => (rest, u32::MAX),
+        None => (rest, 32),
     };
     let addr: Ipv4Addr = addr
         .parse()
         .map_err(|_| format!("`{text}` is not an IPv4 address (host names are not supported)"))?;
-    Ok(AddressItem {
-        permit,
-        base: u32::from(addr) & mask,
-        mask,
+    Ok(if permit {
+        AddressItem::allow(addr, len)
+    } else {
+        AddressItem::deny(addr, len)
     })
 }
 
@@ -232,7 +194,7 @@ struct Entry {
     client: Pattern,
     server: Pattern,
     secret: Secret,
-    addresses: AddressRule,
+    addresses: AddressPolicy,
 }
 
 /// The parsed file.
@@ -282,7 +244,7 @@ impl Table {
                 ));
             }
             let rest: Vec<Vec<u8>> = words.collect();
-            let addresses = AddressRule::parse(&rest).map_err(|m| error(line, m))?;
+            let addresses = parse_addresses(&rest).map_err(|m| error(line, m))?;
             entries.push(Entry {
                 client: Pattern::from_word(client),
                 server: Pattern::from_word(server),
@@ -503,8 +465,8 @@ impl SecretsFile {
         self.len() == 0
     }
 
-    /// The address rule of the entry `user` would authenticate with.
-    pub fn addresses(&self, user: &str) -> Option<AddressRule> {
+    /// The address policy of the entry `user` would authenticate with.
+    pub fn addresses(&self, user: &str) -> Option<AddressPolicy> {
         let table = self.snapshot();
         self.find(&table, user.as_bytes())
             .map(|e| e.addresses.clone())
@@ -632,6 +594,7 @@ impl Verifier for SecretsFile {
         Verdict::Accept(Accepted {
             user: credentials.user().to_owned(),
             static_address: entry.addresses.static_address(),
+            addresses: entry.addresses.clone(),
             authenticator_response: checked.authenticator_response,
             mppe: checked.mppe,
         })
@@ -773,6 +736,52 @@ mod tests {
         );
         let none = f.addresses("f").unwrap();
         assert!(none.allows_some() && none.allows("203.0.113.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn the_address_column_is_enforced_through_the_verdict() {
+        let f = file(
+            "dave  * pw !198.19.0.1 198.19.0.0/30\n\
+             dave2 * pw 198.19.0.0/30 !198.19.0.1\n\
+             erin  * pw\n\
+             frank * pw !198.19.0.9 198.19.0.9 198.19.0.12 198.19.1.0/24\n\
+             gus   * pw 127.0.0.1 224.0.0.1 198.19.0.20\n",
+            "s",
+        );
+        let pool: Vec<Ipv4Addr> = (0..=255).map(|i| Ipv4Addr::new(198, 19, 0, i)).collect();
+        let usable = |user: &str| {
+            let a = accepted(f.verify(SOURCE, &pap(user, "pw")));
+            let allowed: Vec<Ipv4Addr> = pool
+                .iter()
+                .copied()
+                .filter(|x| a.addresses.allows(*x))
+                .collect();
+            (a.static_address, allowed)
+        };
+        let ip = |last| Ipv4Addr::new(198, 19, 0, last);
+        // pppd: the exclusion first, then the network.
+        assert_eq!(usable("dave"), (None, vec![ip(0), ip(2), ip(3)]));
+        // pppd's ip_addr_check: the first item that covers an address
+        // decides, so an exclusion after its network excludes nothing.
+        assert_eq!(usable("dave2"), (None, vec![ip(0), ip(1), ip(2), ip(3)]));
+        let (static_address, allowed) = usable("erin");
+        assert_eq!(
+            (static_address, allowed.len()),
+            (None, 256),
+            "no column: any"
+        );
+        // A host that an earlier `!` forbids is not the static address.
+        let (static_address, allowed) = usable("frank");
+        assert_eq!(static_address, Some(ip(12)));
+        assert_eq!(allowed, [ip(12)]);
+        let frank = f.addresses("frank").unwrap();
+        assert!(frank.allows(Ipv4Addr::new(198, 19, 1, 200)));
+        assert!(!frank.allows(Ipv4Addr::new(198, 19, 2, 1)));
+        // Loopback and multicast are never allowed, even when listed.
+        let gus = f.addresses("gus").unwrap();
+        assert!(!gus.allows(Ipv4Addr::LOCALHOST));
+        assert!(!gus.allows(Ipv4Addr::new(224, 0, 0, 1)));
+        assert_eq!(usable("gus").0, Some(ip(20)));
     }
 
     #[test]

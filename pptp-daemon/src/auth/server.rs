@@ -28,6 +28,11 @@
 //! Authenticate-Request, verifies it and answers Ack or Nak; a repeated
 //! Request after the Ack gets an Ack again (RFC 1334 section 2.2.1).
 //!
+//! The limit holds for the whole session: after an LCP renegotiation the
+//! session hands the new engine the Responses already refused
+//! ([`AuthEngine::resume_attempts`]); an engine that starts with none
+//! left fails at once.
+//!
 //! When the verdict does not come within `verify_timeout`, the engine
 //! fails as if the back end were unavailable. After [`AuthEvent::Failed`],
 //! send what [`AuthEngine::poll_transmit`] still holds (the Failure) before
@@ -43,12 +48,15 @@ use super::{
     AuthEngine, AuthEvent, AuthFactory, AuthMethod, Credentials, Rejection, Verdict, chap, mschap,
     mschapv2, random::RandomSource,
 };
-use crate::wire::{
-    chap::{
-        self as chap_wire, FailureChallenge, FailureCode, MsChapFailure, MsChapV1Response,
-        MsChapV2Response, MsChapV2Success,
+use crate::{
+    logsafe::Escaped,
+    wire::{
+        chap::{
+            self as chap_wire, FailureChallenge, FailureCode, MsChapFailure, MsChapV1Response,
+            MsChapV2Response, MsChapV2Success,
+        },
+        pap as pap_wire,
     },
-    pap as pap_wire,
 };
 
 /// What the server engines need from the configuration.
@@ -458,8 +466,10 @@ impl ServerEngine {
             return;
         }
         self.fail(format!(
-            "{:?}: user {user:?} refused ({rejection:?}) after {} attempt(s)",
-            self.method, self.attempts
+            "{:?}: user {} refused ({rejection:?}) after {} attempt(s)",
+            self.method,
+            Escaped::new(user),
+            self.attempts
         ));
     }
 }
@@ -483,8 +493,22 @@ impl AuthEngine for ServerEngine {
         self.method
     }
 
+    fn resume_attempts(&mut self, used: u32) {
+        if matches!(self.phase, Phase::Idle) {
+            self.attempts = used;
+        }
+    }
+
     fn start(&mut self, now: Instant) {
         if !matches!(self.phase, Phase::Idle) {
+            return;
+        }
+        if self.attempts >= self.settings.max_attempts {
+            // Earlier LCP negotiations of this session used them up.
+            self.fail(format!(
+                "{:?}: no attempt left ({} of {} used in this session)",
+                self.method, self.attempts, self.settings.max_attempts
+            ));
             return;
         }
         if self.method == AuthMethod::Pap {

@@ -480,9 +480,9 @@ async fn session(
                                 .handle_reset_request();
                         }
                     }
-                    SessionEvent::Closed { reason: r } => {
+                    SessionEvent::Closed { reason: r, detail } => {
                         if reason.is_empty() {
-                            reason = r;
+                            reason = format!("{r}: {detail}");
                         }
                         // The PPP session is over: hang up the call.
                         let _ = control.clear_call(Instant::now(), call_id);
@@ -525,7 +525,7 @@ async fn session(
                 let now = Instant::now();
                 match ppp.as_mut() {
                     // LCP Terminate first; Closed then hangs up the call.
-                    Some(s) => s.close(now, "client stopping"),
+                    Some(s) => s.close(now, crate::proto::end::EndReason::Shutdown),
                     None => control.close(now, StopReason::None),
                 }
             }

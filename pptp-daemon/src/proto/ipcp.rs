@@ -5,8 +5,11 @@
 //! - our Configure-Request carries our own IP-Address (`ppp.local_address`);
 //! - the client's IP-Address is Acked only if it is the address the daemon
 //!   assigned to it (pool or static, see `proto::session`); 0.0.0.0 or any
-//!   other address is Nak'ed with the assigned one, and a request without
-//!   the option gets it Nak'ed in;
+//!   other address is Nak'ed with the assigned one (after Max-Failure the
+//!   option is Rejected, never Acked), and a request without the option
+//!   gets it Nak'ed in. The session sets only an address the user's
+//!   `auth::AddressPolicy` allows (the chap-secrets address column), so a
+//!   peer insisting on an address it may not have never gets it;
 //! - Primary/Secondary DNS and NBNS (129 to 132) are Nak'ed with the
 //!   configured values and Rejected when none is configured;
 //! - IP-Compression-Protocol (Van Jacobson), the deprecated IP-Addresses

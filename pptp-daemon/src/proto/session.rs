@@ -22,17 +22,29 @@
 //!    them (possibly asynchronously) and calls `handle_verdict`.
 //! 3. Success: [`SessionEvent::Authenticated`], then
 //!    [`SessionEvent::AddressRequest`] with the user's static address from
-//!    the secrets file, if any. The Network phase begins: CCP starts at
-//!    once (when MPPE is possible), IPCP only once the daemon has answered
-//!    with `handle_address`. A client's IPCP Configure-Request arriving
-//!    before that is held (the latest one) and judged when the address is
-//!    known, so IPCP cannot open, or Nak, before the daemon answered.
+//!    the secrets file, if any, and the addresses the user may have (the
+//!    daemon assigns only one of those; an address the user may not have
+//!    closes the session with [`EndReason::NoAddress`]). The Network
+//!    phase begins: CCP starts at once (when MPPE is possible), IPCP only
+//!    once the daemon has answered with `handle_address`. A client's IPCP
+//!    Configure-Request arriving before that is held (the latest one) and
+//!    judged when the address is known, so IPCP cannot open, or Nak,
+//!    before the daemon answered.
 //! 4. IPCP Opened and CCP settled (Opened, or finished under `allow`):
 //!    [`SessionEvent::NetworkOpened`] with everything the data plane needs.
 //!    If IPCP or CCP renegotiate later, [`SessionEvent::NetworkDown`]
 //!    comes first and `NetworkOpened` again when they settle.
-//! 5. [`SessionEvent::Closed`] with the reason when LCP is finished or the
-//!    lower layer went down: the session is Dead and may be dropped.
+//! 5. [`SessionEvent::Closed`] with the typed reason ([`EndReason`]) and
+//!    a detail for logs when LCP is finished or the lower layer went down:
+//!    the session is Dead and may be dropped.
+//!
+//! Authentication across LCP renegotiation (RFC 1661 section 3.4: a new
+//! LCP negotiation goes through Authenticate again): the Responses checked
+//! and not accepted count against the server engine's per-session limit
+//! for the whole session, so renegotiating LCP buys no fresh attempts; and
+//! once the session has authenticated a user, authenticating as another
+//! one ends it ([`EndReason::AuthFailed`]): the address, routes and
+//! accounting of a session belong to one user.
 //!
 //! Frames of protocols that are not allowed in the current phase are
 //! silently discarded (RFC 1661 section 3): only LCP in Establish and
@@ -47,15 +59,17 @@ use pptp_common::consts::ppp_proto;
 
 use super::{
     ccp::{Ccp, CcpEvent, CcpPolicy, MppePolicy},
+    end::EndReason,
     fsm::{FsmConfig, FsmEvent, State},
     ipcp::{Ipcp, IpcpOptions, IpcpPolicy},
     lcp::{Lcp, LcpEvent, LcpPolicy, LinkParams, MagicSource},
 };
 use crate::{
     auth::{
-        Accepted, AuthEngine, AuthEvent, AuthFactory, AuthMethod, Credentials, MppeMaterial,
-        Verdict,
+        Accepted, AddressPolicy, AuthEngine, AuthEvent, AuthFactory, AuthMethod, Credentials,
+        MppeMaterial, Verdict,
     },
+    logsafe::Escaped,
     mppe::{MppeParams, Role},
 };
 
@@ -131,11 +145,14 @@ pub enum SessionEvent {
     /// material; client: our own name and material).
     Authenticated(Accepted),
     /// Server: an address is needed for `user` (its static address from
-    /// the secrets file if there is one, else one from the pool); answer
-    /// with [`Session::handle_address`]. IPCP waits for it.
+    /// the secrets file if there is one, else one from the pool that
+    /// `addresses` allows); answer with [`Session::handle_address`]. IPCP
+    /// waits for it. An address `addresses` does not allow closes the
+    /// session ([`EndReason::NoAddress`]).
     AddressRequest {
         user: String,
         static_address: Option<Ipv4Addr>,
+        addresses: AddressPolicy,
     },
     /// The network is up.
     NetworkOpened(NetworkParams),
@@ -145,8 +162,8 @@ pub enum SessionEvent {
     /// The peer's CCP Reset-Request (stateful MPPE): set the flushed bit
     /// on the next encrypted packet.
     CcpResetRequest,
-    /// The session is over (Dead phase).
-    Closed { reason: String },
+    /// The session is over (Dead phase): why, and a detail for logs.
+    Closed { reason: EndReason, detail: String },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -177,6 +194,14 @@ pub struct Session {
     events: VecDeque<SessionEvent>,
     /// Closed once: a session is not reused.
     finished: bool,
+    /// Why the session is ending, once known (the first reason wins).
+    end: Option<(EndReason, String)>,
+    /// Server: Responses sent to the daemon and not accepted, over the
+    /// whole session (they survive LCP renegotiation).
+    auth_attempts: u32,
+    /// The user this session authenticated and what it may use; kept
+    /// across LCP renegotiation.
+    authenticated: Option<(String, AddressPolicy)>,
     /// The network must be up by then (see [`Session::convergence_limit`]).
     converge_by: Option<Instant>,
 }
@@ -224,6 +249,9 @@ impl Session {
             transmit: VecDeque::new(),
             events: VecDeque::new(),
             finished: false,
+            end: None,
+            auth_attempts: 0,
+            authenticated: None,
             converge_by: None,
         }
     }
@@ -280,23 +308,28 @@ impl Session {
         self.pump(now);
     }
 
-    /// Administrative close: LCP Terminate-Request with `reason`, then Dead.
-    pub fn close(&mut self, now: Instant, reason: impl Into<String>) {
+    /// Administrative close: LCP Terminate-Request (its text names
+    /// `reason`), then Dead with `reason`.
+    pub fn close(&mut self, now: Instant, reason: EndReason) {
         if self.phase == Phase::Dead {
             return;
         }
-        self.close_link(now, reason.into());
+        self.close_link(now, reason, format!("closed locally: {reason}"));
         self.pump(now);
     }
 
-    /// The PPTP call is gone: Dead at once, no goodbye possible.
+    /// The PPTP call is gone: Dead at once, no goodbye possible. Unless
+    /// the session was already ending for a reason of its own, `Closed`
+    /// says [`EndReason::ControlClosed`]; the daemon knows the precise
+    /// reason (Call-Clear-Request, Stop-Control-Connection, TCP closed,
+    /// shutdown) and records that one.
     pub fn lower_down(&mut self, now: Instant) {
         if self.phase == Phase::Dead {
             return;
         }
         self.lcp.down(now);
         self.pump(now);
-        self.finish("the lower layer went down".into());
+        self.finish(EndReason::ControlClosed, "the lower layer went down".into());
     }
 
     /// A PPP frame of this call arrived: `protocol` and the payload after it.
@@ -306,7 +339,22 @@ impl Session {
         let auth_protocol = self.auth.as_ref().map(|a| a.ppp_protocol());
         match (protocol, phase) {
             (_, Phase::Dead) => {}
-            (LCP, _) => self.lcp.handle_packet(now, payload),
+            (LCP, _) => {
+                let before = self.lcp.state();
+                self.lcp.handle_packet(now, payload);
+                // RFC 1661 section 5.5: Terminate-Request while Opened.
+                if before == State::Opened
+                    && self.lcp.state() == State::Stopping
+                    && payload.first() == Some(&u8::from(crate::wire::cp::Code::TerminateRequest))
+                {
+                    let detail = self
+                        .lcp
+                        .close_reason()
+                        .unwrap_or("the peer terminated LCP")
+                        .to_owned();
+                    self.end.get_or_insert((EndReason::PeerTerminate, detail));
+                }
+            }
             (p, Phase::Authenticate | Phase::Network) if Some(p) == auth_protocol => {
                 if let Some(engine) = self.auth.as_mut() {
                     engine.handle_packet(now, payload);
@@ -351,7 +399,17 @@ impl Session {
         if self.phase == Phase::Dead {
             return;
         }
+        let before = self.lcp.state();
         self.lcp.handle_timeout(now);
+        if before == State::Opened && self.lcp.state() == State::Closing {
+            // Only the keepalive closes an Opened LCP on a timer.
+            let detail = self
+                .lcp
+                .close_reason()
+                .unwrap_or("LCP Echo-Requests unanswered")
+                .to_owned();
+            self.end.get_or_insert((EndReason::KeepaliveLost, detail));
+        }
         if let Some(engine) = self.auth.as_mut()
             && engine.poll_timeout().is_some_and(|t| t <= now)
         {
@@ -366,6 +424,7 @@ impl Session {
             let limit = self.convergence_limit().as_secs();
             self.close_link(
                 now,
+                EndReason::NegotiationFailed,
                 format!("negotiation did not converge within {limit} s"),
             );
         }
@@ -386,6 +445,22 @@ impl Session {
         if self.role() != Role::Server || self.phase == Phase::Dead {
             return;
         }
+        let refused = address.and_then(|a| {
+            let (user, policy) = self.authenticated.as_ref()?;
+            (!policy.allows(a)).then(|| (a, user.clone()))
+        });
+        if let Some((a, user)) = refused {
+            self.close_link(
+                now,
+                EndReason::NoAddress,
+                format!(
+                    "address {a} is not allowed for user {}",
+                    Escaped::new(&user)
+                ),
+            );
+            self.pump(now);
+            return;
+        }
         match address {
             Some(a) => {
                 self.address = Address::Assigned(a);
@@ -394,7 +469,11 @@ impl Session {
                     self.start_ipcp(now);
                 }
             }
-            None => self.close_link(now, "no address available for the client".into()),
+            None => self.close_link(
+                now,
+                EndReason::NoAddress,
+                "no address available for the client".into(),
+            ),
         }
         self.pump(now);
     }
@@ -434,26 +513,32 @@ impl Session {
         self.events.pop_front()
     }
 
-    fn close_link(&mut self, now: Instant, reason: String) {
-        tracing::info!("session: closing the link: {reason}");
-        self.lcp.close(now, reason.clone());
+    /// Closes LCP (Terminate-Request with `detail`); the session ends
+    /// with `reason` unless it was already ending for another one.
+    fn close_link(&mut self, now: Instant, reason: EndReason, detail: String) {
+        tracing::info!("session: closing the link ({reason}): {detail}");
+        self.end.get_or_insert((reason, detail.clone()));
+        self.lcp.close(now, detail.clone());
         if matches!(self.lcp.state(), State::Initial | State::Closed) {
             // Nothing to terminate (LCP never got going): Dead now.
             self.pump(now);
-            self.finish(reason);
+            self.finish(reason, detail);
         }
     }
 
-    fn finish(&mut self, reason: String) {
+    /// Dead: `Closed` with the reason recorded first, else this one.
+    fn finish(&mut self, reason: EndReason, detail: String) {
         if self.phase == Phase::Dead {
             return;
         }
-        tracing::info!("session: link down: {reason}");
+        let (reason, detail) = self.end.take().unwrap_or((reason, detail));
+        tracing::info!("session: link down ({reason}): {detail}");
         self.phase = Phase::Dead;
         self.finished = true;
         self.auth = None;
         self.network = None;
-        self.events.push_back(SessionEvent::Closed { reason });
+        self.events
+            .push_back(SessionEvent::Closed { reason, detail });
     }
 
     fn start_ipcp(&mut self, now: Instant) {
@@ -479,6 +564,7 @@ impl Session {
                 let method = self.lcp.link().and_then(|l| l.auth);
                 self.close_link(
                     now,
+                    EndReason::NegotiationFailed,
                     format!("MPPE is required but {method:?} authentication yields no MPPE keys"),
                 );
                 return;
@@ -501,12 +587,16 @@ impl Session {
                     Some(method) => {
                         self.phase = Phase::Authenticate;
                         let mut engine = self.factory.engine(method);
+                        // Earlier LCP negotiations' attempts still count.
+                        engine.resume_attempts(self.auth_attempts);
                         engine.start(now);
                         self.auth = Some(engine);
                     }
-                    None if self.role() == Role::Server => {
-                        self.close_link(now, "no authentication protocol was negotiated".into())
-                    }
+                    None if self.role() == Role::Server => self.close_link(
+                        now,
+                        EndReason::NegotiationFailed,
+                        "no authentication protocol was negotiated".into(),
+                    ),
                     None => self.enter_network(now),
                 }
             }
@@ -525,8 +615,11 @@ impl Session {
                 }
             }
             LcpEvent::Finished => {
-                let reason = self.lcp.close_reason().unwrap_or("LCP finished").to_owned();
-                self.finish(reason);
+                // Whatever did not record a reason of its own: LCP could
+                // not agree (Max-Configure, Max-Failure, looped back, no
+                // authentication method in common, Code-Reject).
+                let detail = self.lcp.close_reason().unwrap_or("LCP finished").to_owned();
+                self.finish(EndReason::NegotiationFailed, detail);
             }
             LcpEvent::ProtocolRejected(protocol) => match protocol {
                 ppp_proto::IPCP => self.ipcp.protocol_rejected_by_peer(now),
@@ -535,9 +628,12 @@ impl Session {
                         ccp.protocol_rejected_by_peer(now);
                     }
                 }
-                ppp_proto::PAP | ppp_proto::CHAP if self.phase == Phase::Authenticate => {
-                    self.close_link(now, "the peer rejected the authentication protocol".into())
-                }
+                ppp_proto::PAP | ppp_proto::CHAP if self.phase == Phase::Authenticate => self
+                    .close_link(
+                        now,
+                        EndReason::NegotiationFailed,
+                        "the peer rejected the authentication protocol".into(),
+                    ),
                 other => tracing::debug!("session: the peer rejected protocol {other:#06x}"),
             },
         }
@@ -546,11 +642,19 @@ impl Session {
     fn on_auth(&mut self, now: Instant, event: AuthEvent) {
         match event {
             AuthEvent::Verify(credentials) => {
+                self.auth_attempts = self.auth_attempts.saturating_add(1);
                 self.events.push_back(SessionEvent::Verify(credentials))
             }
             AuthEvent::Succeeded(accepted) => {
                 if self.phase != Phase::Authenticate {
                     return;
+                }
+                if self.role() == Role::Server {
+                    // The accepted Response does not count as a failure.
+                    self.auth_attempts = self.auth_attempts.saturating_sub(1);
+                    if !self.accept_user(now, &accepted) {
+                        return;
+                    }
                 }
                 self.events
                     .push_back(SessionEvent::Authenticated(accepted.clone()));
@@ -559,21 +663,74 @@ impl Session {
                     self.events.push_back(SessionEvent::AddressRequest {
                         user: accepted.user.clone(),
                         static_address: accepted.static_address,
+                        addresses: accepted.addresses.clone(),
                     });
                 }
                 self.accepted = Some(accepted);
                 self.enter_network(now);
             }
-            AuthEvent::Failed { reason } => {
-                self.close_link(now, format!("authentication failed: {reason}"))
-            }
+            AuthEvent::Failed { reason } => self.close_link(
+                now,
+                EndReason::AuthFailed,
+                format!("authentication failed: {reason}"),
+            ),
         }
+    }
+
+    /// Server, authentication succeeded: the session's user is this one
+    /// from now on. `false` (and the link closing) when the session
+    /// already belongs to another user, or when the address it holds is
+    /// not allowed for the user any more (the secrets file was reloaded).
+    fn accept_user(&mut self, now: Instant, accepted: &Accepted) -> bool {
+        if let Some((user, _)) = &self.authenticated
+            && *user != accepted.user
+        {
+            let detail = format!(
+                "re-authenticated as {} in a session of {}",
+                Escaped::new(&accepted.user),
+                Escaped::new(user)
+            );
+            tracing::warn!("session: {detail}");
+            self.close_link(now, EndReason::AuthFailed, detail);
+            return false;
+        }
+        self.authenticated = Some((accepted.user.clone(), accepted.addresses.clone()));
+        if let Address::Assigned(a) = self.address
+            && !accepted.addresses.allows(a)
+        {
+            self.close_link(
+                now,
+                EndReason::NoAddress,
+                format!(
+                    "address {a} is no longer allowed for user {}",
+                    Escaped::new(&accepted.user)
+                ),
+            );
+            return false;
+        }
+        true
     }
 
     fn on_ipcp(&mut self, now: Instant, event: FsmEvent) {
         match event {
-            FsmEvent::Up if self.ipcp.proto().params().is_none() => {
-                self.close_link(now, "IPCP opened without an address".into())
+            FsmEvent::Up if self.ipcp.proto().params().is_none() => self.close_link(
+                now,
+                EndReason::NegotiationFailed,
+                "IPCP opened without an address".into(),
+            ),
+            FsmEvent::Up => {
+                // pppd ipcp_up: the address in use must be one the user
+                // may have (IPCP only ever Acks the assigned one).
+                let peer = self.ipcp.proto().params().map(|p| p.peer_address);
+                if let (Some(peer), Some((user, policy))) = (peer, &self.authenticated)
+                    && !policy.allows(peer)
+                {
+                    let detail = format!(
+                        "IPCP: address {peer} is not allowed for user {}",
+                        Escaped::new(user)
+                    );
+                    self.close_link(now, EndReason::NoAddress, detail);
+                }
             }
             FsmEvent::Finished if self.phase == Phase::Network => {
                 let reason = self
@@ -581,7 +738,11 @@ impl Session {
                     .close_reason()
                     .unwrap_or("IPCP finished")
                     .to_owned();
-                self.close_link(now, format!("IPCP is down: {reason}"));
+                self.close_link(
+                    now,
+                    EndReason::NegotiationFailed,
+                    format!("IPCP is down: {reason}"),
+                );
             }
             _ => {}
         }
@@ -616,9 +777,17 @@ impl Session {
                     .as_ref()
                     .is_some_and(|p| p.policy == MppePolicy::Require);
                 if required {
-                    self.close_link(now, format!("MPPE is required: {reason}"));
+                    self.close_link(
+                        now,
+                        EndReason::NegotiationFailed,
+                        format!("MPPE is required: {reason}"),
+                    );
                 } else if self.mppe_used {
-                    self.close_link(now, format!("MPPE was in use and CCP stopped: {reason}"));
+                    self.close_link(
+                        now,
+                        EndReason::NegotiationFailed,
+                        format!("MPPE was in use and CCP stopped: {reason}"),
+                    );
                 } else {
                     tracing::info!("session: going on without MPPE: {reason}");
                 }

@@ -38,6 +38,7 @@ fn accepted(user: &str) -> Accepted {
     Accepted {
         user: user.into(),
         static_address: None,
+        addresses: AddressPolicy::any(),
         authenticator_response: None,
         mppe: Some(material()),
     }
@@ -448,7 +449,8 @@ fn transcript_of_the_seed_flow() {
             SessionEvent::Authenticated(accepted("alice")),
             SessionEvent::AddressRequest {
                 user: "alice".into(),
-                static_address: None
+                static_address: None,
+                addresses: AddressPolicy::any(),
             },
         ]
     );
@@ -541,7 +543,8 @@ fn transcript_of_the_seed_flow() {
     assert_eq!(
         events(&mut s),
         [SessionEvent::Closed {
-            reason: "the peer terminated LCP".into()
+            reason: EndReason::PeerTerminate,
+            detail: "the peer terminated LCP".into()
         }]
     );
     assert_eq!(s.phase(), Phase::Dead);
@@ -791,10 +794,10 @@ fn server_and_client_on_a_clean_path() {
     assert_eq!(events(&mut client), [SessionEvent::CcpResetRequest]);
 
     // The server shuts down: Terminate-Request with the reason, then Dead.
-    server.close(now, "daemon shutting down");
+    server.close(now, EndReason::Shutdown);
     let (p, b) = server.poll_transmit().unwrap();
     assert_eq!((p, b[0]), (LCP, 5));
-    assert_eq!(&b[4..], b"daemon shutting down");
+    assert_eq!(&b[4..], b"closed locally: shutdown");
     client.handle_frame(now, p, &b);
     let (p, b) = client.poll_transmit().unwrap();
     server.handle_frame(now, p, &b);
@@ -803,7 +806,8 @@ fn server_and_client_on_a_clean_path() {
         [
             SessionEvent::NetworkDown,
             SessionEvent::Closed {
-                reason: "daemon shutting down".into()
+                reason: EndReason::Shutdown,
+                detail: "closed locally: shutdown".into()
             }
         ]
     );
@@ -903,10 +907,12 @@ fn mppe_required_and_the_client_refuses_ccp() {
         Duration::from_secs(120),
     );
     let reason = outcome.server.iter().find_map(|e| match e {
-        SessionEvent::Closed { reason } => Some(reason.clone()),
+        SessionEvent::Closed { reason, detail } => Some((*reason, detail.clone())),
         _ => None,
     });
-    let reason = reason.expect("the server closed the link");
+    let (reason, detail) = reason.expect("the server closed the link");
+    assert_eq!(reason, EndReason::NegotiationFailed);
+    let reason = detail;
     assert!(
         reason.contains("MPPE is required") && reason.contains("Protocol-Reject"),
         "{reason}"
@@ -987,7 +993,8 @@ fn wrong_password_closes_the_link() {
     assert_eq!(
         last,
         &SessionEvent::Closed {
-            reason: "authentication failed: BadCredentials".into()
+            reason: EndReason::AuthFailed,
+            detail: "authentication failed: BadCredentials".into()
         }
     );
     assert!(
@@ -1137,7 +1144,10 @@ fn a_peer_whose_requests_we_always_refuse_gets_rejects_after_max_failure() {
     );
     // It never converges: the session gives up.
     let closed = events.iter().find_map(|e| match e {
-        SessionEvent::Closed { reason } => Some(reason.as_str()),
+        SessionEvent::Closed { reason, detail } => {
+            assert_eq!(*reason, EndReason::NegotiationFailed);
+            Some(detail.as_str())
+        }
         _ => None,
     });
     assert!(
@@ -1161,7 +1171,11 @@ fn a_peer_that_naks_every_auth_method_takes_the_link_down() {
         },
         Duration::from_secs(300),
     );
-    let Some(SessionEvent::Closed { reason }) = events.last() else {
+    let Some(SessionEvent::Closed {
+        reason: EndReason::NegotiationFailed,
+        detail: reason,
+    }) = events.last()
+    else {
         panic!("{events:?}")
     };
     assert!(
@@ -1190,7 +1204,8 @@ fn a_peer_that_never_answers() {
     assert_eq!(
         events(&mut server),
         [SessionEvent::Closed {
-            reason: "no answer to 10 Configure-Requests".into()
+            reason: EndReason::NegotiationFailed,
+            detail: "no answer to 10 Configure-Requests".into()
         }]
     );
 }
@@ -1214,8 +1229,8 @@ fn a_client_that_goes_silent_is_taken_down_by_the_keepalive() {
     }
     let ev = events(&mut server);
     assert!(
-        matches!(&ev[..], [SessionEvent::NetworkDown, SessionEvent::Closed { reason }]
-            if reason.contains("no reply to 4 LCP Echo-Requests")),
+        matches!(&ev[..], [SessionEvent::NetworkDown, SessionEvent::Closed { reason: EndReason::KeepaliveLost, detail }]
+            if detail.contains("no reply to 4 LCP Echo-Requests")),
         "{ev:?}"
     );
 }
@@ -1226,6 +1241,12 @@ fn a_client_that_goes_silent_is_taken_down_by_the_keepalive() {
 /// A server session driven by hand to the Network phase (address not yet
 /// assigned).
 fn authenticated_server(config: &SessionConfig) -> (Session, Instant) {
+    authenticated_server_as(config, accepted("alice"))
+}
+
+/// The same, with the daemon accepting `who` (the fake engine's Response
+/// names `who.user`).
+fn authenticated_server_as(config: &SessionConfig, who: Accepted) -> (Session, Instant) {
     let t = Instant::now();
     let mut s = new_server(config);
     s.open(t);
@@ -1237,12 +1258,344 @@ fn authenticated_server(config: &SessionConfig) -> (Session, Instant) {
     );
     s.handle_frame(t, LCP, &pkt(Code::ConfigureAck, ours.2, &ours.3));
     assert_eq!(s.phase(), Phase::Authenticate);
-    s.handle_frame(t, CHAP, &chap(2, 1, &[&[1][..], &[0], b"alice"].concat()));
-    s.handle_verdict(t, Verdict::Accept(accepted("alice")));
+    let name = who.user.clone();
+    s.handle_frame(
+        t,
+        CHAP,
+        &chap(2, 1, &[&[1][..], &[0], name.as_bytes()].concat()),
+    );
+    s.handle_verdict(t, Verdict::Accept(who));
     assert_eq!(s.phase(), Phase::Network);
     sent(&mut s);
     events(&mut s);
     (s, t)
+}
+
+/// The peer renegotiates LCP (a Configure-Request while Opened, RFC 1661
+/// section 5.1) and Acks our new request: LCP is Opened again and a new
+/// authentication starts. Returns what the server sent after the Ack.
+fn renegotiate_lcp(s: &mut Session, t: Instant, id: u8) -> Vec<(u16, Code, u8, Vec<u8>)> {
+    s.handle_frame(
+        t,
+        LCP,
+        &pkt(Code::ConfigureRequest, id, &[0x05, 0x06, 1, 2, 3, 4]),
+    );
+    let ours = sent(s)
+        .into_iter()
+        .find(|p| (p.0, p.1) == (LCP, Code::ConfigureRequest))
+        .expect("the server sends a new Configure-Request");
+    s.handle_frame(t, LCP, &pkt(Code::ConfigureAck, ours.2, &ours.3));
+    sent(s)
+}
+
+/// The peer Acks the server's Terminate-Request, found in `out` (what the
+/// server sent): the session is Dead.
+fn terminate_acked(
+    s: &mut Session,
+    t: Instant,
+    out: Vec<(u16, Code, u8, Vec<u8>)>,
+) -> Vec<SessionEvent> {
+    let terminate = out
+        .into_iter()
+        .find(|p| (p.0, p.1) == (LCP, Code::TerminateRequest))
+        .expect("the server sends Terminate-Request");
+    s.handle_frame(t, LCP, &pkt(Code::TerminateAck, terminate.2, &[]));
+    assert_eq!(s.phase(), Phase::Dead);
+    events(s)
+}
+
+// ---------------------------------------------------------------------
+// Authentication across LCP renegotiation (issue 15, problem 6), with the
+// real server engine for the attempt limit.
+
+/// A server session with the real MS-CHAPv2 engine: `max_attempts`
+/// Responses per session, no failure delay.
+fn real_engine_server(max_attempts: u32) -> Session {
+    use crate::auth::{
+        random::seeded_random,
+        server::{ServerAuthFactory, ServerSettings},
+    };
+    let settings = ServerSettings {
+        max_attempts,
+        failure_delay: Duration::ZERO,
+        ..ServerSettings::default()
+    };
+    Session::new(
+        server_config(),
+        Box::new(ServerAuthFactory::new(settings, seeded_random(7))),
+        counting_magic(),
+    )
+}
+
+/// LCP Opened by hand; returns the identifier of the first Challenge.
+fn open_to_challenge(s: &mut Session, t: Instant) -> u8 {
+    s.open(t);
+    let ours = sent(s).remove(0);
+    s.handle_frame(
+        t,
+        LCP,
+        &pkt(Code::ConfigureRequest, 1, &[0x05, 0x06, 1, 2, 3, 4]),
+    );
+    s.handle_frame(t, LCP, &pkt(Code::ConfigureAck, ours.2, &ours.3));
+    assert!(matches!(&events(s)[..], [SessionEvent::LinkUp(_)]));
+    challenge_id(&sent(s))
+}
+
+fn challenge_id(out: &[(u16, Code, u8, Vec<u8>)]) -> u8 {
+    out.iter()
+        .find(|p| (p.0, p.1) == (CHAP, Code::from(1)))
+        .map(|p| p.2)
+        .expect("a Challenge")
+}
+
+/// An MS-CHAPv2 Response (RFC 2759 section 4) of `user` to Challenge `id`.
+fn v2_response(id: u8, user: &str) -> Vec<u8> {
+    chap(2, id, &[&[49][..], &[0; 49], user.as_bytes()].concat())
+}
+
+/// Sends a Response, expects Verify, refuses it; returns what the server
+/// sent (the Failure first).
+fn refused_attempt(s: &mut Session, t: Instant, id: u8) -> Vec<(u16, Code, u8, Vec<u8>)> {
+    s.handle_frame(t, CHAP, &v2_response(id, "alice"));
+    assert!(
+        matches!(&events(s)[..], [SessionEvent::Verify(c)] if c.user() == "alice"),
+        "one Verify per Response"
+    );
+    s.handle_verdict(t, Verdict::Reject(crate::auth::Rejection::BadCredentials));
+    sent(s)
+}
+
+/// The text of the CHAP Failure among `out`.
+fn failure_text(out: &[(u16, Code, u8, Vec<u8>)]) -> String {
+    let failure = out
+        .iter()
+        .find(|p| (p.0, p.1) == (CHAP, Code::from(4)))
+        .expect("a Failure");
+    String::from_utf8_lossy(&failure.3).into_owned()
+}
+
+#[test]
+fn renegotiating_lcp_gives_no_fresh_authentication_attempts() {
+    let t = Instant::now();
+    let mut s = real_engine_server(3);
+    let id = open_to_challenge(&mut s, t);
+    // Two wrong Responses: each Failure offers a retry (R=1).
+    assert!(failure_text(&refused_attempt(&mut s, t, id)).contains("R=1"));
+    let out = refused_attempt(&mut s, t, id.wrapping_add(1));
+    assert!(failure_text(&out).contains("R=1"));
+    // The peer renegotiates LCP instead of retrying: a new Challenge...
+    let id = challenge_id(&renegotiate_lcp(&mut s, t, 2));
+    events(&mut s);
+    assert_eq!(s.phase(), Phase::Authenticate);
+    // ...but its third wrong Response is its last one (R=0), and the
+    // session ends.
+    let out = refused_attempt(&mut s, t, id);
+    assert!(failure_text(&out).contains("R=0"));
+    assert_eq!(s.phase(), Phase::Terminate);
+    let ev = terminate_acked(&mut s, t, out);
+    assert!(
+        matches!(&ev[..], [SessionEvent::Closed { reason: EndReason::AuthFailed, detail }]
+            if detail.contains("after 3 attempt(s)")),
+        "{ev:?}"
+    );
+}
+
+#[test]
+fn a_response_pending_when_lcp_renegotiates_still_counts() {
+    let t = Instant::now();
+    let mut s = real_engine_server(1);
+    let id = open_to_challenge(&mut s, t);
+    s.handle_frame(t, CHAP, &v2_response(id, "alice"));
+    assert!(matches!(&events(&mut s)[..], [SessionEvent::Verify(_)]));
+    // Before the verdict, the peer renegotiates LCP: the one attempt of
+    // the session is spent, so no new Challenge goes out.
+    let out = renegotiate_lcp(&mut s, t, 2);
+    assert!(
+        !out.iter().any(|p| p.0 == CHAP),
+        "no Challenge after the attempts are spent: {out:?}"
+    );
+    assert_eq!(s.phase(), Phase::Terminate);
+    // The late verdict changes nothing.
+    s.handle_verdict(t, Verdict::Accept(accepted("alice")));
+    assert!(
+        !events(&mut s)
+            .iter()
+            .any(|e| matches!(e, SessionEvent::Authenticated(_)))
+    );
+    let ev = terminate_acked(&mut s, t, out);
+    assert!(
+        matches!(&ev[..], [.., SessionEvent::Closed { reason: EndReason::AuthFailed, detail }]
+            if detail.contains("no attempt left")),
+        "{ev:?}"
+    );
+    assert!(
+        !ev.iter()
+            .any(|e| matches!(e, SessionEvent::Authenticated(_))),
+        "{ev:?}"
+    );
+}
+
+#[test]
+fn re_authentication_as_another_user_ends_the_session() {
+    let (mut s, t) = authenticated_server(&server_config());
+    s.handle_address(t, Some(POOL));
+    sent(&mut s);
+    assert!(events(&mut s).is_empty());
+    let out = renegotiate_lcp(&mut s, t, 2);
+    assert_eq!(challenge_id(&out), 1);
+    assert_eq!(s.phase(), Phase::Authenticate);
+    s.handle_frame(t, CHAP, &chap(2, 1, &[&[1][..], &[0], b"mallory"].concat()));
+    events(&mut s);
+    s.handle_verdict(t, Verdict::Accept(accepted("mallory")));
+    // Mallory does not get alice's session (nor her address).
+    assert_eq!(s.phase(), Phase::Terminate);
+    let out = sent(&mut s);
+    let ev = terminate_acked(&mut s, t, out);
+    assert!(
+        matches!(&ev[..], [SessionEvent::Closed { reason: EndReason::AuthFailed, detail }]
+            if detail.contains("mallory") && detail.contains("alice")),
+        "{ev:?}"
+    );
+}
+
+#[test]
+fn re_authentication_as_the_same_user_keeps_the_session_and_address() {
+    let (mut s, t) = authenticated_server(&server_config());
+    s.handle_address(t, Some(POOL));
+    sent(&mut s);
+    renegotiate_lcp(&mut s, t, 2);
+    s.handle_frame(t, CHAP, &chap(2, 1, &[&[1][..], &[0], b"alice"].concat()));
+    events(&mut s);
+    s.handle_verdict(t, Verdict::Accept(accepted("alice")));
+    // Authenticated again; no new address is asked for; IPCP restarts
+    // with the address the session holds.
+    assert_eq!(
+        events(&mut s),
+        [SessionEvent::Authenticated(accepted("alice"))]
+    );
+    assert_eq!(s.phase(), Phase::Network);
+    s.handle_frame(
+        t,
+        IPCP,
+        &pkt(Code::ConfigureRequest, 7, &[0x03, 0x06, 0, 0, 0, 0]),
+    );
+    let naks: Vec<_> = sent(&mut s)
+        .into_iter()
+        .filter(|p| (p.0, p.1) == (IPCP, Code::ConfigureNak))
+        .collect();
+    assert_eq!(naks[0].3[..6], [0x03, 0x06, 198, 19, 0, 2]);
+}
+
+// ---------------------------------------------------------------------
+// The chap-secrets address column (issue 15, problem 4).
+
+fn restricted(user: &str) -> Accepted {
+    use crate::auth::AddressItem;
+    // `!198.19.0.1 198.19.0.0/30` in chap-secrets.
+    Accepted {
+        addresses: AddressPolicy::list([
+            AddressItem::deny(Ipv4Addr::new(198, 19, 0, 1), 32),
+            AddressItem::allow(Ipv4Addr::new(198, 19, 0, 0), 30),
+        ]),
+        ..accepted(user)
+    }
+}
+
+#[test]
+fn the_address_request_carries_the_users_allowed_addresses() {
+    let t = Instant::now();
+    let mut s = new_server(&server_config());
+    s.open(t);
+    let ours = sent(&mut s).remove(0);
+    s.handle_frame(t, LCP, &pkt(Code::ConfigureRequest, 1, &[]));
+    s.handle_frame(t, LCP, &pkt(Code::ConfigureAck, ours.2, &ours.3));
+    s.handle_frame(t, CHAP, &chap(2, 1, &[&[1][..], &[0], b"dave"].concat()));
+    s.handle_verdict(t, Verdict::Accept(restricted("dave")));
+    let request = events(&mut s).into_iter().find_map(|e| match e {
+        SessionEvent::AddressRequest { addresses, .. } => Some(addresses),
+        _ => None,
+    });
+    let addresses = request.expect("an AddressRequest");
+    let pool: Vec<Ipv4Addr> = (1..=6).map(|i| Ipv4Addr::new(198, 19, 0, i)).collect();
+    let usable: Vec<_> = pool.into_iter().filter(|a| addresses.allows(*a)).collect();
+    assert_eq!(
+        usable,
+        [Ipv4Addr::new(198, 19, 0, 2), Ipv4Addr::new(198, 19, 0, 3)]
+    );
+}
+
+#[test]
+fn an_address_the_user_may_not_have_closes_the_session() {
+    for refused in [Ipv4Addr::new(198, 19, 0, 1), Ipv4Addr::new(198, 19, 0, 9)] {
+        let (mut s, t) = authenticated_server_as(&server_config(), restricted("dave"));
+        s.handle_address(t, Some(refused));
+        assert_eq!(s.phase(), Phase::Terminate, "{refused}");
+        assert!(
+            !sent(&mut s).iter().any(|p| p.0 == IPCP),
+            "IPCP never offers {refused}"
+        );
+        s.handle_frame(t, LCP, &pkt(Code::TerminateAck, 2, &[]));
+        let ev = events(&mut s);
+        assert!(
+            matches!(&ev[..], [SessionEvent::Closed { reason: EndReason::NoAddress, detail }]
+                if detail.contains(&refused.to_string())),
+            "{ev:?}"
+        );
+    }
+}
+
+#[test]
+fn ipcp_never_acks_an_address_the_peer_insists_on() {
+    let (mut s, t) = authenticated_server_as(&server_config(), restricted("dave"));
+    s.handle_address(t, Some(Ipv4Addr::new(198, 19, 0, 2)));
+    sent(&mut s);
+    // The client insists on 198.19.0.1, which dave may not have.
+    let insist = [0x03, 0x06, 198, 19, 0, 1];
+    let mut replies = Vec::new();
+    for id in 1..=12 {
+        s.handle_frame(t, IPCP, &pkt(Code::ConfigureRequest, id, &insist));
+        replies.extend(
+            sent(&mut s)
+                .into_iter()
+                .filter(|p| p.0 == IPCP && p.1 != Code::ConfigureRequest),
+        );
+    }
+    assert_eq!(replies.len(), 12);
+    for (code, _, data) in replies.iter().map(|p| (p.1, p.2, &p.3)) {
+        match code {
+            // Nak'ed with the assigned address...
+            Code::ConfigureNak => assert_eq!(data[..], [0x03, 0x06, 198, 19, 0, 2]),
+            // ...and rejected after Max-Failure; never Acked.
+            Code::ConfigureReject => assert_eq!(data[..], insist),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(replies.iter().any(|p| p.1 == Code::ConfigureNak));
+    assert_ne!(s.ipcp_state(), State::Opened);
+}
+
+#[test]
+fn re_authentication_after_a_reload_that_forbids_the_address_ends_the_session() {
+    let (mut s, t) = authenticated_server_as(&server_config(), accepted("dave"));
+    s.handle_address(t, Some(Ipv4Addr::new(198, 19, 0, 1)));
+    sent(&mut s);
+    renegotiate_lcp(&mut s, t, 2);
+    s.handle_frame(t, CHAP, &chap(2, 1, &[&[1][..], &[0], b"dave"].concat()));
+    events(&mut s);
+    // The secrets file now excludes 198.19.0.1 for dave.
+    s.handle_verdict(t, Verdict::Accept(restricted("dave")));
+    let out = sent(&mut s);
+    let ev = terminate_acked(&mut s, t, out);
+    assert!(
+        matches!(
+            &ev[..],
+            [SessionEvent::Closed {
+                reason: EndReason::NoAddress,
+                ..
+            }]
+        ),
+        "{ev:?}"
+    );
 }
 
 #[test]
@@ -1255,7 +1608,8 @@ fn no_address_closes_the_link() {
     assert_eq!(
         events(&mut s),
         [SessionEvent::Closed {
-            reason: "no address available for the client".into()
+            reason: EndReason::NoAddress,
+            detail: "no address available for the client".into()
         }]
     );
 }
@@ -1309,7 +1663,8 @@ fn lower_layer_down_is_immediate() {
     assert_eq!(
         events(&mut s),
         [SessionEvent::Closed {
-            reason: "the lower layer went down".into()
+            reason: EndReason::ControlClosed,
+            detail: "the lower layer went down".into()
         }]
     );
     assert_eq!(s.phase(), Phase::Dead);
@@ -1335,7 +1690,8 @@ fn static_address_is_offered_to_the_daemon() {
             SessionEvent::Authenticated(a),
             SessionEvent::AddressRequest {
                 user: "carol".into(),
-                static_address: Some(Ipv4Addr::new(198, 19, 7, 7))
+                static_address: Some(Ipv4Addr::new(198, 19, 7, 7)),
+                addresses: AddressPolicy::any(),
             }
         ]
     );

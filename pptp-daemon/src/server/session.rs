@@ -80,7 +80,8 @@ pub async fn run(
                 match msg {
                     Some(CallInput::Frame(protocol, payload)) => session.handle_frame(now, protocol, &payload),
                     Some(CallInput::Verdict(v)) => session.handle_verdict(now, v),
-                    Some(CallInput::Close(reason)) => session.close(now, reason),
+                    // The only sender is shutdown (server/control.rs).
+                    Some(CallInput::Close(_)) => session.close(now, crate::proto::end::EndReason::Shutdown),
                     Some(CallInput::LowerDown(reason)) => {
                         session.lower_down(now);
                         task.reason.get_or_insert(reason);
@@ -176,6 +177,7 @@ impl Task {
             SessionEvent::AddressRequest {
                 user,
                 static_address,
+                ..
             } => {
                 let assigned = self
                     .shared
@@ -205,8 +207,8 @@ impl Task {
                         .handle_reset_request();
                 }
             }
-            SessionEvent::Closed { reason } => {
-                self.reason.get_or_insert(reason);
+            SessionEvent::Closed { reason, detail } => {
+                self.reason.get_or_insert(format!("{reason}: {detail}"));
             }
         }
     }
