@@ -254,11 +254,11 @@ impl AddressPool {
         }
         let mut budget = MAX_SCAN;
         let found = if self.released.len() >= REUSE_AFTER {
-            self.from_released(allowed, &mut budget)
-                .or_else(|| self.from_untouched(allowed, &mut budget))
+            self.next_released(allowed, &mut budget)
+                .or_else(|| self.next_never_used(allowed, &mut budget))
         } else {
-            self.from_untouched(allowed, &mut budget)
-                .or_else(|| self.from_released(allowed, &mut budget))
+            self.next_never_used(allowed, &mut budget)
+                .or_else(|| self.next_released(allowed, &mut budget))
         };
         match found {
             Some(addr) => {
@@ -269,7 +269,7 @@ impl AddressPool {
         }
     }
 
-    fn from_untouched(
+    fn next_never_used(
         &mut self,
         allowed: &dyn Fn(Ipv4Addr) -> bool,
         budget: &mut usize,
@@ -292,7 +292,7 @@ impl AddressPool {
         Some(Ipv4Addr::from(a))
     }
 
-    fn from_released(
+    fn next_released(
         &mut self,
         allowed: &dyn Fn(Ipv4Addr) -> bool,
         budget: &mut usize,
@@ -415,7 +415,11 @@ mod tests {
         // 0.0.0.0/1 is two billion addresses: the old pool queued every one.
         let mut p = AddressPool::new(&[range("0.0.0.0/1")], &[ip("0.0.0.1")]);
         assert_eq!(p.size(), (1usize << 31) - 3);
-        assert_eq!(p.untouched.len(), 1, "one interval, not a queue of addresses");
+        assert_eq!(
+            p.untouched.len(),
+            1,
+            "one interval, not a queue of addresses"
+        );
         assert_eq!(p.allocate(None), Ok(ip("0.0.0.2")));
         assert_eq!(p.allocate(None), Ok(ip("0.0.0.3")));
         assert_eq!(p.free(), (1u64 << 31) - 5);
@@ -426,7 +430,10 @@ mod tests {
         let mut p = AddressPool::new(&[range("198.19.0.10-198.19.0.13")], &[]);
         let only_12 = |a: Ipv4Addr| a == ip("198.19.0.12");
         assert_eq!(p.allocate_where(None, &only_12), Ok(ip("198.19.0.12")));
-        assert_eq!(p.allocate_where(None, &only_12), Err(PoolError::Exhausted(4)));
+        assert_eq!(
+            p.allocate_where(None, &only_12),
+            Err(PoolError::Exhausted(4))
+        );
         // The skipped addresses are still there, in order, for others.
         assert_eq!(p.allocate(None), Ok(ip("198.19.0.10")));
         assert_eq!(p.allocate(None), Ok(ip("198.19.0.11")));
