@@ -385,7 +385,11 @@ impl Concentrator {
                 .get(&addr)
                 .is_some_and(|s| s.idle_since == Some(since));
             let expired = refill.is_none_or(|r| now.saturating_duration_since(since) >= r);
-            if current && !expired && self.idle_sources <= MAX_IDLE_SOURCES {
+            // The queue also holds stale entries (a source that went idle,
+            // busy and idle again): bound it as well.
+            let over =
+                self.idle_sources > MAX_IDLE_SOURCES || self.idle.len() > 2 * MAX_IDLE_SOURCES;
+            if current && !expired && !over {
                 break;
             }
             self.idle.pop_front();
@@ -852,8 +856,8 @@ impl Concentrator {
         })
     }
 
-    /// Whether our Call ID `call_id` belongs to a session (released or
-    /// not: a Call ID is free exactly when no registry entry holds it).
+    /// Whether our Call ID `call_id` belongs to a session in the registry
+    /// (ending or not: a Call ID is free exactly when no entry holds it).
     pub fn is_call_live(&self, call_id: u16) -> bool {
         self.sessions.contains_key(&call_id)
     }

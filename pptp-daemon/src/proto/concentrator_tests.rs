@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use super::*;
+use crate::proto::control::{CallInfo, ControlConnection, ControlEvent, ControlSettings};
 use crate::proto::pool::PoolRange;
 
 fn ip(s: &str) -> Ipv4Addr {
@@ -538,6 +539,126 @@ fn the_control_connection_adapter_never_frees_a_call_id_a_session_owns() {
     foreign.release(_second);
     let mut c = core.lock().unwrap();
     assert!(events(&mut c).is_empty());
+}
+
+/// Passes bytes both ways until neither end has anything to send.
+fn pump(now: Instant, server: &mut ControlConnection, client: &mut ControlConnection) {
+    loop {
+        let mut moved = false;
+        while let Some(bytes) = server.poll_transmit() {
+            client.handle_bytes(now, &bytes);
+            moved = true;
+        }
+        while let Some(bytes) = client.poll_transmit() {
+            server.handle_bytes(now, &bytes);
+            moved = true;
+        }
+        if !moved {
+            break;
+        }
+    }
+}
+
+#[test]
+fn a_call_cleared_on_the_control_connection_keeps_its_call_id_until_release() {
+    // Issue problem 3 at the core level: the control connection forgetting
+    // a call must not free the Call ID while the session still lives.
+    let core = Arc::new(Mutex::new(core(Limits {
+        calls_per_connection: 4,
+        ..open_limits()
+    })));
+    let t = Instant::now();
+    let conn = core
+        .lock()
+        .unwrap()
+        .handle_connect(t, ip("198.18.15.1"))
+        .unwrap();
+    let calls = Box::new(ConnectionCalls::new(core.clone(), conn));
+    let mut server = ControlConnection::server(ControlSettings::default(), calls, t);
+    let mut client = ControlConnection::client(ControlSettings::default(), t);
+    pump(t, &mut server, &mut client);
+    assert!(server.is_established());
+    client.open_call(t, 7).unwrap();
+    client.open_call(t, 8).unwrap();
+    pump(t, &mut server, &mut client);
+    let connected: Vec<CallInfo> = std::iter::from_fn(|| server.poll_event())
+        .filter_map(|e| match e {
+            ControlEvent::CallConnected(info) => Some(info),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(connected.len(), 2);
+    let mut c = core.lock().unwrap();
+    let sessions: Vec<SessionId> = connected
+        .iter()
+        .map(|info| {
+            let s = c.session_by_call(info.our_call_id).unwrap();
+            assert!(c.set_peer_call_id(s, info.peer_call_id));
+            s
+        })
+        .collect();
+    assert_eq!(c.session(sessions[0]).unwrap().peer_call_id, 7);
+    assert_eq!(c.counters().sessions_started, 2);
+    drop(c);
+
+    // Call-Clear-Request: the control connection ends the call.
+    client.clear_call(t, 7).unwrap();
+    pump(t, &mut server, &mut client);
+    assert!(
+        std::iter::from_fn(|| server.poll_event())
+            .any(|e| matches!(e, ControlEvent::CallEnded { .. }))
+    );
+    let mut c = core.lock().unwrap();
+    assert!(
+        c.is_call_live(sessions[0].call_id()),
+        "still owned by the session"
+    );
+    assert_eq!(
+        events(&mut c),
+        [terminate(sessions[0], EndReason::ControlClosed)]
+    );
+    drop(c);
+
+    // The connection's task dies (dropped without closing).
+    drop(server);
+    let mut c = core.lock().unwrap();
+    assert!(c.is_call_live(sessions[1].call_id()));
+    assert_eq!(
+        events(&mut c),
+        [terminate(sessions[1], EndReason::ControlClosed)]
+    );
+    // The glue's teardown releases each, once; then the IDs are free.
+    c.handle_disconnect(t, conn);
+    assert!(c.release(t, sessions[0], EndReason::CallCleared).is_some());
+    assert!(c.release(t, sessions[1], EndReason::TaskFailed).is_some());
+    assert!(c.release(t, sessions[1], EndReason::TaskFailed).is_none());
+    assert_eq!(c.live_call_ids(), 0);
+    assert!(events(&mut c).is_empty());
+}
+
+#[test]
+fn a_flapping_source_cannot_grow_the_idle_queue_without_bound() {
+    let mut c = core(Limits {
+        connection_rate_per_source: 1,
+        connection_burst_per_source: u32::MAX,
+        ..open_limits()
+    });
+    let t = Instant::now();
+    // One idle bucket at the front of the queue that takes ages to refill,
+    // then a source that connects and disconnects again and again: each
+    // time it goes idle it queues an entry behind the first.
+    let first = c.handle_connect(t, ip("198.18.16.1")).unwrap();
+    c.handle_disconnect(t, first);
+    let src = ip("198.18.16.2");
+    let mut now = t;
+    for _ in 0..(2 * MAX_IDLE_SOURCES + 100) {
+        now += Duration::from_micros(1);
+        let conn = c.handle_connect(now, src).unwrap();
+        c.handle_disconnect(now, conn);
+        assert!(c.idle.len() <= 2 * MAX_IDLE_SOURCES + 1);
+    }
+    assert!(c.tracked_sources() <= 2);
+    assert_eq!(c.idle_sources, c.tracked_sources());
 }
 
 // ---- random interleavings of every way a session ends ----
