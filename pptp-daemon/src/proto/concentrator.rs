@@ -107,7 +107,7 @@ pub enum Refusal {
     UserChanged,
     #[error("no such control connection")]
     UnknownConnection,
-    #[error("no such session")]
+    #[error("no such session (released, or ending)")]
     UnknownSession,
 }
 
@@ -352,7 +352,7 @@ impl Concentrator {
         Err(refusal)
     }
 
-    /// Nanoseconds an empty bucket takes to fill (None: no rate limit).
+    /// How long an empty bucket takes to fill (None: no rate limit).
     fn refill_time(&self) -> Option<Duration> {
         let rate = u64::from(self.limits.connection_rate_per_source);
         if rate == 0 {
@@ -630,7 +630,9 @@ impl Concentrator {
     /// [`UserLimitPolicy::Replace`] the user's oldest sessions get
     /// [`Event::Terminate`] with [`EndReason::Replaced`]. Authenticating
     /// again as the same user is accepted; as another user it is refused
-    /// ([`Refusal::UserChanged`]) and changes nothing.
+    /// ([`Refusal::UserChanged`]) and changes nothing. A session released
+    /// or already ending gets [`Refusal::UnknownSession`] (it must not
+    /// replace anyone on its way out).
     pub fn handle_authenticated(
         &mut self,
         now: Instant,
@@ -638,7 +640,10 @@ impl Concentrator {
         user: &str,
     ) -> Result<(), Refusal> {
         self.advance(now);
-        let Some(e) = self.entry(session) else {
+        let Some(e) = self
+            .entry(session)
+            .filter(|e| e.state != SessionState::Ending)
+        else {
             return self.refuse(Refusal::UnknownSession);
         };
         match &e.user {

@@ -285,6 +285,14 @@ fn sessions_per_user_replace_ends_the_oldest() {
     }
     assert_eq!(c.counters().ended(EndReason::Replaced), 2);
     assert_eq!(c.users["alice"], [s[2], s[3]]);
+    // A session on its way out authenticates nobody and replaces nobody.
+    let s4 = call(&mut c, later, "198.18.5.9");
+    c.terminate(s4, EndReason::AdminReset);
+    assert_eq!(
+        c.handle_authenticated(later, s4, "alice"),
+        Err(Refusal::UnknownSession)
+    );
+    assert_eq!(events(&mut c), [terminate(s4, EndReason::AdminReset)]);
 }
 
 #[test]
