@@ -13,6 +13,7 @@
 
 pub mod call;
 pub mod ccp;
+pub mod concentrator;
 pub mod control;
 pub mod end;
 pub mod fsm;
