@@ -1,6 +1,12 @@
 //! One task per control connection (RFC 2637 section 3): TCP bytes in and
 //! out of the sans-IO `proto::control::ControlConnection`, a session task
 //! started for every call it connects, and the goodbyes on shutdown.
+//!
+//! The concentrator decides (call IDs and every limit: calls per
+//! connection, sessions, sessions still starting); this task only moves
+//! bytes and timers. Every write has a time limit, so a peer that does not
+//! read cannot hold the task: the connection ends with
+//! [`EndReason::WriteTimeout`] and its sessions with it.
 
 use std::{
     collections::HashMap,
@@ -16,9 +22,18 @@ use tokio::{
     task::JoinSet,
 };
 
-use super::{Call, CallInput, Counters, Shared, session};
+use super::{
+    Call, Counters, Shared,
+    registry::Command,
+    session::{self, SessionGuard, ToControl},
+};
 use crate::{
-    proto::control::{ControlConnection, ControlEvent},
+    logsafe::Escaped,
+    proto::{
+        concentrator::{ConnectionCalls, ConnectionId},
+        control::{CallEndReason, CloseReason, ControlConnection, ControlEvent},
+        end::EndReason,
+    },
     wire::pptp::StopReason,
 };
 
@@ -26,19 +41,69 @@ use crate::{
 /// the control connection ends them.
 const SESSION_GOODBYE: Duration = Duration::from_millis(1500);
 
+/// Frames from the data path a session may have queued; beyond this they
+/// are dropped and counted (the peer is the one filling the queue).
+const SESSION_QUEUE: usize = 256;
+
+/// Owns a control connection's place in the concentrator (its share of the
+/// per-source and starting limits): dropping it gives the place back, and
+/// tells the concentrator that the connection's sessions lost their link.
+pub struct ConnectionGuard {
+    shared: Arc<Shared>,
+    id: ConnectionId,
+}
+
+impl ConnectionGuard {
+    pub fn new(shared: Arc<Shared>, id: ConnectionId) -> Self {
+        Self { shared, id }
+    }
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.shared
+            .core()
+            .handle_disconnect(Instant::now(), self.id);
+        self.shared.dispatch();
+    }
+}
+
+/// What ends the calls of a connection that closed.
+fn end_reason(reason: &CloseReason) -> EndReason {
+    match reason {
+        CloseReason::PeerStop(_) => EndReason::ControlStopped,
+        CloseReason::PeerEof => EndReason::ControlClosed,
+        CloseReason::EchoTimeout { .. } => EndReason::ControlEchoTimeout,
+        CloseReason::SetupTimeout => EndReason::SetupTimeout,
+        CloseReason::Malformed(_) => EndReason::ControlMalformed,
+        CloseReason::StartRefused { .. } => EndReason::NegotiationFailed,
+        CloseReason::LocalStop | CloseReason::LocalStopTimeout | CloseReason::LocalAbort => {
+            EndReason::Shutdown
+        }
+    }
+}
+
 /// Runs one control connection until it closes.
 pub async fn run(
     shared: Arc<Shared>,
     mut stream: TcpStream,
     peer: Ipv4Addr,
     local: Ipv4Addr,
+    guard: ConnectionGuard,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let settings = shared.config.control_settings();
-    let mut conn =
-        ControlConnection::server(settings, Box::new(shared.call_ids.clone()), Instant::now());
-    let (to_control, mut from_sessions) = mpsc::channel::<session::ToControl>(256);
+    let write_timeout = shared.core().limits().write_timeout;
+    let mut conn = ControlConnection::server(
+        settings,
+        Box::new(ConnectionCalls::new(shared.core.clone(), guard.id)),
+        Instant::now(),
+    );
+    let (to_control, mut from_sessions) = mpsc::unbounded_channel::<ToControl>();
     let mut calls: HashMap<u16, Arc<Call>> = HashMap::new();
+    // Calls whose control connection closed under them; the reason follows.
+    let mut orphaned: Vec<u16> = Vec::new();
+    let mut ended: Option<EndReason> = None;
     let mut tasks = JoinSet::new();
     let mut buf = vec![0u8; 4096];
     let mut eof = false;
@@ -46,7 +111,7 @@ pub async fn run(
     let mut goodbye_deadline: Option<tokio::time::Instant> = None;
     tracing::debug!(%peer, "control connection");
 
-    loop {
+    'connection: loop {
         // Events before bytes: a call is registered before the
         // Outgoing-Call-Reply that announces it goes out, since the client
         // sends its first GRE frame as soon as it reads the reply.
@@ -54,41 +119,61 @@ pub async fn run(
             while let Some(event) = conn.poll_event() {
                 match event {
                     ControlEvent::Established(info) => {
-                        tracing::info!(%peer, host = %info.host_name.to_string_lossy(), vendor = %info.vendor_string.to_string_lossy(), "control connection established");
+                        tracing::info!(
+                            %peer,
+                            host = %Escaped::new(info.host_name.text()),
+                            vendor = %Escaped::new(info.vendor_string.text()),
+                            "control connection established"
+                        );
                     }
                     ControlEvent::CallConnected(info) => {
-                        let (input_tx, input_rx) = mpsc::channel(256);
+                        let Some(session) = shared.core().session_by_call(info.our_call_id) else {
+                            // The concentrator gave this ID: it knows it.
+                            tracing::error!(%peer, call_id = info.our_call_id, "call unknown to the concentrator");
+                            let _ = conn.clear_call(Instant::now(), info.our_call_id);
+                            continue;
+                        };
+                        shared.core().set_peer_call_id(session, info.peer_call_id);
+                        let (input_tx, input_rx) = mpsc::channel(SESSION_QUEUE);
+                        let (commands_tx, commands_rx) = mpsc::unbounded_channel();
                         let call = Arc::new(Call {
                             peer,
                             local,
                             call_id: info.our_call_id,
                             peer_call_id: info.peer_call_id,
+                            session,
                             started: Instant::now(),
                             input: input_tx,
+                            commands: commands_tx,
                             data: RwLock::new(None),
                             user: Mutex::new(None),
                             counters: Counters::default(),
                         });
-                        shared
-                            .calls
-                            .write()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .insert((peer, info.our_call_id), call.clone());
-                        calls.insert(info.our_call_id, call.clone());
-                        tracing::info!(%peer, call_id = info.our_call_id, peer_call_id = info.peer_call_id, "call connected");
-                        tasks.spawn(session::run(
+                        let guard = SessionGuard::register(
                             shared.clone(),
-                            call,
-                            input_rx,
+                            call.clone(),
                             to_control.clone(),
-                        ));
+                        );
+                        calls.insert(info.our_call_id, call);
+                        tracing::info!(%peer, call_id = info.our_call_id, peer_call_id = info.peer_call_id, "call connected");
+                        tasks.spawn(session::run(guard, input_rx, commands_rx));
                     }
                     ControlEvent::CallEnded { call, reason } => {
                         tracing::info!(%peer, call_id = call.our_call_id, ?reason, "call ended");
-                        if let Some(c) = calls.remove(&call.our_call_id) {
-                            let _ = c
-                                .input
-                                .try_send(CallInput::LowerDown(format!("call ended: {reason:?}")));
+                        let why = match reason {
+                            CallEndReason::PeerCleared => Some(EndReason::CallCleared),
+                            CallEndReason::ControlClosed => {
+                                orphaned.push(call.our_call_id);
+                                None
+                            }
+                            // We cleared it: its session has ended already,
+                            // or is closing for its own reason.
+                            _ => None,
+                        };
+                        if let Some(why) = why
+                            && let Some(c) = calls.remove(&call.our_call_id)
+                        {
+                            c.command(Command::LowerDown(why));
                         }
                     }
                     ControlEvent::CallRejected {
@@ -96,7 +181,10 @@ pub async fn run(
                         result,
                         ..
                     } => {
-                        tracing::warn!(%peer, peer_call_id, ?result, "call refused");
+                        shared.warn_peer(
+                            peer,
+                            format_args!("call {peer_call_id} refused: {result:?}"),
+                        );
                     }
                     ControlEvent::CallFailed {
                         our_call_id,
@@ -115,22 +203,41 @@ pub async fn run(
                         our_call_id,
                         report,
                     } => {
-                        tracing::warn!(%peer, our_call_id, ?report, "WAN-Error-Notify");
+                        tracing::debug!(%peer, our_call_id, ?report, "WAN-Error-Notify");
                     }
                     ControlEvent::Ignored { message, reason } => {
                         tracing::debug!(%peer, ?message, "ignored: {reason}");
                     }
                     ControlEvent::Closed(reason) => {
-                        tracing::info!(%peer, "control connection closed: {reason}");
+                        let why = end_reason(&reason);
+                        tracing::info!(%peer, %why, "control connection closed: {reason}");
+                        ended.get_or_insert(why);
+                        for id in orphaned.drain(..) {
+                            if let Some(c) = calls.remove(&id) {
+                                c.command(Command::LowerDown(why));
+                            }
+                        }
                     }
                 }
             }
             let Some(bytes) = conn.poll_transmit() else {
                 break;
             };
-            if let Err(e) = stream.write_all(&bytes).await {
-                tracing::debug!(%peer, "control write: {e}");
-                conn.handle_eof(Instant::now());
+            match tokio::time::timeout(write_timeout, stream.write_all(&bytes)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, "control write: {e}");
+                    conn.handle_eof(Instant::now());
+                }
+                Err(_) => {
+                    // The peer does not read: nothing more goes out.
+                    shared.warn_peer(
+                        peer,
+                        format_args!("peer did not read for {write_timeout:?}: closing"),
+                    );
+                    ended = Some(EndReason::WriteTimeout);
+                    break 'connection;
+                }
             }
         }
         if conn.is_closed() {
@@ -149,13 +256,18 @@ pub async fn run(
                         eof = true;
                         conn.handle_eof(now);
                     }
-                    Ok(n) => conn.handle_bytes(now, &buf[..n]),
+                    Ok(n) => {
+                        // The concentrator hands out call IDs with the
+                        // latest time it has seen.
+                        shared.core().handle_timeout(now);
+                        conn.handle_bytes(now, &buf[..n]);
+                    }
                 }
             }
             Some(msg) = from_sessions.recv() => match msg {
-                session::ToControl::Ended { call_id, reason } => {
+                ToControl::Ended { call_id, reason } => {
                     if calls.remove(&call_id).is_some() {
-                        tracing::debug!(%peer, call_id, "clearing call: {reason}");
+                        tracing::debug!(%peer, call_id, %reason, "clearing call");
                         let _ = conn.clear_call(Instant::now(), call_id);
                     }
                 }
@@ -164,7 +276,7 @@ pub async fn run(
             _ = shutdown.changed(), if !shutting_down => {
                 shutting_down = true;
                 for c in calls.values() {
-                    let _ = c.input.try_send(CallInput::Close("the server is shutting down".into()));
+                    c.command(Command::Close(EndReason::Shutdown));
                 }
                 goodbye_deadline = Some(tokio::time::Instant::now() + SESSION_GOODBYE);
                 if calls.is_empty() {
@@ -193,12 +305,15 @@ pub async fn run(
             conn.close(Instant::now(), StopReason::StopLocalShutdown);
         }
     }
-    let _ = stream.shutdown().await;
+    // A peer that does not read gets no goodbye: the socket just closes.
+    if ended != Some(EndReason::WriteTimeout) {
+        let _ = tokio::time::timeout(write_timeout, stream.shutdown()).await;
+    }
+    drop(stream);
     // Every remaining session ends with the connection.
+    let why = ended.unwrap_or(EndReason::ControlClosed);
     for c in calls.values() {
-        let _ = c
-            .input
-            .try_send(CallInput::LowerDown("control connection closed".into()));
+        c.command(Command::LowerDown(why));
     }
     drop(to_control);
     let drain = async { while tasks.join_next().await.is_some() {} };
@@ -207,6 +322,9 @@ pub async fn run(
         .is_err()
     {
         tracing::warn!(%peer, "sessions did not end in time; aborting them");
+        // Their guards release everything as the tasks are dropped.
         tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
     }
+    drop(guard);
 }

@@ -3,23 +3,24 @@
 
 use std::{
     collections::HashMap,
-    net::SocketAddr,
     sync::{Arc, Mutex, RwLock},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use anyhow::Context as _;
 use tokio::{
     net::TcpListener,
     signal::unix::{SignalKind, signal},
-    sync::watch,
+    sync::{mpsc, oneshot, watch},
     task::JoinSet,
 };
 
 use super::{
-    Shared, Stats, control,
+    Shared, Stats,
+    control::{self, ConnectionGuard},
     ctl::{self, Request, Response},
     datapath::{gre_receive, tun_receive},
+    registry::{RouteOp, core_timer, route_worker},
 };
 use crate::{
     auth::{
@@ -29,13 +30,14 @@ use crate::{
         secrets::{SecretsError, SecretsFile},
     },
     cli::LogLevel,
-    config::Config,
+    config::{Config, ipv4_peer},
     dataplane::{
         gre_socket::GreSocket,
         tun::{Routes, Tun},
         xdp::{SeqMap, XdpDataplane, XdpMode, run_logger},
     },
-    proto::{control::CallIdPool, pool},
+    logsafe::{WarnLimiter, WarnLimits},
+    proto::{concentrator::Concentrator, pool::AddressPool},
 };
 
 /// Runs the daemon until SIGINT or SIGTERM.
@@ -109,26 +111,29 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
     let random = os_random();
     let mut seed = [0u8; 8];
     random(&mut seed);
+    let pool = AddressPool::new(&config.ppp.pool, &[config.ppp.local_address]);
+    let core = Concentrator::new(config.limits(), pool, u64::from_ne_bytes(seed));
+    let (route_tx, route_rx) = mpsc::unbounded_channel();
+    let route_task = tokio::spawn(route_worker(
+        routes,
+        tun.index(),
+        tun.name().to_owned(),
+        route_rx,
+    ));
     let shared = Arc::new(Shared {
         verifier,
-        call_ids: Arc::new(Mutex::new(CallIdPool::new(
-            config.server.max_sessions as usize,
-            u64::from_ne_bytes(seed),
-        ))),
-        pool: Mutex::new(pool::AddressPool::new(
-            &config.ppp.pool,
-            &[config.ppp.local_address],
-        )),
+        core: Arc::new(Mutex::new(core)),
         gre,
         seq,
         xdp: xdp.map(Mutex::new),
-        routes,
+        routes: route_tx,
         tun_index: tun.index(),
         tun_name: tun.name().to_owned(),
         random,
         calls: RwLock::new(HashMap::new()),
         clients: RwLock::new(HashMap::new()),
         stats: Stats::default(),
+        warnings: Mutex::new(WarnLimiter::new(WarnLimits::default())),
         config,
     });
     let (tun_rx, tun_tx) = tun.split();
@@ -136,6 +141,7 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
     let mut background = JoinSet::new();
     background.spawn(gre_receive(shared.clone(), tun_tx));
     background.spawn(tun_receive(shared.clone(), tun_rx));
+    background.spawn(core_timer(shared.clone()));
     {
         let shared = shared.clone();
         let path = shared.config.server.control_socket.clone();
@@ -165,15 +171,26 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, SocketAddr::V4(peer))) => {
-                    let local = match stream.local_addr() {
-                        Ok(SocketAddr::V4(l)) => *l.ip(),
-                        _ => continue,
+                Ok((stream, peer)) => {
+                    // A `[::]` listener sees IPv4 clients as v4-mapped.
+                    let (Some(source), Some(local)) = (
+                        ipv4_peer(peer),
+                        stream.local_addr().ok().and_then(ipv4_peer),
+                    ) else {
+                        tracing::debug!(%peer, "IPv6 control connection refused: PPTP GRE is IPv4 here");
+                        continue;
                     };
-                    let _ = stream.set_nodelay(true);
-                    connections.spawn(control::run(shared.clone(), stream, *peer.ip(), local, shutdown_rx.clone()));
+                    let admitted = shared.core().handle_connect(Instant::now(), source);
+                    match admitted {
+                        Ok(id) => {
+                            let _ = stream.set_nodelay(true);
+                            let guard = ConnectionGuard::new(shared.clone(), id);
+                            connections.spawn(control::run(shared.clone(), stream, source, local, guard, shutdown_rx.clone()));
+                        }
+                        // Refused before a byte is read: the socket closes.
+                        Err(refusal) => shared.warn_peer(source, format_args!("control connection refused: {refusal}")),
+                    }
                 }
-                Ok((_, peer)) => tracing::debug!(%peer, "IPv6 control connection refused: PPTP GRE is IPv4 here"),
                 Err(e) => {
                     tracing::warn!("accept: {e}");
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -208,6 +225,12 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
         }
     }
     background.abort_all();
+    // Every session is gone; the route changes they queued run to the end.
+    let (done, flushed) = oneshot::channel();
+    if shared.routes.send(RouteOp::Barrier { done }).is_ok() {
+        let _ = tokio::time::timeout(Duration::from_secs(2), flushed).await;
+    }
+    route_task.abort();
     if let Some(task) = logger_task {
         task.abort();
     }

@@ -4,7 +4,7 @@
 
 use std::{
     collections::HashMap,
-    net::Ipv4Addr,
+    net::{IpAddr, Ipv4Addr},
     sync::{
         Arc, Mutex, RwLock,
         atomic::{AtomicU64, Ordering},
@@ -12,7 +12,7 @@ use std::{
     time::Instant,
 };
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::ctl::{DataPath, SessionInfo};
 use crate::{
@@ -24,8 +24,12 @@ use crate::{
         tun::Routes,
         xdp::{SeqMap, XdpDataplane},
     },
+    logsafe::WarnLimiter,
     mppe::cipher::{Decryptor, Encryptor},
-    proto::{control::CallIdPool, pool},
+    proto::{
+        concentrator::{Concentrator, Event as CoreEvent, Refusal, SessionId},
+        end::EndReason,
+    },
     wire::gre,
 };
 
@@ -91,30 +95,46 @@ pub struct DataState {
     pub xdp: bool,
 }
 
-/// Inputs of a call's session task.
+/// Frames for a call's session task, from the data path. The peer fills
+/// this queue (bounded; what does not fit is dropped and counted), so
+/// nothing that must arrive travels on it: see [`Command`].
 #[derive(Debug)]
 pub enum CallInput {
     /// A PPP control frame: protocol and payload.
     Frame(u16, Vec<u8>),
-    /// The answer to a credentials check.
-    Verdict(crate::auth::Verdict),
-    /// Close the session (LCP Terminate), then end the call.
-    Close(String),
-    /// The control connection ended the call: the link is gone.
-    LowerDown(String),
     /// Stateful MPPE lost packets: send a CCP Reset-Request.
     MppeResetNeeded,
 }
 
+/// What the daemon itself tells a call's session task: a queue of its own,
+/// which the peer cannot fill, so a stop signal or a verdict is never lost
+/// behind a flood of the peer's frames. Only the daemon sends on it, a few
+/// messages per session at most.
+#[derive(Debug)]
+pub enum Command {
+    /// The answer to a credentials check.
+    Verdict(Box<crate::auth::Verdict>),
+    /// Close the session (LCP Terminate), then end the call.
+    Close(EndReason),
+    /// The control connection ended the call: the link is gone.
+    LowerDown(EndReason),
+}
+
 /// One call, shared by its session task, its control connection and the
-/// data-path tasks.
+/// data-path tasks. Its resources are owned by the session task's
+/// [`super::session::SessionGuard`], not by this value.
 pub struct Call {
     pub peer: Ipv4Addr,
     pub local: Ipv4Addr,
     pub call_id: u16,
     pub peer_call_id: u16,
+    /// The concentrator's handle of this session.
+    pub session: SessionId,
     pub started: Instant,
+    /// Frames from the data path (bounded, peer-filled).
     pub input: mpsc::Sender<CallInput>,
+    /// Commands from the daemon (never filled by the peer).
+    pub commands: mpsc::UnboundedSender<Command>,
     pub data: RwLock<Option<Arc<DataState>>>,
     pub user: Mutex<Option<String>>,
     pub counters: Counters,
@@ -124,35 +144,135 @@ impl Call {
     pub fn data(&self) -> Option<Arc<DataState>> {
         self.data.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
+
+    /// Tells the session task to close; never lost (see [`Command`]).
+    pub fn command(&self, command: Command) {
+        // Fails only when the task has ended, which released everything.
+        let _ = self.commands.send(command);
+    }
+}
+
+/// A change to the kernel's routes towards clients. They run in order on
+/// one task ([`route_worker`]), so the removal of a route by a session that
+/// ended can never overtake the addition by the next owner of the address.
+#[derive(Debug)]
+pub enum RouteOp {
+    Add {
+        client: Ipv4Addr,
+        mtu: u16,
+        done: oneshot::Sender<()>,
+    },
+    Remove {
+        client: Ipv4Addr,
+    },
+    /// Answered once every change queued before it has run.
+    Barrier {
+        done: oneshot::Sender<()>,
+    },
+}
+
+/// Runs the route changes in order.
+pub async fn route_worker(
+    routes: Routes,
+    tun_index: u32,
+    tun_name: String,
+    mut ops: mpsc::UnboundedReceiver<RouteOp>,
+) {
+    while let Some(op) = ops.recv().await {
+        match op {
+            RouteOp::Add { client, mtu, done } => {
+                if let Err(e) = routes.add(client, tun_index, &tun_name, mtu).await {
+                    tracing::warn!("{e}");
+                }
+                let _ = done.send(());
+            }
+            RouteOp::Remove { client } => {
+                if let Err(e) = routes.remove(client, tun_index, &tun_name).await {
+                    tracing::warn!("{e}");
+                }
+            }
+            RouteOp::Barrier { done } => {
+                let _ = done.send(());
+            }
+        }
+    }
 }
 
 /// Everything the tasks share.
 pub struct Shared {
     pub config: Config,
     pub verifier: Arc<dyn Verifier>,
-    pub call_ids: Arc<Mutex<CallIdPool>>,
-    pub pool: Mutex<pool::AddressPool>,
+    /// Call IDs, addresses, the session registry and every limit.
+    pub core: Arc<Mutex<Concentrator>>,
     pub gre: GreSocket,
     pub seq: Arc<SeqMap>,
     pub xdp: Option<Mutex<XdpDataplane>>,
-    pub routes: Routes,
+    pub routes: mpsc::UnboundedSender<RouteOp>,
     pub tun_index: u32,
     pub tun_name: String,
     pub random: RandomSource,
-    /// By (peer address, our call ID): the GRE demultiplexer.
-    pub calls: RwLock<HashMap<(Ipv4Addr, u16), Arc<Call>>>,
+    /// By our call ID (unique daemon-wide): the GRE demultiplexer.
+    pub calls: RwLock<HashMap<u16, Arc<Call>>>,
     /// By client address: where packets from the TUN go.
     pub clients: RwLock<HashMap<Ipv4Addr, Arc<Call>>>,
     pub stats: Stats,
+    /// Warnings about peers, rate-limited per source.
+    pub warnings: Mutex<WarnLimiter>,
 }
 
 impl Shared {
+    /// The call with our call ID `call_id` whose peer is `peer`.
     pub fn call(&self, peer: Ipv4Addr, call_id: u16) -> Option<Arc<Call>> {
         self.calls
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&(peer, call_id))
+            .get(&call_id)
+            .filter(|c| c.peer == peer)
             .cloned()
+    }
+
+    /// The concentrator, locked.
+    pub fn core(&self) -> std::sync::MutexGuard<'_, Concentrator> {
+        self.core.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Acts on what the concentrator asks for: sessions it ends (a user's
+    /// session replaced, an operator's kill) are told to close.
+    pub fn dispatch(&self) {
+        let events: Vec<_> = std::iter::from_fn(|| self.core().poll_event()).collect();
+        for event in events {
+            match event {
+                CoreEvent::Terminate { session, reason } => {
+                    let call = self
+                        .calls
+                        .read()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .get(&session.call_id())
+                        .filter(|c| c.session == session)
+                        .cloned();
+                    if let Some(call) = call {
+                        call.command(Command::Close(reason));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Logs a warning about a peer unless that source has had its share;
+    /// suppressed lines are counted and reported with the next one.
+    pub fn warn_peer(&self, source: Ipv4Addr, message: std::fmt::Arguments<'_>) {
+        let permit = self
+            .warnings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .check(Instant::now(), IpAddr::V4(source));
+        if permit.log {
+            if permit.suppressed > 0 {
+                tracing::warn!(peer = %source, suppressed = permit.suppressed, "{message}");
+            } else {
+                tracing::warn!(peer = %source, "{message}");
+            }
+        }
     }
 
     pub fn client(&self, addr: Ipv4Addr) -> Option<Arc<Call>> {
@@ -242,17 +362,22 @@ impl Shared {
         let clients = self.clients.read().unwrap_or_else(|e| e.into_inner()).len();
         out.push(("calls".into(), calls as u64));
         out.push(("clients_routed".into(), clients as u64));
-        out.push((
-            "pool_in_use".into(),
-            self.pool.lock().unwrap_or_else(|e| e.into_inner()).in_use() as u64,
-        ));
-        out.push((
-            "call_ids_live".into(),
-            self.call_ids
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .live() as u64,
-        ));
+        {
+            let core = self.core();
+            let c = core.counters();
+            out.push(("pool_in_use".into(), core.pool().in_use() as u64));
+            out.push(("call_ids_live".into(), c.live_sessions as u64));
+            out.push(("connections_live".into(), c.live_connections as u64));
+            out.push(("starting".into(), c.starting as u64));
+            out.push(("connections_accepted".into(), c.connections_accepted));
+            out.push(("sessions_started".into(), c.sessions_started));
+            for r in Refusal::ALL {
+                out.push((format!("refused_{}", r.name()), c.refused(r)));
+            }
+            for r in EndReason::ALL {
+                out.push((format!("ended_{}", r.name()), c.ended(r)));
+            }
+        }
         if let Some(xdp) = &self.xdp {
             let xdp = xdp.lock().unwrap_or_else(|e| e.into_inner());
             if let Ok(stats) = xdp.stats() {
@@ -266,5 +391,23 @@ impl Shared {
             }
         }
         out
+    }
+}
+
+/// Runs the concentrator's timers (setup deadlines, idle per-source state)
+/// and acts on what they end. Wakes at least once a second, so a deadline
+/// added after it went to sleep is late by a second at most.
+pub async fn core_timer(shared: Arc<Shared>) {
+    loop {
+        let now = Instant::now();
+        let next = shared
+            .core()
+            .poll_timeout()
+            .map_or(now + std::time::Duration::from_secs(1), |t| {
+                t.min(now + std::time::Duration::from_secs(1))
+            });
+        tokio::time::sleep_until(tokio::time::Instant::from_std(next)).await;
+        shared.core().handle_timeout(Instant::now());
+        shared.dispatch();
     }
 }

@@ -1,7 +1,14 @@
 //! One task per call: runs the PPP session (`proto::session`) of the call,
 //! frames what it sends, answers its requests (credentials, address), and
 //! installs and removes the call's data path as its network goes up and
-//! down. Teardown releases the address, the route and the XDP entries.
+//! down.
+//!
+//! Ownership: the control connection creates a [`SessionGuard`] when the
+//! concentrator has given the call its ID, and moves it into the session
+//! task. The guard owns the call's resources; its `Drop` releases them
+//! exactly once (data path, call table, then call ID and address through
+//! `Concentrator::release`), so a task that returns, is aborted or panics
+//! leaves nothing behind.
 
 use std::{
     net::{IpAddr, Ipv4Addr},
@@ -13,14 +20,20 @@ use pptp_common::maps::{
     SESSION_F_ACFC, SESSION_F_DECAP, SESSION_F_ENCAP, SESSION_F_MSS_CLAMP, SESSION_F_PFC, SeqState,
     Session as KernelSession,
 };
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
-use super::{Call, CallInput, DataState, Shared, send_control};
+use super::{
+    Call, CallInput, DataState, Shared,
+    registry::{Command, RouteOp},
+    send_control,
+};
 use crate::{
-    auth::server::ServerAuthFactory,
+    auth::{Accepted, Rejection, Verdict, server::ServerAuthFactory},
     dataplane::{frame::Framing, mss},
+    logsafe::Escaped,
     mppe::{KeyLength, cipher::MppeCipher},
     proto::{
+        end::EndReason,
         lcp::magic_source,
         session::{NetworkParams, Session, SessionEvent},
     },
@@ -31,22 +44,104 @@ use crate::{
 pub enum ToControl {
     /// The session ended on its own (LCP Terminate, keepalive, failed
     /// authentication): clear the call (Call-Disconnect-Notify).
-    Ended { call_id: u16, reason: String },
+    Ended { call_id: u16, reason: EndReason },
 }
 
 /// How often an owed acknowledgment is sent on its own when no data
 /// carries it.
 const ACK_INTERVAL: Duration = Duration::from_millis(500);
 
-/// Runs a call's PPP session to its end.
-pub async fn run(
+/// Owns everything one session holds: its entry in the call table, its
+/// data path (XDP entries, client route, TUN lookup) and, through the
+/// concentrator, its call ID and address. Dropping it releases all of it,
+/// exactly once, whichever way the session ends: a normal return, an
+/// aborted task, a panic in the task, or a daemon shutdown.
+pub struct SessionGuard {
     shared: Arc<Shared>,
     call: Arc<Call>,
+    control: mpsc::UnboundedSender<ToControl>,
+    /// Why the session ended; unset means its task died without saying.
+    reason: Option<EndReason>,
+}
+
+impl SessionGuard {
+    /// Registers `call` in the call table; from now on the guard owns it.
+    pub fn register(
+        shared: Arc<Shared>,
+        call: Arc<Call>,
+        control: mpsc::UnboundedSender<ToControl>,
+    ) -> Self {
+        let _ = shared
+            .seq
+            .store(u32::from(call.call_id), SeqState::default());
+        shared
+            .calls
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(call.call_id, call.clone());
+        Self {
+            shared,
+            call,
+            control,
+            reason: None,
+        }
+    }
+
+    fn end(&mut self, reason: EndReason) {
+        self.reason.get_or_insert(reason);
+    }
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        let reason = self.reason.unwrap_or(EndReason::TaskFailed);
+        // The data path first, so that no packet reaches this session once
+        // its address can belong to another one.
+        take_data_path(&self.shared, &self.call);
+        {
+            let mut calls = self.shared.calls.write().unwrap_or_else(|e| e.into_inner());
+            if calls
+                .get(&self.call.call_id)
+                .is_some_and(|c| Arc::ptr_eq(c, &self.call))
+            {
+                calls.remove(&self.call.call_id);
+            }
+        }
+        let released = self
+            .shared
+            .core()
+            .release(Instant::now(), self.call.session, reason);
+        self.shared.dispatch();
+        let user = self
+            .call
+            .user
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if released.is_some() {
+            tracing::info!(
+                peer = %self.call.peer,
+                call_id = self.call.call_id,
+                user = %Escaped::new(user.as_deref().unwrap_or("-")),
+                %reason,
+                "session ended"
+            );
+        }
+        let _ = self.control.send(ToControl::Ended {
+            call_id: self.call.call_id,
+            reason,
+        });
+    }
+}
+
+/// Runs a call's PPP session to its end; `guard` releases what it held.
+pub async fn run(
+    mut guard: SessionGuard,
     mut input: mpsc::Receiver<CallInput>,
-    control: mpsc::Sender<ToControl>,
+    mut commands: mpsc::UnboundedReceiver<Command>,
 ) {
-    let slot = u32::from(call.call_id);
-    let _ = shared.seq.store(slot, SeqState::default());
+    let shared = guard.shared.clone();
+    let call = guard.call.clone();
     let factory =
         ServerAuthFactory::new(shared.config.server_auth_settings(), shared.random.clone());
     let mut seed = [0u8; 8];
@@ -60,7 +155,8 @@ pub async fn run(
         shared: shared.clone(),
         call: call.clone(),
         framing: Framing::default(),
-        address: None,
+        accepted: None,
+        closing: None,
         reason: None,
     };
     session.open(Instant::now());
@@ -75,21 +171,36 @@ pub async fn run(
             .map(tokio::time::Instant::from_std)
             .map_or(next_ack_check, |d| d.min(next_ack_check));
         tokio::select! {
+            // The daemon's commands before the peer's frames: a flood of
+            // frames never delays a stop or a verdict.
+            biased;
+            cmd = commands.recv() => {
+                let now = Instant::now();
+                match cmd {
+                    Some(Command::Verdict(v)) => task.verdict(&mut session, now, *v),
+                    Some(Command::Close(reason)) => {
+                        task.closing.get_or_insert(reason);
+                        session.close(now, reason);
+                    }
+                    Some(Command::LowerDown(reason)) => {
+                        session.lower_down(now);
+                        task.reason.get_or_insert(reason);
+                    }
+                    // Every sender is gone: the control connection ended.
+                    None => {
+                        session.lower_down(now);
+                        task.reason.get_or_insert(EndReason::ControlClosed);
+                    }
+                }
+            }
             msg = input.recv() => {
                 let now = Instant::now();
                 match msg {
                     Some(CallInput::Frame(protocol, payload)) => session.handle_frame(now, protocol, &payload),
-                    Some(CallInput::Verdict(v)) => session.handle_verdict(now, v),
-                    // The only sender is shutdown (server/control.rs).
-                    Some(CallInput::Close(_)) => session.close(now, crate::proto::end::EndReason::Shutdown),
-                    Some(CallInput::LowerDown(reason)) => {
-                        session.lower_down(now);
-                        task.reason.get_or_insert(reason);
-                    }
                     Some(CallInput::MppeResetNeeded) => session.send_ccp_reset_request(now),
                     None => {
                         session.lower_down(now);
-                        task.reason.get_or_insert_with(|| "control connection gone".into());
+                        task.reason.get_or_insert(EndReason::ControlClosed);
                     }
                 }
             }
@@ -107,24 +218,20 @@ pub async fn run(
     }
     // Whatever the session still had to say (Terminate-Ack and the like).
     task.drain(&mut session).await;
-    let reason = task.reason.clone().unwrap_or_default();
-    task.teardown().await;
-    tracing::info!(peer = %call.peer, call_id = call.call_id, user = ?call.user.lock().unwrap_or_else(|e| e.into_inner()), "session ended: {reason}");
-    let _ = control
-        .send(ToControl::Ended {
-            call_id: call.call_id,
-            reason,
-        })
-        .await;
+    guard.end(task.reason.unwrap_or(EndReason::TaskFailed));
+    // Dropping the guard releases everything.
 }
 
 struct Task {
     shared: Arc<Shared>,
     call: Arc<Call>,
     framing: Framing,
-    address: Option<Ipv4Addr>,
+    /// The verdict that authenticated the session.
+    accepted: Option<Accepted>,
+    /// Why we closed the session, if we did (it wins over what LCP says).
+    closing: Option<EndReason>,
     /// Set when the session is over.
-    reason: Option<String>,
+    reason: Option<EndReason>,
 }
 
 impl Task {
@@ -146,6 +253,38 @@ impl Task {
         }
     }
 
+    /// A verdict from the back end; the concentrator has the last word on
+    /// an acceptance (sessions per user, no change of user).
+    fn verdict(&mut self, session: &mut Session, now: Instant, verdict: Verdict) {
+        let verdict = match verdict {
+            Verdict::Accept(accepted) => {
+                let admitted =
+                    self.shared
+                        .core()
+                        .handle_authenticated(now, self.call.session, &accepted.user);
+                self.shared.dispatch();
+                match admitted {
+                    Ok(()) => {
+                        self.accepted = Some(accepted.clone());
+                        Verdict::Accept(accepted)
+                    }
+                    Err(refusal) => {
+                        self.shared.warn_peer(
+                            self.call.peer,
+                            format_args!(
+                                "user {} refused: {refusal}",
+                                Escaped::new(&accepted.user)
+                            ),
+                        );
+                        Verdict::Reject(Rejection::AccountRestricted)
+                    }
+                }
+            }
+            reject => reject,
+        };
+        session.handle_verdict(now, verdict);
+    }
+
     async fn event(&mut self, session: &mut Session, event: SessionEvent) {
         let now = Instant::now();
         match event {
@@ -158,20 +297,19 @@ impl Task {
             SessionEvent::Verify(credentials) => {
                 let verifier = self.shared.verifier.clone();
                 let peer = IpAddr::V4(self.call.peer);
-                let input = self.call.input.clone();
-                // The back end may block (file read, later RADIUS).
+                let commands = self.call.commands.clone();
+                // The back end may block (file read, later RADIUS): it runs
+                // off this task, and a slow one holds no other session.
                 tokio::spawn(async move {
                     let verdict =
                         tokio::task::spawn_blocking(move || verifier.verify(peer, &credentials))
                             .await
-                            .unwrap_or(crate::auth::Verdict::Reject(
-                                crate::auth::Rejection::BackendUnavailable,
-                            ));
-                    let _ = input.send(CallInput::Verdict(verdict)).await;
+                            .unwrap_or(Verdict::Reject(Rejection::BackendUnavailable));
+                    let _ = commands.send(Command::Verdict(Box::new(verdict)));
                 });
             }
             SessionEvent::Authenticated(accepted) => {
-                tracing::info!(peer = %self.call.peer, call_id = self.call.call_id, user = %accepted.user, "authenticated");
+                tracing::info!(peer = %self.call.peer, call_id = self.call.call_id, user = %Escaped::new(&accepted.user), "authenticated");
                 *self.call.user.lock().unwrap_or_else(|e| e.into_inner()) = Some(accepted.user);
             }
             SessionEvent::AddressRequest {
@@ -179,25 +317,28 @@ impl Task {
                 static_address,
                 ..
             } => {
-                let assigned = self
-                    .shared
-                    .pool
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .allocate(static_address);
+                let allowed = self.accepted.as_ref().map(|a| a.addresses.clone());
+                let assigned = self.shared.core().allocate_address(
+                    self.call.session,
+                    static_address,
+                    &|addr| allowed.as_ref().is_none_or(|rule| rule.allows(addr)),
+                );
                 match assigned {
                     Ok(addr) => {
-                        self.address = Some(addr);
                         session.handle_address(now, Some(addr));
                     }
                     Err(e) => {
-                        tracing::warn!(%user, "no address: {e}");
+                        self.shared.warn_peer(
+                            self.call.peer,
+                            format_args!("no address for user {}: {e}", Escaped::new(&user)),
+                        );
+                        self.closing.get_or_insert(EndReason::NoAddress);
                         session.handle_address(now, None);
                     }
                 }
             }
             SessionEvent::NetworkOpened(params) => self.network_up(&params).await,
-            SessionEvent::NetworkDown => self.network_down().await,
+            SessionEvent::NetworkDown => take_data_path(&self.shared, &self.call),
             SessionEvent::CcpResetRequest => {
                 if let Some(data) = self.call.data()
                     && let Some(enc) = &data.encryptor
@@ -208,7 +349,9 @@ impl Task {
                 }
             }
             SessionEvent::Closed { reason, detail } => {
-                self.reason.get_or_insert(format!("{reason}: {detail}"));
+                let reason = self.closing.unwrap_or(reason);
+                tracing::debug!(peer = %self.call.peer, call_id = self.call.call_id, %reason, "link closed: {detail}");
+                self.reason.get_or_insert(reason);
             }
         }
     }
@@ -262,7 +405,7 @@ impl Task {
             if mss.is_some() {
                 flags |= SESSION_F_MSS_CLAMP;
             }
-            let kernel = self.kernel_session(client, mtu, flags);
+            let kernel = kernel_session(&self.call, client, mtu, flags);
             let state = shared.seq.load(kernel.slot).unwrap_or_default();
             match dp
                 .lock()
@@ -287,13 +430,17 @@ impl Task {
             xdp,
         });
         *self.call.data.write().unwrap_or_else(|e| e.into_inner()) = Some(data);
-        if let Err(e) = shared
+        let (done, added) = oneshot::channel();
+        if shared
             .routes
-            .add(client, shared.tun_index, &shared.tun_name, mtu)
-            .await
+            .send(RouteOp::Add { client, mtu, done })
+            .is_ok()
         {
-            tracing::warn!("{e}");
+            let _ = added.await;
         }
+        shared
+            .core()
+            .handle_network_up(Instant::now(), self.call.session);
         shared
             .clients
             .write()
@@ -303,91 +450,13 @@ impl Task {
         tracing::info!(
             peer = %self.call.peer,
             call_id = self.call.call_id,
-            user = ?params.user,
+            user = %Escaped::new(params.user.as_deref().unwrap_or("-")),
             %client,
             mtu,
             mppe = mppe.as_deref().unwrap_or("none"),
             path,
             "network up"
         );
-    }
-
-    fn kernel_session(&self, client: Ipv4Addr, mtu: u16, flags: u32) -> KernelSession {
-        KernelSession {
-            peer_addr: self.call.peer.octets(),
-            local_addr: self.call.local.octets(),
-            client_addr: client.octets(),
-            slot: u32::from(self.call.call_id),
-            flags,
-            call_id: self.call.call_id,
-            peer_call_id: self.call.peer_call_id,
-            mtu,
-            _pad: 0,
-        }
-    }
-
-    /// Takes the call off the data path (network down or session over).
-    async fn network_down(&mut self) {
-        let Some(data) = self
-            .call
-            .data
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        else {
-            return;
-        };
-        let shared = &self.shared;
-        if data.xdp
-            && let Some(dp) = &shared.xdp
-        {
-            let kernel = self.kernel_session(data.client, data.mtu, 0);
-            let mut dp = dp.lock().unwrap_or_else(|e| e.into_inner());
-            if let Ok(k) = dp.counters(kernel.slot) {
-                use std::sync::atomic::Ordering::Relaxed;
-                let c = &self.call.counters;
-                c.rx_packets.fetch_add(k.rx_packets, Relaxed);
-                c.rx_bytes.fetch_add(k.rx_bytes, Relaxed);
-                c.tx_packets.fetch_add(k.tx_packets, Relaxed);
-                c.tx_bytes.fetch_add(k.tx_bytes, Relaxed);
-            }
-            if let Err(e) = dp.remove(&kernel) {
-                tracing::warn!(call_id = self.call.call_id, "removing XDP entries: {e}");
-            }
-        }
-        {
-            let mut clients = shared.clients.write().unwrap_or_else(|e| e.into_inner());
-            if clients
-                .get(&data.client)
-                .is_some_and(|c| Arc::ptr_eq(c, &self.call))
-            {
-                clients.remove(&data.client);
-            }
-        }
-        if let Err(e) = shared
-            .routes
-            .remove(data.client, shared.tun_index, &shared.tun_name)
-            .await
-        {
-            tracing::warn!("{e}");
-        }
-    }
-
-    /// Everything the call held goes back.
-    async fn teardown(&mut self) {
-        self.network_down().await;
-        if let Some(addr) = self.address.take() {
-            self.shared
-                .pool
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .release(addr);
-        }
-        self.shared
-            .calls
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&(self.call.peer, self.call.call_id));
     }
 
     /// An ack-only frame when the peer's data has not been acknowledged by
@@ -406,4 +475,57 @@ impl Task {
             self.shared.send_gre(&self.call, &buf[..n]).await;
         }
     }
+}
+
+fn kernel_session(call: &Call, client: Ipv4Addr, mtu: u16, flags: u32) -> KernelSession {
+    KernelSession {
+        peer_addr: call.peer.octets(),
+        local_addr: call.local.octets(),
+        client_addr: client.octets(),
+        slot: u32::from(call.call_id),
+        flags,
+        call_id: call.call_id,
+        peer_call_id: call.peer_call_id,
+        mtu,
+        _pad: 0,
+    }
+}
+
+/// Takes the call off the data path (network down or session over): XDP
+/// entries (their counters folded into the call's), the TUN lookup and the
+/// client route. Synchronous, so a guard's drop can run it; the route
+/// removal is queued in order with every other route change.
+fn take_data_path(shared: &Shared, call: &Arc<Call>) {
+    let Some(data) = call.data.write().unwrap_or_else(|e| e.into_inner()).take() else {
+        return;
+    };
+    if data.xdp
+        && let Some(dp) = &shared.xdp
+    {
+        let kernel = kernel_session(call, data.client, data.mtu, 0);
+        let mut dp = dp.lock().unwrap_or_else(|e| e.into_inner());
+        if let Ok(k) = dp.counters(kernel.slot) {
+            use std::sync::atomic::Ordering::Relaxed;
+            let c = &call.counters;
+            c.rx_packets.fetch_add(k.rx_packets, Relaxed);
+            c.rx_bytes.fetch_add(k.rx_bytes, Relaxed);
+            c.tx_packets.fetch_add(k.tx_packets, Relaxed);
+            c.tx_bytes.fetch_add(k.tx_bytes, Relaxed);
+        }
+        if let Err(e) = dp.remove(&kernel) {
+            tracing::warn!(call_id = call.call_id, "removing XDP entries: {e}");
+        }
+    }
+    {
+        let mut clients = shared.clients.write().unwrap_or_else(|e| e.into_inner());
+        if clients
+            .get(&data.client)
+            .is_some_and(|c| Arc::ptr_eq(c, call))
+        {
+            clients.remove(&data.client);
+        }
+    }
+    let _ = shared.routes.send(RouteOp::Remove {
+        client: data.client,
+    });
 }
