@@ -260,7 +260,18 @@ pub struct LabOptions {
     /// The WAN interface the configuration names (a missing one tests the
     /// fallback when XDP cannot be attached).
     pub wan: &'static str,
+    /// The body of the `[limits]` table: [`LAB_LIMITS`] by default, room
+    /// for thousands of sessions from the one client address of the lab.
+    pub limits: String,
 }
+
+/// `[limits]` of the lab: every session comes from one address (the
+/// client namespace), one control connection each, and one user.
+pub const LAB_LIMITS: &str = "connections_per_source = 100000\n\
+     connection_rate_per_source = 100000\n\
+     connection_burst_per_source = 100000\n\
+     max_starting = 10000\n\
+     sessions_per_user = 0\n";
 
 impl Default for LabOptions {
     fn default() -> Self {
@@ -269,6 +280,7 @@ impl Default for LabOptions {
             mppe: "allow",
             extra: String::new(),
             wan: "s0",
+            limits: LAB_LIMITS.to_owned(),
         }
     }
 }
@@ -296,6 +308,7 @@ impl Lab {
                 "interface = \"s0\"",
                 &format!("interface = \"{}\"", options.wan),
             );
+        text.push_str(&format!("\n[limits]\n{}\n", options.limits));
         text.push_str(&options.extra);
         std::fs::write(&config, text).map_err(|e| e.to_string())?;
         let log = dir.join("daemon.log");

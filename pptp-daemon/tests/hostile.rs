@@ -38,7 +38,7 @@ fn lab(limits: &str) -> Lab {
     let lab = Lab::start(
         bin(),
         &LabOptions {
-            extra: format!("\n[limits]\n{limits}\n"),
+            limits: limits.to_owned(),
             ..LabOptions::default()
         },
     )
