@@ -60,40 +60,18 @@
 //! packet in flight; older ones are ignored, and ones for packets never
 //! sent are ignored and counted.
 
-use std::cmp::Ordering;
 use std::time::{Duration, Instant};
+
+// The serial-number comparison shared with the XDP program (RFC 1982).
+use pptp_common::serial::{HALF, seq_lt};
 
 use crate::wire::gre;
 
-/// Half the sequence space: serial comparison is undefined at this distance.
-const HALF: u32 = 1 << 31;
 /// How many sequence numbers below the newest one are remembered.
 const HISTORY: u32 = u64::BITS;
 /// Packets in flight are forgotten beyond this, so the serial arithmetic on
 /// acknowledgments stays meaningful even when a peer never acknowledges.
 const MAX_IN_FLIGHT: u32 = 1 << 30;
-
-/// Compares two GRE sequence numbers in serial-number arithmetic (RFC 1982
-/// section 3.2 with 32 bits): `a` is less than `b` when `b` is less than
-/// 2^31 ahead of it, modulo 2^32. `None` when they are exactly 2^31 apart.
-pub fn seq_cmp(a: u32, b: u32) -> Option<Ordering> {
-    match b.wrapping_sub(a) {
-        0 => Some(Ordering::Equal),
-        HALF => None,
-        d if d < HALF => Some(Ordering::Less),
-        _ => Some(Ordering::Greater),
-    }
-}
-
-/// `a` is before `b` in serial-number arithmetic.
-pub fn seq_lt(a: u32, b: u32) -> bool {
-    seq_cmp(a, b) == Some(Ordering::Less)
-}
-
-/// `a` is after `b` in serial-number arithmetic.
-pub fn seq_gt(a: u32, b: u32) -> bool {
-    seq_cmp(a, b) == Some(Ordering::Greater)
-}
 
 /// What to do about the peer's receive window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -478,36 +456,6 @@ mod tests {
 
     fn ms(t0: Instant, ms: u64) -> Instant {
         t0 + Duration::from_millis(ms)
-    }
-
-    mod serial_arithmetic {
-        use super::*;
-
-        #[test]
-        fn plain_order() {
-            assert_eq!(seq_cmp(1, 2), Some(Ordering::Less));
-            assert_eq!(seq_cmp(2, 1), Some(Ordering::Greater));
-            assert_eq!(seq_cmp(5, 5), Some(Ordering::Equal));
-            assert!(seq_lt(0, 0x7fff_ffff) && seq_gt(0x7fff_ffff, 0));
-        }
-
-        #[test]
-        fn wraparound() {
-            assert!(seq_lt(u32::MAX, 0));
-            assert!(seq_gt(0, u32::MAX));
-            assert!(seq_lt(0xffff_fff0, 0x10));
-            assert!(seq_gt(0x10, 0xffff_fff0));
-            assert!(seq_lt(0x8000_0001, 0));
-        }
-
-        #[test]
-        fn half_the_space_apart_is_undefined() {
-            assert_eq!(seq_cmp(0, HALF), None);
-            assert_eq!(seq_cmp(HALF, 0), None);
-            assert!(!seq_lt(0, HALF) && !seq_gt(0, HALF));
-            assert_eq!(seq_cmp(0, HALF - 1), Some(Ordering::Less));
-            assert_eq!(seq_cmp(0, HALF + 1), Some(Ordering::Greater));
-        }
     }
 
     mod receive {
