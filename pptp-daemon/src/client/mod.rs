@@ -52,7 +52,7 @@ use crate::{
         lcp::magic_source,
         session::{Session, SessionConfig, SessionEvent},
     },
-    wire::{gre, ppp, pptp::StopReason},
+    wire::{gre, ipv4, ppp, pptp::StopReason},
 };
 
 /// What the client is asked to do.
@@ -607,9 +607,9 @@ fn route_frame(
     // its destination address, anything else to the one negotiating.
     if let Ok(packet) = ppp::Packet::new_checked(&buf[start..end])
         && packet.protocol_number() == 0x0021
-        && let [.., a, b, c, d] = packet.payload().get(..20).unwrap_or(&[])
+        && let Ok(inner) = ipv4::Packet::new_checked(packet.payload())
     {
-        let dst = Ipv4Addr::new(*a, *b, *c, *d);
+        let dst = inner.dst_addr();
         if let Some(call) = group
             .iter()
             .find(|c| c.data().is_some_and(|d| d.address == dst))
@@ -685,15 +685,10 @@ async fn tun_receive(shared: Arc<Shared>, mut tun: TunReader) {
             continue;
         };
         let end = HEADROOM + n;
-        if n < 20 || buf[HEADROOM] >> 4 != 4 {
+        let Ok(packet) = ipv4::Packet::new_checked(&buf[HEADROOM..end]) else {
             continue;
-        }
-        let src = Ipv4Addr::new(
-            buf[HEADROOM + 12],
-            buf[HEADROOM + 13],
-            buf[HEADROOM + 14],
-            buf[HEADROOM + 15],
-        );
+        };
+        let src = packet.src_addr();
         let Some(call) = shared
             .by_address
             .read()

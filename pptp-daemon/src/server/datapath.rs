@@ -3,7 +3,6 @@
 //! kernel routes to the TUN device, towards their sessions.
 
 use std::{
-    net::Ipv4Addr,
     sync::{Arc, atomic::Ordering},
     time::Duration,
 };
@@ -15,7 +14,7 @@ use crate::{
         mss,
         tun::{TunReader, TunWriter},
     },
-    wire::ppp,
+    wire::{ipv4, ppp},
 };
 
 /// Receives every GRE frame that reaches userspace: data of sessions on
@@ -106,7 +105,7 @@ pub(super) async fn gre_receive(shared: Arc<Shared>, mut tun: TunWriter) {
                     continue;
                 }
                 let packet = &mut buf[start..end];
-                if packet.len() < 20 || packet[12..16] != data.client.octets() {
+                if ipv4::Packet::new_checked(&*packet).map(|p| p.src_addr()) != Ok(data.client) {
                     shared.stats.spoofed.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
@@ -149,15 +148,11 @@ pub(super) async fn tun_receive(shared: Arc<Shared>, mut tun: TunReader) {
         };
         shared.stats.tun_rx.fetch_add(1, Ordering::Relaxed);
         let end = HEADROOM + n;
-        if n < 20 || buf[HEADROOM] >> 4 != 4 {
-            continue; // IPv6 and the like: no IPV6CP here
-        }
-        let dst = Ipv4Addr::new(
-            buf[HEADROOM + 16],
-            buf[HEADROOM + 17],
-            buf[HEADROOM + 18],
-            buf[HEADROOM + 19],
-        );
+        // IPv6 and the like (no IPV6CP here), and malformed packets.
+        let Ok(packet) = ipv4::Packet::new_checked(&buf[HEADROOM..end]) else {
+            continue;
+        };
+        let dst = packet.dst_addr();
         let Some(call) = shared.client(dst) else {
             shared.stats.tun_no_session.fetch_add(1, Ordering::Relaxed);
             continue;
