@@ -641,11 +641,13 @@ async fn gre_receive(shared: Arc<Shared>, mut tun: TunWriter) {
         let Some(call) = route_frame(&shared, &header, &buf, start, end) else {
             continue;
         };
+        // Classified now, recorded only once the frame opened (module
+        // documentation of `proto::call`).
         let verdict = call
             .seq
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .handle_receive(&header, Instant::now());
+            .classify(&header);
         let data = call.data();
         let opened = {
             let mut dec = data
@@ -654,6 +656,12 @@ async fn gre_receive(shared: Arc<Shared>, mut tun: TunWriter) {
                 .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()));
             frame::open(&mut buf, start, end, dec.as_deref_mut())
         };
+        if opened.is_ok() {
+            call.seq
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .accept(&header, Instant::now());
+        }
         match opened {
             Ok(Received::Control {
                 protocol,
