@@ -599,6 +599,12 @@ impl<S: SeqStorage> Sequencer<S> {
         if self.ack_deadline? > now {
             return None;
         }
+        self.ack_only()
+    }
+
+    /// An acknowledgment-only packet now, when one is owed (due or not),
+    /// clearing the debt.
+    pub fn ack_only(&mut self) -> Option<gre::Repr> {
         let ack = self.take_ack()?;
         self.counters.tx_ack_only += 1;
         Some(gre::Repr::ack_only(self.peer_call_id, ack))

@@ -10,10 +10,10 @@ use std::{
 };
 
 use pptp_common::maps::{
-    SESSION_F_ACFC, SESSION_F_DECAP, SESSION_F_ENCAP, SESSION_F_MSS_CLAMP, SESSION_F_PFC, SeqState,
+    SESSION_F_ACFC, SESSION_F_DECAP, SESSION_F_ENCAP, SESSION_F_MSS_CLAMP, SESSION_F_PFC,
     Session as KernelSession,
 };
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use super::{Call, CallInput, DataState, Shared, send_control};
 use crate::{
@@ -21,6 +21,8 @@ use crate::{
     dataplane::{frame::Framing, mss},
     mppe::{KeyLength, cipher::MppeCipher},
     proto::{
+        call::{self, WindowPolicy},
+        control::ControlSettings,
         lcp::magic_source,
         session::{NetworkParams, Session, SessionEvent},
     },
@@ -34,9 +36,19 @@ pub enum ToControl {
     Ended { call_id: u16, reason: String },
 }
 
-/// How often an owed acknowledgment is sent on its own when no data
-/// carries it.
-const ACK_INTERVAL: Duration = Duration::from_millis(500);
+/// How often a call on the XDP path looks for sequence numbers the kernel
+/// accepted and nothing acknowledged (the kernel cannot wake the task);
+/// calls on the userspace path arm their acknowledgment timer only when
+/// an acknowledgment is owed.
+const KERNEL_ACK_POLL: Duration = Duration::from_millis(500);
+
+/// Sleeps until `deadline`, or for ever without one.
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
 
 /// Runs a call's PPP session to its end.
 pub async fn run(
@@ -46,7 +58,18 @@ pub async fn run(
     control: mpsc::Sender<ToControl>,
 ) {
     let slot = u32::from(call.call_id);
-    let _ = shared.seq.store(slot, SeqState::default());
+    // The call's GRE sequencer. Like the XDP program, which cannot hold
+    // frames back, it sends regardless of the peer's window.
+    let own_window =
+        ControlSettings::from_config(&shared.config.server, &shared.config.control).receive_window;
+    let seq_config = call::Config {
+        window_policy: WindowPolicy::Ignore,
+        ..call::Config::new(0, own_window)
+    };
+    let ack_wake = shared
+        .seq
+        .open(slot, call.peer_call_id, seq_config)
+        .unwrap_or_else(|_| Arc::new(Notify::new()));
     let factory = ServerAuthFactory::new(
         ServerSettings::from_config(&shared.config),
         shared.random.clone(),
@@ -66,16 +89,26 @@ pub async fn run(
         reason: None,
     };
     session.open(Instant::now());
-    let mut next_ack_check = tokio::time::Instant::now() + ACK_INTERVAL;
+    let mut next_kernel_poll = tokio::time::Instant::now() + KERNEL_ACK_POLL;
     loop {
         task.drain(&mut session).await;
         if task.reason.is_some() {
             break;
         }
+        let on_xdp = call.data().is_some_and(|d| d.xdp);
+        let ack_due = shared
+            .seq
+            .with_sequencer(slot, |s| s.poll_timeout())
+            .flatten();
         let deadline = session
             .poll_timeout()
+            .into_iter()
+            .chain(ack_due)
+            .min()
             .map(tokio::time::Instant::from_std)
-            .map_or(next_ack_check, |d| d.min(next_ack_check));
+            .into_iter()
+            .chain(on_xdp.then_some(next_kernel_poll))
+            .min();
         tokio::select! {
             msg = input.recv() => {
                 let now = Instant::now();
@@ -94,15 +127,19 @@ pub async fn run(
                     }
                 }
             }
-            _ = tokio::time::sleep_until(deadline) => {
+            // The data path armed (or brought forward) the sequencer's
+            // acknowledgment timer: compute the deadline again.
+            () = ack_wake.notified() => {}
+            () = sleep_until(deadline) => {
                 let now = Instant::now();
                 if session.poll_timeout().is_some_and(|t| t <= now) {
                     session.handle_timeout(now);
                 }
-                if tokio::time::Instant::now() >= next_ack_check {
-                    task.send_owed_ack().await;
-                    next_ack_check = tokio::time::Instant::now() + ACK_INTERVAL;
+                if on_xdp && tokio::time::Instant::now() >= next_kernel_poll {
+                    shared.seq.with_sequencer(slot, |s| s.sync(now));
+                    next_kernel_poll = tokio::time::Instant::now() + KERNEL_ACK_POLL;
                 }
+                task.send_owed_ack().await;
             }
         }
     }
@@ -390,17 +427,18 @@ impl Task {
             .remove(&(self.call.peer, self.call.call_id));
     }
 
-    /// An ack-only frame when the peer's data has not been acknowledged by
-    /// anything we sent (RFC 2637 section 4.4).
+    /// The acknowledgment-only frame the call's sequencer has due (RFC
+    /// 2637 section 4.4): the peer's data was not acknowledged by anything
+    /// we sent within the acknowledgment delay.
     async fn send_owed_ack(&self) {
-        let slot = u32::from(self.call.call_id);
-        let Ok(Some(highest)) = self.shared.seq.rx_highest(slot) else {
+        let now = Instant::now();
+        let Some(Some(header)) = self
+            .shared
+            .seq
+            .with_sequencer(u32::from(self.call.call_id), |s| s.poll_transmit(now))
+        else {
             return;
         };
-        if self.shared.seq.ack_sent(slot).ok() == Some(highest) {
-            return;
-        }
-        let header = self.shared.gre_header(&self.call, false);
         let mut buf = [0u8; 16];
         if let Ok(n) = header.emit_header(&mut buf) {
             self.shared.send_gre(&self.call, &buf[..n]).await;
