@@ -598,6 +598,16 @@ impl SeqMap {
         Some(result)
     }
 
+    /// The highest sequence number received in a slot, if any.
+    pub fn rx_highest(&self, slot: u32) -> Result<Option<u32>, XdpError> {
+        Ok(self.slot(slot)?.rx_newest())
+    }
+
+    /// The last acknowledgment number sent for a slot.
+    pub fn ack_sent(&self, slot: u32) -> Result<u32, XdpError> {
+        Ok(self.slot(slot)?.fields().ack_sent.load(Ordering::Relaxed))
+    }
+
     /// Reads a slot's whole state.
     pub fn load(&self, slot: u32) -> Result<SeqState, XdpError> {
         let slot = self.slot(slot)?;
@@ -726,6 +736,36 @@ impl Drop for SeqMap {
     }
 }
 
+impl Drop for XdpDataplane {
+    fn drop(&mut self) {
+        if let Err(err) = self.detach_all() {
+            tracing::warn!("detaching XDP: {err}");
+        }
+    }
+}
+
+/// Forwards the program's log records to the daemon's log until the task is
+/// dropped. The logger's ring buffer fd wakes the task when records arrive.
+pub async fn run_logger(logger: EbpfLogger<&'static dyn log::Log>) -> std::io::Result<()> {
+    struct Fd(EbpfLogger<&'static dyn log::Log>);
+    impl AsRawFd for Fd {
+        fn as_raw_fd(&self) -> std::os::fd::RawFd {
+            self.0.as_raw_fd()
+        }
+    }
+    // SAFETY: the fd belongs to the logger, which the AsyncFd owns, so it
+    // stays open exactly as long as the registration.
+    let mut fd = unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(Fd(logger), tokio::io::Interest::READABLE)
+    }
+    .map_err(|e| e.into_parts().1)?;
+    loop {
+        let mut guard = fd.readable_mut().await?;
+        guard.get_inner_mut().0.flush();
+        guard.clear_ready();
+    }
+}
+
 #[cfg(test)]
 mod seq_map_tests {
     use std::time::{Duration, Instant};
@@ -800,35 +840,5 @@ mod seq_map_tests {
         assert!(!woken(&wake));
         let ack = map.with_sequencer(3, |s| s.poll_transmit(due)).flatten();
         assert_eq!(ack, Some(gre::Repr::ack_only(0x4242, 1)));
-    }
-}
-
-impl Drop for XdpDataplane {
-    fn drop(&mut self) {
-        if let Err(err) = self.detach_all() {
-            tracing::warn!("detaching XDP: {err}");
-        }
-    }
-}
-
-/// Forwards the program's log records to the daemon's log until the task is
-/// dropped. The logger's ring buffer fd wakes the task when records arrive.
-pub async fn run_logger(logger: EbpfLogger<&'static dyn log::Log>) -> std::io::Result<()> {
-    struct Fd(EbpfLogger<&'static dyn log::Log>);
-    impl AsRawFd for Fd {
-        fn as_raw_fd(&self) -> std::os::fd::RawFd {
-            self.0.as_raw_fd()
-        }
-    }
-    // SAFETY: the fd belongs to the logger, which the AsyncFd owns, so it
-    // stays open exactly as long as the registration.
-    let mut fd = unsafe {
-        tokio::io::unix::AsyncFd::register_with_interest(Fd(logger), tokio::io::Interest::READABLE)
-    }
-    .map_err(|e| e.into_parts().1)?;
-    loop {
-        let mut guard = fd.readable_mut().await?;
-        guard.get_inner_mut().0.flush();
-        guard.clear_ready();
     }
 }
