@@ -456,13 +456,17 @@ impl XdpDataplane {
 /// ([`SeqSlot`]) and the rest (history, window, acknowledgment timer) in
 /// process memory, behind one lock per slot.
 pub struct SeqMap {
+    mem: Arc<SeqMemory>,
+    /// The sequencer of each slot's call, from [`SeqMap::open`]. Their
+    /// [`SeqSlot`]s hold the memory too.
+    sequencers: Box<[Mutex<Option<Box<SlotSequencer>>>]>,
+}
+
+/// The [`SeqState`] array: the mapping of `PPTP_SEQ`, or process memory.
+struct SeqMemory {
     base: NonNull<SeqState>,
     len: usize,
     backing: Backing,
-    /// The sequencer of each slot's call, from [`SeqMap::open`]. Their
-    /// [`SeqSlot`]s point into the mapping, which outlives them: they are
-    /// reachable only through `&self`, and dropping them touches no memory.
-    sequencers: Box<[Mutex<Option<Box<SlotSequencer>>>]>,
 }
 
 /// A slot's sequencer and the wake-up of the task that sends its
@@ -478,11 +482,11 @@ enum Backing {
     Heap,
 }
 
-// SAFETY: the mapping is shared memory accessed only through atomics; the
-// sequencers are behind mutexes.
-unsafe impl Send for SeqMap {}
+// SAFETY: the memory is accessed only through atomics (here and, for the
+// mapping, in the kernel).
+unsafe impl Send for SeqMemory {}
 // SAFETY: as above.
-unsafe impl Sync for SeqMap {}
+unsafe impl Sync for SeqMemory {}
 
 impl SeqMap {
     /// Process memory for `MAX_SESSIONS` slots, for the userspace-only path.
@@ -492,16 +496,18 @@ impl SeqMap {
         let len = slots.len();
         let base = NonNull::new(Box::into_raw(slots).cast::<SeqState>())
             .expect("Box pointers are non-null");
-        Self {
+        Self::over(SeqMemory {
             base,
             len,
             backing: Backing::Heap,
-            sequencers: Self::no_sequencers(),
-        }
+        })
     }
 
-    fn no_sequencers() -> Box<[Mutex<Option<Box<SlotSequencer>>>]> {
-        (0..MAX_SESSIONS).map(|_| Mutex::new(None)).collect()
+    fn over(mem: SeqMemory) -> Self {
+        Self {
+            sequencers: (0..mem.len).map(|_| Mutex::new(None)).collect(),
+            mem: Arc::new(mem),
+        }
     }
 
     fn mmap(data: &MapData) -> Result<Self, XdpError> {
@@ -528,21 +534,21 @@ impl SeqMap {
         }
         let base = NonNull::new(ptr.cast::<SeqState>())
             .ok_or_else(|| XdpError::Mmap(std::io::Error::other("mmap returned a null pointer")))?;
-        Ok(Self {
+        Ok(Self::over(SeqMemory {
             base,
             len: MAX_SESSIONS as usize,
             backing: Backing::Mmap(fd),
-            sequencers: Self::no_sequencers(),
-        })
+        }))
     }
 
     fn slot(&self, slot: u32) -> Result<SeqSlot, XdpError> {
-        if slot as usize >= self.len {
+        if slot as usize >= self.mem.len {
             return Err(XdpError::BadSlot(slot));
         }
-        // SAFETY: in bounds of the mapping.
-        let state = unsafe { NonNull::new_unchecked(self.base.as_ptr().add(slot as usize)) };
-        Ok(SeqSlot { state })
+        Ok(SeqSlot {
+            mem: self.mem.clone(),
+            index: slot as usize,
+        })
     }
 
     /// Starts a new call in a slot: its shared state zeroed (sequence
@@ -635,29 +641,32 @@ impl SeqMap {
 }
 
 /// One slot of a [`SeqMap`] as the [`SeqStorage`] of its call's
-/// [`Sequencer`]: the numbers the XDP program shares, through atomics.
-/// Exists only inside its `SeqMap`.
+/// [`Sequencer`]: the numbers the XDP program shares, through atomics. It
+/// holds the memory, so it stays valid whatever becomes of the map.
 pub struct SeqSlot {
-    state: NonNull<SeqState>,
+    mem: Arc<SeqMemory>,
+    /// Below `mem.len`, checked by [`SeqMap::slot`].
+    index: usize,
 }
 
-// SAFETY: points into the SeqMap's memory, which outlives every SeqSlot
-// (see `SeqMap::sequencers`); every access is atomic.
-unsafe impl Send for SeqSlot {}
-
 impl SeqSlot {
+    fn state(&self) -> *mut SeqState {
+        // SAFETY: `index` is in bounds of the memory, which `mem` keeps.
+        unsafe { self.mem.base.as_ptr().add(self.index) }
+    }
+
     /// `tx_next`, a u64 because the BPF target has only 64-bit atomics.
     fn tx_next(&self) -> &AtomicU64 {
-        // SAFETY: an aligned u64 inside the live mapping; every access,
+        // SAFETY: an aligned u64 inside the live memory; every access,
         // here and in the kernel, is atomic.
-        unsafe { AtomicU64::from_ptr(&raw mut (*self.state.as_ptr()).tx_next) }
+        unsafe { AtomicU64::from_ptr(&raw mut (*self.state()).tx_next) }
     }
 
     fn u32_field(&self, offset: usize) -> &AtomicU32 {
         // SAFETY: `offset` is the offset_of! of a u32 field of SeqState,
-        // so the pointer is an aligned u32 inside the live mapping; every
+        // so the pointer is an aligned u32 inside the live memory; every
         // access goes through atomics.
-        unsafe { AtomicU32::from_ptr(self.state.as_ptr().cast::<u8>().add(offset).cast::<u32>()) }
+        unsafe { AtomicU32::from_ptr(self.state().cast::<u8>().add(offset).cast::<u32>()) }
     }
 }
 
@@ -715,7 +724,7 @@ impl SeqStorage for SeqSlot {
     }
 }
 
-impl Drop for SeqMap {
+impl Drop for SeqMemory {
     fn drop(&mut self) {
         match self.backing {
             // SAFETY: unmapping exactly what `mmap` mapped.
