@@ -195,7 +195,8 @@ pub struct SeqState {
     /// with an atomic fetch-and-add by both sides (64 bits wide because the
     /// BPF target has only 64-bit atomics).
     pub tx_next: u64,
-    /// Highest sequence number received from the peer (serial arithmetic).
+    /// Highest sequence number received from the peer (serial arithmetic,
+    /// [`crate::serial`]).
     pub rx_highest: u32,
     /// Non-zero once anything has been received (before that we send no ack).
     pub rx_valid: u32,

@@ -620,7 +620,7 @@ fn gre_and_ppp_frames() {
         .num("lcp.opt.magic_number", 0x1234_5678),
     ];
     // The client sends data: the next packet acknowledges it.
-    call.handle_receive(&gre::Repr::data(OUR_CALL_ID, 41, None, 100), now);
+    call.accept(&gre::Repr::data(OUR_CALL_ID, 41, None, 100), now);
     cases.extend([
         Case::ppp(
             "IPv4, ACFC and PFC, with ack",
@@ -671,7 +671,7 @@ fn gre_and_ppp_frames() {
         .stack("eth:ethertype:ip:gre:ppp:comp_data"),
     ]);
     // More data from the client and nothing to send: an ack-only packet.
-    call.handle_receive(&gre::Repr::data(OUR_CALL_ID, 42, None, 100), now);
+    call.accept(&gre::Repr::data(OUR_CALL_ID, 42, None, 100), now);
     let ack_only = call
         .poll_transmit(now + Duration::from_secs(1))
         .expect("an ack is due");
@@ -688,7 +688,7 @@ fn gre_and_ppp_frames() {
             ..Config::new(64, 64)
         },
     );
-    wrapping.handle_receive(&gre::Repr::data(OUR_CALL_ID, u32::MAX, None, 100), now);
+    wrapping.accept(&gre::Repr::data(OUR_CALL_ID, u32::MAX, None, 100), now);
     for name in [
         "sequence number u32::MAX",
         "sequence number 0 after the wrap",

@@ -50,6 +50,7 @@ use pptp_common::{
         ClientKey, MAX_SESSIONS, SESSION_F_ACFC, SESSION_F_DECAP, SESSION_F_ENCAP,
         SESSION_F_MSS_CLAMP, SESSION_F_PFC, SeqState, Session, SessionCounters, SessionKey, Stat,
     },
+    serial,
 };
 
 /// Global counters, one slot per [`Stat`].
@@ -177,13 +178,6 @@ fn store<T>(ctx: &XdpContext, offset: usize, value: T) -> Option<()> {
     // guarantee, hence the unaligned write.
     unsafe { p.write_unaligned(value) };
     Some(())
-}
-
-/// Serial-number comparison of sequence numbers (RFC 1982): whether `a`
-/// comes after `b`.
-#[inline(always)]
-fn seq_after(a: u32, b: u32) -> bool {
-    (a.wrapping_sub(b) as i32) > 0
 }
 
 /// One's-complement sum of 16-bit big-endian words, folded.
@@ -339,7 +333,7 @@ fn decapsulate(ctx: &XdpContext, l3: usize, ip: &Ipv4Hdr) -> (Stat, u32) {
         // SAFETY: map value pointer, valid for the program run. Racing
         // writers on other CPUs can only make the ack slightly older.
         unsafe {
-            if (*state).rx_valid == 0 || seq_after(seq, (*state).rx_highest) {
+            if (*state).rx_valid == 0 || serial::seq_gt(seq, (*state).rx_highest) {
                 (*state).rx_highest = seq;
                 (*state).rx_valid = 1;
             }

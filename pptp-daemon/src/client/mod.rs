@@ -52,7 +52,7 @@ use crate::{
         lcp::magic_source,
         session::{Session, SessionConfig, SessionEvent},
     },
-    wire::{gre, ppp, pptp::StopReason},
+    wire::{gre, ipv4, ppp, pptp::StopReason},
 };
 
 /// What the client is asked to do.
@@ -606,9 +606,9 @@ fn route_frame(
     // its destination address, anything else to the one negotiating.
     if let Ok(packet) = ppp::Packet::new_checked(&buf[start..end])
         && packet.protocol_number() == 0x0021
-        && let [.., a, b, c, d] = packet.payload().get(..20).unwrap_or(&[])
+        && let Ok(inner) = ipv4::Packet::new_checked(packet.payload())
     {
-        let dst = Ipv4Addr::new(*a, *b, *c, *d);
+        let dst = inner.dst_addr();
         if let Some(call) = group
             .iter()
             .find(|c| c.data().is_some_and(|d| d.address == dst))
@@ -640,11 +640,13 @@ async fn gre_receive(shared: Arc<Shared>, mut tun: TunWriter) {
         let Some(call) = route_frame(&shared, &header, &buf, start, end) else {
             continue;
         };
+        // Classified now, recorded only once the frame opened (module
+        // documentation of `proto::call`).
         let verdict = call
             .seq
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .handle_receive(&header, Instant::now());
+            .classify(&header);
         let data = call.data();
         let opened = {
             let mut dec = data
@@ -653,6 +655,12 @@ async fn gre_receive(shared: Arc<Shared>, mut tun: TunWriter) {
                 .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()));
             frame::open(&mut buf, start, end, dec.as_deref_mut())
         };
+        if opened.is_ok() {
+            call.seq
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .accept(&header, Instant::now());
+        }
         match opened {
             Ok(Received::Control {
                 protocol,
@@ -684,15 +692,10 @@ async fn tun_receive(shared: Arc<Shared>, mut tun: TunReader) {
             continue;
         };
         let end = HEADROOM + n;
-        if n < 20 || buf[HEADROOM] >> 4 != 4 {
+        let Ok(packet) = ipv4::Packet::new_checked(&buf[HEADROOM..end]) else {
             continue;
-        }
-        let src = Ipv4Addr::new(
-            buf[HEADROOM + 12],
-            buf[HEADROOM + 13],
-            buf[HEADROOM + 14],
-            buf[HEADROOM + 15],
-        );
+        };
+        let src = packet.src_addr();
         let Some(call) = shared
             .by_address
             .read()

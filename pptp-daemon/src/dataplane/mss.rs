@@ -3,6 +3,8 @@
 //! neither end sends segments that would need fragmenting — the classic PPTP
 //! black-hole problem when ICMP is filtered.
 
+use crate::wire::{ipv4, tcp};
+
 /// The largest MSS for a tunnel MTU: MTU minus the IPv4 and TCP headers.
 pub fn mss_for_mtu(mtu: u16) -> u16 {
     mtu.saturating_sub(40)
@@ -10,68 +12,47 @@ pub fn mss_for_mtu(mtu: u16) -> u16 {
 
 /// Lowers the MSS option of an IPv4 TCP SYN to `max_mss`, updating the TCP
 /// checksum incrementally (RFC 1624). Returns whether the packet changed.
-/// Anything that is not a well-formed IPv4 TCP SYN, or whose MSS is already
-/// small enough, is left alone.
+/// Anything that is not a well-formed IPv4 TCP SYN (checked through the
+/// [`ipv4`] and [`tcp`] views), or whose MSS is already small enough, is
+/// left alone.
 pub fn clamp(packet: &mut [u8], max_mss: u16) -> bool {
-    let Some(&vihl) = packet.first() else {
+    let Ok(mut ip) = ipv4::Packet::new_checked(packet) else {
         return false;
     };
-    if vihl >> 4 != 4 || packet.len() < 20 || packet[9] != 6 {
-        return false;
-    }
     // Fragments other than the first carry no TCP header.
-    if u16::from_be_bytes([packet[6], packet[7]]) & 0x1FFF != 0 {
+    if ip.protocol() != ipv4::protocol::TCP || ip.frag_offset() != 0 {
         return false;
     }
-    let ihl = usize::from(vihl & 0x0F) * 4;
-    let total = usize::from(u16::from_be_bytes([packet[2], packet[3]])).min(packet.len());
-    if ihl < 20 || total < ihl + 20 {
+    let Ok(mut segment) = tcp::Packet::new_checked(ip.payload_mut()) else {
+        return false;
+    };
+    if !segment.syn() {
         return false;
     }
-    let tcp = &mut packet[ihl..total];
-    if tcp[13] & 0x02 == 0 {
-        return false; // not a SYN
-    }
-    let data_offset = usize::from(tcp[12] >> 4) * 4;
-    if data_offset < 20 || data_offset > tcp.len() {
+    let Some(mss) = tcp::Options::new(segment.options())
+        .find(|o| o.kind == tcp::option::MSS && o.data.len() == 2)
+    else {
+        return false;
+    };
+    let options = segment.options_mut();
+    let value = &mut options[mss.data.clone()];
+    let old = u16::from_be_bytes([value[0], value[1]]);
+    if old <= max_mss {
         return false;
     }
-    let mut i = 20;
-    while i < data_offset {
-        match tcp[i] {
-            0 => break,  // end of option list
-            1 => i += 1, // no-operation
-            kind => {
-                let Some(&len) = tcp.get(i + 1) else {
-                    return false;
-                };
-                let len = usize::from(len);
-                if len < 2 || i + len > data_offset {
-                    return false;
-                }
-                if kind == 2 && len == 4 {
-                    let old = u16::from_be_bytes([tcp[i + 2], tcp[i + 3]]);
-                    if old <= max_mss {
-                        return false;
-                    }
-                    tcp[i + 2..i + 4].copy_from_slice(&max_mss.to_be_bytes());
-                    // The MSS value is 16-bit aligned from the TCP header
-                    // start (options start at 20, MSS value at i+2, and i
-                    // is even for a well-placed option); fold it in either way.
-                    let check = u16::from_be_bytes([tcp[16], tcp[17]]);
-                    let new = if (i + 2) % 2 == 0 {
-                        update_checksum(check, old, max_mss)
-                    } else {
-                        update_checksum(check, old.swap_bytes(), max_mss.swap_bytes())
-                    };
-                    tcp[16..18].copy_from_slice(&new.to_be_bytes());
-                    return true;
-                }
-                i += len;
-            }
-        }
-    }
-    false
+    value.copy_from_slice(&max_mss.to_be_bytes());
+    // The checksum sums 16-bit words from the start of the TCP header;
+    // the options start on a word boundary (20 octets in), so the value
+    // is a word when its offset in the options is even, and straddles
+    // two words (bytes swapped in the sum) otherwise.
+    let check = segment.checksum();
+    let new = if mss.data.start % 2 == 0 {
+        update_checksum(check, old, max_mss)
+    } else {
+        update_checksum(check, old.swap_bytes(), max_mss.swap_bytes())
+    };
+    segment.set_checksum(new);
+    true
 }
 
 /// RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m').
@@ -143,6 +124,15 @@ mod tests {
         let mut p = syn(&[1, 1, 4, 2, 2, 4, 0x05, 0xB4]);
         assert!(clamp(&mut p, 1360));
         assert_eq!(&p[46..48], &1360u16.to_be_bytes());
+        assert_eq!(u16::from_be_bytes([p[36], p[37]]), tcp_checksum(&p));
+    }
+
+    #[test]
+    fn mss_on_an_odd_offset_keeps_the_checksum_valid() {
+        // NOP, then MSS: its value straddles two checksum words.
+        let mut p = syn(&[1, 2, 4, 0x05, 0xB4, 0, 0, 0]);
+        assert!(clamp(&mut p, 1360));
+        assert_eq!(&p[43..45], &1360u16.to_be_bytes());
         assert_eq!(u16::from_be_bytes([p[36], p[37]]), tcp_checksum(&p));
     }
 

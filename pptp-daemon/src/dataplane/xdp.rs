@@ -4,7 +4,10 @@
 use std::{
     os::fd::{AsFd, AsRawFd},
     ptr::NonNull,
-    sync::atomic::{AtomicU32, AtomicU64, Ordering},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU32, AtomicU64, Ordering},
+    },
 };
 
 use aya::{
@@ -17,6 +20,10 @@ use pptp_common::maps::{
     ClientKey, MAX_SESSIONS, SESSION_F_ENCAP, SeqState, Session, SessionCounters, SessionKey, Stat,
     names,
 };
+use pptp_common::serial;
+use tokio::sync::Notify;
+
+use crate::proto::call::{self, SeqStorage, Sequencer};
 
 /// How the XDP program is attached (`dataplane.xdp_mode`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -451,14 +458,33 @@ impl XdpDataplane {
     }
 }
 
-/// One [`SeqState`] per session slot. With XDP it is the `PPTP_SEQ`
-/// array, memory-mapped and shared with the program, which takes sequence
-/// numbers with an atomic fetch-and-add on the same memory; without XDP it
-/// is plain process memory with the same interface.
+/// One [`SeqState`] per session slot, and the GRE [`Sequencer`] of the
+/// call in each slot. With XDP the states are the `PPTP_SEQ` array,
+/// memory-mapped and shared with the program, which takes sequence numbers
+/// with an atomic fetch-and-add on the same memory and records what it
+/// accepts; without XDP they are plain process memory with the same
+/// interface. Each slot's sequencer keeps its shared numbers there
+/// ([`SeqSlot`]) and the rest (history, window, acknowledgment timer) in
+/// process memory, behind one lock per slot.
 pub struct SeqMap {
+    mem: Arc<SeqMemory>,
+    /// The sequencer of each slot's call, from [`SeqMap::open`]. Their
+    /// [`SeqSlot`]s hold the memory too.
+    sequencers: Box<[Mutex<Option<Box<SlotSequencer>>>]>,
+}
+
+/// The [`SeqState`] array: the mapping of `PPTP_SEQ`, or process memory.
+struct SeqMemory {
     base: NonNull<SeqState>,
     len: usize,
     backing: Backing,
+}
+
+/// A slot's sequencer and the wake-up of the task that sends its
+/// acknowledgment-only frames.
+struct SlotSequencer {
+    sequencer: Sequencer<SeqSlot>,
+    ack_wake: Arc<Notify>,
 }
 
 enum Backing {
@@ -467,10 +493,11 @@ enum Backing {
     Heap,
 }
 
-// SAFETY: the mapping is shared memory accessed only through atomics.
-unsafe impl Send for SeqMap {}
+// SAFETY: the memory is accessed only through atomics (here and, for the
+// mapping, in the kernel).
+unsafe impl Send for SeqMemory {}
 // SAFETY: as above.
-unsafe impl Sync for SeqMap {}
+unsafe impl Sync for SeqMemory {}
 
 impl SeqMap {
     /// Process memory for `MAX_SESSIONS` slots, for the userspace-only path.
@@ -480,10 +507,17 @@ impl SeqMap {
         let len = slots.len();
         let base = NonNull::new(Box::into_raw(slots).cast::<SeqState>())
             .expect("Box pointers are non-null");
-        Self {
+        Self::over(SeqMemory {
             base,
             len,
             backing: Backing::Heap,
+        })
+    }
+
+    fn over(mem: SeqMemory) -> Self {
+        Self {
+            sequencers: (0..mem.len).map(|_| Mutex::new(None)).collect(),
+            mem: Arc::new(mem),
         }
     }
 
@@ -511,107 +545,197 @@ impl SeqMap {
         }
         let base = NonNull::new(ptr.cast::<SeqState>())
             .ok_or_else(|| XdpError::Mmap(std::io::Error::other("mmap returned a null pointer")))?;
-        Ok(Self {
+        Ok(Self::over(SeqMemory {
             base,
             len: MAX_SESSIONS as usize,
             backing: Backing::Mmap(fd),
+        }))
+    }
+
+    fn slot(&self, slot: u32) -> Result<SeqSlot, XdpError> {
+        if slot as usize >= self.mem.len {
+            return Err(XdpError::BadSlot(slot));
+        }
+        Ok(SeqSlot {
+            mem: self.mem.clone(),
+            index: slot as usize,
         })
     }
 
-    fn slot(&self, slot: u32) -> Result<*mut SeqState, XdpError> {
-        if slot as usize >= self.len {
-            return Err(XdpError::BadSlot(slot));
+    /// Starts a new call in a slot: its shared state zeroed (sequence
+    /// numbers from 0, nothing received) and a fresh sequencer for a peer
+    /// using `peer_call_id`. Returns what wakes the task that sends the
+    /// call's acknowledgment-only frames when one becomes owed (see
+    /// [`SeqMap::with_sequencer`]).
+    pub fn open(
+        &self,
+        slot: u32,
+        peer_call_id: u16,
+        config: call::Config,
+    ) -> Result<Arc<Notify>, XdpError> {
+        self.store(slot, SeqState::default())?;
+        let ack_wake = Arc::new(Notify::new());
+        let sequencer = Sequencer::with_storage(peer_call_id, config, self.slot(slot)?);
+        *self.lock(slot)? = Some(Box::new(SlotSequencer {
+            sequencer,
+            ack_wake: ack_wake.clone(),
+        }));
+        Ok(ack_wake)
+    }
+
+    fn lock(
+        &self,
+        slot: u32,
+    ) -> Result<std::sync::MutexGuard<'_, Option<Box<SlotSequencer>>>, XdpError> {
+        let cell = self
+            .sequencers
+            .get(slot as usize)
+            .ok_or(XdpError::BadSlot(slot))?;
+        Ok(cell.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Runs `f` on the sequencer of the call in `slot`, under the slot's
+    /// lock. When `f` arms or brings forward its acknowledgment timer
+    /// ([`Sequencer::poll_timeout`]), the task holding [`SeqMap::open`]'s
+    /// wake-up is woken. `None` when the slot was not opened.
+    pub fn with_sequencer<R>(
+        &self,
+        slot: u32,
+        f: impl FnOnce(&mut Sequencer<SeqSlot>) -> R,
+    ) -> Option<R> {
+        let mut guard = self.lock(slot).ok()?;
+        let entry = guard.as_mut()?;
+        let before = entry.sequencer.poll_timeout();
+        let result = f(&mut entry.sequencer);
+        if let Some(after) = entry.sequencer.poll_timeout()
+            && before.is_none_or(|b| after < b)
+        {
+            entry.ack_wake.notify_one();
         }
-        // SAFETY: in bounds of the mapping.
-        Ok(unsafe { self.base.as_ptr().add(slot as usize) })
+        Some(result)
     }
 
-    fn tx(&self, slot: u32) -> Result<&AtomicU64, XdpError> {
-        let p = self.slot(slot)?;
-        // SAFETY: aligned u64 inside the live mapping; every access is atomic.
-        Ok(unsafe { AtomicU64::from_ptr(&raw mut (*p).tx_next) })
-    }
-
-    fn field(&self, slot: u32, offset: usize) -> Result<&AtomicU32, XdpError> {
-        let p = self.slot(slot)?;
-        // SAFETY: `offset` is the offset_of! of a u32 field of SeqState, so
-        // the pointer is an aligned u32 inside the live mapping; every
-        // access goes through atomics.
-        Ok(unsafe { AtomicU32::from_ptr(p.cast::<u8>().add(offset).cast::<u32>()) })
-    }
-
-    fn rx_valid(&self, slot: u32) -> Result<&AtomicU32, XdpError> {
-        self.field(slot, std::mem::offset_of!(SeqState, rx_valid))
-    }
-
-    fn rx_highest_field(&self, slot: u32) -> Result<&AtomicU32, XdpError> {
-        self.field(slot, std::mem::offset_of!(SeqState, rx_highest))
-    }
-
-    fn ack_sent_field(&self, slot: u32) -> Result<&AtomicU32, XdpError> {
-        self.field(slot, std::mem::offset_of!(SeqState, ack_sent))
-    }
-
-    /// Takes the next sequence number to send for a slot.
-    pub fn next_tx(&self, slot: u32) -> Result<u32, XdpError> {
-        Ok(self.tx(slot)?.fetch_add(1, Ordering::Relaxed) as u32)
-    }
-
-    /// The highest sequence number received, if any.
+    /// The highest sequence number received in a slot, if any.
     pub fn rx_highest(&self, slot: u32) -> Result<Option<u32>, XdpError> {
-        let valid = self.rx_valid(slot)?;
-        let highest = self.rx_highest_field(slot)?;
-        Ok((valid.load(Ordering::Acquire) != 0).then(|| highest.load(Ordering::Relaxed)))
-    }
-
-    /// Records a sequence number received on the userspace path (it only
-    /// moves forward, in serial arithmetic).
-    pub fn record_rx(&self, slot: u32, seq: u32) -> Result<(), XdpError> {
-        let valid = self.rx_valid(slot)?;
-        let highest = self.rx_highest_field(slot)?;
-        let cur = highest.load(Ordering::Relaxed);
-        if valid.load(Ordering::Acquire) == 0 || (seq.wrapping_sub(cur) as i32) > 0 {
-            highest.store(seq, Ordering::Relaxed);
-            valid.store(1, Ordering::Release);
-        }
-        Ok(())
+        Ok(self.slot(slot)?.rx_newest())
     }
 
     /// The last acknowledgment number sent for a slot.
     pub fn ack_sent(&self, slot: u32) -> Result<u32, XdpError> {
-        Ok(self.ack_sent_field(slot)?.load(Ordering::Relaxed))
-    }
-
-    /// Records an acknowledgment number sent on the userspace path.
-    pub fn set_ack_sent(&self, slot: u32, ack: u32) -> Result<(), XdpError> {
-        self.ack_sent_field(slot)?.store(ack, Ordering::Relaxed);
-        Ok(())
+        Ok(self.slot(slot)?.fields().ack_sent.load(Ordering::Relaxed))
     }
 
     /// Reads a slot's whole state.
     pub fn load(&self, slot: u32) -> Result<SeqState, XdpError> {
+        let slot = self.slot(slot)?;
+        let f = slot.fields();
         Ok(SeqState {
-            tx_next: self.tx(slot)?.load(Ordering::Relaxed),
-            rx_highest: self.rx_highest_field(slot)?.load(Ordering::Relaxed),
-            rx_valid: self.rx_valid(slot)?.load(Ordering::Relaxed),
-            ack_sent: self.ack_sent(slot)?,
+            tx_next: f.tx_next.load(Ordering::Relaxed),
+            rx_highest: f.rx_highest.load(Ordering::Relaxed),
+            rx_valid: f.rx_valid.load(Ordering::Relaxed),
+            ack_sent: f.ack_sent.load(Ordering::Relaxed),
             _pad: 0,
         })
     }
 
-    /// Overwrites a slot's whole state (before its session is installed).
+    /// Overwrites a slot's whole shared state (before its session is
+    /// installed); the slot's sequencer, if any, stays.
     pub fn store(&self, slot: u32, state: SeqState) -> Result<(), XdpError> {
-        self.tx(slot)?.store(state.tx_next, Ordering::Relaxed);
-        self.rx_highest_field(slot)?
-            .store(state.rx_highest, Ordering::Relaxed);
-        self.set_ack_sent(slot, state.ack_sent)?;
-        self.rx_valid(slot)?
-            .store(state.rx_valid, Ordering::Release);
+        let slot = self.slot(slot)?;
+        let f = slot.fields();
+        f.tx_next.store(state.tx_next, Ordering::Relaxed);
+        f.rx_highest.store(state.rx_highest, Ordering::Relaxed);
+        f.ack_sent.store(state.ack_sent, Ordering::Relaxed);
+        f.rx_valid.store(state.rx_valid, Ordering::Release);
         Ok(())
     }
 }
 
-impl Drop for SeqMap {
+/// One slot of a [`SeqMap`] as the [`SeqStorage`] of its call's
+/// [`Sequencer`]: the numbers the XDP program shares, through atomics. It
+/// holds the memory, so it stays valid whatever becomes of the map.
+pub struct SeqSlot {
+    mem: Arc<SeqMemory>,
+    /// Below `mem.len`, checked by [`SeqMap::slot`].
+    index: usize,
+}
+
+impl SeqSlot {
+    fn state(&self) -> *mut SeqState {
+        // SAFETY: `index` is in bounds of the memory, which `mem` keeps.
+        unsafe { self.mem.base.as_ptr().add(self.index) }
+    }
+
+    /// `tx_next`, a u64 because the BPF target has only 64-bit atomics.
+    fn tx_next(&self) -> &AtomicU64 {
+        // SAFETY: an aligned u64 inside the live memory; every access,
+        // here and in the kernel, is atomic.
+        unsafe { AtomicU64::from_ptr(&raw mut (*self.state()).tx_next) }
+    }
+
+    fn u32_field(&self, offset: usize) -> &AtomicU32 {
+        // SAFETY: `offset` is the offset_of! of a u32 field of SeqState,
+        // so the pointer is an aligned u32 inside the live memory; every
+        // access goes through atomics.
+        unsafe { AtomicU32::from_ptr(self.state().cast::<u8>().add(offset).cast::<u32>()) }
+    }
+}
+
+impl SeqSlot {
+    fn fields(&self) -> SeqFields<'_> {
+        SeqFields {
+            tx_next: self.tx_next(),
+            rx_highest: self.u32_field(std::mem::offset_of!(SeqState, rx_highest)),
+            rx_valid: self.u32_field(std::mem::offset_of!(SeqState, rx_valid)),
+            ack_sent: self.u32_field(std::mem::offset_of!(SeqState, ack_sent)),
+        }
+    }
+}
+
+struct SeqFields<'a> {
+    tx_next: &'a AtomicU64,
+    rx_highest: &'a AtomicU32,
+    rx_valid: &'a AtomicU32,
+    ack_sent: &'a AtomicU32,
+}
+
+impl SeqStorage for SeqSlot {
+    fn next_tx(&self) -> u32 {
+        self.fields().tx_next.load(Ordering::Relaxed) as u32
+    }
+
+    fn take_tx(&mut self) -> u32 {
+        self.fields().tx_next.fetch_add(1, Ordering::Relaxed) as u32
+    }
+
+    fn rx_newest(&self) -> Option<u32> {
+        let f = self.fields();
+        (f.rx_valid.load(Ordering::Acquire) != 0).then(|| f.rx_highest.load(Ordering::Relaxed))
+    }
+
+    /// Only moves forward (RFC 1982): the kernel may have recorded a newer
+    /// number since the sequencer looked.
+    fn set_rx_newest(&mut self, seq: u32) {
+        let f = self.fields();
+        let current = f.rx_highest.load(Ordering::Relaxed);
+        if f.rx_valid.load(Ordering::Acquire) == 0 || serial::seq_gt(seq, current) {
+            f.rx_highest.store(seq, Ordering::Relaxed);
+            f.rx_valid.store(1, Ordering::Release);
+        }
+    }
+
+    /// The kernel writes the field without a flag: before anything was
+    /// acknowledged it reads 0.
+    fn ack_sent(&self) -> Option<u32> {
+        Some(self.fields().ack_sent.load(Ordering::Relaxed))
+    }
+
+    fn set_ack_sent(&mut self, ack: u32) {
+        self.fields().ack_sent.store(ack, Ordering::Relaxed);
+    }
+}
+
+impl Drop for SeqMemory {
     fn drop(&mut self) {
         match self.backing {
             // SAFETY: unmapping exactly what `mmap` mapped.
@@ -659,5 +783,82 @@ pub async fn run_logger(logger: EbpfLogger<&'static dyn log::Log>) -> std::io::R
         let mut guard = fd.readable_mut().await?;
         guard.get_inner_mut().0.flush();
         guard.clear_ready();
+    }
+}
+
+#[cfg(test)]
+mod seq_map_tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::wire::gre;
+
+    fn config() -> call::Config {
+        call::Config {
+            window_policy: call::WindowPolicy::Ignore,
+            ..call::Config::new(0, 64)
+        }
+    }
+
+    #[test]
+    fn the_sequencer_and_the_kernel_share_a_slot() {
+        let map = SeqMap::heap();
+        assert!(map.with_sequencer(7, |s| s.next_seq()).is_none());
+        map.open(7, 0x4242, config()).unwrap();
+        let t0 = Instant::now();
+        let header = map.with_sequencer(7, |s| s.send_data(0, t0)).unwrap();
+        assert_eq!(header, Ok(gre::Repr::data(0x4242, 0, None, 0)));
+        // The kernel takes the next number and accepts frame 9.
+        let mut state = map.load(7).unwrap();
+        assert_eq!(state.tx_next, 1);
+        state.tx_next = 2;
+        state.rx_highest = 9;
+        state.rx_valid = 1;
+        map.store(7, state).unwrap();
+        let header = map.with_sequencer(7, |s| s.send_data(0, t0)).unwrap();
+        assert_eq!(header, Ok(gre::Repr::data(0x4242, 2, Some(9), 0)));
+        assert_eq!(map.load(7).unwrap().ack_sent, 9);
+        // What userspace accepts, the kernel sees.
+        map.with_sequencer(7, |s| s.accept(&gre::Repr::data(1, 10, None, 1), t0));
+        let state = map.load(7).unwrap();
+        assert_eq!((state.rx_highest, state.rx_valid), (10, 1));
+        // Opening the slot again starts over.
+        map.open(7, 0x4343, config()).unwrap();
+        assert_eq!(map.load(7).unwrap(), SeqState::default());
+        assert_eq!(map.with_sequencer(7, |s| s.peer_call_id()), Some(0x4343));
+        assert!(map.open(MAX_SESSIONS, 1, config()).is_err());
+    }
+
+    /// Whether a wake-up is pending (a stored permit completes at once).
+    fn woken(wake: &Notify) -> bool {
+        futures::FutureExt::now_or_never(wake.notified()).is_some()
+    }
+
+    #[test]
+    fn an_owed_acknowledgment_wakes_the_session_task() {
+        let map = SeqMap::heap();
+        let wake = map.open(3, 0x4242, config()).unwrap();
+        let t0 = Instant::now();
+        // Nothing owed: no wake-up.
+        map.with_sequencer(3, |s| s.send_data(0, t0));
+        assert!(!woken(&wake));
+        map.with_sequencer(3, |s| s.accept(&gre::Repr::data(1, 0, None, 1), t0));
+        assert!(woken(&wake));
+        assert!(!woken(&wake));
+        let due = map
+            .with_sequencer(3, |s| s.poll_timeout())
+            .flatten()
+            .unwrap();
+        assert_eq!(due, t0 + call::Config::DEFAULT_ACK_DELAY);
+        // A later frame does not bring the deadline forward: no wake-up.
+        map.with_sequencer(3, |s| {
+            s.accept(
+                &gre::Repr::data(1, 1, None, 1),
+                t0 + Duration::from_millis(1),
+            )
+        });
+        assert!(!woken(&wake));
+        let ack = map.with_sequencer(3, |s| s.poll_transmit(due)).flatten();
+        assert_eq!(ack, Some(gre::Repr::ack_only(0x4242, 1)));
     }
 }

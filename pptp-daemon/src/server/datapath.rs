@@ -4,8 +4,9 @@
 
 use std::{
     net::Ipv4Addr,
+    ops::Range,
     sync::{Arc, atomic::Ordering},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use super::{Call, CallInput, Shared};
@@ -15,7 +16,9 @@ use crate::{
         mss,
         tun::{TunReader, TunWriter},
     },
-    wire::ppp,
+    mppe::cipher::Decryptor,
+    proto::call::{SeqStorage, Sequencer},
+    wire::{gre, ipv4, ppp},
 };
 
 /// Receives every GRE frame that reaches userspace: data of sessions on
@@ -54,30 +57,42 @@ pub(super) async fn gre_receive(shared: Arc<Shared>, mut tun: TunWriter) {
             tracing::debug!(%src, call_id = header.call_id, "GRE for an unknown call");
             continue;
         };
-        let slot = u32::from(call.call_id);
-        let mut in_order = true;
-        if let Some(seq) = header.seq {
-            let before = shared.seq.rx_highest(slot).ok().flatten();
-            in_order = before.is_none_or(|b| (seq.wrapping_sub(b) as i32) > 0);
-            let _ = shared.seq.record_rx(slot, seq);
-        }
         let start = offset + header.header_len();
         let end = start + usize::from(header.payload_len);
         let data = call.data();
-        let opened = {
+        let path = data.as_ref().map(|d| DataPath {
+            client: d.client,
+            xdp: d.xdp,
+        });
+        // Every check under the call's sequencer lock, so its sequence
+        // number is recorded only if the frame passes them all.
+        let verdict = shared.seq.with_sequencer(u32::from(call.call_id), |seq| {
             let mut decryptor = data
                 .as_ref()
                 .and_then(|d| d.decryptor.as_ref())
                 .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()));
-            frame::open(&mut buf, start, end, decryptor.as_deref_mut())
+            receive_frame(
+                seq,
+                &header,
+                &mut buf,
+                start..end,
+                path,
+                decryptor.as_deref_mut(),
+                Instant::now(),
+            )
+        });
+        let Some(verdict) = verdict else {
+            // A call whose session task has not opened its slot yet.
+            shared.stats.gre_dropped.fetch_add(1, Ordering::Relaxed);
+            continue;
         };
-        match opened {
-            Ok(Received::AckOnly) => {}
-            Ok(Received::Control {
+        match verdict {
+            FrameVerdict::AckOnly => {}
+            FrameVerdict::Control {
                 protocol,
                 start,
                 end,
-            }) => {
+            } => {
                 if call
                     .input
                     .try_send(CallInput::Frame(protocol, buf[start..end].to_vec()))
@@ -89,28 +104,9 @@ pub(super) async fn gre_receive(shared: Arc<Shared>, mut tun: TunWriter) {
                         .fetch_add(1, Ordering::Relaxed);
                 }
             }
-            Ok(Received::Ipv4 {
-                start,
-                end,
-                encrypted,
-            }) => {
-                let Some(data) = data else {
-                    shared.stats.gre_dropped.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                };
-                // Clear data of a userspace-only session must come in
-                // order (as in the kernel's PPTP driver); MPPE has its own
-                // coherency count, and XDP sessions deliver out of order too.
-                if !encrypted && !data.xdp && !in_order {
-                    shared.stats.gre_late.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
+            FrameVerdict::Deliver { start, end } => {
                 let packet = &mut buf[start..end];
-                if packet.len() < 20 || packet[12..16] != data.client.octets() {
-                    shared.stats.spoofed.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
-                if let Some(m) = data.mss {
+                if let Some(m) = data.as_ref().and_then(|d| d.mss) {
                     mss::clamp(packet, m);
                 }
                 call.counters.rx_packets.fetch_add(1, Ordering::Relaxed);
@@ -121,7 +117,16 @@ pub(super) async fn gre_receive(shared: Arc<Shared>, mut tun: TunWriter) {
                     tracing::debug!("TUN write: {e}");
                 }
             }
-            Err(e) => {
+            FrameVerdict::Drop(FrameDrop::Late) => {
+                shared.stats.gre_late.fetch_add(1, Ordering::Relaxed);
+            }
+            FrameVerdict::Drop(FrameDrop::Spoofed) => {
+                shared.stats.spoofed.fetch_add(1, Ordering::Relaxed);
+            }
+            FrameVerdict::Drop(FrameDrop::NoDataPath) => {
+                shared.stats.gre_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            FrameVerdict::Drop(FrameDrop::Frame(e)) => {
                 shared.stats.gre_dropped.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(peer = %src, call_id = call.call_id, "dropped frame: {e}");
                 if let frame::DropReason::Mppe(d) = &e
@@ -132,6 +137,102 @@ pub(super) async fn gre_receive(shared: Arc<Shared>, mut tun: TunWriter) {
             }
         }
     }
+}
+
+/// What the data path of a call with its network up needs to know to
+/// judge a frame.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct DataPath {
+    /// The client's address inside the tunnel: the only inner source
+    /// accepted.
+    pub client: Ipv4Addr,
+    /// The call is on the XDP path (whose data is delivered out of order).
+    pub xdp: bool,
+}
+
+/// What [`gre_receive`] does with one GRE frame of a known call.
+#[derive(Debug)]
+pub(super) enum FrameVerdict {
+    /// An acknowledgment without payload: taken in.
+    AckOnly,
+    /// A PPP control packet for the session task: `buf[start..end]`.
+    Control {
+        protocol: u16,
+        start: usize,
+        end: usize,
+    },
+    /// An IPv4 packet for the TUN device: `buf[start..end]`.
+    Deliver { start: usize, end: usize },
+    /// Dropped; nothing of it was recorded.
+    Drop(FrameDrop),
+}
+
+/// Why [`receive_frame`] dropped a frame.
+#[derive(Debug)]
+pub(super) enum FrameDrop {
+    /// PPP or MPPE could not take it apart.
+    Frame(frame::DropReason),
+    /// IPv4 data before the call's network is up.
+    NoDataPath,
+    /// Clear data of a userspace-only call out of order (late, duplicate
+    /// or too old), as the kernel's PPTP driver drops it; MPPE has its own
+    /// coherency count, and XDP calls deliver out of order too.
+    Late,
+    /// IPv4 whose source is not the client's address (or no IPv4 header).
+    Spoofed,
+}
+
+/// Judges one GRE frame of a known call at `buf[payload]` (its PPP
+/// payload), in this order: the sequencer classifies the header and
+/// records nothing; the frame is opened (PPP framing, MPPE decryption with
+/// `decryptor`); IPv4 data must come in order on a clear userspace call
+/// and carry the client's source address. Only a frame that passed every
+/// check is accepted by the sequencer (its acknowledgment taken, its
+/// sequence number recorded), so a frame that fails one, spoofed or
+/// corrupted, cannot make later genuine frames look late (issue 15,
+/// problem 9).
+pub(super) fn receive_frame<S: SeqStorage>(
+    seq: &mut Sequencer<S>,
+    header: &gre::Repr,
+    buf: &mut [u8],
+    payload: Range<usize>,
+    path: Option<DataPath>,
+    decryptor: Option<&mut Decryptor>,
+    now: Instant,
+) -> FrameVerdict {
+    let order = seq.classify(header);
+    let verdict = match frame::open(buf, payload.start, payload.end, decryptor) {
+        Err(e) => return FrameVerdict::Drop(FrameDrop::Frame(e)),
+        Ok(Received::AckOnly) => FrameVerdict::AckOnly,
+        Ok(Received::Control {
+            protocol,
+            start,
+            end,
+        }) => FrameVerdict::Control {
+            protocol,
+            start,
+            end,
+        },
+        Ok(Received::Ipv4 {
+            start,
+            end,
+            encrypted,
+        }) => {
+            let Some(path) = path else {
+                return FrameVerdict::Drop(FrameDrop::NoDataPath);
+            };
+            if !encrypted && !path.xdp && !order.deliver() {
+                return FrameVerdict::Drop(FrameDrop::Late);
+            }
+            let source = ipv4::Packet::new_checked(&buf[start..end]).map(|p| p.src_addr());
+            if source != Ok(path.client) {
+                return FrameVerdict::Drop(FrameDrop::Spoofed);
+            }
+            FrameVerdict::Deliver { start, end }
+        }
+    };
+    seq.accept(header, now);
+    verdict
 }
 
 /// Reads packets the kernel routed to the TUN device and sends each to its
@@ -149,15 +250,11 @@ pub(super) async fn tun_receive(shared: Arc<Shared>, mut tun: TunReader) {
         };
         shared.stats.tun_rx.fetch_add(1, Ordering::Relaxed);
         let end = HEADROOM + n;
-        if n < 20 || buf[HEADROOM] >> 4 != 4 {
-            continue; // IPv6 and the like: no IPV6CP here
-        }
-        let dst = Ipv4Addr::new(
-            buf[HEADROOM + 16],
-            buf[HEADROOM + 17],
-            buf[HEADROOM + 18],
-            buf[HEADROOM + 19],
-        );
+        // IPv6 and the like (no IPV6CP here), and malformed packets.
+        let Ok(packet) = ipv4::Packet::new_checked(&buf[HEADROOM..end]) else {
+            continue;
+        };
+        let dst = packet.dst_addr();
         let Some(call) = shared.client(dst) else {
             shared.stats.tun_no_session.fetch_add(1, Ordering::Relaxed);
             continue;
@@ -211,5 +308,163 @@ pub async fn send_control(
     match frame::prepend(&mut buf, HEADROOM, HEADROOM + payload.len(), header, ppp) {
         Ok(begin) => shared.send_gre(call, &buf[begin..]).await,
         Err(e) => tracing::warn!(call_id = call.call_id, "cannot frame a PPP packet: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::call::{self, WindowPolicy};
+
+    const CALL_ID: u16 = 0x1234;
+    const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+    const USERSPACE: Option<DataPath> = Some(DataPath {
+        client: CLIENT,
+        xdp: false,
+    });
+
+    fn sequencer() -> Sequencer {
+        Sequencer::new(
+            0x4242,
+            call::Config {
+                window_policy: WindowPolicy::Ignore,
+                ..call::Config::new(0, 64)
+            },
+        )
+    }
+
+    /// A GRE header and its PPP payload: IPv4 from `source` (a bare
+    /// 20-octet header), with or without an acknowledgment.
+    fn ipv4_frame(seq: u32, ack: Option<u32>, source: Ipv4Addr) -> (gre::Repr, Vec<u8>) {
+        let mut ppp = vec![0xff, 0x03, 0x00, 0x21];
+        ppp.extend_from_slice(&[0x45, 0, 0, 20, 0, 0, 0, 0, 64, 17, 0, 0]);
+        ppp.extend_from_slice(&source.octets());
+        ppp.extend_from_slice(&[198, 19, 0, 1]);
+        let header = gre::Repr::data(CALL_ID, seq, ack, ppp.len() as u16);
+        (header, ppp)
+    }
+
+    fn judge(
+        seq: &mut Sequencer,
+        (header, mut payload): (gre::Repr, Vec<u8>),
+        path: Option<DataPath>,
+    ) -> FrameVerdict {
+        let end = payload.len();
+        receive_frame(
+            seq,
+            &header,
+            &mut payload,
+            0..end,
+            path,
+            None,
+            Instant::now(),
+        )
+    }
+
+    /// Issue 15, problem 9: a spoofed frame with a far-ahead sequence
+    /// number, dropped by the inner-source check, does not make the next
+    /// genuine frame late. (Before, `gre_receive` recorded the number
+    /// before any check, and this genuine frame was dropped as late.)
+    #[test]
+    fn a_spoofed_far_ahead_frame_does_not_make_the_next_genuine_frame_late() {
+        let mut seq = sequencer();
+        let genuine = judge(&mut seq, ipv4_frame(1, None, CLIENT), USERSPACE);
+        assert!(matches!(
+            genuine,
+            FrameVerdict::Deliver { start: 4, end: 24 }
+        ));
+        let intruder = Ipv4Addr::new(198, 18, 9, 9);
+        let spoofed = judge(
+            &mut seq,
+            ipv4_frame(1 + (1 << 30), None, intruder),
+            USERSPACE,
+        );
+        assert!(matches!(spoofed, FrameVerdict::Drop(FrameDrop::Spoofed)));
+        assert_eq!(seq.newest_received(), Some(1));
+        let next = judge(&mut seq, ipv4_frame(2, None, CLIENT), USERSPACE);
+        assert!(matches!(next, FrameVerdict::Deliver { .. }), "{next:?}");
+        assert_eq!(seq.newest_received(), Some(2));
+    }
+
+    /// The same for a frame that PPP cannot take apart, and for IPv4 data
+    /// before the network is up.
+    #[test]
+    fn frames_failing_any_check_record_nothing() {
+        let mut seq = sequencer();
+        judge(&mut seq, ipv4_frame(10, None, CLIENT), USERSPACE);
+        // A PPP header cut short: the protocol field is missing.
+        let broken = (gre::Repr::data(CALL_ID, 1 << 30, None, 2), vec![0xff, 0x03]);
+        assert!(matches!(
+            judge(&mut seq, broken, USERSPACE),
+            FrameVerdict::Drop(FrameDrop::Frame(frame::DropReason::Ppp(_)))
+        ));
+        assert!(matches!(
+            judge(&mut seq, ipv4_frame(1 << 30, None, CLIENT), None),
+            FrameVerdict::Drop(FrameDrop::NoDataPath)
+        ));
+        assert_eq!(seq.newest_received(), Some(10));
+        assert!(matches!(
+            judge(&mut seq, ipv4_frame(11, None, CLIENT), USERSPACE),
+            FrameVerdict::Deliver { .. }
+        ));
+    }
+
+    /// The acknowledgment of a frame that fails a check is not taken
+    /// either.
+    #[test]
+    fn acknowledgments_of_dropped_frames_are_ignored() {
+        let mut seq = sequencer();
+        for _ in 0..3 {
+            seq.send_data(0, Instant::now()).unwrap();
+        }
+        let intruder = Ipv4Addr::new(198, 18, 9, 9);
+        judge(&mut seq, ipv4_frame(1, Some(2), intruder), USERSPACE);
+        assert_eq!(seq.in_flight(), 3);
+        judge(&mut seq, ipv4_frame(1, Some(2), CLIENT), USERSPACE);
+        assert_eq!(seq.in_flight(), 0);
+    }
+
+    /// The in-order rule comes from the sequencer: clear data of a
+    /// userspace call is dropped when late; a call on the XDP path
+    /// delivers it.
+    #[test]
+    fn late_clear_data_is_dropped_on_the_userspace_path_only() {
+        let mut seq = sequencer();
+        judge(&mut seq, ipv4_frame(5, None, CLIENT), USERSPACE);
+        assert!(matches!(
+            judge(&mut seq, ipv4_frame(4, None, CLIENT), USERSPACE),
+            FrameVerdict::Drop(FrameDrop::Late)
+        ));
+        assert!(matches!(
+            judge(&mut seq, ipv4_frame(5, None, CLIENT), USERSPACE),
+            FrameVerdict::Drop(FrameDrop::Late)
+        ));
+        let xdp = Some(DataPath {
+            client: CLIENT,
+            xdp: true,
+        });
+        assert!(matches!(
+            judge(&mut seq, ipv4_frame(3, None, CLIENT), xdp),
+            FrameVerdict::Deliver { .. }
+        ));
+    }
+
+    /// Control frames go to the session task whatever their order, and
+    /// their sequence numbers are recorded.
+    #[test]
+    fn control_frames_are_accepted() {
+        let mut seq = sequencer();
+        let lcp = vec![0xff, 0x03, 0xc0, 0x21, 1, 1, 0, 4];
+        let header = gre::Repr::data(CALL_ID, 7, None, lcp.len() as u16);
+        assert!(matches!(
+            judge(&mut seq, (header, lcp), None),
+            FrameVerdict::Control {
+                protocol: 0xc021,
+                start: 4,
+                end: 8
+            }
+        ));
+        assert_eq!(seq.newest_received(), Some(7));
+        assert!(seq.ack_owed());
     }
 }

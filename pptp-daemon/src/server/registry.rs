@@ -291,20 +291,32 @@ impl Shared {
         }
     }
 
-    /// The GRE header for the next frame of a call: the next sequence number
-    /// (`None` for an ack-only frame) and the latest ack.
+    /// The GRE header for the next frame of a call, from the call's
+    /// sequencer (`proto::call`, its numbers shared with the XDP program):
+    /// a data frame's next sequence number with the acknowledgment when
+    /// one is owed, or (`data` false) an acknowledgment-only frame of the
+    /// newest sequence number received.
     pub fn gre_header(&self, call: &Call, data: bool) -> gre::Repr {
-        let slot = u32::from(call.call_id);
-        let ack = self.seq.rx_highest(slot).ok().flatten();
-        if let Some(ack) = ack {
-            let _ = self.seq.set_ack_sent(slot, ack);
-        }
-        if data {
-            let seq = self.seq.next_tx(slot).unwrap_or(0);
-            gre::Repr::data(call.peer_call_id, seq, ack, 0)
-        } else {
-            gre::Repr::ack_only(call.peer_call_id, ack.unwrap_or(0))
-        }
+        let now = Instant::now();
+        let header = self
+            .seq
+            .with_sequencer(u32::from(call.call_id), |s| {
+                if data {
+                    // The server's sequencers ignore the peer's window (as
+                    // the XDP program must), so this never refuses.
+                    s.send_data(0, now).ok()
+                } else {
+                    s.ack_only()
+                }
+            })
+            .flatten();
+        header.unwrap_or_else(|| {
+            if data {
+                gre::Repr::data(call.peer_call_id, 0, None, 0)
+            } else {
+                gre::Repr::ack_only(call.peer_call_id, 0)
+            }
+        })
     }
 
     pub fn session_info(&self) -> Vec<SessionInfo> {

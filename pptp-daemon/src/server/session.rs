@@ -17,10 +17,10 @@ use std::{
 };
 
 use pptp_common::maps::{
-    SESSION_F_ACFC, SESSION_F_DECAP, SESSION_F_ENCAP, SESSION_F_MSS_CLAMP, SESSION_F_PFC, SeqState,
+    SESSION_F_ACFC, SESSION_F_DECAP, SESSION_F_ENCAP, SESSION_F_MSS_CLAMP, SESSION_F_PFC,
     Session as KernelSession,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::{
     Call, CallInput, DataState, Shared,
@@ -33,6 +33,7 @@ use crate::{
     logsafe::Escaped,
     mppe::{KeyLength, cipher::MppeCipher},
     proto::{
+        call::{self, WindowPolicy},
         end::EndReason,
         lcp::magic_source,
         session::{NetworkParams, Session, SessionEvent},
@@ -47,9 +48,19 @@ pub enum ToControl {
     Ended { call_id: u16, reason: EndReason },
 }
 
-/// How often an owed acknowledgment is sent on its own when no data
-/// carries it.
-const ACK_INTERVAL: Duration = Duration::from_millis(500);
+/// How often a call on the XDP path looks for sequence numbers the kernel
+/// accepted and nothing acknowledged (the kernel cannot wake the task);
+/// calls on the userspace path arm their acknowledgment timer only when
+/// an acknowledgment is owed.
+const KERNEL_ACK_POLL: Duration = Duration::from_millis(500);
+
+/// Sleeps until `deadline`, or for ever without one.
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
 
 /// Owns everything one session holds: its entry in the call table, its
 /// data path (XDP entries, client route, TUN lookup) and, through the
@@ -60,6 +71,8 @@ pub struct SessionGuard {
     shared: Arc<Shared>,
     call: Arc<Call>,
     control: mpsc::UnboundedSender<ToControl>,
+    /// Woken when the data path arms the call's acknowledgment timer.
+    ack_wake: Arc<Notify>,
     /// Why the session ended; unset means its task died without saying.
     reason: Option<EndReason>,
 }
@@ -71,9 +84,19 @@ impl SessionGuard {
         call: Arc<Call>,
         control: mpsc::UnboundedSender<ToControl>,
     ) -> Self {
-        let _ = shared
+        // The call's GRE sequencer, open before the Outgoing-Call-Reply
+        // goes out: the peer's first frames may overtake this task. Like
+        // the XDP program, which cannot hold frames back, it sends
+        // regardless of the peer's window.
+        let own_window = shared.config.control_settings().receive_window;
+        let seq_config = call::Config {
+            window_policy: WindowPolicy::Ignore,
+            ..call::Config::new(0, own_window)
+        };
+        let ack_wake = shared
             .seq
-            .store(u32::from(call.call_id), SeqState::default());
+            .open(u32::from(call.call_id), call.peer_call_id, seq_config)
+            .unwrap_or_else(|_| Arc::new(Notify::new()));
         shared
             .calls
             .write()
@@ -83,6 +106,7 @@ impl SessionGuard {
             shared,
             call,
             control,
+            ack_wake,
             reason: None,
         }
     }
@@ -142,6 +166,8 @@ pub async fn run(
 ) {
     let shared = guard.shared.clone();
     let call = guard.call.clone();
+    let slot = u32::from(call.call_id);
+    let ack_wake = guard.ack_wake.clone();
     let factory =
         ServerAuthFactory::new(shared.config.server_auth_settings(), shared.random.clone());
     let mut seed = [0u8; 8];
@@ -160,16 +186,26 @@ pub async fn run(
         reason: None,
     };
     session.open(Instant::now());
-    let mut next_ack_check = tokio::time::Instant::now() + ACK_INTERVAL;
+    let mut next_kernel_poll = tokio::time::Instant::now() + KERNEL_ACK_POLL;
     loop {
         task.drain(&mut session).await;
         if task.reason.is_some() {
             break;
         }
+        let on_xdp = call.data().is_some_and(|d| d.xdp);
+        let ack_due = shared
+            .seq
+            .with_sequencer(slot, |s| s.poll_timeout())
+            .flatten();
         let deadline = session
             .poll_timeout()
+            .into_iter()
+            .chain(ack_due)
+            .min()
             .map(tokio::time::Instant::from_std)
-            .map_or(next_ack_check, |d| d.min(next_ack_check));
+            .into_iter()
+            .chain(on_xdp.then_some(next_kernel_poll))
+            .min();
         tokio::select! {
             // The daemon's commands before the peer's frames: a flood of
             // frames never delays a stop or a verdict.
@@ -204,15 +240,19 @@ pub async fn run(
                     }
                 }
             }
-            _ = tokio::time::sleep_until(deadline) => {
+            // The data path armed (or brought forward) the sequencer's
+            // acknowledgment timer: compute the deadline again.
+            () = ack_wake.notified() => {}
+            () = sleep_until(deadline) => {
                 let now = Instant::now();
                 if session.poll_timeout().is_some_and(|t| t <= now) {
                     session.handle_timeout(now);
                 }
-                if tokio::time::Instant::now() >= next_ack_check {
-                    task.send_owed_ack().await;
-                    next_ack_check = tokio::time::Instant::now() + ACK_INTERVAL;
+                if on_xdp && tokio::time::Instant::now() >= next_kernel_poll {
+                    shared.seq.with_sequencer(slot, |s| s.sync(now));
+                    next_kernel_poll = tokio::time::Instant::now() + KERNEL_ACK_POLL;
                 }
+                task.send_owed_ack().await;
             }
         }
     }
@@ -459,17 +499,18 @@ impl Task {
         );
     }
 
-    /// An ack-only frame when the peer's data has not been acknowledged by
-    /// anything we sent (RFC 2637 section 4.4).
+    /// The acknowledgment-only frame the call's sequencer has due (RFC
+    /// 2637 section 4.4): the peer's data was not acknowledged by anything
+    /// we sent within the acknowledgment delay.
     async fn send_owed_ack(&self) {
-        let slot = u32::from(self.call.call_id);
-        let Ok(Some(highest)) = self.shared.seq.rx_highest(slot) else {
+        let now = Instant::now();
+        let Some(Some(header)) = self
+            .shared
+            .seq
+            .with_sequencer(u32::from(self.call.call_id), |s| s.poll_transmit(now))
+        else {
             return;
         };
-        if self.shared.seq.ack_sent(slot).ok() == Some(highest) {
-            return;
-        }
-        let header = self.shared.gre_header(&self.call, false);
         let mut buf = [0u8; 16];
         if let Ok(n) = header.emit_header(&mut buf) {
             self.shared.send_gre(&self.call, &buf[..n]).await;

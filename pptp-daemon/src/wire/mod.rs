@@ -9,18 +9,21 @@
 //! - [`cp`]: the control-protocol packet shared by LCP, IPCP and CCP (RFC 1661 section 5);
 //! - [`lcp`], [`ipcp`], [`ccp`]: their options (RFC 1661 section 6, RFC 1332, RFC 1877, RFC 1962, RFC 3078);
 //! - [`chap`], [`pap`]: authentication packets (RFC 1994, RFC 2433, RFC 2759, RFC 1334);
-//! - [`mppe`]: the MPPE packet header (RFC 3078 section 3).
+//! - [`mppe`]: the MPPE packet header (RFC 3078 section 3);
+//! - [`ipv4`], [`tcp`]: the inner packet's headers the data path reads (RFC 791, RFC 9293).
 
 pub mod ccp;
 pub mod chap;
 pub mod cp;
 pub mod gre;
 pub mod ipcp;
+pub mod ipv4;
 pub mod lcp;
 pub mod mppe;
 pub mod pap;
 pub mod ppp;
 pub mod pptp;
+pub mod tcp;
 
 /// Why bytes could not be parsed or a representation not emitted.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
