@@ -267,7 +267,7 @@ pub struct LabOptions {
 
 /// `[limits]` of the lab: every session comes from one address (the
 /// client namespace), one control connection each, and one user.
-pub const LAB_LIMITS: &str = "connections_per_source = 100000\n\
+pub const LAB_LIMITS: &str = "connections_per_source = 65535\n\
      connection_rate_per_source = 100000\n\
      connection_burst_per_source = 100000\n\
      max_starting = 10000\n\

@@ -323,7 +323,7 @@ fn call_clear_then_tcp_close_like_pptp_linux_ends_the_session() {
         down["reason"]
             .as_str()
             .unwrap_or("")
-            .contains("client stopping"),
+            .starts_with("shutdown"),
         "{down}"
     );
     assert_clean(&lab);

@@ -203,10 +203,8 @@ fn control_connections(lab: &Lab) -> usize {
 /// cannot take the server's capacity; a legitimate client still connects.
 #[test]
 fn attacker_holding_calls_and_connections_leaves_room_for_a_client() {
-    let lab = lab(
-        "max_sessions = 12\ncalls_per_connection = 2\nconnections_per_source = 3\n\
-         connection_rate_per_source = 100\nconnection_burst_per_source = 100\nmax_starting = 8",
-    );
+    let lab = lab("calls_per_connection = 2\nconnections_per_source = 3\n\
+         connection_rate_per_source = 100\nconnection_burst_per_source = 100\nmax_starting = 8");
     // The attacker opens as many connections and calls as it can.
     let mut held = Vec::new();
     let mut accepted_calls = 0;
@@ -246,7 +244,7 @@ fn attacker_holding_calls_and_connections_leaves_room_for_a_client() {
 /// limit, even while it keeps sending.
 #[test]
 fn never_reading_peer_is_closed_in_time() {
-    let lab = lab("write_timeout_secs = 2\nsetup_timeout_secs = 60");
+    let lab = lab("write_timeout_secs = 2");
     let mut a = Attacker::connect(&lab, Some(2048)).expect("connect");
     a.start();
     a.stream.set_nonblocking(true).expect("nonblocking");
