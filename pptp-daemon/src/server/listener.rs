@@ -20,7 +20,7 @@ use super::{
     control::{self, ConnectionGuard},
     ctl::{self, Request, Response},
     datapath::{gre_receive, tun_receive},
-    registry::{RouteOp, core_timer, route_worker},
+    registry::{RouteOp, Settings, core_timer, route_worker},
 };
 use crate::{
     auth::{
@@ -121,6 +121,7 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
         route_rx,
     ));
     let shared = Arc::new(Shared {
+        settings: Settings::from_config(&config),
         verifier,
         core: Arc::new(Mutex::new(core)),
         gre,

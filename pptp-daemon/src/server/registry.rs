@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::ctl::{DataPath, SessionInfo};
 use crate::{
-    auth::{Verifier, random::RandomSource},
+    auth::{Verifier, random::RandomSource, server::ServerSettings},
     config::Config,
     dataplane::frame::Framing,
     dataplane::{
@@ -28,7 +28,9 @@ use crate::{
     mppe::cipher::{Decryptor, Encryptor},
     proto::{
         concentrator::{Concentrator, Event as CoreEvent, Refusal, SessionId},
+        control::ControlSettings,
         end::EndReason,
+        session::SessionConfig,
     },
     wire::gre,
 };
@@ -112,8 +114,12 @@ pub enum CallInput {
 /// messages per session at most.
 #[derive(Debug)]
 pub enum Command {
-    /// The answer to a credentials check.
-    Verdict(Box<crate::auth::Verdict>),
+    /// The answer to the credentials check numbered `request` (a verdict
+    /// for an exchange that has since been replaced is dropped).
+    Verdict {
+        request: u64,
+        verdict: Box<crate::auth::Verdict>,
+    },
     /// Close the session (LCP Terminate), then end the call.
     Close(EndReason),
     /// The control connection ended the call: the link is gone.
@@ -198,9 +204,34 @@ pub async fn route_worker(
     }
 }
 
+/// The protocol cores' policies, mapped from the configuration once at
+/// start (and, later, on reload), not for every session.
+pub struct Settings {
+    pub session: SessionConfig,
+    pub control: ControlSettings,
+    pub auth: ServerSettings,
+    /// Our MRU (`ppp.mru`): no session's MTU exceeds it.
+    pub mru: u16,
+    /// Clamp TCP SYNs' MSS to the session MTU (`dataplane.mss_clamp`).
+    pub mss_clamp: bool,
+}
+
+impl Settings {
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            session: config.session_config(),
+            control: config.control_settings(),
+            auth: config.server_auth_settings(),
+            mru: config.ppp.mru,
+            mss_clamp: config.dataplane.mss_clamp,
+        }
+    }
+}
+
 /// Everything the tasks share.
 pub struct Shared {
     pub config: Config,
+    pub settings: Settings,
     pub verifier: Arc<dyn Verifier>,
     /// Call IDs, addresses, the session registry and every limit.
     pub core: Arc<Mutex<Concentrator>>,

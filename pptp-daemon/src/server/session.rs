@@ -88,7 +88,7 @@ impl SessionGuard {
         // goes out: the peer's first frames may overtake this task. Like
         // the XDP program, which cannot hold frames back, it sends
         // regardless of the peer's window.
-        let own_window = shared.config.control_settings().receive_window;
+        let own_window = shared.settings.control.receive_window;
         let seq_config = call::Config {
             window_policy: WindowPolicy::Ignore,
             ..call::Config::new(0, own_window)
@@ -168,12 +168,11 @@ pub async fn run(
     let call = guard.call.clone();
     let slot = u32::from(call.call_id);
     let ack_wake = guard.ack_wake.clone();
-    let factory =
-        ServerAuthFactory::new(shared.config.server_auth_settings(), shared.random.clone());
+    let factory = ServerAuthFactory::new(shared.settings.auth.clone(), shared.random.clone());
     let mut seed = [0u8; 8];
     (shared.random)(&mut seed);
     let mut session = Session::new(
-        shared.config.session_config(),
+        shared.settings.session.clone(),
         Box::new(factory),
         magic_source(u64::from_ne_bytes(seed)),
     );
@@ -182,6 +181,7 @@ pub async fn run(
         call: call.clone(),
         framing: Framing::default(),
         accepted: None,
+        verify_request: 0,
         closing: None,
         reason: None,
     };
@@ -213,7 +213,13 @@ pub async fn run(
             cmd = commands.recv() => {
                 let now = Instant::now();
                 match cmd {
-                    Some(Command::Verdict(v)) => task.verdict(&mut session, now, *v),
+                    Some(Command::Verdict { request, verdict }) => {
+                        if request == task.verify_request {
+                            task.verdict(&mut session, now, *verdict);
+                        } else {
+                            tracing::debug!(peer = %call.peer, call_id = call.call_id, "stale verdict dropped");
+                        }
+                    }
                     Some(Command::Close(reason)) => {
                         task.closing.get_or_insert(reason);
                         session.close(now, reason);
@@ -268,6 +274,8 @@ struct Task {
     framing: Framing,
     /// The verdict that authenticated the session.
     accepted: Option<Accepted>,
+    /// Number of the latest credentials check asked for.
+    verify_request: u64,
     /// Why we closed the session, if we did (it wins over what LCP says).
     closing: Option<EndReason>,
     /// Set when the session is over.
@@ -338,6 +346,9 @@ impl Task {
                 let verifier = self.shared.verifier.clone();
                 let peer = IpAddr::V4(self.call.peer);
                 let commands = self.call.commands.clone();
+                // Only the answer to the latest request counts.
+                self.verify_request += 1;
+                let request = self.verify_request;
                 // The back end may block (file read, later RADIUS): it runs
                 // off this task, and a slow one holds no other session.
                 tokio::spawn(async move {
@@ -345,7 +356,10 @@ impl Task {
                         tokio::task::spawn_blocking(move || verifier.verify(peer, &credentials))
                             .await
                             .unwrap_or(Verdict::Reject(Rejection::BackendUnavailable));
-                    let _ = commands.send(Command::Verdict(Box::new(verdict)));
+                    let _ = commands.send(Command::Verdict {
+                        request,
+                        verdict: Box::new(verdict),
+                    });
                 });
             }
             SessionEvent::Authenticated(accepted) => {
@@ -401,7 +415,7 @@ impl Task {
     async fn network_up(&mut self, params: &NetworkParams) {
         let client = params.peer_address;
         let shared = &self.shared;
-        let config = &shared.config;
+        let settings = &shared.settings;
         let (encryptor, decryptor, mppe) = match (&params.mppe, &params.mppe_material) {
             (Some(p), Some(material)) => {
                 let cipher = MppeCipher::new(material, *p);
@@ -425,9 +439,8 @@ impl Task {
             .link
             .peer_mru
             .saturating_sub(overhead)
-            .min(config.ppp.mru);
-        let mss = config
-            .dataplane
+            .min(settings.mru);
+        let mss = settings
             .mss_clamp
             .then(|| mss::mss_for_mtu(mtu.min(params.link.mru)));
         // MPPE sessions stay in userspace: XDP does not do RC4.
