@@ -301,22 +301,33 @@ fn teardown_survives_an_lcp_flood_of_the_call() {
     gre.bind(&SocketAddr::V4(SocketAddrV4::new(ATTACKER, 0)).into())
         .expect("bind");
     let server: Ipv4Addr = SERVER_WAN.parse().unwrap();
-    let to = SocketAddr::V4(SocketAddrV4::new(server, 0)).into();
+    let to: socket2::SockAddr = SocketAddr::V4(SocketAddrV4::new(server, 0)).into();
     // ff 03 c0 21 | Configure-Request id 1 len 10 | MRU 1400
     let lcp = [
         0xff, 0x03, 0xc0, 0x21, 0x01, 0x01, 0x00, 0x08, 0x01, 0x04, 0x05, 0x78,
     ];
-    for seq in 0..20_000u32 {
-        let mut frame = vec![0x30, 0x01, 0x88, 0x0b];
-        frame.extend_from_slice(&(lcp.len() as u16).to_be_bytes());
-        frame.extend_from_slice(&server_call_id.to_be_bytes());
-        frame.extend_from_slice(&seq.to_be_bytes());
-        frame.extend_from_slice(&lcp);
-        let _ = gre.send_to(&frame, &to);
-    }
+    // The flood goes on while the call is cleared: bounded in time and
+    // count, it keeps the call's frame queue full throughout.
+    let flood = std::thread::spawn(move || {
+        let until = Instant::now() + Duration::from_secs(4);
+        let mut seq = 0u32;
+        while Instant::now() < until && seq < 2_000_000 {
+            let mut frame = vec![0x30, 0x01, 0x88, 0x0b];
+            frame.extend_from_slice(&(lcp.len() as u16).to_be_bytes());
+            frame.extend_from_slice(&server_call_id.to_be_bytes());
+            frame.extend_from_slice(&seq.to_be_bytes());
+            frame.extend_from_slice(&lcp);
+            let _ = gre.send_to(&frame, &to);
+            seq += 1;
+        }
+        seq
+    });
+    std::thread::sleep(Duration::from_secs(1));
     // Hang up as pptp-linux does: Call-Clear-Request, then close TCP.
     a.send(CallClearRequest { call_id: 7 }).expect("CCRQ");
     drop(a);
+    let sent = flood.join().expect("flood thread");
+    assert!(sent > 10_000, "the flood did not get out ({sent} frames)");
     let clean = eventually(Duration::from_secs(15), || {
         let stats = lab.stats().unwrap();
         [
