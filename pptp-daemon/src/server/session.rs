@@ -583,3 +583,196 @@ fn take_data_path(shared: &Shared, call: &Arc<Call>) {
         client: data.client,
     });
 }
+
+#[cfg(test)]
+mod tests {
+    //! The guard's promise, on a real runtime: whichever way a session task
+    //! ends (it returns, it is aborted, it panics), everything the session
+    //! held is released exactly once. Needs root (a raw GRE socket).
+
+    use std::{
+        collections::HashMap,
+        net::Ipv4Addr,
+        sync::{Arc, Mutex, RwLock},
+        time::Instant,
+    };
+
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::{
+        auth::{Credentials, Verdict, Verifier, random::seeded_random},
+        config::Config,
+        dataplane::{frame::Framing, gre_socket::GreSocket, xdp::SeqMap},
+        logsafe::{WarnLimiter, WarnLimits},
+        proto::{concentrator::Concentrator, limits::Limits, pool::AddressPool},
+        server::{Counters, DataState, Stats, registry::Settings},
+    };
+
+    struct RefuseAll;
+    impl Verifier for RefuseAll {
+        fn verify(&self, _: std::net::IpAddr, _: &Credentials) -> Verdict {
+            Verdict::Reject(Rejection::BadCredentials)
+        }
+    }
+
+    fn shared() -> (Arc<Shared>, mpsc::UnboundedReceiver<RouteOp>) {
+        let config = Config::default();
+        let pool = AddressPool::new(&config.ppp.pool, &[config.ppp.local_address]);
+        let (routes, route_ops) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            settings: Settings::from_config(&config),
+            verifier: Arc::new(RefuseAll),
+            core: Arc::new(Mutex::new(Concentrator::new(Limits::default(), pool, 7))),
+            gre: GreSocket::open().expect(
+                "prerequisite: root (CAP_NET_RAW) for a raw GRE socket; run the tests as root",
+            ),
+            seq: Arc::new(SeqMap::heap()),
+            xdp: None,
+            routes,
+            tun_index: 0,
+            tun_name: "none".into(),
+            random: seeded_random(1),
+            calls: RwLock::new(HashMap::new()),
+            clients: RwLock::new(HashMap::new()),
+            stats: Stats::default(),
+            warnings: Mutex::new(WarnLimiter::new(WarnLimits::default())),
+            config,
+        });
+        (shared, route_ops)
+    }
+
+    /// A session as far as the network phase: a call ID, an address, a
+    /// route, a TUN lookup entry; returns its guard and what the control
+    /// connection will hear.
+    fn session_up(
+        shared: &Arc<Shared>,
+        source: Ipv4Addr,
+    ) -> (SessionGuard, mpsc::UnboundedReceiver<ToControl>, Ipv4Addr) {
+        let now = Instant::now();
+        let (conn, id, addr) = {
+            let mut core = shared.core();
+            let conn = core.handle_connect(now, source).expect("admitted");
+            let id = core.allocate_call(now, conn, 9).expect("call");
+            core.handle_authenticated(now, id, "alice").expect("user");
+            let addr = core.allocate_address(id, None, &|_| true).expect("address");
+            core.handle_network_up(now, id);
+            (conn, id, addr)
+        };
+        let _ = conn;
+        let (input, _) = mpsc::channel(4);
+        let (commands, _) = mpsc::unbounded_channel();
+        let call = Arc::new(Call {
+            peer: source,
+            local: Ipv4Addr::new(198, 18, 0, 1),
+            call_id: id.call_id(),
+            peer_call_id: 9,
+            session: id,
+            started: now,
+            input,
+            commands,
+            data: RwLock::new(Some(Arc::new(DataState {
+                client: addr,
+                framing: Framing::default(),
+                mtu: 1400,
+                mss: None,
+                encryptor: None,
+                decryptor: None,
+                mppe: None,
+                xdp: false,
+            }))),
+            user: Mutex::new(Some("alice".into())),
+            counters: Counters::default(),
+        });
+        shared.clients.write().unwrap().insert(addr, call.clone());
+        let (to_control, from_sessions) = mpsc::unbounded_channel();
+        let guard = SessionGuard::register(shared.clone(), call, to_control);
+        (guard, from_sessions, addr)
+    }
+
+    fn assert_released(
+        shared: &Shared,
+        route_ops: &mut mpsc::UnboundedReceiver<RouteOp>,
+        from_sessions: &mut mpsc::UnboundedReceiver<ToControl>,
+        addr: Ipv4Addr,
+        reason: EndReason,
+    ) {
+        let core = shared.core();
+        assert_eq!(core.sessions().count(), 0, "registry entry left");
+        assert_eq!(core.pool().in_use(), 0, "address left");
+        assert_eq!(core.live_call_ids(), 0, "call ID left");
+        assert_eq!(core.counters().ended(reason), 1, "counted once as {reason}");
+        assert_eq!(core.counters().ended_total(), 1);
+        drop(core);
+        assert!(
+            shared.calls.read().unwrap().is_empty(),
+            "call table entry left"
+        );
+        assert!(shared.clients.read().unwrap().is_empty(), "TUN lookup left");
+        match route_ops.try_recv() {
+            Ok(RouteOp::Remove { client }) => assert_eq!(client, addr),
+            other => panic!("no route removal: {other:?}"),
+        }
+        assert!(route_ops.try_recv().is_err(), "one route removal only");
+        match from_sessions.try_recv() {
+            Ok(ToControl::Ended { reason: r, .. }) => assert_eq!(r, reason),
+            other => panic!("the control connection was not told: {other:?}"),
+        }
+        assert!(from_sessions.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn a_panicking_session_task_releases_everything_once() {
+        let (shared, mut route_ops) = shared();
+        let (guard, mut from_sessions, addr) = session_up(&shared, Ipv4Addr::new(198, 18, 0, 2));
+        let task = tokio::spawn(async move {
+            let _guard = guard;
+            panic!("a bug in the session task");
+        });
+        assert!(task.await.unwrap_err().is_panic());
+        assert_released(
+            &shared,
+            &mut route_ops,
+            &mut from_sessions,
+            addr,
+            EndReason::TaskFailed,
+        );
+    }
+
+    #[tokio::test]
+    async fn an_aborted_session_task_releases_everything_once() {
+        let (shared, mut route_ops) = shared();
+        let (guard, mut from_sessions, addr) = session_up(&shared, Ipv4Addr::new(198, 18, 0, 3));
+        let task = tokio::spawn(async move {
+            let _guard = guard;
+            std::future::pending::<()>().await;
+        });
+        task.abort();
+        assert!(task.await.unwrap_err().is_cancelled());
+        assert_released(
+            &shared,
+            &mut route_ops,
+            &mut from_sessions,
+            addr,
+            EndReason::TaskFailed,
+        );
+    }
+
+    #[tokio::test]
+    async fn a_session_that_ends_normally_releases_with_its_reason() {
+        let (shared, mut route_ops) = shared();
+        let (mut guard, mut from_sessions, addr) =
+            session_up(&shared, Ipv4Addr::new(198, 18, 0, 4));
+        guard.end(EndReason::CallCleared);
+        // A later reason does not replace the first.
+        guard.end(EndReason::Shutdown);
+        drop(guard);
+        assert_released(
+            &shared,
+            &mut route_ops,
+            &mut from_sessions,
+            addr,
+            EndReason::CallCleared,
+        );
+    }
+}
