@@ -13,8 +13,8 @@ use pptp_common::maps::{
 use pptp_daemon::{
     config::XdpMode,
     dataplane::xdp::{AttachedMode, XdpDataplane},
-    netns::{self, Netns, RawSocket},
 };
+use pptp_netns::{self as netns, Netns, RawSocket};
 
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;

@@ -1,18 +1,65 @@
 //! End to end across network namespaces: the real daemon binary in a
 //! server namespace, our client in a client namespace, a LAN host behind
 //! the server. Needs root; fails (never skips) without it.
+//!
+//! The daemon binary belongs to another package, so cargo does not build it
+//! for these tests: the first test builds it (a no-op when it is fresh) with
+//! the cargo and profile that built this test.
 
-use std::{path::Path, time::Duration};
-
-use pptp_daemon::{
-    lab::{LAN_HOST, Lab, LabOptions},
-    netns,
-    server::ctl::DataPath,
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    sync::OnceLock,
+    time::Duration,
 };
+
+use pptp_daemon::server::ctl::DataPath;
+use pptp_lab::lab::{LAN_HOST, Lab, LabOptions, Process};
+use pptp_netns as netns;
 use serde_json::Value;
 
 fn bin() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_pptp-daemon"))
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| build_daemon().unwrap_or_else(|e| panic!("building pptp-daemon: {e}")))
+}
+
+/// `cargo build -p pptp-daemon --bin pptp-daemon` in this test's profile;
+/// returns the executable cargo names.
+fn build_daemon() -> Result<PathBuf, String> {
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    // target/<profile>/deps/e2e-<hash>
+    let profile = me
+        .parent()
+        .and_then(Path::parent)
+        .and_then(Path::file_name)
+        .and_then(|p| p.to_str())
+        .unwrap_or("debug");
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR")).args([
+        "build",
+        "--package",
+        "pptp-daemon",
+        "--bin",
+        "pptp-daemon",
+        "--message-format=json-render-diagnostics",
+    ]);
+    if profile != "debug" {
+        cmd.args(["--profile", profile]);
+    }
+    let out = cmd
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("starting cargo: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("cargo build failed ({})", out.status));
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|m| m["target"]["name"] == "pptp-daemon")
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .ok_or_else(|| "cargo did not name the pptp-daemon executable".to_owned())
 }
 
 fn lab(options: LabOptions) -> Lab {
@@ -21,7 +68,7 @@ fn lab(options: LabOptions) -> Lab {
 }
 
 /// Waits for the client's "all_up" line and returns the "up" lines.
-fn wait_up(client: &mut pptp_daemon::lab::Process, lab: &Lab, sessions: usize) -> Vec<Value> {
+fn wait_up(client: &mut Process, lab: &Lab, sessions: usize) -> Vec<Value> {
     let mut ups = Vec::new();
     let r = client.wait_for_line(Duration::from_secs(60 + sessions as u64), |line| {
         let v: Value = serde_json::from_str(line).unwrap_or(Value::Null);
@@ -272,13 +319,13 @@ fn packets_above_an_mppe_session_mtu_are_fragmented_or_refused() {
     assert_clean(&lab);
 }
 
-fn signal(process: &pptp_daemon::lab::Process, sig: i32) {
+fn signal(process: &Process, sig: i32) {
     // SAFETY: kill(2) on a child we own.
     unsafe { libc::kill(process.child.id() as i32, sig) };
 }
 
 /// Reads client lines until a "down" event; returns it.
-fn wait_down(client: &mut pptp_daemon::lab::Process, lab: &Lab, within: Duration) -> Value {
+fn wait_down(client: &mut Process, lab: &Lab, within: Duration) -> Value {
     let line = client
         .wait_for_line(within, |l| l.contains("\"down\""))
         .unwrap_or_else(|e| panic!("{e}\ndaemon log:\n{}", lab.daemon_log()));
