@@ -573,13 +573,18 @@ fn restart_after_a_crash_finds_nothing_stale() {
     assert_eq!(lab.sessions().unwrap()[0].path, DataPath::Xdp);
 }
 
-/// Runs `pptp-daemon loadgen` and returns its delivered packets per second.
+/// This crate's binary (load generator, bench, lab).
+fn lab_bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_pptp-lab"))
+}
+
+/// Runs `pptp-lab loadgen` and returns its delivered packets per second.
 fn loadgen(args: &[&str]) -> f64 {
-    let out = std::process::Command::new(bin())
+    let out = std::process::Command::new(lab_bin())
         .arg("loadgen")
         .args(args)
         .output()
-        .expect("running pptp-daemon loadgen");
+        .expect("running pptp-lab loadgen");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -657,7 +662,7 @@ fn loadgen_counts_what_a_router_forwards() {
     );
     assert!(gre > 0.0, "no GRE frame delivered");
     // A namespace that does not exist is an error that names it.
-    let out = std::process::Command::new(bin())
+    let out = std::process::Command::new(lab_bin())
         .args([
             "loadgen",
             "--from",
