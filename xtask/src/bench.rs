@@ -309,7 +309,7 @@ fn svg(d: &Value) -> anyhow::Result<String> {
         let mut chart = ChartBuilder::on(&chart_area)
             .caption(
                 "Packets per second delivered (thousands), one session",
-                ("sans-serif", 16),
+                ("sans-serif", 20),
             )
             .margin(10)
             .x_label_area_size(35)
@@ -328,7 +328,7 @@ fn svg(d: &Value) -> anyhow::Result<String> {
                 }
             })
             .x_desc("thousand packets per second")
-            .label_style(("sans-serif", 12))
+            .label_style(("sans-serif", 15))
             .draw()?;
         for (j, ((dir, size), color)) in series.iter().zip(colors).enumerate() {
             let offset = 1.5 * bar - j as f64 * bar;
@@ -355,12 +355,12 @@ fn svg(d: &Value) -> anyhow::Result<String> {
                     Some(v) => Text::new(
                         format!("{v:.0}"),
                         (v + max * 0.01, y),
-                        ("sans-serif", 10).into_font().color(&BLACK),
+                        ("sans-serif", 12).into_font().color(&BLACK),
                     ),
                     None => Text::new(
                         "n/a".to_owned(),
                         (max * 0.01, y),
-                        ("sans-serif", 10).into_font().color(&RGBColor(128, 128, 128)),
+                        ("sans-serif", 12).into_font().color(&RGBColor(128, 128, 128)),
                     ),
                 }
             });
@@ -371,12 +371,12 @@ fn svg(d: &Value) -> anyhow::Result<String> {
             .position(SeriesLabelPosition::LowerRight)
             .background_style(WHITE.mix(0.9))
             .border_style(BLACK)
-            .label_font(("sans-serif", 12))
+            .label_font(("sans-serif", 15))
             .draw()?;
         note_area.draw(&Text::new(
             "MPPE: network → client only; its large packets are 1396 B (the MPPE session MTU)",
             (200, 5),
-            ("sans-serif", 11).into_font().color(&RGBColor(128, 128, 128)),
+            ("sans-serif", 14).into_font().color(&RGBColor(128, 128, 128)),
         ))?;
         root.present()?;
     }
@@ -437,7 +437,7 @@ mod tests {
         // Two decap 64 B bars (fast path, IP forwarding) and the legend swatch.
         assert_eq!(s.matches(r##"fill="#1F77B4""##).count(), 3, "{s}");
         assert_eq!(
-            s.matches(">n/a<").count(),
+            s.matches("\nn/a\n").count(),
             5 * 4 - 2,
             "every other path and size is marked n/a"
         );
@@ -445,7 +445,8 @@ mod tests {
             assert!(s.contains(label), "axis label {label}");
         }
         assert!(s.contains("client → net 64 B"), "legend");
-        // The bar values (kpps) beside the bars.
-        assert!(s.contains(">2<") && s.contains(">1<"), "{s}");
+        // The bar values (kpps) beside the bars, and the MPPE note.
+        assert!(s.contains(">\n2\n<") && s.contains(">\n1\n<"), "{s}");
+        assert!(s.contains("MPPE: network → client only"), "{s}");
     }
 }
