@@ -43,15 +43,31 @@ mod tests {
         assert_eq!(cli.daemon, Some(PathBuf::from("/x/pptp-daemon")));
         assert!(matches!(cli.command, Command::Bench(ref a) if a.short));
         let cli = Cli::parse_from([
-            "pptp-lab", "loadgen", "--from", "a:x", "--via", "b:y", "--sink", "c:z", "--src",
-            "198.18.0.2", "--dst", "198.18.1.2", "--gre", "198.18.0.2,198.18.0.1,7",
+            "pptp-lab",
+            "loadgen",
+            "--from",
+            "a:x",
+            "--via",
+            "b:y",
+            "--sink",
+            "c:z",
+            "--src",
+            "198.18.0.2",
+            "--dst",
+            "198.18.1.2",
+            "--gre",
+            "198.18.0.2,198.18.0.1,7",
         ]);
         let Command::Loadgen(args) = cli.command else {
             panic!("loadgen expected");
         };
         assert_eq!(
             args.gre,
-            Some(("198.18.0.2".parse().unwrap(), "198.18.0.1".parse().unwrap(), 7))
+            Some((
+                "198.18.0.2".parse().unwrap(),
+                "198.18.0.1".parse().unwrap(),
+                7
+            ))
         );
         assert!(Cli::try_parse_from(["pptp-lab", "client"]).is_err());
     }

@@ -35,16 +35,18 @@ pub fn run(short: bool, seconds: f64, scale: usize, guest: bool) -> anyhow::Resu
     util::step("data paths (pptp-lab bench)");
     let json = out_dir.join("datapath.json");
     let mut cmd = Command::new(&lab);
-    cmd.arg("--daemon").arg(&bin).args([
-        "bench",
-        "--seconds",
-        &seconds.to_string(),
-        "--scale",
-        &scale.to_string(),
-        "--json",
-    ])
-    .arg(&json)
-    .stdout(std::process::Stdio::null());
+    cmd.arg("--daemon")
+        .arg(&bin)
+        .args([
+            "bench",
+            "--seconds",
+            &seconds.to_string(),
+            "--scale",
+            &scale.to_string(),
+            "--json",
+        ])
+        .arg(&json)
+        .stdout(std::process::Stdio::null());
     if short {
         cmd.arg("--short");
     }
@@ -294,7 +296,11 @@ fn svg(d: &Value) -> anyhow::Result<String> {
                 .collect()
         })
         .collect();
-    let max = values.iter().flatten().flatten().fold(1.0f64, |m, v| m.max(*v));
+    let max = values
+        .iter()
+        .flatten()
+        .flatten()
+        .fold(1.0f64, |m, v| m.max(*v));
     let rows = paths.len();
     // Row i (top to bottom) is centred on y = rows - 1 - i, so the integer
     // ticks of the y axis carry the path names.
@@ -348,7 +354,9 @@ fn svg(d: &Value) -> anyhow::Result<String> {
             chart
                 .draw_series(bars)?
                 .label(format!("{what} {size} B"))
-                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled())
+                });
             let figures = values.iter().enumerate().map(|(i, row)| {
                 let y = row_y(i) + offset;
                 match row[j] {
@@ -360,7 +368,9 @@ fn svg(d: &Value) -> anyhow::Result<String> {
                     None => Text::new(
                         "n/a".to_owned(),
                         (max * 0.01, y),
-                        ("sans-serif", 12).into_font().color(&RGBColor(128, 128, 128)),
+                        ("sans-serif", 12)
+                            .into_font()
+                            .color(&RGBColor(128, 128, 128)),
                     ),
                 }
             });
@@ -376,7 +386,9 @@ fn svg(d: &Value) -> anyhow::Result<String> {
         note_area.draw(&Text::new(
             "MPPE: network → client only; its large packets are 1396 B (the MPPE session MTU)",
             (200, 5),
-            ("sans-serif", 14).into_font().color(&RGBColor(128, 128, 128)),
+            ("sans-serif", 14)
+                .into_font()
+                .color(&RGBColor(128, 128, 128)),
         ))?;
         root.present()?;
     }
@@ -433,7 +445,10 @@ mod tests {
     #[test]
     fn svg_has_a_bar_per_measured_value() {
         let s = svg(&sample()).unwrap();
-        assert!(s.starts_with("<svg") && s.trim_end().ends_with("</svg>"), "{s}");
+        assert!(
+            s.starts_with("<svg") && s.trim_end().ends_with("</svg>"),
+            "{s}"
+        );
         // Two decap 64 B bars (fast path, IP forwarding) and the legend swatch.
         assert_eq!(s.matches(r##"fill="#1F77B4""##).count(), 3, "{s}");
         assert_eq!(
@@ -441,7 +456,11 @@ mod tests {
             5 * 4 - 2,
             "every other path and size is marked n/a"
         );
-        for label in ["pptp-xdp fast path", "kernel IP forwarding", "XDP routing (ceiling)"] {
+        for label in [
+            "pptp-xdp fast path",
+            "kernel IP forwarding",
+            "XDP routing (ceiling)",
+        ] {
             assert!(s.contains(label), "axis label {label}");
         }
         assert!(s.contains("client → net 64 B"), "legend");
