@@ -244,7 +244,7 @@ pub struct Lab {
     daemon: Option<Process>,
     /// The lab's XDP programs: pass on the far ends of s0 and l0, the
     /// bench's sink and routing ceiling.
-    pass: Option<AuxPrograms>,
+    aux: Option<AuxPrograms>,
 }
 
 /// The lab's test user.
@@ -310,9 +310,9 @@ impl Lab {
             log,
             bin: bin.to_owned(),
             daemon: None,
-            pass: None,
+            aux: None,
         };
-        lab.pass = Some(AuxPrograms::load().map_err(|e| e.to_string())?);
+        lab.aux = Some(AuxPrograms::load().map_err(|e| e.to_string())?);
         if options.xdp {
             // Frames redirected into a veth need XDP on its far end.
             lab.attach_pass_programs()?;
@@ -353,9 +353,9 @@ impl Lab {
     }
 
     /// The pass-everything XDP program on c0 and h0 (veth peers of s0 and
-    /// l0), loaded by a helper process that lives as long as the lab.
+    /// l0), attached for as long as the lab lives.
     fn attach_pass_programs(&mut self) -> Result<(), String> {
-        let Some(mut dp) = self.pass.take() else {
+        let Some(mut dp) = self.aux.take() else {
             return Err("no auxiliary XDP object loaded".into());
         };
         self.topology
@@ -368,7 +368,7 @@ impl Lab {
             .run(|| dp.attach(PASS_PROGRAM, "h0"))
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
-        self.pass = Some(dp);
+        self.aux = Some(dp);
         Ok(())
     }
 
@@ -384,7 +384,7 @@ impl Lab {
             "h0" => &self.topology.lan,
             _ => &self.topology.server,
         };
-        let dp = self.pass.as_mut().ok_or("no auxiliary XDP object loaded")?;
+        let dp = self.aux.as_mut().ok_or("no auxiliary XDP object loaded")?;
         dp.detach(iface).map_err(|e| e.to_string())?;
         if let Some(program) = program {
             ns.run(|| dp.attach(program, iface))
@@ -396,7 +396,7 @@ impl Lab {
 
     /// Frames counted by the sink programs so far (packets, bytes).
     pub fn sink_counters(&self) -> Result<(u64, u64), String> {
-        self.pass
+        self.aux
             .as_ref()
             .ok_or("no auxiliary XDP object loaded")?
             .sink_counters()
