@@ -333,6 +333,7 @@ fn svg(d: &Value) -> anyhow::Result<String> {
                     String::new()
                 }
             })
+            .x_label_formatter(&|x| format!("{x:.0}"))
             .x_desc("thousand packets per second")
             .label_style(("sans-serif", 15))
             .draw()?;
