@@ -52,15 +52,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Run our own PPTP client (tests, lab, bench).
+    /// Run our own PPTP client against any PPTP server (operators' test;
+    /// the lab, bench and end-to-end tests of `pptp-lab` drive it too).
     Client(crate::client::ClientArgs),
-    /// Demonstration in network namespaces (behind `cargo xtask lab`).
-    Lab(crate::lab::DemoArgs),
-    /// Benchmarks in network namespaces (behind `cargo xtask bench`).
-    Bench(crate::bench::BenchArgs),
-    /// One load-generator measurement between existing namespaces (the
-    /// guest comparison against kernel PPTP).
-    Loadgen(crate::bench::LoadgenArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

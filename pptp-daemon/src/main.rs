@@ -29,25 +29,6 @@ fn main() -> anyhow::Result<()> {
             let runtime = tokio::runtime::Runtime::new()?;
             return runtime.block_on(pptp_daemon::client::run(args.clone()));
         }
-        Some(Command::Bench(args)) => {
-            let me = std::env::current_exe().context("locating this binary")?;
-            let results = pptp_daemon::bench::run(&me, args).map_err(|e| anyhow::anyhow!(e))?;
-            println!("{}", serde_json::to_string_pretty(&results)?);
-            return Ok(());
-        }
-        Some(Command::Loadgen(args)) => {
-            let m = pptp_daemon::bench::loadgen(args).map_err(|e| anyhow::anyhow!(e))?;
-            // One line of words for shell scripts.
-            println!(
-                "sent_pps={:.0} delivered_pps={:.0} cpu_ns_per_packet={:.0}",
-                m.sent_pps, m.delivered_pps, m.cpu_ns_per_packet
-            );
-            return Ok(());
-        }
-        Some(Command::Lab(args)) => {
-            let me = std::env::current_exe().context("locating this binary")?;
-            return pptp_daemon::lab::demo(&me, args).map_err(|e| anyhow::anyhow!(e));
-        }
         Some(Command::Sessions { socket, json }) | Some(Command::Stats { socket, json }) => {
             let path = match socket {
                 Some(p) => p.clone(),

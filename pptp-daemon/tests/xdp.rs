@@ -10,10 +10,8 @@ use pptp_common::maps::{
     SESSION_F_ACFC, SESSION_F_DECAP, SESSION_F_ENCAP, SESSION_F_MSS_CLAMP, SESSION_F_PFC, SeqState,
     Session, Stat,
 };
-use pptp_daemon::{
-    dataplane::xdp::{AttachedMode, XdpDataplane, XdpMode},
-    netns::{self, Netns, RawSocket},
-};
+use pptp_daemon::dataplane::xdp::{AttachedMode, XdpDataplane, XdpMode};
+use pptp_netns::{self as netns, Netns, RawSocket};
 
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;

@@ -95,59 +95,6 @@ pub fn pptp_xdp(ctx: XdpContext) -> u32 {
     action
 }
 
-/// Passes every frame. Attached to the far end of a veth pair, it lets the
-/// kernel deliver frames that `pptp_xdp` redirects into that veth
-/// (a veth accepts redirected frames only when its peer runs XDP).
-#[xdp]
-pub fn pptp_xdp_pass(_ctx: XdpContext) -> u32 {
-    PASS
-}
-
-/// Packets and bytes seen by [`pptp_xdp_sink`], per CPU: slot 0 packets,
-/// slot 1 bytes.
-#[map(name = "PPTP_SINK")]
-static PPTP_SINK: PerCpuArray<u64> = PerCpuArray::with_max_entries(2, 0);
-
-/// Benchmark sink: counts every frame and drops it, so the receiving host
-/// spends nothing on what the bench delivers to it.
-#[xdp]
-pub fn pptp_xdp_sink(ctx: XdpContext) -> u32 {
-    let len = (ctx.data_end() - ctx.data()) as u64;
-    for (slot, n) in [(0u32, 1u64), (1, len)] {
-        if let Some(p) = PPTP_SINK.get_ptr_mut(slot) {
-            // SAFETY: per-CPU map value, no other writer.
-            unsafe { *p += n };
-        }
-    }
-    xdp_action::XDP_DROP
-}
-
-/// Benchmark ceiling: plain IPv4 routing in XDP (FIB lookup, TTL, redirect)
-/// with nothing of PPTP, to compare the fast path with the physical limit
-/// of the same links.
-#[xdp]
-pub fn pptp_xdp_route(ctx: XdpContext) -> u32 {
-    let Some(eth) = ptr_at::<EthHdr>(&ctx, 0) else {
-        return PASS;
-    };
-    // SAFETY: bounds checked by ptr_at.
-    if u16::from_be(unsafe { (*eth).ether_type }) != ETH_P_IPV4 {
-        return PASS;
-    }
-    let Some(ip) = ptr_at::<Ipv4Hdr>(&ctx, ETH_LEN) else {
-        return PASS;
-    };
-    // SAFETY: bounds checked by ptr_at.
-    let ip = unsafe { *ip };
-    forward(
-        &ctx,
-        ip.src_addr,
-        ip.dst_addr,
-        u16::from_be_bytes(ip.tot_len),
-    )
-    .unwrap_or(PASS)
-}
-
 /// Adds `n` to this CPU's slot of counter `stat`.
 #[inline(always)]
 fn count(stat: Stat, n: u64) {

@@ -1,4 +1,4 @@
-//! `cargo xtask bench`: runs `pptp-daemon bench` (packets per second and
+//! `cargo xtask bench`: runs `pptp-lab bench` (packets per second and
 //! CPU per packet through every data path, session scale) and the MPPE
 //! cipher benchmark, then writes the results as JSON, a Markdown table and
 //! an SVG plot under `bench-results/`.
@@ -20,23 +20,33 @@ pub fn run(short: bool, seconds: f64, scale: usize, guest: bool) -> anyhow::Resu
         "bench-results"
     });
     std::fs::create_dir_all(&out_dir)?;
-    util::step("building pptp-daemon (release)");
-    util::exec(util::cargo().args(["build", "--release", "--package", "pptp-daemon"]))?;
+    util::step("building pptp-daemon and pptp-lab (release)");
+    util::exec(util::cargo().args([
+        "build",
+        "--release",
+        "--package",
+        "pptp-daemon",
+        "--package",
+        "pptp-lab",
+    ]))?;
     let bin = root.join("target/release/pptp-daemon");
+    let lab = root.join("target/release/pptp-lab");
 
-    util::step("data paths (pptp-daemon bench)");
+    util::step("data paths (pptp-lab bench)");
     let json = out_dir.join("datapath.json");
-    let mut cmd = Command::new(&bin);
-    cmd.args([
-        "bench",
-        "--seconds",
-        &seconds.to_string(),
-        "--scale",
-        &scale.to_string(),
-        "--json",
-    ])
-    .arg(&json)
-    .stdout(std::process::Stdio::null());
+    let mut cmd = Command::new(&lab);
+    cmd.arg("--daemon")
+        .arg(&bin)
+        .args([
+            "bench",
+            "--seconds",
+            &seconds.to_string(),
+            "--scale",
+            &scale.to_string(),
+            "--json",
+        ])
+        .arg(&json)
+        .stdout(std::process::Stdio::null());
     if short {
         cmd.arg("--short");
     }
@@ -72,18 +82,25 @@ pub fn run(short: bool, seconds: f64, scale: usize, guest: bool) -> anyhow::Resu
         None
     };
 
-    let results = serde_json::json!({
-        "datapath": datapath,
-        "mppe_cipher": mppe.lines().collect::<Vec<_>>(),
-        "guest": guest_figures,
-    });
+    /// `results.json`: everything one run measured.
+    #[derive(serde::Serialize)]
+    struct Results<'a> {
+        datapath: &'a Value,
+        mppe_cipher: Vec<&'a str>,
+        guest: Option<&'a Value>,
+    }
+    let results = Results {
+        datapath: &datapath,
+        mppe_cipher: mppe.lines().collect(),
+        guest: guest_figures.as_ref(),
+    };
     std::fs::write(
         out_dir.join("results.json"),
         serde_json::to_string_pretty(&results)?,
     )?;
     let table = table(&datapath, guest_figures.as_ref());
     std::fs::write(out_dir.join("table.md"), &table)?;
-    std::fs::write(out_dir.join("bench.svg"), svg(&datapath))?;
+    std::fs::write(out_dir.join("bench.svg"), svg(&datapath)?)?;
     println!("\n{table}");
     println!("results in {}", out_dir.display());
     Ok(())
@@ -206,7 +223,7 @@ fn table(d: &Value, guest: Option<&Value>) -> String {
         if !rates.is_empty() {
             let _ = writeln!(
                 t,
-                "\nIn the same guest, the host's load generator (`pptp-daemon loadgen`, median of {} runs of {} s): packets per second delivered, guest CPU per packet (generator included), and the ratio of delivered packets to kernel PPTP's. Single runs on TCG vary by up to a factor of two.\n",
+                "\nIn the same guest, the host's load generator (`pptp-lab loadgen`, median of {} runs of {} s): packets per second delivered, guest CPU per packet (generator included), and the ratio of delivered packets to kernel PPTP's. Single runs on TCG vary by up to a factor of two.\n",
                 g["packet_rates_runs"], g["packet_rates_seconds"]
             );
             let _ = writeln!(
@@ -235,8 +252,10 @@ fn table(d: &Value, guest: Option<&Value>) -> String {
 }
 
 /// A grouped bar chart: delivered kpps per path, 64 B and 1400 B, one
-/// session, each direction.
-fn svg(d: &Value) -> String {
+/// session, each direction (plotters, SVG backend).
+fn svg(d: &Value) -> anyhow::Result<String> {
+    use plotters::prelude::*;
+
     let paths = ["xdp-route", "xdp", "ip-forward", "userspace", "mppe"];
     let labels = [
         "XDP routing (ceiling)",
@@ -251,94 +270,130 @@ fn svg(d: &Value) -> String {
         ("decap", 1400),
         ("encap", 1400),
     ];
-    let colors = ["#1f77b4", "#aec7e8", "#d62728", "#ff9896"];
-    let mut max: f64 = 1.0;
-    let mut values = vec![];
-    for p in paths {
-        let row: Vec<Option<f64>> = series
-            .iter()
-            .map(|(dir, size)| {
-                let sessions = if p == "xdp-route" || p == "ip-forward" {
-                    0
+    let colors = [
+        RGBColor(0x1f, 0x77, 0xb4),
+        RGBColor(0xae, 0xc7, 0xe8),
+        RGBColor(0xd6, 0x27, 0x28),
+        RGBColor(0xff, 0x98, 0x96),
+    ];
+    // values[path][series], in kpps.
+    let values: Vec<Vec<Option<f64>>> = paths
+        .iter()
+        .map(|p| {
+            let sessions = if *p == "xdp-route" || *p == "ip-forward" {
+                0
+            } else {
+                1
+            };
+            series
+                .iter()
+                .map(|(dir, size)| {
+                    // MPPE's large packets are 1396 bytes: its session MTU.
+                    find(d, p, dir, *size, sessions)
+                        .or_else(|| (*size == 1400).then(|| find(d, p, dir, 1396, sessions))?)
+                        .map(|pps| pps / 1000.0)
+                })
+                .collect()
+        })
+        .collect();
+    let max = values
+        .iter()
+        .flatten()
+        .flatten()
+        .fold(1.0f64, |m, v| m.max(*v));
+    let rows = paths.len();
+    // Row i (top to bottom) is centred on y = rows - 1 - i, so the integer
+    // ticks of the y axis carry the path names.
+    let row_y = |i: usize| (rows - 1 - i) as f64;
+    let bar = 0.18;
+
+    let mut out = String::new();
+    {
+        let root = SVGBackend::with_string(&mut out, (900, 480)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let (chart_area, note_area) = root.split_vertically(450);
+        let mut chart = ChartBuilder::on(&chart_area)
+            .caption(
+                "Packets per second delivered (thousands), one session",
+                ("sans-serif", 20),
+            )
+            .margin(10)
+            .x_label_area_size(35)
+            .y_label_area_size(190)
+            .build_cartesian_2d(0.0..max * 1.15, -0.5..(rows as f64 - 0.5))?;
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .y_labels(rows)
+            .y_label_formatter(&|y| {
+                let i = rows as f64 - 1.0 - y.round();
+                if (y - y.round()).abs() < 1e-6 && (0.0..rows as f64).contains(&i) {
+                    labels[i as usize].to_owned()
                 } else {
-                    1
-                };
-                // MPPE's large packets are 1396 bytes: its session MTU.
-                find(d, p, dir, *size, sessions)
-                    .or_else(|| (*size == 1400).then(|| find(d, p, dir, 1396, sessions))?)
+                    String::new()
+                }
             })
-            .collect();
-        for v in row.iter().flatten() {
-            max = max.max(*v);
-        }
-        values.push(row);
-    }
-    let (w, row_h, left, top) = (900.0, 70.0, 230.0, 50.0);
-    let h = top + row_h * paths.len() as f64 + 60.0;
-    let scale = (w - left - 80.0) / max;
-    let mut s = format!(
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = write!(
-        s,
-        r#"<rect width="100%" height="100%" fill="white"/><text x="{left}" y="25" font-size="15">Packets per second delivered (thousands), one session</text>"#
-    );
-    for (i, (row, label)) in values.iter().zip(labels).enumerate() {
-        let y0 = top + i as f64 * row_h;
-        let _ = write!(
-            s,
-            r#"<text x="{}" y="{}" text-anchor="end">{label}</text>"#,
-            left - 8.0,
-            y0 + row_h / 2.0
-        );
-        for (j, v) in row.iter().enumerate() {
-            let y = y0 + 6.0 + j as f64 * 14.0;
-            match v {
-                Some(v) => {
-                    let bw = v * scale;
-                    let _ = write!(
-                        s,
-                        r#"<rect x="{left}" y="{y}" width="{bw:.1}" height="12" fill="{}"/><text x="{:.1}" y="{:.1}" font-size="10">{:.0}</text>"#,
-                        colors[j],
-                        left + bw + 4.0,
-                        y + 10.0,
-                        v / 1000.0
-                    );
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .x_desc("thousand packets per second")
+            .label_style(("sans-serif", 15))
+            .draw()?;
+        for (j, ((dir, size), color)) in series.iter().zip(colors).enumerate() {
+            let offset = 1.5 * bar - j as f64 * bar;
+            let bars = values.iter().enumerate().filter_map(|(i, row)| {
+                let v = row[j]?;
+                let y = row_y(i) + offset;
+                Some(Rectangle::new(
+                    [(0.0, y - bar * 0.45), (v, y + bar * 0.45)],
+                    color.filled(),
+                ))
+            });
+            let what = if *dir == "decap" {
+                "client → net"
+            } else {
+                "net → client"
+            };
+            chart
+                .draw_series(bars)?
+                .label(format!("{what} {size} B"))
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled())
+                });
+            let figures = values.iter().enumerate().map(|(i, row)| {
+                let y = row_y(i) + offset;
+                match row[j] {
+                    Some(v) => Text::new(
+                        format!("{v:.0}"),
+                        (v + max * 0.01, y),
+                        ("sans-serif", 12).into_font().color(&BLACK),
+                    ),
+                    None => Text::new(
+                        "n/a".to_owned(),
+                        (max * 0.01, y),
+                        ("sans-serif", 12)
+                            .into_font()
+                            .color(&RGBColor(128, 128, 128)),
+                    ),
                 }
-                None => {
-                    let _ = write!(
-                        s,
-                        r#"<text x="{}" y="{:.1}" font-size="10" fill="gray">n/a</text>"#,
-                        left + 4.0,
-                        y + 10.0
-                    );
-                }
-            }
+            });
+            chart.draw_series(figures)?;
         }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 15))
+            .draw()?;
+        note_area.draw(&Text::new(
+            "MPPE: network → client only; its large packets are 1396 B (the MPPE session MTU)",
+            (200, 5),
+            ("sans-serif", 14)
+                .into_font()
+                .color(&RGBColor(128, 128, 128)),
+        ))?;
+        root.present()?;
     }
-    let _ = write!(
-        s,
-        r#"<text x="{left}" y="{}" font-size="10" fill="gray">MPPE: network → client only; its large packets are 1396 B (the MPPE session MTU)</text>"#,
-        h - 42.0
-    );
-    let ly = h - 30.0;
-    for (j, (dir, size)) in series.iter().enumerate() {
-        let x = left + j as f64 * 160.0;
-        let what = if *dir == "decap" {
-            "client→net"
-        } else {
-            "net→client"
-        };
-        let _ = write!(
-            s,
-            r#"<rect x="{x}" y="{ly}" width="12" height="12" fill="{}"/><text x="{}" y="{}">{what} {size} B</text>"#,
-            colors[j],
-            x + 16.0,
-            ly + 10.0
-        );
-    }
-    s.push_str("</svg>\n");
-    s
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -390,14 +445,28 @@ mod tests {
 
     #[test]
     fn svg_has_a_bar_per_measured_value() {
-        let s = svg(&sample());
-        assert!(s.starts_with("<svg") && s.ends_with("</svg>\n"));
+        let s = svg(&sample()).unwrap();
+        assert!(
+            s.starts_with("<svg") && s.trim_end().ends_with("</svg>"),
+            "{s}"
+        );
         // Two decap 64 B bars (fast path, IP forwarding) and the legend swatch.
-        assert_eq!(s.matches(r##"fill="#1f77b4"/><text"##).count(), 3);
+        assert_eq!(s.matches(r##"fill="#1F77B4""##).count(), 3, "{s}");
         assert_eq!(
-            s.matches(">n/a<").count(),
+            s.matches("\nn/a\n").count(),
             5 * 4 - 2,
             "every other path and size is marked n/a"
         );
+        for label in [
+            "pptp-xdp fast path",
+            "kernel IP forwarding",
+            "XDP routing (ceiling)",
+        ] {
+            assert!(s.contains(label), "axis label {label}");
+        }
+        assert!(s.contains("client → net 64 B"), "legend");
+        // The bar values (kpps) beside the bars, and the MPPE note.
+        assert!(s.contains(">\n2\n<") && s.contains(">\n1\n<"), "{s}");
+        assert!(s.contains("MPPE: network → client only"), "{s}");
     }
 }

@@ -40,6 +40,7 @@ use std::{
 };
 
 use anyhow::{Context as _, bail};
+use serde_json::Value;
 
 use crate::{
     guest::{
@@ -71,7 +72,8 @@ pub struct InteropArgs {
     /// Write the figures of --bench as JSON here (implies --bench).
     #[arg(long, value_name = "PATH")]
     pub bench_json: Option<PathBuf>,
-    /// Use this pptp-daemon binary instead of building the workspace's.
+    /// Use this pptp-daemon binary instead of building the workspace's
+    /// (--bench also needs the pptp-lab binary beside it).
     #[arg(long, value_name = "PATH")]
     pub daemon: Option<PathBuf>,
 }
@@ -162,9 +164,10 @@ pub fn main(args: InteropArgs) -> anyhow::Result<()> {
     }
 }
 
-/// Builds pptp-daemon (release) and returns the path of its binary.
+/// Builds pptp-daemon and pptp-lab (release) and returns the path of the
+/// daemon's binary; pptp-lab's is beside it (see [`lab_binary`]).
 pub fn build_daemon() -> anyhow::Result<PathBuf> {
-    util::step("cargo build --release -p pptp-daemon");
+    util::step("cargo build --release -p pptp-daemon -p pptp-lab");
     let out = util::cargo()
         .args([
             "build",
@@ -173,6 +176,10 @@ pub fn build_daemon() -> anyhow::Result<PathBuf> {
             "pptp-daemon",
             "--bin",
             "pptp-daemon",
+            "--package",
+            "pptp-lab",
+            "--bin",
+            "pptp-lab",
             "--message-format=json-render-diagnostics",
         ])
         .stderr(Stdio::inherit())
@@ -183,17 +190,31 @@ pub fn build_daemon() -> anyhow::Result<PathBuf> {
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
     for line in stdout.lines().rev() {
-        let Ok(msg) = Json::parse(line) else { continue };
+        let Ok(msg) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
         let is_daemon = msg
             .get("target")
             .and_then(|t| t.get("name"))
-            .and_then(Json::as_str)
+            .and_then(Value::as_str)
             == Some("pptp-daemon");
-        if let (true, Some(exe)) = (is_daemon, msg.get("executable").and_then(Json::as_str)) {
+        if let (true, Some(exe)) = (is_daemon, msg.get("executable").and_then(Value::as_str)) {
             return Ok(PathBuf::from(exe));
         }
     }
     bail!("cargo did not name the pptp-daemon executable")
+}
+
+/// The `pptp-lab` binary (load generator, bench) beside a `pptp-daemon`
+/// binary, as cargo and [`build_daemon`] leave them.
+pub fn lab_binary(daemon: &Path) -> anyhow::Result<PathBuf> {
+    let lab = daemon.with_file_name("pptp-lab");
+    anyhow::ensure!(
+        lab.is_file(),
+        "no pptp-lab beside {} (build it with `cargo build --release -p pptp-lab`)",
+        daemon.display()
+    );
+    Ok(lab)
 }
 
 fn ensure_host_tools() -> anyhow::Result<()> {
@@ -441,9 +462,9 @@ fn dial(
 
         // The daemon's view of the session.
         let info = wait_for_session(ctl, link.local)?;
-        let path = info.get("path").and_then(Json::as_str).unwrap_or_default();
-        let mppe_desc = info.get("mppe").and_then(Json::as_str).map(str::to_owned);
-        let user = info.get("user").and_then(Json::as_str).unwrap_or_default();
+        let path = info.get("path").and_then(Value::as_str).unwrap_or_default();
+        let mppe_desc = info.get("mppe").and_then(Value::as_str).map(str::to_owned);
+        let user = info.get("user").and_then(Value::as_str).unwrap_or_default();
         eprintln!(
             "daemon: session of {user} at {}, path {path}, MPPE {}",
             link.local,
@@ -539,7 +560,7 @@ fn dial(
             _ => {}
         }
         let info = wait_for_session(ctl, link.local)?;
-        let counter = |k: &str| info.get(k).and_then(Json::as_u64).unwrap_or(0);
+        let counter = |k: &str| info.get(k).and_then(Value::as_u64).unwrap_or(0);
         let packets = [counter("rx_packets"), counter("tx_packets")];
         if packets.iter().any(|&n| n < 3) {
             bail!("the session's counters did not move: rx/tx packets {packets:?}");
@@ -599,7 +620,7 @@ policy = "allow"
 
 /// Waits until the daemon lists a session for `client` that finished
 /// negotiating, and returns it.
-fn wait_for_session(ctl: &Ctl, client: Ipv4Addr) -> anyhow::Result<Json> {
+fn wait_for_session(ctl: &Ctl, client: Ipv4Addr) -> anyhow::Result<Value> {
     let mut found = None;
     wait_until(
         Duration::from_secs(15),
@@ -610,8 +631,8 @@ fn wait_for_session(ctl: &Ctl, client: Ipv4Addr) -> anyhow::Result<Json> {
                 bail!("the daemon lists {} sessions, expected one", sessions.len());
             }
             found = sessions.into_iter().find(|s| {
-                s.get("client_addr").and_then(Json::as_str) == Some(&client.to_string())
-                    && s.get("path").and_then(Json::as_str) != Some("negotiating")
+                s.get("client_addr").and_then(Value::as_str) == Some(&client.to_string())
+                    && s.get("path").and_then(Value::as_str) != Some("negotiating")
             });
             Ok(found.is_some())
         },
@@ -641,7 +662,7 @@ struct Ctl<'a> {
 }
 
 impl Ctl<'_> {
-    fn query(&self, what: &str) -> anyhow::Result<Json> {
+    fn query(&self, what: &str) -> anyhow::Result<Value> {
         let out = Command::new(self.bin)
             .arg(what)
             .arg("--socket")
@@ -656,14 +677,14 @@ impl Ctl<'_> {
                 String::from_utf8_lossy(&out.stderr).trim()
             );
         }
-        Json::parse(&String::from_utf8_lossy(&out.stdout))
+        Ok(serde_json::from_slice(&out.stdout)?)
     }
 
-    fn sessions(&self) -> anyhow::Result<Vec<Json>> {
+    fn sessions(&self) -> anyhow::Result<Vec<Value>> {
         let answer = self.query("sessions")?;
         Ok(answer
             .get("sessions")
-            .and_then(Json::as_array)
+            .and_then(Value::as_array)
             .context("no session list in the answer")?
             .to_vec())
     }
@@ -672,7 +693,7 @@ impl Ctl<'_> {
         let answer = self.query("stats")?;
         let counters = answer
             .get("counters")
-            .and_then(Json::as_array)
+            .and_then(Value::as_array)
             .context("no counters in the answer")?;
         Ok(counters
             .iter()
@@ -767,7 +788,7 @@ impl LanNamespace {
         // XDP on the tap redirects decapsulated frames into pxil0; a veth
         // takes them only when its peer runs NAPI (an XDP program or GRO).
         // XDP on pxil0 encapsulates what pxih0 sends, so pxih0 must send
-        // finished checksums (see pptp_daemon::netns::set_tx_checksum).
+        // finished checksums (see pptp_netns::set_tx_checksum).
         quiet(Command::new("ip").args([
             "netns",
             "exec",
@@ -1295,261 +1316,9 @@ fn bench(daemon: &Path, args: &InteropArgs, started: Instant) -> anyhow::Result<
     Ok(())
 }
 
-// ---------------------------------------------------------------------------
-// A small JSON reader (xtask depends on nothing but anyhow and clap).
-
-/// A JSON value.
-#[derive(Debug, Clone, PartialEq)]
-enum Json {
-    Null,
-    Bool(bool),
-    Number(f64),
-    String(String),
-    Array(Vec<Json>),
-    Object(Vec<(String, Json)>),
-}
-
-impl Json {
-    fn parse(text: &str) -> anyhow::Result<Json> {
-        let mut p = Parser {
-            s: text.as_bytes(),
-            i: 0,
-        };
-        let v = p.value(0)?;
-        p.ws();
-        if p.i != p.s.len() {
-            bail!("trailing text after JSON at byte {}", p.i);
-        }
-        Ok(v)
-    }
-
-    fn get(&self, key: &str) -> Option<&Json> {
-        match self {
-            Json::Object(fields) => fields.iter().find(|(k, _)| k == key).map(|(_, v)| v),
-            _ => None,
-        }
-    }
-
-    fn as_str(&self) -> Option<&str> {
-        match self {
-            Json::String(s) => Some(s),
-            _ => None,
-        }
-    }
-
-    fn as_u64(&self) -> Option<u64> {
-        match self {
-            Json::Number(n) if *n >= 0.0 && n.fract() == 0.0 => Some(*n as u64),
-            _ => None,
-        }
-    }
-
-    fn as_array(&self) -> Option<&[Json]> {
-        match self {
-            Json::Array(a) => Some(a),
-            _ => None,
-        }
-    }
-}
-
-struct Parser<'a> {
-    s: &'a [u8],
-    i: usize,
-}
-
-impl Parser<'_> {
-    fn ws(&mut self) {
-        while self.s.get(self.i).is_some_and(|c| c.is_ascii_whitespace()) {
-            self.i += 1;
-        }
-    }
-
-    fn peek(&self) -> Option<u8> {
-        self.s.get(self.i).copied()
-    }
-
-    fn expect(&mut self, c: u8) -> anyhow::Result<()> {
-        self.ws();
-        if self.peek() != Some(c) {
-            bail!("expected `{}` at byte {}", c as char, self.i);
-        }
-        self.i += 1;
-        Ok(())
-    }
-
-    fn value(&mut self, depth: usize) -> anyhow::Result<Json> {
-        if depth > 64 {
-            bail!("JSON nested too deeply");
-        }
-        self.ws();
-        match self.peek() {
-            Some(b'{') => {
-                self.i += 1;
-                let mut fields = Vec::new();
-                self.ws();
-                if self.peek() == Some(b'}') {
-                    self.i += 1;
-                    return Ok(Json::Object(fields));
-                }
-                loop {
-                    self.ws();
-                    let key = self.string()?;
-                    self.expect(b':')?;
-                    fields.push((key, self.value(depth + 1)?));
-                    self.ws();
-                    match self.peek() {
-                        Some(b',') => self.i += 1,
-                        Some(b'}') => {
-                            self.i += 1;
-                            return Ok(Json::Object(fields));
-                        }
-                        _ => bail!("expected `,` or `}}` at byte {}", self.i),
-                    }
-                }
-            }
-            Some(b'[') => {
-                self.i += 1;
-                let mut items = Vec::new();
-                self.ws();
-                if self.peek() == Some(b']') {
-                    self.i += 1;
-                    return Ok(Json::Array(items));
-                }
-                loop {
-                    items.push(self.value(depth + 1)?);
-                    self.ws();
-                    match self.peek() {
-                        Some(b',') => self.i += 1,
-                        Some(b']') => {
-                            self.i += 1;
-                            return Ok(Json::Array(items));
-                        }
-                        _ => bail!("expected `,` or `]` at byte {}", self.i),
-                    }
-                }
-            }
-            Some(b'"') => Ok(Json::String(self.string()?)),
-            Some(b't') => self.word("true", Json::Bool(true)),
-            Some(b'f') => self.word("false", Json::Bool(false)),
-            Some(b'n') => self.word("null", Json::Null),
-            Some(c) if c == b'-' || c.is_ascii_digit() => {
-                let start = self.i;
-                while self
-                    .peek()
-                    .is_some_and(|c| c.is_ascii_digit() || b"+-.eE".contains(&c))
-                {
-                    self.i += 1;
-                }
-                let text = std::str::from_utf8(self.s.get(start..self.i).unwrap_or_default())?;
-                Ok(Json::Number(text.parse().with_context(|| {
-                    format!("bad number {text:?} at byte {start}")
-                })?))
-            }
-            _ => bail!("unexpected input at byte {}", self.i),
-        }
-    }
-
-    fn word(&mut self, word: &str, value: Json) -> anyhow::Result<Json> {
-        if self.s.get(self.i..self.i + word.len()) == Some(word.as_bytes()) {
-            self.i += word.len();
-            Ok(value)
-        } else {
-            bail!("unexpected input at byte {}", self.i)
-        }
-    }
-
-    fn string(&mut self) -> anyhow::Result<String> {
-        if self.peek() != Some(b'"') {
-            bail!("expected a string at byte {}", self.i);
-        }
-        self.i += 1;
-        let mut out = Vec::new();
-        loop {
-            let Some(c) = self.peek() else {
-                bail!("unterminated string");
-            };
-            self.i += 1;
-            match c {
-                b'"' => return Ok(String::from_utf8(out)?),
-                b'\\' => {
-                    let Some(e) = self.peek() else {
-                        bail!("unterminated string");
-                    };
-                    self.i += 1;
-                    let ch = match e {
-                        b'"' => '"',
-                        b'\\' => '\\',
-                        b'/' => '/',
-                        b'b' => '\u{8}',
-                        b'f' => '\u{c}',
-                        b'n' => '\n',
-                        b'r' => '\r',
-                        b't' => '\t',
-                        b'u' => {
-                            let hex = self
-                                .s
-                                .get(self.i..self.i + 4)
-                                .and_then(|h| std::str::from_utf8(h).ok())
-                                .and_then(|h| u32::from_str_radix(h, 16).ok())
-                                .context("bad \\u escape")?;
-                            self.i += 4;
-                            // Surrogate pairs are not needed here.
-                            char::from_u32(hex).unwrap_or('\u{fffd}')
-                        }
-                        _ => bail!("bad escape at byte {}", self.i),
-                    };
-                    let mut buf = [0u8; 4];
-                    out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
-                }
-                c => out.push(c),
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn json_values() {
-        let v = Json::parse(
-            r#"{ "result": "sessions", "sessions": [ { "user": "pxguser", "client_addr": "198.19.0.2",
-                 "rx_packets": 12, "mppe": null, "ok": true, "x": -1.5e1, "s": "a\"b\u0041" } ] }"#,
-        )
-        .unwrap();
-        let s = &v.get("sessions").unwrap().as_array().unwrap()[0];
-        assert_eq!(s.get("user").unwrap().as_str(), Some("pxguser"));
-        assert_eq!(s.get("rx_packets").unwrap().as_u64(), Some(12));
-        assert_eq!(s.get("mppe"), Some(&Json::Null));
-        assert_eq!(s.get("ok"), Some(&Json::Bool(true)));
-        assert_eq!(s.get("x"), Some(&Json::Number(-15.0)));
-        assert_eq!(s.get("s").unwrap().as_str(), Some("a\"bA"));
-        assert!(s.get("missing").is_none());
-        assert_eq!(
-            Json::parse(r#"[["calls", 1], ["xdp_frames", 20]]"#).unwrap(),
-            Json::Array(vec![
-                Json::Array(vec![Json::String("calls".into()), Json::Number(1.0)]),
-                Json::Array(vec![Json::String("xdp_frames".into()), Json::Number(20.0)]),
-            ])
-        );
-    }
-
-    #[test]
-    fn json_errors() {
-        for bad in [
-            "",
-            "{",
-            "[1,]",
-            r#"{"a" 1}"#,
-            r#""abc"#,
-            "tru",
-            "1 2",
-            "{\"a\":1,}",
-        ] {
-            assert!(Json::parse(bad).is_err(), "{bad:?} parsed");
-        }
-    }
 
     #[test]
     fn expert_table() {

@@ -68,7 +68,7 @@ enum Command {
     /// Namespaces for clients, the server and a LAN host; the daemon and N
     /// clients; a ping and a TCP transfer through the tunnels, the session
     /// list; then everything torn down. Arguments after `--` go to
-    /// `pptp-daemon lab` (--clients N, --mppe, --no-xdp, --bytes N).
+    /// `pptp-lab lab` (--clients N, --mppe, --no-xdp, --bytes N).
     Lab {
         #[arg(last = true)]
         args: Vec<String>,
@@ -138,9 +138,22 @@ fn run(debug: bool, args: &[String]) -> anyhow::Result<()> {
 fn lab(args: &[String]) -> anyhow::Result<()> {
     setup::ensure()?;
     util::require_root("the lab (network namespaces, XDP)")?;
-    util::exec(util::cargo().args(["build", "--release", "--package", "pptp-daemon"]))?;
-    let bin = util::workspace_root().join("target/release/pptp-daemon");
-    util::exec(std::process::Command::new(bin).arg("lab").args(args))
+    util::exec(util::cargo().args([
+        "build",
+        "--release",
+        "--package",
+        "pptp-daemon",
+        "--package",
+        "pptp-lab",
+    ]))?;
+    let release = util::workspace_root().join("target/release");
+    util::exec(
+        std::process::Command::new(release.join("pptp-lab"))
+            .arg("--daemon")
+            .arg(release.join("pptp-daemon"))
+            .arg("lab")
+            .args(args),
+    )
 }
 
 fn test(no_fuzz: bool, fuzz_seconds: u64, args: &[String]) -> anyhow::Result<()> {

@@ -44,11 +44,6 @@ static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"),
 
 /// Name of the XDP entry point in the object.
 pub const PROGRAM: &str = "pptp_xdp";
-/// Name of the pass-everything program for the far ends of veth pairs.
-pub const PASS_PROGRAM: &str = "pptp_xdp_pass";
-/// Benchmark programs: a counting sink and plain XDP routing.
-pub const SINK_PROGRAM: &str = "pptp_xdp_sink";
-pub const ROUTE_PROGRAM: &str = "pptp_xdp_route";
 
 /// Why the XDP data plane could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -103,8 +98,6 @@ pub struct XdpDataplane {
     ebpf: Ebpf,
     logger: Option<EbpfLogger<&'static dyn log::Log>>,
     attached: Vec<(String, AttachedMode, XdpLinkId)>,
-    pass_attached: Vec<(String, XdpLinkId)>,
-    aux_attached: Vec<(&'static str, String, XdpLinkId)>,
     seq: std::sync::Arc<SeqMap>,
 }
 
@@ -141,11 +134,6 @@ impl XdpDataplane {
             .ok_or(XdpError::MissingProgram(PROGRAM))?
             .try_into()?;
         program.load()?;
-        let pass: &mut Xdp = ebpf
-            .program_mut(PASS_PROGRAM)
-            .ok_or(XdpError::MissingProgram(PASS_PROGRAM))?
-            .try_into()?;
-        pass.load()?;
         let seq = match ebpf.map(names::SEQ) {
             Some(Map::Array(data)) => std::sync::Arc::new(SeqMap::mmap(data)?),
             _ => return Err(XdpError::MissingMap(names::SEQ)),
@@ -154,8 +142,6 @@ impl XdpDataplane {
             ebpf,
             logger,
             attached: Vec::new(),
-            pass_attached: Vec::new(),
-            aux_attached: Vec::new(),
             seq,
         })
     }
@@ -215,88 +201,12 @@ impl XdpDataplane {
         Ok(mode)
     }
 
-    /// Attaches one of the auxiliary programs ([`PASS_PROGRAM`],
-    /// [`SINK_PROGRAM`], [`ROUTE_PROGRAM`]) to `iface` in native mode.
-    pub fn attach_aux(&mut self, program: &'static str, iface: &str) -> Result<(), XdpError> {
-        let prog = self.named_mut(program)?;
-        if prog.fd().is_err() {
-            prog.load()?;
-        }
-        let link = prog
-            .attach(iface, AyaXdpMode::Driver)
-            .map_err(|source| XdpError::Attach {
-                iface: iface.to_owned(),
-                mode: "driver",
-                source,
-            })?;
-        self.aux_attached.push((program, iface.to_owned(), link));
-        Ok(())
-    }
-
-    /// Detaches every auxiliary and pass program from `iface`.
-    pub fn detach_aux(&mut self, iface: &str) -> Result<(), XdpError> {
-        let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.aux_attached)
-            .into_iter()
-            .partition(|(_, i, _)| i == iface);
-        self.aux_attached = rest;
-        for (program, _, link) in mine {
-            let prog = self.named_mut(program)?;
-            prog.detach(link)?;
-        }
-        let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pass_attached)
-            .into_iter()
-            .partition(|(i, _)| i == iface);
-        self.pass_attached = rest;
-        for (_, link) in mine {
-            let prog = self.named_mut(PASS_PROGRAM)?;
-            prog.detach(link)?;
-        }
-        Ok(())
-    }
-
-    /// Packets and bytes counted by the sink program, summed over CPUs.
-    pub fn sink_counters(&self) -> Result<(u64, u64), XdpError> {
-        let map = self
-            .ebpf
-            .map("PPTP_SINK")
-            .ok_or(XdpError::MissingMap("PPTP_SINK"))?;
-        let array = PerCpuArray::<&MapData, u64>::try_from(map)?;
-        let packets = array.get(&0, 0)?.iter().sum();
-        let bytes = array.get(&1, 0)?.iter().sum();
-        Ok((packets, bytes))
-    }
-
-    /// Attaches the pass-everything program to `iface` in native mode: the
-    /// far end of a veth pair must run XDP for redirected frames to reach
-    /// it. Used by the lab, the bench and the tests.
-    pub fn attach_pass(&mut self, iface: &str) -> Result<(), XdpError> {
-        let program = self.named_mut(PASS_PROGRAM)?;
-        let link = program
-            .attach(iface, AyaXdpMode::Driver)
-            .map_err(|source| XdpError::Attach {
-                iface: iface.to_owned(),
-                mode: "driver",
-                source,
-            })?;
-        self.pass_attached.push((iface.to_owned(), link));
-        Ok(())
-    }
-
     /// Detaches the programs from every interface they are attached to.
     pub fn detach_all(&mut self) -> Result<(), XdpError> {
         let attached = std::mem::take(&mut self.attached);
         for (iface, _, link) in attached {
             self.program_mut()?.detach(link)?;
             tracing::info!(iface, "XDP program detached");
-        }
-        for (program, _, link) in std::mem::take(&mut self.aux_attached) {
-            let prog = self.named_mut(program)?;
-            prog.detach(link)?;
-        }
-        let pass = std::mem::take(&mut self.pass_attached);
-        for (_, link) in pass {
-            let program = self.named_mut(PASS_PROGRAM)?;
-            program.detach(link)?;
         }
         Ok(())
     }

@@ -14,12 +14,13 @@
 //! [`daemon_comparison`] (`cargo xtask interop --bench`) adds a LAN
 //! namespace behind `srv` and sets our daemon's XDP and userspace paths
 //! beside kernel PPTP there, with iperf3 TCP and with the host bench's load
-//! generator (`pptp-daemon loadgen`: pre-built frames, an XDP sink at the
+//! generator (`pptp-lab loadgen`: pre-built frames, an XDP sink at the
 //! far end).
 
 use std::{fmt::Write as _, path::Path, process::Command, time::Duration};
 
 use anyhow::{Context as _, bail};
+use serde::Serialize;
 
 use super::{BootOptions, Guest, image, parse_link};
 use crate::util::{self, output};
@@ -170,19 +171,22 @@ impl Environment {
         })
     }
 
-    /// The "guest" and "host" members of a JSON object (no trailing comma).
-    fn json_members(&self) -> String {
-        format!(
-            "  \"guest\": {{ \"kernel\": {}, \"accel\": \"tcg\", \"cpus\": {}, \"cpu_model\": {}, \
-             \"memory_mib\": {}, \"qemu\": {} }},\n  \"host\": {{ \"cpu\": {}, \"cpus\": {} }}\n",
-            json_string(&self.guest_kernel),
-            self.guest.cpus,
-            json_string(&self.guest.cpu_model),
-            self.guest.memory_mib,
-            json_string(&self.qemu),
-            json_string(&self.host_cpu),
-            self.host_cpus
-        )
+    /// The "guest" and "host" members of the JSON files.
+    fn json(&self) -> EnvJson<'_> {
+        EnvJson {
+            guest: GuestJson {
+                kernel: &self.guest_kernel,
+                accel: "tcg",
+                cpus: self.guest.cpus,
+                cpu_model: &self.guest.cpu_model,
+                memory_mib: self.guest.memory_mib,
+                qemu: &self.qemu,
+            },
+            host: HostJson {
+                cpu: &self.host_cpu,
+                cpus: self.host_cpus,
+            },
+        }
     }
 
     fn describe(&self) -> String {
@@ -237,43 +241,43 @@ impl Figures {
 
     /// The figures as JSON.
     pub fn json(&self) -> String {
-        let rate = |r: Rate| {
-            format!(
-                "{{ \"mbit_per_s\": {:.1}, \"retransmits\": {} }}",
-                r.mbits, r.retransmits
-            )
+        #[derive(Serialize)]
+        struct Connect {
+            none: f64,
+            mppe: f64,
+        }
+        #[derive(Serialize)]
+        struct Json<'a> {
+            tool: &'static str,
+            seconds: u32,
+            veth: RateJson,
+            kernel_pptp: RateJson,
+            pptpd_pptp_linux: RateJson,
+            pptpd_pptp_linux_mppe: RateJson,
+            connect_seconds: Connect,
+            #[serde(flatten)]
+            env: EnvJson<'a>,
+        }
+        let env = Environment {
+            guest_kernel: self.guest_kernel.clone(),
+            guest: self.guest.clone(),
+            qemu: self.qemu.clone(),
+            host_cpu: self.host_cpu.clone(),
+            host_cpus: self.host_cpus,
         };
-        let mut j = String::from("{\n");
-        let _ = writeln!(j, "  \"tool\": \"iperf3 TCP, cli -> srv\",");
-        let _ = writeln!(j, "  \"seconds\": {},", self.seconds);
-        let _ = writeln!(j, "  \"veth\": {},", rate(self.veth));
-        let _ = writeln!(j, "  \"kernel_pptp\": {},", rate(self.kernel_pptp));
-        let _ = writeln!(j, "  \"pptpd_pptp_linux\": {},", rate(self.pptpd));
-        let _ = writeln!(j, "  \"pptpd_pptp_linux_mppe\": {},", rate(self.pptpd_mppe));
-        let _ = writeln!(
-            j,
-            "  \"connect_seconds\": {{ \"none\": {:.2}, \"mppe\": {:.2} }},",
-            self.connect[0].as_secs_f64(),
-            self.connect[1].as_secs_f64()
-        );
-        let _ = writeln!(
-            j,
-            "  \"guest\": {{ \"kernel\": {}, \"accel\": \"tcg\", \"cpus\": {}, \"cpu_model\": {}, \
-             \"memory_mib\": {}, \"qemu\": {} }},",
-            json_string(&self.guest_kernel),
-            self.guest.cpus,
-            json_string(&self.guest.cpu_model),
-            self.guest.memory_mib,
-            json_string(&self.qemu)
-        );
-        let _ = writeln!(
-            j,
-            "  \"host\": {{ \"cpu\": {}, \"cpus\": {} }}",
-            json_string(&self.host_cpu),
-            self.host_cpus
-        );
-        j.push_str("}\n");
-        j
+        to_json(&Json {
+            tool: "iperf3 TCP, cli -> srv",
+            seconds: self.seconds,
+            veth: self.veth.into(),
+            kernel_pptp: self.kernel_pptp.into(),
+            pptpd_pptp_linux: self.pptpd.into(),
+            pptpd_pptp_linux_mppe: self.pptpd_mppe.into(),
+            connect_seconds: Connect {
+                none: round(self.connect[0].as_secs_f64(), 2),
+                mppe: round(self.connect[1].as_secs_f64(), 2),
+            },
+            env: env.json(),
+        })
     }
 }
 
@@ -311,6 +315,7 @@ pub fn daemon_comparison(
     seconds: u32,
 ) -> anyhow::Result<Comparison> {
     let bin = guest.install(daemon)?;
+    let lab = guest.install(&crate::interop::lab_binary(daemon)?)?;
     let slow = Duration::from_secs(u64::from(seconds) + 90);
     let quick = Duration::from_secs(60);
     let secs = seconds.to_string();
@@ -340,7 +345,7 @@ pub fn daemon_comparison(
         )
     };
     let route = |dev: &str| guest.lab(&["route", "cli", LAN_NET, dev], quick);
-    // The same load generator as on the host (`pptp-daemon loadgen`):
+    // The same load generator as on the host (`pptp-lab loadgen`):
     // pre-built GRE frames from cli to the server's call (up), plain
     // packets from lan to the client's tunnel address (down), each counted
     // and dropped by an XDP sink at the far end.
@@ -357,7 +362,7 @@ pub fn daemon_comparison(
                     let base = seq_base + r * (1 << 22);
                     let out = guest.run_timeout(
                         &format!(
-                            "{bin} loadgen --size {size} --seconds {PPS_SECONDS} --seq-base {base} {args}"
+                            "{lab} loadgen --size {size} --seconds {PPS_SECONDS} --seq-base {base} {args}"
                         ),
                         quick,
                     )?;
@@ -526,7 +531,7 @@ for line in open(sys.argv[1]):
     Ok((addr.to_owned(), call.parse().context("peer_call_id")?))
 }
 
-/// One `pptp-daemon loadgen` run.
+/// One `pptp-lab loadgen` run.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Pps {
     pub sent: f64,
@@ -768,36 +773,60 @@ impl Comparison {
 
     /// The figures as JSON.
     pub fn json(&self) -> String {
-        let mut j = String::from("{\n");
-        let _ = writeln!(
-            j,
-            "  \"tool\": \"iperf3 TCP between namespaces cli and lan, tunnel cli <-> srv, srv forwards to lan\","
-        );
-        let _ = writeln!(j, "  \"seconds\": {},", self.seconds);
-        let _ = writeln!(j, "  \"paths\": {{");
-        for (i, p) in self.paths.iter().enumerate() {
-            let rate = |r: Rate| {
-                format!(
-                    "{{ \"mbit_per_s\": {:.1}, \"retransmits\": {} }}",
-                    r.mbits, r.retransmits
-                )
-            };
-            let connect = p
-                .connect
-                .map_or("null".to_owned(), |c| format!("{:.2}", c.as_secs_f64()));
-            let _ = writeln!(
-                j,
-                "    \"{}\": {{ \"label\": {}, \"up\": {}, \"down\": {}, \"connect_seconds\": {} }}{}",
-                p.kind.key(),
-                json_string(p.kind.label()),
-                rate(p.up),
-                rate(p.down),
-                connect,
-                if i + 1 < self.paths.len() { "," } else { "" }
-            );
+        #[derive(Serialize)]
+        struct PathJson {
+            label: &'static str,
+            up: RateJson,
+            down: RateJson,
+            connect_seconds: Option<f64>,
         }
-        let _ = writeln!(j, "  }},");
-        let ratios: Vec<String> = [
+        #[derive(Serialize)]
+        struct UpDown {
+            up: f64,
+            down: f64,
+        }
+        #[derive(Serialize)]
+        struct PpsJson {
+            sent_pps: Option<f64>,
+            delivered_pps: Option<f64>,
+            cpu_ns_per_packet: Option<f64>,
+        }
+        #[derive(Serialize)]
+        struct RateFigures {
+            path: &'static str,
+            label: &'static str,
+            size: usize,
+            up: PpsJson,
+            down: PpsJson,
+            over_kernel: Option<UpDown>,
+        }
+        #[derive(Serialize)]
+        struct Json<'a> {
+            tool: &'static str,
+            seconds: u32,
+            #[serde(serialize_with = "ordered_map")]
+            paths: Vec<(&'static str, PathJson)>,
+            #[serde(serialize_with = "ordered_map")]
+            ratios: Vec<(&'static str, UpDown)>,
+            packet_rates_seconds: u32,
+            packet_rates_runs: u32,
+            packet_rates: Vec<RateFigures>,
+            #[serde(serialize_with = "ordered_map")]
+            not_measured: Vec<(&'static str, &'a str)>,
+            #[serde(flatten)]
+            env: EnvJson<'a>,
+        }
+        let up_down = |[up, down]: [f64; 2]| UpDown {
+            up: round(up, 3),
+            down: round(down, 3),
+        };
+        let finite = |x: f64| x.is_finite().then(|| x.round());
+        let pps = |p: Pps| PpsJson {
+            sent_pps: finite(p.sent),
+            delivered_pps: finite(p.delivered),
+            cpu_ns_per_packet: finite(p.cpu_ns),
+        };
+        let ratios = [
             (PathKind::OursXdp, PathKind::Kernel, "ours_xdp_over_kernel"),
             (
                 PathKind::OursUserspace,
@@ -817,102 +846,115 @@ impl Comparison {
             ),
             (PathKind::OursXdp, PathKind::Plain, "ours_xdp_over_plain"),
             (PathKind::Kernel, PathKind::Plain, "kernel_over_plain"),
-        ]
-        .into_iter()
-        .filter_map(|(a, b, key)| {
-            let [u, d] = self.ratio(a, b)?;
-            Some(format!(
-                "    \"{key}\": {{ \"up\": {u:.3}, \"down\": {d:.3} }}"
-            ))
+        ];
+        to_json(&Json {
+            tool: "iperf3 TCP between namespaces cli and lan, tunnel cli <-> srv, srv forwards to lan",
+            seconds: self.seconds,
+            paths: self
+                .paths
+                .iter()
+                .map(|p| {
+                    let path = PathJson {
+                        label: p.kind.label(),
+                        up: p.up.into(),
+                        down: p.down.into(),
+                        connect_seconds: p.connect.map(|c| round(c.as_secs_f64(), 2)),
+                    };
+                    (p.kind.key(), path)
+                })
+                .collect(),
+            ratios: ratios
+                .into_iter()
+                .filter_map(|(a, b, key)| Some((key, up_down(self.ratio(a, b)?))))
+                .collect(),
+            packet_rates_seconds: PPS_SECONDS,
+            packet_rates_runs: PPS_RUNS,
+            packet_rates: self
+                .packet_rates
+                .iter()
+                .map(|p| RateFigures {
+                    path: p.kind.key(),
+                    label: p.kind.label(),
+                    size: p.size,
+                    up: pps(p.up),
+                    down: pps(p.down),
+                    over_kernel: self.pps_ratio(p.kind, p.size).map(up_down),
+                })
+                .collect(),
+            not_measured: self
+                .unavailable
+                .iter()
+                .map(|(kind, why)| (kind.key(), why.as_str()))
+                .collect(),
+            env: self.env.json(),
         })
-        .collect();
-        let _ = writeln!(j, "  \"ratios\": {{\n{}\n  }},", ratios.join(",\n"));
-        let num = |x: f64| {
-            if x.is_finite() {
-                format!("{x:.0}")
-            } else {
-                "null".to_owned()
-            }
-        };
-        let pps = |p: Pps| {
-            format!(
-                "{{ \"sent_pps\": {}, \"delivered_pps\": {}, \"cpu_ns_per_packet\": {} }}",
-                num(p.sent),
-                num(p.delivered),
-                num(p.cpu_ns)
-            )
-        };
-        let rates: Vec<String> = self
-            .packet_rates
-            .iter()
-            .map(|p| {
-                let ratio = self.pps_ratio(p.kind, p.size).map_or("null".to_owned(), |[u, d]| {
-                    format!("{{ \"up\": {u:.3}, \"down\": {d:.3} }}")
-                });
-                format!(
-                    "    {{ \"path\": \"{}\", \"label\": {}, \"size\": {}, \"up\": {}, \"down\": {}, \"over_kernel\": {} }}",
-                    p.kind.key(),
-                    json_string(p.kind.label()),
-                    p.size,
-                    pps(p.up),
-                    pps(p.down),
-                    ratio
-                )
-            })
-            .collect();
-        let _ = writeln!(
-            j,
-            "  \"packet_rates_seconds\": {PPS_SECONDS},\n  \"packet_rates_runs\": {PPS_RUNS},\n  \"packet_rates\": [{}],",
-            if rates.is_empty() {
-                String::new()
-            } else {
-                format!("\n{}\n  ", rates.join(",\n"))
-            }
-        );
-        let unavailable: Vec<String> = self
-            .unavailable
-            .iter()
-            .map(|(kind, why)| format!("    \"{}\": {}", kind.key(), json_string(why)))
-            .collect();
-        let _ = writeln!(
-            j,
-            "  \"not_measured\": {{{}}},",
-            if unavailable.is_empty() {
-                String::new()
-            } else {
-                format!("\n{}\n  ", unavailable.join(",\n"))
-            }
-        );
-        j.push_str(&self.env.json_members());
-        j.push_str("}\n");
-        j
     }
 }
 
-fn json_string(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
+/// An iperf3 rate in the JSON files.
+#[derive(Serialize)]
+struct RateJson {
+    mbit_per_s: f64,
+    retransmits: u64,
+}
+
+impl From<Rate> for RateJson {
+    fn from(r: Rate) -> Self {
+        RateJson {
+            mbit_per_s: round(r.mbits, 1),
+            retransmits: r.retransmits,
         }
     }
-    out.push('"');
-    out
+}
+
+/// Where the figures were taken, as [`Environment::json`] shows it.
+#[derive(Serialize)]
+struct EnvJson<'a> {
+    guest: GuestJson<'a>,
+    host: HostJson<'a>,
+}
+
+#[derive(Serialize)]
+struct GuestJson<'a> {
+    kernel: &'a str,
+    accel: &'static str,
+    cpus: u32,
+    cpu_model: &'a str,
+    memory_mib: u32,
+    qemu: &'a str,
+}
+
+#[derive(Serialize)]
+struct HostJson<'a> {
+    cpu: &'a str,
+    cpus: usize,
+}
+
+/// `x` rounded to `digits` decimals (the precision the figures carry).
+fn round(x: f64, digits: i32) -> f64 {
+    let scale = 10f64.powi(digits);
+    (x * scale).round() / scale
+}
+
+/// A list of pairs written as a JSON object, in the list's order.
+fn ordered_map<K: Serialize, V: Serialize, S: serde::Serializer>(
+    pairs: &[(K, V)],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_map(pairs.iter().map(|(k, v)| (k, v)))
+}
+
+/// Pretty JSON with a final newline.
+fn to_json(value: &impl Serialize) -> String {
+    let mut json = serde_json::to_string_pretty(value).expect("plain data serializes");
+    json.push('\n');
+    json
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn json_escapes() {
-        assert_eq!(json_string("a\"b\\c\n"), "\"a\\\"b\\\\c\\u000a\"");
-    }
     #[test]
     fn loadgen_line() {
         let p =
@@ -962,11 +1004,14 @@ mod tests {
         );
         assert_eq!(c.pps_ratio(PathKind::OursXdpOurClient, 1400), None);
         assert!(c.table().contains("1.50 / 0.50"), "{}", c.table());
-        let json = c.json();
-        assert!(
-            json.contains("\"path\": \"ours_xdp_our_client\"")
-                && json.contains("\"over_kernel\": { \"up\": 1.500, \"down\": 0.500 }"),
-            "{json}"
-        );
+        let json: serde_json::Value = serde_json::from_str(&c.json()).unwrap();
+        let rates = &json["packet_rates"];
+        assert_eq!(rates[1]["path"], "ours_xdp_our_client");
+        assert_eq!(rates[1]["over_kernel"]["up"], 1.5);
+        assert_eq!(rates[1]["over_kernel"]["down"], 0.5);
+        assert_eq!(rates[1]["up"]["delivered_pps"], 150.0);
+        assert_eq!(rates[0]["over_kernel"]["up"], 1.0);
+        assert_eq!(json["guest"]["accel"], "tcg");
+        assert!(json["not_measured"].as_object().unwrap().is_empty());
     }
 }

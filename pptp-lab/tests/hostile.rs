@@ -10,27 +10,23 @@
 use std::{
     io::{ErrorKind, Read as _, Write as _},
     net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream},
-    path::Path,
     time::{Duration, Instant},
 };
 
-use pptp_daemon::{
-    lab::{Lab, LabOptions, SERVER_WAN},
-    netns,
-    wire::pptp::{
-        BearerCapabilities, BearerType, CallClearRequest, ControlFramer, ControlMessage,
-        EchoRequest, FramingCapabilities, FramingType, NulPadded, OutgoingCallRequest,
-        OutgoingCallResult, PROTOCOL_VERSION, StartControlConnectionRequest,
-    },
+use pptp_daemon::wire::pptp::{
+    BearerCapabilities, BearerType, CallClearRequest, ControlFramer, ControlMessage, EchoRequest,
+    FramingCapabilities, FramingType, NulPadded, OutgoingCallRequest, OutgoingCallResult,
+    PROTOCOL_VERSION, StartControlConnectionRequest,
 };
+use pptp_lab::lab::{Lab, LabOptions, Process, SERVER_WAN};
+use pptp_netns as netns;
 use serde_json::Value;
+
+mod common;
+use common::{bin, raw_gre_socket};
 
 /// The attacker's address, next to the legitimate client's on c0.
 const ATTACKER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 66);
-
-fn bin() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_pptp-daemon"))
-}
 
 /// A lab whose daemon has these `[limits]`.
 fn lab(limits: &str) -> Lab {
@@ -158,7 +154,7 @@ impl Attacker {
 }
 
 /// Waits for the client's "all_up" line; panics on failure.
-fn wait_up(client: &mut pptp_daemon::lab::Process, lab: &Lab) {
+fn wait_up(client: &mut Process, lab: &Lab) {
     client
         .wait_for_line(Duration::from_secs(60), |line| {
             let v: Value = serde_json::from_str(line).unwrap_or(Value::Null);
@@ -286,18 +282,7 @@ fn teardown_survives_an_lcp_flood_of_the_call() {
     assert_eq!(result, OutgoingCallResult::Connected);
     // LCP Configure-Requests for the call, from the attacker's address
     // (its own call: no spoofing needed).
-    let gre = lab
-        .topology
-        .client
-        .run(|| {
-            socket2::Socket::new(
-                socket2::Domain::IPV4,
-                socket2::Type::RAW,
-                Some(socket2::Protocol::from(47)),
-            )
-        })
-        .expect("namespace")
-        .expect("raw GRE socket");
+    let gre = raw_gre_socket(&lab.topology.client);
     gre.bind(&SocketAddr::V4(SocketAddrV4::new(ATTACKER, 0)).into())
         .expect("bind");
     let server: Ipv4Addr = SERVER_WAN.parse().unwrap();

@@ -1,4 +1,4 @@
-//! `pptp-daemon bench` (behind `cargo xtask bench`): packets per second
+//! `pptp-lab bench` (behind `cargo xtask bench`): packets per second
 //! delivered and CPU time per packet through each data path, measured in
 //! the lab topology (see [`crate::lab`]) with our own load generator.
 //!
@@ -23,13 +23,14 @@ use std::{
 
 use serde::Serialize;
 
+use pptp_daemon::server::ctl::SessionInfo;
+
 use crate::{
-    dataplane::xdp::{PASS_PROGRAM, ROUTE_PROGRAM, SINK_PROGRAM},
     lab::{LAN_HOST, Lab, LabOptions},
-    server::ctl::SessionInfo,
+    xdp::{AuxPrograms, PASS_PROGRAM, ROUTE_PROGRAM, SINK_PROGRAM},
 };
 
-/// What `pptp-daemon bench` is asked to do.
+/// What `pptp-lab bench` is asked to do.
 #[derive(Clone, Debug, clap::Args)]
 pub struct BenchArgs {
     /// Seconds each measurement runs.
@@ -328,7 +329,7 @@ impl Counted {
 /// Runs the generator on `iface` in `ns` for `seconds`, reading the sink's
 /// packet counter (`sink`) before and after.
 fn generate_and_count(
-    ns: &crate::netns::Netns,
+    ns: &pptp_netns::Netns,
     iface: &str,
     templates: &[Template],
     seconds: f64,
@@ -479,7 +480,7 @@ fn lab(bin: &Path, xdp: bool, mppe: &'static str, scale: usize) -> Result<Lab, S
 
 /// Runs every measurement and returns the results.
 pub fn run(bin: &Path, args: &BenchArgs) -> Result<Results, String> {
-    crate::netns::require_root().map_err(|e| e.to_string())?;
+    pptp_netns::require_root().map_err(|e| e.to_string())?;
     let seconds = if args.short { 0.3 } else { args.seconds };
     let sizes: &[usize] = if args.short { &[64] } else { &[64, 1400] };
     let many = if args.short { 10 } else { 100 };
@@ -679,7 +680,7 @@ pub fn run(bin: &Path, args: &BenchArgs) -> Result<Results, String> {
     Ok(results)
 }
 
-/// What `pptp-daemon loadgen` is asked to do: one measurement between
+/// What `pptp-lab loadgen` is asked to do: one measurement between
 /// namespaces someone else built (the guest comparison against kernel
 /// PPTP uses it, so that every path there sees the same generator).
 #[derive(Clone, Debug, clap::Args)]
@@ -726,12 +727,12 @@ fn parse_gre(s: &str) -> Result<(Ipv4Addr, Ipv4Addr, u16), String> {
     Ok((peer, server, call))
 }
 
-fn ns_iface(s: &str) -> Result<(crate::netns::Netns, &str), String> {
+fn ns_iface(s: &str) -> Result<(pptp_netns::Netns, &str), String> {
     let (ns, iface) = s
         .split_once(':')
         .ok_or_else(|| format!("`{s}` is not NS:IFACE"))?;
     Ok((
-        crate::netns::Netns::existing(ns).map_err(|e| e.to_string())?,
+        pptp_netns::Netns::existing(ns).map_err(|e| e.to_string())?,
         iface,
     ))
 }
@@ -751,10 +752,9 @@ pub fn loadgen(args: &LoadgenArgs) -> Result<Measurement, String> {
             seq_at: None,
         },
     };
-    let mut dp = crate::dataplane::xdp::XdpDataplane::load(log::LevelFilter::Off)
-        .map_err(|e| format!("loading the XDP sink: {e}"))?;
+    let mut dp = AuxPrograms::load().map_err(|e| format!("loading the XDP sink: {e}"))?;
     sink_ns
-        .run(|| dp.attach_aux(SINK_PROGRAM, sink_iface))
+        .run(|| dp.attach(SINK_PROGRAM, sink_iface))
         .map_err(|e| e.to_string())?
         .map_err(|e| format!("attaching the XDP sink to {}: {e}", args.sink))?;
     let counted = generate_and_count(

@@ -1,4 +1,6 @@
-//! Network namespaces and veth pairs for tests, the lab and the bench.
+//! Network namespaces and veth pairs for the tests, the lab and the bench
+//! of pptp-xdp (a crate of its own so that pptp-daemon's XDP tests and the
+//! lab crate share it; the daemon itself never uses it).
 //!
 //! Everything created here has a unique name and is deleted on drop, also
 //! when a test panics. Addresses given to test hosts come from

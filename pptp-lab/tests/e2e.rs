@@ -1,19 +1,21 @@
 //! End to end across network namespaces: the real daemon binary in a
 //! server namespace, our client in a client namespace, a LAN host behind
 //! the server. Needs root; fails (never skips) without it.
+//!
+//! The daemon binary belongs to another package, so cargo does not build it
+//! for these tests: the first test builds it (a no-op when it is fresh) with
+//! the cargo and profile that built this test.
 
 use std::{path::Path, time::Duration};
 
-use pptp_daemon::{
-    lab::{LAN_HOST, Lab, LabOptions},
-    netns,
-    server::ctl::DataPath,
-};
-use serde_json::Value;
+use pptp_daemon::server::ctl::DataPath;
+use pptp_lab::lab::{LAN_HOST, Lab, LabOptions, Process};
+use pptp_netns as netns;
 
-fn bin() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_pptp-daemon"))
-}
+mod common;
+use common::bin;
+
+use serde_json::Value;
 
 fn lab(options: LabOptions) -> Lab {
     netns::require_root().expect("prerequisite");
@@ -21,7 +23,7 @@ fn lab(options: LabOptions) -> Lab {
 }
 
 /// Waits for the client's "all_up" line and returns the "up" lines.
-fn wait_up(client: &mut pptp_daemon::lab::Process, lab: &Lab, sessions: usize) -> Vec<Value> {
+fn wait_up(client: &mut Process, lab: &Lab, sessions: usize) -> Vec<Value> {
     let mut ups = Vec::new();
     let r = client.wait_for_line(Duration::from_secs(60 + sessions as u64), |line| {
         let v: Value = serde_json::from_str(line).unwrap_or(Value::Null);
@@ -272,13 +274,13 @@ fn packets_above_an_mppe_session_mtu_are_fragmented_or_refused() {
     assert_clean(&lab);
 }
 
-fn signal(process: &pptp_daemon::lab::Process, sig: i32) {
+fn signal(process: &Process, sig: i32) {
     // SAFETY: kill(2) on a child we own.
     unsafe { libc::kill(process.child.id() as i32, sig) };
 }
 
 /// Reads client lines until a "down" event; returns it.
-fn wait_down(client: &mut pptp_daemon::lab::Process, lab: &Lab, within: Duration) -> Value {
+fn wait_down(client: &mut Process, lab: &Lab, within: Duration) -> Value {
     let line = client
         .wait_for_line(within, |l| l.contains("\"down\""))
         .unwrap_or_else(|e| panic!("{e}\ndaemon log:\n{}", lab.daemon_log()));
@@ -444,18 +446,7 @@ fn garbage_on_the_wire_harms_no_session() {
             .unwrap();
     }
     // Bad GRE: version 0, unknown call, truncated, flags the RFC forbids.
-    let sock = lab
-        .topology
-        .client
-        .run(|| {
-            socket2::Socket::new(
-                socket2::Domain::IPV4,
-                socket2::Type::RAW,
-                Some(socket2::Protocol::from(47)),
-            )
-        })
-        .unwrap()
-        .unwrap();
+    let sock = common::raw_gre_socket(&lab.topology.client);
     let dst: std::net::SocketAddr = "198.18.0.1:0".parse().unwrap();
     for frame in [
         &[0u8, 0, 0x08, 0, 0x45, 0][..],
@@ -526,13 +517,18 @@ fn restart_after_a_crash_finds_nothing_stale() {
     assert_eq!(lab.sessions().unwrap()[0].path, DataPath::Xdp);
 }
 
-/// Runs `pptp-daemon loadgen` and returns its delivered packets per second.
+/// This crate's binary (load generator, bench, lab).
+fn lab_bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_pptp-lab"))
+}
+
+/// Runs `pptp-lab loadgen` and returns its delivered packets per second.
 fn loadgen(args: &[&str]) -> f64 {
-    let out = std::process::Command::new(bin())
+    let out = std::process::Command::new(lab_bin())
         .arg("loadgen")
         .args(args)
         .output()
-        .expect("running pptp-daemon loadgen");
+        .expect("running pptp-lab loadgen");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -610,7 +606,7 @@ fn loadgen_counts_what_a_router_forwards() {
     );
     assert!(gre > 0.0, "no GRE frame delivered");
     // A namespace that does not exist is an error that names it.
-    let out = std::process::Command::new(bin())
+    let out = std::process::Command::new(lab_bin())
         .args([
             "loadgen",
             "--from",

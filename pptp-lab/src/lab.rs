@@ -19,7 +19,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::netns::{self, Netns, NetnsError};
+use pptp_daemon::server::ctl::{self, Request, Response, SessionInfo};
+use pptp_netns::{self as netns, Netns, NetnsError};
+
+use crate::xdp::{AuxPrograms, PASS_PROGRAM};
 
 pub const SERVER_WAN: &str = "198.18.0.1";
 pub const CLIENT_WAN: &str = "198.18.0.2";
@@ -239,8 +242,9 @@ pub struct Lab {
     pub log: std::path::PathBuf,
     bin: std::path::PathBuf,
     daemon: Option<Process>,
-    /// The pass programs on the far ends of s0 and l0.
-    pass: Option<crate::dataplane::xdp::XdpDataplane>,
+    /// The lab's XDP programs: pass on the far ends of s0 and l0, the
+    /// bench's sink and routing ceiling.
+    aux: Option<AuxPrograms>,
 }
 
 /// The lab's test user.
@@ -319,12 +323,9 @@ impl Lab {
             log,
             bin: bin.to_owned(),
             daemon: None,
-            pass: None,
+            aux: None,
         };
-        lab.pass = Some(
-            crate::dataplane::xdp::XdpDataplane::load(log::LevelFilter::Warn)
-                .map_err(|e| e.to_string())?,
-        );
+        lab.aux = Some(AuxPrograms::load().map_err(|e| e.to_string())?);
         if options.xdp {
             // Frames redirected into a veth need XDP on its far end.
             lab.attach_pass_programs()?;
@@ -365,28 +366,27 @@ impl Lab {
     }
 
     /// The pass-everything XDP program on c0 and h0 (veth peers of s0 and
-    /// l0), loaded by a helper process that lives as long as the lab.
+    /// l0), attached for as long as the lab lives.
     fn attach_pass_programs(&mut self) -> Result<(), String> {
-        let Some(mut dp) = self.pass.take() else {
+        let Some(mut dp) = self.aux.take() else {
             return Err("no auxiliary XDP object loaded".into());
         };
         self.topology
             .client
-            .run(|| dp.attach_pass("c0"))
+            .run(|| dp.attach(PASS_PROGRAM, "c0"))
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
         self.topology
             .lan
-            .run(|| dp.attach_pass("h0"))
+            .run(|| dp.attach(PASS_PROGRAM, "h0"))
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
-        self.pass = Some(dp);
+        self.aux = Some(dp);
         Ok(())
     }
 
     /// Replaces whatever auxiliary program runs on `iface` (c0, h0 or s0)
-    /// with `program` (see `dataplane::xdp::{PASS_PROGRAM, SINK_PROGRAM,
-    /// ROUTE_PROGRAM}`), or with nothing.
+    /// with `program` (see [`crate::xdp`]), or with nothing.
     pub fn set_aux_program(
         &mut self,
         iface: &str,
@@ -397,10 +397,10 @@ impl Lab {
             "h0" => &self.topology.lan,
             _ => &self.topology.server,
         };
-        let dp = self.pass.as_mut().ok_or("no auxiliary XDP object loaded")?;
-        dp.detach_aux(iface).map_err(|e| e.to_string())?;
+        let dp = self.aux.as_mut().ok_or("no auxiliary XDP object loaded")?;
+        dp.detach(iface).map_err(|e| e.to_string())?;
         if let Some(program) = program {
-            ns.run(|| dp.attach_aux(program, iface))
+            ns.run(|| dp.attach(program, iface))
                 .map_err(|e| e.to_string())?
                 .map_err(|e| e.to_string())?;
         }
@@ -409,7 +409,7 @@ impl Lab {
 
     /// Frames counted by the sink programs so far (packets, bytes).
     pub fn sink_counters(&self) -> Result<(u64, u64), String> {
-        self.pass
+        self.aux
             .as_ref()
             .ok_or("no auxiliary XDP object loaded")?
             .sink_counters()
@@ -437,7 +437,7 @@ impl Lab {
         args.extend_from_slice(extra);
         let log = self
             .dir
-            .join(format!("client-{}.log", crate::netns::unique_name("c")));
+            .join(format!("client-{}.log", netns::unique_name("c")));
         Process::spawn(
             &self.topology.client,
             "pptp client",
@@ -449,31 +449,28 @@ impl Lab {
     }
 
     /// The daemon's session list.
-    pub fn sessions(&self) -> Result<Vec<crate::server::ctl::SessionInfo>, String> {
-        match self.ctl(crate::server::ctl::Request::Sessions)? {
-            crate::server::ctl::Response::Sessions { sessions } => Ok(sessions),
+    pub fn sessions(&self) -> Result<Vec<SessionInfo>, String> {
+        match self.ctl(Request::Sessions)? {
+            Response::Sessions { sessions } => Ok(sessions),
             other => Err(format!("unexpected answer {other:?}")),
         }
     }
 
     /// The daemon's counters.
     pub fn stats(&self) -> Result<HashMap<String, u64>, String> {
-        match self.ctl(crate::server::ctl::Request::Stats)? {
-            crate::server::ctl::Response::Stats { counters } => Ok(counters.into_iter().collect()),
+        match self.ctl(Request::Stats)? {
+            Response::Stats { counters } => Ok(counters.into_iter().collect()),
             other => Err(format!("unexpected answer {other:?}")),
         }
     }
 
-    fn ctl(
-        &self,
-        req: crate::server::ctl::Request,
-    ) -> Result<crate::server::ctl::Response, String> {
+    fn ctl(&self, req: Request) -> Result<Response, String> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| e.to_string())?;
         runtime
-            .block_on(crate::server::ctl::request(&self.socket, &req))
+            .block_on(ctl::request(&self.socket, &req))
             .map_err(|e| e.to_string())
     }
 
@@ -663,7 +660,7 @@ impl Drop for Lab {
     }
 }
 
-/// What `pptp-daemon lab` (behind `cargo xtask lab`) does.
+/// What `pptp-lab lab` (behind `cargo xtask lab`) does.
 #[derive(Clone, Debug, clap::Args)]
 pub struct DemoArgs {
     /// Sessions to open (one client process, one control connection each).
@@ -683,7 +680,7 @@ pub struct DemoArgs {
 /// Builds the lab, starts the daemon and the clients, shows a ping through
 /// every tunnel, a TCP transfer and the session list, and tears it all down.
 pub fn demo(bin: &Path, args: &DemoArgs) -> Result<(), String> {
-    crate::netns::require_root().map_err(|e| e.to_string())?;
+    netns::require_root().map_err(|e| e.to_string())?;
     let step = |s: &str| println!("\n==> {s}");
     step(&format!(
         "namespaces {} (clients), {} (server), {} (LAN host); daemon with XDP {}",
@@ -746,7 +743,7 @@ pub fn demo(bin: &Path, args: &DemoArgs) -> Result<(), String> {
     let mbits = (args.bytes as f64 * 8.0 * 2.0) / took.as_secs_f64() / 1e6;
     println!("    echoed in {took:.2?} ({mbits:.0} Mbit/s both directions together)");
     step("pptp-daemon sessions");
-    print!("{}", crate::server::ctl::format_sessions(&lab.sessions()?));
+    print!("{}", ctl::format_sessions(&lab.sessions()?));
     step("data-path counters (pptp-daemon stats)");
     let stats = lab.stats()?;
     let mut keys: Vec<_> = stats.keys().collect();

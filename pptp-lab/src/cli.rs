@@ -1,0 +1,74 @@
+//! Command line of `pptp-lab`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Lab, bench and load generator of pptp-xdp in network namespaces.
+#[derive(Debug, Parser)]
+#[command(name = "pptp-lab", version, about)]
+pub struct Cli {
+    /// The pptp-daemon binary to run as the daemon and the client
+    /// (default: the one next to this binary).
+    #[arg(long, value_name = "PATH", global = true)]
+    pub daemon: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Demonstration in network namespaces (behind `cargo xtask lab`).
+    Lab(crate::lab::DemoArgs),
+    /// Benchmarks in network namespaces (behind `cargo xtask bench`).
+    Bench(crate::bench::BenchArgs),
+    /// One load-generator measurement between existing namespaces (the
+    /// guest comparison against kernel PPTP).
+    Loadgen(crate::bench::LoadgenArgs),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn subcommands_parse() {
+        let cli = Cli::parse_from(["pptp-lab", "bench", "--short", "--daemon", "/x/pptp-daemon"]);
+        assert_eq!(cli.daemon, Some(PathBuf::from("/x/pptp-daemon")));
+        assert!(matches!(cli.command, Command::Bench(ref a) if a.short));
+        let cli = Cli::parse_from([
+            "pptp-lab",
+            "loadgen",
+            "--from",
+            "a:x",
+            "--via",
+            "b:y",
+            "--sink",
+            "c:z",
+            "--src",
+            "198.18.0.2",
+            "--dst",
+            "198.18.1.2",
+            "--gre",
+            "198.18.0.2,198.18.0.1,7",
+        ]);
+        let Command::Loadgen(args) = cli.command else {
+            panic!("loadgen expected");
+        };
+        assert_eq!(
+            args.gre,
+            Some((
+                "198.18.0.2".parse().unwrap(),
+                "198.18.0.1".parse().unwrap(),
+                7
+            ))
+        );
+        assert!(Cli::try_parse_from(["pptp-lab", "client"]).is_err());
+    }
+}

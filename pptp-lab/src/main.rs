@@ -1,0 +1,25 @@
+//! `pptp-lab`: the lab, the bench and the load generator (see the library).
+
+use clap::Parser;
+use pptp_lab::cli::{Cli, Command};
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let daemon = || pptp_lab::daemon_binary(cli.daemon.as_deref()).map_err(anyhow::Error::msg);
+    match &cli.command {
+        Command::Bench(args) => {
+            let results = pptp_lab::bench::run(&daemon()?, args).map_err(anyhow::Error::msg)?;
+            println!("{}", serde_json::to_string_pretty(&results)?);
+        }
+        Command::Loadgen(args) => {
+            let m = pptp_lab::bench::loadgen(args).map_err(anyhow::Error::msg)?;
+            // One line of words for shell scripts.
+            println!(
+                "sent_pps={:.0} delivered_pps={:.0} cpu_ns_per_packet={:.0}",
+                m.sent_pps, m.delivered_pps, m.cpu_ns_per_packet
+            );
+        }
+        Command::Lab(args) => pptp_lab::lab::demo(&daemon()?, args).map_err(anyhow::Error::msg)?,
+    }
+    Ok(())
+}

@@ -1,0 +1,72 @@
+//! What the integration tests of the lab share: the daemon binary (built
+//! on first use) and a raw GRE socket in a namespace.
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    sync::OnceLock,
+};
+
+use serde_json::Value;
+
+/// The daemon binary. It belongs to another package, so cargo does not
+/// build it for these tests: the first call builds it (a no-op when it is
+/// fresh) with the cargo and profile that built this test.
+pub fn bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| build_daemon().unwrap_or_else(|e| panic!("building pptp-daemon: {e}")))
+}
+
+/// `cargo build -p pptp-daemon --bin pptp-daemon` in this test's profile;
+/// returns the executable cargo names.
+pub fn build_daemon() -> Result<PathBuf, String> {
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    // target/<profile>/deps/e2e-<hash>
+    let profile = me
+        .parent()
+        .and_then(Path::parent)
+        .and_then(Path::file_name)
+        .and_then(|p| p.to_str())
+        .unwrap_or("debug");
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR")).args([
+        "build",
+        "--package",
+        "pptp-daemon",
+        "--bin",
+        "pptp-daemon",
+        "--message-format=json-render-diagnostics",
+    ]);
+    if profile != "debug" {
+        cmd.args(["--profile", profile]);
+    }
+    let out = cmd
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("starting cargo: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("cargo build failed ({})", out.status));
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|m| m["target"]["name"] == "pptp-daemon")
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .ok_or_else(|| "cargo did not name the pptp-daemon executable".to_owned())
+}
+
+/// A raw IPv4 socket for GRE (protocol 47) opened inside `ns`, for sending
+/// crafted frames from a test host.
+pub fn raw_gre_socket(ns: &pptp_netns::Netns) -> socket2::Socket {
+    ns.run(|| {
+        socket2::Socket::new(
+            socket2::Domain::IPV4,
+            socket2::Type::RAW,
+            Some(socket2::Protocol::from(47)),
+        )
+    })
+    .expect("entering the namespace")
+    .expect("raw GRE socket (needs root)")
+}
