@@ -32,6 +32,14 @@
 //! (the credentials do not carry the CHAP Identifier; servers do not use
 //! it to check the response, only echo it).
 //!
+//! Every answer must carry a valid Message-Authenticator (BlastRADIUS,
+//! CVE-2024-3596); answers without one are dropped and counted
+//! ([`RadiusStats::dropped_no_message_authenticator`]). FreeRADIUS 3.2.1
+//! (Debian 12) sends none by default: `update reply { Message-Authenticator
+//! := 0x00 }` in `post-auth` and `Post-Auth-Type REJECT` makes it compute
+//! one (checked by hand against that version with PAP, CHAP-MD5, MS-CHAPv1
+//! and MS-CHAPv2: `tests::real_server_sanity`, ignored by default).
+//!
 //! Answers:
 //!
 //! - Access-Accept: [`Accepted`] with Framed-IP-Address as the static

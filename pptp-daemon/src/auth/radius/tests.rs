@@ -1105,3 +1105,102 @@ fn verifier_without_an_answer_is_backend_unavailable() {
     );
     assert_eq!(verifier.stats().no_answer.load(Ordering::Relaxed), 1);
 }
+
+// ----- against a real server (manual) -----
+
+/// Against a real RADIUS server: `PPTP_RADIUS_SANITY=127.0.0.1:1812` (secret
+/// `testing123`, user `alice` with Cleartext-Password `right`). Run with
+/// `cargo test -p pptp-daemon --lib radius::tests::real_server -- --ignored`.
+/// The real integration test (FreeRADIUS started by the test) lives with
+/// the integration tests.
+#[test]
+#[ignore = "needs a RADIUS server named by PPTP_RADIUS_SANITY"]
+fn real_server_sanity() {
+    let Ok(address) = std::env::var("PPTP_RADIUS_SANITY") else {
+        return;
+    };
+    let mut s = settings(vec![Server {
+        address: address.parse().unwrap(),
+        secret: b"testing123".to_vec(),
+    }]);
+    s.client.timeout = Duration::from_millis(500);
+    s.client.retries = 1;
+    let verifier = RadiusVerifier::new(s, crate::auth::random::os_random());
+    let pap = |password: &[u8]| Credentials::Pap {
+        user: "alice".into(),
+        password: password.to_vec(),
+    };
+    let show = |v: &Verdict| format!("{v:?}");
+    let ok = verifier.verify(SOURCE, &pap(b"right"));
+    println!("PAP right: {}", show(&ok));
+    println!(
+        "PAP wrong: {}",
+        show(&verifier.verify(SOURCE, &pap(b"wrong")))
+    );
+    let challenge = vec![0x5a; 16];
+    let chap = Credentials::ChapMd5 {
+        user: "alice".into(),
+        identifier: 7,
+        response: crate::auth::chap::response(7, b"right", &challenge),
+        challenge,
+    };
+    println!("CHAP: {}", show(&verifier.verify(SOURCE, &chap)));
+    let auth_challenge = [0x11; 16];
+    let peer_challenge = [0x22; 16];
+    let nt_response =
+        mschapv2::generate_nt_response(&auth_challenge, &peer_challenge, b"alice", b"right");
+    let v2 = Credentials::MsChapV2 {
+        user: "alice".into(),
+        authenticator_challenge: auth_challenge,
+        peer_challenge,
+        nt_response,
+    };
+    let verdict = verifier.verify(SOURCE, &v2);
+    println!("MS-CHAPv2: {}", show(&verdict));
+    if let Verdict::Accept(a) = &verdict {
+        let local = mschapv2::generate_authenticator_response(
+            b"right",
+            &nt_response,
+            &peer_challenge,
+            &auth_challenge,
+            b"alice",
+        );
+        assert_eq!(a.authenticator_response, Some(local));
+        let hash_hash = mschap::hash_nt_password_hash(&mschap::nt_password_hash(b"right"));
+        assert_eq!(
+            a.mppe,
+            Some(mschapv2_material(&hash_hash, &nt_response, Role::Server)),
+            "MPPE keys from RADIUS differ from the local derivation"
+        );
+        println!("MS-CHAPv2: authenticator response and MPPE keys match the local derivation");
+    }
+    let challenge = [0x33; 8];
+    let v1 = Credentials::MsChapV1 {
+        user: "alice".into(),
+        challenge,
+        lm_response: [0; 24],
+        nt_response: mschap::nt_challenge_response(&challenge, b"right"),
+        use_nt_response: true,
+    };
+    let verdict = verifier.verify(SOURCE, &v1);
+    println!("MS-CHAPv1: {}", show(&verdict));
+    if let Verdict::Accept(Accepted {
+        mppe: Some(MppeMaterial::V1 {
+            nt_password_hash_hash,
+            ..
+        }),
+        ..
+    }) = &verdict
+    {
+        assert_eq!(
+            *nt_password_hash_hash,
+            mschap::hash_nt_password_hash(&mschap::nt_password_hash(b"right"))
+        );
+        println!("MS-CHAPv1: NT key matches the local derivation");
+    }
+    let st = verifier.stats();
+    println!(
+        "dropped without Message-Authenticator: {}",
+        st.dropped_no_message_authenticator.load(Ordering::Relaxed)
+    );
+}
