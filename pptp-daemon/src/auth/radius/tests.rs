@@ -1106,6 +1106,46 @@ fn verifier_without_an_answer_is_backend_unavailable() {
     assert_eq!(verifier.stats().no_answer.load(Ordering::Relaxed), 1);
 }
 
+#[test]
+fn requests_over_the_in_flight_bound_are_refused_and_types_logged_once() {
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let verifier = RadiusVerifier::new(
+        settings(vec![Server {
+            address: silent.local_addr().unwrap(),
+            secret: SECRET.to_vec(),
+        }]),
+        random(),
+    );
+    verifier.in_flight.store(MAX_IN_FLIGHT, Ordering::SeqCst);
+    assert_eq!(
+        verifier.verify(SOURCE, &v2_credentials()),
+        Verdict::Reject(Rejection::BackendUnavailable)
+    );
+    assert_eq!(verifier.stats().overloaded.load(Ordering::Relaxed), 1);
+    // Nothing was sent, and the count is not leaked.
+    silent.set_nonblocking(true).unwrap();
+    assert!(silent.recv_from(&mut [0u8; 64]).is_err());
+    assert_eq!(verifier.in_flight.load(Ordering::SeqCst), MAX_IN_FLIGHT);
+
+    // Attributes not applied are remembered once per type.
+    let accept = v2_accept(&[
+        (attr::SESSION_TIMEOUT, vec![0, 0, 0, 60]),
+        (attr::IDLE_TIMEOUT, vec![0, 0, 0, 60]),
+    ]);
+    for _ in 0..3 {
+        assert!(matches!(
+            verifier.verdict(&v2_credentials(), 0, &accept, &RA),
+            Verdict::Accept(_)
+        ));
+    }
+    let logged = verifier.logged.lock().unwrap();
+    assert_eq!(logged.len(), 2);
+    assert!(
+        logged.contains(&(0, attr::SESSION_TIMEOUT)) && logged.contains(&(0, attr::IDLE_TIMEOUT))
+    );
+    assert_eq!(verifier.stats().accepts.load(Ordering::Relaxed), 3);
+}
+
 // ----- against a real server (manual) -----
 
 /// Against a real RADIUS server: `PPTP_RADIUS_SANITY=127.0.0.1:1812` (secret
