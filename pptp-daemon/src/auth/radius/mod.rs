@@ -22,10 +22,10 @@
 //! - PAP: User-Password (RFC 2865 section 5.2);
 //! - CHAP-MD5: CHAP-Password (identifier + response) and CHAP-Challenge
 //!   (RFC 2865 sections 5.3 and 5.40);
-//! - MS-CHAPv1: MS-CHAP-Challenge and MS-CHAP-Response (RFC 2548 sections
-//!   2.3.2 and 2.1.3);
-//! - MS-CHAPv2: MS-CHAP-Challenge and MS-CHAP2-Response (RFC 2548 sections
-//!   2.3.2 and 2.3.2).
+//! - MS-CHAPv1: MS-CHAP-Challenge (RFC 2548 section 2, vendor type 11)
+//!   and MS-CHAP-Response (section 2.1.3, vendor type 1);
+//! - MS-CHAPv2: MS-CHAP-Challenge and MS-CHAP2-Response (section 2.3.2,
+//!   vendor type 25).
 //!
 //! NAS-Port (the call ID) is not sent: [`Verifier::verify`] is given the
 //! source address and the credentials only. The MS-CHAP Ident octet is 0
