@@ -7,6 +7,7 @@
 //! - [`dataplane`]: the XDP program's loader and map access;
 //! - [`netns`]: network namespaces and veth pairs for tests, the lab and the bench;
 //! - [`lab`]: the three-namespace topology of the end-to-end tests, the lab and the bench;
+//! - [`radius_lab`]: a real FreeRADIUS for the tests;
 //! - [`wire`]: codecs of every message of a session;
 //! - [`proto`]: the sans-IO state machines (PPP automaton, LCP, IPCP, CCP, control connection, calls);
 //! - [`auth`]: CHAP, MS-CHAPv1/v2 and PAP engines and the secrets back end;
@@ -25,5 +26,6 @@ pub mod logsafe;
 pub mod mppe;
 pub mod netns;
 pub mod proto;
+pub mod radius_lab;
 pub mod server;
 pub mod wire;

@@ -1,0 +1,419 @@
+//! Against a real FreeRADIUS 3.2 (Debian's `freeradius`), started by the
+//! tests themselves in the lab's server namespace ([`FreeRadius`]): first
+//! the fixture on its own with radclient, then sessions of our client
+//! through the daemon configured with `auth.backend = "radius"`. Needs root
+//! and the packages freeradius and freeradius-utils (`cargo xtask setup`);
+//! fails (never skips) without them.
+
+use std::{net::SocketAddr, path::Path, time::Duration};
+
+use pptp_daemon::{
+    auth::{mschap, mschapv2},
+    lab::{LAN_HOST, Lab, LabOptions, Process, SERVER_WAN, Topology},
+    mppe::keys,
+    netns::{self, Netns},
+    radius_lab::{
+        DISABLED_MESSAGE, DISABLED_PASSWORD, DISABLED_USER, FreeRadius, PASSWORD, Reply, USER,
+        daemon_radius_config, unused_port,
+    },
+};
+use serde_json::Value;
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn ask(fr: &FreeRadius, code: &str, attributes: &str) -> Reply {
+    fr.radclient(code, attributes)
+        .unwrap_or_else(|e| panic!("{e}\nFreeRADIUS log:\n{}", fr.log()))
+}
+
+/// The fixture alone: PAP, CHAP-MD5, MS-CHAPv1 and MS-CHAPv2 (built with
+/// our own RFC 2759 code) accepted for alice with the right password and
+/// rejected with a wrong one; the disabled user rejected with its
+/// Reply-Message; every reply signed with Message-Authenticator; a request
+/// without one dropped; accounting written to the detail file.
+#[test]
+fn freeradius_fixture_answers_pap_and_mschap() {
+    netns::require_root().expect("prerequisite");
+    let ns = Netns::new("pxfr").expect("namespace");
+    let fr = FreeRadius::start(&ns).unwrap_or_else(|e| panic!("{e}"));
+    let signed = |r: &Reply| {
+        assert_eq!(
+            r.octets("Message-Authenticator").map(|m| m.len()),
+            Some(16),
+            "{} without Message-Authenticator: {r:?}",
+            r.code
+        );
+    };
+
+    // PAP.
+    let r = ask(
+        &fr,
+        "auth",
+        &format!("User-Name = {USER}, User-Password = \"{PASSWORD}\""),
+    );
+    assert_eq!(r.code, "Access-Accept", "{r:?}");
+    signed(&r);
+    let r = ask(
+        &fr,
+        "auth",
+        &format!("User-Name = {USER}, User-Password = \"not the password\""),
+    );
+    assert_eq!(r.code, "Access-Reject", "{r:?}");
+    signed(&r);
+    let r = ask(
+        &fr,
+        "auth",
+        &format!("User-Name = {DISABLED_USER}, User-Password = \"{DISABLED_PASSWORD}\""),
+    );
+    assert_eq!(r.code, "Access-Reject", "{r:?}");
+    assert_eq!(r.get("Reply-Message"), Some(DISABLED_MESSAGE));
+    signed(&r);
+
+    // CHAP-MD5 (radclient turns a cleartext CHAP-Password into
+    // CHAP-Challenge and the MD5 response).
+    let r = ask(
+        &fr,
+        "auth",
+        &format!("User-Name = {USER}, CHAP-Password = \"{PASSWORD}\""),
+    );
+    assert_eq!(r.code, "Access-Accept", "{r:?}");
+    signed(&r);
+    let r = ask(
+        &fr,
+        "auth",
+        &format!("User-Name = {USER}, CHAP-Password = \"wrong\""),
+    );
+    assert_eq!(r.code, "Access-Reject", "{r:?}");
+
+    // MS-CHAPv1 (radclient builds MS-CHAP-Challenge and MS-CHAP-Response
+    // from MS-CHAP-Password): MS-CHAP-MPPE-Keys (RFC 2548 section 2.4.1),
+    // 128-bit only (require_strong: Encryption-Types 4).
+    let r = ask(
+        &fr,
+        "auth",
+        &format!("User-Name = {USER}, MS-CHAP-Password = \"{PASSWORD}\""),
+    );
+    assert_eq!(r.code, "Access-Accept", "{r:?}");
+    signed(&r);
+    let v1_keys = r.octets("MS-CHAP-MPPE-Keys").expect("MS-CHAP-MPPE-Keys");
+    assert_eq!(v1_keys.len(), 24, "LM key (8) + NT key (16): {r:?}");
+    assert_eq!(
+        &v1_keys[8..],
+        &mschap::hash_nt_password_hash(&mschap::nt_password_hash(PASSWORD.as_bytes())),
+        "the NT part is the hash of the NT password hash (RFC 3079 section 2.4)"
+    );
+    assert_eq!(r.get("MS-MPPE-Encryption-Types"), Some("4"), "{r:?}");
+    let r = ask(
+        &fr,
+        "auth",
+        &format!("User-Name = {USER}, MS-CHAP-Password = \"wrong\""),
+    );
+    assert_eq!(r.code, "Access-Reject", "{r:?}");
+    assert!(
+        r.get("MS-CHAP-Error").is_some_and(|e| e.contains("E=691")),
+        "{r:?}"
+    );
+
+    // MS-CHAPv2, built here from RFC 2759: MS-CHAP2-Success carries our
+    // Authenticator Response, MS-MPPE-Send-Key is the server's send key
+    // (RFC 3079 section 3.4, server side), Recv-Key the client's.
+    let authenticator_challenge: [u8; 16] = *b"radius-lab-chall";
+    let peer_challenge: [u8; 16] = *b"our-client-chall";
+    let v2_request = |password: &str| {
+        let nt_response = mschapv2::generate_nt_response(
+            &authenticator_challenge,
+            &peer_challenge,
+            USER.as_bytes(),
+            password.as_bytes(),
+        );
+        // Ident, Flags, Peer-Challenge, 8 reserved octets, NT-Response (RFC 2548 section 2.3.2).
+        let mut response = vec![7u8, 0];
+        response.extend_from_slice(&peer_challenge);
+        response.extend_from_slice(&[0; 8]);
+        response.extend_from_slice(&nt_response);
+        (
+            format!(
+                "User-Name = {USER}, MS-CHAP-Challenge = 0x{}, MS-CHAP2-Response = 0x{}",
+                hex(&authenticator_challenge),
+                hex(&response)
+            ),
+            nt_response,
+        )
+    };
+    let (attributes, nt_response) = v2_request(PASSWORD);
+    let r = ask(&fr, "auth", &attributes);
+    assert_eq!(r.code, "Access-Accept", "{r:?}");
+    signed(&r);
+    let success = r.octets("MS-CHAP2-Success").expect("MS-CHAP2-Success");
+    let expected = mschapv2::generate_authenticator_response(
+        PASSWORD.as_bytes(),
+        &nt_response,
+        &peer_challenge,
+        &authenticator_challenge,
+        USER.as_bytes(),
+    );
+    assert_eq!(success[0], 7, "the Ident of our MS-CHAP2-Response");
+    assert!(
+        String::from_utf8_lossy(&success[1..])
+            .to_ascii_lowercase()
+            .starts_with(&format!("s={}", hex(&expected))),
+        "MS-CHAP2-Success {:?}",
+        String::from_utf8_lossy(&success)
+    );
+    let hash_hash = mschap::hash_nt_password_hash(&mschap::nt_password_hash(PASSWORD.as_bytes()));
+    let master = keys::get_master_key(&hash_hash, &nt_response);
+    assert_eq!(
+        r.octets("MS-MPPE-Send-Key"),
+        Some(keys::get_asymmetric_start_key(&master, true, true).to_vec()),
+        "Send-Key is the server's send key: {r:?}"
+    );
+    assert_eq!(
+        r.octets("MS-MPPE-Recv-Key"),
+        Some(keys::get_asymmetric_start_key(&master, false, true).to_vec()),
+        "Recv-Key is the server's receive key: {r:?}"
+    );
+    let (attributes, _) = v2_request("wrong");
+    let r = ask(&fr, "auth", &attributes);
+    assert_eq!(r.code, "Access-Reject", "{r:?}");
+    signed(&r);
+    assert!(
+        r.get("MS-CHAP-Error").is_some_and(|e| e.contains("E=691")),
+        "{r:?}"
+    );
+
+    // No Message-Authenticator in the request: dropped, no answer at all.
+    let err = fr
+        .radclient_unsigned(
+            "auth",
+            &format!("User-Name = {USER}, User-Password = \"{PASSWORD}\""),
+        )
+        .expect_err("an unsigned request must not be answered");
+    assert!(err.to_string().contains("no reply"), "{err}");
+    assert!(
+        fr.log()
+            .contains("does not contain required Message-Authenticator"),
+        "{}",
+        fr.log()
+    );
+
+    // Accounting reaches the detail file.
+    let r = ask(
+        &fr,
+        "acct",
+        &format!(
+            "User-Name = {USER}, Acct-Status-Type = Start, Acct-Session-Id = \"radius-lab-1\", NAS-Identifier = pptp-xdp"
+        ),
+    );
+    assert_eq!(r.code, "Accounting-Response", "{r:?}");
+    let detail = std::fs::read_to_string(fr.detail_file()).expect("detail file");
+    assert!(
+        detail.contains("Acct-Session-Id = \"radius-lab-1\"")
+            && detail.contains("Acct-Status-Type = Start"),
+        "{detail}"
+    );
+}
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_pptp-daemon"))
+}
+
+/// A lab whose daemon authenticates with RADIUS against `servers` (the
+/// real FreeRADIUS among them), `methods` offered in that order.
+fn radius_lab(
+    topology: Topology,
+    servers: &[SocketAddr],
+    methods: &str,
+    mppe: &'static str,
+) -> Lab {
+    Lab::start_in(
+        topology,
+        bin(),
+        &LabOptions {
+            xdp: false,
+            mppe,
+            auth: Some(format!(
+                "backend = \"radius\"\nmethods = [{methods}]\nfailure_delay_ms = 100"
+            )),
+            extra: daemon_radius_config(servers),
+            ..LabOptions::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The topology with FreeRADIUS already running in its server namespace.
+fn topology_with_freeradius() -> (Topology, FreeRadius) {
+    netns::require_root().expect("prerequisite");
+    let topology = Topology::new().expect("topology");
+    let fr = FreeRadius::start(&topology.server).unwrap_or_else(|e| panic!("{e}"));
+    (topology, fr)
+}
+
+/// Our client as `user`/`password` (the lab's own [`Lab::client`] always
+/// logs in as alice with the right password).
+fn client_as(lab: &Lab, user: &str, password: &str, extra: &[&str]) -> Process {
+    let mut args = vec![
+        "client",
+        "--server",
+        SERVER_WAN,
+        "--user",
+        user,
+        "--password",
+        password,
+        "--route",
+        "198.18.1.0/24",
+    ];
+    args.extend_from_slice(extra);
+    let log = lab
+        .dir
+        .join(format!("client-{}.log", netns::unique_name("c")));
+    Process::spawn(
+        &lab.topology.client,
+        "pptp client",
+        bin(),
+        &args,
+        Some(&log),
+    )
+    .expect("client starts")
+}
+
+/// Reads client lines until it is up (`Ok(up line)`) or reports a failure
+/// (`Err(line)`).
+fn outcome(client: &mut Process, lab: &Lab, fr: &FreeRadius) -> Result<Value, Value> {
+    let mut result = None;
+    client
+        .wait_for_line(Duration::from_secs(60), |line| {
+            let v: Value = serde_json::from_str(line).unwrap_or(Value::Null);
+            match v["event"].as_str() {
+                Some("up") => {
+                    result = Some(Ok(v));
+                    true
+                }
+                Some("failed") | Some("down") => {
+                    result = Some(Err(v));
+                    true
+                }
+                _ => false,
+            }
+        })
+        .unwrap_or_else(|e| {
+            panic!(
+                "{e}\ndaemon log:\n{}\nFreeRADIUS log:\n{}",
+                lab.daemon_log(),
+                fr.log()
+            )
+        });
+    result.expect("set when the wait succeeds")
+}
+
+fn up(client: &mut Process, lab: &Lab, fr: &FreeRadius) -> Value {
+    outcome(client, lab, fr).unwrap_or_else(|line| {
+        panic!(
+            "client: {line}\ndaemon log:\n{}\nFreeRADIUS log:\n{}",
+            lab.daemon_log(),
+            fr.log()
+        )
+    })
+}
+
+/// Ping and a TCP transfer both ways through an encrypted session: the
+/// MPPE keys the daemon took from RADIUS match the ones our client derives
+/// from its password, or nothing decrypts.
+fn assert_traffic(up: &Value, lab: &Lab, fr: &FreeRadius) {
+    assert_eq!(up["mppe"], Value::Bool(true), "{up}");
+    let addr = up["address"].as_str().expect("address");
+    let logs = || {
+        format!(
+            "daemon log:\n{}\nFreeRADIUS log:\n{}",
+            lab.daemon_log(),
+            fr.log()
+        )
+    };
+    lab.ping(addr, LAN_HOST, 3)
+        .unwrap_or_else(|e| panic!("{e}\n{}", logs()));
+    lab.tcp_echo(addr, 2_000_000)
+        .unwrap_or_else(|e| panic!("{e}\n{}", logs()));
+}
+
+#[test]
+fn mschapv2_with_mppe_keys_from_radius_passes_ping_and_tcp() {
+    let (topology, fr) = topology_with_freeradius();
+    let lab = radius_lab(topology, &[fr.auth_address()], "\"mschapv2\"", "require");
+    let mut client = lab.client(&["--mppe"]).expect("client");
+    let up = up(&mut client, &lab, &fr);
+    assert!(fr.logins_ok(USER) >= 1, "{}", fr.log());
+    assert_traffic(&up, &lab, &fr);
+}
+
+#[test]
+fn mschapv1_with_mppe_keys_from_radius_passes_ping_and_tcp() {
+    let (topology, fr) = topology_with_freeradius();
+    let lab = radius_lab(topology, &[fr.auth_address()], "\"mschap\"", "require");
+    let mut client = lab.client(&["--mppe"]).expect("client");
+    let up = up(&mut client, &lab, &fr);
+    assert!(fr.logins_ok(USER) >= 1, "{}", fr.log());
+    assert_traffic(&up, &lab, &fr);
+}
+
+/// A wrong password: FreeRADIUS rejects with MS-CHAP-Error E=691, which
+/// the daemon relays, and our client gives up reporting error 691.
+#[test]
+fn wrong_password_is_rejected_through_radius_with_error_691() {
+    let (topology, fr) = topology_with_freeradius();
+    let lab = radius_lab(topology, &[fr.auth_address()], "\"mschapv2\"", "require");
+    let mut client = client_as(&lab, USER, "not the password", &["--mppe"]);
+    let line = outcome(&mut client, &lab, &fr)
+        .map(|up| panic!("a wrong password got a session: {up}"))
+        .unwrap_err();
+    assert!(
+        line["reason"].as_str().is_some_and(|r| r.contains("691")),
+        "{line}\ndaemon log:\n{}",
+        lab.daemon_log()
+    );
+    assert!(
+        fr.logins_incorrect(USER) >= 1,
+        "the reject came from FreeRADIUS:\n{}",
+        fr.log()
+    );
+    assert!(lab.sessions().expect("sessions").is_empty());
+}
+
+/// The disabled user: rejected by FreeRADIUS whatever the password.
+#[test]
+fn disabled_user_is_rejected_through_radius() {
+    let (topology, fr) = topology_with_freeradius();
+    let lab = radius_lab(topology, &[fr.auth_address()], "\"mschapv2\"", "allow");
+    let mut client = client_as(&lab, DISABLED_USER, DISABLED_PASSWORD, &[]);
+    let line = outcome(&mut client, &lab, &fr)
+        .map(|up| panic!("a disabled user got a session: {up}"))
+        .unwrap_err();
+    assert!(
+        line["reason"].as_str().is_some_and(|r| r.contains("691")),
+        "{line}\ndaemon log:\n{}",
+        lab.daemon_log()
+    );
+    assert!(fr.logins_incorrect(DISABLED_USER) >= 1, "{}", fr.log());
+}
+
+/// The first server is dead (nothing listens on its port): the daemon
+/// fails over to the second, the real one, and the session passes traffic.
+#[test]
+fn dead_first_server_fails_over_to_the_second() {
+    let (topology, fr) = topology_with_freeradius();
+    let dead = SocketAddr::from((
+        [127, 0, 0, 1],
+        unused_port(&topology.server).expect("a port"),
+    ));
+    let lab = radius_lab(
+        topology,
+        &[dead, fr.auth_address()],
+        "\"mschapv2\"",
+        "require",
+    );
+    let mut client = lab.client(&["--mppe"]).expect("client");
+    let up = up(&mut client, &lab, &fr);
+    assert!(fr.logins_ok(USER) >= 1, "{}", fr.log());
+    assert_traffic(&up, &lab, &fr);
+}
