@@ -45,6 +45,7 @@ pub mod limiter;
 pub mod mschap;
 pub mod mschapv2;
 pub mod peer;
+pub mod radius;
 pub mod random;
 pub mod secrets;
 pub mod server;

@@ -1,0 +1,610 @@
+//! RADIUS authentication back end (RFC 2865, with RFC 2548's Microsoft
+//! attributes, RFC 2869/3579's Message-Authenticator and RFC 5080's
+//! retransmission rules): a [`Verifier`] that turns [`Credentials`] into an
+//! Access-Request and the answer into a [`Verdict`].
+//!
+//! Why our own codec: the crates checked (crates.io `radius` 0.4.0 and
+//! `radius-rust` 0.4.4, December 2026) do not fit. `radius` has no
+//! Microsoft (vendor 311) dictionary, no RFC 2548 salt decryption for
+//! MS-MPPE-Send-Key/Recv-Key (only the tagged Tunnel-Password form), and
+//! leaves Message-Authenticator's HMAC to the caller; `radius-rust` is
+//! driven by dictionary files read at run time, looks attributes up by
+//! name, and neither requires a Message-Authenticator on responses
+//! (BlastRADIUS, CVE-2024-3596). What we need is small: [`packet`] (a
+//! checked view, the request encoder, HMAC-MD5, the two password/key
+//! hiding schemes) and [`client`] (a sans-IO transaction with failover).
+//!
+//! The Access-Request carries Message-Authenticator (first, on every
+//! request), User-Name, NAS-Identifier, NAS-IP-Address (when configured),
+//! NAS-Port-Type Virtual, Service-Type Framed, Framed-Protocol PPP,
+//! Calling-Station-Id (the client's public address) and, per method:
+//!
+//! - PAP: User-Password (RFC 2865 section 5.2);
+//! - CHAP-MD5: CHAP-Password (identifier + response) and CHAP-Challenge
+//!   (RFC 2865 sections 5.3 and 5.40);
+//! - MS-CHAPv1: MS-CHAP-Challenge and MS-CHAP-Response (RFC 2548 sections
+//!   2.3.2 and 2.1.3);
+//! - MS-CHAPv2: MS-CHAP-Challenge and MS-CHAP2-Response (RFC 2548 sections
+//!   2.3.2 and 2.3.2).
+//!
+//! NAS-Port (the call ID) is not sent: [`Verifier::verify`] is given the
+//! source address and the credentials only. The MS-CHAP Ident octet is 0
+//! (the credentials do not carry the CHAP Identifier; servers do not use
+//! it to check the response, only echo it).
+//!
+//! Answers:
+//!
+//! - Access-Accept: [`Accepted`] with Framed-IP-Address as the static
+//!   address (255.255.255.254, "the NAS assigns", and 255.255.255.255, "the
+//!   user chooses", give none: our pool), the MS-CHAPv2 Authenticator
+//!   Response from MS-CHAP2-Success (RFC 2548 section 2.3.3) which the
+//!   engine relays in its Success message, and MPPE keys: MS-MPPE-Send-Key
+//!   and MS-MPPE-Recv-Key (RFC 2548 sections 2.4.2, 2.4.3) are the
+//!   server-side MasterSendKey and MasterReceiveKey of RFC 3079 section 3
+//!   ([`MppeMaterial::V2`]); MS-CHAP-MPPE-Keys (RFC 2548 section 2.4.1) for
+//!   MS-CHAPv1 carries the LM key and the NT password hash hash
+//!   ([`MppeMaterial::V1`]; FreeRADIUS leaves the LM key zero, so 40 and
+//!   56-bit MS-CHAPv1 keys from it are not the client's).
+//! - Access-Reject: [`Rejection`] from MS-CHAP-Error's `E=` (RFC 2548
+//!   section 2.1.5): 646/647 restricted, 648 expired, 649 no dial-in, 691
+//!   and anything else bad credentials. Access-Challenge is refused the
+//!   same way (PPP has no place for it).
+//! - No answer from any server: [`Rejection::BackendUnavailable`].
+//!
+//! Reply attributes the daemon cannot act on yet (Session-Timeout,
+//! Idle-Timeout, Acct-Interim-Interval, Class, Framed-MTU, Framed-Pool,
+//! ...) and unknown attributes are logged once per type and ignored.
+//!
+//! Blocking: [`RadiusVerifier::verify`] runs a [`client::Transaction`] on
+//! its own UDP socket with [`client::run_blocking`]; the daemon calls it in
+//! `tokio::task::spawn_blocking`. At most [`MAX_IN_FLIGHT`] requests run at
+//! once; more are refused as [`Rejection::BackendUnavailable`].
+
+pub mod client;
+pub mod packet;
+
+#[cfg(test)]
+mod tests;
+
+use std::{
+    collections::HashSet,
+    fmt,
+    net::{IpAddr, Ipv4Addr},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
+    time::Instant,
+};
+
+use self::{
+    client::{ClientSettings, DropReason, Event, Health, Outcome, Transaction},
+    packet::{AccessRequest, Code, Packet, RequestAttribute, ResponseError, attr, ms},
+};
+use super::{
+    Accepted, AddressPolicy, Credentials, MppeMaterial, Rejection, Verdict, Verifier,
+    random::RandomSource,
+};
+use crate::{
+    logsafe::Escaped,
+    wire::chap::{FailureCode, MsChapFailure, MsChapV2Success},
+};
+
+/// Requests in flight at most (each holds a blocking thread and a socket).
+pub const MAX_IN_FLIGHT: usize = 256;
+
+/// Attribute types logged as ignored, at most (then silence).
+const MAX_LOGGED_TYPES: usize = 1024;
+
+/// What the RADIUS back end needs from the configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RadiusSettings {
+    /// NAS-Identifier (RFC 2865 section 5.32).
+    pub nas_identifier: String,
+    /// NAS-IP-Address (RFC 2865 section 5.4), if set.
+    pub nas_ip_address: Option<Ipv4Addr>,
+    pub client: ClientSettings,
+}
+
+/// Counters of the RADIUS back end.
+#[derive(Debug, Default)]
+pub struct RadiusStats {
+    pub requests: AtomicU64,
+    pub accepts: AtomicU64,
+    pub rejects: AtomicU64,
+    pub challenges: AtomicU64,
+    /// Requests no server answered.
+    pub no_answer: AtomicU64,
+    /// Requests refused because [`MAX_IN_FLIGHT`] were running.
+    pub overloaded: AtomicU64,
+    /// Retransmission rounds that ended with a server marked dead.
+    pub server_dead: AtomicU64,
+    /// Responses dropped for a missing Message-Authenticator (BlastRADIUS).
+    pub dropped_no_message_authenticator: AtomicU64,
+    /// Responses dropped for a bad Message-Authenticator or Response
+    /// Authenticator.
+    pub dropped_bad_authenticator: AtomicU64,
+    /// Other dropped datagrams (malformed, wrong identifier or source).
+    pub dropped_other: AtomicU64,
+}
+
+/// The RADIUS [`Verifier`].
+pub struct RadiusVerifier {
+    settings: RadiusSettings,
+    client: Arc<ClientSettings>,
+    health: Mutex<Health>,
+    random: RandomSource,
+    in_flight: AtomicUsize,
+    stats: RadiusStats,
+    /// Attribute types already logged as not applied or unknown:
+    /// (vendor, type), vendor 0 for standard attributes; at most
+    /// [`MAX_LOGGED_TYPES`].
+    logged: Mutex<HashSet<(u32, u8)>>,
+}
+
+impl fmt::Debug for RadiusVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RadiusVerifier")
+            .field("servers", &self.client.servers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RadiusVerifier {
+    pub fn new(settings: RadiusSettings, random: RandomSource) -> RadiusVerifier {
+        let client = Arc::new(settings.client.clone());
+        RadiusVerifier {
+            health: Mutex::new(Health::new(client.servers.len())),
+            client,
+            settings,
+            random,
+            in_flight: AtomicUsize::new(0),
+            stats: RadiusStats::default(),
+            logged: Mutex::new(HashSet::new()),
+        }
+    }
+
+    pub fn stats(&self) -> &RadiusStats {
+        &self.stats
+    }
+
+    /// A transaction for these credentials, starting with the servers
+    /// [`Health`] allows at `now` (for a driver of the caller's; `None`
+    /// when the credentials do not fit in RADIUS attributes).
+    pub fn transaction(
+        &self,
+        source: IpAddr,
+        credentials: &Credentials,
+        now: Instant,
+    ) -> Option<Transaction> {
+        let request = access_request(&self.settings, source, credentials)?;
+        let order = self
+            .health
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .order(now);
+        Some(Transaction::new(
+            self.client.clone(),
+            request,
+            order,
+            self.random.clone(),
+            now,
+        ))
+    }
+
+    /// Applies a transaction's event: server health and counters.
+    pub fn handle_event(&self, event: &Event, now: Instant) {
+        client::update_health(&self.health, event, now, self.client.dead_time);
+        let count = |c: &AtomicU64| {
+            c.fetch_add(1, Ordering::Relaxed);
+        };
+        match event {
+            Event::ServerDead { server } => {
+                count(&self.stats.server_dead);
+                if let Some(s) = self.client.servers.get(*server) {
+                    tracing::warn!(server = %s.address, hold_down = ?self.client.dead_time, "RADIUS server did not answer");
+                }
+            }
+            Event::Dropped { server, reason } => {
+                let counter = match reason {
+                    DropReason::Invalid(ResponseError::MissingMessageAuthenticator) => {
+                        &self.stats.dropped_no_message_authenticator
+                    }
+                    DropReason::Invalid(
+                        ResponseError::BadMessageAuthenticator
+                        | ResponseError::BadResponseAuthenticator,
+                    ) => &self.stats.dropped_bad_authenticator,
+                    _ => &self.stats.dropped_other,
+                };
+                count(counter);
+                let server = server
+                    .and_then(|i| self.client.servers.get(i))
+                    .map(|s| s.address);
+                tracing::debug!(?server, ?reason, "RADIUS response dropped");
+            }
+            Event::Answered { .. } | Event::Exhausted => {}
+        }
+    }
+
+    /// The verdict for a checked response to `credentials` (from
+    /// [`Event::Answered`]).
+    pub fn verdict(
+        &self,
+        credentials: &Credentials,
+        server: usize,
+        response: &[u8],
+        request_authenticator: &[u8; 16],
+    ) -> Verdict {
+        let Some(server) = self.client.servers.get(server) else {
+            return Verdict::Reject(Rejection::BackendUnavailable);
+        };
+        let Ok(packet) = Packet::new_checked(response) else {
+            return Verdict::Reject(Rejection::BackendUnavailable);
+        };
+        let reply = Reply::parse(&packet, &server.secret, request_authenticator);
+        for (vendor, kind) in &reply.ignored {
+            self.log_once(*vendor, *kind);
+        }
+        let verdict = reply.verdict(credentials);
+        let counter = match (packet.code(), &verdict) {
+            (Code::AccessAccept, Verdict::Accept(_)) => &self.stats.accepts,
+            (Code::AccessChallenge, _) => &self.stats.challenges,
+            _ => &self.stats.rejects,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        verdict
+    }
+
+    fn log_once(&self, vendor: u32, kind: u8) {
+        {
+            let mut logged = self.logged.lock().unwrap_or_else(|e| e.into_inner());
+            if logged.len() >= MAX_LOGGED_TYPES || !logged.insert((vendor, kind)) {
+                return;
+            }
+        }
+        match (vendor, attribute_name(vendor, kind)) {
+            (_, Some(name)) => {
+                tracing::info!("RADIUS reply attribute {name} is not applied yet; ignored")
+            }
+            (0, None) => tracing::info!("RADIUS reply attribute type {kind} unknown; ignored"),
+            (v, None) => {
+                tracing::info!("RADIUS reply attribute vendor {v} type {kind} unknown; ignored")
+            }
+        }
+    }
+}
+
+/// Decrements the in-flight count when a request ends.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Verifier for RadiusVerifier {
+    fn verify(&self, source: IpAddr, credentials: &Credentials) -> Verdict {
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        if self.in_flight.fetch_add(1, Ordering::AcqRel) >= MAX_IN_FLIGHT {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            self.stats.overloaded.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("RADIUS: {MAX_IN_FLIGHT} requests in flight; refused");
+            return Verdict::Reject(Rejection::BackendUnavailable);
+        }
+        let _guard = InFlight(&self.in_flight);
+        let Some(transaction) = self.transaction(source, credentials, Instant::now()) else {
+            tracing::info!(user = %Escaped::new(credentials.user()), "credentials too long for RADIUS");
+            return Verdict::Reject(Rejection::BadCredentials);
+        };
+        match client::run_blocking(transaction, |e, now| self.handle_event(e, now)) {
+            Outcome::Answered {
+                server,
+                response,
+                request_authenticator,
+            } => self.verdict(credentials, server, &response, &request_authenticator),
+            Outcome::NoAnswer => {
+                self.stats.no_answer.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(user = %Escaped::new(credentials.user()), "no RADIUS server answered");
+                Verdict::Reject(Rejection::BackendUnavailable)
+            }
+        }
+    }
+}
+
+/// The Access-Request for `credentials` from `source`, or `None` when a
+/// value does not fit (user name over 253 octets, password over 128).
+pub fn access_request(
+    settings: &RadiusSettings,
+    source: IpAddr,
+    credentials: &Credentials,
+) -> Option<AccessRequest> {
+    use RequestAttribute as A;
+    let user = credentials.user().as_bytes();
+    if user.len() > packet::MAX_VALUE_LEN {
+        return None;
+    }
+    let mut attributes = vec![
+        A::plain(attr::USER_NAME, user),
+        A::plain(attr::NAS_IDENTIFIER, settings.nas_identifier.as_bytes()),
+    ];
+    if let Some(ip) = settings.nas_ip_address {
+        attributes.push(A::plain(attr::NAS_IP_ADDRESS, ip.octets()));
+    }
+    attributes.extend([
+        A::integer(attr::NAS_PORT_TYPE, attr::NAS_PORT_TYPE_VIRTUAL),
+        A::integer(attr::SERVICE_TYPE, attr::SERVICE_TYPE_FRAMED),
+        A::integer(attr::FRAMED_PROTOCOL, attr::FRAMED_PROTOCOL_PPP),
+        A::plain(attr::CALLING_STATION_ID, source.to_string()),
+    ]);
+    match credentials {
+        Credentials::Pap { password, .. } => {
+            if password.len() > packet::MAX_PASSWORD_LEN {
+                return None;
+            }
+            attributes.push(A::UserPassword(password.clone()));
+        }
+        Credentials::ChapMd5 {
+            identifier,
+            challenge,
+            response,
+            ..
+        } => {
+            if challenge.is_empty() || challenge.len() > packet::MAX_VALUE_LEN {
+                return None;
+            }
+            let mut value = vec![*identifier];
+            value.extend_from_slice(response);
+            attributes.push(A::plain(attr::CHAP_PASSWORD, value));
+            attributes.push(A::plain(attr::CHAP_CHALLENGE, challenge.clone()));
+        }
+        Credentials::MsChapV1 {
+            challenge,
+            lm_response,
+            nt_response,
+            use_nt_response,
+            ..
+        } => {
+            // RFC 2548 section 2.1.3: Ident, Flags (1: use the NT
+            // response), LM-Response, NT-Response.
+            let mut value = vec![0, u8::from(*use_nt_response)];
+            value.extend_from_slice(lm_response);
+            value.extend_from_slice(nt_response);
+            attributes.push(A::microsoft(ms::CHAP_CHALLENGE, challenge.to_vec()));
+            attributes.push(A::microsoft(ms::CHAP_RESPONSE, value));
+        }
+        Credentials::MsChapV2 {
+            authenticator_challenge,
+            peer_challenge,
+            nt_response,
+            ..
+        } => {
+            // RFC 2548 section 2.3.2: Ident, Flags, Peer-Challenge,
+            // Reserved (8 zero octets), Response.
+            let mut value = vec![0, 0];
+            value.extend_from_slice(peer_challenge);
+            value.extend_from_slice(&[0; 8]);
+            value.extend_from_slice(nt_response);
+            attributes.push(A::microsoft(
+                ms::CHAP_CHALLENGE,
+                authenticator_challenge.to_vec(),
+            ));
+            attributes.push(A::microsoft(ms::CHAP2_RESPONSE, value));
+        }
+    }
+    Some(AccessRequest { attributes })
+}
+
+/// What we read from a checked response.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Reply {
+    pub code: Option<Code>,
+    /// Framed-IP-Address (RFC 2865 section 5.8).
+    pub framed_ip_address: Option<Ipv4Addr>,
+    /// MS-CHAP2-Success (RFC 2548 section 2.3.3): the Authenticator
+    /// Response of its `S=` field.
+    pub authenticator_response: Option<[u8; 20]>,
+    /// MS-CHAP2-Success was present but not `Ident S=<40 hex>`.
+    pub bad_success: bool,
+    /// MS-CHAP-Error's `E=` (RFC 2548 section 2.1.5).
+    pub error: Option<FailureCode>,
+    /// MS-MPPE-Send-Key / MS-MPPE-Recv-Key, decrypted (RFC 2548 section
+    /// 2.4.2, 2.4.3).
+    pub send_key: Option<Vec<u8>>,
+    pub recv_key: Option<Vec<u8>>,
+    /// MS-CHAP-MPPE-Keys, decrypted (RFC 2548 section 2.4.1): LM key (8)
+    /// and NT key (16).
+    pub mschap_keys: Option<([u8; 8], [u8; 16])>,
+    /// (vendor, type) of attributes not applied (vendor 0: standard).
+    pub ignored: Vec<(u32, u8)>,
+}
+
+impl fmt::Debug for Reply {
+    /// Keys are not shown.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reply")
+            .field("code", &self.code)
+            .field("framed_ip_address", &self.framed_ip_address)
+            .field("error", &self.error)
+            .field("has_send_key", &self.send_key.is_some())
+            .field("has_recv_key", &self.recv_key.is_some())
+            .field("has_mschap_keys", &self.mschap_keys.is_some())
+            .field("ignored", &self.ignored)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Reply {
+    /// Reads the attributes we act on; `secret` and the Request
+    /// Authenticator decrypt the keys.
+    pub fn parse(
+        packet: &Packet<&[u8]>,
+        secret: &[u8],
+        request_authenticator: &[u8; 16],
+    ) -> Reply {
+        let mut reply = Reply {
+            code: Some(packet.code()),
+            ..Reply::default()
+        };
+        for a in packet.attributes() {
+            match a.kind {
+                attr::MESSAGE_AUTHENTICATOR | attr::PROXY_STATE => {}
+                // Echoed by the server; RFC 2865 section 5.33: not ours.
+                attr::FRAMED_IP_ADDRESS => {
+                    if let Ok(octets) = <[u8; 4]>::try_from(a.value) {
+                        reply.framed_ip_address = Some(Ipv4Addr::from(octets));
+                    }
+                }
+                attr::SERVICE_TYPE | attr::FRAMED_PROTOCOL | attr::REPLY_MESSAGE => {}
+                attr::VENDOR_SPECIFIC => match a.vendor() {
+                    Some((ms::VENDOR_ID, subs)) => {
+                        for (kind, value) in subs {
+                            reply.microsoft(kind, value, secret, request_authenticator);
+                        }
+                    }
+                    Some((vendor, subs)) => {
+                        for (kind, _) in subs {
+                            reply.ignore(vendor, kind);
+                        }
+                    }
+                    None => reply.ignore(0, a.kind),
+                },
+                kind => reply.ignore(0, kind),
+            }
+        }
+        reply
+    }
+
+    fn ignore(&mut self, vendor: u32, kind: u8) {
+        if !self.ignored.contains(&(vendor, kind)) {
+            self.ignored.push((vendor, kind));
+        }
+    }
+
+    fn microsoft(&mut self, kind: u8, value: &[u8], secret: &[u8], ra: &[u8; 16]) {
+        match kind {
+            ms::CHAP2_SUCCESS => {
+                // Ident, then "S=<40 hex digits>" (maybe " M=...").
+                match value
+                    .get(1..)
+                    .map(MsChapV2Success::parse)
+                    .and_then(Result::ok)
+                {
+                    Some(s) => self.authenticator_response = Some(s.authenticator_response),
+                    None => self.bad_success = true,
+                }
+            }
+            ms::CHAP_ERROR => {
+                self.error = value
+                    .get(1..)
+                    .and_then(|text| MsChapFailure::parse(text).ok())
+                    .map(|f| f.error);
+            }
+            ms::MPPE_SEND_KEY => {
+                self.send_key = packet::decrypt_salted_key(value, secret, ra).ok();
+            }
+            ms::MPPE_RECV_KEY => {
+                self.recv_key = packet::decrypt_salted_key(value, secret, ra).ok();
+            }
+            ms::CHAP_MPPE_KEYS => {
+                let plain = packet::unhide_password(value, secret, ra);
+                if plain.len() >= 24 {
+                    let mut lm = [0u8; 8];
+                    let mut nt = [0u8; 16];
+                    lm.copy_from_slice(&plain[..8]);
+                    nt.copy_from_slice(&plain[8..24]);
+                    self.mschap_keys = Some((lm, nt));
+                }
+            }
+            ms::MPPE_ENCRYPTION_POLICY | ms::MPPE_ENCRYPTION_TYPES => {}
+            other => self.ignore(ms::VENDOR_ID, other),
+        }
+    }
+
+    /// The verdict for `credentials` (see the module documentation).
+    pub fn verdict(&self, credentials: &Credentials) -> Verdict {
+        match self.code {
+            Some(Code::AccessAccept) => {}
+            Some(Code::AccessReject) => {
+                return Verdict::Reject(self.error.map_or(Rejection::BadCredentials, rejection));
+            }
+            _ => return Verdict::Reject(Rejection::BadCredentials),
+        }
+        let static_address = self.framed_ip_address.filter(|ip| {
+            *ip != Ipv4Addr::new(255, 255, 255, 254) && *ip != Ipv4Addr::BROADCAST
+        });
+        let mppe = match credentials {
+            Credentials::MsChapV2 { .. } => match (&self.send_key, &self.recv_key) {
+                (Some(send), Some(recv)) if send.len() >= 16 && recv.len() >= 16 => {
+                    let mut master_send_key = [0u8; 16];
+                    let mut master_recv_key = [0u8; 16];
+                    master_send_key.copy_from_slice(&send[..16]);
+                    master_recv_key.copy_from_slice(&recv[..16]);
+                    Some(MppeMaterial::V2 {
+                        master_send_key,
+                        master_recv_key,
+                    })
+                }
+                _ => None,
+            },
+            Credentials::MsChapV1 { challenge, .. } => {
+                self.mschap_keys.map(|(lm_key, nt)| MppeMaterial::V1 {
+                    lm_key,
+                    nt_password_hash_hash: nt,
+                    challenge: *challenge,
+                })
+            }
+            _ => None,
+        };
+        let authenticator_response = match credentials {
+            Credentials::MsChapV2 { .. } => {
+                if self.authenticator_response.is_none() {
+                    tracing::warn!(
+                        "RADIUS Access-Accept for MS-CHAPv2 without a valid MS-CHAP2-Success: \
+                         the client cannot authenticate us; refused"
+                    );
+                    return Verdict::Reject(Rejection::BackendUnavailable);
+                }
+                self.authenticator_response
+            }
+            _ => None,
+        };
+        Verdict::Accept(Accepted {
+            user: credentials.user().to_owned(),
+            static_address,
+            addresses: static_address.map_or_else(AddressPolicy::any, AddressPolicy::only),
+            authenticator_response,
+            mppe,
+        })
+    }
+}
+
+/// The rejection for an MS-CHAP error code (RFC 2548 section 2.1.5,
+/// RFC 2759 section 6).
+pub fn rejection(code: FailureCode) -> Rejection {
+    match code {
+        FailureCode::RestrictedLogonHours | FailureCode::AcctDisabled => {
+            Rejection::AccountRestricted
+        }
+        FailureCode::PasswdExpired => Rejection::PasswordExpired,
+        FailureCode::NoDialinPermission => Rejection::NoDialinPermission,
+        FailureCode::AuthenticationFailure
+        | FailureCode::ChangingPassword
+        | FailureCode::Unknown(_) => Rejection::BadCredentials,
+    }
+}
+
+/// A name for the log, for the attributes we know but do not apply.
+fn attribute_name(vendor: u32, kind: u8) -> Option<&'static str> {
+    Some(match (vendor, kind) {
+        (0, attr::FRAMED_IP_NETMASK) => "Framed-IP-Netmask",
+        (0, attr::FRAMED_MTU) => "Framed-MTU",
+        (0, attr::STATE) => "State",
+        (0, attr::CLASS) => "Class",
+        (0, attr::SESSION_TIMEOUT) => "Session-Timeout",
+        (0, attr::IDLE_TIMEOUT) => "Idle-Timeout",
+        (0, attr::ACCT_INTERIM_INTERVAL) => "Acct-Interim-Interval",
+        (0, attr::FRAMED_POOL) => "Framed-Pool",
+        _ => return None,
+    })
+}
