@@ -141,10 +141,22 @@ impl FreeRadius {
     /// As [`FreeRadius::start`], on the given auth port (accounting on the
     /// next one).
     pub fn start_on(ns: &Netns, auth_port: u16) -> Result<Self, FreeRadiusError> {
+        Self::start_with(ns, auth_port, true)
+    }
+
+    /// As [`FreeRadius::start`], but as Debian's 3.2.1 behaves out of the
+    /// box: Access-Accept and Access-Reject without Message-Authenticator
+    /// (what a client must refuse since BlastRADIUS, CVE-2024-3596).
+    pub fn start_unsigned(ns: &Netns) -> Result<Self, FreeRadiusError> {
+        let auth_port = free_port_pair(ns)?;
+        Self::start_with(ns, auth_port, false)
+    }
+
+    fn start_with(ns: &Netns, auth_port: u16, sign: bool) -> Result<Self, FreeRadiusError> {
         let program = find_program("freeradius")?;
         let dir = std::env::temp_dir().join(format!("pptp-{}", netns::unique_name("frad")));
         std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
-        write_config(&dir, auth_port)?;
+        write_config(&dir, auth_port, sign)?;
         let log = dir.join("radiusd.log");
         let out = std::fs::File::create(&log).map_err(io(format!("creating {}", log.display())))?;
         let err = out
@@ -374,9 +386,14 @@ fn parse_radclient(out: &str) -> Option<Reply> {
     reply
 }
 
-fn write_config(dir: &Path, auth_port: u16) -> Result<(), FreeRadiusError> {
+fn write_config(dir: &Path, auth_port: u16, sign: bool) -> Result<(), FreeRadiusError> {
     let d = dir.display();
     let acct_port = auth_port + 1;
+    let sign_reply = if sign {
+        "update reply {\n\t\t\tMessage-Authenticator := 0x00\n\t\t}"
+    } else {
+        "# unsigned: replies as stock FreeRADIUS 3.2.1 sends them"
+    };
     let radiusd = format!(
         r#"# Written by pptp-daemon's radius_lab for one test run.
 prefix = /usr
@@ -488,13 +505,9 @@ server default {{
 	# FreeRADIUS 3.2.1 signs no reply of its own accord (see the module
 	# documentation): ask for a Message-Authenticator in every one.
 	post-auth {{
-		update reply {{
-			Message-Authenticator := 0x00
-		}}
+		{sign_reply}
 		Post-Auth-Type REJECT {{
-			update reply {{
-				Message-Authenticator := 0x00
-			}}
+			{sign_reply}
 		}}
 	}}
 }}
