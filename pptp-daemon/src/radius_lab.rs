@@ -25,7 +25,8 @@
 //! computes when it signs the packet (the workaround of the FreeRADIUS
 //! BlastRADIUS advisory for older versions). Every Access-Accept and
 //! Access-Reject of this server so carries a valid Message-Authenticator,
-//! as a client that requires one (ours) needs.
+//! as a client that requires one (ours) needs; [`FreeRadius::start_unsigned`]
+//! leaves the workaround out, for tests that such answers are refused.
 //!
 //! Missing binaries fail with the package names and `cargo xtask setup` as
 //! the fix; nothing is skipped.
