@@ -314,11 +314,7 @@ pub enum RequestAttribute {
     Plain { kind: u8, value: Vec<u8> },
     /// A Vendor-Specific attribute with one sub-attribute (RFC 2865
     /// section 5.26).
-    Vendor {
-        vendor: u32,
-        kind: u8,
-        value: Vec<u8>,
-    },
+    Vendor { vendor: u32, kind: u8, value: Vec<u8> },
     /// User-Password, hidden with the secret (RFC 2865 section 5.2).
     UserPassword(Vec<u8>),
 }
