@@ -9,7 +9,8 @@
 //! from this module); [`Config`] maps onto them once, at start and on
 //! reload: [`Config::session_config`], [`Config::control_settings`],
 //! [`Config::server_auth_settings`], [`Config::source_limits`],
-//! [`Config::limits`], [`Config::xdp_mode`]. [`Config::parse`] checks
+//! [`Config::limits`], [`Config::xdp_mode`], [`Config::radius_settings`].
+//! [`Config::parse`] checks
 //! every value against bounds first, so no mapped duration can overflow
 //! `Instant` arithmetic and no count or pool is unbounded.
 
@@ -25,7 +26,15 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::proto::pool::PoolRange;
 use crate::{
-    auth::{AuthMethod, limiter::SourceLimits, server::ServerSettings},
+    auth::{
+        AuthMethod,
+        limiter::SourceLimits,
+        radius::{
+            RadiusSettings,
+            client::{ClientSettings, Server},
+        },
+        server::ServerSettings,
+    },
     dataplane::xdp::XdpMode,
     mppe::KeyLength,
     proto::{
@@ -54,6 +63,7 @@ pub struct Config {
     pub mppe: MppeConfig,
     pub control: ControlConfig,
     pub limits: LimitsConfig,
+    pub radius: RadiusConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -166,9 +176,21 @@ pub enum AuthMethodSetting {
     Pap,
 }
 
+/// `auth.backend`: who checks credentials.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthBackend {
+    /// The chap-secrets file (`auth.secrets`).
+    #[default]
+    Secrets,
+    /// The RADIUS servers of `[radius]`.
+    Radius,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
+    pub backend: AuthBackend,
     pub methods: Vec<AuthMethodSetting>,
     pub secrets: PathBuf,
     pub max_attempts: u32,
@@ -180,6 +202,7 @@ pub struct AuthConfig {
 impl Default for AuthConfig {
     fn default() -> Self {
         Self {
+            backend: AuthBackend::Secrets,
             methods: vec![
                 AuthMethodSetting::MsChapV2,
                 AuthMethodSetting::MsChapV1,
@@ -284,6 +307,69 @@ impl Default for LimitsConfig {
         }
     }
 }
+
+/// `[radius]`: the RADIUS authentication back end (`auth.backend =
+/// "radius"`), mapped onto [`RadiusSettings`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RadiusConfig {
+    /// NAS-Identifier of our requests (1 to 253 bytes).
+    pub nas_identifier: String,
+    /// NAS-IP-Address of our requests, if set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nas_ip_address: Option<Ipv4Addr>,
+    /// Wait for an answer per transmission (10 to 60000 ms).
+    pub timeout_ms: u64,
+    /// Retransmissions per server before failing over (0 to 10).
+    pub retries: u32,
+    /// Hold-down of a server that did not answer (0 to 86400 s).
+    pub dead_time_secs: u64,
+    /// In order of preference (`[[radius.servers]]`), at most 16.
+    pub servers: Vec<RadiusServerConfig>,
+}
+
+impl Default for RadiusConfig {
+    fn default() -> Self {
+        Self {
+            nas_identifier: "pptp-xdp".into(),
+            nas_ip_address: None,
+            timeout_ms: 1000,
+            retries: 2,
+            dead_time_secs: 30,
+            servers: Vec::new(),
+        }
+    }
+}
+
+/// One `[[radius.servers]]` entry. `Debug` and the effective
+/// configuration (`--check-config`) do not show the secret.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RadiusServerConfig {
+    /// `address:port` (authentication, usually 1812).
+    pub address: SocketAddr,
+    /// The shared secret (1 to 128 bytes).
+    #[serde(serialize_with = "hidden_secret")]
+    pub secret: String,
+}
+
+/// What `--check-config` prints in place of a RADIUS secret.
+pub const HIDDEN_SECRET: &str = "(hidden)";
+
+fn hidden_secret<S: serde::Serializer>(_: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(HIDDEN_SECRET)
+}
+
+impl fmt::Debug for RadiusServerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RadiusServerConfig")
+            .field("address", &self.address)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Most `[[radius.servers]]`.
+pub const MAX_RADIUS_SERVERS: usize = 16;
 
 impl From<XdpModeSetting> for XdpMode {
     fn from(mode: XdpModeSetting) -> Self {
@@ -424,7 +510,81 @@ impl Config {
         self.validate_auth()?;
         self.validate_mppe()?;
         self.validate_timers_and_counts()?;
+        self.validate_radius()?;
         self.validate_dataplane()
+    }
+
+    fn validate_radius(&self) -> Result<(), (String, String)> {
+        let radius = &self.radius;
+        if self.auth.backend == AuthBackend::Radius && radius.servers.is_empty() {
+            return invalid(
+                "auth.backend",
+                "\"radius\" needs at least one [[radius.servers]] entry (address and secret)"
+                    .into(),
+            );
+        }
+        if radius.nas_identifier.is_empty() || radius.nas_identifier.len() > 253 {
+            return invalid(
+                "radius.nas_identifier",
+                "must be 1 to 253 bytes (RFC 2865 section 5.32)".into(),
+            );
+        }
+        if let Some(ip) = radius.nas_ip_address
+            && (ip.is_unspecified() || ip.is_multicast() || ip.is_broadcast())
+        {
+            return invalid(
+                "radius.nas_ip_address",
+                format!("{ip} is not an address of ours"),
+            );
+        }
+        bounded("radius.timeout_ms", radius.timeout_ms, 10..=60_000, " ms")?;
+        bounded("radius.retries", radius.retries, 0..=10, "")?;
+        bounded(
+            "radius.dead_time_secs",
+            radius.dead_time_secs,
+            0..=DAY_SECS,
+            " s",
+        )?;
+        if radius.servers.len() > MAX_RADIUS_SERVERS {
+            return invalid(
+                &format!("radius.servers[{MAX_RADIUS_SERVERS}]"),
+                format!(
+                    "{} servers; at most {MAX_RADIUS_SERVERS}",
+                    radius.servers.len()
+                ),
+            );
+        }
+        for (i, server) in radius.servers.iter().enumerate() {
+            let address = server.address;
+            let ip = address.ip();
+            if address.port() == 0 || ip.is_unspecified() || ip.is_multicast() {
+                return invalid(
+                    &format!("radius.servers[{i}].address"),
+                    format!("{address} is not a server's address (port 1812 is usual)"),
+                );
+            }
+            if let IpAddr::V4(v4) = ip
+                && v4.is_broadcast()
+            {
+                return invalid(
+                    &format!("radius.servers[{i}].address"),
+                    format!("{address} is not a server's address"),
+                );
+            }
+            if radius.servers[..i].iter().any(|s| s.address == address) {
+                return invalid(
+                    &format!("radius.servers[{i}].address"),
+                    format!("{address} is listed twice"),
+                );
+            }
+            if server.secret.is_empty() || server.secret.len() > 128 {
+                return invalid(
+                    &format!("radius.servers[{i}].secret"),
+                    "the shared secret must be 1 to 128 bytes".into(),
+                );
+            }
+        }
+        Ok(())
     }
 
     fn validate_server(&self) -> Result<(), (String, String)> {
@@ -820,6 +980,29 @@ impl Config {
         }
     }
 
+    /// The RADIUS back end's settings (`[radius]`), whatever
+    /// `auth.backend` says.
+    pub fn radius_settings(&self) -> RadiusSettings {
+        let radius = &self.radius;
+        RadiusSettings {
+            nas_identifier: radius.nas_identifier.clone(),
+            nas_ip_address: radius.nas_ip_address,
+            client: ClientSettings {
+                servers: radius
+                    .servers
+                    .iter()
+                    .map(|s| Server {
+                        address: s.address,
+                        secret: s.secret.as_bytes().to_vec(),
+                    })
+                    .collect(),
+                timeout: Duration::from_millis(radius.timeout_ms.max(1)),
+                retries: radius.retries,
+                dead_time: Duration::from_secs(radius.dead_time_secs),
+            },
+        }
+    }
+
     /// Failed authentications per source address (`auth.source_*`).
     pub fn source_limits(&self) -> SourceLimits {
         SourceLimits {
@@ -927,6 +1110,17 @@ fn field_offset(text: &str, field: &str) -> Option<usize> {
         item = next;
         best = item.span().map(|s| s.start).or(best);
         if let Some(i) = index {
+            // `[[radius.servers]]`: an array of tables; go on inside the entry.
+            if item.is_array_of_tables() {
+                let Some(entry) = item.get(i) else { break };
+                item = entry;
+                best = item
+                    .as_table()
+                    .and_then(|t| t.span())
+                    .map(|s| s.start)
+                    .or(best);
+                continue;
+            }
             match item.as_array().and_then(|a| a.get(i)) {
                 Some(v) => {
                     best = v.span().map(|s| s.start).or(best);
@@ -1535,6 +1729,117 @@ mod tests {
         ] {
             let c = Config::parse(&format!("[dataplane]\nxdp_mode = \"{text}\"\n"), "x").unwrap();
             assert_eq!(c.xdp_mode(), mode);
+        }
+    }
+
+    // ----- [radius] -----
+
+    const RADIUS_EXAMPLE: &str = "[auth]\nbackend = \"radius\"\n\
+        [radius]\nnas_identifier = \"pptp-xdp\"\nnas_ip_address = \"198.18.0.1\"\n\
+        timeout_ms = 1000\nretries = 2\ndead_time_secs = 30\n\
+        [[radius.servers]]\naddress = \"127.0.0.1:1812\"\nsecret = \"testing123\"\n\
+        [[radius.servers]]\naddress = \"127.0.0.2:1812\"\nsecret = \"other\"\n";
+
+    #[test]
+    fn radius_section_maps_onto_radius_settings() {
+        let c = Config::parse(RADIUS_EXAMPLE, "x").unwrap();
+        assert_eq!(c.auth.backend, AuthBackend::Radius);
+        let s = c.radius_settings();
+        assert_eq!(s.nas_identifier, "pptp-xdp");
+        assert_eq!(s.nas_ip_address, Some(Ipv4Addr::new(198, 18, 0, 1)));
+        assert_eq!(s.client.timeout, Duration::from_millis(1000));
+        assert_eq!(s.client.retries, 2);
+        assert_eq!(s.client.dead_time, Duration::from_secs(30));
+        assert_eq!(
+            s.client.servers,
+            [
+                Server {
+                    address: "127.0.0.1:1812".parse().unwrap(),
+                    secret: b"testing123".to_vec(),
+                },
+                Server {
+                    address: "127.0.0.2:1812".parse().unwrap(),
+                    secret: b"other".to_vec(),
+                },
+            ]
+        );
+        // The default back end is the secrets file, with no servers needed.
+        let d = Config::default();
+        assert_eq!(d.auth.backend, AuthBackend::Secrets);
+        assert!(d.radius_settings().client.servers.is_empty());
+        // Secrets are not shown, neither by --check-config nor by Debug.
+        let shown = c.to_toml();
+        assert!(
+            !shown.contains("testing123") && shown.contains(HIDDEN_SECRET),
+            "{shown}"
+        );
+        assert!(!format!("{c:?}").contains("testing123"));
+        // The effective configuration still parses.
+        let again = Config::parse(&shown, "y").unwrap();
+        assert_eq!(again.radius.servers.len(), 2);
+        assert_eq!(again.radius.servers[1].address, c.radius.servers[1].address);
+    }
+
+    #[test]
+    fn radius_errors_name_the_line_and_field() {
+        // backend = "radius" without servers: at the backend key.
+        let (line, _, field, msg) = invalid("[auth]\nbackend = \"radius\"\n");
+        assert_eq!((line, field.as_str()), (2, "auth.backend"));
+        assert!(msg.contains("[[radius.servers]]"), "{msg}");
+        // An empty secret in the second server: at that server's key.
+        let (line, _, field, msg) = invalid(
+            "[auth]\nbackend = \"radius\"\n[[radius.servers]]\naddress = \"127.0.0.1:1812\"\n\
+             secret = \"a\"\n[[radius.servers]]\naddress = \"127.0.0.2:1812\"\nsecret = \"\"\n",
+        );
+        assert_eq!((line, field.as_str()), (8, "radius.servers[1].secret"));
+        assert!(msg.contains("1 to 128 bytes"), "{msg}");
+        // A missing secret is a serde error with the entry named.
+        let (line, _, field, msg) =
+            invalid("[[radius.servers]]\naddress = \"127.0.0.1:1812\"\n");
+        assert_eq!(field, "radius.servers[0]");
+        assert!(line <= 2 && msg.contains("missing field `secret`"), "{msg}");
+        for (text, want_field, want_message) in [
+            ("[radius]\ntimeout_ms = 0", "radius.timeout_ms", "outside 10..=60000 ms"),
+            ("[radius]\ntimeout_ms = 60001", "radius.timeout_ms", "outside"),
+            ("[radius]\nretries = 11", "radius.retries", "outside 0..=10"),
+            (
+                "[radius]\ndead_time_secs = 86401",
+                "radius.dead_time_secs",
+                "outside 0..=86400",
+            ),
+            ("[radius]\nnas_identifier = \"\"", "radius.nas_identifier", "1 to 253"),
+            (
+                "[radius]\nnas_ip_address = \"0.0.0.0\"",
+                "radius.nas_ip_address",
+                "not an address of ours",
+            ),
+            (
+                "[[radius.servers]]\nsecret = \"s\"\naddress = \"127.0.0.1:0\"",
+                "radius.servers[0].address",
+                "not a server's address",
+            ),
+            (
+                "[[radius.servers]]\nsecret = \"s\"\naddress = \"0.0.0.0:1812\"",
+                "radius.servers[0].address",
+                "not a server's address",
+            ),
+            (
+                "[[radius.servers]]\nsecret = \"s\"\naddress = \"127.0.0.1:1812\"\n\
+                 [[radius.servers]]\nsecret = \"s\"\naddress = \"127.0.0.1:1812\"",
+                "radius.servers[1].address",
+                "listed twice",
+            ),
+            (
+                "[[radius.servers]]\naddress = \"radius.example:1812\"",
+                "radius.servers[0].address",
+                "invalid socket address",
+            ),
+            ("[auth]\nbackend = \"ldap\"", "auth.backend", "unknown variant"),
+        ] {
+            let (line, _, field, message) = invalid(text);
+            assert_eq!(field, want_field, "{text}");
+            assert_eq!(line, text.lines().count(), "{text}: line");
+            assert!(message.contains(want_message), "{text}: {message}");
         }
     }
 

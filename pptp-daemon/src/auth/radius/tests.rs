@@ -1,0 +1,1065 @@
+//! Tests of the RADIUS back end: published vectors (RFC 2202, RFC 2865
+//! section 7.1, RFC 2759 section 9), the RFC 2548 key encryption written
+//! out independently here, the verdict mapping, and the client's
+//! retransmission, failover and hold-down on a simulated clock.
+
+use std::{
+    net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use md5::{Digest, Md5};
+
+use super::{
+    client::{ClientSettings, DropReason, Event, Health, Server, Transaction},
+    packet::{
+        self, AccessRequest, Code, Packet, RequestAttribute, ResponseError, attr, check_response,
+        emit_response, hmac_md5, ms, vendor_value,
+    },
+    *,
+};
+use crate::{
+    auth::{
+        mschap, mschapv2,
+        random::{seeded_random, RandomSource},
+    },
+    mppe::{Role, keys::mschapv2_material},
+};
+
+fn hex(s: &str) -> Vec<u8> {
+    let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+fn arr16(v: &[u8]) -> [u8; 16] {
+    v.try_into().unwrap()
+}
+
+// ----- HMAC-MD5 (RFC 2202 section 2) -----
+
+#[test]
+fn hmac_md5_rfc2202_vectors() {
+    assert_eq!(
+        hmac_md5(&[0x0b; 16], b"Hi There").to_vec(),
+        hex("9294727a3638bb1c13f48ef8158bfc9d")
+    );
+    assert_eq!(
+        hmac_md5(b"Jefe", b"what do ya want for nothing?").to_vec(),
+        hex("750c783e6ab0b503eaa86e310a5db738")
+    );
+    // A key longer than the block is hashed first (test case 6).
+    assert_eq!(
+        hmac_md5(
+            &[0xaa; 80],
+            b"Test Using Larger Than Block-Size Key - Hash Key First"
+        )
+        .to_vec(),
+        hex("6b1ab7fe4bd7bf8f0b62e6ce61b9d0cd")
+    );
+}
+
+// ----- RFC 2865 section 7.1 -----
+
+const RFC_SECRET: &[u8] = b"xyzzy5461";
+const RFC_REQUEST: &str = "01000038 0f403f9473978057bd83d5cb98f4227a 01066e656d6f \
+     02120dbe708d93d413ce3196e43f782a0aee 0406c0a80110 050600000003";
+const RFC_ACCEPT: &str = "02000026 86fe220e7624ba2a1005f6bf9b55e0b2 060600000001 \
+     0f0600000000 0e06c0a80103";
+
+#[test]
+fn user_password_hiding_matches_rfc2865_example() {
+    let ra = arr16(&hex("0f403f9473978057bd83d5cb98f4227a"));
+    let hidden = packet::hide_password(b"arctangent", RFC_SECRET, &ra).unwrap();
+    assert_eq!(hidden, hex("0dbe708d93d413ce3196e43f782a0aee"));
+    let plain = packet::unhide_password(&hidden, RFC_SECRET, &ra);
+    assert_eq!(&plain[..10], b"arctangent");
+    assert_eq!(&plain[10..], &[0; 6]);
+    // Two blocks: the second is chained on the first ciphertext block.
+    let long = packet::hide_password(&[b'x'; 17], RFC_SECRET, &ra).unwrap();
+    assert_eq!(long.len(), 32);
+    let mut b2 = Md5::new();
+    b2.update(RFC_SECRET);
+    b2.update(&long[..16]);
+    let b2 = b2.finalize();
+    assert_eq!(long[16], b'x' ^ b2[0]);
+    assert_eq!(long[17], b2[1]);
+    assert!(packet::hide_password(&[0; 129], RFC_SECRET, &ra).is_err());
+}
+
+#[test]
+fn rfc2865_request_parses() {
+    let bytes = hex(RFC_REQUEST);
+    let p = Packet::new_checked(&bytes[..]).unwrap();
+    assert_eq!(p.code(), Code::AccessRequest);
+    assert_eq!(p.identifier(), 0);
+    assert_eq!(p.length(), 56);
+    let attrs: Vec<_> = p.attributes().map(|a| (a.kind, a.value.to_vec())).collect();
+    assert_eq!(
+        attrs,
+        [
+            (attr::USER_NAME, b"nemo".to_vec()),
+            (
+                attr::USER_PASSWORD,
+                hex("0dbe708d93d413ce3196e43f782a0aee")
+            ),
+            (attr::NAS_IP_ADDRESS, vec![192, 168, 1, 16]),
+            (attr::NAS_PORT, vec![0, 0, 0, 3]),
+        ]
+    );
+}
+
+#[test]
+fn rfc2865_accept_has_a_good_response_authenticator_but_is_dropped_without_message_authenticator()
+{
+    let bytes = hex(RFC_ACCEPT);
+    let ra = arr16(&hex("0f403f9473978057bd83d5cb98f4227a"));
+    // The Response Authenticator is right (the check passes that far) ...
+    assert_eq!(
+        check_response(&bytes, 0, &ra, RFC_SECRET).unwrap_err(),
+        ResponseError::MissingMessageAuthenticator
+    );
+    // ... and wrong with another secret or another request.
+    assert_eq!(
+        check_response(&bytes, 0, &ra, b"other").unwrap_err(),
+        ResponseError::BadResponseAuthenticator
+    );
+    assert_eq!(
+        check_response(&bytes, 0, &[0; 16], RFC_SECRET).unwrap_err(),
+        ResponseError::BadResponseAuthenticator
+    );
+    assert_eq!(
+        check_response(&bytes, 1, &ra, RFC_SECRET).unwrap_err(),
+        ResponseError::WrongIdentifier { got: 0, want: 1 }
+    );
+}
+
+#[test]
+fn malformed_packets_are_refused() {
+    let ok = hex(RFC_REQUEST);
+    assert_eq!(
+        Packet::new_checked(&ok[..19]).unwrap_err(),
+        packet::Error::Truncated { have: 19 }
+    );
+    // Length beyond the datagram.
+    assert!(matches!(
+        Packet::new_checked(&ok[..55]),
+        Err(packet::Error::BadLength { length: 56, .. })
+    ));
+    // Length below the header.
+    let mut short = ok.clone();
+    short[3] = 19;
+    assert!(matches!(
+        Packet::new_checked(&short[..]),
+        Err(packet::Error::BadLength { .. })
+    ));
+    // An attribute of length 1, and one running past Length.
+    let mut bad = ok.clone();
+    bad[21] = 1;
+    assert_eq!(
+        Packet::new_checked(&bad[..]).unwrap_err(),
+        packet::Error::BadAttributeLength {
+            offset: 20,
+            length: 1
+        }
+    );
+    let mut bad = ok.clone();
+    bad[51] = 7;
+    assert!(matches!(
+        Packet::new_checked(&bad[..]),
+        Err(packet::Error::BadAttributeLength { offset: 50, .. })
+    ));
+    // Octets past Length are padding.
+    let mut padded = ok.clone();
+    padded.extend_from_slice(&[0xa5; 7]);
+    let p = Packet::new_checked(&padded[..]).unwrap();
+    assert_eq!(p.as_bytes(), &ok[..]);
+    assert_eq!(p.attributes().count(), 4);
+}
+
+// ----- requests -----
+
+fn settings(servers: Vec<Server>) -> RadiusSettings {
+    RadiusSettings {
+        nas_identifier: "pptp-xdp".into(),
+        nas_ip_address: Some(Ipv4Addr::new(198, 18, 0, 1)),
+        client: ClientSettings {
+            servers,
+            timeout: Duration::from_secs(1),
+            retries: 2,
+            dead_time: Duration::from_secs(30),
+        },
+    }
+}
+
+fn server(port: u16, secret: &[u8]) -> Server {
+    Server {
+        address: SocketAddr::from(([127, 0, 0, 1], port)),
+        secret: secret.to_vec(),
+    }
+}
+
+const SOURCE: IpAddr = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9));
+
+#[test]
+fn pap_request_bytes() {
+    let req = access_request(
+        &settings(vec![]),
+        SOURCE,
+        &Credentials::Pap {
+            user: "nemo".into(),
+            password: b"arctangent".to_vec(),
+        },
+    )
+    .unwrap();
+    let ra = arr16(&hex("0f403f9473978057bd83d5cb98f4227a"));
+    let bytes = req.emit(0x2a, &ra, RFC_SECRET).unwrap();
+    let mut expected = hex("012a0000 0f403f9473978057bd83d5cb98f4227a");
+    expected.extend_from_slice(&[80, 18]);
+    expected.extend_from_slice(&[0; 16]); // Message-Authenticator, filled below
+    expected.extend_from_slice(&hex("01066e656d6f")); // User-Name "nemo"
+    expected.extend_from_slice(&[32, 10]);
+    expected.extend_from_slice(b"pptp-xdp"); // NAS-Identifier
+    expected.extend_from_slice(&hex("0406c6120001")); // NAS-IP-Address 198.18.0.1
+    expected.extend_from_slice(&hex("3d0600000005")); // NAS-Port-Type Virtual
+    expected.extend_from_slice(&hex("060600000002")); // Service-Type Framed
+    expected.extend_from_slice(&hex("070600000001")); // Framed-Protocol PPP
+    expected.extend_from_slice(&[31, 13]);
+    expected.extend_from_slice(b"203.0.113.9"); // Calling-Station-Id
+    expected.extend_from_slice(&hex("02120dbe708d93d413ce3196e43f782a0aee")); // User-Password
+    let len = expected.len() as u16;
+    expected[2..4].copy_from_slice(&len.to_be_bytes());
+    // Message-Authenticator: HMAC-MD5 over the packet with itself zeroed.
+    let mac = hmac_md5(RFC_SECRET, &expected);
+    expected[22..38].copy_from_slice(&mac);
+    assert_eq!(bytes, expected);
+}
+
+/// The value of the Microsoft sub-attribute `kind` in an emitted request.
+fn ms_value(bytes: &[u8], kind: u8) -> Option<Vec<u8>> {
+    let p = Packet::new_checked(bytes).unwrap();
+    p.attributes()
+        .filter_map(|a| a.vendor())
+        .filter(|(v, _)| *v == ms::VENDOR_ID)
+        .flat_map(|(_, subs)| subs)
+        .find(|(k, _)| *k == kind)
+        .map(|(_, v)| v.to_vec())
+}
+
+fn std_value(bytes: &[u8], kind: u8) -> Option<Vec<u8>> {
+    let p = Packet::new_checked(bytes).unwrap();
+    p.attributes()
+        .find(|a| a.kind == kind)
+        .map(|a| a.value.to_vec())
+}
+
+#[test]
+fn chap_and_ms_chap_requests_carry_rfc2548_attributes() {
+    let s = settings(vec![]);
+    let ra = [7u8; 16];
+    // CHAP-MD5: CHAP-Password = ident + response; CHAP-Challenge.
+    let chap = access_request(
+        &s,
+        SOURCE,
+        &Credentials::ChapMd5 {
+            user: "u".into(),
+            identifier: 0x33,
+            challenge: vec![1, 2, 3, 4],
+            response: [0xcc; 16],
+        },
+    )
+    .unwrap()
+    .emit(1, &ra, b"s")
+    .unwrap();
+    let mut pw = vec![0x33];
+    pw.extend_from_slice(&[0xcc; 16]);
+    assert_eq!(std_value(&chap, attr::CHAP_PASSWORD), Some(pw));
+    assert_eq!(std_value(&chap, attr::CHAP_CHALLENGE), Some(vec![1, 2, 3, 4]));
+    assert_eq!(std_value(&chap, attr::USER_PASSWORD), None);
+
+    // MS-CHAPv1: MS-CHAP-Challenge (8) and MS-CHAP-Response (50).
+    let v1 = access_request(
+        &s,
+        SOURCE,
+        &Credentials::MsChapV1 {
+            user: "u".into(),
+            challenge: [9; 8],
+            lm_response: [0x11; 24],
+            nt_response: [0x22; 24],
+            use_nt_response: true,
+        },
+    )
+    .unwrap()
+    .emit(1, &ra, b"s")
+    .unwrap();
+    assert_eq!(ms_value(&v1, ms::CHAP_CHALLENGE), Some(vec![9; 8]));
+    let r = ms_value(&v1, ms::CHAP_RESPONSE).unwrap();
+    assert_eq!(r.len(), 50);
+    assert_eq!(&r[..2], &[0, 1]);
+    assert_eq!(&r[2..26], &[0x11; 24]);
+    assert_eq!(&r[26..], &[0x22; 24]);
+
+    // MS-CHAPv2: MS-CHAP-Challenge (16) and MS-CHAP2-Response (50).
+    let v2 = access_request(
+        &s,
+        SOURCE,
+        &Credentials::MsChapV2 {
+            user: "u".into(),
+            authenticator_challenge: [0xaa; 16],
+            peer_challenge: [0xbb; 16],
+            nt_response: [0xdd; 24],
+        },
+    )
+    .unwrap()
+    .emit(1, &ra, b"s")
+    .unwrap();
+    assert_eq!(ms_value(&v2, ms::CHAP_CHALLENGE), Some(vec![0xaa; 16]));
+    let r = ms_value(&v2, ms::CHAP2_RESPONSE).unwrap();
+    let mut want = vec![0, 0];
+    want.extend_from_slice(&[0xbb; 16]);
+    want.extend_from_slice(&[0; 8]);
+    want.extend_from_slice(&[0xdd; 24]);
+    assert_eq!(r, want);
+    // The raw VSA framing: type 26, vendor 311, vendor type 25, length 52.
+    let p = Packet::new_checked(&v2[..]).unwrap();
+    let vsa = p
+        .attributes()
+        .filter(|a| a.kind == attr::VENDOR_SPECIFIC)
+        .nth(1)
+        .unwrap();
+    assert_eq!(&vsa.value[..6], &[0, 0, 0x01, 0x37, 25, 52]);
+    // Message-Authenticator is first.
+    assert_eq!(p.attributes().next().unwrap().kind, attr::MESSAGE_AUTHENTICATOR);
+
+    // Values that do not fit.
+    let long = Credentials::Pap {
+        user: "x".repeat(254),
+        password: Vec::new(),
+    };
+    assert!(access_request(&s, SOURCE, &long).is_none());
+}
+
+// ----- responses -----
+
+const RA: [u8; 16] = [
+    0x10, 0x21, 0x32, 0x43, 0x54, 0x65, 0x76, 0x87, 0x98, 0xa9, 0xba, 0xcb, 0xdc, 0xed, 0xfe, 0x0f,
+];
+const SECRET: &[u8] = b"testing123";
+
+#[test]
+fn message_authenticator_is_required_and_checked() {
+    let good = emit_response(Code::AccessAccept, 5, &RA, SECRET, &[], true);
+    let p = check_response(&good, 5, &RA, SECRET).unwrap();
+    assert_eq!(p.code(), Code::AccessAccept);
+    // The HMAC is over the response with the Request Authenticator in
+    // place and itself zeroed, computed here independently.
+    let mut copy = good.clone();
+    copy[4..20].copy_from_slice(&RA);
+    copy[22..38].fill(0);
+    assert_eq!(hmac_md5(SECRET, &copy).to_vec(), good[22..38].to_vec());
+
+    let missing = emit_response(Code::AccessAccept, 5, &RA, SECRET, &[], false);
+    assert_eq!(
+        check_response(&missing, 5, &RA, SECRET).unwrap_err(),
+        ResponseError::MissingMessageAuthenticator
+    );
+    // A forged Message-Authenticator with a Response Authenticator made to
+    // match (what an attacker knowing nothing of the secret cannot do, but
+    // the check must not depend on it).
+    let mut forged = good.clone();
+    forged[22] ^= 1;
+    let mut md5 = Md5::new();
+    md5.update(&forged[..4]);
+    md5.update(RA);
+    md5.update(&forged[20..]);
+    md5.update(SECRET);
+    forged[4..20].copy_from_slice(&md5.finalize());
+    assert_eq!(
+        check_response(&forged, 5, &RA, SECRET).unwrap_err(),
+        ResponseError::BadMessageAuthenticator
+    );
+    // Tampering anywhere breaks the Response Authenticator.
+    let mut tampered = good.clone();
+    tampered[22] ^= 1;
+    assert_eq!(
+        check_response(&tampered, 5, &RA, SECRET).unwrap_err(),
+        ResponseError::BadResponseAuthenticator
+    );
+    // Two Message-Authenticators: refused.
+    let twice = emit_response(
+        Code::AccessAccept,
+        5,
+        &RA,
+        SECRET,
+        &[(attr::MESSAGE_AUTHENTICATOR, vec![0; 16])],
+        true,
+    );
+    assert_eq!(
+        check_response(&twice, 5, &RA, SECRET).unwrap_err(),
+        ResponseError::MissingMessageAuthenticator
+    );
+    // A request is not an answer.
+    let req = AccessRequest::default().emit(5, &RA, SECRET).unwrap();
+    assert_eq!(
+        check_response(&req, 5, &RA, SECRET).unwrap_err(),
+        ResponseError::UnexpectedCode(Code::AccessRequest)
+    );
+}
+
+/// RFC 2548 section 2.4.2, written out from the RFC (not with the code
+/// under test): P = Key-Length + Key + zero padding to 16; b(1) =
+/// MD5(S + R + A), c(i) = p(i) xor b(i), b(i) = MD5(S + c(i-1)).
+fn rfc2548_encrypt(key: &[u8], salt: [u8; 2], secret: &[u8], ra: &[u8; 16]) -> Vec<u8> {
+    let mut p = vec![key.len() as u8];
+    p.extend_from_slice(key);
+    while p.len() % 16 != 0 {
+        p.push(0);
+    }
+    let mut out = salt.to_vec();
+    let mut prev: Vec<u8> = [&ra[..], &salt[..]].concat();
+    for block in p.chunks(16) {
+        let b = Md5::new().chain_update(secret).chain_update(&prev).finalize();
+        let c: Vec<u8> = block.iter().zip(b.iter()).map(|(x, y)| x ^ y).collect();
+        out.extend_from_slice(&c);
+        prev = c;
+    }
+    out
+}
+
+#[test]
+fn mppe_key_decryption_round_trips_with_the_rfc_algorithm() {
+    let key: Vec<u8> = (0u8..32).collect();
+    let value = rfc2548_encrypt(&key, [0x85, 0x13], SECRET, &RA);
+    assert_eq!(value.len(), 2 + 48);
+    assert_eq!(packet::decrypt_salted_key(&value, SECRET, &RA).unwrap(), key);
+    // Our encryption (for simulations) is the RFC's.
+    assert_eq!(
+        packet::encrypt_salted_key(&key, [0x85, 0x13], SECRET, &RA),
+        value
+    );
+    // A 16-octet key: 17 octets of string, two blocks.
+    let k16 = [0x5a; 16];
+    let v = rfc2548_encrypt(&k16, [0x80, 0x01], SECRET, &RA);
+    assert_eq!(
+        packet::decrypt_salted_key(&v, SECRET, &RA).unwrap(),
+        k16.to_vec()
+    );
+    // Wrong secret: garbage, usually an impossible length.
+    let wrong = packet::decrypt_salted_key(&v, b"nope", &RA);
+    assert_ne!(wrong.ok(), Some(k16.to_vec()));
+    assert_eq!(
+        packet::decrypt_salted_key(&[0x00, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], SECRET, &RA),
+        Err(packet::KeyError::BadSalt)
+    );
+    assert_eq!(
+        packet::decrypt_salted_key(&v[..17], SECRET, &RA),
+        Err(packet::KeyError::BadLength { len: 17 })
+    );
+}
+
+// RFC 2759 section 9.2.
+const V2_USER: &str = "User";
+const V2_PASSWORD: &[u8] = b"clientPass";
+const V2_AUTH_CHALLENGE: &str = "5B5D7C7D7B3F2F3E3C2C602132262628";
+const V2_PEER_CHALLENGE: &str = "21402324255E262A28295F2B3A337C7E";
+const V2_NT_RESPONSE: &str = "82309ECD8D708B5EA08FAA3981CD83544233114A3D85D6DF";
+const V2_SUCCESS: &[u8] = b"S=407A5589115FD0D6209F510FE9C04566932CDA56";
+
+fn v2_credentials() -> Credentials {
+    Credentials::MsChapV2 {
+        user: V2_USER.into(),
+        authenticator_challenge: arr16(&hex(V2_AUTH_CHALLENGE)),
+        peer_challenge: arr16(&hex(V2_PEER_CHALLENGE)),
+        nt_response: hex(V2_NT_RESPONSE).try_into().unwrap(),
+    }
+}
+
+/// An Access-Accept as FreeRADIUS's mschap module sends it for MS-CHAPv2:
+/// MS-CHAP2-Success (Ident + S=...), MS-MPPE-Send-Key and -Recv-Key (the
+/// server's keys of RFC 3079 section 3), encryption policy and types.
+fn v2_accept(extra: &[(u8, Vec<u8>)]) -> Vec<u8> {
+    let nt_response: [u8; 24] = hex(V2_NT_RESPONSE).try_into().unwrap();
+    let hash_hash = mschap::hash_nt_password_hash(&mschap::nt_password_hash(V2_PASSWORD));
+    let crate::auth::MppeMaterial::V2 {
+        master_send_key,
+        master_recv_key,
+    } = mschapv2_material(&hash_hash, &nt_response, Role::Server)
+    else {
+        unreachable!()
+    };
+    let mut success = vec![0x17];
+    success.extend_from_slice(V2_SUCCESS);
+    let mut attrs = vec![
+        (
+            attr::VENDOR_SPECIFIC,
+            vendor_value(ms::VENDOR_ID, ms::CHAP2_SUCCESS, &success),
+        ),
+        (
+            attr::VENDOR_SPECIFIC,
+            vendor_value(ms::VENDOR_ID, ms::MPPE_ENCRYPTION_POLICY, &[0, 0, 0, 1]),
+        ),
+        (
+            attr::VENDOR_SPECIFIC,
+            vendor_value(
+                ms::VENDOR_ID,
+                ms::MPPE_SEND_KEY,
+                &rfc2548_encrypt(&master_send_key, [0x81, 0x02], SECRET, &RA),
+            ),
+        ),
+        (
+            attr::VENDOR_SPECIFIC,
+            vendor_value(
+                ms::VENDOR_ID,
+                ms::MPPE_RECV_KEY,
+                &rfc2548_encrypt(&master_recv_key, [0x83, 0x04], SECRET, &RA),
+            ),
+        ),
+    ];
+    attrs.extend_from_slice(extra);
+    emit_response(Code::AccessAccept, 9, &RA, SECRET, &attrs, true)
+}
+
+fn reply_of(bytes: &[u8]) -> Reply {
+    let p = check_response(bytes, Packet::new_checked(bytes).unwrap().identifier(), &RA, SECRET)
+        .unwrap();
+    Reply::parse(&p, SECRET, &RA)
+}
+
+#[test]
+fn ms_chap_v2_accept_gives_the_authenticator_response_and_the_server_keys() {
+    let reply = reply_of(&v2_accept(&[]));
+    assert!(reply.ignored.is_empty(), "{:?}", reply.ignored);
+    let Verdict::Accept(a) = reply.verdict(&v2_credentials()) else {
+        panic!("not accepted")
+    };
+    assert_eq!(a.user, "User");
+    assert_eq!(
+        a.authenticator_response.unwrap().to_vec(),
+        hex("407A5589115FD0D6209F510FE9C04566932CDA56")
+    );
+    // The same authenticator response our own MS-CHAPv2 code computes.
+    let local = mschapv2::generate_authenticator_response(
+        V2_PASSWORD,
+        &hex(V2_NT_RESPONSE).try_into().unwrap(),
+        &arr16(&hex(V2_PEER_CHALLENGE)),
+        &arr16(&hex(V2_AUTH_CHALLENGE)),
+        V2_USER.as_bytes(),
+    );
+    assert_eq!(a.authenticator_response, Some(local));
+    // Send-Key is the key we (the server) send with: the same material as
+    // a local MS-CHAPv2 authentication on the server side.
+    let hash_hash = mschap::hash_nt_password_hash(&mschap::nt_password_hash(V2_PASSWORD));
+    assert_eq!(
+        a.mppe,
+        Some(mschapv2_material(
+            &hash_hash,
+            &hex(V2_NT_RESPONSE).try_into().unwrap(),
+            Role::Server
+        ))
+    );
+    assert_eq!(a.static_address, None);
+    assert!(a.addresses.is_any());
+}
+
+#[test]
+fn ms_chap2_success_parsing() {
+    // Without the Ident octet, or not S=<40 hex>: an accept we cannot
+    // relay, refused (the client could not authenticate us).
+    for bad in [
+        V2_SUCCESS.to_vec(),
+        b"\x01S=407A".to_vec(),
+        b"\x01T=407A5589115FD0D6209F510FE9C04566932CDA56".to_vec(),
+    ] {
+        let bytes = emit_response(
+            Code::AccessAccept,
+            1,
+            &RA,
+            SECRET,
+            &[(
+                attr::VENDOR_SPECIFIC,
+                vendor_value(ms::VENDOR_ID, ms::CHAP2_SUCCESS, &bad),
+            )],
+            true,
+        );
+        let reply = reply_of(&bytes);
+        assert!(reply.bad_success || reply.authenticator_response.is_none());
+        assert_eq!(
+            reply.verdict(&v2_credentials()),
+            Verdict::Reject(Rejection::BackendUnavailable)
+        );
+    }
+    // With " M=..." after it (Windows NPS): fine.
+    let mut with_m = vec![1];
+    with_m.extend_from_slice(V2_SUCCESS);
+    with_m.extend_from_slice(b" M=Welcome");
+    let bytes = emit_response(
+        Code::AccessAccept,
+        1,
+        &RA,
+        SECRET,
+        &[(
+            attr::VENDOR_SPECIFIC,
+            vendor_value(ms::VENDOR_ID, ms::CHAP2_SUCCESS, &with_m),
+        )],
+        true,
+    );
+    assert!(matches!(
+        reply_of(&bytes).verdict(&v2_credentials()),
+        Verdict::Accept(Accepted {
+            authenticator_response: Some(_),
+            mppe: None,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn ms_chap_error_maps_to_the_rejection() {
+    for (text, want) in [
+        (&b"E=691 R=0 C=00000000000000000000000000000000 V=3"[..], Rejection::BadCredentials),
+        (b"E=646 R=0 V=3", Rejection::AccountRestricted),
+        (b"E=647 R=0 V=3", Rejection::AccountRestricted),
+        (b"E=648 R=0 V=3", Rejection::PasswordExpired),
+        (b"E=649 R=0 V=3", Rejection::NoDialinPermission),
+        (b"E=709 R=0 V=3", Rejection::BadCredentials),
+        (b"E=123", Rejection::BadCredentials),
+        (b"garbage", Rejection::BadCredentials),
+    ] {
+        let mut value = vec![0x42];
+        value.extend_from_slice(text);
+        let bytes = emit_response(
+            Code::AccessReject,
+            2,
+            &RA,
+            SECRET,
+            &[(
+                attr::VENDOR_SPECIFIC,
+                vendor_value(ms::VENDOR_ID, ms::CHAP_ERROR, &value),
+            )],
+            true,
+        );
+        assert_eq!(
+            reply_of(&bytes).verdict(&v2_credentials()),
+            Verdict::Reject(want),
+            "{}",
+            String::from_utf8_lossy(text)
+        );
+    }
+    // A plain reject, and a challenge.
+    let plain = emit_response(Code::AccessReject, 2, &RA, SECRET, &[], true);
+    assert_eq!(
+        reply_of(&plain).verdict(&v2_credentials()),
+        Verdict::Reject(Rejection::BadCredentials)
+    );
+    let challenge = emit_response(Code::AccessChallenge, 2, &RA, SECRET, &[], true);
+    assert_eq!(
+        reply_of(&challenge).verdict(&v2_credentials()),
+        Verdict::Reject(Rejection::BadCredentials)
+    );
+}
+
+#[test]
+fn framed_ip_address_and_ignored_attributes() {
+    let pap = Credentials::Pap {
+        user: "p".into(),
+        password: b"x".to_vec(),
+    };
+    let with_ip = |ip: [u8; 4]| {
+        emit_response(
+            Code::AccessAccept,
+            3,
+            &RA,
+            SECRET,
+            &[
+                (attr::FRAMED_IP_ADDRESS, ip.to_vec()),
+                (attr::SESSION_TIMEOUT, vec![0, 0, 14, 16]),
+                (attr::CLASS, b"c1".to_vec()),
+                (attr::PROXY_STATE, b"ps".to_vec()),
+                (200, vec![1]),
+                (attr::VENDOR_SPECIFIC, vendor_value(9, 1, b"cisco")),
+            ],
+            true,
+        )
+    };
+    let reply = reply_of(&with_ip([198, 19, 5, 5]));
+    assert_eq!(
+        reply.ignored,
+        [
+            (0, attr::SESSION_TIMEOUT),
+            (0, attr::CLASS),
+            (0, 200),
+            (9, 1)
+        ]
+    );
+    let Verdict::Accept(a) = reply.verdict(&pap) else {
+        panic!()
+    };
+    let ip = Ipv4Addr::new(198, 19, 5, 5);
+    assert_eq!(a.static_address, Some(ip));
+    assert_eq!(a.addresses, AddressPolicy::only(ip));
+    assert_eq!((a.authenticator_response, a.mppe), (None, None));
+    for pool in [[255, 255, 255, 254], [255, 255, 255, 255]] {
+        let Verdict::Accept(a) = reply_of(&with_ip(pool)).verdict(&pap) else {
+            panic!()
+        };
+        assert_eq!(a.static_address, None);
+        assert!(a.addresses.is_any());
+    }
+}
+
+#[test]
+fn ms_chap_v1_keys_from_ms_chap_mppe_keys() {
+    let creds = Credentials::MsChapV1 {
+        user: "u".into(),
+        challenge: [3; 8],
+        lm_response: [0; 24],
+        nt_response: [0; 24],
+        use_nt_response: true,
+    };
+    // RFC 2548 section 2.4.1: LM-Key (8), NT-Key (16), 8 octets of
+    // padding, hidden as User-Password is (RFC 2865 section 5.2),
+    // written out here.
+    let mut plain = vec![0x11; 8];
+    plain.extend_from_slice(&[0x22; 16]);
+    plain.extend_from_slice(&[0; 8]);
+    let mut hidden = Vec::new();
+    let mut prev = RA.to_vec();
+    for block in plain.chunks(16) {
+        let b = Md5::new().chain_update(SECRET).chain_update(&prev).finalize();
+        let c: Vec<u8> = block.iter().zip(b.iter()).map(|(x, y)| x ^ y).collect();
+        hidden.extend_from_slice(&c);
+        prev = c;
+    }
+    let bytes = emit_response(
+        Code::AccessAccept,
+        4,
+        &RA,
+        SECRET,
+        &[(
+            attr::VENDOR_SPECIFIC,
+            vendor_value(ms::VENDOR_ID, ms::CHAP_MPPE_KEYS, &hidden),
+        )],
+        true,
+    );
+    let Verdict::Accept(a) = reply_of(&bytes).verdict(&creds) else {
+        panic!()
+    };
+    assert_eq!(
+        a.mppe,
+        Some(MppeMaterial::V1 {
+            lm_key: [0x11; 8],
+            nt_password_hash_hash: [0x22; 16],
+            challenge: [3; 8],
+        })
+    );
+}
+
+// ----- the client on a simulated clock -----
+
+fn client(servers: Vec<Server>) -> Arc<ClientSettings> {
+    Arc::new(settings(servers).client)
+}
+
+fn pap_request() -> AccessRequest {
+    AccessRequest {
+        attributes: vec![
+            RequestAttribute::plain(attr::USER_NAME, "nemo"),
+            RequestAttribute::UserPassword(b"arctangent".to_vec()),
+        ],
+    }
+}
+
+fn random() -> RandomSource {
+    seeded_random(42)
+}
+
+/// The answer a server would give to `request` (an emitted Access-Request).
+fn answer(request: &[u8], secret: &[u8], code: Code, with_ma: bool) -> Vec<u8> {
+    let p = Packet::new_checked(request).unwrap();
+    emit_response(code, p.identifier(), &p.authenticator(), secret, &[], with_ma)
+}
+
+fn events(t: &mut Transaction) -> Vec<Event> {
+    std::iter::from_fn(|| t.poll_event()).collect()
+}
+
+#[test]
+fn retransmits_the_same_datagram_then_fails_over_and_holds_down() {
+    let servers = vec![server(1812, b"one"), server(1813, b"two")];
+    let settings = client(servers.clone());
+    let mut health = Health::new(2);
+    let t0 = Instant::now();
+    let mut t = Transaction::new(settings.clone(), pap_request(), health.order(t0), random(), t0);
+    let first = t.poll_transmit().unwrap();
+    assert_eq!(first.server, 0);
+    assert_eq!(first.destination, servers[0].address);
+    assert_eq!(t.poll_timeout(), Some(t0 + Duration::from_secs(1)));
+    // Nothing before the deadline.
+    t.handle_timeout(t0 + Duration::from_millis(999));
+    assert!(t.poll_transmit().is_none());
+    // Two retransmissions, byte for byte the same (RFC 5080 section 2.2.1).
+    for i in 1..=2 {
+        let now = t0 + Duration::from_secs(i);
+        t.handle_timeout(now);
+        let again = t.poll_transmit().unwrap();
+        assert_eq!(again, first, "retransmission {i}");
+        assert_eq!(t.poll_timeout(), Some(now + Duration::from_secs(1)));
+    }
+    // Then server 1 is dead; server 2 gets a new packet.
+    let t3 = t0 + Duration::from_secs(3);
+    t.handle_timeout(t3);
+    let evs = events(&mut t);
+    assert_eq!(evs, [Event::ServerDead { server: 0 }]);
+    for e in &evs {
+        health.apply(e, t3, settings.dead_time);
+    }
+    let second = t.poll_transmit().unwrap();
+    assert_eq!((second.server, second.destination), (1, servers[1].address));
+    assert_ne!(second.payload[1..20], first.payload[1..20]);
+    // Server 2 answers.
+    let reply = answer(&second.payload, b"two", Code::AccessAccept, true);
+    t.handle_datagram(t3, servers[1].address, &reply);
+    let evs = events(&mut t);
+    let Event::Answered {
+        server: 1,
+        response,
+        request_authenticator,
+    } = &evs[0]
+    else {
+        panic!("{evs:?}")
+    };
+    assert_eq!(response, &reply);
+    assert_eq!(request_authenticator[..], second.payload[4..20]);
+    assert_eq!(t.poll_timeout(), None);
+    for e in &evs {
+        health.apply(e, t3, settings.dead_time);
+    }
+    // Held down: the next request skips server 1 ...
+    assert_eq!(health.order(t3 + Duration::from_secs(29)), [1]);
+    let mut t2 = Transaction::new(
+        settings.clone(),
+        pap_request(),
+        health.order(t3 + Duration::from_secs(29)),
+        random(),
+        t3,
+    );
+    assert_eq!(t2.poll_transmit().unwrap().server, 1);
+    // ... until dead_time has passed.
+    assert_eq!(health.order(t3 + Duration::from_secs(30)), [0, 1]);
+    // When all are held down, all are tried in order.
+    health.apply(&Event::ServerDead { server: 1 }, t3, settings.dead_time);
+    assert_eq!(health.order(t3 + Duration::from_secs(1)), [0, 1]);
+    // A server that answers is alive again at once.
+    health.apply(
+        &Event::Answered {
+            server: 0,
+            response: Vec::new(),
+            request_authenticator: [0; 16],
+        },
+        t3,
+        settings.dead_time,
+    );
+    assert_eq!(health.order(t3 + Duration::from_secs(1)), [0]);
+}
+
+#[test]
+fn every_server_silent_is_exhausted() {
+    let settings = Arc::new(ClientSettings {
+        retries: 0,
+        ..(*client(vec![server(1, b"a"), server(2, b"b")])).clone()
+    });
+    let t0 = Instant::now();
+    let mut t = Transaction::new(settings, pap_request(), vec![0, 1], random(), t0);
+    assert_eq!(t.poll_transmit().unwrap().server, 0);
+    t.handle_timeout(t0 + Duration::from_secs(1));
+    assert_eq!(t.poll_transmit().unwrap().server, 1);
+    t.handle_timeout(t0 + Duration::from_secs(2));
+    assert!(t.poll_transmit().is_none());
+    assert_eq!(
+        events(&mut t),
+        [
+            Event::ServerDead { server: 0 },
+            Event::ServerDead { server: 1 },
+            Event::Exhausted
+        ]
+    );
+    assert_eq!(t.poll_timeout(), None);
+    // No server configured at all.
+    let mut none = Transaction::new(client(vec![]), pap_request(), vec![], random(), t0);
+    assert_eq!(events(&mut none), [Event::Exhausted]);
+}
+
+#[test]
+fn bad_answers_are_dropped_and_the_wait_goes_on() {
+    let servers = vec![server(1812, SECRET)];
+    let t0 = Instant::now();
+    let mut t = Transaction::new(client(servers.clone()), pap_request(), vec![0], random(), t0);
+    let sent = t.poll_transmit().unwrap().payload;
+    let from = servers[0].address;
+    // From elsewhere.
+    let good = answer(&sent, SECRET, Code::AccessAccept, true);
+    t.handle_datagram(t0, SocketAddr::from(([127, 0, 0, 1], 9)), &good);
+    // No Message-Authenticator (BlastRADIUS).
+    t.handle_datagram(t0, from, &answer(&sent, SECRET, Code::AccessAccept, false));
+    // Wrong secret.
+    t.handle_datagram(t0, from, &answer(&sent, b"wrong", Code::AccessAccept, true));
+    // Wrong identifier.
+    let mut other = sent.clone();
+    other[1] = other[1].wrapping_add(1);
+    t.handle_datagram(t0, from, &answer(&other, SECRET, Code::AccessAccept, true));
+    // Garbage.
+    t.handle_datagram(t0, from, &[2, 0, 0]);
+    let evs = events(&mut t);
+    let reasons: Vec<_> = evs
+        .iter()
+        .map(|e| match e {
+            Event::Dropped { reason, .. } => *reason,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(reasons[0], DropReason::UnexpectedSource);
+    assert_eq!(
+        reasons[1],
+        DropReason::Invalid(ResponseError::MissingMessageAuthenticator)
+    );
+    assert_eq!(
+        reasons[2],
+        DropReason::Invalid(ResponseError::BadResponseAuthenticator)
+    );
+    assert!(matches!(
+        reasons[3],
+        DropReason::Invalid(ResponseError::WrongIdentifier { .. })
+    ));
+    assert!(matches!(
+        reasons[4],
+        DropReason::Invalid(ResponseError::Malformed(_))
+    ));
+    assert!(t.poll_timeout().is_some());
+    // The good one still counts.
+    t.handle_datagram(t0, from, &good);
+    assert!(matches!(
+        events(&mut t)[..],
+        [Event::Answered { server: 0, .. }]
+    ));
+}
+
+// ----- the blocking driver against fake servers on loopback -----
+
+/// A fake RADIUS server on 127.0.0.1 answering `n` requests: it checks
+/// the request's Message-Authenticator and the PAP password, then answers
+/// Access-Accept or -Reject with a Message-Authenticator.
+fn fake_server(secret: &'static [u8], n: usize) -> (SocketAddr, std::thread::JoinHandle<()>) {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let address = socket.local_addr().unwrap();
+    let handle = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        for _ in 0..n {
+            let (len, from) = socket.recv_from(&mut buf).unwrap();
+            let req = &buf[..len];
+            let p = Packet::new_checked(req).unwrap();
+            let ma = p.attributes().next().unwrap();
+            assert_eq!(ma.kind, attr::MESSAGE_AUTHENTICATOR);
+            let mut zeroed = req.to_vec();
+            zeroed[22..38].fill(0);
+            assert_eq!(hmac_md5(secret, &zeroed)[..], ma.value[..]);
+            let ra = p.authenticator();
+            let password = p
+                .attributes()
+                .find(|a| a.kind == attr::USER_PASSWORD)
+                .map(|a| packet::unhide_password(a.value, secret, &ra))
+                .unwrap();
+            let code = if password.starts_with(b"right\0") {
+                Code::AccessAccept
+            } else {
+                Code::AccessReject
+            };
+            let out = emit_response(
+                code,
+                p.identifier(),
+                &ra,
+                secret,
+                &[(attr::FRAMED_IP_ADDRESS, vec![198, 19, 7, 7])],
+                true,
+            );
+            socket.send_to(&out, from).unwrap();
+        }
+    });
+    (address, handle)
+}
+
+#[test]
+fn verifier_fails_over_from_a_silent_server_over_udp() {
+    // A bound socket that never answers, then the fake server.
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (address, handle) = fake_server(b"s3cret", 2);
+    let mut s = settings(vec![
+        Server {
+            address: silent.local_addr().unwrap(),
+            secret: b"x".to_vec(),
+        },
+        Server {
+            address,
+            secret: b"s3cret".to_vec(),
+        },
+    ]);
+    s.client.timeout = Duration::from_millis(50);
+    s.client.retries = 1;
+    let verifier = RadiusVerifier::new(s, random());
+    let ok = verifier.verify(
+        SOURCE,
+        &Credentials::Pap {
+            user: "alice".into(),
+            password: b"right".to_vec(),
+        },
+    );
+    let Verdict::Accept(a) = ok else {
+        panic!("{ok:?}")
+    };
+    assert_eq!(a.static_address, Some(Ipv4Addr::new(198, 19, 7, 7)));
+    // The silent one is now held down: the second request goes straight
+    // to the fake server (which answers only twice, and would otherwise be
+    // reached only after the silent one's timeouts).
+    let no = verifier.verify(
+        SOURCE,
+        &Credentials::Pap {
+            user: "alice".into(),
+            password: b"wrong".to_vec(),
+        },
+    );
+    assert_eq!(no, Verdict::Reject(Rejection::BadCredentials));
+    handle.join().unwrap();
+    let st = verifier.stats();
+    assert_eq!(st.requests.load(Ordering::Relaxed), 2);
+    assert_eq!(st.server_dead.load(Ordering::Relaxed), 1);
+    assert_eq!(st.accepts.load(Ordering::Relaxed), 1);
+    assert_eq!(st.rejects.load(Ordering::Relaxed), 1);
+    // Silent is still silent: it received exactly the 2 datagrams of the
+    // first request (1 + retries) and none of the second.
+    silent.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 4096];
+    let mut received = 0;
+    while silent.recv_from(&mut buf).is_ok() {
+        received += 1;
+    }
+    assert_eq!(received, 2);
+}
+
+#[test]
+fn verifier_without_an_answer_is_backend_unavailable() {
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut s = settings(vec![Server {
+        address: silent.local_addr().unwrap(),
+        secret: b"x".to_vec(),
+    }]);
+    s.client.timeout = Duration::from_millis(20);
+    s.client.retries = 0;
+    let verifier = RadiusVerifier::new(s, random());
+    assert_eq!(
+        verifier.verify(SOURCE, &v2_credentials()),
+        Verdict::Reject(Rejection::BackendUnavailable)
+    );
+    assert_eq!(verifier.stats().no_answer.load(Ordering::Relaxed), 1);
+}
