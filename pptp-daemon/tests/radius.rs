@@ -325,6 +325,20 @@ fn radius_verifier_checks_every_method_against_freeradius() {
     let a = accepted(verify(&ns, &v, &pap(USER, PASSWORD)), &fr);
     assert_eq!(a.user, USER);
     assert_eq!((a.authenticator_response, &a.mppe), (None, &None));
+    // What FreeRADIUS received (its -X log lists every attribute); the
+    // Message-Authenticator, or it would have dropped the request.
+    let log = fr.log();
+    for attribute in [
+        "User-Name = \"alice\"",
+        "NAS-Identifier = \"pptp-xdp\"",
+        "NAS-Port-Type = Virtual",
+        "Service-Type = Framed-User",
+        "Framed-Protocol = PPP",
+        "Calling-Station-Id = \"198.18.0.2\"",
+        "Message-Authenticator = 0x",
+    ] {
+        assert!(log.contains(attribute), "no {attribute} in:\n{log}");
+    }
     assert_eq!(
         verify(&ns, &v, &pap(USER, "wrong")),
         Verdict::Reject(Rejection::BadCredentials)
