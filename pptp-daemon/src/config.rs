@@ -1794,20 +1794,31 @@ mod tests {
         assert_eq!((line, field.as_str()), (8, "radius.servers[1].secret"));
         assert!(msg.contains("1 to 128 bytes"), "{msg}");
         // A missing secret is a serde error with the entry named.
-        let (line, _, field, msg) =
-            invalid("[[radius.servers]]\naddress = \"127.0.0.1:1812\"\n");
+        let (line, _, field, msg) = invalid("[[radius.servers]]\naddress = \"127.0.0.1:1812\"\n");
         assert_eq!(field, "radius.servers[0]");
         assert!(line <= 2 && msg.contains("missing field `secret`"), "{msg}");
         for (text, want_field, want_message) in [
-            ("[radius]\ntimeout_ms = 0", "radius.timeout_ms", "outside 10..=60000 ms"),
-            ("[radius]\ntimeout_ms = 60001", "radius.timeout_ms", "outside"),
+            (
+                "[radius]\ntimeout_ms = 0",
+                "radius.timeout_ms",
+                "outside 10..=60000 ms",
+            ),
+            (
+                "[radius]\ntimeout_ms = 60001",
+                "radius.timeout_ms",
+                "outside",
+            ),
             ("[radius]\nretries = 11", "radius.retries", "outside 0..=10"),
             (
                 "[radius]\ndead_time_secs = 86401",
                 "radius.dead_time_secs",
                 "outside 0..=86400",
             ),
-            ("[radius]\nnas_identifier = \"\"", "radius.nas_identifier", "1 to 253"),
+            (
+                "[radius]\nnas_identifier = \"\"",
+                "radius.nas_identifier",
+                "1 to 253",
+            ),
             (
                 "[radius]\nnas_ip_address = \"0.0.0.0\"",
                 "radius.nas_ip_address",
@@ -1834,7 +1845,11 @@ mod tests {
                 "radius.servers[0].address",
                 "invalid socket address",
             ),
-            ("[auth]\nbackend = \"ldap\"", "auth.backend", "unknown variant"),
+            (
+                "[auth]\nbackend = \"ldap\"",
+                "auth.backend",
+                "unknown variant",
+            ),
         ] {
             let (line, _, field, message) = invalid(text);
             assert_eq!(field, want_field, "{text}");

@@ -26,11 +26,12 @@ use crate::{
     auth::{
         Verifier,
         limiter::LimitedVerifier,
+        radius::RadiusVerifier,
         random::os_random,
         secrets::{SecretsError, SecretsFile},
     },
     cli::LogLevel,
-    config::{Config, ipv4_peer},
+    config::{AuthBackend, Config, ipv4_peer},
     dataplane::{
         gre_socket::GreSocket,
         tun::{Routes, Tun},
@@ -45,26 +46,39 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
 
-    // Credentials.
-    let secrets = match SecretsFile::load(&config.auth.secrets, &config.server.hostname) {
-        Ok(file) => {
-            tracing::info!(path = %config.auth.secrets.display(), entries = file.len(), "secrets loaded");
+    // Credentials: the secrets file, or RADIUS.
+    let mut secrets = None;
+    let backend: Arc<dyn Verifier> = match config.auth.backend {
+        AuthBackend::Secrets => {
+            let file = match SecretsFile::load(&config.auth.secrets, &config.server.hostname) {
+                Ok(file) => {
+                    tracing::info!(path = %config.auth.secrets.display(), entries = file.len(), "secrets loaded");
+                    file
+                }
+                Err(SecretsError::Missing { .. }) => {
+                    tracing::warn!(
+                        path = %config.auth.secrets.display(),
+                        "secrets file missing: every authentication will fail until it exists (it is re-read on SIGHUP)"
+                    );
+                    SecretsFile::empty(&config.auth.secrets, &config.server.hostname)
+                }
+                Err(e) => return Err(e).context("reading the secrets file"),
+            };
+            let file = Arc::new(file);
+            secrets = Some(file.clone());
             file
         }
-        Err(SecretsError::Missing { .. }) => {
-            tracing::warn!(
-                path = %config.auth.secrets.display(),
-                "secrets file missing: every authentication will fail until it exists (it is re-read on SIGHUP)"
+        AuthBackend::Radius => {
+            let settings = config.radius_settings();
+            tracing::info!(
+                servers = ?settings.client.servers.iter().map(|s| s.address).collect::<Vec<_>>(),
+                "authenticating through RADIUS"
             );
-            SecretsFile::empty(&config.auth.secrets, &config.server.hostname)
+            Arc::new(RadiusVerifier::new(settings, os_random()))
         }
-        Err(e) => return Err(e).context("reading the secrets file"),
     };
-    let secrets = Arc::new(secrets);
-    let verifier: Arc<dyn Verifier> = Arc::new(LimitedVerifier::new(
-        secrets.clone(),
-        config.source_limits(),
-    ));
+    let verifier: Arc<dyn Verifier> =
+        Arc::new(LimitedVerifier::new(backend, config.source_limits()));
 
     // Data plane.
     let mut logger_task = None;
@@ -198,9 +212,10 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
                 }
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            _ = sighup.recv() => match secrets.reload() {
-                Ok(n) => tracing::info!(entries = n, "secrets reloaded"),
-                Err(e) => tracing::warn!("secrets not reloaded, keeping the old ones: {e}"),
+            _ = sighup.recv() => match secrets.as_ref().map(|s| s.reload()) {
+                Some(Ok(n)) => tracing::info!(entries = n, "secrets reloaded"),
+                Some(Err(e)) => tracing::warn!("secrets not reloaded, keeping the old ones: {e}"),
+                None => tracing::info!("SIGHUP: nothing to reload with auth.backend = \"radius\""),
             },
             _ = sigint.recv() => { tracing::info!("SIGINT: shutting down"); break; }
             _ = sigterm.recv() => { tracing::info!("SIGTERM: shutting down"); break; }

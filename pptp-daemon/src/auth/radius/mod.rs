@@ -437,11 +437,7 @@ impl fmt::Debug for Reply {
 impl Reply {
     /// Reads the attributes we act on; `secret` and the Request
     /// Authenticator decrypt the keys.
-    pub fn parse(
-        packet: &Packet<&[u8]>,
-        secret: &[u8],
-        request_authenticator: &[u8; 16],
-    ) -> Reply {
+    pub fn parse(packet: &Packet<&[u8]>, secret: &[u8], request_authenticator: &[u8; 16]) -> Reply {
         let mut reply = Reply {
             code: Some(packet.code()),
             ..Reply::default()
@@ -530,9 +526,9 @@ impl Reply {
             }
             _ => return Verdict::Reject(Rejection::BadCredentials),
         }
-        let static_address = self.framed_ip_address.filter(|ip| {
-            *ip != Ipv4Addr::new(255, 255, 255, 254) && *ip != Ipv4Addr::BROADCAST
-        });
+        let static_address = self
+            .framed_ip_address
+            .filter(|ip| *ip != Ipv4Addr::new(255, 255, 255, 254) && *ip != Ipv4Addr::BROADCAST);
         let mppe = match credentials {
             Credentials::MsChapV2 { .. } => match (&self.send_key, &self.recv_key) {
                 (Some(send), Some(recv)) if send.len() >= 16 && recv.len() >= 16 => {

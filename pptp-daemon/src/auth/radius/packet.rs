@@ -314,7 +314,11 @@ pub enum RequestAttribute {
     Plain { kind: u8, value: Vec<u8> },
     /// A Vendor-Specific attribute with one sub-attribute (RFC 2865
     /// section 5.26).
-    Vendor { vendor: u32, kind: u8, value: Vec<u8> },
+    Vendor {
+        vendor: u32,
+        kind: u8,
+        value: Vec<u8>,
+    },
     /// User-Password, hidden with the secret (RFC 2865 section 5.2).
     UserPassword(Vec<u8>),
 }
@@ -523,7 +527,7 @@ pub fn decrypt_salted_key(
     request_authenticator: &[u8; 16],
 ) -> Result<Vec<u8>, KeyError> {
     let len = value.len();
-    if len < 2 + 16 || (len - 2) % 16 != 0 {
+    if len < 2 + 16 || !(len - 2).is_multiple_of(16) {
         return Err(KeyError::BadLength { len });
     }
     let (salt, string) = value.split_at(2);

@@ -22,7 +22,7 @@ use super::{
 use crate::{
     auth::{
         mschap, mschapv2,
-        random::{seeded_random, RandomSource},
+        random::{RandomSource, seeded_random},
     },
     mppe::{Role, keys::mschapv2_material},
 };
@@ -102,10 +102,7 @@ fn rfc2865_request_parses() {
         attrs,
         [
             (attr::USER_NAME, b"nemo".to_vec()),
-            (
-                attr::USER_PASSWORD,
-                hex("0dbe708d93d413ce3196e43f782a0aee")
-            ),
+            (attr::USER_PASSWORD, hex("0dbe708d93d413ce3196e43f782a0aee")),
             (attr::NAS_IP_ADDRESS, vec![192, 168, 1, 16]),
             (attr::NAS_PORT, vec![0, 0, 0, 3]),
         ]
@@ -113,8 +110,7 @@ fn rfc2865_request_parses() {
 }
 
 #[test]
-fn rfc2865_accept_has_a_good_response_authenticator_but_is_dropped_without_message_authenticator()
-{
+fn rfc2865_accept_has_a_good_response_authenticator_but_is_dropped_without_message_authenticator() {
     let bytes = hex(RFC_ACCEPT);
     let ra = arr16(&hex("0f403f9473978057bd83d5cb98f4227a"));
     // The Response Authenticator is right (the check passes that far) ...
@@ -277,7 +273,10 @@ fn chap_and_ms_chap_requests_carry_rfc2548_attributes() {
     let mut pw = vec![0x33];
     pw.extend_from_slice(&[0xcc; 16]);
     assert_eq!(std_value(&chap, attr::CHAP_PASSWORD), Some(pw));
-    assert_eq!(std_value(&chap, attr::CHAP_CHALLENGE), Some(vec![1, 2, 3, 4]));
+    assert_eq!(
+        std_value(&chap, attr::CHAP_CHALLENGE),
+        Some(vec![1, 2, 3, 4])
+    );
     assert_eq!(std_value(&chap, attr::USER_PASSWORD), None);
 
     // MS-CHAPv1: MS-CHAP-Challenge (8) and MS-CHAP-Response (50).
@@ -332,7 +331,10 @@ fn chap_and_ms_chap_requests_carry_rfc2548_attributes() {
         .unwrap();
     assert_eq!(&vsa.value[..6], &[0, 0, 0x01, 0x37, 25, 52]);
     // Message-Authenticator is first.
-    assert_eq!(p.attributes().next().unwrap().kind, attr::MESSAGE_AUTHENTICATOR);
+    assert_eq!(
+        p.attributes().next().unwrap().kind,
+        attr::MESSAGE_AUTHENTICATOR
+    );
 
     // Values that do not fit.
     let long = Credentials::Pap {
@@ -421,7 +423,10 @@ fn rfc2548_encrypt(key: &[u8], salt: [u8; 2], secret: &[u8], ra: &[u8; 16]) -> V
     let mut out = salt.to_vec();
     let mut prev: Vec<u8> = [&ra[..], &salt[..]].concat();
     for block in p.chunks(16) {
-        let b = Md5::new().chain_update(secret).chain_update(&prev).finalize();
+        let b = Md5::new()
+            .chain_update(secret)
+            .chain_update(&prev)
+            .finalize();
         let c: Vec<u8> = block.iter().zip(b.iter()).map(|(x, y)| x ^ y).collect();
         out.extend_from_slice(&c);
         prev = c;
@@ -434,7 +439,10 @@ fn mppe_key_decryption_round_trips_with_the_rfc_algorithm() {
     let key: Vec<u8> = (0u8..32).collect();
     let value = rfc2548_encrypt(&key, [0x85, 0x13], SECRET, &RA);
     assert_eq!(value.len(), 2 + 48);
-    assert_eq!(packet::decrypt_salted_key(&value, SECRET, &RA).unwrap(), key);
+    assert_eq!(
+        packet::decrypt_salted_key(&value, SECRET, &RA).unwrap(),
+        key
+    );
     // Our encryption (for simulations) is the RFC's.
     assert_eq!(
         packet::encrypt_salted_key(&key, [0x85, 0x13], SECRET, &RA),
@@ -451,7 +459,11 @@ fn mppe_key_decryption_round_trips_with_the_rfc_algorithm() {
     let wrong = packet::decrypt_salted_key(&v, b"nope", &RA);
     assert_ne!(wrong.ok(), Some(k16.to_vec()));
     assert_eq!(
-        packet::decrypt_salted_key(&[0x00, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], SECRET, &RA),
+        packet::decrypt_salted_key(
+            &[0x00, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            SECRET,
+            &RA
+        ),
         Err(packet::KeyError::BadSalt)
     );
     assert_eq!(
@@ -523,8 +535,13 @@ fn v2_accept(extra: &[(u8, Vec<u8>)]) -> Vec<u8> {
 }
 
 fn reply_of(bytes: &[u8]) -> Reply {
-    let p = check_response(bytes, Packet::new_checked(bytes).unwrap().identifier(), &RA, SECRET)
-        .unwrap();
+    let p = check_response(
+        bytes,
+        Packet::new_checked(bytes).unwrap().identifier(),
+        &RA,
+        SECRET,
+    )
+    .unwrap();
     Reply::parse(&p, SECRET, &RA)
 }
 
@@ -619,7 +636,10 @@ fn ms_chap2_success_parsing() {
 #[test]
 fn ms_chap_error_maps_to_the_rejection() {
     for (text, want) in [
-        (&b"E=691 R=0 C=00000000000000000000000000000000 V=3"[..], Rejection::BadCredentials),
+        (
+            &b"E=691 R=0 C=00000000000000000000000000000000 V=3"[..],
+            Rejection::BadCredentials,
+        ),
         (b"E=646 R=0 V=3", Rejection::AccountRestricted),
         (b"E=647 R=0 V=3", Rejection::AccountRestricted),
         (b"E=648 R=0 V=3", Rejection::PasswordExpired),
@@ -728,7 +748,10 @@ fn ms_chap_v1_keys_from_ms_chap_mppe_keys() {
     let mut hidden = Vec::new();
     let mut prev = RA.to_vec();
     for block in plain.chunks(16) {
-        let b = Md5::new().chain_update(SECRET).chain_update(&prev).finalize();
+        let b = Md5::new()
+            .chain_update(SECRET)
+            .chain_update(&prev)
+            .finalize();
         let c: Vec<u8> = block.iter().zip(b.iter()).map(|(x, y)| x ^ y).collect();
         hidden.extend_from_slice(&c);
         prev = c;
@@ -779,7 +802,14 @@ fn random() -> RandomSource {
 /// The answer a server would give to `request` (an emitted Access-Request).
 fn answer(request: &[u8], secret: &[u8], code: Code, with_ma: bool) -> Vec<u8> {
     let p = Packet::new_checked(request).unwrap();
-    emit_response(code, p.identifier(), &p.authenticator(), secret, &[], with_ma)
+    emit_response(
+        code,
+        p.identifier(),
+        &p.authenticator(),
+        secret,
+        &[],
+        with_ma,
+    )
 }
 
 fn events(t: &mut Transaction) -> Vec<Event> {
@@ -792,7 +822,13 @@ fn retransmits_the_same_datagram_then_fails_over_and_holds_down() {
     let settings = client(servers.clone());
     let mut health = Health::new(2);
     let t0 = Instant::now();
-    let mut t = Transaction::new(settings.clone(), pap_request(), health.order(t0), random(), t0);
+    let mut t = Transaction::new(
+        settings.clone(),
+        pap_request(),
+        health.order(t0),
+        random(),
+        t0,
+    );
     let first = t.poll_transmit().unwrap();
     assert_eq!(first.server, 0);
     assert_eq!(first.destination, servers[0].address);
@@ -896,7 +932,13 @@ fn every_server_silent_is_exhausted() {
 fn bad_answers_are_dropped_and_the_wait_goes_on() {
     let servers = vec![server(1812, SECRET)];
     let t0 = Instant::now();
-    let mut t = Transaction::new(client(servers.clone()), pap_request(), vec![0], random(), t0);
+    let mut t = Transaction::new(
+        client(servers.clone()),
+        pap_request(),
+        vec![0],
+        random(),
+        t0,
+    );
     let sent = t.poll_transmit().unwrap().payload;
     let from = servers[0].address;
     // From elsewhere.
