@@ -702,23 +702,109 @@ fn disabled_user_is_rejected_through_radius() {
     assert!(fr.logins_incorrect(DISABLED_USER) >= 1, "{}", fr.log());
 }
 
-/// The first server is dead (nothing listens on its port): the daemon
-/// fails over to the second, the real one, and the session passes traffic.
+/// A RADIUS server that never answers: a UDP socket on 127.0.0.1 of `ns`
+/// that counts the datagrams it receives, until dropped.
+struct BlackHole {
+    address: SocketAddr,
+    received: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl BlackHole {
+    fn new(ns: &Netns) -> BlackHole {
+        use std::sync::{
+            Arc,
+            atomic::{AtomicBool, AtomicUsize, Ordering},
+        };
+        let socket = ns
+            .run(|| std::net::UdpSocket::bind(("127.0.0.1", 0)))
+            .expect("namespace")
+            .expect("bind");
+        socket
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .expect("timeout");
+        let address = socket.local_addr().expect("address");
+        let received = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (r, st) = (received.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while !st.load(Ordering::Relaxed) {
+                if socket.recv(&mut buf).is_ok() {
+                    r.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+        BlackHole {
+            address,
+            received,
+            stop,
+        }
+    }
+
+    fn received(&self) -> usize {
+        self.received.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Drop for BlackHole {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Two dead servers before the real one: the first has nothing listening
+/// on its port (ICMP port unreachable), the second swallows requests and
+/// never answers; the daemon fails over through both (trying the silent
+/// one `retries + 1` times) to FreeRADIUS, and the session passes traffic.
+/// A second session skips the dead ones (held down for `dead_time_secs`).
 #[test]
 fn dead_first_server_fails_over_to_the_second() {
     let (topology, fr) = topology_with_freeradius();
-    let dead = SocketAddr::from((
+    let closed = SocketAddr::from((
         [127, 0, 0, 1],
         unused_port(&topology.server).expect("a port"),
     ));
+    let silent = BlackHole::new(&topology.server);
     let lab = radius_lab(
         topology,
-        &[dead, fr.auth_address()],
+        &[closed, silent.address, fr.auth_address()],
         "\"mschapv2\"",
         "require",
     );
     let mut client = lab.client(&["--mppe"]).expect("client");
-    let up = up(&mut client, &lab, &fr);
-    assert!(fr.logins_ok(USER) >= 1, "{}", fr.log());
-    assert_traffic(&up, &lab, &fr);
+    let up1 = up(&mut client, &lab, &fr);
+    assert_eq!(fr.logins_ok(USER), 1, "{}", fr.log());
+    assert_eq!(
+        silent.received(),
+        3,
+        "the silent server tried once and retried twice (retries = 2)"
+    );
+    assert_traffic(&up1, &lab, &fr);
+    drop(client);
+    let mut second = lab.client(&["--mppe", "--tun", "pptpc1"]).expect("client");
+    up(&mut second, &lab, &fr);
+    assert_eq!(fr.logins_ok(USER), 2, "{}", fr.log());
+    assert_eq!(silent.received(), 3, "held down: not asked again");
+}
+
+/// BlastRADIUS end to end: FreeRADIUS as Debian ships it accepts alice but
+/// signs no answer; the daemon drops every such Access-Accept, so no
+/// session comes up and none is left.
+#[test]
+fn unsigned_access_accept_gets_no_session() {
+    netns::require_root().expect("prerequisite");
+    let topology = Topology::new().expect("topology");
+    let fr = FreeRadius::start_unsigned(&topology.server).unwrap_or_else(|e| panic!("{e}"));
+    let lab = radius_lab(topology, &[fr.auth_address()], "\"mschapv2\"", "require");
+    let mut client = lab.client(&["--mppe"]).expect("client");
+    let line = outcome(&mut client, &lab, &fr)
+        .map(|up| panic!("an unsigned Access-Accept gave a session: {up}"))
+        .unwrap_err();
+    assert!(
+        fr.logins_ok(USER) >= 1,
+        "FreeRADIUS did accept ({line}):\n{}",
+        fr.log()
+    );
+    assert!(lab.sessions().expect("sessions").is_empty());
 }
