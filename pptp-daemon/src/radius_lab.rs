@@ -563,6 +563,16 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_program_names_the_packages_and_the_fix() {
+        let err = find_program("pptp-no-such-radius-program").expect_err("not installed");
+        let text = err.to_string();
+        assert!(
+            text.contains("freeradius-utils") && text.contains("cargo xtask setup"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn daemon_config_lists_the_servers_in_order() {
         let text = daemon_radius_config(&[
             "127.0.0.1:9".parse().expect("address"),
