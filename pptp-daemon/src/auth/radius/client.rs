@@ -410,7 +410,21 @@ pub fn run_blocking(
         let _ = socket.set_read_timeout(Some(wait));
         match socket.recv_from(&mut buf) {
             Ok((n, from)) => transaction.handle_datagram(Instant::now(), from, &buf[..n]),
-            Err(_) => transaction.handle_timeout(Instant::now()),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                transaction.handle_timeout(Instant::now());
+            }
+            // Another error (e.g. ICMP reported on the socket): do not
+            // spin on it until the deadline.
+            Err(e) => {
+                tracing::debug!("RADIUS: receive: {e}");
+                std::thread::sleep(wait.min(Duration::from_millis(10)));
+                transaction.handle_timeout(Instant::now());
+            }
         }
     }
 }

@@ -21,8 +21,10 @@ use super::{
 };
 use crate::{
     auth::{
-        mschap, mschapv2,
+        AuthEvent, AuthFactory, AuthMethod, mschap, mschapv2,
+        peer::{PeerAuthFactory, PeerSettings},
         random::{RandomSource, seeded_random},
+        server::{ServerAuthFactory, ServerSettings},
     },
     mppe::{Role, keys::mschapv2_material},
 };
@@ -1104,4 +1106,339 @@ fn verifier_without_an_answer_is_backend_unavailable() {
         Verdict::Reject(Rejection::BackendUnavailable)
     );
     assert_eq!(verifier.stats().no_answer.load(Ordering::Relaxed), 1);
+}
+
+#[test]
+fn requests_over_the_in_flight_bound_are_refused_and_types_logged_once() {
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let verifier = RadiusVerifier::new(
+        settings(vec![Server {
+            address: silent.local_addr().unwrap(),
+            secret: SECRET.to_vec(),
+        }]),
+        random(),
+    );
+    verifier.in_flight.store(MAX_IN_FLIGHT, Ordering::SeqCst);
+    assert_eq!(
+        verifier.verify(SOURCE, &v2_credentials()),
+        Verdict::Reject(Rejection::BackendUnavailable)
+    );
+    assert_eq!(verifier.stats().overloaded.load(Ordering::Relaxed), 1);
+    // Nothing was sent, and the count is not leaked.
+    silent.set_nonblocking(true).unwrap();
+    assert!(silent.recv_from(&mut [0u8; 64]).is_err());
+    assert_eq!(verifier.in_flight.load(Ordering::SeqCst), MAX_IN_FLIGHT);
+
+    // Attributes not applied are remembered once per type.
+    let accept = v2_accept(&[
+        (attr::SESSION_TIMEOUT, vec![0, 0, 0, 60]),
+        (attr::IDLE_TIMEOUT, vec![0, 0, 0, 60]),
+    ]);
+    for _ in 0..3 {
+        assert!(matches!(
+            verifier.verdict(&v2_credentials(), 0, &accept, &RA),
+            Verdict::Accept(_)
+        ));
+    }
+    let logged = verifier.logged.lock().unwrap();
+    assert_eq!(logged.len(), 2);
+    assert!(
+        logged.contains(&(0, attr::SESSION_TIMEOUT)) && logged.contains(&(0, attr::IDLE_TIMEOUT))
+    );
+    assert_eq!(verifier.stats().accepts.load(Ordering::Relaxed), 3);
+}
+
+// ----- our server engine, verdicts from a simulated RADIUS server, our client -----
+
+/// A RADIUS server for MS-CHAPv2 (what FreeRADIUS's mschap module does):
+/// checks the MS-CHAP2-Response against `password`, answers Access-Accept
+/// with MS-CHAP2-Success and the server's MPPE keys (RFC 2548 section
+/// 2.4.2, encrypted as written out in this file), or Access-Reject with
+/// MS-CHAP-Error E=691.
+fn mschapv2_server(request: &[u8], secret: &[u8], password: &[u8]) -> Vec<u8> {
+    let p = Packet::new_checked(request).unwrap();
+    let ra = p.authenticator();
+    let user = std_value(request, attr::USER_NAME).unwrap();
+    let challenge = arr16(&ms_value(request, ms::CHAP_CHALLENGE).unwrap());
+    let response = ms_value(request, ms::CHAP2_RESPONSE).unwrap();
+    let peer_challenge = arr16(&response[2..18]);
+    let nt_response: [u8; 24] = response[26..50].try_into().unwrap();
+    let expected = mschapv2::generate_nt_response(&challenge, &peer_challenge, &user, password);
+    if expected != nt_response {
+        let mut error = vec![response[0]];
+        error.extend_from_slice(b"E=691 R=1 C=00000000000000000000000000000000 V=3");
+        return emit_response(
+            Code::AccessReject,
+            p.identifier(),
+            &ra,
+            secret,
+            &[(
+                attr::VENDOR_SPECIFIC,
+                vendor_value(ms::VENDOR_ID, ms::CHAP_ERROR, &error),
+            )],
+            true,
+        );
+    }
+    let auth = mschapv2::generate_authenticator_response(
+        password,
+        &nt_response,
+        &peer_challenge,
+        &challenge,
+        &user,
+    );
+    let mut success = vec![response[0]];
+    success.extend_from_slice(b"S=");
+    for b in auth {
+        success.extend_from_slice(format!("{b:02X}").as_bytes());
+    }
+    let hash_hash = mschap::hash_nt_password_hash(&mschap::nt_password_hash(password));
+    let MppeMaterial::V2 {
+        master_send_key,
+        master_recv_key,
+    } = mschapv2_material(&hash_hash, &nt_response, Role::Server)
+    else {
+        unreachable!()
+    };
+    emit_response(
+        Code::AccessAccept,
+        p.identifier(),
+        &ra,
+        secret,
+        &[
+            (
+                attr::VENDOR_SPECIFIC,
+                vendor_value(ms::VENDOR_ID, ms::CHAP2_SUCCESS, &success),
+            ),
+            (
+                attr::VENDOR_SPECIFIC,
+                vendor_value(
+                    ms::VENDOR_ID,
+                    ms::MPPE_SEND_KEY,
+                    &rfc2548_encrypt(&master_send_key, [0x80, 0x11], secret, &ra),
+                ),
+            ),
+            (
+                attr::VENDOR_SPECIFIC,
+                vendor_value(
+                    ms::VENDOR_ID,
+                    ms::MPPE_RECV_KEY,
+                    &rfc2548_encrypt(&master_recv_key, [0x80, 0x22], secret, &ra),
+                ),
+            ),
+        ],
+        true,
+    )
+}
+
+/// Runs our server engine against our peer engine, the server's verdicts
+/// coming from `mschapv2_server` through a [`Transaction`] (sans-IO, on a
+/// simulated clock). Returns what each side reported.
+fn mschapv2_through_radius(peer_password: &str) -> (Vec<AuthEvent>, Vec<AuthEvent>) {
+    let radius = server(1812, SECRET);
+    let verifier = RadiusVerifier::new(settings(vec![radius.clone()]), seeded_random(3));
+    let mut srv = ServerAuthFactory::new(
+        ServerSettings {
+            failure_delay: Duration::ZERO,
+            ..ServerSettings::default()
+        },
+        seeded_random(4),
+    )
+    .engine(AuthMethod::MsChapV2);
+    let mut peer =
+        PeerAuthFactory::new(PeerSettings::new("alice", peer_password), seeded_random(5))
+            .engine(AuthMethod::MsChapV2);
+    let now = Instant::now();
+    srv.start(now);
+    peer.start(now);
+    let (mut srv_events, mut peer_events) = (Vec::new(), Vec::new());
+    for _ in 0..10 {
+        while let Some(p) = srv.poll_transmit() {
+            peer.handle_packet(now, &p);
+        }
+        while let Some(p) = peer.poll_transmit() {
+            srv.handle_packet(now, &p);
+        }
+        while let Some(e) = srv.poll_event() {
+            if let AuthEvent::Verify(credentials) = &e {
+                let mut t = verifier.transaction(SOURCE, credentials, now).unwrap();
+                let sent = t.poll_transmit().unwrap();
+                let answer = mschapv2_server(&sent.payload, SECRET, b"s3cret");
+                t.handle_datagram(now, radius.address, &answer);
+                let Some(Event::Answered {
+                    server,
+                    response,
+                    request_authenticator,
+                }) = t.poll_event()
+                else {
+                    panic!("no answer")
+                };
+                let verdict =
+                    verifier.verdict(credentials, server, &response, &request_authenticator);
+                srv.handle_verdict(now, verdict);
+            }
+            srv_events.push(e);
+        }
+        while let Some(e) = peer.poll_event() {
+            peer_events.push(e);
+        }
+    }
+    (srv_events, peer_events)
+}
+
+#[test]
+fn ms_chap_v2_through_radius_authenticates_both_ends_and_the_keys_pass_traffic() {
+    use crate::mppe::{KeyLength, MppeParams, cipher::MppeCipher};
+    let (srv, peer) = mschapv2_through_radius("s3cret");
+    let Some(AuthEvent::Succeeded(server_side)) = srv.last() else {
+        panic!("server: {srv:?}")
+    };
+    // The peer checked the Authenticator Response relayed from RADIUS
+    // (mutual authentication) before reporting success.
+    let Some(AuthEvent::Succeeded(client_side)) = peer.last() else {
+        panic!("peer: {peer:?}")
+    };
+    let (Some(server_keys), Some(client_keys)) = (&server_side.mppe, &client_side.mppe) else {
+        panic!("no MPPE material")
+    };
+    // Traffic encrypted with the keys from RADIUS decrypts with the
+    // client's own keys, both ways, at every key length.
+    for key_length in [KeyLength::Bits128, KeyLength::Bits56, KeyLength::Bits40] {
+        let params = MppeParams {
+            key_length,
+            stateless: true,
+        };
+        let mut ours = MppeCipher::new(server_keys, params);
+        let mut theirs = MppeCipher::new(client_keys, params);
+        let plain = b"\x00\x21 an IPv4 packet".to_vec();
+        let mut wire = vec![0u8; plain.len() + 2];
+        let n = ours.encryptor.encrypt(&plain, &mut wire).unwrap();
+        assert_ne!(&wire[2..n], &plain[..]);
+        let mut back = vec![0u8; plain.len()];
+        let m = theirs.decryptor.decrypt(&wire[..n], &mut back).unwrap();
+        assert_eq!(&back[..m], &plain[..], "{key_length:?} server to client");
+        let plain = b"\x00\x21 the answer".to_vec();
+        let mut wire = vec![0u8; plain.len() + 2];
+        let n = theirs.encryptor.encrypt(&plain, &mut wire).unwrap();
+        let mut back = vec![0u8; plain.len()];
+        let m = ours.decryptor.decrypt(&wire[..n], &mut back).unwrap();
+        assert_eq!(&back[..m], &plain[..], "{key_length:?} client to server");
+    }
+}
+
+#[test]
+fn ms_chap_v2_reject_through_radius_fails_the_client() {
+    let (srv, peer) = mschapv2_through_radius("wrong");
+    // Three attempts (R=1 retries from our engine), then failure on both ends.
+    let verifies = srv
+        .iter()
+        .filter(|e| matches!(e, AuthEvent::Verify(_)))
+        .count();
+    assert_eq!(verifies, 3, "{srv:?}");
+    assert!(
+        matches!(srv.last(), Some(AuthEvent::Failed { .. })),
+        "{srv:?}"
+    );
+    assert!(
+        matches!(peer.last(), Some(AuthEvent::Failed { .. })),
+        "{peer:?}"
+    );
+}
+
+// ----- against a real server (manual) -----
+
+/// Against a real RADIUS server: `PPTP_RADIUS_SANITY=127.0.0.1:1812` (secret
+/// `testing123`, user `alice` with Cleartext-Password `right`). Run with
+/// `cargo test -p pptp-daemon --lib radius::tests::real_server -- --ignored`.
+/// The real integration test (FreeRADIUS started by the test) lives with
+/// the integration tests.
+#[test]
+#[ignore = "needs a RADIUS server named by PPTP_RADIUS_SANITY"]
+fn real_server_sanity() {
+    let Ok(address) = std::env::var("PPTP_RADIUS_SANITY") else {
+        return;
+    };
+    let mut s = settings(vec![Server {
+        address: address.parse().unwrap(),
+        secret: b"testing123".to_vec(),
+    }]);
+    s.client.timeout = Duration::from_millis(500);
+    s.client.retries = 1;
+    let verifier = RadiusVerifier::new(s, crate::auth::random::os_random());
+    let pap = |password: &[u8]| Credentials::Pap {
+        user: "alice".into(),
+        password: password.to_vec(),
+    };
+    let show = |v: &Verdict| format!("{v:?}");
+    let ok = verifier.verify(SOURCE, &pap(b"right"));
+    println!("PAP right: {}", show(&ok));
+    println!(
+        "PAP wrong: {}",
+        show(&verifier.verify(SOURCE, &pap(b"wrong")))
+    );
+    let challenge = vec![0x5a; 16];
+    let chap = Credentials::ChapMd5 {
+        user: "alice".into(),
+        identifier: 7,
+        response: crate::auth::chap::response(7, b"right", &challenge),
+        challenge,
+    };
+    println!("CHAP: {}", show(&verifier.verify(SOURCE, &chap)));
+    let auth_challenge = [0x11; 16];
+    let peer_challenge = [0x22; 16];
+    let nt_response =
+        mschapv2::generate_nt_response(&auth_challenge, &peer_challenge, b"alice", b"right");
+    let v2 = Credentials::MsChapV2 {
+        user: "alice".into(),
+        authenticator_challenge: auth_challenge,
+        peer_challenge,
+        nt_response,
+    };
+    let verdict = verifier.verify(SOURCE, &v2);
+    println!("MS-CHAPv2: {}", show(&verdict));
+    if let Verdict::Accept(a) = &verdict {
+        let local = mschapv2::generate_authenticator_response(
+            b"right",
+            &nt_response,
+            &peer_challenge,
+            &auth_challenge,
+            b"alice",
+        );
+        assert_eq!(a.authenticator_response, Some(local));
+        let hash_hash = mschap::hash_nt_password_hash(&mschap::nt_password_hash(b"right"));
+        assert_eq!(
+            a.mppe,
+            Some(mschapv2_material(&hash_hash, &nt_response, Role::Server)),
+            "MPPE keys from RADIUS differ from the local derivation"
+        );
+        println!("MS-CHAPv2: authenticator response and MPPE keys match the local derivation");
+    }
+    let challenge = [0x33; 8];
+    let v1 = Credentials::MsChapV1 {
+        user: "alice".into(),
+        challenge,
+        lm_response: [0; 24],
+        nt_response: mschap::nt_challenge_response(&challenge, b"right"),
+        use_nt_response: true,
+    };
+    let verdict = verifier.verify(SOURCE, &v1);
+    println!("MS-CHAPv1: {}", show(&verdict));
+    if let Verdict::Accept(Accepted {
+        mppe: Some(MppeMaterial::V1 {
+            nt_password_hash_hash,
+            ..
+        }),
+        ..
+    }) = &verdict
+    {
+        assert_eq!(
+            *nt_password_hash_hash,
+            mschap::hash_nt_password_hash(&mschap::nt_password_hash(b"right"))
+        );
+        println!("MS-CHAPv1: NT key matches the local derivation");
+    }
+    let st = verifier.stats();
+    println!(
+        "dropped without Message-Authenticator: {}",
+        st.dropped_no_message_authenticator.load(Ordering::Relaxed)
+    );
 }
