@@ -267,6 +267,10 @@ pub struct LabOptions {
     /// The body of the `[limits]` table: [`LAB_LIMITS`] by default, room
     /// for thousands of sessions from the one client address of the lab.
     pub limits: String,
+    /// The body of the `[auth]` table in place of the lab's (the
+    /// chap-secrets file below, `failure_delay_ms = 100`); TOML allows one
+    /// `[auth]` table only, so other back ends (RADIUS) replace it here.
+    pub auth: Option<String>,
 }
 
 /// `[limits]` of the lab: every session comes from one address (the
@@ -285,6 +289,7 @@ impl Default for LabOptions {
             extra: String::new(),
             wan: "s0",
             limits: LAB_LIMITS.to_owned(),
+            auth: None,
         }
     }
 }
@@ -294,6 +299,13 @@ impl Lab {
     /// until its control socket answers.
     pub fn start(bin: &Path, options: &LabOptions) -> Result<Self, String> {
         let topology = Topology::new().map_err(|e| e.to_string())?;
+        Self::start_in(topology, bin, options)
+    }
+
+    /// As [`Lab::start`], in a topology made beforehand (so that something
+    /// the daemon needs from its start, such as a RADIUS server in the
+    /// server namespace, runs first).
+    pub fn start_in(topology: Topology, bin: &Path, options: &LabOptions) -> Result<Self, String> {
         let dir = std::env::temp_dir().join(format!("pptp-lab-{}", topology.server.name()));
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         let secrets = dir.join("chap-secrets");
@@ -312,6 +324,15 @@ impl Lab {
                 "interface = \"s0\"",
                 &format!("interface = \"{}\"", options.wan),
             );
+        if let Some(auth) = &options.auth {
+            let start = text
+                .find("[auth]\n")
+                .ok_or("the lab configuration has no [auth] table")?;
+            let end = text[start..]
+                .find("\n\n")
+                .map_or(text.len(), |n| start + n + 2);
+            text.replace_range(start..end, &format!("[auth]\n{auth}\n\n"));
+        }
         text.push_str(&format!("\n[limits]\n{}\n", options.limits));
         text.push_str(&options.extra);
         std::fs::write(&config, text).map_err(|e| e.to_string())?;

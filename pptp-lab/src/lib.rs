@@ -5,6 +5,7 @@
 //! - [`lab`]: the topology of the end-to-end tests, `pptp-lab lab` and the bench;
 //! - [`bench`]: `pptp-lab bench` and `pptp-lab loadgen`;
 //! - [`xdp`]: the lab's own XDP object (pass, sink, routing ceiling);
+//! - [`radius_lab`]: a real FreeRADIUS for the tests, configured and started by them;
 //! - [`cli`]: the command line of the `pptp-lab` binary.
 //!
 //! Namespaces and veth pairs come from `pptp-netns`; the daemon's client,
@@ -13,6 +14,7 @@
 pub mod bench;
 pub mod cli;
 pub mod lab;
+pub mod radius_lab;
 pub mod xdp;
 
 use std::path::{Path, PathBuf};

@@ -20,7 +20,8 @@ const BPF_LINKER_VERSION: &str = "0.13";
 
 /// Debian packages the test suite uses: iproute2 (namespaces, veth),
 /// ping, tshark and scapy (independent dissectors in the oracle tests),
-/// iperf3 and ethtool (interop with pptp-linux in the guest).
+/// iperf3 and ethtool (interop with pptp-linux in the guest), freeradius
+/// and freeradius-utils (radclient: the RADIUS tests' real server).
 const DEBIAN_PACKAGES: &[&str] = &[
     "iproute2",
     "iputils-ping",
@@ -28,6 +29,8 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "python3-scapy",
     "iperf3",
     "ethtool",
+    "freeradius",
+    "freeradius-utils",
 ];
 
 /// What is missing, each with a short name.
