@@ -24,7 +24,7 @@ use tokio::{
 
 use super::{
     Call, Counters, Shared,
-    registry::Command,
+    registry::{Command, acct_session_id},
     session::{self, SessionGuard, ToControl},
 };
 use crate::{
@@ -143,6 +143,7 @@ pub async fn run(
                             peer_call_id: info.peer_call_id,
                             session,
                             started: Instant::now(),
+                            acct_session_id: acct_session_id(shared.boot_secs, session),
                             input: input_tx,
                             commands: commands_tx,
                             data: RwLock::new(None),

@@ -149,6 +149,9 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
         clients: RwLock::new(HashMap::new()),
         stats: Stats::default(),
         warnings: Mutex::new(WarnLimiter::new(WarnLimits::default())),
+        boot_secs: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
         config,
     });
     let (tun_rx, tun_tx) = tun.split();

@@ -137,6 +137,9 @@ pub struct Call {
     /// The concentrator's handle of this session.
     pub session: SessionId,
     pub started: Instant,
+    /// Acct-Session-Id (RFC 2866 section 5.5): unique across the daemon's
+    /// runs and its sessions; see [`acct_session_id`].
+    pub acct_session_id: String,
     /// Frames from the data path (bounded, peer-filled).
     pub input: mpsc::Sender<CallInput>,
     /// Commands from the daemon (never filled by the peer).
@@ -249,6 +252,8 @@ pub struct Shared {
     pub stats: Stats,
     /// Warnings about peers, rate-limited per source.
     pub warnings: Mutex<WarnLimiter>,
+    /// When the daemon started, seconds since the epoch (Acct-Session-Id).
+    pub boot_secs: u64,
 }
 
 impl Shared {
@@ -453,4 +458,16 @@ pub async fn core_timer(shared: Arc<Shared>) {
         shared.core().handle_timeout(Instant::now());
         shared.dispatch();
     }
+}
+
+/// The Acct-Session-Id of a session: the daemon's start time (seconds since
+/// the epoch), then the call ID and the concentrator's generation of it,
+/// in hex: `5f5e1000-1a2b-00000003`. Unique across restarts (one per
+/// second at most) and across the reuse of call IDs.
+pub fn acct_session_id(boot_secs: u64, session: SessionId) -> String {
+    format!(
+        "{boot_secs:08x}-{:04x}-{:08x}",
+        session.call_id(),
+        session.generation()
+    )
 }

@@ -637,6 +637,7 @@ mod tests {
             clients: RwLock::new(HashMap::new()),
             stats: Stats::default(),
             warnings: Mutex::new(WarnLimiter::new(WarnLimits::default())),
+            boot_secs: 0,
             config,
         });
         (shared, route_ops)
@@ -669,6 +670,7 @@ mod tests {
             peer_call_id: 9,
             session: id,
             started: now,
+            acct_session_id: crate::server::registry::acct_session_id(0, id),
             input,
             commands,
             data: RwLock::new(Some(Arc::new(DataState {
