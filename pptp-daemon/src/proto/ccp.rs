@@ -418,25 +418,10 @@ impl Ccp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::cp::{Packet, Repr};
+    use crate::proto::test_support::{Sent, drain, pkt};
 
-    fn pkt(code: Code, id: u8, data: &[u8]) -> Vec<u8> {
-        Repr {
-            code,
-            identifier: id,
-            data,
-        }
-        .to_vec()
-        .unwrap()
-    }
-
-    fn sent(c: &mut Ccp) -> Vec<(Code, u8, Vec<u8>)> {
-        std::iter::from_fn(|| c.poll_transmit())
-            .map(|b| {
-                let p = Packet::new_checked(&b[..]).unwrap();
-                (p.code(), p.identifier(), p.data().to_vec())
-            })
-            .collect()
+    fn sent(c: &mut Ccp) -> Vec<Sent> {
+        drain(|| c.poll_transmit())
     }
 
     fn events(c: &mut Ccp) -> Vec<CcpEvent> {

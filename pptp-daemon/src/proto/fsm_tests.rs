@@ -4,7 +4,7 @@
 //! matching and two automata talking to each other.
 
 use super::*;
-use crate::wire::cp::Packet;
+use crate::proto::test_support::{Sent, drain, pkt};
 
 /// A protocol with one option, type 1, one octet: the peer's value 1 is
 /// Acked, 2 is Nak'ed towards 1, anything else and any other type are
@@ -124,26 +124,8 @@ fn new_fsm() -> TestFsm {
     Fsm::new(TestProto::new(), FsmConfig::default())
 }
 
-fn pkt(code: Code, id: u8, data: &[u8]) -> Vec<u8> {
-    Repr {
-        code,
-        identifier: id,
-        data,
-    }
-    .to_vec()
-    .unwrap()
-}
-
-/// A sent packet: code, identifier, data.
-type Sent = (Code, u8, Vec<u8>);
-
 fn sent(f: &mut TestFsm) -> Vec<Sent> {
-    std::iter::from_fn(|| f.poll_transmit())
-        .map(|b| {
-            let p = Packet::new_checked(&b[..]).unwrap();
-            (p.code(), p.identifier(), p.data().to_vec())
-        })
-        .collect()
+    drain(|| f.poll_transmit())
 }
 
 fn codes(f: &mut TestFsm) -> Vec<Code> {

@@ -339,27 +339,15 @@ mod tests {
 
     use super::*;
     use crate::{
-        proto::fsm::{FsmConfig, State},
-        wire::cp::{Code, Packet, Repr},
+        proto::{
+            fsm::{FsmConfig, State},
+            test_support::{Sent, drain, pkt},
+        },
+        wire::cp::Code,
     };
 
-    fn pkt(code: Code, id: u8, data: &[u8]) -> Vec<u8> {
-        Repr {
-            code,
-            identifier: id,
-            data,
-        }
-        .to_vec()
-        .unwrap()
-    }
-
-    fn sent(f: &mut Ipcp) -> Vec<(Code, u8, Vec<u8>)> {
-        std::iter::from_fn(|| f.poll_transmit())
-            .map(|b| {
-                let p = Packet::new_checked(&b[..]).unwrap();
-                (p.code(), p.identifier(), p.data().to_vec())
-            })
-            .collect()
+    fn sent(f: &mut Ipcp) -> Vec<Sent> {
+        drain(|| f.poll_transmit())
     }
 
     const LOCAL: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 1);

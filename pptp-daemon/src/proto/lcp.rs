@@ -753,25 +753,10 @@ impl Lcp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::cp::{Packet, Repr};
+    use crate::proto::test_support::{Sent, drain, pkt};
 
-    fn pkt(code: Code, id: u8, data: &[u8]) -> Vec<u8> {
-        Repr {
-            code,
-            identifier: id,
-            data,
-        }
-        .to_vec()
-        .unwrap()
-    }
-
-    fn sent(lcp: &mut Lcp) -> Vec<(Code, u8, Vec<u8>)> {
-        std::iter::from_fn(|| lcp.poll_transmit())
-            .map(|b| {
-                let p = Packet::new_checked(&b[..]).unwrap();
-                (p.code(), p.identifier(), p.data().to_vec())
-            })
-            .collect()
+    fn sent(lcp: &mut Lcp) -> Vec<Sent> {
+        drain(|| lcp.poll_transmit())
     }
 
     fn events(lcp: &mut Lcp) -> Vec<LcpEvent> {

@@ -22,3 +22,5 @@ pub mod lcp;
 pub mod limits;
 pub mod pool;
 pub mod session;
+#[cfg(test)]
+mod test_support;

@@ -6,10 +6,11 @@
 use std::time::Duration;
 
 use super::*;
+use crate::proto::test_support::{decode, pkt};
 use crate::{
     mppe::KeyLength,
     proto::lcp::magic_source,
-    wire::cp::{Code, Packet, Repr},
+    wire::cp::{Code, Packet},
 };
 
 const LCP: u16 = ppp_proto::LCP;
@@ -305,22 +306,12 @@ fn new_client(mppe: &CcpPolicy, seed: u64) -> Session {
     )
 }
 
-fn pkt(code: Code, id: u8, data: &[u8]) -> Vec<u8> {
-    Repr {
-        code,
-        identifier: id,
-        data,
-    }
-    .to_vec()
-    .unwrap()
-}
-
 /// Everything the session sent, as (protocol, code, identifier, data).
 fn sent(s: &mut Session) -> Vec<(u16, Code, u8, Vec<u8>)> {
     std::iter::from_fn(|| s.poll_transmit())
         .map(|(proto, b)| {
-            let p = Packet::new_checked(&b[..]).unwrap();
-            (proto, p.code(), p.identifier(), p.data().to_vec())
+            let (code, id, data) = decode(&b);
+            (proto, code, id, data)
         })
         .collect()
 }
