@@ -625,6 +625,17 @@ mod tests {
         }
     }
 
+    /// A sequencer that delivers late packets (window 64).
+    fn delivering_late() -> Sequencer {
+        Sequencer::new(
+            PEER,
+            Config {
+                deliver_late: true,
+                ..config(64)
+            },
+        )
+    }
+
     fn data(seq: u32) -> gre::Repr {
         gre::Repr::data(7, seq, None, 100)
     }
@@ -711,13 +722,7 @@ mod tests {
         #[test]
         fn late_packets_can_be_delivered() {
             let t0 = Instant::now();
-            let mut s = Sequencer::new(
-                PEER,
-                Config {
-                    deliver_late: true,
-                    ..config(64)
-                },
-            );
+            let mut s = delivering_late();
             s.accept(&data(100), t0);
             s.accept(&data(104), t0);
             for seq in [103, 101, 102] {
@@ -732,13 +737,7 @@ mod tests {
         #[test]
         fn packets_beyond_the_history_are_too_old() {
             let t0 = Instant::now();
-            let mut s = Sequencer::new(
-                PEER,
-                Config {
-                    deliver_late: true,
-                    ..config(64)
-                },
-            );
+            let mut s = delivering_late();
             s.accept(&data(1000), t0);
             assert_eq!(
                 s.accept(&data(1000 - 63), t0),
@@ -1031,13 +1030,7 @@ mod tests {
         #[test]
         fn late_and_duplicate_packets_owe_no_new_ack() {
             let t0 = Instant::now();
-            let mut s = Sequencer::new(
-                PEER,
-                Config {
-                    deliver_late: true,
-                    ..config(64)
-                },
-            );
+            let mut s = delivering_late();
             s.accept(&data(1), t0);
             s.accept(&data(3), t0);
             assert!(s.poll_transmit(ms(t0, 10)).is_some());
@@ -1049,13 +1042,7 @@ mod tests {
         #[test]
         fn the_ack_is_the_newest_sequence_number() {
             let t0 = Instant::now();
-            let mut s = Sequencer::new(
-                PEER,
-                Config {
-                    deliver_late: true,
-                    ..config(64)
-                },
-            );
+            let mut s = delivering_late();
             s.accept(&data(9), t0);
             s.accept(&data(8), t0);
             assert_eq!(s.send_data(1, t0).unwrap().ack, Some(9));
