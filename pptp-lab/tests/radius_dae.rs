@@ -12,7 +12,7 @@ use std::{
 };
 
 use pptp_lab::{
-    lab::{Lab, LabOptions, Process},
+    lab::{Lab, LabOptions, Process, SERVER_WAN},
     radius_lab::{Reply, radclient_to},
 };
 use pptp_netns as netns;
@@ -23,8 +23,15 @@ use common::bin;
 
 const DAE_SECRET: &str = "coa-secret";
 
+/// The daemon listens on every address of the server namespace and allows
+/// 127.0.0.1 only, so radclient reaches it as an allowed client through
+/// 127.0.0.1 and as a stranger through the WAN address.
 fn dae_address() -> SocketAddr {
     "127.0.0.1:3799".parse().unwrap()
+}
+
+fn dae_wan_address() -> SocketAddr {
+    format!("{SERVER_WAN}:3799").parse().unwrap()
 }
 
 fn lab() -> Lab {
@@ -33,8 +40,7 @@ fn lab() -> Lab {
         bin(),
         &LabOptions {
             extra: format!(
-                "\n[radius.dae]\nlisten = \"{}\"\nsecret = \"{DAE_SECRET}\"\nclients = [\"127.0.0.1\"]\n",
-                dae_address()
+                "\n[radius.dae]\nlisten = \"0.0.0.0:3799\"\nsecret = \"{DAE_SECRET}\"\nclients = [\"127.0.0.1\"]\n"
             ),
             ..LabOptions::default()
         },
@@ -124,6 +130,19 @@ fn disconnect_request_by_acct_session_id_or_user_name_ends_the_session() {
         .is_err()
     );
     assert_eq!(stat(&lab, "dae_dropped_invalid"), 1);
+    // The right secret from a source not in `clients`: dropped, counted.
+    assert!(
+        radclient_to(
+            &lab.topology.server,
+            dae_wan_address(),
+            "disconnect",
+            DAE_SECRET,
+            "User-Name = \"alice\"",
+            1,
+        )
+        .is_err()
+    );
+    assert_eq!(stat(&lab, "dae_dropped_source"), 1);
 
     // By Acct-Session-Id, taken from the daemon.
     let mut client = lab.client(&[]).unwrap();

@@ -32,6 +32,19 @@ use subtle::ConstantTimeEq;
 use super::packet::{self, Code, HEADER_LEN, Packet, attr, emit_response, hmac_md5};
 use crate::proto::concentrator::SessionId;
 
+/// Header fields (RFC 2865 section 3, as RFC 5176 section 3 uses them).
+mod field {
+    use std::ops::Range;
+    pub const LENGTH: Range<usize> = 2..4;
+    pub const AUTHENTICATOR: Range<usize> = 4..20;
+    /// The value of an attribute, after Type and Length.
+    pub const ATTR_VALUE_START: usize = 2;
+}
+
+/// A request as the duplicate cache knows it (RFC 5080 section 2.2.2):
+/// source, Identifier, Request Authenticator.
+type RequestKey = (SocketAddr, u8, [u8; 16]);
+
 /// The codes of RFC 5176 section 2.3.
 pub mod code {
     pub const DISCONNECT_REQUEST: u8 = 40;
@@ -143,7 +156,7 @@ pub fn parse_request(datagram: &[u8], secret: &[u8]) -> Result<Request, DropReas
     };
     let bytes = packet.as_bytes();
     let mut zeroed = bytes.to_vec();
-    zeroed[4..HEADER_LEN].fill(0);
+    zeroed[field::AUTHENTICATOR].fill(0);
     let mut md5 = Md5::new();
     md5.update(&zeroed);
     md5.update(secret);
@@ -177,7 +190,7 @@ pub fn parse_request(datagram: &[u8], secret: &[u8]) -> Result<Request, DropReas
                 }
                 // Computed over the packet with the authenticator field
                 // and its own value zeroed (as for Accounting-Request).
-                let at = a.offset + 2;
+                let at = a.offset + field::ATTR_VALUE_START;
                 let mut copy = zeroed.clone();
                 copy[at..at + 16].fill(0);
                 let mac = hmac_md5(secret, &copy);
@@ -368,9 +381,9 @@ pub enum Outcome {
 pub struct Dae {
     secret: Vec<u8>,
     us: NasIdentity,
-    cache: HashMap<(SocketAddr, u8, [u8; 16]), Vec<u8>>,
+    cache: HashMap<RequestKey, Vec<u8>>,
     /// Insertion order, for expiry and the bound.
-    order: VecDeque<(Instant, (SocketAddr, u8, [u8; 16]))>,
+    order: VecDeque<(Instant, RequestKey)>,
 }
 
 impl std::fmt::Debug for Dae {
@@ -462,7 +475,7 @@ pub fn emit_request(
         out.extend_from_slice(value);
     }
     let len = out.len() as u16;
-    out[2..4].copy_from_slice(&len.to_be_bytes());
+    out[field::LENGTH].copy_from_slice(&len.to_be_bytes());
     if with_message_authenticator {
         let mac = hmac_md5(secret, &out);
         out[HEADER_LEN + 2..HEADER_LEN + 18].copy_from_slice(&mac);
@@ -471,7 +484,7 @@ pub fn emit_request(
     md5.update(&out);
     md5.update(secret);
     let auth: [u8; 16] = md5.finalize().into();
-    out[4..HEADER_LEN].copy_from_slice(&auth);
+    out[field::AUTHENTICATOR].copy_from_slice(&auth);
     out
 }
 
