@@ -132,7 +132,7 @@ pub async fn run(shared: Arc<Shared>, socket: UdpSocket, config: DaeConfig) {
                         shared.dispatch();
                     }
                     Action::SessionTimeout(ids, timeout) => {
-                        let deadline = now.checked_add(timeout);
+                        let deadline = timeout.and_then(|t| now.checked_add(t));
                         let mut core = shared.core();
                         for id in ids {
                             core.set_session_deadline(now, id, deadline);

@@ -251,7 +251,9 @@ pub enum Action {
     /// End these sessions with `EndReason::AdminReset`.
     Disconnect(Vec<SessionId>),
     /// These sessions end `timeout` from now (`EndReason::SessionTimeout`).
-    SessionTimeout(Vec<SessionId>, Duration),
+    /// `None` (Session-Timeout 0, which NASes commonly read as "no
+    /// limit"): the limit is lifted.
+    SessionTimeout(Vec<SessionId>, Option<Duration>),
 }
 
 /// The decision on a request: ACK (no cause) or NAK with Error-Cause.
@@ -326,7 +328,9 @@ pub fn decide(req: &Request, us: &NasIdentity, sessions: &[DaeSession]) -> Decis
     let action = match req.kind {
         Kind::Disconnect => Action::Disconnect(matched),
         Kind::Coa => match req.session_timeout {
-            Some(t) => Action::SessionTimeout(matched, Duration::from_secs(u64::from(t))),
+            Some(t) => {
+                Action::SessionTimeout(matched, (t > 0).then(|| Duration::from_secs(u64::from(t))))
+            }
             None => Action::None,
         },
     };

@@ -325,8 +325,20 @@ fn coa_session_timeout_applies_to_the_matched_sessions() {
         ),
         Decision {
             error_cause: None,
-            action: Action::SessionTimeout(vec![ids[2]], Duration::from_secs(2)),
+            action: Action::SessionTimeout(vec![ids[2]], Some(Duration::from_secs(2))),
         }
+    );
+    // Zero lifts the limit.
+    assert_eq!(
+        decide_on(
+            &[
+                (attr::USER_NAME, b"bob".to_vec()),
+                (attr::SESSION_TIMEOUT, 0u32.to_be_bytes().to_vec()),
+            ],
+            true
+        )
+        .action,
+        Action::SessionTimeout(vec![ids[2]], None)
     );
     assert_eq!(
         decide_on(
