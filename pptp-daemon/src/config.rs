@@ -326,7 +326,39 @@ pub struct RadiusConfig {
     pub dead_time_secs: u64,
     /// In order of preference (`[[radius.servers]]`), at most 16.
     pub servers: Vec<RadiusServerConfig>,
+    /// `[radius.dae]`: the dynamic-authorization listener (RFC 5176
+    /// Disconnect-Request and CoA-Request); off when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dae: Option<DaeConfig>,
 }
+
+/// `[radius.dae]`: where Disconnect-Requests and CoA-Requests (RFC 5176)
+/// are received, from whom, with which secret. `Debug` and
+/// `--check-config` do not show the secret.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaeConfig {
+    /// `address:port` to listen on (3799 is RFC 5176's port).
+    pub listen: SocketAddr,
+    /// The shared secret of the clients (1 to 128 bytes).
+    #[serde(serialize_with = "hidden_secret")]
+    pub secret: String,
+    /// Source addresses allowed to send requests (1 to
+    /// [`MAX_DAE_CLIENTS`]); datagrams from others are dropped and counted.
+    pub clients: Vec<IpAddr>,
+}
+
+impl fmt::Debug for DaeConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DaeConfig")
+            .field("listen", &self.listen)
+            .field("clients", &self.clients)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Most `radius.dae.clients`.
+pub const MAX_DAE_CLIENTS: usize = 64;
 
 impl Default for RadiusConfig {
     fn default() -> Self {
@@ -337,6 +369,7 @@ impl Default for RadiusConfig {
             retries: 2,
             dead_time_secs: 30,
             servers: Vec::new(),
+            dae: None,
         }
     }
 }
@@ -581,6 +614,52 @@ impl Config {
                 return invalid(
                     &format!("radius.servers[{i}].secret"),
                     "the shared secret must be 1 to 128 bytes".into(),
+                );
+            }
+        }
+        self.validate_dae()
+    }
+
+    fn validate_dae(&self) -> Result<(), (String, String)> {
+        let Some(dae) = &self.radius.dae else {
+            return Ok(());
+        };
+        let ip = dae.listen.ip();
+        if dae.listen.port() == 0
+            || ip.is_multicast()
+            || matches!(ip, IpAddr::V4(v4) if v4.is_broadcast())
+        {
+            return invalid(
+                "radius.dae.listen",
+                format!(
+                    "{} is not an address to listen on (port 3799 is usual)",
+                    dae.listen
+                ),
+            );
+        }
+        if dae.secret.is_empty() || dae.secret.len() > 128 {
+            return invalid(
+                "radius.dae.secret",
+                "the shared secret must be 1 to 128 bytes".into(),
+            );
+        }
+        if dae.clients.is_empty() {
+            return invalid(
+                "radius.dae.clients",
+                "list the addresses allowed to send Disconnect and CoA requests".into(),
+            );
+        }
+        if dae.clients.len() > MAX_DAE_CLIENTS {
+            return invalid(
+                "radius.dae.clients",
+                format!("{} clients; at most {MAX_DAE_CLIENTS}", dae.clients.len()),
+            );
+        }
+        for (i, client) in dae.clients.iter().enumerate() {
+            if client.is_unspecified() || client.is_multicast() {
+                return invalid(
+                    &format!("radius.dae.clients[{i}]"),
+                    format!("{client} is not a client's address"),
                 );
             }
         }
@@ -1778,6 +1857,63 @@ mod tests {
         let again = Config::parse(&shown, "y").unwrap();
         assert_eq!(again.radius.servers.len(), 2);
         assert_eq!(again.radius.servers[1].address, c.radius.servers[1].address);
+    }
+
+    #[test]
+    fn radius_dae_table_parses_validates_and_hides_its_secret() {
+        let text = "[radius.dae]\nlisten = \"127.0.0.1:3799\"\nsecret = \"coa-secret\"\n\
+                    clients = [\"127.0.0.1\", \"198.18.0.5\"]\n";
+        let c = Config::parse(text, "x").unwrap();
+        let dae = c.radius.dae.as_ref().unwrap();
+        assert_eq!(dae.listen, "127.0.0.1:3799".parse().unwrap());
+        assert_eq!(dae.secret, "coa-secret");
+        assert_eq!(dae.clients.len(), 2);
+        assert!(
+            Config::default().radius.dae.is_none(),
+            "off unless configured"
+        );
+        let shown = c.to_toml();
+        assert!(
+            !shown.contains("coa-secret") && shown.contains(HIDDEN_SECRET),
+            "{shown}"
+        );
+        assert!(!format!("{c:?}").contains("coa-secret"));
+        for (text, want_line, want_field, want_message) in [
+            (
+                "[radius.dae]\nlisten = \"127.0.0.1:0\"\nsecret = \"s\"\nclients = [\"127.0.0.1\"]\n",
+                2,
+                "radius.dae.listen",
+                "not an address to listen on",
+            ),
+            (
+                "[radius.dae]\nlisten = \"127.0.0.1:3799\"\nsecret = \"\"\nclients = [\"127.0.0.1\"]\n",
+                3,
+                "radius.dae.secret",
+                "1 to 128 bytes",
+            ),
+            (
+                "[radius.dae]\nlisten = \"127.0.0.1:3799\"\nsecret = \"s\"\nclients = []\n",
+                4,
+                "radius.dae.clients",
+                "list the addresses",
+            ),
+            (
+                "[radius.dae]\nlisten = \"127.0.0.1:3799\"\nsecret = \"s\"\n\
+                 clients = [\"127.0.0.1\", \"0.0.0.0\"]\n",
+                4,
+                "radius.dae.clients[1]",
+                "not a client's address",
+            ),
+        ] {
+            let (line, _, field, message) = invalid(text);
+            assert_eq!((line, field.as_str()), (want_line, want_field), "{text}");
+            assert!(message.contains(want_message), "{message}");
+        }
+        // A missing secret: serde names the table.
+        let (_, _, field, message) =
+            invalid("[radius.dae]\nlisten = \"127.0.0.1:3799\"\nclients = [\"127.0.0.1\"]\n");
+        assert!(field.starts_with("radius.dae"), "{field}");
+        assert!(message.contains("missing field `secret`"), "{message}");
     }
 
     #[test]

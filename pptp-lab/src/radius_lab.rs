@@ -530,6 +530,49 @@ server default {{
     Ok(())
 }
 
+/// Sends one request with radclient from `ns` to `to` with `secret`, as
+/// an operator's RADIUS server sends dynamic-authorization requests
+/// (RFC 5176: `code` is `disconnect` or `coa`) to a NAS. One try, `wait`
+/// seconds; no answer is an error.
+pub fn radclient_to(
+    ns: &Netns,
+    to: SocketAddr,
+    code: &str,
+    secret: &str,
+    attributes: &str,
+    wait: u32,
+) -> Result<Reply, FreeRadiusError> {
+    let program = find_program("radclient")?;
+    let input = format!("{attributes}\n");
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", ns.name()])
+        .arg(&program)
+        .args(["-x", "-t", &wait.to_string(), "-r", "1"])
+        .arg(to.to_string())
+        .args([code, secret])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(io("starting radclient"))?;
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().expect("piped");
+        stdin
+            .write_all(input.as_bytes())
+            .map_err(io("writing to radclient"))?;
+    }
+    let out = child.wait_with_output().map_err(io("running radclient"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    parse_radclient(&stdout).ok_or_else(|| {
+        FreeRadiusError::Radclient(format!(
+            "no reply to {input:?} ({}):\n{stdout}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

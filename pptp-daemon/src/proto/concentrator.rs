@@ -85,6 +85,15 @@ impl SessionId {
     pub fn generation(self) -> u32 {
         self.generation
     }
+
+    /// A made-up identifier, for tests of code that only carries them.
+    #[cfg(test)]
+    pub(crate) fn for_tests(call_id: u16, generation: u32) -> Self {
+        Self {
+            call_id,
+            generation,
+        }
+    }
 }
 
 /// Why the concentrator refused a connection, a call or an authenticated
@@ -196,6 +205,10 @@ pub struct SessionEntry {
     starting: bool,
     /// Setup deadline while starting.
     deadline: Option<Instant>,
+    /// When the session ends with [`EndReason::SessionTimeout`] (RADIUS
+    /// Session-Timeout, CoA), if ever: see
+    /// [`Concentrator::set_session_deadline`].
+    pub session_deadline: Option<Instant>,
 }
 
 /// What [`Concentrator::release`] freed, for the glue's teardown and
@@ -294,6 +307,8 @@ pub struct Concentrator {
     idle_sources: usize,
     /// Setup deadlines of starting sessions.
     deadlines: BTreeSet<(Instant, u16, u32)>,
+    /// Session-Timeout deadlines of sessions (starting or up).
+    session_deadlines: BTreeSet<(Instant, u16, u32)>,
     events: VecDeque<Event>,
     counters: Counters,
     /// The latest instant of any input.
@@ -317,6 +332,7 @@ impl Concentrator {
             idle: VecDeque::new(),
             idle_sources: 0,
             deadlines: BTreeSet::new(),
+            session_deadlines: BTreeSet::new(),
             events: VecDeque::new(),
             counters: Counters::default(),
             latest: None,
@@ -581,6 +597,7 @@ impl Concentrator {
                 generation: id.generation,
                 starting: true,
                 deadline,
+                session_deadline: None,
             },
         );
         let c = self.connections.get_mut(&conn).expect("looked up above");
@@ -731,6 +748,37 @@ impl Concentrator {
         }
     }
 
+    /// Sets (or, with `None`, clears) the instant `session` ends with
+    /// [`EndReason::SessionTimeout`]: [`Concentrator::handle_timeout`] at
+    /// or after it queues [`Event::Terminate`]. A RADIUS Session-Timeout
+    /// (Access-Accept, or a CoA-Request that changes it, RFC 5176) sets it
+    /// to `now` plus the timeout. False when the session is unknown or
+    /// already ending.
+    pub fn set_session_deadline(
+        &mut self,
+        now: Instant,
+        session: SessionId,
+        deadline: Option<Instant>,
+    ) -> bool {
+        self.advance(now);
+        let Some(e) = self.entry_mut(session) else {
+            return false;
+        };
+        if e.state == SessionState::Ending {
+            return false;
+        }
+        let old = std::mem::replace(&mut e.session_deadline, deadline);
+        if let Some(d) = old {
+            self.session_deadlines
+                .remove(&(d, session.call_id, session.generation));
+        }
+        if let Some(d) = deadline {
+            self.session_deadlines
+                .insert((d, session.call_id, session.generation));
+        }
+        true
+    }
+
     /// Asks the glue to end `session` ([`Event::Terminate`]): admin kill,
     /// RADIUS Disconnect-Request and the like. Queued once: false when the
     /// session is unknown or already ending.
@@ -774,6 +822,10 @@ impl Concentrator {
         self.entry(session)?;
         self.stop_starting(session);
         let e = self.sessions.remove(&session.call_id)?;
+        if let Some(d) = e.session_deadline {
+            self.session_deadlines
+                .remove(&(d, session.call_id, session.generation));
+        }
         self.call_ids.release(session.call_id);
         if let Some(a) = e.address {
             self.pool.release(a);
@@ -818,7 +870,12 @@ impl Concentrator {
     /// deadline of a starting session. (Token buckets need no timer: they
     /// are refilled on input, and idle ones are forgotten on input.)
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.deadlines.first().map(|&(d, _, _)| d)
+        let setup = self.deadlines.first().map(|&(d, _, _)| d);
+        let session = self.session_deadlines.first().map(|&(d, _, _)| d);
+        match (setup, session) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Time passed: sessions still starting at their deadline get
@@ -839,6 +896,20 @@ impl Concentrator {
                 },
                 EndReason::SetupTimeout,
             );
+        }
+        while let Some(&(d, call_id, generation)) = self.session_deadlines.first() {
+            if d > now {
+                break;
+            }
+            self.session_deadlines.pop_first();
+            let session = SessionId {
+                call_id,
+                generation,
+            };
+            if let Some(e) = self.entry_mut(session) {
+                e.session_deadline = None;
+                self.terminate(session, EndReason::SessionTimeout);
+            }
         }
         self.sweep_sources(now);
     }

@@ -1094,3 +1094,56 @@ fn random_interleavings_release_everything_exactly_once() {
         );
     }
 }
+
+// ---- session deadline (RADIUS Session-Timeout, CoA) ----
+
+#[test]
+fn a_session_deadline_ends_the_session_with_session_timeout() {
+    let mut c = core(open_limits());
+    let t = Instant::now();
+    let s1 = call(&mut c, t, "198.18.14.1");
+    let s2 = call(&mut c, t, "198.18.14.2");
+    c.handle_network_up(t, s1);
+    c.handle_network_up(t, s2);
+    assert_eq!(c.poll_timeout(), None);
+    let secs = |n| t + Duration::from_secs(n);
+    assert!(c.set_session_deadline(secs(1), s1, Some(secs(100))));
+    assert!(c.set_session_deadline(secs(1), s2, Some(secs(200))));
+    assert_eq!(c.poll_timeout(), Some(secs(100)));
+    // A CoA moves s1's deadline earlier; the old one is gone.
+    assert!(c.set_session_deadline(secs(2), s1, Some(secs(10))));
+    assert_eq!(c.session(s1).unwrap().session_deadline, Some(secs(10)));
+    assert_eq!(c.poll_timeout(), Some(secs(10)));
+    c.handle_timeout(secs(9));
+    assert!(events(&mut c).is_empty());
+    c.handle_timeout(secs(10));
+    assert_eq!(events(&mut c), [terminate(s1, EndReason::SessionTimeout)]);
+    assert_eq!(c.session(s1).unwrap().state, SessionState::Ending);
+    // Ending: no new deadline; the next timer is s2's.
+    assert!(!c.set_session_deadline(secs(11), s1, Some(secs(12))));
+    assert_eq!(c.poll_timeout(), Some(secs(200)));
+    c.release(secs(11), s1, EndReason::SessionTimeout).unwrap();
+    assert_eq!(c.counters().ended(EndReason::SessionTimeout), 1);
+    // Cleared: s2 never times out; releasing it leaves no timer.
+    assert!(c.set_session_deadline(secs(12), s2, None));
+    assert_eq!(c.poll_timeout(), None);
+    c.handle_timeout(secs(300));
+    assert!(events(&mut c).is_empty());
+}
+
+#[test]
+fn a_released_session_leaves_no_deadline_behind() {
+    let mut c = core(open_limits());
+    let t = Instant::now();
+    let s1 = call(&mut c, t, "198.18.14.1");
+    c.handle_network_up(t, s1);
+    assert!(c.set_session_deadline(t, s1, Some(t + Duration::from_secs(5))));
+    c.release(t, s1, EndReason::AdminReset).unwrap();
+    assert_eq!(c.poll_timeout(), None);
+    // A new session on the same Call ID is not ended by the old deadline.
+    let s2 = call(&mut c, t, "198.18.14.1");
+    c.handle_network_up(t, s2);
+    c.handle_timeout(t + Duration::from_secs(6));
+    assert!(events(&mut c).is_empty());
+    assert!(!c.set_session_deadline(t, s1, Some(t)), "stale id");
+}

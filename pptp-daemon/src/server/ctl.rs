@@ -53,6 +53,10 @@ pub struct SessionInfo {
     /// `"128-bit stateless"` and the like; `None` without MPPE.
     pub mppe: Option<String>,
     pub path: DataPath,
+    /// Acct-Session-Id (RFC 2866 section 5.5), what RADIUS Disconnect and
+    /// CoA requests (RFC 5176) name the session by.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub acct_session_id: String,
 }
 
 /// The daemon's answer.
@@ -208,6 +212,7 @@ mod tests {
             tx_bytes: 400,
             mppe: None,
             path: DataPath::Xdp,
+            acct_session_id: "5f5e1000-1267-00000000".into(),
         }
     }
 

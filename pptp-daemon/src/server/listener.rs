@@ -160,6 +160,12 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
     background.spawn(gre_receive(shared.clone(), tun_tx));
     background.spawn(tun_receive(shared.clone(), tun_rx));
     background.spawn(core_timer(shared.clone()));
+    if let Some(dae) = shared.config.radius.dae.clone() {
+        let socket = super::dae::bind(&dae)
+            .await
+            .with_context(|| format!("listening on {} (radius.dae.listen)", dae.listen))?;
+        background.spawn(super::dae::run(shared.clone(), socket, dae));
+    }
     {
         let shared = shared.clone();
         let path = shared.config.server.control_socket.clone();

@@ -12,6 +12,7 @@
 
 pub mod control;
 pub mod ctl;
+pub mod dae;
 pub mod datapath;
 pub mod listener;
 pub mod registry;

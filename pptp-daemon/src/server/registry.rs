@@ -49,6 +49,15 @@ pub struct Stats {
     pub tun_no_session: AtomicU64,
     pub tun_too_big: AtomicU64,
     pub gre_tx_errors: AtomicU64,
+    /// Dynamic authorization (RFC 5176): datagrams from sources not in
+    /// `radius.dae.clients`.
+    pub dae_dropped_source: AtomicU64,
+    /// ... that failed the checks (authenticators, code, format).
+    pub dae_dropped_invalid: AtomicU64,
+    /// ... retransmissions answered from the cache.
+    pub dae_duplicates: AtomicU64,
+    pub dae_acks: AtomicU64,
+    pub dae_naks: AtomicU64,
 }
 
 impl Stats {
@@ -65,6 +74,11 @@ impl Stats {
             ("userspace_tun_no_session", &self.tun_no_session),
             ("userspace_tun_too_big", &self.tun_too_big),
             ("userspace_gre_tx_errors", &self.gre_tx_errors),
+            ("dae_dropped_source", &self.dae_dropped_source),
+            ("dae_dropped_invalid", &self.dae_dropped_invalid),
+            ("dae_duplicates", &self.dae_duplicates),
+            ("dae_acks", &self.dae_acks),
+            ("dae_naks", &self.dae_naks),
         ]
         .into_iter()
         .map(|(n, v)| (n.to_owned(), v.load(Ordering::Relaxed)))
@@ -384,6 +398,7 @@ impl Shared {
                         Some(d) if d.xdp => DataPath::Xdp,
                         Some(_) => DataPath::Userspace,
                     },
+                    acct_session_id: c.acct_session_id.clone(),
                 };
                 if info.path == DataPath::Xdp
                     && let Some(xdp) = &self.xdp

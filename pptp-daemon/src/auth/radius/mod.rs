@@ -69,6 +69,7 @@
 //! once; more are refused as [`Rejection::BackendUnavailable`].
 
 pub mod client;
+pub mod dae;
 pub mod packet;
 
 #[cfg(test)]
