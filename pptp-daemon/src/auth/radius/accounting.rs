@@ -26,7 +26,7 @@
 
 use std::{
     collections::VecDeque,
-    net::SocketAddr,
+    net::{Ipv4Addr, SocketAddr},
     time::{Duration, Instant},
 };
 
@@ -54,6 +54,17 @@ pub struct Settings {
     pub capacity: usize,
     /// Most records in flight (at most 255: one Identifier each).
     pub window: usize,
+}
+
+/// The accounting policy of `[radius]`: delivery, Interim-Update
+/// interval and what identifies this NAS.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AcctPolicy {
+    pub delivery: Settings,
+    /// Interim-Update every this long; `None`: none.
+    pub interim_interval: Option<Duration>,
+    pub nas_identifier: String,
+    pub nas_ip_address: Option<Ipv4Addr>,
 }
 
 /// One accounting record (RFC 2866 section 4.1), without Acct-Delay-Time,
@@ -469,7 +480,11 @@ mod tests {
         let second = drain(&mut a).remove(0);
         assert_eq!(delay_of(&second.payload), 1);
         assert_ne!(second.payload[1], first.payload[1], "new Identifier");
-        assert_ne!(second.payload[4..20], first.payload[4..20], "new authenticator");
+        assert_ne!(
+            second.payload[4..20],
+            first.payload[4..20],
+            "new authenticator"
+        );
         // Backoff: the next wait is twice as long.
         assert_eq!(a.poll_timeout(), Some(t1 + Duration::from_secs(2)));
         let t2 = t1 + Duration::from_secs(2);
