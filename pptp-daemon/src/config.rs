@@ -1832,7 +1832,7 @@ mod tests {
         assert_eq!(p.interim_interval, Some(Duration::from_secs(2)));
         assert_eq!(p.delivery.capacity, 50);
         let off = Config::parse(
-            &format!("{text}").replace("acct_queue", "accounting = false\nacct_queue"),
+            &text.replace("acct_queue", "accounting = false\nacct_queue"),
             "x",
         )
         .unwrap();
