@@ -447,6 +447,50 @@ mod tests {
     }
 
     #[test]
+    fn accounting_response_checks_code_identifier_authenticator_and_optional_message_authenticator()
+    {
+        use crate::auth::radius::packet::{ResponseError, check_accounting_response};
+        let t0 = Instant::now();
+        let request = stop(t0).request(t0).emit(9, b"s1").unwrap();
+        let mut auth = [0u8; 16];
+        auth.copy_from_slice(&request[4..20]);
+        let ok = |code, with_ma| emit_response(code, 9, &auth, b"s1", &[], with_ma);
+        assert!(
+            check_accounting_response(&ok(Code::AccountingResponse, false), 9, &auth, b"s1")
+                .is_ok()
+        );
+        assert!(
+            check_accounting_response(&ok(Code::AccountingResponse, true), 9, &auth, b"s1").is_ok()
+        );
+        assert_eq!(
+            check_accounting_response(&ok(Code::AccessAccept, false), 9, &auth, b"s1").err(),
+            Some(ResponseError::UnexpectedCode(Code::AccessAccept))
+        );
+        assert_eq!(
+            check_accounting_response(&ok(Code::AccountingResponse, false), 8, &auth, b"s1").err(),
+            Some(ResponseError::WrongIdentifier { got: 9, want: 8 })
+        );
+        assert_eq!(
+            check_accounting_response(&ok(Code::AccountingResponse, false), 9, &auth, b"s2").err(),
+            Some(ResponseError::BadResponseAuthenticator)
+        );
+        // A Message-Authenticator, when present, must be right: corrupt it
+        // and recompute the Response Authenticator over the result.
+        let mut bad = ok(Code::AccountingResponse, true);
+        bad[25] ^= 1;
+        bad[4..20].copy_from_slice(&auth);
+        let mut md5 = <md5::Md5 as md5::Digest>::new();
+        md5::Digest::update(&mut md5, &bad);
+        md5::Digest::update(&mut md5, b"s1");
+        let response_auth: [u8; 16] = md5::Digest::finalize(md5).into();
+        bad[4..20].copy_from_slice(&response_auth);
+        assert_eq!(
+            check_accounting_response(&bad, 9, &auth, b"s1").err(),
+            Some(ResponseError::BadMessageAuthenticator)
+        );
+    }
+
+    #[test]
     fn an_answered_record_leaves_the_queue() {
         let t0 = Instant::now();
         let mut a = Accounting::new(settings(vec![server(1813, "s1")], 10));
