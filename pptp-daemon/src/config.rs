@@ -31,6 +31,7 @@ use crate::{
         limiter::SourceLimits,
         radius::{
             RadiusSettings,
+            accounting::{AcctPolicy, Settings as AcctSettings},
             client::{ClientSettings, Server},
         },
         server::ServerSettings,
@@ -326,6 +327,14 @@ pub struct RadiusConfig {
     pub dead_time_secs: u64,
     /// In order of preference (`[[radius.servers]]`), at most 16.
     pub servers: Vec<RadiusServerConfig>,
+    /// RADIUS accounting (RFC 2866) to the servers' accounting ports.
+    pub accounting: bool,
+    /// Interim-Update every this many seconds (0: none; up to 86400;
+    /// RFC 2869 section 2.1 advises no less than 600 in production).
+    pub acct_interim_interval_secs: u64,
+    /// Most accounting records waiting for an answer (1 to 1000000);
+    /// beyond, records are dropped and counted.
+    pub acct_queue: usize,
     /// `[radius.dae]`: the dynamic-authorization listener (RFC 5176
     /// Disconnect-Request and CoA-Request); off when absent.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -369,6 +378,9 @@ impl Default for RadiusConfig {
             retries: 2,
             dead_time_secs: 30,
             servers: Vec::new(),
+            accounting: true,
+            acct_interim_interval_secs: 0,
+            acct_queue: 10_000,
             dae: None,
         }
     }
@@ -384,6 +396,21 @@ pub struct RadiusServerConfig {
     /// The shared secret (1 to 128 bytes).
     #[serde(serialize_with = "hidden_secret")]
     pub secret: String,
+    /// `address:port` for accounting; unset: `address` with port + 1
+    /// (1813 for 1812).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acct_address: Option<SocketAddr>,
+}
+
+impl RadiusServerConfig {
+    /// Where accounting goes: `acct_address`, else `address` with port + 1.
+    pub fn accounting_address(&self) -> SocketAddr {
+        self.acct_address.unwrap_or_else(|| {
+            let mut a = self.address;
+            a.set_port(a.port().wrapping_add(1));
+            a
+        })
+    }
 }
 
 /// What `--check-config` prints in place of a RADIUS secret.
@@ -587,7 +614,22 @@ impl Config {
                 ),
             );
         }
+        bounded(
+            "radius.acct_interim_interval_secs",
+            radius.acct_interim_interval_secs,
+            0..=86_400,
+            " s",
+        )?;
+        bounded("radius.acct_queue", radius.acct_queue, 1..=1_000_000, "")?;
         for (i, server) in radius.servers.iter().enumerate() {
+            if let Some(acct) = server.acct_address
+                && (acct.port() == 0 || acct.ip().is_unspecified() || acct.ip().is_multicast())
+            {
+                return invalid(
+                    &format!("radius.servers[{i}].acct_address"),
+                    format!("{acct} is not a server's address (port 1813 is usual)"),
+                );
+            }
             let address = server.address;
             let ip = address.ip();
             if address.port() == 0 || ip.is_unspecified() || ip.is_multicast() {
@@ -1080,6 +1122,36 @@ impl Config {
                 dead_time: Duration::from_secs(radius.dead_time_secs),
             },
         }
+    }
+
+    /// The accounting policy (`[radius]`), `None` when accounting is off
+    /// or no server is configured.
+    pub fn accounting_policy(&self) -> Option<AcctPolicy> {
+        let radius = &self.radius;
+        if !radius.accounting || radius.servers.is_empty() {
+            return None;
+        }
+        Some(AcctPolicy {
+            delivery: AcctSettings {
+                servers: radius
+                    .servers
+                    .iter()
+                    .map(|s| Server {
+                        address: s.accounting_address(),
+                        secret: s.secret.as_bytes().to_vec(),
+                    })
+                    .collect(),
+                timeout: Duration::from_millis(radius.timeout_ms.max(1)),
+                retries: radius.retries,
+                dead_time: Duration::from_secs(radius.dead_time_secs),
+                capacity: radius.acct_queue.max(1),
+                window: 64,
+            },
+            interim_interval: (radius.acct_interim_interval_secs > 0)
+                .then(|| Duration::from_secs(radius.acct_interim_interval_secs)),
+            nas_identifier: radius.nas_identifier.clone(),
+            nas_ip_address: radius.nas_ip_address,
+        })
     }
 
     /// Failed authentications per source address (`auth.source_*`).
@@ -1818,6 +1890,39 @@ mod tests {
         timeout_ms = 1000\nretries = 2\ndead_time_secs = 30\n\
         [[radius.servers]]\naddress = \"127.0.0.1:1812\"\nsecret = \"testing123\"\n\
         [[radius.servers]]\naddress = \"127.0.0.2:1812\"\nsecret = \"other\"\n";
+
+    #[test]
+    fn radius_accounting_goes_to_port_plus_one_unless_acct_address() {
+        let text = "[radius]\nacct_interim_interval_secs = 2\nacct_queue = 50\n\
+            [[radius.servers]]\naddress = \"127.0.0.1:1812\"\nsecret = \"a\"\n\
+            [[radius.servers]]\naddress = \"127.0.0.2:1812\"\nsecret = \"b\"\n\
+            acct_address = \"127.0.0.3:2000\"\n";
+        let c = Config::parse(text, "x").unwrap();
+        let p = c.accounting_policy().expect("on by default");
+        let servers: Vec<_> = p.delivery.servers.iter().map(|s| s.address).collect();
+        assert_eq!(
+            servers,
+            [
+                "127.0.0.1:1813".parse::<SocketAddr>().unwrap(),
+                "127.0.0.3:2000".parse().unwrap()
+            ]
+        );
+        assert_eq!(p.delivery.servers[1].secret, b"b");
+        assert_eq!(p.interim_interval, Some(Duration::from_secs(2)));
+        assert_eq!(p.delivery.capacity, 50);
+        let off = Config::parse(
+            &text.replace("acct_queue", "accounting = false\nacct_queue"),
+            "x",
+        )
+        .unwrap();
+        assert_eq!(off.accounting_policy(), None);
+        assert_eq!(Config::default().accounting_policy(), None, "no server");
+        assert_eq!(Config::default().radius.acct_interim_interval_secs, 0);
+        let bad = text.replace("acct_queue = 50", "acct_queue = 0");
+        assert!(Config::parse(&bad, "x").is_err());
+        let bad = text.replace("127.0.0.3:2000", "0.0.0.0:1813");
+        assert!(Config::parse(&bad, "x").is_err());
+    }
 
     #[test]
     fn radius_section_maps_onto_radius_settings() {

@@ -629,3 +629,101 @@ mod tests {
         assert_eq!(value["radius"]["timeout_ms"].as_integer(), Some(1000));
     }
 }
+
+/// One record of FreeRADIUS's detail file: the attributes of one
+/// Accounting-Request as the `detail` module wrote them (name, value with
+/// the quotes of strings removed), FreeRADIUS's own additions included.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DetailRecord {
+    pub attributes: Vec<(String, String)>,
+}
+
+impl DetailRecord {
+    /// The first value of attribute `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The value of attribute `name` as a number.
+    pub fn number(&self, name: &str) -> Option<u64> {
+        self.get(name)?.parse().ok()
+    }
+
+    /// Acct-Status-Type (`Start`, `Stop`, `Interim-Update`,
+    /// `Accounting-On`…).
+    pub fn status(&self) -> Option<&str> {
+        self.get("Acct-Status-Type")
+    }
+}
+
+/// Parses a detail file: records separated by blank lines, each a header
+/// line (the time) and then one `\tName = value` line per attribute.
+pub fn parse_detail(text: &str) -> Vec<DetailRecord> {
+    text.split("\n\n")
+        .filter_map(|block| {
+            let attributes: Vec<(String, String)> = block
+                .lines()
+                .filter(|l| l.starts_with('\t'))
+                .filter_map(|l| {
+                    let (name, value) = l.trim().split_once(" = ")?;
+                    let value = value.trim();
+                    let value = value
+                        .strip_prefix('"')
+                        .and_then(|v| v.strip_suffix('"'))
+                        .unwrap_or(value);
+                    Some((name.to_owned(), value.to_owned()))
+                })
+                .collect();
+            (!attributes.is_empty()).then_some(DetailRecord { attributes })
+        })
+        .collect()
+}
+
+impl FreeRadius {
+    /// The accounting records received so far (empty before the first).
+    pub fn accounting_records(&self) -> Vec<DetailRecord> {
+        parse_detail(&std::fs::read_to_string(self.detail_file()).unwrap_or_default())
+    }
+
+    /// Waits up to `within` for a record that `matches`; returns it, or
+    /// every record received when none did.
+    pub fn wait_accounting(
+        &self,
+        within: Duration,
+        matches: impl Fn(&DetailRecord) -> bool,
+    ) -> Result<DetailRecord, Vec<DetailRecord>> {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let records = self.accounting_records();
+            if let Some(r) = records.iter().find(|r| matches(r)) {
+                return Ok(r.clone());
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(records);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+#[cfg(test)]
+mod detail_tests {
+    use super::*;
+
+    #[test]
+    fn detail_records_are_parsed() {
+        let text = "Tue Dec  1 12:00:00 2026\n\tAcct-Status-Type = Start\n\
+            \tUser-Name = \"alice\"\n\tAcct-Input-Octets = 12\n\tTimestamp = 1\n\n\
+            Tue Dec  1 12:00:01 2026\n\tAcct-Status-Type = Stop\n\
+            \tAcct-Terminate-Cause = User-Request\n\n";
+        let r = parse_detail(text);
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].status(), Some("Start"));
+        assert_eq!(r[0].get("User-Name"), Some("alice"));
+        assert_eq!(r[0].number("Acct-Input-Octets"), Some(12));
+        assert_eq!(r[1].get("Acct-Terminate-Cause"), Some("User-Request"));
+    }
+}

@@ -17,6 +17,7 @@ use tokio::{
 
 use super::{
     Shared, Stats,
+    accounting::{self, AcctHandle},
     control::{self, ConnectionGuard},
     ctl::{self, Request, Response},
     datapath::{gre_receive, tun_receive},
@@ -134,6 +135,15 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
         tun.name().to_owned(),
         route_rx,
     ));
+    let acct_policy = config.accounting_policy();
+    let (acct_handle, acct_rx) = match acct_policy {
+        Some(_) => {
+            let (handle, rx) = AcctHandle::new();
+            let stats = handle.stats.clone();
+            (Some(handle), Some((stats, rx)))
+        }
+        None => (None, None),
+    };
     let shared = Arc::new(Shared {
         settings: Settings::from_config(&config),
         verifier,
@@ -152,8 +162,18 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
         boot_secs: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
+        accounting: acct_handle,
         config,
     });
+    let acct_task = match (acct_policy, acct_rx) {
+        (Some(policy), Some((stats, rx))) => Some(tokio::spawn(accounting::run(
+            shared.clone(),
+            policy,
+            stats,
+            rx,
+        ))),
+        _ => None,
+    };
     let (tun_rx, tun_tx) = tun.split();
 
     let mut background = JoinSet::new();
@@ -250,6 +270,13 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
         }
     }
     background.abort_all();
+    // Every Stop is queued: Accounting-Off after them.
+    if let Some(acct) = &shared.accounting {
+        acct.off(Duration::from_secs(3)).await;
+    }
+    if let Some(task) = acct_task {
+        task.abort();
+    }
     // Every session is gone; the route changes they queued run to the end.
     let (done, flushed) = oneshot::channel();
     if shared.routes.send(RouteOp::Barrier { done }).is_ok() {

@@ -10,6 +10,7 @@
 //! The protocol logic lives in the sans-IO cores (`crate::proto`,
 //! `crate::auth`); the tasks here only move bytes and timers in and out.
 
+pub mod accounting;
 pub mod control;
 pub mod ctl;
 pub mod dae;

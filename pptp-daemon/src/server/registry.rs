@@ -268,6 +268,8 @@ pub struct Shared {
     pub warnings: Mutex<WarnLimiter>,
     /// When the daemon started, seconds since the epoch (Acct-Session-Id).
     pub boot_secs: u64,
+    /// RADIUS accounting, when configured.
+    pub accounting: Option<super::accounting::AcctHandle>,
 }
 
 impl Shared {
@@ -452,6 +454,9 @@ impl Shared {
                 out.push(("xdp_sessions_installed".into(), sessions as u64));
                 out.push(("xdp_clients_installed".into(), clients as u64));
             }
+        }
+        if let Some(acct) = &self.accounting {
+            out.extend(acct.stats.list());
         }
         out
     }

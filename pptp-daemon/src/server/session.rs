@@ -122,6 +122,11 @@ impl Drop for SessionGuard {
         // The data path first, so that no packet reaches this session once
         // its address can belong to another one.
         take_data_path(&self.shared, &self.call);
+        // Accounting Stop, with the XDP counters now folded into the call's
+        // (sent only if the session had a Start; never blocks).
+        if let Some(acct) = &self.shared.accounting {
+            acct.stop(&self.call, reason);
+        }
         {
             let mut calls = self.shared.calls.write().unwrap_or_else(|e| e.into_inner());
             if calls
@@ -499,6 +504,9 @@ impl Task {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(client, self.call.clone());
+        if let Some(acct) = &shared.accounting {
+            acct.start(&self.call, client);
+        }
         let path = if xdp { "xdp" } else { "userspace" };
         tracing::info!(
             peer = %self.call.peer,
@@ -638,6 +646,7 @@ mod tests {
             stats: Stats::default(),
             warnings: Mutex::new(WarnLimiter::new(WarnLimits::default())),
             boot_secs: 0,
+            accounting: None,
             config,
         });
         (shared, route_ops)

@@ -68,6 +68,7 @@
 //! `tokio::task::spawn_blocking`. At most [`MAX_IN_FLIGHT`] requests run at
 //! once; more are refused as [`Rejection::BackendUnavailable`].
 
+pub mod accounting;
 pub mod client;
 pub mod dae;
 pub mod packet;

@@ -684,3 +684,138 @@ pub fn vendor_value(vendor: u32, kind: u8, value: &[u8]) -> Vec<u8> {
     v.extend_from_slice(value);
     v
 }
+
+/// Accounting attribute types (RFC 2866 section 5, RFC 2869 section 5).
+pub mod acct {
+    pub const ACCT_STATUS_TYPE: u8 = 40;
+    pub const ACCT_DELAY_TIME: u8 = 41;
+    pub const ACCT_INPUT_OCTETS: u8 = 42;
+    pub const ACCT_OUTPUT_OCTETS: u8 = 43;
+    pub const ACCT_SESSION_ID: u8 = 44;
+    pub const ACCT_AUTHENTIC: u8 = 45;
+    pub const ACCT_SESSION_TIME: u8 = 46;
+    pub const ACCT_INPUT_PACKETS: u8 = 47;
+    pub const ACCT_OUTPUT_PACKETS: u8 = 48;
+    pub const ACCT_TERMINATE_CAUSE: u8 = 49;
+    pub const ACCT_INPUT_GIGAWORDS: u8 = 52;
+    pub const ACCT_OUTPUT_GIGAWORDS: u8 = 53;
+    pub const EVENT_TIMESTAMP: u8 = 55;
+
+    /// Acct-Status-Type values (RFC 2866 section 5.1).
+    pub const STATUS_START: u32 = 1;
+    pub const STATUS_STOP: u32 = 2;
+    pub const STATUS_INTERIM_UPDATE: u32 = 3;
+    pub const STATUS_ACCOUNTING_ON: u32 = 7;
+    pub const STATUS_ACCOUNTING_OFF: u32 = 8;
+    /// Acct-Authentic RADIUS (RFC 2866 section 5.6).
+    pub const AUTHENTIC_RADIUS: u32 = 1;
+}
+
+/// An Accounting-Request (RFC 2866 section 4.1) in the abstract: emitted
+/// once per transmission, since the Request Authenticator depends on the
+/// secret and on Acct-Delay-Time.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AccountingRequest {
+    /// [`RequestAttribute::UserPassword`] is not allowed here (RFC 2866
+    /// section 4.1) and is left out.
+    pub attributes: Vec<RequestAttribute>,
+}
+
+impl AccountingRequest {
+    /// The request on the wire: the attributes in order, then the Request
+    /// Authenticator MD5(Code + Identifier + Length + 16 zero octets +
+    /// Attributes + Secret) (RFC 2866 section 3). No Message-Authenticator:
+    /// RFC 2866 does not ask for one.
+    pub fn emit(&self, identifier: u8, secret: &[u8]) -> Result<Vec<u8>, Error> {
+        let mut out = Vec::with_capacity(256);
+        out.push(u8::from(Code::AccountingRequest));
+        out.push(identifier);
+        out.extend_from_slice(&[0, 0]);
+        out.extend_from_slice(&[0; 16]);
+        for a in &self.attributes {
+            match a {
+                RequestAttribute::Plain { kind, value } => push_attr(&mut out, *kind, value)?,
+                RequestAttribute::Vendor {
+                    vendor,
+                    kind,
+                    value,
+                } => {
+                    if value.len() > MAX_VALUE_LEN - 6 {
+                        return Err(Error::ValueTooLong {
+                            kind: *kind,
+                            len: value.len(),
+                        });
+                    }
+                    push_attr(
+                        &mut out,
+                        attr::VENDOR_SPECIFIC,
+                        &vendor_value(*vendor, *kind, value),
+                    )?;
+                }
+                RequestAttribute::UserPassword(_) => {}
+            }
+        }
+        if out.len() > MAX_LEN {
+            return Err(Error::PacketTooLong { len: out.len() });
+        }
+        let len = out.len() as u16;
+        out[field::LENGTH].copy_from_slice(&len.to_be_bytes());
+        let mut md5 = Md5::new();
+        md5.update(&out);
+        md5.update(secret);
+        let auth: [u8; 16] = md5.finalize().into();
+        out[field::AUTHENTICATOR].copy_from_slice(&auth);
+        Ok(out)
+    }
+}
+
+/// Checks an Accounting-Response (RFC 2866 section 4.2) to the request
+/// with `identifier` and `request_authenticator`: code, identifier and
+/// the Response Authenticator MD5(Code + Identifier + Length + Request
+/// Authenticator + Attributes + Secret) (RFC 2866 section 3). A
+/// Message-Authenticator, if present, must be valid too (RFC 3579 section
+/// 3.2); it is not required.
+pub fn check_accounting_response<'a>(
+    datagram: &'a [u8],
+    identifier: u8,
+    request_authenticator: &[u8; 16],
+    secret: &[u8],
+) -> Result<Packet<&'a [u8]>, ResponseError> {
+    let packet = Packet::new_checked(datagram).map_err(ResponseError::Malformed)?;
+    let code = packet.code();
+    if code != Code::AccountingResponse {
+        return Err(ResponseError::UnexpectedCode(code));
+    }
+    if packet.identifier() != identifier {
+        return Err(ResponseError::WrongIdentifier {
+            got: packet.identifier(),
+            want: identifier,
+        });
+    }
+    let bytes = packet.as_bytes();
+    let mut md5 = Md5::new();
+    md5.update(&bytes[..field::AUTHENTICATOR.start]);
+    md5.update(request_authenticator);
+    md5.update(&bytes[field::ATTRIBUTES]);
+    md5.update(secret);
+    let expected: [u8; 16] = md5.finalize().into();
+    if !bool::from(expected.ct_eq(&packet.authenticator())) {
+        return Err(ResponseError::BadResponseAuthenticator);
+    }
+    if let Some(ma) = packet
+        .attributes()
+        .find(|a| a.kind == attr::MESSAGE_AUTHENTICATOR)
+    {
+        if ma.value.len() != 16 {
+            return Err(ResponseError::BadMessageAuthenticator);
+        }
+        let mut copy = bytes.to_vec();
+        copy[field::AUTHENTICATOR].copy_from_slice(request_authenticator);
+        let at = ma.offset + field::ATTR_VALUE.start;
+        copy[at..at + 16].fill(0);
+        if !bool::from(hmac_md5(secret, &copy).ct_eq(ma.value)) {
+            return Err(ResponseError::BadMessageAuthenticator);
+        }
+    }
+    Ok(packet)
+}

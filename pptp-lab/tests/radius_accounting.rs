@@ -1,0 +1,237 @@
+//! RADIUS accounting (RFC 2866) against a real FreeRADIUS 3.2, read back
+//! from its detail file: Accounting-On at daemon start, Start when a
+//! session's network is up, Interim-Update, Stop with the right
+//! Acct-Terminate-Cause and non-zero octets and packets from both data
+//! paths (XDP and userspace), Accounting-Off at a clean stop. Needs root,
+//! the real eBPF build and the packages freeradius and freeradius-utils
+//! (`cargo xtask setup`); fails (never skips) without them.
+
+use std::time::Duration;
+
+use pptp_daemon::server::ctl::DataPath;
+use pptp_lab::{
+    lab::{LAN_HOST, Lab, LabOptions, Process, Topology},
+    radius_lab::{DetailRecord, FreeRadius, USER, daemon_radius_config},
+};
+use pptp_netns as netns;
+use serde_json::Value;
+
+mod common;
+use common::bin;
+
+/// A lab whose daemon authenticates with RADIUS (MS-CHAPv2, no MPPE so
+/// that a session can use the XDP path) and sends accounting to the same
+/// FreeRADIUS, Interim-Update every `interim` seconds (0: none).
+fn accounting_lab(xdp: bool, interim: u64) -> (Lab, FreeRadius) {
+    netns::require_root().expect("prerequisite");
+    let topology = Topology::new().expect("topology");
+    let fr = FreeRadius::start(&topology.server).unwrap_or_else(|e| panic!("{e}"));
+    let extra = daemon_radius_config(&[fr.auth_address()]).replacen(
+        "dead_time_secs = 30\n",
+        &format!(
+            "dead_time_secs = 30\naccounting = true\nacct_interim_interval_secs = {interim}\n"
+        ),
+        1,
+    );
+    let lab = Lab::start_in(
+        topology,
+        bin(),
+        &LabOptions {
+            xdp,
+            mppe: "allow",
+            auth: Some(
+                "backend = \"radius\"\nmethods = [\"mschapv2\"]\nfailure_delay_ms = 100".into(),
+            ),
+            extra,
+            ..LabOptions::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    (lab, fr)
+}
+
+fn logs(lab: &Lab, fr: &FreeRadius) -> String {
+    format!(
+        "daemon log:\n{}\nFreeRADIUS log:\n{}",
+        lab.daemon_log(),
+        fr.log()
+    )
+}
+
+fn wait_record(
+    lab: &Lab,
+    fr: &FreeRadius,
+    within: Duration,
+    what: &str,
+    matches: impl Fn(&DetailRecord) -> bool,
+) -> DetailRecord {
+    fr.wait_accounting(within, matches)
+        .unwrap_or_else(|records| {
+            panic!(
+                "no {what} in the detail file; records: {records:#?}\n{}",
+                logs(lab, fr)
+            )
+        })
+}
+
+fn up(client: &mut Process, lab: &Lab, fr: &FreeRadius) -> Value {
+    let mut up = None;
+    client
+        .wait_for_line(Duration::from_secs(60), |line| {
+            let v: Value = serde_json::from_str(line).unwrap_or(Value::Null);
+            match v["event"].as_str() {
+                Some("up") => {
+                    up = Some(v);
+                    true
+                }
+                Some("failed") | Some("down") => panic!("client: {line}\n{}", logs(lab, fr)),
+                _ => false,
+            }
+        })
+        .unwrap_or_else(|e| panic!("{e}\n{}", logs(lab, fr)));
+    up.expect("set when the wait succeeds")
+}
+
+fn signal(process: &Process, sig: i32) {
+    // SAFETY: kill(2) on a child we own.
+    unsafe { libc::kill(process.child.id() as i32, sig) };
+}
+
+/// Accounting-On at start (with our NAS-Identifier), then a session with
+/// traffic ended by the client: Start and Stop for the same
+/// Acct-Session-Id with the session's attributes, the Stop with
+/// User-Request and the traffic counted both ways; Accounting-Off when
+/// the daemon stops.
+fn session_is_accounted(xdp: bool, interim: u64) {
+    let (mut lab, fr) = accounting_lab(xdp, interim);
+    let on = wait_record(&lab, &fr, Duration::from_secs(10), "Accounting-On", |r| {
+        r.status() == Some("Accounting-On")
+    });
+    assert_eq!(on.get("NAS-Identifier"), Some("pptp-xdp"), "{on:?}");
+    assert!(on.get("Acct-Session-Id").is_some(), "{on:?}");
+
+    let mut client = lab.client(&[]).expect("client");
+    let up = up(&mut client, &lab, &fr);
+    let addr = up["address"].as_str().expect("address").to_owned();
+    let sessions = lab.sessions().expect("sessions");
+    assert_eq!(sessions.len(), 1);
+    let want_path = if xdp {
+        DataPath::Xdp
+    } else {
+        DataPath::Userspace
+    };
+    assert_eq!(sessions[0].path, want_path, "{sessions:?}");
+    let call_id = sessions[0].call_id;
+
+    let start = wait_record(&lab, &fr, Duration::from_secs(10), "Start", |r| {
+        r.status() == Some("Start")
+    });
+    let id = start
+        .get("Acct-Session-Id")
+        .expect("Acct-Session-Id")
+        .to_owned();
+    assert_eq!(start.get("User-Name"), Some(USER), "{start:?}");
+    assert_eq!(start.get("Framed-IP-Address"), Some(addr.as_str()));
+    assert_eq!(start.get("NAS-Identifier"), Some("pptp-xdp"));
+    assert_eq!(start.number("NAS-Port"), Some(u64::from(call_id)));
+    assert_eq!(start.get("NAS-Port-Type"), Some("Virtual"));
+    assert_eq!(start.get("Service-Type"), Some("Framed-User"));
+    assert_eq!(start.get("Framed-Protocol"), Some("PPP"));
+    assert_eq!(start.get("Acct-Authentic"), Some("RADIUS"));
+    assert!(
+        start
+            .get("Calling-Station-Id")
+            .is_some_and(|c| c.starts_with("198.18.")),
+        "{start:?}"
+    );
+
+    lab.ping(&addr, LAN_HOST, 5)
+        .unwrap_or_else(|e| panic!("{e}\n{}", logs(&lab, &fr)));
+    lab.tcp_echo(&addr, 300_000)
+        .unwrap_or_else(|e| panic!("{e}\n{}", logs(&lab, &fr)));
+
+    if interim > 0 {
+        let interim = wait_record(
+            &lab,
+            &fr,
+            Duration::from_secs(4 * interim + 5),
+            "Interim-Update with traffic",
+            |r| {
+                r.status() == Some("Interim-Update")
+                    && r.get("Acct-Session-Id") == Some(&id)
+                    && r.number("Acct-Input-Octets").unwrap_or(0) > 300_000
+            },
+        );
+        assert_eq!(interim.get("User-Name"), Some(USER));
+        assert!(interim.number("Acct-Output-Packets").unwrap_or(0) > 0);
+    }
+
+    // The client hangs up (Call-Clear-Request, Stop-Control-Connection).
+    signal(&client, libc::SIGTERM);
+    let stop = wait_record(&lab, &fr, Duration::from_secs(20), "Stop", |r| {
+        r.status() == Some("Stop") && r.get("Acct-Session-Id") == Some(&id)
+    });
+    assert_eq!(
+        stop.get("Acct-Terminate-Cause"),
+        Some("User-Request"),
+        "{stop:?}"
+    );
+    assert_eq!(stop.get("User-Name"), Some(USER));
+    assert_eq!(stop.get("Framed-IP-Address"), Some(addr.as_str()));
+    assert!(stop.number("Acct-Session-Time").is_some(), "{stop:?}");
+    // A 300 kB echo went both ways through the tunnel.
+    for (name, least) in [
+        ("Acct-Input-Octets", 300_000),
+        ("Acct-Output-Octets", 300_000),
+        ("Acct-Input-Packets", 5),
+        ("Acct-Output-Packets", 5),
+    ] {
+        let v = stop.number(name).unwrap_or(0);
+        assert!(v >= least, "{name} = {v}, want >= {least}: {stop:?}");
+    }
+    assert_eq!(stop.number("Acct-Input-Gigawords"), Some(0));
+    assert_eq!(stop.number("Acct-Output-Gigawords"), Some(0));
+    let stats = lab.stats().expect("stats");
+    assert_eq!(stats.get("radius_acct_dropped_queue_full"), Some(&0));
+    assert!(stats.get("radius_acct_answered").is_some_and(|&n| n >= 3));
+
+    lab.stop_daemon()
+        .unwrap_or_else(|e| panic!("{e}\n{}", fr.log()));
+    let off = wait_record(&lab, &fr, Duration::from_secs(5), "Accounting-Off", |r| {
+        r.status() == Some("Accounting-Off")
+    });
+    assert_eq!(off.get("Acct-Session-Id"), on.get("Acct-Session-Id"));
+}
+
+#[test]
+fn session_on_the_xdp_path_is_accounted_with_xdp_counters() {
+    session_is_accounted(true, 0);
+}
+
+#[test]
+fn session_on_the_userspace_path_is_accounted_with_interim_updates() {
+    session_is_accounted(false, 2);
+}
+
+/// A client that stops answering is torn down by the keepalive: its Stop
+/// says Lost-Carrier.
+#[test]
+fn keepalive_loss_is_accounted_as_lost_carrier() {
+    let (lab, fr) = accounting_lab(true, 0);
+    let mut client = lab.client(&[]).expect("client");
+    let _ = up(&mut client, &lab, &fr);
+    let start = wait_record(&lab, &fr, Duration::from_secs(10), "Start", |r| {
+        r.status() == Some("Start")
+    });
+    let id = start.get("Acct-Session-Id").expect("id").to_owned();
+    signal(&client, libc::SIGSTOP);
+    let stop = wait_record(&lab, &fr, Duration::from_secs(45), "Stop", |r| {
+        r.status() == Some("Stop") && r.get("Acct-Session-Id") == Some(&id)
+    });
+    assert_eq!(
+        stop.get("Acct-Terminate-Cause"),
+        Some("Lost-Carrier"),
+        "{stop:?}"
+    );
+    signal(&client, libc::SIGCONT);
+}
