@@ -23,6 +23,11 @@ use common::bin;
 /// that a session can use the XDP path) and sends accounting to the same
 /// FreeRADIUS, Interim-Update every `interim` seconds (0: none).
 fn accounting_lab(xdp: bool, interim: u64) -> (Lab, FreeRadius) {
+    accounting_lab_with(xdp, interim, "")
+}
+
+/// The same, with `more` appended to the configuration (whole tables).
+fn accounting_lab_with(xdp: bool, interim: u64, more: &str) -> (Lab, FreeRadius) {
     netns::require_root().expect("prerequisite");
     let topology = Topology::new().expect("topology");
     let fr = FreeRadius::start(&topology.server).unwrap_or_else(|e| panic!("{e}"));
@@ -32,7 +37,7 @@ fn accounting_lab(xdp: bool, interim: u64) -> (Lab, FreeRadius) {
             "dead_time_secs = 30\naccounting = true\nacct_interim_interval_secs = {interim}\n"
         ),
         1,
-    );
+    ) + more;
     let lab = Lab::start_in(
         topology,
         bin(),
@@ -234,4 +239,47 @@ fn keepalive_loss_is_accounted_as_lost_carrier() {
         "{stop:?}"
     );
     signal(&client, libc::SIGCONT);
+}
+
+/// An operator's Disconnect-Request (RFC 5176) ends the session; its Stop
+/// says Admin-Reset.
+#[test]
+fn admin_disconnect_is_accounted_as_admin_reset() {
+    const DAE_SECRET: &str = "dae-secret";
+    let (lab, fr) = accounting_lab_with(
+        true,
+        0,
+        &format!(
+            "\n[radius.dae]\nlisten = \"127.0.0.1:3799\"\nsecret = \"{DAE_SECRET}\"\nclients = [\"127.0.0.1\"]\n"
+        ),
+    );
+    let mut client = lab.client(&["--no-stop"]).expect("client");
+    let _ = up(&mut client, &lab, &fr);
+    let start = wait_record(&lab, &fr, Duration::from_secs(10), "Start", |r| {
+        r.status() == Some("Start")
+    });
+    let id = start.get("Acct-Session-Id").expect("id").to_owned();
+    let reply = pptp_lab::radius_lab::radclient_to(
+        &lab.topology.server,
+        "127.0.0.1:3799".parse().expect("address"),
+        "disconnect",
+        DAE_SECRET,
+        &format!("Acct-Session-Id = \"{id}\""),
+        3,
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", logs(&lab, &fr)));
+    assert_eq!(
+        reply.code,
+        "Disconnect-ACK",
+        "{reply:?}\n{}",
+        logs(&lab, &fr)
+    );
+    let stop = wait_record(&lab, &fr, Duration::from_secs(20), "Stop", |r| {
+        r.status() == Some("Stop") && r.get("Acct-Session-Id") == Some(&id)
+    });
+    assert_eq!(
+        stop.get("Acct-Terminate-Cause"),
+        Some("Admin-Reset"),
+        "{stop:?}"
+    );
 }
