@@ -268,7 +268,6 @@ impl FreeRadius {
     }
 
     fn send(&self, code: &str, attributes: &str, sign: bool) -> Result<Reply, FreeRadiusError> {
-        let program = find_program("radclient")?;
         let to = if code == "acct" {
             self.acct_address()
         } else {
@@ -279,33 +278,7 @@ impl FreeRadius {
             input.push_str(", Message-Authenticator = 0x00");
         }
         input.push('\n');
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &self.netns])
-            .arg(&program)
-            .args(["-x", "-t", "3", "-r", "1"])
-            .arg(to.to_string())
-            .args([code, SECRET])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(io("starting radclient"))?;
-        {
-            use std::io::Write as _;
-            let mut stdin = child.stdin.take().expect("piped");
-            stdin
-                .write_all(input.as_bytes())
-                .map_err(io("writing to radclient"))?;
-        }
-        let out = child.wait_with_output().map_err(io("running radclient"))?;
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        parse_radclient(&stdout).ok_or_else(|| {
-            FreeRadiusError::Radclient(format!(
-                "no reply to {input:?} ({}):\n{stdout}{}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            ))
-        })
+        run_radclient(&self.netns, to, code, SECRET, &input, 3)
     }
 }
 
@@ -542,10 +515,29 @@ pub fn radclient_to(
     attributes: &str,
     wait: u32,
 ) -> Result<Reply, FreeRadiusError> {
+    run_radclient(
+        ns.name(),
+        to,
+        code,
+        secret,
+        &format!("{attributes}\n"),
+        wait,
+    )
+}
+
+/// Runs radclient in namespace `netns` against `to`: one try, `wait`
+/// seconds, `input` (attribute lines) on its standard input.
+fn run_radclient(
+    netns: &str,
+    to: SocketAddr,
+    code: &str,
+    secret: &str,
+    input: &str,
+    wait: u32,
+) -> Result<Reply, FreeRadiusError> {
     let program = find_program("radclient")?;
-    let input = format!("{attributes}\n");
     let mut child = Command::new("ip")
-        .args(["netns", "exec", ns.name()])
+        .args(["netns", "exec", netns])
         .arg(&program)
         .args(["-x", "-t", &wait.to_string(), "-r", "1"])
         .arg(to.to_string())

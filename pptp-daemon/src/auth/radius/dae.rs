@@ -29,13 +29,12 @@ use std::time::{Duration, Instant};
 use md5::{Digest, Md5};
 use subtle::ConstantTimeEq;
 
-use super::packet::{self, Code, HEADER_LEN, Packet, attr, emit_response, hmac_md5};
+use super::packet::{self, Code, Packet, attr, emit_response, hmac_md5};
 use crate::proto::concentrator::SessionId;
 
 /// Header fields (RFC 2865 section 3, as RFC 5176 section 3 uses them).
 mod field {
     use std::ops::Range;
-    pub const LENGTH: Range<usize> = 2..4;
     pub const AUTHENTICATOR: Range<usize> = 4..20;
     /// The value of an attribute, after Type and Length.
     pub const ATTR_VALUE_START: usize = 2;
@@ -467,29 +466,14 @@ pub fn emit_request(
     attributes: &[(u8, Vec<u8>)],
     with_message_authenticator: bool,
 ) -> Vec<u8> {
-    let mut out = vec![code, identifier, 0, 0];
-    out.extend_from_slice(&[0; 16]);
-    if with_message_authenticator {
-        out.extend_from_slice(&[attr::MESSAGE_AUTHENTICATOR, 18]);
-        out.extend_from_slice(&[0; 16]);
-    }
-    for (kind, value) in attributes {
-        out.push(*kind);
-        out.push(value.len() as u8 + 2);
-        out.extend_from_slice(value);
-    }
-    let len = out.len() as u16;
-    out[field::LENGTH].copy_from_slice(&len.to_be_bytes());
-    if with_message_authenticator {
-        let mac = hmac_md5(secret, &out);
-        out[HEADER_LEN + 2..HEADER_LEN + 18].copy_from_slice(&mac);
-    }
-    let mut md5 = Md5::new();
-    md5.update(&out);
-    md5.update(secret);
-    let auth: [u8; 16] = md5.finalize().into();
-    out[field::AUTHENTICATOR].copy_from_slice(&auth);
-    out
+    packet::emit_signed(
+        code,
+        identifier,
+        &[0; 16],
+        secret,
+        attributes,
+        with_message_authenticator,
+    )
 }
 
 #[cfg(test)]

@@ -604,39 +604,15 @@ pub fn check_response<'a>(
     ) {
         return Err(ResponseError::UnexpectedCode(code));
     }
-    if packet.identifier() != identifier {
-        return Err(ResponseError::WrongIdentifier {
-            got: packet.identifier(),
-            want: identifier,
-        });
-    }
+    check_response_authenticator(&packet, identifier, request_authenticator, secret)?;
     let bytes = packet.as_bytes();
-    let mut md5 = Md5::new();
-    md5.update(&bytes[..field::AUTHENTICATOR.start]);
-    md5.update(request_authenticator);
-    md5.update(&bytes[field::ATTRIBUTES]);
-    md5.update(secret);
-    let expected: [u8; 16] = md5.finalize().into();
-    if !bool::from(expected.ct_eq(&packet.authenticator())) {
-        return Err(ResponseError::BadResponseAuthenticator);
-    }
     let mut mas = packet
         .attributes()
         .filter(|a| a.kind == attr::MESSAGE_AUTHENTICATOR);
     let (Some(ma), None) = (mas.next(), mas.next()) else {
         return Err(ResponseError::MissingMessageAuthenticator);
     };
-    if ma.value.len() != 16 {
-        return Err(ResponseError::BadMessageAuthenticator);
-    }
-    let mut copy = bytes.to_vec();
-    copy[field::AUTHENTICATOR].copy_from_slice(request_authenticator);
-    let at = ma.offset + field::ATTR_VALUE.start;
-    copy[at..at + 16].fill(0);
-    let mac = hmac_md5(secret, &copy);
-    if !bool::from(mac.ct_eq(ma.value)) {
-        return Err(ResponseError::BadMessageAuthenticator);
-    }
+    check_message_authenticator(bytes, &ma, request_authenticator, secret)?;
     Ok(packet)
 }
 
@@ -650,8 +626,34 @@ pub fn emit_response(
     attributes: &[(u8, Vec<u8>)],
     with_message_authenticator: bool,
 ) -> Vec<u8> {
-    let mut out = vec![u8::from(code), identifier, 0, 0];
-    out.extend_from_slice(request_authenticator);
+    emit_signed(
+        u8::from(code),
+        identifier,
+        request_authenticator,
+        secret,
+        attributes,
+        with_message_authenticator,
+    )
+}
+
+/// A packet whose authenticator is MD5 over Code, Identifier, Length,
+/// `base`, Attributes and Secret: a response (`base` is the Request
+/// Authenticator, RFC 2865 section 3) or an accounting or
+/// dynamic-authorization request (`base` is 16 zero octets, RFC 2866
+/// section 3, RFC 5176 section 3.5).
+/// `attributes` in order, after a Message-Authenticator when asked (RFC
+/// 3579 section 3.2: HMAC-MD5 with `base` in the authenticator field).
+/// For tests and simulations.
+pub fn emit_signed(
+    code: u8,
+    identifier: u8,
+    base: &[u8; 16],
+    secret: &[u8],
+    attributes: &[(u8, Vec<u8>)],
+    with_message_authenticator: bool,
+) -> Vec<u8> {
+    let mut out = vec![code, identifier, 0, 0];
+    out.extend_from_slice(base);
     if with_message_authenticator {
         out.extend_from_slice(&[attr::MESSAGE_AUTHENTICATOR, 18]);
         out.extend_from_slice(&[0; 16]);
@@ -786,6 +788,26 @@ pub fn check_accounting_response<'a>(
     if code != Code::AccountingResponse {
         return Err(ResponseError::UnexpectedCode(code));
     }
+    check_response_authenticator(&packet, identifier, request_authenticator, secret)?;
+    let bytes = packet.as_bytes();
+    if let Some(ma) = packet
+        .attributes()
+        .find(|a| a.kind == attr::MESSAGE_AUTHENTICATOR)
+    {
+        check_message_authenticator(bytes, &ma, request_authenticator, secret)?;
+    }
+    Ok(packet)
+}
+
+/// The identifier of a response and its Response Authenticator
+/// MD5(Code + Identifier + Length + Request Authenticator + Attributes +
+/// Secret) (RFC 2865 section 3, RFC 2866 section 3, RFC 5176 section 3.5).
+fn check_response_authenticator<T: AsRef<[u8]>>(
+    packet: &Packet<T>,
+    identifier: u8,
+    request_authenticator: &[u8; 16],
+    secret: &[u8],
+) -> Result<(), ResponseError> {
     if packet.identifier() != identifier {
         return Err(ResponseError::WrongIdentifier {
             got: packet.identifier(),
@@ -799,23 +821,32 @@ pub fn check_accounting_response<'a>(
     md5.update(&bytes[field::ATTRIBUTES]);
     md5.update(secret);
     let expected: [u8; 16] = md5.finalize().into();
-    if !bool::from(expected.ct_eq(&packet.authenticator())) {
-        return Err(ResponseError::BadResponseAuthenticator);
+    if bool::from(expected.ct_eq(&packet.authenticator())) {
+        Ok(())
+    } else {
+        Err(ResponseError::BadResponseAuthenticator)
     }
-    if let Some(ma) = packet
-        .attributes()
-        .find(|a| a.kind == attr::MESSAGE_AUTHENTICATOR)
-    {
-        if ma.value.len() != 16 {
-            return Err(ResponseError::BadMessageAuthenticator);
-        }
-        let mut copy = bytes.to_vec();
-        copy[field::AUTHENTICATOR].copy_from_slice(request_authenticator);
-        let at = ma.offset + field::ATTR_VALUE.start;
-        copy[at..at + 16].fill(0);
-        if !bool::from(hmac_md5(secret, &copy).ct_eq(ma.value)) {
-            return Err(ResponseError::BadMessageAuthenticator);
-        }
+}
+
+/// A response's Message-Authenticator `ma` (RFC 3579 section 3.2):
+/// HMAC-MD5 over the response with the Request Authenticator in place of
+/// its own and the Message-Authenticator's value zeroed.
+fn check_message_authenticator(
+    bytes: &[u8],
+    ma: &Attribute<'_>,
+    request_authenticator: &[u8; 16],
+    secret: &[u8],
+) -> Result<(), ResponseError> {
+    if ma.value.len() != 16 {
+        return Err(ResponseError::BadMessageAuthenticator);
     }
-    Ok(packet)
+    let mut copy = bytes.to_vec();
+    copy[field::AUTHENTICATOR].copy_from_slice(request_authenticator);
+    let at = ma.offset + field::ATTR_VALUE.start;
+    copy[at..at + 16].fill(0);
+    if bool::from(hmac_md5(secret, &copy).ct_eq(ma.value)) {
+        Ok(())
+    } else {
+        Err(ResponseError::BadMessageAuthenticator)
+    }
 }
