@@ -53,6 +53,24 @@ fn netns_topology() -> pptp_lab::lab::Topology {
     pptp_lab::lab::Topology::new().expect("topology")
 }
 
+/// The text without ANSI colour sequences (`ESC [ ... m`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn logs(lab: &Lab, fr: &FreeRadius) -> String {
     format!(
         "daemon log:\n{}\nFreeRADIUS log:\n{}",
@@ -153,7 +171,7 @@ fn class_and_interim_interval_are_used_in_accounting() {
     });
     let id = start.get("Acct-Session-Id").expect("id").to_owned();
     // The daemon logs the session's MTU when the network is up.
-    let log = lab.daemon_log();
+    let log = strip_ansi(&lab.daemon_log());
     let up_line = log
         .lines()
         .find(|l| l.contains("network up"))
