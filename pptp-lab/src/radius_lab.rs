@@ -57,7 +57,9 @@ pub const SHORT_USER: &str = "shorty";
 /// A user whose Access-Accept carries `Class = "gold"`,
 /// `Acct-Interim-Interval = 2` and `Framed-MTU = 1300`.
 pub const GOLD_USER: &str = "goldie";
-/// [`SHORT_USER`]'s and [`GOLD_USER`]'s Cleartext-Password.
+/// A user whose Access-Accept carries `Idle-Timeout = 3`.
+pub const IDLE_USER: &str = "idler";
+/// [`SHORT_USER`]'s, [`GOLD_USER`]'s and [`IDLE_USER`]'s Cleartext-Password.
 pub const ATTR_PASSWORD: &str = "attr-password";
 /// [`DISABLED_USER`]'s Cleartext-Password (still rejected).
 pub const DISABLED_PASSWORD: &str = "mallory-password";
@@ -529,7 +531,9 @@ server default {{
          {SHORT_USER}\tCleartext-Password := \"{ATTR_PASSWORD}\"\n\
          \tSession-Timeout = 3\n\
          {GOLD_USER}\tCleartext-Password := \"{ATTR_PASSWORD}\"\n\
-         \tClass = \"gold\", Acct-Interim-Interval = 2, Framed-MTU = 1300\n"
+         \tClass = \"gold\", Acct-Interim-Interval = 2, Framed-MTU = 1300\n\
+         {IDLE_USER}\tCleartext-Password := \"{ATTR_PASSWORD}\"\n\
+         \tIdle-Timeout = 3\n"
     );
     for (name, text) in [
         ("radiusd.conf", radiusd.as_str()),

@@ -3,16 +3,18 @@
 //! Acct-Interim-Interval sets the session's Interim-Update interval (RFC
 //! 2869 section 5.16) and every Class is echoed in each accounting record
 //! (RFC 2865 section 5.25); Framed-MTU caps the session MTU (RFC 2865
-//! section 5.12). Needs root, the real eBPF build and the packages
+//! section 5.12); Idle-Timeout ends a session without traffic (RFC 2865
+//! section 5.28), counted on the XDP path. Needs root, the real eBPF build and the packages
 //! freeradius and freeradius-utils (`cargo xtask setup`); fails (never
 //! skips) without them.
 
 use std::time::{Duration, Instant};
 
 use pptp_lab::{
-    lab::{Lab, LabOptions, Process},
+    lab::{LAN_HOST, Lab, LabOptions, Process},
     radius_lab::{
-        ATTR_PASSWORD, DetailRecord, FreeRadius, GOLD_USER, SHORT_USER, daemon_radius_config,
+        ATTR_PASSWORD, DetailRecord, FreeRadius, GOLD_USER, IDLE_USER, SHORT_USER,
+        daemon_radius_config,
     },
 };
 use pptp_netns as netns;
@@ -214,4 +216,50 @@ fn class_and_interim_interval_are_used_in_accounting() {
             "{r:?}"
         );
     }
+}
+
+/// `Idle-Timeout = 3`: 6 s of pings keep the session (the XDP counters
+/// move), then without traffic it ends about 3 s later, as an idle
+/// timeout, and the Stop says Idle-Timeout.
+#[test]
+fn idle_timeout_ends_a_session_without_traffic() {
+    let (lab, fr) = lab();
+    let mut client = lab
+        .client_as(IDLE_USER, ATTR_PASSWORD, &["--no-stop"])
+        .expect("client");
+    let up = up(&mut client, &lab, &fr);
+    let addr = up["address"].as_str().expect("address").to_owned();
+    let start = wait_record(&lab, &fr, Duration::from_secs(10), "Start", |r| {
+        r.status() == Some("Start")
+    });
+    let id = start.get("Acct-Session-Id").expect("id").to_owned();
+    // 30 pings 0.2 s apart: longer than the Idle-Timeout.
+    lab.ping(&addr, LAN_HOST, 30)
+        .unwrap_or_else(|e| panic!("{e}\n{}", logs(&lab, &fr)));
+    assert_eq!(
+        lab.sessions().expect("sessions").len(),
+        1,
+        "ended despite traffic\n{}",
+        logs(&lab, &fr)
+    );
+    let idle_from = Instant::now();
+    let stop = wait_record(&lab, &fr, Duration::from_secs(15), "Stop", |r| {
+        r.status() == Some("Stop") && r.get("Acct-Session-Id") == Some(&id)
+    });
+    assert!(
+        idle_from.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        idle_from.elapsed()
+    );
+    assert_eq!(
+        stop.get("Acct-Terminate-Cause"),
+        Some("Idle-Timeout"),
+        "{stop:?}"
+    );
+    assert!(
+        stop.number("Acct-Input-Packets").unwrap_or(0) >= 25,
+        "{stop:?}"
+    );
+    let stats = lab.stats().expect("stats");
+    assert_eq!(stats.get("ended_idle_timeout"), Some(&1), "{stats:?}");
 }

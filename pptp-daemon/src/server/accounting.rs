@@ -205,7 +205,7 @@ fn userspace_totals(call: &Call) -> Totals {
 
 /// A live call's totals: its userspace counters plus its XDP counters
 /// while it is on the XDP path (as `Shared::session_info` sums them).
-fn live_totals(shared: &Shared, call: &Call) -> Totals {
+pub(crate) fn live_totals(shared: &Shared, call: &Call) -> Totals {
     let mut t = userspace_totals(call);
     if call.data().is_some_and(|d| d.xdp)
         && let Some(xdp) = &shared.xdp

@@ -317,10 +317,19 @@ impl Task {
                         core.handle_authenticated(now, self.call.session, &accepted.user);
                     // RADIUS Session-Timeout (RFC 2865 section 5.27): the
                     // session ends that long after it is admitted.
-                    if admitted.is_ok()
-                        && let Some(timeout) = accepted.session.session_timeout
-                    {
-                        core.set_session_deadline(now, self.call.session, now.checked_add(timeout));
+                    if admitted.is_ok() {
+                        if let Some(timeout) = accepted.session.session_timeout {
+                            core.set_session_deadline(
+                                now,
+                                self.call.session,
+                                now.checked_add(timeout),
+                            );
+                        }
+                        // RADIUS Idle-Timeout (RFC 2865 section 5.28): the
+                        // core timer feeds the session's packet counts.
+                        if let Some(timeout) = accepted.session.idle_timeout {
+                            core.set_idle_timeout(now, self.call.session, Some(timeout));
+                        }
                     }
                     admitted
                 };

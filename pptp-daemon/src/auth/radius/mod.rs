@@ -63,9 +63,8 @@
 //! Session-Timeout, Idle-Timeout and Acct-Interim-Interval (seconds; 0 means
 //! none, values above [`MAX_ATTRIBUTE_SECONDS`] are capped), every Class
 //! (echoed in accounting), Framed-MTU (64 to 65535, else ignored).
-//! Reply attributes the daemon cannot act on yet (Idle-Timeout, which it
-//! reads but does not enforce, Framed-Pool, ...) and unknown attributes are
-//! logged once per type and ignored.
+//! Reply attributes the daemon cannot act on yet (Framed-Pool, ...) and
+//! unknown attributes are logged once per type and ignored.
 //!
 //! Blocking: [`RadiusVerifier::verify`] runs a [`client::Transaction`] on
 //! its own UDP socket with [`client::run_blocking`]; the daemon calls it in
@@ -479,11 +478,7 @@ impl Reply {
                 }
                 attr::SERVICE_TYPE | attr::FRAMED_PROTOCOL | attr::REPLY_MESSAGE => {}
                 attr::SESSION_TIMEOUT => reply.session.session_timeout = seconds(a.value),
-                attr::IDLE_TIMEOUT => {
-                    reply.session.idle_timeout = seconds(a.value);
-                    // Read, but not enforced yet: say so once.
-                    reply.ignore(0, a.kind);
-                }
+                attr::IDLE_TIMEOUT => reply.session.idle_timeout = seconds(a.value),
                 attr::ACCT_INTERIM_INTERVAL => {
                     reply.session.acct_interim_interval = seconds(a.value);
                 }
@@ -646,7 +641,6 @@ fn attribute_name(vendor: u32, kind: u8) -> Option<&'static str> {
     Some(match (vendor, kind) {
         (0, attr::FRAMED_IP_NETMASK) => "Framed-IP-Netmask",
         (0, attr::STATE) => "State",
-        (0, attr::IDLE_TIMEOUT) => "Idle-Timeout",
         (0, attr::FRAMED_POOL) => "Framed-Pool",
         _ => return None,
     })
