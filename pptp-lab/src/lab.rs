@@ -444,14 +444,19 @@ impl Lab {
 
     /// Starts our client in the client namespace with extra arguments.
     pub fn client(&self, extra: &[&str]) -> Result<Process, String> {
+        self.client_as(USER, PASSWORD, extra)
+    }
+
+    /// Starts our client as `user` with `password`, with extra arguments.
+    pub fn client_as(&self, user: &str, password: &str, extra: &[&str]) -> Result<Process, String> {
         let mut args = vec![
             "client",
             "--server",
             SERVER_WAN,
             "--user",
-            USER,
+            user,
             "--password",
-            PASSWORD,
+            password,
             "--route",
             "198.18.1.0/24",
         ];

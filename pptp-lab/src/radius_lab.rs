@@ -51,6 +51,16 @@ pub const PASSWORD: &str = crate::lab::PASSWORD;
 /// A user whose account is disabled (`Auth-Type := Reject`): rejected
 /// whatever the password, with a Reply-Message.
 pub const DISABLED_USER: &str = "mallory";
+/// A user whose Access-Accept ends the session after 3 s
+/// (`Session-Timeout = 3`).
+pub const SHORT_USER: &str = "shorty";
+/// A user whose Access-Accept carries `Class = "gold"`,
+/// `Acct-Interim-Interval = 2` and `Framed-MTU = 1300`.
+pub const GOLD_USER: &str = "goldie";
+/// A user whose Access-Accept carries `Idle-Timeout = 3`.
+pub const IDLE_USER: &str = "idler";
+/// [`SHORT_USER`]'s, [`GOLD_USER`]'s and [`IDLE_USER`]'s Cleartext-Password.
+pub const ATTR_PASSWORD: &str = "attr-password";
 /// [`DISABLED_USER`]'s Cleartext-Password (still rejected).
 pub const DISABLED_PASSWORD: &str = "mallory-password";
 /// The Reply-Message of [`DISABLED_USER`]'s Access-Reject.
@@ -490,7 +500,13 @@ server default {{
     let users = format!(
         "{USER}\tCleartext-Password := \"{PASSWORD}\"\n\
          {DISABLED_USER}\tCleartext-Password := \"{DISABLED_PASSWORD}\", Auth-Type := Reject\n\
-         \tReply-Message = \"{DISABLED_MESSAGE}\"\n"
+         \tReply-Message = \"{DISABLED_MESSAGE}\"\n\
+         {SHORT_USER}\tCleartext-Password := \"{ATTR_PASSWORD}\"\n\
+         \tSession-Timeout = 3\n\
+         {GOLD_USER}\tCleartext-Password := \"{ATTR_PASSWORD}\"\n\
+         \tClass = \"gold\", Acct-Interim-Interval = 2, Framed-MTU = 1300\n\
+         {IDLE_USER}\tCleartext-Password := \"{ATTR_PASSWORD}\"\n\
+         \tIdle-Timeout = 3\n"
     );
     for (name, text) in [
         ("radiusd.conf", radiusd.as_str()),

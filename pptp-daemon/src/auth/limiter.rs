@@ -288,6 +288,7 @@ mod tests {
             addresses: crate::auth::AddressPolicy::any(),
             authenticator_response: None,
             mppe: None,
+            session: Default::default(),
         });
         assert_eq!(v.verify(addr(1), &pap("pw")), ok);
         assert_eq!(

@@ -26,7 +26,7 @@
 use std::{
     fmt,
     net::{IpAddr, Ipv4Addr},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 /// An authentication method (RFC 2759 MS-CHAPv2, RFC 2433 MS-CHAP,
@@ -335,6 +335,30 @@ pub struct Accepted {
     pub authenticator_response: Option<[u8; 20]>,
     /// MS-CHAP only: MPPE key material.
     pub mppe: Option<MppeMaterial>,
+    /// Per-session limits from the back end (RADIUS reply attributes);
+    /// all unset for the secrets file.
+    pub session: SessionAttributes,
+}
+
+/// Per-session limits and accounting data a back end gives with an accept
+/// (RADIUS reply attributes, RFC 2865 section 5, RFC 2869 section 5.16).
+/// The default sets nothing: the configuration's values apply.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SessionAttributes {
+    /// Session-Timeout (RFC 2865 section 5.27): the session ends this long
+    /// after it is admitted.
+    pub session_timeout: Option<Duration>,
+    /// Idle-Timeout (RFC 2865 section 5.28).
+    pub idle_timeout: Option<Duration>,
+    /// Acct-Interim-Interval (RFC 2869 section 5.16): replaces the
+    /// configured interim interval for this session.
+    pub acct_interim_interval: Option<Duration>,
+    /// Class (RFC 2865 section 5.25), each echoed unchanged in every
+    /// accounting record of the session.
+    pub class: Vec<Vec<u8>>,
+    /// Framed-MTU (RFC 2865 section 5.12): the session's MTU is at most
+    /// this.
+    pub framed_mtu: Option<u16>,
 }
 
 /// Why [`Credentials`] were refused.

@@ -190,6 +190,7 @@ impl PeerEngine {
             addresses: super::AddressPolicy::any(),
             authenticator_response,
             mppe,
+            session: Default::default(),
         }));
     }
 

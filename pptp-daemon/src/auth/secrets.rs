@@ -597,6 +597,7 @@ impl Verifier for SecretsFile {
             addresses: entry.addresses.clone(),
             authenticator_response: checked.authenticator_response,
             mppe: checked.mppe,
+            session: Default::default(),
         })
     }
 }

@@ -209,6 +209,27 @@ pub struct SessionEntry {
     /// Session-Timeout, CoA), if ever: see
     /// [`Concentrator::set_session_deadline`].
     pub session_deadline: Option<Instant>,
+    /// Idle-Timeout watch (RADIUS Idle-Timeout), if any: see
+    /// [`Concentrator::set_idle_timeout`].
+    pub idle: Option<IdleWatch>,
+}
+
+/// A session's Idle-Timeout (RFC 2865 section 5.28): it ends with
+/// [`EndReason::IdleTimeout`] when its data packet count has not changed
+/// for `timeout`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IdleWatch {
+    pub timeout: Duration,
+    /// The packet count last reported by [`Concentrator::handle_activity`].
+    pub packets: Option<u64>,
+    /// Since when the count has not changed.
+    pub since: Instant,
+}
+
+impl IdleWatch {
+    fn expires(&self) -> Option<Instant> {
+        self.since.checked_add(self.timeout)
+    }
 }
 
 /// What [`Concentrator::release`] freed, for the glue's teardown and
@@ -309,6 +330,8 @@ pub struct Concentrator {
     deadlines: BTreeSet<(Instant, u16, u32)>,
     /// Session-Timeout deadlines of sessions (starting or up).
     session_deadlines: BTreeSet<(Instant, u16, u32)>,
+    /// Sessions with an [`IdleWatch`]: (call ID, generation).
+    idle_watched: BTreeSet<(u16, u32)>,
     events: VecDeque<Event>,
     counters: Counters,
     /// The latest instant of any input.
@@ -333,6 +356,7 @@ impl Concentrator {
             idle_sources: 0,
             deadlines: BTreeSet::new(),
             session_deadlines: BTreeSet::new(),
+            idle_watched: BTreeSet::new(),
             events: VecDeque::new(),
             counters: Counters::default(),
             latest: None,
@@ -598,6 +622,7 @@ impl Concentrator {
                 starting: true,
                 deadline,
                 session_deadline: None,
+                idle: None,
             },
         );
         let c = self.connections.get_mut(&conn).expect("looked up above");
@@ -779,6 +804,62 @@ impl Concentrator {
         true
     }
 
+    /// Sets (or with `None` clears) `session`'s Idle-Timeout: it ends with
+    /// [`EndReason::IdleTimeout`] when [`Concentrator::handle_activity`]
+    /// reports no new data packet for `timeout` (counted from now). False
+    /// when the session is unknown or already ending.
+    pub fn set_idle_timeout(
+        &mut self,
+        now: Instant,
+        session: SessionId,
+        timeout: Option<Duration>,
+    ) -> bool {
+        self.advance(now);
+        let Some(e) = self.entry_mut(session) else {
+            return false;
+        };
+        if e.state == SessionState::Ending {
+            return false;
+        }
+        e.idle = timeout.map(|timeout| IdleWatch {
+            timeout,
+            packets: None,
+            since: now,
+        });
+        let key = (session.call_id, session.generation);
+        if timeout.is_some() {
+            self.idle_watched.insert(key);
+        } else {
+            self.idle_watched.remove(&key);
+        }
+        true
+    }
+
+    /// The sessions with an Idle-Timeout, whose packet counts the glue
+    /// reports with [`Concentrator::handle_activity`].
+    pub fn idle_watched(&self) -> Vec<SessionId> {
+        self.idle_watched
+            .iter()
+            .map(|&(call_id, generation)| SessionId {
+                call_id,
+                generation,
+            })
+            .collect()
+    }
+
+    /// `session` has carried `packets` data packets in all (both ways,
+    /// every data path): a change restarts its idle time.
+    pub fn handle_activity(&mut self, now: Instant, session: SessionId, packets: u64) {
+        if let Some(idle) = self.entry_mut(session).and_then(|e| e.idle.as_mut())
+            && idle.packets != Some(packets)
+        {
+            if idle.packets.is_some() {
+                idle.since = now;
+            }
+            idle.packets = Some(packets);
+        }
+    }
+
     /// Asks the glue to end `session` ([`Event::Terminate`]): admin kill,
     /// RADIUS Disconnect-Request and the like. Queued once: false when the
     /// session is unknown or already ending.
@@ -826,6 +907,8 @@ impl Concentrator {
             self.session_deadlines
                 .remove(&(d, session.call_id, session.generation));
         }
+        self.idle_watched
+            .remove(&(session.call_id, session.generation));
         self.call_ids.release(session.call_id);
         if let Some(a) = e.address {
             self.pool.release(a);
@@ -872,10 +955,19 @@ impl Concentrator {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let setup = self.deadlines.first().map(|&(d, _, _)| d);
         let session = self.session_deadlines.first().map(|&(d, _, _)| d);
-        match (setup, session) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let idle = self
+            .idle_watched
+            .iter()
+            .filter_map(|&(call_id, generation)| {
+                self.entry(SessionId {
+                    call_id,
+                    generation,
+                })?
+                .idle?
+                .expires()
+            })
+            .min();
+        [setup, session, idle].into_iter().flatten().min()
     }
 
     /// Time passed: sessions still starting at their deadline get
@@ -910,6 +1002,24 @@ impl Concentrator {
                 e.session_deadline = None;
                 self.terminate(session, EndReason::SessionTimeout);
             }
+        }
+        let idle: Vec<SessionId> = self
+            .idle_watched()
+            .into_iter()
+            .filter(|&id| {
+                self.entry(id)
+                    .and_then(|e| e.idle)
+                    .and_then(|i| i.expires())
+                    .is_some_and(|t| t <= now)
+            })
+            .collect();
+        for session in idle {
+            self.idle_watched
+                .remove(&(session.call_id, session.generation));
+            if let Some(e) = self.entry_mut(session) {
+                e.idle = None;
+            }
+            self.terminate(session, EndReason::IdleTimeout);
         }
         self.sweep_sources(now);
     }

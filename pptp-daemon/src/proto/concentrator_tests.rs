@@ -1147,3 +1147,65 @@ fn a_released_session_leaves_no_deadline_behind() {
     assert!(events(&mut c).is_empty());
     assert!(!c.set_session_deadline(t, s1, Some(t)), "stale id");
 }
+
+// ---- Idle-Timeout (RADIUS) ----
+
+#[test]
+fn an_idle_session_ends_with_idle_timeout_and_traffic_keeps_it() {
+    let mut c = core(open_limits());
+    let t = Instant::now();
+    let s1 = call(&mut c, t, "198.18.15.1");
+    let s2 = call(&mut c, t, "198.18.15.2");
+    c.handle_network_up(t, s1);
+    c.handle_network_up(t, s2);
+    let secs = |n| t + Duration::from_secs(n);
+    assert!(c.set_idle_timeout(t, s1, Some(Duration::from_secs(10))));
+    assert!(c.set_idle_timeout(t, s2, Some(Duration::from_secs(10))));
+    let mut watched = c.idle_watched();
+    watched.sort_by_key(|s| s.call_id());
+    let mut want = [s1, s2];
+    want.sort_by_key(|s| s.call_id());
+    assert_eq!(watched, want);
+    assert_eq!(c.poll_timeout(), Some(secs(10)));
+    // s1 carries traffic at 5 s; s2 does not.
+    c.handle_activity(secs(1), s1, 0);
+    c.handle_activity(secs(1), s2, 0);
+    c.handle_activity(secs(5), s1, 3);
+    c.handle_activity(secs(5), s2, 0);
+    c.handle_timeout(secs(9));
+    assert!(events(&mut c).is_empty());
+    c.handle_timeout(secs(10));
+    assert_eq!(events(&mut c), [terminate(s2, EndReason::IdleTimeout)]);
+    assert_eq!(c.idle_watched(), [s1]);
+    assert_eq!(c.poll_timeout(), Some(secs(15)));
+    // The same count again is no activity.
+    c.handle_activity(secs(12), s1, 3);
+    c.handle_timeout(secs(14));
+    assert!(events(&mut c).is_empty());
+    c.handle_timeout(secs(15));
+    assert_eq!(events(&mut c), [terminate(s1, EndReason::IdleTimeout)]);
+    c.release(secs(16), s1, EndReason::IdleTimeout).unwrap();
+    c.release(secs(16), s2, EndReason::IdleTimeout).unwrap();
+    assert_eq!(c.counters().ended(EndReason::IdleTimeout), 2);
+    assert!(c.idle_watched().is_empty());
+    assert_eq!(c.poll_timeout(), None);
+}
+
+#[test]
+fn an_idle_timeout_can_be_cleared_and_is_released_with_the_session() {
+    let mut c = core(open_limits());
+    let t = Instant::now();
+    let s1 = call(&mut c, t, "198.18.15.1");
+    c.handle_network_up(t, s1);
+    assert!(c.set_idle_timeout(t, s1, Some(Duration::from_secs(1))));
+    assert!(c.set_idle_timeout(t, s1, None));
+    c.handle_timeout(t + Duration::from_secs(5));
+    assert!(events(&mut c).is_empty());
+    assert!(c.set_idle_timeout(t, s1, Some(Duration::from_secs(1))));
+    c.release(t, s1, EndReason::AdminReset).unwrap();
+    assert!(c.idle_watched().is_empty());
+    assert!(
+        !c.set_idle_timeout(t, s1, Some(Duration::from_secs(1))),
+        "stale id"
+    );
+}

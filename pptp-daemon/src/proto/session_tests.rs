@@ -42,6 +42,7 @@ fn accepted(user: &str) -> Accepted {
         addresses: AddressPolicy::any(),
         authenticator_response: None,
         mppe: Some(material()),
+        session: Default::default(),
     }
 }
 

@@ -9,6 +9,13 @@
 //!   Interim-Update every `acct_interim_interval_secs`, Stop when the
 //!   session ends ([`AcctHandle::stop`]), only for sessions that had a
 //!   Start.
+//! - Per session, from the RADIUS Access-Accept ([`SessionAttributes`]):
+//!   Acct-Interim-Interval replaces the configured interval (RFC 2869
+//!   section 5.16 says it should not be below 60 s; we take any value of at
+//!   least 1 s as the server gives it, so that the operator's RADIUS
+//!   decides, and tests can use short ones); every Class is echoed
+//!   unchanged in the Start, each Interim-Update and the Stop (RFC 2865
+//!   section 5.25).
 //! - Octets and packets: the call's userspace counters plus, while the
 //!   call is on the XDP path, the XDP per-session counters (the guard folds
 //!   those into the call's before the Stop). Input is what came from the
@@ -31,9 +38,12 @@ use tokio::{
 
 use super::{Call, Shared};
 use crate::{
-    auth::radius::{
-        accounting::{Accounting, AcctPolicy, Record},
-        packet::{RequestAttribute as A, acct, attr},
+    auth::{
+        SessionAttributes,
+        radius::{
+            accounting::{Accounting, AcctPolicy, Record},
+            packet::{RequestAttribute as A, acct, attr},
+        },
     },
     config::AuthBackend,
     proto::end::EndReason,
@@ -88,6 +98,10 @@ enum Msg {
         call: Weak<Call>,
         user: Option<String>,
         framed_ip: Ipv4Addr,
+        /// Acct-Interim-Interval from the Access-Accept.
+        interim: Option<Duration>,
+        /// Class attributes from the Access-Accept.
+        class: Vec<Vec<u8>>,
         at: Instant,
         timestamp: u32,
     },
@@ -134,12 +148,16 @@ impl AcctHandle {
     }
 
     /// The session's network is up with `framed_ip`: Accounting Start.
-    pub fn start(&self, call: &Arc<Call>, framed_ip: Ipv4Addr) {
+    /// `session` (from the back end's accept) may set the session's
+    /// Interim-Update interval and the Class attributes of its records.
+    pub fn start(&self, call: &Arc<Call>, framed_ip: Ipv4Addr, session: &SessionAttributes) {
         let user = call.user.lock().unwrap_or_else(|e| e.into_inner()).clone();
         self.send(Msg::Start {
             call: Arc::downgrade(call),
             user,
             framed_ip,
+            interim: session.acct_interim_interval,
+            class: session.class.clone(),
             at: Instant::now(),
             timestamp: unix_now(),
         });
@@ -187,7 +205,7 @@ fn userspace_totals(call: &Call) -> Totals {
 
 /// A live call's totals: its userspace counters plus its XDP counters
 /// while it is on the XDP path (as `Shared::session_info` sums them).
-fn live_totals(shared: &Shared, call: &Call) -> Totals {
+pub(crate) fn live_totals(shared: &Shared, call: &Call) -> Totals {
     let mut t = userspace_totals(call);
     if call.data().is_some_and(|d| d.xdp)
         && let Some(xdp) = &shared.xdp
@@ -209,7 +227,30 @@ struct Started {
     call: Weak<Call>,
     attributes: Vec<A>,
     at: Instant,
+    /// This session's Interim-Update interval.
+    interval: Option<Duration>,
     next_interim: Option<Instant>,
+}
+
+/// A session's Interim-Update interval: the RADIUS Acct-Interim-Interval
+/// if given, else the configured one; never below 1 s.
+fn interim_interval(
+    from_radius: Option<Duration>,
+    configured: Option<Duration>,
+) -> Option<Duration> {
+    from_radius
+        .or(configured)
+        .map(|i| i.max(Duration::from_secs(1)))
+}
+
+/// Class attributes (RFC 2865 section 5.25) as the server sent them, for
+/// every accounting record of the session; values that cannot be an
+/// attribute (over 253 octets, or empty) are left out.
+fn class_attributes(class: &[Vec<u8>]) -> impl Iterator<Item = A> + '_ {
+    class
+        .iter()
+        .filter(|c| (1..=253).contains(&c.len()))
+        .map(|c| A::plain(attr::CLASS, c.clone()))
 }
 
 /// The daemon's Acct-Session-Id for Accounting-On/Off.
@@ -321,7 +362,7 @@ pub async fn run(shared: Arc<Shared>, policy: AcctPolicy, stats: Arc<AcctStats>,
             .map(tokio::time::Instant::from_std);
         tokio::select! {
             msg = rx.recv() => match msg {
-                Some(Msg::Start { call, user, framed_ip, at, timestamp }) => {
+                Some(Msg::Start { call, user, framed_ip, interim, class, at, timestamp }) => {
                     let Some(c) = call.upgrade() else { continue };
                     if started.contains_key(&c.acct_session_id) {
                         continue;
@@ -341,6 +382,8 @@ pub async fn run(shared: Arc<Shared>, policy: AcctPolicy, stats: Arc<AcctStats>,
                         A::plain(acct::ACCT_SESSION_ID, c.acct_session_id.as_bytes()),
                         A::integer(acct::ACCT_AUTHENTIC, authentic),
                     ]);
+                    attributes.extend(class_attributes(&class));
+                    let interval = interim_interval(interim, policy.interim_interval);
                     let mut record = attributes.clone();
                     record.push(A::integer(acct::EVENT_TIMESTAMP, timestamp));
                     records.push(Record::new(acct::STATUS_START, record, at));
@@ -348,7 +391,8 @@ pub async fn run(shared: Arc<Shared>, policy: AcctPolicy, stats: Arc<AcctStats>,
                         call,
                         attributes,
                         at,
-                        next_interim: policy.interim_interval.map(|i| at + i),
+                        interval,
+                        next_interim: interval.and_then(|i| at.checked_add(i)),
                     });
                 }
                 Some(Msg::Stop { acct_session_id, reason, totals, at, timestamp }) => {
@@ -374,10 +418,9 @@ pub async fn run(shared: Arc<Shared>, policy: AcctPolicy, stats: Arc<AcctStats>,
                 if core.poll_timeout().is_some_and(|t| t <= now) {
                     core.handle_timeout(now);
                 }
-                let interval = policy.interim_interval.unwrap_or(Duration::MAX);
                 for s in started.values_mut() {
                     if s.next_interim.is_some_and(|t| t <= now) {
-                        s.next_interim = Some(now + interval);
+                        s.next_interim = s.interval.and_then(|i| now.checked_add(i));
                         let Some(call) = s.call.upgrade() else { continue };
                         let mut record = s.attributes.clone();
                         record.extend(usage(live_totals(&shared, &call), now.saturating_duration_since(s.at)));
@@ -408,5 +451,40 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(t) => tokio::time::sleep_until(t).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn radius_interim_interval_overrides_the_configured_one() {
+        let secs = Duration::from_secs;
+        assert_eq!(
+            interim_interval(Some(secs(2)), Some(secs(600))),
+            Some(secs(2))
+        );
+        assert_eq!(interim_interval(Some(secs(2)), None), Some(secs(2)));
+        assert_eq!(interim_interval(None, Some(secs(600))), Some(secs(600)));
+        assert_eq!(interim_interval(None, None), None);
+        // Never below 1 s, whatever the source.
+        assert_eq!(
+            interim_interval(Some(Duration::from_millis(10)), None),
+            Some(secs(1))
+        );
+    }
+
+    #[test]
+    fn class_is_echoed_unchanged() {
+        let class = vec![b"gold".to_vec(), vec![0, 0xff], vec![], vec![7; 254]];
+        let attrs: Vec<A> = class_attributes(&class).collect();
+        assert_eq!(
+            attrs,
+            [
+                A::plain(attr::CLASS, b"gold".to_vec()),
+                A::plain(attr::CLASS, vec![0, 0xff]),
+            ]
+        );
     }
 }

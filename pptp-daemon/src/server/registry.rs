@@ -475,8 +475,33 @@ pub async fn core_timer(shared: Arc<Shared>) {
                 t.min(now + std::time::Duration::from_secs(1))
             });
         tokio::time::sleep_until(tokio::time::Instant::from_std(next)).await;
+        report_activity(&shared, Instant::now());
         shared.core().handle_timeout(Instant::now());
         shared.dispatch();
+    }
+}
+
+/// Tells the concentrator the data packet counts (both ways, userspace
+/// and XDP) of the sessions it watches for an Idle-Timeout.
+fn report_activity(shared: &Shared, now: Instant) {
+    let watched = shared.core().idle_watched();
+    if watched.is_empty() {
+        return;
+    }
+    let counts: Vec<_> = {
+        let calls = shared.calls.read().unwrap_or_else(|e| e.into_inner());
+        watched
+            .into_iter()
+            .filter_map(|id| {
+                let call = calls.get(&id.call_id()).filter(|c| c.session == id)?;
+                let t = super::accounting::live_totals(shared, call);
+                Some((id, t.input_packets + t.output_packets))
+            })
+            .collect()
+    };
+    let mut core = shared.core();
+    for (id, packets) in counts {
+        core.handle_activity(now, id, packets);
     }
 }
 

@@ -311,10 +311,28 @@ impl Task {
     fn verdict(&mut self, session: &mut Session, now: Instant, verdict: Verdict) {
         let verdict = match verdict {
             Verdict::Accept(accepted) => {
-                let admitted =
-                    self.shared
-                        .core()
-                        .handle_authenticated(now, self.call.session, &accepted.user);
+                let admitted = {
+                    let mut core = self.shared.core();
+                    let admitted =
+                        core.handle_authenticated(now, self.call.session, &accepted.user);
+                    // RADIUS Session-Timeout (RFC 2865 section 5.27): the
+                    // session ends that long after it is admitted.
+                    if admitted.is_ok() {
+                        if let Some(timeout) = accepted.session.session_timeout {
+                            core.set_session_deadline(
+                                now,
+                                self.call.session,
+                                now.checked_add(timeout),
+                            );
+                        }
+                        // RADIUS Idle-Timeout (RFC 2865 section 5.28): the
+                        // core timer feeds the session's packet counts.
+                        if let Some(timeout) = accepted.session.idle_timeout {
+                            core.set_idle_timeout(now, self.call.session, Some(timeout));
+                        }
+                    }
+                    admitted
+                };
                 self.shared.dispatch();
                 match admitted {
                     Ok(()) => {
@@ -438,13 +456,13 @@ impl Task {
             }
             _ => (None, None, None),
         };
-        // The MPPE header and the inner protocol field take 4 bytes of the MRU.
-        let overhead = if mppe.is_some() { 4 } else { 0 };
-        let mtu = params
-            .link
-            .peer_mru
-            .saturating_sub(overhead)
-            .min(settings.mru);
+        let framed_mtu = self.accepted.as_ref().and_then(|a| a.session.framed_mtu);
+        let mtu = session_mtu(
+            params.link.peer_mru,
+            mppe.is_some(),
+            settings.mru,
+            framed_mtu,
+        );
         let mss = settings
             .mss_clamp
             .then(|| mss::mss_for_mtu(mtu.min(params.link.mru)));
@@ -505,7 +523,12 @@ impl Task {
             .unwrap_or_else(|e| e.into_inner())
             .insert(client, self.call.clone());
         if let Some(acct) = &shared.accounting {
-            acct.start(&self.call, client);
+            let attributes = self
+                .accepted
+                .as_ref()
+                .map(|a| a.session.clone())
+                .unwrap_or_default();
+            acct.start(&self.call, client, &attributes);
         }
         let path = if xdp { "xdp" } else { "userspace" };
         tracing::info!(
@@ -537,6 +560,18 @@ impl Task {
             self.shared.send_gre(&self.call, &buf[..n]).await;
         }
     }
+}
+
+/// The session's MTU: what the peer can receive (its MRU, less 4 bytes
+/// of MPPE header and inner protocol field when encrypted), at most our
+/// configured MRU and, if the back end gave one, its Framed-MTU (RFC 2865
+/// section 5.12).
+fn session_mtu(peer_mru: u16, mppe: bool, mru: u16, framed_mtu: Option<u16>) -> u16 {
+    let overhead = if mppe { 4 } else { 0 };
+    peer_mru
+        .saturating_sub(overhead)
+        .min(mru)
+        .min(framed_mtu.unwrap_or(u16::MAX))
 }
 
 fn kernel_session(call: &Call, client: Ipv4Addr, mtu: u16, flags: u32) -> KernelSession {
@@ -730,6 +765,17 @@ mod tests {
             other => panic!("the control connection was not told: {other:?}"),
         }
         assert!(from_sessions.try_recv().is_err());
+    }
+
+    #[test]
+    fn framed_mtu_caps_the_session_mtu() {
+        use super::session_mtu;
+        assert_eq!(session_mtu(1500, false, 1400, None), 1400);
+        assert_eq!(session_mtu(1500, false, 1400, Some(1300)), 1300);
+        assert_eq!(session_mtu(1300, true, 1400, None), 1296);
+        assert_eq!(session_mtu(1300, true, 1400, Some(1298)), 1296);
+        // Framed-MTU never raises it.
+        assert_eq!(session_mtu(1500, false, 1400, Some(1500)), 1400);
     }
 
     #[tokio::test]

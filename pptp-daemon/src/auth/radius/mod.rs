@@ -59,9 +59,12 @@
 //!   same way (PPP has no place for it).
 //! - No answer from any server: [`Rejection::BackendUnavailable`].
 //!
-//! Reply attributes the daemon cannot act on yet (Session-Timeout,
-//! Idle-Timeout, Acct-Interim-Interval, Class, Framed-MTU, Framed-Pool,
-//! ...) and unknown attributes are logged once per type and ignored.
+//! Per-session reply attributes go to [`SessionAttributes`]:
+//! Session-Timeout, Idle-Timeout and Acct-Interim-Interval (seconds; 0 means
+//! none, values above [`MAX_ATTRIBUTE_SECONDS`] are capped), every Class
+//! (echoed in accounting), Framed-MTU (64 to 65535, else ignored).
+//! Reply attributes the daemon cannot act on yet (Framed-Pool, ...) and
+//! unknown attributes are logged once per type and ignored.
 //!
 //! Blocking: [`RadiusVerifier::verify`] runs a [`client::Transaction`] on
 //! its own UDP socket with [`client::run_blocking`]; the daemon calls it in
@@ -84,7 +87,7 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicU64, AtomicUsize, Ordering},
     },
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use self::{
@@ -92,8 +95,8 @@ use self::{
     packet::{AccessRequest, Code, Packet, RequestAttribute, ResponseError, attr, ms},
 };
 use super::{
-    Accepted, AddressPolicy, Credentials, MppeMaterial, Rejection, Verdict, Verifier,
-    random::RandomSource,
+    Accepted, AddressPolicy, Credentials, MppeMaterial, Rejection, SessionAttributes, Verdict,
+    Verifier, random::RandomSource,
 };
 use crate::{
     logsafe::Escaped,
@@ -102,6 +105,14 @@ use crate::{
 
 /// Requests in flight at most (each holds a blocking thread and a socket).
 pub const MAX_IN_FLIGHT: usize = 256;
+
+/// The longest Session-Timeout, Idle-Timeout or Acct-Interim-Interval we
+/// take (about 68 years fit in the attribute; one year is plenty and keeps
+/// `now + timeout` far from overflowing an `Instant`).
+pub const MAX_ATTRIBUTE_SECONDS: u32 = 366 * 24 * 3600;
+
+/// The smallest Framed-MTU we take (RFC 2865 section 5.12: 64 to 65535).
+pub const MIN_FRAMED_MTU: u16 = 64;
 
 /// Attribute types logged as ignored, at most (then silence).
 const MAX_LOGGED_TYPES: usize = 1024;
@@ -425,6 +436,9 @@ pub struct Reply {
     /// MS-CHAP-MPPE-Keys, decrypted (RFC 2548 section 2.4.1): LM key (8)
     /// and NT key (16).
     pub mschap_keys: Option<([u8; 8], [u8; 16])>,
+    /// Session-Timeout, Idle-Timeout, Acct-Interim-Interval, Class,
+    /// Framed-MTU.
+    pub session: SessionAttributes,
     /// (vendor, type) of attributes not applied (vendor 0: standard).
     pub ignored: Vec<(u32, u8)>,
 }
@@ -439,6 +453,7 @@ impl fmt::Debug for Reply {
             .field("has_send_key", &self.send_key.is_some())
             .field("has_recv_key", &self.recv_key.is_some())
             .field("has_mschap_keys", &self.mschap_keys.is_some())
+            .field("session", &self.session)
             .field("ignored", &self.ignored)
             .finish_non_exhaustive()
     }
@@ -462,6 +477,19 @@ impl Reply {
                     }
                 }
                 attr::SERVICE_TYPE | attr::FRAMED_PROTOCOL | attr::REPLY_MESSAGE => {}
+                attr::SESSION_TIMEOUT => reply.session.session_timeout = seconds(a.value),
+                attr::IDLE_TIMEOUT => reply.session.idle_timeout = seconds(a.value),
+                attr::ACCT_INTERIM_INTERVAL => {
+                    reply.session.acct_interim_interval = seconds(a.value);
+                }
+                attr::CLASS => reply.session.class.push(a.value.to_vec()),
+                attr::FRAMED_MTU => {
+                    reply.session.framed_mtu = <[u8; 4]>::try_from(a.value)
+                        .ok()
+                        .map(u32::from_be_bytes)
+                        .filter(|mtu| *mtu >= u32::from(MIN_FRAMED_MTU))
+                        .map(|mtu| u16::try_from(mtu).unwrap_or(u16::MAX));
+                }
                 attr::VENDOR_SPECIFIC => match a.vendor() {
                     Some((ms::VENDOR_ID, subs)) => {
                         for (kind, value) in subs {
@@ -581,8 +609,16 @@ impl Reply {
             addresses: static_address.map_or_else(AddressPolicy::any, AddressPolicy::only),
             authenticator_response,
             mppe,
+            session: self.session.clone(),
         })
     }
+}
+
+/// A 32-bit seconds attribute (RFC 2865 section 5 "integer"): 0 means
+/// none; capped at [`MAX_ATTRIBUTE_SECONDS`]; `None` if not 4 bytes.
+fn seconds(value: &[u8]) -> Option<Duration> {
+    let secs = u32::from_be_bytes(<[u8; 4]>::try_from(value).ok()?);
+    (secs != 0).then(|| Duration::from_secs(u64::from(secs.min(MAX_ATTRIBUTE_SECONDS))))
 }
 
 /// The rejection for an MS-CHAP error code (RFC 2548 section 2.1.5,
@@ -604,12 +640,7 @@ pub fn rejection(code: FailureCode) -> Rejection {
 fn attribute_name(vendor: u32, kind: u8) -> Option<&'static str> {
     Some(match (vendor, kind) {
         (0, attr::FRAMED_IP_NETMASK) => "Framed-IP-Netmask",
-        (0, attr::FRAMED_MTU) => "Framed-MTU",
         (0, attr::STATE) => "State",
-        (0, attr::CLASS) => "Class",
-        (0, attr::SESSION_TIMEOUT) => "Session-Timeout",
-        (0, attr::IDLE_TIMEOUT) => "Idle-Timeout",
-        (0, attr::ACCT_INTERIM_INTERVAL) => "Acct-Interim-Interval",
         (0, attr::FRAMED_POOL) => "Framed-Pool",
         _ => return None,
     })

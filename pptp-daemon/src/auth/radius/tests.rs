@@ -21,7 +21,7 @@ use super::{
 };
 use crate::{
     auth::{
-        AuthEvent, AuthFactory, AuthMethod, mschap, mschapv2,
+        AuthEvent, AuthFactory, AuthMethod, SessionAttributes, mschap, mschapv2,
         peer::{PeerAuthFactory, PeerSettings},
         random::{RandomSource, seeded_random},
         server::{ServerAuthFactory, ServerSettings},
@@ -683,6 +683,86 @@ fn ms_chap_error_maps_to_the_rejection() {
     );
 }
 
+fn pap_accept(attrs: &[(u8, Vec<u8>)]) -> Verdict {
+    let pap = Credentials::Pap {
+        user: "p".into(),
+        password: b"x".to_vec(),
+    };
+    reply_of(&emit_response(
+        Code::AccessAccept,
+        3,
+        &RA,
+        SECRET,
+        attrs,
+        true,
+    ))
+    .verdict(&pap)
+}
+
+fn session_of(attrs: &[(u8, Vec<u8>)]) -> SessionAttributes {
+    match pap_accept(attrs) {
+        Verdict::Accept(a) => a.session,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// RFC 2865 sections 5.12, 5.25, 5.27, 5.28, RFC 2869 section 5.16: the
+/// attribute bytes become the accept's per-session values.
+#[test]
+fn session_attributes_from_the_reply() {
+    let session = session_of(&[
+        (attr::SESSION_TIMEOUT, vec![0, 0, 0x0e, 0x10]),
+        (attr::IDLE_TIMEOUT, vec![0, 0, 0x01, 0x2c]),
+        (attr::ACCT_INTERIM_INTERVAL, vec![0, 0, 0, 0x3c]),
+        (attr::CLASS, b"gold".to_vec()),
+        (attr::CLASS, vec![0, 0xff, 7]),
+        (attr::FRAMED_MTU, vec![0, 0, 0x05, 0x78]),
+    ]);
+    assert_eq!(
+        session,
+        SessionAttributes {
+            session_timeout: Some(Duration::from_secs(3600)),
+            idle_timeout: Some(Duration::from_secs(300)),
+            acct_interim_interval: Some(Duration::from_secs(60)),
+            class: vec![b"gold".to_vec(), vec![0, 0xff, 7]],
+            framed_mtu: Some(1400),
+        }
+    );
+    // Nothing given: nothing set (the configuration applies).
+    assert_eq!(session_of(&[]), SessionAttributes::default());
+}
+
+#[test]
+fn session_attribute_bounds() {
+    // 0 means no limit; a wrong length is ignored.
+    let session = session_of(&[
+        (attr::SESSION_TIMEOUT, vec![0, 0, 0, 0]),
+        (attr::IDLE_TIMEOUT, vec![0, 0, 0, 0]),
+        (attr::ACCT_INTERIM_INTERVAL, vec![0, 0, 1]),
+        (attr::FRAMED_MTU, vec![0, 0, 0, 63]),
+    ]);
+    assert_eq!(session, SessionAttributes::default());
+    // Absurd values are capped, so `now + timeout` cannot overflow.
+    let session = session_of(&[
+        (attr::SESSION_TIMEOUT, vec![0xff; 4]),
+        (attr::IDLE_TIMEOUT, vec![0xff; 4]),
+        (attr::ACCT_INTERIM_INTERVAL, vec![0xff; 4]),
+        (attr::FRAMED_MTU, vec![0, 1, 0, 0]),
+    ]);
+    let cap = Some(Duration::from_secs(u64::from(super::MAX_ATTRIBUTE_SECONDS)));
+    assert_eq!(session.session_timeout, cap);
+    assert_eq!(session.idle_timeout, cap);
+    assert_eq!(session.acct_interim_interval, cap);
+    assert_eq!(session.framed_mtu, Some(u16::MAX));
+    let t0 = Instant::now();
+    assert!(t0.checked_add(session.session_timeout.unwrap()).is_some());
+    // The smallest MTU RFC 2865 allows is taken.
+    assert_eq!(
+        session_of(&[(attr::FRAMED_MTU, vec![0, 0, 0, 64])]).framed_mtu,
+        Some(64)
+    );
+}
+
 #[test]
 fn framed_ip_address_and_ignored_attributes() {
     let pap = Credentials::Pap {
@@ -707,15 +787,7 @@ fn framed_ip_address_and_ignored_attributes() {
         )
     };
     let reply = reply_of(&with_ip([198, 19, 5, 5]));
-    assert_eq!(
-        reply.ignored,
-        [
-            (0, attr::SESSION_TIMEOUT),
-            (0, attr::CLASS),
-            (0, 200),
-            (9, 1)
-        ]
-    );
+    assert_eq!(reply.ignored, [(0, 200), (9, 1)]);
     let Verdict::Accept(a) = reply.verdict(&pap) else {
         panic!()
     };
@@ -1131,8 +1203,8 @@ fn requests_over_the_in_flight_bound_are_refused_and_types_logged_once() {
 
     // Attributes not applied are remembered once per type.
     let accept = v2_accept(&[
-        (attr::SESSION_TIMEOUT, vec![0, 0, 0, 60]),
-        (attr::IDLE_TIMEOUT, vec![0, 0, 0, 60]),
+        (attr::FRAMED_POOL, b"p".to_vec()),
+        (attr::FRAMED_IP_NETMASK, vec![255, 255, 255, 0]),
     ]);
     for _ in 0..3 {
         assert!(matches!(
@@ -1143,7 +1215,7 @@ fn requests_over_the_in_flight_bound_are_refused_and_types_logged_once() {
     let logged = verifier.logged.lock().unwrap();
     assert_eq!(logged.len(), 2);
     assert!(
-        logged.contains(&(0, attr::SESSION_TIMEOUT)) && logged.contains(&(0, attr::IDLE_TIMEOUT))
+        logged.contains(&(0, attr::FRAMED_POOL)) && logged.contains(&(0, attr::FRAMED_IP_NETMASK))
     );
     assert_eq!(verifier.stats().accepts.load(Ordering::Relaxed), 3);
 }
