@@ -262,6 +262,12 @@ fn verify(ns: &Netns, v: &RadiusVerifier, credentials: &Credentials) -> Verdict 
     ns.run(|| v.verify(CLIENT, credentials)).expect("namespace")
 }
 
+/// As the daemon asks: for the call with our call ID `call_id`.
+fn verify_call(ns: &Netns, v: &RadiusVerifier, call_id: u16, credentials: &Credentials) -> Verdict {
+    ns.run(|| v.verify_call(CLIENT, call_id, credentials))
+        .expect("namespace")
+}
+
 fn pap(user: &str, password: &str) -> Credentials {
     Credentials::Pap {
         user: user.into(),
@@ -327,7 +333,7 @@ fn radius_verifier_checks_every_method_against_freeradius() {
     let fr = FreeRadius::start(&ns).unwrap_or_else(|e| panic!("{e}"));
     let v = verifier(&[fr.auth_address()], SECRET);
 
-    let a = accepted(verify(&ns, &v, &pap(USER, PASSWORD)), &fr);
+    let a = accepted(verify_call(&ns, &v, 0x0102, &pap(USER, PASSWORD)), &fr);
     assert_eq!(a.user, USER);
     assert_eq!((a.authenticator_response, &a.mppe), (None, &None));
     // What FreeRADIUS received (its -X log lists every attribute); the
@@ -336,6 +342,7 @@ fn radius_verifier_checks_every_method_against_freeradius() {
     for attribute in [
         "User-Name = \"alice\"",
         "NAS-Identifier = \"pptp-xdp\"",
+        "NAS-Port = 258",
         "NAS-Port-Type = Virtual",
         "Service-Type = Framed-User",
         "Framed-Protocol = PPP",

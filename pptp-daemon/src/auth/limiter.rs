@@ -175,17 +175,28 @@ impl<V: Verifier> LimitedVerifier<V> {
     }
 }
 
-impl<V: Verifier> Verifier for LimitedVerifier<V> {
-    fn verify(&self, source: IpAddr, credentials: &Credentials) -> Verdict {
+impl<V: Verifier> LimitedVerifier<V> {
+    /// The inner check unless `source` is blocked; failures recorded.
+    fn limited(&self, source: IpAddr, check: impl FnOnce(&V) -> Verdict) -> Verdict {
         let now = (self.clock)();
         if self.lock().is_blocked(source, now) {
             return Verdict::Reject(Rejection::RateLimited);
         }
-        let verdict = self.inner.verify(source, credentials);
+        let verdict = check(&self.inner);
         if verdict == Verdict::Reject(Rejection::BadCredentials) {
             self.lock().record_failure(source, now);
         }
         verdict
+    }
+}
+
+impl<V: Verifier> Verifier for LimitedVerifier<V> {
+    fn verify(&self, source: IpAddr, credentials: &Credentials) -> Verdict {
+        self.limited(source, |v| v.verify(source, credentials))
+    }
+
+    fn verify_call(&self, source: IpAddr, call_id: u16, credentials: &Credentials) -> Verdict {
+        self.limited(source, |v| v.verify_call(source, call_id, credentials))
     }
 }
 
@@ -194,6 +205,10 @@ impl<V: Verifier> Verifier for LimitedVerifier<V> {
 impl<V: Verifier + ?Sized> Verifier for Arc<V> {
     fn verify(&self, source: IpAddr, credentials: &Credentials) -> Verdict {
         (**self).verify(source, credentials)
+    }
+
+    fn verify_call(&self, source: IpAddr, call_id: u16, credentials: &Credentials) -> Verdict {
+        (**self).verify_call(source, call_id, credentials)
     }
 }
 

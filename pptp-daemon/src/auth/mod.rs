@@ -391,6 +391,14 @@ pub enum Verdict {
 /// for per-address restrictions of the secrets file.
 pub trait Verifier: Send + Sync {
     fn verify(&self, source: IpAddr, credentials: &Credentials) -> Verdict;
+
+    /// As [`Verifier::verify`], for the call with our call ID `call_id`
+    /// (RADIUS sends it as NAS-Port, RFC 2865 section 5.5); back ends that
+    /// have no use for it keep this default.
+    fn verify_call(&self, source: IpAddr, call_id: u16, credentials: &Credentials) -> Verdict {
+        let _ = call_id;
+        self.verify(source, credentials)
+    }
 }
 
 /// What an [`AuthEngine`] reports.

@@ -368,6 +368,7 @@ impl Task {
             SessionEvent::Verify(credentials) => {
                 let verifier = self.shared.verifier.clone();
                 let peer = IpAddr::V4(self.call.peer);
+                let call_id = self.call.call_id;
                 let commands = self.call.commands.clone();
                 // Only the answer to the latest request counts.
                 self.verify_request += 1;
@@ -375,10 +376,11 @@ impl Task {
                 // The back end may block (file read, later RADIUS): it runs
                 // off this task, and a slow one holds no other session.
                 tokio::spawn(async move {
-                    let verdict =
-                        tokio::task::spawn_blocking(move || verifier.verify(peer, &credentials))
-                            .await
-                            .unwrap_or(Verdict::Reject(Rejection::BackendUnavailable));
+                    let verdict = tokio::task::spawn_blocking(move || {
+                        verifier.verify_call(peer, call_id, &credentials)
+                    })
+                    .await
+                    .unwrap_or(Verdict::Reject(Rejection::BackendUnavailable));
                     let _ = commands.send(Command::Verdict {
                         request,
                         verdict: Box::new(verdict),

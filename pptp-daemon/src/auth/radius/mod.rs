@@ -195,10 +195,11 @@ impl RadiusVerifier {
     pub fn transaction(
         &self,
         source: IpAddr,
+        nas_port: Option<u16>,
         credentials: &Credentials,
         now: Instant,
     ) -> Option<Transaction> {
-        let request = access_request(&self.settings, source, credentials)?;
+        let request = access_request(&self.settings, source, nas_port, credentials)?;
         let order = self
             .health
             .lock()
@@ -306,6 +307,17 @@ impl Drop for InFlight<'_> {
 
 impl Verifier for RadiusVerifier {
     fn verify(&self, source: IpAddr, credentials: &Credentials) -> Verdict {
+        self.check(source, None, credentials)
+    }
+
+    fn verify_call(&self, source: IpAddr, call_id: u16, credentials: &Credentials) -> Verdict {
+        self.check(source, Some(call_id), credentials)
+    }
+}
+
+impl RadiusVerifier {
+    /// One Access-Request and its verdict; `nas_port` is the call ID.
+    fn check(&self, source: IpAddr, nas_port: Option<u16>, credentials: &Credentials) -> Verdict {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         if self.in_flight.fetch_add(1, Ordering::AcqRel) >= MAX_IN_FLIGHT {
             self.in_flight.fetch_sub(1, Ordering::AcqRel);
@@ -314,7 +326,8 @@ impl Verifier for RadiusVerifier {
             return Verdict::Reject(Rejection::BackendUnavailable);
         }
         let _guard = InFlight(&self.in_flight);
-        let Some(transaction) = self.transaction(source, credentials, Instant::now()) else {
+        let Some(transaction) = self.transaction(source, nas_port, credentials, Instant::now())
+        else {
             tracing::info!(user = %Escaped::new(credentials.user()), "credentials too long for RADIUS");
             return Verdict::Reject(Rejection::BadCredentials);
         };
@@ -333,11 +346,13 @@ impl Verifier for RadiusVerifier {
     }
 }
 
-/// The Access-Request for `credentials` from `source`, or `None` when a
+/// The Access-Request for `credentials` from `source` on the call with our
+/// call ID `nas_port` (NAS-Port, RFC 2865 section 5.5), or `None` when a
 /// value does not fit (user name over 253 octets, password over 128).
 pub fn access_request(
     settings: &RadiusSettings,
     source: IpAddr,
+    nas_port: Option<u16>,
     credentials: &Credentials,
 ) -> Option<AccessRequest> {
     use RequestAttribute as A;
@@ -351,6 +366,9 @@ pub fn access_request(
     ];
     if let Some(ip) = settings.nas_ip_address {
         attributes.push(A::plain(attr::NAS_IP_ADDRESS, ip.octets()));
+    }
+    if let Some(port) = nas_port {
+        attributes.push(A::integer(attr::NAS_PORT, u32::from(port)));
     }
     attributes.extend([
         A::integer(attr::NAS_PORT_TYPE, attr::NAS_PORT_TYPE_VIRTUAL),

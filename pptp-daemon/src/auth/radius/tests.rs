@@ -207,6 +207,7 @@ fn pap_request_bytes() {
     let req = access_request(
         &settings(vec![]),
         SOURCE,
+        Some(0x1234),
         &Credentials::Pap {
             user: "nemo".into(),
             password: b"arctangent".to_vec(),
@@ -222,6 +223,7 @@ fn pap_request_bytes() {
     expected.extend_from_slice(&[32, 10]);
     expected.extend_from_slice(b"pptp-xdp"); // NAS-Identifier
     expected.extend_from_slice(&hex("0406c6120001")); // NAS-IP-Address 198.18.0.1
+    expected.extend_from_slice(&hex("050600001234")); // NAS-Port: the call ID
     expected.extend_from_slice(&hex("3d0600000005")); // NAS-Port-Type Virtual
     expected.extend_from_slice(&hex("060600000002")); // Service-Type Framed
     expected.extend_from_slice(&hex("070600000001")); // Framed-Protocol PPP
@@ -262,6 +264,7 @@ fn chap_and_ms_chap_requests_carry_rfc2548_attributes() {
     let chap = access_request(
         &s,
         SOURCE,
+        None,
         &Credentials::ChapMd5 {
             user: "u".into(),
             identifier: 0x33,
@@ -285,6 +288,7 @@ fn chap_and_ms_chap_requests_carry_rfc2548_attributes() {
     let v1 = access_request(
         &s,
         SOURCE,
+        None,
         &Credentials::MsChapV1 {
             user: "u".into(),
             challenge: [9; 8],
@@ -307,6 +311,7 @@ fn chap_and_ms_chap_requests_carry_rfc2548_attributes() {
     let v2 = access_request(
         &s,
         SOURCE,
+        None,
         &Credentials::MsChapV2 {
             user: "u".into(),
             authenticator_challenge: [0xaa; 16],
@@ -343,7 +348,7 @@ fn chap_and_ms_chap_requests_carry_rfc2548_attributes() {
         user: "x".repeat(254),
         password: Vec::new(),
     };
-    assert!(access_request(&s, SOURCE, &long).is_none());
+    assert!(access_request(&s, SOURCE, None, &long).is_none());
 }
 
 // ----- responses -----
@@ -1332,7 +1337,9 @@ fn mschapv2_through_radius(peer_password: &str) -> (Vec<AuthEvent>, Vec<AuthEven
         }
         while let Some(e) = srv.poll_event() {
             if let AuthEvent::Verify(credentials) = &e {
-                let mut t = verifier.transaction(SOURCE, credentials, now).unwrap();
+                let mut t = verifier
+                    .transaction(SOURCE, None, credentials, now)
+                    .unwrap();
                 let sent = t.poll_transmit().unwrap();
                 let answer = mschapv2_server(&sent.payload, SECRET, b"s3cret");
                 t.handle_datagram(now, radius.address, &answer);
