@@ -11,13 +11,12 @@ use std::time::Duration;
 use pptp_daemon::server::ctl::DataPath;
 use pptp_lab::{
     lab::{LAN_HOST, Lab, LabOptions, Process, Topology},
-    radius_lab::{DetailRecord, FreeRadius, USER, daemon_radius_config},
+    radius_lab::{FreeRadius, USER, daemon_radius_config},
 };
 use pptp_netns as netns;
-use serde_json::Value;
 
 mod common;
-use common::bin;
+use common::{bin, logs, up, wait_record};
 
 /// A lab whose daemon authenticates with RADIUS (MS-CHAPv2, no MPPE so
 /// that a session can use the XDP path) and sends accounting to the same
@@ -53,48 +52,6 @@ fn accounting_lab_with(xdp: bool, interim: u64, more: &str) -> (Lab, FreeRadius)
     )
     .unwrap_or_else(|e| panic!("{e}"));
     (lab, fr)
-}
-
-fn logs(lab: &Lab, fr: &FreeRadius) -> String {
-    format!(
-        "daemon log:\n{}\nFreeRADIUS log:\n{}",
-        lab.daemon_log(),
-        fr.log()
-    )
-}
-
-fn wait_record(
-    lab: &Lab,
-    fr: &FreeRadius,
-    within: Duration,
-    what: &str,
-    matches: impl Fn(&DetailRecord) -> bool,
-) -> DetailRecord {
-    fr.wait_accounting(within, matches)
-        .unwrap_or_else(|records| {
-            panic!(
-                "no {what} in the detail file; records: {records:#?}\n{}",
-                logs(lab, fr)
-            )
-        })
-}
-
-fn up(client: &mut Process, lab: &Lab, fr: &FreeRadius) -> Value {
-    let mut up = None;
-    client
-        .wait_for_line(Duration::from_secs(60), |line| {
-            let v: Value = serde_json::from_str(line).unwrap_or(Value::Null);
-            match v["event"].as_str() {
-                Some("up") => {
-                    up = Some(v);
-                    true
-                }
-                Some("failed") | Some("down") => panic!("client: {line}\n{}", logs(lab, fr)),
-                _ => false,
-            }
-        })
-        .unwrap_or_else(|e| panic!("{e}\n{}", logs(lab, fr)));
-    up.expect("set when the wait succeeds")
 }
 
 fn signal(process: &Process, sig: i32) {

@@ -11,17 +11,16 @@
 use std::time::{Duration, Instant};
 
 use pptp_lab::{
-    lab::{LAN_HOST, Lab, LabOptions, Process},
+    lab::{LAN_HOST, Lab, LabOptions},
     radius_lab::{
         ATTR_PASSWORD, DetailRecord, FreeRadius, GOLD_USER, IDLE_USER, SHORT_USER,
         daemon_radius_config,
     },
 };
 use pptp_netns as netns;
-use serde_json::Value;
 
 mod common;
-use common::bin;
+use common::{bin, logs, up, wait_record};
 
 /// A lab whose daemon authenticates with RADIUS (MS-CHAPv2) and sends
 /// accounting to the same FreeRADIUS, with no configured Interim-Update.
@@ -71,48 +70,6 @@ fn strip_ansi(text: &str) -> String {
         }
     }
     out
-}
-
-fn logs(lab: &Lab, fr: &FreeRadius) -> String {
-    format!(
-        "daemon log:\n{}\nFreeRADIUS log:\n{}",
-        lab.daemon_log(),
-        fr.log()
-    )
-}
-
-fn wait_record(
-    lab: &Lab,
-    fr: &FreeRadius,
-    within: Duration,
-    what: &str,
-    matches: impl Fn(&DetailRecord) -> bool,
-) -> DetailRecord {
-    fr.wait_accounting(within, matches)
-        .unwrap_or_else(|records| {
-            panic!(
-                "no {what} in the detail file; records: {records:#?}\n{}",
-                logs(lab, fr)
-            )
-        })
-}
-
-fn up(client: &mut Process, lab: &Lab, fr: &FreeRadius) -> Value {
-    let mut up = None;
-    client
-        .wait_for_line(Duration::from_secs(60), |line| {
-            let v: Value = serde_json::from_str(line).unwrap_or(Value::Null);
-            match v["event"].as_str() {
-                Some("up") => {
-                    up = Some(v);
-                    true
-                }
-                Some("failed") | Some("down") => panic!("client: {line}\n{}", logs(lab, fr)),
-                _ => false,
-            }
-        })
-        .unwrap_or_else(|e| panic!("{e}\n{}", logs(lab, fr)));
-    up.expect("set when the wait succeeds")
 }
 
 /// `Session-Timeout = 3`: the daemon ends the session about 3 s after it

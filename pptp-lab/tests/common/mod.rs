@@ -6,6 +6,12 @@ use std::{
     path::{Path, PathBuf},
     process::{Command, Stdio},
     sync::OnceLock,
+    time::Duration,
+};
+
+use pptp_lab::{
+    lab::{Lab, Process},
+    radius_lab::{DetailRecord, FreeRadius},
 };
 
 use serde_json::Value;
@@ -69,4 +75,50 @@ pub fn raw_gre_socket(ns: &pptp_netns::Netns) -> socket2::Socket {
     })
     .expect("entering the namespace")
     .expect("raw GRE socket (needs root)")
+}
+
+/// The daemon's and FreeRADIUS's logs, for failure messages.
+pub fn logs(lab: &Lab, fr: &FreeRadius) -> String {
+    format!(
+        "daemon log:\n{}\nFreeRADIUS log:\n{}",
+        lab.daemon_log(),
+        fr.log()
+    )
+}
+
+/// The first accounting record in FreeRADIUS's detail file that `matches`,
+/// waiting up to `within`; panics naming `what` otherwise.
+pub fn wait_record(
+    lab: &Lab,
+    fr: &FreeRadius,
+    within: Duration,
+    what: &str,
+    matches: impl Fn(&DetailRecord) -> bool,
+) -> DetailRecord {
+    fr.wait_accounting(within, matches)
+        .unwrap_or_else(|records| {
+            panic!(
+                "no {what} in the detail file; records: {records:#?}\n{}",
+                logs(lab, fr)
+            )
+        })
+}
+
+/// Waits for the client's "up" line and returns it; panics on failure.
+pub fn up(client: &mut Process, lab: &Lab, fr: &FreeRadius) -> Value {
+    let mut up = None;
+    client
+        .wait_for_line(Duration::from_secs(60), |line| {
+            let v: Value = serde_json::from_str(line).unwrap_or(Value::Null);
+            match v["event"].as_str() {
+                Some("up") => {
+                    up = Some(v);
+                    true
+                }
+                Some("failed") | Some("down") => panic!("client: {line}\n{}", logs(lab, fr)),
+                _ => false,
+            }
+        })
+        .unwrap_or_else(|e| panic!("{e}\n{}", logs(lab, fr)));
+    up.expect("set when the wait succeeds")
 }

@@ -385,42 +385,61 @@ impl AccessRequest {
         out.extend_from_slice(authenticator);
         push_attr(&mut out, attr::MESSAGE_AUTHENTICATOR, &[0; 16])?;
         let ma_value = HEADER_LEN + 2;
-        for a in &self.attributes {
-            match a {
-                RequestAttribute::Plain { kind, value } => push_attr(&mut out, *kind, value)?,
-                RequestAttribute::Vendor {
-                    vendor,
-                    kind,
-                    value,
-                } => {
-                    if value.len() > MAX_VALUE_LEN - 6 {
-                        return Err(Error::ValueTooLong {
-                            kind: *kind,
-                            len: value.len(),
-                        });
-                    }
-                    let mut v = Vec::with_capacity(value.len() + 6);
-                    v.extend_from_slice(&vendor.to_be_bytes());
-                    v.push(*kind);
-                    v.push(value.len() as u8 + 2);
-                    v.extend_from_slice(value);
-                    push_attr(&mut out, attr::VENDOR_SPECIFIC, &v)?;
-                }
-                RequestAttribute::UserPassword(password) => {
-                    let hidden = hide_password(password, secret, authenticator)?;
-                    push_attr(&mut out, attr::USER_PASSWORD, &hidden)?;
-                }
-            }
-        }
-        if out.len() > MAX_LEN {
-            return Err(Error::PacketTooLong { len: out.len() });
-        }
-        let len = out.len() as u16;
-        out[field::LENGTH].copy_from_slice(&len.to_be_bytes());
+        push_attributes(&mut out, &self.attributes, Some((authenticator, secret)))?;
+        set_length(&mut out)?;
         let mac = hmac_md5(secret, &out);
         out[ma_value..ma_value + 16].copy_from_slice(&mac);
         Ok(out)
     }
+}
+
+/// Appends request attributes: Vendor-Specific ones wrapped (RFC 2865
+/// section 5.26), User-Password hidden with the Request Authenticator and
+/// the secret (section 5.2) when `hiding` is given, left out otherwise.
+fn push_attributes(
+    out: &mut Vec<u8>,
+    attributes: &[RequestAttribute],
+    hiding: Option<(&[u8; 16], &[u8])>,
+) -> Result<(), Error> {
+    for a in attributes {
+        match a {
+            RequestAttribute::Plain { kind, value } => push_attr(out, *kind, value)?,
+            RequestAttribute::Vendor {
+                vendor,
+                kind,
+                value,
+            } => {
+                if value.len() > MAX_VALUE_LEN - 6 {
+                    return Err(Error::ValueTooLong {
+                        kind: *kind,
+                        len: value.len(),
+                    });
+                }
+                push_attr(
+                    out,
+                    attr::VENDOR_SPECIFIC,
+                    &vendor_value(*vendor, *kind, value),
+                )?;
+            }
+            RequestAttribute::UserPassword(password) => {
+                if let Some((authenticator, secret)) = hiding {
+                    let hidden = hide_password(password, secret, authenticator)?;
+                    push_attr(out, attr::USER_PASSWORD, &hidden)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks the packet's size (RFC 2865 section 3) and writes its Length.
+fn set_length(out: &mut [u8]) -> Result<(), Error> {
+    if out.len() > MAX_LEN {
+        return Err(Error::PacketTooLong { len: out.len() });
+    }
+    let len = out.len() as u16;
+    out[field::LENGTH].copy_from_slice(&len.to_be_bytes());
+    Ok(())
 }
 
 fn push_attr(out: &mut Vec<u8>, kind: u8, value: &[u8]) -> Result<(), Error> {
@@ -734,34 +753,9 @@ impl AccountingRequest {
         out.push(identifier);
         out.extend_from_slice(&[0, 0]);
         out.extend_from_slice(&[0; 16]);
-        for a in &self.attributes {
-            match a {
-                RequestAttribute::Plain { kind, value } => push_attr(&mut out, *kind, value)?,
-                RequestAttribute::Vendor {
-                    vendor,
-                    kind,
-                    value,
-                } => {
-                    if value.len() > MAX_VALUE_LEN - 6 {
-                        return Err(Error::ValueTooLong {
-                            kind: *kind,
-                            len: value.len(),
-                        });
-                    }
-                    push_attr(
-                        &mut out,
-                        attr::VENDOR_SPECIFIC,
-                        &vendor_value(*vendor, *kind, value),
-                    )?;
-                }
-                RequestAttribute::UserPassword(_) => {}
-            }
-        }
-        if out.len() > MAX_LEN {
-            return Err(Error::PacketTooLong { len: out.len() });
-        }
-        let len = out.len() as u16;
-        out[field::LENGTH].copy_from_slice(&len.to_be_bytes());
+        // RFC 2866 section 5: no User-Password in accounting.
+        push_attributes(&mut out, &self.attributes, None)?;
+        set_length(&mut out)?;
         let mut md5 = Md5::new();
         md5.update(&out);
         md5.update(secret);
