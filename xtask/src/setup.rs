@@ -21,7 +21,9 @@ const BPF_LINKER_VERSION: &str = "0.13";
 /// Debian packages the test suite uses: iproute2 (namespaces, veth),
 /// ping, tshark and scapy (independent dissectors in the oracle tests),
 /// iperf3 and ethtool (interop with pptp-linux in the guest), freeradius
-/// and freeradius-utils (radclient: the RADIUS tests' real server).
+/// and freeradius-utils (radclient: the RADIUS tests' real server),
+/// postgresql and freeradius-postgresql (the database of the shared
+/// sqlippool address pool and FreeRADIUS's driver for it).
 const DEBIAN_PACKAGES: &[&str] = &[
     "iproute2",
     "iputils-ping",
@@ -31,6 +33,8 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "ethtool",
     "freeradius",
     "freeradius-utils",
+    "postgresql",
+    "freeradius-postgresql",
 ];
 
 /// What is missing, each with a short name.
