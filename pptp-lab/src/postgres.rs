@@ -304,7 +304,10 @@ impl Postgres {
     }
 
     /// Adds `count` free addresses from `first` on to pool `pool` of the
-    /// `radippool` table.
+    /// `radippool` table. They expire a second before now: sqlippool
+    /// hands out rows whose `expiry_time < 'now'::timestamp(0)`, and the
+    /// schema's default (`NOW()`, rounded to the second) would keep a new
+    /// row unavailable for up to a second.
     pub fn add_pool(&self, pool: &str, first: Ipv4Addr, count: u32) -> Result<(), PostgresError> {
         if count == 0 {
             return Ok(());
@@ -313,9 +316,10 @@ impl Postgres {
         let last = Ipv4Addr::from(first.saturating_add(count - 1));
         let first = Ipv4Addr::from(first);
         self.execute(&format!(
-            "INSERT INTO radippool (pool_name, framedipaddress) \
-             SELECT '{}', '{first}'::inet + n FROM generate_series(0, \
-             '{last}'::inet - '{first}'::inet) AS n",
+            "INSERT INTO radippool (pool_name, framedipaddress, expiry_time) \
+             SELECT '{}', '{first}'::inet + n, \
+             'now'::timestamp(0) - '1 second'::interval \
+             FROM generate_series(0, '{last}'::inet - '{first}'::inet) AS n",
             pool.replace('\'', "''")
         ))
     }

@@ -16,6 +16,13 @@
 //!   Message-Authenticator is dropped ("Insecure packet");
 //! - auth on 127.0.0.1:`port`, accounting on `port + 1`.
 //!
+//! [`FreeRadius::start_with_options`] changes the listen address, adds
+//! client networks and can add an address pool in PostgreSQL
+//! ([`SqlIpPool`]: modules `sql` with rlm_sql_postgresql and `sqlippool`,
+//! Framed-IP-Address allocated in post-auth, leases extended by accounting
+//! Start and Interim-Update, freed by Stop and by Accounting-On/Off), as
+//! several concentrators share one in production.
+//!
 //! Message-Authenticator in responses: Debian 12's FreeRADIUS 3.2.1
 //! predates the BlastRADIUS changes of 3.2.5 (CVE-2024-3596) and sends
 //! Access-Accept and Access-Reject without one, even when the request had

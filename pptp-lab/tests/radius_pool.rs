@@ -93,12 +93,15 @@ impl Backend {
         Backend { radius, db, ns }
     }
 
-    /// Leases not expired: (NAS-IP-Address, pool_key, address, user).
+    /// Leases that sqlippool would not hand out (its free rows have
+    /// `expiry_time < 'now'::timestamp(0)`): (NAS-IP-Address, pool_key,
+    /// address, user).
     fn leases(&self) -> Vec<(String, String, Ipv4Addr, String)> {
         self.db
             .query(
                 "SELECT nasipaddress, pool_key, host(framedipaddress), username \
-                 FROM radippool WHERE expiry_time > now() ORDER BY framedipaddress",
+                 FROM radippool WHERE expiry_time >= 'now'::timestamp(0) \
+                 ORDER BY framedipaddress",
             )
             .unwrap_or_else(|e| panic!("{e}"))
             .into_iter()
@@ -145,8 +148,9 @@ fn tail(text: &str, lines: usize) -> String {
 /// Access-Accept carries a Framed-IP-Address from the pool, leased in the
 /// database to that NAS-IP-Address and NAS-Port; another port of the same
 /// NAS, and the same port of another NAS, get other addresses; the same
-/// port again gets its address again; accounting Stop frees a lease and
-/// Accounting-On frees every lease of its NAS, and no other.
+/// port again gets its address again; Interim-Update extends a lease,
+/// accounting Stop frees it and Accounting-On frees every lease of its
+/// NAS, and no other.
 #[test]
 fn sqlippool_leases_by_nas_and_port_and_frees_on_stop() {
     let b = Backend::start(&[]);
@@ -223,6 +227,28 @@ fn sqlippool_leases_by_nas_and_port_and_frees_on_stop() {
     assert_eq!(b.leases().len(), 3);
 
     acct("Start", "198.18.2.1", 1, Some(a1));
+    // Interim-Update extends the lease by lease_duration (3600 s).
+    b.db.execute(&format!(
+        "UPDATE radippool SET expiry_time = 'now'::timestamp(0) + '60 second'::interval \
+         WHERE framedipaddress = '{a1}'"
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let seconds_left = || -> i64 {
+        b.db.query(&format!(
+            "SELECT extract(epoch FROM expiry_time - 'now'::timestamp(0))::bigint \
+             FROM radippool WHERE framedipaddress = '{a1}'"
+        ))
+        .unwrap_or_else(|e| panic!("{e}"))[0][0]
+            .parse()
+            .expect("a number")
+    };
+    assert!(seconds_left() <= 60);
+    acct("Interim-Update", "198.18.2.1", 1, Some(a1));
+    assert!(
+        seconds_left() > 3000,
+        "Interim-Update extends the lease\n{}",
+        b.logs()
+    );
     acct("Stop", "198.18.2.1", 1, Some(a1));
     let leases = b.leases();
     assert!(
@@ -398,12 +424,13 @@ fn two_daemons_share_one_sqlippool() {
         Duration::from_secs(20),
     );
 
+    let ready = started.elapsed();
     let sessions = SESSIONS.to_string();
     let mut client_a = lab_a.client(&["--sessions", &sessions]).expect("client");
     let mut client_b = lab_b.client(&["--sessions", &sessions]).expect("client");
     let ups_a = wait_up(&mut client_a, &lab_a, &backend);
     let ups_b = wait_up(&mut client_b, &lab_b, &backend);
-    let setup = started.elapsed();
+    let setup = started.elapsed() - ready;
     assert_eq!((ups_a.len(), ups_b.len()), (SESSIONS, SESSIONS));
 
     // Every address from the database's pool, none twice across both.
@@ -527,7 +554,8 @@ fn two_daemons_share_one_sqlippool() {
         "no daemon stopped yet: the addresses came back through the Stops"
     );
     eprintln!(
-        "200 sessions through the shared pool up in {setup:.1?}, all done in {:.1?}",
+        "backend and both labs ready in {ready:.1?}; {} sessions through the shared pool up in {setup:.1?}; all done in {:.1?}",
+        2 * SESSIONS,
         started.elapsed()
     );
 }
