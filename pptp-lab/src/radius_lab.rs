@@ -135,9 +135,6 @@ pub struct FreeRadiusOptions {
     pub clients: Vec<String>,
     /// Framed-IP-Address from a PostgreSQL pool (rlm_sqlippool).
     pub sqlippool: Option<SqlIpPool>,
-    /// A pool of worker threads (`-f -xx`) instead of `-X`, which handles
-    /// one request at a time.
-    pub threads: bool,
 }
 
 impl Default for FreeRadiusOptions {
@@ -147,7 +144,6 @@ impl Default for FreeRadiusOptions {
             auth_port: 0,
             clients: Vec::new(),
             sqlippool: None,
-            threads: false,
         }
     }
 }
@@ -234,7 +230,7 @@ impl FreeRadius {
     }
 
     /// As [`FreeRadius::start`], configured by `options` (listen address,
-    /// more clients, an SQL address pool, threads).
+    /// more clients, an SQL address pool).
     pub fn start_with_options(
         ns: &Netns,
         options: &FreeRadiusOptions,
@@ -293,11 +289,7 @@ impl FreeRadius {
         let child = Command::new("ip")
             .args(["netns", "exec", ns.name()])
             .arg(&program)
-            .args(if options.threads {
-                &["-f", "-xx", "-l", "stdout", "-d"][..]
-            } else {
-                &["-X", "-f", "-d"][..]
-            })
+            .args(["-X", "-f", "-d"])
             .arg(&dir)
             .stdin(Stdio::null())
             .stdout(out)
