@@ -163,6 +163,11 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
         accounting: acct_handle,
+        scripts: super::scripts::Scripts::new(
+            &config.scripts,
+            tun.name(),
+            super::scripts::Daemon::current(),
+        ),
         config,
     });
     let acct_task = match (acct_policy, acct_rx) {
@@ -267,6 +272,14 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
                 connections.abort_all();
                 break;
             }
+        }
+    }
+    // Every session has ended and queued its ip-down: let them run.
+    if let Some(scripts) = &shared.scripts {
+        let within = Duration::from_secs(shared.config.scripts.timeout_secs.saturating_add(2));
+        let left = scripts.drain(within).await;
+        if left > 0 {
+            tracing::warn!("{left} script run(s) did not finish before shutdown");
         }
     }
     background.abort_all();

@@ -17,6 +17,7 @@ pub mod dae;
 pub mod datapath;
 pub mod listener;
 pub mod registry;
+pub mod scripts;
 pub mod session;
 
 use crate::cli::LogLevel;

@@ -25,6 +25,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use super::{
     Call, CallInput, DataState, Shared,
     registry::{Command, RouteOp},
+    scripts::{SessionFacts, SessionScripts},
     send_control,
 };
 use crate::{
@@ -75,6 +76,9 @@ pub struct SessionGuard {
     ack_wake: Arc<Notify>,
     /// Why the session ended; unset means its task died without saying.
     reason: Option<EndReason>,
+    /// The session's pppd-compatible scripts: `Drop` runs the `ip-down`
+    /// its network owes.
+    scripts: SessionScripts,
 }
 
 impl SessionGuard {
@@ -102,12 +106,14 @@ impl SessionGuard {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(call.call_id, call.clone());
+        let scripts = SessionScripts::new(shared.scripts.clone());
         Self {
             shared,
             call,
             control,
             ack_wake,
             reason: None,
+            scripts,
         }
     }
 
@@ -122,6 +128,8 @@ impl Drop for SessionGuard {
         // The data path first, so that no packet reaches this session once
         // its address can belong to another one.
         take_data_path(&self.shared, &self.call);
+        // ip-down, if the network came up, with the final counters.
+        self.scripts.down(|| final_bytes(&self.call));
         // Accounting Stop, with the XDP counters now folded into the call's
         // (sent only if the session had a Start; never blocks).
         if let Some(acct) = &self.shared.accounting {
@@ -189,6 +197,7 @@ pub async fn run(
         verify_request: 0,
         closing: None,
         reason: None,
+        scripts: guard.scripts.clone(),
     };
     session.open(Instant::now());
     let mut next_kernel_poll = tokio::time::Instant::now() + KERNEL_ACK_POLL;
@@ -285,6 +294,8 @@ struct Task {
     closing: Option<EndReason>,
     /// Set when the session is over.
     reason: Option<EndReason>,
+    /// The session's scripts (shared with its guard).
+    scripts: SessionScripts,
 }
 
 impl Task {
@@ -417,7 +428,10 @@ impl Task {
                 }
             }
             SessionEvent::NetworkOpened(params) => self.network_up(&params).await,
-            SessionEvent::NetworkDown => take_data_path(&self.shared, &self.call),
+            SessionEvent::NetworkDown => {
+                take_data_path(&self.shared, &self.call);
+                self.scripts.down(|| final_bytes(&self.call));
+            }
             SessionEvent::CcpResetRequest => {
                 if let Some(data) = self.call.data()
                     && let Some(enc) = &data.encryptor
@@ -439,6 +453,18 @@ impl Task {
     /// call on the XDP path when it can go there.
     async fn network_up(&mut self, params: &NetworkParams) {
         let client = params.peer_address;
+        let facts = SessionFacts {
+            session_id: self.call.acct_session_id.clone(),
+            call_id: self.call.call_id,
+            peer_call_id: self.call.peer_call_id,
+            user: params.user.clone().unwrap_or_default(),
+            peer: self.call.peer,
+            server: self.call.local,
+            local: params.local_address,
+            remote: client,
+        };
+        // ip-pre-up: before anything routes to the client (waited for).
+        self.scripts.pre_up(&facts).await;
         let shared = &self.shared;
         let settings = &shared.settings;
         let (encryptor, decryptor, mppe) = match (&params.mppe, &params.mppe_material) {
@@ -543,6 +569,7 @@ impl Task {
             path,
             "network up"
         );
+        self.scripts.up(facts);
     }
 
     /// The acknowledgment-only frame the call's sequencer has due (RFC
@@ -562,6 +589,17 @@ impl Task {
             self.shared.send_gre(&self.call, &buf[..n]).await;
         }
     }
+}
+
+/// Bytes sent to and received from the client so far (`BYTES_SENT`,
+/// `BYTES_RCVD`): the call's counters, which include the XDP path's once
+/// the data path is taken down.
+fn final_bytes(call: &Call) -> (u64, u64) {
+    use std::sync::atomic::Ordering::Relaxed;
+    (
+        call.counters.tx_bytes.load(Relaxed),
+        call.counters.rx_bytes.load(Relaxed),
+    )
 }
 
 /// The session's MTU: what the peer can receive (its MRU, less 4 bytes
@@ -684,6 +722,7 @@ mod tests {
             warnings: Mutex::new(WarnLimiter::new(WarnLimits::default())),
             boot_secs: 0,
             accounting: None,
+            scripts: None,
             config,
         });
         (shared, route_ops)
