@@ -700,7 +700,10 @@ mod tests {
     }
 
     fn shared() -> (Arc<Shared>, mpsc::UnboundedReceiver<RouteOp>) {
-        let config = Config::default();
+        shared_with(Config::default())
+    }
+
+    fn shared_with(config: Config) -> (Arc<Shared>, mpsc::UnboundedReceiver<RouteOp>) {
         let pool = AddressPool::new(&config.ppp.pool, &[config.ppp.local_address]);
         let (routes, route_ops) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
@@ -722,7 +725,11 @@ mod tests {
             warnings: Mutex::new(WarnLimiter::new(WarnLimits::default())),
             boot_secs: 0,
             accounting: None,
-            scripts: None,
+            scripts: crate::server::scripts::Scripts::new(
+                &config.scripts,
+                "pptp0",
+                crate::server::scripts::Daemon::current(),
+            ),
             config,
         });
         (shared, route_ops)
@@ -872,5 +879,60 @@ mod tests {
             addr,
             EndReason::CallCleared,
         );
+    }
+
+    /// `ip-down` hangs on the guard: a session task that is aborted after
+    /// its network came up still runs it, once, with its counters.
+    #[tokio::test]
+    async fn an_aborted_session_runs_ip_down_once() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = std::env::temp_dir().join(format!("pptp-session-ipdown-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("log");
+        let script = dir.join("ip-down");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\necho \"$1 $5 $PEERNAME $BYTES_SENT $BYTES_RCVD\" >> {}\n",
+                log.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut config = Config::default();
+        config.scripts.ip_down = Some(script);
+        let (shared, _route_ops) = shared_with(config);
+        let (guard, _from_sessions, addr) = session_up(&shared, Ipv4Addr::new(198, 18, 0, 5));
+        guard
+            .call
+            .counters
+            .tx_bytes
+            .store(300, std::sync::atomic::Ordering::Relaxed);
+        guard
+            .call
+            .counters
+            .rx_bytes
+            .store(200, std::sync::atomic::Ordering::Relaxed);
+        guard.scripts.up(SessionFacts {
+            session_id: guard.call.acct_session_id.clone(),
+            call_id: guard.call.call_id,
+            peer_call_id: guard.call.peer_call_id,
+            user: "alice".into(),
+            peer: guard.call.peer,
+            server: guard.call.local,
+            local: Ipv4Addr::new(198, 19, 0, 1),
+            remote: addr,
+        });
+        let task = tokio::spawn(async move {
+            let _guard = guard;
+            std::future::pending::<()>().await;
+        });
+        task.abort();
+        assert!(task.await.unwrap_err().is_cancelled());
+        let scripts = shared.scripts.as_ref().expect("configured");
+        assert_eq!(scripts.drain(std::time::Duration::from_secs(10)).await, 0);
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(text, format!("pptp0 {addr} alice 300 200\n"));
     }
 }
