@@ -23,7 +23,7 @@ struct Scratch(PathBuf);
 
 impl Scratch {
     fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(netns::unique_name(&format!("pxscripts-{name}")));
+        let dir = std::env::temp_dir().join(format!("pxscripts-{}", netns::unique_name(name)));
         std::fs::create_dir_all(&dir).unwrap();
         Self(dir)
     }
@@ -154,6 +154,24 @@ fn wait_no_sessions(lab: &Lab) {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// The log without its colours (`ESC [ … m`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Checks an `ip-up`/`ip-down` record against pppd's conventions and the
@@ -319,7 +337,7 @@ fn a_failing_script_is_logged_with_the_session_and_user() {
     let session = lab.sessions().unwrap()[0].acct_session_id.clone();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let log = lab.daemon_log();
+        let log = strip_ansi(&lab.daemon_log());
         if let Some(line) = log.lines().find(|l| l.contains("script failed")) {
             assert!(line.contains("exit status 3"), "{line}");
             assert!(line.contains(&session), "{line}");
