@@ -12,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use pptp_daemon::server::ctl::{self, Request, Response};
+use pptp_daemon::server::ctl::{self, DataPath, Request, Response};
 use pptp_lab::lab::{LAN_HOST, Lab, LabOptions, Topology};
 use pptp_netns as netns;
 
@@ -217,43 +217,24 @@ fn the_daemon_notifies_ready_reloading_and_stopping() {
     );
 }
 
-/// The unit's capability set is enough: the daemon (and the lab's client)
-/// run with the bounding set the unit gives, and sessions take the XDP
-/// path.
-#[test]
-fn the_daemon_runs_with_the_units_capabilities_only() {
+/// The daemon started by the lab through `setpriv` with the bounding set
+/// `caps` (as `CapabilityBoundingSet=` leaves root), one session of the
+/// lab's client up and pinging; returns the lab and the session's path.
+fn session_with_caps(dir: &Scratch, caps: &str) -> (Lab, DataPath) {
+    use std::os::unix::fs::PermissionsExt as _;
     netns::require_root().expect("prerequisite");
-    let dir = Scratch::new("caps");
-    let wrapper = |name: &str, caps: &str| -> PathBuf {
-        use std::os::unix::fs::PermissionsExt as _;
-        let path = dir.0.join(name);
-        std::fs::write(
-            &path,
-            format!(
-                "#!/bin/sh\nexec setpriv --bounding-set -all,{caps} -- {} \"$@\"\n",
-                bin().display()
-            ),
-        )
-        .unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        path
-    };
-    let unit_caps = wrapper("unit-caps", "+net_admin,+net_raw,+bpf,+perfmon");
-    let lab = Lab::start(&unit_caps, &LabOptions::default()).unwrap_or_else(|e| panic!("{e}"));
-    // The daemon really runs with the reduced set.
-    let pid = lab.daemon_pid().unwrap();
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    // (`ip netns exec` execs the wrapper, which execs setpriv, which
-    // execs the daemon: the process id is the daemon's.)
-    let bounding = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapBnd:"))
-        .unwrap()
-        .trim();
-    let mask = u64::from_str_radix(bounding, 16).unwrap();
-    // CAP_NET_ADMIN 12, CAP_NET_RAW 13, CAP_PERFMON 38, CAP_BPF 39.
-    let want = (1u64 << 12) | (1 << 13) | (1 << 38) | (1 << 39);
-    assert_eq!(mask, want, "CapBnd {bounding}");
+    let wrapper = dir.0.join("with-caps");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexec setpriv --bounding-set -all,{caps} -- {} \"$@\"\n",
+            bin().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let lab = Lab::start(&wrapper, &LabOptions::default())
+        .unwrap_or_else(|e| panic!("{e} (setpriv: package util-linux, `cargo xtask setup`)"));
     let mut client = lab.client(&[]).unwrap();
     let line = client
         .wait_for_line(Duration::from_secs(60), |l| {
@@ -265,11 +246,55 @@ fn the_daemon_runs_with_the_units_capabilities_only() {
     let addr = v["address"].as_str().unwrap().to_owned();
     lab.ping(&addr, LAN_HOST, 3)
         .unwrap_or_else(|e| panic!("{e}\n{}", lab.daemon_log()));
-    let sessions = lab.sessions().unwrap();
-    assert_eq!(
-        sessions[0].path,
-        pptp_daemon::server::ctl::DataPath::Xdp,
-        "{}",
-        lab.daemon_log()
+    let path = lab.sessions().unwrap()[0].path;
+    drop(client);
+    (lab, path)
+}
+
+/// The bounding set of a running process (`CapBnd` of /proc/PID/status).
+fn bounding_set(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let hex = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    u64::from_str_radix(&hex, 16).unwrap()
+}
+
+// Capability numbers (linux/capability.h).
+const CAP_NET_ADMIN: u32 = 12;
+const CAP_NET_RAW: u32 = 13;
+const CAP_PERFMON: u32 = 38;
+const CAP_BPF: u32 = 39;
+
+/// The unit's capability set is enough: with only those (`ip netns exec`
+/// execs the wrapper, which execs setpriv, which execs the daemon: the
+/// lab's daemon process id is the daemon's), sessions come up on the XDP
+/// path.
+#[test]
+fn the_daemon_runs_with_the_units_capabilities_only() {
+    let dir = Scratch::new("caps");
+    let (lab, path) = session_with_caps(&dir, "+net_admin,+net_raw,+bpf,+perfmon");
+    let want = [CAP_NET_ADMIN, CAP_NET_RAW, CAP_PERFMON, CAP_BPF]
+        .iter()
+        .fold(0u64, |m, c| m | 1 << c);
+    assert_eq!(bounding_set(lab.daemon_pid().unwrap()), want);
+    assert_eq!(path, DataPath::Xdp, "{}", lab.daemon_log());
+}
+
+/// Why the unit keeps CAP_PERFMON: without it the verifier refuses the
+/// XDP program's pointer arithmetic on packet data, and every session
+/// falls back to the userspace path.
+#[test]
+fn without_cap_perfmon_the_xdp_program_is_refused() {
+    let dir = Scratch::new("noperf");
+    let (lab, path) = session_with_caps(&dir, "+net_admin,+net_raw,+bpf");
+    assert_eq!(path, DataPath::Userspace);
+    let log = lab.daemon_log();
+    assert!(
+        log.contains("XDP unavailable") && log.contains("pointer arithmetic"),
+        "{log}"
     );
 }
