@@ -330,15 +330,20 @@ impl Scripts {
             })
             .is_ok();
         if !admitted {
-            self.stats.overflow.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(
-                script = kind.name(),
-                session = %facts.session_id,
-                call_id = facts.call_id,
-                user = %Escaped::new(&facts.user),
-                "script skipped: {} runs already wait (scripts.max_queued)",
-                self.max_queued
-            );
+            let skipped = self.stats.overflow.fetch_add(1, Ordering::Relaxed) + 1;
+            // The first skip and then every 100th: a burst of sessions
+            // does not flood the log (the counter has them all).
+            if skipped == 1 || skipped % 100 == 0 {
+                tracing::warn!(
+                    script = kind.name(),
+                    session = %facts.session_id,
+                    call_id = facts.call_id,
+                    user = %Escaped::new(&facts.user),
+                    skipped,
+                    "script skipped: {} runs already wait (scripts.max_queued)",
+                    self.max_queued
+                );
+            }
             return None;
         }
         Some(Queued(self.clone()))
@@ -962,6 +967,56 @@ mod tests {
             .pre_up(&facts())
             .await;
         assert_eq!(scripts.stats.failed.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn the_scripts_table_is_checked() {
+        use crate::config::{Config, ConfigError};
+        let c = Config::parse(
+            "[scripts]\nip_up = \"/etc/ppp/ip-up\"\ntimeout_secs = 5\n",
+            "x",
+        )
+        .unwrap();
+        assert_eq!(
+            c.scripts.ip_up.as_deref(),
+            Some(Path::new("/etc/ppp/ip-up"))
+        );
+        assert_eq!(c.scripts.ip_down, None, "off unless set");
+        for (text, field, message) in [
+            (
+                "ip_down = \"ip-down\"",
+                "scripts.ip_down",
+                "not an absolute path",
+            ),
+            (
+                "timeout_secs = 0",
+                "scripts.timeout_secs",
+                "outside 1..=3600",
+            ),
+            (
+                "max_concurrent = 0",
+                "scripts.max_concurrent",
+                "outside 1..=1024",
+            ),
+            (
+                "max_queued = 70000",
+                "scripts.max_queued",
+                "outside 0..=65535",
+            ),
+        ] {
+            match Config::parse(&format!("[scripts]\n{text}\n"), "x") {
+                Err(ConfigError::Invalid {
+                    line,
+                    field: f,
+                    message: m,
+                    ..
+                }) => {
+                    assert_eq!((line, f.as_str()), (2, field), "{text}");
+                    assert!(m.contains(message), "{text}: {m}");
+                }
+                other => panic!("{text}: {other:?}"),
+            }
+        }
     }
 
     #[test]
