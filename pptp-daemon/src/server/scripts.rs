@@ -333,7 +333,7 @@ impl Scripts {
             let skipped = self.stats.overflow.fetch_add(1, Ordering::Relaxed) + 1;
             // The first skip and then every 100th: a burst of sessions
             // does not flood the log (the counter has them all).
-            if skipped == 1 || skipped % 100 == 0 {
+            if skipped == 1 || skipped.is_multiple_of(100) {
                 tracing::warn!(
                     script = kind.name(),
                     session = %facts.session_id,
