@@ -24,6 +24,8 @@ const BPF_LINKER_VERSION: &str = "0.13";
 /// and freeradius-utils (radclient: the RADIUS tests' real server),
 /// postgresql and freeradius-postgresql (the database of the shared
 /// sqlippool address pool and FreeRADIUS's driver for it).
+/// systemd (only its `systemd-analyze verify` for the unit file; on a
+/// Debian host it is there already), procps (pgrep in the scripts test).
 const DEBIAN_PACKAGES: &[&str] = &[
     "iproute2",
     "iputils-ping",
@@ -35,6 +37,8 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "freeradius-utils",
     "postgresql",
     "freeradius-postgresql",
+    "systemd",
+    "procps",
 ];
 
 /// What is missing, each with a short name.

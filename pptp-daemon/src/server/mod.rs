@@ -16,7 +16,9 @@ pub mod ctl;
 pub mod dae;
 pub mod datapath;
 pub mod listener;
+pub mod notify;
 pub mod registry;
+pub mod scripts;
 pub mod session;
 
 use crate::cli::LogLevel;
