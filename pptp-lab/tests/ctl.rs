@@ -154,6 +154,36 @@ fn assert_released(lab: &Lab) {
     );
 }
 
+/// A log without its colours (`key=value` fields are then contiguous).
+fn plain_log(log: String) -> String {
+    let mut out = String::with_capacity(log.len());
+    let mut chars = log.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            // CSI: ESC [ parameters final-byte.
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Every client log of the lab (our client's stderr).
+fn client_logs(lab: &Lab) -> String {
+    let mut out = String::new();
+    for entry in std::fs::read_dir(&lab.dir).unwrap().flatten() {
+        if entry.file_name().to_string_lossy().starts_with("client-") {
+            out.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+        }
+    }
+    out
+}
+
 fn counter(stat: &Value, list: &str, name: &str) -> u64 {
     stat[list]
         .as_array()
@@ -320,15 +350,24 @@ fn terminate_soft_says_goodbye_and_frees_everything() {
     wait_up(&mut client, &lab);
     let out = ctl(&lab, &["terminate", "user=alice", "soft"]);
     assert_eq!(out.trim(), "1 session(s) terminated");
-    // The client heard LCP Terminate-Request first.
+    // The client heard LCP Terminate-Request (its PPP session ended as
+    // terminated by the peer), then Call-Disconnect-Notify.
     let down = wait_event(&mut client, &lab, "down", Duration::from_secs(20));
     let reason = down["reason"].as_str().unwrap_or("");
-    assert!(reason.contains("terminate"), "{down}");
+    assert!(
+        reason.contains("PeerDisconnected") || reason.contains("peer_terminate"),
+        "{down}"
+    );
+    let client_log = client_logs(&lab);
+    assert!(
+        client_log.contains("link down (peer_terminate)"),
+        "{client_log}"
+    );
     assert_released(&lab);
     assert!(sessions(&lab, &[]).is_empty());
     // The daemon cleared the call (Call-Disconnect-Notify) and, with no
     // call left, stopped the control connection (its Stop was answered).
-    let log = lab.daemon_log();
+    let log = plain_log(lab.daemon_log());
     assert!(log.contains("clearing call"), "{log}");
     assert!(
         log.contains("no call left after an administrative reset"),
@@ -539,7 +578,7 @@ fn other_users_are_refused() {
         "{}",
         lab.daemon_log()
     );
-    assert!(lab.daemon_log().contains("uid=Some(65534)"));
+    assert!(plain_log(lab.daemon_log()).contains("uid=Some(65534)"));
     // Root still gets its answer.
     assert!(ctl(&lab, &["sessions"]).contains("0 session(s)"));
 }
