@@ -582,3 +582,18 @@ fn other_users_are_refused() {
     // Root still gets its answer.
     assert!(ctl(&lab, &["sessions"]).contains("0 session(s)"));
 }
+
+#[test]
+fn sigterm_during_a_soft_shutdown_turns_it_hard() {
+    let mut lab = lab(LabOptions::default());
+    let mut client = lab.client(&[]).unwrap();
+    wait_up(&mut client, &lab);
+    ctl(&lab, &["shutdown", "soft"]);
+    assert!(lab.wait_daemon_exit(Duration::from_secs(1)).is_none());
+    // SIGTERM: the goodbyes, then a clean exit.
+    lab.stop_daemon().unwrap();
+    let down = wait_event(&mut client, &lab, "down", Duration::from_secs(20));
+    assert!(!down["reason"].as_str().unwrap_or("").is_empty(), "{down}");
+    let log = plain_log(lab.daemon_log());
+    assert!(log.contains("SIGTERM: shutting down"), "{log}");
+}

@@ -220,8 +220,11 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
     let mut connections = JoinSet::new();
     let mut sighup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     loop {
-        // A soft shutdown ends when the last control connection has.
-        if listener.is_none() && connections.is_empty() {
+        // A soft shutdown ends when the last session has (control
+        // connections left without a call get their Stop below).
+        if listener.is_none()
+            && (connections.is_empty() || shared.core().counters().live_sessions == 0)
+        {
             tracing::info!("soft shutdown: every session has ended");
             break;
         }
@@ -258,6 +261,9 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
                 }
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            // While draining, look at the sessions again now and then (a
+            // session can end while its connection stays).
+            _ = tokio::time::sleep(Duration::from_millis(500)), if listener.is_none() => {}
             _ = sighup.recv() => {
                 tracing::info!("SIGHUP: reloading");
                 // Logs its outcome.
