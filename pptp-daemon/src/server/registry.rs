@@ -14,7 +14,7 @@ use std::{
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::ctl::{DataPath, SessionInfo};
+use super::ctl::{DataPath, Negotiated, SessionInfo, State};
 use crate::{
     auth::{Verifier, random::RandomSource, server::ServerSettings},
     config::Config,
@@ -27,7 +27,7 @@ use crate::{
     logsafe::WarnLimiter,
     mppe::cipher::{Decryptor, Encryptor},
     proto::{
-        concentrator::{Concentrator, Event as CoreEvent, Refusal, SessionId},
+        concentrator::{Concentrator, Event as CoreEvent, Refusal, SessionId, SessionState},
         control::ControlSettings,
         end::EndReason,
         session::SessionConfig,
@@ -58,6 +58,9 @@ pub struct Stats {
     pub dae_duplicates: AtomicU64,
     pub dae_acks: AtomicU64,
     pub dae_naks: AtomicU64,
+    /// Credentials checks answered by the back end (`ctl stat`).
+    pub auth_accepted: AtomicU64,
+    pub auth_rejected: AtomicU64,
 }
 
 impl Stats {
@@ -79,6 +82,8 @@ impl Stats {
             ("dae_duplicates", &self.dae_duplicates),
             ("dae_acks", &self.dae_acks),
             ("dae_naks", &self.dae_naks),
+            ("auth_accepted", &self.auth_accepted),
+            ("auth_rejected", &self.auth_rejected),
         ]
         .into_iter()
         .map(|(n, v)| (n.to_owned(), v.load(Ordering::Relaxed)))
@@ -138,6 +143,10 @@ pub enum Command {
     Close(EndReason),
     /// The control connection ended the call: the link is gone.
     LowerDown(EndReason),
+    /// End at once, without goodbyes (`ctl terminate .. hard`): the task
+    /// returns and its guard releases everything; the control connection
+    /// closes TCP unless other calls still use it.
+    Abort(EndReason),
 }
 
 /// One call, shared by its session task, its control connection and the
@@ -161,6 +170,8 @@ pub struct Call {
     pub data: RwLock<Option<Arc<DataState>>>,
     pub user: Mutex<Option<String>>,
     pub counters: Counters,
+    /// What the PPP negotiation agreed, once the network is up (`ctl show`).
+    pub negotiated: Mutex<Option<Negotiated>>,
 }
 
 impl Call {
@@ -272,6 +283,8 @@ pub struct Shared {
     pub accounting: Option<super::accounting::AcctHandle>,
     /// pppd-compatible scripts (`[scripts]`), when any is configured.
     pub scripts: Option<Arc<super::scripts::Scripts>>,
+    /// The secrets file (`auth.backend = "secrets"`), re-read on reload.
+    pub secrets: Option<Arc<crate::auth::secrets::SecretsFile>>,
 }
 
 impl Shared {
@@ -381,9 +394,21 @@ impl Shared {
             .values()
             .cloned()
             .collect();
+        let states: Vec<State> = {
+            let core = self.core();
+            calls
+                .iter()
+                .map(|c| match core.session(c.session).map(|e| e.state) {
+                    Some(SessionState::Starting) => State::Starting,
+                    Some(SessionState::Up) => State::Up,
+                    Some(SessionState::Ending) | None => State::Ending,
+                })
+                .collect()
+        };
         let mut out: Vec<SessionInfo> = calls
             .iter()
-            .map(|c| {
+            .zip(states)
+            .map(|(c, state)| {
                 let data = c.data();
                 let mut info = SessionInfo {
                     user: c.user.lock().unwrap_or_else(|e| e.into_inner()).clone(),
@@ -403,6 +428,8 @@ impl Shared {
                         Some(_) => DataPath::Userspace,
                     },
                     acct_session_id: c.acct_session_id.clone(),
+                    state,
+                    rate: None,
                 };
                 if info.path == DataPath::Xdp
                     && let Some(xdp) = &self.xdp

@@ -24,6 +24,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::{
     Call, CallInput, DataState, Shared,
+    ctl::Negotiated,
     registry::{Command, RouteOp},
     scripts::{SessionFacts, SessionScripts},
     send_control,
@@ -47,6 +48,9 @@ pub enum ToControl {
     /// The session ended on its own (LCP Terminate, keepalive, failed
     /// authentication): clear the call (Call-Disconnect-Notify).
     Ended { call_id: u16, reason: EndReason },
+    /// The session was aborted ([`Command::Abort`]): no goodbyes. Sent
+    /// before its `Ended`.
+    Aborted { call_id: u16 },
 }
 
 /// How often a call on the XDP path looks for sequence numbers the kernel
@@ -240,7 +244,17 @@ pub async fn run(
                     }
                     Some(Command::LowerDown(reason)) => {
                         session.lower_down(now);
-                        task.reason.get_or_insert(reason);
+                        // Why we were closing wins over the link going
+                        // away under the close (the peer's Call-Clear
+                        // after our LCP Terminate-Request).
+                        task.reason.get_or_insert(task.closing.unwrap_or(reason));
+                    }
+                    Some(Command::Abort(reason)) => {
+                        // No goodbyes: nothing more is sent; the guard
+                        // releases everything as the task returns.
+                        let _ = guard.control.send(ToControl::Aborted { call_id: call.call_id });
+                        guard.end(reason);
+                        return;
                     }
                     // Every sender is gone: the control connection ended.
                     None => {
@@ -320,6 +334,11 @@ impl Task {
     /// A verdict from the back end; the concentrator has the last word on
     /// an acceptance (sessions per user, no change of user).
     fn verdict(&mut self, session: &mut Session, now: Instant, verdict: Verdict) {
+        let counter = match &verdict {
+            Verdict::Accept(_) => &self.shared.stats.auth_accepted,
+            Verdict::Reject(_) => &self.shared.stats.auth_rejected,
+        };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let verdict = match verdict {
             Verdict::Accept(accepted) => {
                 let admitted = {
@@ -534,6 +553,17 @@ impl Task {
             xdp,
         });
         *self.call.data.write().unwrap_or_else(|e| e.into_inner()) = Some(data);
+        *self
+            .call
+            .negotiated
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(negotiated(
+            params,
+            self.accepted.as_ref(),
+            mppe.clone(),
+            mtu,
+            mss,
+        ));
         let (done, added) = oneshot::channel();
         if shared
             .routes
@@ -600,6 +630,55 @@ fn final_bytes(call: &Call) -> (u64, u64) {
         call.counters.tx_bytes.load(Relaxed),
         call.counters.rx_bytes.load(Relaxed),
     )
+}
+
+/// What `ctl show` reports of a session whose network came up.
+fn negotiated(
+    params: &NetworkParams,
+    accepted: Option<&Accepted>,
+    mppe: Option<String>,
+    mtu: u16,
+    mss_clamp: Option<u16>,
+) -> Negotiated {
+    use crate::auth::AuthMethod;
+    let link = &params.link;
+    let attributes = accepted.map(|a| &a.session);
+    let secs = |d: Option<Duration>| d.map(|d| d.as_secs());
+    Negotiated {
+        mru: link.mru,
+        peer_mru: link.peer_mru,
+        pfc: link.send_pfc,
+        acfc: link.send_acfc,
+        peer_accm: link.peer_accm,
+        magic: link.magic,
+        peer_magic: link.peer_magic,
+        auth: params.auth.or(link.auth).map(|m| {
+            match m {
+                AuthMethod::MsChapV2 => "MS-CHAPv2",
+                AuthMethod::MsChapV1 => "MS-CHAP",
+                AuthMethod::ChapMd5 => "CHAP-MD5",
+                AuthMethod::Pap => "PAP",
+            }
+            .to_owned()
+        }),
+        local_address: Some(params.local_address),
+        client_address: Some(params.peer_address),
+        dns: params.dns.clone(),
+        nbns: params.nbns.clone(),
+        mppe,
+        mtu,
+        mss_clamp,
+        session_timeout_secs: secs(attributes.and_then(|a| a.session_timeout)),
+        idle_timeout_secs: secs(attributes.and_then(|a| a.idle_timeout)),
+        acct_interim_secs: secs(attributes.and_then(|a| a.acct_interim_interval)),
+        framed_mtu: attributes.and_then(|a| a.framed_mtu),
+        class: attributes.map_or_else(Vec::new, |a| {
+            a.class
+                .iter()
+                .map(|c| c.iter().map(|b| format!("{b:02x}")).collect())
+                .collect()
+        }),
+    }
 }
 
 /// The session's MTU: what the peer can receive (its MRU, less 4 bytes
@@ -730,6 +809,7 @@ mod tests {
                 "pptp0",
                 crate::server::scripts::Daemon::current(),
             ),
+            secrets: None,
             config,
         });
         (shared, route_ops)
@@ -777,6 +857,7 @@ mod tests {
             }))),
             user: Mutex::new(Some("alice".into())),
             counters: Counters::default(),
+            negotiated: Mutex::new(None),
         });
         shared.clients.write().unwrap().insert(addr, call.clone());
         let (to_control, from_sessions) = mpsc::unbounded_channel();
