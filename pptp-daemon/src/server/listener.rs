@@ -21,18 +21,12 @@ use super::{
     control::{self, ConnectionGuard},
     ctl::{self, Request, Response},
     datapath::{gre_receive, tun_receive},
-    registry::{RouteOp, Settings, core_timer, route_worker},
+    registry::{Live, RouteOp, Settings, core_timer, route_worker},
 };
 use crate::{
-    auth::{
-        Verifier,
-        limiter::LimitedVerifier,
-        radius::RadiusVerifier,
-        random::os_random,
-        secrets::{SecretsError, SecretsFile},
-    },
-    cli::LogLevel,
-    config::{AuthBackend, Config, ipv4_peer},
+    auth::random::os_random,
+    cli::{ConfigOrigin, LogLevel},
+    config::{Config, ipv4_peer},
     dataplane::{
         gre_socket::GreSocket,
         tun::{Routes, Tun},
@@ -43,43 +37,13 @@ use crate::{
 };
 
 /// Runs the daemon until SIGINT or SIGTERM.
-pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
+pub async fn run(config: Config, origin: ConfigOrigin, log_level: LogLevel) -> anyhow::Result<()> {
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
 
     // Credentials: the secrets file, or RADIUS.
-    let mut secrets = None;
-    let backend: Arc<dyn Verifier> = match config.auth.backend {
-        AuthBackend::Secrets => {
-            let file = match SecretsFile::load(&config.auth.secrets, &config.server.hostname) {
-                Ok(file) => {
-                    tracing::info!(path = %config.auth.secrets.display(), entries = file.len(), "secrets loaded");
-                    file
-                }
-                Err(SecretsError::Missing { .. }) => {
-                    tracing::warn!(
-                        path = %config.auth.secrets.display(),
-                        "secrets file missing: every authentication will fail until it exists (it is re-read on SIGHUP)"
-                    );
-                    SecretsFile::empty(&config.auth.secrets, &config.server.hostname)
-                }
-                Err(e) => return Err(e).context("reading the secrets file"),
-            };
-            let file = Arc::new(file);
-            secrets = Some(file.clone());
-            file
-        }
-        AuthBackend::Radius => {
-            let settings = config.radius_settings();
-            tracing::info!(
-                servers = ?settings.client.servers.iter().map(|s| s.address).collect::<Vec<_>>(),
-                "authenticating through RADIUS"
-            );
-            Arc::new(RadiusVerifier::new(settings, os_random()))
-        }
-    };
-    let verifier: Arc<dyn Verifier> =
-        Arc::new(LimitedVerifier::new(backend, config.source_limits()));
+    let (verifier, secrets) =
+        super::reload::start_credentials(&config).context("reading the secrets file")?;
 
     // Data plane.
     let mut logger_task = None;
@@ -145,8 +109,14 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
         None => (None, None),
     };
     let shared = Arc::new(Shared {
-        settings: Settings::from_config(&config),
-        verifier,
+        live: RwLock::new(Arc::new(Live {
+            settings: Settings::from_config(&config),
+            verifier,
+            secrets,
+            config: config.clone(),
+        })),
+        origin,
+        reload_lock: Mutex::new(()),
         core: Arc::new(Mutex::new(core)),
         gre,
         seq,
@@ -163,7 +133,6 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
         accounting: acct_handle,
-        config,
     });
     let acct_task = match (acct_policy, acct_rx) {
         (Some(policy), Some((stats, rx))) => Some(tokio::spawn(accounting::run(
@@ -180,7 +149,7 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
     background.spawn(gre_receive(shared.clone(), tun_tx));
     background.spawn(tun_receive(shared.clone(), tun_rx));
     background.spawn(core_timer(shared.clone()));
-    if let Some(dae) = shared.config.radius.dae.clone() {
+    if let Some(dae) = config.radius.dae.clone() {
         let socket = super::dae::bind(&dae)
             .await
             .with_context(|| format!("listening on {} (radius.dae.listen)", dae.listen))?;
@@ -188,7 +157,7 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
     }
     {
         let shared = shared.clone();
-        let path = shared.config.server.control_socket.clone();
+        let path = config.server.control_socket.clone();
         background.spawn(async move {
             let answer = move |req| match req {
                 Request::Sessions => Response::Sessions {
@@ -204,10 +173,10 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
         });
     }
 
-    let listener = TcpListener::bind(shared.config.server.listen)
+    let listener = TcpListener::bind(config.server.listen)
         .await
-        .with_context(|| format!("listening on {}", shared.config.server.listen))?;
-    tracing::info!(listen = %shared.config.server.listen, tun = %shared.tun_name, "pptp-xdp running");
+        .with_context(|| format!("listening on {}", config.server.listen))?;
+    tracing::info!(listen = %config.server.listen, tun = %shared.tun_name, "pptp-xdp running");
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
@@ -241,11 +210,8 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
                 }
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            _ = sighup.recv() => match secrets.as_ref().map(|s| s.reload()) {
-                Some(Ok(n)) => tracing::info!(entries = n, "secrets reloaded"),
-                Some(Err(e)) => tracing::warn!("secrets not reloaded, keeping the old ones: {e}"),
-                None => tracing::info!("SIGHUP: nothing to reload with auth.backend = \"radius\""),
-            },
+            // Logs what it did, or why it changed nothing.
+            _ = sighup.recv() => { let _ = super::reload::reload(&shared); }
             _ = sigint.recv() => { tracing::info!("SIGINT: shutting down"); break; }
             _ = sigterm.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
         }
@@ -286,7 +252,7 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
     if let Some(task) = logger_task {
         task.abort();
     }
-    let _ = std::fs::remove_file(&shared.config.server.control_socket);
+    let _ = std::fs::remove_file(&config.server.control_socket);
     if let Some(xdp) = &shared.xdp {
         xdp.lock()
             .unwrap_or_else(|e| e.into_inner())

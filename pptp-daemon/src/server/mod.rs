@@ -5,7 +5,8 @@
 //!
 //! - [`registry`]: what the tasks share (calls, clients, counters);
 //! - [`datapath`]: the userspace data path (GRE socket and TUN device);
-//! - [`listener`]: start-up, the accept loop and shutdown.
+//! - [`listener`]: start-up, the accept loop and shutdown;
+//! - [`reload`]: a new configuration without dropping a session.
 //!
 //! The protocol logic lives in the sans-IO cores (`crate::proto`,
 //! `crate::auth`); the tasks here only move bytes and timers in and out.
@@ -17,6 +18,7 @@ pub mod dae;
 pub mod datapath;
 pub mod listener;
 pub mod registry;
+pub mod reload;
 pub mod session;
 
 use crate::cli::LogLevel;
