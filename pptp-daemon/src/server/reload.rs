@@ -195,12 +195,13 @@ fn prepare(shared: &Shared) -> Result<(Live, ReloadReport), ReloadError> {
     Ok((live, report))
 }
 
+/// A credentials check and, under the secrets back end, its file.
+pub type CredentialsCheck = (Arc<dyn Verifier>, Option<Arc<SecretsFile>>);
+
 /// The credentials check of the daemon's start: the secrets file (a
 /// missing one is an empty table, with a warning: it is read again on
 /// reload) or RADIUS, behind the per-source failure limiter.
-pub fn start_credentials(
-    config: &Config,
-) -> Result<(Arc<dyn Verifier>, Option<Arc<SecretsFile>>), SecretsError> {
+pub fn start_credentials(config: &Config) -> Result<CredentialsCheck, SecretsError> {
     let secrets = match config.auth.backend {
         AuthBackend::Secrets => {
             let file = match SecretsFile::load(&config.auth.secrets, &config.server.hostname) {
