@@ -98,12 +98,13 @@ fn reload(lab: &Lab) -> String {
     lab.reload().unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// The session of call ID `call_id` is still listed, up, with its address.
+/// The session the client reported `up` (its call ID is our peer call ID)
+/// is still listed, with its address.
 fn still_up(lab: &Lab, up: &Value) {
     let call_id = up["call_id"].as_u64().expect("call_id");
     let sessions = lab.sessions().expect("sessions");
     assert!(
-        sessions.iter().any(|s| u64::from(s.call_id) == call_id
+        sessions.iter().any(|s| u64::from(s.peer_call_id) == call_id
             && s.client_addr.map(|a| a.to_string()) == Some(address(up))),
         "session {call_id} is gone: {sessions:?}"
     );
