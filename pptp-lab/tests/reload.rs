@@ -7,7 +7,10 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use pptp_lab::lab::{LAN_HOST, Lab, LabOptions, PASSWORD, Process, SERVER_WAN, USER};
+use pptp_lab::{
+    lab::{LAN_HOST, Lab, LabOptions, PASSWORD, Process, SERVER_WAN, Topology, USER},
+    radius_lab::{FreeRadius, daemon_radius_config, unused_port},
+};
 use pptp_netns as netns;
 
 mod common;
@@ -354,4 +357,72 @@ fn a_restart_only_key_is_reported_and_keeps_its_old_value() {
     up(&mut third, &lab);
     still_up(&lab, &first_up);
     traffic(&lab, &addr);
+}
+
+/// A new RADIUS back end on reload: its servers move to a dead address, a
+/// new login fails while the live session stays; moved back, logins work
+/// again. The accounting task keeps its servers until a restart, and the
+/// report says so.
+#[test]
+fn radius_servers_change_on_reload() {
+    netns::require_root().expect("prerequisite");
+    let topology = Topology::new().expect("topology");
+    let fr = FreeRadius::start(&topology.server).unwrap_or_else(|e| panic!("{e}"));
+    let dead = format!(
+        "127.0.0.1:{}",
+        unused_port(&topology.server).unwrap_or_else(|e| panic!("{e}"))
+    );
+    let live = fr.auth_address().to_string();
+    let lab = Lab::start_in(
+        topology,
+        bin(),
+        &LabOptions {
+            xdp: false,
+            auth: Some(
+                "backend = \"radius\"\nmethods = [\"mschapv2\"]\nfailure_delay_ms = 100".into(),
+            ),
+            extra: daemon_radius_config(&[fr.auth_address()])
+                .replace("timeout_ms = 1000", "timeout_ms = 300")
+                .replace("retries = 2", "retries = 1"),
+            ..LabOptions::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (mut first, _) = client(&lab, USER, PASSWORD, "pptpc0", true);
+    let first_up = up(&mut first, &lab);
+    let addr = address(&first_up);
+
+    lab.edit_config(|t| {
+        t.replace(
+            &format!("address = \"{live}\""),
+            &format!("address = \"{dead}\""),
+        )
+    })
+    .unwrap();
+    let line = reload(&lab);
+    assert!(
+        line.contains("applies to new sessions: radius.servers")
+            && line.contains("needs a restart, kept the old value: radius.servers (accounting)")
+            && line.contains(&format!("RADIUS servers [{dead}]")),
+        "{line}"
+    );
+    let (mut second, _) = client(&lab, USER, PASSWORD, "pptpc1", false);
+    refused(&mut second, &lab);
+    drop(second);
+    still_up(&lab, &first_up);
+    traffic(&lab, &addr);
+
+    lab.edit_config(|t| {
+        t.replace(
+            &format!("address = \"{dead}\""),
+            &format!("address = \"{live}\""),
+        )
+    })
+    .unwrap();
+    let line = reload(&lab);
+    assert!(line.contains(&format!("RADIUS servers [{live}]")), "{line}");
+    let (mut third, _) = client(&lab, USER, PASSWORD, "pptpc2", false);
+    up(&mut third, &lab);
+    still_up(&lab, &first_up);
+    assert!(fr.logins_ok(USER) >= 2, "{}", fr.log());
 }
