@@ -426,3 +426,65 @@ fn radius_servers_change_on_reload() {
     still_up(&lab, &first_up);
     assert!(fr.logins_ok(USER) >= 2, "{}", fr.log());
 }
+
+/// A new Interim-Update interval applies to the sessions that start after
+/// the reload: the new session gets Interim-Updates, the live one (started
+/// without) does not.
+#[test]
+fn a_new_interim_interval_applies_to_new_sessions() {
+    netns::require_root().expect("prerequisite");
+    let topology = Topology::new().expect("topology");
+    let fr = FreeRadius::start(&topology.server).unwrap_or_else(|e| panic!("{e}"));
+    let lab = Lab::start_in(
+        topology,
+        bin(),
+        &LabOptions {
+            xdp: false,
+            auth: Some(
+                "backend = \"radius\"\nmethods = [\"mschapv2\"]\nfailure_delay_ms = 100".into(),
+            ),
+            extra: daemon_radius_config(&[fr.auth_address()]).replacen(
+                "dead_time_secs = 30\n",
+                "dead_time_secs = 30\naccounting = true\nacct_interim_interval_secs = 0\n",
+                1,
+            ),
+            ..LabOptions::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let start_of = |addr: &str| {
+        let record = fr
+            .wait_accounting(Duration::from_secs(10), |r| {
+                r.status() == Some("Start") && r.get("Framed-IP-Address") == Some(addr)
+            })
+            .unwrap_or_else(|records| panic!("no Start for {addr}: {records:#?}"));
+        record
+            .get("Acct-Session-Id")
+            .expect("Acct-Session-Id")
+            .to_owned()
+    };
+    let (mut first, _) = client(&lab, USER, PASSWORD, "pptpc0", true);
+    let first_id = start_of(&address(&up(&mut first, &lab)));
+
+    lab.edit_config(|t| {
+        t.replace(
+            "acct_interim_interval_secs = 0",
+            "acct_interim_interval_secs = 1",
+        )
+    })
+    .unwrap();
+    let line = reload(&lab);
+    assert!(line.contains("radius.acct_interim_interval_secs"), "{line}");
+    let (mut second, _) = client(&lab, USER, PASSWORD, "pptpc1", false);
+    let second_id = start_of(&address(&up(&mut second, &lab)));
+    fr.wait_accounting(Duration::from_secs(8), |r| {
+        r.status() == Some("Interim-Update") && r.get("Acct-Session-Id") == Some(&second_id)
+    })
+    .unwrap_or_else(|records| panic!("no Interim-Update of the new session: {records:#?}"));
+    // Two more seconds: still none for the session that started before.
+    std::thread::sleep(Duration::from_secs(2));
+    let old = fr.wait_accounting(Duration::from_millis(200), |r| {
+        r.status() == Some("Interim-Update") && r.get("Acct-Session-Id") == Some(&first_id)
+    });
+    assert!(old.is_err(), "the live session kept its interval: {old:?}");
+}
