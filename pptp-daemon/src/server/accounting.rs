@@ -385,7 +385,11 @@ pub async fn run(shared: Arc<Shared>, policy: AcctPolicy, stats: Arc<AcctStats>,
                     attributes.extend(class_attributes(&class));
                     // The configured interval in effect now (a reload changes it
                     // for the sessions that start after it).
-                    let configured = shared.live().config.accounting_policy().and_then(|p| p.interim_interval);
+                    let configured = shared
+                        .live()
+                        .config
+                        .accounting_policy()
+                        .and_then(|p| p.interim_interval);
                     let interval = interim_interval(interim, configured);
                     let mut record = attributes.clone();
                     record.push(A::integer(acct::EVENT_TIMESTAMP, timestamp));

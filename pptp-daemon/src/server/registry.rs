@@ -223,7 +223,7 @@ pub async fn route_worker(
 }
 
 /// The protocol cores' policies, mapped from the configuration once at
-/// start (and, later, on reload), not for every session.
+/// start and on every reload ([`super::reload`]), not for every session.
 pub struct Settings {
     pub session: SessionConfig,
     pub control: ControlSettings,

@@ -405,6 +405,162 @@ mod tests {
         Config::parse(DEFAULT_TOML, "default").unwrap()
     }
 
+    /// The daemon's shared state as `run` builds it from the file `dir/pptp.toml`
+    /// (no XDP, no TUN device: a reload touches neither).
+    fn shared_from(dir: &std::path::Path) -> Shared {
+        use std::{
+            collections::HashMap,
+            sync::{Mutex, RwLock},
+        };
+
+        use crate::{
+            auth::random::seeded_random,
+            cli::ConfigOrigin,
+            dataplane::{gre_socket::GreSocket, xdp::SeqMap},
+            logsafe::{WarnLimiter, WarnLimits},
+            proto::{concentrator::Concentrator, pool::AddressPool},
+            server::Stats,
+        };
+        let origin = ConfigOrigin {
+            path: Some(dir.join("pptp.toml")),
+            ..ConfigOrigin::default()
+        };
+        let config = origin.load().expect("the first configuration is valid");
+        let (verifier, secrets) = start_credentials(&config).expect("credentials");
+        let pool = AddressPool::new(&config.ppp.pool, &[config.ppp.local_address]);
+        let (routes, _) = tokio::sync::mpsc::unbounded_channel();
+        Shared {
+            core: Arc::new(Mutex::new(Concentrator::new(config.limits(), pool, 7))),
+            live: RwLock::new(Arc::new(Live {
+                settings: Settings::from_config(&config),
+                verifier,
+                secrets,
+                config,
+            })),
+            origin,
+            reload_lock: Mutex::new(()),
+            gre: GreSocket::open().expect(
+                "prerequisite: root (CAP_NET_RAW) for a raw GRE socket; run the tests as root",
+            ),
+            seq: Arc::new(SeqMap::heap()),
+            xdp: None,
+            routes,
+            tun_index: 0,
+            tun_name: "none".into(),
+            random: seeded_random(1),
+            calls: RwLock::new(HashMap::new()),
+            clients: RwLock::new(HashMap::new()),
+            stats: Stats::default(),
+            warnings: Mutex::new(WarnLimiter::new(WarnLimits::default())),
+            boot_secs: 0,
+            accounting: None,
+        }
+    }
+
+    /// Whether `live` is the very configuration `shared` runs with.
+    fn unchanged(shared: &Shared, live: &Arc<Live>) -> bool {
+        Arc::ptr_eq(&shared.live(), live)
+    }
+
+    /// The whole path: an invalid file and an unreadable secrets file
+    /// change nothing (not even the valid part: the limits); a valid one
+    /// swaps the configuration and the limits, keeps a restart-only key's
+    /// old value, and re-reads the same secrets file in place (the same
+    /// check, its per-source counts kept) or builds a new check.
+    #[tokio::test]
+    async fn reload_is_all_or_nothing() {
+        /// Removes the scratch folder, even when the test fails.
+        struct Scratch(std::path::PathBuf);
+        impl Drop for Scratch {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+        let scratch =
+            Scratch(std::env::temp_dir().join(format!("pptp-reload-{}", std::process::id())));
+        let dir = scratch.0.clone();
+        std::fs::create_dir_all(&dir).unwrap();
+        let secrets = dir.join("chap-secrets");
+        std::fs::write(&secrets, "alice * \"pw\" *\n").unwrap();
+        let write = |limits: &str, extra: &str, secrets: &std::path::Path| {
+            let text = format!(
+                "[server]\nlisten = \"198.18.0.1:1723\"\n{extra}\n[auth]\nsecrets = \"{}\"\n\n[limits]\n{limits}\n",
+                secrets.display()
+            );
+            std::fs::write(dir.join("pptp.toml"), text).unwrap();
+        };
+        write("sessions_per_user = 4", "", &secrets);
+        let shared = shared_from(&dir);
+        let first = shared.live();
+        let per_user = |s: &Shared| s.core().limits().sessions_per_user;
+
+        // Invalid: the valid change next to it does not apply either.
+        write(
+            "sessions_per_user = 1\nwrite_timeout_secs = 0",
+            "",
+            &secrets,
+        );
+        let e = reload(&shared).unwrap_err();
+        assert!(
+            matches!(&e, ReloadError::Config(ConfigError::Invalid { field, line: 9, .. }) if field == "limits.write_timeout_secs"),
+            "{e}"
+        );
+        assert!(unchanged(&shared, &first));
+        assert_eq!(per_user(&shared), 4);
+
+        // A secrets file that cannot be read: the same.
+        write("sessions_per_user = 1", "", &dir);
+        let e = reload(&shared).unwrap_err();
+        assert!(matches!(e, ReloadError::Secrets(_)), "{e}");
+        assert!(unchanged(&shared, &first));
+        assert_eq!(per_user(&shared), 4);
+
+        // Valid, with a restart-only key: the rest applies.
+        std::fs::write(&secrets, "alice * \"pw\" *\nbob * \"pw\" *\n").unwrap();
+        write("sessions_per_user = 1", "", &secrets);
+        let text = std::fs::read_to_string(dir.join("pptp.toml")).unwrap();
+        std::fs::write(
+            dir.join("pptp.toml"),
+            text.replace("198.18.0.1:1723", "198.18.0.1:1724"),
+        )
+        .unwrap();
+        let report = reload(&shared).unwrap();
+        assert_eq!(report.diff.applied, ["limits.sessions_per_user"]);
+        assert_eq!(report.diff.needs_restart, ["server.listen"]);
+        assert_eq!(
+            report.credentials,
+            CredentialsChange::SecretsReloaded {
+                path: secrets.clone(),
+                entries: 2
+            }
+        );
+        let second = shared.live();
+        assert!(!Arc::ptr_eq(&first, &second));
+        assert_eq!(per_user(&shared), 1);
+        assert_eq!(second.config.limits.sessions_per_user, 1);
+        assert_eq!(second.config.server.listen, first.config.server.listen);
+        assert!(
+            Arc::ptr_eq(&first.verifier, &second.verifier),
+            "the same file re-read in place"
+        );
+
+        // Other source limits: a new check.
+        write("sessions_per_user = 1", "", &secrets);
+        let text = std::fs::read_to_string(dir.join("pptp.toml")).unwrap();
+        std::fs::write(
+            dir.join("pptp.toml"),
+            text.replace("[auth]\n", "[auth]\nsource_max_failures = 3\n"),
+        )
+        .unwrap();
+        let report = reload(&shared).unwrap();
+        assert_eq!(report.diff.applied, ["auth.source_max_failures"]);
+        assert!(matches!(
+            report.credentials,
+            CredentialsChange::NewSecrets { entries: 2, .. }
+        ));
+        assert!(!Arc::ptr_eq(&second.verifier, &shared.live().verifier));
+    }
+
     #[test]
     fn nothing_changed_means_an_empty_diff() {
         assert_eq!(diff(&base(), &base()), ConfigDiff::default());
