@@ -66,5 +66,9 @@ fn main() -> anyhow::Result<()> {
     }
     pptp_daemon::server::init_tracing(cli.log_level);
     let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(pptp_daemon::server::run(config, cli.log_level))
+    runtime.block_on(pptp_daemon::server::run(
+        config,
+        cli.config_origin(),
+        cli.log_level,
+    ))
 }

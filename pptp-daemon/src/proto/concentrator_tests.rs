@@ -317,6 +317,115 @@ fn reauthentication_as_another_user_is_refused() {
     assert!(c.users.is_empty());
 }
 
+// ---- new limits (reload) ----
+
+/// Sessions up (authenticated, network up) for `users`, one connection each.
+fn sessions_up(c: &mut Concentrator, t: Instant, users: &[&str]) -> Vec<SessionId> {
+    users
+        .iter()
+        .enumerate()
+        .map(|(i, user)| {
+            let s = call(c, t, &format!("198.18.7.{}", i + 1));
+            c.handle_authenticated(t, s, user).unwrap();
+            c.allocate_address(s, None, &|_| true).unwrap();
+            c.handle_network_up(t, s);
+            s
+        })
+        .collect()
+}
+
+fn all_up(c: &Concentrator, sessions: &[SessionId]) -> bool {
+    sessions
+        .iter()
+        .all(|&s| c.session(s).is_some_and(|e| e.state == SessionState::Up))
+}
+
+#[test]
+fn a_lowered_max_sessions_ends_nobody_and_refuses_new_sessions() {
+    let mut c = core(Limits {
+        max_sessions: 3,
+        ..open_limits()
+    });
+    let t = Instant::now();
+    let up = sessions_up(&mut c, t, &["alice", "bob", "carol"]);
+    c.set_limits(Limits {
+        max_sessions: 1,
+        ..open_limits()
+    });
+    c.handle_timeout(t + Duration::from_secs(60));
+    assert!(events(&mut c).is_empty(), "nobody is ended");
+    assert!(all_up(&c, &up));
+    let conn = c.handle_connect(t, ip("198.18.7.9")).unwrap();
+    assert_eq!(c.allocate_call(t, conn, 1), Err(Refusal::ServerFull));
+    // Still full with one session left: the new bound is one.
+    c.release(t, up[0], EndReason::CallCleared).unwrap();
+    c.release(t, up[1], EndReason::CallCleared).unwrap();
+    assert_eq!(c.allocate_call(t, conn, 2), Err(Refusal::ServerFull));
+    c.release(t, up[2], EndReason::CallCleared).unwrap();
+    assert!(c.allocate_call(t, conn, 3).is_ok());
+}
+
+#[test]
+fn a_lowered_sessions_per_user_ends_nobody_and_refuses_the_users_next_login() {
+    let mut c = core(open_limits());
+    let t = Instant::now();
+    let up = sessions_up(&mut c, t, &["alice", "alice", "bob"]);
+    c.set_limits(Limits {
+        sessions_per_user: 1,
+        over_user_limit: UserLimitPolicy::Deny,
+        ..open_limits()
+    });
+    assert!(events(&mut c).is_empty(), "nobody is ended");
+    assert!(all_up(&c, &up));
+    let next = call(&mut c, t, "198.18.7.20");
+    assert_eq!(
+        c.handle_authenticated(t, next, "alice"),
+        Err(Refusal::UserSessions)
+    );
+    assert_eq!(
+        c.handle_authenticated(t, next, "bob"),
+        Err(Refusal::UserSessions)
+    );
+    c.handle_authenticated(t, next, "carol").unwrap();
+    assert!(events(&mut c).is_empty());
+    assert!(all_up(&c, &up));
+    // Back under the new limit: alice may log in again.
+    c.release(t, up[0], EndReason::CallCleared).unwrap();
+    let again = call(&mut c, t, "198.18.7.21");
+    assert_eq!(
+        c.handle_authenticated(t, again, "alice"),
+        Err(Refusal::UserSessions),
+        "one live session is the new limit"
+    );
+    c.release(t, up[1], EndReason::CallCleared).unwrap();
+    c.handle_authenticated(t, again, "alice").unwrap();
+}
+
+#[test]
+fn lowered_connection_bounds_end_nobody_and_refuse_what_comes_next() {
+    let mut c = core(open_limits());
+    let t = Instant::now();
+    let src = ip("198.18.7.30");
+    let conn = c.handle_connect(t, src).unwrap();
+    let _second = c.handle_connect(t, src).unwrap();
+    let calls: Vec<_> = (0..3)
+        .map(|i| c.allocate_call(t, conn, i).unwrap())
+        .collect();
+    c.set_limits(Limits {
+        calls_per_connection: 1,
+        connections_per_source: 1,
+        ..open_limits()
+    });
+    assert!(events(&mut c).is_empty(), "nobody is ended");
+    assert!(calls.iter().all(|&s| c.session(s).is_some()));
+    assert_eq!(c.allocate_call(t, conn, 9), Err(Refusal::ConnectionCalls));
+    assert_eq!(c.handle_connect(t, src), Err(Refusal::SourceConnections));
+    // Raised again: admitted again.
+    c.set_limits(open_limits());
+    assert!(c.allocate_call(t, conn, 9).is_ok());
+    assert!(c.handle_connect(t, src).is_ok());
+}
+
 // ---- addresses ----
 
 #[test]

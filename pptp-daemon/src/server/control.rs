@@ -92,7 +92,7 @@ pub async fn run(
     guard: ConnectionGuard,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let settings = shared.settings.control.clone();
+    let settings = shared.live().settings.control.clone();
     let write_timeout = shared.core().limits().write_timeout;
     let mut conn = ControlConnection::server(
         settings,

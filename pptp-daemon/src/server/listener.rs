@@ -25,18 +25,12 @@ use super::{
     ctl::{self, Mode},
     datapath::{gre_receive, tun_receive},
     ops::{self, Ops},
-    registry::{RouteOp, Settings, core_timer, route_worker},
+    registry::{Live, RouteOp, Settings, core_timer, route_worker},
 };
 use crate::{
-    auth::{
-        Verifier,
-        limiter::LimitedVerifier,
-        radius::RadiusVerifier,
-        random::os_random,
-        secrets::{SecretsError, SecretsFile},
-    },
-    cli::LogLevel,
-    config::{AuthBackend, Config, ipv4_peer},
+    auth::random::os_random,
+    cli::{ConfigOrigin, LogLevel},
+    config::{Config, ipv4_peer},
     dataplane::{
         gre_socket::GreSocket,
         tun::{Routes, Tun},
@@ -48,43 +42,13 @@ use crate::{
 
 /// Runs the daemon until SIGINT, SIGTERM or `ctl shutdown` (soft: until
 /// the last control connection has ended).
-pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
+pub async fn run(config: Config, origin: ConfigOrigin, log_level: LogLevel) -> anyhow::Result<()> {
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
 
     // Credentials: the secrets file, or RADIUS.
-    let mut secrets = None;
-    let backend: Arc<dyn Verifier> = match config.auth.backend {
-        AuthBackend::Secrets => {
-            let file = match SecretsFile::load(&config.auth.secrets, &config.server.hostname) {
-                Ok(file) => {
-                    tracing::info!(path = %config.auth.secrets.display(), entries = file.len(), "secrets loaded");
-                    file
-                }
-                Err(SecretsError::Missing { .. }) => {
-                    tracing::warn!(
-                        path = %config.auth.secrets.display(),
-                        "secrets file missing: every authentication will fail until it exists (it is re-read on SIGHUP)"
-                    );
-                    SecretsFile::empty(&config.auth.secrets, &config.server.hostname)
-                }
-                Err(e) => return Err(e).context("reading the secrets file"),
-            };
-            let file = Arc::new(file);
-            secrets = Some(file.clone());
-            file
-        }
-        AuthBackend::Radius => {
-            let settings = config.radius_settings();
-            tracing::info!(
-                servers = ?settings.client.servers.iter().map(|s| s.address).collect::<Vec<_>>(),
-                "authenticating through RADIUS"
-            );
-            Arc::new(RadiusVerifier::new(settings, os_random()))
-        }
-    };
-    let verifier: Arc<dyn Verifier> =
-        Arc::new(LimitedVerifier::new(backend, config.source_limits()));
+    let (verifier, secrets) =
+        super::reload::start_credentials(&config).context("reading the secrets file")?;
 
     // Data plane.
     let mut logger_task = None;
@@ -150,8 +114,14 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
         None => (None, None),
     };
     let shared = Arc::new(Shared {
-        settings: Settings::from_config(&config),
-        verifier,
+        live: RwLock::new(Arc::new(Live {
+            settings: Settings::from_config(&config),
+            verifier,
+            secrets,
+            config: config.clone(),
+        })),
+        origin,
+        reload_lock: Mutex::new(()),
         core: Arc::new(Mutex::new(core)),
         gre,
         seq,
@@ -173,8 +143,6 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
             tun.name(),
             super::scripts::Daemon::current(),
         ),
-        secrets,
-        config,
     });
     let acct_task = match (acct_policy, acct_rx) {
         (Some(policy), Some((stats, rx))) => Some(tokio::spawn(accounting::run(
@@ -191,7 +159,7 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
     background.spawn(gre_receive(shared.clone(), tun_tx));
     background.spawn(tun_receive(shared.clone(), tun_rx));
     background.spawn(core_timer(shared.clone()));
-    if let Some(dae) = shared.config.radius.dae.clone() {
+    if let Some(dae) = config.radius.dae.clone() {
         let socket = super::dae::bind(&dae)
             .await
             .with_context(|| format!("listening on {} (radius.dae.listen)", dae.listen))?;
@@ -201,7 +169,7 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
     let draining = Arc::new(AtomicBool::new(false));
     {
         let shared = shared.clone();
-        let path = shared.config.server.control_socket.clone();
+        let path = config.server.control_socket.clone();
         let ops = Ops {
             shutdown: ctl_shutdown,
             draining: draining.clone(),
@@ -214,15 +182,15 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
         });
     }
 
-    let listener = TcpListener::bind(shared.config.server.listen)
+    let listener = TcpListener::bind(config.server.listen)
         .await
-        .with_context(|| format!("listening on {}", shared.config.server.listen))?;
+        .with_context(|| format!("listening on {}", config.server.listen))?;
     // Closed by a soft shutdown: no new control connection is accepted.
     let mut listener = Some(listener);
-    tracing::info!(listen = %shared.config.server.listen, tun = %shared.tun_name, "pptp-xdp running");
+    tracing::info!(listen = %config.server.listen, tun = %shared.tun_name, "pptp-xdp running");
     if super::notify::enabled() {
         // READY=1 once the control socket takes connections too.
-        wait_for_control_socket(&shared.config.server.control_socket).await;
+        wait_for_control_socket(&config.server.control_socket).await;
         super::notify::ready("running");
     }
 
@@ -320,7 +288,8 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
     }
     // Every session has ended and queued its ip-down: let them run.
     if let Some(scripts) = &shared.scripts {
-        let within = Duration::from_secs(shared.config.scripts.timeout_secs.saturating_add(2));
+        let within =
+            Duration::from_secs(shared.live().config.scripts.timeout_secs.saturating_add(2));
         let left = scripts.drain(within).await;
         if left > 0 {
             tracing::warn!("{left} script run(s) did not finish before shutdown");
@@ -343,7 +312,7 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
     if let Some(task) = logger_task {
         task.abort();
     }
-    let _ = std::fs::remove_file(&shared.config.server.control_socket);
+    let _ = std::fs::remove_file(&config.server.control_socket);
     if let Some(xdp) = &shared.xdp {
         xdp.lock()
             .unwrap_or_else(|e| e.into_inner())

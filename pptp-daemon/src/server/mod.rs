@@ -5,6 +5,7 @@
 //!
 //! - [`registry`]: what the tasks share (calls, clients, counters);
 //! - [`datapath`]: the userspace data path (GRE socket and TUN device);
+//! - [`reload`]: a new configuration without dropping a session;
 //! - [`listener`]: start-up, the accept loop and shutdown (hard, or soft:
 //!   stop accepting and wait for the sessions to end);
 //! - [`ops`]: the answers to `pptp-daemon ctl` ([`ctl`], [`ctl_view`]).
@@ -22,6 +23,7 @@ pub mod listener;
 pub mod notify;
 pub mod ops;
 pub mod registry;
+pub mod reload;
 pub mod scripts;
 pub mod session;
 

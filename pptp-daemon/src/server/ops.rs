@@ -92,21 +92,10 @@ pub fn answer(shared: &Shared, ops: &Ops, req: Request) -> Response {
 /// why nothing did (the old state then stays). SIGHUP and `ctl reload`
 /// both run it.
 pub fn reload(shared: &Shared) -> Result<String, String> {
-    let outcome = match &shared.secrets {
-        Some(secrets) => match secrets.reload() {
-            Ok(n) => Ok(format!(
-                "secrets reloaded from {}: {n} entries",
-                secrets.path().display()
-            )),
-            Err(e) => Err(format!("secrets not reloaded, keeping the old ones: {e}")),
-        },
-        None => Ok("nothing to reload with auth.backend = \"radius\"".to_owned()),
-    };
-    match &outcome {
-        Ok(what) => tracing::info!("reload: {what}"),
-        Err(why) => tracing::warn!("reload failed: {why}"),
-    }
-    outcome
+    // Logs its outcome itself.
+    super::reload::reload(shared)
+        .map(|report| report.to_string())
+        .map_err(|e| e.to_string())
 }
 
 fn unix_now() -> u64 {

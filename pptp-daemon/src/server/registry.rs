@@ -16,7 +16,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::ctl::{DataPath, Negotiated, SessionInfo, State};
 use crate::{
-    auth::{Verifier, random::RandomSource, server::ServerSettings},
+    auth::{Verifier, random::RandomSource, secrets::SecretsFile, server::ServerSettings},
+    cli::ConfigOrigin,
     config::Config,
     dataplane::frame::Framing,
     dataplane::{
@@ -233,7 +234,7 @@ pub async fn route_worker(
 }
 
 /// The protocol cores' policies, mapped from the configuration once at
-/// start (and, later, on reload), not for every session.
+/// start and on every reload ([`super::reload`]), not for every session.
 pub struct Settings {
     pub session: SessionConfig,
     pub control: ControlSettings,
@@ -256,11 +257,29 @@ impl Settings {
     }
 }
 
-/// Everything the tasks share.
-pub struct Shared {
+/// The configuration in effect and what is built from it: what a reload
+/// replaces, as a whole ([`super::reload`]). A session reads it once, at
+/// its start ([`Shared::live`]), so it sees one consistent configuration
+/// from its setup to its end, whatever reloads happen meanwhile.
+pub struct Live {
+    /// The configuration in effect (keys that need a restart keep the
+    /// value the daemon started with).
     pub config: Config,
     pub settings: Settings,
+    /// The credentials check (source limits around the back end).
     pub verifier: Arc<dyn Verifier>,
+    /// The secrets file behind `verifier` under `auth.backend = "secrets"`.
+    pub secrets: Option<Arc<SecretsFile>>,
+}
+
+/// Everything the tasks share.
+pub struct Shared {
+    /// The reloadable configuration: read it with [`Shared::live`].
+    pub live: RwLock<Arc<Live>>,
+    /// Where the configuration comes from, for reloads.
+    pub origin: ConfigOrigin,
+    /// One reload at a time (SIGHUP and the control socket).
+    pub reload_lock: Mutex<()>,
     /// Call IDs, addresses, the session registry and every limit.
     pub core: Arc<Mutex<Concentrator>>,
     pub gre: GreSocket,
@@ -283,11 +302,15 @@ pub struct Shared {
     pub accounting: Option<super::accounting::AcctHandle>,
     /// pppd-compatible scripts (`[scripts]`), when any is configured.
     pub scripts: Option<Arc<super::scripts::Scripts>>,
-    /// The secrets file (`auth.backend = "secrets"`), re-read on reload.
-    pub secrets: Option<Arc<crate::auth::secrets::SecretsFile>>,
 }
 
 impl Shared {
+    /// The configuration in effect now (a snapshot: a reload after this
+    /// call does not change what it returned).
+    pub fn live(&self) -> Arc<Live> {
+        self.live.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// The call with our call ID `call_id` whose peer is `peer`.
     pub fn call(&self, peer: Ipv4Addr, call_id: u16) -> Option<Arc<Call>> {
         self.calls

@@ -25,7 +25,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use super::{
     Call, CallInput, DataState, Shared,
     ctl::Negotiated,
-    registry::{Command, RouteOp},
+    registry::{Command, Live, RouteOp},
     scripts::{SessionFacts, SessionScripts},
     send_control,
 };
@@ -96,7 +96,7 @@ impl SessionGuard {
         // goes out: the peer's first frames may overtake this task. Like
         // the XDP program, which cannot hold frames back, it sends
         // regardless of the peer's window.
-        let own_window = shared.settings.control.receive_window;
+        let own_window = shared.live().settings.control.receive_window;
         let seq_config = call::Config {
             window_policy: WindowPolicy::Ignore,
             ..call::Config::new(0, own_window)
@@ -185,16 +185,20 @@ pub async fn run(
     let call = guard.call.clone();
     let slot = u32::from(call.call_id);
     let ack_wake = guard.ack_wake.clone();
-    let factory = ServerAuthFactory::new(shared.settings.auth.clone(), shared.random.clone());
+    // The configuration this session runs with, from setup to end: a
+    // reload applies to the sessions that start after it.
+    let live = shared.live();
+    let factory = ServerAuthFactory::new(live.settings.auth.clone(), shared.random.clone());
     let mut seed = [0u8; 8];
     (shared.random)(&mut seed);
     let mut session = Session::new(
-        shared.settings.session.clone(),
+        live.settings.session.clone(),
         Box::new(factory),
         magic_source(u64::from_ne_bytes(seed)),
     );
     let mut task = Task {
         shared: shared.clone(),
+        live,
         call: call.clone(),
         framing: Framing::default(),
         accepted: None,
@@ -298,6 +302,8 @@ pub async fn run(
 
 struct Task {
     shared: Arc<Shared>,
+    /// The configuration snapshot taken at the session's start.
+    live: Arc<Live>,
     call: Arc<Call>,
     framing: Framing,
     /// The verdict that authenticated the session.
@@ -396,7 +402,7 @@ impl Task {
                 };
             }
             SessionEvent::Verify(credentials) => {
-                let verifier = self.shared.verifier.clone();
+                let verifier = self.live.verifier.clone();
                 let peer = IpAddr::V4(self.call.peer);
                 let call_id = self.call.call_id;
                 let commands = self.call.commands.clone();
@@ -485,7 +491,7 @@ impl Task {
         // ip-pre-up: before anything routes to the client (waited for).
         self.scripts.pre_up(&facts).await;
         let shared = &self.shared;
-        let settings = &shared.settings;
+        let settings = &self.live.settings;
         let (encryptor, decryptor, mppe) = match (&params.mppe, &params.mppe_material) {
             (Some(p), Some(material)) => {
                 let cipher = MppeCipher::new(material, *p);
@@ -786,8 +792,14 @@ mod tests {
         let pool = AddressPool::new(&config.ppp.pool, &[config.ppp.local_address]);
         let (routes, route_ops) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
-            settings: Settings::from_config(&config),
-            verifier: Arc::new(RefuseAll),
+            live: RwLock::new(Arc::new(Live {
+                settings: Settings::from_config(&config),
+                verifier: Arc::new(RefuseAll),
+                secrets: None,
+                config: config.clone(),
+            })),
+            origin: crate::cli::ConfigOrigin::default(),
+            reload_lock: Mutex::new(()),
             core: Arc::new(Mutex::new(Concentrator::new(Limits::default(), pool, 7))),
             gre: GreSocket::open().expect(
                 "prerequisite: root (CAP_NET_RAW) for a raw GRE socket; run the tests as root",
@@ -809,8 +821,6 @@ mod tests {
                 "pptp0",
                 crate::server::scripts::Daemon::current(),
             ),
-            secrets: None,
-            config,
         });
         (shared, route_ops)
     }
