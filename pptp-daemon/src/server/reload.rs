@@ -356,6 +356,7 @@ pub fn keep_restart_only(old: &Config, mut new: Config) -> Config {
     new.radius.dae = old.radius.dae.clone();
     new.radius.accounting = old.radius.accounting;
     new.radius.acct_queue = old.radius.acct_queue;
+    new.scripts = old.scripts.clone();
     new
 }
 
@@ -620,6 +621,7 @@ mod tests {
         });
         new.radius.accounting = !new.radius.accounting;
         new.radius.acct_queue += 1;
+        new.scripts.timeout_secs += 1;
         new
     }
 
@@ -629,7 +631,17 @@ mod tests {
         let new = every_restart_key_changed();
         let d = diff(&old, &new);
         assert!(d.applied.is_empty(), "{d:?}");
-        let mut expected: Vec<&str> = RESTART_ONLY.to_vec();
+        // A section is reported by the key that changed in it.
+        let mut expected: Vec<&str> = RESTART_ONLY
+            .iter()
+            .map(|&k| {
+                if k == "scripts" {
+                    "scripts.timeout_secs"
+                } else {
+                    k
+                }
+            })
+            .collect();
         expected.sort_unstable();
         assert_eq!(d.needs_restart, expected);
         // Kept: the configuration in effect is the old one.
