@@ -661,7 +661,7 @@ impl Config {
             if server.secret.is_empty() || server.secret.len() > 128 {
                 return invalid(
                     &format!("radius.servers[{i}].secret"),
-                    "the shared secret must be 1 to 128 bytes".into(),
+                    secret_problem(&server.secret),
                 );
             }
         }
@@ -686,10 +686,7 @@ impl Config {
             );
         }
         if dae.secret.is_empty() || dae.secret.len() > 128 {
-            return invalid(
-                "radius.dae.secret",
-                "the shared secret must be 1 to 128 bytes".into(),
-            );
+            return invalid("radius.dae.secret", secret_problem(&dae.secret));
         }
         if dae.clients.is_empty() {
             return invalid(
@@ -1291,6 +1288,18 @@ pub fn ipv4_peer(addr: SocketAddr) -> Option<Ipv4Addr> {
 /// Most addresses in `ppp.pool`, all ranges together (a /12): the pool's
 /// bookkeeping is per address.
 pub const MAX_POOL_ADDRESSES: u64 = 1 << 20;
+
+/// Why a RADIUS shared secret (not 1 to 128 bytes) is refused.
+fn secret_problem(secret: &str) -> String {
+    if secret.is_empty() {
+        "the shared secret is empty; set the one the RADIUS peer has for us (1 to 128 bytes)".into()
+    } else {
+        format!(
+            "the shared secret is {} bytes; it must be 1 to 128 bytes",
+            secret.len()
+        )
+    }
+}
 
 /// Most named pools in `ppp.pools`.
 pub const MAX_NAMED_POOLS: usize = 256;

@@ -450,6 +450,9 @@ modules {{
 		filename = ${{confdir}}/users
 		acctusersfile = ${{confdir}}/acct_users
 	}}
+	always ok {{
+		rcode = ok
+	}}
 	detail {{
 		filename = ${{radacctdir}}/detail
 		permissions = 0600
@@ -473,6 +476,10 @@ server default {{
 		chap
 		mschap
 		pap
+		Autz-Type Status-Server {{
+			{sign_reply}
+			ok
+		}}
 	}}
 	authenticate {{
 		Auth-Type PAP {{

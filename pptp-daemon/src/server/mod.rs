@@ -16,6 +16,7 @@ pub mod ctl;
 pub mod dae;
 pub mod datapath;
 pub mod listener;
+pub mod radius_check;
 pub mod registry;
 pub mod session;
 

@@ -78,6 +78,7 @@ pub mod accounting;
 pub mod client;
 pub mod dae;
 pub mod packet;
+pub mod status;
 
 #[cfg(test)]
 mod tests;
