@@ -384,6 +384,10 @@ pub enum Rejection {
 
 /// The answer of a [`Verifier`].
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one verdict per login, moved once; boxing Accept would only add an allocation"
+)]
 pub enum Verdict {
     Accept(Accepted),
     Reject(Rejection),
