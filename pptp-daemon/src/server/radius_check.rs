@@ -252,3 +252,67 @@ pub fn check(config: &Config) -> anyhow::Result<()> {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn probe_line(outcome: Outcome) -> String {
+        Probe {
+            field: "radius.servers[1]".into(),
+            port: Port::Accounting,
+            address: "192.0.2.10:1813".parse().unwrap(),
+            outcome,
+        }
+        .line()
+    }
+
+    #[test]
+    fn lines_name_the_server_and_say_why() {
+        assert_eq!(
+            probe_line(Outcome::Answered(Duration::from_millis(12))),
+            "RADIUS accounting server 192.0.2.10:1813 (radius.servers[1]): answered \
+             Status-Server in 12 ms"
+        );
+        let unreachable = probe_line(Outcome::Unreachable(io::Error::from_raw_os_error(
+            libc::ENETUNREACH,
+        )));
+        assert!(
+            unreachable.starts_with(
+                "RADIUS accounting server 192.0.2.10:1813 (radius.servers[1]): unreachable: "
+            ) && unreachable.contains("ENETUNREACH"),
+            "{unreachable}"
+        );
+        let silent = probe_line(Outcome::NoAnswer {
+            tries: 3,
+            refused: false,
+            invalid: None,
+        });
+        assert!(
+            silent.contains("no answer to 3 Status-Server request(s)")
+                && silent.contains("status_server = yes"),
+            "{silent}"
+        );
+        let refused = probe_line(Outcome::NoAnswer {
+            tries: 3,
+            refused: true,
+            invalid: None,
+        });
+        assert!(refused.contains("nothing listens"), "{refused}");
+        let wrong_secret = probe_line(Outcome::NoAnswer {
+            tries: 3,
+            refused: false,
+            invalid: Some(ResponseError::BadResponseAuthenticator),
+        });
+        assert!(wrong_secret.contains("is the secret"), "{wrong_secret}");
+        let unsigned = probe_line(Outcome::NoAnswer {
+            tries: 3,
+            refused: false,
+            invalid: Some(ResponseError::MissingMessageAuthenticator),
+        });
+        assert!(
+            unsigned.contains("Message-Authenticator := 0x00"),
+            "{unsigned}"
+        );
+    }
+}
