@@ -16,8 +16,10 @@ pub mod ctl;
 pub mod dae;
 pub mod datapath;
 pub mod listener;
+pub mod notify;
 pub mod radius_check;
 pub mod registry;
+pub mod scripts;
 pub mod session;
 
 use crate::cli::LogLevel;
