@@ -15,6 +15,7 @@
 //! `Instant` arithmetic and no count or pool is unbounded.
 
 use std::{
+    collections::BTreeMap,
     fmt,
     net::{IpAddr, Ipv4Addr, SocketAddr},
     ops::RangeInclusive,
@@ -142,6 +143,9 @@ pub struct PppConfig {
     pub max_failure: u32,
     pub lcp_echo_interval_secs: u64,
     pub lcp_echo_failures: u32,
+    /// Named pools (`[ppp.pools]`), chosen by RADIUS Framed-Pool (RFC 2869
+    /// section 5.18): name -> ranges, written as in `pool`.
+    pub pools: BTreeMap<String, Vec<PoolRange>>,
 }
 
 impl Default for PppConfig {
@@ -161,6 +165,7 @@ impl Default for PppConfig {
             max_failure: 5,
             lcp_echo_interval_secs: 30,
             lcp_echo_failures: 4,
+            pools: BTreeMap::new(),
         }
     }
 }
@@ -606,6 +611,7 @@ impl Config {
     fn validate(&self) -> Result<(), (String, String)> {
         self.validate_server()?;
         self.validate_ppp()?;
+        self.validate_pools()?;
         self.validate_auth()?;
         self.validate_mppe()?;
         self.validate_timers_and_counts()?;
@@ -726,7 +732,7 @@ impl Config {
             if server.secret.is_empty() || server.secret.len() > 128 {
                 return invalid(
                     &format!("radius.servers[{i}].secret"),
-                    "the shared secret must be 1 to 128 bytes".into(),
+                    secret_problem(&server.secret),
                 );
             }
         }
@@ -751,10 +757,7 @@ impl Config {
             );
         }
         if dae.secret.is_empty() || dae.secret.len() > 128 {
-            return invalid(
-                "radius.dae.secret",
-                "the shared secret must be 1 to 128 bytes".into(),
-            );
+            return invalid("radius.dae.secret", secret_problem(&dae.secret));
         }
         if dae.clients.is_empty() {
             return invalid(
@@ -899,6 +902,92 @@ impl Config {
             }
         }
         bounded("ppp.mru", ppp.mru, 576..=1500, "")
+    }
+
+    /// `ppp.pools`: names a RADIUS Framed-Pool can carry and a field path
+    /// can name, each pool non-empty with usable addresses, at most
+    /// [`MAX_NAMED_POOLS`] pools and [`MAX_POOL_ADDRESSES`] addresses in
+    /// all of them together, no range overlapping another (of any pool or
+    /// of `ppp.pool`) or containing `local_address`.
+    fn validate_pools(&self) -> Result<(), (String, String)> {
+        let ppp = &self.ppp;
+        if ppp.pools.len() > MAX_NAMED_POOLS {
+            return invalid(
+                "ppp.pools",
+                format!(
+                    "{} pools; at most {MAX_NAMED_POOLS} are allowed",
+                    ppp.pools.len()
+                ),
+            );
+        }
+        let mut all: Vec<(String, PoolRange)> = ppp
+            .pool
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (format!("ppp.pool[{i}]"), *r))
+            .collect();
+        let mut total = 0u64;
+        for (name, ranges) in &ppp.pools {
+            let field = format!("ppp.pools.{name}");
+            if name.is_empty()
+                || name.len() > MAX_POOL_NAME
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return invalid(
+                    "ppp.pools",
+                    format!("pool name {name:?}: 1 to {MAX_POOL_NAME} letters, digits, `-` or `_`"),
+                );
+            }
+            if ranges.is_empty() {
+                return invalid(&field, format!("pool `{name}` is empty"));
+            }
+            for (i, range) in ranges.iter().enumerate() {
+                let field = format!("{field}[{i}]");
+                total += range.len();
+                if total > MAX_POOL_ADDRESSES {
+                    return invalid(
+                        &field,
+                        format!(
+                            "the named pools would hold {total} addresses together; at most \
+                             {MAX_POOL_ADDRESSES} (a /12) are allowed"
+                        ),
+                    );
+                }
+                for edge in [range.first, range.last] {
+                    if let Some(why) = unusable_address(edge) {
+                        return invalid(&field, format!("{range}: {edge} is {why}"));
+                    }
+                }
+                if range.contains(ppp.local_address) {
+                    return invalid(
+                        &field,
+                        format!("{range} contains local_address {}", ppp.local_address),
+                    );
+                }
+                all.push((field, *range));
+            }
+        }
+        // As in `validate_ppp`: sorted by first address, a range overlaps an
+        // earlier one exactly when it starts at or below the highest last
+        // address so far.
+        all.sort_by_key(|(_, r)| r.first);
+        let mut reach: Option<&(String, PoolRange)> = None;
+        for entry in &all {
+            if let Some(earlier) = reach
+                && entry.1.first <= earlier.1.last
+            {
+                return invalid(
+                    &entry.0,
+                    format!("{} overlaps {} ({})", entry.1, earlier.1, earlier.0),
+                );
+            }
+            if reach.is_none_or(|r| entry.1.last > r.1.last) {
+                reach = Some(entry);
+            }
+        }
+        Ok(())
     }
 
     fn validate_auth(&self) -> Result<(), (String, String)> {
@@ -1271,6 +1360,25 @@ pub fn ipv4_peer(addr: SocketAddr) -> Option<Ipv4Addr> {
 /// bookkeeping is per address.
 pub const MAX_POOL_ADDRESSES: u64 = 1 << 20;
 
+/// Why a RADIUS shared secret (not 1 to 128 bytes) is refused.
+fn secret_problem(secret: &str) -> String {
+    if secret.is_empty() {
+        "the shared secret is empty; set the one the RADIUS peer has for us (1 to 128 bytes)".into()
+    } else {
+        format!(
+            "the shared secret is {} bytes; it must be 1 to 128 bytes",
+            secret.len()
+        )
+    }
+}
+
+/// Most named pools in `ppp.pools`.
+pub const MAX_NAMED_POOLS: usize = 256;
+
+/// Longest name of a named pool (what a RADIUS Framed-Pool may carry is
+/// longer; operators' pool names are short).
+pub const MAX_POOL_NAME: usize = 64;
+
 const HOUR_SECS: u64 = 3600;
 const DAY_SECS: u64 = 24 * HOUR_SECS;
 
@@ -1427,6 +1535,64 @@ mod tests {
         let (line, _, field, _) = invalid("[ppp]\nmru = = 3\n");
         assert_eq!(line, 2);
         assert_eq!(field, "-");
+    }
+
+    /// `[ppp.pools]`: named pools for RADIUS Framed-Pool, bound-checked as
+    /// `ppp.pool`, errors located at the offending range.
+    #[test]
+    fn named_pools_are_parsed_and_checked() {
+        let c = Config::parse(
+            "[ppp.pools]\ngold = [\"198.19.10.0/24\"]\nstaff = [\"198.19.11.2-198.19.11.9\", \"198.19.12.1\"]\n",
+            "x",
+        )
+        .unwrap();
+        assert_eq!(c.ppp.pools.len(), 2);
+        assert_eq!(c.ppp.pools["staff"][1].to_string(), "198.19.12.1");
+        assert_eq!(c.ppp.pool, PppConfig::default().pool);
+
+        for (text, at, needle) in [
+            // Overlapping the default pool (198.19.0.2-198.19.3.254).
+            (
+                "[ppp.pools]\ngold = [\"198.19.3.0/24\"]\n",
+                (2, 9, "ppp.pools.gold[0]"),
+                "overlaps 198.19.0.2-198.19.3.254 (ppp.pool[0])",
+            ),
+            // Overlapping another named pool.
+            (
+                "[ppp.pools]\na = [\"198.19.10.0/24\"]\nb = [\"198.19.11.1\", \"198.19.10.7\"]\n",
+                (3, 21, "ppp.pools.b[1]"),
+                "overlaps",
+            ),
+            (
+                "[ppp]\nlocal_address = \"198.19.10.1\"\n[ppp.pools]\ngold = [\"198.19.10.0/24\"]\n",
+                (4, 9, "ppp.pools.gold[0]"),
+                "contains local_address 198.19.10.1",
+            ),
+            (
+                "[ppp.pools]\ngold = []\n",
+                (2, 8, "ppp.pools.gold"),
+                "is empty",
+            ),
+            (
+                "[ppp.pools]\ngold = [\"127.0.0.2\"]\n",
+                (2, 9, "ppp.pools.gold[0]"),
+                "loopback",
+            ),
+            (
+                "[ppp.pools]\ngold = [\"10.0.0.0/12\", \"10.16.0.0/29\"]\n",
+                (2, 24, "ppp.pools.gold[1]"),
+                "at most 1048576",
+            ),
+            (
+                "[ppp.pools]\n\"bad name\" = [\"198.19.10.1\"]\n",
+                (1, 1, "ppp.pools"),
+                "letters, digits",
+            ),
+        ] {
+            let (line, col, field, msg) = invalid(text);
+            assert_eq!((line, col, field.as_str()), at, "{text}: {msg}");
+            assert!(msg.contains(needle), "{text}: {msg}");
+        }
     }
 
     #[test]

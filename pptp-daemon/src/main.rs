@@ -62,7 +62,7 @@ fn main() -> anyhow::Result<()> {
             .map_or("<embedded default>".to_owned(), |p| p.display().to_string());
         println!("# {origin}: valid; effective configuration:");
         print!("{}", config.to_toml());
-        return Ok(());
+        return pptp_daemon::server::radius_check::check(&config);
     }
     pptp_daemon::server::init_tracing(cli.log_level);
     let runtime = tokio::runtime::Runtime::new()?;

@@ -66,7 +66,11 @@ pub const SHORT_USER: &str = "shorty";
 pub const GOLD_USER: &str = "goldie";
 /// A user whose Access-Accept carries `Idle-Timeout = 3`.
 pub const IDLE_USER: &str = "idler";
-/// [`SHORT_USER`]'s, [`GOLD_USER`]'s and [`IDLE_USER`]'s Cleartext-Password.
+/// Users whose Access-Accept carries `Framed-Pool = "gold"` resp.
+/// `Framed-Pool = "nosuch"` (RFC 2869 section 5.18).
+pub const POOL_USER: &str = "pooled";
+pub const NO_POOL_USER: &str = "unpooled";
+/// [`SHORT_USER`]'s, [`GOLD_USER`]'s, [`IDLE_USER`]'s and the pool users' Cleartext-Password.
 pub const ATTR_PASSWORD: &str = "attr-password";
 /// [`DISABLED_USER`]'s Cleartext-Password (still rejected).
 pub const DISABLED_PASSWORD: &str = "mallory-password";
@@ -587,6 +591,9 @@ modules {{
 		filename = ${{confdir}}/users
 		acctusersfile = ${{confdir}}/acct_users
 	}}
+	always ok {{
+		rcode = ok
+	}}
 	detail {{
 		filename = ${{radacctdir}}/detail
 		permissions = 0600
@@ -610,6 +617,10 @@ server default {{
 		chap
 		mschap
 		pap
+		Autz-Type Status-Server {{
+			{sign_reply}
+			ok
+		}}
 	}}
 	authenticate {{
 		Auth-Type PAP {{
@@ -649,7 +660,9 @@ server default {{
          {GOLD_USER}\tCleartext-Password := \"{ATTR_PASSWORD}\"\n\
          \tClass = \"gold\", Acct-Interim-Interval = 2, Framed-MTU = 1300\n\
          {IDLE_USER}\tCleartext-Password := \"{ATTR_PASSWORD}\"\n\
-         \tIdle-Timeout = 3\n"
+         \tIdle-Timeout = 3\n\
+         {POOL_USER}\tCleartext-Password := \"{ATTR_PASSWORD}\"\n\tFramed-Pool = \"gold\"\n\
+         {NO_POOL_USER}\tCleartext-Password := \"{ATTR_PASSWORD}\"\n\tFramed-Pool = \"nosuch\"\n"
     );
     for (name, text) in [
         ("radiusd.conf", radiusd.as_str()),

@@ -240,3 +240,129 @@ fn admin_disconnect_is_accounted_as_admin_reset() {
         "{stop:?}"
     );
 }
+
+/// Records are not lost while the accounting server is briefly down
+/// (RFC 2866 section 2; Acct-Delay-Time, section 5.2): FreeRADIUS answers
+/// the daemon's Accounting-On, then is killed; a session starts and ends
+/// while nothing listens on the accounting port, so its Start and Stop
+/// wait in the daemon's queue; FreeRADIUS is started again on the same
+/// ports and both records arrive, with Acct-Delay-Time > 0 (each was sent
+/// again later than it was made), and nothing was dropped.
+///
+/// The wait fits the queue's bounds (`auth/radius/accounting.rs`): the
+/// transmissions of a record are `timeout_ms` (1 s here) apart, doubling
+/// each time up to `MAX_BACKOFF` (30 s), and a record is never given up;
+/// so a record reaches the restarted server at most 30 s after it is up.
+/// Authentication uses the secrets file, so that logins work while the
+/// RADIUS server is down.
+#[test]
+fn records_survive_an_accounting_server_that_is_briefly_down() {
+    use pptp_daemon::auth::radius::accounting::MAX_BACKOFF;
+
+    netns::require_root().expect("prerequisite");
+    let topology = Topology::new().expect("topology");
+    let fr = FreeRadius::start(&topology.server).unwrap_or_else(|e| panic!("{e}"));
+    let auth_port = fr.auth_address().port();
+    let extra = daemon_radius_config(&[fr.auth_address()]).replacen(
+        "dead_time_secs = 30\n",
+        "dead_time_secs = 30\naccounting = true\nacct_interim_interval_secs = 0\n",
+        1,
+    );
+    let lab = Lab::start_in(
+        topology,
+        bin(),
+        &LabOptions {
+            xdp: false,
+            mppe: "allow",
+            extra,
+            ..LabOptions::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    wait_record(&lab, &fr, Duration::from_secs(10), "Accounting-On", |r| {
+        r.status() == Some("Accounting-On")
+    });
+    let stat = |name: &str| -> u64 {
+        *lab.stats()
+            .expect("stats")
+            .get(name)
+            .unwrap_or_else(|| panic!("no {name} in the stats"))
+    };
+    // The answered Accounting-On has left the queue.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while stat("radius_acct_queued") != 0 {
+        assert!(std::time::Instant::now() < deadline, "{}", logs(&lab, &fr));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // The accounting server goes away.
+    drop(fr);
+
+    let mut client = lab.client(&[]).expect("client");
+    let mut up_line = None;
+    client
+        .wait_for_line(Duration::from_secs(30), |line| {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+            match v["event"].as_str() {
+                Some("up") => {
+                    up_line = Some(v);
+                    true
+                }
+                Some("failed") | Some("down") => panic!("client: {line}\n{}", lab.daemon_log()),
+                _ => false,
+            }
+        })
+        .unwrap_or_else(|e| panic!("{e}\n{}", lab.daemon_log()));
+    let addr = up_line.expect("up")["address"]
+        .as_str()
+        .expect("address")
+        .to_owned();
+    lab.ping(&addr, LAN_HOST, 3)
+        .unwrap_or_else(|e| panic!("{e}\n{}", lab.daemon_log()));
+    signal(&client, libc::SIGTERM);
+    // Start and Stop both wait in the queue, unanswered.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !(lab.sessions().expect("sessions").is_empty() && stat("radius_acct_queued") == 2) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "queued {}, sessions {:?}\n{}",
+            stat("radius_acct_queued"),
+            lab.sessions(),
+            lab.daemon_log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // Back on the same ports, with an empty detail file.
+    let fr =
+        FreeRadius::start_on(&lab.topology.server, auth_port).unwrap_or_else(|e| panic!("{e}"));
+    let within = MAX_BACKOFF + Duration::from_secs(10);
+    let start = wait_record(&lab, &fr, within, "the delayed Start", |r| {
+        r.status() == Some("Start")
+    });
+    let id = start
+        .get("Acct-Session-Id")
+        .expect("Acct-Session-Id")
+        .to_owned();
+    let stop = wait_record(&lab, &fr, within, "the delayed Stop", |r| {
+        r.status() == Some("Stop") && r.get("Acct-Session-Id") == Some(&id)
+    });
+    assert_eq!(start.get("User-Name"), Some(USER), "{start:?}");
+    assert_eq!(start.get("Framed-IP-Address"), Some(addr.as_str()));
+    assert_eq!(stop.get("Acct-Terminate-Cause"), Some("User-Request"));
+    for record in [&start, &stop] {
+        assert!(
+            record.number("Acct-Delay-Time").unwrap_or(0) > 0,
+            "no Acct-Delay-Time > 0: {record:?}"
+        );
+    }
+    // Both answered: the queue is empty and nothing was dropped.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while stat("radius_acct_queued") != 0 {
+        assert!(std::time::Instant::now() < deadline, "{}", logs(&lab, &fr));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(stat("radius_acct_dropped_queue_full"), 0);
+    assert_eq!(stat("radius_acct_dropped_no_task"), 0);
+    assert!(stat("radius_acct_answered") >= 3, "On, Start and Stop");
+}

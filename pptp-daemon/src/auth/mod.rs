@@ -359,6 +359,9 @@ pub struct SessionAttributes {
     /// Framed-MTU (RFC 2865 section 5.12): the session's MTU is at most
     /// this.
     pub framed_mtu: Option<u16>,
+    /// Framed-Pool (RFC 2869 section 5.18): the named pool (`ppp.pools`)
+    /// the address comes from when no Framed-IP-Address names one.
+    pub framed_pool: Option<String>,
 }
 
 /// Why [`Credentials`] were refused.
@@ -381,6 +384,10 @@ pub enum Rejection {
 
 /// The answer of a [`Verifier`].
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one verdict per login, moved once; boxing Accept would only add an allocation"
+)]
 pub enum Verdict {
     Accept(Accepted),
     Reject(Rejection),

@@ -36,6 +36,7 @@ use tokio::{
 
 use crate::{
     auth::{
+        AuthMethod,
         peer::{PeerAuthFactory, PeerSettings},
         random::os_random,
     },
@@ -96,6 +97,35 @@ pub struct ClientArgs {
     /// Exit after this many seconds (default: run until SIGINT/SIGTERM).
     #[arg(long)]
     pub duration: Option<u64>,
+    /// Authentication methods we accept, in order of preference (the
+    /// server's request for another one is Nak'ed with the first).
+    #[arg(
+        long = "auth",
+        value_enum,
+        value_delimiter = ',',
+        default_values = ["mschapv2", "mschap"]
+    )]
+    pub auth: Vec<ClientAuthMethod>,
+}
+
+/// `--auth`: a method our client accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClientAuthMethod {
+    Mschapv2,
+    Mschap,
+    ChapMd5,
+    Pap,
+}
+
+impl From<ClientAuthMethod> for AuthMethod {
+    fn from(m: ClientAuthMethod) -> AuthMethod {
+        match m {
+            ClientAuthMethod::Mschapv2 => AuthMethod::MsChapV2,
+            ClientAuthMethod::Mschap => AuthMethod::MsChapV1,
+            ClientAuthMethod::ChapMd5 => AuthMethod::ChapMd5,
+            ClientAuthMethod::Pap => AuthMethod::Pap,
+        }
+    }
 }
 
 /// One line of the client's standard output (JSON).
@@ -369,8 +399,10 @@ async fn session(
                         info.peer_call_id,
                         sequencer_config(info.peer_receive_window, initial_seq),
                     );
+                    let mut config = SessionConfig::client(&mppe);
+                    config.lcp.auth_methods = args.auth.iter().map(|&m| m.into()).collect();
                     let mut s = Session::new(
-                        SessionConfig::client(&mppe),
+                        config,
                         Box::new(factory.clone()),
                         magic_source(u64::from_ne_bytes(seed)),
                     );

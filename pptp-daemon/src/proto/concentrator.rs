@@ -38,7 +38,7 @@
 //! control connection calls when it forgets a call, only asks for the
 //! session to end.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -327,7 +327,12 @@ struct Source {
 #[derive(Debug)]
 pub struct Concentrator {
     limits: Limits,
+    /// The default pool; it also records static addresses outside every
+    /// pool, so that none is handed out twice.
     pool: AddressPool,
+    /// Named pools (RADIUS Framed-Pool), disjoint from each other and from
+    /// `pool` (the configuration checks).
+    named: BTreeMap<String, AddressPool>,
     call_ids: CallIdPool,
     next_connection: u64,
     next_generation: u32,
@@ -361,6 +366,7 @@ impl Concentrator {
         Self {
             limits,
             pool,
+            named: BTreeMap::new(),
             call_ids: CallIdPool::new(CallIdPool::MAX_CAPACITY, seed),
             next_connection: 1,
             next_generation: 0,
@@ -380,6 +386,14 @@ impl Concentrator {
         }
     }
 
+    /// This concentrator with the named pools (RADIUS Framed-Pool) of the
+    /// configuration, at start; [`Concentrator::set_pools`] replaces them
+    /// later.
+    pub fn with_named_pools(mut self, named: BTreeMap<String, AddressPool>) -> Self {
+        self.named = named;
+        self
+    }
+
     /// New limits (reload). They apply to what comes next: nothing already
     /// admitted is ended, and setup deadlines already set stay.
     pub fn set_limits(&mut self, limits: Limits) {
@@ -394,6 +408,44 @@ impl Concentrator {
     /// [`Concentrator::allocate_address`] and [`Concentrator::release`]).
     pub fn pool(&self) -> &AddressPool {
         &self.pool
+    }
+
+    /// The named pools (read only, as [`Concentrator::pool`]).
+    pub fn named_pools(&self) -> &BTreeMap<String, AddressPool> {
+        &self.named
+    }
+
+    /// Addresses assigned to sessions, from every pool (static ones
+    /// included).
+    pub fn addresses_in_use(&self) -> usize {
+        self.pool.in_use() + self.named.values().map(AddressPool::in_use).sum::<usize>()
+    }
+
+    /// New pools (reload): `default` and the `named` ones replace the
+    /// current pools for sessions to come. Live sessions keep their
+    /// addresses: each stays marked in use in the new pool that holds it
+    /// (so it is not handed out twice); one that no new pool holds is
+    /// simply not returned to a pool when its session ends.
+    pub fn set_pools(&mut self, default: AddressPool, named: BTreeMap<String, AddressPool>) {
+        self.pool = default;
+        self.named = named;
+        let live: Vec<Ipv4Addr> = self.sessions.values().filter_map(|e| e.address).collect();
+        for a in live {
+            // Cannot fail: no two live sessions share an address, and the
+            // fresh pools have nothing in use yet.
+            let _ = self.home(a).allocate(Some(a));
+        }
+    }
+
+    /// The pool that owns `addr`: the named pool whose ranges hold it,
+    /// else the default pool (for its own addresses and for static
+    /// addresses outside every pool).
+    fn home(&mut self, addr: Ipv4Addr) -> &mut AddressPool {
+        let Self { pool, named, .. } = self;
+        named
+            .values_mut()
+            .find(|p| p.contains(addr))
+            .unwrap_or(pool)
     }
 
     pub fn counters(&self) -> &Counters {
@@ -747,13 +799,16 @@ impl Concentrator {
     }
 
     /// An address for `session`: its static address (which must satisfy
-    /// `allowed` and be free) or a free pool address satisfying `allowed`
-    /// (the chap-secrets address column). One address per session: asking
-    /// again returns the one it has.
+    /// `allowed` and be free; taken from whichever pool holds it) or a free
+    /// address satisfying `allowed` (the chap-secrets address column) from
+    /// the pool named `pool` (RADIUS Framed-Pool; [`PoolError::UnknownPool`]
+    /// when there is none of that name), else from the default pool. One
+    /// address per session: asking again returns the one it has.
     pub fn allocate_address(
         &mut self,
         session: SessionId,
         static_address: Option<Ipv4Addr>,
+        pool: Option<&str>,
         allowed: &dyn Fn(Ipv4Addr) -> bool,
     ) -> Result<Ipv4Addr, PoolError> {
         let Some(e) = self.entry(session) else {
@@ -762,7 +817,15 @@ impl Concentrator {
         if let Some(a) = e.address {
             return Ok(a);
         }
-        let a = self.pool.allocate_where(static_address, allowed)?;
+        let a = match (static_address, pool) {
+            (Some(s), _) => self.home(s).allocate_where(Some(s), allowed)?,
+            (None, None) => self.pool.allocate_where(None, allowed)?,
+            (None, Some(name)) => self
+                .named
+                .get_mut(name)
+                .ok_or_else(|| PoolError::UnknownPool(name.to_owned()))?
+                .allocate_where(None, allowed)?,
+        };
         if let Some(e) = self.entry_mut(session) {
             e.address = Some(a);
         }
@@ -937,7 +1000,7 @@ impl Concentrator {
             .remove(&(session.call_id, session.generation));
         self.call_ids.release(session.call_id);
         if let Some(a) = e.address {
-            self.pool.release(a);
+            self.home(a).release(a);
         }
         if let Some(u) = &e.user
             && let Some(list) = self.users.get_mut(u)

@@ -2,7 +2,7 @@
 //! limit, the ownership rules, and a seeded random driver over every way a
 //! session ends.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use super::*;
@@ -327,7 +327,7 @@ fn sessions_up(c: &mut Concentrator, t: Instant, users: &[&str]) -> Vec<SessionI
         .map(|(i, user)| {
             let s = call(c, t, &format!("198.18.7.{}", i + 1));
             c.handle_authenticated(t, s, user).unwrap();
-            c.allocate_address(s, None, &|_| true).unwrap();
+            c.allocate_address(s, None, None, &|_| true).unwrap();
             c.handle_network_up(t, s);
             s
         })
@@ -437,28 +437,28 @@ fn address_allowed_predicate_and_one_address_per_session() {
     // pppd's address column: only 198.19.0.12 for this user.
     let only_12 = |a: Ipv4Addr| a == ip("198.19.0.12");
     assert_eq!(
-        c.allocate_address(s1, None, &only_12),
+        c.allocate_address(s1, None, None, &only_12),
         Ok(ip("198.19.0.12"))
     );
     assert_eq!(
-        c.allocate_address(s1, None, &|_| true),
+        c.allocate_address(s1, None, None, &|_| true),
         Ok(ip("198.19.0.12")),
         "asking again returns the same"
     );
     assert_eq!(c.pool().in_use(), 1);
     assert_eq!(
-        c.allocate_address(s2, None, &only_12),
+        c.allocate_address(s2, None, None, &only_12),
         Err(PoolError::Exhausted(6))
     );
     assert_eq!(
-        c.allocate_address(s2, None, &|_| true),
+        c.allocate_address(s2, None, None, &|_| true),
         Ok(ip("198.19.0.9"))
     );
     let released = c.release(t, s1, EndReason::CallCleared).unwrap();
     assert_eq!(released.address, Some(ip("198.19.0.12")));
     assert!(!c.pool().is_in_use(ip("198.19.0.12")));
     assert_eq!(
-        c.allocate_address(s1, None, &|_| true),
+        c.allocate_address(s1, None, None, &|_| true),
         Err(PoolError::UnknownSession)
     );
 }
@@ -471,17 +471,211 @@ fn static_addresses_conflict_and_must_be_allowed() {
     let s2 = call(&mut c, t, "198.18.8.2");
     let fixed = ip("198.19.0.77");
     assert_eq!(
-        c.allocate_address(s1, Some(fixed), &|a| a != fixed),
+        c.allocate_address(s1, Some(fixed), None, &|a| a != fixed),
         Err(PoolError::NotAllowed(fixed))
     );
     assert_eq!(c.session(s1).unwrap().address, None);
-    assert_eq!(c.allocate_address(s1, Some(fixed), &|_| true), Ok(fixed));
     assert_eq!(
-        c.allocate_address(s2, Some(fixed), &|_| true),
+        c.allocate_address(s1, Some(fixed), None, &|_| true),
+        Ok(fixed)
+    );
+    assert_eq!(
+        c.allocate_address(s2, Some(fixed), None, &|_| true),
         Err(PoolError::StaticInUse(fixed))
     );
     c.release(t, s1, EndReason::PeerTerminate).unwrap();
-    assert_eq!(c.allocate_address(s2, Some(fixed), &|_| true), Ok(fixed));
+    assert_eq!(
+        c.allocate_address(s2, Some(fixed), None, &|_| true),
+        Ok(fixed)
+    );
+}
+
+fn named(pools: &[(&str, &str)]) -> BTreeMap<String, AddressPool> {
+    pools
+        .iter()
+        .map(|&(name, range)| (name.to_owned(), pool(range)))
+        .collect()
+}
+
+/// RFC 2869 section 5.18 Framed-Pool: an address from the named pool, back
+/// to that pool at release; an unknown name is refused and takes nothing;
+/// no name means the default pool.
+#[test]
+fn framed_pool_takes_from_the_named_pool_and_returns_there() {
+    let mut c = core(open_limits()).with_named_pools(named(&[
+        ("gold", "198.19.10.0/30"),
+        ("staff", "198.19.11.5"),
+    ]));
+    let t = Instant::now();
+    let s1 = call(&mut c, t, "198.18.7.1");
+    let s2 = call(&mut c, t, "198.18.7.2");
+    let s3 = call(&mut c, t, "198.18.7.3");
+    let s4 = call(&mut c, t, "198.18.7.4");
+    assert_eq!(
+        c.allocate_address(s1, None, Some("gold"), &|_| true),
+        Ok(ip("198.19.10.1"))
+    );
+    assert_eq!(
+        c.allocate_address(s2, None, Some("gold"), &|_| true),
+        Ok(ip("198.19.10.2"))
+    );
+    assert_eq!(
+        c.allocate_address(s3, None, Some("gold"), &|_| true),
+        Err(PoolError::Exhausted(2)),
+        "a full named pool does not spill into the default pool"
+    );
+    assert_eq!(
+        c.allocate_address(s3, None, Some("silver"), &|_| true),
+        Err(PoolError::UnknownPool("silver".into()))
+    );
+    assert!(
+        PoolError::UnknownPool("silver".into())
+            .to_string()
+            .contains("\"silver\""),
+        "the refusal names the pool"
+    );
+    assert_eq!(c.session(s3).unwrap().address, None);
+    assert_eq!(
+        c.allocate_address(s3, None, Some("staff"), &|_| true),
+        Ok(ip("198.19.11.5"))
+    );
+    assert_eq!(
+        c.allocate_address(s4, None, None, &|_| true),
+        Ok(ip("198.19.0.1"))
+    );
+    assert_eq!(c.named_pools()["gold"].in_use(), 2);
+    assert_eq!((c.pool().in_use(), c.addresses_in_use()), (1, 4));
+
+    c.release(t, s1, EndReason::CallCleared).unwrap();
+    assert_eq!(c.named_pools()["gold"].in_use(), 1);
+    assert_eq!(c.named_pools()["gold"].free(), 1);
+    assert_eq!(c.pool().in_use(), 1, "the default pool is not touched");
+    let s5 = call(&mut c, t, "198.18.7.5");
+    assert_eq!(
+        c.allocate_address(s5, None, Some("gold"), &|_| true),
+        Ok(ip("198.19.10.1")),
+        "the released address is back in its pool"
+    );
+}
+
+/// Framed-IP-Address wins over Framed-Pool; a static address inside a
+/// named pool is taken out of that pool (never handed out twice) and
+/// returned to it.
+#[test]
+fn a_static_address_inside_a_named_pool_belongs_to_that_pool() {
+    let mut c = core(open_limits()).with_named_pools(named(&[("gold", "198.19.10.0/30")]));
+    let t = Instant::now();
+    let s1 = call(&mut c, t, "198.18.8.1");
+    let s2 = call(&mut c, t, "198.18.8.2");
+    let s3 = call(&mut c, t, "198.18.8.3");
+    let fixed = ip("198.19.10.1");
+    assert_eq!(
+        c.allocate_address(s1, Some(fixed), Some("other"), &|_| true),
+        Ok(fixed),
+        "Framed-IP-Address has precedence"
+    );
+    assert_eq!(c.named_pools()["gold"].in_use(), 1);
+    assert_eq!(
+        c.allocate_address(s2, None, Some("gold"), &|_| true),
+        Ok(ip("198.19.10.2"))
+    );
+    assert_eq!(
+        c.allocate_address(s3, None, Some("gold"), &|_| true),
+        Err(PoolError::Exhausted(2))
+    );
+    c.release(t, s1, EndReason::CallCleared).unwrap();
+    assert_eq!(
+        c.allocate_address(s3, None, Some("gold"), &|_| true),
+        Ok(fixed)
+    );
+}
+
+/// Reload: new pools serve new sessions; live sessions keep their
+/// addresses, which stay taken in the new pools that hold them, and an
+/// address no new pool holds is not returned to any pool when freed.
+#[test]
+fn set_pools_keeps_live_addresses_and_serves_new_sessions_from_the_new_pools() {
+    let mut c = Concentrator::new(open_limits(), pool("198.19.0.0/30"), 1)
+        .with_named_pools(named(&[("gold", "198.19.10.0/30")]));
+    let t = Instant::now();
+    let kept = call(&mut c, t, "198.18.9.1");
+    let dropped = call(&mut c, t, "198.18.9.2");
+    let gone = call(&mut c, t, "198.18.9.3");
+    assert_eq!(
+        c.allocate_address(kept, None, None, &|_| true),
+        Ok(ip("198.19.0.1"))
+    );
+    assert_eq!(
+        c.allocate_address(dropped, None, Some("gold"), &|_| true),
+        Ok(ip("198.19.10.1"))
+    );
+    assert_eq!(
+        c.allocate_address(gone, None, Some("gold"), &|_| true),
+        Ok(ip("198.19.10.2"))
+    );
+
+    // The default pool grows; "gold" moves to new addresses and holds only
+    // one of the old ones; "silver" appears.
+    c.set_pools(
+        pool("198.19.0.0/29"),
+        named(&[
+            ("gold", "198.19.10.2-198.19.10.3"),
+            ("silver", "198.19.20.0/30"),
+        ]),
+    );
+    assert_eq!(
+        c.addresses_in_use(),
+        3,
+        "live sessions keep their addresses"
+    );
+    assert_eq!(c.session(kept).unwrap().address, Some(ip("198.19.0.1")));
+    assert!(c.pool().is_in_use(ip("198.19.0.1")));
+    assert!(c.named_pools()["gold"].is_in_use(ip("198.19.10.2")));
+    // 198.19.10.1 is in no pool now: recorded as taken (like a static
+    // address outside the pools), so it is not given out twice.
+    assert!(c.pool().is_in_use(ip("198.19.10.1")));
+
+    let new1 = call(&mut c, t, "198.18.9.4");
+    let new2 = call(&mut c, t, "198.18.9.5");
+    let new3 = call(&mut c, t, "198.18.9.6");
+    let new4 = call(&mut c, t, "198.18.9.7");
+    assert_eq!(
+        c.allocate_address(new1, None, None, &|_| true),
+        Ok(ip("198.19.0.2")),
+        "the live session's address is not handed out again"
+    );
+    assert_eq!(
+        c.allocate_address(new2, None, Some("gold"), &|_| true),
+        Ok(ip("198.19.10.3"))
+    );
+    assert_eq!(
+        c.allocate_address(new3, None, Some("gold"), &|_| true),
+        Err(PoolError::Exhausted(2))
+    );
+    assert_eq!(
+        c.allocate_address(new4, None, Some("silver"), &|_| true),
+        Ok(ip("198.19.20.1"))
+    );
+
+    // Freed: the address of the old "gold" that no pool holds goes nowhere;
+    // the one the new "gold" holds goes back there.
+    let free_before = c.pool().free();
+    c.release(t, dropped, EndReason::CallCleared).unwrap();
+    assert!(!c.pool().is_in_use(ip("198.19.10.1")));
+    assert_eq!(c.pool().free(), free_before, "not returned to a pool");
+    assert!(
+        c.named_pools()
+            .values()
+            .all(|p| !p.contains(ip("198.19.10.1")))
+    );
+    c.release(t, gone, EndReason::CallCleared).unwrap();
+    assert_eq!(
+        c.allocate_address(new3, None, Some("gold"), &|_| true),
+        Ok(ip("198.19.10.2"))
+    );
+    c.release(t, kept, EndReason::CallCleared).unwrap();
+    assert!(!c.pool().is_in_use(ip("198.19.0.1")));
+    assert_eq!(c.addresses_in_use(), 4);
 }
 
 #[test]
@@ -491,7 +685,10 @@ fn a_huge_pool_constructs_without_materialising_addresses() {
     assert_eq!(c.pool().size(), (1 << 31) - 2);
     let t = Instant::now();
     let s = call(&mut c, t, "198.18.9.1");
-    assert_eq!(c.allocate_address(s, None, &|_| true), Ok(ip("0.0.0.1")));
+    assert_eq!(
+        c.allocate_address(s, None, None, &|_| true),
+        Ok(ip("0.0.0.1"))
+    );
 }
 
 // ---- ownership ----
@@ -1043,7 +1240,7 @@ fn run(seed: u64, steps: usize, cov: &mut Coverage) {
                     let allowed: &dyn Fn(Ipv4Addr) -> bool =
                         if rng.below(3) == 0 { &even } else { &any };
                     let before = c.session(s).and_then(|e| e.address);
-                    match c.allocate_address(s, st, allowed) {
+                    match c.allocate_address(s, st, None, allowed) {
                         Ok(a) => {
                             cov.addresses += u64::from(before.is_none());
                             assert!(before.is_none_or(|b| b == a), "one address per session");

@@ -115,6 +115,21 @@ pub enum PoolError {
     NotAllowed(Ipv4Addr),
     #[error("no such session")]
     UnknownSession,
+    /// A Framed-Pool (RFC 2869 section 5.18) naming no configured pool.
+    #[error("no address pool named {0:?} (RADIUS Framed-Pool; configure it in [ppp.pools])")]
+    UnknownPool(String),
+}
+
+/// The named pools of `ppp.pools` (RADIUS Framed-Pool), each without
+/// `exclude` (our own address).
+pub fn named_pools(
+    pools: &BTreeMap<String, Vec<PoolRange>>,
+    exclude: &[Ipv4Addr],
+) -> BTreeMap<String, AddressPool> {
+    pools
+        .iter()
+        .map(|(name, ranges)| (name.clone(), AddressPool::new(ranges, exclude)))
+        .collect()
 }
 
 /// How many dynamic addresses [`AddressPool::allocate_where`] examines at

@@ -37,7 +37,10 @@ use crate::{
         xdp::{SeqMap, XdpDataplane, XdpMode, run_logger},
     },
     logsafe::{WarnLimiter, WarnLimits},
-    proto::{concentrator::Concentrator, pool::AddressPool},
+    proto::{
+        concentrator::Concentrator,
+        pool::{AddressPool, named_pools},
+    },
 };
 
 /// Runs the daemon until SIGINT, SIGTERM or `ctl shutdown` (soft: until
@@ -96,7 +99,8 @@ pub async fn run(config: Config, origin: ConfigOrigin, log_level: LogLevel) -> a
     let mut seed = [0u8; 8];
     random(&mut seed);
     let pool = AddressPool::new(&config.ppp.pool, &[config.ppp.local_address]);
-    let core = Concentrator::new(config.limits(), pool, u64::from_ne_bytes(seed));
+    let core = Concentrator::new(config.limits(), pool, u64::from_ne_bytes(seed))
+        .with_named_pools(named_pools(&config.ppp.pools, &[config.ppp.local_address]));
     let (route_tx, route_rx) = mpsc::unbounded_channel();
     let route_task = tokio::spawn(route_worker(
         routes,

@@ -22,6 +22,7 @@ pub mod datapath;
 pub mod listener;
 pub mod notify;
 pub mod ops;
+pub mod radius_check;
 pub mod registry;
 pub mod reload;
 pub mod scripts;

@@ -482,7 +482,7 @@ impl Shared {
         {
             let core = self.core();
             let c = core.counters();
-            out.push(("pool_in_use".into(), core.pool().in_use() as u64));
+            out.push(("pool_in_use".into(), core.addresses_in_use() as u64));
             out.push(("call_ids_live".into(), c.live_sessions as u64));
             out.push(("connections_live".into(), c.live_connections as u64));
             out.push(("starting".into(), c.starting as u64));

@@ -35,13 +35,16 @@ use crate::{
         secrets::{SecretsError, SecretsFile},
     },
     config::{AuthBackend, Config, ConfigError},
+    proto::pool::{AddressPool, named_pools},
 };
 
 /// Keys (dotted paths, a section covering everything under it) whose new
 /// value needs a restart: the listening sockets, the XDP attachment, the
 /// TUN device (its address and MTU), the DAE listener and the accounting
-/// task. `ppp.pool` stays here until the pools' reload is wired in
-/// (`Concentrator::set_pools`).
+/// task. Address pools (`ppp.pool`, `ppp.pools`) are reloadable: live
+/// sessions keep their addresses ([`Concentrator::set_pools`]).
+///
+/// [`Concentrator::set_pools`]: crate::proto::concentrator::Concentrator::set_pools
 pub const RESTART_ONLY: &[&str] = &[
     "server.listen",
     "server.control_socket",
@@ -51,7 +54,6 @@ pub const RESTART_ONLY: &[&str] = &[
     "dataplane.tun_name",
     "ppp.local_address",
     "ppp.mru",
-    "ppp.pool",
     "radius.dae",
     "radius.accounting",
     "radius.acct_queue",
@@ -157,11 +159,23 @@ pub enum ReloadError {
 /// outcome: the report, or why nothing changed.
 pub fn reload(shared: &Shared) -> Result<ReloadReport, ReloadError> {
     let _one_at_a_time = shared.reload_lock.lock().unwrap_or_else(|e| e.into_inner());
+    let old_config = shared.live().config.clone();
     match prepare(shared) {
         Ok((live, report)) => {
             // Limits first: a session admitted from here on sees the new
             // limits and, from its start, the new configuration.
-            shared.core().set_limits(live.config.limits());
+            {
+                let mut core = shared.core();
+                core.set_limits(live.config.limits());
+                let (old, new) = (&old_config.ppp, &live.config.ppp);
+                if old.pool != new.pool || old.pools != new.pools {
+                    let ours = [new.local_address];
+                    core.set_pools(
+                        AddressPool::new(&new.pool, &ours),
+                        named_pools(&new.pools, &ours),
+                    );
+                }
+            }
             *shared.live.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(live);
             for key in &report.diff.needs_restart {
                 tracing::warn!("{key}: needs a restart, kept the old value");
@@ -352,7 +366,6 @@ pub fn keep_restart_only(old: &Config, mut new: Config) -> Config {
     new.dataplane.tun_name = old.dataplane.tun_name.clone();
     new.ppp.local_address = old.ppp.local_address;
     new.ppp.mru = old.ppp.mru;
-    new.ppp.pool = old.ppp.pool.clone();
     new.radius.dae = old.radius.dae.clone();
     new.radius.accounting = old.radius.accounting;
     new.radius.acct_queue = old.radius.acct_queue;
@@ -564,6 +577,34 @@ mod tests {
             CredentialsChange::NewSecrets { entries: 2, .. }
         ));
         assert!(!Arc::ptr_eq(&second.verifier, &shared.live().verifier));
+
+        // Address pools: the concentrator serves new sessions from the
+        // new ones.
+        let default_size = shared.core().pool().size();
+        assert!(shared.core().named_pools().is_empty());
+        write(
+            "sessions_per_user = 1",
+            "[ppp]\npool = [\"198.19.5.0/29\"]\n[ppp.pools]\ngold = [\"198.19.6.0/29\"]\n",
+            &secrets,
+        );
+        let report = reload(&shared).unwrap();
+        assert!(
+            report.diff.applied.iter().any(|k| k == "ppp.pool")
+                && report
+                    .diff
+                    .applied
+                    .iter()
+                    .any(|k| k.starts_with("ppp.pools")),
+            "{report}"
+        );
+        assert!(report.diff.needs_restart.is_empty(), "{report}");
+        let core = shared.core();
+        assert_ne!(core.pool().size(), default_size);
+        assert_eq!(
+            core.named_pools().keys().collect::<Vec<_>>(),
+            ["gold"],
+            "the named pool is live"
+        );
     }
 
     #[test]
@@ -613,7 +654,6 @@ mod tests {
         new.dataplane.tun_name = "tun9".into();
         new.ppp.local_address = Ipv4Addr::new(198, 19, 200, 1);
         new.ppp.mru -= 10;
-        new.ppp.pool = vec!["198.19.201.0/24".parse().unwrap()];
         new.radius.dae = Some(crate::config::DaeConfig {
             listen: "198.18.0.1:3799".parse().unwrap(),
             secret: "s".into(),
@@ -658,7 +698,6 @@ mod tests {
         let kept = keep_restart_only(&old, new);
         assert_eq!(kept.limits.calls_per_connection, 2);
         assert_eq!(kept.server.listen, old.server.listen);
-        assert_eq!(kept.ppp.pool, old.ppp.pool);
         assert!(diff(&old, &kept).needs_restart.is_empty());
     }
 

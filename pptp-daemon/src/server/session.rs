@@ -433,9 +433,14 @@ impl Task {
                 ..
             } => {
                 let allowed = self.accepted.as_ref().map(|a| a.addresses.clone());
+                let pool = self
+                    .accepted
+                    .as_ref()
+                    .and_then(|a| a.session.framed_pool.clone());
                 let assigned = self.shared.core().allocate_address(
                     self.call.session,
                     static_address,
+                    pool.as_deref(),
                     &|addr| allowed.as_ref().is_none_or(|rule| rule.allows(addr)),
                 );
                 match assigned {
@@ -838,7 +843,9 @@ mod tests {
             let conn = core.handle_connect(now, source).expect("admitted");
             let id = core.allocate_call(now, conn, 9).expect("call");
             core.handle_authenticated(now, id, "alice").expect("user");
-            let addr = core.allocate_address(id, None, &|_| true).expect("address");
+            let addr = core
+                .allocate_address(id, None, None, &|_| true)
+                .expect("address");
             core.handle_network_up(now, id);
             (conn, id, addr)
         };

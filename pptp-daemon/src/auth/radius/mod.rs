@@ -62,9 +62,12 @@
 //! Per-session reply attributes go to [`SessionAttributes`]:
 //! Session-Timeout, Idle-Timeout and Acct-Interim-Interval (seconds; 0 means
 //! none, values above [`MAX_ATTRIBUTE_SECONDS`] are capped), every Class
-//! (echoed in accounting), Framed-MTU (64 to 65535, else ignored).
-//! Reply attributes the daemon cannot act on yet (Framed-Pool, ...) and
-//! unknown attributes are logged once per type and ignored.
+//! (echoed in accounting), Framed-MTU (64 to 65535, else ignored),
+//! Framed-Pool (RFC 2869 section 5.18: the named pool of `ppp.pools` the
+//! address comes from, unless Framed-IP-Address names one; a name with no
+//! pool refuses the session when the address is assigned).
+//! Reply attributes the daemon cannot act on yet (Framed-IP-Netmask, ...)
+//! and unknown attributes are logged once per type and ignored.
 //!
 //! Blocking: [`RadiusVerifier::verify`] runs a [`client::Transaction`] on
 //! its own UDP socket with [`client::run_blocking`]; the daemon calls it in
@@ -75,6 +78,7 @@ pub mod accounting;
 pub mod client;
 pub mod dae;
 pub mod packet;
+pub mod status;
 
 #[cfg(test)]
 mod tests;
@@ -501,6 +505,11 @@ impl Reply {
                     reply.session.acct_interim_interval = seconds(a.value);
                 }
                 attr::CLASS => reply.session.class.push(a.value.to_vec()),
+                // A name not valid UTF-8 matches no configured pool, so the
+                // session is refused as for any unknown name.
+                attr::FRAMED_POOL => {
+                    reply.session.framed_pool = Some(String::from_utf8_lossy(a.value).into_owned());
+                }
                 attr::FRAMED_MTU => {
                     reply.session.framed_mtu = <[u8; 4]>::try_from(a.value)
                         .ok()
@@ -659,7 +668,6 @@ fn attribute_name(vendor: u32, kind: u8) -> Option<&'static str> {
     Some(match (vendor, kind) {
         (0, attr::FRAMED_IP_NETMASK) => "Framed-IP-Netmask",
         (0, attr::STATE) => "State",
-        (0, attr::FRAMED_POOL) => "Framed-Pool",
         _ => return None,
     })
 }

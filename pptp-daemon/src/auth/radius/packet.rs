@@ -50,6 +50,8 @@ pub enum Code {
     AccountingRequest,
     AccountingResponse,
     AccessChallenge,
+    /// Status-Server (RFC 5997 section 3).
+    StatusServer,
     Unknown(u8),
 }
 
@@ -62,6 +64,7 @@ impl From<u8> for Code {
             4 => Code::AccountingRequest,
             5 => Code::AccountingResponse,
             11 => Code::AccessChallenge,
+            12 => Code::StatusServer,
             other => Code::Unknown(other),
         }
     }
@@ -76,6 +79,7 @@ impl From<Code> for u8 {
             Code::AccountingRequest => 4,
             Code::AccountingResponse => 5,
             Code::AccessChallenge => 11,
+            Code::StatusServer => 12,
             Code::Unknown(other) => other,
         }
     }
@@ -796,7 +800,7 @@ pub fn check_accounting_response<'a>(
 /// The identifier of a response and its Response Authenticator
 /// MD5(Code + Identifier + Length + Request Authenticator + Attributes +
 /// Secret) (RFC 2865 section 3, RFC 2866 section 3, RFC 5176 section 3.5).
-fn check_response_authenticator<T: AsRef<[u8]>>(
+pub(super) fn check_response_authenticator<T: AsRef<[u8]>>(
     packet: &Packet<T>,
     identifier: u8,
     request_authenticator: &[u8; 16],
@@ -825,7 +829,7 @@ fn check_response_authenticator<T: AsRef<[u8]>>(
 /// A response's Message-Authenticator `ma` (RFC 3579 section 3.2):
 /// HMAC-MD5 over the response with the Request Authenticator in place of
 /// its own and the Message-Authenticator's value zeroed.
-fn check_message_authenticator(
+pub(super) fn check_message_authenticator(
     bytes: &[u8],
     ma: &Attribute<'_>,
     request_authenticator: &[u8; 16],

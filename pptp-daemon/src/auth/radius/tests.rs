@@ -731,6 +731,7 @@ fn session_attributes_from_the_reply() {
             acct_interim_interval: Some(Duration::from_secs(60)),
             class: vec![b"gold".to_vec(), vec![0, 0xff, 7]],
             framed_mtu: Some(1400),
+            framed_pool: None,
         }
     );
     // Nothing given: nothing set (the configuration applies).
@@ -807,6 +808,58 @@ fn framed_ip_address_and_ignored_attributes() {
         assert_eq!(a.static_address, None);
         assert!(a.addresses.is_any());
     }
+}
+
+/// RFC 2869 section 5.18: Framed-Pool names the pool; it is not an
+/// ignored attribute. With Framed-IP-Address 255.255.255.254 ("the NAS
+/// assigns") the pool still applies; with a real Framed-IP-Address that
+/// address is the static one (the concentrator gives it precedence).
+#[test]
+fn framed_pool_from_the_reply() {
+    let reply = reply_of(&emit_response(
+        Code::AccessAccept,
+        3,
+        &RA,
+        SECRET,
+        &[(attr::FRAMED_POOL, b"gold".to_vec())],
+        true,
+    ));
+    assert!(reply.ignored.is_empty(), "{:?}", reply.ignored);
+    assert_eq!(reply.session.framed_pool.as_deref(), Some("gold"));
+    assert_eq!(
+        session_of(&[(attr::FRAMED_POOL, b"gold".to_vec())]).framed_pool,
+        Some("gold".to_owned())
+    );
+    let pap = Credentials::Pap {
+        user: "p".into(),
+        password: b"x".to_vec(),
+    };
+    for (ip, static_address) in [
+        ([255, 255, 255, 254], None),
+        ([198, 19, 5, 5], Some(Ipv4Addr::new(198, 19, 5, 5))),
+    ] {
+        let reply = reply_of(&emit_response(
+            Code::AccessAccept,
+            3,
+            &RA,
+            SECRET,
+            &[
+                (attr::FRAMED_IP_ADDRESS, ip.to_vec()),
+                (attr::FRAMED_POOL, b"staff".to_vec()),
+            ],
+            true,
+        ));
+        let Verdict::Accept(a) = reply.verdict(&pap) else {
+            panic!()
+        };
+        assert_eq!(a.static_address, static_address);
+        assert_eq!(a.session.framed_pool.as_deref(), Some("staff"));
+    }
+    // Bytes that are not UTF-8 keep their place (and match no pool).
+    assert_eq!(
+        session_of(&[(attr::FRAMED_POOL, vec![b'g', 0xff])]).framed_pool,
+        Some("g\u{fffd}".to_owned())
+    );
 }
 
 #[test]
@@ -1208,7 +1261,7 @@ fn requests_over_the_in_flight_bound_are_refused_and_types_logged_once() {
 
     // Attributes not applied are remembered once per type.
     let accept = v2_accept(&[
-        (attr::FRAMED_POOL, b"p".to_vec()),
+        (attr::STATE, b"s".to_vec()),
         (attr::FRAMED_IP_NETMASK, vec![255, 255, 255, 0]),
     ]);
     for _ in 0..3 {
@@ -1219,9 +1272,7 @@ fn requests_over_the_in_flight_bound_are_refused_and_types_logged_once() {
     }
     let logged = verifier.logged.lock().unwrap();
     assert_eq!(logged.len(), 2);
-    assert!(
-        logged.contains(&(0, attr::FRAMED_POOL)) && logged.contains(&(0, attr::FRAMED_IP_NETMASK))
-    );
+    assert!(logged.contains(&(0, attr::STATE)) && logged.contains(&(0, attr::FRAMED_IP_NETMASK)));
     assert_eq!(verifier.stats().accepts.load(Ordering::Relaxed), 3);
 }
 
