@@ -65,6 +65,7 @@ pub struct Config {
     pub control: ControlConfig,
     pub limits: LimitsConfig,
     pub radius: RadiusConfig,
+    pub shaping: ShapingConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -306,6 +307,56 @@ impl Default for LimitsConfig {
             single_session: SingleSession::Deny,
             write_timeout_secs: 10,
         }
+    }
+}
+
+/// `[shaping]`: per-session rate limits (see [`crate::proto::shaping`]),
+/// in MikroTik's `"up/down"` form from the concentrator's view: up (rx)
+/// is what the client sends, down (tx) what it receives. A RADIUS
+/// Access-Accept's Mikrotik-Rate-Limit or Filter-Id replaces them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShapingConfig {
+    /// For every user without an entry in `users`; absent: no limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<String>,
+    /// Burst of both buckets, as the time the rate takes to send it.
+    pub burst_ms: u32,
+    /// Per user (the name they authenticate with): `"up/down"`, or
+    /// `"0"` for no limit.
+    pub users: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for ShapingConfig {
+    fn default() -> Self {
+        Self {
+            rate: None,
+            burst_ms: 100,
+            users: std::collections::BTreeMap::new(),
+        }
+    }
+}
+
+impl ShapingConfig {
+    /// Longest burst, so the nanoseconds fit the map's u32.
+    pub const MAX_BURST_MS: u32 = 4000;
+    /// Most per-user entries.
+    pub const MAX_USERS: usize = 100_000;
+
+    /// The configured rate of `user` (validated strings; anything else
+    /// counts as no limit).
+    pub fn rate_for(&self, user: &str) -> crate::proto::shaping::RateLimit {
+        use crate::proto::shaping::RateLimit;
+        self.users
+            .get(user)
+            .or(self.rate.as_ref())
+            .and_then(|r| RateLimit::parse_mikrotik(r).ok())
+            .unwrap_or(RateLimit::NONE)
+    }
+
+    /// The burst tolerance, ns.
+    pub fn burst_ns(&self) -> u32 {
+        self.burst_ms.min(Self::MAX_BURST_MS) * 1_000_000
     }
 }
 
@@ -571,7 +622,36 @@ impl Config {
         self.validate_mppe()?;
         self.validate_timers_and_counts()?;
         self.validate_radius()?;
+        self.validate_shaping()?;
         self.validate_dataplane()
+    }
+
+    fn validate_shaping(&self) -> Result<(), (String, String)> {
+        use crate::proto::shaping::RateLimit;
+        let shaping = &self.shaping;
+        if !(1..=ShapingConfig::MAX_BURST_MS).contains(&shaping.burst_ms) {
+            return invalid(
+                "shaping.burst_ms",
+                format!("must be 1 to {}", ShapingConfig::MAX_BURST_MS),
+            );
+        }
+        if let Some(rate) = &shaping.rate
+            && let Err(e) = RateLimit::parse_mikrotik(rate)
+        {
+            return invalid("shaping.rate", e.to_string());
+        }
+        if shaping.users.len() > ShapingConfig::MAX_USERS {
+            return invalid(
+                "shaping.users",
+                format!("at most {} entries", ShapingConfig::MAX_USERS),
+            );
+        }
+        for (user, rate) in &shaping.users {
+            if let Err(e) = RateLimit::parse_mikrotik(rate) {
+                return invalid(&format!("shaping.users.{user}"), e.to_string());
+            }
+        }
+        Ok(())
     }
 
     fn validate_radius(&self) -> Result<(), (String, String)> {

@@ -359,6 +359,9 @@ pub struct SessionAttributes {
     /// Framed-MTU (RFC 2865 section 5.12): the session's MTU is at most
     /// this.
     pub framed_mtu: Option<u16>,
+    /// Rate limit (Mikrotik-Rate-Limit, or Filter-Id in accel-ppp's
+    /// format; see [`crate::proto::shaping`]): replaces the configured one.
+    pub rate: Option<crate::proto::shaping::RateLimit>,
 }
 
 /// Why [`Credentials`] were refused.

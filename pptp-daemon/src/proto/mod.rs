@@ -22,5 +22,6 @@ pub mod lcp;
 pub mod limits;
 pub mod pool;
 pub mod session;
+pub mod shaping;
 #[cfg(test)]
 mod test_support;

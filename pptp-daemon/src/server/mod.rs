@@ -18,6 +18,7 @@ pub mod datapath;
 pub mod listener;
 pub mod registry;
 pub mod session;
+pub mod shaping;
 
 use crate::cli::LogLevel;
 

@@ -58,6 +58,9 @@ pub struct Stats {
     pub dae_duplicates: AtomicU64,
     pub dae_acks: AtomicU64,
     pub dae_naks: AtomicU64,
+    /// Data over a session's rate limit, dropped: from the client, to it.
+    pub rate_dropped_up: AtomicU64,
+    pub rate_dropped_down: AtomicU64,
 }
 
 impl Stats {
@@ -79,6 +82,8 @@ impl Stats {
             ("dae_duplicates", &self.dae_duplicates),
             ("dae_acks", &self.dae_acks),
             ("dae_naks", &self.dae_naks),
+            ("userspace_rate_dropped_up", &self.rate_dropped_up),
+            ("userspace_rate_dropped_down", &self.rate_dropped_down),
         ]
         .into_iter()
         .map(|(n, v)| (n.to_owned(), v.load(Ordering::Relaxed)))
@@ -109,6 +114,9 @@ pub struct DataState {
     pub mppe: Option<String>,
     /// Installed in the XDP maps.
     pub xdp: bool,
+    /// The rate limit on the userspace path (the XDP maps hold their own
+    /// buckets); [`Shared::set_rate`] changes it.
+    pub shaper: Mutex<crate::proto::shaping::Shaper>,
 }
 
 /// Frames for a call's session task, from the data path. The peer fills

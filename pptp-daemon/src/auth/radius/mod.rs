@@ -485,6 +485,7 @@ impl Reply {
             code: Some(packet.code()),
             ..Reply::default()
         };
+        let (mut filter_id, mut mikrotik_rate) = (None, None);
         for a in packet.attributes() {
             match a.kind {
                 attr::MESSAGE_AUTHENTICATOR | attr::PROXY_STATE => {}
@@ -508,10 +509,20 @@ impl Reply {
                         .filter(|mtu| *mtu >= u32::from(MIN_FRAMED_MTU))
                         .map(|mtu| u16::try_from(mtu).unwrap_or(u16::MAX));
                 }
+                attr::FILTER_ID => filter_id = Some(a.value),
                 attr::VENDOR_SPECIFIC => match a.vendor() {
                     Some((ms::VENDOR_ID, subs)) => {
                         for (kind, value) in subs {
                             reply.microsoft(kind, value, secret, request_authenticator);
+                        }
+                    }
+                    Some((mikrotik::VENDOR_ID, subs)) => {
+                        for (kind, value) in subs {
+                            if kind == mikrotik::RATE_LIMIT {
+                                mikrotik_rate = Some(value);
+                            } else {
+                                reply.ignore(mikrotik::VENDOR_ID, kind);
+                            }
                         }
                     }
                     Some((vendor, subs)) => {
@@ -524,6 +535,7 @@ impl Reply {
                 kind => reply.ignore(0, kind),
             }
         }
+        reply.session.rate = crate::proto::shaping::from_radius(filter_id, mikrotik_rate);
         reply
     }
 
@@ -652,6 +664,14 @@ pub fn rejection(code: FailureCode) -> Rejection {
         | FailureCode::ChangingPassword
         | FailureCode::Unknown(_) => Rejection::BadCredentials,
     }
+}
+
+/// MikroTik's vendor-specific attributes (its RADIUS dictionary).
+pub mod mikrotik {
+    /// MikroTik's SMI enterprise number.
+    pub const VENDOR_ID: u32 = 14988;
+    /// Mikrotik-Rate-Limit: `rx/tx` rates (string).
+    pub const RATE_LIMIT: u8 = 8;
 }
 
 /// A name for the log, for the attributes we know but do not apply.
