@@ -1432,6 +1432,35 @@ mod tests {
     }
 
     #[test]
+    fn shaping_rates_per_user_with_a_default() {
+        use crate::proto::shaping::RateLimit;
+        let c = Config::parse(
+            "[shaping]\nrate = \"10M/20M\"\nburst_ms = 50\n[shaping.users]\nalice = \"2M/8M\"\nbob = \"0\"\n",
+            "x",
+        )
+        .unwrap();
+        let rl = |up_bps, down_bps| RateLimit { up_bps, down_bps };
+        assert_eq!(c.shaping.rate_for("alice"), rl(2_000_000, 8_000_000));
+        assert_eq!(c.shaping.rate_for("bob"), RateLimit::NONE);
+        assert_eq!(c.shaping.rate_for("carol"), rl(10_000_000, 20_000_000));
+        assert_eq!(c.shaping.burst_ns(), 50_000_000);
+        assert_eq!(Config::default().shaping.rate_for("carol"), RateLimit::NONE);
+    }
+
+    #[test]
+    fn bad_shaping_values_are_refused_by_name() {
+        let (_, _, field, msg) = invalid("[shaping]\nrate = \"fast\"\n");
+        assert_eq!(field, "shaping.rate");
+        assert!(msg.contains("not a number"), "{msg}");
+        let (line, _, field, _) = invalid("[shaping.users]\nalice = \"1M/2M/3M\"\n");
+        assert_eq!((line, field.as_str()), (2, "shaping.users.alice"));
+        let (_, _, field, _) = invalid("[shaping]\nburst_ms = 0\n");
+        assert_eq!(field, "shaping.burst_ms");
+        let (_, _, field, _) = invalid("[shaping]\nburst_ms = 4001\n");
+        assert_eq!(field, "shaping.burst_ms");
+    }
+
+    #[test]
     fn syntax_error_names_line() {
         let (line, _, field, _) = invalid("[ppp]\nmru = = 3\n");
         assert_eq!(line, 2);

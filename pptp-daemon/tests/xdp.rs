@@ -736,7 +736,11 @@ fn rate_limits_on_crafted_frames() {
     // The dropped packet took no sequence number.
     assert_eq!(dp.seq().load(3).unwrap().tx_next, 22);
     let c = dp.counters(3).unwrap();
-    assert_eq!((c.rx_packets, c.tx_packets), (2, 2), "drops are not counted as traffic");
+    assert_eq!(
+        (c.rx_packets, c.tx_packets),
+        (2, 2),
+        "drops are not counted as traffic"
+    );
 
     // A live change: no limit from the client, 1 Mbit/s to it (buckets full).
     dp.set_rate(PEER, OUR_CALL, CLIENT, |s| {

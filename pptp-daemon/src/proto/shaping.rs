@@ -267,12 +267,21 @@ mod tests {
 
     #[test]
     fn mikrotik_rx_is_up_and_tx_is_down() {
-        assert_eq!(RateLimit::parse_mikrotik("10M/20M"), Ok(rl(10_000_000, 20_000_000)));
-        assert_eq!(RateLimit::parse_mikrotik("256k/512k"), Ok(rl(256_000, 512_000)));
+        assert_eq!(
+            RateLimit::parse_mikrotik("10M/20M"),
+            Ok(rl(10_000_000, 20_000_000))
+        );
+        assert_eq!(
+            RateLimit::parse_mikrotik("256k/512k"),
+            Ok(rl(256_000, 512_000))
+        );
         // tx defaults to rx.
         assert_eq!(RateLimit::parse_mikrotik("512k"), Ok(rl(512_000, 512_000)));
         assert_eq!(RateLimit::parse_mikrotik("1500"), Ok(rl(1500, 1500)));
-        assert_eq!(RateLimit::parse_mikrotik("1G/2g"), Ok(rl(1_000_000_000, 2_000_000_000)));
+        assert_eq!(
+            RateLimit::parse_mikrotik("1G/2g"),
+            Ok(rl(1_000_000_000, 2_000_000_000))
+        );
         // Burst fields are read past and not applied.
         assert_eq!(
             RateLimit::parse_mikrotik("256k/512k 1M/2M 192k/384k 8/8 5 64k/128k"),
@@ -290,7 +299,10 @@ mod tests {
                 "{bad}"
             );
         }
-        assert_eq!(RateLimit::parse_mikrotik("1M/2M/3M"), Err(RateError::TooManyValues));
+        assert_eq!(
+            RateLimit::parse_mikrotik("1M/2M/3M"),
+            Err(RateError::TooManyValues)
+        );
         assert!(RateLimit::parse_mikrotik("99999999999999999999").is_err());
         assert!(RateLimit::parse_mikrotik("2000G").is_err());
         assert!(matches!(
@@ -301,11 +313,26 @@ mod tests {
 
     #[test]
     fn filter_id_is_down_then_up_in_kbit() {
-        assert_eq!(RateLimit::parse_filter_id("1000/500"), Ok(rl(500_000, 1_000_000)));
-        assert_eq!(RateLimit::parse_filter_id("2048"), Ok(rl(2_048_000, 2_048_000)));
-        assert_eq!(RateLimit::parse_filter_id("1000\\500"), Ok(rl(500_000, 1_000_000)));
-        assert_eq!(RateLimit::parse_filter_id("1000:500"), Ok(rl(500_000, 1_000_000)));
-        assert_eq!(RateLimit::parse_filter_id("8M/2M"), Ok(rl(2_000_000, 8_000_000)));
+        assert_eq!(
+            RateLimit::parse_filter_id("1000/500"),
+            Ok(rl(500_000, 1_000_000))
+        );
+        assert_eq!(
+            RateLimit::parse_filter_id("2048"),
+            Ok(rl(2_048_000, 2_048_000))
+        );
+        assert_eq!(
+            RateLimit::parse_filter_id("1000\\500"),
+            Ok(rl(500_000, 1_000_000))
+        );
+        assert_eq!(
+            RateLimit::parse_filter_id("1000:500"),
+            Ok(rl(500_000, 1_000_000))
+        );
+        assert_eq!(
+            RateLimit::parse_filter_id("8M/2M"),
+            Ok(rl(2_000_000, 8_000_000))
+        );
         assert!(RateLimit::parse_filter_id("acl-users").is_err());
         assert!(RateLimit::parse_filter_id("").is_err());
     }
@@ -316,7 +343,10 @@ mod tests {
             from_radius(Some(b"1000/500"), Some(b"4M/8M")),
             Some(rl(4_000_000, 8_000_000))
         );
-        assert_eq!(from_radius(Some(b"1000/500"), None), Some(rl(500_000, 1_000_000)));
+        assert_eq!(
+            from_radius(Some(b"1000/500"), None),
+            Some(rl(500_000, 1_000_000))
+        );
         assert_eq!(
             from_radius(Some(b"1000/500"), Some(b"garbage")),
             Some(rl(500_000, 1_000_000))
@@ -375,7 +405,8 @@ mod tests {
         s.set_limit(rl(0, 1_000_000_000));
         assert_eq!(s.limit(), rl(0, 1_000_000_000));
         assert!(s.admit_down(125, t0));
-        assert!(s.admit_down(125, t0 + Duration::from_nanos(1)));
+        assert!(!s.admit_down(125, t0 + Duration::from_nanos(1)));
+        assert!(s.admit_down(125, t0 + Duration::from_micros(1)));
         s.set_limit(RateLimit::NONE);
         assert!((0..100).all(|_| s.admit_down(1500, t0)));
     }

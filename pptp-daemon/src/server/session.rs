@@ -741,11 +741,7 @@ mod tests {
                 decryptor: None,
                 mppe: None,
                 xdp: false,
-                shaper: Mutex::new(shaping::Shaper::new(
-                    Default::default(),
-                    0,
-                    Instant::now(),
-                )),
+                shaper: Mutex::new(shaping::Shaper::new(Default::default(), 0, Instant::now())),
             }))),
             user: Mutex::new(Some("alice".into())),
             counters: Counters::default(),

@@ -5,8 +5,8 @@
 
 use pptp_common::maps::Session as KernelSession;
 
-pub use crate::proto::shaping::{RateLimit, Shaper};
 use crate::proto::concentrator::SessionId;
+pub use crate::proto::shaping::{RateLimit, Shaper};
 
 use super::Shared;
 
@@ -79,7 +79,11 @@ impl Shared {
             .filter(|c| c.session == session)
             .cloned()?;
         let data = call.data()?;
-        let limit = data.shaper.lock().unwrap_or_else(|e| e.into_inner()).limit();
+        let limit = data
+            .shaper
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .limit();
         Some(limit)
     }
 }
@@ -103,7 +107,12 @@ mod tests {
             100_000_000,
         );
         assert_eq!(
-            (k.rate_up_kbps, k.rate_down_kbps, k.rate_burst_ns, k.rate_tat),
+            (
+                k.rate_up_kbps,
+                k.rate_down_kbps,
+                k.rate_burst_ns,
+                k.rate_tat
+            ),
             (4000, 0, 100_000_000, 0)
         );
     }

@@ -746,7 +746,11 @@ fn rate_limits_from_the_reply() {
     let mikrotik = |text: &str| {
         (
             attr::VENDOR_SPECIFIC,
-            packet::vendor_value(super::mikrotik::VENDOR_ID, super::mikrotik::RATE_LIMIT, text.as_bytes()),
+            packet::vendor_value(
+                super::mikrotik::VENDOR_ID,
+                super::mikrotik::RATE_LIMIT,
+                text.as_bytes(),
+            ),
         )
     };
     let session = session_of(&[(attr::FILTER_ID, b"8000/2000".to_vec())]);
@@ -766,7 +770,10 @@ fn rate_limits_from_the_reply() {
         })
     );
     // A Filter-Id naming a filter is no rate.
-    assert_eq!(session_of(&[(attr::FILTER_ID, b"users".to_vec())]).rate, None);
+    assert_eq!(
+        session_of(&[(attr::FILTER_ID, b"users".to_vec())]).rate,
+        None
+    );
 }
 
 #[test]
