@@ -384,6 +384,10 @@ pub enum Rejection {
 
 /// The answer of a [`Verifier`].
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one verdict per authentication, moved a few times; boxing buys nothing"
+)]
 pub enum Verdict {
     Accept(Accepted),
     Reject(Rejection),
