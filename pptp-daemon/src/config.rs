@@ -331,7 +331,7 @@ impl Default for ShapingConfig {
     fn default() -> Self {
         Self {
             rate: None,
-            burst_ms: 100,
+            burst_ms: 300,
             users: std::collections::BTreeMap::new(),
         }
     }

@@ -39,7 +39,7 @@ fn lab(xdp: bool) -> Lab {
             xdp,
             mppe: "deny",
             extra: format!(
-                "\n[shaping]\nburst_ms = 100\n\n[shaping.users]\nalice = \"2M/4M\"\n\
+                "\n[shaping]\nburst_ms = 300\n\n[shaping.users]\nalice = \"2M/4M\"\n\
                  \n[radius.dae]\nlisten = \"127.0.0.1:3799\"\nsecret = \"{DAE_SECRET}\"\nclients = [\"127.0.0.1\"]\n"
             ),
             ..LabOptions::default()
@@ -48,9 +48,10 @@ fn lab(xdp: bool) -> Lab {
     .unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// Starts a client as `user` and returns it with its tunnel address.
-fn connect(lab: &Lab, user: &str, password: &str) -> (Process, Ipv4Addr) {
-    let mut client = lab.client_as(user, password, &[]).unwrap();
+/// Starts a client as `user` on TUN device `tun` (pptpc0 or pptpc1) and
+/// returns it with its tunnel address.
+fn connect(lab: &Lab, user: &str, password: &str, tun: &str) -> (Process, Ipv4Addr) {
+    let mut client = lab.client_as(user, password, &["--tun", tun]).unwrap();
     let line = client
         .wait_for_line(Duration::from_secs(60), |l| {
             l.contains("\"up\"") || l.contains("\"failed\"") || l.contains("\"down\"")
@@ -58,7 +59,15 @@ fn connect(lab: &Lab, user: &str, password: &str) -> (Process, Ipv4Addr) {
         .unwrap_or_else(|e| panic!("{e}\ndaemon log:\n{}", lab.daemon_log()));
     let v: Value = serde_json::from_str(&line).unwrap();
     assert_eq!(v["event"], "up", "{v}\ndaemon log:\n{}", lab.daemon_log());
-    let addr = v["address"].as_str().expect("address").parse().unwrap();
+    let addr: Ipv4Addr = v["address"].as_str().expect("address").parse().unwrap();
+    // Each client's LAN route in a table of its own, chosen by source
+    // address: the clients' routes in the main table replace each other.
+    let table = if tun == "pptpc0" { "100" } else { "101" };
+    let ns = &lab.topology.client;
+    ns.ip(&["route", "add", "198.18.1.0/24", "dev", tun, "table", table])
+        .unwrap();
+    ns.ip(&["rule", "add", "from", &addr.to_string(), "lookup", table])
+        .unwrap();
     (client, addr)
 }
 
@@ -73,8 +82,8 @@ enum Way {
 
 /// Moves `bytes` over one TCP connection between the client at `from`
 /// (in the client namespace) and the LAN host, in direction `way`, and
-/// returns the goodput the receiver saw (bit/s, from the connection's
-/// acceptance to the end of the data).
+/// returns the goodput the receiver saw over the last two thirds of the
+/// data (bit/s).
 fn transfer(lab: &Lab, from: Ipv4Addr, bytes: usize, way: Way) -> f64 {
     let listener = lab
         .topology
@@ -83,29 +92,27 @@ fn transfer(lab: &Lab, from: Ipv4Addr, bytes: usize, way: Way) -> f64 {
         .unwrap()
         .unwrap();
     let port = listener.local_addr().unwrap().port();
-    let server = std::thread::spawn(move || -> std::io::Result<(usize, Duration)> {
-        let (mut s, _) = listener.accept()?;
-        s.set_read_timeout(Some(Duration::from_secs(30)))?;
-        s.set_write_timeout(Some(Duration::from_secs(30)))?;
-        let started = Instant::now();
-        match way {
-            Way::Up => {
-                let n = read_all(&mut s)?;
-                Ok((n, started.elapsed()))
+    let server = std::thread::spawn(
+        move || -> std::io::Result<Option<(usize, Duration, usize)>> {
+            let (mut s, _) = listener.accept()?;
+            s.set_read_timeout(Some(Duration::from_secs(30)))?;
+            s.set_write_timeout(Some(Duration::from_secs(30)))?;
+            match way {
+                Way::Up => read_all(&mut s, bytes).map(Some),
+                Way::Down => {
+                    s.write_all(&vec![0x5a; bytes])?;
+                    s.shutdown(std::net::Shutdown::Write)?;
+                    // Wait for the client's close: it has read everything.
+                    let _ = read_all(&mut s, 0);
+                    Ok(None)
+                }
             }
-            Way::Down => {
-                s.write_all(&vec![0x5a; bytes])?;
-                s.shutdown(std::net::Shutdown::Write)?;
-                // Wait for the client's close: it has read everything.
-                let _ = read_all(&mut s);
-                Ok((bytes, started.elapsed()))
-            }
-        }
-    });
+        },
+    );
     let client = lab
         .topology
         .client
-        .run(|| -> std::io::Result<(usize, Duration)> {
+        .run(|| -> std::io::Result<Option<(usize, Duration, usize)>> {
             let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
             sock.bind(&SocketAddr::from((from, 0)).into())?;
             let lan: Ipv4Addr = LAN_HOST.parse().expect("constant");
@@ -116,18 +123,14 @@ fn transfer(lab: &Lab, from: Ipv4Addr, bytes: usize, way: Way) -> f64 {
             let mut stream: TcpStream = sock.into();
             stream.set_read_timeout(Some(Duration::from_secs(30)))?;
             stream.set_write_timeout(Some(Duration::from_secs(30)))?;
-            let started = Instant::now();
             match way {
                 Way::Up => {
                     stream.write_all(&vec![0xa5; bytes])?;
                     stream.shutdown(std::net::Shutdown::Write)?;
-                    let _ = read_all(&mut stream);
-                    Ok((bytes, started.elapsed()))
+                    let _ = read_all(&mut stream, 0);
+                    Ok(None)
                 }
-                Way::Down => {
-                    let n = read_all(&mut stream)?;
-                    Ok((n, started.elapsed()))
-                }
+                Way::Down => read_all(&mut stream, bytes).map(Some),
             }
         })
         .unwrap()
@@ -136,21 +139,29 @@ fn transfer(lab: &Lab, from: Ipv4Addr, bytes: usize, way: Way) -> f64 {
         .join()
         .unwrap()
         .unwrap_or_else(|e| panic!("LAN side of {way:?}: {e}\n{}", lab.daemon_log()));
-    let (received, elapsed) = match way {
-        Way::Up => server,
-        Way::Down => client,
-    };
+    let (received, elapsed, measured) = client.or(server).expect("one side received");
     assert_eq!(received, bytes, "{way:?}: bytes received");
-    received as f64 * 8.0 / elapsed.as_secs_f64()
+    measured as f64 * 8.0 / elapsed.as_secs_f64()
 }
 
-fn read_all(s: &mut TcpStream) -> std::io::Result<usize> {
+/// Reads to the end; returns the byte count, and the time the last two
+/// thirds took (from the moment a third of `expect` bytes had arrived)
+/// with their byte count, so the burst the buckets start with and TCP's
+/// slow start stay out of the measured rate.
+fn read_all(s: &mut TcpStream, expect: usize) -> std::io::Result<(usize, Duration, usize)> {
     let mut buf = vec![0u8; 65536];
     let mut total = 0;
+    let mut mark = None;
     loop {
         match s.read(&mut buf)? {
-            0 => return Ok(total),
+            0 => {
+                let (at, bytes) = mark.unwrap_or((Instant::now(), total));
+                return Ok((total, at.elapsed(), total - bytes));
+            }
             n => total += n,
+        }
+        if mark.is_none() && total >= expect / 3 {
+            mark = Some((Instant::now(), total));
         }
     }
 }
@@ -160,13 +171,17 @@ fn bytes_for(bps: f64, secs: f64) -> usize {
     (bps * secs / 8.0) as usize
 }
 
-/// The rate is held: at least half the limit (TCP through a policer) and
-/// at most 1.3 times it (the burst, measurement noise).
+/// The rate is held: at least 0.7 times the limit (TCP through a policer
+/// loses some; 0.88 to 1.06 measured) and at most 1.3 times it (what is
+/// left of the burst, measurement noise).
 fn assert_held(measured: f64, limit: f64, what: &str, lab: &Lab) {
     let ratio = measured / limit;
-    eprintln!("{what}: {:.2} Mbit/s, {ratio:.2} x the limit", measured / 1e6);
+    eprintln!(
+        "{what}: {:.2} Mbit/s, {ratio:.2} x the limit",
+        measured / 1e6
+    );
     assert!(
-        (0.5..=1.3).contains(&ratio),
+        (0.7..=1.3).contains(&ratio),
         "{what}: {:.2} Mbit/s against a limit of {:.2} Mbit/s\nstats: {:?}\ndaemon log:\n{}",
         measured / 1e6,
         limit / 1e6,
@@ -188,8 +203,8 @@ fn path_of(lab: &Lab, addr: Ipv4Addr) -> DataPath {
 /// where the path counts them.
 fn limits_hold(xdp: bool) {
     let lab = lab(xdp);
-    let (_alice, a) = connect(&lab, "alice", "correct horse");
-    let (_bob, b) = connect(&lab, "bob", "bobsecret");
+    let (_alice, a) = connect(&lab, "alice", "correct horse", "pptpc0");
+    let (_bob, b) = connect(&lab, "bob", "bobsecret", "pptpc1");
     let want = if xdp {
         DataPath::Xdp
     } else {
@@ -197,14 +212,14 @@ fn limits_hold(xdp: bool) {
     };
     assert_eq!(path_of(&lab, a), want);
 
-    let up = transfer(&lab, a, bytes_for(UP_BPS, 2.5), Way::Up);
+    let up = transfer(&lab, a, bytes_for(UP_BPS, 3.0), Way::Up);
     assert_held(up, UP_BPS, "alice up", &lab);
-    let down = transfer(&lab, a, bytes_for(DOWN_BPS, 2.5), Way::Down);
+    let down = transfer(&lab, a, bytes_for(DOWN_BPS, 3.0), Way::Down);
     assert_held(down, DOWN_BPS, "alice down", &lab);
 
     // An unlimited session moves the same amount far faster.
     for way in [Way::Up, Way::Down] {
-        let free = transfer(&lab, b, bytes_for(DOWN_BPS, 2.5), way);
+        let free = transfer(&lab, b, bytes_for(DOWN_BPS, 3.0), way);
         eprintln!("bob {way:?}: {:.2} Mbit/s", free / 1e6);
         assert!(
             free > 3.0 * DOWN_BPS,
@@ -243,8 +258,8 @@ fn tcp_is_held_to_the_rate_both_ways_on_the_userspace_path() {
 #[test]
 fn a_coa_request_changes_the_rate_of_a_live_session() {
     let lab = lab(true);
-    let (_alice, a) = connect(&lab, "alice", "correct horse");
-    let before = transfer(&lab, a, bytes_for(DOWN_BPS, 1.5), Way::Down);
+    let (_alice, a) = connect(&lab, "alice", "correct horse", "pptpc0");
+    let before = transfer(&lab, a, bytes_for(DOWN_BPS, 2.0), Way::Down);
     assert_held(before, DOWN_BPS, "alice down before the CoA", &lab);
 
     let reply = radclient_to(
@@ -258,7 +273,7 @@ fn a_coa_request_changes_the_rate_of_a_live_session() {
     .unwrap_or_else(|e| panic!("{e}\ndaemon log:\n{}", lab.daemon_log()));
     assert_eq!(reply.code, "CoA-ACK", "{reply:?}");
 
-    let after = transfer(&lab, a, bytes_for(16_000_000.0, 1.5), Way::Down);
+    let after = transfer(&lab, a, bytes_for(16_000_000.0, 2.0), Way::Down);
     assert_held(after, 16_000_000.0, "alice down after the CoA", &lab);
 
     // accel-ppp's form in Filter-Id: "down/up" kbit/s.
@@ -272,6 +287,6 @@ fn a_coa_request_changes_the_rate_of_a_live_session() {
     )
     .unwrap_or_else(|e| panic!("{e}\ndaemon log:\n{}", lab.daemon_log()));
     assert_eq!(reply.code, "CoA-ACK", "{reply:?}");
-    let up = transfer(&lab, a, bytes_for(1_000_000.0, 1.5), Way::Up);
+    let up = transfer(&lab, a, bytes_for(1_000_000.0, 2.0), Way::Up);
     assert_held(up, 1_000_000.0, "alice up after the Filter-Id CoA", &lab);
 }
