@@ -59,7 +59,14 @@ pub const SHORT_USER: &str = "shorty";
 pub const GOLD_USER: &str = "goldie";
 /// A user whose Access-Accept carries `Idle-Timeout = 3`.
 pub const IDLE_USER: &str = "idler";
-/// [`SHORT_USER`]'s, [`GOLD_USER`]'s and [`IDLE_USER`]'s Cleartext-Password.
+/// A user whose Access-Accept carries `Mikrotik-Rate-Limit = "2M/4M"`
+/// (2 Mbit/s from the client, 4 Mbit/s to it).
+pub const RATED_USER: &str = "rated";
+/// A user whose Access-Accept carries `Filter-Id = "4000/2000"`
+/// (accel-ppp's down/up kbit/s: 2 Mbit/s from the client, 4 Mbit/s to it).
+pub const FILTERED_USER: &str = "filtered";
+/// [`SHORT_USER`]'s, [`GOLD_USER`]'s and [`IDLE_USER`]'s Cleartext-Password
+/// (and [`RATED_USER`]'s and [`FILTERED_USER`]'s).
 pub const ATTR_PASSWORD: &str = "attr-password";
 /// [`DISABLED_USER`]'s Cleartext-Password (still rejected).
 pub const DISABLED_PASSWORD: &str = "mallory-password";
@@ -506,7 +513,11 @@ server default {{
          {GOLD_USER}\tCleartext-Password := \"{ATTR_PASSWORD}\"\n\
          \tClass = \"gold\", Acct-Interim-Interval = 2, Framed-MTU = 1300\n\
          {IDLE_USER}\tCleartext-Password := \"{ATTR_PASSWORD}\"\n\
-         \tIdle-Timeout = 3\n"
+         \tIdle-Timeout = 3\n\
+         {RATED_USER}\tCleartext-Password := \"{ATTR_PASSWORD}\"\n\
+         \tMikrotik-Rate-Limit = \"2M/4M\"\n\
+         {FILTERED_USER}\tCleartext-Password := \"{ATTR_PASSWORD}\"\n\
+         \tFilter-Id = \"4000/2000\"\n"
     );
     for (name, text) in [
         ("radiusd.conf", radiusd.as_str()),

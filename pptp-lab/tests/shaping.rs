@@ -17,8 +17,10 @@ use std::{
 
 use pptp_daemon::server::ctl::DataPath;
 use pptp_lab::{
-    lab::{LAN_HOST, Lab, LabOptions, Process},
-    radius_lab::radclient_to,
+    lab::{LAN_HOST, Lab, LabOptions, Process, Topology},
+    radius_lab::{
+        ATTR_PASSWORD, FILTERED_USER, FreeRadius, RATED_USER, daemon_radius_config, radclient_to,
+    },
 };
 use pptp_netns as netns;
 use serde_json::Value;
@@ -289,4 +291,37 @@ fn a_coa_request_changes_the_rate_of_a_live_session() {
     assert_eq!(reply.code, "CoA-ACK", "{reply:?}");
     let up = transfer(&lab, a, bytes_for(1_000_000.0, 2.0), Way::Up);
     assert_held(up, 1_000_000.0, "alice up after the Filter-Id CoA", &lab);
+}
+
+/// An Access-Accept's rate replaces the configured one (1 Mbit/s each way
+/// here): FreeRADIUS gives `rated` Mikrotik-Rate-Limit "2M/4M" and
+/// `filtered` Filter-Id "4000/2000" (accel-ppp's down/up kbit/s), the same
+/// limit in the two formats.
+#[test]
+fn an_access_accept_sets_the_rate_in_either_format() {
+    netns::require_root().expect("prerequisite");
+    let topology = Topology::new().expect("topology");
+    let fr = FreeRadius::start(&topology.server).unwrap_or_else(|e| panic!("{e}"));
+    let lab = Lab::start_in(
+        topology,
+        bin(),
+        &LabOptions {
+            xdp: true,
+            mppe: "deny",
+            auth: Some(
+                "backend = \"radius\"\nmethods = [\"mschapv2\"]\nfailure_delay_ms = 100".into(),
+            ),
+            extra: daemon_radius_config(&[fr.auth_address()])
+                + "\n[shaping]\nrate = \"1M\"\nburst_ms = 300\n",
+            ..LabOptions::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (_rated, r) = connect(&lab, RATED_USER, ATTR_PASSWORD, "pptpc0");
+    let (_filtered, f) = connect(&lab, FILTERED_USER, ATTR_PASSWORD, "pptpc1");
+    let down = transfer(&lab, r, bytes_for(DOWN_BPS, 2.0), Way::Down);
+    assert_held(down, DOWN_BPS, "Mikrotik-Rate-Limit down", &lab);
+    let up = transfer(&lab, f, bytes_for(UP_BPS, 2.0), Way::Up);
+    assert_held(up, UP_BPS, "Filter-Id up", &lab);
+    drop(fr);
 }
