@@ -62,7 +62,10 @@
 //! Per-session reply attributes go to [`SessionAttributes`]:
 //! Session-Timeout, Idle-Timeout and Acct-Interim-Interval (seconds; 0 means
 //! none, values above [`MAX_ATTRIBUTE_SECONDS`] are capped), every Class
-//! (echoed in accounting), Framed-MTU (64 to 65535, else ignored).
+//! (echoed in accounting), Framed-MTU (64 to 65535, else ignored), the
+//! rate limit from Mikrotik-Rate-Limit (vendor [`mikrotik::VENDOR_ID`]) or
+//! else Filter-Id in accel-ppp's "down/up" kbit/s form (a Filter-Id that is
+//! not a rate is ignored; see [`crate::proto::shaping`]).
 //! Reply attributes the daemon cannot act on yet (Framed-Pool, ...) and
 //! unknown attributes are logged once per type and ignored.
 //!
