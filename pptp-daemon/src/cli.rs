@@ -36,7 +36,10 @@ pub struct Cli {
 /// What to do instead of running the daemon.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Show the running daemon's sessions.
+    /// Control the running daemon: sessions, show, terminate, stat, reload, shutdown.
+    Ctl(crate::ctl_cli::CtlArgs),
+    /// `ctl sessions` (kept for older scripts).
+    #[command(hide = true)]
     Sessions {
         /// The daemon's control socket (default: server.control_socket of the configuration).
         #[arg(long, value_name = "PATH")]
@@ -45,7 +48,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Show the daemon's data-path counters (XDP and userspace).
+    /// `ctl stat` (kept for older scripts).
+    #[command(hide = true)]
     Stats {
         #[arg(long, value_name = "PATH")]
         socket: Option<PathBuf>,

@@ -659,6 +659,23 @@ impl Lab {
         Ok(())
     }
 
+    /// Waits up to `timeout` for the daemon to exit on its own (`ctl
+    /// shutdown`); its exit status, or `None` while it still runs.
+    pub fn wait_daemon_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        let d = self.daemon.as_mut()?;
+        loop {
+            if let Ok(Some(status)) = d.child.try_wait() {
+                self.daemon = None;
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Stops the daemon with SIGTERM; returns whether it exited cleanly.
     pub fn stop_daemon(&mut self) -> Result<(), String> {
         let Some(mut d) = self.daemon.take() else {

@@ -15,7 +15,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use pptp_daemon::server::ctl::DataPath;
+use pptp_daemon::server::ctl::{DataPath, SessionInfo};
 use pptp_lab::{
     lab::{LAN_HOST, Lab, LabOptions, Process, Topology},
     radius_lab::{
@@ -193,12 +193,15 @@ fn assert_held(measured: f64, limit: f64, what: &str, lab: &Lab) {
 }
 
 fn path_of(lab: &Lab, addr: Ipv4Addr) -> DataPath {
+    info(lab, addr).path
+}
+
+fn info(lab: &Lab, addr: Ipv4Addr) -> SessionInfo {
     lab.sessions()
         .unwrap()
         .into_iter()
         .find(|s| s.client_addr == Some(addr))
         .expect("the session is listed")
-        .path
 }
 
 /// alice's limit held both ways, bob far above it; the drops are counted
@@ -213,6 +216,9 @@ fn limits_hold(xdp: bool) {
         DataPath::Userspace
     };
     assert_eq!(path_of(&lab, a), want);
+    // The session list shows the limit (up/down), and none for bob.
+    assert_eq!(info(&lab, a).rate.as_deref(), Some("2M/4M"));
+    assert_eq!(info(&lab, b).rate, None);
 
     let up = transfer(&lab, a, bytes_for(UP_BPS, 3.0), Way::Up);
     assert_held(up, UP_BPS, "alice up", &lab);
@@ -274,6 +280,7 @@ fn a_coa_request_changes_the_rate_of_a_live_session() {
     )
     .unwrap_or_else(|e| panic!("{e}\ndaemon log:\n{}", lab.daemon_log()));
     assert_eq!(reply.code, "CoA-ACK", "{reply:?}");
+    assert_eq!(info(&lab, a).rate.as_deref(), Some("2M/16M"));
 
     let after = transfer(&lab, a, bytes_for(16_000_000.0, 2.0), Way::Down);
     assert_held(after, 16_000_000.0, "alice down after the CoA", &lab);

@@ -1209,3 +1209,39 @@ fn an_idle_timeout_can_be_cleared_and_is_released_with_the_session() {
         "stale id"
     );
 }
+
+// ---- setups and failed setups (ctl stat) ----
+
+#[test]
+fn setups_are_counted_per_minute_and_failures_per_reason() {
+    let mut c = core(open_limits());
+    let t = Instant::now();
+    let ok1 = call(&mut c, t, "198.18.9.1");
+    let ok2 = call(&mut c, t, "198.18.9.2");
+    let failed = call(&mut c, t, "198.18.9.3");
+    c.handle_network_up(t + Duration::from_secs(1), ok1);
+    assert_eq!(
+        c.session(ok1).unwrap().up_since,
+        Some(t + Duration::from_secs(1))
+    );
+    // Up twice counts once.
+    c.handle_network_up(t + Duration::from_secs(2), ok1);
+    c.handle_network_up(t + Duration::from_secs(30), ok2);
+    assert_eq!(c.counters().sessions_up, 2);
+    assert_eq!(c.setups_last_minute(t + Duration::from_secs(30)), 2);
+    // A minute after the first, only the second is in the window.
+    assert_eq!(c.setups_last_minute(t + Duration::from_secs(62)), 1);
+    assert_eq!(c.setups_last_minute(t + Duration::from_secs(200)), 0);
+    // A session that never came up is a failed setup; one that did is not.
+    c.release(t, failed, EndReason::AuthFailed).unwrap();
+    c.release(t, ok1, EndReason::AdminReset).unwrap();
+    // Terminated (ending) before coming up: still a failed setup.
+    let ending = call(&mut c, t, "198.18.9.4");
+    assert!(c.terminate(ending, EndReason::AdminReset));
+    c.release(t, ending, EndReason::AdminReset).unwrap();
+    let k = c.counters();
+    assert_eq!(k.setup_failed(EndReason::AuthFailed), 1);
+    assert_eq!(k.setup_failed(EndReason::AdminReset), 1);
+    assert_eq!(k.ended(EndReason::AdminReset), 2);
+    assert_eq!(k.setup_failures.iter().sum::<u64>(), 2);
+}

@@ -3,7 +3,10 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, RwLock},
+    sync::{
+        Arc, Mutex, RwLock,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -19,8 +22,9 @@ use super::{
     Shared, Stats,
     accounting::{self, AcctHandle},
     control::{self, ConnectionGuard},
-    ctl::{self, Request, Response},
+    ctl::{self, Mode},
     datapath::{gre_receive, tun_receive},
+    ops::{self, Ops},
     registry::{RouteOp, Settings, core_timer, route_worker},
 };
 use crate::{
@@ -42,7 +46,8 @@ use crate::{
     proto::{concentrator::Concentrator, pool::AddressPool},
 };
 
-/// Runs the daemon until SIGINT or SIGTERM.
+/// Runs the daemon until SIGINT, SIGTERM or `ctl shutdown` (soft: until
+/// the last control connection has ended).
 pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
@@ -163,6 +168,12 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
         accounting: acct_handle,
+        scripts: super::scripts::Scripts::new(
+            &config.scripts,
+            tun.name(),
+            super::scripts::Daemon::current(),
+        ),
+        secrets,
         config,
     });
     let acct_task = match (acct_policy, acct_rx) {
@@ -186,18 +197,17 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
             .with_context(|| format!("listening on {} (radius.dae.listen)", dae.listen))?;
         background.spawn(super::dae::run(shared.clone(), socket, dae));
     }
+    let (ctl_shutdown, mut shutdown_requests) = mpsc::unbounded_channel();
+    let draining = Arc::new(AtomicBool::new(false));
     {
         let shared = shared.clone();
         let path = shared.config.server.control_socket.clone();
+        let ops = Ops {
+            shutdown: ctl_shutdown,
+            draining: draining.clone(),
+        };
         background.spawn(async move {
-            let answer = move |req| match req {
-                Request::Sessions => Response::Sessions {
-                    sessions: shared.session_info(),
-                },
-                Request::Stats => Response::Stats {
-                    counters: shared.stats_list(),
-                },
-            };
+            let answer = move |req| ops::answer(&shared, &ops, req);
             if let Err(e) = ctl::serve(&path, answer).await {
                 tracing::error!("{e}");
             }
@@ -207,14 +217,34 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
     let listener = TcpListener::bind(shared.config.server.listen)
         .await
         .with_context(|| format!("listening on {}", shared.config.server.listen))?;
+    // Closed by a soft shutdown: no new control connection is accepted.
+    let mut listener = Some(listener);
     tracing::info!(listen = %shared.config.server.listen, tun = %shared.tun_name, "pptp-xdp running");
+    if super::notify::enabled() {
+        // READY=1 once the control socket takes connections too.
+        wait_for_control_socket(&shared.config.server.control_socket).await;
+        super::notify::ready("running");
+    }
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
     let mut sighup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     loop {
+        // A soft shutdown ends when the last session has (control
+        // connections left without a call get their Stop below).
+        if listener.is_none()
+            && (connections.is_empty() || shared.core().counters().live_sessions == 0)
+        {
+            tracing::info!("soft shutdown: every session has ended");
+            break;
+        }
         tokio::select! {
-            accepted = listener.accept() => match accepted {
+            accepted = async {
+                match &listener {
+                    Some(l) => l.accept().await,
+                    None => std::future::pending().await,
+                }
+            } => match accepted {
                 Ok((stream, peer)) => {
                     // A `[::]` listener sees IPv4 clients as v4-mapped.
                     let (Some(source), Some(local)) = (
@@ -241,19 +271,38 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
                 }
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            _ = sighup.recv() => match secrets.as_ref().map(|s| s.reload()) {
-                Some(Ok(n)) => tracing::info!(entries = n, "secrets reloaded"),
-                Some(Err(e)) => tracing::warn!("secrets not reloaded, keeping the old ones: {e}"),
-                None => tracing::info!("SIGHUP: nothing to reload with auth.backend = \"radius\""),
+            // While draining, look at the sessions again now and then (a
+            // session can end while its connection stays).
+            _ = tokio::time::sleep(Duration::from_millis(500)), if listener.is_none() => {}
+            _ = sighup.recv() => {
+                tracing::info!("SIGHUP: reloading");
+                super::notify::reloading();
+                // Logs its outcome.
+                let _ = super::reload(&shared);
+                super::notify::ready("running");
+            }
+            Some(mode) = shutdown_requests.recv() => match mode {
+                Mode::Hard => { tracing::info!("shutdown hard (control socket): shutting down"); break; }
+                Mode::Soft => {
+                    if listener.take().is_some() {
+                        draining.store(true, Ordering::Relaxed);
+                        tracing::info!(
+                            connections = connections.len(),
+                            "shutdown soft (control socket): no new connections; waiting for the sessions to end"
+                        );
+                    }
+                }
             },
             _ = sigint.recv() => { tracing::info!("SIGINT: shutting down"); break; }
             _ = sigterm.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
         }
     }
 
+    super::notify::stopping();
     // Goodbyes: every connection ends its calls (LCP Terminate,
     // Call-Disconnect-Notify) and sends Stop-Control-Connection-Request.
     drop(listener);
+    drop(shutdown_requests);
     let _ = shutdown_tx.send(true);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while !connections.is_empty() {
@@ -267,6 +316,14 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
                 connections.abort_all();
                 break;
             }
+        }
+    }
+    // Every session has ended and queued its ip-down: let them run.
+    if let Some(scripts) = &shared.scripts {
+        let within = Duration::from_secs(shared.config.scripts.timeout_secs.saturating_add(2));
+        let left = scripts.drain(within).await;
+        if left > 0 {
+            tracing::warn!("{left} script run(s) did not finish before shutdown");
         }
     }
     background.abort_all();
@@ -295,6 +352,19 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Waits (at most 5 s) until the control socket, served by a task of its
+/// own, takes connections.
+async fn wait_for_control_socket(path: &std::path::Path) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while tokio::net::UnixStream::connect(path).await.is_err() {
+        if tokio::time::Instant::now() > deadline {
+            tracing::warn!(path = %path.display(), "the control socket is not up; reporting ready anyway");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// Loads the XDP program and attaches it to the WAN and LAN interfaces.

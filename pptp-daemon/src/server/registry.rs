@@ -14,7 +14,7 @@ use std::{
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::ctl::{DataPath, SessionInfo};
+use super::ctl::{DataPath, Negotiated, SessionInfo, State};
 use crate::{
     auth::{Verifier, random::RandomSource, server::ServerSettings},
     config::Config,
@@ -27,7 +27,7 @@ use crate::{
     logsafe::WarnLimiter,
     mppe::cipher::{Decryptor, Encryptor},
     proto::{
-        concentrator::{Concentrator, Event as CoreEvent, Refusal, SessionId},
+        concentrator::{Concentrator, Event as CoreEvent, Refusal, SessionId, SessionState},
         control::ControlSettings,
         end::EndReason,
         session::SessionConfig,
@@ -61,6 +61,9 @@ pub struct Stats {
     /// Data over a session's rate limit, dropped: from the client, to it.
     pub rate_dropped_up: AtomicU64,
     pub rate_dropped_down: AtomicU64,
+    /// Credentials checks answered by the back end (`ctl stat`).
+    pub auth_accepted: AtomicU64,
+    pub auth_rejected: AtomicU64,
 }
 
 impl Stats {
@@ -84,6 +87,8 @@ impl Stats {
             ("dae_naks", &self.dae_naks),
             ("userspace_rate_dropped_up", &self.rate_dropped_up),
             ("userspace_rate_dropped_down", &self.rate_dropped_down),
+            ("auth_accepted", &self.auth_accepted),
+            ("auth_rejected", &self.auth_rejected),
         ]
         .into_iter()
         .map(|(n, v)| (n.to_owned(), v.load(Ordering::Relaxed)))
@@ -146,6 +151,10 @@ pub enum Command {
     Close(EndReason),
     /// The control connection ended the call: the link is gone.
     LowerDown(EndReason),
+    /// End at once, without goodbyes (`ctl terminate .. hard`): the task
+    /// returns and its guard releases everything; the control connection
+    /// closes TCP unless other calls still use it.
+    Abort(EndReason),
 }
 
 /// One call, shared by its session task, its control connection and the
@@ -169,6 +178,8 @@ pub struct Call {
     pub data: RwLock<Option<Arc<DataState>>>,
     pub user: Mutex<Option<String>>,
     pub counters: Counters,
+    /// What the PPP negotiation agreed, once the network is up (`ctl show`).
+    pub negotiated: Mutex<Option<Negotiated>>,
 }
 
 impl Call {
@@ -278,6 +289,10 @@ pub struct Shared {
     pub boot_secs: u64,
     /// RADIUS accounting, when configured.
     pub accounting: Option<super::accounting::AcctHandle>,
+    /// pppd-compatible scripts (`[scripts]`), when any is configured.
+    pub scripts: Option<Arc<super::scripts::Scripts>>,
+    /// The secrets file (`auth.backend = "secrets"`), re-read on reload.
+    pub secrets: Option<Arc<crate::auth::secrets::SecretsFile>>,
 }
 
 impl Shared {
@@ -387,9 +402,21 @@ impl Shared {
             .values()
             .cloned()
             .collect();
+        let states: Vec<State> = {
+            let core = self.core();
+            calls
+                .iter()
+                .map(|c| match core.session(c.session).map(|e| e.state) {
+                    Some(SessionState::Starting) => State::Starting,
+                    Some(SessionState::Up) => State::Up,
+                    Some(SessionState::Ending) | None => State::Ending,
+                })
+                .collect()
+        };
         let mut out: Vec<SessionInfo> = calls
             .iter()
-            .map(|c| {
+            .zip(states)
+            .map(|(c, state)| {
                 let data = c.data();
                 let mut info = SessionInfo {
                     user: c.user.lock().unwrap_or_else(|e| e.into_inner()).clone(),
@@ -409,6 +436,12 @@ impl Shared {
                         Some(_) => DataPath::Userspace,
                     },
                     acct_session_id: c.acct_session_id.clone(),
+                    state,
+                    rate: data
+                        .as_ref()
+                        .map(|d| d.shaper.lock().unwrap_or_else(|e| e.into_inner()).limit())
+                        .filter(|r| !r.is_none())
+                        .map(|r| r.to_string()),
                 };
                 if info.path == DataPath::Xdp
                     && let Some(xdp) = &self.xdp
@@ -465,6 +498,9 @@ impl Shared {
         }
         if let Some(acct) = &self.accounting {
             out.extend(acct.stats.list());
+        }
+        if let Some(scripts) = &self.scripts {
+            out.extend(scripts.stats_list());
         }
         out
     }

@@ -24,7 +24,9 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::{
     Call, CallInput, DataState, Shared,
+    ctl::Negotiated,
     registry::{Command, RouteOp},
+    scripts::{SessionFacts, SessionScripts},
     send_control, shaping,
 };
 use crate::{
@@ -46,6 +48,9 @@ pub enum ToControl {
     /// The session ended on its own (LCP Terminate, keepalive, failed
     /// authentication): clear the call (Call-Disconnect-Notify).
     Ended { call_id: u16, reason: EndReason },
+    /// The session was aborted ([`Command::Abort`]): no goodbyes. Sent
+    /// before its `Ended`.
+    Aborted { call_id: u16 },
 }
 
 /// How often a call on the XDP path looks for sequence numbers the kernel
@@ -75,6 +80,9 @@ pub struct SessionGuard {
     ack_wake: Arc<Notify>,
     /// Why the session ended; unset means its task died without saying.
     reason: Option<EndReason>,
+    /// The session's pppd-compatible scripts: `Drop` runs the `ip-down`
+    /// its network owes.
+    scripts: SessionScripts,
 }
 
 impl SessionGuard {
@@ -102,12 +110,14 @@ impl SessionGuard {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(call.call_id, call.clone());
+        let scripts = SessionScripts::new(shared.scripts.clone());
         Self {
             shared,
             call,
             control,
             ack_wake,
             reason: None,
+            scripts,
         }
     }
 
@@ -122,6 +132,8 @@ impl Drop for SessionGuard {
         // The data path first, so that no packet reaches this session once
         // its address can belong to another one.
         take_data_path(&self.shared, &self.call);
+        // ip-down, if the network came up, with the final counters.
+        self.scripts.down(|| final_bytes(&self.call));
         // Accounting Stop, with the XDP counters now folded into the call's
         // (sent only if the session had a Start; never blocks).
         if let Some(acct) = &self.shared.accounting {
@@ -189,6 +201,7 @@ pub async fn run(
         verify_request: 0,
         closing: None,
         reason: None,
+        scripts: guard.scripts.clone(),
     };
     session.open(Instant::now());
     let mut next_kernel_poll = tokio::time::Instant::now() + KERNEL_ACK_POLL;
@@ -231,7 +244,17 @@ pub async fn run(
                     }
                     Some(Command::LowerDown(reason)) => {
                         session.lower_down(now);
-                        task.reason.get_or_insert(reason);
+                        // Why we were closing wins over the link going
+                        // away under the close (the peer's Call-Clear
+                        // after our LCP Terminate-Request).
+                        task.reason.get_or_insert(task.closing.unwrap_or(reason));
+                    }
+                    Some(Command::Abort(reason)) => {
+                        // No goodbyes: nothing more is sent; the guard
+                        // releases everything as the task returns.
+                        let _ = guard.control.send(ToControl::Aborted { call_id: call.call_id });
+                        guard.end(reason);
+                        return;
                     }
                     // Every sender is gone: the control connection ended.
                     None => {
@@ -285,6 +308,8 @@ struct Task {
     closing: Option<EndReason>,
     /// Set when the session is over.
     reason: Option<EndReason>,
+    /// The session's scripts (shared with its guard).
+    scripts: SessionScripts,
 }
 
 impl Task {
@@ -309,6 +334,11 @@ impl Task {
     /// A verdict from the back end; the concentrator has the last word on
     /// an acceptance (sessions per user, no change of user).
     fn verdict(&mut self, session: &mut Session, now: Instant, verdict: Verdict) {
+        let counter = match &verdict {
+            Verdict::Accept(_) => &self.shared.stats.auth_accepted,
+            Verdict::Reject(_) => &self.shared.stats.auth_rejected,
+        };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let verdict = match verdict {
             Verdict::Accept(accepted) => {
                 let admitted = {
@@ -417,7 +447,10 @@ impl Task {
                 }
             }
             SessionEvent::NetworkOpened(params) => self.network_up(&params).await,
-            SessionEvent::NetworkDown => take_data_path(&self.shared, &self.call),
+            SessionEvent::NetworkDown => {
+                take_data_path(&self.shared, &self.call);
+                self.scripts.down(|| final_bytes(&self.call));
+            }
             SessionEvent::CcpResetRequest => {
                 if let Some(data) = self.call.data()
                     && let Some(enc) = &data.encryptor
@@ -439,6 +472,18 @@ impl Task {
     /// call on the XDP path when it can go there.
     async fn network_up(&mut self, params: &NetworkParams) {
         let client = params.peer_address;
+        let facts = SessionFacts {
+            session_id: self.call.acct_session_id.clone(),
+            call_id: self.call.call_id,
+            peer_call_id: self.call.peer_call_id,
+            user: params.user.clone().unwrap_or_default(),
+            peer: self.call.peer,
+            server: self.call.local,
+            local: params.local_address,
+            remote: client,
+        };
+        // ip-pre-up: before anything routes to the client (waited for).
+        self.scripts.pre_up(&facts).await;
         let shared = &self.shared;
         let settings = &shared.settings;
         let (encryptor, decryptor, mppe) = match (&params.mppe, &params.mppe_material) {
@@ -520,6 +565,17 @@ impl Task {
             shaper: Mutex::new(shaping::Shaper::new(rate, burst_ns, Instant::now())),
         });
         *self.call.data.write().unwrap_or_else(|e| e.into_inner()) = Some(data);
+        *self
+            .call
+            .negotiated
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(negotiated(
+            params,
+            self.accepted.as_ref(),
+            mppe.clone(),
+            mtu,
+            mss,
+        ));
         let (done, added) = oneshot::channel();
         if shared
             .routes
@@ -556,6 +612,7 @@ impl Task {
             %rate,
             "network up"
         );
+        self.scripts.up(facts);
     }
 
     /// The acknowledgment-only frame the call's sequencer has due (RFC
@@ -574,6 +631,66 @@ impl Task {
         if let Ok(n) = header.emit_header(&mut buf) {
             self.shared.send_gre(&self.call, &buf[..n]).await;
         }
+    }
+}
+
+/// Bytes sent to and received from the client so far (`BYTES_SENT`,
+/// `BYTES_RCVD`): the call's counters, which include the XDP path's once
+/// the data path is taken down.
+fn final_bytes(call: &Call) -> (u64, u64) {
+    use std::sync::atomic::Ordering::Relaxed;
+    (
+        call.counters.tx_bytes.load(Relaxed),
+        call.counters.rx_bytes.load(Relaxed),
+    )
+}
+
+/// What `ctl show` reports of a session whose network came up.
+fn negotiated(
+    params: &NetworkParams,
+    accepted: Option<&Accepted>,
+    mppe: Option<String>,
+    mtu: u16,
+    mss_clamp: Option<u16>,
+) -> Negotiated {
+    use crate::auth::AuthMethod;
+    let link = &params.link;
+    let attributes = accepted.map(|a| &a.session);
+    let secs = |d: Option<Duration>| d.map(|d| d.as_secs());
+    Negotiated {
+        mru: link.mru,
+        peer_mru: link.peer_mru,
+        pfc: link.send_pfc,
+        acfc: link.send_acfc,
+        peer_accm: link.peer_accm,
+        magic: link.magic,
+        peer_magic: link.peer_magic,
+        auth: params.auth.or(link.auth).map(|m| {
+            match m {
+                AuthMethod::MsChapV2 => "MS-CHAPv2",
+                AuthMethod::MsChapV1 => "MS-CHAP",
+                AuthMethod::ChapMd5 => "CHAP-MD5",
+                AuthMethod::Pap => "PAP",
+            }
+            .to_owned()
+        }),
+        local_address: Some(params.local_address),
+        client_address: Some(params.peer_address),
+        dns: params.dns.clone(),
+        nbns: params.nbns.clone(),
+        mppe,
+        mtu,
+        mss_clamp,
+        session_timeout_secs: secs(attributes.and_then(|a| a.session_timeout)),
+        idle_timeout_secs: secs(attributes.and_then(|a| a.idle_timeout)),
+        acct_interim_secs: secs(attributes.and_then(|a| a.acct_interim_interval)),
+        framed_mtu: attributes.and_then(|a| a.framed_mtu),
+        class: attributes.map_or_else(Vec::new, |a| {
+            a.class
+                .iter()
+                .map(|c| c.iter().map(|b| format!("{b:02x}")).collect())
+                .collect()
+        }),
     }
 }
 
@@ -675,7 +792,10 @@ mod tests {
     }
 
     fn shared() -> (Arc<Shared>, mpsc::UnboundedReceiver<RouteOp>) {
-        let config = Config::default();
+        shared_with(Config::default())
+    }
+
+    fn shared_with(config: Config) -> (Arc<Shared>, mpsc::UnboundedReceiver<RouteOp>) {
         let pool = AddressPool::new(&config.ppp.pool, &[config.ppp.local_address]);
         let (routes, route_ops) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
@@ -697,6 +817,12 @@ mod tests {
             warnings: Mutex::new(WarnLimiter::new(WarnLimits::default())),
             boot_secs: 0,
             accounting: None,
+            scripts: crate::server::scripts::Scripts::new(
+                &config.scripts,
+                "pptp0",
+                crate::server::scripts::Daemon::current(),
+            ),
+            secrets: None,
             config,
         });
         (shared, route_ops)
@@ -745,6 +871,7 @@ mod tests {
             }))),
             user: Mutex::new(Some("alice".into())),
             counters: Counters::default(),
+            negotiated: Mutex::new(None),
         });
         shared.clients.write().unwrap().insert(addr, call.clone());
         let (to_control, from_sessions) = mpsc::unbounded_channel();
@@ -847,5 +974,60 @@ mod tests {
             addr,
             EndReason::CallCleared,
         );
+    }
+
+    /// `ip-down` hangs on the guard: a session task that is aborted after
+    /// its network came up still runs it, once, with its counters.
+    #[tokio::test]
+    async fn an_aborted_session_runs_ip_down_once() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = std::env::temp_dir().join(format!("pptp-session-ipdown-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("log");
+        let script = dir.join("ip-down");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\necho \"$1 $5 $PEERNAME $BYTES_SENT $BYTES_RCVD\" >> {}\n",
+                log.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut config = Config::default();
+        config.scripts.ip_down = Some(script);
+        let (shared, _route_ops) = shared_with(config);
+        let (guard, _from_sessions, addr) = session_up(&shared, Ipv4Addr::new(198, 18, 0, 5));
+        guard
+            .call
+            .counters
+            .tx_bytes
+            .store(300, std::sync::atomic::Ordering::Relaxed);
+        guard
+            .call
+            .counters
+            .rx_bytes
+            .store(200, std::sync::atomic::Ordering::Relaxed);
+        guard.scripts.up(SessionFacts {
+            session_id: guard.call.acct_session_id.clone(),
+            call_id: guard.call.call_id,
+            peer_call_id: guard.call.peer_call_id,
+            user: "alice".into(),
+            peer: guard.call.peer,
+            server: guard.call.local,
+            local: Ipv4Addr::new(198, 19, 0, 1),
+            remote: addr,
+        });
+        let task = tokio::spawn(async move {
+            let _guard = guard;
+            std::future::pending::<()>().await;
+        });
+        task.abort();
+        assert!(task.await.unwrap_err().is_cancelled());
+        let scripts = shared.scripts.as_ref().expect("configured");
+        assert_eq!(scripts.drain(std::time::Duration::from_secs(10)).await, 0);
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(text, format!("pptp0 {addr} alice 300 200\n"));
     }
 }
