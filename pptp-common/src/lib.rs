@@ -11,4 +11,5 @@
 pub mod consts;
 pub mod hdr;
 pub mod maps;
+pub mod rate;
 pub mod serial;

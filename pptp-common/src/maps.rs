@@ -65,11 +65,17 @@ pub enum Stat {
     /// path): too big for the tunnel, TTL expiring, TCP SYN to clamp, no
     /// route or neighbour yet.
     EncapPassed = 13,
+    /// Data frame of a known session over its rate limit from the client
+    /// (the `PPTP_SESSIONS` entry's bucket): dropped.
+    RateLimitedDecap = 14,
+    /// IPv4 to a client over its session's rate limit towards the client
+    /// (the `PPTP_CLIENTS` entry's bucket): dropped.
+    RateLimitedEncap = 15,
 }
 
 impl Stat {
     /// Number of counters; size of the `PPTP_STATS` array.
-    pub const COUNT: u32 = 14;
+    pub const COUNT: u32 = 16;
 
     /// Every counter, in index order.
     pub const ALL: [Stat; Self::COUNT as usize] = [
@@ -87,6 +93,8 @@ impl Stat {
         Stat::GreDecapPassed,
         Stat::Encapsulated,
         Stat::EncapPassed,
+        Stat::RateLimitedDecap,
+        Stat::RateLimitedEncap,
     ];
 
     /// A short lowercase name for logs and the `stats` output.
@@ -106,6 +114,8 @@ impl Stat {
             Stat::GreDecapPassed => "gre_decap_passed",
             Stat::Encapsulated => "encapsulated",
             Stat::EncapPassed => "encap_passed",
+            Stat::RateLimitedDecap => "rate_limited_decap",
+            Stat::RateLimitedEncap => "rate_limited_encap",
         }
     }
 }
@@ -161,7 +171,14 @@ pub const SESSION_F_ENCAP: u32 = 1 << 3;
 pub const SESSION_F_MSS_CLAMP: u32 = 1 << 4;
 
 /// Value of both session maps: what the programs need to check,
-/// decapsulate and encapsulate the data of an established session.
+/// decapsulate and encapsulate the data of an established session, and
+/// its rate limits ([`crate::rate`]).
+///
+/// Each map's entry carries one token bucket (`rate_tat`): the
+/// `PPTP_SESSIONS` entry's polices what the client sends (`rate_up_kbps`),
+/// the `PPTP_CLIENTS` entry's what is sent to it (`rate_down_kbps`). CPUs
+/// update it with a compare-and-swap; the daemon rewrites the whole entry
+/// (bucket full again) to change a rate.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Session {
@@ -183,6 +200,17 @@ pub struct Session {
     pub mtu: u16,
     /// Explicit padding, always zero.
     pub _pad: u16,
+    /// Rate limit of what the client sends (decapsulation), kbit/s of inner
+    /// IPv4 bytes; 0: none.
+    pub rate_up_kbps: u32,
+    /// Rate limit of what is sent to the client (encapsulation), kbit/s;
+    /// 0: none.
+    pub rate_down_kbps: u32,
+    /// Burst tolerance of both buckets, ns ([`crate::rate::admit`]).
+    pub rate_burst_ns: u32,
+    /// This entry's bucket: its theoretical arrival time, ns of
+    /// `bpf_ktime_get_ns` (0: full). Only accessed atomically by the program.
+    pub rate_tat: u64,
 }
 
 /// GRE sequence state of one session (RFC 2637 section 4.4), shared by the
@@ -259,7 +287,7 @@ mod tests {
 
     #[test]
     fn session_layout_has_no_holes() {
-        assert_eq!(size_of::<Session>(), 28);
+        assert_eq!(size_of::<Session>(), 48);
         assert_eq!(offset_of!(Session, peer_addr), 0);
         assert_eq!(offset_of!(Session, local_addr), 4);
         assert_eq!(offset_of!(Session, client_addr), 8);
@@ -269,6 +297,10 @@ mod tests {
         assert_eq!(offset_of!(Session, peer_call_id), 22);
         assert_eq!(offset_of!(Session, mtu), 24);
         assert_eq!(offset_of!(Session, _pad), 26);
+        assert_eq!(offset_of!(Session, rate_up_kbps), 28);
+        assert_eq!(offset_of!(Session, rate_down_kbps), 32);
+        assert_eq!(offset_of!(Session, rate_burst_ns), 36);
+        assert_eq!(offset_of!(Session, rate_tat), 40);
     }
 
     #[test]

@@ -66,6 +66,7 @@ pub struct Config {
     pub control: ControlConfig,
     pub limits: LimitsConfig,
     pub radius: RadiusConfig,
+    pub shaping: ShapingConfig,
     pub scripts: ScriptsConfig,
 }
 
@@ -312,6 +313,56 @@ impl Default for LimitsConfig {
             single_session: SingleSession::Deny,
             write_timeout_secs: 10,
         }
+    }
+}
+
+/// `[shaping]`: per-session rate limits (see [`crate::proto::shaping`]),
+/// in MikroTik's `"up/down"` form from the concentrator's view: up (rx)
+/// is what the client sends, down (tx) what it receives. A RADIUS
+/// Access-Accept's Mikrotik-Rate-Limit or Filter-Id replaces them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShapingConfig {
+    /// For every user without an entry in `users`; absent: no limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<String>,
+    /// Burst of both buckets, as the time the rate takes to send it.
+    pub burst_ms: u32,
+    /// Per user (the name they authenticate with): `"up/down"`, or
+    /// `"0"` for no limit.
+    pub users: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for ShapingConfig {
+    fn default() -> Self {
+        Self {
+            rate: None,
+            burst_ms: 300,
+            users: std::collections::BTreeMap::new(),
+        }
+    }
+}
+
+impl ShapingConfig {
+    /// Longest burst, so the nanoseconds fit the map's u32.
+    pub const MAX_BURST_MS: u32 = 4000;
+    /// Most per-user entries.
+    pub const MAX_USERS: usize = 100_000;
+
+    /// The configured rate of `user` (validated strings; anything else
+    /// counts as no limit).
+    pub fn rate_for(&self, user: &str) -> crate::proto::shaping::RateLimit {
+        use crate::proto::shaping::RateLimit;
+        self.users
+            .get(user)
+            .or(self.rate.as_ref())
+            .and_then(|r| RateLimit::parse_mikrotik(r).ok())
+            .unwrap_or(RateLimit::NONE)
+    }
+
+    /// The burst tolerance, ns.
+    pub fn burst_ns(&self) -> u32 {
+        self.burst_ms.min(Self::MAX_BURST_MS) * 1_000_000
     }
 }
 
@@ -616,8 +667,37 @@ impl Config {
         self.validate_mppe()?;
         self.validate_timers_and_counts()?;
         self.validate_radius()?;
+        self.validate_shaping()?;
         self.validate_scripts()?;
         self.validate_dataplane()
+    }
+
+    fn validate_shaping(&self) -> Result<(), (String, String)> {
+        use crate::proto::shaping::RateLimit;
+        let shaping = &self.shaping;
+        if !(1..=ShapingConfig::MAX_BURST_MS).contains(&shaping.burst_ms) {
+            return invalid(
+                "shaping.burst_ms",
+                format!("must be 1 to {}", ShapingConfig::MAX_BURST_MS),
+            );
+        }
+        if let Some(rate) = &shaping.rate
+            && let Err(e) = RateLimit::parse_mikrotik(rate)
+        {
+            return invalid("shaping.rate", e.to_string());
+        }
+        if shaping.users.len() > ShapingConfig::MAX_USERS {
+            return invalid(
+                "shaping.users",
+                format!("at most {} entries", ShapingConfig::MAX_USERS),
+            );
+        }
+        for (user, rate) in &shaping.users {
+            if let Err(e) = RateLimit::parse_mikrotik(rate) {
+                return invalid(&format!("shaping.users.{user}"), e.to_string());
+            }
+        }
+        Ok(())
     }
 
     fn validate_scripts(&self) -> Result<(), (String, String)> {
@@ -1528,6 +1608,35 @@ mod tests {
         assert_eq!(line, 3);
         assert_eq!(field, "ppp.mtu");
         assert!(msg.contains("unknown field `mtu`"), "{msg}");
+    }
+
+    #[test]
+    fn shaping_rates_per_user_with_a_default() {
+        use crate::proto::shaping::RateLimit;
+        let c = Config::parse(
+            "[shaping]\nrate = \"10M/20M\"\nburst_ms = 50\n[shaping.users]\nalice = \"2M/8M\"\nbob = \"0\"\n",
+            "x",
+        )
+        .unwrap();
+        let rl = |up_bps, down_bps| RateLimit { up_bps, down_bps };
+        assert_eq!(c.shaping.rate_for("alice"), rl(2_000_000, 8_000_000));
+        assert_eq!(c.shaping.rate_for("bob"), RateLimit::NONE);
+        assert_eq!(c.shaping.rate_for("carol"), rl(10_000_000, 20_000_000));
+        assert_eq!(c.shaping.burst_ns(), 50_000_000);
+        assert_eq!(Config::default().shaping.rate_for("carol"), RateLimit::NONE);
+    }
+
+    #[test]
+    fn bad_shaping_values_are_refused_by_name() {
+        let (_, _, field, msg) = invalid("[shaping]\nrate = \"fast\"\n");
+        assert_eq!(field, "shaping.rate");
+        assert!(msg.contains("not a number"), "{msg}");
+        let (line, _, field, _) = invalid("[shaping.users]\nalice = \"1M/2M/3M\"\n");
+        assert_eq!((line, field.as_str()), (2, "shaping.users.alice"));
+        let (_, _, field, _) = invalid("[shaping]\nburst_ms = 0\n");
+        assert_eq!(field, "shaping.burst_ms");
+        let (_, _, field, _) = invalid("[shaping]\nburst_ms = 4001\n");
+        assert_eq!(field, "shaping.burst_ms");
     }
 
     #[test]

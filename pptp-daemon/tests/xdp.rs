@@ -46,7 +46,7 @@ fn session(flags: u32) -> Session {
         call_id: OUR_CALL,
         peer_call_id: PEER_CALL,
         mtu: 1400,
-        _pad: 0,
+        ..Session::default()
     }
 }
 
@@ -637,6 +637,133 @@ fn encapsulation_on_crafted_frames() {
             out: None,
         }],
     );
+}
+
+/// The token buckets of the session entries (pptp_common::rate): at
+/// 1 kbit/s a 312-byte packet costs 2.496 s, so a 4 s burst lets exactly
+/// two through back to back and drops the third (refill during the test
+/// is negligible: a third packet would need 1 s). Each direction has its
+/// own bucket; a dropped packet takes no sequence number; a rate changed
+/// in place applies to the next packet.
+#[test]
+fn rate_limits_on_crafted_frames() {
+    let fib = fib();
+    let mut dp = load();
+    let mut limited = session(SESSION_F_DECAP | SESSION_F_ENCAP);
+    limited.rate_up_kbps = 1;
+    limited.rate_down_kbps = 1;
+    limited.rate_burst_ns = 4_000_000_000;
+    dp.install(&limited, seq(20)).unwrap();
+
+    let full = [0xFF, 0x03, 0x00, 0x21];
+    let up = udp(CLIENT, LAN_HOST, 64, 292);
+    assert_eq!(up.len(), 312);
+    let down = udp(LAN_HOST, CLIENT, 64, 292);
+    let from_client = |seq: u32| from_peer(PEER, &gre(OUR_CALL, Some(seq), None, &ppp(&full, &up)));
+    let forwarded = {
+        let mut f = eth(LAN_HOST_MAC, fib.lan_mac, 0x0800);
+        f.extend_from_slice(&hop(&up));
+        f
+    };
+    let from_lan = {
+        let mut f = eth(fib.lan_mac, LAN_HOST_MAC, 0x0800);
+        f.extend_from_slice(&down);
+        f
+    };
+    let decap = |name, seq| Case {
+        name,
+        frame: from_client(seq),
+        ifindex: fib.wan,
+        action: XDP_REDIRECT,
+        stat: Stat::GreDecapsulated,
+        out: Some(forwarded.clone()),
+    };
+    let decap_dropped = |name, seq| Case {
+        name,
+        frame: from_client(seq),
+        ifindex: fib.wan,
+        action: XDP_DROP,
+        stat: Stat::RateLimitedDecap,
+        out: None,
+    };
+    let encap = |name, seq| Case {
+        name,
+        frame: from_lan.clone(),
+        ifindex: fib.lan,
+        action: XDP_REDIRECT,
+        stat: Stat::Encapsulated,
+        out: Some(encapsulated(
+            CLIENT_MAC,
+            fib.wan_mac,
+            PEER,
+            PEER_CALL,
+            seq,
+            Some(2),
+            &full,
+            &hop(&down),
+        )),
+    };
+    let encap_dropped = |name| Case {
+        name,
+        frame: from_lan.clone(),
+        ifindex: fib.lan,
+        action: XDP_DROP,
+        stat: Stat::RateLimitedEncap,
+        out: None,
+    };
+    check(
+        &dp,
+        &fib,
+        vec![
+            decap("from the client: 1st within the burst", 1),
+            decap("from the client: 2nd within the burst", 2),
+            decap_dropped("from the client: 3rd over the rate", 3),
+            decap_dropped("from the client: 4th over the rate", 4),
+        ],
+    );
+    // The up bucket's drops took nothing from the down bucket, nor did
+    // they record their sequence numbers.
+    assert_eq!(dp.seq().rx_highest(3).unwrap(), Some(2));
+    check(
+        &dp,
+        &fib,
+        vec![
+            encap("to the client: 1st within the burst", 20),
+            encap("to the client: 2nd within the burst", 21),
+            encap_dropped("to the client: 3rd over the rate"),
+        ],
+    );
+    // The dropped packet took no sequence number.
+    assert_eq!(dp.seq().load(3).unwrap().tx_next, 22);
+    let c = dp.counters(3).unwrap();
+    assert_eq!(
+        (c.rx_packets, c.tx_packets),
+        (2, 2),
+        "drops are not counted as traffic"
+    );
+
+    // A live change: no limit from the client, 1 Mbit/s to it (buckets full).
+    dp.set_rate(PEER, OUR_CALL, CLIENT, |s| {
+        s.rate_up_kbps = 0;
+        s.rate_down_kbps = 1000;
+        s.rate_tat = 0;
+    })
+    .unwrap();
+    check(
+        &dp,
+        &fib,
+        vec![
+            encap("1 Mbit/s: passes again", 22),
+            decap("no limit any more: 5th", 5),
+            decap("no limit any more: 6th", 6),
+            decap("no limit any more: 7th", 7),
+        ],
+    );
+    // The other entry's fields were kept.
+    assert_eq!(dp.installed().unwrap(), (1, 1));
+    // A session that is not installed is an error, and nothing is added.
+    assert!(dp.set_rate(PEER2, 9, CLIENT2, |_| {}).is_err());
+    assert_eq!(dp.installed().unwrap(), (1, 1));
 }
 
 #[test]

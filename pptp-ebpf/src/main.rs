@@ -17,6 +17,9 @@
 //!   MPPE frames, ack-only frames, unknown calls, fragments, anything
 //!   malformed) goes up untouched with `XDP_PASS`.
 //!
+//! A session's data over its rate limit (a token bucket in each map entry,
+//! `pptp_common::rate`) is dropped, in both directions.
+//!
 //! Every packet access goes through a bounds-checked helper; every frame is
 //! counted once in `PPTP_STATS`.
 #![no_std]
@@ -27,13 +30,13 @@
 #![allow(internal_features)]
 
 use core::{
-    intrinsics::{AtomicOrdering, atomic_xadd},
+    intrinsics::{AtomicOrdering, atomic_cxchg, atomic_xadd},
     mem::size_of,
 };
 
 use aya_ebpf::{
     bindings::{BPF_F_MMAPABLE, BPF_FIB_LKUP_RET_SUCCESS, bpf_fib_lookup as FibParams, xdp_action},
-    helpers::{bpf_fib_lookup, bpf_redirect, bpf_xdp_adjust_head},
+    helpers::{bpf_fib_lookup, bpf_ktime_get_ns, bpf_redirect, bpf_xdp_adjust_head},
     macros::{map, xdp},
     maps::{Array, HashMap, PerCpuArray},
     programs::XdpContext,
@@ -50,7 +53,7 @@ use pptp_common::{
         ClientKey, MAX_SESSIONS, SESSION_F_ACFC, SESSION_F_DECAP, SESSION_F_ENCAP,
         SESSION_F_MSS_CLAMP, SESSION_F_PFC, SeqState, Session, SessionCounters, SessionKey, Stat,
     },
-    serial,
+    rate, serial,
 };
 
 /// Global counters, one slot per [`Stat`].
@@ -172,15 +175,13 @@ fn process(ctx: &XdpContext) -> (Stat, u32) {
     let key = ClientKey {
         client_addr: ip.dst_addr,
     };
-    let Some(session) = PPTP_CLIENTS.get_ptr(&key) else {
+    let Some(session) = PPTP_CLIENTS.get_ptr_mut(&key) else {
         return (Stat::NotGre, PASS);
     };
     if unusual {
         return (Stat::Ipv4Unusual, PASS);
     }
-    // SAFETY: a map value pointer stays valid for the whole program run.
-    let session = unsafe { *session };
-    encapsulate(ctx, l3, &session)
+    encapsulate(ctx, l3, session)
 }
 
 /// Enhanced GRE from a peer: decapsulates a session's IPv4 data frame.
@@ -215,11 +216,11 @@ fn decapsulate(ctx: &XdpContext, l3: usize, ip: &Ipv4Hdr) -> (Stat, u32) {
     }
 
     let key = SessionKey::new(ip.src_addr, gre.call_id());
-    let Some(session) = PPTP_SESSIONS.get_ptr(&key) else {
+    let Some(entry) = PPTP_SESSIONS.get_ptr_mut(&key) else {
         return (Stat::GreUnknownCall, PASS);
     };
     // SAFETY: a map value pointer stays valid for the whole program run.
-    let session = unsafe { *session };
+    let session = unsafe { *entry };
     // Ack-only frames, frames without a sequence number and sessions off
     // the fast path are the daemon's.
     let Some(seq) = seq else {
@@ -275,6 +276,17 @@ fn decapsulate(ctx: &XdpContext, l3: usize, ip: &Ipv4Hdr) -> (Stat, u32) {
         return (Stat::GreToUserspace, PASS);
     }
 
+    // Over the client's rate: dropped, before anything is recorded.
+    // SAFETY: map value pointer, valid for the program run.
+    if !within_rate(
+        unsafe { &raw mut (*entry).rate_tat },
+        session.rate_up_kbps,
+        session.rate_burst_ns,
+        inner_len,
+    ) {
+        return (Stat::RateLimitedDecap, DROP);
+    }
+
     // Accepted: record the sequence number for our next ack, count.
     if let Some(state) = PPTP_SEQ.get_ptr_mut(session.slot) {
         // SAFETY: map value pointer, valid for the program run. Racing
@@ -321,11 +333,9 @@ fn decapsulate(ctx: &XdpContext, l3: usize, ip: &Ipv4Hdr) -> (Stat, u32) {
     let key = ClientKey {
         client_addr: inner_ip.dst_addr,
     };
-    if let Some(other) = PPTP_CLIENTS.get_ptr(&key) {
-        // SAFETY: map value pointer, valid for the program run.
-        let other = unsafe { *other };
-        let (stat, action) = encapsulate(ctx, ETH_LEN, &other);
-        return if stat == Stat::Encapsulated {
+    if let Some(other) = PPTP_CLIENTS.get_ptr_mut(&key) {
+        let (stat, action) = encapsulate(ctx, ETH_LEN, other);
+        return if stat == Stat::Encapsulated || stat == Stat::RateLimitedEncap {
             (stat, action)
         } else {
             (Stat::GreDecapPassed, PASS)
@@ -448,10 +458,49 @@ fn be16_len(bytes: [u8; 2]) -> usize {
     unsafe { core::ptr::read_volatile(&len) & 0xffff }
 }
 
-/// IPv4 (at `l3`) for a client: prepends outer IPv4, enhanced GRE and PPP
-/// and sends it towards the client's peer address.
+/// Whether a packet of `len` inner bytes fits the token bucket at `tat`
+/// (`pptp_common::rate`), taking its cost from the bucket when it does. A
+/// rate of 0 is no limit. CPUs share the bucket: the update is a
+/// compare-and-swap (BPF cpu v3), retried a few times when another CPU
+/// moved the bucket in between; a packet that loses every round is
+/// dropped as over the rate (under that much contention it is).
 #[inline(always)]
-fn encapsulate(ctx: &XdpContext, l3: usize, session: &Session) -> (Stat, u32) {
+fn within_rate(tat: *mut u64, rate_kbps: u32, burst_ns: u32, len: usize) -> bool {
+    if rate_kbps == 0 {
+        return true;
+    }
+    // SAFETY: plain helper call.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let cost = rate::cost_ns(len as u64 & 0xffff, rate_kbps);
+    let mut round = 0;
+    while round < 4 {
+        // SAFETY: `tat` is an aligned u64 in a map value; the program only
+        // accesses it atomically (the daemon replaces whole entries).
+        let old = unsafe { core::ptr::read_volatile(tat) };
+        let Some(new) = rate::admit(old, now, cost, u64::from(burst_ns)) else {
+            return false;
+        };
+        // SAFETY: as above.
+        let (_, swapped) = unsafe {
+            atomic_cxchg::<u64, { AtomicOrdering::SeqCst }, { AtomicOrdering::SeqCst }>(
+                tat, old, new,
+            )
+        };
+        if swapped {
+            return true;
+        }
+        round += 1;
+    }
+    false
+}
+
+/// IPv4 (at `l3`) for a client: prepends outer IPv4, enhanced GRE and PPP
+/// and sends it towards the client's peer address, within the rate limit
+/// of the client's `PPTP_CLIENTS` entry `entry`.
+#[inline(always)]
+fn encapsulate(ctx: &XdpContext, l3: usize, entry: *mut Session) -> (Stat, u32) {
+    // SAFETY: a map value pointer stays valid for the whole program run.
+    let session = &unsafe { *entry };
     let Some(ip) = ptr_at::<Ipv4Hdr>(ctx, l3) else {
         return (Stat::EncapPassed, PASS);
     };
@@ -473,6 +522,15 @@ fn encapsulate(ctx: &XdpContext, l3: usize, session: &Session) -> (Stat, u32) {
     let Some(state) = PPTP_SEQ.get_ptr_mut(session.slot) else {
         return (Stat::EncapPassed, PASS);
     };
+    // SAFETY: map value pointer, valid for the program run.
+    if !within_rate(
+        unsafe { &raw mut (*entry).rate_tat },
+        session.rate_down_kbps,
+        session.rate_burst_ns,
+        inner_len,
+    ) {
+        return (Stat::RateLimitedEncap, DROP);
+    }
 
     // Decrement the inner TTL (we route it) before moving the head.
     if let Some(ip) = ptr_at::<Ipv4Hdr>(ctx, l3) {

@@ -70,7 +70,14 @@ pub const IDLE_USER: &str = "idler";
 /// `Framed-Pool = "nosuch"` (RFC 2869 section 5.18).
 pub const POOL_USER: &str = "pooled";
 pub const NO_POOL_USER: &str = "unpooled";
-/// [`SHORT_USER`]'s, [`GOLD_USER`]'s, [`IDLE_USER`]'s and the pool users' Cleartext-Password.
+/// A user whose Access-Accept carries `Mikrotik-Rate-Limit = "2M/4M"`
+/// (2 Mbit/s from the client, 4 Mbit/s to it).
+pub const RATED_USER: &str = "rated";
+/// A user whose Access-Accept carries `Filter-Id = "4000/2000"`
+/// (accel-ppp's down/up kbit/s: 2 Mbit/s from the client, 4 Mbit/s to it).
+pub const FILTERED_USER: &str = "filtered";
+/// [`SHORT_USER`]'s, [`GOLD_USER`]'s, [`IDLE_USER`]'s, the pool users',
+/// [`RATED_USER`]'s and [`FILTERED_USER`]'s Cleartext-Password.
 pub const ATTR_PASSWORD: &str = "attr-password";
 /// [`DISABLED_USER`]'s Cleartext-Password (still rejected).
 pub const DISABLED_PASSWORD: &str = "mallory-password";
@@ -662,7 +669,11 @@ server default {{
          {IDLE_USER}\tCleartext-Password := \"{ATTR_PASSWORD}\"\n\
          \tIdle-Timeout = 3\n\
          {POOL_USER}\tCleartext-Password := \"{ATTR_PASSWORD}\"\n\tFramed-Pool = \"gold\"\n\
-         {NO_POOL_USER}\tCleartext-Password := \"{ATTR_PASSWORD}\"\n\tFramed-Pool = \"nosuch\"\n"
+         {NO_POOL_USER}\tCleartext-Password := \"{ATTR_PASSWORD}\"\n\tFramed-Pool = \"nosuch\"\n\
+         {RATED_USER}\tCleartext-Password := \"{ATTR_PASSWORD}\"\n\
+         \tMikrotik-Rate-Limit = \"2M/4M\"\n\
+         {FILTERED_USER}\tCleartext-Password := \"{ATTR_PASSWORD}\"\n\
+         \tFilter-Id = \"4000/2000\"\n"
     );
     for (name, text) in [
         ("radiusd.conf", radiusd.as_str()),

@@ -362,6 +362,9 @@ pub struct SessionAttributes {
     /// Framed-Pool (RFC 2869 section 5.18): the named pool (`ppp.pools`)
     /// the address comes from when no Framed-IP-Address names one.
     pub framed_pool: Option<String>,
+    /// Rate limit (Mikrotik-Rate-Limit, or Filter-Id in accel-ppp's
+    /// format; see [`crate::proto::shaping`]): replaces the configured one.
+    pub rate: Option<crate::proto::shaping::RateLimit>,
 }
 
 /// Why [`Credentials`] were refused.

@@ -295,6 +295,33 @@ impl XdpDataplane {
         self.seq.load(session.slot)
     }
 
+    /// Changes an installed session's entries in place (`BPF_EXIST`: an
+    /// entry removed meanwhile is not brought back): `f` edits each map's
+    /// value, the rate limit fields in practice. The encapsulation entry is
+    /// optional (a session may have none).
+    pub fn set_rate(
+        &mut self,
+        peer_addr: [u8; 4],
+        call_id: u16,
+        client_addr: [u8; 4],
+        f: impl Fn(&mut Session),
+    ) -> Result<(), XdpError> {
+        /// BPF_EXIST: update only an existing element.
+        const BPF_EXIST: u64 = 2;
+        let key = SessionKey::new(peer_addr, call_id);
+        let mut sessions = self.sessions_map()?;
+        let mut value = sessions.get(&key, 0)?;
+        f(&mut value);
+        sessions.insert(key, value, BPF_EXIST)?;
+        let ckey = ClientKey { client_addr };
+        let mut clients = self.clients_map()?;
+        if let Ok(mut value) = clients.get(&ckey, 0) {
+            f(&mut value);
+            clients.insert(ckey, value, BPF_EXIST)?;
+        }
+        Ok(())
+    }
+
     /// Number of sessions in the decapsulation and encapsulation maps.
     pub fn installed(&self) -> Result<(usize, usize), XdpError> {
         let s = self

@@ -24,5 +24,6 @@ pub mod limits;
 pub mod pool;
 pub mod rate_window;
 pub mod session;
+pub mod shaping;
 #[cfg(test)]
 mod test_support;

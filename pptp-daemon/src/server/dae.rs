@@ -132,11 +132,24 @@ pub async fn run(shared: Arc<Shared>, socket: UdpSocket, config: DaeConfig) {
                         }
                         shared.dispatch();
                     }
-                    Action::SessionTimeout(ids, timeout) => {
-                        let deadline = timeout.and_then(|t| now.checked_add(t));
-                        let mut core = shared.core();
-                        for id in ids {
-                            core.set_session_deadline(now, id, deadline);
+                    Action::Change {
+                        sessions,
+                        session_timeout,
+                        rate,
+                    } => {
+                        if let Some(timeout) = session_timeout {
+                            let deadline = timeout.and_then(|t| now.checked_add(t));
+                            let mut core = shared.core();
+                            for id in &sessions {
+                                core.set_session_deadline(now, *id, deadline);
+                            }
+                        }
+                        if let Some(rate) = rate {
+                            for id in &sessions {
+                                if let Err(e) = shared.set_rate(*id, rate) {
+                                    tracing::warn!(call_id = id.call_id(), "CoA rate limit: {e}");
+                                }
+                            }
                         }
                     }
                 }

@@ -105,6 +105,16 @@ pub(super) async fn gre_receive(shared: Arc<Shared>, mut tun: TunWriter) {
                 }
             }
             FrameVerdict::Deliver { start, end } => {
+                let within = data.as_ref().is_none_or(|d| {
+                    d.shaper
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .admit_up(end - start, Instant::now())
+                });
+                if !within {
+                    shared.stats.rate_dropped_up.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
                 let packet = &mut buf[start..end];
                 if let Some(m) = data.as_ref().and_then(|d| d.mss) {
                     mss::clamp(packet, m);
@@ -265,6 +275,18 @@ pub(super) async fn tun_receive(shared: Arc<Shared>, mut tun: TunReader) {
         };
         if n > usize::from(data.mtu) {
             shared.stats.tun_too_big.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        let within = data
+            .shaper
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .admit_down(n, Instant::now());
+        if !within {
+            shared
+                .stats
+                .rate_dropped_down
+                .fetch_add(1, Ordering::Relaxed);
             continue;
         }
         if let Some(m) = data.mss {

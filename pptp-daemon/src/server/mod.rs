@@ -27,6 +27,7 @@ pub mod registry;
 pub mod reload;
 pub mod scripts;
 pub mod session;
+pub mod shaping;
 
 use crate::cli::LogLevel;
 

@@ -59,6 +59,9 @@ pub struct Stats {
     pub dae_duplicates: AtomicU64,
     pub dae_acks: AtomicU64,
     pub dae_naks: AtomicU64,
+    /// Data over a session's rate limit, dropped: from the client, to it.
+    pub rate_dropped_up: AtomicU64,
+    pub rate_dropped_down: AtomicU64,
     /// Credentials checks answered by the back end (`ctl stat`).
     pub auth_accepted: AtomicU64,
     pub auth_rejected: AtomicU64,
@@ -83,6 +86,8 @@ impl Stats {
             ("dae_duplicates", &self.dae_duplicates),
             ("dae_acks", &self.dae_acks),
             ("dae_naks", &self.dae_naks),
+            ("userspace_rate_dropped_up", &self.rate_dropped_up),
+            ("userspace_rate_dropped_down", &self.rate_dropped_down),
             ("auth_accepted", &self.auth_accepted),
             ("auth_rejected", &self.auth_rejected),
         ]
@@ -115,6 +120,9 @@ pub struct DataState {
     pub mppe: Option<String>,
     /// Installed in the XDP maps.
     pub xdp: bool,
+    /// The rate limit on the userspace path (the XDP maps hold their own
+    /// buckets); [`Shared::set_rate`] changes it.
+    pub shaper: Mutex<crate::proto::shaping::Shaper>,
 }
 
 /// Frames for a call's session task, from the data path. The peer fills
@@ -452,7 +460,11 @@ impl Shared {
                     },
                     acct_session_id: c.acct_session_id.clone(),
                     state,
-                    rate: None,
+                    rate: data
+                        .as_ref()
+                        .map(|d| d.shaper.lock().unwrap_or_else(|e| e.into_inner()).limit())
+                        .filter(|r| !r.is_none())
+                        .map(|r| r.to_string()),
                 };
                 if info.path == DataPath::Xdp
                     && let Some(xdp) = &self.xdp

@@ -27,7 +27,7 @@ use super::{
     ctl::Negotiated,
     registry::{Command, Live, RouteOp},
     scripts::{SessionFacts, SessionScripts},
-    send_control,
+    send_control, shaping,
 };
 use crate::{
     auth::{Accepted, Rejection, Verdict, server::ServerAuthFactory},
@@ -524,6 +524,16 @@ impl Task {
         let mss = settings
             .mss_clamp
             .then(|| mss::mss_for_mtu(mtu.min(params.link.mru)));
+        // The rate limit: RADIUS's, else the configuration's for the user.
+        let rate = self
+            .accepted
+            .as_ref()
+            .and_then(|a| a.session.rate)
+            .unwrap_or_else(|| {
+                let user = self.accepted.as_ref().map_or("", |a| a.user.as_str());
+                self.live.config.shaping.rate_for(user)
+            });
+        let burst_ns = self.live.config.shaping.burst_ns();
         // MPPE sessions stay in userspace: XDP does not do RC4.
         let mut xdp = false;
         if mppe.is_none()
@@ -539,7 +549,8 @@ impl Task {
             if mss.is_some() {
                 flags |= SESSION_F_MSS_CLAMP;
             }
-            let kernel = kernel_session(&self.call, client, mtu, flags);
+            let mut kernel = kernel_session(&self.call, client, mtu, flags);
+            shaping::set_kernel_rate(&mut kernel, rate, burst_ns);
             let state = shared.seq.load(kernel.slot).unwrap_or_default();
             match dp
                 .lock()
@@ -562,6 +573,7 @@ impl Task {
             decryptor,
             mppe: mppe.clone(),
             xdp,
+            shaper: Mutex::new(shaping::Shaper::new(rate, burst_ns, Instant::now())),
         });
         *self.call.data.write().unwrap_or_else(|e| e.into_inner()) = Some(data);
         *self
@@ -608,6 +620,7 @@ impl Task {
             mtu,
             mppe = mppe.as_deref().unwrap_or("none"),
             path,
+            %rate,
             "network up"
         );
         self.scripts.up(facts);
@@ -714,7 +727,7 @@ fn kernel_session(call: &Call, client: Ipv4Addr, mtu: u16, flags: u32) -> Kernel
         call_id: call.call_id,
         peer_call_id: call.peer_call_id,
         mtu,
-        _pad: 0,
+        ..KernelSession::default()
     }
 }
 
@@ -871,6 +884,7 @@ mod tests {
                 decryptor: None,
                 mppe: None,
                 xdp: false,
+                shaper: Mutex::new(shaping::Shaper::new(Default::default(), 0, Instant::now())),
             }))),
             user: Mutex::new(Some("alice".into())),
             counters: Counters::default(),

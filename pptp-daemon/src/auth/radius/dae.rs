@@ -29,8 +29,9 @@ use std::time::{Duration, Instant};
 use md5::{Digest, Md5};
 use subtle::ConstantTimeEq;
 
+use super::mikrotik;
 use super::packet::{self, Code, Packet, attr, emit_response, hmac_md5};
-use crate::proto::concentrator::SessionId;
+use crate::proto::{concentrator::SessionId, shaping::RateLimit};
 
 /// Header fields (RFC 2865 section 3, as RFC 5176 section 3 uses them).
 mod field {
@@ -132,6 +133,10 @@ pub struct Request {
     pub nas_ip_address: Option<Ipv4Addr>,
     /// CoA: the new Session-Timeout, seconds.
     pub session_timeout: Option<u32>,
+    /// CoA: the new rate limit, from Mikrotik-Rate-Limit (vendor 14988
+    /// type 8) or else Filter-Id in accel-ppp's format
+    /// ([`crate::proto::shaping`]).
+    pub rate: Option<RateLimit>,
     /// Service-Type, when present (we support none: RFC 5176 section 3.2
     /// Authorize-Only gets 405).
     pub service_type: Option<u32>,
@@ -173,6 +178,7 @@ pub fn parse_request(datagram: &[u8], secret: &[u8]) -> Result<Request, DropReas
         nas_identifier: None,
         nas_ip_address: None,
         session_timeout: None,
+        rate: None,
         service_type: None,
         unsupported: None,
         invalid: false,
@@ -180,6 +186,7 @@ pub fn parse_request(datagram: &[u8], secret: &[u8]) -> Result<Request, DropReas
         message_authenticator: false,
     };
     let string = |v: &[u8]| String::from_utf8(v.to_vec()).ok();
+    let (mut filter_rate, mut mikrotik_rate) = (None, None);
     let ipv4 = |v: &[u8]| <[u8; 4]>::try_from(v).ok().map(Ipv4Addr::from);
     for a in packet.attributes() {
         match a.kind {
@@ -223,6 +230,32 @@ pub fn parse_request(datagram: &[u8], secret: &[u8]) -> Result<Request, DropReas
                 Some(t) => req.service_type = Some(t),
                 None => req.invalid = true,
             },
+            attr::FILTER_ID if kind == Kind::Coa => {
+                // A Filter-Id that is not a rate names a filter: unsupported.
+                match string(a.value).and_then(|t| RateLimit::parse_filter_id(&t).ok()) {
+                    Some(r) => filter_rate = Some(r),
+                    None => {
+                        req.unsupported.get_or_insert(attr::FILTER_ID);
+                    }
+                }
+            }
+            attr::VENDOR_SPECIFIC if kind == Kind::Coa => match a.vendor() {
+                Some((mikrotik::VENDOR_ID, subs)) => {
+                    for (sub, value) in subs {
+                        if sub != mikrotik::RATE_LIMIT {
+                            req.unsupported.get_or_insert(attr::VENDOR_SPECIFIC);
+                            continue;
+                        }
+                        match string(value).and_then(|t| RateLimit::parse_mikrotik(&t).ok()) {
+                            Some(r) => mikrotik_rate = Some(r),
+                            None => req.invalid = true,
+                        }
+                    }
+                }
+                _ => {
+                    req.unsupported.get_or_insert(attr::VENDOR_SPECIFIC);
+                }
+            },
             attr::PROXY_STATE => req.proxy_state.push(a.value.to_vec()),
             dae_attr::EVENT_TIMESTAMP => {}
             other => {
@@ -230,6 +263,7 @@ pub fn parse_request(datagram: &[u8], secret: &[u8]) -> Result<Request, DropReas
             }
         }
     }
+    req.rate = mikrotik_rate.or(filter_rate);
     Ok(req)
 }
 
@@ -249,10 +283,16 @@ pub enum Action {
     None,
     /// End these sessions with `EndReason::AdminReset`.
     Disconnect(Vec<SessionId>),
-    /// These sessions end `timeout` from now (`EndReason::SessionTimeout`).
-    /// `None` (Session-Timeout 0, which NASes commonly read as "no
-    /// limit"): the limit is lifted.
-    SessionTimeout(Vec<SessionId>, Option<Duration>),
+    /// A CoA's changes to these sessions.
+    Change {
+        sessions: Vec<SessionId>,
+        /// The sessions end this long from now (`EndReason::SessionTimeout`);
+        /// `Some(None)` (Session-Timeout 0, which NASes commonly read as
+        /// "no limit"): the limit is lifted; `None`: unchanged.
+        session_timeout: Option<Option<Duration>>,
+        /// The new rate limit; `None`: unchanged.
+        rate: Option<RateLimit>,
+    },
 }
 
 /// The decision on a request: ACK (no cause) or NAK with Error-Cause.
@@ -326,11 +366,13 @@ pub fn decide(req: &Request, us: &NasIdentity, sessions: &[DaeSession]) -> Decis
     }
     let action = match req.kind {
         Kind::Disconnect => Action::Disconnect(matched),
-        Kind::Coa => match req.session_timeout {
-            Some(t) => {
-                Action::SessionTimeout(matched, (t > 0).then(|| Duration::from_secs(u64::from(t))))
-            }
-            None => Action::None,
+        Kind::Coa if req.session_timeout.is_none() && req.rate.is_none() => Action::None,
+        Kind::Coa => Action::Change {
+            sessions: matched,
+            session_timeout: req
+                .session_timeout
+                .map(|t| (t > 0).then(|| Duration::from_secs(u64::from(t)))),
+            rate: req.rate,
         },
     };
     Decision {
@@ -366,6 +408,10 @@ pub fn emit_answer(req: &Request, decision: &Decision, secret: &[u8]) -> Vec<u8>
 
 /// What to do with a datagram.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one per dynamic-authorization datagram, returned once"
+)]
 pub enum Outcome {
     /// Drop it silently.
     Drop(DropReason),

@@ -248,7 +248,7 @@ fn naks_carry_the_error_cause_rfc_5176_names() {
         ),
         nak(error_cause::NAS_IDENTIFICATION_MISMATCH)
     );
-    // Filter-Id (11): not something we can change.
+    // Filter-Id (11) naming a filter, not a rate: not something we can change.
     assert_eq!(
         decide_on(
             &[(attr::USER_NAME, b"alice".to_vec()), (11, b"gold".to_vec())],
@@ -325,7 +325,11 @@ fn coa_session_timeout_applies_to_the_matched_sessions() {
         ),
         Decision {
             error_cause: None,
-            action: Action::SessionTimeout(vec![ids[2]], Some(Duration::from_secs(2))),
+            action: Action::Change {
+                sessions: vec![ids[2]],
+                session_timeout: Some(Some(Duration::from_secs(2))),
+                rate: None,
+            },
         }
     );
     // Zero lifts the limit.
@@ -338,7 +342,11 @@ fn coa_session_timeout_applies_to_the_matched_sessions() {
             true
         )
         .action,
-        Action::SessionTimeout(vec![ids[2]], None)
+        Action::Change {
+            sessions: vec![ids[2]],
+            session_timeout: Some(None),
+            rate: None,
+        }
     );
     assert_eq!(
         decide_on(
@@ -349,6 +357,62 @@ fn coa_session_timeout_applies_to_the_matched_sessions() {
             true
         ),
         nak(error_cause::SESSION_CONTEXT_NOT_FOUND)
+    );
+}
+
+/// A CoA's Mikrotik-Rate-Limit ("rx/tx") or Filter-Id (accel-ppp's
+/// "down/up" kbit/s) changes the matched sessions' rate; MikroTik's wins;
+/// a malformed Mikrotik-Rate-Limit is an Invalid-Request, another vendor's
+/// attribute unsupported.
+#[test]
+fn coa_rate_limit_applies_to_the_matched_sessions() {
+    use crate::auth::radius::{mikrotik, packet::vendor_value};
+    let ids = sessions().into_iter().map(|s| s.id).collect::<Vec<_>>();
+    let bob = (attr::USER_NAME, b"bob".to_vec());
+    let mikrotik = |t: &str| {
+        (
+            attr::VENDOR_SPECIFIC,
+            vendor_value(mikrotik::VENDOR_ID, mikrotik::RATE_LIMIT, t.as_bytes()),
+        )
+    };
+    let change = |up_bps, down_bps| Action::Change {
+        sessions: vec![ids[2]],
+        session_timeout: None,
+        rate: Some(RateLimit { up_bps, down_bps }),
+    };
+    assert_eq!(
+        decide_on(&[bob.clone(), mikrotik("2M/8M")], true).action,
+        change(2_000_000, 8_000_000)
+    );
+    assert_eq!(
+        decide_on(
+            &[bob.clone(), (attr::FILTER_ID, b"8000/2000".to_vec())],
+            true
+        )
+        .action,
+        change(2_000_000, 8_000_000)
+    );
+    assert_eq!(
+        decide_on(
+            &[
+                bob.clone(),
+                (attr::FILTER_ID, b"1/1".to_vec()),
+                mikrotik("3M/4M")
+            ],
+            true
+        )
+        .action,
+        change(3_000_000, 4_000_000)
+    );
+    assert_eq!(
+        decide_on(&[bob.clone(), mikrotik("fast")], true),
+        nak(error_cause::INVALID_REQUEST)
+    );
+
+    let other_vendor = (attr::VENDOR_SPECIFIC, vendor_value(9, 1, b"x"));
+    assert_eq!(
+        decide_on(&[bob, other_vendor], true),
+        nak(error_cause::UNSUPPORTED_ATTRIBUTE)
     );
 }
 

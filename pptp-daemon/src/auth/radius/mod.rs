@@ -65,7 +65,10 @@
 //! (echoed in accounting), Framed-MTU (64 to 65535, else ignored),
 //! Framed-Pool (RFC 2869 section 5.18: the named pool of `ppp.pools` the
 //! address comes from, unless Framed-IP-Address names one; a name with no
-//! pool refuses the session when the address is assigned).
+//! pool refuses the session when the address is assigned), the rate limit
+//! from Mikrotik-Rate-Limit (vendor [`mikrotik::VENDOR_ID`]) or else
+//! Filter-Id in accel-ppp's "down/up" kbit/s form (a Filter-Id that is not
+//! a rate is ignored; see [`crate::proto::shaping`]).
 //! Reply attributes the daemon cannot act on yet (Framed-IP-Netmask, ...)
 //! and unknown attributes are logged once per type and ignored.
 //!
@@ -489,6 +492,7 @@ impl Reply {
             code: Some(packet.code()),
             ..Reply::default()
         };
+        let (mut filter_id, mut mikrotik_rate) = (None, None);
         for a in packet.attributes() {
             match a.kind {
                 attr::MESSAGE_AUTHENTICATOR | attr::PROXY_STATE => {}
@@ -517,10 +521,20 @@ impl Reply {
                         .filter(|mtu| *mtu >= u32::from(MIN_FRAMED_MTU))
                         .map(|mtu| u16::try_from(mtu).unwrap_or(u16::MAX));
                 }
+                attr::FILTER_ID => filter_id = Some(a.value),
                 attr::VENDOR_SPECIFIC => match a.vendor() {
                     Some((ms::VENDOR_ID, subs)) => {
                         for (kind, value) in subs {
                             reply.microsoft(kind, value, secret, request_authenticator);
+                        }
+                    }
+                    Some((mikrotik::VENDOR_ID, subs)) => {
+                        for (kind, value) in subs {
+                            if kind == mikrotik::RATE_LIMIT {
+                                mikrotik_rate = Some(value);
+                            } else {
+                                reply.ignore(mikrotik::VENDOR_ID, kind);
+                            }
                         }
                     }
                     Some((vendor, subs)) => {
@@ -533,6 +547,7 @@ impl Reply {
                 kind => reply.ignore(0, kind),
             }
         }
+        reply.session.rate = crate::proto::shaping::from_radius(filter_id, mikrotik_rate);
         reply
     }
 
@@ -661,6 +676,14 @@ pub fn rejection(code: FailureCode) -> Rejection {
         | FailureCode::ChangingPassword
         | FailureCode::Unknown(_) => Rejection::BadCredentials,
     }
+}
+
+/// MikroTik's vendor-specific attributes (its RADIUS dictionary).
+pub mod mikrotik {
+    /// MikroTik's SMI enterprise number.
+    pub const VENDOR_ID: u32 = 14988;
+    /// Mikrotik-Rate-Limit: `rx/tx` rates (string).
+    pub const RATE_LIMIT: u8 = 8;
 }
 
 /// A name for the log, for the attributes we know but do not apply.

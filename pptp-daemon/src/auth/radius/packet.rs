@@ -97,6 +97,7 @@ pub mod attr {
     pub const FRAMED_PROTOCOL: u8 = 7;
     pub const FRAMED_IP_ADDRESS: u8 = 8;
     pub const FRAMED_IP_NETMASK: u8 = 9;
+    pub const FILTER_ID: u8 = 11;
     pub const FRAMED_MTU: u8 = 12;
     pub const REPLY_MESSAGE: u8 = 18;
     pub const STATE: u8 = 24;

@@ -732,10 +732,49 @@ fn session_attributes_from_the_reply() {
             class: vec![b"gold".to_vec(), vec![0, 0xff, 7]],
             framed_mtu: Some(1400),
             framed_pool: None,
+            rate: None,
         }
     );
     // Nothing given: nothing set (the configuration applies).
     assert_eq!(session_of(&[]), SessionAttributes::default());
+}
+
+/// Rate limits: Filter-Id in accel-ppp's "down/up" kbit/s, and
+/// Mikrotik-Rate-Limit (vendor 14988 type 8) "rx/tx", which wins.
+#[test]
+fn rate_limits_from_the_reply() {
+    use crate::proto::shaping::RateLimit;
+    let mikrotik = |text: &str| {
+        (
+            attr::VENDOR_SPECIFIC,
+            packet::vendor_value(
+                super::mikrotik::VENDOR_ID,
+                super::mikrotik::RATE_LIMIT,
+                text.as_bytes(),
+            ),
+        )
+    };
+    let session = session_of(&[(attr::FILTER_ID, b"8000/2000".to_vec())]);
+    assert_eq!(
+        session.rate,
+        Some(RateLimit {
+            up_bps: 2_000_000,
+            down_bps: 8_000_000
+        })
+    );
+    let session = session_of(&[(attr::FILTER_ID, b"8000/2000".to_vec()), mikrotik("1M/4M")]);
+    assert_eq!(
+        session.rate,
+        Some(RateLimit {
+            up_bps: 1_000_000,
+            down_bps: 4_000_000
+        })
+    );
+    // A Filter-Id naming a filter is no rate.
+    assert_eq!(
+        session_of(&[(attr::FILTER_ID, b"users".to_vec())]).rate,
+        None
+    );
 }
 
 #[test]
