@@ -60,6 +60,15 @@ pub enum CtlCommand {
     Stat,
     /// Reload as SIGHUP does; exits non-zero when the reload failed.
     Reload,
+    /// Change the rate limit of live sessions: TARGET as for terminate,
+    /// RATE as MikroTik writes it (`up/down` in bit/s with k/M/G, what
+    /// the client sends first) or `none`.
+    Rate {
+        #[arg(value_name = "TARGET")]
+        target: Target,
+        #[arg(value_name = "RATE")]
+        rate: String,
+    },
     /// soft (default): accept no new connections, wait for the sessions
     /// to end, then exit; hard: end every session now (as SIGTERM).
     Shutdown {
@@ -86,6 +95,10 @@ impl CtlCommand {
             CtlCommand::Stat => Request::Stat,
             CtlCommand::Reload => Request::Reload,
             CtlCommand::Shutdown { mode } => Request::Shutdown { mode: *mode },
+            CtlCommand::Rate { target, rate } => Request::Rate {
+                target: target.clone(),
+                rate: rate.clone(),
+            },
         }
     }
 }
@@ -106,6 +119,7 @@ pub fn render(response: &Response, json: bool) -> anyhow::Result<String> {
             .collect(),
         Response::Session { details } => ctl_view::format_details(details),
         Response::Terminated { count } => format!("{count} session(s) terminated\n"),
+        Response::RateSet { count, rate } => format!("{count} session(s) now limited to {rate}\n"),
         Response::Stat { stat } => ctl_view::format_stat(stat),
         Response::Reloaded { outcome } => format!("reloaded: {outcome}\n"),
         Response::ShuttingDown { mode, sessions } => match mode {
@@ -193,6 +207,13 @@ mod tests {
             Request::Shutdown { mode: Mode::Soft }
         );
         assert_eq!(ctl(&["stat"]).command.request(), Request::Stat);
+        assert_eq!(
+            ctl(&["rate", "ip=198.19.64.2", "2M/4M"]).command.request(),
+            Request::Rate {
+                target: Target::Ip(Ipv4Addr::new(198, 19, 64, 2)),
+                rate: "2M/4M".into()
+            }
+        );
         assert_eq!(ctl(&["reload"]).command.request(), Request::Reload);
         assert_eq!(
             ctl(&["show", "5f5e1000-1267-00000000"]).command.request(),
@@ -211,6 +232,7 @@ mod tests {
             &["sessions", "colour=blue"],
             &["sessions", "--order", "mood"],
             &["shutdown", "later"],
+            &["rate", "all"],
         ] {
             let mut argv = vec!["pptp-daemon", "ctl"];
             argv.extend_from_slice(args);

@@ -597,3 +597,38 @@ fn sigterm_during_a_soft_shutdown_turns_it_hard() {
     let log = plain_log(lab.daemon_log());
     assert!(log.contains("SIGTERM: shutting down"), "{log}");
 }
+
+/// `ctl rate` changes a live session's rate limit (the userspace shaper
+/// and the XDP entries, as a CoA does): `sessions` shows the new one;
+/// `none` lifts it; a malformed rate is refused and changes nothing.
+#[test]
+fn rate_changes_a_live_sessions_limit() {
+    let lab = lab(LabOptions::default());
+    let mut client = lab.client(&[]).unwrap();
+    let up = wait_up(&mut client, &lab);
+    let ip = address(&up);
+    let rate_of = |lab: &Lab| sessions(lab, &[&format!("ip={ip}")])[0]["rate"].clone();
+    assert_eq!(rate_of(&lab), Value::Null, "no limit configured");
+
+    let v = ctl_json(&lab, &["rate", &format!("ip={ip}"), "1M/2M"]);
+    assert_eq!(
+        (v["count"].as_u64(), v["rate"].as_str()),
+        (Some(1), Some("1M/2M")),
+        "{v}"
+    );
+    assert_eq!(rate_of(&lab), "1M/2M");
+    // Traffic still passes under the limit.
+    lab.ping(&ip, LAN_HOST, 2).unwrap();
+
+    let bad = ctl_output(&lab, &["rate", "all", "fast"]);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("fast"),
+        "{bad:?}"
+    );
+    assert_eq!(rate_of(&lab), "1M/2M", "a refused rate changes nothing");
+
+    let v = ctl_json(&lab, &["rate", "all", "none"]);
+    assert_eq!(v["count"], 1, "{v}");
+    assert_eq!(rate_of(&lab), Value::Null);
+}

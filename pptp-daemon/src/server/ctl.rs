@@ -61,6 +61,9 @@ pub enum Request {
     Reload,
     /// Stop the daemon: `soft` waits for the sessions to end.
     Shutdown { mode: Mode },
+    /// Change the rate limit of the sessions `target` names, live:
+    /// `rate` in MikroTik's form (`up/down`, bit/s with k/M/G), or `none`.
+    Rate { target: Target, rate: String },
 }
 
 /// Soft (with the protocol's goodbyes) or hard (at once).
@@ -355,6 +358,11 @@ pub enum Response {
     },
     Terminated {
         count: usize,
+    },
+    /// `Rate`: how many sessions now have `rate`.
+    RateSet {
+        count: usize,
+        rate: String,
     },
     Stat {
         stat: Box<StatReport>,

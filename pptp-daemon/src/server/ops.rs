@@ -19,6 +19,7 @@ use std::{
 
 use tokio::sync::mpsc;
 
+use super::shaping::SetRateError;
 use super::{
     Call, Shared,
     ctl::{
@@ -31,6 +32,7 @@ use super::{
 use crate::proto::{
     concentrator::{Refusal, SessionState},
     end::EndReason,
+    shaping::RateLimit,
 };
 
 /// How long `terminate .. hard` waits for the sessions' guards to have
@@ -73,6 +75,13 @@ pub fn answer(shared: &Shared, ops: &Ops, req: Request) -> Response {
         },
         Request::Reload => match reload(shared) {
             Ok(outcome) => Response::Reloaded { outcome },
+            Err(message) => Response::Error { message },
+        },
+        Request::Rate { target, rate } => match set_rate(shared, &target, &rate) {
+            Ok((count, rate)) => Response::RateSet {
+                count,
+                rate: rate.to_string(),
+            },
             Err(message) => Response::Error { message },
         },
         Request::Shutdown { mode } => {
@@ -193,6 +202,39 @@ pub fn terminate(shared: &Shared, target: &Target, mode: Mode) -> usize {
         "terminate requested on the control socket"
     );
     count
+}
+
+/// `ctl rate`: the new limit of every targeted session whose network is
+/// up (the userspace shaper and, on the fast path, the XDP entries; see
+/// [`Shared::set_rate`]). A session still negotiating is skipped: its
+/// rate comes from RADIUS or the configuration when its network comes up.
+pub fn set_rate(
+    shared: &Shared,
+    target: &Target,
+    text: &str,
+) -> Result<(usize, RateLimit), String> {
+    let rate = if text.eq_ignore_ascii_case("none") {
+        RateLimit::NONE
+    } else {
+        RateLimit::parse_mikrotik(text).map_err(|e| format!("{text:?}: {e}"))?
+    };
+    let mut count = 0;
+    for info in shared
+        .session_info()
+        .iter()
+        .filter(|s| ctl_view::targeted(s, target))
+    {
+        let Some(call) = call_of(shared, info) else {
+            continue;
+        };
+        match shared.set_rate(call.session, rate) {
+            Ok(()) => count += 1,
+            Err(SetRateError::NotUp | SetRateError::NoSession) => {}
+            Err(e) => return Err(format!("session {}: {e}", info.acct_session_id)),
+        }
+    }
+    tracing::info!(?target, %rate, count, "rate changed on the control socket");
+    Ok((count, rate))
 }
 
 fn still_registered(shared: &Shared, call: &Arc<Call>) -> bool {
