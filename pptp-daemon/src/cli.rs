@@ -4,7 +4,7 @@ use std::{net::SocketAddr, path::PathBuf};
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::config::{Config, ConfigError, DEFAULT_TOML, XdpModeSetting};
+use crate::config::{Config, ConfigError, DEFAULT_TOML, LogFormat, XdpModeSetting};
 
 /// PPTP VPN concentrator with an eBPF/XDP data plane.
 #[derive(Debug, Parser)]
@@ -28,6 +28,9 @@ pub struct Cli {
     /// Log verbosity; RUST_LOG, when set, takes precedence.
     #[arg(long, value_enum, default_value_t = LogLevel::Info, global = true)]
     pub log_level: LogLevel,
+    /// Log line format (overrides log.format): text, or one JSON object per line.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
     /// Without a command: run the daemon.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -105,6 +108,9 @@ impl Cli {
         }
         if self.no_xdp {
             config.dataplane.xdp_mode = XdpModeSetting::Off;
+        }
+        if let Some(format) = self.log_format {
+            config.log.format = format;
         }
         if self.iface.is_some() || self.listen.is_some() {
             config.check("--iface/--listen")?;

@@ -14,6 +14,7 @@ use tokio::{
     sync::{mpsc, oneshot, watch},
     task::JoinSet,
 };
+use tracing::Instrument as _;
 
 use super::{
     Shared, Stats,
@@ -49,6 +50,7 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
 
     // Credentials: the secrets file, or RADIUS.
     let mut secrets = None;
+    let mut radius = None;
     let backend: Arc<dyn Verifier> = match config.auth.backend {
         AuthBackend::Secrets => {
             let file = match SecretsFile::load(&config.auth.secrets, &config.server.hostname) {
@@ -75,7 +77,9 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
                 servers = ?settings.client.servers.iter().map(|s| s.address).collect::<Vec<_>>(),
                 "authenticating through RADIUS"
             );
-            Arc::new(RadiusVerifier::new(settings, os_random()))
+            let verifier = Arc::new(RadiusVerifier::new(settings, os_random()));
+            radius = Some(verifier.clone());
+            verifier
         }
     };
     let verifier: Arc<dyn Verifier> =
@@ -186,6 +190,12 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
             .with_context(|| format!("listening on {} (radius.dae.listen)", dae.listen))?;
         background.spawn(super::dae::run(shared.clone(), socket, dae));
     }
+    if let Some(metrics) = super::metrics::bind(&shared.config.metrics)
+        .await
+        .context("listening for metrics (metrics.listen)")?
+    {
+        background.spawn(super::metrics::run(metrics, shared.clone(), radius));
+    }
     {
         let shared = shared.clone();
         let path = shared.config.server.control_socket.clone();
@@ -229,7 +239,8 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
                         Ok(id) => {
                             let _ = stream.set_nodelay(true);
                             let guard = ConnectionGuard::new(shared.clone(), id);
-                            connections.spawn(control::run(shared.clone(), stream, source, local, guard, shutdown_rx.clone()));
+                            let span = tracing::info_span!("conn", peer = %source);
+                            connections.spawn(control::run(shared.clone(), stream, source, local, guard, shutdown_rx.clone()).instrument(span));
                         }
                         // Refused before a byte is read: the socket closes.
                         Err(refusal) => shared.warn_peer(source, format_args!("control connection refused: {refusal}")),

@@ -58,6 +58,17 @@ pub struct Stats {
     pub dae_duplicates: AtomicU64,
     pub dae_acks: AtomicU64,
     pub dae_naks: AtomicU64,
+    /// Data packets and inner bytes on the userspace path, from the
+    /// clients (rx) and to them (tx).
+    pub data_rx_packets: AtomicU64,
+    pub data_rx_bytes: AtomicU64,
+    pub data_tx_packets: AtomicU64,
+    pub data_tx_bytes: AtomicU64,
+    /// The XDP counters of sessions taken off the fast path (the live
+    /// ones are in the XDP maps): see `server::metrics`.
+    pub xdp_gone: Counters,
+    /// Authentication results by method and outcome.
+    pub auth: super::metrics::AuthResults,
 }
 
 impl Stats {
@@ -79,6 +90,10 @@ impl Stats {
             ("dae_duplicates", &self.dae_duplicates),
             ("dae_acks", &self.dae_acks),
             ("dae_naks", &self.dae_naks),
+            ("userspace_data_rx_packets", &self.data_rx_packets),
+            ("userspace_data_rx_bytes", &self.data_rx_bytes),
+            ("userspace_data_tx_packets", &self.data_tx_packets),
+            ("userspace_data_tx_bytes", &self.data_tx_bytes),
         ]
         .into_iter()
         .map(|(n, v)| (n.to_owned(), v.load(Ordering::Relaxed)))
