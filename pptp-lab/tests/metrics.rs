@@ -10,7 +10,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use pptp_lab::lab::{LAN_HOST, Lab, LabOptions, PASSWORD, Process, SERVER_WAN, USER};
+use pptp_lab::{
+    lab::{LAN_HOST, Lab, LabOptions, PASSWORD, Process, SERVER_WAN, Topology, USER},
+    radius_lab::{FreeRadius, daemon_radius_config, unused_port},
+};
 use pptp_netns as netns;
 use serde_json::Value;
 
@@ -305,4 +308,122 @@ fn json_log_lines_parse_and_carry_the_session() {
             .any(|s| s["name"] == "conn" && s["peer"].is_string()))),
         "{log}"
     );
+}
+
+#[test]
+fn a_silent_peer_on_the_metrics_port_does_not_hold_it() {
+    // One scrape at a time, each connection 300 ms at most.
+    let lab = lab(
+        false,
+        format!(
+            "{}max_connections = 1\nrequest_timeout_ms = 300\n",
+            metrics_table()
+        ),
+    );
+    // Connections that never send a request hold the only slot ...
+    let silent: Vec<TcpStream> = (0..3)
+        .map(|_| {
+            lab.topology
+                .server
+                .run(|| TcpStream::connect((SERVER_WAN, METRICS_PORT)))
+                .expect("entering the server namespace")
+                .expect("connecting")
+        })
+        .collect();
+    // ... until their time is up: then a scrape is answered (`get` gives
+    // up after 10 s).
+    let text = scrape(&lab);
+    assert!(text.contains("pptp_sessions"), "{text}");
+    // The silent ones were closed by the daemon.
+    for mut s in silent {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 256];
+        let n = s.read(&mut buf).unwrap_or(0);
+        let answer = String::from_utf8_lossy(&buf[..n]).into_owned();
+        assert!(
+            n == 0 || answer.starts_with("HTTP/1.1 408"),
+            "a silent connection got {answer:?}"
+        );
+    }
+}
+
+#[test]
+fn radius_requests_timeouts_and_round_trips_per_server() {
+    netns::require_root().expect("prerequisite");
+    let topology = Topology::new().expect("topology");
+    let fr = FreeRadius::start(&topology.server).unwrap_or_else(|e| panic!("{e}"));
+    // A server that never answers, then FreeRADIUS; short tries.
+    let dead = std::net::SocketAddr::from((
+        [127, 0, 0, 1],
+        unused_port(&topology.server).expect("a port"),
+    ));
+    let extra = daemon_radius_config(&[dead, fr.auth_address()])
+        .replacen(
+            "timeout_ms = 1000\nretries = 2\n",
+            "timeout_ms = 200\nretries = 1\n",
+            1,
+        )
+        .replacen(
+            "dead_time_secs = 30\n",
+            "dead_time_secs = 30\naccounting = true\n",
+            1,
+        )
+        + &metrics_table();
+    let lab = Lab::start_in(
+        topology,
+        bin(),
+        &LabOptions {
+            xdp: false,
+            auth: Some(
+                "backend = \"radius\"\nmethods = [\"mschapv2\"]\nfailure_delay_ms = 100".into(),
+            ),
+            extra,
+            ..LabOptions::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut client = lab.client(&[]).unwrap();
+    wait_up(&mut client, &lab);
+    let text = scrape_until(&lab, "the accounting Start", |t| {
+        value(t, r#"pptp_radius_acct_total{result="answered"}"#).is_some_and(|n| n >= 1.0)
+    });
+    let d = format!("{{server=\"{dead}\"}}");
+    let f = format!("{{server=\"{}\"}}", fr.auth_address());
+    for (series, want) in [
+        (format!("pptp_radius_auth_requests_total{d}"), 1.0),
+        (format!("pptp_radius_auth_timeouts_total{d}"), 1.0),
+        (format!("pptp_radius_auth_retransmissions_total{d}"), 1.0),
+        (format!("pptp_radius_auth_answers_total{d}"), 0.0),
+        (format!("pptp_radius_auth_rtt_seconds_count{d}"), 0.0),
+        (format!("pptp_radius_auth_requests_total{f}"), 1.0),
+        (format!("pptp_radius_auth_answers_total{f}"), 1.0),
+        (format!("pptp_radius_auth_timeouts_total{f}"), 0.0),
+        (format!("pptp_radius_auth_rtt_seconds_count{f}"), 1.0),
+        (
+            r#"pptp_radius_auth_total{result="accepts"}"#.to_owned(),
+            1.0,
+        ),
+        (
+            r#"pptp_auth_results_total{method="mschapv2",outcome="success"}"#.to_owned(),
+            1.0,
+        ),
+    ] {
+        assert_eq!(must(&text, &series), want, "{series}:\n{text}");
+    }
+    let rtt_bucket = format!(
+        "pptp_radius_auth_rtt_seconds_bucket{{le=\"+Inf\",server=\"{}\"}}",
+        fr.auth_address()
+    );
+    assert_eq!(must(&text, &rtt_bucket), 1.0, "{text}");
+    assert!(must(&text, "pptp_radius_acct_queue_depth") >= 0.0);
+    assert_eq!(
+        must(
+            &text,
+            r#"pptp_radius_acct_dropped_total{reason="queue_full"}"#
+        ),
+        0.0
+    );
+    drop(client);
+    drop(lab);
+    drop(fr);
 }

@@ -85,9 +85,24 @@ pub fn set_level(level: LogLevel) -> Result<(), LogError> {
 
 /// [`set_level`] on the log behind `handle`.
 pub fn set_level_of(handle: &LevelHandle, level: LogLevel) -> Result<(), LogError> {
-    handle.reload(filter(level))?;
-    // Records of the `log` crate are filtered by its own maximum first.
-    log::set_max_level(level.as_log_filter());
+    let filter = filter(level);
+    // Records of the `log` crate are filtered by its own maximum first:
+    // the most verbose level the new filter lets through.
+    let most = filter
+        .max_level_hint()
+        .map_or(log::LevelFilter::Trace, |l| {
+            use tracing::level_filters::LevelFilter as L;
+            match l {
+                L::OFF => log::LevelFilter::Off,
+                L::ERROR => log::LevelFilter::Error,
+                L::WARN => log::LevelFilter::Warn,
+                L::INFO => log::LevelFilter::Info,
+                L::DEBUG => log::LevelFilter::Debug,
+                _ => log::LevelFilter::Trace,
+            }
+        });
+    handle.reload(filter)?;
+    log::set_max_level(most);
     Ok(())
 }
 
