@@ -678,16 +678,6 @@ impl Collector for DaemonCollector {
     }
 }
 
-/// A collector of a fixed [`Snapshot`] (tests).
-#[derive(Debug)]
-pub struct SnapshotCollector(pub Snapshot);
-
-impl Collector for SnapshotCollector {
-    fn encode(&self, encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        self.0.encode(encoder)
-    }
-}
-
 /// The registry's text (OpenMetrics).
 pub fn render(registry: &Registry) -> String {
     let mut out = String::new();
@@ -785,6 +775,16 @@ fn answer<B>(req: &Request<B>, registry: &Registry) -> Response<Full<Bytes>> {
 mod tests {
     use super::*;
     use crate::auth::{Accepted, AddressPolicy, SessionAttributes, radius::ServerStats};
+
+    /// A collector of a fixed [`Snapshot`].
+    #[derive(Debug)]
+    struct SnapshotCollector(Snapshot);
+
+    impl Collector for SnapshotCollector {
+        fn encode(&self, encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+            self.0.encode(encoder)
+        }
+    }
 
     fn text(snapshot: Snapshot) -> String {
         let mut registry = Registry::default();
