@@ -65,6 +65,7 @@ pub struct Config {
     pub control: ControlConfig,
     pub limits: LimitsConfig,
     pub radius: RadiusConfig,
+    pub scripts: ScriptsConfig,
     pub metrics: MetricsConfig,
     pub log: LogConfig,
 }
@@ -368,6 +369,44 @@ impl fmt::Debug for DaeConfig {
     }
 }
 
+/// `[scripts]`: pppd-compatible `ip-pre-up`, `ip-up` and `ip-down`
+/// programs (`server::scripts`); each runs only when its path is set.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScriptsConfig {
+    /// Run before a session's route and data path are installed; the
+    /// session waits for it (at most `timeout_secs`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip_pre_up: Option<PathBuf>,
+    /// Run once a session's network is up; the session does not wait.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip_up: Option<PathBuf>,
+    /// Run once for every session whose `ip_up` ran, when it goes down.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip_down: Option<PathBuf>,
+    /// Seconds (1 to 3600) a script may run before its process group is
+    /// killed.
+    pub timeout_secs: u64,
+    /// Scripts running at once (1 to 1024).
+    pub max_concurrent: u32,
+    /// `ip-pre-up` and `ip-up` runs waiting for a slot (0 to 65535);
+    /// beyond, they are skipped and counted (`ip-down` is never skipped).
+    pub max_queued: u32,
+}
+
+impl Default for ScriptsConfig {
+    fn default() -> Self {
+        Self {
+            ip_pre_up: None,
+            ip_up: None,
+            ip_down: None,
+            timeout_secs: 30,
+            max_concurrent: 16,
+            max_queued: 1024,
+        }
+    }
+}
+
 /// Most `radius.dae.clients`.
 pub const MAX_DAE_CLIENTS: usize = 64;
 
@@ -631,8 +670,40 @@ impl Config {
         self.validate_mppe()?;
         self.validate_timers_and_counts()?;
         self.validate_radius()?;
+        self.validate_scripts()?;
         self.validate_metrics()?;
         self.validate_dataplane()
+    }
+
+    fn validate_scripts(&self) -> Result<(), (String, String)> {
+        let scripts = &self.scripts;
+        for (field, path) in [
+            ("scripts.ip_pre_up", &scripts.ip_pre_up),
+            ("scripts.ip_up", &scripts.ip_up),
+            ("scripts.ip_down", &scripts.ip_down),
+        ] {
+            if let Some(path) = path
+                && !path.is_absolute()
+            {
+                return invalid(
+                    field,
+                    format!("`{}` is not an absolute path", path.display()),
+                );
+            }
+        }
+        bounded(
+            "scripts.timeout_secs",
+            scripts.timeout_secs,
+            1..=HOUR_SECS,
+            " s",
+        )?;
+        bounded(
+            "scripts.max_concurrent",
+            scripts.max_concurrent,
+            1..=1024,
+            "",
+        )?;
+        bounded("scripts.max_queued", scripts.max_queued, 0..=65_535, "")
     }
 
     fn validate_metrics(&self) -> Result<(), (String, String)> {

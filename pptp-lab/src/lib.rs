@@ -6,6 +6,7 @@
 //! - [`bench`]: `pptp-lab bench` and `pptp-lab loadgen`;
 //! - [`xdp`]: the lab's own XDP object (pass, sink, routing ceiling);
 //! - [`radius_lab`]: a real FreeRADIUS for the tests, configured and started by them;
+//! - [`postgres`]: a real PostgreSQL for the tests (the database of FreeRADIUS's sqlippool);
 //! - [`cli`]: the command line of the `pptp-lab` binary.
 //!
 //! Namespaces and veth pairs come from `pptp-netns`; the daemon's client,
@@ -14,6 +15,7 @@
 pub mod bench;
 pub mod cli;
 pub mod lab;
+pub mod postgres;
 pub mod radius_lab;
 pub mod xdp;
 

@@ -16,6 +16,13 @@
 //!   Message-Authenticator is dropped ("Insecure packet");
 //! - auth on 127.0.0.1:`port`, accounting on `port + 1`.
 //!
+//! [`FreeRadius::start_with_options`] changes the listen address, adds
+//! client networks and can add an address pool in PostgreSQL
+//! ([`SqlIpPool`]: modules `sql` with rlm_sql_postgresql and `sqlippool`,
+//! Framed-IP-Address allocated in post-auth, leases extended by accounting
+//! Start and Interim-Update, freed by Stop and by Accounting-On/Off), as
+//! several concentrators share one in production.
+//!
 //! Message-Authenticator in responses: Debian 12's FreeRADIUS 3.2.1
 //! predates the BlastRADIUS changes of 3.2.5 (CVE-2024-3596) and sends
 //! Access-Accept and Access-Reject without one, even when the request had
@@ -81,6 +88,8 @@ pub enum FreeRadiusError {
     },
     #[error(transparent)]
     Netns(#[from] NetnsError),
+    #[error("{path} not found: install the Debian package {package} (`cargo xtask setup` does)")]
+    MissingModule { path: String, package: &'static str },
     #[error("FreeRADIUS did not come up ({reason}); its log:\n{log}")]
     NotReady { reason: String, log: String },
     #[error("radclient: {0}")]
@@ -109,8 +118,66 @@ pub struct FreeRadius {
     child: Child,
     dir: PathBuf,
     netns: String,
+    listen: Ipv4Addr,
     auth_port: u16,
 }
+
+/// How [`FreeRadius::start_with_options`] configures and runs FreeRADIUS
+/// (the default is what [`FreeRadius::start`] does).
+#[derive(Clone, Debug)]
+pub struct FreeRadiusOptions {
+    /// The address it listens on in its namespace (it must exist there).
+    pub listen: Ipv4Addr,
+    /// Its auth port (accounting on the next one); 0: a free pair.
+    pub auth_port: u16,
+    /// Networks (`198.18.2.0/24`…) allowed as clients with [`SECRET`],
+    /// besides 127.0.0.1.
+    pub clients: Vec<String>,
+    /// Framed-IP-Address from a PostgreSQL pool (rlm_sqlippool).
+    pub sqlippool: Option<SqlIpPool>,
+}
+
+impl Default for FreeRadiusOptions {
+    fn default() -> Self {
+        Self {
+            listen: Ipv4Addr::LOCALHOST,
+            auth_port: 0,
+            clients: Vec::new(),
+            sqlippool: None,
+        }
+    }
+}
+
+/// rlm_sql (driver rlm_sql_postgresql) and rlm_sqlippool against a
+/// PostgreSQL with FreeRADIUS's `radippool` table (see
+/// [`crate::postgres::Postgres`]), with Debian's PostgreSQL queries
+/// ([`IPPOOL_QUERIES`]):
+/// - `Pool-Name := pool` is set for every user by a `DEFAULT` entry of the
+///   users file (authorize);
+/// - post-auth allocates Framed-IP-Address: the lease is keyed on
+///   NAS-IP-Address and `pool_key = %{NAS-Port}` (our call ID, unique per
+///   NAS; every session of the lab comes from one client address, so
+///   Calling-Station-Id would not tell them apart);
+/// - accounting Start and Interim-Update extend the lease, Stop frees it,
+///   Accounting-On and Accounting-Off free every lease of that NAS.
+#[derive(Clone, Debug)]
+pub struct SqlIpPool {
+    /// Where PostgreSQL listens (as seen from FreeRADIUS's namespace).
+    pub server: SocketAddr,
+    /// The database holding `radippool`.
+    pub database: String,
+    /// The user FreeRADIUS logs in as (`trust` authentication, no password).
+    pub login: String,
+    /// The `pool_name` of the rows to hand out.
+    pub pool_name: String,
+    /// `lease_duration` (seconds): a lease not extended or freed by then
+    /// expires.
+    pub lease_duration_secs: u32,
+}
+
+/// Debian's PostgreSQL queries for rlm_sqlippool (freeradius-config).
+pub const IPPOOL_QUERIES: &str =
+    "/etc/freeradius/3.0/mods-config/sql/ippool/postgresql/queries.conf";
 
 /// What radclient received: the reply's code (`Access-Accept`…) and its
 /// attributes as radclient prints them (name, value), encrypted ones
@@ -145,29 +212,75 @@ impl FreeRadius {
     /// ports of 127.0.0.1 there (auth, and accounting on auth + 1); returns
     /// once it logs "Ready to process requests".
     pub fn start(ns: &Netns) -> Result<Self, FreeRadiusError> {
-        let auth_port = free_port_pair(ns)?;
+        let auth_port = free_port_pair(ns, Ipv4Addr::LOCALHOST)?;
         Self::start_on(ns, auth_port)
     }
 
     /// As [`FreeRadius::start`], on the given auth port (accounting on the
     /// next one).
     pub fn start_on(ns: &Netns, auth_port: u16) -> Result<Self, FreeRadiusError> {
-        Self::start_with(ns, auth_port, true)
+        Self::start_with(
+            ns,
+            &FreeRadiusOptions {
+                auth_port,
+                ..FreeRadiusOptions::default()
+            },
+            true,
+        )
+    }
+
+    /// As [`FreeRadius::start`], configured by `options` (listen address,
+    /// more clients, an SQL address pool).
+    pub fn start_with_options(
+        ns: &Netns,
+        options: &FreeRadiusOptions,
+    ) -> Result<Self, FreeRadiusError> {
+        let mut options = options.clone();
+        if options.auth_port == 0 {
+            options.auth_port = free_port_pair(ns, options.listen)?;
+        }
+        Self::start_with(ns, &options, true)
     }
 
     /// As [`FreeRadius::start`], but as Debian's 3.2.1 behaves out of the
     /// box: Access-Accept and Access-Reject without Message-Authenticator
     /// (what a client must refuse since BlastRADIUS, CVE-2024-3596).
     pub fn start_unsigned(ns: &Netns) -> Result<Self, FreeRadiusError> {
-        let auth_port = free_port_pair(ns)?;
-        Self::start_with(ns, auth_port, false)
+        let auth_port = free_port_pair(ns, Ipv4Addr::LOCALHOST)?;
+        Self::start_with(
+            ns,
+            &FreeRadiusOptions {
+                auth_port,
+                ..FreeRadiusOptions::default()
+            },
+            false,
+        )
     }
 
-    fn start_with(ns: &Netns, auth_port: u16, sign: bool) -> Result<Self, FreeRadiusError> {
+    fn start_with(
+        ns: &Netns,
+        options: &FreeRadiusOptions,
+        sign: bool,
+    ) -> Result<Self, FreeRadiusError> {
         let program = find_program("freeradius")?;
+        if options.sqlippool.is_some() {
+            let module = Path::new("/usr/lib/freeradius/rlm_sql_postgresql.so");
+            if !module.is_file() {
+                return Err(FreeRadiusError::MissingModule {
+                    path: module.display().to_string(),
+                    package: "freeradius-postgresql",
+                });
+            }
+            if !Path::new(IPPOOL_QUERIES).is_file() {
+                return Err(FreeRadiusError::MissingModule {
+                    path: IPPOOL_QUERIES.to_owned(),
+                    package: "freeradius-config",
+                });
+            }
+        }
         let dir = std::env::temp_dir().join(format!("pptp-{}", netns::unique_name("frad")));
         std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
-        write_config(&dir, auth_port, sign)?;
+        write_config(&dir, options, sign)?;
         let log = dir.join("radiusd.log");
         let out = std::fs::File::create(&log).map_err(io(format!("creating {}", log.display())))?;
         let err = out
@@ -187,7 +300,8 @@ impl FreeRadius {
             child,
             dir,
             netns: ns.name().to_owned(),
-            auth_port,
+            listen: options.listen,
+            auth_port: options.auth_port,
         };
         server.wait_ready(Duration::from_secs(20))?;
         Ok(server)
@@ -215,14 +329,15 @@ impl FreeRadius {
         }
     }
 
-    /// Where it answers Access-Requests (127.0.0.1 of its namespace).
+    /// Where it answers Access-Requests (127.0.0.1 of its namespace
+    /// unless [`FreeRadiusOptions::listen`] said otherwise).
     pub fn auth_address(&self) -> SocketAddr {
-        SocketAddr::from((Ipv4Addr::LOCALHOST, self.auth_port))
+        SocketAddr::from((self.listen, self.auth_port))
     }
 
     /// Where it answers Accounting-Requests (the auth port + 1).
     pub fn acct_address(&self) -> SocketAddr {
-        SocketAddr::from((Ipv4Addr::LOCALHOST, self.auth_port + 1))
+        SocketAddr::from((self.listen, self.auth_port + 1))
     }
 
     /// The configuration folder (radiusd.conf, users, the log, the detail file).
@@ -318,14 +433,14 @@ pub fn daemon_radius_config(servers: &[SocketAddr]) -> String {
     text
 }
 
-/// A UDP port `p` of 127.0.0.1 in `ns` with `p + 1` free as well.
-fn free_port_pair(ns: &Netns) -> Result<u16, FreeRadiusError> {
+/// A UDP port `p` of `address` in `ns` with `p + 1` free as well.
+fn free_port_pair(ns: &Netns, address: Ipv4Addr) -> Result<u16, FreeRadiusError> {
     let port = ns
         .run(|| -> std::io::Result<u16> {
             for _ in 0..100 {
-                let a = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
+                let a = UdpSocket::bind((address, 0))?;
                 let port = a.local_addr()?.port();
-                if port < u16::MAX && UdpSocket::bind((Ipv4Addr::LOCALHOST, port + 1)).is_ok() {
+                if port < u16::MAX && UdpSocket::bind((address, port + 1)).is_ok() {
                     return Ok(port);
                 }
             }
@@ -370,9 +485,35 @@ fn parse_radclient(out: &str) -> Option<Reply> {
     reply
 }
 
-fn write_config(dir: &Path, auth_port: u16, sign: bool) -> Result<(), FreeRadiusError> {
+fn write_config(
+    dir: &Path,
+    options: &FreeRadiusOptions,
+    sign: bool,
+) -> Result<(), FreeRadiusError> {
     let d = dir.display();
+    let listen = options.listen;
+    let auth_port = options.auth_port;
     let acct_port = auth_port + 1;
+    let mut clients = String::new();
+    for (i, network) in options.clients.iter().enumerate() {
+        let _ = write!(
+            clients,
+            "\nclient net{i} {{\n\tipaddr = {network}\n\tsecret = {SECRET}\n\t\
+             require_message_authenticator = yes\n\tnas_type = other\n}}\n"
+        );
+    }
+    let (sql_modules, pool_post_auth, pool_accounting, pool_users) = match &options.sqlippool {
+        Some(pool) => (
+            sqlippool_modules(pool),
+            "sqlippool",
+            "sqlippool",
+            format!(
+                "DEFAULT\tPool-Name := \"{}\"\n\tFall-Through = yes\n\n",
+                pool.pool_name
+            ),
+        ),
+        None => (String::new(), "", "", String::new()),
+    };
     let sign_reply = if sign {
         "update reply {\n\t\t\tMessage-Authenticator := 0x00\n\t\t}"
     } else {
@@ -431,7 +572,7 @@ client localhost {{
 	require_message_authenticator = yes
 	nas_type = other
 }}
-
+{clients}
 modules {{
 	pap {{
 	}}
@@ -451,17 +592,17 @@ modules {{
 		permissions = 0600
 		header = "%t"
 	}}
-}}
+{sql_modules}}}
 
 server default {{
 	listen {{
 		type = auth
-		ipaddr = 127.0.0.1
+		ipaddr = {listen}
 		port = {auth_port}
 	}}
 	listen {{
 		type = acct
-		ipaddr = 127.0.0.1
+		ipaddr = {listen}
 		port = {acct_port}
 	}}
 	authorize {{
@@ -485,10 +626,12 @@ server default {{
 	}}
 	accounting {{
 		detail
+		{pool_accounting}
 	}}
 	# FreeRADIUS 3.2.1 signs no reply of its own accord (see the module
 	# documentation): ask for a Message-Authenticator in every one.
 	post-auth {{
+		{pool_post_auth}
 		{sign_reply}
 		Post-Auth-Type REJECT {{
 			{sign_reply}
@@ -498,7 +641,7 @@ server default {{
 "#
     );
     let users = format!(
-        "{USER}\tCleartext-Password := \"{PASSWORD}\"\n\
+        "{pool_users}{USER}\tCleartext-Password := \"{PASSWORD}\"\n\
          {DISABLED_USER}\tCleartext-Password := \"{DISABLED_PASSWORD}\", Auth-Type := Reject\n\
          \tReply-Message = \"{DISABLED_MESSAGE}\"\n\
          {SHORT_USER}\tCleartext-Password := \"{ATTR_PASSWORD}\"\n\
@@ -517,6 +660,64 @@ server default {{
         std::fs::write(&path, text).map_err(io(format!("writing {}", path.display())))?;
     }
     Ok(())
+}
+
+/// The `sql` and `sqlippool` module sections for `pool` (see
+/// [`SqlIpPool`]).
+fn sqlippool_modules(pool: &SqlIpPool) -> String {
+    let SqlIpPool {
+        server,
+        database,
+        login,
+        pool_name: _,
+        lease_duration_secs,
+    } = pool;
+    let (host, port) = (server.ip(), server.port());
+    format!(
+        r#"	sql {{
+		driver = "rlm_sql_postgresql"
+		dialect = "postgresql"
+		server = "{host}"
+		port = {port}
+		login = "{login}"
+		password = ""
+		radius_db = "{database}"
+		sql_user_name = "%{{User-Name}}"
+		read_clients = no
+		pool {{
+			start = 1
+			min = 1
+			max = 8
+			spare = 2
+			uses = 0
+			retry_delay = 1
+			lifetime = 0
+			idle_timeout = 0
+		}}
+	}}
+	sqlippool {{
+		sql_module_instance = "sql"
+		dialect = "postgresql"
+		pool_name = "Pool-Name"
+		ippool_table = "radippool"
+		lease_duration = {lease_duration_secs}
+		allocate_clear_timeout = 1
+		attribute_name = Framed-IP-Address
+		req_attribute_name = Framed-IP-Address
+		# Unique per NAS: our call ID. Every session of the lab comes
+		# from one client address, so not Calling-Station-Id.
+		pool_key = "%{{NAS-Port}}"
+		messages {{
+			exists = "Existing IP: %{{reply:Framed-IP-Address}} (port %{{NAS-Port}} user %{{User-Name}})"
+			success = "Allocated IP: %{{reply:Framed-IP-Address}} from %{{control:Pool-Name}} (port %{{NAS-Port}} user %{{User-Name}})"
+			clear = "Released IP %{{request:Framed-IP-Address}} (user %{{User-Name}})"
+			failed = "IP Allocation FAILED from %{{control:Pool-Name}} (port %{{NAS-Port}} user %{{User-Name}})"
+			nopool = "No Pool-Name defined (port %{{NAS-Port}} user %{{User-Name}})"
+		}}
+		$INCLUDE {IPPOOL_QUERIES}
+	}}
+"#
+    )
 }
 
 /// Sends one request with radclient from `ns` to `to` with `secret`, as

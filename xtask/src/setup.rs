@@ -21,7 +21,11 @@ const BPF_LINKER_VERSION: &str = "0.13";
 /// Debian packages the test suite uses: iproute2 (namespaces, veth),
 /// ping, tshark and scapy (independent dissectors in the oracle tests),
 /// iperf3 and ethtool (interop with pptp-linux in the guest), freeradius
-/// and freeradius-utils (radclient: the RADIUS tests' real server).
+/// and freeradius-utils (radclient: the RADIUS tests' real server),
+/// postgresql and freeradius-postgresql (the database of the shared
+/// sqlippool address pool and FreeRADIUS's driver for it).
+/// systemd (only its `systemd-analyze verify` for the unit file; on a
+/// Debian host it is there already), procps (pgrep in the scripts test).
 const DEBIAN_PACKAGES: &[&str] = &[
     "iproute2",
     "iputils-ping",
@@ -31,6 +35,10 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "ethtool",
     "freeradius",
     "freeradius-utils",
+    "postgresql",
+    "freeradius-postgresql",
+    "systemd",
+    "procps",
 ];
 
 /// What is missing, each with a short name.

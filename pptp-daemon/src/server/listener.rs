@@ -167,6 +167,11 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
         accounting: acct_handle,
+        scripts: super::scripts::Scripts::new(
+            &config.scripts,
+            tun.name(),
+            super::scripts::Daemon::current(),
+        ),
         config,
     });
     let acct_task = match (acct_policy, acct_rx) {
@@ -218,6 +223,11 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}", shared.config.server.listen))?;
     tracing::info!(listen = %shared.config.server.listen, tun = %shared.tun_name, "pptp-xdp running");
+    if super::notify::enabled() {
+        // READY=1 once the control socket takes connections too.
+        wait_for_control_socket(&shared.config.server.control_socket).await;
+        super::notify::ready("running");
+    }
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
@@ -252,16 +262,21 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
                 }
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            _ = sighup.recv() => match secrets.as_ref().map(|s| s.reload()) {
-                Some(Ok(n)) => tracing::info!(entries = n, "secrets reloaded"),
-                Some(Err(e)) => tracing::warn!("secrets not reloaded, keeping the old ones: {e}"),
-                None => tracing::info!("SIGHUP: nothing to reload with auth.backend = \"radius\""),
-            },
+            _ = sighup.recv() => {
+                super::notify::reloading();
+                match secrets.as_ref().map(|s| s.reload()) {
+                    Some(Ok(n)) => tracing::info!(entries = n, "secrets reloaded"),
+                    Some(Err(e)) => tracing::warn!("secrets not reloaded, keeping the old ones: {e}"),
+                    None => tracing::info!("SIGHUP: nothing to reload with auth.backend = \"radius\""),
+                }
+                super::notify::ready("running");
+            }
             _ = sigint.recv() => { tracing::info!("SIGINT: shutting down"); break; }
             _ = sigterm.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
         }
     }
 
+    super::notify::stopping();
     // Goodbyes: every connection ends its calls (LCP Terminate,
     // Call-Disconnect-Notify) and sends Stop-Control-Connection-Request.
     drop(listener);
@@ -278,6 +293,14 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
                 connections.abort_all();
                 break;
             }
+        }
+    }
+    // Every session has ended and queued its ip-down: let them run.
+    if let Some(scripts) = &shared.scripts {
+        let within = Duration::from_secs(shared.config.scripts.timeout_secs.saturating_add(2));
+        let left = scripts.drain(within).await;
+        if left > 0 {
+            tracing::warn!("{left} script run(s) did not finish before shutdown");
         }
     }
     background.abort_all();
@@ -306,6 +329,19 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Waits (at most 5 s) until the control socket, served by a task of its
+/// own, takes connections.
+async fn wait_for_control_socket(path: &std::path::Path) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while tokio::net::UnixStream::connect(path).await.is_err() {
+        if tokio::time::Instant::now() > deadline {
+            tracing::warn!(path = %path.display(), "the control socket is not up; reporting ready anyway");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// Loads the XDP program and attaches it to the WAN and LAN interfaces.

@@ -18,7 +18,9 @@ pub mod datapath;
 pub mod listener;
 pub mod logging;
 pub mod metrics;
+pub mod notify;
 pub mod registry;
+pub mod scripts;
 pub mod session;
 
 use crate::cli::LogLevel;

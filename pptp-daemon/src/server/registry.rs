@@ -285,6 +285,8 @@ pub struct Shared {
     pub boot_secs: u64,
     /// RADIUS accounting, when configured.
     pub accounting: Option<super::accounting::AcctHandle>,
+    /// pppd-compatible scripts (`[scripts]`), when any is configured.
+    pub scripts: Option<Arc<super::scripts::Scripts>>,
 }
 
 impl Shared {
@@ -472,6 +474,9 @@ impl Shared {
         }
         if let Some(acct) = &self.accounting {
             out.extend(acct.stats.list());
+        }
+        if let Some(scripts) = &self.scripts {
+            out.extend(scripts.stats_list());
         }
         out
     }

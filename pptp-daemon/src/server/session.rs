@@ -26,6 +26,7 @@ use tracing::Instrument as _;
 use super::{
     Call, CallInput, DataState, Shared,
     registry::{Command, RouteOp},
+    scripts::{SessionFacts, SessionScripts},
     send_control,
 };
 use crate::{
@@ -76,6 +77,9 @@ pub struct SessionGuard {
     ack_wake: Arc<Notify>,
     /// Why the session ended; unset means its task died without saying.
     reason: Option<EndReason>,
+    /// The session's pppd-compatible scripts: `Drop` runs the `ip-down`
+    /// its network owes.
+    scripts: SessionScripts,
 }
 
 impl SessionGuard {
@@ -103,12 +107,14 @@ impl SessionGuard {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(call.call_id, call.clone());
+        let scripts = SessionScripts::new(shared.scripts.clone());
         Self {
             shared,
             call,
             control,
             ack_wake,
             reason: None,
+            scripts,
         }
     }
 
@@ -123,6 +129,8 @@ impl Drop for SessionGuard {
         // The data path first, so that no packet reaches this session once
         // its address can belong to another one.
         take_data_path(&self.shared, &self.call);
+        // ip-down, if the network came up, with the final counters.
+        self.scripts.down(|| final_bytes(&self.call));
         // Accounting Stop, with the XDP counters now folded into the call's
         // (sent only if the session had a Start; never blocks).
         if let Some(acct) = &self.shared.accounting {
@@ -206,6 +214,7 @@ async fn run_session(
         verify_request: 0,
         closing: None,
         reason: None,
+        scripts: guard.scripts.clone(),
     };
     session.open(Instant::now());
     let mut next_kernel_poll = tokio::time::Instant::now() + KERNEL_ACK_POLL;
@@ -304,6 +313,8 @@ struct Task {
     closing: Option<EndReason>,
     /// Set when the session is over.
     reason: Option<EndReason>,
+    /// The session's scripts (shared with its guard).
+    scripts: SessionScripts,
 }
 
 impl Task {
@@ -444,7 +455,10 @@ impl Task {
                 }
             }
             SessionEvent::NetworkOpened(params) => self.network_up(&params).await,
-            SessionEvent::NetworkDown => take_data_path(&self.shared, &self.call),
+            SessionEvent::NetworkDown => {
+                take_data_path(&self.shared, &self.call);
+                self.scripts.down(|| final_bytes(&self.call));
+            }
             SessionEvent::CcpResetRequest => {
                 if let Some(data) = self.call.data()
                     && let Some(enc) = &data.encryptor
@@ -466,6 +480,18 @@ impl Task {
     /// call on the XDP path when it can go there.
     async fn network_up(&mut self, params: &NetworkParams) {
         let client = params.peer_address;
+        let facts = SessionFacts {
+            session_id: self.call.acct_session_id.clone(),
+            call_id: self.call.call_id,
+            peer_call_id: self.call.peer_call_id,
+            user: params.user.clone().unwrap_or_default(),
+            peer: self.call.peer,
+            server: self.call.local,
+            local: params.local_address,
+            remote: client,
+        };
+        // ip-pre-up: before anything routes to the client (waited for).
+        self.scripts.pre_up(&facts).await;
         let shared = &self.shared;
         let settings = &shared.settings;
         let (encryptor, decryptor, mppe) = match (&params.mppe, &params.mppe_material) {
@@ -570,6 +596,7 @@ impl Task {
             path,
             "network up"
         );
+        self.scripts.up(facts);
     }
 
     /// The acknowledgment-only frame the call's sequencer has due (RFC
@@ -589,6 +616,17 @@ impl Task {
             self.shared.send_gre(&self.call, &buf[..n]).await;
         }
     }
+}
+
+/// Bytes sent to and received from the client so far (`BYTES_SENT`,
+/// `BYTES_RCVD`): the call's counters, which include the XDP path's once
+/// the data path is taken down.
+fn final_bytes(call: &Call) -> (u64, u64) {
+    use std::sync::atomic::Ordering::Relaxed;
+    (
+        call.counters.tx_bytes.load(Relaxed),
+        call.counters.rx_bytes.load(Relaxed),
+    )
 }
 
 /// The session's MTU: what the peer can receive (its MRU, less 4 bytes
@@ -694,7 +732,10 @@ mod tests {
     }
 
     fn shared() -> (Arc<Shared>, mpsc::UnboundedReceiver<RouteOp>) {
-        let config = Config::default();
+        shared_with(Config::default())
+    }
+
+    fn shared_with(config: Config) -> (Arc<Shared>, mpsc::UnboundedReceiver<RouteOp>) {
         let pool = AddressPool::new(&config.ppp.pool, &[config.ppp.local_address]);
         let (routes, route_ops) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
@@ -716,6 +757,11 @@ mod tests {
             warnings: Mutex::new(WarnLimiter::new(WarnLimits::default())),
             boot_secs: 0,
             accounting: None,
+            scripts: crate::server::scripts::Scripts::new(
+                &config.scripts,
+                "pptp0",
+                crate::server::scripts::Daemon::current(),
+            ),
             config,
         });
         (shared, route_ops)
@@ -865,5 +911,60 @@ mod tests {
             addr,
             EndReason::CallCleared,
         );
+    }
+
+    /// `ip-down` hangs on the guard: a session task that is aborted after
+    /// its network came up still runs it, once, with its counters.
+    #[tokio::test]
+    async fn an_aborted_session_runs_ip_down_once() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = std::env::temp_dir().join(format!("pptp-session-ipdown-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("log");
+        let script = dir.join("ip-down");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\necho \"$1 $5 $PEERNAME $BYTES_SENT $BYTES_RCVD\" >> {}\n",
+                log.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut config = Config::default();
+        config.scripts.ip_down = Some(script);
+        let (shared, _route_ops) = shared_with(config);
+        let (guard, _from_sessions, addr) = session_up(&shared, Ipv4Addr::new(198, 18, 0, 5));
+        guard
+            .call
+            .counters
+            .tx_bytes
+            .store(300, std::sync::atomic::Ordering::Relaxed);
+        guard
+            .call
+            .counters
+            .rx_bytes
+            .store(200, std::sync::atomic::Ordering::Relaxed);
+        guard.scripts.up(SessionFacts {
+            session_id: guard.call.acct_session_id.clone(),
+            call_id: guard.call.call_id,
+            peer_call_id: guard.call.peer_call_id,
+            user: "alice".into(),
+            peer: guard.call.peer,
+            server: guard.call.local,
+            local: Ipv4Addr::new(198, 19, 0, 1),
+            remote: addr,
+        });
+        let task = tokio::spawn(async move {
+            let _guard = guard;
+            std::future::pending::<()>().await;
+        });
+        task.abort();
+        assert!(task.await.unwrap_err().is_cancelled());
+        let scripts = shared.scripts.as_ref().expect("configured");
+        assert_eq!(scripts.drain(std::time::Duration::from_secs(10)).await, 0);
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(text, format!("pptp0 {addr} alice 300 200\n"));
     }
 }
