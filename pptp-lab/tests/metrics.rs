@@ -301,6 +301,17 @@ fn json_log_lines_parse_and_carry_the_session() {
         assert_eq!(line["span"]["sid"], sid.as_str(), "{line}");
         assert_eq!(line["span"]["user"], USER, "{line}");
     }
+    // The control connection's lines about the call name it too.
+    for (wanted, user) in [("call connected", None), ("call ended", Some(USER))] {
+        let line = lines
+            .iter()
+            .find(|v| message(v) == wanted)
+            .unwrap_or_else(|| panic!("no {wanted:?} line:\n{log}"));
+        assert_eq!(line["fields"]["sid"], sid.as_str(), "{line}");
+        if let Some(user) = user {
+            assert_eq!(line["fields"]["user"], user, "{line}");
+        }
+    }
     // And the connection's lines their peer.
     assert!(
         lines.iter().any(|v| v["spans"].as_array().is_some_and(|s| s
