@@ -731,7 +731,16 @@ pub async fn serve(listener: TcpListener, registry: Arc<Registry>, config: &Metr
             let _permit = permit;
             let service = service_fn(move |req| {
                 let registry = registry.clone();
-                async move { Ok::<_, Infallible>(answer(&req, &registry)) }
+                // Reading the counters takes locks and, with XDP, a map
+                // lookup per session: off the runtime's workers.
+                async move {
+                    let answered = tokio::task::spawn_blocking(move || answer(&req, &registry));
+                    Ok::<_, Infallible>(answered.await.unwrap_or_else(|_| {
+                        let mut r = Response::new(Full::new(Bytes::new()));
+                        *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+                        r
+                    }))
+                }
             });
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
