@@ -39,7 +39,10 @@ pub struct Cli {
 /// What to do instead of running the daemon.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Show the running daemon's sessions.
+    /// Control the running daemon: sessions, show, terminate, stat, reload, shutdown.
+    Ctl(crate::ctl_cli::CtlArgs),
+    /// `ctl sessions` (kept for older scripts).
+    #[command(hide = true)]
     Sessions {
         /// The daemon's control socket (default: server.control_socket of the configuration).
         #[arg(long, value_name = "PATH")]
@@ -48,7 +51,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Show the daemon's data-path counters (XDP and userspace).
+    /// `ctl stat` (kept for older scripts).
+    #[command(hide = true)]
     Stats {
         #[arg(long, value_name = "PATH")]
         socket: Option<PathBuf>,
@@ -96,7 +100,37 @@ impl Cli {
     /// The configuration file (or the embedded default) with the command
     /// line's overrides applied.
     pub fn load_config(&self) -> Result<Config, ConfigError> {
-        let mut config = match &self.config {
+        self.config_origin().load()
+    }
+
+    /// Where the configuration comes from: what a reload reads again.
+    pub fn config_origin(&self) -> ConfigOrigin {
+        ConfigOrigin {
+            path: self.config.clone(),
+            iface: self.iface.clone(),
+            listen: self.listen,
+            no_xdp: self.no_xdp,
+            log_format: self.log_format,
+        }
+    }
+}
+
+/// The configuration file the daemon started with (the embedded default
+/// when none) and the command line's overrides: loaded at start, and again
+/// by every reload, with the same code.
+#[derive(Clone, Debug, Default)]
+pub struct ConfigOrigin {
+    pub path: Option<PathBuf>,
+    pub iface: Option<String>,
+    pub listen: Option<SocketAddr>,
+    pub no_xdp: bool,
+    pub log_format: Option<LogFormat>,
+}
+
+impl ConfigOrigin {
+    /// Reads, parses and validates the configuration, overrides applied.
+    pub fn load(&self) -> Result<Config, ConfigError> {
+        let mut config = match &self.path {
             Some(path) => Config::load(path)?,
             None => Config::parse(DEFAULT_TOML, "<embedded default>")?,
         };
@@ -116,6 +150,13 @@ impl Cli {
             config.check("--iface/--listen")?;
         }
         Ok(config)
+    }
+
+    /// The file's name, or `<embedded default>`.
+    pub fn name(&self) -> String {
+        self.path
+            .as_ref()
+            .map_or("<embedded default>".to_owned(), |p| p.display().to_string())
     }
 }
 

@@ -10,6 +10,7 @@
 //! - [`auth`]: CHAP, MS-CHAPv1/v2 and PAP engines and the secrets back end;
 //! - [`mppe`]: MPPE keys and cipher;
 //! - [`server`]: the tokio glue that runs the daemon;
+//! - [`ctl_cli`]: `pptp-daemon ctl`, the operator's commands to a running daemon;
 //! - [`client`]: our own PPTP client (`pptp-daemon client`; the tests, lab
 //!   and bench of the `pptp-lab` crate drive it).
 //!
@@ -21,6 +22,7 @@ pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod ctl_cli;
 pub mod dataplane;
 pub mod logsafe;
 pub mod mppe;

@@ -1,11 +1,21 @@
 //! `pptp-daemon`: command line -> configuration -> server (or a command).
 
-use anyhow::Context as _;
+use std::path::PathBuf;
+
 use clap::Parser;
 use pptp_daemon::{
     cli::{Cli, Command},
-    server::ctl::{self, Request, Response},
+    ctl_cli,
+    server::ctl::Request,
 };
+
+/// The control socket: `explicit`, else the configuration's.
+fn ctl_socket(cli: &Cli, explicit: Option<&PathBuf>) -> anyhow::Result<PathBuf> {
+    match explicit {
+        Some(p) => Ok(p.clone()),
+        None => Ok(cli.load_config()?.server.control_socket),
+    }
+}
 
 /// Raises the open-file limit to its hard maximum: every session holds a
 /// TCP socket, and 10,000 sessions need far more than the usual 1024.
@@ -29,36 +39,18 @@ fn main() -> anyhow::Result<()> {
             let runtime = tokio::runtime::Runtime::new()?;
             return runtime.block_on(pptp_daemon::client::run(args.clone()));
         }
-        Some(Command::Sessions { socket, json }) | Some(Command::Stats { socket, json }) => {
-            let path = match socket {
-                Some(p) => p.clone(),
-                None => cli.load_config()?.server.control_socket,
-            };
-            let req = if matches!(cli.command, Some(Command::Sessions { .. })) {
-                Request::Sessions
-            } else {
-                Request::Stats
-            };
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            let answer = runtime
-                .block_on(ctl::request(&path, &req))
-                .context("is the daemon running?")?;
-            if *json {
-                println!("{}", serde_json::to_string_pretty(&answer)?);
-                return Ok(());
-            }
-            match answer {
-                Response::Sessions { sessions } => print!("{}", ctl::format_sessions(&sessions)),
-                Response::Stats { counters } => {
-                    for (name, value) in counters {
-                        println!("{name:<32} {value}");
-                    }
-                }
-                Response::Error { message } => anyhow::bail!("the daemon answered: {message}"),
-            }
-            return Ok(());
+        Some(Command::Ctl(args)) => {
+            let socket = ctl_socket(&cli, args.socket.as_ref())?;
+            return ctl_cli::run(&socket, &args.command.request(), args.json);
+        }
+        // The commands before `ctl`: the same requests.
+        Some(Command::Sessions { socket, json }) => {
+            let socket = ctl_socket(&cli, socket.as_ref())?;
+            return ctl_cli::run(&socket, &Request::Sessions, *json);
+        }
+        Some(Command::Stats { socket, json }) => {
+            let socket = ctl_socket(&cli, socket.as_ref())?;
+            return ctl_cli::run(&socket, &Request::Stat, *json);
         }
         None => {}
     }
@@ -74,5 +66,9 @@ fn main() -> anyhow::Result<()> {
     }
     pptp_daemon::server::logging::init(cli.log_level, config.log.format);
     let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(pptp_daemon::server::run(config, cli.log_level))
+    runtime.block_on(pptp_daemon::server::run(
+        config,
+        cli.config_origin(),
+        cli.log_level,
+    ))
 }

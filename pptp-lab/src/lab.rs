@@ -659,6 +659,23 @@ impl Lab {
         Ok(())
     }
 
+    /// Waits up to `timeout` for the daemon to exit on its own (`ctl
+    /// shutdown`); its exit status, or `None` while it still runs.
+    pub fn wait_daemon_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        let d = self.daemon.as_mut()?;
+        loop {
+            if let Ok(Some(status)) = d.child.try_wait() {
+                self.daemon = None;
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Stops the daemon with SIGTERM; returns whether it exited cleanly.
     pub fn stop_daemon(&mut self) -> Result<(), String> {
         let Some(mut d) = self.daemon.take() else {
@@ -671,6 +688,63 @@ impl Lab {
                 self.daemon_log()
             )),
             None => Err(format!("daemon did not stop; log:\n{}", self.daemon_log())),
+        }
+    }
+}
+
+/// Log lines that end a reload: the report, or why nothing changed.
+const RELOAD_OUTCOMES: [&str; 3] = [
+    "configuration reloaded from",
+    "invalid configuration, the old one stays in effect",
+    "secrets file not loaded, the old configuration stays in effect",
+];
+
+impl Lab {
+    /// The daemon's configuration file.
+    pub fn config_file(&self) -> std::path::PathBuf {
+        self.dir.join("pptp.toml")
+    }
+
+    /// Rewrites the daemon's configuration file with `edit` (which gets the
+    /// current text). Takes effect on [`Lab::reload`].
+    pub fn edit_config(&self, edit: impl FnOnce(String) -> String) -> Result<(), String> {
+        let path = self.config_file();
+        let text = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
+        std::fs::write(&path, edit(text)).map_err(|e| e.to_string())
+    }
+
+    /// Replaces the chap-secrets file. Takes effect on [`Lab::reload`].
+    pub fn write_secrets(&self, text: &str) -> Result<(), String> {
+        std::fs::write(self.dir.join("chap-secrets"), text).map_err(|e| e.to_string())
+    }
+
+    /// Sends the daemon SIGHUP and waits (10 s at most) for the log line
+    /// that says how the reload ended, which it returns.
+    pub fn reload(&self) -> Result<String, String> {
+        let outcomes = |log: &str| -> Vec<String> {
+            log.lines()
+                .filter(|l| RELOAD_OUTCOMES.iter().any(|o| l.contains(o)))
+                .map(str::to_owned)
+                .collect()
+        };
+        let before = outcomes(&self.daemon_log()).len();
+        let pid = self.daemon_pid().ok_or("the daemon is not running")?;
+        // SAFETY: kill with the pid of our own child.
+        if unsafe { libc::kill(pid as i32, libc::SIGHUP) } != 0 {
+            return Err(format!("SIGHUP: {}", std::io::Error::last_os_error()));
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(line) = outcomes(&self.daemon_log()).get(before) {
+                return Ok(line.clone());
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "no reload outcome in the log within 10 s; log:\n{}",
+                    self.daemon_log()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 }

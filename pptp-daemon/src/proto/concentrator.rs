@@ -47,6 +47,7 @@ use super::control::{CallIdAllocator, CallIdPool};
 use super::end::EndReason;
 use super::limits::{Limits, UserLimitPolicy};
 use super::pool::{AddressPool, PoolError};
+use super::rate_window::RateWindow;
 
 /// Idle per-source token buckets kept at most (sources with no connection
 /// left whose bucket is not yet full again). Beyond this the oldest idle
@@ -200,6 +201,9 @@ pub struct SessionEntry {
     pub state: SessionState,
     /// Why the session was asked to end, once it was.
     pub ending: Option<EndReason>,
+    /// When its network phase came up, if it did (a session released
+    /// without it is a failed setup).
+    pub up_since: Option<Instant>,
     generation: u32,
     /// Holds a max-starting slot (no network phase yet).
     starting: bool,
@@ -256,6 +260,11 @@ pub struct Counters {
     pub sessions_started: u64,
     /// Sessions released, indexed by [`EndReason::index`].
     pub sessions_ended: [u64; EndReason::ALL.len()],
+    /// Sessions whose network phase came up (successful setups).
+    pub sessions_up: u64,
+    /// Sessions released before their network phase came up (failed
+    /// setups), indexed by [`EndReason::index`].
+    pub setup_failures: [u64; EndReason::ALL.len()],
     /// Sessions in the registry.
     pub live_sessions: usize,
     /// Control connections open.
@@ -279,6 +288,11 @@ impl Counters {
     /// Sessions ended for any reason.
     pub fn ended_total(&self) -> u64 {
         self.sessions_ended.iter().sum()
+    }
+
+    /// Setups that failed for one reason.
+    pub fn setup_failed(&self, reason: EndReason) -> u64 {
+        self.setup_failures[reason.index()]
     }
 }
 
@@ -334,6 +348,8 @@ pub struct Concentrator {
     idle_watched: BTreeSet<(u16, u32)>,
     events: VecDeque<Event>,
     counters: Counters,
+    /// Successful setups over the last minute.
+    setups: RateWindow,
     /// The latest instant of any input.
     latest: Option<Instant>,
 }
@@ -359,6 +375,7 @@ impl Concentrator {
             idle_watched: BTreeSet::new(),
             events: VecDeque::new(),
             counters: Counters::default(),
+            setups: RateWindow::new(),
             latest: None,
         }
     }
@@ -381,6 +398,11 @@ impl Concentrator {
 
     pub fn counters(&self) -> &Counters {
         &self.counters
+    }
+
+    /// Successful setups (network phase up) in the last minute up to `now`.
+    pub fn setups_last_minute(&mut self, now: Instant) -> u64 {
+        self.setups.count(now)
     }
 
     fn advance(&mut self, now: Instant) {
@@ -618,6 +640,7 @@ impl Concentrator {
                 started: now,
                 state: SessionState::Starting,
                 ending: None,
+                up_since: None,
                 generation: id.generation,
                 starting: true,
                 deadline,
@@ -770,6 +793,9 @@ impl Concentrator {
             && e.state == SessionState::Starting
         {
             e.state = SessionState::Up;
+            e.up_since = Some(now);
+            self.counters.sessions_up += 1;
+            self.setups.record(now);
         }
     }
 
@@ -926,6 +952,9 @@ impl Concentrator {
         }
         self.counters.live_sessions -= 1;
         self.counters.sessions_ended[reason.index()] += 1;
+        if e.up_since.is_none() {
+            self.counters.setup_failures[reason.index()] += 1;
+        }
         Some(Released {
             session,
             call_id: session.call_id,

@@ -317,6 +317,115 @@ fn reauthentication_as_another_user_is_refused() {
     assert!(c.users.is_empty());
 }
 
+// ---- new limits (reload) ----
+
+/// Sessions up (authenticated, network up) for `users`, one connection each.
+fn sessions_up(c: &mut Concentrator, t: Instant, users: &[&str]) -> Vec<SessionId> {
+    users
+        .iter()
+        .enumerate()
+        .map(|(i, user)| {
+            let s = call(c, t, &format!("198.18.7.{}", i + 1));
+            c.handle_authenticated(t, s, user).unwrap();
+            c.allocate_address(s, None, &|_| true).unwrap();
+            c.handle_network_up(t, s);
+            s
+        })
+        .collect()
+}
+
+fn all_up(c: &Concentrator, sessions: &[SessionId]) -> bool {
+    sessions
+        .iter()
+        .all(|&s| c.session(s).is_some_and(|e| e.state == SessionState::Up))
+}
+
+#[test]
+fn a_lowered_max_sessions_ends_nobody_and_refuses_new_sessions() {
+    let mut c = core(Limits {
+        max_sessions: 3,
+        ..open_limits()
+    });
+    let t = Instant::now();
+    let up = sessions_up(&mut c, t, &["alice", "bob", "carol"]);
+    c.set_limits(Limits {
+        max_sessions: 1,
+        ..open_limits()
+    });
+    c.handle_timeout(t + Duration::from_secs(60));
+    assert!(events(&mut c).is_empty(), "nobody is ended");
+    assert!(all_up(&c, &up));
+    let conn = c.handle_connect(t, ip("198.18.7.9")).unwrap();
+    assert_eq!(c.allocate_call(t, conn, 1), Err(Refusal::ServerFull));
+    // Still full with one session left: the new bound is one.
+    c.release(t, up[0], EndReason::CallCleared).unwrap();
+    c.release(t, up[1], EndReason::CallCleared).unwrap();
+    assert_eq!(c.allocate_call(t, conn, 2), Err(Refusal::ServerFull));
+    c.release(t, up[2], EndReason::CallCleared).unwrap();
+    assert!(c.allocate_call(t, conn, 3).is_ok());
+}
+
+#[test]
+fn a_lowered_sessions_per_user_ends_nobody_and_refuses_the_users_next_login() {
+    let mut c = core(open_limits());
+    let t = Instant::now();
+    let up = sessions_up(&mut c, t, &["alice", "alice", "bob"]);
+    c.set_limits(Limits {
+        sessions_per_user: 1,
+        over_user_limit: UserLimitPolicy::Deny,
+        ..open_limits()
+    });
+    assert!(events(&mut c).is_empty(), "nobody is ended");
+    assert!(all_up(&c, &up));
+    let next = call(&mut c, t, "198.18.7.20");
+    assert_eq!(
+        c.handle_authenticated(t, next, "alice"),
+        Err(Refusal::UserSessions)
+    );
+    assert_eq!(
+        c.handle_authenticated(t, next, "bob"),
+        Err(Refusal::UserSessions)
+    );
+    c.handle_authenticated(t, next, "carol").unwrap();
+    assert!(events(&mut c).is_empty());
+    assert!(all_up(&c, &up));
+    // Back under the new limit: alice may log in again.
+    c.release(t, up[0], EndReason::CallCleared).unwrap();
+    let again = call(&mut c, t, "198.18.7.21");
+    assert_eq!(
+        c.handle_authenticated(t, again, "alice"),
+        Err(Refusal::UserSessions),
+        "one live session is the new limit"
+    );
+    c.release(t, up[1], EndReason::CallCleared).unwrap();
+    c.handle_authenticated(t, again, "alice").unwrap();
+}
+
+#[test]
+fn lowered_connection_bounds_end_nobody_and_refuse_what_comes_next() {
+    let mut c = core(open_limits());
+    let t = Instant::now();
+    let src = ip("198.18.7.30");
+    let conn = c.handle_connect(t, src).unwrap();
+    let _second = c.handle_connect(t, src).unwrap();
+    let calls: Vec<_> = (0..3)
+        .map(|i| c.allocate_call(t, conn, i).unwrap())
+        .collect();
+    c.set_limits(Limits {
+        calls_per_connection: 1,
+        connections_per_source: 1,
+        ..open_limits()
+    });
+    assert!(events(&mut c).is_empty(), "nobody is ended");
+    assert!(calls.iter().all(|&s| c.session(s).is_some()));
+    assert_eq!(c.allocate_call(t, conn, 9), Err(Refusal::ConnectionCalls));
+    assert_eq!(c.handle_connect(t, src), Err(Refusal::SourceConnections));
+    // Raised again: admitted again.
+    c.set_limits(open_limits());
+    assert!(c.allocate_call(t, conn, 9).is_ok());
+    assert!(c.handle_connect(t, src).is_ok());
+}
+
 // ---- addresses ----
 
 #[test]
@@ -1208,4 +1317,40 @@ fn an_idle_timeout_can_be_cleared_and_is_released_with_the_session() {
         !c.set_idle_timeout(t, s1, Some(Duration::from_secs(1))),
         "stale id"
     );
+}
+
+// ---- setups and failed setups (ctl stat) ----
+
+#[test]
+fn setups_are_counted_per_minute_and_failures_per_reason() {
+    let mut c = core(open_limits());
+    let t = Instant::now();
+    let ok1 = call(&mut c, t, "198.18.9.1");
+    let ok2 = call(&mut c, t, "198.18.9.2");
+    let failed = call(&mut c, t, "198.18.9.3");
+    c.handle_network_up(t + Duration::from_secs(1), ok1);
+    assert_eq!(
+        c.session(ok1).unwrap().up_since,
+        Some(t + Duration::from_secs(1))
+    );
+    // Up twice counts once.
+    c.handle_network_up(t + Duration::from_secs(2), ok1);
+    c.handle_network_up(t + Duration::from_secs(30), ok2);
+    assert_eq!(c.counters().sessions_up, 2);
+    assert_eq!(c.setups_last_minute(t + Duration::from_secs(30)), 2);
+    // A minute after the first, only the second is in the window.
+    assert_eq!(c.setups_last_minute(t + Duration::from_secs(62)), 1);
+    assert_eq!(c.setups_last_minute(t + Duration::from_secs(200)), 0);
+    // A session that never came up is a failed setup; one that did is not.
+    c.release(t, failed, EndReason::AuthFailed).unwrap();
+    c.release(t, ok1, EndReason::AdminReset).unwrap();
+    // Terminated (ending) before coming up: still a failed setup.
+    let ending = call(&mut c, t, "198.18.9.4");
+    assert!(c.terminate(ending, EndReason::AdminReset));
+    c.release(t, ending, EndReason::AdminReset).unwrap();
+    let k = c.counters();
+    assert_eq!(k.setup_failed(EndReason::AuthFailed), 1);
+    assert_eq!(k.setup_failed(EndReason::AdminReset), 1);
+    assert_eq!(k.ended(EndReason::AdminReset), 2);
+    assert_eq!(k.setup_failures.iter().sum::<u64>(), 2);
 }

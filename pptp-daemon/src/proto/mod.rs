@@ -9,7 +9,8 @@
 //! - [`call`]: one PPTP call's GRE sequence/acknowledgment state (RFC 2637 section 4.4);
 //! - [`end`]: typed reasons a session ends;
 //! - [`limits`]: the bounds the concentrator enforces;
-//! - [`pool`]: client address pools.
+//! - [`pool`]: client address pools;
+//! - [`rate_window`]: events per second over a sliding minute.
 
 pub mod call;
 pub mod ccp;
@@ -21,6 +22,7 @@ pub mod ipcp;
 pub mod lcp;
 pub mod limits;
 pub mod pool;
+pub mod rate_window;
 pub mod session;
 #[cfg(test)]
 mod test_support;

@@ -301,7 +301,7 @@ pub async fn run(shared: Arc<Shared>, policy: AcctPolicy, stats: Arc<AcctStats>,
     let mut started: HashMap<String, Started> = HashMap::new();
     let mut closing: Option<oneshot::Sender<()>> = None;
     let mut last_overflow_warning: Option<Instant> = None;
-    let authentic = match shared.config.auth.backend {
+    let authentic = match shared.live().config.auth.backend {
         AuthBackend::Radius => acct::AUTHENTIC_RADIUS,
         _ => 2,
     };
@@ -383,7 +383,14 @@ pub async fn run(shared: Arc<Shared>, policy: AcctPolicy, stats: Arc<AcctStats>,
                         A::integer(acct::ACCT_AUTHENTIC, authentic),
                     ]);
                     attributes.extend(class_attributes(&class));
-                    let interval = interim_interval(interim, policy.interim_interval);
+                    // The configured interval in effect now (a reload changes it
+                    // for the sessions that start after it).
+                    let configured = shared
+                        .live()
+                        .config
+                        .accounting_policy()
+                        .and_then(|p| p.interim_interval);
+                    let interval = interim_interval(interim, configured);
                     let mut record = attributes.clone();
                     record.push(A::integer(acct::EVENT_TIMESTAMP, timestamp));
                     records.push(Record::new(acct::STATUS_START, record, at));

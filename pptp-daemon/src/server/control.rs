@@ -92,7 +92,7 @@ pub async fn run(
     guard: ConnectionGuard,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let settings = shared.settings.control.clone();
+    let settings = shared.live().settings.control.clone();
     let write_timeout = shared.core().limits().write_timeout;
     let mut conn = ControlConnection::server(
         settings,
@@ -103,6 +103,8 @@ pub async fn run(
     let mut calls: HashMap<u16, Arc<Call>> = HashMap::new();
     // Calls whose control connection closed under them; the reason follows.
     let mut orphaned: Vec<u16> = Vec::new();
+    // Calls aborted (`ctl terminate .. hard`) whose end is still to come.
+    let mut aborted: std::collections::HashSet<u16> = std::collections::HashSet::new();
     let mut ended: Option<EndReason> = None;
     let mut tasks = JoinSet::new();
     let mut buf = vec![0u8; 4096];
@@ -149,6 +151,7 @@ pub async fn run(
                             data: RwLock::new(None),
                             user: Mutex::new(None),
                             counters: Counters::default(),
+                            negotiated: Mutex::new(None),
                         });
                         let guard = SessionGuard::register(
                             shared.clone(),
@@ -276,10 +279,28 @@ pub async fn run(
             }
             Some(msg) = from_sessions.recv() => match msg {
                 ToControl::Ended { call_id, reason } => {
-                    if calls.remove(&call_id).is_some() {
+                    let ours = calls.remove(&call_id).is_some();
+                    if aborted.remove(&call_id) && calls.is_empty() {
+                        // `ctl terminate .. hard` of the connection's last
+                        // call: TCP closes without goodbyes.
+                        tracing::info!(%peer, call_id, "call aborted: closing the control connection without goodbyes");
+                        ended = Some(reason);
+                        break 'connection;
+                    }
+                    if ours {
                         tracing::debug!(%peer, call_id, %reason, "clearing call");
                         let _ = conn.clear_call(Instant::now(), call_id);
                     }
+                    // An operator's terminate of the connection's last
+                    // call ends the connection too (accel-ppp does the
+                    // same): Stop-Control-Connection-Request.
+                    if reason == EndReason::AdminReset && calls.is_empty() && !shutting_down {
+                        tracing::debug!(%peer, "no call left after an administrative reset: stopping the control connection");
+                        conn.close(Instant::now(), StopReason::None);
+                    }
+                }
+                ToControl::Aborted { call_id } => {
+                    aborted.insert(call_id);
                 }
             },
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
@@ -315,8 +336,9 @@ pub async fn run(
             conn.close(Instant::now(), StopReason::StopLocalShutdown);
         }
     }
-    // A peer that does not read gets no goodbye: the socket just closes.
-    if ended != Some(EndReason::WriteTimeout) {
+    // A peer that does not read gets no goodbye: the socket just closes;
+    // nor does one whose last call was aborted.
+    if ended != Some(EndReason::WriteTimeout) && ended != Some(EndReason::AdminReset) {
         let _ = tokio::time::timeout(write_timeout, stream.shutdown()).await;
     }
     drop(stream);

@@ -56,11 +56,12 @@ fn sessions(shared: &Shared) -> Vec<DaeSession> {
 /// is aborted.
 pub async fn run(shared: Arc<Shared>, socket: UdpSocket, config: DaeConfig) {
     let clients: Vec<IpAddr> = config.clients.iter().map(|ip| ip.to_canonical()).collect();
+    let live = shared.live();
     let mut dae = Dae::new(
         config.secret.as_bytes(),
         NasIdentity {
-            nas_identifier: shared.config.radius.nas_identifier.clone(),
-            nas_ip_address: shared.config.radius.nas_ip_address,
+            nas_identifier: live.config.radius.nas_identifier.clone(),
+            nas_ip_address: live.config.radius.nas_ip_address,
         },
     );
     tracing::info!(listen = %config.listen, clients = ?clients, "RADIUS dynamic authorization (RFC 5176) listening");

@@ -3,7 +3,10 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, RwLock},
+    sync::{
+        Arc, Mutex, RwLock,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -20,20 +23,15 @@ use super::{
     Shared, Stats,
     accounting::{self, AcctHandle},
     control::{self, ConnectionGuard},
-    ctl::{self, Request, Response},
+    ctl::{self, Mode},
     datapath::{gre_receive, tun_receive},
-    registry::{RouteOp, Settings, core_timer, route_worker},
+    ops::{self, Ops},
+    registry::{Live, RouteOp, Settings, core_timer, route_worker},
 };
 use crate::{
-    auth::{
-        Verifier,
-        limiter::LimitedVerifier,
-        radius::RadiusVerifier,
-        random::os_random,
-        secrets::{SecretsError, SecretsFile},
-    },
-    cli::LogLevel,
-    config::{AuthBackend, Config, ipv4_peer},
+    auth::random::os_random,
+    cli::{ConfigOrigin, LogLevel},
+    config::{Config, ipv4_peer},
     dataplane::{
         gre_socket::GreSocket,
         tun::{Routes, Tun},
@@ -43,47 +41,15 @@ use crate::{
     proto::{concentrator::Concentrator, pool::AddressPool},
 };
 
-/// Runs the daemon until SIGINT or SIGTERM.
-pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
+/// Runs the daemon until SIGINT, SIGTERM or `ctl shutdown` (soft: until
+/// the last control connection has ended).
+pub async fn run(config: Config, origin: ConfigOrigin, log_level: LogLevel) -> anyhow::Result<()> {
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
 
     // Credentials: the secrets file, or RADIUS.
-    let mut secrets = None;
-    let mut radius = None;
-    let backend: Arc<dyn Verifier> = match config.auth.backend {
-        AuthBackend::Secrets => {
-            let file = match SecretsFile::load(&config.auth.secrets, &config.server.hostname) {
-                Ok(file) => {
-                    tracing::info!(path = %config.auth.secrets.display(), entries = file.len(), "secrets loaded");
-                    file
-                }
-                Err(SecretsError::Missing { .. }) => {
-                    tracing::warn!(
-                        path = %config.auth.secrets.display(),
-                        "secrets file missing: every authentication will fail until it exists (it is re-read on SIGHUP)"
-                    );
-                    SecretsFile::empty(&config.auth.secrets, &config.server.hostname)
-                }
-                Err(e) => return Err(e).context("reading the secrets file"),
-            };
-            let file = Arc::new(file);
-            secrets = Some(file.clone());
-            file
-        }
-        AuthBackend::Radius => {
-            let settings = config.radius_settings();
-            tracing::info!(
-                servers = ?settings.client.servers.iter().map(|s| s.address).collect::<Vec<_>>(),
-                "authenticating through RADIUS"
-            );
-            let verifier = Arc::new(RadiusVerifier::new(settings, os_random()));
-            radius = Some(verifier.clone());
-            verifier
-        }
-    };
-    let verifier: Arc<dyn Verifier> =
-        Arc::new(LimitedVerifier::new(backend, config.source_limits()));
+    let (verifier, secrets) =
+        super::reload::start_credentials(&config).context("reading the secrets file")?;
 
     // Data plane.
     let mut logger_task = None;
@@ -149,8 +115,14 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
         None => (None, None),
     };
     let shared = Arc::new(Shared {
-        settings: Settings::from_config(&config),
-        verifier,
+        live: RwLock::new(Arc::new(Live {
+            settings: Settings::from_config(&config),
+            verifier,
+            secrets,
+            config: config.clone(),
+        })),
+        origin,
+        reload_lock: Mutex::new(()),
         core: Arc::new(Mutex::new(core)),
         gre,
         seq,
@@ -172,7 +144,6 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
             tun.name(),
             super::scripts::Daemon::current(),
         ),
-        config,
     });
     let acct_task = match (acct_policy, acct_rx) {
         (Some(policy), Some((stats, rx))) => Some(tokio::spawn(accounting::run(
@@ -189,43 +160,48 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
     background.spawn(gre_receive(shared.clone(), tun_tx));
     background.spawn(tun_receive(shared.clone(), tun_rx));
     background.spawn(core_timer(shared.clone()));
-    if let Some(dae) = shared.config.radius.dae.clone() {
+    if let Some(dae) = config.radius.dae.clone() {
         let socket = super::dae::bind(&dae)
             .await
             .with_context(|| format!("listening on {} (radius.dae.listen)", dae.listen))?;
         background.spawn(super::dae::run(shared.clone(), socket, dae));
     }
-    if let Some(metrics) = super::metrics::bind(&shared.config.metrics)
+    if let Some(metrics) = super::metrics::bind(&config.metrics)
         .await
         .context("listening for metrics (metrics.listen)")?
     {
-        background.spawn(super::metrics::run(metrics, shared.clone(), radius));
+        background.spawn(super::metrics::run(
+            metrics,
+            shared.clone(),
+            config.metrics.clone(),
+        ));
     }
+    let (ctl_shutdown, mut shutdown_requests) = mpsc::unbounded_channel();
+    let draining = Arc::new(AtomicBool::new(false));
     {
         let shared = shared.clone();
-        let path = shared.config.server.control_socket.clone();
+        let path = config.server.control_socket.clone();
+        let ops = Ops {
+            shutdown: ctl_shutdown,
+            draining: draining.clone(),
+        };
         background.spawn(async move {
-            let answer = move |req| match req {
-                Request::Sessions => Response::Sessions {
-                    sessions: shared.session_info(),
-                },
-                Request::Stats => Response::Stats {
-                    counters: shared.stats_list(),
-                },
-            };
+            let answer = move |req| ops::answer(&shared, &ops, req);
             if let Err(e) = ctl::serve(&path, answer).await {
                 tracing::error!("{e}");
             }
         });
     }
 
-    let listener = TcpListener::bind(shared.config.server.listen)
+    let listener = TcpListener::bind(config.server.listen)
         .await
-        .with_context(|| format!("listening on {}", shared.config.server.listen))?;
-    tracing::info!(listen = %shared.config.server.listen, tun = %shared.tun_name, "pptp-xdp running");
+        .with_context(|| format!("listening on {}", config.server.listen))?;
+    // Closed by a soft shutdown: no new control connection is accepted.
+    let mut listener = Some(listener);
+    tracing::info!(listen = %config.server.listen, tun = %shared.tun_name, "pptp-xdp running");
     if super::notify::enabled() {
         // READY=1 once the control socket takes connections too.
-        wait_for_control_socket(&shared.config.server.control_socket).await;
+        wait_for_control_socket(&config.server.control_socket).await;
         super::notify::ready("running");
     }
 
@@ -233,8 +209,21 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
     let mut connections = JoinSet::new();
     let mut sighup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     loop {
+        // A soft shutdown ends when the last session has (control
+        // connections left without a call get their Stop below).
+        if listener.is_none()
+            && (connections.is_empty() || shared.core().counters().live_sessions == 0)
+        {
+            tracing::info!("soft shutdown: every session has ended");
+            break;
+        }
         tokio::select! {
-            accepted = listener.accept() => match accepted {
+            accepted = async {
+                match &listener {
+                    Some(l) => l.accept().await,
+                    None => std::future::pending().await,
+                }
+            } => match accepted {
                 Ok((stream, peer)) => {
                     // A `[::]` listener sees IPv4 clients as v4-mapped.
                     let (Some(source), Some(local)) = (
@@ -262,15 +251,28 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
                 }
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            // While draining, look at the sessions again now and then (a
+            // session can end while its connection stays).
+            _ = tokio::time::sleep(Duration::from_millis(500)), if listener.is_none() => {}
             _ = sighup.recv() => {
+                tracing::info!("SIGHUP: reloading");
                 super::notify::reloading();
-                match secrets.as_ref().map(|s| s.reload()) {
-                    Some(Ok(n)) => tracing::info!(entries = n, "secrets reloaded"),
-                    Some(Err(e)) => tracing::warn!("secrets not reloaded, keeping the old ones: {e}"),
-                    None => tracing::info!("SIGHUP: nothing to reload with auth.backend = \"radius\""),
-                }
+                // Logs its outcome.
+                let _ = super::reload(&shared);
                 super::notify::ready("running");
             }
+            Some(mode) = shutdown_requests.recv() => match mode {
+                Mode::Hard => { tracing::info!("shutdown hard (control socket): shutting down"); break; }
+                Mode::Soft => {
+                    if listener.take().is_some() {
+                        draining.store(true, Ordering::Relaxed);
+                        tracing::info!(
+                            connections = connections.len(),
+                            "shutdown soft (control socket): no new connections; waiting for the sessions to end"
+                        );
+                    }
+                }
+            },
             _ = sigint.recv() => { tracing::info!("SIGINT: shutting down"); break; }
             _ = sigterm.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
         }
@@ -280,6 +282,7 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
     // Goodbyes: every connection ends its calls (LCP Terminate,
     // Call-Disconnect-Notify) and sends Stop-Control-Connection-Request.
     drop(listener);
+    drop(shutdown_requests);
     let _ = shutdown_tx.send(true);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while !connections.is_empty() {
@@ -297,7 +300,8 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
     }
     // Every session has ended and queued its ip-down: let them run.
     if let Some(scripts) = &shared.scripts {
-        let within = Duration::from_secs(shared.config.scripts.timeout_secs.saturating_add(2));
+        let within =
+            Duration::from_secs(shared.live().config.scripts.timeout_secs.saturating_add(2));
         let left = scripts.drain(within).await;
         if left > 0 {
             tracing::warn!("{left} script run(s) did not finish before shutdown");
@@ -320,7 +324,7 @@ pub async fn run(config: Config, log_level: LogLevel) -> anyhow::Result<()> {
     if let Some(task) = logger_task {
         task.abort();
     }
-    let _ = std::fs::remove_file(&shared.config.server.control_socket);
+    let _ = std::fs::remove_file(&config.server.control_socket);
     if let Some(xdp) = &shared.xdp {
         xdp.lock()
             .unwrap_or_else(|e| e.into_inner())

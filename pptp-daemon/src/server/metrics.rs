@@ -39,10 +39,7 @@ use tokio::{net::TcpListener, sync::Semaphore};
 
 use super::{Shared, Stats, accounting::AcctStats, ctl::DataPath};
 use crate::{
-    auth::{
-        AuthMethod, Rejection, Verdict,
-        radius::{RadiusStats, RadiusVerifier},
-    },
+    auth::{AuthMethod, Rejection, Verdict, radius::RadiusStats},
     config::MetricsConfig,
     proto::{
         concentrator::{Counters as CoreCounters, Refusal, SessionState},
@@ -290,7 +287,7 @@ impl Snapshot {
     }
 
     /// Reads the daemon's counters now.
-    pub fn gather(shared: &Shared, radius: Option<&RadiusVerifier>) -> Snapshot {
+    pub fn gather(shared: &Shared) -> Snapshot {
         let mut snap = Snapshot::from_stats(&shared.stats);
         let now_secs = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -346,7 +343,13 @@ impl Snapshot {
             }
         }
         snap.xdp_traffic = traffic;
-        snap.radius = radius.map(|r| radius_counters(r.stats(), &r.server_addresses()));
+        // The RADIUS back end in effect (a reload that changes the
+        // servers starts a new one, with new counters).
+        let live = shared.live();
+        snap.radius = live
+            .verifier
+            .radius()
+            .map(|r| radius_counters(r.stats(), &r.server_addresses()));
         snap.accounting = shared
             .accounting
             .as_ref()
@@ -663,7 +666,6 @@ fn labeled_counter<const N: usize>(
 /// Reads the daemon's counters at each scrape.
 pub struct DaemonCollector {
     shared: Arc<Shared>,
-    radius: Option<Arc<RadiusVerifier>>,
 }
 
 impl std::fmt::Debug for DaemonCollector {
@@ -674,7 +676,7 @@ impl std::fmt::Debug for DaemonCollector {
 
 impl Collector for DaemonCollector {
     fn encode(&self, encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        Snapshot::gather(&self.shared, self.radius.as_deref()).encode(encoder)
+        Snapshot::gather(&self.shared).encode(encoder)
     }
 }
 
@@ -697,14 +699,14 @@ pub async fn bind(config: &MetricsConfig) -> std::io::Result<Option<TcpListener>
     }
 }
 
-/// Serves `GET /metrics` on `listener` until the task is dropped.
-pub async fn run(listener: TcpListener, shared: Arc<Shared>, radius: Option<Arc<RadiusVerifier>>) {
-    let config = shared.config.metrics.clone();
+/// Serves `GET /metrics` on `listener` until the task is dropped, with
+/// the bounds of `config` (what the daemon started with).
+pub async fn run(listener: TcpListener, shared: Arc<Shared>, config: MetricsConfig) {
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(listen = %addr, "metrics at http://{addr}/metrics");
     }
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(DaemonCollector { shared, radius }));
+    registry.register_collector(Box::new(DaemonCollector { shared }));
     serve(listener, Arc::new(registry), &config).await
 }
 

@@ -5,7 +5,10 @@
 //!
 //! - [`registry`]: what the tasks share (calls, clients, counters);
 //! - [`datapath`]: the userspace data path (GRE socket and TUN device);
-//! - [`listener`]: start-up, the accept loop and shutdown.
+//! - [`reload`]: a new configuration without dropping a session;
+//! - [`listener`]: start-up, the accept loop and shutdown (hard, or soft:
+//!   stop accepting and wait for the sessions to end);
+//! - [`ops`]: the answers to `pptp-daemon ctl` ([`ctl`], [`ctl_view`]).
 //!
 //! The protocol logic lives in the sans-IO cores (`crate::proto`,
 //! `crate::auth`); the tasks here only move bytes and timers in and out.
@@ -13,13 +16,16 @@
 pub mod accounting;
 pub mod control;
 pub mod ctl;
+pub mod ctl_view;
 pub mod dae;
 pub mod datapath;
 pub mod listener;
 pub mod logging;
 pub mod metrics;
 pub mod notify;
+pub mod ops;
 pub mod registry;
+pub mod reload;
 pub mod scripts;
 pub mod session;
 
@@ -27,6 +33,7 @@ use crate::cli::LogLevel;
 
 pub use datapath::send_control;
 pub use listener::run;
+pub use ops::reload;
 pub use registry::{Call, CallInput, Counters, DataState, Shared, Stats};
 
 /// Sets up the log as text lines: see [`logging::init`] (which also

@@ -14,9 +14,10 @@ use std::{
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::ctl::{DataPath, SessionInfo};
+use super::ctl::{DataPath, Negotiated, SessionInfo, State};
 use crate::{
-    auth::{Verifier, random::RandomSource, server::ServerSettings},
+    auth::{Verifier, random::RandomSource, secrets::SecretsFile, server::ServerSettings},
+    cli::ConfigOrigin,
     config::Config,
     dataplane::frame::Framing,
     dataplane::{
@@ -27,7 +28,7 @@ use crate::{
     logsafe::WarnLimiter,
     mppe::cipher::{Decryptor, Encryptor},
     proto::{
-        concentrator::{Concentrator, Event as CoreEvent, Refusal, SessionId},
+        concentrator::{Concentrator, Event as CoreEvent, Refusal, SessionId, SessionState},
         control::ControlSettings,
         end::EndReason,
         session::SessionConfig,
@@ -58,6 +59,9 @@ pub struct Stats {
     pub dae_duplicates: AtomicU64,
     pub dae_acks: AtomicU64,
     pub dae_naks: AtomicU64,
+    /// Credentials checks answered by the back end (`ctl stat`).
+    pub auth_accepted: AtomicU64,
+    pub auth_rejected: AtomicU64,
     /// Data packets and inner bytes on the userspace path, from the
     /// clients (rx) and to them (tx).
     pub data_rx_packets: AtomicU64,
@@ -90,6 +94,8 @@ impl Stats {
             ("dae_duplicates", &self.dae_duplicates),
             ("dae_acks", &self.dae_acks),
             ("dae_naks", &self.dae_naks),
+            ("auth_accepted", &self.auth_accepted),
+            ("auth_rejected", &self.auth_rejected),
             ("userspace_data_rx_packets", &self.data_rx_packets),
             ("userspace_data_rx_bytes", &self.data_rx_bytes),
             ("userspace_data_tx_packets", &self.data_tx_packets),
@@ -153,6 +159,10 @@ pub enum Command {
     Close(EndReason),
     /// The control connection ended the call: the link is gone.
     LowerDown(EndReason),
+    /// End at once, without goodbyes (`ctl terminate .. hard`): the task
+    /// returns and its guard releases everything; the control connection
+    /// closes TCP unless other calls still use it.
+    Abort(EndReason),
 }
 
 /// One call, shared by its session task, its control connection and the
@@ -176,6 +186,8 @@ pub struct Call {
     pub data: RwLock<Option<Arc<DataState>>>,
     pub user: Mutex<Option<String>>,
     pub counters: Counters,
+    /// What the PPP negotiation agreed, once the network is up (`ctl show`).
+    pub negotiated: Mutex<Option<Negotiated>>,
 }
 
 impl Call {
@@ -237,7 +249,7 @@ pub async fn route_worker(
 }
 
 /// The protocol cores' policies, mapped from the configuration once at
-/// start (and, later, on reload), not for every session.
+/// start and on every reload ([`super::reload`]), not for every session.
 pub struct Settings {
     pub session: SessionConfig,
     pub control: ControlSettings,
@@ -260,11 +272,29 @@ impl Settings {
     }
 }
 
-/// Everything the tasks share.
-pub struct Shared {
+/// The configuration in effect and what is built from it: what a reload
+/// replaces, as a whole ([`super::reload`]). A session reads it once, at
+/// its start ([`Shared::live`]), so it sees one consistent configuration
+/// from its setup to its end, whatever reloads happen meanwhile.
+pub struct Live {
+    /// The configuration in effect (keys that need a restart keep the
+    /// value the daemon started with).
     pub config: Config,
     pub settings: Settings,
+    /// The credentials check (source limits around the back end).
     pub verifier: Arc<dyn Verifier>,
+    /// The secrets file behind `verifier` under `auth.backend = "secrets"`.
+    pub secrets: Option<Arc<SecretsFile>>,
+}
+
+/// Everything the tasks share.
+pub struct Shared {
+    /// The reloadable configuration: read it with [`Shared::live`].
+    pub live: RwLock<Arc<Live>>,
+    /// Where the configuration comes from, for reloads.
+    pub origin: ConfigOrigin,
+    /// One reload at a time (SIGHUP and the control socket).
+    pub reload_lock: Mutex<()>,
     /// Call IDs, addresses, the session registry and every limit.
     pub core: Arc<Mutex<Concentrator>>,
     pub gre: GreSocket,
@@ -290,6 +320,12 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// The configuration in effect now (a snapshot: a reload after this
+    /// call does not change what it returned).
+    pub fn live(&self) -> Arc<Live> {
+        self.live.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// The call with our call ID `call_id` whose peer is `peer`.
     pub fn call(&self, peer: Ipv4Addr, call_id: u16) -> Option<Arc<Call>> {
         self.calls
@@ -396,9 +432,21 @@ impl Shared {
             .values()
             .cloned()
             .collect();
+        let states: Vec<State> = {
+            let core = self.core();
+            calls
+                .iter()
+                .map(|c| match core.session(c.session).map(|e| e.state) {
+                    Some(SessionState::Starting) => State::Starting,
+                    Some(SessionState::Up) => State::Up,
+                    Some(SessionState::Ending) | None => State::Ending,
+                })
+                .collect()
+        };
         let mut out: Vec<SessionInfo> = calls
             .iter()
-            .map(|c| {
+            .zip(states)
+            .map(|(c, state)| {
                 let data = c.data();
                 let mut info = SessionInfo {
                     user: c.user.lock().unwrap_or_else(|e| e.into_inner()).clone(),
@@ -418,6 +466,8 @@ impl Shared {
                         Some(_) => DataPath::Userspace,
                     },
                     acct_session_id: c.acct_session_id.clone(),
+                    state,
+                    rate: None,
                 };
                 if info.path == DataPath::Xdp
                     && let Some(xdp) = &self.xdp

@@ -25,7 +25,8 @@ use tracing::Instrument as _;
 
 use super::{
     Call, CallInput, DataState, Shared,
-    registry::{Command, RouteOp},
+    ctl::Negotiated,
+    registry::{Command, Live, RouteOp},
     scripts::{SessionFacts, SessionScripts},
     send_control,
 };
@@ -48,6 +49,9 @@ pub enum ToControl {
     /// The session ended on its own (LCP Terminate, keepalive, failed
     /// authentication): clear the call (Call-Disconnect-Notify).
     Ended { call_id: u16, reason: EndReason },
+    /// The session was aborted ([`Command::Abort`]): no goodbyes. Sent
+    /// before its `Ended`.
+    Aborted { call_id: u16 },
 }
 
 /// How often a call on the XDP path looks for sequence numbers the kernel
@@ -93,7 +97,7 @@ impl SessionGuard {
         // goes out: the peer's first frames may overtake this task. Like
         // the XDP program, which cannot hold frames back, it sends
         // regardless of the peer's window.
-        let own_window = shared.settings.control.receive_window;
+        let own_window = shared.live().settings.control.receive_window;
         let seq_config = call::Config {
             window_policy: WindowPolicy::Ignore,
             ..call::Config::new(0, own_window)
@@ -197,16 +201,20 @@ async fn run_session(
     let call = guard.call.clone();
     let slot = u32::from(call.call_id);
     let ack_wake = guard.ack_wake.clone();
-    let factory = ServerAuthFactory::new(shared.settings.auth.clone(), shared.random.clone());
+    // The configuration this session runs with, from setup to end: a
+    // reload applies to the sessions that start after it.
+    let live = shared.live();
+    let factory = ServerAuthFactory::new(live.settings.auth.clone(), shared.random.clone());
     let mut seed = [0u8; 8];
     (shared.random)(&mut seed);
     let mut session = Session::new(
-        shared.settings.session.clone(),
+        live.settings.session.clone(),
         Box::new(factory),
         magic_source(u64::from_ne_bytes(seed)),
     );
     let mut task = Task {
         shared: shared.clone(),
+        live,
         call: call.clone(),
         framing: Framing::default(),
         accepted: None,
@@ -257,7 +265,17 @@ async fn run_session(
                     }
                     Some(Command::LowerDown(reason)) => {
                         session.lower_down(now);
-                        task.reason.get_or_insert(reason);
+                        // Why we were closing wins over the link going
+                        // away under the close (the peer's Call-Clear
+                        // after our LCP Terminate-Request).
+                        task.reason.get_or_insert(task.closing.unwrap_or(reason));
+                    }
+                    Some(Command::Abort(reason)) => {
+                        // No goodbyes: nothing more is sent; the guard
+                        // releases everything as the task returns.
+                        let _ = guard.control.send(ToControl::Aborted { call_id: call.call_id });
+                        guard.end(reason);
+                        return;
                     }
                     // Every sender is gone: the control connection ended.
                     None => {
@@ -301,6 +319,8 @@ async fn run_session(
 
 struct Task {
     shared: Arc<Shared>,
+    /// The configuration snapshot taken at the session's start.
+    live: Arc<Live>,
     call: Arc<Call>,
     framing: Framing,
     /// The verdict that authenticated the session.
@@ -339,6 +359,11 @@ impl Task {
     /// A verdict from the back end; the concentrator has the last word on
     /// an acceptance (sessions per user, no change of user).
     fn verdict(&mut self, session: &mut Session, now: Instant, verdict: Verdict) {
+        let counter = match &verdict {
+            Verdict::Accept(_) => &self.shared.stats.auth_accepted,
+            Verdict::Reject(_) => &self.shared.stats.auth_rejected,
+        };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let verdict = match verdict {
             Verdict::Accept(accepted) => {
                 let admitted = {
@@ -399,7 +424,7 @@ impl Task {
                 };
             }
             SessionEvent::Verify(credentials) => {
-                let verifier = self.shared.verifier.clone();
+                let verifier = self.live.verifier.clone();
                 let peer = IpAddr::V4(self.call.peer);
                 let call_id = self.call.call_id;
                 let commands = self.call.commands.clone();
@@ -493,7 +518,7 @@ impl Task {
         // ip-pre-up: before anything routes to the client (waited for).
         self.scripts.pre_up(&facts).await;
         let shared = &self.shared;
-        let settings = &shared.settings;
+        let settings = &self.live.settings;
         let (encryptor, decryptor, mppe) = match (&params.mppe, &params.mppe_material) {
             (Some(p), Some(material)) => {
                 let cipher = MppeCipher::new(material, *p);
@@ -561,6 +586,17 @@ impl Task {
             xdp,
         });
         *self.call.data.write().unwrap_or_else(|e| e.into_inner()) = Some(data);
+        *self
+            .call
+            .negotiated
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(negotiated(
+            params,
+            self.accepted.as_ref(),
+            mppe.clone(),
+            mtu,
+            mss,
+        ));
         let (done, added) = oneshot::channel();
         if shared
             .routes
@@ -627,6 +663,55 @@ fn final_bytes(call: &Call) -> (u64, u64) {
         call.counters.tx_bytes.load(Relaxed),
         call.counters.rx_bytes.load(Relaxed),
     )
+}
+
+/// What `ctl show` reports of a session whose network came up.
+fn negotiated(
+    params: &NetworkParams,
+    accepted: Option<&Accepted>,
+    mppe: Option<String>,
+    mtu: u16,
+    mss_clamp: Option<u16>,
+) -> Negotiated {
+    use crate::auth::AuthMethod;
+    let link = &params.link;
+    let attributes = accepted.map(|a| &a.session);
+    let secs = |d: Option<Duration>| d.map(|d| d.as_secs());
+    Negotiated {
+        mru: link.mru,
+        peer_mru: link.peer_mru,
+        pfc: link.send_pfc,
+        acfc: link.send_acfc,
+        peer_accm: link.peer_accm,
+        magic: link.magic,
+        peer_magic: link.peer_magic,
+        auth: params.auth.or(link.auth).map(|m| {
+            match m {
+                AuthMethod::MsChapV2 => "MS-CHAPv2",
+                AuthMethod::MsChapV1 => "MS-CHAP",
+                AuthMethod::ChapMd5 => "CHAP-MD5",
+                AuthMethod::Pap => "PAP",
+            }
+            .to_owned()
+        }),
+        local_address: Some(params.local_address),
+        client_address: Some(params.peer_address),
+        dns: params.dns.clone(),
+        nbns: params.nbns.clone(),
+        mppe,
+        mtu,
+        mss_clamp,
+        session_timeout_secs: secs(attributes.and_then(|a| a.session_timeout)),
+        idle_timeout_secs: secs(attributes.and_then(|a| a.idle_timeout)),
+        acct_interim_secs: secs(attributes.and_then(|a| a.acct_interim_interval)),
+        framed_mtu: attributes.and_then(|a| a.framed_mtu),
+        class: attributes.map_or_else(Vec::new, |a| {
+            a.class
+                .iter()
+                .map(|c| c.iter().map(|b| format!("{b:02x}")).collect())
+                .collect()
+        }),
+    }
 }
 
 /// The session's MTU: what the peer can receive (its MRU, less 4 bytes
@@ -739,8 +824,14 @@ mod tests {
         let pool = AddressPool::new(&config.ppp.pool, &[config.ppp.local_address]);
         let (routes, route_ops) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
-            settings: Settings::from_config(&config),
-            verifier: Arc::new(RefuseAll),
+            live: RwLock::new(Arc::new(Live {
+                settings: Settings::from_config(&config),
+                verifier: Arc::new(RefuseAll),
+                secrets: None,
+                config: config.clone(),
+            })),
+            origin: crate::cli::ConfigOrigin::default(),
+            reload_lock: Mutex::new(()),
             core: Arc::new(Mutex::new(Concentrator::new(Limits::default(), pool, 7))),
             gre: GreSocket::open().expect(
                 "prerequisite: root (CAP_NET_RAW) for a raw GRE socket; run the tests as root",
@@ -762,7 +853,6 @@ mod tests {
                 "pptp0",
                 crate::server::scripts::Daemon::current(),
             ),
-            config,
         });
         (shared, route_ops)
     }
@@ -809,6 +899,7 @@ mod tests {
             }))),
             user: Mutex::new(Some("alice".into())),
             counters: Counters::default(),
+            negotiated: Mutex::new(None),
         });
         shared.clients.write().unwrap().insert(addr, call.clone());
         let (to_control, from_sessions) = mpsc::unbounded_channel();

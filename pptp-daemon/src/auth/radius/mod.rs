@@ -386,6 +386,10 @@ impl Verifier for RadiusVerifier {
     fn verify_call(&self, source: IpAddr, call_id: u16, credentials: &Credentials) -> Verdict {
         self.check(source, Some(call_id), credentials)
     }
+
+    fn radius(&self) -> Option<&RadiusVerifier> {
+        Some(self)
+    }
 }
 
 impl RadiusVerifier {
