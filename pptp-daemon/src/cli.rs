@@ -4,7 +4,7 @@ use std::{net::SocketAddr, path::PathBuf};
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::config::{Config, ConfigError, DEFAULT_TOML, XdpModeSetting};
+use crate::config::{Config, ConfigError, DEFAULT_TOML, LogFormat, XdpModeSetting};
 
 /// PPTP VPN concentrator with an eBPF/XDP data plane.
 #[derive(Debug, Parser)]
@@ -28,6 +28,9 @@ pub struct Cli {
     /// Log verbosity; RUST_LOG, when set, takes precedence.
     #[arg(long, value_enum, default_value_t = LogLevel::Info, global = true)]
     pub log_level: LogLevel,
+    /// Log line format (overrides log.format): text, or one JSON object per line.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
     /// Without a command: run the daemon.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -107,6 +110,7 @@ impl Cli {
             iface: self.iface.clone(),
             listen: self.listen,
             no_xdp: self.no_xdp,
+            log_format: self.log_format,
         }
     }
 }
@@ -120,6 +124,7 @@ pub struct ConfigOrigin {
     pub iface: Option<String>,
     pub listen: Option<SocketAddr>,
     pub no_xdp: bool,
+    pub log_format: Option<LogFormat>,
 }
 
 impl ConfigOrigin {
@@ -137,6 +142,9 @@ impl ConfigOrigin {
         }
         if self.no_xdp {
             config.dataplane.xdp_mode = XdpModeSetting::Off;
+        }
+        if let Some(format) = self.log_format {
+            config.log.format = format;
         }
         if self.iface.is_some() || self.listen.is_some() {
             config.check("--iface/--listen")?;

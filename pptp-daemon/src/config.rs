@@ -68,6 +68,8 @@ pub struct Config {
     pub radius: RadiusConfig,
     pub shaping: ShapingConfig,
     pub scripts: ScriptsConfig,
+    pub metrics: MetricsConfig,
+    pub log: LogConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -481,6 +483,64 @@ impl Default for RadiusConfig {
     }
 }
 
+/// `[metrics]`: the Prometheus endpoint (`GET /metrics`), off unless
+/// `listen` is set.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// `address:port` to serve on; unset or `""`: no endpoint.
+    #[serde(
+        deserialize_with = "empty_is_none",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub listen: Option<SocketAddr>,
+    /// Scrapes served at once (1 to 1024); further connections wait in
+    /// the kernel's backlog.
+    pub max_connections: u32,
+    /// Time for one connection, request and answer (100 to 60000 ms).
+    pub request_timeout_ms: u64,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            max_connections: 16,
+            request_timeout_ms: 5000,
+        }
+    }
+}
+
+/// `""` as no value, else the value.
+fn empty_is_none<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr,
+    T::Err: fmt::Display,
+{
+    let text = String::deserialize(deserializer)?;
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(serde::de::Error::custom)
+}
+
+/// `[log]`: how log lines are written (the level is `--log-level`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+}
+
+/// `log.format`: one line of text per event, or one JSON object per line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
 /// One `[[radius.servers]]` entry. `Debug` and the effective
 /// configuration (`--check-config`) do not show the secret.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -669,6 +729,7 @@ impl Config {
         self.validate_radius()?;
         self.validate_shaping()?;
         self.validate_scripts()?;
+        self.validate_metrics()?;
         self.validate_dataplane()
     }
 
@@ -729,6 +790,29 @@ impl Config {
             "",
         )?;
         bounded("scripts.max_queued", scripts.max_queued, 0..=65_535, "")
+    }
+
+    fn validate_metrics(&self) -> Result<(), (String, String)> {
+        let m = &self.metrics;
+        if let Some(listen) = m.listen {
+            let ip = listen.ip();
+            if listen.port() == 0
+                || ip.is_multicast()
+                || matches!(ip, IpAddr::V4(v4) if v4.is_broadcast())
+            {
+                return invalid(
+                    "metrics.listen",
+                    format!("{listen} is not an address to listen on (port 9750, say)"),
+                );
+            }
+        }
+        bounded("metrics.max_connections", m.max_connections, 1..=1024, "")?;
+        bounded(
+            "metrics.request_timeout_ms",
+            m.request_timeout_ms,
+            100..=60_000,
+            " ms",
+        )
     }
 
     fn validate_radius(&self) -> Result<(), (String, String)> {
@@ -2457,5 +2541,67 @@ mod tests {
         );
         c.server.listen = "[::]:1723".parse().unwrap();
         c.check("--listen").unwrap();
+    }
+
+    #[test]
+    fn metrics_are_off_unless_listen_is_set_and_bounded() {
+        assert_eq!(Config::default().metrics.listen, None, "off by default");
+        let c = Config::parse("[metrics]\nlisten = \"\"\n", "x").unwrap();
+        assert_eq!(c.metrics.listen, None, "empty is off");
+        let c = Config::parse(
+            "[metrics]\nlisten = \"127.0.0.1:9750\"\nmax_connections = 4\n",
+            "x",
+        )
+        .unwrap();
+        assert_eq!(c.metrics.listen, Some("127.0.0.1:9750".parse().unwrap()));
+        assert_eq!(c.metrics.max_connections, 4);
+        assert_eq!(Config::parse(&c.to_toml(), "y").unwrap(), c);
+        for (text, want_field, want_message) in [
+            (
+                "[metrics]\nlisten = \"127.0.0.1:0\"",
+                "metrics.listen",
+                "not an address to listen on",
+            ),
+            (
+                "[metrics]\nlisten = \"localhost\"",
+                "metrics.listen",
+                "invalid socket address",
+            ),
+            (
+                "[metrics]\nmax_connections = 0",
+                "metrics.max_connections",
+                "outside 1..=1024",
+            ),
+            (
+                "[metrics]\nmax_connections = 1025",
+                "metrics.max_connections",
+                "outside 1..=1024",
+            ),
+            (
+                "[metrics]\nrequest_timeout_ms = 99",
+                "metrics.request_timeout_ms",
+                "outside 100..=60000",
+            ),
+            (
+                "[metrics]\nrequest_timeout_ms = 60001",
+                "metrics.request_timeout_ms",
+                "outside 100..=60000",
+            ),
+        ] {
+            let (line, _, field, message) = invalid(text);
+            assert_eq!(field, want_field, "{text}");
+            assert_eq!(line, 2, "{text}: line");
+            assert!(message.contains(want_message), "{text}: {message}");
+        }
+    }
+
+    #[test]
+    fn log_format_is_text_unless_json() {
+        assert_eq!(Config::default().log.format, LogFormat::Text);
+        let c = Config::parse("[log]\nformat = \"json\"\n", "x").unwrap();
+        assert_eq!(c.log.format, LogFormat::Json);
+        let (_, _, field, message) = invalid("[log]\nformat = \"xml\"");
+        assert_eq!(field, "log.format");
+        assert!(message.contains("unknown variant"), "{message}");
     }
 }

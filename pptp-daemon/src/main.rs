@@ -64,7 +64,7 @@ fn main() -> anyhow::Result<()> {
         print!("{}", config.to_toml());
         return pptp_daemon::server::radius_check::check(&config);
     }
-    pptp_daemon::server::init_tracing(cli.log_level);
+    pptp_daemon::server::logging::init(cli.log_level, config.log.format);
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(pptp_daemon::server::run(
         config,

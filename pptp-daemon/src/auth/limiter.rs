@@ -198,6 +198,10 @@ impl<V: Verifier> Verifier for LimitedVerifier<V> {
     fn verify_call(&self, source: IpAddr, call_id: u16, credentials: &Credentials) -> Verdict {
         self.limited(source, |v| v.verify_call(source, call_id, credentials))
     }
+
+    fn radius(&self) -> Option<&super::radius::RadiusVerifier> {
+        self.inner.radius()
+    }
 }
 
 /// A shared verifier (e.g. `Arc<SecretsFile>`, which the daemon also keeps
@@ -209,6 +213,10 @@ impl<V: Verifier + ?Sized> Verifier for Arc<V> {
 
     fn verify_call(&self, source: IpAddr, call_id: u16, credentials: &Credentials) -> Verdict {
         (**self).verify_call(source, call_id, credentials)
+    }
+
+    fn radius(&self) -> Option<&super::radius::RadiusVerifier> {
+        (**self).radius()
     }
 }
 

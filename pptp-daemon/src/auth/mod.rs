@@ -409,6 +409,12 @@ pub trait Verifier: Send + Sync {
         let _ = call_id;
         self.verify(source, credentials)
     }
+
+    /// The RADIUS back end behind this check, if it is one (its counters
+    /// for the metrics); wrappers pass the question on.
+    fn radius(&self) -> Option<&radius::RadiusVerifier> {
+        None
+    }
 }
 
 /// What an [`AuthEngine`] reports.

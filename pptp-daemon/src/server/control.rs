@@ -158,12 +158,21 @@ pub async fn run(
                             call.clone(),
                             to_control.clone(),
                         );
+                        tracing::info!(%peer, call_id = info.our_call_id, peer_call_id = info.peer_call_id, sid = %call.acct_session_id, "call connected");
                         calls.insert(info.our_call_id, call);
-                        tracing::info!(%peer, call_id = info.our_call_id, peer_call_id = info.peer_call_id, "call connected");
                         tasks.spawn(session::run(guard, input_rx, commands_rx));
                     }
                     ControlEvent::CallEnded { call, reason } => {
-                        tracing::info!(%peer, call_id = call.our_call_id, ?reason, "call ended");
+                        // The session's id and user, as its own lines carry them.
+                        let (sid, user) =
+                            calls
+                                .get(&call.our_call_id)
+                                .map_or_else(Default::default, |c| {
+                                    let user =
+                                        c.user.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                                    (c.acct_session_id.clone(), user.unwrap_or_default())
+                                });
+                        tracing::info!(%peer, call_id = call.our_call_id, %sid, user = %Escaped::new(&user), ?reason, "call ended");
                         let why = match reason {
                             CallEndReason::PeerCleared => Some(EndReason::CallCleared),
                             CallEndReason::ControlClosed => {

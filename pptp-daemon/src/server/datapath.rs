@@ -123,6 +123,11 @@ pub(super) async fn gre_receive(shared: Arc<Shared>, mut tun: TunWriter) {
                 call.counters
                     .rx_bytes
                     .fetch_add(packet.len() as u64, Ordering::Relaxed);
+                shared.stats.data_rx_packets.fetch_add(1, Ordering::Relaxed);
+                shared
+                    .stats
+                    .data_rx_bytes
+                    .fetch_add(packet.len() as u64, Ordering::Relaxed);
                 if let Err(e) = tun.send(packet).await {
                     tracing::debug!("TUN write: {e}");
                 }
@@ -310,6 +315,11 @@ pub(super) async fn tun_receive(shared: Arc<Shared>, mut tun: TunReader) {
         call.counters.tx_packets.fetch_add(1, Ordering::Relaxed);
         call.counters
             .tx_bytes
+            .fetch_add(n as u64, Ordering::Relaxed);
+        shared.stats.data_tx_packets.fetch_add(1, Ordering::Relaxed);
+        shared
+            .stats
+            .data_tx_bytes
             .fetch_add(n as u64, Ordering::Relaxed);
         shared.send_gre(&call, &buf[begin..end]).await;
     }

@@ -17,6 +17,7 @@ use tokio::{
     sync::{mpsc, oneshot, watch},
     task::JoinSet,
 };
+use tracing::Instrument as _;
 
 use super::{
     Shared, Stats,
@@ -169,6 +170,16 @@ pub async fn run(config: Config, origin: ConfigOrigin, log_level: LogLevel) -> a
             .with_context(|| format!("listening on {} (radius.dae.listen)", dae.listen))?;
         background.spawn(super::dae::run(shared.clone(), socket, dae));
     }
+    if let Some(metrics) = super::metrics::bind(&config.metrics)
+        .await
+        .context("listening for metrics (metrics.listen)")?
+    {
+        background.spawn(super::metrics::run(
+            metrics,
+            shared.clone(),
+            config.metrics.clone(),
+        ));
+    }
     let (ctl_shutdown, mut shutdown_requests) = mpsc::unbounded_channel();
     let draining = Arc::new(AtomicBool::new(false));
     {
@@ -231,7 +242,8 @@ pub async fn run(config: Config, origin: ConfigOrigin, log_level: LogLevel) -> a
                         Ok(id) => {
                             let _ = stream.set_nodelay(true);
                             let guard = ConnectionGuard::new(shared.clone(), id);
-                            connections.spawn(control::run(shared.clone(), stream, source, local, guard, shutdown_rx.clone()));
+                            let span = tracing::info_span!("conn", peer = %source);
+                            connections.spawn(control::run(shared.clone(), stream, source, local, guard, shutdown_rx.clone()).instrument(span));
                         }
                         // Refused before a byte is read: the socket closes.
                         Err(refusal) => shared.warn_peer(source, format_args!("control connection refused: {refusal}")),

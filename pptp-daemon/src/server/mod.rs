@@ -20,6 +20,8 @@ pub mod ctl_view;
 pub mod dae;
 pub mod datapath;
 pub mod listener;
+pub mod logging;
+pub mod metrics;
 pub mod notify;
 pub mod ops;
 pub mod radius_check;
@@ -36,17 +38,8 @@ pub use listener::run;
 pub use ops::reload;
 pub use registry::{Call, CallInput, Counters, DataState, Shared, Stats};
 
-/// Sets up the log: `RUST_LOG` when set, else `level`. Log records of the
-/// `log` crate (aya, aya-log) are forwarded too.
+/// Sets up the log as text lines: see [`logging::init`] (which also
+/// takes the format, and whose level [`logging::set_level`] changes).
 pub fn init_tracing(level: LogLevel) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::builder()
-        .with_default_directive(level.as_filter().into())
-        .from_env_lossy();
-    // Logs go to stderr: stdout belongs to command output (the client's
-    // JSON lines, `sessions`).
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    logging::init(level, crate::config::LogFormat::Text);
 }

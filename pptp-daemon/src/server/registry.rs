@@ -65,6 +65,17 @@ pub struct Stats {
     /// Credentials checks answered by the back end (`ctl stat`).
     pub auth_accepted: AtomicU64,
     pub auth_rejected: AtomicU64,
+    /// Data packets and inner bytes on the userspace path, from the
+    /// clients (rx) and to them (tx).
+    pub data_rx_packets: AtomicU64,
+    pub data_rx_bytes: AtomicU64,
+    pub data_tx_packets: AtomicU64,
+    pub data_tx_bytes: AtomicU64,
+    /// The XDP counters of sessions taken off the fast path (the live
+    /// ones are in the XDP maps): see `server::metrics`.
+    pub xdp_gone: Counters,
+    /// Authentication results by method and outcome.
+    pub auth: super::metrics::AuthResults,
 }
 
 impl Stats {
@@ -90,6 +101,10 @@ impl Stats {
             ("userspace_rate_dropped_down", &self.rate_dropped_down),
             ("auth_accepted", &self.auth_accepted),
             ("auth_rejected", &self.auth_rejected),
+            ("userspace_data_rx_packets", &self.data_rx_packets),
+            ("userspace_data_rx_bytes", &self.data_rx_bytes),
+            ("userspace_data_tx_packets", &self.data_tx_packets),
+            ("userspace_data_tx_bytes", &self.data_tx_bytes),
         ]
         .into_iter()
         .map(|(n, v)| (n.to_owned(), v.load(Ordering::Relaxed)))

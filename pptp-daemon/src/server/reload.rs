@@ -60,6 +60,10 @@ pub const RESTART_ONLY: &[&str] = &[
     // The runner (its concurrency bound and queue) is built once; live
     // sessions hold it for their ip-down.
     "scripts",
+    // The metrics listener is bound once; the log's format is set up once
+    // (its level is not in the configuration).
+    "metrics",
+    "log",
 ];
 
 /// The keys that the accounting task (started once) reads besides
@@ -370,6 +374,8 @@ pub fn keep_restart_only(old: &Config, mut new: Config) -> Config {
     new.radius.accounting = old.radius.accounting;
     new.radius.acct_queue = old.radius.acct_queue;
     new.scripts = old.scripts.clone();
+    new.metrics = old.metrics.clone();
+    new.log = old.log.clone();
     new
 }
 
@@ -662,6 +668,8 @@ mod tests {
         new.radius.accounting = !new.radius.accounting;
         new.radius.acct_queue += 1;
         new.scripts.timeout_secs += 1;
+        new.metrics.listen = Some("127.0.0.1:9750".parse().unwrap());
+        new.log.format = crate::config::LogFormat::Json;
         new
     }
 
@@ -674,12 +682,11 @@ mod tests {
         // A section is reported by the key that changed in it.
         let mut expected: Vec<&str> = RESTART_ONLY
             .iter()
-            .map(|&k| {
-                if k == "scripts" {
-                    "scripts.timeout_secs"
-                } else {
-                    k
-                }
+            .map(|&k| match k {
+                "scripts" => "scripts.timeout_secs",
+                "metrics" => "metrics.listen",
+                "log" => "log.format",
+                k => k,
             })
             .collect();
         expected.sort_unstable();

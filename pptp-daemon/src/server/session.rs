@@ -21,6 +21,7 @@ use pptp_common::maps::{
     Session as KernelSession,
 };
 use tokio::sync::{Notify, mpsc, oneshot};
+use tracing::Instrument as _;
 
 use super::{
     Call, CallInput, DataState, Shared,
@@ -30,7 +31,7 @@ use super::{
     send_control, shaping,
 };
 use crate::{
-    auth::{Accepted, Rejection, Verdict, server::ServerAuthFactory},
+    auth::{Accepted, AuthMethod, Rejection, Verdict, server::ServerAuthFactory},
     dataplane::{frame::Framing, mss},
     logsafe::Escaped,
     mppe::{KeyLength, cipher::MppeCipher},
@@ -176,7 +177,22 @@ impl Drop for SessionGuard {
 }
 
 /// Runs a call's PPP session to its end; `guard` releases what it held.
+/// Its log lines carry the session's `sid` (Acct-Session-Id) and, once
+/// authenticated, its `user` (the `session` span, see `server::logging`).
 pub async fn run(
+    guard: SessionGuard,
+    input: mpsc::Receiver<CallInput>,
+    commands: mpsc::UnboundedReceiver<Command>,
+) {
+    let span = tracing::info_span!(
+        "session",
+        sid = %guard.call.acct_session_id,
+        user = tracing::field::Empty
+    );
+    run_session(guard, input, commands).instrument(span).await
+}
+
+async fn run_session(
     mut guard: SessionGuard,
     mut input: mpsc::Receiver<CallInput>,
     mut commands: mpsc::UnboundedReceiver<Command>,
@@ -202,6 +218,7 @@ pub async fn run(
         call: call.clone(),
         framing: Framing::default(),
         accepted: None,
+        verify_method: None,
         verify_request: 0,
         closing: None,
         reason: None,
@@ -308,6 +325,8 @@ struct Task {
     framing: Framing,
     /// The verdict that authenticated the session.
     accepted: Option<Accepted>,
+    /// The method of the latest credentials check (for the metrics).
+    verify_method: Option<AuthMethod>,
     /// Number of the latest credentials check asked for.
     verify_request: u64,
     /// Why we closed the session, if we did (it wins over what LCP says).
@@ -389,6 +408,9 @@ impl Task {
             }
             reject => reject,
         };
+        if let Some(method) = self.verify_method {
+            self.shared.stats.auth.record(method, &verdict);
+        }
         session.handle_verdict(now, verdict);
     }
 
@@ -407,6 +429,7 @@ impl Task {
                 let call_id = self.call.call_id;
                 let commands = self.call.commands.clone();
                 // Only the answer to the latest request counts.
+                self.verify_method = Some(credentials.method());
                 self.verify_request += 1;
                 let request = self.verify_request;
                 // The back end may block (file read, later RADIUS): it runs
@@ -424,6 +447,10 @@ impl Task {
                 });
             }
             SessionEvent::Authenticated(accepted) => {
+                tracing::Span::current().record(
+                    "user",
+                    tracing::field::display(Escaped::new(&accepted.user)),
+                );
                 tracing::info!(peer = %self.call.peer, call_id = self.call.call_id, user = %Escaped::new(&accepted.user), "authenticated");
                 *self.call.user.lock().unwrap_or_else(|e| e.into_inner()) = Some(accepted.user);
             }
@@ -751,6 +778,11 @@ fn take_data_path(shared: &Shared, call: &Arc<Call>) {
             c.rx_bytes.fetch_add(k.rx_bytes, Relaxed);
             c.tx_packets.fetch_add(k.tx_packets, Relaxed);
             c.tx_bytes.fetch_add(k.tx_bytes, Relaxed);
+            let gone = &shared.stats.xdp_gone;
+            gone.rx_packets.fetch_add(k.rx_packets, Relaxed);
+            gone.rx_bytes.fetch_add(k.rx_bytes, Relaxed);
+            gone.tx_packets.fetch_add(k.tx_packets, Relaxed);
+            gone.tx_bytes.fetch_add(k.tx_bytes, Relaxed);
         }
         if let Err(e) = dp.remove(&kernel) {
             tracing::warn!(call_id = call.call_id, "removing XDP entries: {e}");

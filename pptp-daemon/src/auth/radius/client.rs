@@ -331,6 +331,11 @@ pub enum Outcome {
         server: usize,
         response: Vec<u8>,
         request_authenticator: [u8; 16],
+        /// Datagrams sent to the server that answered (1 + its
+        /// retransmissions).
+        transmissions: u32,
+        /// From the last of them to the answer.
+        rtt: Duration,
     },
     /// No server answered (or no socket could be opened).
     NoAnswer,
@@ -347,8 +352,16 @@ pub fn run_blocking(
     let mut v4: Option<UdpSocket> = None;
     let mut v6: Option<UdpSocket> = None;
     let mut buf = vec![0u8; super::packet::MAX_LEN];
+    // The server last sent to, when, and how many times in a row.
+    let mut last_sent: Option<(usize, Instant)> = None;
+    let mut transmissions = 0u32;
     loop {
         while let Some(t) = transaction.poll_transmit() {
+            if last_sent.map(|(server, _)| server) != Some(t.server) {
+                transmissions = 0;
+            }
+            transmissions = transmissions.saturating_add(1);
+            last_sent = Some((t.server, Instant::now()));
             let slot = if t.destination.is_ipv4() {
                 &mut v4
             } else {
@@ -379,10 +392,13 @@ pub fn run_blocking(
                     response,
                     request_authenticator,
                 } => {
+                    let rtt = last_sent.map_or(Duration::ZERO, |(_, at)| at.elapsed());
                     return Outcome::Answered {
                         server,
                         response,
                         request_authenticator,
+                        transmissions,
+                        rtt,
                     };
                 }
                 Event::Exhausted => return Outcome::NoAnswer,

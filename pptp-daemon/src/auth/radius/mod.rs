@@ -154,6 +154,63 @@ pub struct RadiusStats {
     pub dropped_bad_authenticator: AtomicU64,
     /// Other dropped datagrams (malformed, wrong identifier or source).
     pub dropped_other: AtomicU64,
+    /// Per server, in configuration order.
+    pub servers: Vec<ServerStats>,
+}
+
+/// Counters of one RADIUS server (authentication).
+#[derive(Debug, Default)]
+pub struct ServerStats {
+    /// Access-Requests sent to it (first transmissions).
+    pub requests: AtomicU64,
+    pub retransmissions: AtomicU64,
+    /// Requests it did not answer (`1 + retries` transmissions).
+    pub timeouts: AtomicU64,
+    /// Requests it answered (a checked response).
+    pub answers: AtomicU64,
+    /// From the last transmission to the answer.
+    pub rtt: RttHistogram,
+}
+
+/// Upper bounds of the [`RttHistogram`] buckets, in seconds.
+pub const RTT_BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// Round-trip times: counts per bucket of [`RTT_BUCKETS`] (and above),
+/// their sum and count; lock-free.
+#[derive(Debug, Default)]
+pub struct RttHistogram {
+    buckets: [AtomicU64; RTT_BUCKETS.len() + 1],
+    sum_micros: AtomicU64,
+}
+
+impl RttHistogram {
+    pub fn observe(&self, rtt: Duration) {
+        let secs = rtt.as_secs_f64();
+        let i = RTT_BUCKETS
+            .iter()
+            .position(|&bound| secs <= bound)
+            .unwrap_or(RTT_BUCKETS.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX);
+        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    /// The sum in seconds, the count, and each bucket's upper bound
+    /// (`f64::INFINITY` last) with its own (not cumulative) count.
+    pub fn snapshot(&self) -> (f64, u64, Vec<(f64, u64)>) {
+        let buckets: Vec<(f64, u64)> = RTT_BUCKETS
+            .iter()
+            .copied()
+            .chain([f64::INFINITY])
+            .zip(&self.buckets)
+            .map(|(bound, n)| (bound, n.load(Ordering::Relaxed)))
+            .collect();
+        let count = buckets.iter().map(|(_, n)| n).sum();
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        (sum, count, buckets)
+    }
 }
 
 /// The RADIUS [`Verifier`].
@@ -181,19 +238,29 @@ impl fmt::Debug for RadiusVerifier {
 impl RadiusVerifier {
     pub fn new(settings: RadiusSettings, random: RandomSource) -> RadiusVerifier {
         let client = Arc::new(settings.client.clone());
+        let servers = client.servers.len();
         RadiusVerifier {
             health: Mutex::new(Health::new(client.servers.len())),
             client,
             settings,
             random,
             in_flight: AtomicUsize::new(0),
-            stats: RadiusStats::default(),
+            stats: RadiusStats {
+                servers: (0..servers).map(|_| ServerStats::default()).collect(),
+                ..RadiusStats::default()
+            },
             logged: Mutex::new(HashSet::new()),
         }
     }
 
     pub fn stats(&self) -> &RadiusStats {
         &self.stats
+    }
+
+    /// The servers' addresses, in configuration order (as
+    /// [`RadiusStats::servers`]).
+    pub fn server_addresses(&self) -> Vec<std::net::SocketAddr> {
+        self.client.servers.iter().map(|s| s.address).collect()
     }
 
     /// A transaction for these credentials, starting with the servers
@@ -230,6 +297,12 @@ impl RadiusVerifier {
         match event {
             Event::ServerDead { server } => {
                 count(&self.stats.server_dead);
+                if let Some(s) = self.stats.servers.get(*server) {
+                    count(&s.requests);
+                    count(&s.timeouts);
+                    s.retransmissions
+                        .fetch_add(u64::from(self.client.retries), Ordering::Relaxed);
+                }
                 if let Some(s) = self.client.servers.get(*server) {
                     tracing::warn!(server = %s.address, hold_down = ?self.client.dead_time, "RADIUS server did not answer");
                 }
@@ -320,6 +393,10 @@ impl Verifier for RadiusVerifier {
     fn verify_call(&self, source: IpAddr, call_id: u16, credentials: &Credentials) -> Verdict {
         self.check(source, Some(call_id), credentials)
     }
+
+    fn radius(&self) -> Option<&RadiusVerifier> {
+        Some(self)
+    }
 }
 
 impl RadiusVerifier {
@@ -343,7 +420,20 @@ impl RadiusVerifier {
                 server,
                 response,
                 request_authenticator,
-            } => self.verdict(credentials, server, &response, &request_authenticator),
+                transmissions,
+                rtt,
+            } => {
+                if let Some(s) = self.stats.servers.get(server) {
+                    s.requests.fetch_add(1, Ordering::Relaxed);
+                    s.answers.fetch_add(1, Ordering::Relaxed);
+                    s.retransmissions.fetch_add(
+                        u64::from(transmissions.saturating_sub(1)),
+                        Ordering::Relaxed,
+                    );
+                    s.rtt.observe(rtt);
+                }
+                self.verdict(credentials, server, &response, &request_authenticator)
+            }
             Outcome::NoAnswer => {
                 self.stats.no_answer.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(user = %Escaped::new(credentials.user()), "no RADIUS server answered");

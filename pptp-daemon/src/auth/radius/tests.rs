@@ -1249,6 +1249,24 @@ fn verifier_fails_over_from_a_silent_server_over_udp() {
     assert_eq!(st.server_dead.load(Ordering::Relaxed), 1);
     assert_eq!(st.accepts.load(Ordering::Relaxed), 1);
     assert_eq!(st.rejects.load(Ordering::Relaxed), 1);
+    // Per server (metrics): the silent one timed out once after a
+    // retransmission; the other answered both requests at first try.
+    let [silent_stats, answering] = &st.servers[..] else {
+        panic!("two servers: {:?}", st.servers)
+    };
+    let n = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+    assert_eq!(n(&silent_stats.requests), 1);
+    assert_eq!(n(&silent_stats.timeouts), 1);
+    assert_eq!(n(&silent_stats.retransmissions), 1);
+    assert_eq!(n(&silent_stats.answers), 0);
+    assert_eq!(silent_stats.rtt.snapshot().1, 0);
+    assert_eq!(n(&answering.requests), 2);
+    assert_eq!(n(&answering.answers), 2);
+    assert_eq!(n(&answering.timeouts), 0);
+    assert_eq!(n(&answering.retransmissions), 0);
+    let (_, count, buckets) = answering.rtt.snapshot();
+    assert_eq!(count, 2);
+    assert_eq!(buckets.iter().map(|(_, n)| n).sum::<u64>(), 2);
     // Silent is still silent: it received exactly the 2 datagrams of the
     // first request (1 + retries) and none of the second.
     silent.set_nonblocking(true).unwrap();
