@@ -16,6 +16,10 @@ pub struct Cli {
     /// Validate the configuration, print the effective configuration and exit.
     #[arg(long)]
     pub check_config: bool,
+    /// With --check-config: validate the file only, without asking the
+    /// RADIUS servers (Status-Server) whether they answer.
+    #[arg(long, requires = "check_config")]
+    pub offline: bool,
     /// WAN interface for the XDP fast path (overrides dataplane.interface).
     #[arg(long, value_name = "IFACE")]
     pub iface: Option<String>,
@@ -25,9 +29,10 @@ pub struct Cli {
     /// Keep every session on the userspace data path (dataplane.xdp_mode = "off").
     #[arg(long)]
     pub no_xdp: bool,
-    /// Log verbosity; RUST_LOG, when set, takes precedence.
-    #[arg(long, value_enum, default_value_t = LogLevel::Info, global = true)]
-    pub log_level: LogLevel,
+    /// Log verbosity (overrides log.level; default info); RUST_LOG, when
+    /// set, takes precedence.
+    #[arg(long, value_enum, global = true)]
+    pub log_level: Option<LogLevel>,
     /// Log line format (overrides log.format): text, or one JSON object per line.
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -64,10 +69,14 @@ pub enum Command {
     Client(crate::client::ClientArgs),
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum LogLevel {
     Error,
     Warn,
+    #[default]
     Info,
     Debug,
     Trace,
@@ -111,6 +120,7 @@ impl Cli {
             listen: self.listen,
             no_xdp: self.no_xdp,
             log_format: self.log_format,
+            log_level: self.log_level,
         }
     }
 }
@@ -125,6 +135,7 @@ pub struct ConfigOrigin {
     pub listen: Option<SocketAddr>,
     pub no_xdp: bool,
     pub log_format: Option<LogFormat>,
+    pub log_level: Option<LogLevel>,
 }
 
 impl ConfigOrigin {
@@ -145,6 +156,9 @@ impl ConfigOrigin {
         }
         if let Some(format) = self.log_format {
             config.log.format = format;
+        }
+        if let Some(level) = self.log_level {
+            config.log.level = level;
         }
         if self.iface.is_some() || self.listen.is_some() {
             config.check("--iface/--listen")?;

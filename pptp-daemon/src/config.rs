@@ -525,11 +525,14 @@ where
     text.parse().map(Some).map_err(serde::de::Error::custom)
 }
 
-/// `[log]`: how log lines are written (the level is `--log-level`).
+/// `[log]`: how log lines are written, and how many.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
     pub format: LogFormat,
+    /// error, warn, info, debug or trace; `--log-level` overrides it and
+    /// `RUST_LOG`, when set, takes precedence. A reload applies a new one.
+    pub level: crate::cli::LogLevel,
 }
 
 /// `log.format`: one line of text per event, or one JSON object per line.

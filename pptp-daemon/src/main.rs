@@ -35,7 +35,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match &cli.command {
         Some(Command::Client(args)) => {
-            pptp_daemon::server::init_tracing(cli.log_level);
+            pptp_daemon::server::init_tracing(cli.log_level.unwrap_or_default());
             let runtime = tokio::runtime::Runtime::new()?;
             return runtime.block_on(pptp_daemon::client::run(args.clone()));
         }
@@ -62,13 +62,17 @@ fn main() -> anyhow::Result<()> {
             .map_or("<embedded default>".to_owned(), |p| p.display().to_string());
         println!("# {origin}: valid; effective configuration:");
         print!("{}", config.to_toml());
+        if cli.offline {
+            return Ok(());
+        }
         return pptp_daemon::server::radius_check::check(&config);
     }
-    pptp_daemon::server::logging::init(cli.log_level, config.log.format);
+    let log_level = config.log.level;
+    pptp_daemon::server::logging::init(log_level, config.log.format);
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(pptp_daemon::server::run(
         config,
         cli.config_origin(),
-        cli.log_level,
+        log_level,
     ))
 }

@@ -15,11 +15,14 @@ fn example(name: &str) -> (String, Config) {
     (path.display().to_string(), config)
 }
 
-/// `pptp-daemon --config PATH --check-config` succeeds and prints the
-/// effective configuration, which parses to the same value.
+/// `pptp-daemon --config PATH --check-config --offline` succeeds and
+/// prints the effective configuration, which parses to the same value.
+/// Offline: the examples name documentation addresses (192.0.2.0/24) that
+/// a test must not send to; the RADIUS probe has its own tests in
+/// namespaces (`pptp-lab/tests/radius_check_config.rs`).
 fn check_config(path: &str, config: &Config) {
     let out = Command::new(env!("CARGO_BIN_EXE_pptp-daemon"))
-        .args(["--config", path, "--check-config"])
+        .args(["--config", path, "--check-config", "--offline"])
         .output()
         .expect("running pptp-daemon");
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -61,9 +61,9 @@ pub const RESTART_ONLY: &[&str] = &[
     // sessions hold it for their ip-down.
     "scripts",
     // The metrics listener is bound once; the log's format is set up once
-    // (its level is not in the configuration).
+    // (its level changes on reload).
     "metrics",
-    "log",
+    "log.format",
 ];
 
 /// The keys that the accounting task (started once) reads besides
@@ -180,7 +180,14 @@ pub fn reload(shared: &Shared) -> Result<ReloadReport, ReloadError> {
                     );
                 }
             }
+            let level =
+                (old_config.log.level != live.config.log.level).then_some(live.config.log.level);
             *shared.live.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(live);
+            if let Some(level) = level
+                && let Err(e) = super::logging::set_level(level)
+            {
+                tracing::warn!("log.level: {e}");
+            }
             for key in &report.diff.needs_restart {
                 tracing::warn!("{key}: needs a restart, kept the old value");
             }
@@ -375,7 +382,7 @@ pub fn keep_restart_only(old: &Config, mut new: Config) -> Config {
     new.radius.acct_queue = old.radius.acct_queue;
     new.scripts = old.scripts.clone();
     new.metrics = old.metrics.clone();
-    new.log = old.log.clone();
+    new.log.format = old.log.format;
     new
 }
 
@@ -630,6 +637,7 @@ mod tests {
         new.control.echo_interval_secs += 1;
         new.radius.acct_interim_interval_secs = 60;
         new.auth.secrets = "/elsewhere".into();
+        new.log.level = crate::cli::LogLevel::Debug;
         let d = diff(&old, &new);
         assert_eq!(
             d.applied,
@@ -637,6 +645,7 @@ mod tests {
                 "auth.secrets",
                 "control.echo_interval_secs",
                 "limits.sessions_per_user",
+                "log.level",
                 "mppe.policy",
                 "ppp.dns",
                 "ppp.restart_timer_ms",
@@ -685,7 +694,6 @@ mod tests {
             .map(|&k| match k {
                 "scripts" => "scripts.timeout_secs",
                 "metrics" => "metrics.listen",
-                "log" => "log.format",
                 k => k,
             })
             .collect();
