@@ -488,3 +488,41 @@ fn a_new_interim_interval_applies_to_new_sessions() {
     });
     assert!(old.is_err(), "the live session kept its interval: {old:?}");
 }
+
+/// A new address pool: the live session keeps its address and its
+/// traffic; the next session gets an address from the new pool.
+#[test]
+fn new_sessions_get_the_new_pool_and_live_ones_keep_theirs() {
+    let lab = lab(true);
+    let (mut first, _) = client(&lab, USER, PASSWORD, "pptpc0", true);
+    let first_up = up(&mut first, &lab);
+    let old_addr = address(&first_up);
+    assert!(old_addr.starts_with("198.19."), "{old_addr}");
+    traffic(&lab, &old_addr);
+
+    let old_pool = format!("pool = [\"{}\"]", pptp_lab::lab::TUNNEL_POOL);
+    lab.edit_config(|t| {
+        assert!(t.contains(&old_pool), "{t}");
+        t.replace(&old_pool, "pool = [\"198.19.150.10-198.19.150.20\"]")
+    })
+    .unwrap();
+    let line = reload(&lab);
+    assert!(
+        line.contains("configuration reloaded from") && line.contains("ppp.pool"),
+        "{line}"
+    );
+    assert!(!line.contains("needs a restart"), "{line}");
+    traffic(&lab, &old_addr);
+    still_up(&lab, &first_up);
+
+    let (mut second, _) = client(&lab, USER, PASSWORD, "pptpc1", false);
+    let second_up = up(&mut second, &lab);
+    let new_addr: std::net::Ipv4Addr = address(&second_up).parse().unwrap();
+    let octets = new_addr.octets();
+    assert!(
+        octets[..3] == [198, 19, 150] && (10..=20).contains(&octets[3]),
+        "{new_addr} is not from the new pool"
+    );
+    still_up(&lab, &first_up);
+    traffic(&lab, &old_addr);
+}

@@ -82,10 +82,18 @@ enum Way {
     Down,
 }
 
+/// What the receiving side of a transfer saw: see [`read_all`].
+type Received = Option<(usize, Duration, usize)>;
+
+/// IPv4 and TCP header bytes of a full-sized segment: 20 + 20, and 12 of
+/// the timestamp option Linux sends by default.
+const HEADERS: f64 = 52.0;
+
 /// Moves `bytes` over one TCP connection between the client at `from`
 /// (in the client namespace) and the LAN host, in direction `way`, and
-/// returns the goodput the receiver saw over the last two thirds of the
-/// data (bit/s).
+/// returns the rate the receiver saw over the last two thirds of the
+/// data, in bit/s of IPv4 packets (what a limit counts: the inner IPv4
+/// bytes), from the goodput and the connection's segment size.
 fn transfer(lab: &Lab, from: Ipv4Addr, bytes: usize, way: Way) -> f64 {
     let listener = lab
         .topology
@@ -94,27 +102,25 @@ fn transfer(lab: &Lab, from: Ipv4Addr, bytes: usize, way: Way) -> f64 {
         .unwrap()
         .unwrap();
     let port = listener.local_addr().unwrap().port();
-    let server = std::thread::spawn(
-        move || -> std::io::Result<Option<(usize, Duration, usize)>> {
-            let (mut s, _) = listener.accept()?;
-            s.set_read_timeout(Some(Duration::from_secs(30)))?;
-            s.set_write_timeout(Some(Duration::from_secs(30)))?;
-            match way {
-                Way::Up => read_all(&mut s, bytes).map(Some),
-                Way::Down => {
-                    s.write_all(&vec![0x5a; bytes])?;
-                    s.shutdown(std::net::Shutdown::Write)?;
-                    // Wait for the client's close: it has read everything.
-                    let _ = read_all(&mut s, 0);
-                    Ok(None)
-                }
+    let server = std::thread::spawn(move || -> std::io::Result<Received> {
+        let (mut s, _) = listener.accept()?;
+        s.set_read_timeout(Some(Duration::from_secs(30)))?;
+        s.set_write_timeout(Some(Duration::from_secs(30)))?;
+        match way {
+            Way::Up => read_all(&mut s, bytes).map(Some),
+            Way::Down => {
+                s.write_all(&vec![0x5a; bytes])?;
+                s.shutdown(std::net::Shutdown::Write)?;
+                // Wait for the client's close: it has read everything.
+                let _ = read_all(&mut s, 0);
+                Ok(None)
             }
-        },
-    );
+        }
+    });
     let client = lab
         .topology
         .client
-        .run(|| -> std::io::Result<Option<(usize, Duration, usize)>> {
+        .run(|| -> std::io::Result<(Received, f64)> {
             let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
             sock.bind(&SocketAddr::from((from, 0)).into())?;
             let lan: Ipv4Addr = LAN_HOST.parse().expect("constant");
@@ -122,6 +128,7 @@ fn transfer(lab: &Lab, from: Ipv4Addr, bytes: usize, way: Way) -> f64 {
                 &SocketAddr::from((lan, port)).into(),
                 Duration::from_secs(10),
             )?;
+            let mss = f64::from(sock.tcp_mss()?);
             let mut stream: TcpStream = sock.into();
             stream.set_read_timeout(Some(Duration::from_secs(30)))?;
             stream.set_write_timeout(Some(Duration::from_secs(30)))?;
@@ -130,9 +137,9 @@ fn transfer(lab: &Lab, from: Ipv4Addr, bytes: usize, way: Way) -> f64 {
                     stream.write_all(&vec![0xa5; bytes])?;
                     stream.shutdown(std::net::Shutdown::Write)?;
                     let _ = read_all(&mut stream, 0);
-                    Ok(None)
+                    Ok((None, mss))
                 }
-                Way::Down => read_all(&mut stream, bytes).map(Some),
+                Way::Down => read_all(&mut stream, bytes).map(|r| (Some(r), mss)),
             }
         })
         .unwrap()
@@ -141,9 +148,31 @@ fn transfer(lab: &Lab, from: Ipv4Addr, bytes: usize, way: Way) -> f64 {
         .join()
         .unwrap()
         .unwrap_or_else(|e| panic!("LAN side of {way:?}: {e}\n{}", lab.daemon_log()));
+    let (client, mss) = client;
     let (received, elapsed, measured) = client.or(server).expect("one side received");
     assert_eq!(received, bytes, "{way:?}: bytes received");
-    measured as f64 * 8.0 / elapsed.as_secs_f64()
+    assert!(mss > 500.0, "segment size {mss}");
+    measured as f64 * 8.0 / elapsed.as_secs_f64() * (mss + HEADERS) / mss
+}
+
+/// The median of three transfers of about three seconds each is within
+/// 10 % of the limit (each one within [`assert_held`]'s band).
+fn held_within_ten_percent(lab: &Lab, from: Ipv4Addr, limit: f64, way: Way, what: &str) {
+    let mut rates: Vec<f64> = (0..3)
+        .map(|_| {
+            let r = transfer(lab, from, bytes_for(limit, 3.0), way);
+            assert_held(r, limit, what, lab);
+            r
+        })
+        .collect();
+    rates.sort_by(f64::total_cmp);
+    let ratio = rates[1] / limit;
+    eprintln!("{what}: median {ratio:.3} x the limit of {rates:?}");
+    assert!(
+        (0.9..=1.1).contains(&ratio),
+        "{what}: median of {rates:?} is {ratio:.3} x the limit of {limit}\nstats: {:?}",
+        lab.stats()
+    );
 }
 
 /// Reads to the end; returns the byte count, and the time the last two
@@ -174,8 +203,8 @@ fn bytes_for(bps: f64, secs: f64) -> usize {
 }
 
 /// The rate is held: at least 0.7 times the limit (TCP through a policer
-/// loses some; 0.88 to 1.06 measured) and at most 1.3 times it (what is
-/// left of the burst, measurement noise).
+/// loses some; single transfers measured 0.86 to 1.04 in goodput) and at
+/// most 1.3 times it (what is left of the burst, measurement noise).
 fn assert_held(measured: f64, limit: f64, what: &str, lab: &Lab) {
     let ratio = measured / limit;
     eprintln!(
@@ -220,10 +249,8 @@ fn limits_hold(xdp: bool) {
     assert_eq!(info(&lab, a).rate.as_deref(), Some("2M/4M"));
     assert_eq!(info(&lab, b).rate, None);
 
-    let up = transfer(&lab, a, bytes_for(UP_BPS, 3.0), Way::Up);
-    assert_held(up, UP_BPS, "alice up", &lab);
-    let down = transfer(&lab, a, bytes_for(DOWN_BPS, 3.0), Way::Down);
-    assert_held(down, DOWN_BPS, "alice down", &lab);
+    held_within_ten_percent(&lab, a, UP_BPS, Way::Up, "alice up");
+    held_within_ten_percent(&lab, a, DOWN_BPS, Way::Down, "alice down");
 
     // An unlimited session moves the same amount far faster.
     for way in [Way::Up, Way::Down] {
