@@ -56,7 +56,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// `ctl stat` (kept for older scripts).
+    /// The data-path counters as before `ctl` (kept for older scripts:
+    /// the same answer, `{"counters": [[name, value], ...]}` with --json).
     #[command(hide = true)]
     Stats {
         #[arg(long, value_name = "PATH")]

@@ -50,7 +50,7 @@ fn main() -> anyhow::Result<()> {
         }
         Some(Command::Stats { socket, json }) => {
             let socket = ctl_socket(&cli, socket.as_ref())?;
-            return ctl_cli::run(&socket, &Request::Stat, *json);
+            return ctl_cli::run(&socket, &Request::Stats, *json);
         }
         None => {}
     }
