@@ -464,6 +464,7 @@ fn garbage_on_the_wire_harms_no_session() {
     let stats = lab.stats().unwrap();
     assert!(
         stats["userspace_gre_unknown_call"]
+            + stats["xdp_gre_unknown_call"]
             + stats["userspace_gre_malformed"]
             + stats["xdp_gre_not_pptp"]
             + stats["xdp_gre_truncated"]
