@@ -210,10 +210,8 @@ fn gre_floods_are_stopped_in_the_kernel() {
     std::thread::sleep(Duration::from_millis(300));
     let after = lab.stats().unwrap();
     let delta = |k: &str| {
-        after
-            .get(k)
-            .unwrap_or_else(|| panic!("no counter {k} in {after:?}"))
-            - before.get(k).copied().unwrap_or(0)
+        // (A counter the daemon lacks reads 0, and the checks below fail.)
+        after.get(k).copied().unwrap_or(0) - before.get(k).copied().unwrap_or(0)
     };
     let unknown = delta("xdp_gre_unknown_call");
     let data_limited = delta("xdp_userspace_data_limited");
