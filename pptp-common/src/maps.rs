@@ -269,10 +269,9 @@ impl CallEntry {
         control_burst: u32,
     ) -> Self {
         const fn interval(per_sec: u32) -> u32 {
-            if per_sec == 0 {
-                0
-            } else {
-                1_000_000_000 / per_sec
+            match 1_000_000_000u32.checked_div(per_sec) {
+                Some(ns) => ns,
+                None => 0,
             }
         }
         let data_interval_ns = interval(data_per_sec);

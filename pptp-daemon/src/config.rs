@@ -2035,6 +2035,16 @@ mod tests {
             "outside",
         ),
         (
+            "[limits]\nuserspace_frames_per_call = 1000001",
+            "limits.userspace_frames_per_call",
+            "outside",
+        ),
+        (
+            "[limits]\nuserspace_control_burst = 0",
+            "limits.userspace_control_burst",
+            "outside",
+        ),
+        (
             "[limits]\nconnection_rate_per_source = 0",
             "limits.connection_rate_per_source",
             "outside 1..=100000",
