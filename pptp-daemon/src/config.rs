@@ -337,8 +337,8 @@ impl Default for LimitsConfig {
             sessions_per_user: 4,
             single_session: SingleSession::Deny,
             write_timeout_secs: 10,
-            userspace_frames_per_call: 5000,
-            userspace_frames_burst: 500,
+            userspace_frames_per_call: 10_000,
+            userspace_frames_burst: 1000,
             userspace_control_frames_per_call: 200,
             userspace_control_burst: 50,
         }

@@ -17,7 +17,7 @@ use std::{
 };
 
 use pptp_daemon::server::ctl::DataPath;
-use pptp_lab::lab::{LAN_HOST, Lab, LabOptions, PASSWORD, Process, SERVER_WAN, USER};
+use pptp_lab::lab::{LAB_LIMITS, LAN_HOST, Lab, LabOptions, PASSWORD, Process, SERVER_WAN, USER};
 use pptp_netns as netns;
 use serde_json::Value;
 
@@ -30,6 +30,9 @@ const SPOOFED: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 77);
 const PER_FLOOD: u64 = 70_000;
 /// The floods are spread over about this long.
 const FLOOD_TIME: Duration = Duration::from_secs(4);
+/// Data frames per second and burst one call may send up to the daemon.
+const DATA_RATE: u64 = 5000;
+const DATA_BURST: u64 = 500;
 
 /// Waits for the client's "up" line and returns it.
 fn wait_up(client: &mut Process, lab: &Lab) -> Value {
@@ -118,7 +121,17 @@ fn ping_replies(lab: &Lab, from: &str, count: u32) -> u32 {
 #[test]
 fn gre_floods_are_stopped_in_the_kernel() {
     netns::require_root().expect("prerequisite");
-    let lab = Lab::start(bin(), &LabOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    let lab = Lab::start(
+        bin(),
+        &LabOptions {
+            limits: format!(
+                "{LAB_LIMITS}userspace_frames_per_call = {DATA_RATE}\n\
+                 userspace_frames_burst = {DATA_BURST}\n"
+            ),
+            ..LabOptions::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     lab.topology
         .client
         .ip(&["addr", "add", &format!("{SPOOFED}/24"), "dev", "c0"])
@@ -248,11 +261,11 @@ fn gre_floods_are_stopped_in_the_kernel() {
         unknown <= spurious && unknown * 1000 >= spurious * 999,
         "unknown {unknown} of {spurious} sent"
     );
-    // The data flood on the MPPE call: the call's data bucket (5000/s,
-    // burst 500 by default) lets through what its rate allows over the
-    // flood's time (plus the last frames' way through), the rest dropped.
+    // The data flood on the MPPE call: the call's data bucket lets through
+    // what its rate allows over the flood's time (plus the last frames'
+    // way through), the rest dropped.
     let admitted = sent[2] - data_limited;
-    let allowed = 500 + (5000.0 * (took.as_secs_f64() + 0.5)) as u64;
+    let allowed = DATA_BURST + (DATA_RATE as f64 * (took.as_secs_f64() + 0.5)) as u64;
     assert!(
         admitted <= allowed && data_limited >= sent[2] / 2,
         "data flood: {data_limited} of {} dropped, {admitted} admitted (allowed {allowed})",
@@ -264,6 +277,9 @@ fn gre_floods_are_stopped_in_the_kernel() {
         userspace_rx < total / 5,
         "userspace received {userspace_rx} of {total}"
     );
+    // Every session survived, the flooded MPPE one included.
+    let sessions = lab.sessions().unwrap();
+    assert_eq!(sessions.len(), 3, "{sessions:?}");
     drop(newcomer);
     drop(plain);
     drop(mppe);
