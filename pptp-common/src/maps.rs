@@ -46,15 +46,17 @@ pub enum Stat {
     Ipv4Unusual = 4,
     /// GRE that is not PPTP's enhanced GRE (version 0, wrong protocol, bad flags): passed up.
     GreNotPptp = 5,
-    /// Enhanced GRE truncated before its announced header or payload: passed up.
+    /// Enhanced GRE truncated before its announced header or payload, of a
+    /// known call (within its admission buckets): passed up.
     GreTruncated = 6,
     /// Enhanced GRE for a (peer, call) the call map (`PPTP_CALLS`) does not
     /// hold: a call ID nobody was given, or a source address other than the
     /// call's peer. Dropped.
     GreUnknownCall = 7,
-    /// Enhanced GRE of a known session that is not an IPv4 data frame
-    /// (LCP, IPCP, CCP, authentication, MPPE, ack-only), or a session not on
-    /// the fast path: passed up.
+    /// Enhanced GRE of a known call that is not an IPv4 data frame of a
+    /// session on the fast path (LCP, IPCP, CCP, authentication, MPPE,
+    /// ack-only, any frame of a call off the fast path), within the call's
+    /// admission buckets ([`CallEntry`]): passed up.
     GreToUserspace = 8,
     /// Data frame of a known session whose inner source is not the
     /// client's address: dropped.
