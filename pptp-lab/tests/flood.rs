@@ -237,9 +237,11 @@ fn gre_floods_are_stopped_in_the_kernel() {
          (its own setup_ms {}), during the flood: {still_flooding}; pings {replies}/10; \
          xdp_gre_unknown_call {unknown}, xdp_userspace_data_limited {data_limited}, \
          xdp_userspace_control_limited {control_limited}, xdp_gre_to_userspace {to_userspace}, \
-         userspace_gre_rx {userspace_rx}, userspace_gre_unknown_call {}",
+         userspace_gre_rx {userspace_rx}, userspace_gre_unknown_call {}, \
+         userspace_gre_control_first {}",
         new_up["setup_ms"],
         delta("userspace_gre_unknown_call"),
+        delta("userspace_gre_control_first"),
     );
 
     assert!(

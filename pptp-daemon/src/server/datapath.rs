@@ -66,20 +66,29 @@ pub(super) async fn gre_receive(shared: Arc<Shared>, mut tun: TunWriter) {
             }
         }
         if batch.len() == BATCH {
-            // Behind: control frames first, each group in arrival order.
-            batch.sort_by_key(|(i, _, range)| !is_control(&bufs[*i][range.clone()]));
-            let overtaking = batch
-                .iter()
-                .filter(|(i, _, r)| is_control(&bufs[*i][r.clone()]));
+            // Behind: control frames first.
+            let first = control_first(&mut batch, &bufs);
             shared
                 .stats
                 .gre_control_first
-                .fetch_add(overtaking.count() as u64, Ordering::Relaxed);
+                .fetch_add(first, Ordering::Relaxed);
         }
         for (i, src, range) in batch.drain(..) {
             handle_gre(&shared, &mut tun, &mut bufs[i], src, range).await;
         }
     }
+}
+
+/// Puts the control frames of a batch (frames at `bufs[i][range]`) before
+/// its data, each group in arrival order; returns how many control frames
+/// it has.
+fn control_first<B: AsRef<[u8]>>(batch: &mut [(usize, Ipv4Addr, Range<usize>)], bufs: &[B]) -> u64 {
+    let control = |(i, _, range): &(usize, Ipv4Addr, Range<usize>)| {
+        bufs[*i].as_ref().get(range.clone()).is_some_and(is_control)
+    };
+    // A stable sort: arrival order within each group.
+    batch.sort_by_key(|entry| !control(entry));
+    batch.iter().filter(|entry| control(entry)).count() as u64
 }
 
 /// Whether a GRE frame (header and payload) carries a control frame for
@@ -598,6 +607,22 @@ mod tests {
         let mut cut = gre_frame(&[0xff, 0x03, 0xc0, 0x21, 9, 1, 0, 4]);
         cut.truncate(cut.len() - 1);
         assert!(!is_control(&cut));
+    }
+
+    #[test]
+    fn a_batch_puts_control_frames_first_in_arrival_order() {
+        let lcp = gre_frame(&[0xff, 0x03, 0xc0, 0x21, 9, 1, 0, 4]);
+        let data = gre_frame(&[0x21, 0x45]);
+        let bufs = [&data, &lcp, &data, &lcp, &data];
+        let src = Ipv4Addr::new(198, 18, 0, 2);
+        let mut batch: Vec<_> = bufs
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (i, src, 0..b.len()))
+            .collect();
+        assert_eq!(control_first(&mut batch, &bufs), 2);
+        let order: Vec<usize> = batch.iter().map(|(i, _, _)| *i).collect();
+        assert_eq!(order, [1, 3, 0, 2, 4]);
     }
 
     /// Control frames go to the session task whatever their order, and
