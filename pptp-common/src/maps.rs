@@ -79,8 +79,9 @@ pub enum Stat {
     /// (the `PPTP_CLIENTS` entry's bucket): dropped.
     RateLimitedEncap = 15,
     /// Enhanced GRE of a known call bound for userspace, a data frame
-    /// (anything but [`Stat::GreToUserspace`]'s control frames) over the
-    /// call's data admission bucket ([`CallEntry`]): dropped.
+    /// (anything but the control frames of [`Stat::UserspaceControlLimited`])
+    /// over the call's data admission bucket ([`CallEntry`]), or before the
+    /// call's network is up ([`CALL_F_DATA`]): dropped.
     UserspaceDataLimited = 16,
     /// Enhanced GRE of a known call bound for userspace, a control frame
     /// (LCP, PAP, CHAP, IPCP, CCP, ack-only) over the call's control
@@ -257,7 +258,17 @@ pub struct CallEntry {
     pub data_interval_ns: u32,
     /// Cost of one control frame, ns; 0: no limit.
     pub control_interval_ns: u32,
+    /// `CALL_F_*` flags.
+    pub flags: u32,
+    /// Explicit padding, always zero.
+    pub _pad: u32,
 }
+
+/// Call flag: the call's network is up, so data frames may go up to the
+/// daemon (within the data bucket). Without it (a call still negotiating,
+/// unauthenticated perhaps) they are dropped in the kernel, as the daemon
+/// would drop them.
+pub const CALL_F_DATA: u32 = 1 << 0;
 
 impl CallEntry {
     /// A full pair of buckets for `data_per_sec` data and
@@ -286,7 +297,15 @@ impl CallEntry {
                 * control_burst.saturating_sub(1) as u64,
             data_interval_ns,
             control_interval_ns,
+            flags: 0,
+            _pad: 0,
         }
+    }
+
+    /// The same buckets with the call's network up ([`CALL_F_DATA`]).
+    pub const fn network_up(mut self) -> Self {
+        self.flags |= CALL_F_DATA;
+        self
     }
 }
 
@@ -395,13 +414,15 @@ mod tests {
 
     #[test]
     fn call_entry_layout_has_no_holes() {
-        assert_eq!(size_of::<CallEntry>(), 40);
+        assert_eq!(size_of::<CallEntry>(), 48);
         assert_eq!(offset_of!(CallEntry, data_tat), 0);
         assert_eq!(offset_of!(CallEntry, control_tat), 8);
         assert_eq!(offset_of!(CallEntry, data_tolerance_ns), 16);
         assert_eq!(offset_of!(CallEntry, control_tolerance_ns), 24);
         assert_eq!(offset_of!(CallEntry, data_interval_ns), 32);
         assert_eq!(offset_of!(CallEntry, control_interval_ns), 36);
+        assert_eq!(offset_of!(CallEntry, flags), 40);
+        assert_eq!(offset_of!(CallEntry, _pad), 44);
     }
 
     #[test]
@@ -427,6 +448,7 @@ mod tests {
         }
         assert_eq!(passed, 3);
         assert_eq!(CallEntry::new(0, 5, 0, 5), CallEntry::default());
+        assert_eq!(CallEntry::default().network_up().flags, CALL_F_DATA);
     }
 
     #[test]

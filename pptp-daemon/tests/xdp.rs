@@ -220,9 +220,10 @@ fn decapsulation_on_crafted_frames() {
     other.peer_call_id = 0x0909;
     other.slot = 4;
     dp.install(&other, seq(100)).unwrap();
-    dp.register_call(PEER, OUR_CALL, CallEntry::default())
+    dp.register_call(PEER, OUR_CALL, CallEntry::default().network_up())
         .unwrap();
-    dp.register_call(PEER2, 8, CallEntry::default()).unwrap();
+    dp.register_call(PEER2, 8, CallEntry::default().network_up())
+        .unwrap();
 
     let inner = udp(CLIENT, LAN_HOST, 64, 40);
     let forwarded = |inner: &[u8]| {
@@ -459,7 +460,8 @@ fn decapsulation_on_crafted_frames() {
 
 /// Issue 17: GRE the fast path leaves to userspace. A (peer, call) the
 /// call map does not hold is dropped (random call ID, or the right call ID
-/// from another source); a known call's frames pass within its buckets,
+/// from another source); a call still negotiating sends no data up; once
+/// its network is up, a known call's frames pass within its buckets,
 /// 1 frame/s each (no refill during the test): data a burst of 3, control
 /// (LCP, CHAP, IPCP, ack-only; with and without address/control) a burst
 /// of 2 that the data flood before it did not touch. An unregistered call
@@ -468,7 +470,7 @@ fn decapsulation_on_crafted_frames() {
 fn userspace_admission_on_crafted_frames() {
     let fib = fib();
     let mut dp = load();
-    // A call still negotiating (no session entry) or on the userspace path.
+    // A call still negotiating: no data yet, control within its bucket.
     dp.register_call(PEER, OUR_CALL, CallEntry::new(1, 3, 1, 2))
         .unwrap();
     assert_eq!(dp.calls_registered().unwrap(), 1);
@@ -507,6 +509,31 @@ fn userspace_admission_on_crafted_frames() {
         stat,
         out: None,
     };
+    check(
+        &dp,
+        &fib,
+        vec![
+            case(
+                "data before the network is up",
+                &mppe,
+                PEER,
+                XDP_DROP,
+                Stat::UserspaceDataLimited,
+            ),
+            case(
+                "LCP while negotiating",
+                &lcp,
+                PEER,
+                XDP_PASS,
+                Stat::GreToUserspace,
+            ),
+        ],
+    );
+    // The network is up (an MPPE session, on the userspace path): the
+    // entry is replaced, its buckets full.
+    dp.register_call(PEER, OUR_CALL, CallEntry::new(1, 3, 1, 2).network_up())
+        .unwrap();
+    assert_eq!(dp.calls_registered().unwrap(), 1);
     check(
         &dp,
         &fib,
@@ -599,7 +626,7 @@ fn decapsulation_only_for_sessions_on_the_fast_path() {
     let mut dp = load();
     // An MPPE session: installed for accounting but not for decapsulation.
     dp.install(&session(0), seq(0)).unwrap();
-    dp.register_call(PEER, OUR_CALL, CallEntry::default())
+    dp.register_call(PEER, OUR_CALL, CallEntry::default().network_up())
         .unwrap();
     let inner = udp(CLIENT, LAN_HOST, 64, 40);
     check(
@@ -917,7 +944,7 @@ fn attached_on_veth_counts_gre_and_other_frames() {
 
     let mut dp = load();
     dp.install(&session(0), seq(0)).unwrap();
-    dp.register_call(PEER, OUR_CALL, CallEntry::default())
+    dp.register_call(PEER, OUR_CALL, CallEntry::default().network_up())
         .unwrap();
     let mode = server
         .run(|| dp.attach("s0", XdpMode::Driver))

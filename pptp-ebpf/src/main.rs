@@ -54,8 +54,9 @@ use pptp_common::{
     },
     hdr::GreHdr,
     maps::{
-        CallEntry, ClientKey, MAX_SESSIONS, SESSION_F_ACFC, SESSION_F_DECAP, SESSION_F_ENCAP,
-        SESSION_F_MSS_CLAMP, SESSION_F_PFC, SeqState, Session, SessionCounters, SessionKey, Stat,
+        CALL_F_DATA, CallEntry, ClientKey, MAX_SESSIONS, SESSION_F_ACFC, SESSION_F_DECAP,
+        SESSION_F_ENCAP, SESSION_F_MSS_CLAMP, SESSION_F_PFC, SeqState, Session, SessionCounters,
+        SessionKey, Stat,
     },
     rate, serial,
 };
@@ -370,7 +371,8 @@ fn decapsulate(ctx: &XdpContext, l3: usize, ip: &Ipv4Hdr) -> (Stat, u32) {
 /// Enhanced GRE at `l4` from `peer` that is bound for the daemon: dropped
 /// when `PPTP_CALLS` does not hold (peer, call ID); else control frames
 /// (LCP, PAP, CHAP, IPCP, CCP, ack-only) take the call's control bucket
-/// and everything else (IPv4, MPPE, anything unknown) its data bucket.
+/// and everything else (IPv4, MPPE, anything unknown) its data bucket,
+/// once the call's network is up (before, data is dropped).
 /// An admitted frame is counted under `passed` (truncated frames stay
 /// truncated ones), unknown calls under [`Stat::GreUnknownCall`].
 #[inline(always)]
@@ -385,8 +387,11 @@ fn admit_to_userspace(ctx: &XdpContext, l4: usize, peer: [u8; 4], passed: Stat) 
         return (Stat::GreUnknownCall, DROP);
     };
     let control = gre.payload_len() == 0 || is_control(ctx, l4 + gre.header_len());
-    // SAFETY: a map value pointer stays valid for the whole program run;
-    // the buckets are only accessed atomically.
+    // SAFETY: a map value pointer stays valid for the whole program run.
+    if !control && unsafe { (*entry).flags } & CALL_F_DATA == 0 {
+        return (Stat::UserspaceDataLimited, DROP);
+    }
+    // SAFETY: as above; the buckets are only accessed atomically.
     let (tat, interval, tolerance, over) = unsafe {
         if control {
             (

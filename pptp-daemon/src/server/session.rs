@@ -626,6 +626,20 @@ impl Task {
             shaper: Mutex::new(shaping::Shaper::new(rate, burst_ns, Instant::now())),
         });
         *self.call.data.write().unwrap_or_else(|e| e.into_inner()) = Some(data);
+        // Its data may now go up past the XDP program (issue 17).
+        if let Some(dp) = &shared.xdp {
+            let buckets = self.live.config.limits.call_buckets().network_up();
+            if let Err(e) = dp.lock().unwrap_or_else(|e| e.into_inner()).register_call(
+                self.call.peer.octets(),
+                self.call.call_id,
+                buckets,
+            ) {
+                tracing::warn!(
+                    call_id = self.call.call_id,
+                    "opening the call's data in XDP: {e}"
+                );
+            }
+        }
         *self
             .call
             .negotiated
