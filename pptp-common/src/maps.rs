@@ -17,6 +17,10 @@ pub mod names {
     pub const SEQ: &str = "PPTP_SEQ";
     /// Per-CPU array of [`super::SessionCounters`] indexed by session slot.
     pub const COUNTERS: &str = "PPTP_COUNTERS";
+    /// Hash of every call the daemon knows, fast path or not:
+    /// [`super::SessionKey`] -> [`super::CallEntry`]. GRE for a (peer, call)
+    /// it does not hold is dropped in the kernel.
+    pub const CALLS: &str = "PPTP_CALLS";
 }
 
 /// Maximum number of sessions the maps hold; session slots are `0..MAX_SESSIONS`.
@@ -42,14 +46,17 @@ pub enum Stat {
     Ipv4Unusual = 4,
     /// GRE that is not PPTP's enhanced GRE (version 0, wrong protocol, bad flags): passed up.
     GreNotPptp = 5,
-    /// Enhanced GRE truncated before its announced header or payload: passed up.
+    /// Enhanced GRE truncated before its announced header or payload, of a
+    /// known call (within its admission buckets): passed up.
     GreTruncated = 6,
-    /// Enhanced GRE for a call the session map does not hold (or from
-    /// another source address than the session's peer): passed up.
+    /// Enhanced GRE for a (peer, call) the call map (`PPTP_CALLS`) does not
+    /// hold: a call ID nobody was given, or a source address other than the
+    /// call's peer. Dropped.
     GreUnknownCall = 7,
-    /// Enhanced GRE of a known session that is not an IPv4 data frame
-    /// (LCP, IPCP, CCP, authentication, MPPE, ack-only), or a session not on
-    /// the fast path: passed up.
+    /// Enhanced GRE of a known call that is not an IPv4 data frame of a
+    /// session on the fast path (LCP, IPCP, CCP, authentication, MPPE,
+    /// ack-only, any frame of a call off the fast path), within the call's
+    /// admission buckets ([`CallEntry`]): passed up.
     GreToUserspace = 8,
     /// Data frame of a known session whose inner source is not the
     /// client's address: dropped.
@@ -71,11 +78,20 @@ pub enum Stat {
     /// IPv4 to a client over its session's rate limit towards the client
     /// (the `PPTP_CLIENTS` entry's bucket): dropped.
     RateLimitedEncap = 15,
+    /// Enhanced GRE of a known call bound for userspace, a data frame
+    /// (anything but the control frames of [`Stat::UserspaceControlLimited`])
+    /// over the call's data admission bucket ([`CallEntry`]), or before the
+    /// call's network is up ([`CALL_F_DATA`]): dropped.
+    UserspaceDataLimited = 16,
+    /// Enhanced GRE of a known call bound for userspace, a control frame
+    /// (LCP, PAP, CHAP, IPCP, CCP, ack-only) over the call's control
+    /// admission bucket: dropped.
+    UserspaceControlLimited = 17,
 }
 
 impl Stat {
     /// Number of counters; size of the `PPTP_STATS` array.
-    pub const COUNT: u32 = 16;
+    pub const COUNT: u32 = 18;
 
     /// Every counter, in index order.
     pub const ALL: [Stat; Self::COUNT as usize] = [
@@ -95,6 +111,8 @@ impl Stat {
         Stat::EncapPassed,
         Stat::RateLimitedDecap,
         Stat::RateLimitedEncap,
+        Stat::UserspaceDataLimited,
+        Stat::UserspaceControlLimited,
     ];
 
     /// A short lowercase name for logs and the `stats` output.
@@ -116,6 +134,8 @@ impl Stat {
             Stat::EncapPassed => "encap_passed",
             Stat::RateLimitedDecap => "rate_limited_decap",
             Stat::RateLimitedEncap => "rate_limited_encap",
+            Stat::UserspaceDataLimited => "userspace_data_limited",
+            Stat::UserspaceControlLimited => "userspace_control_limited",
         }
     }
 }
@@ -213,6 +233,82 @@ pub struct Session {
     pub rate_tat: u64,
 }
 
+/// Value of the call map (`PPTP_CALLS`), keyed like the decapsulation map
+/// by (peer address, our call ID): one entry for every call the daemon
+/// holds, from its registration (before the Outgoing-Call-Reply) to its
+/// release. What of a call's GRE goes up to the daemon passes two
+/// admission buckets (GCRA, [`crate::rate::admit`], one packet costing
+/// `*_interval_ns`): control frames (LCP, PAP, CHAP, IPCP, CCP and
+/// ack-only frames) take the control bucket, everything else the data
+/// bucket, so a data flood on a call never drains what its control
+/// frames need. An interval of 0 is no limit.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct CallEntry {
+    /// The data bucket's theoretical arrival time, ns of
+    /// `bpf_ktime_get_ns` (0: full). Only accessed atomically by the program.
+    pub data_tat: u64,
+    /// The control bucket's, likewise.
+    pub control_tat: u64,
+    /// Burst of the data bucket, ns (burst frames x interval).
+    pub data_tolerance_ns: u64,
+    /// Burst of the control bucket, ns.
+    pub control_tolerance_ns: u64,
+    /// Cost of one data frame, ns (10^9 / frames per second); 0: no limit.
+    pub data_interval_ns: u32,
+    /// Cost of one control frame, ns; 0: no limit.
+    pub control_interval_ns: u32,
+    /// `CALL_F_*` flags.
+    pub flags: u32,
+    /// Explicit padding, always zero.
+    pub _pad: u32,
+}
+
+/// Call flag: the call's network is up, so data frames may go up to the
+/// daemon (within the data bucket). Without it (a call still negotiating,
+/// unauthenticated perhaps) they are dropped in the kernel, as the daemon
+/// would drop them.
+pub const CALL_F_DATA: u32 = 1 << 0;
+
+impl CallEntry {
+    /// A full pair of buckets for `data_per_sec` data and
+    /// `control_per_sec` control frames per second, with bursts of
+    /// `data_burst` and `control_burst` frames (that many pass back to
+    /// back from a full bucket). 0 frames per second: no limit.
+    pub const fn new(
+        data_per_sec: u32,
+        data_burst: u32,
+        control_per_sec: u32,
+        control_burst: u32,
+    ) -> Self {
+        const fn interval(per_sec: u32) -> u32 {
+            match 1_000_000_000u32.checked_div(per_sec) {
+                Some(ns) => ns,
+                None => 0,
+            }
+        }
+        let data_interval_ns = interval(data_per_sec);
+        let control_interval_ns = interval(control_per_sec);
+        Self {
+            data_tat: 0,
+            control_tat: 0,
+            data_tolerance_ns: data_interval_ns as u64 * data_burst.saturating_sub(1) as u64,
+            control_tolerance_ns: control_interval_ns as u64
+                * control_burst.saturating_sub(1) as u64,
+            data_interval_ns,
+            control_interval_ns,
+            flags: 0,
+            _pad: 0,
+        }
+    }
+
+    /// The same buckets with the call's network up ([`CALL_F_DATA`]).
+    pub const fn network_up(mut self) -> Self {
+        self.flags |= CALL_F_DATA;
+        self
+    }
+}
+
 /// GRE sequence state of one session (RFC 2637 section 4.4), shared by the
 /// kernel and the daemon through a memory-mapped array so that frames sent
 /// by either use one sequence space.
@@ -268,6 +364,7 @@ mod pod {
     unsafe impl aya::Pod for super::Session {}
     unsafe impl aya::Pod for super::SeqState {}
     unsafe impl aya::Pod for super::SessionCounters {}
+    unsafe impl aya::Pod for super::CallEntry {}
 }
 
 #[cfg(test)]
@@ -313,6 +410,45 @@ mod tests {
         assert_eq!(offset_of!(SeqState, _pad), 20);
         assert_eq!(size_of::<SessionCounters>(), 32);
         assert_eq!(offset_of!(SessionCounters, tx_bytes), 24);
+    }
+
+    #[test]
+    fn call_entry_layout_has_no_holes() {
+        assert_eq!(size_of::<CallEntry>(), 48);
+        assert_eq!(offset_of!(CallEntry, data_tat), 0);
+        assert_eq!(offset_of!(CallEntry, control_tat), 8);
+        assert_eq!(offset_of!(CallEntry, data_tolerance_ns), 16);
+        assert_eq!(offset_of!(CallEntry, control_tolerance_ns), 24);
+        assert_eq!(offset_of!(CallEntry, data_interval_ns), 32);
+        assert_eq!(offset_of!(CallEntry, control_interval_ns), 36);
+        assert_eq!(offset_of!(CallEntry, flags), 40);
+        assert_eq!(offset_of!(CallEntry, _pad), 44);
+    }
+
+    #[test]
+    fn call_entry_buckets_from_frames_per_second() {
+        let e = CallEntry::new(2000, 200, 100, 20);
+        assert_eq!(e.data_interval_ns, 500_000);
+        assert_eq!(e.data_tolerance_ns, 99_500_000);
+        assert_eq!(e.control_interval_ns, 10_000_000);
+        assert_eq!(e.control_tolerance_ns, 190_000_000);
+        // A burst of three from a full bucket, then the rate.
+        let mut tat = 0;
+        let now = 5_000_000_000;
+        let bucket = CallEntry::new(1, 3, 1, 1);
+        let mut passed = 0;
+        while let Some(next) = crate::rate::admit(
+            tat,
+            now,
+            bucket.data_interval_ns as u64,
+            bucket.data_tolerance_ns,
+        ) {
+            tat = next;
+            passed += 1;
+        }
+        assert_eq!(passed, 3);
+        assert_eq!(CallEntry::new(0, 5, 0, 5), CallEntry::default());
+        assert_eq!(CallEntry::default().network_up().flags, CALL_F_DATA);
     }
 
     #[test]

@@ -301,6 +301,29 @@ pub struct LimitsConfig {
     pub sessions_per_user: u32,
     pub single_session: SingleSession,
     pub write_timeout_secs: u64,
+    /// GRE frames per second one call may send up to the daemon past the
+    /// XDP program (data of userspace sessions, anything the fast path
+    /// does not take); 0: no limit.
+    pub userspace_frames_per_call: u32,
+    /// Burst of that bucket, frames.
+    pub userspace_frames_burst: u32,
+    /// Control frames (LCP, PAP, CHAP, IPCP, CCP, ack-only) per second
+    /// of one call, in their own bucket that data cannot drain; 0: no limit.
+    pub userspace_control_frames_per_call: u32,
+    /// Burst of the control bucket, frames.
+    pub userspace_control_burst: u32,
+}
+
+impl LimitsConfig {
+    /// The kernel's admission buckets of one call (issue 17).
+    pub fn call_buckets(&self) -> pptp_common::maps::CallEntry {
+        pptp_common::maps::CallEntry::new(
+            self.userspace_frames_per_call,
+            self.userspace_frames_burst,
+            self.userspace_control_frames_per_call,
+            self.userspace_control_burst,
+        )
+    }
 }
 
 impl Default for LimitsConfig {
@@ -314,6 +337,10 @@ impl Default for LimitsConfig {
             sessions_per_user: 4,
             single_session: SingleSession::Deny,
             write_timeout_secs: 10,
+            userspace_frames_per_call: 10_000,
+            userspace_frames_burst: 1000,
+            userspace_control_frames_per_call: 200,
+            userspace_control_burst: 50,
         }
     }
 }
@@ -1292,6 +1319,26 @@ impl Config {
                 limits.sessions_per_user,
                 0..=65_535,
             ),
+            (
+                "limits.userspace_frames_per_call",
+                limits.userspace_frames_per_call,
+                0..=1_000_000,
+            ),
+            (
+                "limits.userspace_frames_burst",
+                limits.userspace_frames_burst,
+                1..=100_000,
+            ),
+            (
+                "limits.userspace_control_frames_per_call",
+                limits.userspace_control_frames_per_call,
+                0..=1_000_000,
+            ),
+            (
+                "limits.userspace_control_burst",
+                limits.userspace_control_burst,
+                1..=100_000,
+            ),
         ] {
             bounded(field, value, range, "")?;
         }
@@ -1985,6 +2032,16 @@ mod tests {
         (
             "[limits]\nmax_starting = 0",
             "limits.max_starting",
+            "outside",
+        ),
+        (
+            "[limits]\nuserspace_frames_per_call = 1000001",
+            "limits.userspace_frames_per_call",
+            "outside",
+        ),
+        (
+            "[limits]\nuserspace_control_burst = 0",
+            "limits.userspace_control_burst",
             "outside",
         ),
         (

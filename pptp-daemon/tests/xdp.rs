@@ -7,8 +7,8 @@ mod common;
 
 use common::*;
 use pptp_common::maps::{
-    SESSION_F_ACFC, SESSION_F_DECAP, SESSION_F_ENCAP, SESSION_F_MSS_CLAMP, SESSION_F_PFC, SeqState,
-    Session, Stat,
+    CallEntry, SESSION_F_ACFC, SESSION_F_DECAP, SESSION_F_ENCAP, SESSION_F_MSS_CLAMP,
+    SESSION_F_PFC, SeqState, Session, Stat,
 };
 use pptp_daemon::dataplane::xdp::{AttachedMode, XdpDataplane, XdpMode};
 use pptp_netns::{self as netns, Netns, RawSocket};
@@ -220,6 +220,10 @@ fn decapsulation_on_crafted_frames() {
     other.peer_call_id = 0x0909;
     other.slot = 4;
     dp.install(&other, seq(100)).unwrap();
+    dp.register_call(PEER, OUR_CALL, CallEntry::default().network_up())
+        .unwrap();
+    dp.register_call(PEER2, 8, CallEntry::default().network_up())
+        .unwrap();
 
     let inner = udp(CLIENT, LAN_HOST, 64, 40);
     let forwarded = |inner: &[u8]| {
@@ -332,7 +336,7 @@ fn decapsulation_on_crafted_frames() {
                 name: "spoofed outer source",
                 frame: from_peer([198, 18, 0, 66], &gre_data(&full, &inner)),
                 ifindex: fib.wan,
-                action: XDP_PASS,
+                action: XDP_DROP,
                 stat: Stat::GreUnknownCall,
                 out: None,
             },
@@ -340,7 +344,7 @@ fn decapsulation_on_crafted_frames() {
                 name: "unknown call ID",
                 frame: from_peer(PEER, &gre(0x0666, Some(1), None, &ppp(&full, &inner))),
                 ifindex: fib.wan,
-                action: XDP_PASS,
+                action: XDP_DROP,
                 stat: Stat::GreUnknownCall,
                 out: None,
             },
@@ -454,12 +458,176 @@ fn decapsulation_on_crafted_frames() {
     assert_eq!(dp.seq().rx_highest(4).unwrap(), None);
 }
 
+/// Issue 17: GRE the fast path leaves to userspace. A (peer, call) the
+/// call map does not hold is dropped (random call ID, or the right call ID
+/// from another source); a call still negotiating sends no data up; once
+/// its network is up, a known call's frames pass within its buckets,
+/// 1 frame/s each (no refill during the test): data a burst of 3, control
+/// (LCP, CHAP, IPCP, ack-only; with and without address/control) a burst
+/// of 2 that the data flood before it did not touch. An unregistered call
+/// is unknown again.
+#[test]
+fn userspace_admission_on_crafted_frames() {
+    let fib = fib();
+    let mut dp = load();
+    // A call still negotiating: no data yet, control within its bucket.
+    dp.register_call(PEER, OUR_CALL, CallEntry::new(1, 3, 1, 2))
+        .unwrap();
+    assert_eq!(dp.calls_registered().unwrap(), 1);
+    let full = [0xFF, 0x03];
+    let mppe = gre(
+        OUR_CALL,
+        Some(1),
+        None,
+        &[0xFF, 0x03, 0x00, 0xFD, 0x90, 0x01, 1, 2],
+    );
+    let ipv4_pfc = gre(
+        OUR_CALL,
+        Some(2),
+        None,
+        &ppp(&[0x21], &udp(CLIENT, LAN_HOST, 64, 20)),
+    );
+    let lcp = gre(
+        OUR_CALL,
+        Some(3),
+        None,
+        &ppp(&full, &[0xC0, 0x21, 9, 1, 0, 8, 1, 2, 3, 4]),
+    );
+    let chap_acfc = gre(OUR_CALL, Some(4), None, &[0xC2, 0x23, 1, 1, 0, 4]);
+    let ipcp = gre(
+        OUR_CALL,
+        Some(5),
+        Some(1),
+        &ppp(&full, &[0x80, 0x21, 1, 1, 0, 4]),
+    );
+    let ack_only = gre(OUR_CALL, None, Some(2), &[]);
+    let case = |name, frame: &[u8], src, action, stat| Case {
+        name,
+        frame: from_peer(src, frame),
+        ifindex: fib.wan,
+        action,
+        stat,
+        out: None,
+    };
+    check(
+        &dp,
+        &fib,
+        vec![
+            case(
+                "data before the network is up",
+                &mppe,
+                PEER,
+                XDP_DROP,
+                Stat::UserspaceDataLimited,
+            ),
+            case(
+                "LCP while negotiating",
+                &lcp,
+                PEER,
+                XDP_PASS,
+                Stat::GreToUserspace,
+            ),
+        ],
+    );
+    // The network is up (an MPPE session, on the userspace path): the
+    // entry is replaced, its buckets full.
+    dp.register_call(PEER, OUR_CALL, CallEntry::new(1, 3, 1, 2).network_up())
+        .unwrap();
+    assert_eq!(dp.calls_registered().unwrap(), 1);
+    check(
+        &dp,
+        &fib,
+        vec![
+            case(
+                "unknown call ID",
+                &gre(0x0666, Some(1), None, &[0xFF, 0x03, 0xC0, 0x21, 1, 1, 0, 4]),
+                PEER,
+                XDP_DROP,
+                Stat::GreUnknownCall,
+            ),
+            case(
+                "right call ID, spoofed source",
+                &lcp,
+                [198, 18, 0, 66],
+                XDP_DROP,
+                Stat::GreUnknownCall,
+            ),
+            case("MPPE data 1", &mppe, PEER, XDP_PASS, Stat::GreToUserspace),
+            case("MPPE data 2", &mppe, PEER, XDP_PASS, Stat::GreToUserspace),
+            case(
+                "IPv4 with PFC and ACFC",
+                &ipv4_pfc,
+                PEER,
+                XDP_PASS,
+                Stat::GreToUserspace,
+            ),
+            case(
+                "data over budget",
+                &mppe,
+                PEER,
+                XDP_DROP,
+                Stat::UserspaceDataLimited,
+            ),
+            case(
+                "IPv4 over budget",
+                &ipv4_pfc,
+                PEER,
+                XDP_DROP,
+                Stat::UserspaceDataLimited,
+            ),
+            case(
+                "LCP passes after the data flood",
+                &lcp,
+                PEER,
+                XDP_PASS,
+                Stat::GreToUserspace,
+            ),
+            case(
+                "CHAP with ACFC",
+                &chap_acfc,
+                PEER,
+                XDP_PASS,
+                Stat::GreToUserspace,
+            ),
+            case(
+                "IPCP over the control budget",
+                &ipcp,
+                PEER,
+                XDP_DROP,
+                Stat::UserspaceControlLimited,
+            ),
+            case(
+                "ack-only is control",
+                &ack_only,
+                PEER,
+                XDP_DROP,
+                Stat::UserspaceControlLimited,
+            ),
+        ],
+    );
+    dp.unregister_call(PEER, OUR_CALL).unwrap();
+    assert_eq!(dp.calls_registered().unwrap(), 0);
+    check(
+        &dp,
+        &fib,
+        vec![case(
+            "released call",
+            &lcp,
+            PEER,
+            XDP_DROP,
+            Stat::GreUnknownCall,
+        )],
+    );
+}
+
 #[test]
 fn decapsulation_only_for_sessions_on_the_fast_path() {
     let fib = fib();
     let mut dp = load();
     // An MPPE session: installed for accounting but not for decapsulation.
     dp.install(&session(0), seq(0)).unwrap();
+    dp.register_call(PEER, OUR_CALL, CallEntry::default().network_up())
+        .unwrap();
     let inner = udp(CLIENT, LAN_HOST, 64, 40);
     check(
         &dp,
@@ -776,6 +944,8 @@ fn attached_on_veth_counts_gre_and_other_frames() {
 
     let mut dp = load();
     dp.install(&session(0), seq(0)).unwrap();
+    dp.register_call(PEER, OUR_CALL, CallEntry::default().network_up())
+        .unwrap();
     let mode = server
         .run(|| dp.attach("s0", XdpMode::Driver))
         .unwrap()

@@ -13,8 +13,12 @@
 //! - IPv4 addressed to a client whose session is on the fast path:
 //!   prepend PPP, GRE (next sequence number from the shared counter, latest
 //!   ack) and outer IPv4, then redirect towards the peer;
-//! - everything else (control connection, LCP, IPCP, CCP, authentication,
-//!   MPPE frames, ack-only frames, unknown calls, fragments, anything
+//! - enhanced GRE that the fast path does not take (LCP, IPCP, CCP,
+//!   authentication, MPPE frames, ack-only frames, sessions off the fast
+//!   path): dropped unless `PPTP_CALLS` holds its (source address, call
+//!   ID), then admitted to the daemon by that call's buckets, control
+//!   frames by their own so that a data flood cannot starve them;
+//! - everything else (control connection, fragments, other GRE, anything
 //!   malformed) goes up untouched with `XDP_PASS`.
 //!
 //! A session's data over its rate limit (a token bucket in each map entry,
@@ -50,8 +54,9 @@ use pptp_common::{
     },
     hdr::GreHdr,
     maps::{
-        ClientKey, MAX_SESSIONS, SESSION_F_ACFC, SESSION_F_DECAP, SESSION_F_ENCAP,
-        SESSION_F_MSS_CLAMP, SESSION_F_PFC, SeqState, Session, SessionCounters, SessionKey, Stat,
+        CALL_F_DATA, CallEntry, ClientKey, MAX_SESSIONS, SESSION_F_ACFC, SESSION_F_DECAP,
+        SESSION_F_ENCAP, SESSION_F_MSS_CLAMP, SESSION_F_PFC, SeqState, Session, SessionCounters,
+        SessionKey, Stat,
     },
     rate, serial,
 };
@@ -71,6 +76,11 @@ static PPTP_CLIENTS: HashMap<ClientKey, Session> = HashMap::with_max_entries(MAX
 /// GRE sequence state per session slot, memory-mapped by the daemon.
 #[map(name = "PPTP_SEQ")]
 static PPTP_SEQ: Array<SeqState> = Array::with_max_entries(MAX_SESSIONS, BPF_F_MMAPABLE);
+
+/// Every call the daemon holds, by (peer address, our call ID), with its
+/// admission buckets towards userspace.
+#[map(name = "PPTP_CALLS")]
+static PPTP_CALLS: HashMap<SessionKey, CallEntry> = HashMap::with_max_entries(MAX_SESSIONS, 0);
 
 /// Traffic counters per session slot.
 #[map(name = "PPTP_COUNTERS")]
@@ -170,7 +180,18 @@ fn process(ctx: &XdpContext) -> (Stat, u32) {
         if unusual {
             return (Stat::Ipv4Unusual, PASS);
         }
-        return decapsulate(ctx, l3, &ip);
+        let (stat, action) = decapsulate(ctx, l3, &ip);
+        // What the fast path leaves to userspace must belong to a known
+        // call and fit its buckets. (A frame the fast path already moved
+        // or dropped is never looked at again.)
+        if action == PASS
+            && (stat == Stat::GreToUserspace
+                || stat == Stat::GreUnknownCall
+                || stat == Stat::GreTruncated)
+        {
+            return admit_to_userspace(ctx, l3 + IP_LEN, ip.src_addr, stat);
+        }
+        return (stat, action);
     }
     let key = ClientKey {
         client_addr: ip.dst_addr,
@@ -347,6 +368,81 @@ fn decapsulate(ctx: &XdpContext, l3: usize, ip: &Ipv4Hdr) -> (Stat, u32) {
     }
 }
 
+/// Enhanced GRE at `l4` from `peer` that is bound for the daemon: dropped
+/// when `PPTP_CALLS` does not hold (peer, call ID); else control frames
+/// (LCP, PAP, CHAP, IPCP, CCP, ack-only) take the call's control bucket
+/// and everything else (IPv4, MPPE, anything unknown) its data bucket,
+/// once the call's network is up (before, data is dropped).
+/// An admitted frame is counted under `passed` (truncated frames stay
+/// truncated ones), unknown calls under [`Stat::GreUnknownCall`].
+#[inline(always)]
+fn admit_to_userspace(ctx: &XdpContext, l4: usize, peer: [u8; 4], passed: Stat) -> (Stat, u32) {
+    let Some(gre) = ptr_at::<GreHdr>(ctx, l4) else {
+        return (Stat::GreTruncated, PASS);
+    };
+    // SAFETY: bounds checked by ptr_at.
+    let gre = unsafe { *gre };
+    let key = SessionKey::new(peer, gre.call_id());
+    let Some(entry) = PPTP_CALLS.get_ptr_mut(&key) else {
+        return (Stat::GreUnknownCall, DROP);
+    };
+    let control = gre.payload_len() == 0 || is_control(ctx, l4 + gre.header_len());
+    // SAFETY: a map value pointer stays valid for the whole program run.
+    if !control && unsafe { (*entry).flags } & CALL_F_DATA == 0 {
+        return (Stat::UserspaceDataLimited, DROP);
+    }
+    // SAFETY: as above; the buckets are only accessed atomically.
+    let (tat, interval, tolerance, over) = unsafe {
+        if control {
+            (
+                &raw mut (*entry).control_tat,
+                (*entry).control_interval_ns,
+                (*entry).control_tolerance_ns,
+                Stat::UserspaceControlLimited,
+            )
+        } else {
+            (
+                &raw mut (*entry).data_tat,
+                (*entry).data_interval_ns,
+                (*entry).data_tolerance_ns,
+                Stat::UserspaceDataLimited,
+            )
+        }
+    };
+    if interval != 0 && !take(tat, u64::from(interval), tolerance) {
+        return (over, DROP);
+    }
+    let passed = if passed == Stat::GreUnknownCall {
+        Stat::GreToUserspace
+    } else {
+        passed
+    };
+    (passed, PASS)
+}
+
+/// Whether the PPP frame at `ppp` is a control protocol's (LCP, PAP, CHAP,
+/// IPCP, CCP). Address and control may be compressed; a control protocol's
+/// number is never compressed to one byte (RFC 1661 section 6.5), and
+/// every control packet has at least four bytes (its code, identifier and
+/// length), so a frame without four readable bytes is not one.
+#[inline(always)]
+fn is_control(ctx: &XdpContext, ppp: usize) -> bool {
+    let Some(hdr) = ptr_at::<[u8; 4]>(ctx, ppp) else {
+        return false;
+    };
+    // SAFETY: bounds checked by ptr_at.
+    let h = unsafe { *hdr };
+    let protocol = if h[0] == PPP_ADDRESS && h[1] == PPP_CONTROL {
+        u16::from_be_bytes([h[2], h[3]])
+    } else {
+        u16::from_be_bytes([h[0], h[1]])
+    };
+    matches!(
+        protocol,
+        ppp_proto::LCP | ppp_proto::PAP | ppp_proto::CHAP | ppp_proto::IPCP | ppp_proto::CCP
+    )
+}
+
 /// Whether the IPv4 packet at `l3` is a TCP segment with SYN set.
 #[inline(always)]
 fn is_tcp_syn(ctx: &XdpContext, l3: usize, ip: &Ipv4Hdr) -> bool {
@@ -460,24 +556,35 @@ fn be16_len(bytes: [u8; 2]) -> usize {
 
 /// Whether a packet of `len` inner bytes fits the token bucket at `tat`
 /// (`pptp_common::rate`), taking its cost from the bucket when it does. A
-/// rate of 0 is no limit. CPUs share the bucket: the update is a
-/// compare-and-swap (BPF cpu v3), retried a few times when another CPU
-/// moved the bucket in between; a packet that loses every round is
-/// dropped as over the rate (under that much contention it is).
+/// rate of 0 is no limit.
 #[inline(always)]
 fn within_rate(tat: *mut u64, rate_kbps: u32, burst_ns: u32, len: usize) -> bool {
     if rate_kbps == 0 {
         return true;
     }
+    take(
+        tat,
+        rate::cost_ns(len as u64 & 0xffff, rate_kbps),
+        u64::from(burst_ns),
+    )
+}
+
+/// Takes `cost` ns from the GCRA bucket at `tat` with a burst of
+/// `tolerance` ns (`pptp_common::rate::admit`), or returns false when it
+/// does not fit. CPUs share the bucket: the update is a compare-and-swap
+/// (BPF cpu v3), retried a few times when another CPU moved the bucket in
+/// between; a packet that loses every round is refused (under that much
+/// contention the bucket is being drained).
+#[inline(always)]
+fn take(tat: *mut u64, cost: u64, tolerance: u64) -> bool {
     // SAFETY: plain helper call.
     let now = unsafe { bpf_ktime_get_ns() };
-    let cost = rate::cost_ns(len as u64 & 0xffff, rate_kbps);
     let mut round = 0;
     while round < 4 {
         // SAFETY: `tat` is an aligned u64 in a map value; the program only
         // accesses it atomically (the daemon replaces whole entries).
         let old = unsafe { core::ptr::read_volatile(tat) };
-        let Some(new) = rate::admit(old, now, cost, u64::from(burst_ns)) else {
+        let Some(new) = rate::admit(old, now, cost, tolerance) else {
             return false;
         };
         // SAFETY: as above.

@@ -401,6 +401,8 @@ fn hundred_sessions_from_one_address_with_colliding_call_ids() {
         Some(&0),
         "{stats:?}"
     );
+    // Nor in the kernel's call map, which drops GRE for calls it lacks.
+    assert_eq!(stats.get("xdp_gre_unknown_call"), Some(&0), "{stats:?}");
     // Traffic through a sample of them, first, middle, last.
     for i in [0, 49, 99] {
         let a = address(&ups[i]);
@@ -464,6 +466,7 @@ fn garbage_on_the_wire_harms_no_session() {
     let stats = lab.stats().unwrap();
     assert!(
         stats["userspace_gre_unknown_call"]
+            + stats["xdp_gre_unknown_call"]
             + stats["userspace_gre_malformed"]
             + stats["xdp_gre_not_pptp"]
             + stats["xdp_gre_truncated"]

@@ -70,6 +70,22 @@ impl GreSocket {
         Ok((r.src, r.dst, start..n))
     }
 
+    /// Like [`Self::recv_range`] without waiting: `Ok(None)` when no
+    /// packet is queued.
+    pub fn try_recv_range(
+        &self,
+        buf: &mut [u8],
+    ) -> io::Result<Option<(Ipv4Addr, Ipv4Addr, std::ops::Range<usize>)>> {
+        let n = match self.sock.try_recv(buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let r = split(&buf[..n])?;
+        let start = n - r.gre.len();
+        Ok(Some((r.src, r.dst, start..n)))
+    }
+
     /// Sends one GRE packet (header and payload) from `src` to `dst`; the
     /// kernel adds the IPv4 header.
     pub async fn send(&self, src: Ipv4Addr, dst: Ipv4Addr, gre: &[u8]) -> io::Result<()> {

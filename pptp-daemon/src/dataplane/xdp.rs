@@ -17,8 +17,8 @@ use aya::{
 };
 use aya_log::EbpfLogger;
 use pptp_common::maps::{
-    ClientKey, MAX_SESSIONS, SESSION_F_ENCAP, SeqState, Session, SessionCounters, SessionKey, Stat,
-    names,
+    CallEntry, ClientKey, MAX_SESSIONS, SESSION_F_ENCAP, SeqState, Session, SessionCounters,
+    SessionKey, Stat, names,
 };
 use pptp_common::serial;
 use tokio::sync::Notify;
@@ -320,6 +320,48 @@ impl XdpDataplane {
             clients.insert(ckey, value, BPF_EXIST)?;
         }
         Ok(())
+    }
+
+    /// Makes a call known to the program (`PPTP_CALLS`): from now on its
+    /// GRE from `peer_addr` is admitted towards userspace within `buckets`,
+    /// while GRE for any (peer, call) the map does not hold is dropped in
+    /// the kernel. Replaces an entry under the same key (buckets full).
+    pub fn register_call(
+        &mut self,
+        peer_addr: [u8; 4],
+        call_id: u16,
+        buckets: CallEntry,
+    ) -> Result<(), XdpError> {
+        let key = SessionKey::new(peer_addr, call_id);
+        self.calls_map()?.insert(key, buckets, 0)?;
+        Ok(())
+    }
+
+    /// Forgets a call registered with [`Self::register_call`]; a missing
+    /// entry is fine.
+    pub fn unregister_call(&mut self, peer_addr: [u8; 4], call_id: u16) -> Result<(), XdpError> {
+        let key = SessionKey::new(peer_addr, call_id);
+        let _ = self.calls_map()?.remove(&key);
+        Ok(())
+    }
+
+    /// Number of calls in the call map.
+    pub fn calls_registered(&self) -> Result<usize, XdpError> {
+        let map = self
+            .ebpf
+            .map(names::CALLS)
+            .ok_or(XdpError::MissingMap(names::CALLS))?;
+        Ok(HashMap::<&MapData, SessionKey, CallEntry>::try_from(map)?
+            .keys()
+            .count())
+    }
+
+    fn calls_map(&mut self) -> Result<HashMap<&mut MapData, SessionKey, CallEntry>, XdpError> {
+        let map = self
+            .ebpf
+            .map_mut(names::CALLS)
+            .ok_or(XdpError::MissingMap(names::CALLS))?;
+        Ok(HashMap::try_from(map)?)
     }
 
     /// Number of sessions in the decapsulation and encapsulation maps.

@@ -21,17 +21,30 @@ use crate::{
     wire::{gre, ipv4, ppp},
 };
 
+/// Frames [`gre_receive`] takes from the socket at a time.
+const BATCH: usize = 32;
+
 /// Receives every GRE frame that reaches userspace: data of sessions on
 /// the userspace path (decrypted when MPPE) goes to the TUN device, control
 /// frames to their session task.
+///
+/// Frames are taken in batches of what the socket holds (up to [`BATCH`]).
+/// A full batch means the task is behind: then the batch's control frames
+/// (LCP, authentication, IPCP, CCP, ack-only) are handled before its data,
+/// so a data backlog delays no session's negotiation or keepalive (issue
+/// 17; the XDP program already bounds what each call sends up). A clear
+/// userspace call may then find a data frame that preceded a control
+/// frame late and drop it: under load, data is what is shed.
 pub(super) async fn gre_receive(shared: Arc<Shared>, mut tun: TunWriter) {
-    let mut buf = vec![0u8; 65536];
+    let mut bufs: Vec<Vec<u8>> = (0..BATCH).map(|_| vec![0u8; 65536]).collect();
+    let mut batch: Vec<(usize, Ipv4Addr, Range<usize>)> = Vec::with_capacity(BATCH);
     loop {
-        let (src, offset, len) = match shared.gre.recv_range(&mut buf).await {
-            Ok((src, _, range)) => (src, range.start, range.len()),
+        batch.clear();
+        let first = match shared.gre.recv_range(&mut bufs[0]).await {
+            Ok((src, _, range)) => Some((src, range)),
             Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
                 shared.stats.gre_malformed.fetch_add(1, Ordering::Relaxed);
-                continue;
+                None
             }
             Err(e) => {
                 tracing::warn!("GRE receive: {e}");
@@ -39,116 +52,188 @@ pub(super) async fn gre_receive(shared: Arc<Shared>, mut tun: TunWriter) {
                 continue;
             }
         };
-        shared.stats.gre_rx.fetch_add(1, Ordering::Relaxed);
-        let frame_bytes = &buf[offset..offset + len];
-        let header = match frame::parse_gre(frame_bytes) {
-            Ok(h) => h,
-            Err(e) => {
-                shared.stats.gre_malformed.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(%src, "dropped GRE frame: {e}");
-                continue;
+        if let Some((src, range)) = first {
+            batch.push((0, src, range));
+        }
+        for (i, buf) in bufs.iter_mut().enumerate().skip(1) {
+            match shared.gre.try_recv_range(buf) {
+                Ok(Some((src, _, range))) => batch.push((i, src, range)),
+                Ok(None) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                    shared.stats.gre_malformed.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(_) => break,
             }
-        };
-        let Some(call) = shared.call(src, header.call_id) else {
+        }
+        if batch.len() == BATCH {
+            // Behind: control frames first.
+            let first = control_first(&mut batch, &bufs);
             shared
                 .stats
-                .gre_unknown_call
-                .fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(%src, call_id = header.call_id, "GRE for an unknown call");
-            continue;
-        };
-        let start = offset + header.header_len();
-        let end = start + usize::from(header.payload_len);
-        let data = call.data();
-        let path = data.as_ref().map(|d| DataPath {
-            client: d.client,
-            xdp: d.xdp,
-        });
-        // Every check under the call's sequencer lock, so its sequence
-        // number is recorded only if the frame passes them all.
-        let verdict = shared.seq.with_sequencer(u32::from(call.call_id), |seq| {
-            let mut decryptor = data
-                .as_ref()
-                .and_then(|d| d.decryptor.as_ref())
-                .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()));
-            receive_frame(
-                seq,
-                &header,
-                &mut buf,
-                start..end,
-                path,
-                decryptor.as_deref_mut(),
-                Instant::now(),
-            )
-        });
-        let Some(verdict) = verdict else {
-            // A call whose session task has not opened its slot yet.
-            shared.stats.gre_dropped.fetch_add(1, Ordering::Relaxed);
-            continue;
-        };
-        match verdict {
-            FrameVerdict::AckOnly => {}
-            FrameVerdict::Control {
-                protocol,
-                start,
-                end,
-            } => {
-                if call
-                    .input
-                    .try_send(CallInput::Frame(protocol, buf[start..end].to_vec()))
-                    .is_err()
-                {
-                    shared
-                        .stats
-                        .control_queue_full
-                        .fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            FrameVerdict::Deliver { start, end } => {
-                let within = data.as_ref().is_none_or(|d| {
-                    d.shaper
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .admit_up(end - start, Instant::now())
-                });
-                if !within {
-                    shared.stats.rate_dropped_up.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
-                let packet = &mut buf[start..end];
-                if let Some(m) = data.as_ref().and_then(|d| d.mss) {
-                    mss::clamp(packet, m);
-                }
-                call.counters.rx_packets.fetch_add(1, Ordering::Relaxed);
-                call.counters
-                    .rx_bytes
-                    .fetch_add(packet.len() as u64, Ordering::Relaxed);
-                shared.stats.data_rx_packets.fetch_add(1, Ordering::Relaxed);
+                .gre_control_first
+                .fetch_add(first, Ordering::Relaxed);
+        }
+        for (i, src, range) in batch.drain(..) {
+            handle_gre(&shared, &mut tun, &mut bufs[i], src, range).await;
+        }
+    }
+}
+
+/// Puts the control frames of a batch (frames at `bufs[i][range]`) before
+/// its data, each group in arrival order; returns how many control frames
+/// it has.
+fn control_first<B: AsRef<[u8]>>(batch: &mut [(usize, Ipv4Addr, Range<usize>)], bufs: &[B]) -> u64 {
+    let control = |(i, _, range): &(usize, Ipv4Addr, Range<usize>)| {
+        bufs[*i].as_ref().get(range.clone()).is_some_and(is_control)
+    };
+    // A stable sort: arrival order within each group.
+    batch.sort_by_key(|entry| !control(entry));
+    batch.iter().filter(|entry| control(entry)).count() as u64
+}
+
+/// Whether a GRE frame (header and payload) carries a control frame for
+/// its session task (anything but IPv4 and MPPE data: LCP, PAP, CHAP,
+/// IPCP, CCP...) or nothing (an acknowledgment): a cheap look at the
+/// headers, without the checks [`receive_frame`] makes. Malformed frames
+/// count as data.
+pub(super) fn is_control(frame_bytes: &[u8]) -> bool {
+    let Ok(header) = frame::parse_gre(frame_bytes) else {
+        return false;
+    };
+    if header.payload_len == 0 {
+        return true;
+    }
+    let start = header.header_len();
+    let Some(payload) = frame_bytes.get(start..start + usize::from(header.payload_len)) else {
+        return false;
+    };
+    ppp::Packet::new_checked(payload).is_ok_and(|p| {
+        !matches!(
+            ppp::Protocol::from(p.protocol_number()),
+            ppp::Protocol::Ipv4 | ppp::Protocol::Compressed
+        )
+    })
+}
+
+/// One GRE frame at `buf[range]` from `src`: judged, then delivered to
+/// the TUN device or its session task, or dropped and counted.
+async fn handle_gre(
+    shared: &Shared,
+    tun: &mut TunWriter,
+    buf: &mut [u8],
+    src: Ipv4Addr,
+    range: Range<usize>,
+) {
+    let (offset, len) = (range.start, range.len());
+    shared.stats.gre_rx.fetch_add(1, Ordering::Relaxed);
+    let frame_bytes = &buf[offset..offset + len];
+    let header = match frame::parse_gre(frame_bytes) {
+        Ok(h) => h,
+        Err(e) => {
+            shared.stats.gre_malformed.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%src, "dropped GRE frame: {e}");
+            return;
+        }
+    };
+    let Some(call) = shared.call(src, header.call_id) else {
+        shared
+            .stats
+            .gre_unknown_call
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(%src, call_id = header.call_id, "GRE for an unknown call");
+        return;
+    };
+    let start = offset + header.header_len();
+    let end = start + usize::from(header.payload_len);
+    let data = call.data();
+    let path = data.as_ref().map(|d| DataPath {
+        client: d.client,
+        xdp: d.xdp,
+    });
+    // Every check under the call's sequencer lock, so its sequence
+    // number is recorded only if the frame passes them all.
+    let verdict = shared.seq.with_sequencer(u32::from(call.call_id), |seq| {
+        let mut decryptor = data
+            .as_ref()
+            .and_then(|d| d.decryptor.as_ref())
+            .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()));
+        receive_frame(
+            seq,
+            &header,
+            buf,
+            start..end,
+            path,
+            decryptor.as_deref_mut(),
+            Instant::now(),
+        )
+    });
+    let Some(verdict) = verdict else {
+        // A call whose session task has not opened its slot yet.
+        shared.stats.gre_dropped.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
+    match verdict {
+        FrameVerdict::AckOnly => {}
+        FrameVerdict::Control {
+            protocol,
+            start,
+            end,
+        } => {
+            if call
+                .input
+                .try_send(CallInput::Frame(protocol, buf[start..end].to_vec()))
+                .is_err()
+            {
                 shared
                     .stats
-                    .data_rx_bytes
-                    .fetch_add(packet.len() as u64, Ordering::Relaxed);
-                if let Err(e) = tun.send(packet).await {
-                    tracing::debug!("TUN write: {e}");
-                }
+                    .control_queue_full
+                    .fetch_add(1, Ordering::Relaxed);
             }
-            FrameVerdict::Drop(FrameDrop::Late) => {
-                shared.stats.gre_late.fetch_add(1, Ordering::Relaxed);
+        }
+        FrameVerdict::Deliver { start, end } => {
+            let within = data.as_ref().is_none_or(|d| {
+                d.shaper
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .admit_up(end - start, Instant::now())
+            });
+            if !within {
+                shared.stats.rate_dropped_up.fetch_add(1, Ordering::Relaxed);
+                return;
             }
-            FrameVerdict::Drop(FrameDrop::Spoofed) => {
-                shared.stats.spoofed.fetch_add(1, Ordering::Relaxed);
+            let packet = &mut buf[start..end];
+            if let Some(m) = data.as_ref().and_then(|d| d.mss) {
+                mss::clamp(packet, m);
             }
-            FrameVerdict::Drop(FrameDrop::NoDataPath) => {
-                shared.stats.gre_dropped.fetch_add(1, Ordering::Relaxed);
+            call.counters.rx_packets.fetch_add(1, Ordering::Relaxed);
+            call.counters
+                .rx_bytes
+                .fetch_add(packet.len() as u64, Ordering::Relaxed);
+            shared.stats.data_rx_packets.fetch_add(1, Ordering::Relaxed);
+            shared
+                .stats
+                .data_rx_bytes
+                .fetch_add(packet.len() as u64, Ordering::Relaxed);
+            if let Err(e) = tun.send(packet).await {
+                tracing::debug!("TUN write: {e}");
             }
-            FrameVerdict::Drop(FrameDrop::Frame(e)) => {
-                shared.stats.gre_dropped.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(peer = %src, call_id = call.call_id, "dropped frame: {e}");
-                if let frame::DropReason::Mppe(d) = &e
-                    && d.needs_reset_request()
-                {
-                    let _ = call.input.try_send(CallInput::MppeResetNeeded);
-                }
+        }
+        FrameVerdict::Drop(FrameDrop::Late) => {
+            shared.stats.gre_late.fetch_add(1, Ordering::Relaxed);
+        }
+        FrameVerdict::Drop(FrameDrop::Spoofed) => {
+            shared.stats.spoofed.fetch_add(1, Ordering::Relaxed);
+        }
+        FrameVerdict::Drop(FrameDrop::NoDataPath) => {
+            shared.stats.gre_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        FrameVerdict::Drop(FrameDrop::Frame(e)) => {
+            shared.stats.gre_dropped.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(peer = %src, call_id = call.call_id, "dropped frame: {e}");
+            if let frame::DropReason::Mppe(d) = &e
+                && d.needs_reset_request()
+            {
+                let _ = call.input.try_send(CallInput::MppeResetNeeded);
             }
         }
     }
@@ -479,6 +564,65 @@ mod tests {
             judge(&mut seq, ipv4_frame(3, None, CLIENT), xdp),
             FrameVerdict::Deliver { .. }
         ));
+    }
+
+    /// Enhanced GRE with a sequence number carrying `ppp`.
+    fn gre_frame(ppp: &[u8]) -> Vec<u8> {
+        let mut f = vec![0x30, 0x01, 0x88, 0x0b];
+        f.extend_from_slice(&(ppp.len() as u16).to_be_bytes());
+        f.extend_from_slice(&CALL_ID.to_be_bytes());
+        f.extend_from_slice(&[0, 0, 0, 9]);
+        f.extend_from_slice(ppp);
+        f
+    }
+
+    /// Issue 17: what the receive task puts first in a batch when behind.
+    #[test]
+    fn control_frames_are_told_from_data_by_their_headers() {
+        // LCP, CHAP with address and control compressed, IPCP, CCP.
+        for ppp in [
+            &[0xff, 0x03, 0xc0, 0x21, 9, 1, 0, 4][..],
+            &[0xc2, 0x23, 1, 1, 0, 4],
+            &[0xff, 0x03, 0x80, 0x21, 1, 1, 0, 4],
+            &[0xff, 0x03, 0x80, 0xfd, 14, 1, 0, 4],
+        ] {
+            assert!(is_control(&gre_frame(ppp)), "{ppp:02x?}");
+        }
+        // An acknowledgment without payload.
+        assert!(is_control(&[
+            0x20, 0x81, 0x88, 0x0b, 0, 0, 0x12, 0x34, 0, 0, 0, 7
+        ]));
+        // IPv4 (full, PFC, ACFC and PFC) and MPPE are data; so is what
+        // does not parse.
+        for ppp in [
+            &[0xff, 0x03, 0x00, 0x21, 0x45][..],
+            &[0xff, 0x03, 0x21, 0x45],
+            &[0x21, 0x45],
+            &[0xff, 0x03, 0x00, 0xfd, 0x90, 0x01],
+            &[0xff, 0x03],
+        ] {
+            assert!(!is_control(&gre_frame(ppp)), "{ppp:02x?}");
+        }
+        assert!(!is_control(&[0x30, 0x01, 0x88]));
+        let mut cut = gre_frame(&[0xff, 0x03, 0xc0, 0x21, 9, 1, 0, 4]);
+        cut.truncate(cut.len() - 1);
+        assert!(!is_control(&cut));
+    }
+
+    #[test]
+    fn a_batch_puts_control_frames_first_in_arrival_order() {
+        let lcp = gre_frame(&[0xff, 0x03, 0xc0, 0x21, 9, 1, 0, 4]);
+        let data = gre_frame(&[0x21, 0x45]);
+        let bufs = [&data, &lcp, &data, &lcp, &data];
+        let src = Ipv4Addr::new(198, 18, 0, 2);
+        let mut batch: Vec<_> = bufs
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (i, src, 0..b.len()))
+            .collect();
+        assert_eq!(control_first(&mut batch, &bufs), 2);
+        let order: Vec<usize> = batch.iter().map(|(i, _, _)| *i).collect();
+        assert_eq!(order, [1, 3, 0, 2, 4]);
     }
 
     /// Control frames go to the session task whatever their order, and

@@ -46,6 +46,9 @@ pub struct Stats {
     pub gre_late: AtomicU64,
     pub spoofed: AtomicU64,
     pub control_queue_full: AtomicU64,
+    /// Control frames the GRE receive task handled ahead of the data of
+    /// their batch, being behind (issue 17).
+    pub gre_control_first: AtomicU64,
     pub tun_rx: AtomicU64,
     pub tun_no_session: AtomicU64,
     pub tun_too_big: AtomicU64,
@@ -88,6 +91,7 @@ impl Stats {
             ("userspace_gre_late", &self.gre_late),
             ("userspace_spoofed", &self.spoofed),
             ("userspace_control_queue_full", &self.control_queue_full),
+            ("userspace_gre_control_first", &self.gre_control_first),
             ("userspace_tun_rx", &self.tun_rx),
             ("userspace_tun_no_session", &self.tun_no_session),
             ("userspace_tun_too_big", &self.tun_too_big),

@@ -106,6 +106,18 @@ impl SessionGuard {
             .seq
             .open(u32::from(call.call_id), call.peer_call_id, seq_config)
             .unwrap_or_else(|_| Arc::new(Notify::new()));
+        // Known to the XDP program before the peer can send: GRE for calls
+        // it does not hold is dropped in the kernel.
+        if let Some(dp) = &shared.xdp {
+            let buckets = shared.live().config.limits.call_buckets();
+            if let Err(e) = dp.lock().unwrap_or_else(|e| e.into_inner()).register_call(
+                call.peer.octets(),
+                call.call_id,
+                buckets,
+            ) {
+                tracing::warn!(call_id = call.call_id, "registering the call in XDP: {e}");
+            }
+        }
         shared
             .calls
             .write()
@@ -133,6 +145,17 @@ impl Drop for SessionGuard {
         // The data path first, so that no packet reaches this session once
         // its address can belong to another one.
         take_data_path(&self.shared, &self.call);
+        if let Some(dp) = &self.shared.xdp
+            && let Err(e) = dp
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .unregister_call(self.call.peer.octets(), self.call.call_id)
+        {
+            tracing::warn!(
+                call_id = self.call.call_id,
+                "unregistering the call in XDP: {e}"
+            );
+        }
         // ip-down, if the network came up, with the final counters.
         self.scripts.down(|| final_bytes(&self.call));
         // Accounting Stop, with the XDP counters now folded into the call's
@@ -603,6 +626,20 @@ impl Task {
             shaper: Mutex::new(shaping::Shaper::new(rate, burst_ns, Instant::now())),
         });
         *self.call.data.write().unwrap_or_else(|e| e.into_inner()) = Some(data);
+        // Its data may now go up past the XDP program (issue 17).
+        if let Some(dp) = &shared.xdp {
+            let buckets = self.live.config.limits.call_buckets().network_up();
+            if let Err(e) = dp.lock().unwrap_or_else(|e| e.into_inner()).register_call(
+                self.call.peer.octets(),
+                self.call.call_id,
+                buckets,
+            ) {
+                tracing::warn!(
+                    call_id = self.call.call_id,
+                    "opening the call's data in XDP: {e}"
+                );
+            }
+        }
         *self
             .call
             .negotiated
