@@ -26,7 +26,7 @@ use serde::Serialize;
 use pptp_daemon::server::ctl::SessionInfo;
 
 use crate::{
-    lab::{LAN_HOST, Lab, LabOptions},
+    lab::{LAB_LIMITS, LAN_HOST, Lab, LabOptions},
     xdp::{AuxPrograms, PASS_PROGRAM, ROUTE_PROGRAM, SINK_PROGRAM},
 };
 
@@ -427,6 +427,10 @@ fn lab(bin: &Path, xdp: bool, mppe: &'static str, scale: usize) -> Result<Lab, S
             // Keepalives stay out of the way of the sinks, which drop
             // everything the clients would answer.
             extra: String::new(),
+            // The bench measures the paths, not the per-call admission
+            // budget of frames sent up to the daemon (10,000/s by default,
+            // which a single generator call would hit on the userspace path).
+            limits: format!("{LAB_LIMITS}userspace_frames_per_call = 0\n"),
             ..LabOptions::default()
         },
     )?;
