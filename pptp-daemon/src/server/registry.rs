@@ -602,3 +602,42 @@ pub fn acct_session_id(boot_secs: u64, session: SessionId) -> String {
         session.generation()
     )
 }
+
+#[cfg(test)]
+impl Shared {
+    /// A `Shared` for unit tests: `live` and `core` as given, no XDP, no
+    /// accounting, a real raw GRE socket (the tests run as root), a fixed
+    /// random source; the route changes the code under test queues arrive
+    /// on the returned receiver.
+    pub(crate) fn for_tests(
+        live: Live,
+        origin: ConfigOrigin,
+        core: Concentrator,
+        scripts: Option<Arc<super::scripts::Scripts>>,
+    ) -> (Shared, mpsc::UnboundedReceiver<RouteOp>) {
+        let (routes, route_ops) = mpsc::unbounded_channel();
+        let shared = Shared {
+            live: RwLock::new(Arc::new(live)),
+            origin,
+            reload_lock: Mutex::new(()),
+            core: Arc::new(Mutex::new(core)),
+            gre: GreSocket::open().expect(
+                "prerequisite: root (CAP_NET_RAW) for a raw GRE socket; run the tests as root",
+            ),
+            seq: Arc::new(SeqMap::heap()),
+            xdp: None,
+            routes,
+            tun_index: 0,
+            tun_name: "none".into(),
+            random: crate::auth::random::seeded_random(1),
+            calls: RwLock::new(HashMap::new()),
+            clients: RwLock::new(HashMap::new()),
+            stats: Stats::default(),
+            warnings: Mutex::new(WarnLimiter::new(crate::logsafe::WarnLimits::default())),
+            boot_secs: 0,
+            accounting: None,
+            scripts,
+        };
+        (shared, route_ops)
+    }
+}

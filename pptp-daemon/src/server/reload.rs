@@ -438,18 +438,9 @@ mod tests {
     /// The daemon's shared state as `run` builds it from the file `dir/pptp.toml`
     /// (no XDP, no TUN device: a reload touches neither).
     fn shared_from(dir: &std::path::Path) -> Shared {
-        use std::{
-            collections::HashMap,
-            sync::{Mutex, RwLock},
-        };
-
         use crate::{
-            auth::random::seeded_random,
             cli::ConfigOrigin,
-            dataplane::{gre_socket::GreSocket, xdp::SeqMap},
-            logsafe::{WarnLimiter, WarnLimits},
             proto::{concentrator::Concentrator, pool::AddressPool},
-            server::Stats,
         };
         let origin = ConfigOrigin {
             path: Some(dir.join("pptp.toml")),
@@ -458,34 +449,14 @@ mod tests {
         let config = origin.load().expect("the first configuration is valid");
         let (verifier, secrets) = start_credentials(&config).expect("credentials");
         let pool = AddressPool::new(&config.ppp.pool, &[config.ppp.local_address]);
-        let (routes, _) = tokio::sync::mpsc::unbounded_channel();
-        Shared {
-            core: Arc::new(Mutex::new(Concentrator::new(config.limits(), pool, 7))),
-            live: RwLock::new(Arc::new(Live {
-                settings: Settings::from_config(&config),
-                verifier,
-                secrets,
-                config,
-            })),
-            origin,
-            reload_lock: Mutex::new(()),
-            scripts: None,
-            gre: GreSocket::open().expect(
-                "prerequisite: root (CAP_NET_RAW) for a raw GRE socket; run the tests as root",
-            ),
-            seq: Arc::new(SeqMap::heap()),
-            xdp: None,
-            routes,
-            tun_index: 0,
-            tun_name: "none".into(),
-            random: seeded_random(1),
-            calls: RwLock::new(HashMap::new()),
-            clients: RwLock::new(HashMap::new()),
-            stats: Stats::default(),
-            warnings: Mutex::new(WarnLimiter::new(WarnLimits::default())),
-            boot_secs: 0,
-            accounting: None,
-        }
+        let core = Concentrator::new(config.limits(), pool, 7);
+        let live = Live {
+            settings: Settings::from_config(&config),
+            verifier,
+            secrets,
+            config,
+        };
+        Shared::for_tests(live, origin, core, None).0
     }
 
     /// Whether `live` is the very configuration `shared` runs with.

@@ -846,7 +846,6 @@ mod tests {
     //! held is released exactly once. Needs root (a raw GRE socket).
 
     use std::{
-        collections::HashMap,
         net::Ipv4Addr,
         sync::{Arc, Mutex, RwLock},
         time::Instant,
@@ -856,12 +855,11 @@ mod tests {
 
     use super::*;
     use crate::{
-        auth::{Credentials, Verdict, Verifier, random::seeded_random},
+        auth::{Credentials, Verdict, Verifier},
         config::Config,
-        dataplane::{frame::Framing, gre_socket::GreSocket, xdp::SeqMap},
-        logsafe::{WarnLimiter, WarnLimits},
+        dataplane::frame::Framing,
         proto::{concentrator::Concentrator, limits::Limits, pool::AddressPool},
-        server::{Counters, DataState, Stats, registry::Settings},
+        server::{Counters, DataState, registry::Settings},
     };
 
     struct RefuseAll;
@@ -877,39 +875,21 @@ mod tests {
 
     fn shared_with(config: Config) -> (Arc<Shared>, mpsc::UnboundedReceiver<RouteOp>) {
         let pool = AddressPool::new(&config.ppp.pool, &[config.ppp.local_address]);
-        let (routes, route_ops) = mpsc::unbounded_channel();
-        let shared = Arc::new(Shared {
-            live: RwLock::new(Arc::new(Live {
-                settings: Settings::from_config(&config),
-                verifier: Arc::new(RefuseAll),
-                secrets: None,
-                config: config.clone(),
-            })),
-            origin: crate::cli::ConfigOrigin::default(),
-            reload_lock: Mutex::new(()),
-            core: Arc::new(Mutex::new(Concentrator::new(Limits::default(), pool, 7))),
-            gre: GreSocket::open().expect(
-                "prerequisite: root (CAP_NET_RAW) for a raw GRE socket; run the tests as root",
-            ),
-            seq: Arc::new(SeqMap::heap()),
-            xdp: None,
-            routes,
-            tun_index: 0,
-            tun_name: "none".into(),
-            random: seeded_random(1),
-            calls: RwLock::new(HashMap::new()),
-            clients: RwLock::new(HashMap::new()),
-            stats: Stats::default(),
-            warnings: Mutex::new(WarnLimiter::new(WarnLimits::default())),
-            boot_secs: 0,
-            accounting: None,
-            scripts: crate::server::scripts::Scripts::new(
-                &config.scripts,
-                "pptp0",
-                crate::server::scripts::Daemon::current(),
-            ),
-        });
-        (shared, route_ops)
+        let core = Concentrator::new(Limits::default(), pool, 7);
+        let scripts = crate::server::scripts::Scripts::new(
+            &config.scripts,
+            "pptp0",
+            crate::server::scripts::Daemon::current(),
+        );
+        let live = Live {
+            settings: Settings::from_config(&config),
+            verifier: Arc::new(RefuseAll),
+            secrets: None,
+            config,
+        };
+        let (shared, route_ops) =
+            Shared::for_tests(live, crate::cli::ConfigOrigin::default(), core, scripts);
+        (Arc::new(shared), route_ops)
     }
 
     /// A session as far as the network phase: a call ID, an address, a
