@@ -137,6 +137,31 @@ echo_failures = 3
     }
 }
 
+/// Waits until the file `log` contains `ready` (a server fixture's
+/// "ready" line), polling every 50 ms; `Err` says why not: `child`
+/// exited, or `timeout` passed.
+pub fn wait_for_log(
+    child: &mut Child,
+    log: &Path,
+    ready: &str,
+    timeout: Duration,
+) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let text = std::fs::read(log).unwrap_or_default();
+        if String::from_utf8_lossy(&text).contains(ready) {
+            return Ok(());
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("exited with {status}"));
+        }
+        if Instant::now() > deadline {
+            return Err(format!("not ready within {timeout:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// A child process that is killed on drop, with its output lines readable.
 pub struct Process {
     pub child: Child,

@@ -187,28 +187,17 @@ impl Postgres {
     }
 
     fn wait_ready(&mut self, timeout: Duration) -> Result<(), PostgresError> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if self
-                .log()
-                .contains("database system is ready to accept connections")
-            {
-                return Ok(());
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(PostgresError::NotReady {
-                    reason: format!("exited with {status}"),
-                    log: self.log(),
-                });
-            }
-            if Instant::now() > deadline {
-                return Err(PostgresError::NotReady {
-                    reason: format!("not ready within {timeout:?}"),
-                    log: self.log(),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let log = self.dir.join("postgres.log");
+        crate::lab::wait_for_log(
+            &mut self.child,
+            &log,
+            "database system is ready to accept connections",
+            timeout,
+        )
+        .map_err(|reason| PostgresError::NotReady {
+            reason,
+            log: self.log(),
+        })
     }
 
     /// Where it accepts connections (127.0.0.1 of its namespace).

@@ -43,7 +43,7 @@ use std::{
     net::{Ipv4Addr, SocketAddr, UdpSocket},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use pptp_netns::{self as netns, Netns, NetnsError};
@@ -319,25 +319,12 @@ impl FreeRadius {
     }
 
     fn wait_ready(&mut self, timeout: Duration) -> Result<(), FreeRadiusError> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if self.log().contains("Ready to process requests") {
-                return Ok(());
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(FreeRadiusError::NotReady {
-                    reason: format!("exited with {status}"),
-                    log: self.log(),
-                });
-            }
-            if Instant::now() > deadline {
-                return Err(FreeRadiusError::NotReady {
-                    reason: format!("not ready within {timeout:?}"),
-                    log: self.log(),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let log = self.dir.join("radiusd.log");
+        crate::lab::wait_for_log(&mut self.child, &log, "Ready to process requests", timeout)
+            .map_err(|reason| FreeRadiusError::NotReady {
+                reason,
+                log: self.log(),
+            })
     }
 
     /// Where it answers Access-Requests (127.0.0.1 of its namespace
