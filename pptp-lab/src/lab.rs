@@ -235,6 +235,26 @@ impl Process {
     }
 
     /// Sends SIGTERM and waits up to `timeout` for the exit status.
+    /// Reads our client's JSON lines until its session is up (`Ok(Ok(up
+    /// line))`) or it reports a failure (`Ok(Err(failed or down line))`);
+    /// `Err` when neither comes within `within`.
+    pub fn session_outcome(
+        &mut self,
+        within: Duration,
+    ) -> Result<Result<serde_json::Value, serde_json::Value>, String> {
+        let mut result = None;
+        self.wait_for_line(within, |line| {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+            match v["event"].as_str() {
+                Some("up") => result = Some(Ok(v)),
+                Some("failed") | Some("down") => result = Some(Err(v)),
+                _ => return false,
+            }
+            true
+        })?;
+        result.ok_or_else(|| "no outcome line".to_owned())
+    }
+
     pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
         // SAFETY: kill with a pid we own.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
@@ -474,6 +494,18 @@ impl Lab {
 
     /// Starts our client as `user` with `password`, with extra arguments.
     pub fn client_as(&self, user: &str, password: &str, extra: &[&str]) -> Result<Process, String> {
+        self.client_logged(user, password, extra)
+            .map(|(client, _)| client)
+    }
+
+    /// As [`Lab::client_as`], also returning the file the client logs to
+    /// (where it says why its authentication failed).
+    pub fn client_logged(
+        &self,
+        user: &str,
+        password: &str,
+        extra: &[&str],
+    ) -> Result<(Process, std::path::PathBuf), String> {
         let mut args = vec![
             "client",
             "--server",
@@ -489,14 +521,15 @@ impl Lab {
         let log = self
             .dir
             .join(format!("client-{}.log", netns::unique_name("c")));
-        Process::spawn(
+        let client = Process::spawn(
             &self.topology.client,
             "pptp client",
             &self.bin,
             &args,
             Some(&log),
         )
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+        Ok((client, log))
     }
 
     /// The daemon's session list.

@@ -19,7 +19,7 @@ use pptp_daemon::{
     mppe::{KeyLength, Role, keys},
 };
 use pptp_lab::{
-    lab::{LAN_HOST, Lab, LabOptions, Process, SERVER_WAN, Topology},
+    lab::{LAN_HOST, Lab, LabOptions, Process, Topology},
     radius_lab::{
         DISABLED_MESSAGE, DISABLED_PASSWORD, DISABLED_USER, FreeRadius, PASSWORD, Reply, SECRET,
         USER, daemon_radius_config, unused_port,
@@ -542,38 +542,15 @@ fn topology_with_freeradius() -> (Topology, FreeRadius) {
     (topology, fr)
 }
 
-/// Our client as `user`/`password` (the lab's own [`Lab::client`] always
-/// logs in as alice with the right password).
+/// Our client as `user`/`password`, and the file it logs to.
 fn client_as(
     lab: &Lab,
     user: &str,
     password: &str,
     extra: &[&str],
 ) -> (Process, std::path::PathBuf) {
-    let mut args = vec![
-        "client",
-        "--server",
-        SERVER_WAN,
-        "--user",
-        user,
-        "--password",
-        password,
-        "--route",
-        "198.18.1.0/24",
-    ];
-    args.extend_from_slice(extra);
-    let log = lab
-        .dir
-        .join(format!("client-{}.log", netns::unique_name("c")));
-    let client = Process::spawn(
-        &lab.topology.client,
-        "pptp client",
-        bin(),
-        &args,
-        Some(&log),
-    )
-    .expect("client starts");
-    (client, log)
+    lab.client_logged(user, password, extra)
+        .expect("client starts")
 }
 
 /// Waits up to 10 s for the client's log (`path`) to show why its
@@ -599,30 +576,15 @@ fn client_refused_with(path: &Path, code: u32) -> Result<(), String> {
 /// Reads client lines until it is up (`Ok(up line)`) or reports a failure
 /// (`Err(line)`).
 fn outcome(client: &mut Process, lab: &Lab, fr: &FreeRadius) -> Result<Value, Value> {
-    let mut result = None;
     client
-        .wait_for_line(Duration::from_secs(60), |line| {
-            let v: Value = serde_json::from_str(line).unwrap_or(Value::Null);
-            match v["event"].as_str() {
-                Some("up") => {
-                    result = Some(Ok(v));
-                    true
-                }
-                Some("failed") | Some("down") => {
-                    result = Some(Err(v));
-                    true
-                }
-                _ => false,
-            }
-        })
+        .session_outcome(Duration::from_secs(60))
         .unwrap_or_else(|e| {
             panic!(
                 "{e}\ndaemon log:\n{}\nFreeRADIUS log:\n{}",
                 lab.daemon_log(),
                 fr.log()
             )
-        });
-    result.expect("set when the wait succeeds")
+        })
 }
 
 fn up(client: &mut Process, lab: &Lab, fr: &FreeRadius) -> Value {

@@ -58,24 +58,9 @@ fn client(lab: &Lab, user: &str, password: &str, tun: &str, route: bool) -> (Pro
 
 /// The client's first outcome: `Ok(up line)` or `Err(failed/down line)`.
 fn outcome(client: &mut Process, lab: &Lab) -> Result<Value, Value> {
-    let mut result = None;
     client
-        .wait_for_line(Duration::from_secs(60), |line| {
-            let v: Value = serde_json::from_str(line).unwrap_or(Value::Null);
-            match v["event"].as_str() {
-                Some("up") => {
-                    result = Some(Ok(v));
-                    true
-                }
-                Some("failed") | Some("down") => {
-                    result = Some(Err(v));
-                    true
-                }
-                _ => false,
-            }
-        })
-        .unwrap_or_else(|e| panic!("{e}\ndaemon log:\n{}", lab.daemon_log()));
-    result.expect("set when the wait succeeds")
+        .session_outcome(Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{e}\ndaemon log:\n{}", lab.daemon_log()))
 }
 
 fn up(client: &mut Process, lab: &Lab) -> Value {
