@@ -37,7 +37,7 @@ use crate::{
         },
         server::ServerSettings,
     },
-    dataplane::xdp::XdpMode,
+    dataplane::{Forwarding, xdp::XdpMode},
     mppe::KeyLength,
     proto::{
         ccp::{CcpPolicy, MppePolicy},
@@ -109,6 +109,19 @@ pub enum XdpModeSetting {
     Off,
 }
 
+/// `dataplane.forwarding`: where the fast path hands decapsulated traffic
+/// ([`Forwarding`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ForwardingSetting {
+    /// Into the stack through the tunnel device: netfilter, NAT, routing
+    /// policy and tc apply.
+    #[default]
+    Stack,
+    /// Routed by XDP itself, around the stack.
+    Xdp,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DataplaneConfig {
@@ -116,6 +129,7 @@ pub struct DataplaneConfig {
     pub interface: Option<String>,
     pub lan_interfaces: Vec<String>,
     pub xdp_mode: XdpModeSetting,
+    pub forwarding: ForwardingSetting,
     pub tun_name: String,
     pub mss_clamp: bool,
 }
@@ -126,6 +140,7 @@ impl Default for DataplaneConfig {
             interface: None,
             lan_interfaces: Vec::new(),
             xdp_mode: XdpModeSetting::Auto,
+            forwarding: ForwardingSetting::Stack,
             tun_name: "pptp0".into(),
             mss_clamp: true,
         }
@@ -1362,8 +1377,23 @@ impl Config {
                 );
             }
         }
-        if self.dataplane.tun_name.is_empty() || self.dataplane.tun_name.len() >= 16 {
-            return invalid("dataplane.tun_name", "must be 1 to 15 bytes".into());
+        // In `stack` forwarding the tunnel device is a veth pair whose
+        // second end takes the name with a `p` appended.
+        let max = match self.dataplane.forwarding {
+            ForwardingSetting::Stack => 14,
+            ForwardingSetting::Xdp => 15,
+        };
+        let name = &self.dataplane.tun_name;
+        if name.is_empty()
+            || name.len() > max
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        {
+            return invalid(
+                "dataplane.tun_name",
+                format!("must be 1 to {max} bytes of letters, digits, `-`, `_` or `.`"),
+            );
         }
         Ok(())
     }
@@ -1376,6 +1406,14 @@ impl Config {
     /// How the XDP program is attached.
     pub fn xdp_mode(&self) -> XdpMode {
         self.dataplane.xdp_mode.into()
+    }
+
+    /// Where the fast path hands decapsulated traffic.
+    pub fn forwarding(&self) -> Forwarding {
+        match self.dataplane.forwarding {
+            ForwardingSetting::Stack => Forwarding::Stack,
+            ForwardingSetting::Xdp => Forwarding::Xdp,
+        }
     }
 
     /// `auth.methods`, in order of preference.

@@ -98,6 +98,7 @@ impl Topology {
         control_socket: &Path,
         xdp: bool,
         mppe: &str,
+        forwarding: &str,
     ) -> String {
         format!(
             r#"[server]
@@ -109,6 +110,7 @@ control_socket = "{sock}"
 interface = "s0"
 lan_interfaces = ["l0"]
 xdp_mode = "{mode}"
+forwarding = "{forwarding}"
 tun_name = "pptp0"
 
 [ppp]
@@ -303,6 +305,8 @@ pub struct LabOptions {
     pub xdp: bool,
     /// `mppe.policy`: "require", "allow" or "deny".
     pub mppe: &'static str,
+    /// `dataplane.forwarding`: "stack" (the default) or "xdp".
+    pub forwarding: &'static str,
     /// Appended to the configuration (extra keys of existing tables are
     /// not allowed by TOML; use it for whole tables).
     pub extra: String,
@@ -331,6 +335,7 @@ impl Default for LabOptions {
         Self {
             xdp: true,
             mppe: "allow",
+            forwarding: "stack",
             extra: String::new(),
             wan: "s0",
             limits: LAB_LIMITS.to_owned(),
@@ -364,7 +369,13 @@ impl Lab {
         let socket = dir.join("ctl.sock");
         let config = dir.join("pptp.toml");
         let mut text = topology
-            .server_config(&secrets, &socket, options.xdp, options.mppe)
+            .server_config(
+                &secrets,
+                &socket,
+                options.xdp,
+                options.mppe,
+                options.forwarding,
+            )
             .replace(
                 "interface = \"s0\"",
                 &format!("interface = \"{}\"", options.wan),

@@ -154,7 +154,7 @@ fn the_daemon_notifies_ready_reloading_and_stopping() {
     let config = dir.0.join("pptp.toml");
     std::fs::write(
         &config,
-        topology.server_config(&secrets, &control, false, "allow"),
+        topology.server_config(&secrets, &control, false, "allow", "stack"),
     )
     .unwrap();
     let log = dir.0.join("daemon.log");

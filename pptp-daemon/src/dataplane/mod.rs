@@ -1,8 +1,26 @@
-//! The data plane: the XDP program in the kernel and, later, the userspace
-//! path (TUN device and GRE socket) for what XDP does not handle.
+//! The data plane: the XDP program in the kernel and the userspace path
+//! (tunnel device and GRE socket) for what XDP does not handle.
 
 pub mod frame;
 pub mod gre_socket;
 pub mod mss;
 pub mod tun;
 pub mod xdp;
+
+/// Where the fast path hands the packets it decapsulates, and what it
+/// encapsulates (`dataplane.forwarding`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Forwarding {
+    /// Decapsulated packets enter the stack as if received on the tunnel
+    /// device (a veth pair), so netfilter (filter, conntrack, NAT),
+    /// reverse-path filtering, policy routing and tc see them with the
+    /// tunnel device as input interface; only what the stack routes out of
+    /// the tunnel device is encapsulated, in XDP on the pair's other end.
+    #[default]
+    Stack,
+    /// Decapsulated packets are routed by XDP itself (FIB lookup and
+    /// redirect) and IPv4 for a client arriving on an attached interface is
+    /// encapsulated at once: the fastest path, around netfilter, NAT, tc
+    /// and policy routing. The tunnel device is a TUN device.
+    Xdp,
+}

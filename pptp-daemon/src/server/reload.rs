@@ -51,6 +51,7 @@ pub const RESTART_ONLY: &[&str] = &[
     "dataplane.interface",
     "dataplane.lan_interfaces",
     "dataplane.xdp_mode",
+    "dataplane.forwarding",
     "dataplane.tun_name",
     "ppp.local_address",
     "ppp.mru",
@@ -374,6 +375,7 @@ pub fn keep_restart_only(old: &Config, mut new: Config) -> Config {
     new.dataplane.interface = old.dataplane.interface.clone();
     new.dataplane.lan_interfaces = old.dataplane.lan_interfaces.clone();
     new.dataplane.xdp_mode = old.dataplane.xdp_mode;
+    new.dataplane.forwarding = old.dataplane.forwarding;
     new.dataplane.tun_name = old.dataplane.tun_name.clone();
     new.ppp.local_address = old.ppp.local_address;
     new.ppp.mru = old.ppp.mru;
