@@ -50,7 +50,11 @@ pub struct BenchArgs {
 /// One measurement.
 #[derive(Clone, Debug, Serialize)]
 pub struct Measurement {
-    /// Data path: "xdp", "userspace", "mppe", "ip-forward", "xdp-route".
+    /// Data path: "stack" and "xdp" (the daemon's two forwarding modes,
+    /// no ruleset), "stack+nft" (stack mode under [`RULESET`]),
+    /// "userspace", "mppe", "ip-forward" and "ip-forward+nft" (plain kernel
+    /// forwarding without and with [`RULESET`]), "xdp-route" (the XDP
+    /// routing ceiling).
     pub path: String,
     /// "decap" (client to network) or "encap" (network to client).
     pub direction: String,
@@ -83,6 +87,77 @@ pub struct Results {
     pub measurements: Vec<Measurement>,
     pub scale: Vec<Scale>,
     pub mppe_note: String,
+    /// How the "+nft" rows were measured.
+    pub nft_note: String,
+    /// The ruleset of the "+nft" rows, as loaded for stack mode.
+    pub nft_ruleset: String,
+}
+
+/// The nftables ruleset of the "+nft" rows, loaded in the server
+/// namespace: a forward chain as an operator would write it (established
+/// first, then drops that the bench traffic does not match, then new
+/// traffic from the clients' side) and masquerade towards the LAN.
+/// `INGRESS` is the only difference between the two uses: the tunnel
+/// device (pptp0) for stack mode, the WAN link (s0) for plain forwarding.
+pub const RULESET: &str = r#"table inet pptp_bench {
+    chain forward {
+        type filter hook forward priority filter; policy drop;
+        ct state established,related accept
+        ct state invalid drop
+        ip daddr 198.18.2.0/24 drop comment "a management network"
+        tcp dport { 25, 135, 137-139, 445 } drop comment "SMTP and Windows file sharing"
+        ip saddr 198.19.0.0/16 ip daddr 198.19.0.0/16 drop comment "client to client"
+        iifname "INGRESS" accept
+    }
+    chain postrouting {
+        type nat hook postrouting priority srcnat; policy accept;
+        oifname "l0" masquerade
+    }
+}
+"#;
+
+/// How the "+nft" rows are measured (for the results' note).
+const NFT_NOTE: &str = "+nft rows: the same nftables ruleset (nft_ruleset; `table inet`, forward chain with policy drop, conntrack, a masquerade on l0) in the server namespace, the interface the forward chain accepts new traffic from being the only difference (pptp0 for stack+nft, s0 for ip-forward+nft). One UDP flow per size, established before measuring (a burst each way), so both directions are conntrack-established; client → network packets are masqueraded to l0's address, network → client packets are replies to that address and are un-NATed. stack and xdp rows: no ruleset.";
+
+/// The ruleset with `ingress` as the interface new traffic comes from.
+pub fn ruleset(ingress: &str) -> String {
+    RULESET.replace("INGRESS", ingress)
+}
+
+/// `nft` (Debian's nftables package) answers, or an error that says how to
+/// install it.
+fn require_nft() -> Result<(), String> {
+    match std::process::Command::new("nft").arg("--version").output() {
+        Ok(out) if out.status.success() => Ok(()),
+        Ok(out) => Err(format!(
+            "`nft --version` failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+        Err(e) => Err(format!(
+            "nft (Debian package nftables) is missing ({e}): run `cargo xtask setup`"
+        )),
+    }
+}
+
+/// Loads [`RULESET`] (accepting new traffic from `ingress`) in `ns`,
+/// through a file in `dir`.
+fn load_ruleset(ns: &pptp_netns::Netns, dir: &Path, ingress: &str) -> Result<(), String> {
+    let file = dir.join("bench.nft");
+    std::fs::write(&file, ruleset(ingress)).map_err(|e| format!("{}: {e}", file.display()))?;
+    pptp_netns::run(ns.command("nft").arg("-f").arg(&file)).map_err(|e| {
+        format!("loading the bench ruleset: {e} (nft missing? run `cargo xtask setup`)")
+    })?;
+    Ok(())
+}
+
+/// Removes what [`load_ruleset`] loaded.
+fn unload_ruleset(ns: &pptp_netns::Netns) -> Result<(), String> {
+    pptp_netns::run(
+        ns.command("nft")
+            .args(["delete", "table", "inet", "pptp_bench"]),
+    )
+    .map_err(|e| format!("removing the bench ruleset: {e}"))?;
+    Ok(())
 }
 
 /// A frame template and where to patch a GRE sequence number in it.
@@ -209,8 +284,14 @@ fn checksum(header: &[u8]) -> u16 {
     !(sum as u16)
 }
 
-/// An IPv4/UDP packet of `size` bytes in all.
+/// An IPv4/UDP packet of `size` bytes in all, port 9 to port 9.
 fn udp(src: Ipv4Addr, dst: Ipv4Addr, size: usize) -> Vec<u8> {
+    udp_ports((src, 9), (dst, 9), size)
+}
+
+/// An IPv4/UDP packet of `size` bytes in all between the given ports
+/// (no UDP checksum, which NAT leaves alone).
+fn udp_ports((src, sport): (Ipv4Addr, u16), (dst, dport): (Ipv4Addr, u16), size: usize) -> Vec<u8> {
     let size = size.max(28);
     let mut p = vec![0u8; size];
     p[0] = 0x45;
@@ -221,8 +302,8 @@ fn udp(src: Ipv4Addr, dst: Ipv4Addr, size: usize) -> Vec<u8> {
     p[16..20].copy_from_slice(&dst.octets());
     let c = checksum(&p[..20]);
     p[10..12].copy_from_slice(&c.to_be_bytes());
-    p[20..22].copy_from_slice(&9u16.to_be_bytes());
-    p[22..24].copy_from_slice(&9u16.to_be_bytes());
+    p[20..22].copy_from_slice(&sport.to_be_bytes());
+    p[22..24].copy_from_slice(&dport.to_be_bytes());
     p[24..26].copy_from_slice(&((size - 20) as u16).to_be_bytes());
     p
 }
@@ -238,8 +319,17 @@ fn ethernet(dst: [u8; 6], payload: &[u8]) -> Vec<u8> {
 
 /// A GRE data frame from the client side for `session`, inner packet of `size`.
 fn gre_frame(server_mac: [u8; 6], session: &SessionInfo, size: usize) -> Template {
+    gre_frame_port(server_mac, session, size, 9)
+}
+
+/// As [`gre_frame`], the inner packet from and to UDP port `port`.
+fn gre_frame_port(server_mac: [u8; 6], session: &SessionInfo, size: usize, port: u16) -> Template {
     let client = session.client_addr.unwrap_or(Ipv4Addr::UNSPECIFIED);
-    let inner = udp(client, LAN_HOST.parse().expect("constant"), size);
+    let inner = udp_ports(
+        (client, port),
+        (LAN_HOST.parse().expect("constant"), port),
+        size,
+    );
     let server = crate::lab::SERVER_WAN.parse().expect("constant");
     gre_template(server_mac, (session.peer, server, session.call_id), &inner)
 }
@@ -418,11 +508,112 @@ fn sessions(
     Ok((client, list, setup))
 }
 
-fn lab(bin: &Path, xdp: bool, mppe: &'static str, scale: usize) -> Result<Lab, String> {
+/// Sends `decap` from c0 and then `encap` from h0, a burst each (the
+/// sinks counting), so that the "+nft" rows measure an established,
+/// masqueraded flow; fails unless both bursts arrive.
+fn prime(lab: &mut Lab, decap: &[Template], encap: &[Template]) -> Result<(), String> {
+    lab.set_aux_program("h0", Some(SINK_PROGRAM))?;
+    lab.set_aux_program("c0", Some(SINK_PROGRAM))?;
+    let result = prime_bursts(lab, decap, encap);
+    lab.set_aux_program("h0", Some(PASS_PROGRAM))?;
+    lab.set_aux_program("c0", Some(PASS_PROGRAM))?;
+    result
+}
+
+fn prime_bursts(lab: &Lab, decap: &[Template], encap: &[Template]) -> Result<(), String> {
+    let t = &lab.topology;
+    for (ns, iface, templates, to) in [
+        (&t.client, "c0", decap, "h0 (client → network)"),
+        (&t.lan, "h0", encap, "c0 (replies, network → client)"),
+    ] {
+        let before = lab.sink_counters()?.0;
+        let seq_base = SEQ_BASE.fetch_add(1 << 24, std::sync::atomic::Ordering::Relaxed);
+        ns.run(|| {
+            Generator::open(iface).map(|g| g.run(templates, Duration::from_millis(1), seq_base))
+        })
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("generator on {iface} in {}: {e}", ns.name()))?;
+        std::thread::sleep(Duration::from_millis(50));
+        let after = lab.sink_counters()?.0;
+        if after <= before {
+            return Err(format!(
+                "priming the +nft flow: nothing reached {to} through the ruleset; server counters: {:?}",
+                lab.stats().unwrap_or_default()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The "+nft" rows of one size: loads [`RULESET`] (new traffic accepted
+/// from `ingress`), establishes the flow, measures `decap` (from c0) and
+/// `encap` (from h0), and removes the ruleset again.
+fn with_ruleset(
+    lab: &mut Lab,
+    (path, ingress): (&str, &str),
+    (decap, encap): (&[Template], &[Template]),
+    (size, sessions): (usize, usize),
+    seconds: f64,
+) -> Result<Vec<Measurement>, String> {
+    load_ruleset(&lab.topology.server, &lab.dir, ingress)?;
+    let measured = prime(lab, decap, encap).and_then(|()| {
+        Ok(vec![
+            measure(
+                lab,
+                "c0",
+                decap,
+                "h0",
+                seconds,
+                (path, "decap", size, sessions),
+            )?,
+            measure(
+                lab,
+                "h0",
+                encap,
+                "c0",
+                seconds,
+                (path, "encap", size, sessions),
+            )?,
+        ])
+    });
+    let unloaded = unload_ruleset(&lab.topology.server);
+    let measured = measured?;
+    unloaded?;
+    Ok(measured)
+}
+
+/// A UDP packet from the LAN host in Ethernet towards the server's l0.
+fn from_lan(lan_mac: [u8; 6], (to, port): (Ipv4Addr, u16), size: usize) -> Template {
+    Template {
+        frame: ethernet(
+            lan_mac,
+            &udp_ports(
+                (LAN_HOST.parse().expect("constant"), port),
+                (to, port),
+                size,
+            ),
+        ),
+        seq_at: None,
+    }
+}
+
+/// The UDP port of the "+nft" flow of `size` (a new flow per size, so that
+/// each starts from the same conntrack state).
+fn nft_port(size: usize) -> u16 {
+    1000 + (size % 60_000) as u16
+}
+
+fn lab(
+    bin: &Path,
+    (xdp, forwarding): (bool, &'static str),
+    mppe: &'static str,
+    scale: usize,
+) -> Result<Lab, String> {
     let mut lab = Lab::start(
         bin,
         &LabOptions {
             xdp,
+            forwarding,
             mppe,
             // Keepalives stay out of the way of the sinks, which drop
             // everything the clients would answer.
@@ -485,20 +676,23 @@ fn lab(bin: &Path, xdp: bool, mppe: &'static str, scale: usize) -> Result<Lab, S
 /// Runs every measurement and returns the results.
 pub fn run(bin: &Path, args: &BenchArgs) -> Result<Results, String> {
     pptp_netns::require_root().map_err(|e| e.to_string())?;
+    require_nft()?;
     let seconds = if args.short { 0.3 } else { args.seconds };
     let sizes: &[usize] = if args.short { &[64] } else { &[64, 1400] };
     let many = if args.short { 10 } else { 100 };
     let mut out = Vec::new();
     let mut scale = Vec::new();
 
-    // Fast path, userspace path, MPPE: each on its own lab.
-    for (path, xdp, mppe) in [
-        ("xdp", true, "deny"),
-        ("userspace", false, "deny"),
-        ("mppe", true, "require"),
+    // The two forwarding modes, the userspace path, MPPE: each on its own
+    // lab. The userspace and MPPE labs run the default forwarding mode.
+    for (path, mode, mppe) in [
+        ("xdp", (true, "xdp"), "deny"),
+        ("stack", (true, "stack"), "deny"),
+        ("userspace", (false, "stack"), "deny"),
+        ("mppe", (true, "stack"), "require"),
     ] {
         eprintln!("==> {path}: lab with {many} sessions");
-        let mut lab = lab(bin, xdp, mppe, 0)?;
+        let mut lab = lab(bin, mode, mppe, 0)?;
         let (client, list, _) = sessions(&lab, many, mppe == "require")?;
         let server_mac = lab.topology.server.mac("s0").map_err(|e| e.to_string())?;
         let lan_mac = lab.topology.server.mac("l0").map_err(|e| e.to_string())?;
@@ -507,7 +701,7 @@ pub fn run(bin: &Path, args: &BenchArgs) -> Result<Results, String> {
             // encrypted protocol field), so the session MTU is 1396.
             let size = if path == "mppe" { size.min(1396) } else { size };
             for spread in [1, many] {
-                if path != "xdp" && spread != 1 {
+                if path != "xdp" && path != "stack" && spread != 1 {
                     continue;
                 }
                 let chosen = &list[..spread];
@@ -527,16 +721,9 @@ pub fn run(bin: &Path, args: &BenchArgs) -> Result<Results, String> {
                 }
                 let t: Vec<Template> = chosen
                     .iter()
-                    .map(|s| Template {
-                        frame: ethernet(
-                            lan_mac,
-                            &udp(
-                                LAN_HOST.parse().expect("constant"),
-                                s.client_addr.unwrap_or(Ipv4Addr::UNSPECIFIED),
-                                size,
-                            ),
-                        ),
-                        seq_at: None,
+                    .map(|s| {
+                        let client = s.client_addr.unwrap_or(Ipv4Addr::UNSPECIFIED);
+                        from_lan(lan_mac, (client, 9), size)
                     })
                     .collect();
                 out.push(measure(
@@ -548,10 +735,29 @@ pub fn run(bin: &Path, args: &BenchArgs) -> Result<Results, String> {
                     (path, "encap", size, spread),
                 )?);
             }
+            if path == "stack" {
+                // Under the ruleset: a client's flow to the LAN host,
+                // masqueraded, and the LAN host's replies to l0's address.
+                let port = nft_port(size);
+                let decap = [gre_frame_port(server_mac, &list[0], size, port)];
+                let encap = [from_lan(
+                    lan_mac,
+                    (crate::lab::SERVER_LAN.parse().expect("constant"), port),
+                    size,
+                )];
+                out.extend(with_ruleset(
+                    &mut lab,
+                    ("stack+nft", "pptp0"),
+                    (&decap, &encap),
+                    (size, 1),
+                    seconds,
+                )?);
+            }
         }
         drop(client);
-        // Plain forwarding and the XDP routing ceiling, on the links of
-        // the userspace lab (no PPTP program on s0 and l0 there).
+        // Plain forwarding (without and with the ruleset) and the XDP
+        // routing ceiling, on the links of the userspace lab (no PPTP
+        // program on s0 and l0 there).
         if path == "userspace" {
             for &size in sizes {
                 let fwd = |to_lan: bool| {
@@ -588,6 +794,30 @@ pub fn run(bin: &Path, args: &BenchArgs) -> Result<Results, String> {
                     seconds,
                     ("ip-forward", "encap", size, 0),
                 )?);
+                let port = nft_port(size);
+                let decap = [Template {
+                    frame: ethernet(
+                        server_mac,
+                        &udp_ports(
+                            (crate::lab::CLIENT_WAN.parse().expect("constant"), port),
+                            (LAN_HOST.parse().expect("constant"), port),
+                            size,
+                        ),
+                    ),
+                    seq_at: None,
+                }];
+                let encap = [from_lan(
+                    lan_mac,
+                    (crate::lab::SERVER_LAN.parse().expect("constant"), port),
+                    size,
+                )];
+                out.extend(with_ruleset(
+                    &mut lab,
+                    ("ip-forward+nft", "s0"),
+                    (&decap, &encap),
+                    (size, 0),
+                    seconds,
+                )?);
                 lab.set_aux_program("s0", Some(ROUTE_PROGRAM))?;
                 lab.set_aux_program("l0", Some(ROUTE_PROGRAM))?;
                 out.push(measure(
@@ -620,7 +850,7 @@ pub fn run(bin: &Path, args: &BenchArgs) -> Result<Results, String> {
     };
     for n in steps {
         eprintln!("==> scale: {n} sessions");
-        let mut lab = lab(bin, true, "deny", n)?;
+        let mut lab = lab(bin, (true, "xdp"), "deny", n)?;
         let pid = lab.daemon_pid().unwrap_or(0);
         let before = rss_kib(pid);
         let (client, list, setup) = sessions(&lab, n, false)?;
@@ -673,6 +903,8 @@ pub fn run(bin: &Path, args: &BenchArgs) -> Result<Results, String> {
         measurements: out,
         scale,
         mppe_note: "MPPE is measured towards the client only: the generator cannot pre-build encrypted frames without the session keys".into(),
+        nft_note: NFT_NOTE.into(),
+        nft_ruleset: ruleset("pptp0"),
     };
     if let Some(path) = &args.json {
         std::fs::write(

@@ -13,6 +13,11 @@ use crate::{setup, util};
 pub fn run(short: bool, seconds: f64, scale: usize, guest: bool) -> anyhow::Result<()> {
     setup::ensure()?;
     util::require_root("the bench (network namespaces, XDP)")?;
+    // The "+nft" rows load a ruleset in the lab's server namespace.
+    anyhow::ensure!(
+        util::output(Command::new("nft").arg("--version")).is_some(),
+        "nft (Debian package nftables) is missing: run `cargo xtask setup`"
+    );
     let root = util::workspace_root();
     let out_dir = root.join(if short {
         "target/bench-short"
@@ -134,6 +139,106 @@ fn find(d: &Value, path: &str, dir: &str, size: u64, sessions: u64) -> Option<f6
     })
 }
 
+/// The measurement matching path/direction/size/sessions.
+fn find_row<'a>(
+    d: &'a Value,
+    path: &str,
+    dir: &str,
+    size: u64,
+    sessions: u64,
+) -> Option<&'a Value> {
+    d["measurements"].as_array()?.iter().find(|m| {
+        m["path"] == path && m["direction"] == dir && m["size"] == size && m["sessions"] == sessions
+    })
+}
+
+/// The forwarding modes side by side with plain forwarding and the XDP
+/// routing ceiling, and issue 17's two targets: stack mode's CPU per packet
+/// within 1.3 times that of kernel forwarding under the same ruleset, xdp
+/// mode's packet rate at least 0.95 of the XDP routing ceiling's.
+fn modes_table(t: &mut String, d: &Value) {
+    const COLUMNS: [(&str, u64); 6] = [
+        ("ip-forward", 0),
+        ("ip-forward+nft", 0),
+        ("stack", 1),
+        ("stack+nft", 1),
+        ("xdp", 1),
+        ("xdp-route", 0),
+    ];
+    let mut cases: Vec<(String, u64)> = Vec::new();
+    for m in d["measurements"].as_array().into_iter().flatten() {
+        let case = (
+            m["direction"].as_str().unwrap_or("").to_owned(),
+            m["size"].as_u64().unwrap_or(0),
+        );
+        if COLUMNS.iter().any(|(p, _)| m["path"] == *p) && !cases.contains(&case) {
+            cases.push(case);
+        }
+    }
+    if cases.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        t,
+        "Forwarding modes side by side (delivered kpps, CPU ns/packet; stack and xdp: one session):\n"
+    );
+    let _ = writeln!(
+        t,
+        "| direction | inner size | {} | stack+nft ÷ ip-forward+nft CPU/packet (target ≤ 1.3) | xdp ÷ xdp-route pps (target ≥ 0.95) |",
+        COLUMNS.map(|(p, _)| p).join(" | ")
+    );
+    let _ = writeln!(t, "|---|---|{}---|---|", "---|".repeat(COLUMNS.len()));
+    let verdict = |r: f64, ok: bool| {
+        if r.is_finite() {
+            format!("{r:.2} ({})", if ok { "met" } else { "missed" })
+        } else {
+            "-".to_owned()
+        }
+    };
+    for (dir, size) in cases {
+        let row = |p: &str, n: u64| find_row(d, p, &dir, size, n);
+        let cells: Vec<String> = COLUMNS
+            .iter()
+            .map(|(p, n)| {
+                row(p, *n).map_or("-".to_owned(), |m| {
+                    format!(
+                        "{:.0} kpps, {:.0} ns",
+                        f(&m["delivered_pps"]) / 1000.0,
+                        f(&m["cpu_ns_per_packet"])
+                    )
+                })
+            })
+            .collect();
+        let ratio = |(a, an): (&str, u64), (b, bn): (&str, u64), key: &str| match (
+            row(a, an),
+            row(b, bn),
+        ) {
+            (Some(x), Some(y)) => f(&x[key]) / f(&y[key]),
+            _ => f64::NAN,
+        };
+        let cpu = ratio(("stack+nft", 1), ("ip-forward+nft", 0), "cpu_ns_per_packet");
+        let pps = ratio(("xdp", 1), ("xdp-route", 0), "delivered_pps");
+        let _ = writeln!(
+            t,
+            "| {} | {size} B | {} | {} | {} |",
+            if dir == "decap" {
+                "client → network"
+            } else {
+                "network → client"
+            },
+            cells.join(" | "),
+            verdict(cpu, cpu <= 1.3),
+            verdict(pps, pps >= 0.95)
+        );
+    }
+    if let Some(note) = d["nft_note"].as_str() {
+        let _ = writeln!(t, "\n{note}\n");
+    }
+    if let Some(rules) = d["nft_ruleset"].as_str() {
+        let _ = writeln!(t, "The ruleset (stack mode):\n\n```\n{}```\n", rules);
+    }
+}
+
 fn table(d: &Value, guest: Option<&Value>) -> String {
     let mut t = String::new();
     let _ = writeln!(
@@ -154,6 +259,12 @@ fn table(d: &Value, guest: Option<&Value>) -> String {
         let ratio = |base: &str| {
             find(d, base, dir, size, 0).map_or("-".to_owned(), |b| format!("{:.2}", pps / b))
         };
+        // Rows under the ruleset compare with forwarding under the same one.
+        let forward = if m["path"].as_str().unwrap_or("").ends_with("+nft") {
+            "ip-forward+nft"
+        } else {
+            "ip-forward"
+        };
         let sessions = m["sessions"].as_u64().unwrap_or(0);
         let _ = writeln!(
             t,
@@ -172,11 +283,12 @@ fn table(d: &Value, guest: Option<&Value>) -> String {
             },
             pps / 1000.0,
             f(&m["cpu_ns_per_packet"]),
-            ratio("ip-forward"),
+            ratio(forward),
             ratio("xdp-route"),
         );
     }
     let _ = writeln!(t, "\n{}\n", d["mppe_note"].as_str().unwrap_or(""));
+    modes_table(&mut t, d);
     let _ = writeln!(
         t,
         "| sessions | setup time | sessions/s | daemon memory per session |"
@@ -256,11 +368,23 @@ fn table(d: &Value, guest: Option<&Value>) -> String {
 fn svg(d: &Value) -> anyhow::Result<String> {
     use plotters::prelude::*;
 
-    let paths = ["xdp-route", "xdp", "ip-forward", "userspace", "mppe"];
+    let paths = [
+        "xdp-route",
+        "xdp",
+        "stack",
+        "ip-forward",
+        "stack+nft",
+        "ip-forward+nft",
+        "userspace",
+        "mppe",
+    ];
     let labels = [
         "XDP routing (ceiling)",
-        "pptp-xdp fast path",
+        "pptp-xdp fast path (xdp)",
+        "pptp-xdp stack mode",
         "kernel IP forwarding",
+        "stack mode + nftables",
+        "IP forwarding + nftables",
         "pptp-xdp userspace",
         "pptp-xdp MPPE (userspace)",
     ];
@@ -280,7 +404,7 @@ fn svg(d: &Value) -> anyhow::Result<String> {
     let values: Vec<Vec<Option<f64>>> = paths
         .iter()
         .map(|p| {
-            let sessions = if *p == "xdp-route" || *p == "ip-forward" {
+            let sessions = if p.starts_with("xdp-route") || p.starts_with("ip-forward") {
                 0
             } else {
                 1
@@ -309,9 +433,9 @@ fn svg(d: &Value) -> anyhow::Result<String> {
 
     let mut out = String::new();
     {
-        let root = SVGBackend::with_string(&mut out, (900, 480)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut out, (900, 680)).into_drawing_area();
         root.fill(&WHITE)?;
-        let (chart_area, note_area) = root.split_vertically(450);
+        let (chart_area, note_area) = root.split_vertically(650);
         let mut chart = ChartBuilder::on(&chart_area)
             .caption(
                 "Packets per second delivered (thousands), one session",
@@ -422,6 +546,54 @@ mod tests {
     }
 
     #[test]
+    fn modes_side_by_side_with_the_targets() {
+        let row = |path: &str, dir: &str, sessions: u64, pps: f64, ns: f64| {
+            serde_json::json!({"path": path, "direction": dir, "size": 64, "sessions": sessions,
+                "delivered_pps": pps, "cpu_ns_per_packet": ns, "sent_pps": 1.0})
+        };
+        let d = serde_json::json!({
+            "machine": "test", "seconds_per_measurement": 1.0, "mppe_note": "n",
+            "nft_note": "same rules", "nft_ruleset": "table inet pptp_bench {\n}\n",
+            "measurements": [
+                row("stack", "decap", 1, 300_000.0, 3000.0),
+                row("stack+nft", "decap", 1, 200_000.0, 5000.0),
+                row("stack+nft", "encap", 1, 200_000.0, 6000.0),
+                row("xdp", "decap", 1, 390_000.0, 2500.0),
+                row("xdp", "encap", 1, 300_000.0, 2500.0),
+                row("ip-forward+nft", "decap", 0, 250_000.0, 4000.0),
+                row("ip-forward+nft", "encap", 0, 250_000.0, 4000.0),
+                row("xdp-route", "decap", 0, 400_000.0, 2400.0),
+                row("xdp-route", "encap", 0, 400_000.0, 2400.0),
+            ],
+            "scale": []
+        });
+        let t = table(&d, None);
+        assert!(
+            t.contains("| client → network | 64 B | - | 250 kpps, 4000 ns | 300 kpps, 3000 ns | 200 kpps, 5000 ns | 390 kpps, 2500 ns | 400 kpps, 2400 ns | 1.25 (met) | 0.97 (met) |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("| network → client | 64 B | - | 250 kpps, 4000 ns | - | 200 kpps, 6000 ns | 300 kpps, 2500 ns | 400 kpps, 2400 ns | 1.50 (missed) | 0.75 (missed) |"),
+            "{t}"
+        );
+        // Rows under the ruleset compare with forwarding under the same one.
+        assert!(
+            t.contains("| stack+nft | client → network | 64 B | 1 | 200 | 5000 | 0.80 | 0.50 |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("same rules") && t.contains("```\ntable inet pptp_bench {\n}\n```"),
+            "{t}"
+        );
+        // Without any of these paths there is no side-by-side table.
+        let only_userspace = serde_json::json!({
+            "machine": "test", "seconds_per_measurement": 1.0, "mppe_note": "n",
+            "measurements": [row("userspace", "decap", 1, 1000.0, 9000.0)], "scale": []
+        });
+        assert!(!table(&only_userspace, None).contains("side by side"));
+    }
+
+    #[test]
     fn guest_packet_rates_in_the_table() {
         let guest = serde_json::json!({
             "seconds": 10, "guest": {"kernel": "6.1", "cpus": 2},
@@ -454,13 +626,16 @@ mod tests {
         assert_eq!(s.matches(r##"fill="#1F77B4""##).count(), 3, "{s}");
         assert_eq!(
             s.matches("\nn/a\n").count(),
-            5 * 4 - 2,
+            8 * 4 - 2,
             "every other path and size is marked n/a"
         );
         for label in [
             "pptp-xdp fast path",
             "kernel IP forwarding",
             "XDP routing (ceiling)",
+            "pptp-xdp stack mode",
+            "stack mode + nftables",
+            "IP forwarding + nftables",
         ] {
             assert!(s.contains(label), "axis label {label}");
         }
