@@ -477,7 +477,7 @@ fn measure(
     lab.set_aux_program(sink_iface, Some(PASS_PROGRAM))?;
     let m = counted?.measurement(label);
     eprintln!(
-        "    {:<10} {:<5} {:>5} B {:>6} sessions: sent {:>9.0} pps, delivered {:>9.0} pps, {:>7.0} ns CPU/packet",
+        "    {:<14} {:<5} {:>5} B {:>6} sessions: sent {:>9.0} pps, delivered {:>9.0} pps, {:>7.0} ns CPU/packet",
         m.path, m.direction, m.size, m.sessions, m.sent_pps, m.delivered_pps, m.cpu_ns_per_packet
     );
     Ok(m)
