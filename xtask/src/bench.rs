@@ -128,6 +128,16 @@ fn f(v: &Value) -> f64 {
     v.as_f64().unwrap_or(f64::NAN)
 }
 
+/// Nanoseconds, or "-" when not measured.
+fn ns(v: &Value) -> String {
+    let v = f(v);
+    if v.is_finite() {
+        format!("{v:.0}")
+    } else {
+        "-".to_owned()
+    }
+}
+
 /// Delivered pps of the measurement matching path/direction/size/sessions.
 fn find(d: &Value, path: &str, dir: &str, size: u64, sessions: u64) -> Option<f64> {
     d["measurements"].as_array()?.iter().find_map(|m| {
@@ -180,14 +190,14 @@ fn modes_table(t: &mut String, d: &Value) {
     }
     let _ = writeln!(
         t,
-        "Forwarding modes side by side (delivered kpps, CPU ns/packet; stack and xdp: one session):\n"
+        "Forwarding modes side by side (delivered kpps, CPU ns/packet with the kernel's share in brackets; stack and xdp: one session):\n"
     );
     let _ = writeln!(
         t,
-        "| direction | inner size | {} | stack+nft ÷ ip-forward+nft CPU/packet (target ≤ 1.3) | xdp ÷ xdp-route pps (target ≥ 0.95) |",
+        "| direction | inner size | {} | stack+nft ÷ ip-forward+nft CPU/packet (target ≤ 1.3) | the same, kernel time | xdp ÷ xdp-route pps (target ≥ 0.95) |",
         COLUMNS.map(|(p, _)| p).join(" | ")
     );
-    let _ = writeln!(t, "|---|---|{}---|---|", "---|".repeat(COLUMNS.len()));
+    let _ = writeln!(t, "|---|---|{}---|---|---|", "---|".repeat(COLUMNS.len()));
     let verdict = |r: f64, ok: bool| {
         if r.is_finite() {
             format!("{r:.2} ({})", if ok { "met" } else { "missed" })
@@ -202,9 +212,10 @@ fn modes_table(t: &mut String, d: &Value) {
             .map(|(p, n)| {
                 row(p, *n).map_or("-".to_owned(), |m| {
                     format!(
-                        "{:.0} kpps, {:.0} ns",
+                        "{:.0} kpps, {:.0} ns ({})",
                         f(&m["delivered_pps"]) / 1000.0,
-                        f(&m["cpu_ns_per_packet"])
+                        f(&m["cpu_ns_per_packet"]),
+                        ns(&m["kernel_cpu_ns_per_packet"])
                     )
                 })
             })
@@ -217,10 +228,15 @@ fn modes_table(t: &mut String, d: &Value) {
             _ => f64::NAN,
         };
         let cpu = ratio(("stack+nft", 1), ("ip-forward+nft", 0), "cpu_ns_per_packet");
+        let kernel = ratio(
+            ("stack+nft", 1),
+            ("ip-forward+nft", 0),
+            "kernel_cpu_ns_per_packet",
+        );
         let pps = ratio(("xdp", 1), ("xdp-route", 0), "delivered_pps");
         let _ = writeln!(
             t,
-            "| {} | {size} B | {} | {} | {} |",
+            "| {} | {size} B | {} | {} | {} | {} |",
             if dir == "decap" {
                 "client → network"
             } else {
@@ -228,6 +244,7 @@ fn modes_table(t: &mut String, d: &Value) {
             },
             cells.join(" | "),
             verdict(cpu, cpu <= 1.3),
+            verdict(kernel, kernel <= 1.3),
             verdict(pps, pps >= 0.95)
         );
     }
@@ -249,9 +266,9 @@ fn table(d: &Value, guest: Option<&Value>) -> String {
     );
     let _ = writeln!(
         t,
-        "| path | direction | inner size | sessions | delivered kpps | CPU ns/packet | vs IP forwarding | vs XDP routing |"
+        "| path | direction | inner size | sessions | delivered kpps | CPU ns/packet | kernel CPU ns/packet | vs IP forwarding | vs XDP routing |"
     );
-    let _ = writeln!(t, "|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(t, "|---|---|---|---|---|---|---|---|---|");
     for m in d["measurements"].as_array().into_iter().flatten() {
         let size = m["size"].as_u64().unwrap_or(0);
         let dir = m["direction"].as_str().unwrap_or("");
@@ -268,7 +285,7 @@ fn table(d: &Value, guest: Option<&Value>) -> String {
         let sessions = m["sessions"].as_u64().unwrap_or(0);
         let _ = writeln!(
             t,
-            "| {} | {} | {} B | {} | {:.0} | {:.0} | {} | {} |",
+            "| {} | {} | {} B | {} | {:.0} | {:.0} | {} | {} | {} |",
             m["path"].as_str().unwrap_or(""),
             if dir == "decap" {
                 "client → network"
@@ -283,6 +300,7 @@ fn table(d: &Value, guest: Option<&Value>) -> String {
             },
             pps / 1000.0,
             f(&m["cpu_ns_per_packet"]),
+            ns(&m["kernel_cpu_ns_per_packet"]),
             ratio(forward),
             ratio("xdp-route"),
         );
@@ -539,7 +557,7 @@ mod tests {
     fn table_shows_ratios_and_scale() {
         let t = table(&sample(), None);
         assert!(
-            t.contains("| xdp | client → network | 64 B | 1 | 2 | 10 | 2.00 | - |"),
+            t.contains("| xdp | client → network | 64 B | 1 | 2 | 10 | - | 2.00 | - |"),
             "{t}"
         );
         assert!(t.contains("| 10 | 2.0 s | 5 | 2.0 KiB |"), "{t}");
@@ -549,7 +567,8 @@ mod tests {
     fn modes_side_by_side_with_the_targets() {
         let row = |path: &str, dir: &str, sessions: u64, pps: f64, ns: f64| {
             serde_json::json!({"path": path, "direction": dir, "size": 64, "sessions": sessions,
-                "delivered_pps": pps, "cpu_ns_per_packet": ns, "sent_pps": 1.0})
+                "delivered_pps": pps, "cpu_ns_per_packet": ns,
+                "kernel_cpu_ns_per_packet": ns - 1000.0, "sent_pps": 1.0})
         };
         let d = serde_json::json!({
             "machine": "test", "seconds_per_measurement": 1.0, "mppe_note": "n",
@@ -569,16 +588,18 @@ mod tests {
         });
         let t = table(&d, None);
         assert!(
-            t.contains("| client → network | 64 B | - | 250 kpps, 4000 ns | 300 kpps, 3000 ns | 200 kpps, 5000 ns | 390 kpps, 2500 ns | 400 kpps, 2400 ns | 1.25 (met) | 0.97 (met) |"),
+            t.contains("| client → network | 64 B | - | 250 kpps, 4000 ns (3000) | 300 kpps, 3000 ns (2000) | 200 kpps, 5000 ns (4000) | 390 kpps, 2500 ns (1500) | 400 kpps, 2400 ns (1400) | 1.25 (met) | 1.33 (missed) | 0.97 (met) |"),
             "{t}"
         );
         assert!(
-            t.contains("| network → client | 64 B | - | 250 kpps, 4000 ns | - | 200 kpps, 6000 ns | 300 kpps, 2500 ns | 400 kpps, 2400 ns | 1.50 (missed) | 0.75 (missed) |"),
+            t.contains("| network → client | 64 B | - | 250 kpps, 4000 ns (3000) | - | 200 kpps, 6000 ns (5000) | 300 kpps, 2500 ns (1500) | 400 kpps, 2400 ns (1400) | 1.50 (missed) | 1.67 (missed) | 0.75 (missed) |"),
             "{t}"
         );
         // Rows under the ruleset compare with forwarding under the same one.
         assert!(
-            t.contains("| stack+nft | client → network | 64 B | 1 | 200 | 5000 | 0.80 | 0.50 |"),
+            t.contains(
+                "| stack+nft | client → network | 64 B | 1 | 200 | 5000 | 4000 | 0.80 | 0.50 |"
+            ),
             "{t}"
         );
         assert!(
