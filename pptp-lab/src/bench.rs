@@ -45,7 +45,14 @@ pub struct BenchArgs {
     /// Write the results as JSON here.
     #[arg(long)]
     pub json: Option<std::path::PathBuf>,
+    /// Only these labs (comma-separated): xdp, stack, userspace (with plain
+    /// forwarding and the XDP routing ceiling), mppe, scale. Default: all.
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
 }
+
+/// The labs `--only` chooses from.
+const LABS: [&str; 5] = ["xdp", "stack", "userspace", "mppe", "scale"];
 
 /// One measurement.
 #[derive(Clone, Debug, Serialize)]
@@ -702,6 +709,13 @@ fn lab(
 pub fn run(bin: &Path, args: &BenchArgs) -> Result<Results, String> {
     pptp_netns::require_root().map_err(|e| e.to_string())?;
     require_nft()?;
+    if let Some(unknown) = args.only.iter().find(|l| !LABS.contains(&l.as_str())) {
+        return Err(format!(
+            "--only: no lab `{unknown}` (labs: {})",
+            LABS.join(", ")
+        ));
+    }
+    let chosen = |lab: &str| args.only.is_empty() || args.only.iter().any(|l| l == lab);
     let seconds = if args.short { 0.3 } else { args.seconds };
     let sizes: &[usize] = if args.short { &[64] } else { &[64, 1400] };
     let many = if args.short { 10 } else { 100 };
@@ -716,6 +730,9 @@ pub fn run(bin: &Path, args: &BenchArgs) -> Result<Results, String> {
         ("userspace", (false, "stack"), "deny"),
         ("mppe", (true, "stack"), "require"),
     ] {
+        if !chosen(path) {
+            continue;
+        }
         eprintln!("==> {path}: lab with {many} sessions");
         let mut lab = lab(bin, mode, mppe, 0)?;
         let (client, list, _) = sessions(&lab, many, mppe == "require")?;
@@ -868,7 +885,9 @@ pub fn run(bin: &Path, args: &BenchArgs) -> Result<Results, String> {
     }
 
     // Session scale: setup time and memory, then traffic over all of them.
-    let steps: Vec<usize> = if args.short {
+    let steps: Vec<usize> = if !chosen("scale") {
+        Vec::new()
+    } else if args.short {
         vec![20]
     } else {
         vec![1_000, args.scale]
