@@ -36,6 +36,10 @@ pub struct BenchArgs {
     /// Seconds each measurement runs.
     #[arg(long, default_value_t = 3.0)]
     pub seconds: f64,
+    /// Runs of each measurement, reported as their medians with the range
+    /// of the CPU figures (one with --short).
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
     /// The smallest run that exercises everything (for the test suite).
     #[arg(long)]
     pub short: bool,
@@ -73,11 +77,59 @@ pub struct Measurement {
     pub delivered_pps: f64,
     /// Machine CPU nanoseconds per delivered packet (generator included).
     pub cpu_ns_per_packet: f64,
+    /// Lowest and highest `cpu_ns_per_packet` of the runs.
+    pub cpu_ns_range: [f64; 2],
     /// The kernel's share of it (system, irq and softirq time; no user
     /// time): the in-kernel paths' cost (stack, xdp, ip-forward,
     /// xdp-route) without the user time of other processes on a shared
     /// machine, nor the daemon's userspace work (userspace, mppe rows).
     pub kernel_cpu_ns_per_packet: f64,
+    /// Lowest and highest `kernel_cpu_ns_per_packet` of the runs.
+    pub kernel_cpu_ns_range: [f64; 2],
+    /// Runs measured; every figure is their median.
+    pub runs: usize,
+}
+
+impl Measurement {
+    /// The medians of `runs` (of one path, direction, size) and the range
+    /// of their CPU figures.
+    fn median(mut runs: Vec<Measurement>) -> Option<Measurement> {
+        if runs.is_empty() {
+            return None;
+        }
+        fn median(values: &mut [f64]) -> f64 {
+            values.sort_by(f64::total_cmp);
+            values[values.len() / 2]
+        }
+        let field = |f: fn(&Measurement) -> f64, runs: &[Measurement]| -> Vec<f64> {
+            runs.iter().map(f).collect()
+        };
+        let range = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            [v[0], v[v.len() - 1]]
+        };
+        let sent = median(&mut field(|m| m.sent_pps, &runs));
+        let delivered = median(&mut field(|m| m.delivered_pps, &runs));
+        let mut cpu = field(|m| m.cpu_ns_per_packet, &runs);
+        let mut kernel = field(|m| m.kernel_cpu_ns_per_packet, &runs);
+        let n = runs.len();
+        let mut m = runs.pop()?;
+        m.sent_pps = sent;
+        m.delivered_pps = delivered;
+        m.cpu_ns_per_packet = median(&mut cpu);
+        m.cpu_ns_range = range(cpu);
+        m.kernel_cpu_ns_per_packet = median(&mut kernel);
+        m.kernel_cpu_ns_range = range(kernel);
+        m.runs = n;
+        Some(m)
+    }
+}
+
+/// How long each measurement runs, and how often.
+#[derive(Clone, Copy, Debug)]
+struct Timing {
+    seconds: f64,
+    runs: usize,
 }
 
 /// Session setup at scale.
@@ -96,6 +148,8 @@ pub struct Scale {
 pub struct Results {
     pub machine: String,
     pub seconds_per_measurement: f64,
+    /// Runs of each measurement (its figures are their medians).
+    pub runs_per_measurement: usize,
     pub measurements: Vec<Measurement>,
     pub scale: Vec<Scale>,
     pub mppe_note: String,
@@ -433,7 +487,10 @@ impl Counted {
             sent_pps: self.sent as f64 / self.seconds,
             delivered_pps: self.delivered as f64 / self.elapsed,
             cpu_ns_per_packet: self.per_packet(self.cpu),
+            cpu_ns_range: [self.per_packet(self.cpu); 2],
             kernel_cpu_ns_per_packet: self.per_packet(self.kernel_cpu),
+            kernel_cpu_ns_range: [self.per_packet(self.kernel_cpu); 2],
+            runs: 1,
         }
     }
 }
@@ -482,7 +539,7 @@ fn measure(
     from: &str,
     templates: &[Template],
     sink_iface: &str,
-    seconds: f64,
+    timing: Timing,
     label: (&str, &str, usize, usize),
 ) -> Result<Measurement, String> {
     lab.set_aux_program(sink_iface, Some(SINK_PROGRAM))?;
@@ -491,16 +548,21 @@ fn measure(
     } else {
         &lab.topology.lan
     };
-    // Well ahead of what the sessions exchanged while negotiating, and of
-    // every earlier run: the userspace path (like pptp.c) drops frames that
-    // are not newer than the last one it saw.
-    let seq_base = SEQ_BASE.fetch_add(1 << 24, std::sync::atomic::Ordering::Relaxed);
-    let counted = generate_and_count(ns, from, templates, seconds, seq_base, || {
-        lab.sink_counters().map(|c| c.0)
-    });
+    let counted: Result<Vec<Measurement>, String> = (0..timing.runs)
+        .map(|_| {
+            // Well ahead of what the sessions exchanged while negotiating,
+            // and of every earlier run: the userspace path (like pptp.c)
+            // drops frames that are not newer than the last one it saw.
+            let seq_base = SEQ_BASE.fetch_add(1 << 24, std::sync::atomic::Ordering::Relaxed);
+            generate_and_count(ns, from, templates, timing.seconds, seq_base, || {
+                lab.sink_counters().map(|c| c.0)
+            })
+            .map(|c| c.measurement(label))
+        })
+        .collect();
     // Back to the pass program (the lab's default far end) for what follows.
     lab.set_aux_program(sink_iface, Some(PASS_PROGRAM))?;
-    let m = counted?.measurement(label);
+    let m = Measurement::median(counted?).ok_or("no runs")?;
     eprintln!(
         "    {:<14} {:<5} {:>5} B {:>6} sessions: sent {:>9.0} pps, delivered {:>9.0} pps, {:>7.0} ns CPU/packet ({:>6.0} in the kernel)",
         m.path,
@@ -585,7 +647,7 @@ fn with_ruleset(
     (path, ingress): (&str, &str),
     (decap, encap): (&[Template], &[Template]),
     (size, sessions): (usize, usize),
-    seconds: f64,
+    timing: Timing,
 ) -> Result<Vec<Measurement>, String> {
     load_ruleset(&lab.topology.server, &lab.dir, ingress)?;
     let measured = prime(lab, decap, encap).and_then(|()| {
@@ -595,7 +657,7 @@ fn with_ruleset(
                 "c0",
                 decap,
                 "h0",
-                seconds,
+                timing,
                 (path, "decap", size, sessions),
             )?,
             measure(
@@ -603,7 +665,7 @@ fn with_ruleset(
                 "h0",
                 encap,
                 "c0",
-                seconds,
+                timing,
                 (path, "encap", size, sessions),
             )?,
         ])
@@ -716,7 +778,10 @@ pub fn run(bin: &Path, args: &BenchArgs) -> Result<Results, String> {
         ));
     }
     let chosen = |lab: &str| args.only.is_empty() || args.only.iter().any(|l| l == lab);
-    let seconds = if args.short { 0.3 } else { args.seconds };
+    let timing = Timing {
+        seconds: if args.short { 0.3 } else { args.seconds },
+        runs: if args.short { 1 } else { args.runs.max(1) },
+    };
     let sizes: &[usize] = if args.short { &[64] } else { &[64, 1400] };
     let many = if args.short { 10 } else { 100 };
     let mut out = Vec::new();
@@ -757,7 +822,7 @@ pub fn run(bin: &Path, args: &BenchArgs) -> Result<Results, String> {
                         "c0",
                         &t,
                         "h0",
-                        seconds,
+                        timing,
                         (path, "decap", size, spread),
                     )?);
                 }
@@ -773,7 +838,7 @@ pub fn run(bin: &Path, args: &BenchArgs) -> Result<Results, String> {
                     "h0",
                     &t,
                     "c0",
-                    seconds,
+                    timing,
                     (path, "encap", size, spread),
                 )?);
             }
@@ -792,7 +857,7 @@ pub fn run(bin: &Path, args: &BenchArgs) -> Result<Results, String> {
                     ("stack+nft", "pptp0"),
                     (&decap, &encap),
                     (size, 1),
-                    seconds,
+                    timing,
                 )?);
             }
         }
@@ -825,7 +890,7 @@ pub fn run(bin: &Path, args: &BenchArgs) -> Result<Results, String> {
                     "c0",
                     &fwd(true),
                     "h0",
-                    seconds,
+                    timing,
                     ("ip-forward", "decap", size, 0),
                 )?);
                 out.push(measure(
@@ -833,7 +898,7 @@ pub fn run(bin: &Path, args: &BenchArgs) -> Result<Results, String> {
                     "h0",
                     &fwd(false),
                     "c0",
-                    seconds,
+                    timing,
                     ("ip-forward", "encap", size, 0),
                 )?);
                 let port = nft_port(size);
@@ -858,7 +923,7 @@ pub fn run(bin: &Path, args: &BenchArgs) -> Result<Results, String> {
                     ("ip-forward+nft", "s0"),
                     (&decap, &encap),
                     (size, 0),
-                    seconds,
+                    timing,
                 )?);
                 lab.set_aux_program("s0", Some(ROUTE_PROGRAM))?;
                 lab.set_aux_program("l0", Some(ROUTE_PROGRAM))?;
@@ -867,7 +932,7 @@ pub fn run(bin: &Path, args: &BenchArgs) -> Result<Results, String> {
                     "c0",
                     &fwd(true),
                     "h0",
-                    seconds,
+                    timing,
                     ("xdp-route", "decap", size, 0),
                 )?);
                 out.push(measure(
@@ -875,7 +940,7 @@ pub fn run(bin: &Path, args: &BenchArgs) -> Result<Results, String> {
                     "h0",
                     &fwd(false),
                     "c0",
-                    seconds,
+                    timing,
                     ("xdp-route", "encap", size, 0),
                 )?);
                 lab.set_aux_program("s0", None)?;
@@ -920,7 +985,7 @@ pub fn run(bin: &Path, args: &BenchArgs) -> Result<Results, String> {
                 "c0",
                 &t,
                 "h0",
-                seconds,
+                timing,
                 ("xdp", "decap", 64, n),
             )?);
         }
@@ -943,7 +1008,8 @@ pub fn run(bin: &Path, args: &BenchArgs) -> Result<Results, String> {
     );
     let results = Results {
         machine,
-        seconds_per_measurement: seconds,
+        seconds_per_measurement: timing.seconds,
+        runs_per_measurement: timing.runs,
         measurements: out,
         scale,
         mppe_note: "MPPE is measured towards the client only: the generator cannot pre-build encrypted frames without the session keys".into(),
@@ -1047,4 +1113,69 @@ pub fn loadgen(args: &LoadgenArgs) -> Result<Measurement, String> {
     )?;
     let direction = if args.gre.is_some() { "decap" } else { "encap" };
     Ok(counted.measurement(("loadgen", direction, args.size, 1)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(delivered: f64, cpu: f64, kernel: f64) -> Measurement {
+        Measurement {
+            path: "stack".into(),
+            direction: "decap".into(),
+            size: 64,
+            sessions: 1,
+            sent_pps: delivered + 1.0,
+            delivered_pps: delivered,
+            cpu_ns_per_packet: cpu,
+            cpu_ns_range: [cpu; 2],
+            kernel_cpu_ns_per_packet: kernel,
+            kernel_cpu_ns_range: [kernel; 2],
+            runs: 1,
+        }
+    }
+
+    #[test]
+    fn runs_reduce_to_medians_and_ranges() {
+        let m = Measurement::median(vec![
+            run(300.0, 9000.0, 3000.0),
+            run(100.0, 3000.0, 1000.0),
+            run(200.0, 5000.0, 4000.0),
+        ])
+        .unwrap();
+        assert_eq!(
+            (m.sent_pps, m.delivered_pps, m.cpu_ns_per_packet),
+            (201.0, 200.0, 5000.0)
+        );
+        assert_eq!(m.cpu_ns_range, [3000.0, 9000.0]);
+        assert_eq!(
+            (m.kernel_cpu_ns_per_packet, m.kernel_cpu_ns_range),
+            (3000.0, [1000.0, 4000.0])
+        );
+        assert_eq!((m.runs, m.path.as_str()), (3, "stack"));
+        assert!(Measurement::median(Vec::new()).is_none());
+    }
+
+    #[test]
+    fn the_ruleset_differs_only_in_the_ingress_interface() {
+        let stack = ruleset("pptp0");
+        let forward = ruleset("s0");
+        assert!(stack.contains("iifname \"pptp0\" accept"), "{stack}");
+        assert!(forward.contains("iifname \"s0\" accept"), "{forward}");
+        assert_eq!(stack.replace("pptp0", "s0"), forward);
+        assert!(!RULESET.replace("INGRESS", "").contains("pptp0"));
+    }
+
+    #[test]
+    fn udp_ports_land_in_the_header() {
+        let p = udp_ports(
+            (Ipv4Addr::new(198, 19, 64, 1), 1064),
+            (Ipv4Addr::new(198, 18, 1, 2), 1065),
+            64,
+        );
+        assert_eq!(p.len(), 64);
+        assert_eq!(&p[20..24], &[0x04, 0x28, 0x04, 0x29]);
+        assert_eq!(&p[24..26], &44u16.to_be_bytes());
+        assert_eq!(checksum(&p[..20]), 0, "header checksum");
+    }
 }

@@ -260,9 +260,13 @@ fn table(d: &Value, guest: Option<&Value>) -> String {
     let mut t = String::new();
     let _ = writeln!(
         t,
-        "Machine: {}; {} s per measurement.\n",
+        "Machine: {}; {} s per measurement{}.\n",
         d["machine"].as_str().unwrap_or("?"),
-        d["seconds_per_measurement"]
+        d["seconds_per_measurement"],
+        match d["runs_per_measurement"].as_u64() {
+            Some(n) if n > 1 => format!(", figures the median of {n} runs"),
+            _ => String::new(),
+        }
     );
     let _ = writeln!(
         t,
