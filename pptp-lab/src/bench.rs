@@ -9,6 +9,9 @@
 //! machine's busy time (`/proc/stat`) during the run divided by the packets
 //! delivered: it includes the generator, which costs the same on every path,
 //! so the figures compare across paths but are not the server's alone.
+//! Beside it, "own" CPU time counts only the measured work (the generator
+//! thread, the daemon, softirq and irq time), so that other processes on a
+//! shared machine weigh less in it.
 //! On veth, the XDP programs run on the sending CPU: with two cores the
 //! generator and the server share one, and the figures are what this
 //! machine can push, not what a NIC-driven server would.
@@ -79,13 +82,12 @@ pub struct Measurement {
     pub cpu_ns_per_packet: f64,
     /// Lowest and highest `cpu_ns_per_packet` of the runs.
     pub cpu_ns_range: [f64; 2],
-    /// The kernel's share of it (system, irq and softirq time; no user
-    /// time): the in-kernel paths' cost (stack, xdp, ip-forward,
-    /// xdp-route) without the user time of other processes on a shared
-    /// machine, nor the daemon's userspace work (userspace, mppe rows).
-    pub kernel_cpu_ns_per_packet: f64,
-    /// Lowest and highest `kernel_cpu_ns_per_packet` of the runs.
-    pub kernel_cpu_ns_range: [f64; 2],
+    /// The part of it the measured work took: the generator thread, the
+    /// daemon (all its threads), softirq and irq time (ksoftirqd's
+    /// included), without the other processes of a shared machine.
+    pub own_cpu_ns_per_packet: f64,
+    /// Lowest and highest `own_cpu_ns_per_packet` of the runs.
+    pub own_cpu_ns_range: [f64; 2],
     /// Runs measured; every figure is their median.
     pub runs: usize,
 }
@@ -111,15 +113,15 @@ impl Measurement {
         let sent = median(&mut field(|m| m.sent_pps, &runs));
         let delivered = median(&mut field(|m| m.delivered_pps, &runs));
         let mut cpu = field(|m| m.cpu_ns_per_packet, &runs);
-        let mut kernel = field(|m| m.kernel_cpu_ns_per_packet, &runs);
+        let mut kernel = field(|m| m.own_cpu_ns_per_packet, &runs);
         let n = runs.len();
         let mut m = runs.pop()?;
         m.sent_pps = sent;
         m.delivered_pps = delivered;
         m.cpu_ns_per_packet = median(&mut cpu);
         m.cpu_ns_range = range(cpu);
-        m.kernel_cpu_ns_per_packet = median(&mut kernel);
-        m.kernel_cpu_ns_range = range(kernel);
+        m.own_cpu_ns_per_packet = median(&mut kernel);
+        m.own_cpu_ns_range = range(kernel);
         m.runs = n;
         Some(m)
     }
@@ -427,9 +429,10 @@ fn gre_template(
     }
 }
 
-/// The machine's busy time so far (jiffies): all of it, and the kernel's
-/// share (system, irq, softirq).
-fn busy_jiffies() -> (u64, u64) {
+/// The machine's busy time so far (jiffies): all of it, and the part
+/// that is the measured work's but the generator's (irq and softirq time,
+/// ksoftirqd's and the daemon's CPU time).
+fn busy_jiffies(daemon: Option<u32>) -> (u64, u64) {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
     let line = stat.lines().next().unwrap_or_default();
     let v: Vec<u64> = line
@@ -437,9 +440,54 @@ fn busy_jiffies() -> (u64, u64) {
         .skip(1)
         .filter_map(|x| x.parse().ok())
         .collect();
-    let sum = |fields: &[usize]| fields.iter().filter_map(|i| v.get(*i)).sum();
+    let sum = |fields: &[usize]| fields.iter().filter_map(|i| v.get(*i)).sum::<u64>();
     // user nice system idle iowait irq softirq steal
-    (sum(&[0, 1, 2, 5, 6, 7]), sum(&[2, 5, 6]))
+    let ksoftirqd: u64 = ksoftirqd_pids().into_iter().map(process_jiffies).sum();
+    (
+        sum(&[0, 1, 2, 5, 6, 7]),
+        sum(&[5, 6]) + ksoftirqd + daemon.map_or(0, process_jiffies),
+    )
+}
+
+/// User and system time (jiffies) of process `pid`, all its threads.
+fn process_jiffies(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // After the command in brackets: state is field 3, utime 14, stime 15.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0;
+    };
+    let v: Vec<&str> = rest.split_whitespace().collect();
+    [11, 12]
+        .iter()
+        .filter_map(|i| v.get(*i)?.parse::<u64>().ok())
+        .sum()
+}
+
+/// The ksoftirqd threads (softirq work they run is accounted to them, not
+/// to the softirq time of /proc/stat).
+fn ksoftirqd_pids() -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| {
+        let pid: u32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+        comm.starts_with("ksoftirqd/").then_some(pid)
+    })
+    .collect()
+}
+
+/// CPU time of the calling thread so far, in seconds.
+fn thread_cpu_seconds() -> f64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into `t`, which outlives the call.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) } != 0 {
+        return 0.0;
+    }
+    t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
 }
 
 fn clock_ticks() -> f64 {
@@ -465,7 +513,7 @@ struct Counted {
     delivered: u64,
     elapsed: f64,
     cpu: f64,
-    kernel_cpu: f64,
+    own_cpu: f64,
 }
 
 impl Counted {
@@ -488,8 +536,8 @@ impl Counted {
             delivered_pps: self.delivered as f64 / self.elapsed,
             cpu_ns_per_packet: self.per_packet(self.cpu),
             cpu_ns_range: [self.per_packet(self.cpu); 2],
-            kernel_cpu_ns_per_packet: self.per_packet(self.kernel_cpu),
-            kernel_cpu_ns_range: [self.per_packet(self.kernel_cpu); 2],
+            own_cpu_ns_per_packet: self.per_packet(self.own_cpu),
+            own_cpu_ns_range: [self.per_packet(self.own_cpu); 2],
             runs: 1,
         }
     }
@@ -503,24 +551,27 @@ fn generate_and_count(
     templates: &[Template],
     seconds: f64,
     seq_base: u32,
+    daemon: Option<u32>,
     sink: impl Fn() -> Result<u64, String>,
 ) -> Result<Counted, String> {
     let before = sink()?;
-    let cpu_before = busy_jiffies();
+    let cpu_before = busy_jiffies(daemon);
     let started = Instant::now();
-    let sent = ns
+    let (sent, generator_cpu) = ns
         .run(|| {
+            let cpu = thread_cpu_seconds();
             Generator::open(iface)
                 .map(|g| g.run(templates, Duration::from_secs_f64(seconds), seq_base))
+                .map(|sent| (sent, thread_cpu_seconds() - cpu))
         })
         .map_err(|e| e.to_string())?
         .map_err(|e| format!("generator on {iface} in {}: {e}", ns.name()))?;
     // Let the last frames drain.
     std::thread::sleep(Duration::from_millis(100));
     let elapsed = started.elapsed().as_secs_f64();
-    let cpu_after = busy_jiffies();
+    let cpu_after = busy_jiffies(daemon);
     let cpu = (cpu_after.0 - cpu_before.0) as f64 / clock_ticks();
-    let kernel_cpu = (cpu_after.1 - cpu_before.1) as f64 / clock_ticks();
+    let own_cpu = cpu_after.1.saturating_sub(cpu_before.1) as f64 / clock_ticks() + generator_cpu;
     let delivered = sink()?.saturating_sub(before);
     Ok(Counted {
         seconds,
@@ -528,7 +579,7 @@ fn generate_and_count(
         delivered,
         elapsed,
         cpu,
-        kernel_cpu,
+        own_cpu,
     })
 }
 
@@ -554,9 +605,15 @@ fn measure(
             // and of every earlier run: the userspace path (like pptp.c)
             // drops frames that are not newer than the last one it saw.
             let seq_base = SEQ_BASE.fetch_add(1 << 24, std::sync::atomic::Ordering::Relaxed);
-            generate_and_count(ns, from, templates, timing.seconds, seq_base, || {
-                lab.sink_counters().map(|c| c.0)
-            })
+            generate_and_count(
+                ns,
+                from,
+                templates,
+                timing.seconds,
+                seq_base,
+                lab.daemon_pid(),
+                || lab.sink_counters().map(|c| c.0),
+            )
             .map(|c| c.measurement(label))
         })
         .collect();
@@ -564,7 +621,7 @@ fn measure(
     lab.set_aux_program(sink_iface, Some(PASS_PROGRAM))?;
     let m = Measurement::median(counted?).ok_or("no runs")?;
     eprintln!(
-        "    {:<14} {:<5} {:>5} B {:>6} sessions: sent {:>9.0} pps, delivered {:>9.0} pps, {:>7.0} ns CPU/packet ({:>6.0} in the kernel)",
+        "    {:<14} {:<5} {:>5} B {:>6} sessions: sent {:>9.0} pps, delivered {:>9.0} pps, {:>7.0} ns CPU/packet ({:>6.0} own)",
         m.path,
         m.direction,
         m.size,
@@ -572,7 +629,7 @@ fn measure(
         m.sent_pps,
         m.delivered_pps,
         m.cpu_ns_per_packet,
-        m.kernel_cpu_ns_per_packet
+        m.own_cpu_ns_per_packet
     );
     Ok(m)
 }
@@ -1109,6 +1166,7 @@ pub fn loadgen(args: &LoadgenArgs) -> Result<Measurement, String> {
         &[template],
         args.seconds,
         args.seq_base,
+        None,
         || dp.sink_counters().map(|c| c.0).map_err(|e| e.to_string()),
     )?;
     let direction = if args.gre.is_some() { "decap" } else { "encap" };
@@ -1129,8 +1187,8 @@ mod tests {
             delivered_pps: delivered,
             cpu_ns_per_packet: cpu,
             cpu_ns_range: [cpu; 2],
-            kernel_cpu_ns_per_packet: kernel,
-            kernel_cpu_ns_range: [kernel; 2],
+            own_cpu_ns_per_packet: kernel,
+            own_cpu_ns_range: [kernel; 2],
             runs: 1,
         }
     }
@@ -1149,7 +1207,7 @@ mod tests {
         );
         assert_eq!(m.cpu_ns_range, [3000.0, 9000.0]);
         assert_eq!(
-            (m.kernel_cpu_ns_per_packet, m.kernel_cpu_ns_range),
+            (m.own_cpu_ns_per_packet, m.own_cpu_ns_range),
             (3000.0, [1000.0, 4000.0])
         );
         assert_eq!((m.runs, m.path.as_str()), (3, "stack"));
