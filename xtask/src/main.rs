@@ -47,10 +47,12 @@ enum Command {
         #[arg(last = true)]
         args: Vec<String>,
     },
-    /// Benchmarks: packets per second and CPU per packet through the XDP
-    /// fast path, the userspace path, MPPE, plain IP forwarding and plain
-    /// XDP routing; session setup at scale; the MPPE cipher; and, in a qemu
-    /// guest, kernel PPTP against our paths. Writes bench-results/.
+    /// Benchmarks: packets per second and CPU per packet through both
+    /// forwarding modes (stack, with and without an nftables ruleset; xdp),
+    /// the userspace path, MPPE, plain IP forwarding (with and without the
+    /// same ruleset) and plain XDP routing; session setup at scale; the MPPE
+    /// cipher; and, in a qemu guest, kernel PPTP against our paths. Writes
+    /// bench-results/.
     Bench {
         /// The smallest run that exercises everything (seconds, not minutes).
         #[arg(long)]
