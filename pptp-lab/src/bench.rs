@@ -67,8 +67,9 @@ pub struct Measurement {
     /// Data path: "stack" and "xdp" (the daemon's two forwarding modes,
     /// no ruleset), "stack+nft" (stack mode under [`RULESET`]),
     /// "userspace", "mppe", "ip-forward" and "ip-forward+nft" (plain kernel
-    /// forwarding without and with [`RULESET`]), "xdp-route" (the XDP
-    /// routing ceiling).
+    /// forwarding without and with [`RULESET`]), "ip-forward+xdp-pass+nft"
+    /// (the same with an XDP program passing everything on s0 and l0: what
+    /// XDP on veth costs the stack), "xdp-route" (the XDP routing ceiling).
     pub path: String,
     /// "decap" (client to network) or "encap" (network to client).
     pub direction: String,
@@ -185,7 +186,7 @@ pub const RULESET: &str = r#"table inet pptp_bench {
 "#;
 
 /// How the "+nft" rows are measured (for the results' note).
-const NFT_NOTE: &str = "+nft rows: the same nftables ruleset (nft_ruleset; `table inet`, forward chain with policy drop, conntrack, a masquerade on l0) in the server namespace, the interface the forward chain accepts new traffic from being the only difference (pptp0 for stack+nft, s0 for ip-forward+nft). One UDP flow per size, established before measuring (a burst each way), so both directions are conntrack-established; client → network packets are masqueraded to l0's address, network → client packets are replies to that address and are un-NATed. stack and xdp rows: no ruleset.";
+const NFT_NOTE: &str = "+nft rows: the same nftables ruleset (nft_ruleset; `table inet`, forward chain with policy drop, conntrack, a masquerade on l0) in the server namespace, the interface the forward chain accepts new traffic from being the only difference (pptp0 for stack+nft, s0 for ip-forward+nft). One UDP flow per size, established before measuring (a burst each way), so both directions are conntrack-established; client → network packets are masqueraded to l0's address, network → client packets are replies to that address and are un-NATed. ip-forward+xdp-pass+nft: the same as ip-forward+nft with an XDP program that passes everything on s0 and l0; on veth, XDP copies each frame the stack sends into a new buffer first (too little headroom), a cost every XDP path pays in this lab (stack, xdp, xdp-route) and NIC drivers do not. stack and xdp rows: no ruleset.";
 
 /// The ruleset with `ingress` as the interface new traffic comes from.
 pub fn ruleset(ingress: &str) -> String {
@@ -978,6 +979,19 @@ pub fn run(bin: &Path, args: &BenchArgs) -> Result<Results, String> {
                 out.extend(with_ruleset(
                     &mut lab,
                     ("ip-forward+nft", "s0"),
+                    (&decap, &encap),
+                    (size, 0),
+                    timing,
+                )?);
+                // The same with an XDP program passing everything on s0 and
+                // l0: on veth, XDP copies every frame the stack sends into a
+                // new buffer first (too little headroom), a cost that every
+                // XDP path pays in this lab and that NIC drivers do not.
+                lab.set_aux_program("s0", Some(PASS_PROGRAM))?;
+                lab.set_aux_program("l0", Some(PASS_PROGRAM))?;
+                out.extend(with_ruleset(
+                    &mut lab,
+                    ("ip-forward+xdp-pass+nft", "s0"),
                     (&decap, &encap),
                     (size, 0),
                     timing,
