@@ -685,8 +685,14 @@ fn prime_bursts(lab: &Lab, decap: &[Template], encap: &[Template]) -> Result<(),
         })
         .map_err(|e| e.to_string())?
         .map_err(|e| format!("generator on {iface} in {}: {e}", ns.name()))?;
-        std::thread::sleep(Duration::from_millis(50));
-        let after = lab.sink_counters()?.0;
+        // At least one frame of the burst arrives within a second (the
+        // machine may be busy).
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let mut after = lab.sink_counters()?.0;
+        while after <= before && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+            after = lab.sink_counters()?.0;
+        }
         if after <= before {
             return Err(format!(
                 "priming the +nft flow: nothing reached {to} through the ruleset; server counters: {:?}",
