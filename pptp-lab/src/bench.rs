@@ -9,9 +9,10 @@
 //! machine's busy time (`/proc/stat`) during the run divided by the packets
 //! delivered: it includes the generator, which costs the same on every path,
 //! so the figures compare across paths but are not the server's alone.
-//! Beside it, "own" CPU time counts only the measured work (the generator
-//! thread, the daemon, softirq and irq time), so that other processes on a
-//! shared machine weigh less in it.
+//! Beside it, "own" CPU time counts only the measured work (the scheduler's
+//! time on the CPU of the generator thread, in whose context the softirq
+//! work of the veth path mostly runs, of the daemon and of ksoftirqd), so
+//! that other processes on a shared machine weigh less in it.
 //! On veth, the XDP programs run on the sending CPU: with two cores the
 //! generator and the server share one, and the figures are what this
 //! machine can push, not what a NIC-driven server would.
@@ -83,9 +84,10 @@ pub struct Measurement {
     pub cpu_ns_per_packet: f64,
     /// Lowest and highest `cpu_ns_per_packet` of the runs.
     pub cpu_ns_range: [f64; 2],
-    /// The part of it the measured work took: the generator thread, the
-    /// daemon (all its threads), softirq and irq time (ksoftirqd's
-    /// included), without the other processes of a shared machine.
+    /// The part of it the measured work took: time on the CPU of the
+    /// generator thread (with the softirq work done in its context: the
+    /// whole path on veth), the daemon's threads and ksoftirqd, without the
+    /// other processes of a shared machine.
     pub own_cpu_ns_per_packet: f64,
     /// Lowest and highest `own_cpu_ns_per_packet` of the runs.
     pub own_cpu_ns_range: [f64; 2],
@@ -114,15 +116,15 @@ impl Measurement {
         let sent = median(&mut field(|m| m.sent_pps, &runs));
         let delivered = median(&mut field(|m| m.delivered_pps, &runs));
         let mut cpu = field(|m| m.cpu_ns_per_packet, &runs);
-        let mut kernel = field(|m| m.own_cpu_ns_per_packet, &runs);
+        let mut own = field(|m| m.own_cpu_ns_per_packet, &runs);
         let n = runs.len();
         let mut m = runs.pop()?;
         m.sent_pps = sent;
         m.delivered_pps = delivered;
         m.cpu_ns_per_packet = median(&mut cpu);
         m.cpu_ns_range = range(cpu);
-        m.own_cpu_ns_per_packet = median(&mut kernel);
-        m.own_cpu_ns_range = range(kernel);
+        m.own_cpu_ns_per_packet = median(&mut own);
+        m.own_cpu_ns_range = range(own);
         m.runs = n;
         Some(m)
     }
@@ -430,10 +432,8 @@ fn gre_template(
     }
 }
 
-/// The machine's busy time so far (jiffies): all of it, and the part
-/// that is the measured work's but the generator's (irq and softirq time,
-/// ksoftirqd's and the daemon's CPU time).
-fn busy_jiffies(daemon: Option<u32>) -> (u64, u64) {
+/// The machine's busy time so far (jiffies, from `/proc/stat`).
+fn busy_jiffies() -> u64 {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
     let line = stat.lines().next().unwrap_or_default();
     let v: Vec<u64> = line
@@ -441,31 +441,37 @@ fn busy_jiffies(daemon: Option<u32>) -> (u64, u64) {
         .skip(1)
         .filter_map(|x| x.parse().ok())
         .collect();
-    let sum = |fields: &[usize]| fields.iter().filter_map(|i| v.get(*i)).sum::<u64>();
     // user nice system idle iowait irq softirq steal
-    let ksoftirqd: u64 = ksoftirqd_pids().into_iter().map(process_jiffies).sum();
-    (
-        sum(&[0, 1, 2, 5, 6, 7]),
-        sum(&[5, 6]) + ksoftirqd + daemon.map_or(0, process_jiffies),
-    )
+    [0, 1, 2, 5, 6, 7].iter().filter_map(|i| v.get(*i)).sum()
 }
 
-/// User and system time (jiffies) of process `pid`, all its threads.
-fn process_jiffies(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // After the command in brackets: state is field 3, utime 14, stime 15.
-    let Some((_, rest)) = stat.rsplit_once(')') else {
-        return 0;
-    };
-    let v: Vec<&str> = rest.split_whitespace().collect();
-    [11, 12]
-        .iter()
-        .filter_map(|i| v.get(*i)?.parse::<u64>().ok())
+/// Time on the CPU so far (nanoseconds, from the scheduler: softirq work
+/// done in a task's context counts as the task's) of the tasks that do the
+/// measured work but the generator: the daemon's threads and the ksoftirqd
+/// threads, which run the softirq work that the generator's own context
+/// leaves over.
+fn helpers_runtime_ns(daemon: Option<u32>) -> u64 {
+    ksoftirqd_pids()
+        .into_iter()
+        .chain(daemon)
+        .map(process_runtime_ns)
         .sum()
 }
 
-/// The ksoftirqd threads (softirq work they run is accounted to them, not
-/// to the softirq time of /proc/stat).
+/// Time on the CPU of every thread of process `pid` so far (nanoseconds).
+fn process_runtime_ns(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .filter_map(|t| {
+            let stat = std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok()?;
+            stat.split_whitespace().next()?.parse::<u64>().ok()
+        })
+        .sum()
+}
+
+/// The ksoftirqd threads.
 fn ksoftirqd_pids() -> Vec<u32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
@@ -556,7 +562,8 @@ fn generate_and_count(
     sink: impl Fn() -> Result<u64, String>,
 ) -> Result<Counted, String> {
     let before = sink()?;
-    let cpu_before = busy_jiffies(daemon);
+    let cpu_before = busy_jiffies();
+    let helpers_before = helpers_runtime_ns(daemon);
     let started = Instant::now();
     let (sent, generator_cpu) = ns
         .run(|| {
@@ -570,9 +577,9 @@ fn generate_and_count(
     // Let the last frames drain.
     std::thread::sleep(Duration::from_millis(100));
     let elapsed = started.elapsed().as_secs_f64();
-    let cpu_after = busy_jiffies(daemon);
-    let cpu = (cpu_after.0 - cpu_before.0) as f64 / clock_ticks();
-    let own_cpu = cpu_after.1.saturating_sub(cpu_before.1) as f64 / clock_ticks() + generator_cpu;
+    let cpu = (busy_jiffies() - cpu_before) as f64 / clock_ticks();
+    let own_cpu =
+        helpers_runtime_ns(daemon).saturating_sub(helpers_before) as f64 * 1e-9 + generator_cpu;
     let delivered = sink()?.saturating_sub(before);
     Ok(Counted {
         seconds,
@@ -1197,7 +1204,7 @@ pub fn loadgen(args: &LoadgenArgs) -> Result<Measurement, String> {
 mod tests {
     use super::*;
 
-    fn run(delivered: f64, cpu: f64, kernel: f64) -> Measurement {
+    fn run(delivered: f64, cpu: f64, own: f64) -> Measurement {
         Measurement {
             path: "stack".into(),
             direction: "decap".into(),
@@ -1207,8 +1214,8 @@ mod tests {
             delivered_pps: delivered,
             cpu_ns_per_packet: cpu,
             cpu_ns_range: [cpu; 2],
-            own_cpu_ns_per_packet: kernel,
-            own_cpu_ns_range: [kernel; 2],
+            own_cpu_ns_per_packet: own,
+            own_cpu_ns_range: [own; 2],
             runs: 1,
         }
     }
