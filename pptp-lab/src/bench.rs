@@ -780,9 +780,6 @@ fn lab(
             xdp,
             forwarding,
             mppe,
-            // Keepalives stay out of the way of the sinks, which drop
-            // everything the clients would answer.
-            extra: String::new(),
             // The bench measures the paths, not the per-call admission
             // budget of frames sent up to the daemon (10,000/s by default,
             // which a single generator call would hit on the userspace path).
@@ -790,21 +787,35 @@ fn lab(
             ..LabOptions::default()
         },
     )?;
-    // The lab configuration allows 10,000 sessions by default; more needs
-    // a restart with a larger limit.
-    if scale > 9_000 {
-        let config = lab.dir.join("pptp.toml");
-        let text = std::fs::read_to_string(&config).map_err(|e| e.to_string())?;
-        std::fs::write(
-            &config,
-            text.replace(
-                "hostname = \"pptp-lab\"",
-                "hostname = \"pptp-lab\"\nmax_sessions = 60000",
-            ),
-        )
-        .map_err(|e| e.to_string())?;
-        lab.restart_daemon()?;
+    // Keepalives off, then a restart: the sinks drop what the clients
+    // would answer, and a measurement (all its runs) outlasts the 15 s in
+    // which the lab's keepalives give a session up. The lab configuration
+    // allows 10,000 sessions by default; more needs a larger limit.
+    let config = lab.dir.join("pptp.toml");
+    let mut text = std::fs::read_to_string(&config).map_err(|e| e.to_string())?;
+    for (key, off) in [
+        (
+            "\nlcp_echo_interval_secs = ",
+            "\nlcp_echo_interval_secs = 0\n",
+        ),
+        ("\necho_interval_secs = ", "\necho_interval_secs = 0\n"),
+    ] {
+        let start = text
+            .find(key)
+            .ok_or_else(|| format!("the lab configuration has no `{}`", key.trim()))?;
+        let end = text[start + 1..]
+            .find('\n')
+            .map_or(text.len(), |n| start + 1 + n + 1);
+        text.replace_range(start..end, off);
     }
+    if scale > 9_000 {
+        text = text.replace(
+            "hostname = \"pptp-lab\"",
+            "hostname = \"pptp-lab\"\nmax_sessions = 60000",
+        );
+    }
+    std::fs::write(&config, text).map_err(|e| e.to_string())?;
+    lab.restart_daemon()?;
     if !xdp {
         lab.set_aux_program("c0", Some(PASS_PROGRAM))?;
         lab.set_aux_program("h0", Some(PASS_PROGRAM))?;
