@@ -249,6 +249,10 @@ fn modes_table(t: &mut String, d: &Value) {
             verdict(pps, pps >= 0.95)
         );
     }
+    let _ = writeln!(
+        t,
+        "\nCPU ns/packet is the machine's busy time and counts whatever else runs on it; the own CPU figure (in brackets) counts the measured work only (generator thread with the softirq work in its context, daemon, ksoftirqd) and is the one that compares on a shared machine."
+    );
     if let Some(note) = d["nft_note"].as_str() {
         let _ = writeln!(t, "\n{note}\n");
     }
