@@ -21,6 +21,25 @@ pub mod names {
     /// [`super::SessionKey`] -> [`super::CallEntry`]. GRE for a (peer, call)
     /// it does not hold is dropped in the kernel.
     pub const CALLS: &str = "PPTP_CALLS";
+    /// One-entry array of [`super::TunnelConf`]: the tunnel device of
+    /// `stack` forwarding.
+    pub const TUNNEL: &str = "PPTP_TUNNEL";
+}
+
+/// Names of the XDP programs in the object.
+pub mod programs {
+    /// `forwarding = "xdp"`, on the WAN and LAN interfaces: decapsulates
+    /// and routes by FIB lookup; encapsulates IPv4 for clients.
+    pub const XDP: &str = "pptp_xdp";
+    /// `forwarding = "stack"`, on the WAN interface: decapsulates into the
+    /// tunnel device ([`super::TunnelConf`]); never encapsulates.
+    pub const STACK: &str = "pptp_xdp_stack";
+    /// `forwarding = "stack"`, on the veth end that receives what the stack
+    /// sends out of the tunnel device: encapsulates for fast-path clients.
+    pub const TUNNEL: &str = "pptp_xdp_tunnel";
+    /// On the tunnel device itself: passes everything; a veth receives
+    /// redirected frames only while an XDP program runs on it.
+    pub const TUNNEL_DEV: &str = "pptp_xdp_tunnel_dev";
 }
 
 /// Maximum number of sessions the maps hold; session slots are `0..MAX_SESSIONS`.
@@ -61,7 +80,9 @@ pub enum Stat {
     /// Data frame of a known session whose inner source is not the
     /// client's address: dropped.
     GreSpoofed = 9,
-    /// Data frame decapsulated and forwarded in the kernel (redirect or TX).
+    /// Data frame decapsulated and forwarded in the kernel: redirected or
+    /// sent back out (`forwarding = "xdp"`), or injected into the tunnel
+    /// device (`forwarding = "stack"`).
     GreDecapsulated = 10,
     /// Data frame decapsulated and passed to the local stack (the route
     /// lookup said the stack must handle it).
@@ -309,6 +330,26 @@ impl CallEntry {
     }
 }
 
+/// The tunnel device of `stack` forwarding: a veth pair whose one end
+/// (`pptp0`) carries the tunnel address and the clients' routes, and whose
+/// other end (the "inject" end) the programs use: a frame redirected into
+/// it is received by `pptp0`, and what the stack sends out of `pptp0`
+/// arrives at it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct TunnelConf {
+    /// Interface index of the inject end; 0 while unset (decapsulated
+    /// packets then go up the WAN interface's stack).
+    pub inject_ifindex: u32,
+    /// Interface index of the WAN interface: the FIB lookup towards a peer
+    /// is made as if from there (the inject end does not forward).
+    pub wan_ifindex: u32,
+    /// Ethernet address of the tunnel device (destination of injected frames).
+    pub tunnel_mac: [u8; 6],
+    /// Ethernet address of the inject end (their source).
+    pub inject_mac: [u8; 6],
+}
+
 /// GRE sequence state of one session (RFC 2637 section 4.4), shared by the
 /// kernel and the daemon through a memory-mapped array so that frames sent
 /// by either use one sequence space.
@@ -365,6 +406,7 @@ mod pod {
     unsafe impl aya::Pod for super::SeqState {}
     unsafe impl aya::Pod for super::SessionCounters {}
     unsafe impl aya::Pod for super::CallEntry {}
+    unsafe impl aya::Pod for super::TunnelConf {}
 }
 
 #[cfg(test)]
@@ -410,6 +452,15 @@ mod tests {
         assert_eq!(offset_of!(SeqState, _pad), 20);
         assert_eq!(size_of::<SessionCounters>(), 32);
         assert_eq!(offset_of!(SessionCounters, tx_bytes), 24);
+    }
+
+    #[test]
+    fn tunnel_conf_layout_has_no_holes() {
+        assert_eq!(size_of::<TunnelConf>(), 20);
+        assert_eq!(offset_of!(TunnelConf, inject_ifindex), 0);
+        assert_eq!(offset_of!(TunnelConf, wan_ifindex), 4);
+        assert_eq!(offset_of!(TunnelConf, tunnel_mac), 8);
+        assert_eq!(offset_of!(TunnelConf, inject_mac), 14);
     }
 
     #[test]

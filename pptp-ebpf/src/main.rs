@@ -21,6 +21,17 @@
 //! - everything else (control connection, fragments, other GRE, anything
 //!   malformed) goes up untouched with `XDP_PASS`.
 //!
+//! That is `forwarding = "xdp"`. Under `forwarding = "stack"` the work is
+//! split so that the stack routes and filters every packet:
+//! `pptp_xdp_stack` on the WAN interface decapsulates the same way but
+//! injects the inner packet into the tunnel device (a veth pair,
+//! `PPTP_TUNNEL`), so the stack receives it on the tunnel device, and never
+//! encapsulates; `pptp_xdp_tunnel` on the pair's other end encapsulates
+//! what the stack sent out of the tunnel device (routed, filtered, NATed,
+//! its TTL already decremented) for fast-path clients; `pptp_xdp_tunnel_dev`
+//! on the tunnel device passes everything (a veth takes redirected frames
+//! only with an XDP program).
+//!
 //! A session's data over its rate limit (a token bucket in each map entry,
 //! `pptp_common::rate`) is dropped, in both directions.
 //!
@@ -56,7 +67,7 @@ use pptp_common::{
     maps::{
         CALL_F_DATA, CallEntry, ClientKey, MAX_SESSIONS, SESSION_F_ACFC, SESSION_F_DECAP,
         SESSION_F_ENCAP, SESSION_F_MSS_CLAMP, SESSION_F_PFC, SeqState, Session, SessionCounters,
-        SessionKey, Stat,
+        SessionKey, Stat, TunnelConf,
     },
     rate, serial,
 };
@@ -82,6 +93,10 @@ static PPTP_SEQ: Array<SeqState> = Array::with_max_entries(MAX_SESSIONS, BPF_F_M
 #[map(name = "PPTP_CALLS")]
 static PPTP_CALLS: HashMap<SessionKey, CallEntry> = HashMap::with_max_entries(MAX_SESSIONS, 0);
 
+/// The tunnel device of `stack` forwarding (one entry, set by the daemon).
+#[map(name = "PPTP_TUNNEL")]
+static PPTP_TUNNEL: Array<TunnelConf> = Array::with_max_entries(1, 0);
+
 /// Traffic counters per session slot.
 #[map(name = "PPTP_COUNTERS")]
 static PPTP_COUNTERS: PerCpuArray<SessionCounters> = PerCpuArray::with_max_entries(MAX_SESSIONS, 0);
@@ -98,10 +113,44 @@ const TCP_SYN: u8 = 0x02;
 /// TTL of the outer IPv4 header we send.
 const OUTER_TTL: u8 = 64;
 
+/// Where a program runs, which decides what it does with a frame.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// `forwarding = "xdp"`: WAN and LAN interfaces, routing by FIB lookup.
+    Route,
+    /// `forwarding = "stack"`, WAN interface: decapsulate into the tunnel
+    /// device, never encapsulate.
+    Stack,
+    /// `forwarding = "stack"`, the tunnel pair's inject end: encapsulate
+    /// what the stack routed out of the tunnel device.
+    Tunnel,
+}
+
 #[xdp]
 pub fn pptp_xdp(ctx: XdpContext) -> u32 {
+    run(&ctx, Role::Route)
+}
+
+#[xdp]
+pub fn pptp_xdp_stack(ctx: XdpContext) -> u32 {
+    run(&ctx, Role::Stack)
+}
+
+#[xdp]
+pub fn pptp_xdp_tunnel(ctx: XdpContext) -> u32 {
+    run(&ctx, Role::Tunnel)
+}
+
+#[xdp]
+pub fn pptp_xdp_tunnel_dev(_ctx: XdpContext) -> u32 {
+    PASS
+}
+
+/// Processes one frame in `role` and counts it.
+#[inline(always)]
+fn run(ctx: &XdpContext, role: Role) -> u32 {
     let len = (ctx.data_end() - ctx.data()) as u64;
-    let (stat, action) = process(&ctx);
+    let (stat, action) = process(ctx, role);
     count(Stat::Frames, 1);
     count(Stat::Bytes, len);
     count(stat, 1);
@@ -150,7 +199,7 @@ fn csum_fold(mut sum: u32) -> u16 {
 
 /// Decides what happens to a frame and which counter it falls under.
 #[inline(always)]
-fn process(ctx: &XdpContext) -> (Stat, u32) {
+fn process(ctx: &XdpContext, role: Role) -> (Stat, u32) {
     // Ethernet, with at most one VLAN tag.
     let Some(eth) = ptr_at::<EthHdr>(ctx, 0) else {
         return (Stat::NotIpv4, PASS);
@@ -176,11 +225,23 @@ fn process(ctx: &XdpContext) -> (Stat, u32) {
     let ip = unsafe { *ip };
     // Options and fragments go up to the stack.
     let unusual = ip.vihl != 0x45 || u16::from_be_bytes(ip.frags) & 0x3FFF != 0;
+    if role == Role::Tunnel {
+        // What the stack routed out of the tunnel device: for a client, or
+        // nothing of ours. Options and fragments take the userspace path.
+        let key = ClientKey {
+            client_addr: ip.dst_addr,
+        };
+        return match PPTP_CLIENTS.get_ptr_mut(&key) {
+            None => (Stat::NotGre, PASS),
+            Some(_) if unusual || l3 != ETH_LEN => (Stat::Ipv4Unusual, PASS),
+            Some(session) => encapsulate(ctx, l3, session, role),
+        };
+    }
     if ip.proto == IPPROTO_GRE {
         if unusual {
             return (Stat::Ipv4Unusual, PASS);
         }
-        let (stat, action) = decapsulate(ctx, l3, &ip);
+        let (stat, action) = decapsulate(ctx, l3, &ip, role);
         // What the fast path leaves to userspace must belong to a known
         // call and fit its buckets. (A frame the fast path already moved
         // or dropped is never looked at again.)
@@ -193,6 +254,11 @@ fn process(ctx: &XdpContext) -> (Stat, u32) {
         }
         return (stat, action);
     }
+    // Under `stack` forwarding only what the stack routes out of the
+    // tunnel device is encapsulated.
+    if role == Role::Stack {
+        return (Stat::NotGre, PASS);
+    }
     let key = ClientKey {
         client_addr: ip.dst_addr,
     };
@@ -202,12 +268,12 @@ fn process(ctx: &XdpContext) -> (Stat, u32) {
     if unusual {
         return (Stat::Ipv4Unusual, PASS);
     }
-    encapsulate(ctx, l3, session)
+    encapsulate(ctx, l3, session, role)
 }
 
 /// Enhanced GRE from a peer: decapsulates a session's IPv4 data frame.
 #[inline(always)]
-fn decapsulate(ctx: &XdpContext, l3: usize, ip: &Ipv4Hdr) -> (Stat, u32) {
+fn decapsulate(ctx: &XdpContext, l3: usize, ip: &Ipv4Hdr, role: Role) -> (Stat, u32) {
     let l4 = l3 + IP_LEN;
     let Some(gre) = ptr_at::<GreHdr>(ctx, l4) else {
         return (Stat::GreTruncated, PASS);
@@ -327,6 +393,17 @@ fn decapsulate(ctx: &XdpContext, l3: usize, ip: &Ipv4Hdr) -> (Stat, u32) {
         }
     }
 
+    // Under `stack` forwarding, the tunnel device must be known before
+    // anything moves.
+    let tunnel = if role == Role::Stack {
+        match PPTP_TUNNEL.get(0) {
+            Some(conf) if conf.inject_ifindex != 0 => Some(*conf),
+            _ => return (Stat::GreToUserspace, PASS),
+        }
+    } else {
+        None
+    };
+
     // Strip everything between the Ethernet header and the inner packet,
     // keeping the Ethernet addresses.
     // SAFETY: bounds checked by ptr_at at the top of `process`.
@@ -350,12 +427,28 @@ fn decapsulate(ctx: &XdpContext, l3: usize, ip: &Ipv4Hdr) -> (Stat, u32) {
         (*eth).ether_type = ETH_P_IPV4.to_be();
     }
 
+    // Into the tunnel device: the stack receives it there, as from the
+    // client, and routes, filters and NATs it (another client's packet
+    // included: it comes back out of the tunnel device).
+    if let Some(conf) = tunnel {
+        // SAFETY: bounds checked by ptr_at above.
+        unsafe {
+            (*eth).dst_addr = conf.tunnel_mac;
+            (*eth).src_addr = conf.inject_mac;
+        }
+        // SAFETY: plain helper call.
+        return (
+            Stat::GreDecapsulated,
+            unsafe { bpf_redirect(conf.inject_ifindex, 0) } as u32,
+        );
+    }
+
     // A packet for another client goes straight back into its tunnel.
     let key = ClientKey {
         client_addr: inner_ip.dst_addr,
     };
     if let Some(other) = PPTP_CLIENTS.get_ptr_mut(&key) {
-        let (stat, action) = encapsulate(ctx, ETH_LEN, other);
+        let (stat, action) = encapsulate(ctx, ETH_LEN, other, role);
         return if stat == Stat::Encapsulated || stat == Stat::RateLimitedEncap {
             (stat, action)
         } else {
@@ -469,7 +562,8 @@ fn forward(ctx: &XdpContext, src: [u8; 4], dst: [u8; 4], tot_len: u16) -> Option
     if unsafe { (*ip).ttl } <= 1 {
         return None; // the stack sends Time Exceeded
     }
-    let fib = fib_lookup(ctx, src, dst, tot_len, unsafe { (*ip).proto })?;
+    let ifindex = ctx.ingress_ifindex() as u32;
+    let fib = fib_lookup(ctx, ifindex, src, dst, tot_len, unsafe { (*ip).proto })?;
     // SAFETY: bounds checked by ptr_at; decrement TTL with the incremental
     // checksum update of RFC 1624 (the TTL is the high byte of its word).
     unsafe {
@@ -502,6 +596,7 @@ fn send(ctx: &XdpContext, fib: &FibParams) -> Option<u32> {
 #[inline(always)]
 fn fib_lookup(
     ctx: &XdpContext,
+    ifindex: u32,
     src: [u8; 4],
     dst: [u8; 4],
     tot_len: u16,
@@ -512,7 +607,7 @@ fn fib_lookup(
     params.family = AF_INET;
     params.l4_protocol = proto;
     params.__bindgen_anon_1.tot_len = tot_len;
-    params.ifindex = ctx.ingress_ifindex() as u32;
+    params.ifindex = ifindex;
     params.__bindgen_anon_3.ipv4_src = u32::from_ne_bytes(src);
     params.__bindgen_anon_4.ipv4_dst = u32::from_ne_bytes(dst);
     // SAFETY: params is a valid bpf_fib_lookup of the size given.
@@ -603,9 +698,12 @@ fn take(tat: *mut u64, cost: u64, tolerance: u64) -> bool {
 
 /// IPv4 (at `l3`) for a client: prepends outer IPv4, enhanced GRE and PPP
 /// and sends it towards the client's peer address, within the rate limit
-/// of the client's `PPTP_CLIENTS` entry `entry`.
+/// of the client's `PPTP_CLIENTS` entry `entry`. In [`Role::Tunnel`] the
+/// stack has routed the packet already (TTL decremented, or refused), and
+/// the route towards the peer is looked up as from the WAN interface.
 #[inline(always)]
-fn encapsulate(ctx: &XdpContext, l3: usize, entry: *mut Session) -> (Stat, u32) {
+fn encapsulate(ctx: &XdpContext, l3: usize, entry: *mut Session, role: Role) -> (Stat, u32) {
+    let routed = role == Role::Tunnel;
     // SAFETY: a map value pointer stays valid for the whole program run.
     let session = &unsafe { *entry };
     let Some(ip) = ptr_at::<Ipv4Hdr>(ctx, l3) else {
@@ -618,12 +716,27 @@ fn encapsulate(ctx: &XdpContext, l3: usize, entry: *mut Session) -> (Stat, u32) 
         || inner_len > session.mtu as usize
         || inner_len < IP_LEN
         || ctx.data() + l3 + inner_len > ctx.data_end()
-        || ip.ttl <= 1
+        || (!routed && ip.ttl <= 1)
         || (session.flags & SESSION_F_MSS_CLAMP != 0 && is_tcp_syn(ctx, l3, &ip))
     {
         return (Stat::EncapPassed, PASS);
     }
-    let Some(fib) = fib_lookup(ctx, session.local_addr, session.peer_addr, 0, IPPROTO_GRE) else {
+    let ifindex = if routed {
+        match PPTP_TUNNEL.get(0) {
+            Some(conf) => conf.wan_ifindex,
+            None => return (Stat::EncapPassed, PASS),
+        }
+    } else {
+        ctx.ingress_ifindex() as u32
+    };
+    let Some(fib) = fib_lookup(
+        ctx,
+        ifindex,
+        session.local_addr,
+        session.peer_addr,
+        0,
+        IPPROTO_GRE,
+    ) else {
         return (Stat::EncapPassed, PASS);
     };
     let Some(state) = PPTP_SEQ.get_ptr_mut(session.slot) else {
@@ -640,7 +753,7 @@ fn encapsulate(ctx: &XdpContext, l3: usize, entry: *mut Session) -> (Stat, u32) 
     }
 
     // Decrement the inner TTL (we route it) before moving the head.
-    if let Some(ip) = ptr_at::<Ipv4Hdr>(ctx, l3) {
+    if !routed && let Some(ip) = ptr_at::<Ipv4Hdr>(ctx, l3) {
         // SAFETY: bounds checked by ptr_at; RFC 1624 incremental update.
         unsafe {
             (*ip).ttl -= 1;

@@ -5,6 +5,7 @@ pub mod frame;
 pub mod gre_socket;
 pub mod mss;
 pub mod tun;
+pub mod veth;
 pub mod xdp;
 
 /// Where the fast path hands the packets it decapsulates, and what it

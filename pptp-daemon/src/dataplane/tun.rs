@@ -1,8 +1,9 @@
-//! The one TUN device that carries every session's decapsulated traffic on
-//! the userspace path, and the per-session routes that point clients'
-//! addresses at it.
+//! The one tunnel device that carries every session's decapsulated traffic
+//! on the userspace path (a TUN device, or under `forwarding = "stack"`
+//! the veth pair of [`super::veth`]), and the per-session routes that point
+//! clients' addresses at it.
 
-use std::{io, net::Ipv4Addr};
+use std::{io, net::Ipv4Addr, sync::Arc};
 
 use futures::TryStreamExt as _;
 use rtnetlink::{Handle, RouteMessageBuilder};
@@ -26,12 +27,22 @@ pub enum TunError {
     Netlink(io::Error),
 }
 
-/// The TUN device: IPv4 packets in, IPv4 packets out, no packet-info header.
+/// The tunnel device: IPv4 packets in, IPv4 packets out, no packet-info
+/// header or link-layer header.
 pub struct Tun {
-    reader: tun::DeviceReader,
-    writer: tun::DeviceWriter,
+    io: TunIo,
     name: String,
     index: u32,
+}
+
+enum TunIo {
+    Tun {
+        reader: tun::DeviceReader,
+        writer: tun::DeviceWriter,
+    },
+    /// The inject end of a veth pair, through one packet socket shared by
+    /// both halves.
+    Veth(Arc<super::veth::PacketSocket>),
 }
 
 impl Tun {
@@ -58,10 +69,24 @@ impl Tun {
             source,
         })?;
         Ok(Self {
-            reader,
-            writer,
+            io: TunIo::Tun { reader, writer },
             name: name.to_owned(),
             index,
+        })
+    }
+
+    /// The userspace side of a veth pair ([`super::veth::VethPair`]):
+    /// packets from and to its tunnel device, through a packet socket on
+    /// its inject end. Needs a tokio runtime.
+    pub fn veth(pair: &super::veth::VethPair) -> Result<Self, TunError> {
+        let socket = super::veth::PacketSocket::open(pair).map_err(|source| TunError::Io {
+            name: pair.inject_name.clone(),
+            source,
+        })?;
+        Ok(Self {
+            io: TunIo::Veth(Arc::new(socket)),
+            name: pair.name.clone(),
+            index: pair.index,
         })
     }
 
@@ -75,38 +100,52 @@ impl Tun {
 
     /// Splits into the receiving and sending halves, for two tasks.
     pub fn split(self) -> (TunReader, TunWriter) {
-        (
-            TunReader {
-                reader: self.reader,
-            },
-            TunWriter {
-                writer: self.writer,
-            },
-        )
+        match self.io {
+            TunIo::Tun { reader, writer } => (
+                TunReader(ReaderIo::Tun(reader)),
+                TunWriter(WriterIo::Tun(writer)),
+            ),
+            TunIo::Veth(socket) => (
+                TunReader(ReaderIo::Veth(socket.clone())),
+                TunWriter(WriterIo::Veth(socket)),
+            ),
+        }
     }
 }
 
 /// Receiving half: packets the kernel routed to a client.
-pub struct TunReader {
-    reader: tun::DeviceReader,
+pub struct TunReader(ReaderIo);
+
+enum ReaderIo {
+    Tun(tun::DeviceReader),
+    Veth(Arc<super::veth::PacketSocket>),
 }
 
 impl TunReader {
     /// Reads one IPv4 packet.
     pub async fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.reader.read(buf).await
+        match &mut self.0 {
+            ReaderIo::Tun(reader) => reader.read(buf).await,
+            ReaderIo::Veth(socket) => socket.recv(buf).await,
+        }
     }
 }
 
 /// Sending half: packets decapsulated from clients.
-pub struct TunWriter {
-    writer: tun::DeviceWriter,
+pub struct TunWriter(WriterIo);
+
+enum WriterIo {
+    Tun(tun::DeviceWriter),
+    Veth(Arc<super::veth::PacketSocket>),
 }
 
 impl TunWriter {
     /// Writes one IPv4 packet.
     pub async fn send(&mut self, packet: &[u8]) -> io::Result<()> {
-        self.writer.write_all(packet).await
+        match &mut self.0 {
+            WriterIo::Tun(writer) => writer.write_all(packet).await,
+            WriterIo::Veth(socket) => socket.send(packet).await,
+        }
     }
 }
 
@@ -124,6 +163,11 @@ impl Routes {
         let (conn, handle, _) = rtnetlink::new_connection().map_err(TunError::Netlink)?;
         tokio::spawn(conn);
         Ok(Self { handle })
+    }
+
+    /// The netlink handle (for links as well as routes).
+    pub fn handle(&self) -> &Handle {
+        &self.handle
     }
 
     fn message(addr: Ipv4Addr, dev: u32) -> rtnetlink::packet_route::route::RouteMessage {

@@ -18,7 +18,7 @@ use aya::{
 use aya_log::EbpfLogger;
 use pptp_common::maps::{
     CallEntry, ClientKey, MAX_SESSIONS, SESSION_F_ENCAP, SeqState, Session, SessionCounters,
-    SessionKey, Stat, names,
+    SessionKey, Stat, TunnelConf, names, programs,
 };
 use pptp_common::serial;
 use tokio::sync::Notify;
@@ -42,8 +42,9 @@ pub enum XdpMode {
 /// The XDP object built by build.rs from `pptp-ebpf`.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/pptp-xdp"));
 
-/// Name of the XDP entry point in the object.
-pub const PROGRAM: &str = "pptp_xdp";
+/// Name of the XDP entry point of `forwarding = "xdp"` (the other programs
+/// are in [`programs`]).
+pub const PROGRAM: &str = programs::XDP;
 
 /// Why the XDP data plane could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -58,7 +59,7 @@ pub enum XdpError {
     MissingProgram(&'static str),
     #[error("the eBPF object has no map `{0}`")]
     MissingMap(&'static str),
-    #[error("program `{PROGRAM}`: {0}")]
+    #[error("XDP program: {0}")]
     Program(#[from] ProgramError),
     #[error("map: {0}")]
     Map(#[from] aya::maps::MapError),
@@ -97,7 +98,7 @@ impl AttachedMode {
 pub struct XdpDataplane {
     ebpf: Ebpf,
     logger: Option<EbpfLogger<&'static dyn log::Log>>,
-    attached: Vec<(String, AttachedMode, XdpLinkId)>,
+    attached: Vec<(String, &'static str, AttachedMode, XdpLinkId)>,
     seq: std::sync::Arc<SeqMap>,
 }
 
@@ -129,11 +130,18 @@ impl XdpDataplane {
                 None
             }
         };
-        let program: &mut Xdp = ebpf
-            .program_mut(PROGRAM)
-            .ok_or(XdpError::MissingProgram(PROGRAM))?
-            .try_into()?;
-        program.load()?;
+        for name in [
+            programs::XDP,
+            programs::STACK,
+            programs::TUNNEL,
+            programs::TUNNEL_DEV,
+        ] {
+            let program: &mut Xdp = ebpf
+                .program_mut(name)
+                .ok_or(XdpError::MissingProgram(name))?
+                .try_into()?;
+            program.load()?;
+        }
         let seq = match ebpf.map(names::SEQ) {
             Some(Map::Array(data)) => std::sync::Arc::new(SeqMap::mmap(data)?),
             _ => return Err(XdpError::MissingMap(names::SEQ)),
@@ -146,16 +154,12 @@ impl XdpDataplane {
         })
     }
 
-    fn program(&self) -> Result<&Xdp, XdpError> {
+    fn program(&self, name: &'static str) -> Result<&Xdp, XdpError> {
         Ok(self
             .ebpf
-            .program(PROGRAM)
-            .ok_or(XdpError::MissingProgram(PROGRAM))?
+            .program(name)
+            .ok_or(XdpError::MissingProgram(name))?
             .try_into()?)
-    }
-
-    fn program_mut(&mut self) -> Result<&mut Xdp, XdpError> {
-        self.named_mut(PROGRAM)
     }
 
     /// Any XDP program of the object, by name.
@@ -171,12 +175,23 @@ impl XdpDataplane {
     /// network namespace). `Auto` tries native XDP first and falls back to
     /// generic XDP with a warning.
     pub fn attach(&mut self, iface: &str, mode: XdpMode) -> Result<AttachedMode, XdpError> {
+        self.attach_program(PROGRAM, iface, mode)
+    }
+
+    /// Attaches program `name` (one of [`programs`]) to `iface`, as
+    /// [`Self::attach`] does.
+    pub fn attach_program(
+        &mut self,
+        name: &'static str,
+        iface: &str,
+        mode: XdpMode,
+    ) -> Result<AttachedMode, XdpError> {
         let attempt = |this: &mut Self, m: AttachedMode| {
             let aya_mode = match m {
                 AttachedMode::Driver => AyaXdpMode::Driver,
                 AttachedMode::Generic => AyaXdpMode::Skb,
             };
-            this.program_mut()?
+            this.named_mut(name)?
                 .attach(iface, aya_mode)
                 .map_err(|source| XdpError::Attach {
                     iface: iface.to_owned(),
@@ -196,16 +211,21 @@ impl XdpDataplane {
                 }
             },
         };
-        tracing::info!(iface, mode = mode.as_str(), "XDP program attached");
-        self.attached.push((iface.to_owned(), mode, link));
+        tracing::info!(
+            iface,
+            program = name,
+            mode = mode.as_str(),
+            "XDP program attached"
+        );
+        self.attached.push((iface.to_owned(), name, mode, link));
         Ok(mode)
     }
 
     /// Detaches the programs from every interface they are attached to.
     pub fn detach_all(&mut self) -> Result<(), XdpError> {
         let attached = std::mem::take(&mut self.attached);
-        for (iface, _, link) in attached {
-            self.program_mut()?.detach(link)?;
+        for (iface, name, _, link) in attached {
+            self.named_mut(name)?.detach(link)?;
             tracing::info!(iface, "XDP program detached");
         }
         Ok(())
@@ -213,7 +233,7 @@ impl XdpDataplane {
 
     /// Interfaces the program is attached to.
     pub fn attachments(&self) -> impl Iterator<Item = (&str, AttachedMode)> {
-        self.attached.iter().map(|(i, m, _)| (i.as_str(), *m))
+        self.attached.iter().map(|(i, _, m, _)| (i.as_str(), *m))
     }
 
     /// Runs the program once on `frame` through BPF_PROG_TEST_RUN; the
@@ -231,6 +251,17 @@ impl XdpDataplane {
         out: &mut [u8],
         ifindex: Option<u32>,
     ) -> Result<(u32, usize), XdpError> {
+        self.test_run_program(PROGRAM, frame, out, ifindex)
+    }
+
+    /// Like [`Self::test_run_on`], for program `name` (one of [`programs`]).
+    pub fn test_run_program(
+        &self,
+        name: &'static str,
+        frame: &[u8],
+        out: &mut [u8],
+        ifindex: Option<u32>,
+    ) -> Result<(u32, usize), XdpError> {
         // struct xdp_md: data, data_end, data_meta, ingress_ifindex,
         // rx_queue_index, egress_ifindex (all u32).
         let mut ctx = [0u8; 24];
@@ -238,13 +269,24 @@ impl XdpDataplane {
         if let Some(ifindex) = ifindex {
             ctx[12..16].copy_from_slice(&ifindex.to_ne_bytes());
         }
-        let result = self.program()?.test_run(TestRunOptions {
+        let result = self.program(name)?.test_run(TestRunOptions {
             data_in: Some(frame),
             data_out: Some(out),
             ctx_in: ifindex.map(|_| &ctx[..]),
             ..TestRunOptions::default()
         })?;
         Ok((result.return_value, result.data_size_out as usize))
+    }
+
+    /// Tells the programs of `stack` forwarding where the tunnel device is.
+    pub fn set_tunnel(&mut self, conf: TunnelConf) -> Result<(), XdpError> {
+        let map = self
+            .ebpf
+            .map_mut(names::TUNNEL)
+            .ok_or(XdpError::MissingMap(names::TUNNEL))?;
+        let mut array = aya::maps::Array::<&mut MapData, TunnelConf>::try_from(map)?;
+        array.set(0, conf, 0)?;
+        Ok(())
     }
 
     /// The global counters, summed over CPUs, indexed by [`Stat`].

@@ -33,8 +33,10 @@ use crate::{
     cli::{ConfigOrigin, LogLevel},
     config::{Config, ipv4_peer},
     dataplane::{
+        Forwarding,
         gre_socket::GreSocket,
         tun::{Routes, Tun},
+        veth::VethPair,
         xdp::{SeqMap, XdpDataplane, XdpMode, run_logger},
     },
     logsafe::{WarnLimiter, WarnLimits},
@@ -54,7 +56,34 @@ pub async fn run(config: Config, origin: ConfigOrigin, log_level: LogLevel) -> a
     let (verifier, secrets) =
         super::reload::start_credentials(&config).context("reading the secrets file")?;
 
-    // Data plane.
+    // Data plane. The tunnel device first: under `stack` forwarding the
+    // programs need to know it. The veth pair lives as long as this
+    // function (deleted on every way out).
+    let routes = Routes::new().context("opening netlink")?;
+    let forwarding = config.forwarding();
+    let (tun, veth) = match forwarding {
+        Forwarding::Xdp => (
+            Tun::create(
+                &config.dataplane.tun_name,
+                Some(config.ppp.local_address),
+                config.ppp.mru,
+            )
+            .context("creating the TUN device")?,
+            None,
+        ),
+        Forwarding::Stack => {
+            let pair = VethPair::create(
+                routes.handle(),
+                &config.dataplane.tun_name,
+                Some(config.ppp.local_address),
+                config.ppp.mru,
+            )
+            .await
+            .context("creating the tunnel veth pair")?;
+            let tun = Tun::veth(&pair).context("opening the tunnel veth pair")?;
+            (tun, Some(pair))
+        }
+    };
     let mut logger_task = None;
     let xdp = match (&config.dataplane.interface, config.xdp_mode()) {
         (_, XdpMode::Off) => {
@@ -67,7 +96,7 @@ pub async fn run(config: Config, origin: ConfigOrigin, log_level: LogLevel) -> a
             );
             None
         }
-        (Some(iface), mode) => match attach_xdp(&config, iface, mode, log_level) {
+        (Some(iface), mode) => match attach_xdp(&config, iface, mode, log_level, veth.as_ref()) {
             Ok(mut dp) => {
                 if let Some(logger) = dp.take_logger() {
                     logger_task = Some(tokio::spawn(run_logger(logger)));
@@ -88,13 +117,6 @@ pub async fn run(config: Config, origin: ConfigOrigin, log_level: LogLevel) -> a
         Some(dp) => dp.seq().clone(),
         None => Arc::new(SeqMap::heap()),
     };
-    let tun = Tun::create(
-        &config.dataplane.tun_name,
-        Some(config.ppp.local_address),
-        config.ppp.mru,
-    )
-    .context("creating the TUN device")?;
-    let routes = Routes::new().context("opening netlink")?;
     let gre = GreSocket::open().context("opening the raw GRE socket (needs CAP_NET_RAW)")?;
     let random = os_random();
     let mut seed = [0u8; 8];
@@ -352,20 +374,62 @@ async fn wait_for_control_socket(path: &std::path::Path) {
     }
 }
 
-/// Loads the XDP program and attaches it to the WAN and LAN interfaces.
+/// Loads the XDP programs and attaches them: under `forwarding = "xdp"`
+/// to the WAN and LAN interfaces; under `stack` (with `veth`, the tunnel
+/// device) to the WAN interface (decapsulation into the tunnel device), the
+/// tunnel pair's inject end (encapsulation of what the stack routes out of
+/// the tunnel device) and the tunnel device (so that it takes redirected
+/// frames). LAN interfaces need nothing then.
 fn attach_xdp(
     config: &Config,
     iface: &str,
     mode: XdpMode,
     log_level: LogLevel,
+    veth: Option<&VethPair>,
 ) -> anyhow::Result<XdpDataplane> {
+    use pptp_common::maps::{TunnelConf, programs};
     let mut dp =
         XdpDataplane::load(log_level.as_log_filter()).context("loading the XDP program")?;
-    dp.attach(iface, mode)
-        .with_context(|| format!("attaching XDP to {iface}"))?;
-    for lan in &config.dataplane.lan_interfaces {
-        dp.attach(lan, mode)
-            .with_context(|| format!("attaching XDP to {lan}"))?;
+    let Some(pair) = veth else {
+        dp.attach(iface, mode)
+            .with_context(|| format!("attaching XDP to {iface}"))?;
+        for lan in &config.dataplane.lan_interfaces {
+            dp.attach(lan, mode)
+                .with_context(|| format!("attaching XDP to {lan}"))?;
+        }
+        return Ok(dp);
+    };
+    if !config.dataplane.lan_interfaces.is_empty() {
+        tracing::info!(
+            "forwarding = \"stack\": dataplane.lan_interfaces need no XDP (the stack routes towards clients), not attached"
+        );
+    }
+    let wan_index = interface_index(iface)?;
+    dp.set_tunnel(TunnelConf {
+        inject_ifindex: pair.inject_index,
+        wan_ifindex: wan_index,
+        tunnel_mac: pair.mac,
+        inject_mac: pair.inject_mac,
+    })
+    .context("configuring the tunnel device in the XDP maps")?;
+    for (program, dev) in [
+        (programs::TUNNEL_DEV, pair.name.as_str()),
+        (programs::TUNNEL, pair.inject_name.as_str()),
+        (programs::STACK, iface),
+    ] {
+        dp.attach_program(program, dev, mode)
+            .with_context(|| format!("attaching XDP program {program} to {dev}"))?;
     }
     Ok(dp)
+}
+
+/// The index of interface `name` in the daemon's namespace.
+fn interface_index(name: &str) -> anyhow::Result<u32> {
+    let c = std::ffi::CString::new(name).context("interface name")?;
+    // SAFETY: a valid NUL-terminated string for the call.
+    let index = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    if index == 0 {
+        return Err(std::io::Error::last_os_error()).with_context(|| format!("interface {name}"));
+    }
+    Ok(index)
 }
