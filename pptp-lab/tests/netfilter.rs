@@ -105,12 +105,14 @@ fn start(forwarding: &'static str) -> Lab {
 }
 
 /// rp_filter is still strict on every interface of the server, the
-/// daemon's tunnel device included.
-fn assert_rp_filter_strict(lab: &Lab) {
+/// daemon's tunnel device (and in stack mode its inject end) included.
+fn assert_rp_filter_strict(lab: &Lab, forwarding: &str) {
     let values = nft::rp_filter(&lab.topology.server).unwrap();
     let names: Vec<&str> = values.iter().map(|(n, _)| n.as_str()).collect();
-    for needed in ["all", "default", "s0", "l0", "pptp0"] {
-        assert!(names.contains(&needed), "no {needed} in {values:?}");
+    let stack = ["pptp0p"];
+    let extra: &[&str] = if forwarding == "stack" { &stack } else { &[] };
+    for needed in ["all", "default", "s0", "l0", "pptp0"].iter().chain(extra) {
+        assert!(names.contains(needed), "no {needed} in {values:?}");
     }
     assert!(values.iter().all(|(_, v)| *v == 1), "{values:?}");
 }
@@ -162,29 +164,31 @@ fn state(lab: &Lab) -> String {
     )
 }
 
-/// A UDP echo server on every address of the LAN host, noting who sent.
+/// A UDP echo server on the LAN host's addresses (one socket each, so
+/// that a reply leaves from the address the request went to), noting who
+/// sent.
 struct UdpEcho {
     port: u16,
     peers: Arc<Mutex<Vec<SocketAddr>>>,
     stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl UdpEcho {
     fn start(lan: &Netns) -> Self {
-        let socket = lan
-            .run(|| UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)))
-            .unwrap()
-            .unwrap();
-        socket
-            .set_read_timeout(Some(Duration::from_millis(100)))
-            .unwrap();
-        let port = socket.local_addr().unwrap().port();
         let peers = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
+        let mut port = 0;
+        let mut threads = Vec::new();
+        for addr in [LAN_HOST, BLOCKED] {
+            let ip: Ipv4Addr = addr.parse().unwrap();
+            let socket = lan.run(|| UdpSocket::bind((ip, port))).unwrap().unwrap();
+            socket
+                .set_read_timeout(Some(Duration::from_millis(100)))
+                .unwrap();
+            port = socket.local_addr().unwrap().port();
             let (peers, stop) = (peers.clone(), stop.clone());
-            std::thread::spawn(move || {
+            threads.push(std::thread::spawn(move || {
                 let mut buf = [0u8; 2048];
                 while !stop.load(Ordering::Relaxed) {
                     if let Ok((n, peer)) = socket.recv_from(&mut buf) {
@@ -192,13 +196,13 @@ impl UdpEcho {
                         let _ = socket.send_to(&buf[..n], peer);
                     }
                 }
-            })
-        };
+            }));
+        }
         Self {
             port,
             peers,
             stop,
-            thread: Some(thread),
+            threads,
         }
     }
 
@@ -210,7 +214,7 @@ impl UdpEcho {
 impl Drop for UdpEcho {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
+        for t in self.threads.drain(..) {
             let _ = t.join();
         }
     }
@@ -356,6 +360,18 @@ fn masquerade_hides_a_client_behind_the_server_on_the_fast_path() {
     let after = lab.stats().unwrap();
     let delta = |k: &str| after.get(k).copied().unwrap_or(0) - before.get(k).copied().unwrap_or(0);
 
+    println!(
+        "{BYTES} bytes each way and {DATAGRAMS} datagrams: {}",
+        [
+            "xdp_gre_decapsulated",
+            "xdp_encapsulated",
+            "userspace_data_rx_packets",
+            "userspace_data_tx_packets",
+        ]
+        .map(|k| format!("{k} +{}", delta(k)))
+        .join(", ")
+    );
+
     // The LAN host saw the server's LAN address, for TCP and UDP alike.
     let server_lan: Ipv4Addr = SERVER_LAN.parse().unwrap();
     assert_eq!(peer.ip(), server_lan, "TCP peer\n{}", state(&lab));
@@ -392,7 +408,7 @@ fn masquerade_hides_a_client_behind_the_server_on_the_fast_path() {
             state(&lab)
         );
     }
-    assert_rp_filter_strict(&lab);
+    assert_rp_filter_strict(&lab, "stack");
 }
 
 #[test]
@@ -463,7 +479,7 @@ fn forward_drop_blocks_one_clients_destination_and_nothing_else() {
         "no TCP here, so no data in userspace\n{}",
         state(&lab)
     );
-    assert_rp_filter_strict(&lab);
+    assert_rp_filter_strict(&lab, "stack");
 }
 
 /// An IPv4/UDP frame from [`WAN_HOST`] to `to:port` as a host on the WAN
@@ -577,7 +593,7 @@ fn a_wan_host_cannot_reach_a_client_around_the_forward_chain() {
         "forward_dropped grew {dropped}\n{}",
         state(&lab)
     );
-    assert_rp_filter_strict(&lab);
+    assert_rp_filter_strict(&lab, "stack");
 }
 
 #[test]
@@ -589,5 +605,5 @@ fn xdp_mode_lets_a_wan_host_reach_a_client_around_the_forward_chain() {
     let (arrived, dropped) = wan_host_to_client(&lab);
     assert_eq!(arrived, 5, "{}", state(&lab));
     assert_eq!(dropped, 0, "{}", state(&lab));
-    assert_rp_filter_strict(&lab);
+    assert_rp_filter_strict(&lab, "xdp");
 }
