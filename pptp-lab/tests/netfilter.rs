@@ -33,8 +33,9 @@ mod common;
 use common::bin;
 
 /// The ruleset of a PPTP concentrator whose clients reach a private LAN
-/// (l0) through NAT: forwarding is denied but for the tunnel's own
-/// traffic and its replies, one client (bob, 198.19.200.7) may not reach
+/// (l0) through NAT: the server itself takes PPTP (the control
+/// connection and GRE) and ICMP only, forwarding is denied but for the
+/// tunnel's own traffic and its replies, one client (bob, 198.19.200.7) may not reach
 /// one LAN host, and what leaves on the LAN is masqueraded. Named
 /// counters show which rule saw what.
 const RULESET: &str = r#"
@@ -43,6 +44,15 @@ table inet pptp_lab {
     counter from_tunnel { }
     counter forward_dropped { }
     counter masqueraded { }
+
+    chain input {
+        type filter hook input priority filter; policy drop;
+        ct state established,related accept
+        iif "lo" accept
+        tcp dport 1723 accept
+        meta l4proto gre accept
+        meta l4proto { icmp, ipv6-icmp } accept
+    }
 
     chain forward {
         type filter hook forward priority filter; policy drop;
