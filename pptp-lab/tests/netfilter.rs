@@ -7,13 +7,16 @@
 //! for one client's destination blocks it while other traffic flows, and a
 //! host on the WAN side cannot reach a client around the FORWARD chain;
 //! meanwhile the data goes through the kernel program both ways, not
-//! through userspace. The same WAN-side frame with `forwarding = "xdp"`
+//! through userspace. Each runs with a fast-path session and with an MPPE
+//! one (whose data takes the path `ctl sessions` reports for it). The
+//! same WAN-side frame with `forwarding = "xdp"`
 //! does reach the client: the documented bypass, and the proof that the
 //! test sees it. Needs root and nft; fails (never skips) without them.
 //!
 //! The ruleset is the example of docs/netfilter.md.
 
 use std::{
+    collections::HashMap,
     io::{Read as _, Write as _},
     net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket},
     sync::{
@@ -23,6 +26,7 @@ use std::{
     time::Duration,
 };
 
+use pptp_daemon::server::ctl::DataPath;
 use pptp_lab::{
     lab::{LAN_HOST, Lab, LabOptions, PASSWORD, Process, SERVER_LAN, TUNNEL_NET, Topology, USER},
     nft,
@@ -127,13 +131,72 @@ fn assert_rp_filter_strict(lab: &Lab, forwarding: &str) {
     assert!(values.iter().all(|(_, v)| *v == 1), "{values:?}");
 }
 
-/// A client session's address once it is up.
-fn up(client: &mut Process, lab: &Lab) -> String {
+/// Starts a client as `user` (MPPE-128 when `mppe`) and returns it with
+/// its session's address once it is up.
+fn client(lab: &Lab, user: &str, mppe: bool, extra: &[&str]) -> (Process, String) {
+    let password = if user == USER { PASSWORD } else { BOB_PASSWORD };
+    let mut args = extra.to_vec();
+    if mppe {
+        args.push("--mppe");
+    }
+    let mut client = lab.client_as(user, password, &args).unwrap();
     match client.session_outcome(Duration::from_secs(30)) {
-        Ok(Ok(up)) => up["address"].as_str().expect("address").to_owned(),
+        Ok(Ok(up)) => {
+            assert_eq!(up["mppe"], serde_json::Value::Bool(mppe), "{up}");
+            let addr = up["address"].as_str().expect("address").to_owned();
+            (client, addr)
+        }
         Ok(Err(line)) => panic!("client: {line}\ndaemon log:\n{}", lab.daemon_log()),
         Err(e) => panic!("{e}\ndaemon log:\n{}", lab.daemon_log()),
     }
+}
+
+/// The data counted between `before` and `after` went the sessions' data
+/// path (all sessions on the same one): at least `up` frames from the
+/// clients and `down` to them. On the fast path, userspace carried at
+/// most `detours` data packets each way.
+fn assert_carried(
+    lab: &Lab,
+    before: &HashMap<String, u64>,
+    after: &HashMap<String, u64>,
+    (up, down): (u64, u64),
+    detours: u64,
+) {
+    let delta = |k: &str| after.get(k).copied().unwrap_or(0) - before.get(k).copied().unwrap_or(0);
+    let summary = [
+        "xdp_gre_decapsulated",
+        "xdp_encapsulated",
+        "userspace_data_rx_packets",
+        "userspace_data_tx_packets",
+    ]
+    .map(|k| format!("{k} +{}", delta(k)))
+    .join(", ");
+    println!("{summary}");
+    let paths: Vec<DataPath> = lab.sessions().unwrap().iter().map(|s| s.path).collect();
+    let (rx, tx) = match paths[..] {
+        [DataPath::Xdp, ..] => {
+            for key in ["userspace_data_rx_packets", "userspace_data_tx_packets"] {
+                assert!(
+                    delta(key) <= detours,
+                    "{key} grew {} > {detours}; {summary}\n{}",
+                    delta(key),
+                    state(lab)
+                );
+            }
+            ("xdp_gre_decapsulated", "xdp_encapsulated")
+        }
+        _ => ("userspace_data_rx_packets", "userspace_data_tx_packets"),
+    };
+    assert!(
+        paths.iter().all(|p| *p == paths[0]),
+        "sessions on different paths: {paths:?}"
+    );
+    assert!(
+        delta(rx) >= up && delta(tx) >= down,
+        "expected {up} frames up and {down} down on {:?}: {summary}\n{}",
+        paths[0],
+        state(lab)
+    );
 }
 
 /// Traffic from `from` (a tunnel address in the client namespace) leaves
@@ -345,19 +408,18 @@ fn tcp_echo(lab: &Lab, from: &str, bytes: usize) -> Result<SocketAddr, String> {
     Ok(peer)
 }
 
-#[test]
-fn masquerade_hides_a_client_behind_the_server_on_the_fast_path() {
-    const BYTES: usize = 4_000_000;
+/// A client's TCP and UDP through the tunnel reach a LAN host that has
+/// no route back to the pool, and the LAN host sees the server's address.
+fn masquerade(mppe: bool, bytes: usize) {
     const DATAGRAMS: usize = 50;
     let lab = start("stack");
-    let mut client = lab.client(&[]).unwrap();
-    let addr = up(&mut client, &lab);
+    let (_client, addr) = client(&lab, USER, mppe, &[]);
     nft::set_rp_filter(&lab.topology.server, 1).unwrap();
     let udp = UdpEcho::start(&lab.topology.lan);
     let before = lab.stats().unwrap();
     let masqueraded = counter(&lab, "masqueraded");
 
-    let peer = tcp_echo(&lab, &addr, BYTES).unwrap_or_else(|e| panic!("{e}\n{}", state(&lab)));
+    let peer = tcp_echo(&lab, &addr, bytes).unwrap_or_else(|e| panic!("{e}\n{}", state(&lab)));
     let echoed = udp_echoes(
         &lab,
         &addr,
@@ -368,19 +430,6 @@ fn masquerade_hides_a_client_behind_the_server_on_the_fast_path() {
         Duration::from_secs(1),
     );
     let after = lab.stats().unwrap();
-    let delta = |k: &str| after.get(k).copied().unwrap_or(0) - before.get(k).copied().unwrap_or(0);
-
-    println!(
-        "{BYTES} bytes each way and {DATAGRAMS} datagrams: {}",
-        [
-            "xdp_gre_decapsulated",
-            "xdp_encapsulated",
-            "userspace_data_rx_packets",
-            "userspace_data_tx_packets",
-        ]
-        .map(|k| format!("{k} +{}", delta(k)))
-        .join(", ")
-    );
 
     // The LAN host saw the server's LAN address, for TCP and UDP alike.
     let server_lan: Ipv4Addr = SERVER_LAN.parse().unwrap();
@@ -399,40 +448,36 @@ fn masquerade_hides_a_client_behind_the_server_on_the_fast_path() {
         state(&lab)
     );
 
-    // Every data frame went through the kernel program both ways: moving
-    // BYTES takes at least BYTES / MTU frames each way, plus the datagrams.
-    let least = BYTES as u64 / TUNNEL_MTU + DATAGRAMS as u64;
-    for key in ["xdp_gre_decapsulated", "xdp_encapsulated"] {
-        assert!(delta(key) >= least, "{key} grew {} < {least}", delta(key));
-    }
-    // Userspace carried none of the data: only the TCP handshake, whose
-    // SYN (up) and SYN-ACK (down) carry the MSS option that the kernel
-    // program hands to userspace for clamping. Within the 10 s connect
-    // timeout a SYN is sent at most 4 times (at 0, 1, 3 and 7 s), so at
-    // most 4 each way.
-    for key in ["userspace_data_rx_packets", "userspace_data_tx_packets"] {
-        assert!(
-            delta(key) <= 4,
-            "{key} grew {}\n{}",
-            delta(key),
-            state(&lab)
-        );
-    }
+    // Every data frame went the session's path both ways: moving `bytes`
+    // takes at least bytes / MTU frames each way, plus the datagrams. On
+    // the fast path userspace carried none of the data, only the TCP
+    // handshake, whose SYN (up) and SYN-ACK (down) carry the MSS option
+    // that the kernel program hands to userspace for clamping. Within the
+    // 10 s connect timeout a SYN is sent at most 4 times (at 0, 1, 3 and
+    // 7 s), so at most 4 each way.
+    let least = bytes as u64 / TUNNEL_MTU + DATAGRAMS as u64;
+    assert_carried(&lab, &before, &after, (least, least), 4);
     assert_rp_filter_strict(&lab, "stack");
 }
 
 #[test]
-fn forward_drop_blocks_one_clients_destination_and_nothing_else() {
+fn masquerade_hides_a_client_behind_the_server_on_the_fast_path() {
+    masquerade(false, 4_000_000);
+}
+
+#[test]
+fn masquerade_hides_an_mppe_client_behind_the_server() {
+    masquerade(true, 1_000_000);
+}
+
+/// Two sessions; the ruleset forbids one of them one LAN address.
+fn forward_drop(mppe: bool) {
     let lab = start("stack");
     // bob (A) holds 198.19.200.7, whom the ruleset forbids BLOCKED; alice
     // (B) may go anywhere.
-    let mut a = lab
-        .client_as("bob", BOB_PASSWORD, &["--tun", "nfa0"])
-        .unwrap();
-    let a_addr = up(&mut a, &lab);
+    let (_a, a_addr) = client(&lab, "bob", mppe, &["--tun", "nfa0"]);
     assert_eq!(a_addr, BOB);
-    let mut b = lab.client_as(USER, PASSWORD, &["--tun", "nfb0"]).unwrap();
-    let b_addr = up(&mut b, &lab);
+    let (_b, b_addr) = client(&lab, USER, mppe, &["--tun", "nfb0"]);
     route_from(&lab, &a_addr, "nfa0", "101");
     route_from(&lab, &b_addr, "nfb0", "102");
     nft::set_rp_filter(&lab.topology.server, 1).unwrap();
@@ -475,21 +520,22 @@ fn forward_drop_blocks_one_clients_destination_and_nothing_else() {
     // The drop rule did it: 2 echo requests and 3 datagrams.
     let blocked = counter(&lab, "blocked") - blocked_before;
     assert!(blocked >= 5, "blocked counted {blocked}\n{}", state(&lab));
-    // And the allowed traffic went through the kernel program.
+    // The allowed traffic (3 pings and 5 datagrams each way, three
+    // times) and the blocked one (5 up) went the sessions' data path; no
+    // TCP here, so on the fast path none of it went through userspace.
     let after = lab.stats().unwrap();
-    let delta = |k: &str| after.get(k).copied().unwrap_or(0) - before.get(k).copied().unwrap_or(0);
-    assert!(
-        delta("xdp_gre_decapsulated") >= 3 * (3 + 5) + 5,
-        "{}",
-        state(&lab)
-    );
-    assert!(delta("xdp_encapsulated") >= 3 * (3 + 5), "{}", state(&lab));
-    assert!(
-        delta("userspace_data_rx_packets") + delta("userspace_data_tx_packets") == 0,
-        "no TCP here, so no data in userspace\n{}",
-        state(&lab)
-    );
+    assert_carried(&lab, &before, &after, (3 * (3 + 5) + 5, 3 * (3 + 5)), 0);
     assert_rp_filter_strict(&lab, "stack");
+}
+
+#[test]
+fn forward_drop_blocks_one_clients_destination_and_nothing_else() {
+    forward_drop(false);
+}
+
+#[test]
+fn forward_drop_blocks_one_mppe_clients_destination_and_nothing_else() {
+    forward_drop(true);
 }
 
 /// An IPv4/UDP frame from [`WAN_HOST`] to `to:port` as a host on the WAN
@@ -536,10 +582,10 @@ fn wan_frame(
 /// reached a socket bound to that address in the client namespace (where
 /// only the tunnel delivers to it), and the forward chain's policy
 /// counter's growth.
-fn wan_host_to_client(lab: &Lab) -> (usize, u64) {
+fn wan_host_to_client(lab: &Lab, mppe: bool) -> (usize, u64) {
     const FRAMES: usize = 5;
-    let mut client = lab.client(&[]).unwrap();
-    let addr: Ipv4Addr = up(&mut client, lab).parse().unwrap();
+    let (client, addr) = client(lab, USER, mppe, &[]);
+    let addr: Ipv4Addr = addr.parse().unwrap();
     nft::set_rp_filter(&lab.topology.server, 1).unwrap();
     let receiver = lab
         .topology
@@ -592,10 +638,11 @@ fn wan_host_to_client(lab: &Lab) -> (usize, u64) {
     (arrived, dropped)
 }
 
-#[test]
-fn a_wan_host_cannot_reach_a_client_around_the_forward_chain() {
+/// In stack mode a frame from the WAN side to a client goes through the
+/// forward chain, whose policy drops it.
+fn wan_host_blocked(mppe: bool) {
     let lab = start("stack");
-    let (arrived, dropped) = wan_host_to_client(&lab);
+    let (arrived, dropped) = wan_host_to_client(&lab, mppe);
     assert_eq!(arrived, 0, "{}", state(&lab));
     // The forward chain saw them and its policy dropped them.
     assert!(
@@ -607,12 +654,22 @@ fn a_wan_host_cannot_reach_a_client_around_the_forward_chain() {
 }
 
 #[test]
+fn a_wan_host_cannot_reach_a_client_around_the_forward_chain() {
+    wan_host_blocked(false);
+}
+
+#[test]
+fn a_wan_host_cannot_reach_an_mppe_client_around_the_forward_chain() {
+    wan_host_blocked(true);
+}
+
+#[test]
 fn xdp_mode_lets_a_wan_host_reach_a_client_around_the_forward_chain() {
     // The documented bypass of `forwarding = "xdp"`: the kernel program
     // encapsulates whatever arrives for a client, before netfilter. This
     // also shows that the test above would see the frames arrive.
     let lab = start("xdp");
-    let (arrived, dropped) = wan_host_to_client(&lab);
+    let (arrived, dropped) = wan_host_to_client(&lab, false);
     assert_eq!(arrived, 5, "{}", state(&lab));
     assert_eq!(dropped, 0, "{}", state(&lab));
     assert_rp_filter_strict(&lab, "xdp");
