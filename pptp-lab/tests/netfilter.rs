@@ -9,9 +9,9 @@
 //! meanwhile the data goes through the kernel program both ways, not
 //! through userspace. Each runs with a fast-path session and with an MPPE
 //! one (whose data takes the path `ctl sessions` reports for it). The
-//! same WAN-side frame with `forwarding = "xdp"`
-//! does reach the client: the documented bypass, and the proof that the
-//! test sees it. Needs root and nft; fails (never skips) without them.
+//! same WAN-side frame with `forwarding = "xdp"` does reach the client:
+//! the documented bypass, and the proof that the test sees it. Needs root
+//! and nft; fails (never skips) without them.
 //!
 //! The ruleset is the example of docs/netfilter.md.
 
