@@ -623,14 +623,21 @@ fn wan_host_to_client(lab: &Lab, mppe: bool) -> (usize, u64) {
         .expect("packet socket on c0");
     let dropped_before = counter(lab, "forward_dropped");
     let payload = b"from the WAN, around the firewall";
-    let mut arrived = 0;
     for _ in 0..FRAMES {
         raw.send(&wan_frame(s0, c0, addr, port, payload))
             .expect("sending the frame");
-        while let Ok((n, from)) = receiver.recv_from(&mut buf) {
-            if &buf[..n] == payload && from.ip() == WAN_HOST {
-                arrived += 1;
-            }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // What arrives does within a second of the last frame (in the lab, a
+    // few milliseconds); the socket times out after 200 ms of silence.
+    let mut arrived = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    while arrived < FRAMES && std::time::Instant::now() < deadline {
+        if let Ok((n, from)) = receiver.recv_from(&mut buf)
+            && &buf[..n] == payload
+            && from.ip() == WAN_HOST
+        {
+            arrived += 1;
         }
     }
     let dropped = counter(lab, "forward_dropped") - dropped_before;
