@@ -1,7 +1,8 @@
 //! nftables and reverse-path filtering in a lab namespace, for the tests
 //! that check what of an operator's network policy each forwarding mode
 //! keeps (issue 17, docs/netfilter.md): load a ruleset with Debian's `nft`,
-//! read its named counters, and set or read `rp_filter` on every interface.
+//! read its named counters, set or read `rp_filter` on every interface and
+//! count what it dropped.
 //!
 //! Everything happens inside one namespace; the ruleset goes away with it.
 
@@ -155,6 +156,36 @@ pub fn rp_filter(ns: &Netns) -> Result<Vec<(String, u8)>, NftError> {
         }
         Ok(out)
     })?
+}
+
+/// Packets the reverse-path filter of `ns` has dropped since the namespace
+/// was made (`IPReversePathFilter` of `TcpExt` in /proc/net/netstat, as
+/// `nstat` shows it).
+pub fn rp_filter_drops(ns: &Netns) -> Result<u64, NftError> {
+    // /proc/self/net is the main thread's namespace; this thread's is
+    // under thread-self.
+    const NETSTAT: &str = "/proc/thread-self/net/netstat";
+    let text = ns
+        .run(|| std::fs::read_to_string(NETSTAT))?
+        .map_err(|source| NftError::Sysctl {
+            path: NETSTAT.to_owned(),
+            source,
+        })?;
+    let mut tcp_ext = text.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (names, values) = (tcp_ext.next(), tcp_ext.next());
+    names
+        .zip(values)
+        .and_then(|(names, values)| {
+            names
+                .split_whitespace()
+                .zip(values.split_whitespace())
+                .find(|(name, _)| *name == "IPReversePathFilter")
+                .and_then(|(_, value)| value.parse().ok())
+        })
+        .ok_or_else(|| NftError::Output {
+            command: format!("reading {NETSTAT}"),
+            why: "no TcpExt IPReversePathFilter".to_owned(),
+        })
 }
 
 /// The entries of /proc/sys/net/ipv4/conf as the calling thread's

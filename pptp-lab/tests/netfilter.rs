@@ -10,8 +10,10 @@
 //! through userspace. Each runs with a fast-path session and with an MPPE
 //! one (whose data takes the path `ctl sessions` reports for it). The
 //! same WAN-side frame with `forwarding = "xdp"` does reach the client:
-//! the documented bypass, and the proof that the test sees it. Needs root
-//! and nft; fails (never skips) without them.
+//! the documented bypass, and the proof that the test sees it. A client
+//! reaches the server itself under strict rp_filter, which in xdp mode
+//! drops what the fast path hands the stack. Needs root and nft; fails
+//! (never skips) without them.
 //!
 //! The ruleset is the example of docs/netfilter.md.
 
@@ -129,6 +131,12 @@ fn assert_rp_filter_strict(lab: &Lab, forwarding: &str) {
         assert!(names.contains(needed), "no {needed} in {values:?}");
     }
     assert!(values.iter().all(|(_, v)| *v == 1), "{values:?}");
+    // And it had nothing to drop: every packet arrived where its source
+    // routes back to.
+    if forwarding == "stack" {
+        let drops = nft::rp_filter_drops(&lab.topology.server).unwrap();
+        assert_eq!(drops, 0, "reverse-path filter drops\n{}", state(lab));
+    }
 }
 
 /// Starts a client as `user` (MPPE-128 when `mppe`) and returns it with
@@ -679,5 +687,38 @@ fn xdp_mode_lets_a_wan_host_reach_a_client_around_the_forward_chain() {
     let (arrived, dropped) = wan_host_to_client(&lab, false);
     assert_eq!(arrived, 5, "{}", state(&lab));
     assert_eq!(dropped, 0, "{}", state(&lab));
+    assert_rp_filter_strict(&lab, "xdp");
+}
+
+/// A client pings the server's LAN address: a packet for the server
+/// itself, which the stack must handle. Whether it was answered, and how
+/// many packets strict reverse-path filtering dropped meanwhile.
+fn client_pings_the_server(lab: &Lab) -> (bool, u64) {
+    let (_client, addr) = client(lab, USER, false, &[]);
+    nft::set_rp_filter(&lab.topology.server, 1).unwrap();
+    let before = nft::rp_filter_drops(&lab.topology.server).unwrap();
+    let answered = lab.ping(&addr, SERVER_LAN, 3).is_ok();
+    let drops = nft::rp_filter_drops(&lab.topology.server).unwrap() - before;
+    (answered, drops)
+}
+
+#[test]
+fn a_client_reaches_the_server_itself_under_strict_rp_filter() {
+    let lab = start("stack");
+    let (answered, drops) = client_pings_the_server(&lab);
+    assert!(answered, "no answer from {SERVER_LAN}\n{}", state(&lab));
+    assert_eq!(drops, 0, "{}", state(&lab));
+    assert_rp_filter_strict(&lab, "stack");
+}
+
+#[test]
+fn xdp_mode_hands_the_stack_packets_that_strict_rp_filter_drops() {
+    // The documented limit of `forwarding = "xdp"`: what the fast path
+    // passes to the stack arrives on the WAN interface with the client's
+    // source, which routes back through pptp0.
+    let lab = start("xdp");
+    let (answered, drops) = client_pings_the_server(&lab);
+    assert!(!answered, "{SERVER_LAN} answered\n{}", state(&lab));
+    assert!(drops >= 3, "rp_filter dropped {drops}\n{}", state(&lab));
     assert_rp_filter_strict(&lab, "xdp");
 }
