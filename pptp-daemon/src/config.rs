@@ -2411,6 +2411,28 @@ mod tests {
         }
     }
 
+    #[test]
+    fn forwarding_mapping_and_tunnel_name() {
+        assert_eq!(Config::default().forwarding(), Forwarding::Stack);
+        for (text, mode) in [("stack", Forwarding::Stack), ("xdp", Forwarding::Xdp)] {
+            let c = Config::parse(&format!("[dataplane]\nforwarding = \"{text}\"\n"), "x").unwrap();
+            assert_eq!(c.forwarding(), mode);
+        }
+        assert!(Config::parse("[dataplane]\nforwarding = \"kernel\"\n", "x").is_err());
+        // The veth pair's peer takes a "p": 14 bytes at most under "stack".
+        let name = "a".repeat(15);
+        let stack = Config::parse(&format!("[dataplane]\ntun_name = \"{name}\"\n"), "x");
+        assert!(
+            stack
+                .unwrap_err()
+                .to_string()
+                .contains("dataplane.tun_name")
+        );
+        let xdp = format!("[dataplane]\nforwarding = \"xdp\"\ntun_name = \"{name}\"\n");
+        assert!(Config::parse(&xdp, "x").is_ok());
+        assert!(Config::parse("[dataplane]\ntun_name = \"pptp/0\"\n", "x").is_err());
+    }
+
     // ----- [radius] -----
 
     const RADIUS_EXAMPLE: &str = "[auth]\nbackend = \"radius\"\n\
