@@ -592,7 +592,7 @@ fn wan_frame(
 /// counter's growth.
 fn wan_host_to_client(lab: &Lab, mppe: bool) -> (usize, u64) {
     const FRAMES: usize = 5;
-    let (client, addr) = client(lab, USER, mppe, &[]);
+    let (session, addr) = client(lab, USER, mppe, &[]);
     let addr: Ipv4Addr = addr.parse().unwrap();
     nft::set_rp_filter(&lab.topology.server, 1).unwrap();
     let receiver = lab
@@ -649,7 +649,7 @@ fn wan_host_to_client(lab: &Lab, mppe: bool) -> (usize, u64) {
         }
     }
     let dropped = counter(lab, "forward_dropped") - dropped_before;
-    drop(client);
+    drop(session);
     (arrived, dropped)
 }
 
