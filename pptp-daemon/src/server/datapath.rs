@@ -23,6 +23,110 @@ use crate::{
 
 /// Frames [`gre_receive`] takes from the socket at a time.
 const BATCH: usize = 32;
+/// Data frames one worker's queue holds; beyond, data is dropped and
+/// counted (`userspace_worker_queue_full`).
+const WORKER_QUEUE: usize = 256;
+/// The largest GRE frame (header and payload) a worker takes: more than a
+/// PPP frame of the largest MRU (1500) with its GRE header. A larger frame
+/// is handled where it was received.
+const WORKER_FRAME: usize = 2048;
+/// Most data workers, whatever the number of CPUs.
+const MAX_WORKERS: usize = 8;
+
+/// One data frame on its way to a worker: `buf[..len]`, from `src`.
+struct DataFrame {
+    buf: Box<[u8; WORKER_FRAME]>,
+    len: usize,
+    src: Ipv4Addr,
+}
+
+/// The data workers of [`gre_receive`]: every data frame of a userspace
+/// session (MPPE decryption included) is judged and delivered by one of
+/// them, chosen by its call, so a session's frames keep their order and
+/// the receive task keeps only control frames and dispatching, never RC4
+/// or rekeying (issue 14). Buffers come back to a shared free list: no
+/// allocation per frame once the list holds enough.
+struct DataWorkers {
+    queues: Vec<tokio::sync::mpsc::Sender<DataFrame>>,
+    free: Arc<std::sync::Mutex<Vec<Box<[u8; WORKER_FRAME]>>>>,
+}
+
+impl DataWorkers {
+    /// One worker per CPU (at most [`MAX_WORKERS`]), each delivering through
+    /// its clone of `tun`.
+    fn spawn(shared: &Arc<Shared>, tun: &TunWriter) -> Self {
+        let n = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, MAX_WORKERS);
+        let free = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let queues = (0..n)
+            .map(|_| {
+                let (tx, rx) = tokio::sync::mpsc::channel(WORKER_QUEUE);
+                tokio::spawn(data_worker(shared.clone(), tun.clone(), rx, free.clone()));
+                tx
+            })
+            .collect();
+        Self { queues, free }
+    }
+
+    /// Hands the data frame `frame` of call `call_id` from `src` to its
+    /// worker; `false` when it is too large for one (the caller handles
+    /// it). A full queue drops the frame (counted).
+    fn offer(&self, shared: &Shared, src: Ipv4Addr, call_id: u16, frame: &[u8]) -> bool {
+        if frame.len() > WORKER_FRAME {
+            return false;
+        }
+        let key = (u64::from(u32::from(src)) << 16) | u64::from(call_id);
+        // Fibonacci hashing spreads consecutive call IDs over the workers.
+        let pick = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize % self.queues.len();
+        let queue = &self.queues[pick];
+        let Ok(permit) = queue.try_reserve() else {
+            shared
+                .stats
+                .worker_queue_full
+                .fetch_add(1, Ordering::Relaxed);
+            return true;
+        };
+        let mut buf = self
+            .free
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+            .unwrap_or_else(|| Box::new([0u8; WORKER_FRAME]));
+        buf[..frame.len()].copy_from_slice(frame);
+        permit.send(DataFrame {
+            buf,
+            len: frame.len(),
+            src,
+        });
+        true
+    }
+}
+
+/// Judges and delivers the data frames of the calls that hash to it.
+async fn data_worker(
+    shared: Arc<Shared>,
+    mut tun: TunWriter,
+    mut frames: tokio::sync::mpsc::Receiver<DataFrame>,
+    free: Arc<std::sync::Mutex<Vec<Box<[u8; WORKER_FRAME]>>>>,
+) {
+    /// Buffers kept for reuse: every queue full, and then some.
+    const KEEP: usize = MAX_WORKERS * WORKER_QUEUE;
+    while let Some(mut frame) = frames.recv().await {
+        handle_gre(
+            &shared,
+            &mut tun,
+            &mut frame.buf[..],
+            frame.src,
+            0..frame.len,
+        )
+        .await;
+        let mut free = free.lock().unwrap_or_else(|e| e.into_inner());
+        if free.len() < KEEP {
+            free.push(frame.buf);
+        }
+    }
+}
 
 /// Receives every GRE frame that reaches userspace: data of sessions on
 /// the userspace path (decrypted when MPPE) goes to the TUN device, control
@@ -32,10 +136,13 @@ const BATCH: usize = 32;
 /// A full batch means the task is behind: then the batch's control frames
 /// (LCP, authentication, IPCP, CCP, ack-only) are handled before its data,
 /// so a data backlog delays no session's negotiation or keepalive (issue
-/// 17; the XDP program already bounds what each call sends up). A clear
-/// userspace call may then find a data frame that preceded a control
-/// frame late and drop it: under load, data is what is shed.
+/// 17; the XDP program already bounds what each call sends up). Control
+/// frames are handled here; data frames go to the [`DataWorkers`], so
+/// neither decryption nor a rekeying storm runs on this task. A clear
+/// userspace call may find a data frame that preceded a control frame late
+/// and drop it: under load, data is what is shed.
 pub(super) async fn gre_receive(shared: Arc<Shared>, mut tun: TunWriter) {
+    let workers = DataWorkers::spawn(&shared, &tun);
     let mut bufs: Vec<Vec<u8>> = (0..BATCH).map(|_| vec![0u8; 65536]).collect();
     let mut batch: Vec<(usize, Ipv4Addr, Range<usize>)> = Vec::with_capacity(BATCH);
     loop {
@@ -74,6 +181,13 @@ pub(super) async fn gre_receive(shared: Arc<Shared>, mut tun: TunWriter) {
                 .fetch_add(first, Ordering::Relaxed);
         }
         for (i, src, range) in batch.drain(..) {
+            if let Some(frame) = bufs[i].get(range.clone())
+                && let Ok(header) = frame::parse_gre(frame)
+                && !is_control(frame)
+                && workers.offer(&shared, src, header.call_id, frame)
+            {
+                continue;
+            }
             handle_gre(&shared, &mut tun, &mut bufs[i], src, range).await;
         }
     }

@@ -49,6 +49,8 @@ pub struct Stats {
     /// Control frames the GRE receive task handled ahead of the data of
     /// their batch, being behind (issue 17).
     pub gre_control_first: AtomicU64,
+    /// Data frames dropped because their worker's queue was full.
+    pub worker_queue_full: AtomicU64,
     pub tun_rx: AtomicU64,
     pub tun_no_session: AtomicU64,
     pub tun_too_big: AtomicU64,
@@ -92,6 +94,7 @@ impl Stats {
             ("userspace_spoofed", &self.spoofed),
             ("userspace_control_queue_full", &self.control_queue_full),
             ("userspace_gre_control_first", &self.gre_control_first),
+            ("userspace_worker_queue_full", &self.worker_queue_full),
             ("userspace_tun_rx", &self.tun_rx),
             ("userspace_tun_no_session", &self.tun_no_session),
             ("userspace_tun_too_big", &self.tun_too_big),
