@@ -33,10 +33,10 @@ const WORKER_FRAME: usize = 2048;
 /// Most data workers, whatever the number of CPUs.
 const MAX_WORKERS: usize = 8;
 
-/// One data frame on its way to a worker: `buf[..len]`, from `src`.
+/// One data frame on its way to a worker, from `src`; `buf` has room for
+/// [`WORKER_FRAME`] bytes.
 struct DataFrame {
-    buf: Box<[u8; WORKER_FRAME]>,
-    len: usize,
+    buf: Vec<u8>,
     src: Ipv4Addr,
 }
 
@@ -48,7 +48,7 @@ struct DataFrame {
 /// allocation per frame once the list holds enough.
 struct DataWorkers {
     queues: Vec<tokio::sync::mpsc::Sender<DataFrame>>,
-    free: Arc<std::sync::Mutex<Vec<Box<[u8; WORKER_FRAME]>>>>,
+    free: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
 }
 
 impl DataWorkers {
@@ -92,13 +92,10 @@ impl DataWorkers {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .pop()
-            .unwrap_or_else(|| Box::new([0u8; WORKER_FRAME]));
-        buf[..frame.len()].copy_from_slice(frame);
-        permit.send(DataFrame {
-            buf,
-            len: frame.len(),
-            src,
-        });
+            .unwrap_or_else(|| Vec::with_capacity(WORKER_FRAME));
+        buf.clear();
+        buf.extend_from_slice(frame);
+        permit.send(DataFrame { buf, src });
         true
     }
 }
@@ -108,19 +105,13 @@ async fn data_worker(
     shared: Arc<Shared>,
     mut tun: TunWriter,
     mut frames: tokio::sync::mpsc::Receiver<DataFrame>,
-    free: Arc<std::sync::Mutex<Vec<Box<[u8; WORKER_FRAME]>>>>,
+    free: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
 ) {
     /// Buffers kept for reuse: every queue full, and then some.
     const KEEP: usize = MAX_WORKERS * WORKER_QUEUE;
     while let Some(mut frame) = frames.recv().await {
-        handle_gre(
-            &shared,
-            &mut tun,
-            &mut frame.buf[..],
-            frame.src,
-            0..frame.len,
-        )
-        .await;
+        let len = frame.buf.len();
+        handle_gre(&shared, &mut tun, &mut frame.buf, frame.src, 0..len).await;
         let mut free = free.lock().unwrap_or_else(|e| e.into_inner());
         if free.len() < KEEP {
             free.push(frame.buf);
