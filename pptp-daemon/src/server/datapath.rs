@@ -440,9 +440,12 @@ pub(super) fn receive_frame<S: SeqStorage>(
     verdict
 }
 
-/// Reads packets the kernel routed to the TUN device and sends each to its
-/// client's session over GRE.
+/// Reads packets the kernel routed to the tunnel device and sends each to
+/// its client's session over GRE: MPPE sessions' packets through the
+/// [`SealWorkers`] (encryption off this task, several cores, one worker
+/// per session so that coherency counts leave in order), the others here.
 pub(super) async fn tun_receive(shared: Arc<Shared>, mut tun: TunReader) {
+    let workers = SealWorkers::spawn(&shared);
     let mut buf = vec![0u8; BUFFER_LEN];
     loop {
         let n = match tun.recv(&mut buf[HEADROOM..]).await {
@@ -454,65 +457,151 @@ pub(super) async fn tun_receive(shared: Arc<Shared>, mut tun: TunReader) {
             }
         };
         shared.stats.tun_rx.fetch_add(1, Ordering::Relaxed);
-        let end = HEADROOM + n;
-        // IPv6 and the like (no IPV6CP here), and malformed packets.
-        let Ok(packet) = ipv4::Packet::new_checked(&buf[HEADROOM..end]) else {
-            continue;
-        };
-        let dst = packet.dst_addr();
-        let Some(call) = shared.client(dst) else {
-            shared.stats.tun_no_session.fetch_add(1, Ordering::Relaxed);
-            continue;
-        };
-        let Some(data) = call.data() else {
-            shared.stats.tun_no_session.fetch_add(1, Ordering::Relaxed);
-            continue;
-        };
-        if n > usize::from(data.mtu) {
-            shared.stats.tun_too_big.fetch_add(1, Ordering::Relaxed);
+        let packet = &buf[HEADROOM..HEADROOM + n];
+        if let Ok(p) = ipv4::Packet::new_checked(packet)
+            && let Some(call) = shared.client(p.dst_addr())
+            && call.data().is_some_and(|d| d.encryptor.is_some())
+            && workers.offer(&shared, &call, packet)
+        {
             continue;
         }
-        let within = data
-            .shaper
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .admit_down(n, Instant::now());
-        if !within {
+        seal_and_send(&shared, &mut buf, n).await;
+    }
+}
+
+/// The workers that encrypt and send MPPE sessions' packets towards their
+/// clients, one per CPU (at most [`MAX_WORKERS`]), chosen by the client's
+/// call; buffers are pooled as [`DataWorkers`]' are.
+struct SealWorkers {
+    queues: Vec<tokio::sync::mpsc::Sender<Vec<u8>>>,
+    free: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+}
+
+impl SealWorkers {
+    fn spawn(shared: &Arc<Shared>) -> Self {
+        let n = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, MAX_WORKERS);
+        let free = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let queues = (0..n)
+            .map(|_| {
+                let (tx, rx) = tokio::sync::mpsc::channel(WORKER_QUEUE);
+                tokio::spawn(seal_worker(shared.clone(), rx, free.clone()));
+                tx
+            })
+            .collect();
+        Self { queues, free }
+    }
+
+    /// Hands `packet` (for `call`'s client) to its worker; `false` when it
+    /// does not fit a buffer (the caller handles it). A full queue drops
+    /// the packet (counted).
+    fn offer(&self, shared: &Shared, call: &Call, packet: &[u8]) -> bool {
+        if HEADROOM + packet.len() > BUFFER_LEN {
+            return false;
+        }
+        let key = (u64::from(u32::from(call.peer)) << 16) | u64::from(call.call_id);
+        let pick = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize % self.queues.len();
+        let Ok(permit) = self.queues[pick].try_reserve() else {
             shared
                 .stats
-                .rate_dropped_down
+                .worker_queue_full
                 .fetch_add(1, Ordering::Relaxed);
-            continue;
+            return true;
+        };
+        let mut buf = self
+            .free
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(BUFFER_LEN));
+        buf.clear();
+        buf.resize(HEADROOM, 0);
+        buf.extend_from_slice(packet);
+        permit.send(buf);
+        true
+    }
+}
+
+/// Seals and sends the packets of the calls that hash to it.
+async fn seal_worker(
+    shared: Arc<Shared>,
+    mut packets: tokio::sync::mpsc::Receiver<Vec<u8>>,
+    free: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+) {
+    const KEEP: usize = MAX_WORKERS * WORKER_QUEUE;
+    while let Some(mut buf) = packets.recv().await {
+        let n = buf.len() - HEADROOM;
+        buf.resize(BUFFER_LEN, 0);
+        seal_and_send(&shared, &mut buf, n).await;
+        let mut free = free.lock().unwrap_or_else(|e| e.into_inner());
+        if free.len() < KEEP {
+            free.push(buf);
         }
-        if let Some(m) = data.mss {
-            mss::clamp(&mut buf[HEADROOM..end], m);
-        }
-        let sealed = {
-            let mut enc = data
-                .encryptor
-                .as_ref()
-                .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()));
-            frame::seal(&mut buf, HEADROOM, end, enc.as_deref_mut())
-        };
-        let Ok((start, protocol)) = sealed else {
-            continue;
-        };
-        let header = shared.gre_header(&call, true);
-        let Ok(begin) = frame::prepend(&mut buf, start, end, header, data.framing.ppp(protocol))
-        else {
-            continue;
-        };
-        call.counters.tx_packets.fetch_add(1, Ordering::Relaxed);
-        call.counters
-            .tx_bytes
-            .fetch_add(n as u64, Ordering::Relaxed);
-        shared.stats.data_tx_packets.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The IPv4 packet at `buf[HEADROOM..HEADROOM + n]` (`buf` is
+/// [`BUFFER_LEN`] long) towards its client: checked against the session's
+/// MTU and rate, clamped, sealed (MPPE), framed and sent over GRE.
+async fn seal_and_send(shared: &Shared, buf: &mut [u8], n: usize) {
+    let end = HEADROOM + n;
+    // IPv6 and the like (no IPV6CP here), and malformed packets.
+    let Ok(packet) = ipv4::Packet::new_checked(&buf[HEADROOM..end]) else {
+        return;
+    };
+    let dst = packet.dst_addr();
+    let Some(call) = shared.client(dst) else {
+        shared.stats.tun_no_session.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
+    let Some(data) = call.data() else {
+        shared.stats.tun_no_session.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
+    if n > usize::from(data.mtu) {
+        shared.stats.tun_too_big.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let within = data
+        .shaper
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .admit_down(n, Instant::now());
+    if !within {
         shared
             .stats
-            .data_tx_bytes
-            .fetch_add(n as u64, Ordering::Relaxed);
-        shared.send_gre(&call, &buf[begin..end]).await;
+            .rate_dropped_down
+            .fetch_add(1, Ordering::Relaxed);
+        return;
     }
+    if let Some(m) = data.mss {
+        mss::clamp(&mut buf[HEADROOM..end], m);
+    }
+    let sealed = {
+        let mut enc = data
+            .encryptor
+            .as_ref()
+            .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()));
+        frame::seal(buf, HEADROOM, end, enc.as_deref_mut())
+    };
+    let Ok((start, protocol)) = sealed else {
+        return;
+    };
+    let header = shared.gre_header(&call, true);
+    let Ok(begin) = frame::prepend(buf, start, end, header, data.framing.ppp(protocol)) else {
+        return;
+    };
+    call.counters.tx_packets.fetch_add(1, Ordering::Relaxed);
+    call.counters
+        .tx_bytes
+        .fetch_add(n as u64, Ordering::Relaxed);
+    shared.stats.data_tx_packets.fetch_add(1, Ordering::Relaxed);
+    shared
+        .stats
+        .data_tx_bytes
+        .fetch_add(n as u64, Ordering::Relaxed);
+    shared.send_gre(&call, &buf[begin..end]).await;
 }
 
 /// Frames a PPP control packet of a call and sends it.
