@@ -788,7 +788,7 @@ impl LanNamespace {
         // XDP on the tap redirects decapsulated frames into pxil0; a veth
         // takes them only when its peer runs NAPI (an XDP program or GRO).
         // XDP on pxil0 encapsulates what pxih0 sends, so pxih0 must send
-        // finished checksums (see pptp_netns::set_tx_checksum).
+        // finished checksums (see pptp_daemon::dataplane::veth::set_tx_checksum).
         quiet(Command::new("ip").args([
             "netns",
             "exec",

@@ -40,62 +40,110 @@ struct DataFrame {
     src: Ipv4Addr,
 }
 
-/// The data workers of [`gre_receive`]: every data frame of a userspace
-/// session (MPPE decryption included) is judged and delivered by one of
-/// them, chosen by its call, so a session's frames keep their order and
-/// the receive task keeps only control frames and dispatching, never RC4
-/// or rekeying (issue 14). Buffers come back to a shared free list: no
-/// allocation per frame once the list holds enough.
-struct DataWorkers {
-    queues: Vec<tokio::sync::mpsc::Sender<DataFrame>>,
-    free: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+/// Buffers that workers hand back to the task that feeds them: no
+/// allocation per packet once the list holds enough.
+type BufferPool = Arc<std::sync::Mutex<Vec<Vec<u8>>>>;
+
+/// A set of data-path workers, one per CPU (at most [`MAX_WORKERS`]), each
+/// with a bounded queue of jobs `T`. A call's packets always go to the same
+/// worker, so they keep their order (GRE sequence numbers, MPPE coherency
+/// counts), while different calls' packets are worked on in parallel, off
+/// the task that feeds them (issue 14).
+struct Workers<T> {
+    queues: Vec<tokio::sync::mpsc::Sender<T>>,
+    free: BufferPool,
 }
 
-impl DataWorkers {
-    /// One worker per CPU (at most [`MAX_WORKERS`]), each delivering through
-    /// its clone of `tun`.
-    fn spawn(shared: &Arc<Shared>, tun: &TunWriter) -> Self {
+impl<T: Send + 'static> Workers<T> {
+    /// Spawns the workers; `run` is one worker's loop over its queue.
+    fn spawn<F, Fut>(run: F) -> Self
+    where
+        F: Fn(tokio::sync::mpsc::Receiver<T>, BufferPool) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
         let n = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .clamp(1, MAX_WORKERS);
-        let free = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let free = BufferPool::default();
         let queues = (0..n)
             .map(|_| {
                 let (tx, rx) = tokio::sync::mpsc::channel(WORKER_QUEUE);
-                tokio::spawn(data_worker(shared.clone(), tun.clone(), rx, free.clone()));
+                tokio::spawn(run(rx, free.clone()));
                 tx
             })
             .collect();
         Self { queues, free }
     }
 
-    /// Hands the data frame `frame` of call `call_id` from `src` to its
-    /// worker; `false` when it is too large for one (the caller handles
-    /// it). A full queue drops the frame (counted).
-    fn offer(&self, shared: &Shared, src: Ipv4Addr, call_id: u16, frame: &[u8]) -> bool {
-        if frame.len() > WORKER_FRAME {
-            return false;
-        }
-        let key = (u64::from(u32::from(src)) << 16) | u64::from(call_id);
+    /// A place in the queue of call (`peer`, `call_id`)'s worker, or `None`
+    /// when that queue is full (counted: the packet is dropped).
+    fn reserve(
+        &self,
+        shared: &Shared,
+        peer: Ipv4Addr,
+        call_id: u16,
+    ) -> Option<tokio::sync::mpsc::Permit<'_, T>> {
+        let key = (u64::from(u32::from(peer)) << 16) | u64::from(call_id);
         // Fibonacci hashing spreads consecutive call IDs over the workers.
         let pick = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize % self.queues.len();
-        let queue = &self.queues[pick];
-        let Ok(permit) = queue.try_reserve() else {
+        let permit = self.queues[pick].try_reserve().ok();
+        if permit.is_none() {
             shared
                 .stats
                 .worker_queue_full
                 .fetch_add(1, Ordering::Relaxed);
-            return true;
-        };
+        }
+        permit
+    }
+
+    /// An empty buffer from the pool (or a new one of `capacity`).
+    fn buffer(&self, capacity: usize) -> Vec<u8> {
         let mut buf = self
             .free
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .pop()
-            .unwrap_or_else(|| Vec::with_capacity(WORKER_FRAME));
+            .unwrap_or_else(|| Vec::with_capacity(capacity));
         buf.clear();
-        buf.extend_from_slice(frame);
-        permit.send(DataFrame { buf, src });
+        buf
+    }
+}
+
+/// Gives `buf` back to `free`, which keeps at most enough for every queue
+/// full.
+fn recycle(free: &BufferPool, buf: Vec<u8>) {
+    let mut free = free.lock().unwrap_or_else(|e| e.into_inner());
+    if free.len() < MAX_WORKERS * WORKER_QUEUE {
+        free.push(buf);
+    }
+}
+
+/// The data workers of [`gre_receive`]: every data frame of a userspace
+/// session (MPPE decryption and rekeying included) is judged and delivered
+/// by one of them, so the receive task keeps only control frames and
+/// dispatching.
+struct DataWorkers(Workers<DataFrame>);
+
+impl DataWorkers {
+    /// The workers, each delivering through its clone of `tun`.
+    fn spawn(shared: &Arc<Shared>, tun: &TunWriter) -> Self {
+        Self(Workers::spawn(|rx, free| {
+            data_worker(shared.clone(), tun.clone(), rx, free)
+        }))
+    }
+
+    /// Hands the data frame `frame` of call `call_id` from `src` to its
+    /// worker; `false` when it is too large for one (the caller handles
+    /// it).
+    fn offer(&self, shared: &Shared, src: Ipv4Addr, call_id: u16, frame: &[u8]) -> bool {
+        if frame.len() > WORKER_FRAME {
+            return false;
+        }
+        if let Some(permit) = self.0.reserve(shared, src, call_id) {
+            let mut buf = self.0.buffer(WORKER_FRAME);
+            buf.extend_from_slice(frame);
+            permit.send(DataFrame { buf, src });
+        }
         true
     }
 }
@@ -105,17 +153,12 @@ async fn data_worker(
     shared: Arc<Shared>,
     mut tun: TunWriter,
     mut frames: tokio::sync::mpsc::Receiver<DataFrame>,
-    free: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+    free: BufferPool,
 ) {
-    /// Buffers kept for reuse: every queue full, and then some.
-    const KEEP: usize = MAX_WORKERS * WORKER_QUEUE;
     while let Some(mut frame) = frames.recv().await {
         let len = frame.buf.len();
         handle_gre(&shared, &mut tun, &mut frame.buf, frame.src, 0..len).await;
-        let mut free = free.lock().unwrap_or_else(|e| e.into_inner());
-        if free.len() < KEEP {
-            free.push(frame.buf);
-        }
+        recycle(&free, frame.buf);
     }
 }
 
@@ -470,55 +513,28 @@ pub(super) async fn tun_receive(shared: Arc<Shared>, mut tun: TunReader) {
 }
 
 /// The workers that encrypt and send MPPE sessions' packets towards their
-/// clients, one per CPU (at most [`MAX_WORKERS`]), chosen by the client's
-/// call; buffers are pooled as [`DataWorkers`]' are.
-struct SealWorkers {
-    queues: Vec<tokio::sync::mpsc::Sender<Vec<u8>>>,
-    free: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
-}
+/// clients.
+struct SealWorkers(Workers<Vec<u8>>);
 
 impl SealWorkers {
     fn spawn(shared: &Arc<Shared>) -> Self {
-        let n = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .clamp(1, MAX_WORKERS);
-        let free = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let queues = (0..n)
-            .map(|_| {
-                let (tx, rx) = tokio::sync::mpsc::channel(WORKER_QUEUE);
-                tokio::spawn(seal_worker(shared.clone(), rx, free.clone()));
-                tx
-            })
-            .collect();
-        Self { queues, free }
+        Self(Workers::spawn(|rx, free| {
+            seal_worker(shared.clone(), rx, free)
+        }))
     }
 
     /// Hands `packet` (for `call`'s client) to its worker; `false` when it
-    /// does not fit a buffer (the caller handles it). A full queue drops
-    /// the packet (counted).
+    /// does not fit a buffer (the caller handles it).
     fn offer(&self, shared: &Shared, call: &Call, packet: &[u8]) -> bool {
         if HEADROOM + packet.len() > BUFFER_LEN {
             return false;
         }
-        let key = (u64::from(u32::from(call.peer)) << 16) | u64::from(call.call_id);
-        let pick = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize % self.queues.len();
-        let Ok(permit) = self.queues[pick].try_reserve() else {
-            shared
-                .stats
-                .worker_queue_full
-                .fetch_add(1, Ordering::Relaxed);
-            return true;
-        };
-        let mut buf = self
-            .free
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pop()
-            .unwrap_or_else(|| Vec::with_capacity(BUFFER_LEN));
-        buf.clear();
-        buf.resize(HEADROOM, 0);
-        buf.extend_from_slice(packet);
-        permit.send(buf);
+        if let Some(permit) = self.0.reserve(shared, call.peer, call.call_id) {
+            let mut buf = self.0.buffer(BUFFER_LEN);
+            buf.resize(HEADROOM, 0);
+            buf.extend_from_slice(packet);
+            permit.send(buf);
+        }
         true
     }
 }
@@ -527,17 +543,13 @@ impl SealWorkers {
 async fn seal_worker(
     shared: Arc<Shared>,
     mut packets: tokio::sync::mpsc::Receiver<Vec<u8>>,
-    free: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+    free: BufferPool,
 ) {
-    const KEEP: usize = MAX_WORKERS * WORKER_QUEUE;
     while let Some(mut buf) = packets.recv().await {
         let n = buf.len() - HEADROOM;
         buf.resize(BUFFER_LEN, 0);
         seal_and_send(&shared, &mut buf, n).await;
-        let mut free = free.lock().unwrap_or_else(|e| e.into_inner());
-        if free.len() < KEEP {
-            free.push(buf);
-        }
+        recycle(&free, buf);
     }
 }
 
@@ -626,6 +638,36 @@ pub async fn send_control(
 mod tests {
     use super::*;
     use crate::proto::call::{self, WindowPolicy};
+
+    /// A call's packets always reach the same worker, whose queue is
+    /// bounded: once full, its packets are refused and counted, while
+    /// another worker's calls still get in.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn workers_keep_a_call_on_one_bounded_queue() {
+        let (shared, _routes) = crate::server::session::tests::shared();
+        // Workers that never take a job: the queues only fill.
+        let workers: Workers<u32> = Workers::spawn(|rx, _free| async move {
+            let _rx = rx;
+            std::future::pending::<()>().await
+        });
+        let peer = Ipv4Addr::new(198, 18, 0, 2);
+        for i in 0..WORKER_QUEUE {
+            let permit = workers
+                .reserve(&shared, peer, 7)
+                .expect("room in the queue");
+            permit.send(i as u32);
+        }
+        assert!(workers.reserve(&shared, peer, 7).is_none());
+        assert_eq!(shared.stats.worker_queue_full.load(Ordering::Relaxed), 1);
+        if workers.queues.len() > 1 {
+            // Some other call of the same peer hashes to another worker.
+            assert!(
+                (0..64u16)
+                    .filter(|&c| c != 7)
+                    .any(|c| workers.reserve(&shared, peer, c).is_some())
+            );
+        }
+    }
 
     const CALL_ID: u16 = 0x1234;
     const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);

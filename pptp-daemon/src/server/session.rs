@@ -840,7 +840,7 @@ fn take_data_path(shared: &Shared, call: &Arc<Call>) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     //! The guard's promise, on a real runtime: whichever way a session task
     //! ends (it returns, it is aborted, it panics), everything the session
     //! held is released exactly once. Needs root (a raw GRE socket).
@@ -869,7 +869,8 @@ mod tests {
         }
     }
 
-    fn shared() -> (Arc<Shared>, mpsc::UnboundedReceiver<RouteOp>) {
+    /// A `Shared` for unit tests, on the default configuration.
+    pub(crate) fn shared() -> (Arc<Shared>, mpsc::UnboundedReceiver<RouteOp>) {
         shared_with(Config::default())
     }
 
