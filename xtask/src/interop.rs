@@ -57,7 +57,8 @@ use crate::{
 #[derive(Debug, clap::Args)]
 pub struct InteropArgs {
     /// The smallest meaningful run (for CI): connect without MPPE, ping
-    /// both ways, a 1-second iperf3; connect with MPPE, ping both ways.
+    /// both ways, a 1-second iperf3; connect with MPPE-128, then with
+    /// MPPE-40 only, ping both ways.
     #[arg(long)]
     pub short: bool,
     /// Seconds of each iperf3 run (full run and --bench).
