@@ -77,7 +77,8 @@ pub struct ClientArgs {
     /// Number of sessions to open, each on its own control connection.
     #[arg(long, default_value_t = 1)]
     pub sessions: usize,
-    /// Require stateless 128-bit MPPE (what Windows negotiates by default).
+    /// Require stateless MPPE, 128-bit unless `--mppe-bits` says
+    /// otherwise (what Windows negotiates by default).
     #[arg(long)]
     pub mppe: bool,
     /// With `--mppe`: the MPPE key lengths we accept (40, 56, 128), all
