@@ -7,7 +7,8 @@
 #   lab.sh client-up NS SERVER MPPE UNIT
 #                                     pptp-linux + pppd in NS ("-": the guest's
 #                                     own namespace) calling SERVER; MPPE is
-#                                     "mppe" (require-mppe-128) or "none";
+#                                     "mppe" (require-mppe-128), "mppe40"
+#                                     (require-mppe-40 nomppe-128) or "none";
 #                                     prints "pppUNIT LOCAL PEER SECONDS" once
 #                                     IPCP is up (SECONDS: call to IPCP up)
 #   lab.sh client-down UNIT           hang up that client
@@ -82,8 +83,9 @@ wait_for() { # wait_for SECONDS CMD...: polls CMD every 0.2 s
 mppe_opts() {
     case $1 in
     mppe) echo require-mppe-128 ;;
+    mppe40) printf 'require-mppe-40\nnomppe-128\n' ;;
     none) printf 'nomppe\nnoccp\n' ;;
-    *) echo "lab.sh: MPPE is mppe or none, not $1" >&2; return 2 ;;
+    *) echo "lab.sh: MPPE is mppe, mppe40 or none, not $1" >&2; return 2 ;;
     esac
 }
 

@@ -16,7 +16,7 @@ use crate::{
         mss,
         tun::{TunReader, TunWriter},
     },
-    mppe::cipher::Decryptor,
+    mppe::cipher::{DecryptError, Decryptor},
     proto::call::{SeqStorage, Sequencer},
     wire::{gre, ipv4, ppp},
 };
@@ -377,6 +377,10 @@ async fn handle_gre(
         }
         FrameVerdict::Drop(FrameDrop::Frame(e)) => {
             shared.stats.gre_dropped.fetch_add(1, Ordering::Relaxed);
+            if let frame::DropReason::Mppe(DecryptError::RekeyBudget { .. }) = &e {
+                let stat = &shared.stats.mppe_rekey_dropped;
+                stat.fetch_add(1, Ordering::Relaxed);
+            }
             tracing::debug!(peer = %src, call_id = call.call_id, "dropped frame: {e}");
             if let frame::DropReason::Mppe(d) = &e
                 && d.needs_reset_request()
@@ -449,6 +453,11 @@ pub(super) fn receive_frame<S: SeqStorage>(
     now: Instant,
 ) -> FrameVerdict {
     let order = seq.classify(header);
+    // The MPPE rekey budget refills with the time (issue 14).
+    let mut decryptor = decryptor;
+    if let Some(d) = decryptor.as_deref_mut() {
+        d.advance_clock(now);
+    }
     let verdict = match frame::open(buf, payload.start, payload.end, decryptor) {
         Err(e) => return FrameVerdict::Drop(FrameDrop::Frame(e)),
         Ok(Received::AckOnly) => FrameVerdict::AckOnly,

@@ -44,6 +44,8 @@ pub struct Stats {
     pub gre_unknown_call: AtomicU64,
     pub gre_dropped: AtomicU64,
     pub gre_late: AtomicU64,
+    /// MPPE frames dropped over their session's rekey budget (issue 14).
+    pub mppe_rekey_dropped: AtomicU64,
     pub spoofed: AtomicU64,
     pub control_queue_full: AtomicU64,
     /// Control frames the GRE receive task handled ahead of the data of
@@ -91,6 +93,7 @@ impl Stats {
             ("userspace_gre_unknown_call", &self.gre_unknown_call),
             ("userspace_gre_dropped", &self.gre_dropped),
             ("userspace_gre_late", &self.gre_late),
+            ("userspace_mppe_rekey_dropped", &self.mppe_rekey_dropped),
             ("userspace_spoofed", &self.spoofed),
             ("userspace_control_queue_full", &self.control_queue_full),
             ("userspace_gre_control_first", &self.gre_control_first),
