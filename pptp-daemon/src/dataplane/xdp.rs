@@ -604,6 +604,15 @@ impl SeqMap {
         Ok(ack_wake)
     }
 
+    /// Ends the call in a slot: its sequencer is freed and frames for the
+    /// slot find none ([`SeqMap::with_sequencer`] gives `None`) until the
+    /// next [`SeqMap::open`]. Called once the call's data path is gone and
+    /// before its call ID can be given out again.
+    pub fn close(&self, slot: u32) -> Result<(), XdpError> {
+        *self.lock(slot)? = None;
+        Ok(())
+    }
+
     fn lock(
         &self,
         slot: u32,
@@ -848,6 +857,10 @@ mod seq_map_tests {
         assert_eq!(map.load(7).unwrap(), SeqState::default());
         assert_eq!(map.with_sequencer(7, |s| s.peer_call_id()), Some(0x4343));
         assert!(map.open(MAX_SESSIONS, 1, config()).is_err());
+        // Closed at the call's end: no sequencer until the next open.
+        map.close(7).unwrap();
+        assert!(map.with_sequencer(7, |s| s.peer_call_id()).is_none());
+        assert!(map.close(MAX_SESSIONS).is_err());
     }
 
     /// Whether a wake-up is pending (a stored permit completes at once).

@@ -156,6 +156,8 @@ impl Drop for SessionGuard {
                 "unregistering the call in XDP: {e}"
             );
         }
+        // Its sequencer, before the call ID can be given out again.
+        let _ = self.shared.seq.close(u32::from(self.call.call_id));
         // ip-down, if the network came up, with the final counters.
         self.scripts.down(|| final_bytes(&self.call));
         // Accounting Stop, with the XDP counters now folded into the call's
@@ -960,6 +962,10 @@ pub(crate) mod tests {
         assert_eq!(core.counters().ended(reason), 1, "counted once as {reason}");
         assert_eq!(core.counters().ended_total(), 1);
         drop(core);
+        assert!(
+            (0..=u16::MAX).all(|id| shared.seq.with_sequencer(u32::from(id), |_| ()).is_none()),
+            "sequencer slot left open"
+        );
         assert!(
             shared.calls.read().unwrap().is_empty(),
             "call table entry left"
