@@ -1011,7 +1011,7 @@ fn encapsulation_on_crafted_frames() {
             rx_highest: 8,
             rx_valid: 1,
             ack_sent: 7,
-            _pad: 0,
+            ack_valid: 1,
         },
     )
     .unwrap();
