@@ -89,7 +89,7 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], pptp_common::consts::PPTP_PORT)),
             hostname: "pptp-xdp".into(),
             max_sessions: 10_000,
-            control_socket: "/run/pptp-xdp.sock".into(),
+            control_socket: "/run/pptp-xdp/ctl.sock".into(),
         }
     }
 }
