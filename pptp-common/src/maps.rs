@@ -368,8 +368,8 @@ pub struct SeqState {
     /// Last acknowledgment number we sent; the daemon sends an ack-only
     /// frame when `rx_highest` runs ahead of it and nothing else goes out.
     pub ack_sent: u32,
-    /// Explicit padding, always zero.
-    pub _pad: u32,
+    /// Non-zero once an acknowledgment was sent (`ack_sent` holds it).
+    pub ack_valid: u32,
 }
 
 /// Per-CPU traffic counters of one session, as seen by the kernel path.
@@ -449,7 +449,7 @@ mod tests {
         assert_eq!(offset_of!(SeqState, rx_highest), 8);
         assert_eq!(offset_of!(SeqState, rx_valid), 12);
         assert_eq!(offset_of!(SeqState, ack_sent), 16);
-        assert_eq!(offset_of!(SeqState, _pad), 20);
+        assert_eq!(offset_of!(SeqState, ack_valid), 20);
         assert_eq!(size_of::<SessionCounters>(), 32);
         assert_eq!(offset_of!(SessionCounters, tx_bytes), 24);
     }

@@ -89,7 +89,7 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], pptp_common::consts::PPTP_PORT)),
             hostname: "pptp-xdp".into(),
             max_sessions: 10_000,
-            control_socket: "/run/pptp-xdp.sock".into(),
+            control_socket: "/run/pptp-xdp/ctl.sock".into(),
         }
     }
 }
@@ -2409,6 +2409,28 @@ mod tests {
             let c = Config::parse(&format!("[dataplane]\nxdp_mode = \"{text}\"\n"), "x").unwrap();
             assert_eq!(c.xdp_mode(), mode);
         }
+    }
+
+    #[test]
+    fn forwarding_mapping_and_tunnel_name() {
+        assert_eq!(Config::default().forwarding(), Forwarding::Stack);
+        for (text, mode) in [("stack", Forwarding::Stack), ("xdp", Forwarding::Xdp)] {
+            let c = Config::parse(&format!("[dataplane]\nforwarding = \"{text}\"\n"), "x").unwrap();
+            assert_eq!(c.forwarding(), mode);
+        }
+        assert!(Config::parse("[dataplane]\nforwarding = \"kernel\"\n", "x").is_err());
+        // The veth pair's peer takes a "p": 14 bytes at most under "stack".
+        let name = "a".repeat(15);
+        let stack = Config::parse(&format!("[dataplane]\ntun_name = \"{name}\"\n"), "x");
+        assert!(
+            stack
+                .unwrap_err()
+                .to_string()
+                .contains("dataplane.tun_name")
+        );
+        let xdp = format!("[dataplane]\nforwarding = \"xdp\"\ntun_name = \"{name}\"\n");
+        assert!(Config::parse(&xdp, "x").is_ok());
+        assert!(Config::parse("[dataplane]\ntun_name = \"pptp/0\"\n", "x").is_err());
     }
 
     // ----- [radius] -----

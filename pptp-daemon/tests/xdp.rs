@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use pptp_common::maps::{
     CallEntry, SESSION_F_ACFC, SESSION_F_DECAP, SESSION_F_ENCAP, SESSION_F_MSS_CLAMP,
-    SESSION_F_PFC, SeqState, Session, Stat,
+    SESSION_F_PFC, SeqState, Session, Stat, TunnelConf, programs,
 };
 use pptp_daemon::dataplane::xdp::{AttachedMode, XdpDataplane, XdpMode};
 use pptp_netns::{self as netns, Netns, RawSocket};
@@ -182,12 +182,17 @@ struct Case<'a> {
 }
 
 fn check(dp: &XdpDataplane, fib: &Fib, cases: Vec<Case<'_>>) {
+    check_program(dp, fib, programs::XDP, cases);
+}
+
+/// [`check`] for program `program` of the object.
+fn check_program(dp: &XdpDataplane, fib: &Fib, program: &'static str, cases: Vec<Case<'_>>) {
     for case in cases {
         let before = dp.stats().unwrap()[case.stat as usize];
         let mut out = vec![0u8; case.frame.len() + 256];
         let (action, len) = fib
             .ns
-            .run(|| dp.test_run_on(&case.frame, &mut out, Some(case.ifindex)))
+            .run(|| dp.test_run_program(program, &case.frame, &mut out, Some(case.ifindex)))
             .unwrap()
             .unwrap_or_else(|e| panic!("{}: {e}", case.name));
         assert_eq!(action, case.action, "{}: action", case.name);
@@ -466,6 +471,255 @@ fn decapsulation_on_crafted_frames() {
 /// (LCP, CHAP, IPCP, ack-only; with and without address/control) a burst
 /// of 2 that the data flood before it did not touch. An unregistered call
 /// is unknown again.
+/// `forwarding = "stack"`: `pptp_xdp_stack` on the WAN interface injects
+/// every decapsulated packet into the tunnel device, untouched (the stack
+/// routes it, TTL included), and never encapsulates; `pptp_xdp_tunnel` on
+/// the tunnel pair's inject end encapsulates what the stack routed out of
+/// the tunnel device, without touching the inner packet.
+#[test]
+fn stack_forwarding_on_crafted_frames() {
+    let fib = fib();
+    netns::veth(&fib.ns, "tun0", &fib.ns, "tun0p").unwrap();
+    let tun_mac = fib.ns.mac("tun0").unwrap();
+    let (inject, inject_mac) = (
+        fib.ns.ifindex("tun0p").unwrap(),
+        fib.ns.mac("tun0p").unwrap(),
+    );
+    let mut dp = load();
+    dp.install(
+        &session(SESSION_F_DECAP | SESSION_F_ENCAP | SESSION_F_MSS_CLAMP),
+        seq(20),
+    )
+    .unwrap();
+    let mut other = session(SESSION_F_DECAP | SESSION_F_ENCAP);
+    other.peer_addr = PEER2;
+    other.client_addr = CLIENT2;
+    other.call_id = 8;
+    other.peer_call_id = 0x0909;
+    other.slot = 4;
+    dp.install(&other, seq(100)).unwrap();
+    dp.register_call(PEER, OUR_CALL, CallEntry::default().network_up())
+        .unwrap();
+
+    let full = [0xFF, 0x03, 0x00, 0x21];
+    let gre_data = |hdr: &[u8], inner: &[u8]| gre(OUR_CALL, Some(42), Some(9), &ppp(hdr, inner));
+    let inner = udp(CLIENT, LAN_HOST, 64, 40);
+
+    // Before the daemon said where the tunnel device is: userspace's.
+    check_program(
+        &dp,
+        &fib,
+        programs::STACK,
+        vec![Case {
+            name: "no tunnel device yet: to the daemon",
+            frame: from_peer(PEER, &gre_data(&full, &inner)),
+            ifindex: fib.wan,
+            action: XDP_PASS,
+            stat: Stat::GreToUserspace,
+            out: None,
+        }],
+    );
+    dp.set_tunnel(TunnelConf {
+        inject_ifindex: inject,
+        wan_ifindex: fib.wan,
+        tunnel_mac: tun_mac,
+        inject_mac,
+    })
+    .unwrap();
+
+    let injected = |inner: &[u8]| {
+        let mut f = eth(tun_mac, inject_mac, 0x0800);
+        f.extend_from_slice(inner);
+        f
+    };
+    let expiring = udp(CLIENT, LAN_HOST, 1, 40);
+    let local = udp(CLIENT, [198, 18, 1, 1], 64, 20);
+    let to_client2 = udp(CLIENT, CLIENT2, 64, 30);
+    let spoofed = udp([198, 19, 0, 99], LAN_HOST, 64, 20);
+    let mut syn = ipv4(CLIENT, LAN_HOST, 6, &{
+        let mut tcp = vec![0u8; 20];
+        tcp[12] = 0x50;
+        tcp[13] = 0x02;
+        tcp
+    });
+    syn[8] = 64;
+    let from_wan_host = {
+        let mut f = eth(fib.wan_mac, PEER2_MAC, 0x0800);
+        f.extend_from_slice(&udp([198, 18, 0, 9], CLIENT, 64, 20));
+        f
+    };
+    check_program(
+        &dp,
+        &fib,
+        programs::STACK,
+        vec![
+            Case {
+                name: "data frame: into the tunnel device, inner packet untouched",
+                frame: from_peer(PEER, &gre_data(&full, &inner)),
+                ifindex: fib.wan,
+                action: XDP_REDIRECT,
+                stat: Stat::GreDecapsulated,
+                out: Some(injected(&inner)),
+            },
+            Case {
+                name: "ACFC and PFC",
+                frame: from_peer(PEER, &gre_data(&[0x21], &inner)),
+                ifindex: fib.wan,
+                action: XDP_REDIRECT,
+                stat: Stat::GreDecapsulated,
+                out: Some(injected(&inner)),
+            },
+            Case {
+                name: "TTL 1: the stack answers Time Exceeded",
+                frame: from_peer(PEER, &gre_data(&full, &expiring)),
+                ifindex: fib.wan,
+                action: XDP_REDIRECT,
+                stat: Stat::GreDecapsulated,
+                out: Some(injected(&expiring)),
+            },
+            Case {
+                name: "for the server itself: into the tunnel device",
+                frame: from_peer(PEER, &gre_data(&full, &local)),
+                ifindex: fib.wan,
+                action: XDP_REDIRECT,
+                stat: Stat::GreDecapsulated,
+                out: Some(injected(&local)),
+            },
+            Case {
+                name: "for another client: through the stack too",
+                frame: from_peer(PEER, &gre_data(&full, &to_client2)),
+                ifindex: fib.wan,
+                action: XDP_REDIRECT,
+                stat: Stat::GreDecapsulated,
+                out: Some(injected(&to_client2)),
+            },
+            Case {
+                name: "spoofed inner source",
+                frame: from_peer(PEER, &gre_data(&full, &spoofed)),
+                ifindex: fib.wan,
+                action: XDP_DROP,
+                stat: Stat::GreSpoofed,
+                out: None,
+            },
+            Case {
+                name: "TCP SYN to clamp: to the daemon",
+                frame: from_peer(PEER, &gre_data(&full, &syn)),
+                ifindex: fib.wan,
+                action: XDP_PASS,
+                stat: Stat::GreToUserspace,
+                out: None,
+            },
+            Case {
+                name: "unknown call: dropped",
+                frame: from_peer(PEER2, &gre(77, Some(1), None, &ppp(&full, &inner))),
+                ifindex: fib.wan,
+                action: XDP_DROP,
+                stat: Stat::GreUnknownCall,
+                out: None,
+            },
+            Case {
+                name: "IPv4 to a client from the WAN side: the stack decides",
+                frame: from_wan_host.clone(),
+                ifindex: fib.wan,
+                action: XDP_PASS,
+                stat: Stat::NotGre,
+                out: None,
+            },
+        ],
+    );
+
+    // What the stack routed out of the tunnel device (its TTL already
+    // decremented there), as the inject end receives it. The frames
+    // accepted above (sequence 42) are acknowledged.
+    let routed = |inner: &[u8]| {
+        let mut f = eth(tun_mac, tun_mac, 0x0800);
+        f.extend_from_slice(inner);
+        f
+    };
+    let down = udp(LAN_HOST, CLIENT, 63, 100);
+    let last_hop = udp(LAN_HOST, CLIENT, 1, 100);
+    let mut fragment = udp(LAN_HOST, CLIENT, 63, 100);
+    fragment[6] = 0x20; // more fragments
+    fragment[10..12].copy_from_slice(&[0, 0]);
+    let c = ipv4_checksum(&fragment[..20]);
+    fragment[10..12].copy_from_slice(&c.to_be_bytes());
+    let mut syn_ack = ipv4(LAN_HOST, CLIENT, 6, &{
+        let mut tcp = vec![0u8; 20];
+        tcp[12] = 0x50;
+        tcp[13] = 0x12;
+        tcp
+    });
+    syn_ack[8] = 63;
+    let not_ours = udp(LAN_HOST, [198, 19, 0, 77], 63, 20);
+    check_program(
+        &dp,
+        &fib,
+        programs::TUNNEL,
+        vec![
+            Case {
+                name: "routed to a client: encapsulated towards its peer, inner untouched",
+                frame: routed(&down),
+                ifindex: inject,
+                action: XDP_REDIRECT,
+                stat: Stat::Encapsulated,
+                out: Some(encapsulated(
+                    CLIENT_MAC,
+                    fib.wan_mac,
+                    PEER,
+                    PEER_CALL,
+                    20,
+                    Some(42),
+                    &full,
+                    &down,
+                )),
+            },
+            Case {
+                name: "TTL 1 after the stack's hop: still delivered",
+                frame: routed(&last_hop),
+                ifindex: inject,
+                action: XDP_REDIRECT,
+                stat: Stat::Encapsulated,
+                out: Some(encapsulated(
+                    CLIENT_MAC,
+                    fib.wan_mac,
+                    PEER,
+                    PEER_CALL,
+                    21,
+                    Some(42),
+                    &full,
+                    &last_hop,
+                )),
+            },
+            Case {
+                name: "fragment: the userspace path",
+                frame: routed(&fragment),
+                ifindex: inject,
+                action: XDP_PASS,
+                stat: Stat::Ipv4Unusual,
+                out: None,
+            },
+            Case {
+                name: "SYN-ACK to clamp: the userspace path",
+                frame: routed(&syn_ack),
+                ifindex: inject,
+                action: XDP_PASS,
+                stat: Stat::EncapPassed,
+                out: None,
+            },
+            Case {
+                name: "no session for the address: the userspace path",
+                frame: routed(&not_ours),
+                ifindex: inject,
+                action: XDP_PASS,
+                stat: Stat::NotGre,
+                out: None,
+            },
+        ],
+    );
+    // Userspace continues the same sequence space.
+    assert_eq!(dp.seq().load(3).unwrap().tx_next, 22);
+}
+
 #[test]
 fn userspace_admission_on_crafted_frames() {
     let fib = fib();
@@ -757,7 +1011,7 @@ fn encapsulation_on_crafted_frames() {
             rx_highest: 8,
             rx_valid: 1,
             ack_sent: 7,
-            _pad: 0,
+            ack_valid: 1,
         },
     )
     .unwrap();

@@ -785,7 +785,10 @@ fn encapsulate(ctx: &XdpContext, l3: usize, entry: *mut Session, role: Role) -> 
     let seq = unsafe { next_seq(&raw mut (*state).tx_next) } as u32;
     if ack_valid {
         // SAFETY: map value pointer, valid for the program run.
-        unsafe { (*state).ack_sent = ack };
+        unsafe {
+            (*state).ack_sent = ack;
+            (*state).ack_valid = 1;
+        }
     }
 
     let gre_payload = (ppp_len + inner_len) as u16;

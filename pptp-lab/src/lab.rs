@@ -77,7 +77,7 @@ impl Topology {
             (&server, "s0"),
             (&server, "l0"),
         ] {
-            ns.run(|| netns::set_tx_checksum(iface, false))?
+            ns.run(|| pptp_daemon::dataplane::veth::set_tx_checksum(iface, false))?
                 .map_err(|e| NetnsError::Command {
                     command: format!("ETHTOOL_STXCSUM off on {iface}"),
                     stderr: e.to_string(),

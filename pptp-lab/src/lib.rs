@@ -15,6 +15,7 @@
 pub mod bench;
 pub mod cli;
 pub mod lab;
+pub mod nft;
 pub mod postgres;
 pub mod radius_lab;
 pub mod xdp;

@@ -117,9 +117,24 @@ fn assert_clean_from(lab: &Lab, baseline: Option<usize>) {
     }
 }
 
+/// `forwarding = "stack"` (the default): the data goes through the stack
+/// on the tunnel device, the kernel programs at both ends of it.
 #[test]
 fn session_data_goes_through_xdp_both_ways() {
-    let lab = lab(LabOptions::default());
+    data_through_the_kernel_both_ways(LabOptions::default());
+}
+
+/// `forwarding = "xdp"`: routed by the XDP program itself.
+#[test]
+fn session_data_goes_through_xdp_both_ways_in_xdp_forwarding() {
+    data_through_the_kernel_both_ways(LabOptions {
+        forwarding: "xdp",
+        ..LabOptions::default()
+    });
+}
+
+fn data_through_the_kernel_both_ways(options: LabOptions) {
+    let lab = lab(options);
     let mut client = lab.client(&[]).unwrap();
     let ups = wait_up(&mut client, &lab, 1);
     let addr = address(&ups[0]);

@@ -236,54 +236,6 @@ pub fn veth(a: &Netns, a_name: &str, b: &Netns, b_name: &str) -> Result<(), Netn
     Ok(())
 }
 
-/// Turns transmit checksum offload of `iface` (in the calling thread's
-/// namespace) on or off (ETHTOOL_STXCSUM).
-///
-/// A veth hands the frames it sends to its peer with TCP and UDP checksums
-/// still to be filled in (CHECKSUM_PARTIAL). The stack fills them in later,
-/// but an XDP program that encapsulates such a frame sends it on with the
-/// checksum unfinished, and the far end drops it. Real NICs deliver finished
-/// checksums; in the lab the LAN and client veths send with offload off.
-pub fn set_tx_checksum(iface: &str, enabled: bool) -> io::Result<()> {
-    #[repr(C)]
-    struct EthtoolValue {
-        cmd: u32,
-        data: u32,
-    }
-    const ETHTOOL_STXCSUM: u32 = 0x17;
-    const SIOCETHTOOL: libc::c_ulong = 0x8946;
-    let mut value = EthtoolValue {
-        cmd: ETHTOOL_STXCSUM,
-        data: u32::from(enabled),
-    };
-    // SAFETY: ifreq is plain data; zeroed is valid.
-    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
-    if iface.len() >= ifr.ifr_name.len() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "interface name too long",
-        ));
-    }
-    for (d, s) in ifr.ifr_name.iter_mut().zip(iface.bytes()) {
-        *d = s as libc::c_char;
-    }
-    ifr.ifr_ifru.ifru_data = (&mut value as *mut EthtoolValue).cast();
-    // SAFETY: a datagram socket for the ioctl, closed below.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: ifr points to `value`, both live for the call.
-    let rc = unsafe { libc::ioctl(fd, SIOCETHTOOL as _, &mut ifr) };
-    let err = io::Error::last_os_error();
-    // SAFETY: closing the fd we opened.
-    unsafe { libc::close(fd) };
-    if rc < 0 {
-        return Err(err);
-    }
-    Ok(())
-}
-
 /// An AF_PACKET socket bound to one interface, for sending crafted
 /// Ethernet frames. Create it inside the namespace with [`Netns::run`].
 pub struct RawSocket {

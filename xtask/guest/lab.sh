@@ -7,7 +7,8 @@
 #   lab.sh client-up NS SERVER MPPE UNIT
 #                                     pptp-linux + pppd in NS ("-": the guest's
 #                                     own namespace) calling SERVER; MPPE is
-#                                     "mppe" (require-mppe-128) or "none";
+#                                     "mppe" (require-mppe-128), "mppe40"
+#                                     (require-mppe-40 nomppe-128) or "none";
 #                                     prints "pppUNIT LOCAL PEER SECONDS" once
 #                                     IPCP is up (SECONDS: call to IPCP up)
 #   lab.sh client-down UNIT           hang up that client
@@ -82,8 +83,9 @@ wait_for() { # wait_for SECONDS CMD...: polls CMD every 0.2 s
 mppe_opts() {
     case $1 in
     mppe) echo require-mppe-128 ;;
+    mppe40) printf 'require-mppe-40\nnomppe-128\n' ;;
     none) printf 'nomppe\nnoccp\n' ;;
-    *) echo "lab.sh: MPPE is mppe or none, not $1" >&2; return 2 ;;
+    *) echo "lab.sh: MPPE is mppe, mppe40 or none, not $1" >&2; return 2 ;;
     esac
 }
 
@@ -236,6 +238,8 @@ lan_up() {
     ip netns exec lan ping -c 1 -W 5 198.19.4.1 >/dev/null
 }
 
+# The guest comparison measures forwarding = "xdp" (the figures in the
+# README); PXG_FORWARDING=stack measures the default mode instead.
 ours_up() { # BIN XDP_MODE
     local bin=$1 mode=$2
     modules
@@ -248,6 +252,7 @@ ours_up() { # BIN XDP_MODE
         'interface = "srv0"' \
         'lan_interfaces = ["srv1"]' \
         "xdp_mode = \"$mode\"" \
+        "forwarding = \"${PXG_FORWARDING:-xdp}\"" \
         'tun_name = "pptp0"' \
         '[ppp]' \
         'local_address = "198.19.5.1"' \

@@ -120,6 +120,9 @@ pub enum Mppe {
     None,
     /// `require-mppe-128` (stateless, pppd's default).
     Required,
+    /// `require-mppe-40` and `nomppe-128`: a peer that accepts only
+    /// 40-bit keys (issue 14).
+    Required40,
 }
 
 impl Mppe {
@@ -127,6 +130,7 @@ impl Mppe {
         match self {
             Mppe::None => "none",
             Mppe::Required => "mppe",
+            Mppe::Required40 => "mppe40",
         }
     }
 }

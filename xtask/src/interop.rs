@@ -14,8 +14,10 @@
 //!                                                                  (iperf3 -s, ping)
 //! ```
 //!
-//! The guest dials twice, without MPPE (the session must be on the XDP fast
-//! path) and with require-mppe-128 (the userspace path); each time the run
+//! The guest dials three times, without MPPE (the session must be on the
+//! XDP fast path), with require-mppe-128 and with require-mppe-40
+//! nomppe-128 (the userspace path; the daemon offers 128, 56 and 40 bits,
+//! and pppd must get 128 and 40 respectively); each time the run
 //! checks the daemon's session list, pings both ways and runs iperf3 both
 //! ways. tcpdump in the guest records its `eth0` the whole time (on the
 //! host side of the tap, frames the XDP program forwards in driver mode
@@ -55,7 +57,8 @@ use crate::{
 #[derive(Debug, clap::Args)]
 pub struct InteropArgs {
     /// The smallest meaningful run (for CI): connect without MPPE, ping
-    /// both ways, a 1-second iperf3; connect with MPPE, ping both ways.
+    /// both ways, a 1-second iperf3; connect with MPPE-128, then with
+    /// MPPE-40 only, ping both ways.
     #[arg(long)]
     pub short: bool,
     /// Seconds of each iperf3 run (full run and --bench).
@@ -343,7 +346,7 @@ fn interop(daemon: &Path, args: &InteropArgs, work: &WorkDir) -> anyhow::Result<
     util::step("capture: tcpdump on the guest's eth0");
     guest.lab(&["capture-start", "-", "eth0"], Duration::from_secs(60))?;
     let pcap = work.path().join("interop.pcap");
-    let runs: &[Mppe] = &[Mppe::None, Mppe::Required];
+    let runs: &[Mppe] = &[Mppe::None, Mppe::Required, Mppe::Required40];
     let mut sessions = Vec::new();
     let mut result = Ok(());
     for (unit, &mppe) in (0u32..).zip(runs) {
@@ -438,6 +441,7 @@ fn dial(
     let name = match mppe {
         Mppe::None => "without MPPE",
         Mppe::Required => "with require-mppe-128",
+        Mppe::Required40 => "with require-mppe-40 nomppe-128",
     };
     util::step(&format!(
         "pptp-linux + pppd in the guest -> our daemon, MS-CHAPv2, {name}"
@@ -472,7 +476,7 @@ fn dial(
         );
         let expected = match mppe {
             Mppe::None => "xdp",
-            Mppe::Required => "userspace",
+            Mppe::Required | Mppe::Required40 => "userspace",
         };
         if path != expected {
             bail!("the session is on the {path} path, expected {expected}");
@@ -480,7 +484,13 @@ fn dial(
         if user != PPP_USER {
             bail!("the session's user is {user:?}, expected {PPP_USER}");
         }
-        if (mppe == Mppe::Required) != mppe_desc.is_some() {
+        let expected_mppe = match mppe {
+            Mppe::None => None,
+            Mppe::Required => Some("128-bit stateless"),
+            // The daemon offers 128, 56 and 40; pppd Naks it to 40.
+            Mppe::Required40 => Some("40-bit stateless"),
+        };
+        if mppe_desc.as_deref() != expected_mppe {
             bail!("the session's MPPE is {mppe_desc:?}, expected {name}");
         }
 
@@ -512,7 +522,7 @@ fn dial(
         let (seconds, directions): (u32, &[&str]) = match (args.short, mppe) {
             (false, _) => (args.seconds, &["up", "down"]),
             (true, Mppe::None) => (1, &["up"]),
-            (true, Mppe::Required) => (1, &[]),
+            (true, Mppe::Required | Mppe::Required40) => (1, &[]),
         };
         let mut rates = [None, None];
         for (i, dir) in directions.iter().enumerate() {
@@ -554,7 +564,7 @@ fn dial(
             Mppe::None if xdp_frames.iter().any(|&n| n < 3) => {
                 bail!("the session is on the XDP path but XDP forwarded {xdp_frames:?} frames")
             }
-            Mppe::Required if xdp_frames.iter().any(|&n| n > 0) => {
+            Mppe::Required | Mppe::Required40 if xdp_frames.iter().any(|&n| n > 0) => {
                 bail!("an MPPE session's frames went through XDP ({xdp_frames:?})")
             }
             _ => {}
@@ -612,6 +622,7 @@ secrets = "{secrets}"
 
 [mppe]
 policy = "allow"
+key_lengths = [128, 56, 40]
 "#,
         socket = socket.display(),
         secrets = secrets.display(),
@@ -788,7 +799,7 @@ impl LanNamespace {
         // XDP on the tap redirects decapsulated frames into pxil0; a veth
         // takes them only when its peer runs NAPI (an XDP program or GRO).
         // XDP on pxil0 encapsulates what pxih0 sends, so pxih0 must send
-        // finished checksums (see pptp_netns::set_tx_checksum).
+        // finished checksums (see pptp_daemon::dataplane::veth::set_tx_checksum).
         quiet(Command::new("ip").args([
             "netns",
             "exec",
@@ -1253,7 +1264,7 @@ impl Report {
             };
             let name = match s.mppe {
                 Mppe::None => "MS-CHAPv2".to_owned(),
-                Mppe::Required => {
+                Mppe::Required | Mppe::Required40 => {
                     format!("MS-CHAPv2 + MPPE {}", s.mppe_desc.as_deref().unwrap_or("?"))
                 }
             };

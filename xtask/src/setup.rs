@@ -25,7 +25,8 @@ const BPF_LINKER_VERSION: &str = "0.13";
 /// postgresql and freeradius-postgresql (the database of the shared
 /// sqlippool address pool and FreeRADIUS's driver for it).
 /// systemd (only its `systemd-analyze verify` for the unit file; on a
-/// Debian host it is there already), procps (pgrep in the scripts test).
+/// Debian host it is there already), procps (pgrep in the scripts test),
+/// nftables (`nft`: the operator's firewall and NAT in the netfilter tests).
 const DEBIAN_PACKAGES: &[&str] = &[
     "iproute2",
     "iputils-ping",
@@ -39,6 +40,7 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "freeradius-postgresql",
     "systemd",
     "procps",
+    "nftables",
 ];
 
 /// What is missing, each with a short name.

@@ -45,7 +45,10 @@ use crate::{
         gre_socket::GreSocket,
         tun::{Routes, Tun, TunReader, TunWriter},
     },
-    mppe::cipher::{Decryptor, Encryptor, MppeCipher},
+    mppe::{
+        KeyLength,
+        cipher::{Decryptor, Encryptor, MppeCipher},
+    },
     proto::{
         call::{self, Sequencer, WindowPolicy},
         ccp::{CcpPolicy, MppePolicy},
@@ -74,9 +77,20 @@ pub struct ClientArgs {
     /// Number of sessions to open, each on its own control connection.
     #[arg(long, default_value_t = 1)]
     pub sessions: usize,
-    /// Require stateless 128-bit MPPE (what Windows negotiates by default).
+    /// Require stateless MPPE, 128-bit unless `--mppe-bits` says
+    /// otherwise (what Windows negotiates by default).
     #[arg(long)]
     pub mppe: bool,
+    /// With `--mppe`: the MPPE key lengths we accept (40, 56, 128), all
+    /// offered to the server, which picks one.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_values_t = [128u16],
+        requires = "mppe",
+        value_parser = parse_mppe_bits
+    )]
+    pub mppe_bits: Vec<u16>,
     /// TUN device carrying the sessions' traffic.
     #[arg(long, default_value = "pptpc0")]
     pub tun: String,
@@ -106,6 +120,14 @@ pub struct ClientArgs {
         default_values = ["mschapv2", "mschap"]
     )]
     pub auth: Vec<ClientAuthMethod>,
+}
+
+/// `--mppe-bits`: 40, 56 or 128.
+fn parse_mppe_bits(s: &str) -> Result<u16, String> {
+    s.parse()
+        .ok()
+        .filter(|b| KeyLength::from_bits(*b).is_some())
+        .ok_or_else(|| format!("{s:?}: MPPE key lengths are 40, 56 and 128 bits"))
 }
 
 /// `--auth`: a method our client accepts.
@@ -139,6 +161,9 @@ enum Report {
         call_id: u16,
         peer_call_id: u16,
         mppe: bool,
+        /// The negotiated MPPE key length, in bits.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        mppe_bits: Option<u16>,
         dns: Vec<Ipv4Addr>,
         setup_ms: u128,
     },
@@ -359,14 +384,20 @@ async fn session(
         .or_default()
         .push(call.clone());
 
-    let mppe = CcpPolicy {
-        policy: if args.mppe {
+    let key_lengths: Vec<KeyLength> = args
+        .mppe_bits
+        .iter()
+        .filter_map(|b| KeyLength::from_bits(*b))
+        .collect();
+    let mppe = CcpPolicy::new(
+        if args.mppe {
             MppePolicy::Require
         } else {
             MppePolicy::Deny
         },
-        ..CcpPolicy::default()
-    };
+        &key_lengths,
+        false,
+    );
     let factory = PeerAuthFactory::new(
         PeerSettings::new(args.user.clone(), args.password.clone()),
         os_random(),
@@ -489,6 +520,7 @@ async fn session(
                             call_id,
                             peer_call_id: call.peer_call_id.load(Ordering::Relaxed),
                             mppe: mppe_on,
+                            mppe_bits: params.mppe.map(|p| p.key_length.bits()),
                             dns: params.dns.clone(),
                             setup_ms: started.elapsed().as_millis(),
                         });
@@ -685,6 +717,9 @@ async fn gre_receive(shared: Arc<Shared>, mut tun: TunWriter) {
                 .as_ref()
                 .and_then(|d| d.decryptor.as_ref())
                 .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()));
+            if let Some(d) = dec.as_deref_mut() {
+                d.advance_clock(Instant::now());
+            }
             frame::open(&mut buf, start, end, dec.as_deref_mut())
         };
         if opened.is_ok() {

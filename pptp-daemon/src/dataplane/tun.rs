@@ -103,7 +103,7 @@ impl Tun {
         match self.io {
             TunIo::Tun { reader, writer } => (
                 TunReader(ReaderIo::Tun(reader)),
-                TunWriter(WriterIo::Tun(writer)),
+                TunWriter(WriterIo::Tun(Arc::new(tokio::sync::Mutex::new(writer)))),
             ),
             TunIo::Veth(socket) => (
                 TunReader(ReaderIo::Veth(socket.clone())),
@@ -131,11 +131,16 @@ impl TunReader {
     }
 }
 
-/// Sending half: packets decapsulated from clients.
+/// Sending half: packets decapsulated from clients. Clones share the
+/// device (the data path's workers each hold one).
+#[derive(Clone)]
 pub struct TunWriter(WriterIo);
 
+#[derive(Clone)]
 enum WriterIo {
-    Tun(tun::DeviceWriter),
+    /// A TUN device takes one whole packet per write; the lock keeps
+    /// writers from interleaving.
+    Tun(Arc<tokio::sync::Mutex<tun::DeviceWriter>>),
     Veth(Arc<super::veth::PacketSocket>),
 }
 
@@ -143,7 +148,7 @@ impl TunWriter {
     /// Writes one IPv4 packet.
     pub async fn send(&mut self, packet: &[u8]) -> io::Result<()> {
         match &mut self.0 {
-            WriterIo::Tun(writer) => writer.write_all(packet).await,
+            WriterIo::Tun(writer) => writer.lock().await.write_all(packet).await,
             WriterIo::Veth(socket) => socket.send(packet).await,
         }
     }

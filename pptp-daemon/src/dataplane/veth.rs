@@ -288,10 +288,18 @@ fn delete_link(index: u32) -> io::Result<()> {
     Ok(())
 }
 
-/// Turns transmit checksum offload of `iface` on or off (ETHTOOL_STXCSUM);
-/// off, the kernel also drops the segmentation offloads that depend on it,
-/// so what leaves the device is segmented and checksummed.
-fn set_tx_checksum(iface: &str, enabled: bool) -> io::Result<()> {
+/// Turns transmit checksum offload of `iface` (in the calling thread's
+/// namespace) on or off (ETHTOOL_STXCSUM); off, the kernel also drops the
+/// segmentation offloads that depend on it, so what leaves the device is
+/// segmented and checksummed.
+///
+/// A veth hands the frames it sends to its peer with TCP and UDP checksums
+/// still to be filled in (CHECKSUM_PARTIAL). The stack fills them in later,
+/// but an XDP program that encapsulates such a frame sends it on with the
+/// checksum unfinished, and the far end drops it. Real NICs deliver
+/// finished checksums; the tunnel device, and in the lab the LAN and client
+/// veths, send with offload off.
+pub fn set_tx_checksum(iface: &str, enabled: bool) -> io::Result<()> {
     #[repr(C)]
     struct EthtoolValue {
         cmd: u32,

@@ -604,6 +604,15 @@ impl SeqMap {
         Ok(ack_wake)
     }
 
+    /// Ends the call in a slot: its sequencer is freed and frames for the
+    /// slot find none ([`SeqMap::with_sequencer`] gives `None`) until the
+    /// next [`SeqMap::open`]. Called once the call's data path is gone and
+    /// before its call ID can be given out again.
+    pub fn close(&self, slot: u32) -> Result<(), XdpError> {
+        *self.lock(slot)? = None;
+        Ok(())
+    }
+
     fn lock(
         &self,
         slot: u32,
@@ -655,7 +664,7 @@ impl SeqMap {
             rx_highest: f.rx_highest.load(Ordering::Relaxed),
             rx_valid: f.rx_valid.load(Ordering::Relaxed),
             ack_sent: f.ack_sent.load(Ordering::Relaxed),
-            _pad: 0,
+            ack_valid: f.ack_valid.load(Ordering::Relaxed),
         })
     }
 
@@ -667,6 +676,7 @@ impl SeqMap {
         f.tx_next.store(state.tx_next, Ordering::Relaxed);
         f.rx_highest.store(state.rx_highest, Ordering::Relaxed);
         f.ack_sent.store(state.ack_sent, Ordering::Relaxed);
+        f.ack_valid.store(state.ack_valid, Ordering::Relaxed);
         f.rx_valid.store(state.rx_valid, Ordering::Release);
         Ok(())
     }
@@ -709,6 +719,7 @@ impl SeqSlot {
             rx_highest: self.u32_field(std::mem::offset_of!(SeqState, rx_highest)),
             rx_valid: self.u32_field(std::mem::offset_of!(SeqState, rx_valid)),
             ack_sent: self.u32_field(std::mem::offset_of!(SeqState, ack_sent)),
+            ack_valid: self.u32_field(std::mem::offset_of!(SeqState, ack_valid)),
         }
     }
 }
@@ -718,6 +729,7 @@ struct SeqFields<'a> {
     rx_highest: &'a AtomicU32,
     rx_valid: &'a AtomicU32,
     ack_sent: &'a AtomicU32,
+    ack_valid: &'a AtomicU32,
 }
 
 impl SeqStorage for SeqSlot {
@@ -745,14 +757,19 @@ impl SeqStorage for SeqSlot {
         }
     }
 
-    /// The kernel writes the field without a flag: before anything was
-    /// acknowledged it reads 0.
+    /// `None` until either side sent an acknowledgment (so that a first
+    /// frame numbered 0 is acknowledged too). The kernel writes the number
+    /// before the flag; a reader that sees the flag early reads an older
+    /// number, and owes an ack one frame early at worst.
     fn ack_sent(&self) -> Option<u32> {
-        Some(self.fields().ack_sent.load(Ordering::Relaxed))
+        let f = self.fields();
+        (f.ack_valid.load(Ordering::Relaxed) != 0).then(|| f.ack_sent.load(Ordering::Relaxed))
     }
 
     fn set_ack_sent(&mut self, ack: u32) {
-        self.fields().ack_sent.store(ack, Ordering::Relaxed);
+        let f = self.fields();
+        f.ack_sent.store(ack, Ordering::Relaxed);
+        f.ack_valid.store(1, Ordering::Relaxed);
     }
 }
 
@@ -848,6 +865,42 @@ mod seq_map_tests {
         assert_eq!(map.load(7).unwrap(), SeqState::default());
         assert_eq!(map.with_sequencer(7, |s| s.peer_call_id()), Some(0x4343));
         assert!(map.open(MAX_SESSIONS, 1, config()).is_err());
+        // Closed at the call's end: no sequencer until the next open.
+        map.close(7).unwrap();
+        assert!(map.with_sequencer(7, |s| s.peer_call_id()).is_none());
+        assert!(map.close(MAX_SESSIONS).is_err());
+    }
+
+    /// A call whose only frame is numbered 0 still gets its acknowledgment
+    /// (the slot's zeroed `ack_sent` is not an acknowledgment of 0).
+    #[test]
+    fn a_first_frame_numbered_zero_is_acknowledged() {
+        let map = SeqMap::heap();
+        map.open(5, 0x4242, config()).unwrap();
+        let t0 = Instant::now();
+        map.with_sequencer(5, |s| s.accept(&gre::Repr::data(1, 0, None, 1), t0));
+        let due = map
+            .with_sequencer(5, |s| s.poll_timeout())
+            .flatten()
+            .expect("an acknowledgment is owed");
+        let ack = map.with_sequencer(5, |s| s.poll_transmit(due)).flatten();
+        assert_eq!(ack, Some(gre::Repr::ack_only(0x4242, 0)));
+        let state = map.load(5).unwrap();
+        assert_eq!((state.ack_sent, state.ack_valid), (0, 1));
+
+        // The same when the XDP program took the frame: the daemon's sync
+        // sees sequence 0 unacknowledged.
+        map.open(6, 0x4343, config()).unwrap();
+        let mut state = map.load(6).unwrap();
+        (state.rx_highest, state.rx_valid) = (0, 1);
+        map.store(6, state).unwrap();
+        map.with_sequencer(6, |s| s.sync(t0));
+        let due = map
+            .with_sequencer(6, |s| s.poll_timeout())
+            .flatten()
+            .expect("an acknowledgment of the kernel's frame 0 is owed");
+        let ack = map.with_sequencer(6, |s| s.poll_transmit(due)).flatten();
+        assert_eq!(ack, Some(gre::Repr::ack_only(0x4343, 0)));
     }
 
     /// Whether a wake-up is pending (a stored permit completes at once).

@@ -21,6 +21,11 @@
 //!   last [`REORDER_WINDOW`] counts and decrypt a late packet once if its
 //!   key is still there, and drop it otherwise ([`DecryptError::Late`]).
 //!   A count seen before is dropped ([`DecryptError::Duplicate`]).
+//!   The key changes beyond the first that a packet needs come out of the
+//!   receiver's [`RekeyBudget`]; a packet they do not fit in is dropped
+//!   before any key change ([`DecryptError::RekeyBudget`]), so a forged
+//!   count jump costs bounded work. The caller passes the time in with
+//!   [`Decryptor::advance_clock`].
 //! - Stateful mode (RFC 3078 sections 7.2, 8.2): the RC4 state runs on from
 //!   packet to packet; the sender changes its key before the "flag" packet
 //!   whose count's low octet is 0xFF and sets FLUSHED on it. A gap in the
@@ -47,6 +52,7 @@ use rc4::{Rc4, StreamCipher};
 
 use super::{
     MppeParams,
+    budget::RekeyBudget,
     keys::{KeySchedule, StartKey, StartKeys, start_keys},
 };
 use crate::{
@@ -99,6 +105,10 @@ pub enum DecryptError {
     /// Stateful: still waiting for a FLUSHED packet after a loss.
     #[error("MPPE packet {count} dropped while waiting for a FLUSHED packet")]
     AwaitingFlushed { count: u16 },
+    /// The packet needs more key changes than the receiver's budget has
+    /// left (a forged or flooded count jump; see [`super::budget`]).
+    #[error("MPPE packet {count} needs {rekeys} key changes: over the rekey budget")]
+    RekeyBudget { count: u16, rekeys: u16 },
 }
 
 impl DecryptError {
@@ -217,6 +227,8 @@ pub struct Decryptor {
     /// Stateless: bit `i` set when count `self.count - i` needs no
     /// decryption any more (decrypted, or from before the first packet).
     seen: u32,
+    /// The key changes a packet may cost beyond its first.
+    budget: RekeyBudget,
 }
 
 impl fmt::Debug for Decryptor {
@@ -240,7 +252,20 @@ impl Decryptor {
             discarding: false,
             history: [[0; 16]; REORDER_WINDOW as usize],
             seen: u32::MAX,
+            budget: RekeyBudget::new(),
         }
+    }
+
+    /// The time of the packets that follow (a monotonic clock): refills
+    /// the rekey budget. Call it before each packet or batch of packets.
+    pub fn advance_clock(&mut self, now: std::time::Instant) {
+        self.budget.advance_clock(now);
+    }
+
+    /// Packets dropped because their count jump needed more key changes
+    /// than the rekey budget had left ([`DecryptError::RekeyBudget`]).
+    pub fn rekey_budget_drops(&self) -> u64 {
+        self.budget.dropped()
     }
 
     /// The count of the last packet accepted.
@@ -304,6 +329,12 @@ impl Decryptor {
             return Err(DecryptError::Duplicate { count });
         }
         if ahead < COHERENCY_COUNT_SPACE / 2 {
+            if !self.budget.take(ahead - 1) {
+                return Err(DecryptError::RekeyBudget {
+                    count,
+                    rekeys: ahead,
+                });
+            }
             for _ in 0..ahead {
                 self.count = next(self.count);
                 self.keys.change_key();
@@ -356,6 +387,14 @@ impl Decryptor {
         let first = u32::from(self.count) + 1;
         let last = u32::from(self.count) + u32::from(ahead) - 1;
         let missed_flags = (last + 1) / 256 - first / 256;
+        // At most 8 flag packets in 2047 counts.
+        let missed = u16::try_from(missed_flags).unwrap_or(u16::MAX);
+        if !self.budget.take(missed) {
+            return Err(DecryptError::RekeyBudget {
+                count,
+                rekeys: missed.saturating_add(1),
+            });
+        }
         for _ in 0..=missed_flags {
             self.keys.change_key();
         }
@@ -415,6 +454,8 @@ fn rc4_for(key: &[u8]) -> Rc4 {
 
 #[cfg(test)]
 mod tests {
+    use std::time::{Duration, Instant};
+
     use super::*;
     use crate::mppe::{KeyLength, Role, keys::mschapv2_material};
 
@@ -631,6 +672,120 @@ mod tests {
             open(&mut client.decryptor, &fake),
             Err(DecryptError::Duplicate { count: 0xfff })
         );
+    }
+
+    /// A forged stateless packet whose count jumps `ahead` past `from`:
+    /// header A|D and the count, then garbage (no key is needed to make
+    /// the receiver change keys).
+    fn forged(from: u16, ahead: u16) -> Vec<u8> {
+        let count = (from + ahead) % COHERENCY_COUNT_SPACE;
+        let word = 0x9000 | count;
+        let mut p = word.to_be_bytes().to_vec();
+        p.extend([0x5a; 60]);
+        p
+    }
+
+    /// Issue 14: a stream of maximal count jumps (2047 key changes each)
+    /// is cut off once the budget is spent; dropped packets change nothing
+    /// and are counted.
+    #[test]
+    fn a_burst_of_maximal_jumps_is_cut_off_at_the_budget() {
+        use crate::mppe::budget::REKEY_BURST;
+        let t = Instant::now();
+        let (_, mut client) = pair(KeyLength::Bits128, true);
+        let rx = &mut client.decryptor;
+        rx.advance_clock(t);
+        let mut accepted = 0;
+        for _ in 0..1000 {
+            let p = forged(rx.last_count(), 2047);
+            let before = rx.last_count();
+            match open(rx, &p) {
+                Ok(_) => accepted += 1,
+                Err(e) => {
+                    assert_eq!(
+                        e,
+                        DecryptError::RekeyBudget {
+                            count: (before + 2047) % COHERENCY_COUNT_SPACE,
+                            rekeys: 2047
+                        }
+                    );
+                    assert_eq!(rx.last_count(), before, "no key change");
+                }
+            }
+        }
+        // The burst holds two maximal jumps (2046 extra key changes each).
+        assert_eq!(accepted, REKEY_BURST / 2046);
+        assert_eq!(rx.rekey_budget_drops(), 1000 - accepted);
+        // The stateful receiver catching up after a loss pays too, though
+        // never more than 16 key changes a packet.
+        let (_, mut client) = pair(KeyLength::Bits128, false);
+        let rx = &mut client.decryptor;
+        rx.advance_clock(t);
+        let mut p = forged(rx.last_count(), 2000);
+        p[0] &= 0x7f;
+        assert!(open(rx, &p).unwrap_err().needs_reset_request());
+        let (mut accepted, mut over) = (0, 0);
+        for _ in 0..2000 {
+            // Alternately caught up (at least 7 flag packets missed, so
+            // 7 extra key changes) and a new loss.
+            match open(rx, &forged(rx.last_count(), 2040)) {
+                Ok(_) => accepted += 1,
+                Err(DecryptError::RekeyBudget { .. }) => over += 1,
+                Err(_) => {}
+            }
+        }
+        assert!(over > 0);
+        assert_eq!(rx.rekey_budget_drops(), over);
+        assert!(accepted <= REKEY_BURST / 7, "{accepted}");
+    }
+
+    #[test]
+    fn the_rekey_budget_refills_with_time() {
+        let t = Instant::now();
+        let (_, mut client) = pair(KeyLength::Bits56, true);
+        let rx = &mut client.decryptor;
+        rx.advance_clock(t);
+        let jump = |rx: &mut Decryptor| open(rx, &forged(rx.last_count(), 2047)).is_ok();
+        assert!(jump(rx) && jump(rx));
+        assert!(!jump(rx));
+        // 2046 key changes take a second to come back.
+        rx.advance_clock(t + Duration::from_millis(900));
+        assert!(!jump(rx));
+        rx.advance_clock(t + Duration::from_millis(1000));
+        assert!(jump(rx));
+        assert!(!jump(rx));
+        assert_eq!(rx.rekey_budget_drops(), 3);
+        // Two seconds later: a whole burst again.
+        rx.advance_clock(t + Duration::from_millis(3000));
+        assert!(jump(rx) && jump(rx));
+    }
+
+    /// Legitimate loss never touches the budget: 20,000 packets a second
+    /// for 1.2 seconds (7 count wraps), a fifth of them lost in bursts of
+    /// 20 (4800 extra key changes, more than the burst: the refill counts),
+    /// and every packet received decrypts exactly.
+    #[test]
+    fn legitimate_loss_and_wraps_stay_within_the_budget() {
+        let t = Instant::now();
+        let (mut server, mut client) = pair(KeyLength::Bits128, true);
+        let mut received = 0;
+        for i in 0..24_000usize {
+            let p = seal(&mut server.encryptor, i);
+            if i % 100 < 20 {
+                continue;
+            }
+            client
+                .decryptor
+                .advance_clock(t + Duration::from_micros(50 * i as u64));
+            assert_eq!(
+                open(&mut client.decryptor, &p),
+                Ok(payload(i, 40 + i % 50)),
+                "{i}"
+            );
+            received += 1;
+        }
+        assert_eq!(received, 19_200);
+        assert_eq!(client.decryptor.rekey_budget_drops(), 0);
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! MPPE, Microsoft Point-to-Point Encryption (RFC 3078), with keys derived
 //! per RFC 3079: key derivation ([`keys`]) and the per-packet cipher with
-//! coherency-count handling ([`cipher`]).
+//! coherency-count handling ([`cipher`]), and the bound on the key changes
+//! a receiver makes for packets that jump ahead ([`budget`]).
 
+pub mod budget;
 pub mod cipher;
 pub mod keys;
 

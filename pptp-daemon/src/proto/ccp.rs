@@ -10,13 +10,18 @@
 //! - `allow` / `require`: both ends must agree on the same single
 //!   combination in both directions: one key length among
 //!   `mppe.key_lengths` and stateless (H bit) or, when `mppe.stateful`
-//!   allows it, stateful. Our request carries the best combination
-//!   (stateless, strongest key first, like accel-ppp); the peer's offer is
-//!   Acked only if it is exactly our combination and otherwise Nak'ed
-//!   towards it (a request without option 18 gets it Nak'ed in). A Nak of
-//!   ours moves us to the best combination it suggests that policy allows.
-//!   MPPC (the C bit) is never set; every other compression option is
-//!   Rejected.
+//!   allows it, stateful. As RFC 3078 section 2 describes and Windows and
+//!   pppd (ccp.c) do, our first request offers every allowed key length at
+//!   once with the H bit (`H|S|M|L` for `[128, 56, 40]`), and the peer's
+//!   Configure-Nak picks one: we move to the strongest combination the Nak
+//!   names that policy allows (pppd with `require-mppe-40` Naks `H|L`). A
+//!   peer's request naming exactly one allowed combination is Acked; one
+//!   naming several is Nak'ed to the strongest of them we allow (pppd Naks
+//!   `S|L` to `S` the same way); one naming none we allow (or no option 18
+//!   at all) is Nak'ed with what we offer. Once one direction has settled
+//!   on a combination, the other is steered to the same one, so that both
+//!   end equal. MPPC (the C bit) is never set; every other compression
+//!   option is Rejected.
 //! - When the peer Rejects option 18, Naks it towards nothing we allow,
 //!   or the two directions end up different, CCP closes with the reason;
 //!   the session then takes the link down under `require` and goes on
@@ -93,6 +98,21 @@ impl CcpPolicy {
         })
     }
 
+    /// What our first Configure-Request offers (RFC 3078 section 2): every
+    /// allowed key length, and the H bit (stateless, which we prefer; a
+    /// peer wanting stateful Naks it away when `stateful` allows it).
+    /// `None` without key lengths.
+    pub fn offer(&self) -> Option<SupportedBits> {
+        if self.key_lengths.is_empty() {
+            return None;
+        }
+        Some(SupportedBits(
+            self.key_lengths.iter().fold(SupportedBits::H, |bits, k| {
+                bits | SupportedBits::key_bit(*k)
+            }),
+        ))
+    }
+
     /// The best allowed combination among those `offer` names: strongest
     /// common key; stateless if offered or if stateful is not allowed.
     pub fn best_of(&self, offer: SupportedBits) -> Option<MppeParams> {
@@ -101,6 +121,16 @@ impl CcpPolicy {
             key_length,
             stateless: offer.has(SupportedBits::H) || !self.stateful,
         })
+    }
+
+    /// The combination to steer `offer` to: `agreed` (what the other
+    /// direction settled on) when `offer` names its key length, so that
+    /// both directions end equal; otherwise [`CcpPolicy::best_of`].
+    fn choose(&self, offer: SupportedBits, agreed: Option<MppeParams>) -> Option<MppeParams> {
+        match agreed {
+            Some(a) if offer.has(SupportedBits::key_bit(a.key_length)) && self.allows(a) => Some(a),
+            _ => self.best_of(offer),
+        }
     }
 }
 
@@ -140,7 +170,7 @@ impl fmt::Debug for CcpOptions {
 
 impl CcpOptions {
     pub fn new(policy: CcpPolicy) -> Self {
-        let ours = policy.preferred().map(SupportedBits::from_params);
+        let ours = policy.offer();
         CcpOptions {
             policy,
             ours,
@@ -152,9 +182,19 @@ impl CcpOptions {
 
     /// The agreed parameters, or why there are none, once both requests
     /// were Acked.
+    ///
+    /// A peer that Acks our request while it still offers several key
+    /// lengths (pppd and Windows Nak it down to one) has accepted any of
+    /// them: the one its own request named, if among them, or else the
+    /// strongest (the Linux kernel's ppp_mppe picks the strongest bit).
     pub fn outcome(&self) -> Result<MppeParams, String> {
-        let ours = self.acked_ours.and_then(SupportedBits::as_params);
         let peer = self.peer.and_then(SupportedBits::as_params);
+        let ours = self.acked_ours.and_then(|acked| {
+            acked.as_params().or_else(|| match peer {
+                Some(p) if acked.0 | SupportedBits::from_params(p).0 == acked.0 => Some(p),
+                _ => self.policy.best_of(acked),
+            })
+        });
         match (ours, peer) {
             (Some(a), Some(b)) if a == b => Ok(a),
             (Some(a), Some(b)) => Err(format!(
@@ -171,7 +211,7 @@ impl Negotiator for CcpOptions {
     }
 
     fn reset(&mut self) {
-        self.ours = self.policy.preferred().map(SupportedBits::from_params);
+        self.ours = self.policy.offer();
         self.acked_ours = None;
         self.peer = None;
     }
@@ -189,14 +229,25 @@ impl Negotiator for CcpOptions {
     ) -> Result<Verdict, String> {
         match CcpOption::parse(option) {
             Ok(CcpOption::Mppe(bits)) => {
-                let Some(target) = self.ours else {
+                let Some(ours) = self.ours else {
                     return Ok(Verdict::Reject);
                 };
-                Ok(if bits == target {
-                    Verdict::Ack
-                } else {
-                    tracing::debug!("CCP: Nak'ing MPPE {bits:?} towards {target:?}");
-                    Verdict::Nak(target.0.to_be_bytes().to_vec())
+                let target = self
+                    .policy
+                    .choose(bits, ours.as_params())
+                    .map(SupportedBits::from_params);
+                Ok(match target {
+                    Some(target) if bits == target => Verdict::Ack,
+                    Some(target) => {
+                        tracing::debug!("CCP: Nak'ing MPPE {bits:?} towards {target:?}");
+                        Verdict::Nak(target.0.to_be_bytes().to_vec())
+                    }
+                    None => {
+                        // Nothing we allow: say what we offer, so that the
+                        // peer can choose (pppd does the same).
+                        tracing::debug!("CCP: Nak'ing MPPE {bits:?}: we offer {ours:?}");
+                        Verdict::Nak(ours.0.to_be_bytes().to_vec())
+                    }
                 })
             }
             Ok(CcpOption::Unknown { kind, .. }) => {
@@ -234,7 +285,8 @@ impl Negotiator for CcpOptions {
     fn handle_nak(&mut self, options: &[RawOption<'_>]) -> Result<(), String> {
         for option in options {
             if let Ok(CcpOption::Mppe(suggested)) = CcpOption::parse(*option) {
-                let Some(best) = self.policy.best_of(suggested) else {
+                let agreed = self.peer.and_then(SupportedBits::as_params);
+                let Some(best) = self.policy.choose(suggested, agreed) else {
                     return Err(format!(
                         "the peer wants MPPE {suggested:?}; policy allows {:?}{}",
                         self.policy.key_lengths,
@@ -447,10 +499,284 @@ mod tests {
     const HS: [u8; 6] = [0x12, 0x06, 0x01, 0x00, 0x00, 0x40];
     const HL: [u8; 6] = [0x12, 0x06, 0x01, 0x00, 0x00, 0x20];
 
+    /// H|S|M|L, H|M, H|L: what the server offers and what a 56-bit or a
+    /// 40-bit peer settles on.
+    const HSML: [u8; 6] = [0x12, 0x06, 0x01, 0x00, 0x00, 0xe0];
+    const HM: [u8; 6] = [0x12, 0x06, 0x01, 0x00, 0x00, 0x80];
+
     #[test]
-    fn server_requests_stateless_128() {
+    fn server_offers_every_key_length() {
         let (mut c, _) = started(policy(&[40, 128], false));
+        let hsl = [0x12, 0x06, 0x01, 0x00, 0x00, 0x60];
+        assert_eq!(sent(&mut c), [(Code::ConfigureRequest, 1, hsl.to_vec())]);
+        let (mut c, _) = started(policy(&[128, 56, 40], true));
+        assert_eq!(sent(&mut c), [(Code::ConfigureRequest, 1, HSML.to_vec())]);
+        let (mut c, _) = started(policy(&[128], false));
         assert_eq!(sent(&mut c), [(Code::ConfigureRequest, 1, HS.to_vec())]);
+    }
+
+    /// pppd 2.4/2.5 with `require-mppe-40` against a server allowing
+    /// [128, 56, 40], as ccp.c answers: its ccp_reqci clears the M bit
+    /// (56-bit is MPPE_OPT_UNSUPPORTED) and, of S and L both set, keeps the
+    /// one it allows, and Naks `H|L`; it requests `H|L` itself. Before the
+    /// fix the server requested `H|S` alone, which pppd Rejects.
+    #[test]
+    fn transcript_pppd_require_mppe_40() {
+        let (mut c, now) = started(policy(&[128, 56, 40], false));
+        assert_eq!(sent(&mut c), [(Code::ConfigureRequest, 1, HSML.to_vec())]);
+        // pppd's request first: exactly one combination we allow: Acked.
+        assert_eq!(reply(&mut c, &HL), (Code::ConfigureAck, HL.to_vec()));
+        // pppd Naks ours down to H|L; we ask for exactly that.
+        c.handle_packet(now, &pkt(Code::ConfigureNak, 1, &HL));
+        assert_eq!(sent(&mut c), [(Code::ConfigureRequest, 2, HL.to_vec())]);
+        c.handle_packet(now, &pkt(Code::ConfigureAck, 2, &HL));
+        assert_eq!(
+            events(&mut c),
+            [CcpEvent::Up(MppeParams {
+                key_length: KeyLength::Bits40,
+                stateless: true
+            })]
+        );
+    }
+
+    /// A peer's request naming several key lengths is Nak'ed to the
+    /// strongest we allow; once our direction has settled, the peer's is
+    /// steered to the same combination even if it names a stronger one.
+    #[test]
+    fn peer_requests_are_steered_to_one_combination() {
+        let (mut c, now) = started(policy(&[128, 56, 40], false));
+        sent(&mut c);
+        assert_eq!(reply(&mut c, &HSML), (Code::ConfigureNak, HS.to_vec()));
+        // The peer Naks ours to 56-bit: its next request is steered there.
+        c.handle_packet(now, &pkt(Code::ConfigureNak, 1, &HM));
+        assert_eq!(sent(&mut c)[0].2, HM);
+        assert_eq!(reply(&mut c, &HSML), (Code::ConfigureNak, HM.to_vec()));
+        assert_eq!(reply(&mut c, &HM), (Code::ConfigureAck, HM.to_vec()));
+        // A request naming nothing we allow is Nak'ed with what we offer.
+        let (mut c, _) = started(policy(&[128, 56], false));
+        sent(&mut c);
+        let hsm = [0x12, 0x06, 0x01, 0x00, 0x00, 0xc0];
+        assert_eq!(reply(&mut c, &HL), (Code::ConfigureNak, hsm.to_vec()));
+    }
+
+    /// A peer negotiating option 18 the way pppd's ccp.c does (ccp_reqci,
+    /// ccp_nakci), generalised to 56-bit keys and stateful-only peers: it
+    /// requests every combination it accepts; it Acks a request of ours
+    /// naming exactly one, Naks one naming several to its strongest, and
+    /// Rejects one naming none it accepts; it takes our Nak only if it
+    /// names bits it offered, and otherwise gives up (pppd's "MPPE
+    /// required but peer negotiation failed").
+    struct RfcPeer {
+        keys: Vec<KeyLength>,
+        /// `Some(true)` stateless only, `Some(false)` stateful only,
+        /// `None` either (stateless preferred).
+        stateless: Option<bool>,
+        request: SupportedBits,
+        id: u8,
+        /// What it Acked of ours, and what we Acked of its.
+        acked_ours: Option<SupportedBits>,
+        acked_its: Option<SupportedBits>,
+        gave_up: bool,
+    }
+
+    impl RfcPeer {
+        fn new(keys: &[u16], stateless: Option<bool>) -> RfcPeer {
+            let keys: Vec<KeyLength> = keys
+                .iter()
+                .map(|b| KeyLength::from_bits(*b).unwrap())
+                .collect();
+            let h = if stateless == Some(false) {
+                0
+            } else {
+                SupportedBits::H
+            };
+            let request = SupportedBits(
+                keys.iter()
+                    .fold(h, |bits, k| bits | SupportedBits::key_bit(*k)),
+            );
+            RfcPeer {
+                keys,
+                stateless,
+                request,
+                id: 0x60,
+                acked_ours: None,
+                acked_its: None,
+                gave_up: false,
+            }
+        }
+
+        fn mppe(bits: SupportedBits) -> Vec<u8> {
+            let mut v = Vec::new();
+            CcpOption::Mppe(bits).push_to(&mut v).unwrap();
+            v
+        }
+
+        /// Its answer to our Configure-Request.
+        fn judge(&mut self, data: &[u8]) -> (Code, Vec<u8>) {
+            let Ok(CcpOption::Mppe(bits)) = CcpOption::parse(RawOption {
+                kind: data[0],
+                data: &data[2..],
+            }) else {
+                panic!("the server requested no MPPE: {data:?}");
+            };
+            let Some(key) = bits.key_lengths().find(|k| self.keys.contains(k)) else {
+                return (Code::ConfigureReject, data.to_vec());
+            };
+            let stateless = bits.has(SupportedBits::H);
+            if !stateless && self.stateless == Some(true) {
+                return (Code::ConfigureReject, data.to_vec());
+            }
+            let want = SupportedBits::from_params(MppeParams {
+                key_length: key,
+                stateless: self.stateless.unwrap_or(stateless),
+            });
+            if bits == want {
+                self.acked_ours = Some(bits);
+                (Code::ConfigureAck, data.to_vec())
+            } else {
+                (Code::ConfigureNak, Self::mppe(want))
+            }
+        }
+
+        fn request(&mut self) -> Vec<u8> {
+            self.id += 1;
+            pkt(Code::ConfigureRequest, self.id, &Self::mppe(self.request))
+        }
+
+        /// Our reply to its request; its next request, if any.
+        fn answer(&mut self, code: Code, data: &[u8]) -> Option<Vec<u8>> {
+            match code {
+                Code::ConfigureAck => {
+                    self.acked_its = Some(self.request);
+                    None
+                }
+                Code::ConfigureNak => {
+                    let Ok(CcpOption::Mppe(bits)) = CcpOption::parse(RawOption {
+                        kind: data[0],
+                        data: &data[2..],
+                    }) else {
+                        panic!("Nak without MPPE: {data:?}");
+                    };
+                    if bits.0 & !self.request.0 != 0 || bits.key_lengths().next().is_none() {
+                        self.gave_up = true;
+                        return None;
+                    }
+                    self.request = bits;
+                    Some(self.request())
+                }
+                _ => {
+                    self.gave_up = true;
+                    None
+                }
+            }
+        }
+    }
+
+    /// Runs CCP between the server with `p` and `peer` until both rest.
+    fn negotiate(p: CcpPolicy, peer: &mut RfcPeer) -> Ccp {
+        let (mut c, now) = started(p);
+        let mut to_server = vec![peer.request()];
+        for _ in 0..40 {
+            for (code, id, data) in sent(&mut c) {
+                match code {
+                    Code::ConfigureRequest if !peer.gave_up => {
+                        let (code, data) = peer.judge(&data);
+                        to_server.push(pkt(code, id, &data));
+                    }
+                    Code::ConfigureAck | Code::ConfigureNak | Code::ConfigureReject
+                        if !peer.gave_up =>
+                    {
+                        to_server.extend(peer.answer(code, &data));
+                    }
+                    Code::TerminateRequest => to_server.push(pkt(Code::TerminateAck, id, &[])),
+                    _ => {}
+                }
+            }
+            if to_server.is_empty() {
+                break;
+            }
+            for packet in to_server.drain(..) {
+                c.handle_packet(now, &packet);
+            }
+        }
+        c
+    }
+
+    fn params(bits: u16, stateless: bool) -> MppeParams {
+        MppeParams {
+            key_length: KeyLength::from_bits(bits).unwrap(),
+            stateless,
+        }
+    }
+
+    /// The server allowing [128, 56, 40] against peers accepting one key
+    /// length each, stateless only, stateful only or either, with the
+    /// server allowing stateful or not: every peer gets its key length,
+    /// stateful only when both allow it, the same both ways.
+    #[test]
+    fn every_configured_key_length_against_single_length_peers() {
+        for bits in [40, 56, 128] {
+            for server_stateful in [false, true] {
+                for peer_mode in [Some(true), None, Some(false)] {
+                    let mut peer = RfcPeer::new(&[bits], peer_mode);
+                    let mut c = negotiate(policy(&[128, 56, 40], server_stateful), &mut peer);
+                    let (got, state, ev) = (c.params(), c.state(), events(&mut c));
+                    let case = format!(
+                        "{bits}-bit peer, mode {peer_mode:?}, server stateful {server_stateful}: {ev:?}"
+                    );
+                    if peer_mode == Some(false) && !server_stateful {
+                        // A stateful-only peer and a stateless-only server.
+                        assert_eq!(got, None, "{case}");
+                        assert_ne!(state, State::Opened, "{case}");
+                        continue;
+                    }
+                    let stateless = peer_mode.unwrap_or(true);
+                    let want = params(bits, stateless);
+                    assert_eq!(got, Some(want), "{case}");
+                    assert_eq!(ev, [CcpEvent::Up(want)], "{case}");
+                    let bits = Some(SupportedBits::from_params(want));
+                    assert_eq!((peer.acked_ours, peer.acked_its), (bits, bits), "{case}");
+                    assert!(!peer.gave_up, "{case}");
+                }
+            }
+        }
+    }
+
+    /// pppd's own default (128 and 40 both accepted) and a peer accepting
+    /// everything get the strongest key.
+    #[test]
+    fn multi_length_peers_get_the_strongest_common_key() {
+        let mut peer = RfcPeer::new(&[128, 40], Some(true));
+        let c = negotiate(policy(&[128, 56, 40], false), &mut peer);
+        assert_eq!(c.params(), Some(params(128, true)));
+        let mut peer = RfcPeer::new(&[56, 40], None);
+        let c = negotiate(policy(&[128, 56, 40], true), &mut peer);
+        assert_eq!(c.params(), Some(params(56, true)));
+        let mut peer = RfcPeer::new(&[128, 56, 40], Some(true));
+        let c = negotiate(policy(&[56, 40], false), &mut peer);
+        assert_eq!(c.params(), Some(params(56, true)));
+    }
+
+    /// A peer accepting no configured key length: CCP ends (Stopped or
+    /// Closed, Finished reported, a reason given), never Opened.
+    #[test]
+    fn a_peer_accepting_nothing_configured_ends_ccp() {
+        for (server, peer_keys) in [(&[128, 56][..], &[40][..]), (&[40][..], &[128][..])] {
+            let mut peer = RfcPeer::new(peer_keys, Some(true));
+            let mut c = negotiate(policy(server, false), &mut peer);
+            assert_eq!(c.params(), None);
+            assert!(
+                matches!(c.state(), State::Stopped | State::Closed),
+                "{:?}",
+                c.state()
+            );
+            assert_eq!(events(&mut c), [CcpEvent::Finished]);
+            assert!(
+                c.close_reason().unwrap().contains("refuses MPPE"),
+                "{:?}",
+                c.close_reason()
+            );
+        }
     }
 
     fn reply(c: &mut Ccp, request: &[u8]) -> (Code, Vec<u8>) {

@@ -1726,3 +1726,101 @@ fn no_module_of_the_engine_reads_the_clock_or_imports_tokio() {
         }
     }
 }
+
+// ---------------------------------------------------------------------
+// MPPE key lengths (issue 14): the server offers every configured one.
+
+fn mppe_policy(policy: MppePolicy, keys: &[KeyLength], stateful: bool) -> CcpPolicy {
+    CcpPolicy::new(policy, keys, stateful)
+}
+
+fn server_with_mppe(policy: CcpPolicy) -> Session {
+    let mut config = server_config();
+    config.ccp = Some(policy);
+    new_server(&config)
+}
+
+#[test]
+fn clients_asking_for_one_key_length_get_it() {
+    use KeyLength::*;
+    for key in [Bits40, Bits56, Bits128] {
+        for (server_stateful, client_stateful) in [(false, false), (true, false), (true, true)] {
+            let mut server = server_with_mppe(mppe_policy(
+                MppePolicy::Require,
+                &[Bits128, Bits56, Bits40],
+                server_stateful,
+            ));
+            let mut client = new_client(
+                &mppe_policy(MppePolicy::Require, &[key], client_stateful),
+                5,
+            );
+            let outcome = run(
+                &mut server,
+                &mut client,
+                &mut Net::clean(),
+                Duration::from_secs(60),
+            );
+            let case = format!(
+                "{key:?}, stateful {server_stateful}/{client_stateful}: {:?}",
+                outcome.server
+            );
+            assert_consistent(&server, &client);
+            let s = server.network().expect(&case);
+            // Both prefer stateless: stateful only if a peer insists.
+            assert_eq!(
+                s.mppe,
+                Some(MppeParams {
+                    key_length: key,
+                    stateless: true
+                }),
+                "{case}"
+            );
+            assert!(s.mppe_material.is_some(), "{case}");
+        }
+    }
+}
+
+#[test]
+fn no_common_key_length_under_require_ends_the_session() {
+    use KeyLength::*;
+    let mut server = server_with_mppe(mppe_policy(MppePolicy::Require, &[Bits128, Bits56], false));
+    let mut client = new_client(&mppe_policy(MppePolicy::Allow, &[Bits40], false), 3);
+    let outcome = run(
+        &mut server,
+        &mut client,
+        &mut Net::clean(),
+        Duration::from_secs(120),
+    );
+    let (reason, detail) = outcome
+        .server
+        .iter()
+        .find_map(|e| match e {
+            SessionEvent::Closed { reason, detail } => Some((*reason, detail.clone())),
+            _ => None,
+        })
+        .expect("the server closed the link");
+    assert_eq!(reason, EndReason::NegotiationFailed);
+    assert!(detail.contains("MPPE is required"), "{detail}");
+    assert!(
+        !outcome
+            .server
+            .iter()
+            .any(|e| matches!(e, SessionEvent::NetworkOpened(_)))
+    );
+}
+
+#[test]
+fn no_common_key_length_under_allow_goes_on_in_the_clear() {
+    use KeyLength::*;
+    let mut server = server_with_mppe(mppe_policy(MppePolicy::Allow, &[Bits128, Bits56], true));
+    let mut client = new_client(&mppe_policy(MppePolicy::Allow, &[Bits40], false), 3);
+    run(
+        &mut server,
+        &mut client,
+        &mut Net::clean(),
+        Duration::from_secs(120),
+    );
+    assert_consistent(&server, &client);
+    assert_eq!(server.network().unwrap().mppe, None);
+    assert_eq!(server.network().unwrap().mppe_material, None);
+}

@@ -16,13 +16,151 @@ use crate::{
         mss,
         tun::{TunReader, TunWriter},
     },
-    mppe::cipher::Decryptor,
+    mppe::cipher::{DecryptError, Decryptor},
     proto::call::{SeqStorage, Sequencer},
     wire::{gre, ipv4, ppp},
 };
 
 /// Frames [`gre_receive`] takes from the socket at a time.
 const BATCH: usize = 32;
+/// Data frames one worker's queue holds; beyond, data is dropped and
+/// counted (`userspace_worker_queue_full`).
+const WORKER_QUEUE: usize = 256;
+/// The largest GRE frame (header and payload) a worker takes: more than a
+/// PPP frame of the largest MRU (1500) with its GRE header. A larger frame
+/// is handled where it was received.
+const WORKER_FRAME: usize = 2048;
+/// Most data workers, whatever the number of CPUs.
+const MAX_WORKERS: usize = 8;
+
+/// One data frame on its way to a worker, from `src`; `buf` has room for
+/// [`WORKER_FRAME`] bytes.
+struct DataFrame {
+    buf: Vec<u8>,
+    src: Ipv4Addr,
+}
+
+/// Buffers that workers hand back to the task that feeds them: no
+/// allocation per packet once the list holds enough.
+type BufferPool = Arc<std::sync::Mutex<Vec<Vec<u8>>>>;
+
+/// A set of data-path workers, one per CPU (at most [`MAX_WORKERS`]), each
+/// with a bounded queue of jobs `T`. A call's packets always go to the same
+/// worker, so they keep their order (GRE sequence numbers, MPPE coherency
+/// counts), while different calls' packets are worked on in parallel, off
+/// the task that feeds them (issue 14).
+struct Workers<T> {
+    queues: Vec<tokio::sync::mpsc::Sender<T>>,
+    free: BufferPool,
+}
+
+impl<T: Send + 'static> Workers<T> {
+    /// Spawns the workers; `run` is one worker's loop over its queue.
+    fn spawn<F, Fut>(run: F) -> Self
+    where
+        F: Fn(tokio::sync::mpsc::Receiver<T>, BufferPool) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let n = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, MAX_WORKERS);
+        let free = BufferPool::default();
+        let queues = (0..n)
+            .map(|_| {
+                let (tx, rx) = tokio::sync::mpsc::channel(WORKER_QUEUE);
+                tokio::spawn(run(rx, free.clone()));
+                tx
+            })
+            .collect();
+        Self { queues, free }
+    }
+
+    /// A place in the queue of call (`peer`, `call_id`)'s worker, or `None`
+    /// when that queue is full (counted: the packet is dropped).
+    fn reserve(
+        &self,
+        shared: &Shared,
+        peer: Ipv4Addr,
+        call_id: u16,
+    ) -> Option<tokio::sync::mpsc::Permit<'_, T>> {
+        let key = (u64::from(u32::from(peer)) << 16) | u64::from(call_id);
+        // Fibonacci hashing spreads consecutive call IDs over the workers.
+        let pick = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize % self.queues.len();
+        let permit = self.queues[pick].try_reserve().ok();
+        if permit.is_none() {
+            shared
+                .stats
+                .worker_queue_full
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        permit
+    }
+
+    /// An empty buffer from the pool (or a new one of `capacity`).
+    fn buffer(&self, capacity: usize) -> Vec<u8> {
+        let mut buf = self
+            .free
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(capacity));
+        buf.clear();
+        buf
+    }
+}
+
+/// Gives `buf` back to `free`, which keeps at most enough for every queue
+/// full.
+fn recycle(free: &BufferPool, buf: Vec<u8>) {
+    let mut free = free.lock().unwrap_or_else(|e| e.into_inner());
+    if free.len() < MAX_WORKERS * WORKER_QUEUE {
+        free.push(buf);
+    }
+}
+
+/// The data workers of [`gre_receive`]: every data frame of a userspace
+/// session (MPPE decryption and rekeying included) is judged and delivered
+/// by one of them, so the receive task keeps only control frames and
+/// dispatching.
+struct DataWorkers(Workers<DataFrame>);
+
+impl DataWorkers {
+    /// The workers, each delivering through its clone of `tun`.
+    fn spawn(shared: &Arc<Shared>, tun: &TunWriter) -> Self {
+        Self(Workers::spawn(|rx, free| {
+            data_worker(shared.clone(), tun.clone(), rx, free)
+        }))
+    }
+
+    /// Hands the data frame `frame` of call `call_id` from `src` to its
+    /// worker; `false` when it is too large for one (the caller handles
+    /// it).
+    fn offer(&self, shared: &Shared, src: Ipv4Addr, call_id: u16, frame: &[u8]) -> bool {
+        if frame.len() > WORKER_FRAME {
+            return false;
+        }
+        if let Some(permit) = self.0.reserve(shared, src, call_id) {
+            let mut buf = self.0.buffer(WORKER_FRAME);
+            buf.extend_from_slice(frame);
+            permit.send(DataFrame { buf, src });
+        }
+        true
+    }
+}
+
+/// Judges and delivers the data frames of the calls that hash to it.
+async fn data_worker(
+    shared: Arc<Shared>,
+    mut tun: TunWriter,
+    mut frames: tokio::sync::mpsc::Receiver<DataFrame>,
+    free: BufferPool,
+) {
+    while let Some(mut frame) = frames.recv().await {
+        let len = frame.buf.len();
+        handle_gre(&shared, &mut tun, &mut frame.buf, frame.src, 0..len).await;
+        recycle(&free, frame.buf);
+    }
+}
 
 /// Receives every GRE frame that reaches userspace: data of sessions on
 /// the userspace path (decrypted when MPPE) goes to the TUN device, control
@@ -32,10 +170,13 @@ const BATCH: usize = 32;
 /// A full batch means the task is behind: then the batch's control frames
 /// (LCP, authentication, IPCP, CCP, ack-only) are handled before its data,
 /// so a data backlog delays no session's negotiation or keepalive (issue
-/// 17; the XDP program already bounds what each call sends up). A clear
-/// userspace call may then find a data frame that preceded a control
-/// frame late and drop it: under load, data is what is shed.
+/// 17; the XDP program already bounds what each call sends up). Control
+/// frames are handled here; data frames go to the [`DataWorkers`], so
+/// neither decryption nor a rekeying storm runs on this task. A clear
+/// userspace call may find a data frame that preceded a control frame late
+/// and drop it: under load, data is what is shed.
 pub(super) async fn gre_receive(shared: Arc<Shared>, mut tun: TunWriter) {
+    let workers = DataWorkers::spawn(&shared, &tun);
     let mut bufs: Vec<Vec<u8>> = (0..BATCH).map(|_| vec![0u8; 65536]).collect();
     let mut batch: Vec<(usize, Ipv4Addr, Range<usize>)> = Vec::with_capacity(BATCH);
     loop {
@@ -74,6 +215,13 @@ pub(super) async fn gre_receive(shared: Arc<Shared>, mut tun: TunWriter) {
                 .fetch_add(first, Ordering::Relaxed);
         }
         for (i, src, range) in batch.drain(..) {
+            if let Some(frame) = bufs[i].get(range.clone())
+                && let Ok(header) = frame::parse_gre(frame)
+                && !is_control(frame)
+                && workers.offer(&shared, src, header.call_id, frame)
+            {
+                continue;
+            }
             handle_gre(&shared, &mut tun, &mut bufs[i], src, range).await;
         }
     }
@@ -229,6 +377,10 @@ async fn handle_gre(
         }
         FrameVerdict::Drop(FrameDrop::Frame(e)) => {
             shared.stats.gre_dropped.fetch_add(1, Ordering::Relaxed);
+            if let frame::DropReason::Mppe(DecryptError::RekeyBudget { .. }) = &e {
+                let stat = &shared.stats.mppe_rekey_dropped;
+                stat.fetch_add(1, Ordering::Relaxed);
+            }
             tracing::debug!(peer = %src, call_id = call.call_id, "dropped frame: {e}");
             if let frame::DropReason::Mppe(d) = &e
                 && d.needs_reset_request()
@@ -301,6 +453,11 @@ pub(super) fn receive_frame<S: SeqStorage>(
     now: Instant,
 ) -> FrameVerdict {
     let order = seq.classify(header);
+    // The MPPE rekey budget refills with the time (issue 14).
+    let mut decryptor = decryptor;
+    if let Some(d) = decryptor.as_deref_mut() {
+        d.advance_clock(now);
+    }
     let verdict = match frame::open(buf, payload.start, payload.end, decryptor) {
         Err(e) => return FrameVerdict::Drop(FrameDrop::Frame(e)),
         Ok(Received::AckOnly) => FrameVerdict::AckOnly,
@@ -335,9 +492,12 @@ pub(super) fn receive_frame<S: SeqStorage>(
     verdict
 }
 
-/// Reads packets the kernel routed to the TUN device and sends each to its
-/// client's session over GRE.
+/// Reads packets the kernel routed to the tunnel device and sends each to
+/// its client's session over GRE: MPPE sessions' packets through the
+/// [`SealWorkers`] (encryption off this task, several cores, one worker
+/// per session so that coherency counts leave in order), the others here.
 pub(super) async fn tun_receive(shared: Arc<Shared>, mut tun: TunReader) {
+    let workers = SealWorkers::spawn(&shared);
     let mut buf = vec![0u8; BUFFER_LEN];
     loop {
         let n = match tun.recv(&mut buf[HEADROOM..]).await {
@@ -349,65 +509,120 @@ pub(super) async fn tun_receive(shared: Arc<Shared>, mut tun: TunReader) {
             }
         };
         shared.stats.tun_rx.fetch_add(1, Ordering::Relaxed);
-        let end = HEADROOM + n;
-        // IPv6 and the like (no IPV6CP here), and malformed packets.
-        let Ok(packet) = ipv4::Packet::new_checked(&buf[HEADROOM..end]) else {
-            continue;
-        };
-        let dst = packet.dst_addr();
-        let Some(call) = shared.client(dst) else {
-            shared.stats.tun_no_session.fetch_add(1, Ordering::Relaxed);
-            continue;
-        };
-        let Some(data) = call.data() else {
-            shared.stats.tun_no_session.fetch_add(1, Ordering::Relaxed);
-            continue;
-        };
-        if n > usize::from(data.mtu) {
-            shared.stats.tun_too_big.fetch_add(1, Ordering::Relaxed);
+        let packet = &buf[HEADROOM..HEADROOM + n];
+        if let Ok(p) = ipv4::Packet::new_checked(packet)
+            && let Some(call) = shared.client(p.dst_addr())
+            && call.data().is_some_and(|d| d.encryptor.is_some())
+            && workers.offer(&shared, &call, packet)
+        {
             continue;
         }
-        let within = data
-            .shaper
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .admit_down(n, Instant::now());
-        if !within {
-            shared
-                .stats
-                .rate_dropped_down
-                .fetch_add(1, Ordering::Relaxed);
-            continue;
+        seal_and_send(&shared, &mut buf, n).await;
+    }
+}
+
+/// The workers that encrypt and send MPPE sessions' packets towards their
+/// clients.
+struct SealWorkers(Workers<Vec<u8>>);
+
+impl SealWorkers {
+    fn spawn(shared: &Arc<Shared>) -> Self {
+        Self(Workers::spawn(|rx, free| {
+            seal_worker(shared.clone(), rx, free)
+        }))
+    }
+
+    /// Hands `packet` (for `call`'s client) to its worker; `false` when it
+    /// does not fit a buffer (the caller handles it).
+    fn offer(&self, shared: &Shared, call: &Call, packet: &[u8]) -> bool {
+        if HEADROOM + packet.len() > BUFFER_LEN {
+            return false;
         }
-        if let Some(m) = data.mss {
-            mss::clamp(&mut buf[HEADROOM..end], m);
+        if let Some(permit) = self.0.reserve(shared, call.peer, call.call_id) {
+            let mut buf = self.0.buffer(BUFFER_LEN);
+            buf.resize(HEADROOM, 0);
+            buf.extend_from_slice(packet);
+            permit.send(buf);
         }
-        let sealed = {
-            let mut enc = data
-                .encryptor
-                .as_ref()
-                .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()));
-            frame::seal(&mut buf, HEADROOM, end, enc.as_deref_mut())
-        };
-        let Ok((start, protocol)) = sealed else {
-            continue;
-        };
-        let header = shared.gre_header(&call, true);
-        let Ok(begin) = frame::prepend(&mut buf, start, end, header, data.framing.ppp(protocol))
-        else {
-            continue;
-        };
-        call.counters.tx_packets.fetch_add(1, Ordering::Relaxed);
-        call.counters
-            .tx_bytes
-            .fetch_add(n as u64, Ordering::Relaxed);
-        shared.stats.data_tx_packets.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+}
+
+/// Seals and sends the packets of the calls that hash to it.
+async fn seal_worker(
+    shared: Arc<Shared>,
+    mut packets: tokio::sync::mpsc::Receiver<Vec<u8>>,
+    free: BufferPool,
+) {
+    while let Some(mut buf) = packets.recv().await {
+        let n = buf.len() - HEADROOM;
+        buf.resize(BUFFER_LEN, 0);
+        seal_and_send(&shared, &mut buf, n).await;
+        recycle(&free, buf);
+    }
+}
+
+/// The IPv4 packet at `buf[HEADROOM..HEADROOM + n]` (`buf` is
+/// [`BUFFER_LEN`] long) towards its client: checked against the session's
+/// MTU and rate, clamped, sealed (MPPE), framed and sent over GRE.
+async fn seal_and_send(shared: &Shared, buf: &mut [u8], n: usize) {
+    let end = HEADROOM + n;
+    // IPv6 and the like (no IPV6CP here), and malformed packets.
+    let Ok(packet) = ipv4::Packet::new_checked(&buf[HEADROOM..end]) else {
+        return;
+    };
+    let dst = packet.dst_addr();
+    let Some(call) = shared.client(dst) else {
+        shared.stats.tun_no_session.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
+    let Some(data) = call.data() else {
+        shared.stats.tun_no_session.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
+    if n > usize::from(data.mtu) {
+        shared.stats.tun_too_big.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let within = data
+        .shaper
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .admit_down(n, Instant::now());
+    if !within {
         shared
             .stats
-            .data_tx_bytes
-            .fetch_add(n as u64, Ordering::Relaxed);
-        shared.send_gre(&call, &buf[begin..end]).await;
+            .rate_dropped_down
+            .fetch_add(1, Ordering::Relaxed);
+        return;
     }
+    if let Some(m) = data.mss {
+        mss::clamp(&mut buf[HEADROOM..end], m);
+    }
+    let sealed = {
+        let mut enc = data
+            .encryptor
+            .as_ref()
+            .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()));
+        frame::seal(buf, HEADROOM, end, enc.as_deref_mut())
+    };
+    let Ok((start, protocol)) = sealed else {
+        return;
+    };
+    let header = shared.gre_header(&call, true);
+    let Ok(begin) = frame::prepend(buf, start, end, header, data.framing.ppp(protocol)) else {
+        return;
+    };
+    call.counters.tx_packets.fetch_add(1, Ordering::Relaxed);
+    call.counters
+        .tx_bytes
+        .fetch_add(n as u64, Ordering::Relaxed);
+    shared.stats.data_tx_packets.fetch_add(1, Ordering::Relaxed);
+    shared
+        .stats
+        .data_tx_bytes
+        .fetch_add(n as u64, Ordering::Relaxed);
+    shared.send_gre(&call, &buf[begin..end]).await;
 }
 
 /// Frames a PPP control packet of a call and sends it.
@@ -432,6 +647,36 @@ pub async fn send_control(
 mod tests {
     use super::*;
     use crate::proto::call::{self, WindowPolicy};
+
+    /// A call's packets always reach the same worker, whose queue is
+    /// bounded: once full, its packets are refused and counted, while
+    /// another worker's calls still get in.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn workers_keep_a_call_on_one_bounded_queue() {
+        let (shared, _routes) = crate::server::session::tests::shared();
+        // Workers that never take a job: the queues only fill.
+        let workers: Workers<u32> = Workers::spawn(|rx, _free| async move {
+            let _rx = rx;
+            std::future::pending::<()>().await
+        });
+        let peer = Ipv4Addr::new(198, 18, 0, 2);
+        for i in 0..WORKER_QUEUE {
+            let permit = workers
+                .reserve(&shared, peer, 7)
+                .expect("room in the queue");
+            permit.send(i as u32);
+        }
+        assert!(workers.reserve(&shared, peer, 7).is_none());
+        assert_eq!(shared.stats.worker_queue_full.load(Ordering::Relaxed), 1);
+        if workers.queues.len() > 1 {
+            // Some other call of the same peer hashes to another worker.
+            assert!(
+                (0..64u16)
+                    .filter(|&c| c != 7)
+                    .any(|c| workers.reserve(&shared, peer, c).is_some())
+            );
+        }
+    }
 
     const CALL_ID: u16 = 0x1234;
     const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);

@@ -189,6 +189,8 @@ fn userspace_drops(s: &Stats) -> Vec<(&'static str, u64)> {
         ("late", &s.gre_late),
         ("spoofed", &s.spoofed),
         ("control_queue_full", &s.control_queue_full),
+        ("worker_queue_full", &s.worker_queue_full),
+        ("mppe_rekey_budget", &s.mppe_rekey_dropped),
         ("no_session", &s.tun_no_session),
         ("too_big", &s.tun_too_big),
         ("send_error", &s.gre_tx_errors),

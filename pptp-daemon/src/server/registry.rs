@@ -44,11 +44,15 @@ pub struct Stats {
     pub gre_unknown_call: AtomicU64,
     pub gre_dropped: AtomicU64,
     pub gre_late: AtomicU64,
+    /// MPPE frames dropped over their session's rekey budget (issue 14).
+    pub mppe_rekey_dropped: AtomicU64,
     pub spoofed: AtomicU64,
     pub control_queue_full: AtomicU64,
     /// Control frames the GRE receive task handled ahead of the data of
     /// their batch, being behind (issue 17).
     pub gre_control_first: AtomicU64,
+    /// Data frames dropped because their worker's queue was full.
+    pub worker_queue_full: AtomicU64,
     pub tun_rx: AtomicU64,
     pub tun_no_session: AtomicU64,
     pub tun_too_big: AtomicU64,
@@ -89,9 +93,11 @@ impl Stats {
             ("userspace_gre_unknown_call", &self.gre_unknown_call),
             ("userspace_gre_dropped", &self.gre_dropped),
             ("userspace_gre_late", &self.gre_late),
+            ("userspace_mppe_rekey_dropped", &self.mppe_rekey_dropped),
             ("userspace_spoofed", &self.spoofed),
             ("userspace_control_queue_full", &self.control_queue_full),
             ("userspace_gre_control_first", &self.gre_control_first),
+            ("userspace_worker_queue_full", &self.worker_queue_full),
             ("userspace_tun_rx", &self.tun_rx),
             ("userspace_tun_no_session", &self.tun_no_session),
             ("userspace_tun_too_big", &self.tun_too_big),

@@ -639,6 +639,7 @@ mod tests {
         new.dataplane.interface = Some("wan9".into());
         new.dataplane.lan_interfaces = vec!["lan9".into()];
         new.dataplane.xdp_mode = crate::config::XdpModeSetting::Off;
+        new.dataplane.forwarding = crate::config::ForwardingSetting::Xdp;
         new.dataplane.tun_name = "tun9".into();
         new.ppp.local_address = Ipv4Addr::new(198, 19, 200, 1);
         new.ppp.mru -= 10;

@@ -156,6 +156,8 @@ impl Drop for SessionGuard {
                 "unregistering the call in XDP: {e}"
             );
         }
+        // Its sequencer, before the call ID can be given out again.
+        let _ = self.shared.seq.close(u32::from(self.call.call_id));
         // ip-down, if the network came up, with the final counters.
         self.scripts.down(|| final_bytes(&self.call));
         // Accounting Stop, with the XDP counters now folded into the call's
@@ -840,7 +842,7 @@ fn take_data_path(shared: &Shared, call: &Arc<Call>) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     //! The guard's promise, on a real runtime: whichever way a session task
     //! ends (it returns, it is aborted, it panics), everything the session
     //! held is released exactly once. Needs root (a raw GRE socket).
@@ -869,7 +871,8 @@ mod tests {
         }
     }
 
-    fn shared() -> (Arc<Shared>, mpsc::UnboundedReceiver<RouteOp>) {
+    /// A `Shared` for unit tests, on the default configuration.
+    pub(crate) fn shared() -> (Arc<Shared>, mpsc::UnboundedReceiver<RouteOp>) {
         shared_with(Config::default())
     }
 
@@ -959,6 +962,10 @@ mod tests {
         assert_eq!(core.counters().ended(reason), 1, "counted once as {reason}");
         assert_eq!(core.counters().ended_total(), 1);
         drop(core);
+        assert!(
+            (0..=u16::MAX).all(|id| shared.seq.with_sequencer(u32::from(id), |_| ()).is_none()),
+            "sequencer slot left open"
+        );
         assert!(
             shared.calls.read().unwrap().is_empty(),
             "call table entry left"
