@@ -37,9 +37,6 @@ pub mod programs {
     /// `forwarding = "stack"`, on the veth end that receives what the stack
     /// sends out of the tunnel device: encapsulates for fast-path clients.
     pub const TUNNEL: &str = "pptp_xdp_tunnel";
-    /// On the tunnel device itself: passes everything; a veth receives
-    /// redirected frames only while an XDP program runs on it.
-    pub const TUNNEL_DEV: &str = "pptp_xdp_tunnel_dev";
 }
 
 /// Maximum number of sessions the maps hold; session slots are `0..MAX_SESSIONS`.

@@ -28,9 +28,10 @@
 //! `PPTP_TUNNEL`), so the stack receives it on the tunnel device, and never
 //! encapsulates; `pptp_xdp_tunnel` on the pair's other end encapsulates
 //! what the stack sent out of the tunnel device (routed, filtered, NATed,
-//! its TTL already decremented) for fast-path clients; `pptp_xdp_tunnel_dev`
-//! on the tunnel device passes everything (a veth takes redirected frames
-//! only with an XDP program).
+//! its TTL already decremented) for fast-path clients. (The tunnel device
+//! takes redirected frames with NAPI on, which the daemon turns on with
+//! GRO rather than with a program: a veth running XDP copies every packet
+//! the stack hands it.)
 //!
 //! A session's data over its rate limit (a token bucket in each map entry,
 //! `pptp_common::rate`) is dropped, in both directions.
@@ -139,11 +140,6 @@ pub fn pptp_xdp_stack(ctx: XdpContext) -> u32 {
 #[xdp]
 pub fn pptp_xdp_tunnel(ctx: XdpContext) -> u32 {
     run(&ctx, Role::Tunnel)
-}
-
-#[xdp]
-pub fn pptp_xdp_tunnel_dev(_ctx: XdpContext) -> u32 {
-    PASS
 }
 
 /// Processes one frame in `role` and counts it.

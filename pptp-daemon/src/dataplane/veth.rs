@@ -128,6 +128,14 @@ impl VethPair {
             name: name.to_owned(),
             source,
         })?;
+        // NAPI on the tunnel device, which a veth needs to take the frames
+        // XDP redirects into its peer (Linux 5.13 and later turn it on
+        // with GRO). An XDP program would do too, but a veth running one
+        // copies every packet the stack sends into the pair.
+        set_gro(name, true).map_err(|source| TunError::Io {
+            name: name.to_owned(),
+            source,
+        })?;
         handle
             .link()
             .set(
@@ -300,15 +308,28 @@ fn delete_link(index: u32) -> io::Result<()> {
 /// finished checksums; the tunnel device, and in the lab the LAN and client
 /// veths, send with offload off.
 pub fn set_tx_checksum(iface: &str, enabled: bool) -> io::Result<()> {
+    const ETHTOOL_STXCSUM: u32 = 0x17;
+    ethtool_set(iface, ETHTOOL_STXCSUM, enabled)
+}
+
+/// Turns generic receive offload of `iface` on or off (ETHTOOL_SGRO); on a
+/// veth it also turns NAPI on or off.
+pub fn set_gro(iface: &str, enabled: bool) -> io::Result<()> {
+    const ETHTOOL_SGRO: u32 = 0x2c;
+    ethtool_set(iface, ETHTOOL_SGRO, enabled)
+}
+
+/// One of the legacy ethtool "set" commands that take a `struct
+/// ethtool_value`.
+fn ethtool_set(iface: &str, cmd: u32, enabled: bool) -> io::Result<()> {
     #[repr(C)]
     struct EthtoolValue {
         cmd: u32,
         data: u32,
     }
-    const ETHTOOL_STXCSUM: u32 = 0x17;
     const SIOCETHTOOL: libc::c_ulong = 0x8946;
     let mut value = EthtoolValue {
-        cmd: ETHTOOL_STXCSUM,
+        cmd,
         data: u32::from(enabled),
     };
     // SAFETY: ifreq is plain data; zeroed is valid.

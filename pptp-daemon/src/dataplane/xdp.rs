@@ -130,12 +130,7 @@ impl XdpDataplane {
                 None
             }
         };
-        for name in [
-            programs::XDP,
-            programs::STACK,
-            programs::TUNNEL,
-            programs::TUNNEL_DEV,
-        ] {
+        for name in [programs::XDP, programs::STACK, programs::TUNNEL] {
             let program: &mut Xdp = ebpf
                 .program_mut(name)
                 .ok_or(XdpError::MissingProgram(name))?

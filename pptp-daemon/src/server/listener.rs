@@ -376,10 +376,9 @@ async fn wait_for_control_socket(path: &std::path::Path) {
 
 /// Loads the XDP programs and attaches them: under `forwarding = "xdp"`
 /// to the WAN and LAN interfaces; under `stack` (with `veth`, the tunnel
-/// device) to the WAN interface (decapsulation into the tunnel device), the
-/// tunnel pair's inject end (encapsulation of what the stack routes out of
-/// the tunnel device) and the tunnel device (so that it takes redirected
-/// frames). LAN interfaces need nothing then.
+/// device) to the WAN interface (decapsulation into the tunnel device) and
+/// the tunnel pair's inject end (encapsulation of what the stack routes out
+/// of the tunnel device). LAN interfaces need nothing then.
 fn attach_xdp(
     config: &Config,
     iface: &str,
@@ -413,7 +412,6 @@ fn attach_xdp(
     })
     .context("configuring the tunnel device in the XDP maps")?;
     for (program, dev) in [
-        (programs::TUNNEL_DEV, pair.name.as_str()),
         (programs::TUNNEL, pair.inject_name.as_str()),
         (programs::STACK, iface),
     ] {
