@@ -216,9 +216,8 @@ pub(super) async fn gre_receive(shared: Arc<Shared>, mut tun: TunWriter) {
         }
         for (i, src, range) in batch.drain(..) {
             if let Some(frame) = bufs[i].get(range.clone())
-                && let Ok(header) = frame::parse_gre(frame)
-                && is_mppe(frame)
-                && workers.offer(&shared, src, header.call_id, frame)
+                && let Some(call_id) = mppe_call(frame)
+                && workers.offer(&shared, src, call_id, frame)
             {
                 continue;
             }
@@ -263,18 +262,16 @@ pub(super) fn is_control(frame_bytes: &[u8]) -> bool {
     })
 }
 
-/// Whether a GRE frame (header and payload) carries an MPPE frame (PPP
-/// protocol 0x00FD, RFC 1962): a cheap look at the headers, as
-/// [`is_control`].
-fn is_mppe(frame_bytes: &[u8]) -> bool {
-    let Ok(header) = frame::parse_gre(frame_bytes) else {
-        return false;
-    };
+/// The call ID of a GRE frame (header and payload) that carries an MPPE
+/// frame (PPP protocol 0x00FD, RFC 1962), `None` for any other: a cheap
+/// look at the headers, as [`is_control`].
+fn mppe_call(frame_bytes: &[u8]) -> Option<u16> {
+    let header = frame::parse_gre(frame_bytes).ok()?;
     let start = header.header_len();
-    frame_bytes
-        .get(start..start + usize::from(header.payload_len))
-        .and_then(|payload| ppp::Packet::new_checked(payload).ok())
-        .is_some_and(|p| ppp::Protocol::from(p.protocol_number()) == ppp::Protocol::Compressed)
+    let payload = frame_bytes.get(start..start + usize::from(header.payload_len))?;
+    let packet = ppp::Packet::new_checked(payload).ok()?;
+    (ppp::Protocol::from(packet.protocol_number()) == ppp::Protocol::Compressed)
+        .then_some(header.call_id)
 }
 
 /// One GRE frame at `buf[range]` from `src`: judged, then delivered to
@@ -816,6 +813,27 @@ mod tests {
         let mut cut = gre_frame(&[0xff, 0x03, 0xc0, 0x21, 9, 1, 0, 4]);
         cut.truncate(cut.len() - 1);
         assert!(!is_control(&cut));
+    }
+
+    /// Only MPPE frames go to the data workers: with or without address
+    /// and control, not IPv4, not CCP, not what does not parse.
+    #[test]
+    fn mppe_frames_are_told_by_their_headers() {
+        for ppp in [
+            &[0xff, 0x03, 0x00, 0xfd, 0x90, 0x01][..],
+            &[0x00, 0xfd, 0x90],
+        ] {
+            assert_eq!(mppe_call(&gre_frame(ppp)), Some(CALL_ID), "{ppp:02x?}");
+        }
+        for ppp in [
+            &[0xff, 0x03, 0x00, 0x21, 0x45][..],
+            &[0x21, 0x45],
+            &[0xff, 0x03, 0x80, 0xfd, 14, 1, 0, 4],
+            &[0xff, 0x03],
+        ] {
+            assert_eq!(mppe_call(&gre_frame(ppp)), None, "{ppp:02x?}");
+        }
+        assert_eq!(mppe_call(&[0x30, 0x01, 0x88]), None);
     }
 
     #[test]
