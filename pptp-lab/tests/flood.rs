@@ -17,12 +17,12 @@ use std::{
 };
 
 use pptp_daemon::server::ctl::DataPath;
-use pptp_lab::lab::{LAB_LIMITS, LAN_HOST, Lab, LabOptions, PASSWORD, Process, SERVER_WAN, USER};
+use pptp_lab::lab::{LAB_LIMITS, LAN_HOST, Lab, LabOptions, SERVER_WAN};
 use pptp_netns as netns;
 use serde_json::Value;
 
 mod common;
-use common::{bin, raw_gre_socket};
+use common::{bin, client_without_route, raw_gre_socket, wait_up};
 
 /// The spoofing host's address, next to the legitimate client's on c0.
 const SPOOFED: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 77);
@@ -33,53 +33,6 @@ const FLOOD_TIME: Duration = Duration::from_secs(4);
 /// Data frames per second and burst one call may send up to the daemon.
 const DATA_RATE: u64 = 5000;
 const DATA_BURST: u64 = 500;
-
-/// Waits for the client's "up" line and returns it.
-fn wait_up(client: &mut Process, lab: &Lab) -> Value {
-    let mut up = Value::Null;
-    client
-        .wait_for_line(Duration::from_secs(30), |line| {
-            let v: Value = serde_json::from_str(line).unwrap_or(Value::Null);
-            match v["event"].as_str() {
-                Some("up") => {
-                    up = v;
-                    true
-                }
-                Some("failed") | Some("down") => {
-                    panic!("client: {line}\ndaemon log:\n{}", lab.daemon_log())
-                }
-                _ => false,
-            }
-        })
-        .unwrap_or_else(|e| panic!("{e}\ndaemon log:\n{}", lab.daemon_log()));
-    up
-}
-
-/// A client with no route of its own (the fast-path client keeps the
-/// lab's route to the LAN).
-fn client_without_route(lab: &Lab, extra: &[&str]) -> Process {
-    let mut args = vec![
-        "client",
-        "--server",
-        SERVER_WAN,
-        "--user",
-        USER,
-        "--password",
-        PASSWORD,
-    ];
-    args.extend_from_slice(extra);
-    let log = lab
-        .dir
-        .join(format!("client-{}.log", netns::unique_name("f")));
-    Process::spawn(
-        &lab.topology.client,
-        "pptp client",
-        bin(),
-        &args,
-        Some(&log),
-    )
-    .unwrap_or_else(|e| panic!("{e}"))
-}
 
 /// Enhanced GRE (RFC 2637 section 4.1) with a sequence number, carrying
 /// `ppp`.
@@ -140,9 +93,9 @@ fn gre_floods_are_stopped_in_the_kernel() {
     // A userspace session (MPPE) whose call the data flood targets, then
     // the fast-path session that holds the route to the LAN.
     let mut mppe = client_without_route(&lab, &["--mppe", "--tun", "mppe0"]);
-    let mppe_up = wait_up(&mut mppe, &lab);
+    let mppe_up = wait_up(&mut mppe, &lab, Duration::from_secs(30));
     let mut plain = lab.client(&["--tun", "plain0"]).unwrap();
-    let plain_addr = wait_up(&mut plain, &lab)["address"]
+    let plain_addr = wait_up(&mut plain, &lab, Duration::from_secs(30))["address"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -214,7 +167,7 @@ fn gre_floods_are_stopped_in_the_kernel() {
     std::thread::sleep(Duration::from_millis(500));
     let setup_started = Instant::now();
     let mut newcomer = client_without_route(&lab, &["--tun", "new0"]);
-    let new_up = wait_up(&mut newcomer, &lab);
+    let new_up = wait_up(&mut newcomer, &lab, Duration::from_secs(30));
     let setup = setup_started.elapsed();
     let replies = ping_replies(&lab, &plain_addr, 10);
     let still_flooding = running.load(Ordering::Relaxed);

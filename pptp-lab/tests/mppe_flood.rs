@@ -18,64 +18,18 @@ use std::{
     time::{Duration, Instant},
 };
 
-use pptp_lab::lab::{Lab, LabOptions, PASSWORD, Process, SERVER_WAN, USER};
+use pptp_lab::lab::{Lab, LabOptions, SERVER_WAN};
 use pptp_netns as netns;
 use serde_json::Value;
 
 mod common;
-use common::{bin, raw_gre_socket};
+use common::{bin, client_without_route as client, raw_gre_socket, wait_up};
 
 /// Flood frames per second (below the per-call userspace limit of the
 /// XDP program, 10,000 a second, so that every one reaches the daemon).
 const FLOOD_RATE: u64 = 2000;
 /// How long the flood lasts.
 const FLOOD_TIME: Duration = Duration::from_secs(5);
-
-/// Waits for the client's "up" line and returns it.
-fn wait_up(client: &mut Process, lab: &Lab, timeout: Duration) -> Value {
-    let mut up = Value::Null;
-    client
-        .wait_for_line(timeout, |line| {
-            let v: Value = serde_json::from_str(line).unwrap_or(Value::Null);
-            match v["event"].as_str() {
-                Some("up") => {
-                    up = v;
-                    true
-                }
-                Some("failed") | Some("down") => {
-                    panic!("client: {line}\ndaemon log:\n{}", lab.daemon_log())
-                }
-                _ => false,
-            }
-        })
-        .unwrap_or_else(|e| panic!("{e}\ndaemon log:\n{}", lab.daemon_log()));
-    up
-}
-
-/// A client with no route of its own.
-fn client(lab: &Lab, extra: &[&str]) -> Process {
-    let mut args = vec![
-        "client",
-        "--server",
-        SERVER_WAN,
-        "--user",
-        USER,
-        "--password",
-        PASSWORD,
-    ];
-    args.extend_from_slice(extra);
-    let log = lab
-        .dir
-        .join(format!("client-{}.log", netns::unique_name("m")));
-    Process::spawn(
-        &lab.topology.client,
-        "pptp client",
-        bin(),
-        &args,
-        Some(&log),
-    )
-    .unwrap_or_else(|e| panic!("{e}"))
-}
 
 /// Enhanced GRE (RFC 2637 section 4.1) with a sequence number, carrying
 /// a PPP frame (address and control, protocol 0x00FD) with the MPPE

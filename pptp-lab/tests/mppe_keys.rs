@@ -6,12 +6,12 @@
 
 use std::time::{Duration, Instant};
 
-use pptp_lab::lab::{LAN_HOST, Lab, LabOptions, Process};
+use pptp_lab::lab::{LAN_HOST, Lab, LabOptions};
 use pptp_netns as netns;
 use serde_json::Value;
 
 mod common;
-use common::bin;
+use common::{bin, wait_up};
 
 /// The lab with `mppe.policy = "require"` and every key length allowed.
 fn lab_with_every_key_length() -> Lab {
@@ -36,27 +36,6 @@ fn lab_with_every_key_length() -> Lab {
     lab
 }
 
-/// Waits for the client's "up" line.
-fn wait_up(client: &mut Process, lab: &Lab) -> Value {
-    let mut up = Value::Null;
-    client
-        .wait_for_line(Duration::from_secs(30), |line| {
-            let v: Value = serde_json::from_str(line).unwrap_or(Value::Null);
-            match v["event"].as_str() {
-                Some("up") => {
-                    up = v;
-                    true
-                }
-                Some("failed") | Some("down") => {
-                    panic!("client: {line}\ndaemon log:\n{}", lab.daemon_log())
-                }
-                _ => false,
-            }
-        })
-        .unwrap_or_else(|e| panic!("{e}\ndaemon log:\n{}", lab.daemon_log()));
-    up
-}
-
 /// Waits until the daemon holds no session any more.
 fn wait_no_sessions(lab: &Lab) {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -78,7 +57,7 @@ fn clients_accepting_one_key_length_each_get_it() {
         let mut client = lab
             .client(&["--mppe", "--mppe-bits", bits, "--tun", &tun])
             .unwrap();
-        let up = wait_up(&mut client, &lab);
+        let up = wait_up(&mut client, &lab, Duration::from_secs(30));
         assert_eq!(up["mppe"], Value::Bool(true), "{up}");
         assert_eq!(up["mppe_bits"].to_string(), bits, "{up}");
         let addr = up["address"].as_str().expect("address").to_owned();
@@ -101,6 +80,6 @@ fn clients_accepting_one_key_length_each_get_it() {
     let mut client = lab
         .client(&["--mppe", "--mppe-bits", "40,56,128", "--tun", "mkall"])
         .unwrap();
-    let up = wait_up(&mut client, &lab);
+    let up = wait_up(&mut client, &lab, Duration::from_secs(30));
     assert_eq!(up["mppe_bits"].to_string(), "128", "{up}");
 }

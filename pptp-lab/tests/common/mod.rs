@@ -10,7 +10,7 @@ use std::{
 };
 
 use pptp_lab::{
-    lab::{Lab, Process},
+    lab::{Lab, PASSWORD, Process, SERVER_WAN, USER},
     radius_lab::{DetailRecord, FreeRadius},
 };
 
@@ -121,4 +121,52 @@ pub fn up(client: &mut Process, lab: &Lab, fr: &FreeRadius) -> Value {
         })
         .unwrap_or_else(|e| panic!("{e}\n{}", logs(lab, fr)));
     up.expect("set when the wait succeeds")
+}
+
+/// Waits (at most `timeout`) for the client's "up" line and returns it;
+/// panics with the daemon's log when the client fails or goes down.
+pub fn wait_up(client: &mut Process, lab: &Lab, timeout: Duration) -> Value {
+    let mut up = Value::Null;
+    client
+        .wait_for_line(timeout, |line| {
+            let v: Value = serde_json::from_str(line).unwrap_or(Value::Null);
+            match v["event"].as_str() {
+                Some("up") => {
+                    up = v;
+                    true
+                }
+                Some("failed") | Some("down") => {
+                    panic!("client: {line}\ndaemon log:\n{}", lab.daemon_log())
+                }
+                _ => false,
+            }
+        })
+        .unwrap_or_else(|e| panic!("{e}\ndaemon log:\n{}", lab.daemon_log()));
+    up
+}
+
+/// Our client as the lab's user, without the route to the LAN that
+/// `Lab::client` adds, with `extra` arguments; its log in the lab's folder.
+pub fn client_without_route(lab: &Lab, extra: &[&str]) -> Process {
+    let mut args = vec![
+        "client",
+        "--server",
+        SERVER_WAN,
+        "--user",
+        USER,
+        "--password",
+        PASSWORD,
+    ];
+    args.extend_from_slice(extra);
+    let log = lab
+        .dir
+        .join(format!("client-{}.log", pptp_netns::unique_name("c")));
+    Process::spawn(
+        &lab.topology.client,
+        "pptp client",
+        bin(),
+        &args,
+        Some(&log),
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
 }
