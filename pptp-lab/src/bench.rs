@@ -5,17 +5,16 @@
 //! The generator pre-builds its frames and sends them in batches with
 //! `sendmmsg` on an AF_PACKET socket (queueing discipline bypassed) from the
 //! namespace where the traffic starts; an XDP program on the receiving end
-//! (`pptp_xdp_sink`) counts what arrives and drops it. CPU time is the whole
-//! machine's busy time (`/proc/stat`) during the run divided by the packets
-//! delivered: it includes the generator, which costs the same on every path,
-//! so the figures compare across paths but are not the server's alone.
-//! Beside it, "own" CPU time counts only the measured work (the scheduler's
-//! time on the CPU of the generator thread, in whose context the softirq
-//! work of the veth path mostly runs, of the daemon and of ksoftirqd), so
-//! that other processes on a shared machine weigh less in it.
-//! On veth, the XDP programs run on the sending CPU: with two cores the
-//! generator and the server share one, and the figures are what this
-//! machine can push, not what a NIC-driven server would.
+//! (`pptp_xdp_sink`) counts what arrives and drops it.
+//! The generator is pinned to one CPU ([`GENERATOR_CPU`]) and the server's
+//! work to another ([`FORWARDING_CPU`], see [`pin_server`]): the figure
+//! that compares paths is the forwarding CPU's busy time per delivered
+//! packet (`/proc/stat`'s per-CPU line), with the XDP programs' own time
+//! beside it from the kernel's BPF run-time statistics. Every figure is
+//! the median of several runs, with the lowest and highest run.
+//! Also recorded: the whole machine's busy time per packet (generator
+//! included) and "own" CPU time (the scheduler's time of the generator
+//! thread, the daemon and ksoftirqd).
 
 use std::{
     io,
@@ -42,7 +41,7 @@ pub struct BenchArgs {
     pub seconds: f64,
     /// Runs of each measurement, reported as their medians with the range
     /// of the CPU figures (one with --short).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 5)]
     pub runs: usize,
     /// The smallest run that exercises everything (for the test suite).
     #[arg(long)]
@@ -91,8 +90,31 @@ pub struct Measurement {
     pub own_cpu_ns_per_packet: f64,
     /// Lowest and highest `own_cpu_ns_per_packet` of the runs.
     pub own_cpu_ns_range: [f64; 2],
+    /// Busy time of the forwarding CPU ([`FORWARDING_CPU`]: the server
+    /// namespace's NAPI threads, its softirq work, the daemon) per
+    /// delivered packet, from the per-CPU counters of `/proc/stat`
+    /// (user + system + irq + softirq); NaN where nothing was pinned.
+    pub fwd_cpu_ns_per_packet: f64,
+    /// Lowest and highest `fwd_cpu_ns_per_packet` of the runs.
+    pub fwd_cpu_ns_range: [f64; 2],
+    /// The XDP programs on the server's interfaces, their own time per
+    /// delivered packet from the kernel's BPF run-time statistics (all of
+    /// them together; 0 where none ran).
+    pub bpf_ns_per_packet: f64,
+    /// The same per program: name, nanoseconds per run, runs per
+    /// delivered packet.
+    pub bpf_programs: Vec<ProgramCost>,
     /// Runs measured; every figure is their median.
     pub runs: usize,
+}
+
+/// One XDP program's own cost in a measurement (kernel BPF run-time
+/// statistics: `run_time_ns` and `run_cnt` over the run).
+#[derive(Clone, Debug, Serialize)]
+pub struct ProgramCost {
+    pub name: String,
+    pub ns_per_run: f64,
+    pub runs_per_packet: f64,
 }
 
 impl Measurement {
@@ -117,6 +139,35 @@ impl Measurement {
         let delivered = median(&mut field(|m| m.delivered_pps, &runs));
         let mut cpu = field(|m| m.cpu_ns_per_packet, &runs);
         let mut own = field(|m| m.own_cpu_ns_per_packet, &runs);
+        let mut fwd = field(|m| m.fwd_cpu_ns_per_packet, &runs);
+        let bpf = median(&mut field(|m| m.bpf_ns_per_packet, &runs));
+        let mut programs: Vec<ProgramCost> = Vec::new();
+        for p in runs.iter().flat_map(|m| &m.bpf_programs) {
+            if programs.iter().any(|q| q.name == p.name) {
+                continue;
+            }
+            let of = |m: &Measurement, f: fn(&ProgramCost) -> f64| {
+                m.bpf_programs
+                    .iter()
+                    .find(|q| q.name == p.name)
+                    .map_or(0.0, f)
+            };
+            programs.push(ProgramCost {
+                name: p.name.clone(),
+                ns_per_run: median(
+                    &mut runs
+                        .iter()
+                        .map(|m| of(m, |q| q.ns_per_run))
+                        .collect::<Vec<_>>(),
+                ),
+                runs_per_packet: median(
+                    &mut runs
+                        .iter()
+                        .map(|m| of(m, |q| q.runs_per_packet))
+                        .collect::<Vec<_>>(),
+                ),
+            });
+        }
         let n = runs.len();
         let mut m = runs.pop()?;
         m.sent_pps = sent;
@@ -125,6 +176,10 @@ impl Measurement {
         m.cpu_ns_range = range(cpu);
         m.own_cpu_ns_per_packet = median(&mut own);
         m.own_cpu_ns_range = range(own);
+        m.fwd_cpu_ns_per_packet = median(&mut fwd);
+        m.fwd_cpu_ns_range = range(fwd);
+        m.bpf_ns_per_packet = bpf;
+        m.bpf_programs = programs;
         m.runs = n;
         Some(m)
     }
@@ -158,6 +213,8 @@ pub struct Results {
     pub measurements: Vec<Measurement>,
     pub scale: Vec<Scale>,
     pub mppe_note: String,
+    /// Which CPU carries what, and what the forwarding CPU figure counts.
+    pub pinning_note: String,
     /// How the "+nft" rows were measured.
     pub nft_note: String,
     /// The ruleset of the "+nft" rows, as loaded for stack mode.
@@ -189,6 +246,9 @@ pub const RULESET: &str = r#"table inet pptp_bench {
 
 /// How the "+nft" rows are measured (for the results' note).
 const NFT_NOTE: &str = "+nft rows: the same nftables ruleset (nft_ruleset; `table inet`, forward chain with policy drop, conntrack, a masquerade on l0) in the server namespace, the interface the forward chain accepts new traffic from being the only difference (pptp0 for stack+nft, s0 for ip-forward+nft). One UDP flow per size, established before measuring (a burst each way), so both directions are conntrack-established; client → network packets are masqueraded to l0's address, network → client packets are replies to that address and are un-NATed. ip-forward+xdp-pass+nft: the same as ip-forward+nft with an XDP program that passes everything on s0 and l0; on veth, XDP copies each frame the stack sends into a new buffer first (too little headroom), a cost every XDP path pays in this lab (stack, xdp, xdp-route) and NIC drivers do not. stack and xdp rows: no ruleset.";
+
+/// How the work is split between the CPUs (for the results' note).
+const PINNING_NOTE: &str = "The generator runs on CPU 0. Everything the server does runs on CPU 1: the NAPI of its interfaces in kernel threads (GRO on s0 and l0 gives a veth NAPI, as a NIC has), with XDP, the stack and nftables in them, the daemon's threads, and the softirq work of the transmit into the far end, where an XDP sink counts and drops (its cost is in every row). Forwarding CPU ns/packet is CPU 1's busy time (user + system + irq + softirq, /proc/stat) per delivered packet; XDP programs' own ns/packet comes from the kernel's BPF run-time statistics (BPF_ENABLE_STATS) for the programs on the server's interfaces, the sink not included, and is part of the forwarding CPU. Machine CPU is both CPUs' busy time, the generator's included. On veth, an XDP program first copies each frame that the sending side built as an skb into a new buffer (too little headroom), a cost NIC drivers do not have: the ip-forward+xdp-pass+nft row shows it.";
 
 /// The ruleset with `ingress` as the interface new traffic comes from.
 pub fn ruleset(ingress: &str) -> String {
@@ -432,6 +492,143 @@ fn gre_template(
     }
 }
 
+/// The CPU the generator runs on.
+pub const GENERATOR_CPU: usize = 0;
+/// The CPU the server's work is pinned to (see [`pin_server`]).
+pub const FORWARDING_CPU: usize = 1;
+
+/// Pins task `tid` (0: the calling thread) to `cpu`.
+fn set_affinity(tid: i32, cpu: usize) -> io::Result<()> {
+    // SAFETY: cpu_set_t is plain data, all-zero is the empty set;
+    // sched_setaffinity only reads it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Puts the server's work on [`FORWARDING_CPU`], apart from the generator
+/// (on [`GENERATOR_CPU`]): GRO on s0 and l0 (on a veth, that gives it
+/// NAPI, as a NIC has), NAPI in kernel threads for every device of the
+/// server namespace that has NAPI (s0, l0, and the tunnel pair's ends
+/// where they have it), and those threads and the daemon's pinned to the
+/// forwarding CPU. A packet the generator sends is queued on s0 or l0 and
+/// everything after that (XDP, the stack, the daemon, the transmit into
+/// the far end and the sink's XDP there) runs on the forwarding CPU.
+/// Done before every run: attaching XDP to a veth recreates its NAPI.
+fn pin_server(server: &pptp_netns::Netns, daemon: Option<u32>) -> Result<(), String> {
+    const SCRIPT: &str = r#"set -e
+for n in s0 l0; do ethtool -K "$n" gro on >/dev/null; done
+for d in /sys/class/net/*; do
+    n=${d##*/}
+    [ "$n" = lo ] && continue
+    echo 1 > "$d/threaded" 2>/dev/null || true
+    echo "$n $(cat "$d/threaded")"
+done"#;
+    let out = server
+        .command("sh")
+        .args(["-c", SCRIPT])
+        .output()
+        .map_err(|e| format!("sh in {}: {e}", server.name()))?;
+    let listed = String::from_utf8_lossy(&out.stdout);
+    for dev in ["s0", "l0"] {
+        if !out.status.success() || !listed.lines().any(|l| l == format!("{dev} 1")) {
+            return Err(format!(
+                "threaded NAPI on {dev} in {}: {}{} (needs ethtool: `cargo xtask setup`)",
+                server.name(),
+                listed.trim(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+    }
+    let napi_threads = std::fs::read_dir("/proc")
+        .map_err(|e| format!("/proc: {e}"))?
+        .filter_map(|e| {
+            let pid: i32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+            comm.starts_with("napi/").then_some(pid)
+        });
+    let daemon_threads = daemon.into_iter().flat_map(|pid| {
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t.ok()?.file_name().to_str()?.parse::<i32>().ok())
+    });
+    for tid in napi_threads.chain(daemon_threads) {
+        // A thread may end in between (a NAPI recreated, a worker gone).
+        match set_affinity(tid, FORWARDING_CPU) {
+            Err(e) if e.raw_os_error() != Some(libc::ESRCH) => {
+                return Err(format!("pinning task {tid} to CPU {FORWARDING_CPU}: {e}"));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The IDs of the XDP programs attached to the interfaces of `ns` (as
+/// `ip -json -details link show` lists them).
+fn xdp_program_ids(ns: &pptp_netns::Netns) -> Result<Vec<u32>, String> {
+    let out = ns
+        .ip(&["-json", "-details", "link", "show"])
+        .map_err(|e| e.to_string())?;
+    let links: serde_json::Value =
+        serde_json::from_slice(&out.stdout).map_err(|e| format!("ip -json link show: {e}"))?;
+    let mut ids = Vec::new();
+    for xdp in links.as_array().into_iter().flatten().map(|l| &l["xdp"]) {
+        let attached = xdp["attached"].as_array().cloned().unwrap_or_default();
+        for prog in std::iter::once(&xdp["prog"]).chain(attached.iter().map(|a| &a["prog"])) {
+            if let Some(id) = prog["id"].as_u64() {
+                ids.push(id as u32);
+            }
+        }
+    }
+    Ok(ids)
+}
+
+/// Run time (ns) and run count of the programs `ids` so far, summed by
+/// program name (the kernel counts while [`aya::sys::enable_stats`] is
+/// held).
+fn bpf_run_time(ids: &[u32]) -> Vec<(String, u64, u64)> {
+    let mut by_name: Vec<(String, u64, u64)> = Vec::new();
+    for p in aya::programs::loaded_programs().filter_map(Result::ok) {
+        if !ids.contains(&p.id()) {
+            continue;
+        }
+        let name = p.name_as_str().unwrap_or("?").to_owned();
+        let (ns, runs) = (p.run_time().as_nanos() as u64, p.run_count());
+        match by_name.iter_mut().find(|(n, _, _)| *n == name) {
+            Some(e) => {
+                e.1 += ns;
+                e.2 += runs;
+            }
+            None => by_name.push((name, ns, runs)),
+        }
+    }
+    by_name
+}
+
+/// Busy time of `cpu` so far (jiffies, user + nice + system + irq +
+/// softirq, from its line of `/proc/stat`).
+fn cpu_busy_jiffies(cpu: usize) -> u64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let tag = format!("cpu{cpu} ");
+    let Some(line) = stat.lines().find(|l| l.starts_with(&tag)) else {
+        return 0;
+    };
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal
+    [0, 1, 2, 5, 6].iter().filter_map(|i| v.get(*i)).sum()
+}
+
 /// The machine's busy time so far (jiffies, from `/proc/stat`).
 fn busy_jiffies() -> u64 {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
@@ -521,6 +718,11 @@ struct Counted {
     elapsed: f64,
     cpu: f64,
     own_cpu: f64,
+    /// Busy seconds of [`FORWARDING_CPU`] (NaN: nothing was pinned).
+    fwd_cpu: f64,
+    /// Per XDP program name on the server's interfaces: nanoseconds and
+    /// runs over the run.
+    bpf: Vec<(String, u64, u64)>,
 }
 
 impl Counted {
@@ -545,6 +747,20 @@ impl Counted {
             cpu_ns_range: [self.per_packet(self.cpu); 2],
             own_cpu_ns_per_packet: self.per_packet(self.own_cpu),
             own_cpu_ns_range: [self.per_packet(self.own_cpu); 2],
+            fwd_cpu_ns_per_packet: self.per_packet(self.fwd_cpu),
+            fwd_cpu_ns_range: [self.per_packet(self.fwd_cpu); 2],
+            bpf_ns_per_packet: self
+                .per_packet(self.bpf.iter().map(|(_, ns, _)| *ns as f64 * 1e-9).sum()),
+            bpf_programs: self
+                .bpf
+                .iter()
+                .filter(|(_, _, runs)| *runs > 0)
+                .map(|(name, ns, runs)| ProgramCost {
+                    name: name.clone(),
+                    ns_per_run: *ns as f64 / *runs as f64,
+                    runs_per_packet: self.per_packet(*runs as f64 * 1e-9),
+                })
+                .collect(),
             runs: 1,
         }
     }
@@ -558,15 +774,27 @@ fn generate_and_count(
     templates: &[Template],
     seconds: f64,
     seq_base: u32,
-    daemon: Option<u32>,
+    (server, daemon): (Option<&pptp_netns::Netns>, Option<u32>),
     sink: impl Fn() -> Result<u64, String>,
 ) -> Result<Counted, String> {
+    let programs = match server {
+        Some(server) => {
+            pin_server(server, daemon)?;
+            xdp_program_ids(server)?
+        }
+        None => Vec::new(),
+    };
     let before = sink()?;
     let cpu_before = busy_jiffies();
+    let fwd_before = cpu_busy_jiffies(FORWARDING_CPU);
+    let bpf_before = bpf_run_time(&programs);
     let helpers_before = helpers_runtime_ns(daemon);
     let started = Instant::now();
     let (sent, generator_cpu) = ns
         .run(|| {
+            if server.is_some() {
+                set_affinity(0, GENERATOR_CPU)?;
+            }
             let cpu = thread_cpu_seconds();
             Generator::open(iface)
                 .map(|g| g.run(templates, Duration::from_secs_f64(seconds), seq_base))
@@ -581,6 +809,21 @@ fn generate_and_count(
     let own_cpu =
         helpers_runtime_ns(daemon).saturating_sub(helpers_before) as f64 * 1e-9 + generator_cpu;
     let delivered = sink()?.saturating_sub(before);
+    let fwd_cpu = if server.is_some() {
+        cpu_busy_jiffies(FORWARDING_CPU).saturating_sub(fwd_before) as f64 / clock_ticks()
+    } else {
+        f64::NAN
+    };
+    let bpf = bpf_run_time(&programs)
+        .into_iter()
+        .map(|(name, ns, runs)| {
+            let (ns0, runs0) = bpf_before
+                .iter()
+                .find(|(n, _, _)| *n == name)
+                .map_or((0, 0), |(_, ns, runs)| (*ns, *runs));
+            (name, ns.saturating_sub(ns0), runs.saturating_sub(runs0))
+        })
+        .collect();
     Ok(Counted {
         seconds,
         sent,
@@ -588,6 +831,8 @@ fn generate_and_count(
         elapsed,
         cpu,
         own_cpu,
+        fwd_cpu,
+        bpf,
     })
 }
 
@@ -619,7 +864,7 @@ fn measure(
                 templates,
                 timing.seconds,
                 seq_base,
-                lab.daemon_pid(),
+                (Some(&lab.topology.server), lab.daemon_pid()),
                 || lab.sink_counters().map(|c| c.0),
             )
             .map(|c| c.measurement(label))
@@ -859,6 +1104,15 @@ pub fn run(bin: &Path, args: &BenchArgs) -> Result<Results, String> {
             LABS.join(", ")
         ));
     }
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cpus <= FORWARDING_CPU {
+        return Err(format!(
+            "the bench pins the generator to CPU {GENERATOR_CPU} and the server to CPU {FORWARDING_CPU}; this machine has {cpus} CPU(s) available"
+        ));
+    }
+    // Kernel BPF run-time statistics while this fd is open.
+    let _bpf_stats = aya::sys::enable_stats(aya::sys::Stats::RunTime)
+        .map_err(|e| format!("enabling BPF run-time statistics (BPF_ENABLE_STATS): {e}"))?;
     let chosen = |lab: &str| args.only.is_empty() || args.only.iter().any(|l| l == lab);
     let timing = Timing {
         seconds: if args.short { 0.3 } else { args.seconds },
@@ -1108,6 +1362,7 @@ pub fn run(bin: &Path, args: &BenchArgs) -> Result<Results, String> {
         measurements: out,
         scale,
         mppe_note: "MPPE is measured towards the client only: the generator cannot pre-build encrypted frames without the session keys".into(),
+        pinning_note: PINNING_NOTE.into(),
         nft_note: NFT_NOTE.into(),
         nft_ruleset: ruleset("pptp0"),
     };
@@ -1204,7 +1459,7 @@ pub fn loadgen(args: &LoadgenArgs) -> Result<Measurement, String> {
         &[template],
         args.seconds,
         args.seq_base,
-        None,
+        (None, None),
         || dp.sink_counters().map(|c| c.0).map_err(|e| e.to_string()),
     )?;
     let direction = if args.gre.is_some() { "decap" } else { "encap" };
@@ -1227,6 +1482,14 @@ mod tests {
             cpu_ns_range: [cpu; 2],
             own_cpu_ns_per_packet: own,
             own_cpu_ns_range: [own; 2],
+            fwd_cpu_ns_per_packet: own / 2.0,
+            fwd_cpu_ns_range: [own / 2.0; 2],
+            bpf_ns_per_packet: own / 10.0,
+            bpf_programs: vec![ProgramCost {
+                name: "pptp_xdp_stack".into(),
+                ns_per_run: own / 10.0,
+                runs_per_packet: 1.0,
+            }],
             runs: 1,
         }
     }
@@ -1247,6 +1510,19 @@ mod tests {
         assert_eq!(
             (m.own_cpu_ns_per_packet, m.own_cpu_ns_range),
             (3000.0, [1000.0, 4000.0])
+        );
+        assert_eq!(
+            (m.fwd_cpu_ns_per_packet, m.fwd_cpu_ns_range),
+            (1500.0, [500.0, 2000.0])
+        );
+        assert_eq!(m.bpf_ns_per_packet, 300.0);
+        assert_eq!(m.bpf_programs.len(), 1);
+        assert_eq!(
+            (
+                m.bpf_programs[0].ns_per_run,
+                m.bpf_programs[0].runs_per_packet
+            ),
+            (300.0, 1.0)
         );
         assert_eq!((m.runs, m.path.as_str()), (3, "stack"));
         assert!(Measurement::median(Vec::new()).is_none());

@@ -138,6 +138,63 @@ fn ns(v: &Value) -> String {
     }
 }
 
+/// A measurement's forwarding CPU per packet with its spread over the
+/// runs: "median (min–max)".
+fn fwd_cell(m: &Value) -> String {
+    let range = &m["fwd_cpu_ns_range"];
+    if f(&m["fwd_cpu_ns_per_packet"]).is_finite() {
+        format!(
+            "{} ({}–{})",
+            ns(&m["fwd_cpu_ns_per_packet"]),
+            ns(&range[0]),
+            ns(&range[1])
+        )
+    } else {
+        "-".to_owned()
+    }
+}
+
+/// `a ÷ b` of `key` (a CPU figure with a `<key-without-_per_packet>_range`)
+/// as the median ratio and its spread: from the lowest of `a` over the
+/// highest of `b` to the highest of `a` over the lowest of `b`.
+fn ratio_with_spread(a: &Value, b: &Value, key: &str, range: &str) -> (f64, f64, f64) {
+    (
+        f(&a[key]) / f(&b[key]),
+        f(&a[range][0]) / f(&b[range][1]),
+        f(&a[range][1]) / f(&b[range][0]),
+    )
+}
+
+/// The programs' own cost: "total ns (name ns × runs per packet, ...)".
+fn bpf_cell(m: &Value) -> String {
+    let programs: Vec<String> = m["bpf_programs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            let runs = f(&p["runs_per_packet"]);
+            if (runs - 1.0).abs() < 0.05 {
+                format!(
+                    "{} {}",
+                    p["name"].as_str().unwrap_or("?"),
+                    ns(&p["ns_per_run"])
+                )
+            } else {
+                format!(
+                    "{} {} × {runs:.2}",
+                    p["name"].as_str().unwrap_or("?"),
+                    ns(&p["ns_per_run"])
+                )
+            }
+        })
+        .collect();
+    if programs.is_empty() {
+        "-".to_owned()
+    } else {
+        format!("{} ({})", ns(&m["bpf_ns_per_packet"]), programs.join(", "))
+    }
+}
+
 /// Delivered pps of the measurement matching path/direction/size/sessions.
 fn find(d: &Value, path: &str, dir: &str, size: u64, sessions: u64) -> Option<f64> {
     d["measurements"].as_array()?.iter().find_map(|m| {
@@ -191,14 +248,14 @@ fn modes_table(t: &mut String, d: &Value) {
     }
     let _ = writeln!(
         t,
-        "Forwarding modes side by side (delivered kpps, CPU ns/packet with the measured work's own share in brackets; stack and xdp: one session):\n"
+        "Forwarding modes side by side (delivered kpps, forwarding CPU ns/packet; stack and xdp: one session):\n"
     );
     let _ = writeln!(
         t,
-        "| direction | inner size | {} | stack+nft ÷ ip-forward+nft CPU/packet (target ≤ 1.3) | the same, own CPU | xdp ÷ xdp-route pps (target ≥ 0.95) |",
+        "| direction | inner size | {} | stack+nft ÷ ip-forward+nft forwarding CPU/packet, median (spread) (target ≤ 1.3) | xdp ÷ xdp-route pps (target ≥ 0.95) |",
         COLUMNS.map(|(p, _)| p).join(" | ")
     );
-    let _ = writeln!(t, "|---|---|{}---|---|---|", "---|".repeat(COLUMNS.len()));
+    let _ = writeln!(t, "|---|---|{}---|---|", "---|".repeat(COLUMNS.len()));
     let verdict = |r: f64, ok: bool| {
         if r.is_finite() {
             format!("{r:.2} ({})", if ok { "met" } else { "missed" })
@@ -213,10 +270,9 @@ fn modes_table(t: &mut String, d: &Value) {
             .map(|(p, n)| {
                 row(p, *n).map_or("-".to_owned(), |m| {
                     format!(
-                        "{:.0} kpps, {:.0} ns ({})",
+                        "{:.0} kpps, {} ns",
                         f(&m["delivered_pps"]) / 1000.0,
-                        f(&m["cpu_ns_per_packet"]),
-                        ns(&m["own_cpu_ns_per_packet"])
+                        ns(&m["fwd_cpu_ns_per_packet"]),
                     )
                 })
             })
@@ -228,30 +284,30 @@ fn modes_table(t: &mut String, d: &Value) {
             (Some(x), Some(y)) => f(&x[key]) / f(&y[key]),
             _ => f64::NAN,
         };
-        let cpu = ratio(("stack+nft", 1), ("ip-forward+nft", 0), "cpu_ns_per_packet");
-        let own = ratio(
-            ("stack+nft", 1),
-            ("ip-forward+nft", 0),
-            "own_cpu_ns_per_packet",
-        );
+        let cpu = match (row("stack+nft", 1), row("ip-forward+nft", 0)) {
+            (Some(a), Some(b)) => {
+                let (r, lo, hi) =
+                    ratio_with_spread(a, b, "fwd_cpu_ns_per_packet", "fwd_cpu_ns_range");
+                format!("{} ({lo:.2}–{hi:.2})", verdict(r, r <= 1.3))
+            }
+            _ => "-".to_owned(),
+        };
         let pps = ratio(("xdp", 1), ("xdp-route", 0), "delivered_pps");
         let _ = writeln!(
             t,
-            "| {} | {size} B | {} | {} | {} | {} |",
+            "| {} | {size} B | {} | {cpu} | {} |",
             if dir == "decap" {
                 "client → network"
             } else {
                 "network → client"
             },
             cells.join(" | "),
-            verdict(cpu, cpu <= 1.3),
-            verdict(own, own <= 1.3),
             verdict(pps, pps >= 0.95)
         );
     }
     let _ = writeln!(
         t,
-        "\nCPU ns/packet is the machine's busy time and counts whatever else runs on it; the own CPU figure (in brackets) counts the measured work only (generator thread with the softirq work in its context, daemon, ksoftirqd) and is the one that compares on a shared machine."
+        "\nForwarding CPU: the busy time of the CPU that carries the server's work (see the first table) per delivered packet; the spread of a ratio goes from the lowest over the highest figure of the runs to the highest over the lowest."
     );
     if let Some(note) = d["nft_note"].as_str() {
         let _ = writeln!(t, "\n{note}\n");
@@ -269,15 +325,18 @@ fn table(d: &Value, guest: Option<&Value>) -> String {
         d["machine"].as_str().unwrap_or("?"),
         d["seconds_per_measurement"],
         match d["runs_per_measurement"].as_u64() {
-            Some(n) if n > 1 => format!(", figures the median of {n} runs"),
+            Some(n) if n > 1 => format!(", figures the median of {n} runs (min–max in brackets)"),
             _ => String::new(),
         }
     );
+    if let Some(note) = d["pinning_note"].as_str() {
+        let _ = writeln!(t, "{note}\n");
+    }
     let _ = writeln!(
         t,
-        "| path | direction | inner size | sessions | delivered kpps | CPU ns/packet | own CPU ns/packet | vs IP forwarding | vs XDP routing |"
+        "| path | direction | inner size | sessions | delivered kpps | forwarding CPU ns/packet | XDP programs' own ns/packet | machine CPU ns/packet | pps vs IP forwarding | pps vs XDP routing |"
     );
-    let _ = writeln!(t, "|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(t, "|---|---|---|---|---|---|---|---|---|---|");
     for m in d["measurements"].as_array().into_iter().flatten() {
         let size = m["size"].as_u64().unwrap_or(0);
         let dir = m["direction"].as_str().unwrap_or("");
@@ -294,7 +353,7 @@ fn table(d: &Value, guest: Option<&Value>) -> String {
         let sessions = m["sessions"].as_u64().unwrap_or(0);
         let _ = writeln!(
             t,
-            "| {} | {} | {} B | {} | {:.0} | {:.0} | {} | {} | {} |",
+            "| {} | {} | {} B | {} | {:.0} | {} | {} | {:.0} | {} | {} |",
             m["path"].as_str().unwrap_or(""),
             if dir == "decap" {
                 "client → network"
@@ -308,8 +367,9 @@ fn table(d: &Value, guest: Option<&Value>) -> String {
                 sessions.to_string()
             },
             pps / 1000.0,
+            fwd_cell(m),
+            bpf_cell(m),
             f(&m["cpu_ns_per_packet"]),
-            ns(&m["own_cpu_ns_per_packet"]),
             ratio(forward),
             ratio("xdp-route"),
         );
@@ -427,8 +487,8 @@ fn svg(d: &Value) -> anyhow::Result<String> {
         RGBColor(0xd6, 0x27, 0x28),
         RGBColor(0xff, 0x98, 0x96),
     ];
-    // values[path][series], in kpps.
-    let values: Vec<Vec<Option<f64>>> = paths
+    // values[path][series]: forwarding CPU ns/packet, median and range.
+    let values: Vec<Vec<Option<(f64, f64, f64)>>> = paths
         .iter()
         .map(|p| {
             let sessions = if p.starts_with("xdp-route") || p.starts_with("ip-forward") {
@@ -440,9 +500,13 @@ fn svg(d: &Value) -> anyhow::Result<String> {
                 .iter()
                 .map(|(dir, size)| {
                     // MPPE's large packets are 1396 bytes: its session MTU.
-                    find(d, p, dir, *size, sessions)
-                        .or_else(|| (*size == 1400).then(|| find(d, p, dir, 1396, sessions))?)
-                        .map(|pps| pps / 1000.0)
+                    let m = find_row(d, p, dir, *size, sessions).or_else(|| {
+                        (*size == 1400).then(|| find_row(d, p, dir, 1396, sessions))?
+                    })?;
+                    let v = f(&m["fwd_cpu_ns_per_packet"]);
+                    let range = &m["fwd_cpu_ns_range"];
+                    v.is_finite()
+                        .then(|| (v, f(&range[0]).min(v), f(&range[1]).max(v)))
                 })
                 .collect()
         })
@@ -451,7 +515,7 @@ fn svg(d: &Value) -> anyhow::Result<String> {
         .iter()
         .flatten()
         .flatten()
-        .fold(1.0f64, |m, v| m.max(*v));
+        .fold(1.0f64, |m, v| m.max(v.2));
     let rows = paths.len();
     // Row i (top to bottom) is centred on y = rows - 1 - i, so the integer
     // ticks of the y axis carry the path names.
@@ -465,7 +529,7 @@ fn svg(d: &Value) -> anyhow::Result<String> {
         let (chart_area, note_area) = root.split_vertically(650);
         let mut chart = ChartBuilder::on(&chart_area)
             .caption(
-                "Packets per second delivered (thousands), one session",
+                "Forwarding CPU per packet (ns; median, whiskers min–max), one session",
                 ("sans-serif", 20),
             )
             .margin(10)
@@ -485,17 +549,32 @@ fn svg(d: &Value) -> anyhow::Result<String> {
                 }
             })
             .x_label_formatter(&|x| format!("{x:.0}"))
-            .x_desc("thousand packets per second")
+            .x_desc("nanoseconds of the forwarding CPU per delivered packet (lower is better)")
             .label_style(("sans-serif", 15))
             .draw()?;
         for (j, ((dir, size), color)) in series.iter().zip(colors).enumerate() {
             let offset = 1.5 * bar - j as f64 * bar;
             let bars = values.iter().enumerate().filter_map(|(i, row)| {
-                let v = row[j]?;
+                let (v, ..) = row[j]?;
                 let y = row_y(i) + offset;
                 Some(Rectangle::new(
                     [(0.0, y - bar * 0.45), (v, y + bar * 0.45)],
                     color.filled(),
+                ))
+            });
+            let whiskers = values.iter().enumerate().filter_map(|(i, row)| {
+                let (_, lo, hi) = row[j]?;
+                let y = row_y(i) + offset;
+                Some(PathElement::new(
+                    vec![
+                        (lo, y - bar * 0.3),
+                        (lo, y + bar * 0.3),
+                        (lo, y),
+                        (hi, y),
+                        (hi, y - bar * 0.3),
+                        (hi, y + bar * 0.3),
+                    ],
+                    BLACK,
                 ))
             });
             let what = if *dir == "decap" {
@@ -509,12 +588,13 @@ fn svg(d: &Value) -> anyhow::Result<String> {
                 .legend(move |(x, y)| {
                     Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled())
                 });
+            chart.draw_series(whiskers)?;
             let figures = values.iter().enumerate().map(|(i, row)| {
                 let y = row_y(i) + offset;
                 match row[j] {
-                    Some(v) => Text::new(
+                    Some((v, _, hi)) => Text::new(
                         format!("{v:.0}"),
-                        (v + max * 0.01, y),
+                        (hi + max * 0.01, y),
                         ("sans-serif", 12).into_font().color(&BLACK),
                     ),
                     None => Text::new(
@@ -555,8 +635,11 @@ mod tests {
         serde_json::json!({
             "machine": "test", "seconds_per_measurement": 1.0, "mppe_note": "n",
             "measurements": [
-                {"path": "xdp", "direction": "decap", "size": 64, "sessions": 1, "delivered_pps": 2000.0, "cpu_ns_per_packet": 10.0, "sent_pps": 1.0},
-                {"path": "ip-forward", "direction": "decap", "size": 64, "sessions": 0, "delivered_pps": 1000.0, "cpu_ns_per_packet": 20.0, "sent_pps": 1.0}
+                {"path": "xdp", "direction": "decap", "size": 64, "sessions": 1, "delivered_pps": 2000.0, "cpu_ns_per_packet": 10.0, "sent_pps": 1.0,
+                 "fwd_cpu_ns_per_packet": 300.0, "fwd_cpu_ns_range": [280.0, 350.0], "bpf_ns_per_packet": 90.0,
+                 "bpf_programs": [{"name": "pptp_xdp", "ns_per_run": 60.0, "runs_per_packet": 1.5}]},
+                {"path": "ip-forward", "direction": "decap", "size": 64, "sessions": 0, "delivered_pps": 1000.0, "cpu_ns_per_packet": 20.0, "sent_pps": 1.0,
+                 "fwd_cpu_ns_per_packet": 900.0, "fwd_cpu_ns_range": [850.0, 1000.0], "bpf_ns_per_packet": 0.0, "bpf_programs": []}
             ],
             "scale": [{"sessions": 10, "setup_seconds": 2.0, "sessions_per_second": 5.0, "bytes_per_session": 2048.0}]
         })
@@ -566,7 +649,11 @@ mod tests {
     fn table_shows_ratios_and_scale() {
         let t = table(&sample(), None);
         assert!(
-            t.contains("| xdp | client → network | 64 B | 1 | 2 | 10 | - | 2.00 | - |"),
+            t.contains("| xdp | client → network | 64 B | 1 | 2 | 300 (280–350) | 90 (pptp_xdp 60 × 1.50) | 10 | 2.00 | - |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("| ip-forward | client → network | 64 B | - | 1 | 900 (850–1000) | - | 20 | 1.00 | - |"),
             "{t}"
         );
         assert!(t.contains("| 10 | 2.0 s | 5 | 2.0 KiB |"), "{t}");
@@ -576,8 +663,9 @@ mod tests {
     fn modes_side_by_side_with_the_targets() {
         let row = |path: &str, dir: &str, sessions: u64, pps: f64, ns: f64| {
             serde_json::json!({"path": path, "direction": dir, "size": 64, "sessions": sessions,
-                "delivered_pps": pps, "cpu_ns_per_packet": ns,
-                "own_cpu_ns_per_packet": ns - 1000.0, "sent_pps": 1.0})
+                "delivered_pps": pps, "cpu_ns_per_packet": ns + 1000.0,
+                "fwd_cpu_ns_per_packet": ns, "fwd_cpu_ns_range": [ns - 100.0, ns + 100.0],
+                "sent_pps": 1.0})
         };
         let d = serde_json::json!({
             "machine": "test", "seconds_per_measurement": 1.0, "mppe_note": "n",
@@ -597,17 +685,17 @@ mod tests {
         });
         let t = table(&d, None);
         assert!(
-            t.contains("| client → network | 64 B | - | 250 kpps, 4000 ns (3000) | - | 300 kpps, 3000 ns (2000) | 200 kpps, 5000 ns (4000) | 390 kpps, 2500 ns (1500) | 400 kpps, 2400 ns (1400) | 1.25 (met) | 1.33 (missed) | 0.97 (met) |"),
+            t.contains("| client → network | 64 B | - | 250 kpps, 4000 ns | - | 300 kpps, 3000 ns | 200 kpps, 5000 ns | 390 kpps, 2500 ns | 400 kpps, 2400 ns | 1.25 (met) (1.20–1.31) | 0.97 (met) |"),
             "{t}"
         );
         assert!(
-            t.contains("| network → client | 64 B | - | 250 kpps, 4000 ns (3000) | - | - | 200 kpps, 6000 ns (5000) | 300 kpps, 2500 ns (1500) | 400 kpps, 2400 ns (1400) | 1.50 (missed) | 1.67 (missed) | 0.75 (missed) |"),
+            t.contains("| network → client | 64 B | - | 250 kpps, 4000 ns | - | - | 200 kpps, 6000 ns | 300 kpps, 2500 ns | 400 kpps, 2400 ns | 1.50 (missed) (1.44–1.56) | 0.75 (missed) |"),
             "{t}"
         );
         // Rows under the ruleset compare with forwarding under the same one.
         assert!(
             t.contains(
-                "| stack+nft | client → network | 64 B | 1 | 200 | 5000 | 4000 | 0.80 | 0.50 |"
+                "| stack+nft | client → network | 64 B | 1 | 200 | 5000 (4900–5100) | - | 6000 | 0.80 | 0.50 |"
             ),
             "{t}"
         );
@@ -652,7 +740,13 @@ mod tests {
             s.starts_with("<svg") && s.trim_end().ends_with("</svg>"),
             "{s}"
         );
-        // Two decap 64 B bars (fast path, IP forwarding) and the legend swatch.
+        // Two decap 64 B bars (fast path, IP forwarding) and the legend
+        // swatch; a whisker from the lowest to the highest run of each.
+        let whiskers = s
+            .lines()
+            .filter(|l| l.starts_with("<polyline") && l.matches(',').count() == 6)
+            .count();
+        assert_eq!(whiskers, 2, "{s}");
         assert_eq!(s.matches(r##"fill="#1F77B4""##).count(), 3, "{s}");
         assert_eq!(
             s.matches("\nn/a\n").count(),
@@ -670,8 +764,8 @@ mod tests {
             assert!(s.contains(label), "axis label {label}");
         }
         assert!(s.contains("client → net 64 B"), "legend");
-        // The bar values (kpps) beside the bars, and the MPPE note.
-        assert!(s.contains(">\n2\n<") && s.contains(">\n1\n<"), "{s}");
+        // The medians (ns) beside the bars, and the MPPE note.
+        assert!(s.contains(">\n300\n<") && s.contains(">\n900\n<"), "{s}");
         assert!(s.contains("MPPE: network → client only"), "{s}");
     }
 }
