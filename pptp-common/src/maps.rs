@@ -24,6 +24,9 @@ pub mod names {
     /// One-entry array of [`super::TunnelConf`]: the tunnel device of
     /// `stack` forwarding.
     pub const TUNNEL: &str = "PPTP_TUNNEL";
+    /// Hash of the VLAN devices a FIB lookup may name as the way out, by
+    /// their interface index: `u32` -> [`super::VlanLink`].
+    pub const VLANS: &str = "PPTP_VLANS";
 }
 
 /// Names of the XDP programs in the object.
@@ -347,6 +350,27 @@ pub struct TunnelConf {
     pub inject_mac: [u8; 6],
 }
 
+/// Most VLAN devices the programs know ([`names::VLANS`]).
+pub const MAX_VLANS: u32 = 4096;
+
+/// A VLAN device (IEEE 802.1Q-2018 section 9; 802.1ad S-tags too) on top of
+/// an interface the programs send through. A VLAN device takes no XDP
+/// frames, so when the FIB lookup names one as the way to a next hop, the
+/// program inserts its tag after the Ethernet addresses and redirects the
+/// frame to the lower device: a peer behind a VLAN gets its frames tagged
+/// as the stack would tag them.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct VlanLink {
+    /// Interface index of the lower device.
+    pub parent_ifindex: u32,
+    /// Tag protocol identifier in network byte order (0x8100 or 0x88a8).
+    pub tpid: [u8; 2],
+    /// Tag control information in network byte order: the VLAN ID, priority
+    /// and drop eligibility 0.
+    pub tci: [u8; 2],
+}
+
 /// GRE sequence state of one session (RFC 2637 section 4.4), shared by the
 /// kernel and the daemon through a memory-mapped array so that frames sent
 /// by either use one sequence space.
@@ -404,6 +428,7 @@ mod pod {
     unsafe impl aya::Pod for super::SessionCounters {}
     unsafe impl aya::Pod for super::CallEntry {}
     unsafe impl aya::Pod for super::TunnelConf {}
+    unsafe impl aya::Pod for super::VlanLink {}
 }
 
 #[cfg(test)]

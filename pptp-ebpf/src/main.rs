@@ -66,9 +66,9 @@ use pptp_common::{
     },
     hdr::GreHdr,
     maps::{
-        CALL_F_DATA, CallEntry, ClientKey, MAX_SESSIONS, SESSION_F_ACFC, SESSION_F_DECAP,
-        SESSION_F_ENCAP, SESSION_F_MSS_CLAMP, SESSION_F_PFC, SeqState, Session, SessionCounters,
-        SessionKey, Stat, TunnelConf,
+        CALL_F_DATA, CallEntry, ClientKey, MAX_SESSIONS, MAX_VLANS, SESSION_F_ACFC,
+        SESSION_F_DECAP, SESSION_F_ENCAP, SESSION_F_MSS_CLAMP, SESSION_F_PFC, SeqState, Session,
+        SessionCounters, SessionKey, Stat, TunnelConf, VlanLink,
     },
     rate, serial,
 };
@@ -97,6 +97,12 @@ static PPTP_CALLS: HashMap<SessionKey, CallEntry> = HashMap::with_max_entries(MA
 /// The tunnel device of `stack` forwarding (one entry, set by the daemon).
 #[map(name = "PPTP_TUNNEL")]
 static PPTP_TUNNEL: Array<TunnelConf> = Array::with_max_entries(1, 0);
+
+/// VLAN devices a FIB lookup may name as the way out, by interface index
+/// (set by the daemon): [`send`] tags the frame and redirects it to the
+/// lower device.
+#[map(name = "PPTP_VLANS")]
+static PPTP_VLANS: HashMap<u32, VlanLink> = HashMap::with_max_entries(MAX_VLANS, 0);
 
 /// Traffic counters per session slot.
 #[map(name = "PPTP_COUNTERS")]
@@ -571,20 +577,39 @@ fn forward(ctx: &XdpContext, src: [u8; 4], dst: [u8; 4], tot_len: u16) -> Option
 }
 
 /// Rewrites the Ethernet addresses from a FIB result and sends the frame
-/// out of the interface it names.
+/// out of the interface it names; through a VLAN device ([`PPTP_VLANS`]),
+/// tagged (IEEE 802.1Q: the tag sits between the source address and the
+/// EtherType) out of its lower device.
 #[inline(always)]
 fn send(ctx: &XdpContext, fib: &FibParams) -> Option<u32> {
+    let mut ifindex = fib.ifindex;
+    // SAFETY: a map value is read once, by value.
+    if let Some(vlan) = unsafe { PPTP_VLANS.get(&fib.ifindex) }.copied() {
+        // Four bytes more in front: the old addresses move out of the way
+        // and the EtherType stays where it is, after the tag.
+        // SAFETY: the context pointer is the program's own.
+        if unsafe { bpf_xdp_adjust_head(ctx.ctx, -(VlanHdr::LEN as i32)) } != 0 {
+            return None;
+        }
+        store(
+            ctx,
+            12,
+            [vlan.tpid[0], vlan.tpid[1], vlan.tci[0], vlan.tci[1]],
+        )?;
+        ifindex = vlan.parent_ifindex;
+    }
     let eth = ptr_at::<EthHdr>(ctx, 0)?;
-    // SAFETY: bounds checked by ptr_at.
+    // SAFETY: bounds checked by ptr_at. The EtherType field is not written:
+    // under a tag it now holds the TPID.
     unsafe {
         (*eth).dst_addr = fib.dmac;
         (*eth).src_addr = fib.smac;
     }
-    if fib.ifindex as usize == ctx.ingress_ifindex() {
+    if ifindex as usize == ctx.ingress_ifindex() {
         return Some(TX);
     }
     // SAFETY: plain helper call.
-    Some(unsafe { bpf_redirect(fib.ifindex, 0) } as u32)
+    Some(unsafe { bpf_redirect(ifindex, 0) } as u32)
 }
 
 /// The kernel's FIB lookup for an IPv4 flow; `None` unless it resolved the

@@ -97,6 +97,11 @@ pub struct Measurement {
     pub fwd_cpu_ns_per_packet: f64,
     /// Lowest and highest `fwd_cpu_ns_per_packet` of the runs.
     pub fwd_cpu_ns_range: [f64; 2],
+    /// The scheduler's time of the tasks that carry the server's work (its
+    /// NAPI threads, the daemon, the forwarding CPU's ksoftirqd) per
+    /// delivered packet: the forwarding CPU's work without what other
+    /// processes of a shared machine ran on it.
+    pub server_tasks_ns_per_packet: f64,
     /// The XDP programs on the server's interfaces, their own time per
     /// delivered packet from the kernel's BPF run-time statistics (all of
     /// them together; 0 where none ran).
@@ -141,6 +146,7 @@ impl Measurement {
         let mut own = field(|m| m.own_cpu_ns_per_packet, &runs);
         let mut fwd = field(|m| m.fwd_cpu_ns_per_packet, &runs);
         let bpf = median(&mut field(|m| m.bpf_ns_per_packet, &runs));
+        let tasks = median(&mut field(|m| m.server_tasks_ns_per_packet, &runs));
         let mut programs: Vec<ProgramCost> = Vec::new();
         for p in runs.iter().flat_map(|m| &m.bpf_programs) {
             if programs.iter().any(|q| q.name == p.name) {
@@ -179,6 +185,7 @@ impl Measurement {
         m.fwd_cpu_ns_per_packet = median(&mut fwd);
         m.fwd_cpu_ns_range = range(fwd);
         m.bpf_ns_per_packet = bpf;
+        m.server_tasks_ns_per_packet = tasks;
         m.bpf_programs = programs;
         m.runs = n;
         Some(m)
@@ -248,7 +255,7 @@ pub const RULESET: &str = r#"table inet pptp_bench {
 const NFT_NOTE: &str = "+nft rows: the same nftables ruleset (nft_ruleset; `table inet`, forward chain with policy drop, conntrack, a masquerade on l0) in the server namespace, the interface the forward chain accepts new traffic from being the only difference (pptp0 for stack+nft, s0 for ip-forward+nft). One UDP flow per size, established before measuring (a burst each way), so both directions are conntrack-established; client → network packets are masqueraded to l0's address, network → client packets are replies to that address and are un-NATed. ip-forward+xdp-pass+nft: the same as ip-forward+nft with an XDP program that passes everything on s0 and l0; on veth, XDP copies each frame the stack sends into a new buffer first (too little headroom), a cost every XDP path pays in this lab (stack, xdp, xdp-route) and NIC drivers do not. stack and xdp rows: no ruleset.";
 
 /// How the work is split between the CPUs (for the results' note).
-const PINNING_NOTE: &str = "The generator runs on CPU 0. Everything the server does runs on CPU 1: the NAPI of its interfaces in kernel threads (GRO on s0 and l0 gives a veth NAPI, as a NIC has), with XDP, the stack and nftables in them, the daemon's threads, and the softirq work of the transmit into the far end, where an XDP sink counts and drops (its cost is in every row). Forwarding CPU ns/packet is CPU 1's busy time (user + system + irq + softirq, /proc/stat) per delivered packet; XDP programs' own ns/packet comes from the kernel's BPF run-time statistics (BPF_ENABLE_STATS) for the programs on the server's interfaces, the sink not included, and is part of the forwarding CPU. Machine CPU is both CPUs' busy time, the generator's included. On veth, an XDP program first copies each frame that the sending side built as an skb into a new buffer (too little headroom), a cost NIC drivers do not have: the ip-forward+xdp-pass+nft row shows it.";
+const PINNING_NOTE: &str = "The generator runs on CPU 0. Everything the server does runs on CPU 1: the NAPI of s0 and l0 in kernel threads (GRO gives a veth NAPI, as a NIC has), with XDP, the stack, nftables and the tunnel pair's NAPI (softirq) in them, the daemon's threads, and the softirq work of the transmit into the far end, where an XDP sink counts and drops (its cost is in every row). Forwarding CPU ns/packet is CPU 1's busy time (user + system + irq + softirq, /proc/stat) per delivered packet; XDP programs' own ns/packet comes from the kernel's BPF run-time statistics (BPF_ENABLE_STATS) for the programs on the server's interfaces, the sink not included, and is part of the forwarding CPU. Machine CPU is both CPUs' busy time, the generator's included. On veth, an XDP program first copies each frame that the sending side built as an skb into a new buffer (too little headroom), a cost NIC drivers do not have: the ip-forward+xdp-pass+nft row shows it.";
 
 /// The ruleset with `ingress` as the interface new traffic comes from.
 pub fn ruleset(ingress: &str) -> String {
@@ -513,21 +520,25 @@ fn set_affinity(tid: i32, cpu: usize) -> io::Result<()> {
 
 /// Puts the server's work on [`FORWARDING_CPU`], apart from the generator
 /// (on [`GENERATOR_CPU`]): GRO on s0 and l0 (on a veth, that gives it
-/// NAPI, as a NIC has), NAPI in kernel threads for every device of the
-/// server namespace that has NAPI (s0, l0, and the tunnel pair's ends
-/// where they have it), and those threads and the daemon's pinned to the
-/// forwarding CPU. A packet the generator sends is queued on s0 or l0 and
-/// everything after that (XDP, the stack, the daemon, the transmit into
-/// the far end and the sink's XDP there) runs on the forwarding CPU.
-/// Done before every run: attaching XDP to a veth recreates its NAPI.
-fn pin_server(server: &pptp_netns::Netns, daemon: Option<u32>) -> Result<(), String> {
+/// NAPI, as a NIC has), their NAPI in kernel threads, and those threads
+/// and the daemon's pinned to the forwarding CPU. A packet the generator
+/// sends is queued on s0 or l0 and everything after that (XDP, the stack,
+/// the tunnel pair's NAPI, which a redirect or a transmit schedules as a
+/// softirq on the same CPU, the daemon, the transmit into the far end and
+/// the sink's XDP there) runs on the forwarding CPU. Only the two
+/// entry points are threaded: a thread per device would add a context
+/// switch at every hop between devices that a NIC-driven server, whose
+/// NAPI runs in softirq, does not pay. Done before every run: attaching
+/// XDP to a veth recreates its NAPI.
+///
+/// Returns the tasks that carry the server's work: those pinned and the
+/// forwarding CPU's ksoftirqd.
+fn pin_server(server: &pptp_netns::Netns, daemon: Option<u32>) -> Result<Vec<i32>, String> {
     const SCRIPT: &str = r#"set -e
-for n in s0 l0; do ethtool -K "$n" gro on >/dev/null; done
-for d in /sys/class/net/*; do
-    n=${d##*/}
-    [ "$n" = lo ] && continue
-    echo 1 > "$d/threaded" 2>/dev/null || true
-    echo "$n $(cat "$d/threaded")"
+for n in s0 l0; do
+    ethtool -K "$n" gro on >/dev/null
+    echo 1 > "/sys/class/net/$n/threaded"
+    echo "$n $(cat "/sys/class/net/$n/threaded")"
 done"#;
     let out = server
         .command("sh")
@@ -558,16 +569,33 @@ done"#;
             .flatten()
             .filter_map(|t| t.ok()?.file_name().to_str()?.parse::<i32>().ok())
     });
+    let mut tasks = Vec::new();
     for tid in napi_threads.chain(daemon_threads) {
         // A thread may end in between (a NAPI recreated, a worker gone).
         match set_affinity(tid, FORWARDING_CPU) {
             Err(e) if e.raw_os_error() != Some(libc::ESRCH) => {
                 return Err(format!("pinning task {tid} to CPU {FORWARDING_CPU}: {e}"));
             }
-            _ => {}
+            Err(_) => {}
+            Ok(()) => tasks.push(tid),
         }
     }
-    Ok(())
+    tasks.extend(ksoftirqd_pids().into_iter().filter_map(|pid| {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+        (comm.trim() == format!("ksoftirqd/{FORWARDING_CPU}")).then_some(pid as i32)
+    }));
+    Ok(tasks)
+}
+
+/// Time on the CPU of tasks `tids` so far (nanoseconds, the scheduler's
+/// `schedstat`; softirq work done in a task's context counts as its own).
+fn tasks_runtime_ns(tids: &[i32]) -> u64 {
+    tids.iter()
+        .filter_map(|tid| {
+            let stat = std::fs::read_to_string(format!("/proc/{tid}/schedstat")).ok()?;
+            stat.split_whitespace().next()?.parse::<u64>().ok()
+        })
+        .sum()
 }
 
 /// The IDs of the XDP programs attached to the interfaces of `ns` (as
@@ -720,6 +748,8 @@ struct Counted {
     own_cpu: f64,
     /// Busy seconds of [`FORWARDING_CPU`] (NaN: nothing was pinned).
     fwd_cpu: f64,
+    /// Seconds on the CPU of the tasks that carry the server's work.
+    server_tasks: f64,
     /// Per XDP program name on the server's interfaces: nanoseconds and
     /// runs over the run.
     bpf: Vec<(String, u64, u64)>,
@@ -749,6 +779,7 @@ impl Counted {
             own_cpu_ns_range: [self.per_packet(self.own_cpu); 2],
             fwd_cpu_ns_per_packet: self.per_packet(self.fwd_cpu),
             fwd_cpu_ns_range: [self.per_packet(self.fwd_cpu); 2],
+            server_tasks_ns_per_packet: self.per_packet(self.server_tasks),
             bpf_ns_per_packet: self
                 .per_packet(self.bpf.iter().map(|(_, ns, _)| *ns as f64 * 1e-9).sum()),
             bpf_programs: self
@@ -777,13 +808,11 @@ fn generate_and_count(
     (server, daemon): (Option<&pptp_netns::Netns>, Option<u32>),
     sink: impl Fn() -> Result<u64, String>,
 ) -> Result<Counted, String> {
-    let programs = match server {
-        Some(server) => {
-            pin_server(server, daemon)?;
-            xdp_program_ids(server)?
-        }
-        None => Vec::new(),
+    let (tasks, programs) = match server {
+        Some(server) => (pin_server(server, daemon)?, xdp_program_ids(server)?),
+        None => (Vec::new(), Vec::new()),
     };
+    let tasks_before = tasks_runtime_ns(&tasks);
     let before = sink()?;
     let cpu_before = busy_jiffies();
     let fwd_before = cpu_busy_jiffies(FORWARDING_CPU);
@@ -809,6 +838,7 @@ fn generate_and_count(
     let own_cpu =
         helpers_runtime_ns(daemon).saturating_sub(helpers_before) as f64 * 1e-9 + generator_cpu;
     let delivered = sink()?.saturating_sub(before);
+    let server_tasks = tasks_runtime_ns(&tasks).saturating_sub(tasks_before) as f64 * 1e-9;
     let fwd_cpu = if server.is_some() {
         cpu_busy_jiffies(FORWARDING_CPU).saturating_sub(fwd_before) as f64 / clock_ticks()
     } else {
@@ -832,6 +862,7 @@ fn generate_and_count(
         cpu,
         own_cpu,
         fwd_cpu,
+        server_tasks,
         bpf,
     })
 }
@@ -874,15 +905,18 @@ fn measure(
     lab.set_aux_program(sink_iface, Some(PASS_PROGRAM))?;
     let m = Measurement::median(counted?).ok_or("no runs")?;
     eprintln!(
-        "    {:<14} {:<5} {:>5} B {:>6} sessions: sent {:>9.0} pps, delivered {:>9.0} pps, {:>7.0} ns CPU/packet ({:>6.0} own)",
+        "    {:<14} {:<5} {:>5} B {:>6} sessions: sent {:>9.0} pps, delivered {:>9.0} pps, forwarding CPU {:>6.0} ns/packet ({:.0}–{:.0}; server tasks {:.0}), XDP {:.0} ns/packet",
         m.path,
         m.direction,
         m.size,
         m.sessions,
         m.sent_pps,
         m.delivered_pps,
-        m.cpu_ns_per_packet,
-        m.own_cpu_ns_per_packet
+        m.fwd_cpu_ns_per_packet,
+        m.fwd_cpu_ns_range[0],
+        m.fwd_cpu_ns_range[1],
+        m.server_tasks_ns_per_packet,
+        m.bpf_ns_per_packet,
     );
     Ok(m)
 }
@@ -1484,6 +1518,7 @@ mod tests {
             own_cpu_ns_range: [own; 2],
             fwd_cpu_ns_per_packet: own / 2.0,
             fwd_cpu_ns_range: [own / 2.0; 2],
+            server_tasks_ns_per_packet: own / 3.0,
             bpf_ns_per_packet: own / 10.0,
             bpf_programs: vec![ProgramCost {
                 name: "pptp_xdp_stack".into(),

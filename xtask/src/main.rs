@@ -5,6 +5,7 @@
 
 mod bench;
 mod guest;
+mod guest_tests;
 mod interop;
 mod setup;
 mod util;
@@ -93,6 +94,9 @@ enum Command {
     /// and without MPPE-128): ping and iperf3 both ways, capture checked by
     /// tshark. `--bench`: our data paths against kernel PPTP in the guest.
     Interop(interop::InteropArgs),
+    /// The tests this host's kernel cannot run (VLAN devices), in the qemu
+    /// guest; part of `cargo xtask test`.
+    GuestTests,
 }
 
 fn main() -> ExitCode {
@@ -115,6 +119,7 @@ fn main() -> ExitCode {
         } => bench::run(short, seconds, scale, !no_guest),
         Command::Guest { command } => guest::main(command),
         Command::Interop(args) => interop::main(args),
+        Command::GuestTests => guest_tests::run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -174,6 +179,8 @@ fn test(no_fuzz: bool, fuzz_seconds: u64, args: &[String]) -> anyhow::Result<()>
         // once the guest image is cached; building it takes about 7).
         util::step("interop with pptp-linux (cargo xtask interop --short)");
         interop::main(interop::InteropArgs::short())?;
+        util::step("tests this host's kernel cannot run, in the guest (cargo xtask guest-tests)");
+        guest_tests::run()?;
         if !no_fuzz {
             fuzz(fuzz_seconds, &[])?;
         }

@@ -6,6 +6,7 @@ pub mod gre_socket;
 pub mod mss;
 pub mod tun;
 pub mod veth;
+pub mod vlan;
 pub mod xdp;
 
 /// Where the fast path hands the packets it decapsulates, and what it

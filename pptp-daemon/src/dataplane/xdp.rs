@@ -17,8 +17,8 @@ use aya::{
 };
 use aya_log::EbpfLogger;
 use pptp_common::maps::{
-    CallEntry, ClientKey, MAX_SESSIONS, SESSION_F_ENCAP, SeqState, Session, SessionCounters,
-    SessionKey, Stat, TunnelConf, names, programs,
+    CallEntry, ClientKey, MAX_SESSIONS, MAX_VLANS, SESSION_F_ENCAP, SeqState, Session,
+    SessionCounters, SessionKey, Stat, TunnelConf, VlanLink, names, programs,
 };
 use pptp_common::serial;
 use tokio::sync::Notify;
@@ -282,6 +282,26 @@ impl XdpDataplane {
         let mut array = aya::maps::Array::<&mut MapData, TunnelConf>::try_from(map)?;
         array.set(0, conf, 0)?;
         Ok(())
+    }
+
+    /// Tells the programs which interfaces are VLAN devices (see
+    /// [`VlanLink`]), replacing what they knew; at most
+    /// [`MAX_VLANS`] of them (the rest are left out and returned).
+    pub fn set_vlans(&mut self, links: &[(u32, VlanLink)]) -> Result<usize, XdpError> {
+        let map = self
+            .ebpf
+            .map_mut(names::VLANS)
+            .ok_or(XdpError::MissingMap(names::VLANS))?;
+        let mut hash = HashMap::<&mut MapData, u32, VlanLink>::try_from(map)?;
+        let stale: Vec<u32> = hash.keys().filter_map(Result::ok).collect();
+        for index in stale {
+            hash.remove(&index)?;
+        }
+        let kept = links.len().min(MAX_VLANS as usize);
+        for (index, link) in &links[..kept] {
+            hash.insert(index, link, 0)?;
+        }
+        Ok(links.len() - kept)
     }
 
     /// The global counters, summed over CPUs, indexed by [`Stat`].

@@ -101,6 +101,7 @@ pub async fn run(config: Config, origin: ConfigOrigin, log_level: LogLevel) -> a
                 if let Some(logger) = dp.take_logger() {
                     logger_task = Some(tokio::spawn(run_logger(logger)));
                 }
+                set_vlans(&mut dp, &routes).await;
                 Some(dp)
             }
             // A failed load keeps the daemon up, every session on the
@@ -419,6 +420,33 @@ fn attach_xdp(
             .with_context(|| format!("attaching XDP program {program} to {dev}"))?;
     }
     Ok(dp)
+}
+
+/// Tells the programs about the namespace's VLAN devices (a FIB lookup may
+/// name one as the way to a peer: the programs tag the frame and send it
+/// out of the lower device). VLAN devices created later are not known
+/// until the next start; a failure leaves frames routed through a VLAN
+/// device to be dropped by the redirect, as it is logged here.
+async fn set_vlans(dp: &mut XdpDataplane, routes: &Routes) {
+    let links = match crate::dataplane::vlan::links(routes.handle()).await {
+        Ok(links) => links,
+        Err(e) => {
+            tracing::error!(
+                "listing VLAN devices for XDP: {e}; frames routed through one are dropped"
+            );
+            return;
+        }
+    };
+    match dp.set_vlans(&links) {
+        Ok(0) if links.is_empty() => {}
+        Ok(0) => tracing::info!(vlans = links.len(), "XDP sends through VLAN devices tagged"),
+        Ok(left) => tracing::warn!(
+            vlans = links.len(),
+            left_out = left,
+            "more VLAN devices than XDP can hold: frames routed through those left out are dropped"
+        ),
+        Err(e) => tracing::error!("configuring VLAN devices for XDP: {e}"),
+    }
 }
 
 /// The index of interface `name` in the daemon's namespace.

@@ -1,0 +1,82 @@
+//! Integration tests that need what this host's kernel lacks (VLAN
+//! devices: no CONFIG_VLAN_8021Q), run in the qemu guest (Linux 6.1): they
+//! are `#[ignore]`d in `cargo test` on the host, with the reason, and
+//! `cargo xtask test` runs them here with `--ignored`.
+
+use std::{path::PathBuf, time::Duration};
+
+use anyhow::{Context as _, bail};
+
+use crate::{
+    guest::{BootOptions, Guest},
+    util,
+};
+
+/// (package, integration test target) of every test run in the guest.
+const IN_GUEST: [(&str, &str); 1] = [("pptp-daemon", "xdp_vlan")];
+
+/// Builds the test binaries, boots a guest, runs each binary's ignored
+/// tests there and fails unless every one passed.
+pub fn run() -> anyhow::Result<()> {
+    util::require_root("the tests in the qemu guest")?;
+    let mut binaries = Vec::new();
+    for (package, target) in IN_GUEST {
+        binaries.push((target, test_binary(package, target)?));
+    }
+    let guest = Guest::boot(&BootOptions::default())?;
+    let result = (|| {
+        for (target, binary) in &binaries {
+            let path = guest.install(binary)?;
+            let out = guest.exec_timeout(
+                &format!("{path} --ignored --test-threads=1 2>&1"),
+                Duration::from_secs(300),
+            )?;
+            print!("{}", out.stdout);
+            if !out.success() || !out.stdout.contains("test result: ok") {
+                bail!("{target}: failed in the guest (status {})", out.status);
+            }
+            let ran = out
+                .stdout
+                .lines()
+                .filter(|l| l.starts_with("test ") && l.ends_with(" ok"))
+                .count();
+            if ran == 0 {
+                bail!("{target}: no test ran in the guest");
+            }
+        }
+        Ok(())
+    })();
+    guest.shutdown();
+    result
+}
+
+/// The executable of integration test `target` of `package`, built in
+/// the debug profile.
+fn test_binary(package: &str, target: &str) -> anyhow::Result<PathBuf> {
+    let out = util::cargo()
+        .args([
+            "test",
+            "--package",
+            package,
+            "--test",
+            target,
+            "--no-run",
+            "--message-format=json",
+        ])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("building the test {package}/{target}"))?;
+    if !out.status.success() {
+        bail!("building the test {package}/{target} failed");
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|m| {
+            m["reason"] == "compiler-artifact"
+                && m["target"]["name"] == target
+                && m["profile"]["test"] == true
+        })
+        .and_then(|m| m["executable"].as_str().map(PathBuf::from))
+        .with_context(|| format!("cargo did not name the executable of {package}/{target}"))
+}
