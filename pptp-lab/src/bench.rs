@@ -26,7 +26,10 @@ use std::{
 
 use serde::Serialize;
 
-use pptp_daemon::server::ctl::SessionInfo;
+use pptp_daemon::{
+    mppe::{KeyLength, cipher::Encryptor, keys::StartKey},
+    server::ctl::SessionInfo,
+};
 
 use crate::{
     lab::{LAB_LIMITS, LAN_HOST, Lab, LabOptions},
@@ -79,6 +82,8 @@ pub struct Measurement {
     pub sessions: usize,
     pub sent_pps: f64,
     pub delivered_pps: f64,
+    /// The share of the frames sent that did not arrive (0 to 1).
+    pub loss: f64,
     /// Machine CPU nanoseconds per delivered packet (generator included).
     pub cpu_ns_per_packet: f64,
     /// Lowest and highest `cpu_ns_per_packet` of the runs.
@@ -142,6 +147,7 @@ impl Measurement {
         };
         let sent = median(&mut field(|m| m.sent_pps, &runs));
         let delivered = median(&mut field(|m| m.delivered_pps, &runs));
+        let loss = median(&mut field(|m| m.loss, &runs));
         let mut cpu = field(|m| m.cpu_ns_per_packet, &runs);
         let mut own = field(|m| m.own_cpu_ns_per_packet, &runs);
         let mut fwd = field(|m| m.fwd_cpu_ns_per_packet, &runs);
@@ -178,6 +184,7 @@ impl Measurement {
         let mut m = runs.pop()?;
         m.sent_pps = sent;
         m.delivered_pps = delivered;
+        m.loss = loss;
         m.cpu_ns_per_packet = median(&mut cpu);
         m.cpu_ns_range = range(cpu);
         m.own_cpu_ns_per_packet = median(&mut own);
@@ -302,7 +309,25 @@ fn unload_ruleset(ns: &pptp_netns::Netns) -> Result<(), String> {
 struct Template {
     frame: Vec<u8>,
     seq_at: Option<usize>,
+    /// MPPE: encrypt the frame from `at` on as it is sent.
+    encrypt: Option<Encrypting>,
 }
+
+/// How an MPPE template is encrypted: `frame[at..]` is an MPPE packet
+/// whose first two octets (the MPPE header) are to be written and whose
+/// rest is the plaintext (PPP protocol and the packet), encrypted with
+/// the session's send key into the next coherency count, frame after
+/// frame (stateless: a new key for every frame, as a client sends them).
+#[derive(Clone)]
+struct Encrypting {
+    at: usize,
+    encryptor: SharedEncryptor,
+}
+
+/// A session's sending MPPE state: one for all the frames built for the
+/// session, so that the key chain goes on from measurement to measurement
+/// as the receiver's does.
+type SharedEncryptor = std::sync::Arc<std::sync::Mutex<Encryptor>>;
 
 /// First GRE sequence number of the next generator run.
 static SEQ_BASE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1 << 16);
@@ -349,9 +374,15 @@ impl Generator {
     }
 
     /// Sends the templates round-robin for `duration`, patching an
-    /// increasing sequence number into GRE frames (per template). Returns
-    /// the frames sent.
-    fn run(&self, templates: &[Template], duration: Duration, seq_base: u32) -> u64 {
+    /// increasing sequence number into GRE frames (per template), at most
+    /// `pps` frames per second if given. Returns the frames sent.
+    fn run(
+        &self,
+        templates: &[Template],
+        duration: Duration,
+        seq_base: u32,
+        pps: Option<f64>,
+    ) -> u64 {
         const BATCH: usize = 64;
         let len = templates.iter().map(|t| t.frame.len()).max().unwrap_or(0);
         let mut bufs: Vec<Vec<u8>> = (0..BATCH).map(|_| vec![0u8; len]).collect();
@@ -374,6 +405,11 @@ impl Generator {
                 if let Some(at) = tpl.seq_at {
                     buf[at..at + 4].copy_from_slice(&seqs[t].to_be_bytes());
                     seqs[t] = seqs[t].wrapping_add(1);
+                }
+                if let Some(e) = &tpl.encrypt {
+                    let mut encryptor = e.encryptor.lock().unwrap_or_else(|p| p.into_inner());
+                    // The frame holds the header's two octets: never short.
+                    let _ = encryptor.encrypt_in_place(&mut buf[e.at..tpl.frame.len()]);
                 }
                 lens[i] = tpl.frame.len();
             }
@@ -405,6 +441,13 @@ impl Generator {
                 sent += n as u64;
             } else {
                 std::thread::yield_now();
+            }
+            if let Some(pps) = pps {
+                // Paced: the next batch no earlier than its due time.
+                let due = started + Duration::from_secs_f64(sent as f64 / pps);
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait.min(duration));
+                }
             }
         }
         sent
@@ -475,17 +518,22 @@ fn gre_frame_port(server_mac: [u8; 6], session: &SessionInfo, size: usize, port:
 /// `inner` in PPP (address and control, protocol IPv4), enhanced GRE with
 /// a sequence number and outer IPv4 from `peer` to `server` for the
 /// server's `call_id`, in Ethernet towards `mac`.
-fn gre_template(
+fn gre_template(mac: [u8; 6], ids: (Ipv4Addr, Ipv4Addr, u16), inner: &[u8]) -> Template {
+    gre_ppp_template(mac, ids, &[&[0xFF, 0x03, 0x00, 0x21][..], inner].concat())
+}
+
+/// A GRE frame (sequence number, no acknowledgment) carrying the PPP
+/// frame `ppp` from `peer` to `server` for call `call_id`.
+fn gre_ppp_template(
     mac: [u8; 6],
     (peer, server, call_id): (Ipv4Addr, Ipv4Addr, u16),
-    inner: &[u8],
+    ppp: &[u8],
 ) -> Template {
     let mut gre = vec![0x30, 0x01, 0x88, 0x0B];
-    gre.extend_from_slice(&((inner.len() + 4) as u16).to_be_bytes());
+    gre.extend_from_slice(&(ppp.len() as u16).to_be_bytes());
     gre.extend_from_slice(&call_id.to_be_bytes());
     gre.extend_from_slice(&[0, 0, 0, 0]);
-    gre.extend_from_slice(&[0xFF, 0x03, 0x00, 0x21]);
-    gre.extend_from_slice(inner);
+    gre.extend_from_slice(ppp);
     let mut outer = udp(peer, server, 20 + gre.len());
     outer.truncate(20);
     outer[9] = 47;
@@ -496,7 +544,32 @@ fn gre_template(
     Template {
         frame: ethernet(mac, &outer),
         seq_at: Some(14 + 20 + 8),
+        encrypt: None,
     }
+}
+
+/// A client's MPPE data frame towards the LAN host (stateless, encrypted
+/// as it is sent with `key`, the client's send start key), inner packet of
+/// `size` octets.
+fn mppe_frame(
+    server_mac: [u8; 6],
+    session: &SessionInfo,
+    encryptor: &SharedEncryptor,
+    size: usize,
+) -> Template {
+    let client = session.client_addr.unwrap_or(Ipv4Addr::UNSPECIFIED);
+    let inner = udp(client, LAN_HOST.parse().expect("constant"), size);
+    // PPP address, control and protocol 0x00FD (RFC 1962 compressed
+    // datagram), the MPPE header (written when encrypting), then the
+    // plaintext: protocol 0x0021 and the packet (RFC 3078 section 3).
+    let ppp = [&[0xFF, 0x03, 0x00, 0xFD, 0, 0, 0x00, 0x21][..], &inner].concat();
+    let server = crate::lab::SERVER_WAN.parse().expect("constant");
+    let mut t = gre_ppp_template(server_mac, (session.peer, server, session.call_id), &ppp);
+    t.encrypt = Some(Encrypting {
+        at: 14 + 20 + 12 + 4,
+        encryptor: encryptor.clone(),
+    });
+    t
 }
 
 /// The CPU the generator runs on.
@@ -773,6 +846,11 @@ impl Counted {
             sessions: label.3,
             sent_pps: self.sent as f64 / self.seconds,
             delivered_pps: self.delivered as f64 / self.elapsed,
+            loss: if self.sent > 0 {
+                (1.0 - self.delivered as f64 / self.sent as f64).max(0.0)
+            } else {
+                f64::NAN
+            },
             cpu_ns_per_packet: self.per_packet(self.cpu),
             cpu_ns_range: [self.per_packet(self.cpu); 2],
             own_cpu_ns_per_packet: self.per_packet(self.own_cpu),
@@ -804,7 +882,7 @@ fn generate_and_count(
     iface: &str,
     templates: &[Template],
     seconds: f64,
-    seq_base: u32,
+    (seq_base, pps): (u32, Option<f64>),
     (server, daemon): (Option<&pptp_netns::Netns>, Option<u32>),
     sink: impl Fn() -> Result<u64, String>,
 ) -> Result<Counted, String> {
@@ -826,7 +904,7 @@ fn generate_and_count(
             }
             let cpu = thread_cpu_seconds();
             Generator::open(iface)
-                .map(|g| g.run(templates, Duration::from_secs_f64(seconds), seq_base))
+                .map(|g| g.run(templates, Duration::from_secs_f64(seconds), seq_base, pps))
                 .map(|sent| (sent, thread_cpu_seconds() - cpu))
         })
         .map_err(|e| e.to_string())?
@@ -877,6 +955,67 @@ fn measure(
     timing: Timing,
     label: (&str, &str, usize, usize),
 ) -> Result<Measurement, String> {
+    measure_at(lab, (from, templates, None), sink_iface, timing, label)
+}
+
+/// The highest offered rate that `templates` get through without loss
+/// (at most 1 % lost, RFC 2544's throughput with a tolerance), and the
+/// measurement at that rate. For paths whose cost per packet grows with
+/// loss: a stateless MPPE receiver rekeys once for every frame lost
+/// before it, so an overloaded receiver spends its time on the gaps.
+/// Doubles the rate from 5,000 frames/s until frames are lost or the
+/// generator cannot send faster, then halves the interval three times.
+fn measure_no_drop(
+    lab: &mut Lab,
+    from: &str,
+    templates: &[Template],
+    sink_iface: &str,
+    timing: Timing,
+    label: (&str, &str, usize, usize),
+) -> Result<Measurement, String> {
+    let probe = Timing {
+        seconds: timing.seconds.min(1.0),
+        runs: 1,
+    };
+    let clean = |m: &Measurement| m.loss <= 0.01;
+    // The highest clean rate so far, the lowest lossy one.
+    let (mut lo, mut hi) = (0.0f64, None::<f64>);
+    let mut rate = 5_000.0;
+    loop {
+        let m = measure_at(lab, (from, templates, Some(rate)), sink_iface, probe, label)?;
+        if !clean(&m) {
+            hi = Some(rate);
+            break;
+        }
+        lo = rate;
+        if m.sent_pps < 0.9 * rate || rate >= 4e6 {
+            break; // the generator is the limit, and nothing was lost
+        }
+        rate *= 2.0;
+    }
+    if let Some(mut hi) = hi {
+        for _ in 0..3 {
+            let mid = (lo + hi) / 2.0;
+            let m = measure_at(lab, (from, templates, Some(mid)), sink_iface, probe, label)?;
+            if clean(&m) {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+    }
+    let lo = lo.max(500.0);
+    measure_at(lab, (from, templates, Some(lo)), sink_iface, timing, label)
+}
+
+/// [`measure`] with the generator paced at `pps` frames per second.
+fn measure_at(
+    lab: &mut Lab,
+    (from, templates, pps): (&str, &[Template], Option<f64>),
+    sink_iface: &str,
+    timing: Timing,
+    label: (&str, &str, usize, usize),
+) -> Result<Measurement, String> {
     lab.set_aux_program(sink_iface, Some(SINK_PROGRAM))?;
     let ns = if from == "c0" {
         &lab.topology.client
@@ -894,7 +1033,7 @@ fn measure(
                 from,
                 templates,
                 timing.seconds,
-                seq_base,
+                (seq_base, pps),
                 (Some(&lab.topology.server), lab.daemon_pid()),
                 || lab.sink_counters().map(|c| c.0),
             )
@@ -927,15 +1066,17 @@ fn sessions(
     lab: &Lab,
     n: usize,
     mppe: bool,
-) -> Result<(crate::lab::Process, Vec<SessionInfo>, f64), String> {
+) -> Result<(crate::lab::Process, Vec<SessionInfo>, f64, MppeKeys), String> {
     let count = n.to_string();
     let mut args = vec!["--sessions", count.as_str(), "--parallel", "64"];
     if mppe {
-        args.push("--mppe");
+        args.extend(["--mppe", "--report-mppe-keys"]);
     }
     let mut client = lab.client(&args)?;
     let started = Instant::now();
+    let mut keys = MppeKeys::new();
     client.wait_for_line(Duration::from_secs(120 + n as u64 / 20), |l| {
+        keys.read_up_line(l);
         l.contains("\"all_up\"")
     })?;
     let setup = started.elapsed().as_secs_f64();
@@ -943,7 +1084,55 @@ fn sessions(
     if list.len() < n {
         return Err(format!("{} of {n} sessions up", list.len()));
     }
-    Ok((client, list, setup))
+    Ok((client, list, setup, keys))
+}
+
+/// The clients' MPPE sending state (from the send keys, which the server
+/// decrypts with), by the server's call ID, from the `up` lines of
+/// `client --report-mppe-keys`.
+struct MppeKeys(Vec<(u16, SharedEncryptor)>);
+
+impl MppeKeys {
+    fn new() -> Self {
+        MppeKeys(Vec::new())
+    }
+
+    fn read_up_line(&mut self, line: &str) {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            return;
+        };
+        let key = (|| {
+            let call = u16::try_from(v["peer_call_id"].as_u64()?).ok()?;
+            let bits = KeyLength::from_bits(u16::try_from(v["mppe_bits"].as_u64()?).ok()?)?;
+            let hex = v["mppe_keys"]["send"].as_str()?;
+            let octets: Option<Vec<u8>> = (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+                .collect();
+            let key = StartKey::new(&octets?, bits)?;
+            Some((
+                call,
+                SharedEncryptor::new(Encryptor::new(&key, true).into()),
+            ))
+        })();
+        if let (Some("up"), Some(key)) = (v["event"].as_str(), key) {
+            self.0.push(key);
+        }
+    }
+
+    /// The sending state of the client of `session`.
+    fn of(&self, session: &SessionInfo) -> Result<&SharedEncryptor, String> {
+        self.0
+            .iter()
+            .find(|(call, _)| *call == session.call_id)
+            .map(|(_, key)| key)
+            .ok_or_else(|| {
+                format!(
+                    "the client reported no MPPE keys for call {}",
+                    session.call_id
+                )
+            })
+    }
 }
 
 /// Sends `decap` from c0 and then `encap` from h0, a burst each (the
@@ -967,7 +1156,8 @@ fn prime_bursts(lab: &Lab, decap: &[Template], encap: &[Template]) -> Result<(),
         let before = lab.sink_counters()?.0;
         let seq_base = SEQ_BASE.fetch_add(1 << 24, std::sync::atomic::Ordering::Relaxed);
         ns.run(|| {
-            Generator::open(iface).map(|g| g.run(templates, Duration::from_millis(1), seq_base))
+            Generator::open(iface)
+                .map(|g| g.run(templates, Duration::from_millis(1), seq_base, None))
         })
         .map_err(|e| e.to_string())?
         .map_err(|e| format!("generator on {iface} in {}: {e}", ns.name()))?;
@@ -1038,6 +1228,7 @@ fn from_lan(lan_mac: [u8; 6], (to, port): (Ipv4Addr, u16), size: usize) -> Templ
             ),
         ),
         seq_at: None,
+        encrypt: None,
     }
 }
 
@@ -1170,7 +1361,7 @@ pub fn run(bin: &Path, args: &BenchArgs) -> Result<Results, String> {
         }
         eprintln!("==> {path}: lab with {many} sessions");
         let mut lab = lab(bin, mode, mppe, 0)?;
-        let (client, list, _) = sessions(&lab, many, mppe == "require")?;
+        let (client, list, _, keys) = sessions(&lab, many, mppe == "require")?;
         let server_mac = lab.topology.server.mac("s0").map_err(|e| e.to_string())?;
         let lan_mac = lab.topology.server.mac("l0").map_err(|e| e.to_string())?;
         for &size in sizes {
@@ -1182,11 +1373,23 @@ pub fn run(bin: &Path, args: &BenchArgs) -> Result<Results, String> {
                     continue;
                 }
                 let chosen = &list[..spread];
-                if path != "mppe" {
-                    let t: Vec<Template> = chosen
-                        .iter()
-                        .map(|s| gre_frame(server_mac, s, size))
-                        .collect();
+                let decap: Result<Vec<Template>, String> = chosen
+                    .iter()
+                    .map(|s| {
+                        if path == "mppe" {
+                            Ok(mppe_frame(server_mac, s, keys.of(s)?, size))
+                        } else {
+                            Ok(gre_frame(server_mac, s, size))
+                        }
+                    })
+                    .collect();
+                {
+                    let t = decap?;
+                    let measure = if path == "mppe" {
+                        measure_no_drop
+                    } else {
+                        measure
+                    };
                     out.push(measure(
                         &mut lab,
                         "c0",
@@ -1253,6 +1456,7 @@ pub fn run(bin: &Path, args: &BenchArgs) -> Result<Results, String> {
                             ),
                         ),
                         seq_at: None,
+                        encrypt: None,
                     }]
                 };
                 out.push(measure(
@@ -1282,6 +1486,7 @@ pub fn run(bin: &Path, args: &BenchArgs) -> Result<Results, String> {
                         ),
                     ),
                     seq_at: None,
+                    encrypt: None,
                 }];
                 let encap = [from_lan(
                     lan_mac,
@@ -1345,7 +1550,7 @@ pub fn run(bin: &Path, args: &BenchArgs) -> Result<Results, String> {
         let mut lab = lab(bin, (true, "xdp"), "deny", n)?;
         let pid = lab.daemon_pid().unwrap_or(0);
         let before = rss_kib(pid);
-        let (client, list, setup) = sessions(&lab, n, false)?;
+        let (client, list, setup, _) = sessions(&lab, n, false)?;
         let after = rss_kib(pid);
         let s = Scale {
             sessions: n,
@@ -1395,7 +1600,7 @@ pub fn run(bin: &Path, args: &BenchArgs) -> Result<Results, String> {
         runs_per_measurement: timing.runs,
         measurements: out,
         scale,
-        mppe_note: "MPPE is measured towards the client only: the generator cannot pre-build encrypted frames without the session keys".into(),
+        mppe_note: "MPPE (stateless, 128-bit): towards the client, the server encrypts; from the client, the generator encrypts each frame with the session's send key (from `client --report-mppe-keys`) into the next coherency count, as a client would, and the server decrypts".into(),
         pinning_note: PINNING_NOTE.into(),
         nft_note: NFT_NOTE.into(),
         nft_ruleset: ruleset("pptp0"),
@@ -1480,6 +1685,7 @@ pub fn loadgen(args: &LoadgenArgs) -> Result<Measurement, String> {
         None => Template {
             frame: ethernet(mac, &inner),
             seq_at: None,
+            encrypt: None,
         },
     };
     let mut dp = AuxPrograms::load().map_err(|e| format!("loading the XDP sink: {e}"))?;
@@ -1492,7 +1698,7 @@ pub fn loadgen(args: &LoadgenArgs) -> Result<Measurement, String> {
         from_iface,
         &[template],
         args.seconds,
-        args.seq_base,
+        (args.seq_base, None),
         (None, None),
         || dp.sink_counters().map(|c| c.0).map_err(|e| e.to_string()),
     )?;
@@ -1512,6 +1718,7 @@ mod tests {
             sessions: 1,
             sent_pps: delivered + 1.0,
             delivered_pps: delivered,
+            loss: 1.0 / (delivered + 1.0),
             cpu_ns_per_packet: cpu,
             cpu_ns_range: [cpu; 2],
             own_cpu_ns_per_packet: own,

@@ -48,6 +48,7 @@ use crate::{
     mppe::{
         KeyLength,
         cipher::{Decryptor, Encryptor, MppeCipher},
+        keys::{StartKeys, start_keys},
     },
     proto::{
         call::{self, Sequencer, WindowPolicy},
@@ -91,6 +92,13 @@ pub struct ClientArgs {
         value_parser = parse_mppe_bits
     )]
     pub mppe_bits: Vec<u16>,
+    /// With `--mppe`: put each session's MPPE start keys (RFC 3079
+    /// MasterSendKey and MasterReceiveKey, hex) in its `up` line, for a
+    /// load generator that builds encrypted frames or a capture to decrypt
+    /// (like SSLKEYLOGFILE). It discloses the session's keys: test
+    /// accounts only.
+    #[arg(long, requires = "mppe")]
+    pub report_mppe_keys: bool,
     /// TUN device carrying the sessions' traffic.
     #[arg(long, default_value = "pptpc0")]
     pub tun: String,
@@ -164,6 +172,9 @@ enum Report {
         /// The negotiated MPPE key length, in bits.
         #[serde(skip_serializing_if = "Option::is_none")]
         mppe_bits: Option<u16>,
+        /// With `--report-mppe-keys`: our start keys, hex.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        mppe_keys: Option<ReportedKeys>,
         dns: Vec<Ipv4Addr>,
         setup_ms: u128,
     },
@@ -179,6 +190,25 @@ enum Report {
         index: usize,
         reason: String,
     },
+}
+
+/// A session's MPPE start keys as `--report-mppe-keys` prints them.
+#[derive(Debug, Serialize)]
+struct ReportedKeys {
+    /// What we encrypt with (the server's receive key).
+    send: String,
+    /// What we decrypt with (the server's send key).
+    receive: String,
+}
+
+impl ReportedKeys {
+    fn new(keys: &StartKeys) -> ReportedKeys {
+        let hex = |k: &[u8]| k.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        ReportedKeys {
+            send: hex(keys.send.as_bytes()),
+            receive: hex(keys.recv.as_bytes()),
+        }
+    }
 }
 
 fn report(r: &Report) {
@@ -521,6 +551,12 @@ async fn session(
                             peer_call_id: call.peer_call_id.load(Ordering::Relaxed),
                             mppe: mppe_on,
                             mppe_bits: params.mppe.map(|p| p.key_length.bits()),
+                            mppe_keys: match (&params.mppe, &params.mppe_material) {
+                                (Some(p), Some(m)) if args.report_mppe_keys => {
+                                    Some(ReportedKeys::new(&start_keys(m, p.key_length)))
+                                }
+                                _ => None,
+                            },
                             dns: params.dns.clone(),
                             setup_ms: started.elapsed().as_millis(),
                         });
