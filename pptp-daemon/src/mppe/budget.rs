@@ -23,6 +23,22 @@
 //! extra key changes a second, about 2.3 ms of CPU a second per session
 //! (one maximal jump a second).
 //!
+//!
+//! A real sender does not stop while its receiver refuses: every packet
+//! refused for want of budget leaves the receiver one count further
+//! behind, and a receiver 2048 counts behind takes the sender's packets
+//! for late ones, and 4096 behind, decrypts them with the wrong key for
+//! good (the count wrapped under it). An overloaded queue in front of the
+//! receiver, dropping most packets, empties the budget that way. So a
+//! stateless packet over the budget is taken anyway, catching up, when its
+//! extra key changes are at most [`CATCH_UP_PER_REFUSED`] for each packet
+//! refused in a row before it ([`RekeyBudget::take_catching_up`]): a
+//! receiver that fell behind by a loss run catches up after a third of the
+//! run in refused packets, and a flood of forged jumps still costs at most
+//! that many key changes per packet received (a maximal jump is taken
+//! after 512 refused ones). A stateful receiver asks for a reset instead
+//! (RFC 3078 section 7.2) and keeps the strict budget.
+//!
 //! Sans-IO: the caller passes the time in ([`RekeyBudget::advance_clock`]).
 
 use std::time::Instant;
@@ -38,6 +54,11 @@ pub const REKEY_BURST: u64 = 4096;
 /// The time one extra key change takes off the budget, in nanoseconds.
 const REKEY_COST_NS: u64 = 1_000_000_000 / REKEY_RATE;
 
+/// Catching up (stateless): a packet over the budget is taken anyway when
+/// its extra key changes are at most this many per packet refused in a row
+/// before it.
+pub const CATCH_UP_PER_REFUSED: u64 = 4;
+
 /// A token bucket of key changes, refilled with the time passed in.
 #[derive(Clone, Debug, Default)]
 pub struct RekeyBudget {
@@ -49,6 +70,8 @@ pub struct RekeyBudget {
     tat: u64,
     /// Packets dropped for want of budget.
     dropped: u64,
+    /// Packets refused since the last one taken.
+    refused_in_a_row: u64,
 }
 
 impl RekeyBudget {
@@ -68,25 +91,38 @@ impl RekeyBudget {
     /// Takes `extra` key changes from the budget if they fit, and otherwise
     /// counts a dropped packet and leaves the budget alone.
     pub fn take(&mut self, extra: u16) -> bool {
+        self.take_or(extra, false)
+    }
+
+    /// [`Self::take`], or, over the budget, takes the packet anyway when it
+    /// catches up after packets refused in a row (see the module
+    /// documentation).
+    pub fn take_catching_up(&mut self, extra: u16) -> bool {
+        self.take_or(extra, true)
+    }
+
+    fn take_or(&mut self, extra: u16, catch_up: bool) -> bool {
         let extra = u64::from(extra);
-        if extra == 0 {
-            return true;
-        }
-        let admitted = extra <= REKEY_BURST
-            && match admit(
-                self.tat,
-                self.now_ns,
-                extra * REKEY_COST_NS,
-                (REKEY_BURST - extra) * REKEY_COST_NS,
-            ) {
-                Some(tat) => {
-                    self.tat = tat;
-                    true
-                }
-                None => false,
-            };
-        if !admitted {
+        let admitted = extra == 0
+            || (extra <= REKEY_BURST
+                && match admit(
+                    self.tat,
+                    self.now_ns,
+                    extra * REKEY_COST_NS,
+                    (REKEY_BURST - extra) * REKEY_COST_NS,
+                ) {
+                    Some(tat) => {
+                        self.tat = tat;
+                        true
+                    }
+                    None => false,
+                })
+            || (catch_up && extra <= self.refused_in_a_row * CATCH_UP_PER_REFUSED);
+        if admitted {
+            self.refused_in_a_row = 0;
+        } else {
             self.dropped += 1;
+            self.refused_in_a_row += 1;
         }
         admitted
     }
@@ -127,6 +163,26 @@ mod tests {
         let mut b = RekeyBudget::new();
         assert!(!b.take(u16::MAX));
         assert_eq!(b.available(), REKEY_BURST);
+    }
+
+    #[test]
+    fn catching_up_takes_a_jump_after_a_quarter_of_it_in_refused_packets() {
+        let mut b = RekeyBudget::new();
+        b.advance_clock(Instant::now());
+        assert!(b.take(4096));
+        // Empty: a jump of 100 extra key changes is refused until 25
+        // packets were refused in a row.
+        for _ in 0..25 {
+            assert!(!b.take_catching_up(100));
+        }
+        assert!(b.take_catching_up(100), "after 25 refused: 4 × 25 = 100");
+        assert_eq!(b.dropped(), 25);
+        // Taking it starts the count again; the strict form never catches up.
+        assert!(!b.take_catching_up(4));
+        for _ in 0..100 {
+            assert!(!b.take(4));
+        }
+        assert!(b.take_catching_up(4), "101 refused in a row");
     }
 
     #[test]
