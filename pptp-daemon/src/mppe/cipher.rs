@@ -229,6 +229,9 @@ pub struct Decryptor {
     seen: u32,
     /// The key changes a packet may cost beyond its first.
     budget: RekeyBudget,
+    /// The last packet accepted moved the count forward (rather than
+    /// being decrypted with a remembered key from the reorder window).
+    advanced: bool,
 }
 
 impl fmt::Debug for Decryptor {
@@ -253,6 +256,7 @@ impl Decryptor {
             history: [[0; 16]; REORDER_WINDOW as usize],
             seen: u32::MAX,
             budget: RekeyBudget::new(),
+            advanced: false,
         }
     }
 
@@ -271,6 +275,13 @@ impl Decryptor {
     /// The count of the last packet accepted.
     pub fn last_count(&self) -> u16 {
         self.count
+    }
+
+    /// Whether the last packet accepted moved the count forward: a packet
+    /// from within the reorder window behind it does not (one the peer may
+    /// not even have sent: a forged one costs no key change).
+    pub fn last_advanced(&self) -> bool {
+        self.advanced
     }
 
     /// Decrypts in place: `packet` is the MPPE header and ciphertext; on
@@ -343,6 +354,7 @@ impl Decryptor {
             }
             self.seen = self.seen.checked_shl(u32::from(ahead)).unwrap_or(0) | 1;
             self.rc4 = self.keys.rc4();
+            self.advanced = true;
             return Ok(());
         }
         let behind = COHERENCY_COUNT_SPACE - ahead;
@@ -356,6 +368,7 @@ impl Decryptor {
         self.seen |= bit;
         let key = &self.history[usize::from(count % REORDER_WINDOW)];
         self.rc4 = rc4_for(&key[..self.keys.session_key().len()]);
+        self.advanced = false;
         Ok(())
     }
 

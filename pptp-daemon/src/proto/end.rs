@@ -43,11 +43,16 @@ pub enum EndReason {
     Shutdown,
     /// The session's task ended without a reason (a panic, a bug).
     TaskFailed,
+    /// Stateless MPPE lost its key chain: the peer's frames no longer
+    /// decrypt (it sent 4096 or more in a row that never arrived, so the
+    /// 12-bit coherency count wrapped; RFC 3078 has no way back). pppd ends
+    /// the link the same way ("lost compression sync").
+    MppeSyncLost,
 }
 
 impl EndReason {
     /// Every reason, for counters.
-    pub const ALL: [EndReason; 18] = [
+    pub const ALL: [EndReason; 19] = [
         EndReason::CallCleared,
         EndReason::ControlStopped,
         EndReason::ControlClosed,
@@ -66,6 +71,7 @@ impl EndReason {
         EndReason::IdleTimeout,
         EndReason::Shutdown,
         EndReason::TaskFailed,
+        EndReason::MppeSyncLost,
     ];
 
     /// A stable snake_case name for counters and logs.
@@ -89,6 +95,7 @@ impl EndReason {
             EndReason::IdleTimeout => "idle_timeout",
             EndReason::Shutdown => "shutdown",
             EndReason::TaskFailed => "task_failed",
+            EndReason::MppeSyncLost => "mppe_sync_lost",
         }
     }
 
@@ -115,6 +122,8 @@ impl EndReason {
             EndReason::AdminReset => 6,
             // Port Preempted: another session of the user took its place.
             EndReason::Replaced => 7,
+            // Port Error: the link's encryption lost step.
+            EndReason::MppeSyncLost => 8,
             // NAS Error.
             EndReason::TaskFailed => 9,
             // NAS Request: the NAS ended it for its own reasons.

@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{Call, CallInput, Shared};
+use super::{Call, CallInput, Shared, registry::Command};
 use crate::{
     dataplane::{
         frame::{self, BUFFER_LEN, Framing, HEADROOM, Received},
@@ -17,7 +17,10 @@ use crate::{
         tun::{TunReader, TunWriter},
     },
     mppe::cipher::{DecryptError, Decryptor},
-    proto::call::{SeqStorage, Sequencer},
+    proto::{
+        call::{SeqStorage, Sequencer},
+        end::EndReason,
+    },
     wire::{gre, ipv4, ppp},
 };
 
@@ -350,6 +353,7 @@ async fn handle_gre(
             }
         }
         FrameVerdict::Deliver { start, end } => {
+            call.counters.mppe_undecryptable.store(0, Ordering::Relaxed);
             let within = data.as_ref().is_none_or(|d| {
                 d.shaper
                     .lock()
@@ -398,9 +402,46 @@ async fn handle_gre(
             {
                 let _ = call.input.try_send(CallInput::MppeResetNeeded);
             }
+            // Decrypted with a new key, and garbage: the key chain is
+            // lost. Once, at the threshold; on the daemon's command queue,
+            // never the peer's.
+            let advanced = || {
+                data.as_ref()
+                    .and_then(|d| d.decryptor.as_ref())
+                    .is_some_and(|m| m.lock().unwrap_or_else(|e| e.into_inner()).last_advanced())
+            };
+            if let frame::DropReason::NotIpv4(_) = &e
+                && advanced()
+                && call
+                    .counters
+                    .mppe_undecryptable
+                    .fetch_add(1, Ordering::Relaxed)
+                    + 1
+                    == MPPE_SYNC_LOST
+            {
+                shared.warn_peer(
+                    src,
+                    format_args!(
+                        "call {}: {MPPE_SYNC_LOST} MPPE frames in a row decrypt to garbage: the key chain is lost, ending the session",
+                        call.call_id
+                    ),
+                );
+                call.command(Command::Close(EndReason::MppeSyncLost));
+            }
         }
     }
 }
+
+/// Encrypted frames in a row, with no good one between them, that decrypt
+/// to something other than an IPv4 packet before the session is ended
+/// ([`EndReason::MppeSyncLost`]): a stateless receiver that fell 4096 or
+/// more key changes behind its sender (that many frames lost in a row)
+/// decrypts everything with the wrong key from then on, and MPPE has no
+/// way to get back in step; pppd ends the link then too. A correct key
+/// decrypts to IPv4 (the only protocol IPCP opened), so a run this long is
+/// not chance; a peer that sends garbage on purpose could as well send a
+/// Terminate-Request.
+pub(super) const MPPE_SYNC_LOST: u64 = 64;
 
 /// What the data path of a call with its network up needs to know to
 /// judge a frame.

@@ -129,6 +129,9 @@ pub struct Counters {
     pub rx_bytes: AtomicU64,
     pub tx_packets: AtomicU64,
     pub tx_bytes: AtomicU64,
+    /// MPPE frames in a row that decrypted to something other than an
+    /// IPv4 packet (see [`super::datapath::MPPE_SYNC_LOST`]).
+    pub mppe_undecryptable: AtomicU64,
 }
 
 /// What the data path needs of a call whose network is up.

@@ -1,0 +1,137 @@
+//! A stateless MPPE session whose peer's key chain the daemon lost: its
+//! sender went on through 4096 or more frames that never arrived, so the
+//! 12-bit coherency count wrapped and every later frame decrypts with the
+//! wrong key. MPPE has no way back (RFC 3078); the daemon ends the session
+//! (`ended_mppe_sync_lost`, RADIUS Acct-Terminate-Cause Port Error) as
+//! pppd ends the link, rather than keeping a session up that carries
+//! nothing. Frames in step before that are delivered. Needs root; fails
+//! (never skips) without it.
+
+use std::{
+    net::{Ipv4Addr, SocketAddr},
+    time::{Duration, Instant},
+};
+
+use pptp_daemon::mppe::{KeyLength, cipher::Encryptor, keys::StartKey};
+use pptp_lab::lab::{LAN_HOST, Lab, LabOptions, SERVER_WAN};
+use pptp_netns as netns;
+use serde_json::Value;
+
+mod common;
+use common::{bin, client_without_route as client, raw_gre_socket, wait_up};
+
+/// An IPv4/UDP packet from `src` to the LAN host, behind PPP protocol
+/// 0x0021, as MPPE encrypts it.
+fn plaintext(src: Ipv4Addr) -> Vec<u8> {
+    let mut ip = vec![0x45, 0, 0, 48, 0, 0, 0, 0, 64, 17, 0, 0];
+    ip.extend_from_slice(&src.octets());
+    ip.extend_from_slice(&LAN_HOST.parse::<Ipv4Addr>().unwrap().octets());
+    let mut sum = 0u32;
+    for c in ip.chunks(2) {
+        sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    ip[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    ip.extend_from_slice(&[0, 9, 0, 9, 0, 28, 0, 0]);
+    ip.resize(48, 0x5a);
+    [&[0x00, 0x21][..], &ip].concat()
+}
+
+/// Enhanced GRE with sequence number `seq` for `call_id`, carrying PPP
+/// (address, control, protocol 0x00FD) and the MPPE packet `mppe`.
+fn gre(call_id: u16, seq: u32, mppe: &[u8]) -> Vec<u8> {
+    let ppp = [&[0xFF, 0x03, 0x00, 0xFD][..], mppe].concat();
+    let mut g = vec![0x30, 0x01, 0x88, 0x0B];
+    g.extend_from_slice(&(ppp.len() as u16).to_be_bytes());
+    g.extend_from_slice(&call_id.to_be_bytes());
+    g.extend_from_slice(&seq.to_be_bytes());
+    g.extend_from_slice(&ppp);
+    g
+}
+
+fn stat(lab: &Lab, name: &str) -> u64 {
+    lab.stats().unwrap().get(name).copied().unwrap_or(0)
+}
+
+#[test]
+fn a_session_whose_key_chain_is_lost_is_ended() {
+    netns::require_root().expect("prerequisite");
+    // The userspace path decrypts (no XDP): the daemon's own receiver.
+    let lab = Lab::start(
+        bin(),
+        &LabOptions {
+            xdp: false,
+            ..LabOptions::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut target = client(&lab, &["--mppe", "--report-mppe-keys", "--tun", "msy0"]);
+    let up = wait_up(&mut target, &lab, Duration::from_secs(30));
+    let hex = up["mppe_keys"]["send"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no keys: {up}"));
+    let octets: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    let key = StartKey::new(&octets, KeyLength::Bits128).unwrap();
+    let mut tx = Encryptor::new(&key, true);
+    let call = up["peer_call_id"].as_u64().unwrap() as u16;
+    let address: Ipv4Addr = up["address"].as_str().unwrap().parse().unwrap();
+    let socket = raw_gre_socket(&lab.topology.client);
+    let dst = SocketAddr::from((SERVER_WAN.parse::<Ipv4Addr>().unwrap(), 0)).into();
+    let mut seq = 1_000_000u32;
+    let mut send = |tx: &mut Encryptor, n: usize| {
+        for _ in 0..n {
+            let clear = plaintext(address);
+            let mut mppe = vec![0u8; clear.len() + 2];
+            tx.encrypt(&clear, &mut mppe).unwrap();
+            socket.send_to(&gre(call, seq, &mppe), &dst).unwrap();
+            seq += 1;
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    };
+
+    // In step: delivered.
+    let before = stat(&lab, "userspace_data_rx_packets");
+    send(&mut tx, 20);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        stat(&lab, "userspace_data_rx_packets") - before,
+        20,
+        "frames in step are delivered"
+    );
+    assert_eq!(stat(&lab, "ended_mppe_sync_lost"), 0);
+
+    // 4096 frames lost on the way: the count wraps, the key chain is lost.
+    let mut scratch = vec![0u8; 64];
+    for _ in 0..4096 {
+        tx.encrypt(&plaintext(address), &mut scratch).unwrap();
+    }
+    send(&mut tx, 63);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        lab.sessions().unwrap().len(),
+        1,
+        "63 undecryptable frames: still up"
+    );
+    send(&mut tx, 10);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !lab.sessions().unwrap().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        lab.sessions().unwrap().is_empty(),
+        "the session was not ended"
+    );
+    assert_eq!(stat(&lab, "ended_mppe_sync_lost"), 1);
+    // The client was told (LCP Terminate-Request, then the call cleared).
+    let down = target
+        .wait_for_line(Duration::from_secs(10), |l| {
+            serde_json::from_str::<Value>(l).is_ok_and(|v| v["event"] == "down")
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(down.contains("down"), "{down}");
+}
