@@ -18,7 +18,9 @@
 //! the temporary folder; qemu also dies with the thread that booted it.
 
 pub mod bench;
+pub mod forwarding;
 pub mod image;
+pub mod loadgen;
 
 use std::{
     fmt::Write as _,
@@ -826,6 +828,10 @@ pub enum GuestCommand {
     /// Stop the guest of `guest boot` and remove its namespace and files
     /// (and what guests of killed xtask runs left behind).
     Stop,
+    /// The guest comparison's packet generator, run inside the guest by
+    /// `lab.sh measure` (see guest/loadgen.rs).
+    #[command(hide = true)]
+    Loadgen(loadgen::LoadgenArgs),
     /// Throughput baseline in a fresh guest: plain veth, kernel PPTP
     /// (AF_PPPOX on both ends) and pptpd + pptp-linux (with and without
     /// MPPE), TCP with iperf3.
@@ -923,6 +929,7 @@ pub fn main(command: GuestCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        GuestCommand::Loadgen(args) => loadgen::main(&args),
         GuestCommand::KernelPptpBench { seconds, json } => {
             let options = BootOptions::default();
             let guest = Guest::boot(&options)?;
