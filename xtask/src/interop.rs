@@ -83,7 +83,7 @@ pub struct InteropArgs {
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=16))]
     pub runs: u32,
     /// --bench: seconds of each generator run.
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = 1.5)]
     pub run_seconds: f64,
     /// --bench: kernel PPTP is measured with these numbers of sessions.
     #[arg(long, value_delimiter = ',', default_values_t = [1u32, 100, 1000])]
@@ -101,7 +101,7 @@ impl InteropArgs {
             bench_json: None,
             daemon: None,
             runs: 5,
-            run_seconds: 2.0,
+            run_seconds: 1.5,
             kernel_sessions: vec![1, 100, 1000],
         }
     }

@@ -568,9 +568,9 @@ pub struct Plan {
 impl Default for Plan {
     fn default() -> Self {
         Plan {
-            iperf_seconds: 10,
+            iperf_seconds: 5,
             runs: 5,
-            run_seconds: 2.0,
+            run_seconds: 1.5,
             kernel_sessions: vec![1, 100, 1000],
         }
     }
@@ -912,6 +912,7 @@ mod tests {
             bpf_ns: f64::NAN,
             bpf_runs_per_packet: f64::NAN,
             net_rx_on_forwarding_cpu: 1.0,
+            backlog_drops: 0.0,
         };
         let c = Comparison {
             seconds: 1,

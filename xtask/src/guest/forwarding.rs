@@ -58,6 +58,8 @@ pub struct Run {
     pub bpf_runs_per_packet: f64,
     /// vCPU 1's share of the NET_RX softirqs (NaN without any).
     pub net_rx_on_forwarding_cpu: f64,
+    /// Packets dropped at a full CPU backlog, per packet sent.
+    pub backlog_drops: f64,
 }
 
 impl Run {
@@ -97,6 +99,7 @@ impl Run {
         let busy = list("busy")?;
         let net_rx = list("netrx")?;
         let (bpf_ns, bpf_runs) = (num("bpf_ns")?, num("bpf_runs")?);
+        let backlog_drops = num("backlog_drops")?;
         anyhow::ensure!(
             busy.len() >= 2 && seconds > 0.0 && hz > 0.0,
             "{line:?}: two CPUs and a duration expected"
@@ -126,6 +129,11 @@ impl Run {
             },
             net_rx_on_forwarding_cpu: if rx_total > 0.0 {
                 net_rx.get(1).copied().unwrap_or(0.0) / rx_total
+            } else {
+                f64::NAN
+            },
+            backlog_drops: if sent > 0.0 {
+                backlog_drops / sent
             } else {
                 f64::NAN
             },
@@ -310,6 +318,8 @@ struct RowJson {
     bpf_ns_per_run: Option<Spread>,
     bpf_runs_per_packet: Option<Spread>,
     net_rx_on_forwarding_cpu: Option<Spread>,
+    /// Packets dropped at a full CPU backlog, per packet sent.
+    backlog_drops_per_packet: Option<Spread>,
     /// Forwarding CPU per packet over kernel PPTP's (one session).
     forwarding_cpu_over_kernel: Option<f64>,
 }
@@ -335,6 +345,7 @@ pub fn json(all: &[Figure], runs: u32, seconds: f64) -> Json {
                 bpf_ns_per_run: f.bpf_ns().json(1),
                 bpf_runs_per_packet: f.spread(|r| r.bpf_runs_per_packet).json(2),
                 net_rx_on_forwarding_cpu: f.spread(|r| r.net_rx_on_forwarding_cpu).json(3),
+                backlog_drops_per_packet: f.spread(|r| r.backlog_drops).json(3),
                 forwarding_cpu_over_kernel: over_kernel(all, f)
                     .map(|r| (r * 1000.0).round() / 1000.0),
             })
@@ -357,8 +368,8 @@ mod tests {
 
     #[test]
     fn runs_from_the_generator() {
-        let out = "noise\nrun sent=200 seconds=2.000 delivered=100 hz=100 busy=150,50 netrx=0,30 bpf_ns=4000 bpf_runs=100\n\
-                   run sent=200 seconds=2.000 delivered=0 hz=100 busy=150,50 netrx=0,0 bpf_ns=0 bpf_runs=0\n";
+        let out = "noise\nrun sent=200 seconds=2.000 delivered=100 hz=100 busy=150,50 netrx=0,30 backlog_drops=20 bpf_ns=4000 bpf_runs=100\n\
+                   run sent=200 seconds=2.000 delivered=0 hz=100 busy=150,50 netrx=0,0 backlog_drops=0 bpf_ns=0 bpf_runs=0\n";
         let runs = Run::parse(out).unwrap();
         let r = runs[0];
         assert_eq!((r.sent_pps, r.delivered_pps), (100.0, 50.0));
@@ -367,6 +378,7 @@ mod tests {
         assert_eq!(r.generator_cpu_ns, 15_000_000.0);
         assert_eq!((r.bpf_ns, r.bpf_runs_per_packet), (40.0, 1.0));
         assert_eq!(r.net_rx_on_forwarding_cpu, 1.0);
+        assert_eq!(r.backlog_drops, 0.1);
         let r = runs[1];
         assert!(
             r.forwarding_cpu_ns.is_nan()
@@ -401,6 +413,7 @@ mod tests {
             bpf_ns: bpf,
             bpf_runs_per_packet: if bpf.is_nan() { f64::NAN } else { 1.0 },
             net_rx_on_forwarding_cpu: 1.0,
+            backlog_drops: 0.0,
         }
     }
 

@@ -113,6 +113,7 @@ pub fn main(args: &LoadgenArgs) -> anyhow::Result<()> {
             delivered,
             busy: busy_jiffies(&std::fs::read_to_string("/proc/stat")?),
             net_rx: net_rx(&std::fs::read_to_string("/proc/softirqs")?),
+            backlog_drops: backlog_drops(&std::fs::read_to_string("/proc/net/softnet_stat")?),
             bpf_ns,
             bpf_runs,
         })
@@ -153,6 +154,8 @@ struct Counters {
     busy: Vec<u64>,
     /// NET_RX softirqs per CPU.
     net_rx: Vec<u64>,
+    /// Packets dropped because a CPU's backlog was full, all CPUs.
+    backlog_drops: u64,
     /// The daemon's BPF programs: run time (ns) and runs, summed.
     bpf_ns: u64,
     bpf_runs: u64,
@@ -170,10 +173,11 @@ impl Counters {
                 .join(",")
         };
         format!(
-            "run sent={sent} seconds={seconds:.3} delivered={} hz={hz} busy={} netrx={} bpf_ns={} bpf_runs={}",
+            "run sent={sent} seconds={seconds:.3} delivered={} hz={hz} busy={} netrx={} backlog_drops={} bpf_ns={} bpf_runs={}",
             self.delivered.saturating_sub(before.delivered),
             diff(&self.busy, &before.busy),
             diff(&self.net_rx, &before.net_rx),
+            self.backlog_drops.saturating_sub(before.backlog_drops),
             self.bpf_ns.saturating_sub(before.bpf_ns),
             self.bpf_runs.saturating_sub(before.bpf_runs),
         )
@@ -207,6 +211,15 @@ fn net_rx(softirqs: &str) -> Vec<u64> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The second column of /proc/net/softnet_stat (hex: packets dropped at a
+/// full backlog), summed over the CPUs.
+fn backlog_drops(softnet: &str) -> u64 {
+    softnet
+        .lines()
+        .filter_map(|l| u64::from_str_radix(l.split_whitespace().nth(1)?, 16).ok())
+        .sum()
 }
 
 /// Received packets of `iface` in a /proc/net/dev text.
@@ -502,10 +515,13 @@ mod tests {
         let info = "pos:\t0\nflags:\t02000002\nprog_type:\t6\nprog_id:\t41\nrun_time_ns:\t12345\nrun_cnt:\t67\n";
         assert_eq!(prog_fdinfo(info), Some((41, 12345, 67)));
         assert_eq!(prog_fdinfo("pos:\t0\nmap_type:\t1\n"), None);
+        let softnet = "00000010 0000000a 00000000\n00000020 00000001 00000000\n";
+        assert_eq!(backlog_drops(softnet), 11);
         let before = Counters {
             delivered: 10,
             busy: vec![100, 200],
             net_rx: vec![5, 6],
+            backlog_drops: 1,
             bpf_ns: 1000,
             bpf_runs: 10,
         };
@@ -513,12 +529,13 @@ mod tests {
             delivered: 110,
             busy: vec![150, 290],
             net_rx: vec![5, 16],
+            backlog_drops: 4,
             bpf_ns: 5000,
             bpf_runs: 110,
         };
         assert_eq!(
             after.line(&before, 120, 2.0, 100),
-            "run sent=120 seconds=2.000 delivered=100 hz=100 busy=50,90 netrx=0,10 bpf_ns=4000 bpf_runs=100"
+            "run sent=120 seconds=2.000 delivered=100 hz=100 busy=50,90 netrx=0,10 backlog_drops=3 bpf_ns=4000 bpf_runs=100"
         );
     }
 
