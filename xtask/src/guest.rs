@@ -425,6 +425,23 @@ impl Guest {
         Ok(guest_path)
     }
 
+    /// Host CPU time (ns) the thread of vCPU `cpu` has had so far, from
+    /// its schedstat; None when qemu or the thread is not found. Unlike
+    /// the guest's own accounting this does not grow while the host runs
+    /// something else (under TCG the guest's clock goes on when its vCPU
+    /// thread is preempted, and the guest charges that time to whatever
+    /// the vCPU was doing), and an idle vCPU's thread sleeps.
+    pub fn vcpu_ns(&self, cpu: u32) -> Option<u64> {
+        let pid = self.qemu.as_ref()?.pid;
+        let name = format!("CPU {cpu}/TCG");
+        fs::read_dir(format!("/proc/{pid}/task"))
+            .ok()?
+            .flatten()
+            .find(|t| fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name))
+            .and_then(|t| fs::read_to_string(t.path().join("schedstat")).ok())
+            .and_then(|s| s.split_whitespace().next()?.parse().ok())
+    }
+
     /// Stops the guest and removes everything it created (as dropping it
     /// does, also for an attached or detached guest).
     pub fn shutdown(mut self) {
@@ -489,6 +506,10 @@ impl Guest {
             "-display",
             "none",
             "-no-reboot",
+            // Names the vCPU threads "CPU n/TCG": the guest comparison
+            // reads their CPU time on the host (Guest::vcpu_ns).
+            "-name",
+            "pxg,debug-threads=on",
         ])
         .args([
             "-smp",

@@ -388,21 +388,31 @@ pub fn daemon_comparison(
                 {
                     args.push(gre);
                 }
+                let host_before = guest.vcpu_ns(1);
                 let out = guest.lab(&args, timeout)?;
-                let figure = forwarding::Figure {
+                let host_after = guest.vcpu_ns(1);
+                let mut figure = forwarding::Figure {
                     kind,
                     sessions,
                     size,
                     dir,
                     runs: forwarding::Run::parse(&out)?,
+                    host_cpu_ns: f64::NAN,
                 };
+                if let (Some(a), Some(b)) = (host_before, host_after) {
+                    let delivered = figure.delivered(plan.run_seconds);
+                    if delivered > 0.0 {
+                        figure.host_cpu_ns = b.saturating_sub(a) as f64 / delivered;
+                    }
+                }
                 eprintln!(
-                    "{} ({sessions} sessions) {size} B {}: {} pps, forwarding CPU {} ns/packet, BPF {} ns/run",
+                    "{} ({sessions} sessions) {size} B {}: {} pps, forwarding CPU {} ns/packet, BPF {} ns/run, vCPU 1 on the host {:.0} ns/packet",
                     forwarding::label(kind),
                     dir.label(),
                     figure.delivered_pps().show(0),
                     figure.forwarding_cpu_ns().show(0),
                     figure.bpf_ns().show(0),
+                    figure.host_cpu_ns,
                 );
                 all.push(figure);
             }
@@ -923,6 +933,7 @@ mod tests {
                 size: 1400,
                 dir: forwarding::Dir::Down,
                 runs: vec![run(3000.0), run(1000.0), run(2000.0)],
+                host_cpu_ns: 1500.0,
             }],
             runs: 3,
             run_seconds: 1.5,

@@ -212,6 +212,9 @@ pub struct Figure {
     pub size: usize,
     pub dir: Dir,
     pub runs: Vec<Run>,
+    /// Host CPU time of vCPU 1's qemu thread over all the runs (their
+    /// setup included: vCPU 1 idles then) per packet delivered in them.
+    pub host_cpu_ns: f64,
 }
 
 impl Figure {
@@ -229,6 +232,11 @@ impl Figure {
 
     pub fn bpf_ns(&self) -> Spread {
         self.spread(|r| r.bpf_ns)
+    }
+
+    /// Packets delivered over all runs.
+    pub fn delivered(&self, seconds: f64) -> f64 {
+        self.runs.iter().map(|r| r.delivered_pps * seconds).sum()
     }
 }
 
@@ -257,6 +265,16 @@ pub fn over_kernel(all: &[Figure], fig: &Figure) -> Option<f64> {
     (a.is_finite() && b.is_finite() && b > 0.0).then(|| a / b)
 }
 
+/// `fig`'s host-measured vCPU 1 time per packet over kernel PPTP's with
+/// one session at the same size and direction.
+pub fn host_over_kernel(all: &[Figure], fig: &Figure) -> Option<f64> {
+    let kernel = all.iter().find(|k| {
+        k.kind == PathKind::Kernel && k.sessions == 1 && k.size == fig.size && k.dir == fig.dir
+    })?;
+    let (a, b) = (fig.host_cpu_ns, kernel.host_cpu_ns);
+    (a.is_finite() && b.is_finite() && b > 0.0).then(|| a / b)
+}
+
 /// The figures as text: one line per figure.
 pub fn table(all: &[Figure], runs: u32, seconds: f64) -> String {
     use std::fmt::Write as _;
@@ -267,7 +285,7 @@ pub fn table(all: &[Figure], runs: u32, seconds: f64) -> String {
     );
     let _ = writeln!(
         t,
-        "  {:<30} {:>8} {:>6} {:<17} {:>26} {:>24} {:>20} {:>9}",
+        "  {:<30} {:>8} {:>6} {:<17} {:>26} {:>24} {:>20} {:>9} {:>12} {:>9}",
         "path",
         "sessions",
         "size",
@@ -275,12 +293,15 @@ pub fn table(all: &[Figure], runs: u32, seconds: f64) -> String {
         "delivered pps",
         "forwarding CPU ns/pkt",
         "BPF ns/run",
+        "x kernel",
+        "host ns/pkt",
         "x kernel"
     );
+    let ratio = |r: Option<f64>| r.map_or("-".to_owned(), |r| format!("{r:.2}"));
     for f in all {
         let _ = writeln!(
             t,
-            "  {:<30} {:>8} {:>4} B {:<17} {:>26} {:>24} {:>20} {:>9}",
+            "  {:<30} {:>8} {:>4} B {:<17} {:>26} {:>24} {:>20} {:>9} {:>12} {:>9}",
             label(f.kind),
             f.sessions,
             f.size,
@@ -288,9 +309,20 @@ pub fn table(all: &[Figure], runs: u32, seconds: f64) -> String {
             f.delivered_pps().show(0),
             f.forwarding_cpu_ns().show(0),
             f.bpf_ns().show(0),
-            over_kernel(all, f).map_or("-".to_owned(), |r| format!("{r:.2}")),
+            ratio(over_kernel(all, f)),
+            if f.host_cpu_ns.is_finite() {
+                format!("{:.0}", f.host_cpu_ns)
+            } else {
+                "-".to_owned()
+            },
+            ratio(host_over_kernel(all, f)),
         );
     }
+    let _ = writeln!(
+        t,
+        "  host ns/pkt: host CPU time of vCPU 1's qemu thread over all runs per delivered packet \
+         (not inflated when the host preempts the vCPU, which the guest's own figures are)"
+    );
     t
 }
 
@@ -322,6 +354,9 @@ struct RowJson {
     backlog_drops_per_packet: Option<Spread>,
     /// Forwarding CPU per packet over kernel PPTP's (one session).
     forwarding_cpu_over_kernel: Option<f64>,
+    /// Host CPU time of vCPU 1's thread over all runs per delivered packet.
+    host_vcpu_ns_per_packet: Option<f64>,
+    host_vcpu_over_kernel: Option<f64>,
 }
 
 pub fn json(all: &[Figure], runs: u32, seconds: f64) -> Json {
@@ -347,6 +382,9 @@ pub fn json(all: &[Figure], runs: u32, seconds: f64) -> Json {
                 net_rx_on_forwarding_cpu: f.spread(|r| r.net_rx_on_forwarding_cpu).json(3),
                 backlog_drops_per_packet: f.spread(|r| r.backlog_drops).json(3),
                 forwarding_cpu_over_kernel: over_kernel(all, f)
+                    .map(|r| (r * 1000.0).round() / 1000.0),
+                host_vcpu_ns_per_packet: f.host_cpu_ns.is_finite().then(|| f.host_cpu_ns.round()),
+                host_vcpu_over_kernel: host_over_kernel(all, f)
                     .map(|r| (r * 1000.0).round() / 1000.0),
             })
             .collect(),
@@ -424,6 +462,7 @@ mod tests {
             size: 64,
             dir: Dir::Up,
             runs: cpu.iter().map(|&c| run(700.0, c, bpf)).collect(),
+            host_cpu_ns: cpu[0] / 2.0,
         }
     }
 
@@ -454,6 +493,7 @@ mod tests {
             "450 (450–450)",
             "0.27",
             "client → network",
+            " 4000 ",
         ] {
             assert!(ours.contains(cell), "{cell} in {ours}");
         }
@@ -477,6 +517,8 @@ mod tests {
         assert_eq!(rows[2]["forwarding_cpu_ns_per_packet"]["max"], 12000.0);
         assert_eq!(rows[2]["bpf_ns_per_run"]["median"], 450.0);
         assert_eq!(rows[2]["forwarding_cpu_over_kernel"], 0.267);
+        assert_eq!(rows[2]["host_vcpu_ns_per_packet"], 4000.0);
+        assert_eq!(rows[2]["host_vcpu_over_kernel"], 0.267);
         assert_eq!(rows[0]["bpf_ns_per_run"], serde_json::Value::Null);
         assert_eq!(rows[0]["direction"], "client → network");
     }
