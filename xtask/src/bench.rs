@@ -411,7 +411,14 @@ fn guest_forwarding_table(t: &mut String, fwd: &Value) {
             r["sessions"],
             r["size"],
             r["direction"].as_str().unwrap_or("?"),
-            spread(&r["delivered_pps"], 1000.0),
+            match r["stalled_runs"].as_u64() {
+                Some(n) if n > 0 => format!(
+                    "{}; {n} of {} runs delivered nothing",
+                    spread(&r["delivered_pps"], 1000.0),
+                    r["runs"]
+                ),
+                _ => spread(&r["delivered_pps"], 1000.0),
+            },
             spread(&r["forwarding_cpu_ns_per_packet"], 1.0),
             if bpf.is_null() {
                 "-".to_owned()
@@ -675,7 +682,7 @@ mod tests {
                      "direction": "client → network",
                      "delivered_pps": {"median": 25000.0, "min": 20000.0, "max": 30000.0},
                      "forwarding_cpu_ns_per_packet": {"median": 30000.0, "min": 28000.0, "max": 41000.0},
-                     "bpf_ns_per_run": null, "forwarding_cpu_over_kernel": 1.2,
+                     "bpf_ns_per_run": null, "forwarding_cpu_over_kernel": 1.2, "runs": 5, "stalled_runs": 1,
                      "host_vcpu_ns_per_packet": 20000.0, "host_vcpu_over_kernel": 1.1},
                     {"path": "ours_xdp", "label": "pptp-daemon XDP", "sessions": 1, "size": 1400,
                      "direction": "network → client",
@@ -694,7 +701,7 @@ mod tests {
             "{t}"
         );
         assert!(
-            t.contains("| kernel PPTP | 1000 | 64 B | client → network | 25 (20–30) | 30000 (28000–41000) | - | 1.20 | 20000 | 1.10 |"),
+            t.contains("| kernel PPTP | 1000 | 64 B | client → network | 25 (20–30); 1 of 5 runs delivered nothing | 30000 (28000–41000) | - | 1.20 | 20000 | 1.10 |"),
             "{t}"
         );
         assert!(

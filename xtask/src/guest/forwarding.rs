@@ -63,6 +63,13 @@ pub struct Run {
 }
 
 impl Run {
+    /// Less than 1 % of what was sent arrived: the path stopped delivering
+    /// (seen with kernel PPTP only, see docs/bench-guest.md). Such a run
+    /// is left out of the medians and counted.
+    pub fn stalled(&self) -> bool {
+        self.delivered_pps < self.sent_pps * 0.01
+    }
+
     /// The `run ...` lines of `xtask guest loadgen`.
     pub fn parse(out: &str) -> anyhow::Result<Vec<Run>> {
         let runs: Vec<Run> = out
@@ -218,8 +225,23 @@ pub struct Figure {
 }
 
 impl Figure {
+    /// Over the runs that delivered (see [`Run::stalled`]).
     fn spread(&self, f: impl Fn(&Run) -> f64) -> Spread {
-        Spread::of(self.runs.iter().map(f))
+        Spread::of(self.runs.iter().filter(|r| !r.stalled()).map(f))
+    }
+
+    /// Runs in which (almost) nothing arrived.
+    pub fn stalled_runs(&self) -> usize {
+        self.runs.iter().filter(|r| r.stalled()).count()
+    }
+
+    /// The host figure, when every run delivered (it covers all runs).
+    pub fn host_ns(&self) -> f64 {
+        if self.stalled_runs() == 0 {
+            self.host_cpu_ns
+        } else {
+            f64::NAN
+        }
     }
 
     pub fn delivered_pps(&self) -> Spread {
@@ -271,7 +293,7 @@ pub fn host_over_kernel(all: &[Figure], fig: &Figure) -> Option<f64> {
     let kernel = all.iter().find(|k| {
         k.kind == PathKind::Kernel && k.sessions == 1 && k.size == fig.size && k.dir == fig.dir
     })?;
-    let (a, b) = (fig.host_cpu_ns, kernel.host_cpu_ns);
+    let (a, b) = (fig.host_ns(), kernel.host_ns());
     (a.is_finite() && b.is_finite() && b > 0.0).then(|| a / b)
 }
 
@@ -301,7 +323,7 @@ pub fn table(all: &[Figure], runs: u32, seconds: f64) -> String {
     for f in all {
         let _ = writeln!(
             t,
-            "  {:<30} {:>8} {:>4} B {:<17} {:>26} {:>24} {:>20} {:>9} {:>12} {:>9}",
+            "  {:<30} {:>8} {:>4} B {:<17} {:>26} {:>24} {:>20} {:>9} {:>12} {:>9}{}",
             label(f.kind),
             f.sessions,
             f.size,
@@ -310,12 +332,16 @@ pub fn table(all: &[Figure], runs: u32, seconds: f64) -> String {
             f.forwarding_cpu_ns().show(0),
             f.bpf_ns().show(0),
             ratio(over_kernel(all, f)),
-            if f.host_cpu_ns.is_finite() {
-                format!("{:.0}", f.host_cpu_ns)
+            if f.host_ns().is_finite() {
+                format!("{:.0}", f.host_ns())
             } else {
                 "-".to_owned()
             },
             ratio(host_over_kernel(all, f)),
+            match f.stalled_runs() {
+                0 => String::new(),
+                n => format!("  ({n} of {} runs delivered nothing)", f.runs.len()),
+            },
         );
     }
     let _ = writeln!(
@@ -343,6 +369,9 @@ struct RowJson {
     size: usize,
     direction: &'static str,
     runs: usize,
+    /// Runs in which less than 1 % of what was sent arrived; left out of
+    /// the figures (and the host figure is left out).
+    stalled_runs: usize,
     sent_pps: Option<Spread>,
     delivered_pps: Option<Spread>,
     forwarding_cpu_ns_per_packet: Option<Spread>,
@@ -373,6 +402,7 @@ pub fn json(all: &[Figure], runs: u32, seconds: f64) -> Json {
                 size: f.size,
                 direction: f.dir.label(),
                 runs: f.runs.len(),
+                stalled_runs: f.stalled_runs(),
                 sent_pps: f.spread(|r| r.sent_pps).json(0),
                 delivered_pps: f.delivered_pps().json(0),
                 forwarding_cpu_ns_per_packet: f.forwarding_cpu_ns().json(0),
@@ -383,7 +413,7 @@ pub fn json(all: &[Figure], runs: u32, seconds: f64) -> Json {
                 backlog_drops_per_packet: f.spread(|r| r.backlog_drops).json(3),
                 forwarding_cpu_over_kernel: over_kernel(all, f)
                     .map(|r| (r * 1000.0).round() / 1000.0),
-                host_vcpu_ns_per_packet: f.host_cpu_ns.is_finite().then(|| f.host_cpu_ns.round()),
+                host_vcpu_ns_per_packet: f.host_ns().is_finite().then(|| f.host_ns().round()),
                 host_vcpu_over_kernel: host_over_kernel(all, f)
                     .map(|r| (r * 1000.0).round() / 1000.0),
             })
@@ -464,6 +494,25 @@ mod tests {
             runs: cpu.iter().map(|&c| run(700.0, c, bpf)).collect(),
             host_cpu_ns: cpu[0] / 2.0,
         }
+    }
+
+    #[test]
+    fn runs_that_delivered_nothing_are_counted_not_averaged() {
+        let mut f = figure(PathKind::Kernel, 1, [30000.0, 1e9, 36000.0], f64::NAN);
+        f.runs[1].delivered_pps = 1.0;
+        assert_eq!(f.stalled_runs(), 1);
+        assert_eq!(f.forwarding_cpu_ns().show(0), "33000 (30000–36000)");
+        assert!(f.host_ns().is_nan());
+        let all = vec![f];
+        let t = table(&all, 3, 2.0);
+        assert!(t.contains("(1 of 3 runs delivered nothing)"), "{t}");
+        let json = serde_json::to_value(json(&all, 3, 2.0)).unwrap();
+        assert_eq!(json["rows"][0]["stalled_runs"], 1);
+        assert_eq!(json["rows"][0]["runs"], 3);
+        assert_eq!(
+            json["rows"][0]["host_vcpu_ns_per_packet"],
+            serde_json::Value::Null
+        );
     }
 
     #[test]
