@@ -179,10 +179,10 @@ pub fn main(args: InteropArgs) -> anyhow::Result<()> {
     }
 }
 
-/// Builds pptp-daemon and pptp-lab (release) and returns the path of the
+/// Builds pptp-daemon (release) and returns the path of the
 /// daemon's binary.
 pub fn build_daemon() -> anyhow::Result<PathBuf> {
-    util::step("cargo build --release -p pptp-daemon -p pptp-lab");
+    util::step("cargo build --release -p pptp-daemon");
     let out = util::cargo()
         .args([
             "build",
@@ -191,10 +191,6 @@ pub fn build_daemon() -> anyhow::Result<PathBuf> {
             "pptp-daemon",
             "--bin",
             "pptp-daemon",
-            "--package",
-            "pptp-lab",
-            "--bin",
-            "pptp-lab",
             "--message-format=json-render-diagnostics",
         ])
         .stderr(Stdio::inherit())

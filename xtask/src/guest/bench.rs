@@ -13,9 +13,10 @@
 //!
 //! [`daemon_comparison`] (`cargo xtask interop --bench`) adds a LAN
 //! namespace behind `srv` and sets our daemon's XDP and userspace paths
-//! beside kernel PPTP there, with iperf3 TCP and with the host bench's load
-//! generator (`pptp-lab loadgen`: pre-built frames, an XDP sink at the
-//! far end).
+//! beside kernel PPTP there, with iperf3 TCP and with a load generator
+//! (`xtask guest loadgen`, pre-built frames round robin over the
+//! sessions, a tc drop filter at the far end) that gives the forwarding
+//! CPU per packet ([`super::forwarding`], docs/bench-guest.md).
 
 use std::{fmt::Write as _, path::Path, process::Command, time::Duration};
 
