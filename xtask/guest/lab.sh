@@ -41,6 +41,22 @@
 #                                     with ppp32 (LCP and control echoes are
 #                                     off in the daemon: nobody answers them)
 #   lab.sh ours-down                  stop them
+#   lab.sh kpptp-many-up N            kernel PPTP with N sessions in srv, all in
+#                                     one kpptp.py process (call IDs 1000..,
+#                                     peers' 3000.., client addresses
+#                                     198.19.16.10.. with a /32 route each, see
+#                                     kpptp.py), session 0's client end in cli
+#                                     (ppp31); writes /tmp/pxg/sessions-kpptp
+#   lab.sh pin                        after lan-up: the generator and sinks on
+#                                     CPU 0, srv's forwarding on CPU 1 (see pin())
+#   lab.sh measure DIR SIZE SECONDS RUNS SEQ_BASE GEN SESSIONS [PEER,SERVER]
+#                                     RUNS runs of the generator GEN (the xtask
+#                                     binary: `xtask guest loadgen`) over the
+#                                     sessions of the file SESSIONS; up: from
+#                                     cli0 to a tc drop filter on lan0 (in
+#                                     GRE from PEER to SERVER if given), down:
+#                                     from lan0 to one on cli0; prints a line
+#                                     per run (see xtask/src/guest/loadgen.rs)
 #   lab.sh route NS NET DEV           ip route replace NET dev DEV in NS
 #   lab.sh iperf SRV_NS ADDR CLI_NS SECONDS [up|down]
 #                                     iperf3 TCP from CLI_NS to ADDR in SRV_NS
@@ -110,7 +126,7 @@ topo() {
     # that reorders it, and pptp.c drops GRE packets that come out of
     # order (about 1% of them, halving kernel PPTP's TCP rate).
     local cpus
-    cpus=$(printf '%x' $(((1 << $(nproc)) - 1)))
+    cpus=$(printf '%x' $(((1 << $(nproc --all)) - 1)))
     ip netns exec srv sh -c "echo $cpus > /sys/class/net/srv0/queues/rx-0/rps_cpus"
     ip netns exec cli sh -c "echo $cpus > /sys/class/net/cli0/queues/rx-0/rps_cpus"
     ip -n srv link set srv0 up
@@ -181,10 +197,13 @@ kpptp_up() {
 }
 
 kpptp_down() {
-    local f
+    local f pid
     for f in "$work"/kpptp-*.pid; do
         [ -e "$f" ] || continue
-        kill "$(cat "$f")" 2>/dev/null || true
+        pid=$(cat "$f")
+        kill "$pid" 2>/dev/null || true
+        # Its units go when it exits (1,000 of them take a while).
+        wait_for 120 sh -c "! kill -0 $pid" || kill -9 "$pid" 2>/dev/null || true
         rm -f "$f"
     done
 }
@@ -223,7 +242,7 @@ lan_up() {
     ip -n lan addr add 198.19.4.2/24 dev lan0
     ip -n lan link set lo up
     local cpus ns
-    cpus=$(printf '%x' $(((1 << $(nproc)) - 1)))
+    cpus=$(printf '%x' $(((1 << $(nproc --all)) - 1)))
     ip netns exec srv sh -c "echo $cpus > /sys/class/net/srv1/queues/rx-0/rps_cpus"
     ip netns exec lan sh -c "echo $cpus > /sys/class/net/lan0/queues/rx-0/rps_cpus"
     for ns in srv lan cli; do
@@ -285,6 +304,10 @@ for line in open(sys.argv[1]):
     if e.get("event") == "up":
         print("pptpc0", e["address"], e["server_address"], "%.2f" % (e["setup_ms"] / 1000), sys.argv[2])
         break' "$work/ours-client.out" "$path"
+    # After `pin`: the daemon forwards on CPU 1 with srv's devices.
+    if ps -eo comm= | grep -q '^napi/srv'; then
+        pin_threads
+    fi
 }
 
 ours_kclient_up() { # BIN XDP_MODE
@@ -318,6 +341,97 @@ for line in open(sys.argv[1]):
     # late until the sequence passes them. A burst of pings gets there.
     ip netns exec cli ping -q -c 40 -i 0.01 -W 1 "$peer" >/dev/null 2>&1 || true
     echo "ppp32 $addr $peer $setup $path"
+}
+
+kpptp_many_up() { # N
+    local n=$1
+    modules
+    ip netns exec srv setsid python3 "$share/kpptp.py" --many "$n" 198.19.1.1 198.19.1.2 198.19.3.1 1000 3000 \
+        "$work/sessions-kpptp" >"$work/kpptp-srv.out" 2>&1 </dev/null &
+    echo $! >"$work/kpptp-srv.pid"
+    ip netns exec cli setsid python3 "$share/kpptp.py" 198.19.1.2 3000 198.19.1.1 1000 31 198.19.16.10 198.19.3.1 \
+        >"$work/kpptp-cli.out" 2>&1 </dev/null &
+    echo $! >"$work/kpptp-cli.pid"
+    if ! wait_for $((30 + n / 4)) grep -q "^up " "$work/kpptp-srv.out" || ! wait_for 15 grep -q ppp31 "$work/kpptp-cli.out"; then
+        cat "$work"/kpptp-*.out >&2
+        return 1
+    fi
+    ip -n cli link set dev ppp31 mtu 1400
+    echo "up $n"
+}
+
+# CPU 0 generates and sinks, CPU 1 forwards (two vCPUs):
+# - every process started from here on runs on CPU 0 (the agent, PID 1, is
+#   pinned and its children inherit that), and so do the devices' IRQs
+#   (virtio: the share and eth0; the veths have none);
+# - the veths take their frames in NAPI (GRO on: a veth without NAPI
+#   hands them to the backlog of the sending CPU, or RPS's), threaded NAPI
+#   (a kthread per device, pinned: srv0's and srv1's on CPU 1, cli0's and
+#   lan0's on CPU 0; in softirq NAPI a veth's frames would be processed on
+#   the CPU that sent them);
+# - TSO off on the veths: a veth hands a frame from a sender with TSO on
+#   to the receiver's NAPI only if the receiver forwards UDP with GRO
+#   (veth_skb_is_eligible_for_gro), and otherwise to the backlog of the
+#   sending CPU, past NAPI and native XDP alike;
+# - RPS off (topo turns it on): the NAPI thread already runs on the
+#   right CPU, and RPS to that same CPU would only add a trip through its
+#   backlog; XPS is moot (a veth has one transmit queue);
+# - our daemon's threads on CPU 1 (pin_threads, run before each measure).
+pin() {
+    [ "$(nproc --all)" -ge 2 ] || { echo "lab.sh: pinning needs 2 CPUs, not $(nproc --all)" >&2; return 1; }
+    taskset -a -p -c 0 1 >/dev/null
+    taskset -p -c 0 $$ >/dev/null
+    local f ns dev
+    for f in /proc/irq/*/smp_affinity_list; do
+        echo 0 >"$f" 2>/dev/null || true
+    done
+    for f in srv:srv0 srv:srv1 cli:cli0 lan:lan0; do
+        IFS=: read -r ns dev <<<"$f"
+        ip netns exec "$ns" ethtool -K "$dev" gro on tso off >/dev/null
+        ip netns exec "$ns" sh -c "echo 0 > /sys/class/net/$dev/queues/rx-0/rps_cpus && echo 1 > /sys/class/net/$dev/threaded"
+    done
+    pin_threads
+}
+
+pin_threads() {
+    local pid comm
+    while read -r pid comm; do
+        case $comm in
+        napi/srv*) taskset -p -c 1 "$pid" >/dev/null ;;
+        napi/*) taskset -p -c 0 "$pid" >/dev/null ;;
+        esac
+    done < <(ps -eo pid=,comm=)
+    if [ -f "$work/ours-daemon.pid" ]; then
+        taskset -a -p -c 1 "$(cat "$work/ours-daemon.pid")" >/dev/null
+    fi
+}
+
+measure() { # DIR SIZE SECONDS RUNS SEQ_BASE GEN SESSIONS [PEER,SERVER]
+    local dir=$1 size=$2 secs=$3 runs=$4 seq=$5 gen=$6 sessions=$7 gre=${8:-}
+    local from via sink mac extra=()
+    taskset -p -c 0 $$ >/dev/null
+    case $dir in
+    up) from=cli:cli0 via=srv:srv0 sink=lan:lan0 ;;
+    down) from=lan:lan0 via=srv:srv1 sink=cli:cli0 ;;
+    *) echo "lab.sh: the direction is up or down, not $dir" >&2; return 2 ;;
+    esac
+    [ -z "$gre" ] || extra+=(--gre "$gre")
+    [ ! -f "$work/ours-daemon.pid" ] || extra+=(--daemon-pid "$(cat "$work/ours-daemon.pid")")
+    # The generator from tmpfs: loading it over 9p takes seconds.
+    cmp -s "$gen" "$work/loadgen" || cp "$gen" "$work/loadgen"
+    pin_threads
+    mac=$(ip netns exec "${via%%:*}" cat "/sys/class/net/${via#*:}/address")
+    local sns=${sink%%:*} sif=${sink#*:}
+    ip netns exec "$sns" tc qdisc add dev "$sif" clsact
+    ip netns exec "$sns" tc filter add dev "$sif" ingress matchall action drop
+    sysctl -qw kernel.bpf_stats_enabled=1
+    local status=0
+    ip netns exec "${from%%:*}" taskset -c 0 "$work/loadgen" guest loadgen --iface "${from#*:}" --dst-mac "$mac" \
+        --sessions "$sessions" --lan-host 198.19.4.2 --dir "$dir" --size "$size" --seconds "$secs" \
+        --runs "$runs" --seq-base "$seq" --sink "$sink" "${extra[@]}" || status=$?
+    sysctl -qw kernel.bpf_stats_enabled=0
+    ip netns exec "$sns" tc qdisc del dev "$sif" clsact
+    return $status
 }
 
 ours_down() {
@@ -372,6 +486,7 @@ down() {
     ip netns del srv 2>/dev/null || true
     ip netns del cli 2>/dev/null || true
     ip netns del lan 2>/dev/null || true
+    taskset -a -p -c 0-$(($(nproc --all) - 1)) 1 >/dev/null 2>&1 || true
 }
 
 case ${1:-} in
@@ -382,6 +497,9 @@ pptpd-up) pptpd_up "$2" ;;
 pptpd-down) pptpd_down ;;
 kpptp-up) kpptp_up ;;
 kpptp-down) kpptp_down ;;
+kpptp-many-up) kpptp_many_up "$2" ;;
+pin) pin ;;
+measure) measure "$2" "$3" "$4" "$5" "$6" "$7" "$8" "${9:-}" ;;
 iperf) iperf "$2" "$3" "$4" "$5" "${6:-up}" ;;
 iperf-client) iperf_client "$2" "$3" "$4" "$5" ;;
 lan-up) lan_up ;;

@@ -114,7 +114,7 @@ pub fn run(short: bool, seconds: f64, scale: usize, guest: bool) -> anyhow::Resu
 /// The in-guest comparison (kernel PPTP, pptpd, our fast and userspace
 /// paths), written to `path` and returned.
 fn guest_comparison(daemon: &Path, path: &Path) -> anyhow::Result<Value> {
-    let figures = crate::interop::guest_comparison(daemon, 10)?;
+    let figures = crate::interop::guest_comparison(daemon, &crate::guest::bench::Plan::default())?;
     print!("{}", figures.table());
     let json = figures.json();
     std::fs::write(path, &json)?;
@@ -400,62 +400,110 @@ fn table(d: &Value, guest: Option<&Value>) -> String {
         );
     }
     if let Some(g) = guest {
-        let _ = writeln!(
-            t,
-            "\nIn a qemu guest (software emulation, Linux {}, {} vCPUs): iperf3 TCP for {} s each way through each path; only figures from the same guest compare.\n",
-            g["guest"]["kernel"].as_str().unwrap_or("?"),
-            g["guest"]["cpus"],
-            g["seconds"]
-        );
-        let _ = writeln!(
-            t,
-            "| path | client → network Mbit/s | network → client Mbit/s | vs kernel PPTP (up / down) |"
-        );
-        let _ = writeln!(t, "|---|---|---|---|");
-        let kernel = &g["paths"]["kernel_pptp"];
-        for (key, p) in g["paths"].as_object().into_iter().flatten() {
-            let up = f(&p["up"]["mbit_per_s"]);
-            let down = f(&p["down"]["mbit_per_s"]);
-            let ku = f(&kernel["up"]["mbit_per_s"]);
-            let kd = f(&kernel["down"]["mbit_per_s"]);
-            let _ = writeln!(
-                t,
-                "| {} | {up:.1} | {down:.1} | {:.2} / {:.2} |",
-                p["label"].as_str().unwrap_or(key),
-                up / ku,
-                down / kd
-            );
-        }
-        let rates = g["packet_rates"].as_array().map_or(&[][..], |v| &v[..]);
-        if !rates.is_empty() {
-            let _ = writeln!(
-                t,
-                "\nIn the same guest, the host's load generator (`pptp-lab loadgen`, median of {} runs of {} s): packets per second delivered, guest CPU per packet (generator included), and the ratio of delivered packets to kernel PPTP's. Single runs on TCG vary by up to a factor of two.\n",
-                g["packet_rates_runs"], g["packet_rates_seconds"]
-            );
-            let _ = writeln!(
-                t,
-                "| path | inner size | client → network pps | network → client pps | CPU ns/packet (up / down) | vs kernel PPTP (up / down) |"
-            );
-            let _ = writeln!(t, "|---|---|---|---|---|---|");
-            for r in rates {
-                let ratio = &r["over_kernel"];
-                let _ = writeln!(
-                    t,
-                    "| {} | {} B | {:.0} | {:.0} | {:.0} / {:.0} | {:.2} / {:.2} |",
-                    r["label"].as_str().unwrap_or("?"),
-                    r["size"],
-                    f(&r["up"]["delivered_pps"]),
-                    f(&r["down"]["delivered_pps"]),
-                    f(&r["up"]["cpu_ns_per_packet"]),
-                    f(&r["down"]["cpu_ns_per_packet"]),
-                    f(&ratio["up"]),
-                    f(&ratio["down"])
-                );
-            }
-        }
+        t.push_str(&guest_table(g));
     }
     t
+}
+
+/// The guest comparison's part of the Markdown table (`guest.json`):
+/// iperf3 through each path, and the forwarding CPU per packet.
+pub fn guest_table(g: &Value) -> String {
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "\nIn a qemu guest (software emulation, Linux {}, {} vCPUs): iperf3 TCP for {} s each way through each path; only figures from the same guest compare.\n",
+        g["guest"]["kernel"].as_str().unwrap_or("?"),
+        g["guest"]["cpus"],
+        g["seconds"]
+    );
+    let _ = writeln!(
+        t,
+        "| path | client → network Mbit/s | network → client Mbit/s | vs kernel PPTP (up / down) |"
+    );
+    let _ = writeln!(t, "|---|---|---|---|");
+    let kernel = &g["paths"]["kernel_pptp"];
+    for (key, p) in g["paths"].as_object().into_iter().flatten() {
+        let up = f(&p["up"]["mbit_per_s"]);
+        let down = f(&p["down"]["mbit_per_s"]);
+        let ku = f(&kernel["up"]["mbit_per_s"]);
+        let kd = f(&kernel["down"]["mbit_per_s"]);
+        let _ = writeln!(
+            t,
+            "| {} | {up:.1} | {down:.1} | {:.2} / {:.2} |",
+            p["label"].as_str().unwrap_or(key),
+            up / ku,
+            down / kd
+        );
+    }
+    guest_forwarding_table(&mut t, &g["forwarding"]);
+    t
+}
+
+/// "median (min–max)" of a `{median, min, max}` object, or "-".
+fn spread(v: &Value, scale: f64) -> String {
+    let (m, lo, hi) = (f(&v["median"]), f(&v["min"]), f(&v["max"]));
+    if m.is_finite() {
+        format!("{:.0} ({:.0}–{:.0})", m / scale, lo / scale, hi / scale)
+    } else {
+        "-".to_owned()
+    }
+}
+
+/// The guest's forwarding-CPU rows: per path, sessions, size and
+/// direction, the delivered rate, the forwarding vCPU's busy time per
+/// packet and the BPF programs' own run time, medians with their range.
+fn guest_forwarding_table(t: &mut String, fwd: &Value) {
+    let rows = fwd["rows"].as_array().map_or(&[][..], |v| &v[..]);
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        t,
+        "\nForwarding CPU per packet in the same guest, median (min–max) of {} runs × {} s each: {}. `xtask guest loadgen` sends pre-built frames round robin over the sessions; a tc drop filter on the far veth counts what arrives. BPF ns/run: the daemon's XDP programs' own run time (kernel.bpf_stats_enabled).\n",
+        fwd["runs"],
+        fwd["seconds_per_run"],
+        fwd["pinning"].as_str().unwrap_or("?")
+    );
+    let _ = writeln!(
+        t,
+        "| path | sessions | inner size | direction | delivered kpps | forwarding CPU ns/packet | BPF ns/run | vs kernel PPTP (1 session) | vCPU 1 host ns/packet | vs kernel PPTP (1 session) |"
+    );
+    let _ = writeln!(t, "|---|---|---|---|---|---|---|---|---|---|");
+    let ratio = |v: &Value| v.as_f64().map_or("-".to_owned(), |x| format!("{x:.2}"));
+    for r in rows {
+        let bpf = &r["bpf_ns_per_run"];
+        let _ = writeln!(
+            t,
+            "| {} | {} | {} B | {} | {} | {} | {} | {} | {} | {} |",
+            r["label"].as_str().unwrap_or("?"),
+            r["sessions"],
+            r["size"],
+            r["direction"].as_str().unwrap_or("?"),
+            match r["stalled_runs"].as_u64() {
+                Some(n) if n > 0 => format!(
+                    "{}; {n} of {} runs delivered nothing",
+                    spread(&r["delivered_pps"], 1000.0),
+                    r["runs"]
+                ),
+                _ => spread(&r["delivered_pps"], 1000.0),
+            },
+            spread(&r["forwarding_cpu_ns_per_packet"], 1.0),
+            if bpf.is_null() {
+                "-".to_owned()
+            } else {
+                spread(bpf, 1.0)
+            },
+            ratio(&r["forwarding_cpu_over_kernel"]),
+            r["host_vcpu_ns_per_packet"]
+                .as_f64()
+                .map_or("-".to_owned(), |x| format!("{x:.0}")),
+            ratio(&r["host_vcpu_over_kernel"]),
+        );
+    }
+    let _ = writeln!(
+        t,
+        "\nvCPU 1 host ns/packet: the host CPU time of the qemu thread of vCPU 1 over all runs of the row, per packet delivered; the guest's own accounting also counts the time the host preempts that thread (the guest clock goes on), this does not."
+    );
 }
 
 /// A grouped bar chart: delivered kpps per path, 64 B and 1400 B, one
@@ -721,15 +769,24 @@ mod tests {
     }
 
     #[test]
-    fn guest_packet_rates_in_the_table() {
+    fn guest_forwarding_cpu_in_the_table() {
         let guest = serde_json::json!({
             "seconds": 10, "guest": {"kernel": "6.1", "cpus": 2},
             "paths": {"kernel_pptp": {"label": "kernel PPTP", "up": {"mbit_per_s": 100.0}, "down": {"mbit_per_s": 50.0}}},
-            "packet_rates_seconds": 3,
-            "packet_rates": [{"path": "ours_xdp_our_client", "label": "ours XDP", "size": 64,
-                "up": {"delivered_pps": 1500.0, "cpu_ns_per_packet": 900.0},
-                "down": {"delivered_pps": 500.0, "cpu_ns_per_packet": 1100.0},
-                "over_kernel": {"up": 1.5, "down": 0.5}}]
+            "forwarding": {"runs": 5, "seconds_per_run": 2.0, "pinning": "generator on vCPU 0",
+                "rows": [
+                    {"path": "kernel_pptp", "label": "kernel PPTP", "sessions": 1000, "size": 64,
+                     "direction": "client → network",
+                     "delivered_pps": {"median": 25000.0, "min": 20000.0, "max": 30000.0},
+                     "forwarding_cpu_ns_per_packet": {"median": 30000.0, "min": 28000.0, "max": 41000.0},
+                     "bpf_ns_per_run": null, "forwarding_cpu_over_kernel": 1.2, "runs": 5, "stalled_runs": 1,
+                     "host_vcpu_ns_per_packet": 20000.0, "host_vcpu_over_kernel": 1.1},
+                    {"path": "ours_xdp", "label": "pptp-daemon XDP", "sessions": 1, "size": 1400,
+                     "direction": "network → client",
+                     "delivered_pps": {"median": 40000.0, "min": 39000.0, "max": 42000.0},
+                     "forwarding_cpu_ns_per_packet": {"median": 9000.0, "min": 8000.0, "max": 9500.0},
+                     "bpf_ns_per_run": {"median": 600.0, "min": 550.0, "max": 700.0},
+                     "forwarding_cpu_over_kernel": 0.3, "host_vcpu_ns_per_packet": null}]}
         });
         let t = table(&sample(), Some(&guest));
         assert!(
@@ -737,8 +794,20 @@ mod tests {
             "{t}"
         );
         assert!(
-            t.contains("| ours XDP | 64 B | 1500 | 500 | 900 / 1100 | 1.50 / 0.50 |"),
+            t.contains("median (min–max) of 5 runs × 2.0 s each: generator on vCPU 0"),
             "{t}"
+        );
+        assert!(
+            t.contains("| kernel PPTP | 1000 | 64 B | client → network | 25 (20–30); 1 of 5 runs delivered nothing | 30000 (28000–41000) | - | 1.20 | 20000 | 1.10 |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("| pptp-daemon XDP | 1 | 1400 B | network → client | 40 (39–42) | 9000 (8000–9500) | 600 (550–700) | 0.30 | - | - |"),
+            "{t}"
+        );
+        assert_eq!(
+            guest_table(&guest),
+            t[t.find("\nIn a qemu guest").unwrap()..]
         );
     }
 

@@ -18,7 +18,9 @@
 //! the temporary folder; qemu also dies with the thread that booted it.
 
 pub mod bench;
+pub mod forwarding;
 pub mod image;
+pub mod loadgen;
 
 use std::{
     fmt::Write as _,
@@ -423,6 +425,23 @@ impl Guest {
         Ok(guest_path)
     }
 
+    /// Host CPU time (ns) the thread of vCPU `cpu` has had so far, from
+    /// its schedstat; None when qemu or the thread is not found. Unlike
+    /// the guest's own accounting this does not grow while the host runs
+    /// something else (under TCG the guest's clock goes on when its vCPU
+    /// thread is preempted, and the guest charges that time to whatever
+    /// the vCPU was doing), and an idle vCPU's thread sleeps.
+    pub fn vcpu_ns(&self, cpu: u32) -> Option<u64> {
+        let pid = self.qemu.as_ref()?.pid;
+        let name = format!("CPU {cpu}/TCG");
+        fs::read_dir(format!("/proc/{pid}/task"))
+            .ok()?
+            .flatten()
+            .find(|t| fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name))
+            .and_then(|t| fs::read_to_string(t.path().join("schedstat")).ok())
+            .and_then(|s| s.split_whitespace().next()?.parse().ok())
+    }
+
     /// Stops the guest and removes everything it created (as dropping it
     /// does, also for an attached or detached guest).
     pub fn shutdown(mut self) {
@@ -487,6 +506,10 @@ impl Guest {
             "-display",
             "none",
             "-no-reboot",
+            // Names the vCPU threads "CPU n/TCG": the guest comparison
+            // reads their CPU time on the host (Guest::vcpu_ns).
+            "-name",
+            "pxg,debug-threads=on",
         ])
         .args([
             "-smp",
@@ -826,6 +849,10 @@ pub enum GuestCommand {
     /// Stop the guest of `guest boot` and remove its namespace and files
     /// (and what guests of killed xtask runs left behind).
     Stop,
+    /// The guest comparison's packet generator, run inside the guest by
+    /// `lab.sh measure` (see guest/loadgen.rs).
+    #[command(hide = true)]
+    Loadgen(loadgen::LoadgenArgs),
     /// Throughput baseline in a fresh guest: plain veth, kernel PPTP
     /// (AF_PPPOX on both ends) and pptpd + pptp-linux (with and without
     /// MPPE), TCP with iperf3.
@@ -923,6 +950,7 @@ pub fn main(command: GuestCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        GuestCommand::Loadgen(args) => loadgen::main(&args),
         GuestCommand::KernelPptpBench { seconds, json } => {
             let options = BootOptions::default();
             let guest = Guest::boot(&options)?;

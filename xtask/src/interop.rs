@@ -47,7 +47,7 @@ use serde_json::Value;
 use crate::{
     guest::{
         self, BootOptions, GUEST_SHARE, Guest, HOST_ADDR, Mppe, PPP_SECRET, PPP_USER, PppLink, TAP,
-        bench::{Comparison, Rate},
+        bench::{Comparison, Plan, Rate},
     },
     setup,
     util::{self, output},
@@ -75,10 +75,19 @@ pub struct InteropArgs {
     /// Write the figures of --bench as JSON here (implies --bench).
     #[arg(long, value_name = "PATH")]
     pub bench_json: Option<PathBuf>,
-    /// Use this pptp-daemon binary instead of building the workspace's
-    /// (--bench also needs the pptp-lab binary beside it).
+    /// Use this pptp-daemon binary instead of building the workspace's.
     #[arg(long, value_name = "PATH")]
     pub daemon: Option<PathBuf>,
+    /// --bench: generator runs per forwarding-CPU figure (the median and
+    /// the range are reported).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub runs: u32,
+    /// --bench: seconds of each generator run.
+    #[arg(long, default_value_t = 1.5)]
+    pub run_seconds: f64,
+    /// --bench: kernel PPTP is measured with these numbers of sessions.
+    #[arg(long, value_delimiter = ',', default_values_t = [1u32, 100, 1000])]
+    pub kernel_sessions: Vec<u32>,
 }
 
 impl InteropArgs {
@@ -91,6 +100,9 @@ impl InteropArgs {
             bench: false,
             bench_json: None,
             daemon: None,
+            runs: 5,
+            run_seconds: 1.5,
+            kernel_sessions: vec![1, 100, 1000],
         }
     }
 }
@@ -167,10 +179,10 @@ pub fn main(args: InteropArgs) -> anyhow::Result<()> {
     }
 }
 
-/// Builds pptp-daemon and pptp-lab (release) and returns the path of the
-/// daemon's binary; pptp-lab's is beside it (see [`lab_binary`]).
+/// Builds pptp-daemon (release) and returns the path of the
+/// daemon's binary.
 pub fn build_daemon() -> anyhow::Result<PathBuf> {
-    util::step("cargo build --release -p pptp-daemon -p pptp-lab");
+    util::step("cargo build --release -p pptp-daemon");
     let out = util::cargo()
         .args([
             "build",
@@ -179,10 +191,6 @@ pub fn build_daemon() -> anyhow::Result<PathBuf> {
             "pptp-daemon",
             "--bin",
             "pptp-daemon",
-            "--package",
-            "pptp-lab",
-            "--bin",
-            "pptp-lab",
             "--message-format=json-render-diagnostics",
         ])
         .stderr(Stdio::inherit())
@@ -206,18 +214,6 @@ pub fn build_daemon() -> anyhow::Result<PathBuf> {
         }
     }
     bail!("cargo did not name the pptp-daemon executable")
-}
-
-/// The `pptp-lab` binary (load generator, bench) beside a `pptp-daemon`
-/// binary, as cargo and [`build_daemon`] leave them.
-pub fn lab_binary(daemon: &Path) -> anyhow::Result<PathBuf> {
-    let lab = daemon.with_file_name("pptp-lab");
-    anyhow::ensure!(
-        lab.is_file(),
-        "no pptp-lab beside {} (build it with `cargo build --release -p pptp-lab`)",
-        daemon.display()
-    );
-    Ok(lab)
 }
 
 fn ensure_host_tools() -> anyhow::Result<()> {
@@ -1296,19 +1292,28 @@ impl Report {
 
 /// The guest comparison in a guest of its own (booted here, stopped when
 /// done): kernel PPTP, our daemon's XDP and userspace paths (`daemon` is
-/// copied into the guest) and pptpd + pptp-linux, iperf3 for `seconds`
-/// each way. See [`guest::bench::daemon_comparison`]. Needs root.
-pub fn guest_comparison(daemon: &Path, seconds: u32) -> anyhow::Result<Comparison> {
+/// copied into the guest) and pptpd + pptp-linux, iperf3 and the
+/// forwarding CPU as `plan` says. See [`guest::bench::daemon_comparison`].
+/// Needs root.
+pub fn guest_comparison(daemon: &Path, plan: &Plan) -> anyhow::Result<Comparison> {
     let options = BootOptions::default();
     let guest = Guest::boot(&options)?;
-    let figures = guest::bench::daemon_comparison(&guest, &options, daemon, seconds);
+    let figures = guest::bench::daemon_comparison(&guest, &options, daemon, plan);
     guest.shutdown();
     figures
 }
 
 fn bench(daemon: &Path, args: &InteropArgs, started: Instant) -> anyhow::Result<()> {
-    let figures = guest_comparison(daemon, args.seconds)?;
+    let plan = Plan {
+        iperf_seconds: args.seconds,
+        runs: args.runs,
+        run_seconds: args.run_seconds,
+        kernel_sessions: args.kernel_sessions.clone(),
+    };
+    let figures = guest_comparison(daemon, &plan)?;
     print!("{}", figures.table());
+    let json: Value = serde_json::from_str(&figures.json())?;
+    println!("\n{}", crate::bench::guest_table(&json));
     if let Some(path) = &args.bench_json {
         fs::write(path, figures.json()).with_context(|| format!("writing {}", path.display()))?;
         eprintln!("interop: figures written to {}", path.display());

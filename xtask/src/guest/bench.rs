@@ -13,16 +13,17 @@
 //!
 //! [`daemon_comparison`] (`cargo xtask interop --bench`) adds a LAN
 //! namespace behind `srv` and sets our daemon's XDP and userspace paths
-//! beside kernel PPTP there, with iperf3 TCP and with the host bench's load
-//! generator (`pptp-lab loadgen`: pre-built frames, an XDP sink at the
-//! far end).
+//! beside kernel PPTP there, with iperf3 TCP and with a load generator
+//! (`xtask guest loadgen`, pre-built frames round robin over the
+//! sessions, a tc drop filter at the far end) that gives the forwarding
+//! CPU per packet ([`super::forwarding`], docs/bench-guest.md).
 
 use std::{fmt::Write as _, path::Path, process::Command, time::Duration};
 
 use anyhow::{Context as _, bail};
 use serde::Serialize;
 
-use super::{BootOptions, Guest, image, parse_link};
+use super::{BootOptions, Guest, forwarding, image, parse_link};
 use crate::util::{self, output};
 
 /// One iperf3 TCP run.
@@ -308,14 +309,24 @@ impl Figures {
 /// XDP. Veth offloads are set for XDP (GRO on cli0 and lan0, which receive
 /// frames XDP redirects; transmit checksums off on lan0, whose frames XDP
 /// encapsulates) and stay the same for every path.
+///
+/// Then the forwarding CPU (module [`super::forwarding`]): with the
+/// generator and the sinks on vCPU 0 and srv's forwarding on vCPU 1
+/// (`lab.sh pin`, for the iperf3 runs too), `xtask guest loadgen` sends
+/// 64 and 1400 byte packets both ways through plain forwarding, kernel
+/// PPTP with each of `plan.kernel_sessions` sessions (one kpptp.py
+/// process with a PPP unit per session, packets round robin over them)
+/// and our daemon's XDP and userspace paths (one session: our client opens
+/// one call), `plan.runs` runs of `plan.run_seconds` each.
 pub fn daemon_comparison(
     guest: &Guest,
     options: &BootOptions,
     daemon: &Path,
-    seconds: u32,
+    plan: &Plan,
 ) -> anyhow::Result<Comparison> {
+    let seconds = plan.iperf_seconds;
     let bin = guest.install(daemon)?;
-    let lab = guest.install(&crate::interop::lab_binary(daemon)?)?;
+    let generator = guest.install(&std::env::current_exe().context("xtask's own path")?)?;
     let slow = Duration::from_secs(u64::from(seconds) + 90);
     let quick = Duration::from_secs(60);
     let secs = seconds.to_string();
@@ -345,69 +356,93 @@ pub fn daemon_comparison(
         )
     };
     let route = |dev: &str| guest.lab(&["route", "cli", LAN_NET, dev], quick);
-    // The same load generator as on the host (`pptp-lab loadgen`):
-    // pre-built GRE frames from cli to the server's call (up), plain
-    // packets from lan to the client's tunnel address (down), each counted
-    // and dropped by an XDP sink at the far end.
-    let pps = |kind: PathKind, client: &str, call_id: u16| -> anyhow::Result<Vec<PpsFigures>> {
+    // The forwarding CPU of one path and session set, every size both
+    // ways. Each figure's GRE sequence numbers start above the last's.
+    let figure_no = std::cell::Cell::new(0u32);
+    let measure = |kind: PathKind,
+                   sessions: u32,
+                   file: &str,
+                   gre: Option<&str>|
+     -> anyhow::Result<Vec<forwarding::Figure>> {
         let mut all = Vec::new();
-        for (i, size) in PPS_SIZES.into_iter().enumerate() {
-            // Each run's sequence numbers start above the previous run's.
-            let seq_base = (i as u32 + 1) << 24;
-            // The median of a few runs: single runs on TCG vary by up to
-            // a factor of two.
-            let run = |args: String| -> anyhow::Result<Pps> {
-                let mut runs = Vec::new();
-                for r in 0..PPS_RUNS {
-                    let base = seq_base + r * (1 << 22);
-                    let out = guest.run_timeout(
-                        &format!(
-                            "{lab} loadgen --size {size} --seconds {PPS_SECONDS} --seq-base {base} {args}"
-                        ),
-                        quick,
-                    )?;
-                    runs.push(Pps::parse(&out)?);
+        let runs = plan.runs.clamp(1, 16).to_string();
+        let timeout =
+            Duration::from_secs_f64(f64::from(plan.runs) * (plan.run_seconds + 2.0) + 60.0);
+        for size in PPS_SIZES {
+            for dir in [forwarding::Dir::Up, forwarding::Dir::Down] {
+                figure_no.set(figure_no.get() % 60 + 1);
+                let seq_base = (figure_no.get() << 26).to_string();
+                let size_arg = size.to_string();
+                let secs = plan.run_seconds.to_string();
+                let mut args = vec![
+                    "measure",
+                    dir.arg(),
+                    &size_arg,
+                    &secs,
+                    &runs,
+                    &seq_base,
+                    &generator,
+                    file,
+                ];
+                if dir == forwarding::Dir::Up
+                    && let Some(gre) = gre
+                {
+                    args.push(gre);
                 }
-                Ok(Pps::median(runs))
-            };
-            let up = run(format!(
-                "--from cli:cli0 --via srv:srv0 --sink lan:lan0 --src {client} --dst {LAN_HOST} \
-                 --gre 198.19.1.2,198.19.1.1,{call_id}"
-            ))?;
-            let down = run(format!(
-                "--from lan:lan0 --via srv:srv1 --sink cli:cli0 --src {LAN_HOST} --dst {client}"
-            ))?;
-            eprintln!(
-                "{} {size} B: up {:.0} pps ({:.0} ns CPU/packet), down {:.0} pps ({:.0} ns CPU/packet)",
-                kind.label(),
-                up.delivered,
-                up.cpu_ns,
-                down.delivered,
-                down.cpu_ns
-            );
-            all.push(PpsFigures {
-                kind,
-                size,
-                up,
-                down,
-            });
+                let host_before = guest.vcpu_ns(1);
+                let out = guest.lab(&args, timeout)?;
+                let host_after = guest.vcpu_ns(1);
+                let mut figure = forwarding::Figure {
+                    kind,
+                    sessions,
+                    size,
+                    dir,
+                    runs: forwarding::Run::parse(&out)?,
+                    host_cpu_ns: f64::NAN,
+                };
+                if let (Some(a), Some(b)) = (host_before, host_after) {
+                    let delivered = figure.delivered(plan.run_seconds);
+                    if delivered > 0.0 {
+                        figure.host_cpu_ns = b.saturating_sub(a) as f64 / delivered;
+                    }
+                }
+                eprintln!(
+                    "{} ({sessions} sessions) {size} B {}: {} pps, forwarding CPU {} ns/packet, BPF {} ns/run, vCPU 1 on the host {:.0} ns/packet",
+                    forwarding::label(kind),
+                    dir.label(),
+                    figure.delivered_pps().show(0),
+                    figure.forwarding_cpu_ns().show(0),
+                    figure.bpf_ns().show(0),
+                    figure.host_cpu_ns,
+                );
+                all.push(figure);
+            }
         }
         Ok(all)
     };
+    let sessions_file = |name: &str, call_id: u16, client: &str| -> anyhow::Result<String> {
+        let path = format!("/tmp/pxg/sessions-{name}");
+        guest.run(&format!("echo '{call_id} {client}' > {path}"))?;
+        Ok(path)
+    };
+    const GRE: &str = "198.19.1.2,198.19.1.1";
 
     guest.lab(&["down"], quick)?;
     let result = (|| {
         util::step("guest comparison: namespaces cli <-> srv <-> lan");
         guest.lab(&["topo"], quick)?;
         guest.lab(&["lan-up"], quick)?;
+        guest.lab(&["pin"], quick)?;
         let mut paths = Vec::new();
-        let mut packet_rates = Vec::new();
+        let mut figures = Vec::new();
         let mut unavailable = Vec::new();
 
         util::step("guest comparison: plain forwarding, no tunnel");
         guest.run(&format!("ip -n cli route replace {LAN_NET} via 198.19.1.1"))?;
         ping()?;
         let rates = both("plain forwarding")?;
+        let file = sessions_file("plain", 0, "198.19.1.2")?;
+        figures.extend(measure(PathKind::Plain, 1, &file, None)?);
         guest.run(&format!("ip -n cli route del {LAN_NET}"))?;
         paths.push(PathFigures::new(PathKind::Plain, rates, None));
 
@@ -415,13 +450,24 @@ pub fn daemon_comparison(
         guest.lab(&["kpptp-up"], quick)?;
         route("ppp31")?;
         ping()?;
-        let rates = both("kernel PPTP").and_then(|rates| {
-            // kpptp.py: the server end's call ID is 100, its peer 198.19.3.2.
-            packet_rates.extend(pps(PathKind::Kernel, "198.19.3.2", 100)?);
-            Ok(rates)
-        });
+        let rates = both("kernel PPTP");
         guest.lab(&["kpptp-down"], quick)?;
         paths.push(PathFigures::new(PathKind::Kernel, rates?, None));
+
+        for &n in &plan.kernel_sessions {
+            util::step(&format!(
+                "guest comparison: kernel PPTP, {n} sessions in one process"
+            ));
+            let setup = Duration::from_secs(90 + u64::from(n) / 2);
+            guest.lab(&["kpptp-many-up", &n.to_string()], setup)?;
+            let measured = (|| {
+                route("ppp31")?;
+                ping()?;
+                measure(PathKind::Kernel, n, "/tmp/pxg/sessions-kpptp", Some(GRE))
+            })();
+            guest.lab(&["kpptp-down"], setup)?;
+            figures.extend(measured?);
+        }
 
         for kind in [
             PathKind::OursXdp,
@@ -473,7 +519,13 @@ pub fn daemon_comparison(
                     // Our client is frozen by nothing here: the sink on
                     // cli0 takes the frames before it sees them.
                     let (client, call_id) = our_call(guest)?;
-                    packet_rates.extend(pps(kind, &client, call_id)?);
+                    let file = sessions_file("ours", call_id, &client)?;
+                    let fwd = if kind == PathKind::OursXdpOurClient {
+                        PathKind::OursXdp
+                    } else {
+                        PathKind::OursUserspace
+                    };
+                    figures.extend(measure(fwd, 1, &file, Some(GRE))?);
                 }
                 anyhow::Ok(rates)
             })();
@@ -493,14 +545,16 @@ pub fn daemon_comparison(
         guest.lab(&["pptpd-down"], quick)?;
         let (rates, setup) = rates?;
         paths.push(PathFigures::new(PathKind::Pptpd, rates, Some(setup)));
-        anyhow::Ok((paths, packet_rates, unavailable))
+        anyhow::Ok((paths, figures, unavailable))
     })();
     let _ = guest.lab(&["down"], quick);
-    let (paths, packet_rates, unavailable) = result?;
+    let (paths, forwarding, unavailable) = result?;
     Ok(Comparison {
         seconds,
         paths,
-        packet_rates,
+        forwarding,
+        runs: plan.runs,
+        run_seconds: plan.run_seconds,
         unavailable,
         env: Environment::of(guest, options)?,
     })
@@ -508,10 +562,30 @@ pub fn daemon_comparison(
 
 /// Inner packet sizes of the generator runs in the guest.
 const PPS_SIZES: [usize; 2] = [64, 1400];
-/// Seconds of each generator run in the guest.
-const PPS_SECONDS: u32 = 3;
-/// Runs per figure (the median is kept).
-const PPS_RUNS: u32 = 3;
+
+/// What the guest comparison runs, and for how long.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Seconds of each iperf3 run.
+    pub iperf_seconds: u32,
+    /// Generator runs per forwarding figure (the median is kept).
+    pub runs: u32,
+    /// Seconds of each generator run.
+    pub run_seconds: f64,
+    /// Kernel PPTP is measured with these numbers of sessions.
+    pub kernel_sessions: Vec<u32>,
+}
+
+impl Default for Plan {
+    fn default() -> Self {
+        Plan {
+            iperf_seconds: 5,
+            runs: 5,
+            run_seconds: 1.5,
+            kernel_sessions: vec![1, 100, 1000],
+        }
+    }
+}
 
 /// The tunnel address of our client's session and the server's call ID,
 /// from the client's "up" line (`lab.sh ours-up`).
@@ -529,53 +603,6 @@ for line in open(sys.argv[1]):
         bail!("no \"up\" line in our client's output: {out:?}");
     };
     Ok((addr.to_owned(), call.parse().context("peer_call_id")?))
-}
-
-/// One `pptp-lab loadgen` run.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Pps {
-    pub sent: f64,
-    pub delivered: f64,
-    /// The guest's CPU time per delivered packet, generator included.
-    pub cpu_ns: f64,
-}
-
-impl Pps {
-    /// Parses `sent_pps=N delivered_pps=N cpu_ns_per_packet=N`.
-    fn parse(out: &str) -> anyhow::Result<Pps> {
-        let line = out
-            .lines()
-            .rev()
-            .find(|l| l.starts_with("sent_pps="))
-            .with_context(|| format!("loadgen gave {out:?}"))?;
-        let mut pps = Pps::default();
-        for word in line.split_whitespace() {
-            let (key, value) = word.split_once('=').unwrap_or_default();
-            let value: f64 = value.parse().unwrap_or(f64::NAN);
-            match key {
-                "sent_pps" => pps.sent = value,
-                "delivered_pps" => pps.delivered = value,
-                "cpu_ns_per_packet" => pps.cpu_ns = value,
-                _ => {}
-            }
-        }
-        Ok(pps)
-    }
-
-    /// The run with the median delivered rate.
-    fn median(mut runs: Vec<Pps>) -> Pps {
-        runs.sort_by(|a, b| a.delivered.total_cmp(&b.delivered));
-        runs.get(runs.len() / 2).copied().unwrap_or_default()
-    }
-}
-
-/// Generator figures of one path and size: up (cli to lan), down.
-#[derive(Debug, Clone)]
-pub struct PpsFigures {
-    pub kind: PathKind,
-    pub size: usize,
-    pub up: Pps,
-    pub down: Pps,
 }
 
 /// Why the daemon of `lab.sh ours-up` runs without XDP, from its log: its
@@ -671,8 +698,11 @@ impl PathFigures {
 pub struct Comparison {
     pub seconds: u32,
     pub paths: Vec<PathFigures>,
-    /// Load-generator figures (kernel PPTP and our paths with our client).
-    pub packet_rates: Vec<PpsFigures>,
+    /// Forwarding CPU per packet (generator runs).
+    pub forwarding: Vec<forwarding::Figure>,
+    /// Generator runs per forwarding figure and seconds of each.
+    pub runs: u32,
+    pub run_seconds: f64,
     /// Paths that could not be measured, and why.
     pub unavailable: Vec<(PathKind, String)>,
     pub env: Environment,
@@ -725,50 +755,14 @@ impl Comparison {
         for (kind, why) in &self.unavailable {
             let _ = writeln!(t, "  {:<36} not measured: {why}", kind.label());
         }
-        if !self.packet_rates.is_empty() {
-            let _ = writeln!(
-                t,
-                "\nThe same load generator as on the host, median of {PPS_RUNS} runs of {PPS_SECONDS} s: packets \
-                 per second delivered (guest CPU ns per packet)"
-            );
-            let _ = writeln!(
-                t,
-                "  {:<36} {:>6} {:>20} {:>20} {:>16}",
-                "path", "size", "up pps", "down pps", "x kernel up/down"
-            );
-            for p in &self.packet_rates {
-                let ratio = self
-                    .pps_ratio(p.kind, p.size)
-                    .map_or(String::new(), |[u, d]| format!("{u:.2} / {d:.2}"));
-                let _ = writeln!(
-                    t,
-                    "  {:<36} {:>4} B {:>9.0} ({:>7.0}) {:>9.0} ({:>7.0}) {:>16}",
-                    p.kind.label(),
-                    p.size,
-                    p.up.delivered,
-                    p.up.cpu_ns,
-                    p.down.delivered,
-                    p.down.cpu_ns,
-                    ratio
-                );
-            }
+        if !self.forwarding.is_empty() {
+            t.push_str(&forwarding::table(
+                &self.forwarding,
+                self.runs,
+                self.run_seconds,
+            ));
         }
         t
-    }
-
-    /// `kind`'s delivered packet rate over kernel PPTP's, at `size`.
-    pub fn pps_ratio(&self, kind: PathKind, size: usize) -> Option<[f64; 2]> {
-        let find = |k: PathKind| {
-            self.packet_rates
-                .iter()
-                .find(|p| p.kind == k && p.size == size)
-        };
-        let (a, b) = (find(kind)?, find(PathKind::Kernel)?);
-        let r = |x: f64, y: f64| if y > 0.0 { x / y } else { 0.0 };
-        Some([
-            r(a.up.delivered, b.up.delivered),
-            r(a.down.delivered, b.down.delivered),
-        ])
     }
 
     /// The figures as JSON.
@@ -786,21 +780,6 @@ impl Comparison {
             down: f64,
         }
         #[derive(Serialize)]
-        struct PpsJson {
-            sent_pps: Option<f64>,
-            delivered_pps: Option<f64>,
-            cpu_ns_per_packet: Option<f64>,
-        }
-        #[derive(Serialize)]
-        struct RateFigures {
-            path: &'static str,
-            label: &'static str,
-            size: usize,
-            up: PpsJson,
-            down: PpsJson,
-            over_kernel: Option<UpDown>,
-        }
-        #[derive(Serialize)]
         struct Json<'a> {
             tool: &'static str,
             seconds: u32,
@@ -808,9 +787,7 @@ impl Comparison {
             paths: Vec<(&'static str, PathJson)>,
             #[serde(serialize_with = "ordered_map")]
             ratios: Vec<(&'static str, UpDown)>,
-            packet_rates_seconds: u32,
-            packet_rates_runs: u32,
-            packet_rates: Vec<RateFigures>,
+            forwarding: forwarding::Json,
             #[serde(serialize_with = "ordered_map")]
             not_measured: Vec<(&'static str, &'a str)>,
             #[serde(flatten)]
@@ -819,12 +796,6 @@ impl Comparison {
         let up_down = |[up, down]: [f64; 2]| UpDown {
             up: round(up, 3),
             down: round(down, 3),
-        };
-        let finite = |x: f64| x.is_finite().then(|| x.round());
-        let pps = |p: Pps| PpsJson {
-            sent_pps: finite(p.sent),
-            delivered_pps: finite(p.delivered),
-            cpu_ns_per_packet: finite(p.cpu_ns),
         };
         let ratios = [
             (PathKind::OursXdp, PathKind::Kernel, "ours_xdp_over_kernel"),
@@ -867,20 +838,7 @@ impl Comparison {
                 .into_iter()
                 .filter_map(|(a, b, key)| Some((key, up_down(self.ratio(a, b)?))))
                 .collect(),
-            packet_rates_seconds: PPS_SECONDS,
-            packet_rates_runs: PPS_RUNS,
-            packet_rates: self
-                .packet_rates
-                .iter()
-                .map(|p| RateFigures {
-                    path: p.kind.key(),
-                    label: p.kind.label(),
-                    size: p.size,
-                    up: pps(p.up),
-                    down: pps(p.down),
-                    over_kernel: self.pps_ratio(p.kind, p.size).map(up_down),
-                })
-                .collect(),
+            forwarding: forwarding::json(&self.forwarding, self.runs, self.run_seconds),
             not_measured: self
                 .unavailable
                 .iter()
@@ -956,62 +914,47 @@ mod tests {
     use super::*;
 
     #[test]
-    fn loadgen_line() {
-        let p =
-            Pps::parse("noise\nsent_pps=120 delivered_pps=100 cpu_ns_per_packet=5000\n").unwrap();
-        assert_eq!((p.sent, p.delivered, p.cpu_ns), (120.0, 100.0, 5000.0));
-        let p = Pps::parse("sent_pps=1 delivered_pps=0 cpu_ns_per_packet=NaN").unwrap();
-        assert!(p.cpu_ns.is_nan());
-        assert!(Pps::parse("Error: no such namespace").is_err());
-        let run = |delivered| Pps {
-            sent: 0.0,
-            delivered,
-            cpu_ns: delivered,
-        };
-        assert_eq!(Pps::median(vec![run(9.0), run(1.0), run(5.0)]).cpu_ns, 5.0);
-    }
-
-    #[test]
-    fn packet_rates_in_table_and_json() {
-        let pps = |delivered: f64| Pps {
-            sent: delivered,
-            delivered,
-            cpu_ns: 1000.0,
+    fn forwarding_figures_in_table_and_json() {
+        let run = |cpu: f64| forwarding::Run {
+            sent_pps: 1000.0,
+            delivered_pps: 900.0,
+            forwarding_cpu_ns: cpu,
+            generator_cpu_ns: 1.0,
+            bpf_ns: f64::NAN,
+            bpf_runs_per_packet: f64::NAN,
+            net_rx_on_forwarding_cpu: 1.0,
+            backlog_drops: 0.0,
         };
         let c = Comparison {
             seconds: 1,
             paths: vec![],
-            packet_rates: vec![
-                PpsFigures {
-                    kind: PathKind::Kernel,
-                    size: 64,
-                    up: pps(100.0),
-                    down: pps(200.0),
-                },
-                PpsFigures {
-                    kind: PathKind::OursXdpOurClient,
-                    size: 64,
-                    up: pps(150.0),
-                    down: pps(100.0),
-                },
-            ],
+            forwarding: vec![forwarding::Figure {
+                kind: PathKind::Kernel,
+                sessions: 100,
+                size: 1400,
+                dir: forwarding::Dir::Down,
+                runs: vec![run(3000.0), run(1000.0), run(2000.0)],
+                host_cpu_ns: 1500.0,
+            }],
+            runs: 3,
+            run_seconds: 1.5,
             unavailable: vec![],
             env: Environment::default(),
         };
-        assert_eq!(
-            c.pps_ratio(PathKind::OursXdpOurClient, 64),
-            Some([1.5, 0.5])
-        );
-        assert_eq!(c.pps_ratio(PathKind::OursXdpOurClient, 1400), None);
-        assert!(c.table().contains("1.50 / 0.50"), "{}", c.table());
+        let t = c.table();
+        assert!(t.contains("of 3 runs × 1.5 s"), "{t}");
+        assert!(t.contains("2000 (1000–3000)"), "{t}");
         let json: serde_json::Value = serde_json::from_str(&c.json()).unwrap();
-        let rates = &json["packet_rates"];
-        assert_eq!(rates[1]["path"], "ours_xdp_our_client");
-        assert_eq!(rates[1]["over_kernel"]["up"], 1.5);
-        assert_eq!(rates[1]["over_kernel"]["down"], 0.5);
-        assert_eq!(rates[1]["up"]["delivered_pps"], 150.0);
-        assert_eq!(rates[0]["over_kernel"]["up"], 1.0);
+        let f = &json["forwarding"];
+        assert_eq!(
+            (f["runs"].as_u64(), f["seconds_per_run"].as_f64()),
+            (Some(3), Some(1.5))
+        );
+        assert_eq!(f["rows"][0]["sessions"], 100);
+        assert_eq!(f["rows"][0]["direction"], "network → client");
+        assert_eq!(f["rows"][0]["forwarding_cpu_ns_per_packet"]["max"], 3000.0);
         assert_eq!(json["guest"]["accel"], "tcg");
         assert!(json["not_measured"].as_object().unwrap().is_empty());
+        assert!(json.get("packet_rates").is_none());
     }
 }

@@ -1,0 +1,574 @@
+//! The guest comparison's forwarding-CPU figures: what one packet costs
+//! the CPU that forwards it, per path, session count, size and direction.
+//!
+//! The generator and the sinks run on vCPU 0, the server namespace's
+//! device queues (threaded NAPI), softirq, XDP and our daemon on vCPU 1
+//! (`lab.sh pin`); `xtask guest loadgen` (guest/loadgen.rs) prints a line
+//! per run with the counters' differences, which [`Run::parse`] turns into
+//! per-packet figures. Each figure is the median of the runs, with the
+//! lowest and highest.
+
+use anyhow::Context as _;
+use serde::Serialize;
+
+use super::bench::PathKind;
+
+/// How the CPUs are split, for the table and the JSON.
+pub const PINNING: &str = "generator and sinks on vCPU 0; the server namespace's device queues \
+     (threaded NAPI), softirq, XDP and pptp-daemon on vCPU 1; forwarding CPU = vCPU 1's busy time \
+     (user + system + irq + softirq, /proc/stat) per delivered packet";
+
+/// Which way the packets go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dir {
+    /// Client to network: GRE in, decapsulated, forwarded to the LAN.
+    Up,
+    /// Network to client: encapsulated towards the client.
+    Down,
+}
+
+impl Dir {
+    pub fn arg(self) -> &'static str {
+        match self {
+            Dir::Up => "up",
+            Dir::Down => "down",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Dir::Up => "client → network",
+            Dir::Down => "network → client",
+        }
+    }
+}
+
+/// One generator run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Run {
+    pub sent_pps: f64,
+    pub delivered_pps: f64,
+    /// vCPU 1's busy time per delivered packet.
+    pub forwarding_cpu_ns: f64,
+    /// vCPU 0's (generator and sinks) per delivered packet.
+    pub generator_cpu_ns: f64,
+    /// The daemon's BPF programs: run time per run (NaN without runs).
+    pub bpf_ns: f64,
+    /// BPF program runs per delivered packet.
+    pub bpf_runs_per_packet: f64,
+    /// vCPU 1's share of the NET_RX softirqs (NaN without any).
+    pub net_rx_on_forwarding_cpu: f64,
+    /// Packets dropped at a full CPU backlog, per packet sent.
+    pub backlog_drops: f64,
+}
+
+impl Run {
+    /// Less than 1 % of what was sent arrived: the path stopped delivering
+    /// (seen with kernel PPTP only, see docs/bench-guest.md). Such a run
+    /// is left out of the medians and counted.
+    pub fn stalled(&self) -> bool {
+        self.delivered_pps < self.sent_pps * 0.01
+    }
+
+    /// The `run ...` lines of `xtask guest loadgen`.
+    pub fn parse(out: &str) -> anyhow::Result<Vec<Run>> {
+        let runs: Vec<Run> = out
+            .lines()
+            .filter(|l| l.starts_with("run "))
+            .map(Run::parse_line)
+            .collect::<anyhow::Result<_>>()?;
+        anyhow::ensure!(!runs.is_empty(), "the generator gave no runs: {out:?}");
+        Ok(runs)
+    }
+
+    fn parse_line(line: &str) -> anyhow::Result<Run> {
+        let get = |key: &str| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+                .with_context(|| format!("no {key} in {line:?}"))
+        };
+        let num = |key: &str| -> anyhow::Result<f64> {
+            get(key)?
+                .parse::<f64>()
+                .with_context(|| format!("{key} in {line:?}"))
+        };
+        let list = |key: &str| -> anyhow::Result<Vec<f64>> {
+            get(key)?
+                .split(',')
+                .map(|x| {
+                    x.parse::<f64>()
+                        .with_context(|| format!("{key} in {line:?}"))
+                })
+                .collect()
+        };
+        let (sent, seconds, delivered, hz) =
+            (num("sent")?, num("seconds")?, num("delivered")?, num("hz")?);
+        let busy = list("busy")?;
+        let net_rx = list("netrx")?;
+        let (bpf_ns, bpf_runs) = (num("bpf_ns")?, num("bpf_runs")?);
+        let backlog_drops = num("backlog_drops")?;
+        anyhow::ensure!(
+            busy.len() >= 2 && seconds > 0.0 && hz > 0.0,
+            "{line:?}: two CPUs and a duration expected"
+        );
+        let per_packet = |jiffies: f64| {
+            if delivered > 0.0 {
+                jiffies / hz * 1e9 / delivered
+            } else {
+                f64::NAN
+            }
+        };
+        let rx_total: f64 = net_rx.iter().sum();
+        Ok(Run {
+            sent_pps: sent / seconds,
+            delivered_pps: delivered / seconds,
+            forwarding_cpu_ns: per_packet(busy[1]),
+            generator_cpu_ns: per_packet(busy[0]),
+            bpf_ns: if bpf_runs > 0.0 {
+                bpf_ns / bpf_runs
+            } else {
+                f64::NAN
+            },
+            bpf_runs_per_packet: if delivered > 0.0 && bpf_runs > 0.0 {
+                bpf_runs / delivered
+            } else {
+                f64::NAN
+            },
+            net_rx_on_forwarding_cpu: if rx_total > 0.0 {
+                net_rx.get(1).copied().unwrap_or(0.0) / rx_total
+            } else {
+                f64::NAN
+            },
+            backlog_drops: if sent > 0.0 {
+                backlog_drops / sent
+            } else {
+                f64::NAN
+            },
+        })
+    }
+}
+
+/// Median, lowest and highest of a figure's runs (NaN when no run had it).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Spread {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Spread {
+    pub fn of(values: impl IntoIterator<Item = f64>) -> Spread {
+        let mut v: Vec<f64> = values.into_iter().filter(|x| x.is_finite()).collect();
+        if v.is_empty() {
+            return Spread {
+                median: f64::NAN,
+                min: f64::NAN,
+                max: f64::NAN,
+            };
+        }
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        let median = if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        };
+        Spread {
+            median,
+            min: v[0],
+            max: v[n - 1],
+        }
+    }
+
+    pub fn is_finite(&self) -> bool {
+        self.median.is_finite()
+    }
+
+    /// "median (min–max)" with `digits` decimals, or "-".
+    pub fn show(&self, digits: usize) -> String {
+        if self.is_finite() {
+            format!(
+                "{:.d$} ({:.d$}–{:.d$})",
+                self.median,
+                self.min,
+                self.max,
+                d = digits
+            )
+        } else {
+            "-".to_owned()
+        }
+    }
+
+    /// Rounded to `digits` decimals for the JSON; None when not measured.
+    fn json(&self, digits: i32) -> Option<Spread> {
+        let scale = 10f64.powi(digits);
+        let r = |x: f64| (x * scale).round() / scale;
+        self.is_finite().then(|| Spread {
+            median: r(self.median),
+            min: r(self.min),
+            max: r(self.max),
+        })
+    }
+}
+
+/// The runs of one path, session count, size and direction.
+#[derive(Debug, Clone)]
+pub struct Figure {
+    pub kind: PathKind,
+    pub sessions: u32,
+    pub size: usize,
+    pub dir: Dir,
+    pub runs: Vec<Run>,
+    /// Host CPU time of vCPU 1's qemu thread over all the runs (their
+    /// setup included: vCPU 1 idles then) per packet delivered in them.
+    pub host_cpu_ns: f64,
+}
+
+impl Figure {
+    /// Over the runs that delivered (see [`Run::stalled`]).
+    fn spread(&self, f: impl Fn(&Run) -> f64) -> Spread {
+        Spread::of(self.runs.iter().filter(|r| !r.stalled()).map(f))
+    }
+
+    /// Runs in which (almost) nothing arrived.
+    pub fn stalled_runs(&self) -> usize {
+        self.runs.iter().filter(|r| r.stalled()).count()
+    }
+
+    /// The host figure, when every run delivered (it covers all runs).
+    pub fn host_ns(&self) -> f64 {
+        if self.stalled_runs() == 0 {
+            self.host_cpu_ns
+        } else {
+            f64::NAN
+        }
+    }
+
+    pub fn delivered_pps(&self) -> Spread {
+        self.spread(|r| r.delivered_pps)
+    }
+
+    pub fn forwarding_cpu_ns(&self) -> Spread {
+        self.spread(|r| r.forwarding_cpu_ns)
+    }
+
+    pub fn bpf_ns(&self) -> Spread {
+        self.spread(|r| r.bpf_ns)
+    }
+
+    /// Packets delivered over all runs.
+    pub fn delivered(&self, seconds: f64) -> f64 {
+        self.runs.iter().map(|r| r.delivered_pps * seconds).sum()
+    }
+}
+
+/// Row name of a path in the forwarding table: the generator stands in for
+/// the client, so the client end does not matter.
+pub fn label(kind: PathKind) -> &'static str {
+    match kind {
+        PathKind::Plain => "plain forwarding, no tunnel",
+        PathKind::Kernel => "kernel PPTP",
+        PathKind::OursXdp | PathKind::OursXdpOurClient => "pptp-daemon XDP",
+        PathKind::OursUserspace | PathKind::OursUserspaceOurClient => "pptp-daemon userspace",
+        PathKind::Pptpd => "pptpd",
+    }
+}
+
+/// `fig`'s forwarding CPU per packet over kernel PPTP's with one session
+/// at the same size and direction.
+pub fn over_kernel(all: &[Figure], fig: &Figure) -> Option<f64> {
+    let kernel = all.iter().find(|k| {
+        k.kind == PathKind::Kernel && k.sessions == 1 && k.size == fig.size && k.dir == fig.dir
+    })?;
+    let (a, b) = (
+        fig.forwarding_cpu_ns().median,
+        kernel.forwarding_cpu_ns().median,
+    );
+    (a.is_finite() && b.is_finite() && b > 0.0).then(|| a / b)
+}
+
+/// `fig`'s host-measured vCPU 1 time per packet over kernel PPTP's with
+/// one session at the same size and direction.
+pub fn host_over_kernel(all: &[Figure], fig: &Figure) -> Option<f64> {
+    let kernel = all.iter().find(|k| {
+        k.kind == PathKind::Kernel && k.sessions == 1 && k.size == fig.size && k.dir == fig.dir
+    })?;
+    let (a, b) = (fig.host_ns(), kernel.host_ns());
+    (a.is_finite() && b.is_finite() && b > 0.0).then(|| a / b)
+}
+
+/// The figures as text: one line per figure.
+pub fn table(all: &[Figure], runs: u32, seconds: f64) -> String {
+    use std::fmt::Write as _;
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "\nForwarding CPU per packet, median (min–max) of {runs} runs × {seconds} s; {PINNING}"
+    );
+    let _ = writeln!(
+        t,
+        "  {:<30} {:>8} {:>6} {:<17} {:>26} {:>24} {:>20} {:>9} {:>12} {:>9}",
+        "path",
+        "sessions",
+        "size",
+        "direction",
+        "delivered pps",
+        "forwarding CPU ns/pkt",
+        "BPF ns/run",
+        "x kernel",
+        "host ns/pkt",
+        "x kernel"
+    );
+    let ratio = |r: Option<f64>| r.map_or("-".to_owned(), |r| format!("{r:.2}"));
+    for f in all {
+        let _ = writeln!(
+            t,
+            "  {:<30} {:>8} {:>4} B {:<17} {:>26} {:>24} {:>20} {:>9} {:>12} {:>9}{}",
+            label(f.kind),
+            f.sessions,
+            f.size,
+            f.dir.label(),
+            f.delivered_pps().show(0),
+            f.forwarding_cpu_ns().show(0),
+            f.bpf_ns().show(0),
+            ratio(over_kernel(all, f)),
+            if f.host_ns().is_finite() {
+                format!("{:.0}", f.host_ns())
+            } else {
+                "-".to_owned()
+            },
+            ratio(host_over_kernel(all, f)),
+            match f.stalled_runs() {
+                0 => String::new(),
+                n => format!("  ({n} of {} runs delivered nothing)", f.runs.len()),
+            },
+        );
+    }
+    let _ = writeln!(
+        t,
+        "  host ns/pkt: host CPU time of vCPU 1's qemu thread over all runs per delivered packet \
+         (not inflated when the host preempts the vCPU, which the guest's own figures are)"
+    );
+    t
+}
+
+/// The "forwarding" member of the guest JSON.
+#[derive(Serialize)]
+pub struct Json {
+    runs: u32,
+    seconds_per_run: f64,
+    pinning: &'static str,
+    rows: Vec<RowJson>,
+}
+
+#[derive(Serialize)]
+struct RowJson {
+    path: &'static str,
+    label: &'static str,
+    sessions: u32,
+    size: usize,
+    direction: &'static str,
+    runs: usize,
+    /// Runs in which less than 1 % of what was sent arrived; left out of
+    /// the figures (and the host figure is left out).
+    stalled_runs: usize,
+    sent_pps: Option<Spread>,
+    delivered_pps: Option<Spread>,
+    forwarding_cpu_ns_per_packet: Option<Spread>,
+    generator_cpu_ns_per_packet: Option<Spread>,
+    bpf_ns_per_run: Option<Spread>,
+    bpf_runs_per_packet: Option<Spread>,
+    net_rx_on_forwarding_cpu: Option<Spread>,
+    /// Packets dropped at a full CPU backlog, per packet sent.
+    backlog_drops_per_packet: Option<Spread>,
+    /// Forwarding CPU per packet over kernel PPTP's (one session).
+    forwarding_cpu_over_kernel: Option<f64>,
+    /// Host CPU time of vCPU 1's thread over all runs per delivered packet.
+    host_vcpu_ns_per_packet: Option<f64>,
+    host_vcpu_over_kernel: Option<f64>,
+}
+
+pub fn json(all: &[Figure], runs: u32, seconds: f64) -> Json {
+    Json {
+        runs,
+        seconds_per_run: seconds,
+        pinning: PINNING,
+        rows: all
+            .iter()
+            .map(|f| RowJson {
+                path: key(f.kind),
+                label: label(f.kind),
+                sessions: f.sessions,
+                size: f.size,
+                direction: f.dir.label(),
+                runs: f.runs.len(),
+                stalled_runs: f.stalled_runs(),
+                sent_pps: f.spread(|r| r.sent_pps).json(0),
+                delivered_pps: f.delivered_pps().json(0),
+                forwarding_cpu_ns_per_packet: f.forwarding_cpu_ns().json(0),
+                generator_cpu_ns_per_packet: f.spread(|r| r.generator_cpu_ns).json(0),
+                bpf_ns_per_run: f.bpf_ns().json(1),
+                bpf_runs_per_packet: f.spread(|r| r.bpf_runs_per_packet).json(2),
+                net_rx_on_forwarding_cpu: f.spread(|r| r.net_rx_on_forwarding_cpu).json(3),
+                backlog_drops_per_packet: f.spread(|r| r.backlog_drops).json(3),
+                forwarding_cpu_over_kernel: over_kernel(all, f)
+                    .map(|r| (r * 1000.0).round() / 1000.0),
+                host_vcpu_ns_per_packet: f.host_ns().is_finite().then(|| f.host_ns().round()),
+                host_vcpu_over_kernel: host_over_kernel(all, f)
+                    .map(|r| (r * 1000.0).round() / 1000.0),
+            })
+            .collect(),
+    }
+}
+
+/// JSON key of a path in the forwarding rows.
+fn key(kind: PathKind) -> &'static str {
+    match kind {
+        PathKind::OursXdp | PathKind::OursXdpOurClient => "ours_xdp",
+        PathKind::OursUserspace | PathKind::OursUserspaceOurClient => "ours_userspace",
+        other => other.key(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_from_the_generator() {
+        let out = "noise\nrun sent=200 seconds=2.000 delivered=100 hz=100 busy=150,50 netrx=0,30 backlog_drops=20 bpf_ns=4000 bpf_runs=100\n\
+                   run sent=200 seconds=2.000 delivered=0 hz=100 busy=150,50 netrx=0,0 backlog_drops=0 bpf_ns=0 bpf_runs=0\n";
+        let runs = Run::parse(out).unwrap();
+        let r = runs[0];
+        assert_eq!((r.sent_pps, r.delivered_pps), (100.0, 50.0));
+        // 50 jiffies of 10 ms over 100 packets.
+        assert_eq!(r.forwarding_cpu_ns, 5_000_000.0);
+        assert_eq!(r.generator_cpu_ns, 15_000_000.0);
+        assert_eq!((r.bpf_ns, r.bpf_runs_per_packet), (40.0, 1.0));
+        assert_eq!(r.net_rx_on_forwarding_cpu, 1.0);
+        assert_eq!(r.backlog_drops, 0.1);
+        let r = runs[1];
+        assert!(
+            r.forwarding_cpu_ns.is_nan()
+                && r.bpf_ns.is_nan()
+                && r.net_rx_on_forwarding_cpu.is_nan()
+        );
+        assert!(Run::parse("Error: no such namespace").is_err());
+        assert!(
+            Run::parse(
+                "run sent=1 seconds=1 delivered=1 hz=100 busy=1 netrx=1 bpf_ns=0 bpf_runs=0"
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn medians_and_ranges() {
+        let s = Spread::of([5.0, 1.0, f64::NAN, 9.0, 3.0, 7.0]);
+        assert_eq!((s.median, s.min, s.max), (5.0, 1.0, 9.0));
+        assert_eq!(Spread::of([4.0, 1.0]).median, 2.5);
+        assert!(!Spread::of([f64::NAN]).is_finite());
+        assert_eq!(s.show(0), "5 (1–9)");
+        assert_eq!(Spread::of([]).show(0), "-");
+    }
+
+    fn run(delivered_pps: f64, cpu: f64, bpf: f64) -> Run {
+        Run {
+            sent_pps: delivered_pps,
+            delivered_pps,
+            forwarding_cpu_ns: cpu,
+            generator_cpu_ns: 1.0,
+            bpf_ns: bpf,
+            bpf_runs_per_packet: if bpf.is_nan() { f64::NAN } else { 1.0 },
+            net_rx_on_forwarding_cpu: 1.0,
+            backlog_drops: 0.0,
+        }
+    }
+
+    fn figure(kind: PathKind, sessions: u32, cpu: [f64; 3], bpf: f64) -> Figure {
+        Figure {
+            kind,
+            sessions,
+            size: 64,
+            dir: Dir::Up,
+            runs: cpu.iter().map(|&c| run(700.0, c, bpf)).collect(),
+            host_cpu_ns: cpu[0] / 2.0,
+        }
+    }
+
+    #[test]
+    fn runs_that_delivered_nothing_are_counted_not_averaged() {
+        let mut f = figure(PathKind::Kernel, 1, [30000.0, 1e9, 36000.0], f64::NAN);
+        f.runs[1].delivered_pps = 1.0;
+        assert_eq!(f.stalled_runs(), 1);
+        assert_eq!(f.forwarding_cpu_ns().show(0), "33000 (30000–36000)");
+        assert!(f.host_ns().is_nan());
+        let all = vec![f];
+        let t = table(&all, 3, 2.0);
+        assert!(t.contains("(1 of 3 runs delivered nothing)"), "{t}");
+        let json = serde_json::to_value(json(&all, 3, 2.0)).unwrap();
+        assert_eq!(json["rows"][0]["stalled_runs"], 1);
+        assert_eq!(json["rows"][0]["runs"], 3);
+        assert_eq!(
+            json["rows"][0]["host_vcpu_ns_per_packet"],
+            serde_json::Value::Null
+        );
+    }
+
+    #[test]
+    fn forwarding_table_and_json() {
+        let all = vec![
+            figure(PathKind::Kernel, 1, [30000.0, 24000.0, 36000.0], f64::NAN),
+            figure(
+                PathKind::Kernel,
+                1000,
+                [40000.0, 39000.0, 45000.0],
+                f64::NAN,
+            ),
+            figure(
+                PathKind::OursXdpOurClient,
+                1,
+                [8000.0, 7000.0, 12000.0],
+                450.0,
+            ),
+        ];
+        assert_eq!(over_kernel(&all, &all[2]), Some(8000.0 / 30000.0));
+        let t = table(&all, 3, 2.0);
+        assert!(t.contains("median (min–max) of 3 runs × 2 s"), "{t}");
+        assert!(t.contains("vCPU 1"), "{t}");
+        let ours = t.lines().find(|l| l.contains("pptp-daemon XDP")).unwrap();
+        for cell in [
+            "8000 (7000–12000)",
+            "450 (450–450)",
+            "0.27",
+            "client → network",
+            " 4000 ",
+        ] {
+            assert!(ours.contains(cell), "{cell} in {ours}");
+        }
+        let k = t
+            .lines()
+            .find(|l| l.contains("kernel PPTP") && l.contains(" 1000 "))
+            .unwrap();
+        assert!(
+            k.contains("40000 (39000–45000)") && k.contains("1.33"),
+            "{k}"
+        );
+
+        let json = serde_json::to_value(json(&all, 3, 2.0)).unwrap();
+        assert_eq!(json["runs"], 3);
+        assert_eq!(json["seconds_per_run"], 2.0);
+        let rows = json["rows"].as_array().unwrap();
+        assert_eq!(rows[1]["sessions"], 1000);
+        assert_eq!(rows[2]["path"], "ours_xdp");
+        assert_eq!(rows[2]["forwarding_cpu_ns_per_packet"]["median"], 8000.0);
+        assert_eq!(rows[2]["forwarding_cpu_ns_per_packet"]["min"], 7000.0);
+        assert_eq!(rows[2]["forwarding_cpu_ns_per_packet"]["max"], 12000.0);
+        assert_eq!(rows[2]["bpf_ns_per_run"]["median"], 450.0);
+        assert_eq!(rows[2]["forwarding_cpu_over_kernel"], 0.267);
+        assert_eq!(rows[2]["host_vcpu_ns_per_packet"], 4000.0);
+        assert_eq!(rows[2]["host_vcpu_over_kernel"], 0.267);
+        assert_eq!(rows[0]["bpf_ns_per_run"], serde_json::Value::Null);
+        assert_eq!(rows[0]["direction"], "client → network");
+    }
+}
