@@ -106,9 +106,10 @@ pub struct Scratch {
     s: [u8; 256],
     /// The payload being decrypted.
     buf: [u8; BUF],
-    /// SHA-1 input: start key, SHApad1, session key, SHApad2, then the
-    /// padding of FIPS 180-4 section 5.1.1: two 64-octet blocks.
-    msg: [u8; 128],
+    /// SHA-1 input as big-endian words: start key, SHApad1, session key,
+    /// SHApad2, then the padding of FIPS 180-4 section 5.1.1: two 64-octet
+    /// blocks.
+    msg: [u32; 32],
     /// SHA-1 message schedule, 16 words rolling.
     w: [u32; 16],
     /// SHA-1 working variables a..e.
@@ -126,6 +127,10 @@ pub struct Scratch {
     block: u32,
     /// Octets of `rc4_key` in use: 8 or 16.
     key_len: u32,
+    /// The chain's start key and strength (copied from [`MppeRx`] for the
+    /// walk's callback).
+    start: [u8; 16],
+    bits: u32,
 }
 
 /// What became of an MPPE frame.
@@ -206,15 +211,22 @@ fn decrypt_inner(ctx: &XdpContext, session: &Session, mppe: usize, end: usize) -
         }
     }
 
-    // Walk the chain: `jump` key changes.
-    let mut n = 0;
-    while n < MPPE_RX_MAX_JUMP as u64 {
-        if n >= jump {
-            break;
-        }
-        change_key(s, &state.start_key, bits);
-        n += 1;
-    }
+    // Walk the chain: `jump` key changes, one `bpf_loop` step each (the
+    // verifier of Linux 6.1 then checks one key change, not eight).
+    s.start = state.start_key;
+    s.bits = bits;
+    let mut walk = LoopCtx { scratch: s };
+    // SAFETY: a valid callback and context for bpf_loop.
+    unsafe {
+        bpf_loop(
+            jump as u32,
+            change_key_step as *mut c_void,
+            (&raw mut walk).cast(),
+            0,
+        )
+    };
+    // SAFETY: the scratch pointer is still this CPU's value.
+    let s = unsafe { &mut *walk.scratch };
 
     // The payload into scratch, RC4 with the frame's key over it.
     let len = bounded(len, MAX_PAYLOAD);
@@ -313,36 +325,71 @@ fn bounded(len: usize, max: usize) -> usize {
     unsafe { ((core::ptr::read_volatile(&len) - 1) & (BUF - 1)) + 1 }
 }
 
-/// One key change (RFC 3078 section 7.3) of `s.key` (`s.key_len` octets)
-/// under start key `start`, reduced to `bits`.
+/// One step of the walk: one key change.
+extern "C" fn change_key_step(_step: u64, ctx: *mut c_void) -> i64 {
+    // SAFETY: bpf_loop passes the context given to it: a LoopCtx.
+    let s = unsafe { &mut *(*ctx.cast::<LoopCtx>()).scratch };
+    change_key(s);
+    0
+}
+
+/// A big-endian word of a key.
 #[inline(always)]
-fn change_key(s: &mut Scratch, start: &[u8; 16], bits: u32) {
+fn word(key: &[u8; 16], i: usize) -> u32 {
+    u32::from_be_bytes([key[i * 4], key[i * 4 + 1], key[i * 4 + 2], key[i * 4 + 3]])
+}
+
+/// One key change (RFC 3078 section 7.3) of `s.key` (`s.key_len` octets)
+/// under start key `s.start`, reduced to `s.bits`.
+#[inline(always)]
+fn change_key(s: &mut Scratch) {
     // GetNewKeyFromSHA: SHA-1(start | SHApad1 | key | SHApad2), written
-    // straight into scratch (the stack is too small for the message).
-    s.msg = [0; 128];
+    // as words straight into scratch.
+    const PAD2: u32 = 0xF2F2_F2F2;
+    let mut k = 0;
+    while k < 32 {
+        s.msg[k] = 0;
+        k += 1;
+    }
     if s.key_len == 16 {
-        s.msg[..16].copy_from_slice(start);
-        s.msg[56..72].copy_from_slice(&s.key);
-        s.msg[72..112].copy_from_slice(&[0xF2; 40]);
-        s.msg[112] = 0x80;
-        // 112 octets = 896 bits.
-        s.msg[126..128].copy_from_slice(&896u16.to_be_bytes());
+        // Octets 0..16 start, 16..56 zero, 56..72 key, 72..112 SHApad2,
+        // 112 the end mark, 896 bits.
+        let mut k = 0;
+        while k < 4 {
+            s.msg[k] = word(&s.start, k);
+            s.msg[14 + k] = word(&s.key, k);
+            k += 1;
+        }
+        let mut k = 18;
+        while k < 28 {
+            s.msg[k] = PAD2;
+            k += 1;
+        }
+        s.msg[28] = 0x8000_0000;
+        s.msg[31] = 896;
     } else {
-        s.msg[..8].copy_from_slice(&start[..8]);
-        s.msg[48..56].copy_from_slice(&s.key[..8]);
-        s.msg[56..96].copy_from_slice(&[0xF2; 40]);
-        s.msg[96] = 0x80;
-        // 96 octets = 768 bits.
-        s.msg[126..128].copy_from_slice(&768u16.to_be_bytes());
+        // Octets 0..8 start, 8..48 zero, 48..56 key, 56..96 SHApad2, 96
+        // the end mark, 768 bits.
+        s.msg[0] = word(&s.start, 0);
+        s.msg[1] = word(&s.start, 1);
+        s.msg[12] = word(&s.key, 0);
+        s.msg[13] = word(&s.key, 1);
+        let mut k = 14;
+        while k < 24 {
+            s.msg[k] = PAD2;
+            k += 1;
+        }
+        s.msg[24] = 0x8000_0000;
+        s.msg[31] = 768;
     }
     sha1(s);
     // The interim key (the digest's first octets), RC4-encrypted with
     // itself: 16 octets of keystream (8 used for 8-octet keys).
     let mut k = 0;
     while k < 4 {
-        let word = s.h[k].to_be_bytes();
-        s.rc4_key[k * 4..k * 4 + 4].copy_from_slice(&word);
-        s.buf[k * 4..k * 4 + 4].copy_from_slice(&word);
+        let w = s.h[k].to_be_bytes();
+        s.rc4_key[k * 4..k * 4 + 4].copy_from_slice(&w);
+        s.buf[k * 4..k * 4 + 4].copy_from_slice(&w);
         k += 1;
     }
     rc4_schedule(s);
@@ -352,7 +399,7 @@ fn change_key(s: &mut Scratch, start: &[u8; 16], bits: u32) {
         s.key[k] = s.buf[k];
         k += 1;
     }
-    match bits {
+    match s.bits {
         40 => {
             s.key[0] = 0xD1;
             s.key[1] = 0x26;
@@ -392,14 +439,7 @@ extern "C" fn sha1_round(t: u64, ctx: *mut c_void) -> i64 {
     let s = unsafe { &mut *(*ctx.cast::<LoopCtx>()).scratch };
     let t = (t & 0x7F) as usize;
     let w = if t < 16 {
-        let base = ((s.block as usize) & 1) * 64 + t * 4;
-        let base = base & 0x7C;
-        let w = u32::from_be_bytes([
-            s.msg[base],
-            s.msg[base + 1],
-            s.msg[base + 2],
-            s.msg[base + 3],
-        ]);
+        let w = s.msg[(((s.block as usize) & 1) * 16 + t) & 31];
         s.w[t & 15] = w;
         w
     } else {
@@ -432,14 +472,11 @@ extern "C" fn sha1_round(t: u64, ctx: *mut c_void) -> i64 {
 /// resets the indices.
 #[inline(always)]
 fn rc4_schedule(s: &mut Scratch) {
-    let mut k = 0;
-    while k < 256 {
-        s.s[k] = k as u8;
-        k += 1;
-    }
     s.i = 0;
     s.j = 0;
     let mut ctx = LoopCtx { scratch: s };
+    // SAFETY: a valid callback and context for bpf_loop.
+    unsafe { bpf_loop(32, rc4_init_step as *mut c_void, (&raw mut ctx).cast(), 0) };
     // SAFETY: a valid callback and context for bpf_loop.
     unsafe {
         bpf_loop(
@@ -452,6 +489,24 @@ fn rc4_schedule(s: &mut Scratch) {
     let s = unsafe { &mut *ctx.scratch };
     s.i = 0;
     s.j = 0;
+}
+
+/// Octets `8 * step .. 8 * step + 8` of the identity permutation, with one
+/// 64-bit store (each octet is its index: no carry between octets).
+extern "C" fn rc4_init_step(step: u64, ctx: *mut c_void) -> i64 {
+    // SAFETY: bpf_loop passes the context given to it: a LoopCtx.
+    let s = unsafe { &mut *(*ctx.cast::<LoopCtx>()).scratch };
+    let k = (step & 31) as usize;
+    let value = 0x0706_0504_0302_0100u64 + (k as u64) * 0x0808_0808_0808_0808;
+    // SAFETY: `s.s` is the first field of a map value (8-aligned) and
+    // 8 * k + 8 <= 256.
+    unsafe {
+        s.s.as_mut_ptr()
+            .add(k * 8)
+            .cast::<u64>()
+            .write(value.to_le())
+    };
+    0
 }
 
 /// Four steps of the RC4 key schedule, from index `4 * step`.
