@@ -48,8 +48,9 @@ pub const MAX_SESSIONS: u32 = 65_536;
 /// Index of a global counter in the per-CPU `PPTP_STATS` array.
 ///
 /// The XDP program counts every frame it sees under exactly one verdict
-/// counter (all except [`Stat::Frames`] and [`Stat::Bytes`]), so the verdict
-/// counters add up to [`Stat::Frames`].
+/// counter ([`Stat::is_verdict`]: all except [`Stat::Frames`],
+/// [`Stat::Bytes`] and the MPPE counters), so the verdict counters add up
+/// to [`Stat::Frames`].
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Stat {
@@ -147,6 +148,16 @@ impl Stat {
         Stat::MppeDecrypted,
         Stat::MppeToUserspace,
     ];
+
+    /// Whether this counter is a verdict (each frame is counted under
+    /// exactly one); [`Stat::Frames`], [`Stat::Bytes`] and the MPPE counters
+    /// are counted besides it.
+    pub const fn is_verdict(self) -> bool {
+        !matches!(
+            self,
+            Stat::Frames | Stat::Bytes | Stat::MppeDecrypted | Stat::MppeToUserspace
+        )
+    }
 
     /// A short lowercase name for logs and the `stats` output.
     pub const fn name(self) -> &'static str {
