@@ -628,10 +628,14 @@ impl Task {
             .and_then(|()| dp.install(&kernel, state));
             match installed {
                 Ok(()) => xdp = true,
-                Err(e) => tracing::warn!(
-                    call_id = self.call.call_id,
-                    "session stays on the userspace path: {e}"
-                ),
+                Err(e) => {
+                    // (The MPPE key chain is not shared then.)
+                    mppe_rx = None;
+                    tracing::warn!(
+                        call_id = self.call.call_id,
+                        "session stays on the userspace path: {e}"
+                    );
+                }
             }
         }
         let data = Arc::new(DataState {
