@@ -27,6 +27,9 @@ pub mod names {
     /// Hash of the VLAN devices a FIB lookup may name as the way out, by
     /// their interface index: `u32` -> [`super::VlanLink`].
     pub const VLANS: &str = "PPTP_VLANS";
+    /// Memory-mappable array of [`super::MppeRx`] indexed by session slot:
+    /// the MPPE receive key chain shared by the kernel and the daemon.
+    pub const MPPE_RX: &str = "PPTP_MPPE_RX";
 }
 
 /// Names of the XDP programs in the object.
@@ -48,8 +51,9 @@ pub const MAX_SESSIONS: u32 = 65_536;
 /// Index of a global counter in the per-CPU `PPTP_STATS` array.
 ///
 /// The XDP program counts every frame it sees under exactly one verdict
-/// counter (all except [`Stat::Frames`] and [`Stat::Bytes`]), so the verdict
-/// counters add up to [`Stat::Frames`].
+/// counter ([`Stat::is_verdict`]: all except [`Stat::Frames`],
+/// [`Stat::Bytes`] and the MPPE counters), so the verdict counters add up
+/// to [`Stat::Frames`].
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Stat {
@@ -108,11 +112,21 @@ pub enum Stat {
     /// (LCP, PAP, CHAP, IPCP, CCP, ack-only) over the call's control
     /// admission bucket: dropped.
     UserspaceControlLimited = 17,
+    /// Not a verdict (counted besides the frame's verdict, like
+    /// [`Stat::Bytes`]): an MPPE frame (RFC 3078) decrypted in the kernel,
+    /// whose inner IPv4 packet then went on as a clear frame's does.
+    MppeDecrypted = 18,
+    /// Not a verdict (counted besides [`Stat::GreToUserspace`]): an MPPE
+    /// data frame of a session with kernel MPPE ([`SESSION_F_MPPE_RX`])
+    /// left to userspace: out of order, a coherency count jump beyond
+    /// [`MPPE_RX_MAX_JUMP`], FLUSHED clear, or an inner packet the kernel
+    /// does not forward (not IPv4, a SYN to clamp).
+    MppeToUserspace = 19,
 }
 
 impl Stat {
     /// Number of counters; size of the `PPTP_STATS` array.
-    pub const COUNT: u32 = 18;
+    pub const COUNT: u32 = 20;
 
     /// Every counter, in index order.
     pub const ALL: [Stat; Self::COUNT as usize] = [
@@ -134,7 +148,19 @@ impl Stat {
         Stat::RateLimitedEncap,
         Stat::UserspaceDataLimited,
         Stat::UserspaceControlLimited,
+        Stat::MppeDecrypted,
+        Stat::MppeToUserspace,
     ];
+
+    /// Whether this counter is a verdict (each frame is counted under
+    /// exactly one); [`Stat::Frames`], [`Stat::Bytes`] and the MPPE counters
+    /// are counted besides it.
+    pub const fn is_verdict(self) -> bool {
+        !matches!(
+            self,
+            Stat::Frames | Stat::Bytes | Stat::MppeDecrypted | Stat::MppeToUserspace
+        )
+    }
 
     /// A short lowercase name for logs and the `stats` output.
     pub const fn name(self) -> &'static str {
@@ -157,6 +183,8 @@ impl Stat {
             Stat::RateLimitedEncap => "rate_limited_encap",
             Stat::UserspaceDataLimited => "userspace_data_limited",
             Stat::UserspaceControlLimited => "userspace_control_limited",
+            Stat::MppeDecrypted => "mppe_decrypted",
+            Stat::MppeToUserspace => "mppe_to_userspace",
         }
     }
 }
@@ -210,6 +238,9 @@ pub const SESSION_F_DECAP: u32 = 1 << 2;
 pub const SESSION_F_ENCAP: u32 = 1 << 3;
 /// Session flag: TCP SYNs take the userspace path, which clamps their MSS.
 pub const SESSION_F_MSS_CLAMP: u32 = 1 << 4;
+/// Session flag: stateless MPPE frames from the peer are decrypted in the
+/// kernel, with the key chain in the session slot's [`MppeRx`] entry.
+pub const SESSION_F_MPPE_RX: u32 = 1 << 5;
 
 /// Value of both session maps: what the programs need to check,
 /// decapsulate and encapsulate the data of an established session, and
@@ -393,6 +424,79 @@ pub struct SeqState {
     pub ack_valid: u32,
 }
 
+/// The largest coherency-count jump the kernel follows on receive (RFC 3078
+/// section 8.1: one key change per count): each frame costs at most this
+/// many key changes (SHA-1 and an RC4 key schedule each) in the program.
+/// A larger jump goes to userspace, whose rekey budget bounds it.
+pub const MPPE_RX_MAX_JUMP: u16 = 8;
+
+/// Slots in [`MppeRx::ring`]: the keys of the latest positions, one slot
+/// per position modulo this. Greater than one, so that the slot of the
+/// current head is not the one being written on a jump of one count.
+pub const MPPE_RX_RING: usize = 4;
+// The program indexes the ring with a mask.
+const _: () = assert!(MPPE_RX_RING.is_power_of_two() && MPPE_RX_RING > 1);
+
+/// One key of the receive key chain ([`MppeRx`]), tagged with its position.
+///
+/// Written seqlock-fashion: `tag` to 0, then `key`, then `tag` to the
+/// position plus one; a reader reads `tag`, `key`, then `tag` again and uses the key only
+/// if both reads gave the position it wants. Every writer of a position
+/// writes the same key (the chain is a function of the position), so only
+/// a slot being reused for a later position can tear a read, and the tags
+/// show it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct MppeKeySlot {
+    /// Position + 1 of the key held; 0: empty or being written. Only
+    /// accessed atomically.
+    pub tag: u64,
+    /// The session key (RFC 3078 section 7.3), 8 or 16 octets used.
+    pub key: [u8; 16],
+}
+
+/// Stateless MPPE receive state of one session (RFC 3078 sections 7.3 and
+/// 8.1, keys of RFC 3079 section 3), indexed by session slot in
+/// `PPTP_MPPE_RX` and shared by every CPU and the daemon (a
+/// memory-mapped array).
+///
+/// A position is the number of key changes since the initial session key
+/// (RFC 3079 section 3.3: GetNewKeyFromSHA of the start key with itself,
+/// reduced); position `p` decrypts the frame of coherency count
+/// `(p - 1) mod 4096`, so position 0 (no frame yet) stands for count 4095
+/// and the first frame, count 0, needs one key change.
+///
+/// `head` is the position of the newest frame decrypted, and only moves
+/// forward (compare-and-swap); the ring holds its key and those of the
+/// positions just before or after. A frame `d` counts ahead of `head`
+/// (`1 <= d <=` [`MPPE_RX_MAX_JUMP`]) is decrypted with `d` key changes
+/// from the head's key; the new key is written into its slot before
+/// `head` moves to it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct MppeRx {
+    /// Position of the newest frame decrypted. Only accessed atomically.
+    pub head: u64,
+    /// The start key: MasterReceiveKey (RFC 3079 section 3.4, the server's
+    /// receive side) or the MS-CHAPv1 start key (section 2.4); 8 or 16
+    /// octets used.
+    pub start_key: [u8; 16],
+    /// Session key octets: 8 (40 and 56 bits) or 16 (128 bits).
+    pub key_len: u32,
+    /// Key strength, 40, 56 or 128: the reduction of every new key (RFC
+    /// 3078 section 7.3).
+    pub bits: u32,
+    /// The keys of the latest positions, at `position % MPPE_RX_RING`.
+    pub ring: [MppeKeySlot; MPPE_RX_RING],
+}
+
+impl MppeRx {
+    /// The coherency count a position decrypts.
+    pub const fn count_of(position: u64) -> u16 {
+        (position.wrapping_sub(1) & 0x0FFF) as u16
+    }
+}
+
 /// Per-CPU traffic counters of one session, as seen by the kernel path.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -429,6 +533,7 @@ mod pod {
     unsafe impl aya::Pod for super::CallEntry {}
     unsafe impl aya::Pod for super::TunnelConf {}
     unsafe impl aya::Pod for super::VlanLink {}
+    unsafe impl aya::Pod for super::MppeRx {}
 }
 
 #[cfg(test)]
@@ -522,6 +627,21 @@ mod tests {
         assert_eq!(passed, 3);
         assert_eq!(CallEntry::new(0, 5, 0, 5), CallEntry::default());
         assert_eq!(CallEntry::default().network_up().flags, CALL_F_DATA);
+    }
+
+    #[test]
+    fn mppe_rx_layout_has_no_holes() {
+        assert_eq!(size_of::<MppeKeySlot>(), 24);
+        assert_eq!(offset_of!(MppeKeySlot, key), 8);
+        assert_eq!(size_of::<MppeRx>(), 32 + 24 * MPPE_RX_RING);
+        assert_eq!(offset_of!(MppeRx, head), 0);
+        assert_eq!(offset_of!(MppeRx, start_key), 8);
+        assert_eq!(offset_of!(MppeRx, key_len), 24);
+        assert_eq!(offset_of!(MppeRx, bits), 28);
+        assert_eq!(offset_of!(MppeRx, ring), 32);
+        assert_eq!(MppeRx::count_of(0), 4095);
+        assert_eq!(MppeRx::count_of(1), 0);
+        assert_eq!(MppeRx::count_of(4097), 0);
     }
 
     #[test]

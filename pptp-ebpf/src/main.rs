@@ -59,6 +59,8 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::debug;
 use network_types::{eth::EthHdr, ip::Ipv4Hdr, vlan::VlanHdr};
+mod mppe;
+
 use pptp_common::{
     consts::{
         ETH_P_8021AD, ETH_P_8021Q, ETH_P_IPV4, GRE_PROTO_PPP, IPPROTO_GRE, PPP_ADDRESS,
@@ -67,8 +69,8 @@ use pptp_common::{
     hdr::GreHdr,
     maps::{
         CALL_F_DATA, CallEntry, ClientKey, MAX_SESSIONS, MAX_VLANS, SESSION_F_ACFC,
-        SESSION_F_DECAP, SESSION_F_ENCAP, SESSION_F_MSS_CLAMP, SESSION_F_PFC, SeqState, Session,
-        SessionCounters, SessionKey, Stat, TunnelConf, VlanLink,
+        SESSION_F_DECAP, SESSION_F_ENCAP, SESSION_F_MPPE_RX, SESSION_F_MSS_CLAMP, SESSION_F_PFC,
+        SeqState, Session, SessionCounters, SessionKey, Stat, TunnelConf, VlanLink,
     },
     rate, serial,
 };
@@ -339,8 +341,31 @@ fn decapsulate(ctx: &XdpContext, l3: usize, ip: &Ipv4Hdr, role: Role) -> (Stat, 
     } else {
         (u16::from_be_bytes([h[0], h[1]]), 2)
     };
-    let inner = ppp + ppp_len;
-    if protocol != ppp_proto::IPV4 {
+    let mut inner = ppp + ppp_len;
+    // Stateless MPPE: decrypted in place, then a clear frame (mppe.rs).
+    // (Under `stack` forwarding only once the tunnel device is known: a
+    // decrypted frame cannot go back to userspace.)
+    if protocol == ppp_proto::COMPRESSED && session.flags & SESSION_F_MPPE_RX != 0 {
+        let ready = role != Role::Stack
+            || PPTP_TUNNEL
+                .get(0)
+                .is_some_and(|conf| conf.inject_ifindex != 0);
+        let verdict = if ready {
+            mppe::decrypt(ctx, &session, inner, ppp + payload_len)
+        } else {
+            mppe::Verdict::ToUserspace
+        };
+        match verdict {
+            mppe::Verdict::Decrypted(at) => {
+                count(Stat::MppeDecrypted, 1);
+                inner = at;
+            }
+            mppe::Verdict::ToUserspace => {
+                count(Stat::MppeToUserspace, 1);
+                return (Stat::GreToUserspace, PASS);
+            }
+        }
+    } else if protocol != ppp_proto::IPV4 {
         return (Stat::GreToUserspace, PASS);
     }
     let Some(inner_ip) = ptr_at::<Ipv4Hdr>(ctx, inner) else {

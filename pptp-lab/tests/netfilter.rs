@@ -180,10 +180,18 @@ fn assert_carried(
     .map(|k| format!("{k} +{}", delta(k)))
     .join(", ");
     println!("{summary}");
-    let paths: Vec<DataPath> = lab.sessions().unwrap().iter().map(|s| s.path).collect();
+    let sessions = lab.sessions().unwrap();
+    let paths: Vec<DataPath> = sessions.iter().map(|s| s.path).collect();
+    // MPPE sessions on the fast path are received there, and sent from
+    // userspace (issue 14: encryption in XDP is still to come).
+    let mppe = sessions.iter().any(|s| s.mppe.is_some());
     let (rx, tx) = match paths[..] {
         [DataPath::Xdp, ..] => {
-            for key in ["userspace_data_rx_packets", "userspace_data_tx_packets"] {
+            let mut kernel = vec!["userspace_data_rx_packets"];
+            if !mppe {
+                kernel.push("userspace_data_tx_packets");
+            }
+            for key in kernel {
                 assert!(
                     delta(key) <= detours,
                     "{key} grew {} > {detours}; {summary}\n{}",
@@ -191,7 +199,11 @@ fn assert_carried(
                     state(lab)
                 );
             }
-            ("xdp_gre_decapsulated", "xdp_encapsulated")
+            if mppe {
+                ("xdp_gre_decapsulated", "userspace_data_tx_packets")
+            } else {
+                ("xdp_gre_decapsulated", "xdp_encapsulated")
+            }
         }
         _ => ("userspace_data_rx_packets", "userspace_data_tx_packets"),
     };

@@ -3,6 +3,7 @@
 
 pub mod frame;
 pub mod gre_socket;
+pub mod mppe_rx;
 pub mod mss;
 pub mod tun;
 pub mod veth;

@@ -23,6 +23,8 @@ use pptp_common::maps::{
 use pptp_common::serial;
 use tokio::sync::Notify;
 
+use super::mppe_rx::MppeRxMap;
+use crate::mppe::keys::StartKey;
 use crate::proto::call::{self, SeqStorage, Sequencer};
 
 /// How the XDP program is attached (`dataplane.xdp_mode`).
@@ -100,6 +102,7 @@ pub struct XdpDataplane {
     logger: Option<EbpfLogger<&'static dyn log::Log>>,
     attached: Vec<(String, &'static str, AttachedMode, XdpLinkId)>,
     seq: std::sync::Arc<SeqMap>,
+    mppe_rx: std::sync::Arc<MppeRxMap>,
 }
 
 impl XdpDataplane {
@@ -141,11 +144,16 @@ impl XdpDataplane {
             Some(Map::Array(data)) => std::sync::Arc::new(SeqMap::mmap(data)?),
             _ => return Err(XdpError::MissingMap(names::SEQ)),
         };
+        let mppe_rx = match ebpf.map(names::MPPE_RX) {
+            Some(Map::Array(data)) => std::sync::Arc::new(MppeRxMap::mmap(data)?),
+            _ => return Err(XdpError::MissingMap(names::MPPE_RX)),
+        };
         Ok(Self {
             ebpf,
             logger,
             attached: Vec::new(),
             seq,
+            mppe_rx,
         })
     }
 
@@ -454,6 +462,26 @@ impl XdpDataplane {
             .map_mut(names::CLIENTS)
             .ok_or(XdpError::MissingMap(names::CLIENTS))?;
         Ok(HashMap::try_from(map)?)
+    }
+
+    /// The MPPE receive key chains shared with the program
+    /// ([`MppeRxMap`]).
+    pub fn mppe_rx(&self) -> &std::sync::Arc<MppeRxMap> {
+        &self.mppe_rx
+    }
+
+    /// Starts the kernel's stateless MPPE receive chain of `slot` at the
+    /// initial session key of `start` (the receive start key: the server's
+    /// MasterReceiveKey, RFC 3079 section 3.4). Call it before installing
+    /// the session with [`SESSION_F_MPPE_RX`](pptp_common::maps::SESSION_F_MPPE_RX);
+    /// [`Self::remove_mppe_rx`] after removing it.
+    pub fn install_mppe_rx(&self, slot: u32, start: &StartKey) -> Result<(), XdpError> {
+        self.mppe_rx.open(slot, start)
+    }
+
+    /// Clears the MPPE receive chain of `slot` (idempotent).
+    pub fn remove_mppe_rx(&self, slot: u32) -> Result<(), XdpError> {
+        self.mppe_rx.close(slot)
     }
 
     /// The shared GRE sequence state.

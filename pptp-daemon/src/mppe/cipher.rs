@@ -284,6 +284,36 @@ impl Decryptor {
         self.advanced
     }
 
+    /// Whether this receiver is stateless (RFC 3078 section 8.1).
+    pub fn is_stateless(&self) -> bool {
+        self.stateless
+    }
+
+    /// The session key of [`Self::last_count`] (8 or 16 octets).
+    pub fn session_key(&self) -> &[u8] {
+        self.keys.session_key()
+    }
+
+    /// Stateless only: continues from `count` with `session_key`, the key
+    /// of that count, if `count` is ahead of ours (within half the count
+    /// space); returns whether it did. This is how the receiver follows the
+    /// XDP program, which decrypts most frames of the session with the same
+    /// key chain (`dataplane::mppe_rx`). The keys of earlier counts are
+    /// forgotten: a frame from before `count` is dropped as a duplicate.
+    pub fn resync(&mut self, count: u16, session_key: &[u8]) -> bool {
+        let ahead = distance(self.count, count);
+        if !self.stateless || ahead == 0 || ahead >= COHERENCY_COUNT_SPACE / 2 {
+            return false;
+        }
+        if !self.keys.set_session_key(session_key) {
+            return false;
+        }
+        self.count = count;
+        self.seen = u32::MAX;
+        self.rc4 = self.keys.rc4();
+        true
+    }
+
     /// Decrypts in place: `packet` is the MPPE header and ciphertext; on
     /// success `packet[2..]` holds the plaintext (PPP protocol field and
     /// payload), and the header is returned.

@@ -253,6 +253,18 @@ impl KeySchedule {
         &self.session[..self.start.length.key_octets()]
     }
 
+    /// Replaces the current session key (8 or 16 octets; a shorter slice
+    /// leaves the key as it was and returns false): the key that another
+    /// holder of the same chain (the XDP program) reached.
+    pub fn set_session_key(&mut self, key: &[u8]) -> bool {
+        let n = self.start.length.key_octets();
+        let Some(key) = key.get(..n) else {
+            return false;
+        };
+        self.session[..n].copy_from_slice(key);
+        true
+    }
+
     /// A fresh RC4 state keyed with the current session key.
     pub fn rc4(&self) -> Rc4 {
         rc4_with(self.session_key())

@@ -319,7 +319,13 @@ async fn handle_gre(
             .as_ref()
             .and_then(|d| d.decryptor.as_ref())
             .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()));
-        receive_frame(
+        // Stateless MPPE received in XDP too: one key chain with the
+        // kernel, whichever side is ahead (dataplane::mppe_rx).
+        let shared_chain = data.as_ref().and_then(|d| d.mppe_rx.as_ref());
+        if let (Some(chain), Some(d)) = (shared_chain, decryptor.as_deref_mut()) {
+            chain.sync(d);
+        }
+        let verdict = receive_frame(
             seq,
             &header,
             buf,
@@ -327,7 +333,11 @@ async fn handle_gre(
             path,
             decryptor.as_deref_mut(),
             Instant::now(),
-        )
+        );
+        if let (Some(chain), Some(d)) = (shared_chain, decryptor.as_deref()) {
+            chain.publish(d);
+        }
+        verdict
     });
     let Some(verdict) = verdict else {
         // A call whose session task has not opened its slot yet.

@@ -494,7 +494,7 @@ impl Snapshot {
             use pptp_common::maps::Stat;
             let frames: Vec<_> = Stat::ALL
                 .iter()
-                .filter(|s| !matches!(s, Stat::Frames | Stat::Bytes))
+                .filter(|s| s.is_verdict())
                 .map(|s| ([("result", s.name())], x[*s as usize]))
                 .collect();
             labeled_counter(
@@ -502,6 +502,19 @@ impl Snapshot {
                 "pptp_xdp_frames",
                 "Frames the XDP program handled, by result (per-CPU counters summed)",
                 &frames,
+            )?;
+            let mppe = [
+                ([("result", "decrypted")], x[Stat::MppeDecrypted as usize]),
+                (
+                    [("result", "to_userspace")],
+                    x[Stat::MppeToUserspace as usize],
+                ),
+            ];
+            labeled_counter(
+                &mut e,
+                "pptp_xdp_mppe_frames",
+                "MPPE frames of sessions with kernel MPPE: decrypted in XDP, or left to userspace",
+                &mppe,
             )?;
             counter(
                 &mut e,
@@ -845,6 +858,7 @@ mod tests {
         let mut x = [0u64; pptp_common::maps::Stat::COUNT as usize];
         x[pptp_common::maps::Stat::GreDecapsulated as usize] = 100;
         x[pptp_common::maps::Stat::GreSpoofed as usize] = 8;
+        x[pptp_common::maps::Stat::MppeDecrypted as usize] = 60;
         snap.xdp = Some(x);
         snap.xdp_traffic.tx_packets = 77;
         let t = text(snap);
@@ -900,6 +914,7 @@ mod tests {
             ),
             (r#"pptp_data_drops_total{path="xdp",reason="spoofed"}"#, "8"),
             (r#"pptp_xdp_frames_total{result="gre_decapsulated"}"#, "100"),
+            (r#"pptp_xdp_mppe_frames_total{result="decrypted"}"#, "60"),
             (r#"pptp_radius_dae_requests_total{result="ack"}"#, "2"),
         ] {
             assert_eq!(
@@ -911,6 +926,8 @@ mod tests {
         // No RADIUS, no accounting: no such series.
         assert!(!t.contains("pptp_radius_auth"), "{t}");
         assert!(!t.contains("pptp_radius_acct"), "{t}");
+        // The MPPE counters are not verdicts: not among the frames' results.
+        assert!(!t.contains(r#"pptp_xdp_frames_total{result="mppe"#), "{t}");
         assert!(t.ends_with("# EOF\n"), "{t}");
     }
 

@@ -148,6 +148,9 @@ pub struct DataState {
     pub mppe: Option<String>,
     /// Installed in the XDP maps.
     pub xdp: bool,
+    /// Stateless MPPE received in XDP too: the key chain the userspace
+    /// `decryptor` shares with the kernel (issue 14).
+    pub mppe_rx: Option<crate::dataplane::mppe_rx::MppeRxSlot>,
     /// The rate limit on the userspace path (the XDP maps hold their own
     /// buckets); [`Shared::set_rate`] changes it.
     pub shaper: Mutex<crate::proto::shaping::Shaper>,

@@ -17,8 +17,8 @@ use std::{
 };
 
 use pptp_common::maps::{
-    SESSION_F_ACFC, SESSION_F_DECAP, SESSION_F_ENCAP, SESSION_F_MSS_CLAMP, SESSION_F_PFC,
-    Session as KernelSession,
+    SESSION_F_ACFC, SESSION_F_DECAP, SESSION_F_ENCAP, SESSION_F_MPPE_RX, SESSION_F_MSS_CLAMP,
+    SESSION_F_PFC, Session as KernelSession,
 };
 use tokio::sync::{Notify, mpsc, oneshot};
 use tracing::Instrument as _;
@@ -586,12 +586,23 @@ impl Task {
                 self.live.config.shaping.rate_for(user)
             });
         let burst_ns = self.live.config.shaping.burst_ns();
-        // MPPE sessions stay in userspace: XDP does not do RC4.
+        // Stateless MPPE is received in XDP (issue 14) and sent from
+        // userspace; stateful MPPE stays in userspace.
+        let kernel_mppe = match (&params.mppe, &params.mppe_material) {
+            (Some(p), Some(material)) if p.stateless => {
+                Some(crate::mppe::keys::start_keys(material, p.key_length).recv)
+            }
+            _ => None,
+        };
         let mut xdp = false;
-        if mppe.is_none()
+        let mut mppe_rx = None;
+        if (mppe.is_none() || kernel_mppe.is_some())
             && let Some(dp) = &shared.xdp
         {
-            let mut flags = SESSION_F_DECAP | SESSION_F_ENCAP;
+            let mut flags = SESSION_F_DECAP;
+            if mppe.is_none() {
+                flags |= SESSION_F_ENCAP;
+            }
             if self.framing.acfc {
                 flags |= SESSION_F_ACFC;
             }
@@ -604,16 +615,27 @@ impl Task {
             let mut kernel = kernel_session(&self.call, client, mtu, flags);
             shaping::set_kernel_rate(&mut kernel, rate, burst_ns);
             let state = shared.seq.load(kernel.slot).unwrap_or_default();
-            match dp
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .install(&kernel, state)
-            {
+            let mut dp = dp.lock().unwrap_or_else(|e| e.into_inner());
+            let installed = match &kernel_mppe {
+                Some(start) => {
+                    kernel.flags |= SESSION_F_MPPE_RX;
+                    dp.install_mppe_rx(kernel.slot, start)
+                        .and_then(|()| dp.mppe_rx().slot(kernel.slot))
+                        .map(|slot| mppe_rx = Some(slot))
+                }
+                None => Ok(()),
+            }
+            .and_then(|()| dp.install(&kernel, state));
+            match installed {
                 Ok(()) => xdp = true,
-                Err(e) => tracing::warn!(
-                    call_id = self.call.call_id,
-                    "session stays on the userspace path: {e}"
-                ),
+                Err(e) => {
+                    // (The MPPE key chain is not shared then.)
+                    mppe_rx = None;
+                    tracing::warn!(
+                        call_id = self.call.call_id,
+                        "session stays on the userspace path: {e}"
+                    );
+                }
             }
         }
         let data = Arc::new(DataState {
@@ -625,6 +647,7 @@ impl Task {
             decryptor,
             mppe: mppe.clone(),
             xdp,
+            mppe_rx,
             shaper: Mutex::new(shaping::Shaper::new(rate, burst_ns, Instant::now())),
         });
         *self.call.data.write().unwrap_or_else(|e| e.into_inner()) = Some(data);
@@ -826,6 +849,11 @@ fn take_data_path(shared: &Shared, call: &Arc<Call>) {
         if let Err(e) = dp.remove(&kernel) {
             tracing::warn!(call_id = call.call_id, "removing XDP entries: {e}");
         }
+        if data.mppe_rx.is_some()
+            && let Err(e) = dp.remove_mppe_rx(kernel.slot)
+        {
+            tracing::warn!(call_id = call.call_id, "clearing the MPPE key chain: {e}");
+        }
     }
     {
         let mut clients = shared.clients.write().unwrap_or_else(|e| e.into_inner());
@@ -936,6 +964,7 @@ pub(crate) mod tests {
                 decryptor: None,
                 mppe: None,
                 xdp: false,
+                mppe_rx: None,
                 shaper: Mutex::new(shaping::Shaper::new(Default::default(), 0, Instant::now())),
             }))),
             user: Mutex::new(Some("alice".into())),

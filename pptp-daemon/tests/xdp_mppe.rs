@@ -1,0 +1,447 @@
+//! Stateless MPPE receive in the XDP program (issue 14), through
+//! BPF_PROG_TEST_RUN: frames encrypted by the daemon's own cipher
+//! (`mppe::cipher`, as our client encrypts) with random payloads, for 40,
+//! 56 and 128 bits; the program's output bytes are compared with the
+//! plaintext exactly, and what it leaves to userspace must come out
+//! untouched and decrypt in userspace from the kernel's key chain. Needs
+//! root; fails (never skips) without it.
+
+mod common;
+
+use common::*;
+use pptp_common::maps::{
+    CallEntry, MPPE_RX_MAX_JUMP, SESSION_F_DECAP, SESSION_F_MPPE_RX, SESSION_F_MSS_CLAMP, Session,
+    Stat, TunnelConf, programs,
+};
+use pptp_daemon::{
+    dataplane::xdp::XdpDataplane,
+    mppe::{
+        KeyLength, MppeParams, Role,
+        cipher::{Decryptor, Encryptor, MppeCipher},
+        keys::{mschapv2_material, start_keys},
+    },
+};
+use pptp_netns::{self as netns, Netns};
+
+const XDP_PASS: u32 = 2;
+const XDP_REDIRECT: u32 = 4;
+
+const PEER: [u8; 4] = [198, 18, 0, 2];
+const WAN: [u8; 4] = [198, 18, 0, 1];
+const LAN_HOST: [u8; 4] = [198, 18, 1, 2];
+const CLIENT: [u8; 4] = [198, 19, 0, 2];
+const LAN_HOST_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x03];
+const OUR_CALL: u16 = 7;
+const SLOT: u32 = 5;
+/// MS-CHAPv2 inputs of the keys (RFC 3079 section 3.5's).
+const HASH_HASH: [u8; 16] = [
+    0x41, 0xC0, 0x0C, 0x58, 0x4B, 0xD2, 0xD9, 0x1C, 0x40, 0x17, 0xA2, 0xA1, 0x2F, 0xA5, 0x9F, 0x3F,
+];
+const NT_RESPONSE: [u8; 24] = [
+    0x82, 0x30, 0x9E, 0xCD, 0x8D, 0x70, 0x8B, 0x5E, 0xA0, 0x8F, 0xAA, 0x39, 0x81, 0xCD, 0x83, 0x54,
+    0x42, 0x33, 0x11, 0x4A, 0x3D, 0x85, 0xD6, 0xDF,
+];
+
+fn session(flags: u32) -> Session {
+    Session {
+        peer_addr: PEER,
+        local_addr: WAN,
+        client_addr: CLIENT,
+        slot: SLOT,
+        flags,
+        call_id: OUR_CALL,
+        peer_call_id: 0x4242,
+        mtu: 1400,
+        ..Session::default()
+    }
+}
+
+/// A namespace in which FIB lookups resolve (as in tests/xdp.rs), with a
+/// tunnel veth pair for `stack` forwarding.
+struct Fib {
+    ns: Netns,
+    wan: u32,
+    lan_mac: [u8; 6],
+    tunnel: TunnelConf,
+}
+
+fn fib() -> Fib {
+    let ns = Netns::new("pxm").unwrap();
+    netns::veth(&ns, "wan0", &ns, "wanp").unwrap();
+    netns::veth(&ns, "lan0", &ns, "lanp").unwrap();
+    netns::veth(&ns, "tun0", &ns, "tun0p").unwrap();
+    ns.ip(&["addr", "add", "198.18.0.1/24", "dev", "wan0"])
+        .unwrap();
+    ns.ip(&["addr", "add", "198.18.1.1/24", "dev", "lan0"])
+        .unwrap();
+    ns.ip(&[
+        "neigh",
+        "add",
+        "198.18.1.2",
+        "lladdr",
+        "02:00:00:00:00:03",
+        "dev",
+        "lan0",
+        "nud",
+        "permanent",
+    ])
+    .unwrap();
+    netns::run(ns.command("sysctl").args(["-qw", "net.ipv4.ip_forward=1"])).unwrap();
+    let wan = ns.ifindex("wan0").unwrap();
+    let tunnel = TunnelConf {
+        inject_ifindex: ns.ifindex("tun0p").unwrap(),
+        wan_ifindex: wan,
+        tunnel_mac: ns.mac("tun0").unwrap(),
+        inject_mac: ns.mac("tun0p").unwrap(),
+    };
+    Fib {
+        wan,
+        lan_mac: ns.mac("lan0").unwrap(),
+        tunnel,
+        ns,
+    }
+}
+
+fn random(len: usize) -> Vec<u8> {
+    let mut b = vec![0u8; len];
+    getrandom::fill(&mut b).unwrap();
+    b
+}
+
+/// An IPv4/UDP packet from the client with a random payload of `len`.
+fn udp(len: usize) -> Vec<u8> {
+    let mut p = ipv4(CLIENT, LAN_HOST, 17, &random(len));
+    p[8] = 64;
+    p[10..12].copy_from_slice(&[0, 0]);
+    let c = ipv4_checksum(&p[..20]);
+    p[10..12].copy_from_slice(&c.to_be_bytes());
+    p
+}
+
+/// The packet one hop later.
+fn hop(p: &[u8]) -> Vec<u8> {
+    let mut p = p.to_vec();
+    p[8] -= 1;
+    p[10..12].copy_from_slice(&[0, 0]);
+    let c = ipv4_checksum(&p[..20]);
+    p[10..12].copy_from_slice(&c.to_be_bytes());
+    p
+}
+
+/// The client's side (encryptor) and the server's receive start key.
+struct Keys {
+    client: Encryptor,
+    server: Decryptor,
+    start: pptp_daemon::mppe::keys::StartKey,
+}
+
+fn keys(length: KeyLength) -> Keys {
+    let params = MppeParams {
+        key_length: length,
+        stateless: true,
+    };
+    let client = MppeCipher::new(
+        &mschapv2_material(&HASH_HASH, &NT_RESPONSE, Role::Client),
+        params,
+    );
+    let server_material = mschapv2_material(&HASH_HASH, &NT_RESPONSE, Role::Server);
+    let server = MppeCipher::new(&server_material, params);
+    Keys {
+        client: client.encryptor,
+        server: server.decryptor,
+        start: start_keys(&server_material, length).recv,
+    }
+}
+
+/// The MPPE packet (header and ciphertext) of `inner` with its PPP
+/// protocol field `proto`, at the encryptor's next count.
+fn seal(tx: &mut Encryptor, proto: &[u8], inner: &[u8]) -> Vec<u8> {
+    let plain = [proto, inner].concat();
+    let mut out = vec![0xa5; plain.len() + 2];
+    tx.encrypt(&plain, &mut out).unwrap();
+    out
+}
+
+/// The GRE frame from the peer carrying an MPPE packet, with PPP header
+/// `ppp` (protocol 0x00FD in one of its forms).
+fn from_peer(ppp: &[u8], mppe: &[u8], seq: u32) -> Vec<u8> {
+    frame(
+        PEER,
+        WAN,
+        47,
+        &gre(OUR_CALL, Some(seq), Some(1), &[ppp, mppe].concat()),
+    )
+}
+
+const FULL: [u8; 4] = [0xFF, 0x03, 0x00, 0xFD];
+
+struct Runner<'a> {
+    dp: &'a XdpDataplane,
+    fib: &'a Fib,
+    program: &'static str,
+    seq: u32,
+}
+
+impl Runner<'_> {
+    /// Runs a frame; returns the action, the output and the change of
+    /// (MppeDecrypted, MppeToUserspace).
+    fn run(&mut self, frame: &[u8]) -> (u32, Vec<u8>, (u64, u64)) {
+        let before = self.dp.stats().unwrap();
+        let mut out = vec![0u8; frame.len() + 256];
+        let (action, len) = self
+            .fib
+            .ns
+            .run(|| {
+                self.dp
+                    .test_run_program(self.program, frame, &mut out, Some(self.fib.wan))
+            })
+            .unwrap()
+            .unwrap();
+        let after = self.dp.stats().unwrap();
+        let d = |s: Stat| after[s as usize] - before[s as usize];
+        out.truncate(len);
+        (
+            action,
+            out,
+            (d(Stat::MppeDecrypted), d(Stat::MppeToUserspace)),
+        )
+    }
+
+    fn next_seq(&mut self) -> u32 {
+        self.seq += 1;
+        self.seq
+    }
+
+    /// What the program makes of a decrypted `inner`.
+    fn expected(&self, inner: &[u8]) -> (u32, Vec<u8>) {
+        if self.program == programs::STACK {
+            let t = &self.fib.tunnel;
+            let mut f = eth(t.tunnel_mac, t.inject_mac, 0x0800);
+            f.extend_from_slice(inner);
+            (XDP_REDIRECT, f)
+        } else {
+            let mut f = eth(LAN_HOST_MAC, self.fib.lan_mac, 0x0800);
+            f.extend_from_slice(&hop(inner));
+            (XDP_REDIRECT, f)
+        }
+    }
+
+    /// `inner` sealed at the next count goes through decrypted; returns
+    /// the frame.
+    fn decrypted(&mut self, name: &str, tx: &mut Encryptor, ppp: &[u8], proto: &[u8]) -> Vec<u8> {
+        let inner = udp(1 + (random(2)[0] as usize) * 5);
+        let mppe = seal(tx, proto, &inner);
+        let seq = self.next_seq();
+        let frame = from_peer(ppp, &mppe, seq);
+        self.decrypts(name, &frame, &inner);
+        frame
+    }
+
+    /// `frame` goes through with `inner` decrypted.
+    fn decrypts(&mut self, name: &str, frame: &[u8], inner: &[u8]) {
+        let (action, out, (dec, up)) = self.run(frame);
+        let (want_action, want) = self.expected(inner);
+        assert_eq!(action, want_action, "{name}: action");
+        assert_eq!(out, want, "{name}: output bytes");
+        assert_eq!((dec, up), (1, 0), "{name}: counted as decrypted");
+    }
+
+    /// `frame` goes to userspace untouched.
+    fn passed(&mut self, name: &str, frame: &[u8]) {
+        let (action, out, (dec, up)) = self.run(frame);
+        assert_eq!(action, XDP_PASS, "{name}: action");
+        assert_eq!(out, frame, "{name}: untouched");
+        assert_eq!((dec, up), (0, 1), "{name}: counted as left to userspace");
+    }
+}
+
+/// The MPPE packet of a GRE frame built by [`from_peer`] with [`FULL`].
+fn mppe_of(frame: &[u8]) -> &[u8] {
+    &frame[14 + 20 + 16 + 4..]
+}
+
+fn receive_on(program: &'static str, length: KeyLength) {
+    let fib = fib();
+    netns::require_root().expect("prerequisite");
+    let mut dp = XdpDataplane::load(log::LevelFilter::Warn).expect("loading the XDP program");
+    if program == programs::STACK {
+        dp.set_tunnel(fib.tunnel).unwrap();
+    }
+    let Keys {
+        client: mut tx,
+        server: mut rx,
+        start,
+    } = keys(length);
+    dp.install_mppe_rx(SLOT, &start).unwrap();
+    dp.install(
+        &session(SESSION_F_DECAP | SESSION_F_MPPE_RX | SESSION_F_MSS_CLAMP),
+        Default::default(),
+    )
+    .unwrap();
+    dp.register_call(PEER, OUR_CALL, CallEntry::default().network_up())
+        .unwrap();
+    let shared = dp.mppe_rx().slot(SLOT).unwrap();
+    let mut r = Runner {
+        dp: &dp,
+        fib: &fib,
+        program,
+        seq: 0,
+    };
+    let ctx = |s: &str| format!("{program} {length:?}: {s}");
+
+    // In order from count 0, every PPP and inner protocol field form.
+    r.decrypted(&ctx("count 0"), &mut tx, &FULL, &[0x00, 0x21]);
+    r.decrypted(&ctx("count 1, ACFC"), &mut tx, &[0x00, 0xFD], &[0x21]);
+    r.decrypted(
+        &ctx("count 2, ACFC and PFC"),
+        &mut tx,
+        &[0xFD],
+        &[0x00, 0x21],
+    );
+    r.decrypted(&ctx("count 3, PFC"), &mut tx, &[0xFF, 0x03, 0xFD], &[0x21]);
+
+    // Lost frames: jumps of 2 and of the most the kernel follows.
+    for jump in [2, MPPE_RX_MAX_JUMP] {
+        for _ in 1..jump {
+            seal(&mut tx, &[0x21], &udp(8));
+        }
+        r.decrypted(&ctx(&format!("jump of {jump}")), &mut tx, &FULL, &[0x21]);
+    }
+
+    // A duplicate: userspace's, untouched.
+    let last = r.decrypted(&ctx("before the duplicate"), &mut tx, &FULL, &[0x21]);
+    r.passed(&ctx("duplicate"), &last);
+
+    // FLUSHED clear (stateless frames must carry it): userspace's, and
+    // the count is not used up.
+    let inner = udp(100);
+    let mppe = seal(&mut tx, &[0x21], &inner);
+    let mut unflushed = mppe.clone();
+    unflushed[0] &= !0x80;
+    let seq = r.next_seq();
+    r.passed(&ctx("FLUSHED clear"), &from_peer(&FULL, &unflushed, seq));
+    let seq = r.next_seq();
+    r.decrypts(
+        &ctx("the same count with FLUSHED"),
+        &from_peer(&FULL, &mppe, seq),
+        &inner,
+    );
+
+    // Inner packets the kernel does not forward: IPv6, a SYN to clamp.
+    let ipv6 = random(60);
+    let seq = r.next_seq();
+    r.passed(
+        &ctx("IPv6 inside"),
+        &from_peer(&FULL, &seal(&mut tx, &[0x57], &ipv6), seq),
+    );
+    let mut syn = ipv4(CLIENT, LAN_HOST, 6, &{
+        let mut tcp = vec![0u8; 20];
+        tcp[12] = 0x50;
+        tcp[13] = 0x02;
+        tcp
+    });
+    syn[8] = 64;
+    let seq = r.next_seq();
+    r.passed(
+        &ctx("TCP SYN to clamp"),
+        &from_peer(&FULL, &seal(&mut tx, &[0x21], &syn), seq),
+    );
+    r.decrypted(
+        &ctx("after two frames left to userspace"),
+        &mut tx,
+        &FULL,
+        &[0x21],
+    );
+
+    // A jump beyond what the kernel follows: userspace's, which continues
+    // from the kernel's chain and hands its own back.
+    let mut skipped = Vec::new();
+    for _ in 0..MPPE_RX_MAX_JUMP {
+        skipped.push(seal(&mut tx, &[0x21], &udp(8)));
+    }
+    let inner = udp(200);
+    let far = seal(&mut tx, &[0x21], &inner);
+    let seq = r.next_seq();
+    let frame = from_peer(&FULL, &far, seq);
+    r.passed(&ctx("jump beyond the kernel's"), &frame);
+    assert!(shared.sync(&mut rx), "userspace follows the kernel's chain");
+    let mut plain = vec![0u8; far.len() - 2];
+    rx.decrypt(mppe_of(&frame), &mut plain)
+        .expect("userspace decrypts what the kernel passed");
+    assert_eq!(plain, [&[0x21], &inner[..]].concat());
+    assert!(shared.publish(&rx), "the kernel follows userspace's chain");
+    r.decrypted(
+        &ctx("in order after userspace's frame"),
+        &mut tx,
+        &FULL,
+        &[0x21],
+    );
+    let seq = r.next_seq();
+    r.passed(&ctx("late frame"), &from_peer(&FULL, &skipped[3], seq));
+
+    // The count wraps from 4095 to 0: userspace follows the client to
+    // count 4093, the kernel takes over.
+    assert!(shared.sync(&mut rx));
+    while tx.next_count() != 4094 {
+        let p = seal(&mut tx, &[0x21], &udp(4));
+        let mut plain = vec![0u8; p.len() - 2];
+        rx.decrypt(&p, &mut plain).unwrap();
+        // (A head only moves forward by less than half the count space.)
+        if rx.last_count() % 1024 == 0 {
+            assert!(shared.publish(&rx));
+        }
+    }
+    assert!(shared.publish(&rx));
+    for count in [4094, 4095, 0, 1] {
+        assert_eq!(tx.next_count(), count);
+        r.decrypted(&ctx(&format!("count {count}")), &mut tx, &FULL, &[0x21]);
+    }
+    seal(&mut tx, &[0x21], &udp(4));
+    r.decrypted(&ctx("jump of 2 after the wrap"), &mut tx, &FULL, &[0x21]);
+
+    // Off: without the session flag, MPPE is userspace's again.
+    let seq = r.next_seq();
+    dp.remove(&session(0)).unwrap();
+    dp.remove_mppe_rx(SLOT).unwrap();
+    dp.install(&session(SESSION_F_DECAP), Default::default())
+        .unwrap();
+    let before = dp.stats().unwrap();
+    let frame = from_peer(&FULL, &seal(&mut tx, &[0x21], &udp(20)), seq);
+    let mut out = vec![0u8; frame.len() + 256];
+    let (action, len) = fib
+        .ns
+        .run(|| dp.test_run_program(program, &frame, &mut out, Some(fib.wan)))
+        .unwrap()
+        .unwrap();
+    assert_eq!((action, &out[..len]), (XDP_PASS, &frame[..]));
+    let after = dp.stats().unwrap();
+    assert_eq!(
+        after[Stat::MppeDecrypted as usize],
+        before[Stat::MppeDecrypted as usize]
+    );
+}
+
+#[test]
+fn stateless_mppe_128_decrypted_by_pptp_xdp() {
+    receive_on(programs::XDP, KeyLength::Bits128);
+}
+
+#[test]
+fn stateless_mppe_56_decrypted_by_pptp_xdp() {
+    receive_on(programs::XDP, KeyLength::Bits56);
+}
+
+#[test]
+fn stateless_mppe_40_decrypted_by_pptp_xdp() {
+    receive_on(programs::XDP, KeyLength::Bits40);
+}
+
+#[test]
+fn stateless_mppe_128_decrypted_by_pptp_xdp_stack() {
+    receive_on(programs::STACK, KeyLength::Bits128);
+}
+
+#[test]
+fn stateless_mppe_40_decrypted_by_pptp_xdp_stack() {
+    receive_on(programs::STACK, KeyLength::Bits40);
+}

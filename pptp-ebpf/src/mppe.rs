@@ -1,0 +1,602 @@
+//! Stateless MPPE receive in XDP (RFC 3078, keys of RFC 3079).
+//!
+//! A data frame of a session with [`SESSION_F_MPPE_RX`] whose PPP protocol
+//! is 0x00FD (compressed datagram) is decrypted here when it can be done
+//! with bounded work and without doubt:
+//!
+//! - the MPPE header has D (encrypted) and A (FLUSHED, required on every
+//!   stateless frame by RFC 3078 section 3.1) set and C (compressed)
+//!   clear;
+//! - its coherency count is 1 to [`MPPE_RX_MAX_JUMP`] counts ahead of the
+//!   session's head ([`MppeRx`]), so it costs at most that many key
+//!   changes (RFC 3078 section 7.3: GetNewKeyFromSHA, then RC4 of the
+//!   interim key with itself, then the 40/56-bit reduction);
+//! - the plaintext begins with IPv4's protocol field and an IPv4 header
+//!   that the clear path would forward (no SYN to clamp).
+//!
+//! Anything else goes to userspace untouched ([`Verdict::ToUserspace`]):
+//! late, duplicate and far-ahead frames, frames without FLUSHED, other
+//! inner protocols. Nothing in the frame or the shared state changes before
+//! the frame is known to be decryptable and forwardable, so userspace sees
+//! exactly what the peer sent.
+//!
+//! # Sharing the key chain between CPUs
+//!
+//! A session's frames may arrive on several CPUs; the chain must not be
+//! walked once per CPU. The state is one [`MppeRx`] entry per session
+//! (not per CPU): a head position and a small ring of tagged keys. A CPU
+//! reads the head, reads the head's key (seqlock-style tag check), walks
+//! the chain forward into per-CPU scratch, writes the new key into its
+//! ring slot and moves the head forward with a compare-and-swap.
+//!
+//! Why not `bpf_spin_lock`: it needs the map's value type in BTF, which
+//! our object's legacy map definitions do not carry; it cannot be held
+//! across helper calls (`bpf_loop`, which the chain and RC4 need), so the
+//! lock would protect only the copy of the key anyway; and the daemon,
+//! which writes the same state after a frame that went to userspace,
+//! could only take it through the bpf() syscall with `BPF_F_LOCK`.
+//! Compare-and-swap works because the key of a position is a function of
+//! the position: two CPUs that race to the same position write the same
+//! bytes, and the loser of the race for the head has wasted work but
+//! written nothing wrong. A frame whose head moved past it meanwhile
+//! (another CPU took the same or a later count) goes to userspace, which
+//! drops it as a duplicate or late frame.
+//!
+//! # Verifier
+//!
+//! Long loops (RC4 over the payload, the RC4 key schedule, SHA-1 rounds)
+//! run under `bpf_loop` (Linux 5.17), whose callback the verifier checks
+//! once instead of once per iteration; the callbacks work on a per-CPU
+//! scratch map value with masked indices. The payload is copied in and
+//! out with `bpf_xdp_load_bytes` and `bpf_xdp_store_bytes` (Linux 5.18).
+
+use core::{
+    ffi::c_void,
+    intrinsics::{AtomicOrdering, atomic_cxchg, atomic_or, atomic_xchg},
+};
+
+use aya_ebpf::{
+    bindings::BPF_F_MMAPABLE,
+    helpers::{bpf_loop, bpf_xdp_load_bytes, bpf_xdp_store_bytes},
+    macros::map,
+    maps::{Array, PerCpuArray},
+    programs::XdpContext,
+};
+use pptp_common::maps::{
+    MAX_SESSIONS, MPPE_RX_MAX_JUMP, MPPE_RX_RING, MppeRx, SESSION_F_MSS_CLAMP, Session,
+};
+
+/// MPPE receive state per session slot, memory-mapped by the daemon.
+#[map(name = "PPTP_MPPE_RX")]
+static PPTP_MPPE_RX: Array<MppeRx> = Array::with_max_entries(MAX_SESSIONS, BPF_F_MMAPABLE);
+
+/// Per-CPU scratch of the decryption.
+#[map(name = "PPTP_MPPE_SCRATCH")]
+static PPTP_MPPE_SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
+
+/// Bytes of payload the scratch buffer holds (a power of two).
+const BUF: usize = 2048;
+/// The largest MPPE payload (after its 2-octet header) decrypted here:
+/// more than a 1500-octet MRU.
+const MAX_PAYLOAD: usize = 1600;
+/// Bytes of RC4 keystream one `bpf_loop` step produces (every call of a
+/// callback costs about as much as a few octets of RC4: fewer, longer
+/// steps run faster, and the verifier checks a callback only once).
+const STEP: usize = 64;
+/// SHA-1 rounds per `bpf_loop` step.
+const SHA1_ROUNDS: usize = 20;
+/// RC4 key schedule steps per `bpf_loop` step.
+const KSA_STEPS: usize = 32;
+
+/// RFC 3078 section 3.1 header bits (first octet).
+const HDR_A_FLUSHED: u8 = 0x80;
+const HDR_C_COMPRESSED: u8 = 0x20;
+const HDR_D_ENCRYPTED: u8 = 0x10;
+
+const IPPROTO_TCP: u8 = 6;
+const TCP_SYN: u8 = 0x02;
+
+/// SHA-1 initial state (FIPS 180-4 section 5.3.1).
+const SHA1_INIT: [u32; 5] = [
+    0x6745_2301,
+    0xEFCD_AB89,
+    0x98BA_DCFE,
+    0x1032_5476,
+    0xC3D2_E1F0,
+];
+
+/// Per-CPU working memory.
+#[repr(C)]
+pub struct Scratch {
+    /// RC4 state (RFC 6229 / Schneier's description).
+    s: [u8; 256],
+    /// The payload being decrypted.
+    buf: [u8; BUF],
+    /// SHA-1 input as big-endian words: start key, SHApad1, session key,
+    /// SHApad2, then the padding of FIPS 180-4 section 5.1.1: two 64-octet
+    /// blocks.
+    msg: [u32; 32],
+    /// SHA-1 message schedule, 16 words rolling.
+    w: [u32; 16],
+    /// SHA-1 working variables a..e.
+    v: [u32; 5],
+    /// SHA-1 chaining value.
+    h: [u32; 5],
+    /// The current key of the walk (and then of the frame).
+    key: [u8; 16],
+    /// RC4 key being scheduled (8 or 16 octets used).
+    rc4_key: [u8; 16],
+    /// RC4 indices i and j, kept between keystream runs.
+    i: u32,
+    j: u32,
+    /// The SHA-1 block being compressed (0 or 1).
+    block: u32,
+    /// Octets of `rc4_key` in use: 8 or 16.
+    key_len: u32,
+    /// The chain's start key and strength (copied from [`MppeRx`] for the
+    /// walk's callback).
+    start: [u8; 16],
+    bits: u32,
+}
+
+/// What became of an MPPE frame.
+pub enum Verdict {
+    /// Decrypted in place: the inner IPv4 packet starts at this offset of
+    /// the frame, and the frame goes on as a clear session's.
+    Decrypted(usize),
+    /// Left untouched for userspace.
+    ToUserspace,
+}
+
+/// The `bpf_loop` context: the scratch map value (the callbacks get only
+/// this pointer).
+#[repr(C)]
+struct LoopCtx {
+    scratch: *mut Scratch,
+}
+
+/// Decrypts the stateless MPPE frame whose header is at `mppe` and whose
+/// PPP payload ends at `end`, for `session` (see the module documentation
+/// for what is decrypted and what is left to userspace).
+#[inline(always)]
+pub fn decrypt(ctx: &XdpContext, session: &Session, mppe: usize, end: usize) -> Verdict {
+    match decrypt_inner(ctx, session, mppe, end) {
+        Some(inner) => Verdict::Decrypted(inner),
+        None => Verdict::ToUserspace,
+    }
+}
+
+#[inline(always)]
+fn decrypt_inner(ctx: &XdpContext, session: &Session, mppe: usize, end: usize) -> Option<usize> {
+    let hdr = crate::ptr_at::<[u8; 2]>(ctx, mppe)?;
+    // SAFETY: bounds checked by ptr_at.
+    let hdr = unsafe { *hdr };
+    if hdr[0] & (HDR_A_FLUSHED | HDR_C_COMPRESSED | HDR_D_ENCRYPTED)
+        != HDR_A_FLUSHED | HDR_D_ENCRYPTED
+    {
+        return None;
+    }
+    let count = u16::from_be_bytes([hdr[0] & 0x0F, hdr[1]]);
+    let data = mppe + 2;
+    if end < data + 21 || end - data > MAX_PAYLOAD {
+        return None;
+    }
+    let len = end - data;
+
+    let state = PPTP_MPPE_RX.get_ptr_mut(session.slot)?;
+    let scratch = PPTP_MPPE_SCRATCH.get_ptr_mut(0)?;
+    // SAFETY: map value pointers stay valid for the whole program run; the
+    // scratch value is this CPU's alone.
+    let (state, s) = unsafe { (&mut *state, &mut *scratch) };
+
+    // Where the frame lies relative to the head.
+    // SAFETY: `head` is an aligned u64 of the shared entry, only accessed
+    // atomically.
+    let head = unsafe { atomic_or::<u64, u64, { AtomicOrdering::SeqCst }>(&raw mut state.head, 0) };
+    let jump = u64::from(count.wrapping_sub(MppeRx::count_of(head)) & 0x0FFF);
+    if jump == 0 || jump > u64::from(MPPE_RX_MAX_JUMP) {
+        return None;
+    }
+    let key_len = state.key_len;
+    if key_len != 8 && key_len != 16 {
+        return None;
+    }
+    let bits = state.bits;
+    s.key_len = key_len;
+
+    // The head's key, if its slot still holds it.
+    let slot = &raw mut state.ring[(head as usize) & (MPPE_RX_RING - 1)];
+    // SAFETY: pointers into the shared entry; the tag is only accessed
+    // atomically (a fetch-or of 0 reads it with a full barrier).
+    unsafe {
+        let tag = atomic_or::<u64, u64, { AtomicOrdering::SeqCst }>(&raw mut (*slot).tag, 0);
+        s.key = core::ptr::read_volatile(&raw const (*slot).key);
+        let again = atomic_or::<u64, u64, { AtomicOrdering::SeqCst }>(&raw mut (*slot).tag, 0);
+        if tag != head + 1 || again != tag {
+            return None;
+        }
+    }
+
+    // Walk the chain: `jump` key changes, one `bpf_loop` step each (the
+    // verifier of Linux 6.1 then checks one key change, not eight).
+    s.start = state.start_key;
+    s.bits = bits;
+    let mut walk = LoopCtx { scratch: s };
+    // SAFETY: a valid callback and context for bpf_loop.
+    unsafe {
+        bpf_loop(
+            jump as u32,
+            change_key_step as *mut c_void,
+            (&raw mut walk).cast(),
+            0,
+        )
+    };
+    // SAFETY: the scratch pointer is still this CPU's value.
+    let s = unsafe { &mut *walk.scratch };
+
+    // The payload into scratch, RC4 with the frame's key over it.
+    let len = bounded(len, MAX_PAYLOAD);
+    if len == 0 {
+        return None;
+    }
+    // SAFETY: `buf` is BUF >= MAX_PAYLOAD octets; `len` is at most that.
+    if unsafe { bpf_xdp_load_bytes(ctx.ctx, data as u32, s.buf.as_mut_ptr().cast(), len as u32) }
+        != 0
+    {
+        return None;
+    }
+    s.rc4_key = s.key;
+    rc4_schedule(s);
+    rc4_apply(s, len);
+
+    // Only IPv4 that the clear path forwards is taken.
+    let (proto_len, ok) = if s.buf[0] & 1 == 1 {
+        (1, s.buf[0] == 0x21)
+    } else {
+        (2, s.buf[0] == 0x00 && s.buf[1] == 0x21)
+    };
+    if !ok {
+        return None;
+    }
+    let ip = proto_len;
+    let vihl = s.buf[ip & 0x7];
+    let tot_len = usize::from(u16::from_be_bytes([
+        s.buf[(ip + 2) & 0x7],
+        s.buf[(ip + 3) & 0x7],
+    ]));
+    if vihl >> 4 != 4 || tot_len < 20 || proto_len + tot_len > len {
+        return None;
+    }
+    if session.flags & SESSION_F_MSS_CLAMP != 0 && s.buf[(ip + 9) & 0xF] == IPPROTO_TCP {
+        let ihl = usize::from(vihl & 0x0F) * 4;
+        // TCP flags: octet 13 of the TCP header.
+        let flags = s.buf[(ip + ihl + 13) & (BUF - 1)];
+        if ihl + 14 > tot_len || flags & TCP_SYN != 0 {
+            return None;
+        }
+    }
+
+    // Claim the position: only forward, and only if no other CPU took
+    // this count or a later one meanwhile.
+    let new = head + jump;
+    let slot = &raw mut state.ring[(new as usize) & (MPPE_RX_RING - 1)];
+    // SAFETY: pointers into the shared entry; tags and head only
+    // accessed atomically.
+    unsafe {
+        atomic_xchg::<u64, { AtomicOrdering::SeqCst }>(&raw mut (*slot).tag, 0);
+        core::ptr::write_volatile(&raw mut (*slot).key, s.key);
+        atomic_xchg::<u64, { AtomicOrdering::SeqCst }>(&raw mut (*slot).tag, new + 1);
+        let mut current = head;
+        let mut round = 0;
+        loop {
+            if current >= new || round >= 4 {
+                return None;
+            }
+            let (seen, swapped) = atomic_cxchg::<
+                u64,
+                { AtomicOrdering::SeqCst },
+                { AtomicOrdering::SeqCst },
+            >(&raw mut state.head, current, new);
+            if swapped {
+                break;
+            }
+            current = seen;
+            round += 1;
+        }
+    }
+
+    // The plaintext over the ciphertext; the MPPE header and the inner
+    // protocol field become headers to strip.
+    // SAFETY: as for the load.
+    if unsafe { bpf_xdp_store_bytes(ctx.ctx, data as u32, s.buf.as_mut_ptr().cast(), len as u32) }
+        != 0
+    {
+        return None;
+    }
+    Some(data + proto_len)
+}
+
+/// `len` (0 when 0 or above `max`) with an upper bound that the verifier of
+/// Linux 6.1 sees on the very register passed to the helpers: a volatile
+/// reload hides the value from LLVM, so the mask after it stays (without
+/// it, LLVM passes a copy made before the comparison, whose bounds 6.1
+/// does not know). See also `be16_len` in main.rs.
+#[inline(always)]
+fn bounded(len: usize, max: usize) -> usize {
+    if len == 0 || len > max {
+        return 0;
+    }
+    // SAFETY: reads a local. (1..=BUF by arithmetic: 6.1 learns nothing
+    // from a comparison with 0 on a copy.)
+    unsafe { ((core::ptr::read_volatile(&len) - 1) & (BUF - 1)) + 1 }
+}
+
+/// One step of the walk: one key change.
+extern "C" fn change_key_step(_step: u64, ctx: *mut c_void) -> i64 {
+    // SAFETY: bpf_loop passes the context given to it: a LoopCtx.
+    let s = unsafe { &mut *(*ctx.cast::<LoopCtx>()).scratch };
+    change_key(s);
+    0
+}
+
+/// A big-endian word of a key.
+#[inline(always)]
+fn word(key: &[u8; 16], i: usize) -> u32 {
+    u32::from_be_bytes([key[i * 4], key[i * 4 + 1], key[i * 4 + 2], key[i * 4 + 3]])
+}
+
+/// One key change (RFC 3078 section 7.3) of `s.key` (`s.key_len` octets)
+/// under start key `s.start`, reduced to `s.bits`.
+#[inline(always)]
+fn change_key(s: &mut Scratch) {
+    // GetNewKeyFromSHA: SHA-1(start | SHApad1 | key | SHApad2), written
+    // as words straight into scratch.
+    const PAD2: u32 = 0xF2F2_F2F2;
+    let mut k = 0;
+    while k < 32 {
+        s.msg[k] = 0;
+        k += 1;
+    }
+    if s.key_len == 16 {
+        // Octets 0..16 start, 16..56 zero, 56..72 key, 72..112 SHApad2,
+        // 112 the end mark, 896 bits.
+        let mut k = 0;
+        while k < 4 {
+            s.msg[k] = word(&s.start, k);
+            s.msg[14 + k] = word(&s.key, k);
+            k += 1;
+        }
+        let mut k = 18;
+        while k < 28 {
+            s.msg[k] = PAD2;
+            k += 1;
+        }
+        s.msg[28] = 0x8000_0000;
+        s.msg[31] = 896;
+    } else {
+        // Octets 0..8 start, 8..48 zero, 48..56 key, 56..96 SHApad2, 96
+        // the end mark, 768 bits.
+        s.msg[0] = word(&s.start, 0);
+        s.msg[1] = word(&s.start, 1);
+        s.msg[12] = word(&s.key, 0);
+        s.msg[13] = word(&s.key, 1);
+        let mut k = 14;
+        while k < 24 {
+            s.msg[k] = PAD2;
+            k += 1;
+        }
+        s.msg[24] = 0x8000_0000;
+        s.msg[31] = 768;
+    }
+    sha1(s);
+    // The interim key (the digest's first octets), RC4-encrypted with
+    // itself: 16 octets of keystream (8 used for 8-octet keys).
+    let mut k = 0;
+    while k < 4 {
+        let w = s.h[k].to_be_bytes();
+        s.rc4_key[k * 4..k * 4 + 4].copy_from_slice(&w);
+        s.buf[k * 4..k * 4 + 4].copy_from_slice(&w);
+        k += 1;
+    }
+    rc4_schedule(s);
+    rc4_apply(s, 16);
+    let mut k = 0;
+    while k < 16 {
+        s.key[k] = s.buf[k];
+        k += 1;
+    }
+    match s.bits {
+        40 => {
+            s.key[0] = 0xD1;
+            s.key[1] = 0x26;
+            s.key[2] = 0x9E;
+        }
+        56 => s.key[0] = 0xD1,
+        _ => {}
+    }
+}
+
+/// SHA-1 (FIPS 180-4) of the two blocks in `s.msg` into `s.h`.
+#[inline(always)]
+fn sha1(s: &mut Scratch) {
+    s.h = SHA1_INIT;
+    let mut ctx = LoopCtx { scratch: s };
+    let mut block = 0;
+    while block < 2 {
+        // SAFETY: `ctx` points to live scratch through the loop.
+        let s = unsafe { &mut *ctx.scratch };
+        s.block = block;
+        s.v = s.h;
+        // SAFETY: a valid callback and context for bpf_loop.
+        unsafe {
+            bpf_loop(
+                (80 / SHA1_ROUNDS) as u32,
+                sha1_rounds as *mut c_void,
+                (&raw mut ctx).cast(),
+                0,
+            )
+        };
+        let s = unsafe { &mut *ctx.scratch };
+        let mut k = 0;
+        while k < 5 {
+            s.h[k] = s.h[k].wrapping_add(s.v[k]);
+            k += 1;
+        }
+        block += 1;
+    }
+}
+
+/// [`SHA1_ROUNDS`] SHA-1 rounds from `SHA1_ROUNDS * step`.
+extern "C" fn sha1_rounds(step: u64, ctx: *mut c_void) -> i64 {
+    // SAFETY: bpf_loop passes the context given to it: a LoopCtx.
+    let s = unsafe { &mut *(*ctx.cast::<LoopCtx>()).scratch };
+    let mut r = 0;
+    while r < SHA1_ROUNDS {
+        sha1_round(s, (step as usize & 3) * SHA1_ROUNDS + r);
+        r += 1;
+    }
+    0
+}
+
+/// One SHA-1 round `t` (FIPS 180-4 section 6.1.2) on `s.v`.
+#[inline(always)]
+fn sha1_round(s: &mut Scratch, t: usize) {
+    // SAFETY: reads locals. (Volatile, so that LLVM neither turns `t`
+    // into a running pointer nor drops masks it proves useless: the
+    // verifier needs them on the registers it checks.)
+    let t = unsafe { core::ptr::read_volatile(&t) } & 0x7F;
+    let slot = unsafe { core::ptr::read_volatile(&t) } & 15;
+    let w = if t < 16 {
+        let index = ((s.block as usize) & 1) * 16 + t;
+        // SAFETY: reads a local. (Volatile, so that LLVM keeps the mask
+        // the verifier needs: it proves it useless from `t < 16`.)
+        let index = unsafe { core::ptr::read_volatile(&index) } & 31;
+        let w = s.msg[index];
+        s.w[slot] = w;
+        w
+    } else {
+        let w =
+            (s.w[(t + 13) & 15] ^ s.w[(t + 8) & 15] ^ s.w[(t + 2) & 15] ^ s.w[slot]).rotate_left(1);
+        s.w[slot] = w;
+        w
+    };
+    let [a, b, c, d, e] = s.v;
+    let (f, k) = if t < 20 {
+        ((b & c) | (!b & d), 0x5A82_7999)
+    } else if t < 40 {
+        (b ^ c ^ d, 0x6ED9_EBA1)
+    } else if t < 60 {
+        ((b & c) | (b & d) | (c & d), 0x8F1B_BCDC)
+    } else {
+        (b ^ c ^ d, 0xCA62_C1D6)
+    };
+    let temp = a
+        .rotate_left(5)
+        .wrapping_add(f)
+        .wrapping_add(e)
+        .wrapping_add(k)
+        .wrapping_add(w);
+    s.v = [temp, a, b.rotate_left(30), c, d];
+}
+
+/// RC4 key schedule of `s.rc4_key` (`s.key_len` octets) into `s.s`;
+/// resets the indices.
+#[inline(always)]
+fn rc4_schedule(s: &mut Scratch) {
+    s.i = 0;
+    s.j = 0;
+    let mut ctx = LoopCtx { scratch: s };
+    // SAFETY: a valid callback and context for bpf_loop.
+    unsafe { bpf_loop(32, rc4_init_step as *mut c_void, (&raw mut ctx).cast(), 0) };
+    // SAFETY: a valid callback and context for bpf_loop.
+    unsafe {
+        bpf_loop(
+            (256 / KSA_STEPS) as u32,
+            rc4_schedule_step as *mut c_void,
+            (&raw mut ctx).cast(),
+            0,
+        )
+    };
+    let s = unsafe { &mut *ctx.scratch };
+    s.i = 0;
+    s.j = 0;
+}
+
+/// Octets `8 * step .. 8 * step + 8` of the identity permutation, with one
+/// 64-bit store (each octet is its index: no carry between octets).
+extern "C" fn rc4_init_step(step: u64, ctx: *mut c_void) -> i64 {
+    // SAFETY: bpf_loop passes the context given to it: a LoopCtx.
+    let s = unsafe { &mut *(*ctx.cast::<LoopCtx>()).scratch };
+    let k = (step & 31) as usize;
+    let value = 0x0706_0504_0302_0100u64 + (k as u64) * 0x0808_0808_0808_0808;
+    // SAFETY: `s.s` is the first field of a map value (8-aligned) and
+    // 8 * k + 8 <= 256.
+    unsafe {
+        s.s.as_mut_ptr()
+            .add(k * 8)
+            .cast::<u64>()
+            .write(value.to_le())
+    };
+    0
+}
+
+/// [`KSA_STEPS`] steps of the RC4 key schedule, from index
+/// `KSA_STEPS * step`.
+extern "C" fn rc4_schedule_step(step: u64, ctx: *mut c_void) -> i64 {
+    // SAFETY: bpf_loop passes the context given to it: a LoopCtx.
+    let s = unsafe { &mut *(*ctx.cast::<LoopCtx>()).scratch };
+    let mask = (s.key_len as usize).wrapping_sub(1) & 15;
+    let mut j = s.j as u8;
+    let mut r = 0;
+    while r < KSA_STEPS {
+        let i = ((step as usize) * KSA_STEPS + r) & 0xFF;
+        let si = s.s[i];
+        j = j.wrapping_add(si).wrapping_add(s.rc4_key[i & mask]);
+        s.s[i] = s.s[usize::from(j)];
+        s.s[usize::from(j)] = si;
+        r += 1;
+    }
+    s.j = u32::from(j);
+    0
+}
+
+/// XORs `len` octets of `s.buf` with the RC4 keystream (rounded up to
+/// [`STEP`]: the buffer has room and the excess is never stored).
+#[inline(always)]
+fn rc4_apply(s: &mut Scratch, len: usize) {
+    let steps = ((len + STEP - 1) / STEP) as u32;
+    let mut ctx = LoopCtx { scratch: s };
+    // SAFETY: a valid callback and context for bpf_loop.
+    unsafe {
+        bpf_loop(
+            steps,
+            rc4_apply_step as *mut c_void,
+            (&raw mut ctx).cast(),
+            0,
+        )
+    };
+}
+
+/// [`STEP`] octets of RC4 keystream over `s.buf` from `STEP * step`.
+extern "C" fn rc4_apply_step(step: u64, ctx: *mut c_void) -> i64 {
+    // SAFETY: bpf_loop passes the context given to it: a LoopCtx.
+    let s = unsafe { &mut *(*ctx.cast::<LoopCtx>()).scratch };
+    let mut i = s.i as u8;
+    let mut j = s.j as u8;
+    let mut r = 0;
+    while r < STEP {
+        i = i.wrapping_add(1);
+        let si = s.s[usize::from(i)];
+        j = j.wrapping_add(si);
+        let sj = s.s[usize::from(j)];
+        s.s[usize::from(i)] = sj;
+        s.s[usize::from(j)] = si;
+        let k = s.s[usize::from(si.wrapping_add(sj))];
+        let at = ((step as usize) * STEP + r) & (BUF - 1);
+        s.buf[at] ^= k;
+        r += 1;
+    }
+    s.i = u32::from(i);
+    s.j = u32::from(j);
+    0
+}
