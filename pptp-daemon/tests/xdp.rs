@@ -111,22 +111,7 @@ fn fib() -> Fib {
 
 /// An IPv4/UDP packet with a given TTL.
 fn udp(src: [u8; 4], dst: [u8; 4], ttl: u8, len: usize) -> Vec<u8> {
-    let mut p = ipv4(src, dst, 17, &vec![0x5a; len]);
-    p[8] = ttl;
-    p[10..12].copy_from_slice(&[0, 0]);
-    let c = ipv4_checksum(&p[..20]);
-    p[10..12].copy_from_slice(&c.to_be_bytes());
-    p
-}
-
-/// The same packet one hop later: TTL decremented, checksum recomputed.
-fn hop(p: &[u8]) -> Vec<u8> {
-    let mut p = p.to_vec();
-    p[8] -= 1;
-    p[10..12].copy_from_slice(&[0, 0]);
-    let c = ipv4_checksum(&p[..20]);
-    p[10..12].copy_from_slice(&c.to_be_bytes());
-    p
+    with_ttl(ipv4(src, dst, 17, &vec![0x5a; len]), ttl)
 }
 
 /// A GRE frame from `src` to our WAN address, as received on wan0.
@@ -154,20 +139,8 @@ fn encapsulated(
     inner: &[u8],
 ) -> Vec<u8> {
     let mut f = eth(dst_mac, src_mac, 0x0800);
-    let mut ip = ipv4(
-        WAN,
-        peer,
-        47,
-        &gre(call, Some(seq), ack, &ppp(ppp_header, inner)),
-    );
-    // Outer header as the program writes it: ID from the sequence, DF clear, TTL 64.
-    ip[4..6].copy_from_slice(&(seq as u16).to_be_bytes());
-    ip[6..8].copy_from_slice(&[0, 0]);
-    ip[8] = 64;
-    ip[10..12].copy_from_slice(&[0, 0]);
-    let c = ipv4_checksum(&ip[..20]);
-    ip[10..12].copy_from_slice(&c.to_be_bytes());
-    f.extend_from_slice(&ip);
+    let gre_packet = gre(call, Some(seq), ack, &ppp(ppp_header, inner));
+    f.extend_from_slice(&outer_ipv4(WAN, peer, seq, &gre_packet));
     f
 }
 

@@ -110,22 +110,7 @@ fn random(len: usize) -> Vec<u8> {
 
 /// An IPv4/UDP packet from the client with a random payload of `len`.
 fn udp(len: usize) -> Vec<u8> {
-    let mut p = ipv4(CLIENT, LAN_HOST, 17, &random(len));
-    p[8] = 64;
-    p[10..12].copy_from_slice(&[0, 0]);
-    let c = ipv4_checksum(&p[..20]);
-    p[10..12].copy_from_slice(&c.to_be_bytes());
-    p
-}
-
-/// The packet one hop later.
-fn hop(p: &[u8]) -> Vec<u8> {
-    let mut p = p.to_vec();
-    p[8] -= 1;
-    p[10..12].copy_from_slice(&[0, 0]);
-    let c = ipv4_checksum(&p[..20]);
-    p[10..12].copy_from_slice(&c.to_be_bytes());
-    p
+    with_ttl(ipv4(CLIENT, LAN_HOST, 17, &random(len)), 64)
 }
 
 /// The client's side (encryptor) and the server's receive start key.

@@ -144,12 +144,7 @@ fn session(peer: [u8; 4], local: [u8; 4], client: [u8; 4], slot: u32, call: u16)
 
 /// An IPv4/UDP packet with TTL `ttl`.
 fn udp(src: [u8; 4], dst: [u8; 4], ttl: u8) -> Vec<u8> {
-    let mut p = ipv4(src, dst, 17, &[0x5a; 48]);
-    p[8] = ttl;
-    p[10..12].copy_from_slice(&[0, 0]);
-    let c = ipv4_checksum(&p[..20]);
-    p[10..12].copy_from_slice(&c.to_be_bytes());
-    p
+    with_ttl(ipv4(src, dst, 17, &[0x5a; 48]), ttl)
 }
 
 /// What the program sends towards `peer` on a VLAN: Ethernet with the tag
@@ -171,16 +166,12 @@ fn tagged(
     f.extend_from_slice(&vid.to_be_bytes());
     f.extend_from_slice(&0x0800u16.to_be_bytes());
     let ppp = [&[0xFF, 0x03, 0x00, 0x21][..], inner].concat();
-    let mut ip = ipv4(local, peer, 47, &gre(call, Some(seq), None, &ppp));
-    // Outer header as the program writes it: ID from the sequence, DF
-    // clear, TTL 64.
-    ip[4..6].copy_from_slice(&(seq as u16).to_be_bytes());
-    ip[6..8].copy_from_slice(&[0, 0]);
-    ip[8] = 64;
-    ip[10..12].copy_from_slice(&[0, 0]);
-    let c = ipv4_checksum(&ip[..20]);
-    ip[10..12].copy_from_slice(&c.to_be_bytes());
-    f.extend_from_slice(&ip);
+    f.extend_from_slice(&outer_ipv4(
+        local,
+        peer,
+        seq,
+        &gre(call, Some(seq), None, &ppp),
+    ));
     f
 }
 
@@ -238,14 +229,6 @@ fn peers_behind_a_vlan_get_tagged_frames() {
     )
     .unwrap();
     let from_lan = |inner: &[u8]| [eth(net.lan_mac, LAN_HOST_MAC, 0x0800), inner.to_vec()].concat();
-    let hop = |p: &[u8]| {
-        let mut p = p.to_vec();
-        p[8] -= 1;
-        p[10..12].copy_from_slice(&[0, 0]);
-        let c = ipv4_checksum(&p[..20]);
-        p[10..12].copy_from_slice(&c.to_be_bytes());
-        p
-    };
     let to_client = udp(LAN_HOST, CLIENT, 64);
     let to_client_ad = udp(LAN_HOST, CLIENT_AD, 64);
 

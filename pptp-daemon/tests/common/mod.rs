@@ -68,3 +68,28 @@ pub fn frame(src: [u8; 4], dst: [u8; 4], proto: u8, l4: &[u8]) -> Vec<u8> {
     f.extend_from_slice(&ipv4(src, dst, proto, l4));
     f
 }
+
+/// Sets the TTL of IPv4 packet `p` and recomputes its header checksum.
+pub fn with_ttl(mut p: Vec<u8>, ttl: u8) -> Vec<u8> {
+    p[8] = ttl;
+    p[10..12].copy_from_slice(&[0, 0]);
+    let c = ipv4_checksum(&p[..20]);
+    p[10..12].copy_from_slice(&c.to_be_bytes());
+    p
+}
+
+/// The same IPv4 packet one hop later: TTL decremented, checksum
+/// recomputed.
+pub fn hop(p: &[u8]) -> Vec<u8> {
+    with_ttl(p.to_vec(), p[8] - 1)
+}
+
+/// The outer IPv4 header of a GRE frame as the XDP program writes it
+/// (ID from the GRE sequence number `seq`, DF clear, TTL 64) around
+/// `gre_packet`.
+pub fn outer_ipv4(src: [u8; 4], dst: [u8; 4], seq: u32, gre_packet: &[u8]) -> Vec<u8> {
+    let mut ip = ipv4(src, dst, 47, gre_packet);
+    ip[4..6].copy_from_slice(&(seq as u16).to_be_bytes());
+    ip[6..8].copy_from_slice(&[0, 0]);
+    with_ttl(ip, 64)
+}
