@@ -15,7 +15,7 @@
 //! write keys with the same tagged protocol ([`MppeKeySlot`]).
 
 use std::{
-    os::fd::{AsFd, AsRawFd, OwnedFd},
+    os::fd::OwnedFd,
     ptr::NonNull,
     sync::{
         Arc,
@@ -49,29 +49,7 @@ unsafe impl Sync for MppeRxMap {}
 
 impl MppeRxMap {
     pub(super) fn mmap(data: &MapData) -> Result<Self, XdpError> {
-        let fd = data
-            .fd()
-            .as_fd()
-            .try_clone_to_owned()
-            .map_err(XdpError::Mmap)?;
-        let len = MAX_SESSIONS as usize * std::mem::size_of::<MppeRx>();
-        // SAFETY: mapping a BPF_F_MMAPABLE array map of exactly its size;
-        // the kernel keeps the memory alive while mapped.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(XdpError::Mmap(std::io::Error::last_os_error()));
-        }
-        let base = NonNull::new(ptr.cast::<MppeRx>())
-            .ok_or_else(|| XdpError::Mmap(std::io::Error::other("mmap returned a null pointer")))?;
+        let (base, fd) = super::xdp::mmap_sessions_array::<MppeRx>(data)?;
         Ok(Self {
             base,
             len: MAX_SESSIONS as usize,

@@ -586,29 +586,7 @@ impl SeqMap {
     }
 
     fn mmap(data: &MapData) -> Result<Self, XdpError> {
-        let fd = data
-            .fd()
-            .as_fd()
-            .try_clone_to_owned()
-            .map_err(XdpError::Mmap)?;
-        let len = MAX_SESSIONS as usize * std::mem::size_of::<SeqState>();
-        // SAFETY: mapping a BPF_F_MMAPABLE array map of exactly its size;
-        // the kernel keeps the memory alive while mapped.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(XdpError::Mmap(std::io::Error::last_os_error()));
-        }
-        let base = NonNull::new(ptr.cast::<SeqState>())
-            .ok_or_else(|| XdpError::Mmap(std::io::Error::other("mmap returned a null pointer")))?;
+        let (base, fd) = mmap_sessions_array::<SeqState>(data)?;
         Ok(Self::over(SeqMemory {
             base,
             len: MAX_SESSIONS as usize,
@@ -865,6 +843,38 @@ pub async fn run_logger(logger: EbpfLogger<&'static dyn log::Log>) -> std::io::R
         guard.get_inner_mut().0.flush();
         guard.clear_ready();
     }
+}
+
+/// Maps the `BPF_F_MMAPABLE` array `data` of [`MAX_SESSIONS`] values of
+/// `T` into memory (read and write, shared with the kernel); returns the
+/// first value and the fd that keeps the map alive.
+pub(super) fn mmap_sessions_array<T>(
+    data: &MapData,
+) -> Result<(NonNull<T>, std::os::fd::OwnedFd), XdpError> {
+    let fd = data
+        .fd()
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(XdpError::Mmap)?;
+    let len = MAX_SESSIONS as usize * std::mem::size_of::<T>();
+    // SAFETY: mapping a BPF_F_MMAPABLE array map of exactly its size; the
+    // kernel keeps the memory alive while mapped.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd.as_raw_fd(),
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Err(XdpError::Mmap(std::io::Error::last_os_error()));
+    }
+    let base = NonNull::new(ptr.cast::<T>())
+        .ok_or_else(|| XdpError::Mmap(std::io::Error::other("mmap returned a null pointer")))?;
+    Ok((base, fd))
 }
 
 #[cfg(test)]
