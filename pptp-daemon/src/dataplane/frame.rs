@@ -135,6 +135,13 @@ pub fn parse_gre(frame: &[u8]) -> Result<gre::Repr, DropReason> {
     gre::Repr::parse(&packet).map_err(DropReason::Gre)
 }
 
+/// Whether a GRE frame's PPP payload is an MPPE frame (protocol 0x00FD,
+/// RFC 3078 section 3), with or without address and control fields.
+pub fn is_encrypted(ppp_payload: &[u8]) -> bool {
+    ppp::Packet::new_checked(ppp_payload)
+        .is_ok_and(|p| ppp::Protocol::from(p.protocol_number()) == ppp::Protocol::Compressed)
+}
+
 /// Takes apart the PPP payload of a GRE frame (at `buf[start..end]`),
 /// decrypting MPPE frames in place with `cipher` (the receiving half of
 /// the session's MPPE state, `None` without MPPE).

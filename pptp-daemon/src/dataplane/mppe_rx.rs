@@ -6,13 +6,18 @@
 //! A stateless MPPE session whose receive state is installed here has
 //! most of its frames decrypted in the kernel; the frames it leaves to
 //! userspace (far jumps, late frames, inner packets other than IPv4) reach
-//! the session's userspace [`Decryptor`]. The two follow one chain:
-//! before a frame, the decryptor continues from the kernel's head if that
-//! is ahead ([`MppeRxSlot::sync`]); after it, the kernel continues from
-//! the decryptor's if that is ahead ([`MppeRxSlot::publish`]), so a jump
-//! that only userspace could follow does not leave every later frame in
-//! userspace. Both sides move the head with the same compare-and-swap and
-//! write keys with the same tagged protocol ([`MppeKeySlot`]).
+//! the session's userspace [`Decryptor`]. The two follow one chain, and
+//! the kernel's head is its authority: before a frame, the decryptor
+//! continues from the head ([`MppeRxSlot::sync`]); after a frame that
+//! decrypted to something valid, the kernel continues from the decryptor's
+//! position if that is ahead ([`MppeRxSlot::publish`]), so a jump that
+//! only userspace could follow does not leave every later frame in
+//! userspace, and a key change that decrypted garbage is never published
+//! (the next sync undoes it). Both compare positions, which never wrap:
+//! the kernel may have run any number of coherency counts ahead of what
+//! userspace last saw. Both sides move the head with the same
+//! compare-and-swap and write keys with the same tagged protocol
+//! ([`MppeKeySlot`]).
 
 use std::{
     os::fd::OwnedFd,
@@ -36,8 +41,8 @@ use crate::mppe::{
 pub struct MppeRxMap {
     base: NonNull<MppeRx>,
     len: usize,
-    /// Keeps the map alive while mapped.
-    _fd: OwnedFd,
+    /// Keeps the map alive while mapped; `None` for process memory (tests).
+    fd: Option<OwnedFd>,
 }
 
 // SAFETY: the shared words (head, tags) are accessed only through
@@ -53,8 +58,22 @@ impl MppeRxMap {
         Ok(Self {
             base,
             len: MAX_SESSIONS as usize,
-            _fd: fd,
+            fd: Some(fd),
         })
+    }
+
+    /// `len` slots in process memory, for tests of the hand-off without a
+    /// kernel program.
+    #[cfg(test)]
+    fn heap(len: usize) -> Self {
+        let slots: Box<[MppeRx]> = vec![MppeRx::default(); len].into_boxed_slice();
+        let base =
+            NonNull::new(Box::into_raw(slots).cast::<MppeRx>()).expect("Box pointers are non-null");
+        Self {
+            base,
+            len,
+            fd: None,
+        }
     }
 
     fn entry(&self, slot: u32) -> Result<*mut MppeRx, XdpError> {
@@ -109,12 +128,22 @@ impl MppeRxMap {
 
 impl Drop for MppeRxMap {
     fn drop(&mut self) {
-        // SAFETY: unmapping exactly what `mmap` mapped.
-        unsafe {
-            libc::munmap(
-                self.base.as_ptr().cast(),
-                self.len * std::mem::size_of::<MppeRx>(),
-            );
+        if self.fd.is_some() {
+            // SAFETY: unmapping exactly what `mmap` mapped.
+            unsafe {
+                libc::munmap(
+                    self.base.as_ptr().cast(),
+                    self.len * std::mem::size_of::<MppeRx>(),
+                );
+            }
+        } else {
+            // SAFETY: the box `heap` leaked, rebuilt with its length.
+            drop(unsafe {
+                Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+                    self.base.as_ptr(),
+                    self.len,
+                ))
+            });
         }
     }
 }
@@ -176,31 +205,31 @@ impl MppeRxSlot {
         None
     }
 
-    /// Before `decryptor` takes a frame: continue from the kernel's head if
-    /// it is ahead. Returns whether it moved.
+    /// Before `decryptor` takes a frame: continue from the kernel's head
+    /// (ahead of the decryptor when the kernel decrypted frames since, or
+    /// behind it when the decryptor's last key change was not published
+    /// because it decrypted garbage). Returns whether it moved.
     pub fn sync(&self, decryptor: &mut Decryptor) -> bool {
         match self.read_head() {
-            Some((head, key)) => decryptor.resync(MppeRx::count_of(head), &key),
+            Some((head, key)) => decryptor.resync(head, &key),
             None => false,
         }
     }
 
-    /// After `decryptor` took a frame: move the kernel's head to the
-    /// decryptor's count if that is ahead (within half the count space).
-    /// Returns whether it moved.
+    /// After `decryptor` took a frame that decrypted to something valid:
+    /// move the kernel's head to the decryptor's position if that is
+    /// ahead. Returns whether it moved.
     pub fn publish(&self, decryptor: &Decryptor) -> bool {
         if !decryptor.is_stateless() {
             return false;
         }
         let key = pad16(decryptor.session_key());
+        let new = decryptor.position();
         let mut head = self.head().load(Ordering::SeqCst);
         for _ in 0..4 {
-            let ahead =
-                u64::from(decryptor.last_count().wrapping_sub(MppeRx::count_of(head)) & 0x0FFF);
-            if ahead == 0 || ahead >= 2048 {
+            if new <= head {
                 return false;
             }
-            let new = head + ahead;
             let (tag, slot_key) = self.tag(new);
             tag.store(0, Ordering::SeqCst);
             // SAFETY: see `tag`.
@@ -223,4 +252,141 @@ fn pad16(key: &[u8]) -> [u8; 16] {
     let n = key.len().min(16);
     out[..n].copy_from_slice(&key[..n]);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mppe::{KeyLength, cipher::Encryptor};
+
+    fn start() -> StartKey {
+        StartKey::new(&[0x5a; 16], KeyLength::Bits128).expect("16 octets")
+    }
+
+    fn plaintext(i: usize) -> Vec<u8> {
+        let mut p = vec![0x00, 0x21];
+        p.extend((0..60).map(|j| (i * 13 + j) as u8));
+        p
+    }
+
+    fn seal(tx: &mut Encryptor, i: usize) -> Vec<u8> {
+        let plain = plaintext(i);
+        let mut out = vec![0; plain.len() + 2];
+        tx.encrypt(&plain, &mut out).expect("room");
+        out
+    }
+
+    /// One receiver of the shared chain (the kernel program or the
+    /// daemon's receiver) taking a frame as `handle_gre` does: sync, decrypt,
+    /// publish only what decrypted to the expected plaintext.
+    fn receive(slot: &MppeRxSlot, rx: &mut Decryptor, packet: &[u8], i: usize) -> bool {
+        slot.sync(rx);
+        let mut out = vec![0; packet.len() - 2];
+        let valid = rx.decrypt(packet, &mut out).is_ok() && out == plaintext(i);
+        if valid {
+            slot.publish(rx);
+        }
+        valid
+    }
+
+    fn chain() -> (Arc<MppeRxMap>, MppeRxSlot, Encryptor, Decryptor, Decryptor) {
+        let map = Arc::new(MppeRxMap::heap(2));
+        map.open(1, &start()).expect("slot 1");
+        let slot = map.slot(1).expect("slot 1");
+        (
+            map,
+            slot,
+            Encryptor::new(&start(), true),
+            Decryptor::new(&start(), true),
+            Decryptor::new(&start(), true),
+        )
+    }
+
+    #[test]
+    fn userspace_follows_a_kernel_more_than_half_the_count_space_ahead() {
+        let (_map, slot, mut tx, mut kernel, mut user) = chain();
+        // The kernel decrypts 3,000 frames (and then 5,000 more) while
+        // userspace sees none; then a frame the kernel leaves up (a jump
+        // of 20) reaches userspace, then the kernel goes on.
+        let mut i = 0;
+        for round in [3000, 5000] {
+            for _ in 0..round {
+                let p = seal(&mut tx, i);
+                assert!(receive(&slot, &mut kernel, &p, i), "kernel frame {i}");
+                i += 1;
+            }
+            for _ in 0..19 {
+                seal(&mut tx, i);
+                i += 1;
+            }
+            let p = seal(&mut tx, i);
+            assert!(receive(&slot, &mut user, &p, i), "userspace frame {i}");
+            assert_eq!(slot.read_head().map(|h| h.0), Some(i as u64 + 1));
+            i += 1;
+            for _ in 0..10 {
+                let p = seal(&mut tx, i);
+                assert!(receive(&slot, &mut kernel, &p, i), "kernel frame {i} after");
+                i += 1;
+            }
+        }
+    }
+
+    #[test]
+    fn a_stale_receiver_never_publishes_a_wrong_key() {
+        let (_map, slot, mut tx, mut kernel, mut user) = chain();
+        // Userspace takes frame 0, then the kernel runs 3,000 ahead.
+        let p = seal(&mut tx, 0);
+        assert!(receive(&slot, &mut user, &p, 0));
+        for i in 1..3001 {
+            let p = seal(&mut tx, i);
+            assert!(receive(&slot, &mut kernel, &p, i), "kernel frame {i}");
+        }
+        // Before it syncs, userspace's position (1) is behind the head
+        // (3001), while its count (0) looks 1,096 counts ahead of the
+        // head's (3000): publishing must not move the head.
+        assert!(!slot.publish(&user));
+        // A late duplicate of frame 0 reaches userspace: after the sync it
+        // looks 1,096 counts ahead, so it is refused or decrypts to
+        // garbage, and the kernel's head is untouched.
+        assert!(!receive(&slot, &mut user, &seal_again(0), 0));
+        assert_eq!(slot.read_head().map(|h| h.0), Some(3001));
+        for i in 3001..3010 {
+            let p = seal(&mut tx, i);
+            assert!(receive(&slot, &mut kernel, &p, i), "kernel frame {i}");
+        }
+    }
+
+    /// Frame `i` of a fresh sender (its first `i` frames sealed and lost).
+    fn seal_again(i: usize) -> Vec<u8> {
+        let mut tx = Encryptor::new(&start(), true);
+        for j in 0..i {
+            seal(&mut tx, j);
+        }
+        seal(&mut tx, i)
+    }
+
+    #[test]
+    fn a_key_change_that_decrypts_garbage_is_undone_at_the_next_frame() {
+        let (_map, slot, mut tx, mut kernel, mut user) = chain();
+        for i in 0..10 {
+            let p = seal(&mut tx, i);
+            assert!(receive(&slot, &mut kernel, &p, i));
+        }
+        // A forged frame 100 counts ahead: userspace changes keys 100
+        // times, gets garbage, publishes nothing.
+        let mut forged = seal_again(10);
+        let count = 109u16;
+        forged[0] = (forged[0] & 0xF0) | (count >> 8) as u8;
+        forged[1] = count as u8;
+        assert!(!receive(&slot, &mut user, &forged, 10));
+        assert_eq!(user.position(), 110);
+        assert_eq!(slot.read_head().map(|h| h.0), Some(10));
+        // The genuine frame 10 (a jump of 1 for the kernel, here taken by
+        // userspace) decrypts: the sync went back to the head.
+        let p = seal(&mut tx, 10);
+        assert!(receive(&slot, &mut user, &p, 10));
+        assert_eq!(slot.read_head().map(|h| h.0), Some(11));
+        let p = seal(&mut tx, 11);
+        assert!(receive(&slot, &mut kernel, &p, 11));
+    }
 }

@@ -26,6 +26,20 @@
 //!   before any key change ([`DecryptError::RekeyBudget`]), so a forged
 //!   count jump costs bounded work. The caller passes the time in with
 //!   [`Decryptor::advance_clock`].
+//! - Stateless, evidence from GRE (RFC 2637 section 4.4): the counts wrap
+//!   at 4096, so a receiver that lost 4096 packets in a row cannot tell
+//!   from the count alone, and an overloaded receiver that loses most
+//!   packets for a while empties its budget and falls that far behind.
+//!   The GRE sequence numbers of the same frames do not wrap that soon: the
+//!   caller tells the receiver how many frames the peer sent since the
+//!   newest one accepted ([`Decryptor::expect`]), and a packet whose count
+//!   agrees with that number (the jump is at most [`EVIDENCE_SLACK`] short
+//!   of it: the peer's clear control frames take sequence numbers but no
+//!   counts) is taken with that jump, beyond 4096 counts (up to
+//!   [`MAX_EVIDENCED_JUMP`]) and outside the budget. One such jump is taken
+//!   per newest sequence number: a frame that forges both numbers (a
+//!   spoofer who does not see the traffic guesses them right about once in
+//!   2^24 tries) costs it once, until a genuine frame is accepted.
 //! - Stateful mode (RFC 3078 sections 7.2, 8.2): the RC4 state runs on from
 //!   packet to packet; the sender changes its key before the "flag" packet
 //!   whose count's low octet is 0xFF and sets FLUSHED on it. A gap in the
@@ -62,6 +76,25 @@ use crate::{
 
 /// How many counts back a stateless receiver still decrypts a late packet.
 pub const REORDER_WINDOW: u16 = 32;
+
+/// How many of the frames the peer sent since the newest one accepted may
+/// have been clear control frames (LCP echoes and the like), which take a
+/// GRE sequence number but no coherency count, for a count jump to count as
+/// evidenced by the sequence numbers.
+pub const EVIDENCE_SLACK: u64 = 64;
+
+/// The largest count jump taken on the evidence of sequence numbers: two
+/// turns of the count space, about 9 ms of key changes.
+pub const MAX_EVIDENCED_JUMP: u64 = 2 * COHERENCY_COUNT_SPACE as u64;
+
+/// What the GRE sequence numbers say about the next packet: the peer sent
+/// `frames` frames since the newest one accepted, whose sequence number is
+/// `newest`, this one included (RFC 2637 section 4.4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SentSince {
+    pub frames: u32,
+    pub newest: u32,
+}
 
 /// The last count of the 12-bit space: the counter's value before the
 /// first packet, so that the first one carries count 0.
@@ -232,6 +265,15 @@ pub struct Decryptor {
     /// The last packet accepted moved the count forward (rather than
     /// being decrypted with a remembered key from the reorder window).
     advanced: bool,
+    /// Stateless: key changes since the start key (the count is this
+    /// position minus one, modulo 4096). Unlike the count it never wraps, so
+    /// two receivers of one chain compare positions without ambiguity.
+    position: u64,
+    /// Stateless: what the sequence numbers say about the next packet
+    /// ([`Self::expect`]), taken by it.
+    evidence: Option<SentSince>,
+    /// The newest sequence number whose evidence a jump was taken on.
+    evidence_spent: Option<u32>,
 }
 
 impl fmt::Debug for Decryptor {
@@ -257,7 +299,18 @@ impl Decryptor {
             seen: u32::MAX,
             budget: RekeyBudget::new(),
             advanced: false,
+            position: 0,
+            evidence: None,
+            evidence_spent: None,
         }
+    }
+
+    /// What the GRE sequence numbers say about the next packet given to
+    /// [`Self::decrypt`] or [`Self::decrypt_in_place`] (stateless only; see
+    /// the module documentation): `None` when it is not ahead of the newest
+    /// frame accepted, or nothing was accepted yet.
+    pub fn expect(&mut self, evidence: Option<SentSince>) {
+        self.evidence = evidence;
     }
 
     /// The time of the packets that follow (a monotonic clock): refills
@@ -294,21 +347,30 @@ impl Decryptor {
         self.keys.session_key()
     }
 
-    /// Stateless only: continues from `count` with `session_key`, the key
-    /// of that count, if `count` is ahead of ours (within half the count
-    /// space); returns whether it did. This is how the receiver follows the
-    /// XDP program, which decrypts most frames of the session with the same
-    /// key chain (`dataplane::mppe_rx`). The keys of earlier counts are
-    /// forgotten: a frame from before `count` is dropped as a duplicate.
-    pub fn resync(&mut self, count: u16, session_key: &[u8]) -> bool {
-        let ahead = distance(self.count, count);
-        if !self.stateless || ahead == 0 || ahead >= COHERENCY_COUNT_SPACE / 2 {
+    /// Stateless: the key changes since the start key (the position of
+    /// [`Self::last_count`]; see `pptp_common::maps::MppeRx`).
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// Stateless only: continues from `position` with `session_key`, the
+    /// key of that position, if it differs from ours; returns whether it
+    /// did. This is how the receiver follows the XDP program, which
+    /// decrypts most frames of the session with the same key chain
+    /// (`dataplane::mppe_rx`), and how it returns to that chain after a key
+    /// change of its own that decrypted garbage. Positions, unlike counts,
+    /// do not wrap: the program may be any number of counts ahead. The keys
+    /// of other counts are forgotten: a frame from before `position` is
+    /// dropped as a duplicate.
+    pub fn resync(&mut self, position: u64, session_key: &[u8]) -> bool {
+        if !self.stateless || position == self.position {
             return false;
         }
         if !self.keys.set_session_key(session_key) {
             return false;
         }
-        self.count = count;
+        self.position = position;
+        self.count = (position.wrapping_sub(1) % u64::from(COHERENCY_COUNT_SPACE)) as u16;
         self.seen = u32::MAX;
         self.rc4 = self.keys.rc4();
         true
@@ -344,6 +406,7 @@ impl Decryptor {
     /// Checks the header and sets `self.rc4` to the state that decrypts
     /// this packet.
     fn accept(&mut self, packet: &[u8]) -> Result<Repr, DecryptError> {
+        let evidence = self.evidence.take();
         let view = Packet::new_checked(packet).map_err(|_| DecryptError::Truncated)?;
         let repr = Repr::parse(&view).map_err(|_| DecryptError::Truncated)?;
         if !repr.encrypted {
@@ -353,19 +416,29 @@ impl Decryptor {
             return Err(DecryptError::Compressed);
         }
         if self.stateless {
-            self.accept_stateless(repr.coherency_count, repr.flushed)?;
+            self.accept_stateless(repr.coherency_count, repr.flushed, evidence)?;
         } else {
             self.accept_stateful(repr.coherency_count, repr.flushed)?;
         }
         Ok(repr)
     }
 
-    /// RFC 3078 section 8.1, with the reorder window.
-    fn accept_stateless(&mut self, count: u16, flushed: bool) -> Result<(), DecryptError> {
+    /// RFC 3078 section 8.1, with the reorder window and the evidence of
+    /// sequence numbers.
+    fn accept_stateless(
+        &mut self,
+        count: u16,
+        flushed: bool,
+        evidence: Option<SentSince>,
+    ) -> Result<(), DecryptError> {
         if !flushed {
             return Err(DecryptError::NotFlushed { count });
         }
         let ahead = distance(self.count, count);
+        if let Some(jump) = self.evidenced_jump(ahead, evidence) {
+            self.advance(jump);
+            return Ok(());
+        }
         if ahead == 0 {
             return Err(DecryptError::Duplicate { count });
         }
@@ -376,15 +449,7 @@ impl Decryptor {
                     rekeys: ahead,
                 });
             }
-            for _ in 0..ahead {
-                self.count = next(self.count);
-                self.keys.change_key();
-                let slot = &mut self.history[usize::from(self.count % REORDER_WINDOW)];
-                slot[..self.keys.session_key().len()].copy_from_slice(self.keys.session_key());
-            }
-            self.seen = self.seen.checked_shl(u32::from(ahead)).unwrap_or(0) | 1;
-            self.rc4 = self.keys.rc4();
-            self.advanced = true;
+            self.advance(u64::from(ahead));
             return Ok(());
         }
         let behind = COHERENCY_COUNT_SPACE - ahead;
@@ -400,6 +465,41 @@ impl Decryptor {
         self.rc4 = rc4_for(&key[..self.keys.session_key().len()]);
         self.advanced = false;
         Ok(())
+    }
+
+    /// The jump that the sequence numbers show for a packet `ahead` counts
+    /// ahead modulo 4096, if they agree with it (see the module
+    /// documentation). Marks the evidence spent.
+    fn evidenced_jump(&mut self, ahead: u16, evidence: Option<SentSince>) -> Option<u64> {
+        let e = evidence?;
+        let frames = u64::from(e.frames);
+        if self.evidence_spent == Some(e.newest) || frames == 0 || frames > MAX_EVIDENCED_JUMP {
+            return None;
+        }
+        let space = u64::from(COHERENCY_COUNT_SPACE);
+        // frames = jump + clear frames, jump ≡ ahead (mod 4096).
+        let clear = (frames + space - u64::from(ahead)) % space;
+        if clear > EVIDENCE_SLACK || clear >= frames {
+            return None;
+        }
+        self.evidence_spent = Some(e.newest);
+        Some(frames - clear)
+    }
+
+    /// `jump` key changes forward (stateless), remembering the keys of the
+    /// last [`REORDER_WINDOW`] counts.
+    fn advance(&mut self, jump: u64) {
+        self.position += jump;
+        for _ in 0..jump {
+            self.count = next(self.count);
+            self.keys.change_key();
+            let slot = &mut self.history[usize::from(self.count % REORDER_WINDOW)];
+            slot[..self.keys.session_key().len()].copy_from_slice(self.keys.session_key());
+        }
+        let shift = u32::try_from(jump).unwrap_or(u32::MAX);
+        self.seen = self.seen.checked_shl(shift).unwrap_or(0) | 1;
+        self.rc4 = self.keys.rc4();
+        self.advanced = true;
     }
 
     /// RFC 3078 section 8.2, with a key change on every FLUSHED packet (see
@@ -831,6 +931,106 @@ mod tests {
         }
         assert_eq!(received, 19_200);
         assert_eq!(client.decryptor.rekey_budget_drops(), 0);
+    }
+
+    /// What [`seal`] encrypts as packet `i`.
+    fn expected(i: usize) -> Vec<u8> {
+        payload(i, 40 + i % 50)
+    }
+
+    /// Loss runs of 3,998 and 4,991 packets: from the count alone the
+    /// first packet after them is 97 counts late, the second 896 counts
+    /// ahead (and its key would be wrong); the sequence numbers say 4,001
+    /// and 4,995 frames (2 and 3 of them clear control frames), and both
+    /// decrypt.
+    #[test]
+    fn a_loss_run_beyond_the_count_space_is_followed_on_sequence_evidence() {
+        for evidence in [true, false] {
+            let (_, mut client) = pair(KeyLength::Bits128, true);
+            let (mut server, _) = pair(KeyLength::Bits128, true);
+            let rx = &mut server.decryptor;
+            for i in 0..10 {
+                let p = seal(&mut client.encryptor, i);
+                assert_eq!(open(rx, &p).unwrap(), expected(i)[..]);
+            }
+            for i in 10..4008 {
+                seal(&mut client.encryptor, i);
+            }
+            let p = seal(&mut client.encryptor, 4008);
+            if evidence {
+                rx.expect(Some(SentSince {
+                    frames: 4001,
+                    newest: 77,
+                }));
+                assert_eq!(open(rx, &p).unwrap(), expected(4008)[..]);
+                assert_eq!(rx.position(), 4009);
+            } else {
+                assert!(matches!(open(rx, &p), Err(DecryptError::Late { .. })));
+            }
+            for i in 4009..9000 {
+                seal(&mut client.encryptor, i);
+            }
+            let p = seal(&mut client.encryptor, 9000);
+            rx.expect(Some(SentSince {
+                frames: 4995,
+                newest: 78,
+            }));
+            let plain = open(rx, &p);
+            if evidence {
+                assert_eq!(plain.unwrap(), expected(9000)[..]);
+                assert_eq!(rx.position(), 9001);
+            } else {
+                assert_ne!(plain.ok(), Some(expected(9000)));
+            }
+        }
+    }
+
+    /// Evidence that disagrees with the count, that is spent, or that
+    /// claims more than two turns of the count space is ignored: the
+    /// packet goes the count's way, under the budget.
+    #[test]
+    fn sequence_evidence_is_taken_only_when_it_agrees_once_and_within_bounds() {
+        let (_, mut client) = pair(KeyLength::Bits128, true);
+        let (mut server, _) = pair(KeyLength::Bits128, true);
+        let rx = &mut server.decryptor;
+        let p = seal(&mut client.encryptor, 0);
+        assert!(open(rx, &p).is_ok());
+        // 100 counts ahead, 5,000 frames claimed: 4,900 clear frames?
+        // No: the count's own jump of 100 is taken (under the budget).
+        for i in 1..100 {
+            seal(&mut client.encryptor, i);
+        }
+        let p = seal(&mut client.encryptor, 100);
+        rx.expect(Some(SentSince {
+            frames: 5000,
+            newest: 1,
+        }));
+        assert!(open(rx, &p).is_ok());
+        assert_eq!(rx.position(), 101);
+        assert_eq!(rx.rekey_budget_drops(), 0);
+        // A forged packet 4,096 + 10 counts ahead on evidence it agrees
+        // with: taken once (garbage: the caller sees it), then the same
+        // evidence (the same newest number) is spent.
+        let forged_at = |rx: &Decryptor, ahead: u16| forged(rx.last_count(), ahead);
+        rx.expect(Some(SentSince {
+            frames: 4106,
+            newest: 2,
+        }));
+        assert!(open(rx, &forged_at(rx, 10)).is_ok());
+        assert_eq!(rx.position(), 101 + 4106);
+        rx.expect(Some(SentSince {
+            frames: 4106,
+            newest: 2,
+        }));
+        assert!(open(rx, &forged_at(rx, 10)).is_ok());
+        assert_eq!(rx.position(), 101 + 4106 + 10, "the count's own jump");
+        // Beyond two turns: ignored.
+        rx.expect(Some(SentSince {
+            frames: 3 * 4096 + 10,
+            newest: 3,
+        }));
+        assert!(open(rx, &forged_at(rx, 10)).is_ok());
+        assert_eq!(rx.position(), 101 + 4106 + 20);
     }
 
     #[test]

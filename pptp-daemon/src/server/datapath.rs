@@ -16,9 +16,9 @@ use crate::{
         mss,
         tun::{TunReader, TunWriter},
     },
-    mppe::cipher::{DecryptError, Decryptor},
+    mppe::cipher::{DecryptError, Decryptor, SentSince},
     proto::{
-        call::{SeqStorage, Sequencer},
+        call::{self, SeqStorage, Sequencer},
         end::EndReason,
     },
     wire::{gre, ipv4, ppp},
@@ -272,9 +272,7 @@ fn mppe_call(frame_bytes: &[u8]) -> Option<u16> {
     let header = frame::parse_gre(frame_bytes).ok()?;
     let start = header.header_len();
     let payload = frame_bytes.get(start..start + usize::from(header.payload_len))?;
-    let packet = ppp::Packet::new_checked(payload).ok()?;
-    (ppp::Protocol::from(packet.protocol_number()) == ppp::Protocol::Compressed)
-        .then_some(header.call_id)
+    frame::is_encrypted(payload).then_some(header.call_id)
 }
 
 /// One GRE frame at `buf[range]` from `src`: judged, then delivered to
@@ -320,7 +318,7 @@ async fn handle_gre(
             .and_then(|d| d.decryptor.as_ref())
             .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()));
         // Stateless MPPE received in XDP too: one key chain with the
-        // kernel, whichever side is ahead (dataplane::mppe_rx).
+        // kernel, whose head is its authority (dataplane::mppe_rx).
         let shared_chain = data.as_ref().and_then(|d| d.mppe_rx.as_ref());
         if let (Some(chain), Some(d)) = (shared_chain, decryptor.as_deref_mut()) {
             chain.sync(d);
@@ -334,7 +332,12 @@ async fn handle_gre(
             decryptor.as_deref_mut(),
             Instant::now(),
         );
-        if let (Some(chain), Some(d)) = (shared_chain, decryptor.as_deref()) {
+        // Only a key change whose frame decrypted to the client's IPv4 is
+        // published; one that decrypted garbage (or a spoofed source)
+        // stays private, and the next frame's sync returns to the
+        // kernel's head.
+        let decrypted = matches!(verdict, FrameVerdict::Deliver { .. });
+        if let (Some(chain), Some(d), true) = (shared_chain, decryptor.as_deref(), decrypted) {
             chain.publish(d);
         }
         verdict
@@ -515,10 +518,32 @@ pub(super) fn receive_frame<S: SeqStorage>(
     now: Instant,
 ) -> FrameVerdict {
     let order = seq.classify(header);
+    // An MPPE frame 64 or more sequence numbers behind the newest one
+    // accepted (by us or by the XDP program) is dropped before decryption:
+    // it is far behind the reorder window in practice, and a frame that
+    // waited in a queue while the kernel decrypted 2,048 counts or more
+    // would look ahead of the chain's head, costing key changes that
+    // decrypt garbage.
+    if order == call::Received::TooOld
+        && decryptor.is_some()
+        && frame::is_encrypted(&buf[payload.clone()])
+    {
+        return FrameVerdict::Drop(FrameDrop::Late);
+    }
     // The MPPE rekey budget refills with the time (issue 14).
     let mut decryptor = decryptor;
     if let Some(d) = decryptor.as_deref_mut() {
         d.advance_clock(now);
+        // How many frames the peer sent since the newest one accepted:
+        // evidence for a stateless count jump beyond what the count alone
+        // shows (mppe::cipher).
+        d.expect(match (order, seq.newest_received()) {
+            (call::Received::Accepted { skipped }, Some(newest)) => Some(SentSince {
+                frames: skipped.saturating_add(1),
+                newest,
+            }),
+            _ => None,
+        });
     }
     let verdict = match frame::open(buf, payload.start, payload.end, decryptor) {
         Err(e) => return FrameVerdict::Drop(FrameDrop::Frame(e)),
@@ -658,7 +683,10 @@ pub async fn send_control(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::call::{self, WindowPolicy};
+    use crate::{
+        mppe::{KeyLength, cipher::Encryptor, keys::StartKey},
+        proto::call::WindowPolicy,
+    };
 
     /// A call's packets always reach the same worker, whose queue is
     /// bounded: once full, its packets are refused and counted, while
@@ -820,6 +848,65 @@ mod tests {
         assert!(matches!(
             judge(&mut seq, ipv4_frame(3, None, CLIENT), xdp),
             FrameVerdict::Deliver { .. }
+        ));
+    }
+
+    /// An MPPE frame (stateless, 128-bit, key 0x5a...) of `tx`'s next
+    /// count carrying what [`ipv4_frame`] carries.
+    fn mppe_frame(tx: &mut Encryptor, seq: u32) -> (gre::Repr, Vec<u8>) {
+        let (_, clear) = ipv4_frame(seq, None, CLIENT);
+        let mut plain = vec![0x00, 0x21];
+        plain.extend_from_slice(&clear[4..]);
+        let mut ppp = vec![0xff, 0x03, 0x00, 0xfd];
+        let mut sealed = vec![0; plain.len() + 2];
+        tx.encrypt(&plain, &mut sealed).expect("room");
+        ppp.extend_from_slice(&sealed);
+        (gre::Repr::data(CALL_ID, seq, None, ppp.len() as u16), ppp)
+    }
+
+    /// An MPPE frame 64 or more sequence numbers behind the newest is
+    /// dropped before decryption: here a frame whose count (0) looks 1,997
+    /// counts ahead of the receiver's (2,099) modulo 4096 costs no key
+    /// change.
+    #[test]
+    fn mppe_frames_far_behind_are_dropped_before_decryption() {
+        let start = StartKey::new(&[0x5a; 16], KeyLength::Bits128).expect("16 octets");
+        let mut tx = Encryptor::new(&start, true);
+        let mut rx = Decryptor::new(&start, true);
+        let mut seq = sequencer();
+        let frames: Vec<_> = (0..2100).map(|i| mppe_frame(&mut tx, i)).collect();
+        let mut judge = |(header, mut payload): (gre::Repr, Vec<u8>), rx: &mut Decryptor| {
+            let end = payload.len();
+            let now = Instant::now();
+            receive_frame(
+                &mut seq,
+                &header,
+                &mut payload,
+                0..end,
+                USERSPACE,
+                Some(rx),
+                now,
+            )
+        };
+        for f in &frames {
+            assert!(matches!(
+                judge(f.clone(), &mut rx),
+                FrameVerdict::Deliver { .. }
+            ));
+        }
+        assert_eq!(rx.position(), 2100);
+        assert!(matches!(
+            judge(frames[0].clone(), &mut rx),
+            FrameVerdict::Drop(FrameDrop::Late)
+        ));
+        assert_eq!(rx.position(), 2100, "no key change");
+        // 63 behind: still within what the sequencer remembers, and the
+        // MPPE receiver judges it (a duplicate of a count it decrypted).
+        assert!(matches!(
+            judge(frames[2100 - 64].clone(), &mut rx),
+            FrameVerdict::Drop(FrameDrop::Frame(frame::DropReason::Mppe(
+                DecryptError::Late { .. } | DecryptError::Duplicate { .. }
+            )))
         ));
     }
 
