@@ -119,7 +119,7 @@ pub enum Stat {
     /// Not a verdict (counted besides [`Stat::GreToUserspace`]): an MPPE
     /// data frame of a session with kernel MPPE ([`SESSION_F_MPPE_RX`])
     /// left to userspace: out of order, a coherency count jump beyond
-    /// [`MPPE_RX_MAX_JUMP`], FLUSHED clear, or an inner packet the kernel
+    /// [`MPPE_RX_MAX_CATCH_UP`] or over the catch-up budget, FLUSHED clear, or an inner packet the kernel
     /// does not forward (not IPv4, a SYN to clamp).
     MppeToUserspace = 19,
 }
@@ -424,11 +424,29 @@ pub struct SeqState {
     pub ack_valid: u32,
 }
 
-/// The largest coherency-count jump the kernel follows on receive (RFC 3078
-/// section 8.1: one key change per count): each frame costs at most this
-/// many key changes (SHA-1 and an RC4 key schedule each) in the program.
-/// A larger jump goes to userspace, whose rekey budget bounds it.
+/// The largest coherency-count jump the kernel follows on receive at no
+/// cost beyond its key changes (RFC 3078 section 8.1: one key change per
+/// count; SHA-1 and an RC4 key schedule each in the program).
 pub const MPPE_RX_MAX_JUMP: u16 = 8;
+
+/// The largest jump the kernel follows at all: a jump beyond
+/// [`MPPE_RX_MAX_JUMP`] takes its extra key changes from the session's
+/// catch-up budget ([`MppeRx::catch_up_tat`]; [`MPPE_RX_CATCH_UP_RATE`] a
+/// second, [`MPPE_RX_CATCH_UP_BURST`] at once), and a jump beyond this, or
+/// over the budget, goes to userspace, whose rekey budget bounds it. So a
+/// run of up to 63 lost frames (a device queue that overflowed in a burst)
+/// stays in the kernel: handing the session to userspace at a rate beyond
+/// what userspace decrypts would keep it there, each frame it leaves up
+/// being far ahead of a head that waits for userspace.
+pub const MPPE_RX_MAX_CATCH_UP: u16 = 64;
+
+/// Extra key changes (beyond [`MPPE_RX_MAX_JUMP`] per frame) a session's
+/// kernel receiver may make per second, sustained: about 10 ms of CPU a
+/// second at the program's 2.5 µs per key change.
+pub const MPPE_RX_CATCH_UP_RATE: u64 = 4096;
+
+/// Extra key changes a session's kernel receiver may make at once.
+pub const MPPE_RX_CATCH_UP_BURST: u64 = 512;
 
 /// Slots in [`MppeRx::ring`]: the keys of the latest positions, one slot
 /// per position modulo this. Greater than one, so that the slot of the
@@ -469,9 +487,10 @@ pub struct MppeKeySlot {
 /// `head` is the position of the newest frame decrypted, and only moves
 /// forward (compare-and-swap); the ring holds its key and those of the
 /// positions just before or after. A frame `d` counts ahead of `head`
-/// (`1 <= d <=` [`MPPE_RX_MAX_JUMP`]) is decrypted with `d` key changes
-/// from the head's key; the new key is written into its slot before
-/// `head` moves to it.
+/// (`1 <= d <=` [`MPPE_RX_MAX_CATCH_UP`], beyond [`MPPE_RX_MAX_JUMP`]
+/// within the catch-up budget) is decrypted with `d` key changes from the
+/// head's key; the new key is written into its slot before `head` moves to
+/// it.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct MppeRx {
@@ -488,6 +507,10 @@ pub struct MppeRx {
     pub bits: u32,
     /// The keys of the latest positions, at `position % MPPE_RX_RING`.
     pub ring: [MppeKeySlot; MPPE_RX_RING],
+    /// The catch-up budget: the GCRA theoretical arrival time (ns, the
+    /// kernel's monotonic clock) of extra key changes, 0 for a full
+    /// bucket. Only the program uses it, atomically.
+    pub catch_up_tat: u64,
 }
 
 impl MppeRx {
@@ -633,7 +656,8 @@ mod tests {
     fn mppe_rx_layout_has_no_holes() {
         assert_eq!(size_of::<MppeKeySlot>(), 24);
         assert_eq!(offset_of!(MppeKeySlot, key), 8);
-        assert_eq!(size_of::<MppeRx>(), 32 + 24 * MPPE_RX_RING);
+        assert_eq!(size_of::<MppeRx>(), 32 + 24 * MPPE_RX_RING + 8);
+        assert_eq!(offset_of!(MppeRx, catch_up_tat), 32 + 24 * MPPE_RX_RING);
         assert_eq!(offset_of!(MppeRx, head), 0);
         assert_eq!(offset_of!(MppeRx, start_key), 8);
         assert_eq!(offset_of!(MppeRx, key_len), 24);

@@ -10,8 +10,8 @@ mod common;
 
 use common::*;
 use pptp_common::maps::{
-    CallEntry, MPPE_RX_MAX_JUMP, SESSION_F_DECAP, SESSION_F_MPPE_RX, SESSION_F_MSS_CLAMP, Session,
-    Stat, TunnelConf, programs,
+    CallEntry, MPPE_RX_CATCH_UP_BURST, MPPE_RX_MAX_CATCH_UP, MPPE_RX_MAX_JUMP, SESSION_F_DECAP,
+    SESSION_F_MPPE_RX, SESSION_F_MSS_CLAMP, Session, Stat, TunnelConf, programs,
 };
 use pptp_daemon::{
     dataplane::xdp::XdpDataplane,
@@ -285,8 +285,14 @@ fn receive_on(program: &'static str, length: KeyLength) {
     );
     r.decrypted(&ctx("count 3, PFC"), &mut tx, &[0xFF, 0x03, 0xFD], &[0x21]);
 
-    // Lost frames: jumps of 2 and of the most the kernel follows.
-    for jump in [2, MPPE_RX_MAX_JUMP] {
+    // Lost frames: jumps of 2, of the most the kernel follows for free, and
+    // beyond (within the catch-up budget: 1 + 56 extra key changes).
+    for jump in [
+        2,
+        MPPE_RX_MAX_JUMP,
+        MPPE_RX_MAX_JUMP + 1,
+        MPPE_RX_MAX_CATCH_UP,
+    ] {
         for _ in 1..jump {
             seal(&mut tx, &[0x21], &udp(8));
         }
@@ -341,7 +347,7 @@ fn receive_on(program: &'static str, length: KeyLength) {
     // A jump beyond what the kernel follows: userspace's, which continues
     // from the kernel's chain and hands its own back.
     let mut skipped = Vec::new();
-    for _ in 0..MPPE_RX_MAX_JUMP {
+    for _ in 0..MPPE_RX_MAX_CATCH_UP {
         skipped.push(seal(&mut tx, &[0x21], &udp(8)));
     }
     let inner = udp(200);
@@ -383,6 +389,42 @@ fn receive_on(program: &'static str, length: KeyLength) {
     }
     seal(&mut tx, &[0x21], &udp(4));
     r.decrypted(&ctx("jump of 2 after the wrap"), &mut tx, &FULL, &[0x21]);
+
+    // Loss runs of 63 frames, again and again: the catch-up budget's burst
+    // takes at least 8 more (57 of its 512 extra key changes were used
+    // above, 56 each), then one is left to userspace, which hands the
+    // chain back.
+    let per_jump = u64::from(MPPE_RX_MAX_CATCH_UP - MPPE_RX_MAX_JUMP);
+    let within = (MPPE_RX_CATCH_UP_BURST - 57) / per_jump;
+    let mut taken = 0;
+    let left_up = loop {
+        for _ in 1..MPPE_RX_MAX_CATCH_UP {
+            seal(&mut tx, &[0x21], &udp(8));
+        }
+        let inner = udp(30);
+        let mppe = seal(&mut tx, &[0x21], &inner);
+        let frame = from_peer(&FULL, &mppe, r.next_seq());
+        let (action, _, (dec, up)) = r.run(&frame);
+        if (dec, up) == (0, 1) {
+            assert_eq!(action, XDP_PASS, "{}", ctx("over the budget"));
+            break (frame, inner);
+        }
+        assert_eq!((dec, up), (1, 0), "{}", ctx("a catch-up"));
+        taken += 1;
+        assert!(
+            taken < within + 40,
+            "{}",
+            ctx("the catch-up budget never ran out")
+        );
+    };
+    assert!(taken >= within, "{}: {taken} catch-ups taken", ctx("burst"));
+    assert!(shared.sync(&mut rx));
+    let (frame, inner) = left_up;
+    let mut plain = vec![0u8; mppe_of(&frame).len() - 2];
+    rx.decrypt(mppe_of(&frame), &mut plain).unwrap();
+    assert_eq!(plain, [&[0x21], &inner[..]].concat());
+    assert!(shared.publish(&rx));
+    r.decrypted(&ctx("after the budget ran out"), &mut tx, &FULL, &[0x21]);
 
     // Off: without the session flag, MPPE is userspace's again.
     let seq = r.next_seq();

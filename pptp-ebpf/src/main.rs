@@ -717,7 +717,7 @@ fn within_rate(tat: *mut u64, rate_kbps: u32, burst_ns: u32, len: usize) -> bool
 /// between; a packet that loses every round is refused (under that much
 /// contention the bucket is being drained).
 #[inline(always)]
-fn take(tat: *mut u64, cost: u64, tolerance: u64) -> bool {
+pub(crate) fn take(tat: *mut u64, cost: u64, tolerance: u64) -> bool {
     // SAFETY: plain helper call.
     let now = unsafe { bpf_ktime_get_ns() };
     let mut round = 0;

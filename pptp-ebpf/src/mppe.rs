@@ -10,7 +10,11 @@
 //! - its coherency count is 1 to [`MPPE_RX_MAX_JUMP`] counts ahead of the
 //!   session's head ([`MppeRx`]), so it costs at most that many key
 //!   changes (RFC 3078 section 7.3: GetNewKeyFromSHA, then RC4 of the
-//!   interim key with itself, then the 40/56-bit reduction);
+//!   interim key with itself, then the 40/56-bit reduction), or up to
+//!   [`MPPE_RX_MAX_CATCH_UP`] ahead with the key changes beyond the first
+//!   8 taken from the session's catch-up budget (a loss run: leaving it
+//!   to userspace at a rate beyond what userspace decrypts would keep the
+//!   session there);
 //! - the plaintext begins with IPv4's protocol field and an IPv4 header
 //!   that the clear path would forward (no SYN to clamp).
 //!
@@ -63,7 +67,8 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use pptp_common::maps::{
-    MAX_SESSIONS, MPPE_RX_MAX_JUMP, MPPE_RX_RING, MppeRx, SESSION_F_MSS_CLAMP, Session,
+    MAX_SESSIONS, MPPE_RX_CATCH_UP_BURST, MPPE_RX_CATCH_UP_RATE, MPPE_RX_MAX_CATCH_UP,
+    MPPE_RX_MAX_JUMP, MPPE_RX_RING, MppeRx, SESSION_F_MSS_CLAMP, Session,
 };
 
 /// MPPE receive state per session slot, memory-mapped by the daemon.
@@ -95,6 +100,8 @@ const HDR_D_ENCRYPTED: u8 = 0x10;
 
 const IPPROTO_TCP: u8 = 6;
 const TCP_SYN: u8 = 0x02;
+/// The catch-up budget's price of one extra key change, in nanoseconds.
+const CATCH_UP_COST_NS: u64 = 1_000_000_000 / MPPE_RX_CATCH_UP_RATE;
 
 /// SHA-1 initial state (FIPS 180-4 section 5.3.1).
 const SHA1_INIT: [u32; 5] = [
@@ -194,7 +201,7 @@ fn decrypt_inner(ctx: &XdpContext, session: &Session, mppe: usize, end: usize) -
     // atomically.
     let head = unsafe { atomic_or::<u64, u64, { AtomicOrdering::SeqCst }>(&raw mut state.head, 0) };
     let jump = u64::from(count.wrapping_sub(MppeRx::count_of(head)) & 0x0FFF);
-    if jump == 0 || jump > u64::from(MPPE_RX_MAX_JUMP) {
+    if jump == 0 || jump > u64::from(MPPE_RX_MAX_CATCH_UP) {
         return None;
     }
     let key_len = state.key_len;
@@ -217,8 +224,22 @@ fn decrypt_inner(ctx: &XdpContext, session: &Session, mppe: usize, end: usize) -
         }
     }
 
+    // A catch-up after a loss run: the extra key changes come out of the
+    // session's budget (taken before the work, so forged jumps drain it
+    // too and then go to userspace, whose own budget bounds them).
+    let extra = jump.saturating_sub(u64::from(MPPE_RX_MAX_JUMP));
+    if extra > 0
+        && !crate::take(
+            &raw mut state.catch_up_tat,
+            extra * CATCH_UP_COST_NS,
+            (MPPE_RX_CATCH_UP_BURST - extra) * CATCH_UP_COST_NS,
+        )
+    {
+        return None;
+    }
+
     // Walk the chain: `jump` key changes, one `bpf_loop` step each (the
-    // verifier of Linux 6.1 then checks one key change, not eight).
+    // verifier of Linux 6.1 then checks one key change, not 64).
     s.start = state.start_key;
     s.bits = bits;
     let mut walk = LoopCtx { scratch: s };

@@ -36,10 +36,11 @@
 //!   agrees with that number (the jump is at most [`EVIDENCE_SLACK`] short
 //!   of it: the peer's clear control frames take sequence numbers but no
 //!   counts) is taken with that jump, beyond 4096 counts (up to
-//!   [`MAX_EVIDENCED_JUMP`]) and outside the budget. One such jump is taken
+//!   [`MAX_EVIDENCED_JUMP`]) and outside the budget: its cost is that of
+//!   frames the peer did send. One such jump is taken
 //!   per newest sequence number: a frame that forges both numbers (a
 //!   spoofer who does not see the traffic guesses them right about once in
-//!   2^24 tries) costs it once, until a genuine frame is accepted.
+//!   2^21 tries) costs it once, until a genuine frame is accepted.
 //! - Stateful mode (RFC 3078 sections 7.2, 8.2): the RC4 state runs on from
 //!   packet to packet; the sender changes its key before the "flag" packet
 //!   whose count's low octet is 0xFF and sets FLUSHED on it. A gap in the
@@ -83,9 +84,11 @@ pub const REORDER_WINDOW: u16 = 32;
 /// evidenced by the sequence numbers.
 pub const EVIDENCE_SLACK: u64 = 64;
 
-/// The largest count jump taken on the evidence of sequence numbers: two
-/// turns of the count space, about 9 ms of key changes.
-pub const MAX_EVIDENCED_JUMP: u64 = 2 * COHERENCY_COUNT_SPACE as u64;
+/// The largest count jump taken on the evidence of sequence numbers: 16
+/// turns of the count space, about 70 ms of key changes, once per frame
+/// accepted (a receiver starved for 0.4 s of a peer sending 160,000 frames
+/// a second still follows).
+pub const MAX_EVIDENCED_JUMP: u64 = 16 * COHERENCY_COUNT_SPACE as u64;
 
 /// What the GRE sequence numbers say about the next packet: the peer sent
 /// `frames` frames since the newest one accepted, whose sequence number is
@@ -986,7 +989,7 @@ mod tests {
     }
 
     /// Evidence that disagrees with the count, that is spent, or that
-    /// claims more than two turns of the count space is ignored: the
+    /// claims more than 16 turns of the count space is ignored: the
     /// packet goes the count's way, under the budget.
     #[test]
     fn sequence_evidence_is_taken_only_when_it_agrees_once_and_within_bounds() {
@@ -1024,9 +1027,9 @@ mod tests {
         }));
         assert!(open(rx, &forged_at(rx, 10)).is_ok());
         assert_eq!(rx.position(), 101 + 4106 + 10, "the count's own jump");
-        // Beyond two turns: ignored.
+        // Beyond 16 turns: ignored.
         rx.expect(Some(SentSince {
-            frames: 3 * 4096 + 10,
+            frames: 17 * 4096 + 10,
             newest: 3,
         }));
         assert!(open(rx, &forged_at(rx, 10)).is_ok());
