@@ -520,6 +520,32 @@ impl MppeRx {
     }
 }
 
+/// How long the program reuses a next hop towards a peer before it asks the
+/// FIB again ([`NextHop`]): a route or neighbour change reaches
+/// encapsulated traffic within this time.
+pub const NEXT_HOP_TTL_NS: u64 = 10_000_000;
+
+/// The next hop towards a session's peer, cached per CPU and per session
+/// slot by the encapsulating program (`PPTP_NEXT_HOP`): the result of the
+/// FIB lookup for (`in_ifindex`, `local` → `peer`), valid until
+/// `expires_ns` (the kernel's monotonic clock). The lookup's inputs are
+/// kept, so a slot reused by another session, or a lookup from another
+/// interface, misses. Only the program reads and writes it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct NextHop {
+    pub expires_ns: u64,
+    /// The interface the lookup was made from (0: empty entry).
+    pub in_ifindex: u32,
+    /// The interface to send from (a VLAN device is tagged by `send`).
+    pub out_ifindex: u32,
+    pub local: [u8; 4],
+    pub peer: [u8; 4],
+    pub smac: [u8; 6],
+    pub dmac: [u8; 6],
+    pub _pad: [u8; 4],
+}
+
 /// Per-CPU traffic counters of one session, as seen by the kernel path.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -553,6 +579,7 @@ mod pod {
     unsafe impl aya::Pod for super::Session {}
     unsafe impl aya::Pod for super::SeqState {}
     unsafe impl aya::Pod for super::SessionCounters {}
+    unsafe impl aya::Pod for super::NextHop {}
     unsafe impl aya::Pod for super::CallEntry {}
     unsafe impl aya::Pod for super::TunnelConf {}
     unsafe impl aya::Pod for super::VlanLink {}
@@ -650,6 +677,18 @@ mod tests {
         assert_eq!(passed, 3);
         assert_eq!(CallEntry::new(0, 5, 0, 5), CallEntry::default());
         assert_eq!(CallEntry::default().network_up().flags, CALL_F_DATA);
+    }
+
+    #[test]
+    fn next_hop_layout_has_no_holes() {
+        assert_eq!(size_of::<NextHop>(), 40);
+        assert_eq!(offset_of!(NextHop, in_ifindex), 8);
+        assert_eq!(offset_of!(NextHop, out_ifindex), 12);
+        assert_eq!(offset_of!(NextHop, local), 16);
+        assert_eq!(offset_of!(NextHop, peer), 20);
+        assert_eq!(offset_of!(NextHop, smac), 24);
+        assert_eq!(offset_of!(NextHop, dmac), 30);
+        assert_eq!(offset_of!(NextHop, _pad), 36);
     }
 
     #[test]

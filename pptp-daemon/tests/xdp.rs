@@ -7,8 +7,8 @@ mod common;
 
 use common::*;
 use pptp_common::maps::{
-    CallEntry, SESSION_F_ACFC, SESSION_F_DECAP, SESSION_F_ENCAP, SESSION_F_MSS_CLAMP,
-    SESSION_F_PFC, SeqState, Session, Stat, TunnelConf, programs,
+    CallEntry, NEXT_HOP_TTL_NS, SESSION_F_ACFC, SESSION_F_DECAP, SESSION_F_ENCAP,
+    SESSION_F_MSS_CLAMP, SESSION_F_PFC, SeqState, Session, Stat, TunnelConf, programs,
 };
 use pptp_daemon::dataplane::xdp::{AttachedMode, XdpDataplane, XdpMode};
 use pptp_netns::{self as netns, Netns, RawSocket};
@@ -1032,6 +1032,97 @@ fn encapsulation_on_crafted_frames() {
             out: None,
         }],
     );
+}
+
+/// The next hop towards a peer is cached per CPU and session slot
+/// (`PPTP_NEXT_HOP`): a neighbour change reaches encapsulated traffic once
+/// the cached hop is older than `NEXT_HOP_TTL_NS`, and a slot taken over
+/// by a session with another peer never uses the old peer's hop. (The
+/// test runs on one CPU, so every run sees the same cache.)
+#[test]
+fn encapsulation_follows_next_hop_changes() {
+    pin_to_one_cpu();
+    let fib = fib();
+    let mut dp = load();
+    dp.install(&session(SESSION_F_DECAP | SESSION_F_ENCAP), seq(10))
+        .unwrap();
+    let from_lan = |inner: &[u8]| {
+        let mut f = eth(fib.lan_mac, LAN_HOST_MAC, 0x0800);
+        f.extend_from_slice(inner);
+        f
+    };
+    let p = udp(LAN_HOST, CLIENT, 64, 100);
+    let full = [0xFF, 0x03, 0x00, 0x21];
+    let towards = |name, dst_mac, peer, seq| Case {
+        name,
+        frame: from_lan(&p),
+        ifindex: fib.lan,
+        action: XDP_REDIRECT,
+        stat: Stat::Encapsulated,
+        out: Some(encapsulated(
+            dst_mac,
+            fib.wan_mac,
+            peer,
+            PEER_CALL,
+            seq,
+            None,
+            &full,
+            &hop(&p),
+        )),
+    };
+    check(&dp, &fib, vec![towards("first", CLIENT_MAC, PEER, 10)]);
+
+    // The peer's neighbour entry changes: within the TTL the cached hop
+    // may still be used; after it, the new address is.
+    let new_mac = [0x02, 0, 0, 0, 0, 0x09];
+    fib.ns
+        .ip(&[
+            "neigh",
+            "replace",
+            "198.18.0.2",
+            "lladdr",
+            "02:00:00:00:00:09",
+            "dev",
+            "wan0",
+            "nud",
+            "permanent",
+        ])
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_nanos(2 * NEXT_HOP_TTL_NS));
+    check(&dp, &fib, vec![towards("after the TTL", new_mac, PEER, 11)]);
+
+    // The slot goes to a session with another peer: its own hop at once.
+    dp.remove(&session(0)).unwrap();
+    dp.install(
+        &Session {
+            peer_addr: PEER2,
+            ..session(SESSION_F_DECAP | SESSION_F_ENCAP)
+        },
+        seq(20),
+    )
+    .unwrap();
+    check(
+        &dp,
+        &fib,
+        vec![towards("slot reused", PEER2_MAC, PEER2, 20)],
+    );
+}
+
+/// Pins the calling thread (and the threads it starts) to the CPU it runs
+/// on.
+fn pin_to_one_cpu() {
+    // SAFETY: plain libc calls on a zeroed cpu_set_t of this thread.
+    unsafe {
+        let cpu = libc::sched_getcpu();
+        assert!(cpu >= 0, "sched_getcpu");
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu as usize, &mut set);
+        assert_eq!(
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set),
+            0,
+            "sched_setaffinity"
+        );
+    }
 }
 
 /// The token buckets of the session entries (pptp_common::rate): at

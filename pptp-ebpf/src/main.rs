@@ -68,9 +68,9 @@ use pptp_common::{
     },
     hdr::GreHdr,
     maps::{
-        CALL_F_DATA, CallEntry, ClientKey, MAX_SESSIONS, MAX_VLANS, SESSION_F_ACFC,
-        SESSION_F_DECAP, SESSION_F_ENCAP, SESSION_F_MPPE_RX, SESSION_F_MSS_CLAMP, SESSION_F_PFC,
-        SeqState, Session, SessionCounters, SessionKey, Stat, TunnelConf, VlanLink,
+        CALL_F_DATA, CallEntry, ClientKey, MAX_SESSIONS, MAX_VLANS, NEXT_HOP_TTL_NS, NextHop,
+        SESSION_F_ACFC, SESSION_F_DECAP, SESSION_F_ENCAP, SESSION_F_MPPE_RX, SESSION_F_MSS_CLAMP,
+        SESSION_F_PFC, SeqState, Session, SessionCounters, SessionKey, Stat, TunnelConf, VlanLink,
     },
     rate, serial,
 };
@@ -109,6 +109,10 @@ static PPTP_VLANS: HashMap<u32, VlanLink> = HashMap::with_max_entries(MAX_VLANS,
 /// Traffic counters per session slot.
 #[map(name = "PPTP_COUNTERS")]
 static PPTP_COUNTERS: PerCpuArray<SessionCounters> = PerCpuArray::with_max_entries(MAX_SESSIONS, 0);
+
+/// The next hop towards each session's peer, per CPU ([`next_hop`]).
+#[map(name = "PPTP_NEXT_HOP")]
+static PPTP_NEXT_HOP: PerCpuArray<NextHop> = PerCpuArray::with_max_entries(MAX_SESSIONS, 0);
 
 const PASS: u32 = xdp_action::XDP_PASS;
 const DROP: u32 = xdp_action::XDP_DROP;
@@ -598,7 +602,71 @@ fn forward(ctx: &XdpContext, src: [u8; 4], dst: [u8; 4], tot_len: u16) -> Option
         let sum = u32::from(u16::from_be_bytes((*ip).check)) + 0x0100;
         (*ip).check = (((sum + (sum >> 16)) & 0xFFFF) as u16).to_be_bytes();
     }
-    send(ctx, &fib)
+    send(ctx, &Hop::from(&fib))
+}
+
+/// Where a frame goes: the interface and the Ethernet addresses.
+struct Hop {
+    ifindex: u32,
+    smac: [u8; 6],
+    dmac: [u8; 6],
+}
+
+impl From<&FibParams> for Hop {
+    fn from(fib: &FibParams) -> Self {
+        Hop {
+            ifindex: fib.ifindex,
+            smac: fib.smac,
+            dmac: fib.dmac,
+        }
+    }
+}
+
+/// The next hop towards `peer` from `local`, looked up as from `ifindex`:
+/// this CPU's cached FIB result for the session slot while it is younger
+/// than [`NEXT_HOP_TTL_NS`] and was looked up for the same inputs, else a
+/// FIB lookup, cached. `None` when the FIB does not resolve it (the stack
+/// must, by ARP for example).
+#[inline(always)]
+fn next_hop(
+    ctx: &XdpContext,
+    slot: u32,
+    ifindex: u32,
+    local: [u8; 4],
+    peer: [u8; 4],
+) -> Option<Hop> {
+    // SAFETY: plain helper call.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let cached = PPTP_NEXT_HOP.get_ptr_mut(slot);
+    if let Some(c) = cached {
+        // SAFETY: this CPU's slot of a per-CPU map, valid for the program
+        // run, with no other writer.
+        let c = unsafe { &*c };
+        if c.expires_ns > now && c.in_ifindex == ifindex && c.local == local && c.peer == peer {
+            return Some(Hop {
+                ifindex: c.out_ifindex,
+                smac: c.smac,
+                dmac: c.dmac,
+            });
+        }
+    }
+    let fib = fib_lookup(ctx, ifindex, local, peer, 0, IPPROTO_GRE)?;
+    if let Some(c) = cached {
+        // SAFETY: as above.
+        unsafe {
+            *c = NextHop {
+                expires_ns: now + NEXT_HOP_TTL_NS,
+                in_ifindex: ifindex,
+                out_ifindex: fib.ifindex,
+                local,
+                peer,
+                smac: fib.smac,
+                dmac: fib.dmac,
+                _pad: [0; 4],
+            };
+        }
+    }
+    Some(Hop::from(&fib))
 }
 
 /// Rewrites the Ethernet addresses from a FIB result and sends the frame
@@ -606,10 +674,10 @@ fn forward(ctx: &XdpContext, src: [u8; 4], dst: [u8; 4], tot_len: u16) -> Option
 /// tagged (IEEE 802.1Q: the tag sits between the source address and the
 /// EtherType) out of its lower device.
 #[inline(always)]
-fn send(ctx: &XdpContext, fib: &FibParams) -> Option<u32> {
-    let mut ifindex = fib.ifindex;
+fn send(ctx: &XdpContext, hop: &Hop) -> Option<u32> {
+    let mut ifindex = hop.ifindex;
     // SAFETY: a map value is read once, by value.
-    if let Some(vlan) = unsafe { PPTP_VLANS.get(&fib.ifindex) }.copied() {
+    if let Some(vlan) = unsafe { PPTP_VLANS.get(&hop.ifindex) }.copied() {
         // Four bytes more in front: the old addresses move out of the way
         // and the EtherType stays where it is, after the tag.
         // SAFETY: the context pointer is the program's own.
@@ -627,8 +695,8 @@ fn send(ctx: &XdpContext, fib: &FibParams) -> Option<u32> {
     // SAFETY: bounds checked by ptr_at. The EtherType field is not written:
     // under a tag it now holds the TPID.
     unsafe {
-        (*eth).dst_addr = fib.dmac;
-        (*eth).src_addr = fib.smac;
+        (*eth).dst_addr = hop.dmac;
+        (*eth).src_addr = hop.smac;
     }
     if ifindex as usize == ctx.ingress_ifindex() {
         return Some(TX);
@@ -775,13 +843,12 @@ fn encapsulate(ctx: &XdpContext, l3: usize, entry: *mut Session, role: Role) -> 
     } else {
         ctx.ingress_ifindex() as u32
     };
-    let Some(fib) = fib_lookup(
+    let Some(hop) = next_hop(
         ctx,
+        session.slot,
         ifindex,
         session.local_addr,
         session.peer_addr,
-        0,
-        IPPROTO_GRE,
     ) else {
         return (Stat::EncapPassed, PASS);
     };
@@ -909,7 +976,7 @@ fn encapsulate(ctx: &XdpContext, l3: usize, entry: *mut Session, role: Role) -> 
             (*c).tx_bytes += inner_len as u64;
         }
     }
-    match send(ctx, &fib) {
+    match send(ctx, &hop) {
         Some(action) => (Stat::Encapsulated, action),
         None => (Stat::EncapPassed, DROP),
     }
