@@ -878,17 +878,27 @@ fn decapsulation_only_for_sessions_on_the_fast_path() {
     );
 }
 
-#[test]
-fn encapsulation_on_crafted_frames() {
+/// A FIB namespace and the program with a session on both paths (its
+/// next sequence number 10).
+fn encapsulating() -> (Fib, XdpDataplane) {
     let fib = fib();
     let mut dp = load();
     dp.install(&session(SESSION_F_DECAP | SESSION_F_ENCAP), seq(10))
         .unwrap();
-    let from_lan = |inner: &[u8]| {
-        let mut f = eth(fib.lan_mac, LAN_HOST_MAC, 0x0800);
-        f.extend_from_slice(inner);
-        f
-    };
+    (fib, dp)
+}
+
+/// `inner` as it arrives on the LAN interface from the LAN host.
+fn lan_frame(fib: &Fib, inner: &[u8]) -> Vec<u8> {
+    let mut f = eth(fib.lan_mac, LAN_HOST_MAC, 0x0800);
+    f.extend_from_slice(inner);
+    f
+}
+
+#[test]
+fn encapsulation_on_crafted_frames() {
+    let (fib, mut dp) = encapsulating();
+    let from_lan = |inner: &[u8]| lan_frame(&fib, inner);
     let p = udp(LAN_HOST, CLIENT, 64, 100);
     let full = [0xFF, 0x03, 0x00, 0x21];
     check(
@@ -1042,15 +1052,8 @@ fn encapsulation_on_crafted_frames() {
 #[test]
 fn encapsulation_follows_next_hop_changes() {
     pin_to_one_cpu();
-    let fib = fib();
-    let mut dp = load();
-    dp.install(&session(SESSION_F_DECAP | SESSION_F_ENCAP), seq(10))
-        .unwrap();
-    let from_lan = |inner: &[u8]| {
-        let mut f = eth(fib.lan_mac, LAN_HOST_MAC, 0x0800);
-        f.extend_from_slice(inner);
-        f
-    };
+    let (fib, mut dp) = encapsulating();
+    let from_lan = |inner: &[u8]| lan_frame(&fib, inner);
     let p = udp(LAN_HOST, CLIENT, 64, 100);
     let full = [0xFF, 0x03, 0x00, 0x21];
     let towards = |name, dst_mac, peer, seq| Case {

@@ -5,7 +5,7 @@
 
 use std::{fmt::Write as _, path::Path, process::Command};
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 use serde_json::Value;
 
 use crate::{setup, util};
@@ -217,6 +217,111 @@ fn find_row<'a>(
     d["measurements"].as_array()?.iter().find(|m| {
         m["path"] == path && m["direction"] == dir && m["size"] == size && m["sessions"] == sessions
     })
+}
+
+/// A figure with its spread over the runs of one bench run: median,
+/// lowest, highest.
+type Spread = (f64, f64, f64);
+
+/// Whether a figure and both ends of its spread are numbers (a run that
+/// delivered nothing has none).
+fn finite((median, lo, hi): Spread) -> bool {
+    median.is_finite() && lo.is_finite() && hi.is_finite()
+}
+
+/// Every figure the README states from a run, by name: each measurement's
+/// forwarding CPU per packet, and the ratios of the modes table and of the
+/// paths against plain XDP routing.
+fn stated_figures(d: &Value) -> Vec<(String, Spread)> {
+    let mut out = Vec::new();
+    let rows = d["measurements"].as_array().cloned().unwrap_or_default();
+    for m in &rows {
+        let name = format!(
+            "{} {} {} B {} sessions: forwarding CPU ns/packet",
+            m["path"].as_str().unwrap_or("?"),
+            m["direction"].as_str().unwrap_or("?"),
+            m["size"],
+            m["sessions"]
+        );
+        let r = &m["fwd_cpu_ns_range"];
+        let v = (f(&m["fwd_cpu_ns_per_packet"]), f(&r[0]), f(&r[1]));
+        if finite(v) {
+            out.push((name, v));
+        }
+    }
+    const RATIOS: [(&str, u64, &str, u64); 5] = [
+        ("stack+nft", 1, "ip-forward+nft", 0),
+        ("stack+nft", 1, "ip-forward+xdp-pass+nft", 0),
+        ("xdp", 1, "xdp-route", 0),
+        ("stack", 1, "ip-forward", 0),
+        ("userspace", 1, "xdp", 1),
+    ];
+    for m in &rows {
+        let (dir, size) = (
+            m["direction"].as_str().unwrap_or(""),
+            m["size"].as_u64().unwrap_or(0),
+        );
+        for (a, an, b, bn) in RATIOS {
+            if m["path"] != a || m["sessions"] != an {
+                continue;
+            }
+            if let Some(base) = find_row(d, b, dir, size, bn) {
+                let v = ratio_with_spread(m, base, "fwd_cpu_ns_per_packet", "fwd_cpu_ns_range");
+                if finite(v) {
+                    out.push((
+                        format!("{a} ÷ {b} {dir} {size} B: forwarding CPU/packet"),
+                        v,
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Every figure of `earlier` that `later` has too: its earlier median and
+/// spread, the later median, and whether that lies within the spread.
+fn confirmations(earlier: &Value, later: &Value) -> Vec<(String, Spread, f64, bool)> {
+    let later_figures = stated_figures(later);
+    stated_figures(earlier)
+        .into_iter()
+        .filter_map(|(name, (median, lo, hi))| {
+            let (_, (m2, _, _)) = later_figures.iter().find(|(n, _)| *n == name)?;
+            Some((name, (median, lo, hi), *m2, *m2 >= lo && *m2 <= hi))
+        })
+        .collect()
+}
+
+/// `cargo xtask bench-compare`: prints, for every figure both runs have,
+/// the earlier median and spread, the later median, and whether the later
+/// median lies within the earlier spread; fails when one does not.
+pub fn compare(earlier: &Path, later: &Path) -> anyhow::Result<()> {
+    let read = |p: &Path| -> anyhow::Result<Value> {
+        let text =
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))
+    };
+    let rows = confirmations(&read(earlier)?, &read(later)?);
+    println!("| figure | earlier median (spread) | later median | within |");
+    println!("|---|---|---|---|");
+    for (name, (median, lo, hi), m2, within) in &rows {
+        println!(
+            "| {name} | {median:.2} ({lo:.2}–{hi:.2}) | {m2:.2} | {} |",
+            if *within { "yes" } else { "**no**" }
+        );
+    }
+    let outside = rows.iter().filter(|r| !r.3).count();
+    println!(
+        "\n{} figures compared, {outside} outside the earlier spread",
+        rows.len()
+    );
+    if rows.is_empty() {
+        bail!("the two runs have no figure in common");
+    }
+    if outside > 0 {
+        bail!("{outside} of {} figures not confirmed", rows.len());
+    }
+    Ok(())
 }
 
 /// The forwarding modes side by side with plain forwarding and the XDP
@@ -699,6 +804,38 @@ mod tests {
             ],
             "scale": [{"sessions": 10, "setup_seconds": 2.0, "sessions_per_second": 5.0, "bytes_per_session": 2048.0}]
         })
+    }
+
+    /// A later run confirms a figure when its median lies within the
+    /// earlier spread, for measurements and for ratios alike.
+    #[test]
+    fn a_later_run_confirms_figures_within_the_earlier_spread() {
+        let row = |path: &str, sessions: u64, median: f64, lo: f64, hi: f64| {
+            serde_json::json!({
+                "path": path, "direction": "decap", "size": 64, "sessions": sessions,
+                "fwd_cpu_ns_per_packet": median, "fwd_cpu_ns_range": [lo, hi],
+            })
+        };
+        let earlier = serde_json::json!({"measurements": [
+            row("xdp", 1, 1000.0, 950.0, 1100.0),
+            row("xdp-route", 0, 800.0, 780.0, 820.0),
+        ]});
+        let later = serde_json::json!({"measurements": [
+            row("xdp", 1, 1050.0, 1000.0, 1090.0),
+            row("xdp-route", 0, 900.0, 890.0, 910.0),
+        ]});
+        let rows = confirmations(&earlier, &later);
+        let within = |name: &str| {
+            rows.iter()
+                .find(|r| r.0.starts_with(name))
+                .map(|r| r.3)
+                .unwrap_or_else(|| panic!("{name} compared"))
+        };
+        assert_eq!(rows.len(), 3);
+        assert!(within("xdp decap"));
+        assert!(!within("xdp-route decap"), "900 is above 780–820");
+        // 1050 / 900 = 1.17 against 950/820–1100/780 = 1.16–1.41.
+        assert!(within("xdp ÷ xdp-route"));
     }
 
     #[test]

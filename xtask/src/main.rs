@@ -97,6 +97,15 @@ enum Command {
     /// The tests this host's kernel cannot run (VLAN devices), in the qemu
     /// guest; part of `cargo xtask test`.
     GuestTests,
+    /// Whether a later bench run confirms an earlier one: every forwarding
+    /// CPU figure and every ratio of the README's table, the later median
+    /// against the earlier spread (bench-results/datapath.json files).
+    BenchCompare {
+        /// The run whose figures and spreads are stated.
+        earlier: std::path::PathBuf,
+        /// The run that should confirm them.
+        later: std::path::PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -117,6 +126,7 @@ fn main() -> ExitCode {
             scale,
             no_guest,
         } => bench::run(short, seconds, scale, !no_guest),
+        Command::BenchCompare { earlier, later } => bench::compare(&earlier, &later),
         Command::Guest { command } => guest::main(command),
         Command::Interop(args) => interop::main(args),
         Command::GuestTests => guest_tests::run(),

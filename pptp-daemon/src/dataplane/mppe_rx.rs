@@ -188,6 +188,25 @@ impl MppeRxSlot {
         }
     }
 
+    fn catch_up(&self) -> &AtomicU64 {
+        // SAFETY: as for `head`: an aligned u64 of the live mapping that
+        // the program only accesses atomically.
+        unsafe { AtomicU64::from_ptr(&raw mut (*self.entry()).catch_up_tat) }
+    }
+
+    /// The kernel's catch-up budget for jumps beyond `MPPE_RX_MAX_JUMP`
+    /// (`MppeRx::catch_up_tat`: the GCRA theoretical arrival time in the
+    /// kernel's monotonic nanoseconds; 0 is a full bucket).
+    pub fn catch_up_tat(&self) -> u64 {
+        self.catch_up().load(Ordering::SeqCst)
+    }
+
+    /// Sets the catch-up budget's state (tests and diagnostics: a time far
+    /// ahead empties it, 0 fills it).
+    pub fn set_catch_up_tat(&self, tat: u64) {
+        self.catch_up().store(tat, Ordering::SeqCst);
+    }
+
     /// The kernel's head: its position and key, if the key could be read
     /// untorn (a few tries).
     pub fn read_head(&self) -> Option<(u64, [u8; 16])> {
