@@ -395,9 +395,14 @@ impl Generator {
         addr.sll_halen = 6;
         let mut sent = 0u64;
         let mut cursor = 0usize;
+        // Frames built but not sent yet, at the front of `bufs`: a frame
+        // takes its sequence number and coherency count when built, so one
+        // the socket refused is sent again, not built anew (a client does
+        // not use up counts for frames it never sends).
+        let mut ready = 0usize;
         let started = Instant::now();
         while started.elapsed() < duration {
-            for (i, buf) in bufs.iter_mut().enumerate() {
+            for (i, buf) in bufs.iter_mut().enumerate().skip(ready) {
                 let t = cursor % templates.len();
                 cursor += 1;
                 let tpl = &templates[t];
@@ -413,6 +418,7 @@ impl Generator {
                 }
                 lens[i] = tpl.frame.len();
             }
+            ready = BATCH;
             let mut iovs: Vec<libc::iovec> = bufs
                 .iter_mut()
                 .zip(lens)
@@ -438,7 +444,11 @@ impl Generator {
             let n =
                 unsafe { libc::sendmmsg(self.fd.as_raw_fd(), msgs.as_mut_ptr(), BATCH as u32, 0) };
             if n > 0 {
+                let n = n as usize;
                 sent += n as u64;
+                bufs.rotate_left(n);
+                lens.rotate_left(n);
+                ready -= n;
             } else {
                 std::thread::yield_now();
             }
