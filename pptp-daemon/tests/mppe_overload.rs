@@ -10,9 +10,20 @@ use std::time::{Duration, Instant};
 
 use pptp_daemon::mppe::{
     KeyLength,
-    cipher::{Decryptor, Encryptor},
+    cipher::{Decryptor, Encryptor, SentSince},
     keys::StartKey,
 };
+
+/// What the daemon tells the receiver before each packet (as
+/// `server::datapath` does from the GRE sequence numbers): frame `n` of a
+/// sender whose frames carry consecutive sequence numbers, the newest
+/// accepted being `newest`.
+fn expect(rx: &mut Decryptor, n: u32, newest: Option<u32>) {
+    rx.expect(newest.map(|newest| SentSince {
+        frames: n - newest,
+        newest,
+    }));
+}
 
 /// An IPv4 packet behind PPP protocol 0x0021, numbered `n`.
 fn plaintext(n: u32) -> Vec<u8> {
@@ -33,6 +44,7 @@ fn heavy_loss_never_makes_the_receiver_lose_the_key_chain() {
     // received, 8,750 a second, far beyond the budget's refill.
     let rate = 10_000u32;
     let mut n = 0u32;
+    let mut newest = None;
     let mut decrypted = 0u32;
     for i in 0..rate * 3 {
         let mut packet = vec![0u8; 2 + 42];
@@ -42,8 +54,10 @@ fn heavy_loss_never_makes_the_receiver_lose_the_key_chain() {
             continue;
         }
         rx.advance_clock(start + Duration::from_micros(u64::from(i) * 1_000_000 / u64::from(rate)));
+        expect(&mut rx, n - 1, newest);
         if rx.decrypt_in_place(&mut packet).is_ok() && packet[2..] == plaintext(n - 1)[..] {
             decrypted += 1;
+            newest = Some(n - 1);
         }
     }
     assert!(decrypted > 0, "some of the overloaded packets get through");
@@ -55,8 +69,11 @@ fn heavy_loss_never_makes_the_receiver_lose_the_key_chain() {
         tx.encrypt(&plaintext(n), &mut packet).unwrap();
         n += 1;
         rx.advance_clock(start + Duration::from_secs(3) + Duration::from_micros(u64::from(i) * 50));
+        expect(&mut rx, n - 1, newest);
         let ok = rx.decrypt_in_place(&mut packet).is_ok() && packet[2..] == plaintext(n - 1)[..];
-        if !ok {
+        if ok {
+            newest = Some(n - 1);
+        } else {
             last_bad = Some(i);
         }
     }

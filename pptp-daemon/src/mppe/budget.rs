@@ -68,6 +68,14 @@ pub const CATCH_UP_PER_REFUSED: u64 = 4;
 /// Extra key changes a stateless packet may always need, budget or not.
 pub const FREE_EXTRA: u64 = 15;
 
+/// A count jump evidenced by GRE sequence numbers (`cipher::SentSince`)
+/// that the budget cannot pay is still taken, but at most once in this
+/// many nanoseconds: a receiver that fell thousands of counts behind
+/// catches up at once, and one who forges the evidence (which needs the
+/// sequence numbers: an on-path attacker) costs at most one such jump (70
+/// ms at most) a second.
+pub const EVIDENCED_INTERVAL_NS: u64 = 1_000_000_000;
+
 /// A token bucket of key changes, refilled with the time passed in.
 #[derive(Clone, Debug, Default)]
 pub struct RekeyBudget {
@@ -81,6 +89,8 @@ pub struct RekeyBudget {
     dropped: u64,
     /// Packets refused since the last one taken.
     refused_in_a_row: u64,
+    /// When the last evidenced jump beyond the budget was taken.
+    last_evidenced_ns: Option<u64>,
 }
 
 impl RekeyBudget {
@@ -135,6 +145,33 @@ impl RekeyBudget {
             self.refused_in_a_row += 1;
         }
         admitted
+    }
+
+    /// For a jump evidenced by sequence numbers: takes `extra` key changes
+    /// from the budget if they fit, and otherwise takes the jump anyway if
+    /// no such jump was taken in the last [`EVIDENCED_INTERVAL_NS`]. A jump
+    /// refused here is not counted as dropped: the packet goes on to be
+    /// judged by its count alone.
+    pub fn take_evidenced(&mut self, extra: u64) -> bool {
+        let fits = extra <= REKEY_BURST
+            && admit(
+                self.tat,
+                self.now_ns,
+                extra * REKEY_COST_NS,
+                (REKEY_BURST - extra) * REKEY_COST_NS,
+            )
+            .map(|tat| self.tat = tat)
+            .is_some();
+        if fits {
+            return true;
+        }
+        let due = self
+            .last_evidenced_ns
+            .is_none_or(|t| self.now_ns >= t + EVIDENCED_INTERVAL_NS);
+        if due {
+            self.last_evidenced_ns = Some(self.now_ns);
+        }
+        due
     }
 
     /// The extra key changes available now.
@@ -196,6 +233,22 @@ mod tests {
         assert!(b.take_catching_up(20), "101 refused in a row");
         assert!(b.take_catching_up(15) && b.take_catching_up(15), "free");
         assert!(!b.take(15), "the strict budget has nothing free");
+    }
+
+    #[test]
+    fn evidenced_jumps_beyond_the_budget_are_taken_once_a_second() {
+        let t = Instant::now();
+        let mut b = RekeyBudget::new();
+        b.advance_clock(t);
+        assert!(b.take_evidenced(4000), "within the burst");
+        assert!(b.take_evidenced(9000), "beyond it: the first of the second");
+        assert!(!b.take_evidenced(9000), "the second");
+        assert!(!b.take_evidenced(200), "the budget is empty too");
+        b.advance_clock(t + Duration::from_millis(999));
+        assert!(!b.take_evidenced(9000));
+        b.advance_clock(t + Duration::from_secs(1));
+        assert!(b.take_evidenced(9000), "a second later");
+        assert_eq!(b.dropped(), 0);
     }
 
     #[test]

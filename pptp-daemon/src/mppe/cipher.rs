@@ -36,9 +36,10 @@
 //!   agrees with that number (the jump is at most [`EVIDENCE_SLACK`] short
 //!   of it: the peer's clear control frames take sequence numbers but no
 //!   counts) is taken with that jump, beyond 4096 counts (up to
-//!   [`MAX_EVIDENCED_JUMP`]) and outside the budget: its cost is that of
-//!   frames the peer did send. One such jump is taken
-//!   per newest sequence number: a frame that forges both numbers (a
+//!   [`MAX_EVIDENCED_JUMP`]); its cost is that of frames the peer did
+//!   send, paid by the budget when it can, and once a second beyond it
+//!   ([`RekeyBudget::take_evidenced`]). One such jump is taken per newest
+//!   sequence number: a frame that forges both numbers (a
 //!   spoofer who does not see the traffic guesses them right about once in
 //!   2^21 tries) costs it once, until a genuine frame is accepted.
 //! - Stateful mode (RFC 3078 sections 7.2, 8.2): the RC4 state runs on from
@@ -67,7 +68,7 @@ use rc4::{Rc4, StreamCipher};
 
 use super::{
     MppeParams,
-    budget::RekeyBudget,
+    budget::{FREE_EXTRA, RekeyBudget},
     keys::{KeySchedule, StartKey, StartKeys, start_keys},
 };
 use crate::{
@@ -446,7 +447,17 @@ impl Decryptor {
             return Err(DecryptError::Duplicate { count });
         }
         if ahead < COHERENCY_COUNT_SPACE / 2 {
-            if !self.budget.take_catching_up(ahead - 1) {
+            // Catching up after refusals (see `budget`) only for a packet
+            // the sequence numbers place in the peer's sequence: a flood
+            // of forged jumps, whose sequence numbers a spoofer who does
+            // not see the traffic cannot guess, gets the strict budget.
+            let in_sequence = evidence.is_some_and(|e| u64::from(e.frames) <= MAX_EVIDENCED_JUMP);
+            let taken = if in_sequence {
+                self.budget.take_catching_up(ahead - 1)
+            } else {
+                self.budget.take(ahead - 1)
+            };
+            if !taken {
                 return Err(DecryptError::RekeyBudget {
                     count,
                     rekeys: ahead,
@@ -485,8 +496,15 @@ impl Decryptor {
         if clear > EVIDENCE_SLACK || clear >= frames {
             return None;
         }
+        let jump = frames - clear;
+        let extra = jump - 1;
+        if extra > FREE_EXTRA && !self.budget.take_evidenced(extra) {
+            // Over the budget, and a jump like it was taken within the
+            // second: the count alone decides.
+            return None;
+        }
         self.evidence_spent = Some(e.newest);
-        Some(frames - clear)
+        Some(jump)
     }
 
     /// `jump` key changes forward (stateless), remembering the keys of the
@@ -842,9 +860,15 @@ mod tests {
         let rx = &mut client.decryptor;
         rx.advance_clock(t);
         let mut accepted = 0;
-        for _ in 0..1000 {
+        for i in 0..1000 {
             let p = forged(rx.last_count(), 2047);
             let before = rx.last_count();
+            // In the peer's sequence (as a frame from the peer's own
+            // sender would be), though the count disagrees with it.
+            rx.expect(Some(SentSince {
+                frames: 1,
+                newest: i,
+            }));
             match open(rx, &p) {
                 Ok(_) => accepted += 1,
                 Err(e) => {
@@ -864,6 +888,21 @@ mod tests {
         // most 4 extra key changes per packet received).
         assert_eq!(accepted, REKEY_BURST / 2046 + 1);
         assert_eq!(rx.rekey_budget_drops(), 1000 - accepted);
+        // Out of the peer's sequence (a spoofer's guess, or no sequence
+        // number known): the strict budget, no catching up.
+        let (_, mut client) = pair(KeyLength::Bits128, true);
+        let rx = &mut client.decryptor;
+        rx.advance_clock(t);
+        let mut accepted = 0;
+        for i in 0..1000 {
+            let p = forged(rx.last_count(), 2047);
+            rx.expect((i % 2 == 0).then_some(SentSince {
+                frames: 1 << 20,
+                newest: i,
+            }));
+            accepted += u64::from(open(rx, &p).is_ok());
+        }
+        assert_eq!(accepted, REKEY_BURST / 2046);
         // The stateful receiver catching up after a loss pays too, though
         // never more than 16 key changes a packet.
         let (_, mut client) = pair(KeyLength::Bits128, false);

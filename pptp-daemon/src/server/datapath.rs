@@ -24,6 +24,10 @@ use crate::{
     wire::{gre, ipv4, ppp},
 };
 
+/// A frame at most this many sequence numbers ahead of the newest one
+/// accepted is in the peer's sequence (see `handle_gre`).
+const IN_SEQUENCE: u32 = 4096;
+
 /// Frames [`gre_receive`] takes from the socket at a time.
 const BATCH: usize = 32;
 /// Data frames one worker's queue holds; beyond, data is dropped and
@@ -313,6 +317,14 @@ async fn handle_gre(
     // Every check under the call's sequencer lock, so its sequence
     // number is recorded only if the frame passes them all.
     let verdict = shared.seq.with_sequencer(u32::from(call.call_id), |seq| {
+        // A frame in the peer's sequence (not far ahead of the newest one
+        // accepted): only such frames count as evidence that the MPPE key
+        // chain is lost (a spoofer who does not see the traffic guesses a
+        // sequence number that close about once in a million tries).
+        let in_sequence = matches!(
+            seq.classify(&header),
+            call::Received::Accepted { skipped } if skipped < IN_SEQUENCE
+        );
         let mut decryptor = data
             .as_ref()
             .and_then(|d| d.decryptor.as_ref())
@@ -340,9 +352,9 @@ async fn handle_gre(
         if let (Some(chain), Some(d), true) = (shared_chain, decryptor.as_deref(), decrypted) {
             chain.publish(d);
         }
-        verdict
+        (verdict, in_sequence)
     });
-    let Some(verdict) = verdict else {
+    let Some((verdict, in_sequence)) = verdict else {
         // A call whose session task has not opened its slot yet.
         shared.stats.gre_dropped.fetch_add(1, Ordering::Relaxed);
         return;
@@ -424,6 +436,7 @@ async fn handle_gre(
                     .is_some_and(|m| m.lock().unwrap_or_else(|e| e.into_inner()).last_advanced())
             };
             if let frame::DropReason::NotIpv4(_) = &e
+                && in_sequence
                 && advanced()
                 && call
                     .counters
