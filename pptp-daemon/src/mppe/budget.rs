@@ -30,7 +30,9 @@
 //! for late ones, and 4096 behind, decrypts them with the wrong key for
 //! good (the count wrapped under it). An overloaded queue in front of the
 //! receiver, dropping most packets, empties the budget that way. So for a
-//! stateless receiver ([`RekeyBudget::take_catching_up`]):
+//! stateless receiver's packets that the GRE sequence numbers place in the
+//! peer's sequence ([`RekeyBudget::take_catching_up`]; a spoofer who does
+//! not see the traffic cannot guess them, and gets the strict budget):
 //! - a packet up to [`FREE_EXTRA`] extra key changes ahead never touches
 //!   the budget: loss runs of up to 15 packets, however often, cost only
 //!   their key changes, as they do in XDP, which takes jumps of up to 8
