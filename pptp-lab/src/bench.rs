@@ -324,10 +324,19 @@ struct Encrypting {
     encryptor: SharedEncryptor,
 }
 
-/// A session's sending MPPE state: one for all the frames built for the
-/// session, so that the key chain goes on from measurement to measurement
-/// as the receiver's does.
-type SharedEncryptor = std::sync::Arc<std::sync::Mutex<Encryptor>>;
+/// A session's sending state: one for all the frames built for the
+/// session, so that the MPPE key chain and the GRE sequence numbers go on
+/// from measurement to measurement as a client's do (the receiver takes the
+/// sequence numbers as evidence of how far the counts moved).
+type SharedEncryptor = std::sync::Arc<std::sync::Mutex<Sending>>;
+
+/// See [`SharedEncryptor`].
+struct Sending {
+    encryptor: Encryptor,
+    /// The GRE sequence number of the next frame: well ahead of what the
+    /// client sent while negotiating.
+    seq: u32,
+}
 
 /// First GRE sequence number of the next generator run.
 static SEQ_BASE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1 << 16);
@@ -407,14 +416,19 @@ impl Generator {
                 cursor += 1;
                 let tpl = &templates[t];
                 buf[..tpl.frame.len()].copy_from_slice(&tpl.frame);
-                if let Some(at) = tpl.seq_at {
+                if let Some(e) = &tpl.encrypt {
+                    let mut sending = e.encryptor.lock().unwrap_or_else(|p| p.into_inner());
+                    if let Some(at) = tpl.seq_at {
+                        buf[at..at + 4].copy_from_slice(&sending.seq.to_be_bytes());
+                        sending.seq = sending.seq.wrapping_add(1);
+                    }
+                    // The frame holds the header's two octets: never short.
+                    let _ = sending
+                        .encryptor
+                        .encrypt_in_place(&mut buf[e.at..tpl.frame.len()]);
+                } else if let Some(at) = tpl.seq_at {
                     buf[at..at + 4].copy_from_slice(&seqs[t].to_be_bytes());
                     seqs[t] = seqs[t].wrapping_add(1);
-                }
-                if let Some(e) = &tpl.encrypt {
-                    let mut encryptor = e.encryptor.lock().unwrap_or_else(|p| p.into_inner());
-                    // The frame holds the header's two octets: never short.
-                    let _ = encryptor.encrypt_in_place(&mut buf[e.at..tpl.frame.len()]);
                 }
                 lens[i] = tpl.frame.len();
             }
@@ -1122,7 +1136,13 @@ impl MppeKeys {
             let key = StartKey::new(&octets?, bits)?;
             Some((
                 call,
-                SharedEncryptor::new(Encryptor::new(&key, true).into()),
+                SharedEncryptor::new(
+                    Sending {
+                        encryptor: Encryptor::new(&key, true),
+                        seq: 1 << 20,
+                    }
+                    .into(),
+                ),
             ))
         })();
         if let (Some("up"), Some(key)) = (v["event"].as_str(), key) {
