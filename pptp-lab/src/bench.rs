@@ -1104,7 +1104,16 @@ fn sessions(
         l.contains("\"all_up\"")
     })?;
     let setup = started.elapsed().as_secs_f64();
-    let list = lab.sessions()?;
+    // The client reports a session up when its IPCP is; the daemon lists
+    // it once its own side has finished too (a moment later, at most).
+    let listed = Instant::now();
+    let list = loop {
+        let list = lab.sessions()?;
+        if list.len() >= n || listed.elapsed() > Duration::from_secs(10) {
+            break list;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
     if list.len() < n {
         return Err(format!("{} of {n} sessions up", list.len()));
     }
