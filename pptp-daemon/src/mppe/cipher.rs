@@ -865,10 +865,7 @@ mod tests {
             let before = rx.last_count();
             // In the peer's sequence (as a frame from the peer's own
             // sender would be), though the count disagrees with it.
-            rx.expect(Some(SentSince {
-                frames: 1,
-                newest: i,
-            }));
+            rx.expect(sent(1, i));
             match open(rx, &p) {
                 Ok(_) => accepted += 1,
                 Err(e) => {
@@ -975,6 +972,11 @@ mod tests {
         assert_eq!(client.decryptor.rekey_budget_drops(), 0);
     }
 
+    /// The evidence of `frames` frames sent since `newest`.
+    fn sent(frames: u32, newest: u32) -> Option<SentSince> {
+        Some(SentSince { frames, newest })
+    }
+
     /// What [`seal`] encrypts as packet `i`.
     fn expected(i: usize) -> Vec<u8> {
         payload(i, 40 + i % 50)
@@ -1000,10 +1002,7 @@ mod tests {
             }
             let p = seal(&mut client.encryptor, 4008);
             if evidence {
-                rx.expect(Some(SentSince {
-                    frames: 4001,
-                    newest: 77,
-                }));
+                rx.expect(sent(4001, 77));
                 assert_eq!(open(rx, &p).unwrap(), expected(4008)[..]);
                 assert_eq!(rx.position(), 4009);
             } else {
@@ -1013,10 +1012,7 @@ mod tests {
                 seal(&mut client.encryptor, i);
             }
             let p = seal(&mut client.encryptor, 9000);
-            rx.expect(Some(SentSince {
-                frames: 4995,
-                newest: 78,
-            }));
+            rx.expect(sent(4995, 78));
             let plain = open(rx, &p);
             if evidence {
                 assert_eq!(plain.unwrap(), expected(9000)[..]);
@@ -1043,10 +1039,7 @@ mod tests {
             seal(&mut client.encryptor, i);
         }
         let p = seal(&mut client.encryptor, 100);
-        rx.expect(Some(SentSince {
-            frames: 5000,
-            newest: 1,
-        }));
+        rx.expect(sent(5000, 1));
         assert!(open(rx, &p).is_ok());
         assert_eq!(rx.position(), 101);
         assert_eq!(rx.rekey_budget_drops(), 0);
@@ -1054,23 +1047,14 @@ mod tests {
         // with: taken once (garbage: the caller sees it), then the same
         // evidence (the same newest number) is spent.
         let forged_at = |rx: &Decryptor, ahead: u16| forged(rx.last_count(), ahead);
-        rx.expect(Some(SentSince {
-            frames: 4106,
-            newest: 2,
-        }));
+        rx.expect(sent(4106, 2));
         assert!(open(rx, &forged_at(rx, 10)).is_ok());
         assert_eq!(rx.position(), 101 + 4106);
-        rx.expect(Some(SentSince {
-            frames: 4106,
-            newest: 2,
-        }));
+        rx.expect(sent(4106, 2));
         assert!(open(rx, &forged_at(rx, 10)).is_ok());
         assert_eq!(rx.position(), 101 + 4106 + 10, "the count's own jump");
         // Beyond 16 turns: ignored.
-        rx.expect(Some(SentSince {
-            frames: 17 * 4096 + 10,
-            newest: 3,
-        }));
+        rx.expect(sent(17 * 4096 + 10, 3));
         assert!(open(rx, &forged_at(rx, 10)).is_ok());
         assert_eq!(rx.position(), 101 + 4106 + 20);
     }
