@@ -42,9 +42,12 @@ pub struct BenchArgs {
     /// Seconds each measurement runs.
     #[arg(long, default_value_t = 3.0)]
     pub seconds: f64,
-    /// Runs of each measurement, reported as their medians with the range
-    /// of the CPU figures (one with --short).
-    #[arg(long, default_value_t = 5)]
+    /// Rounds: every path of the forwarding labs is measured once per
+    /// round, the paths a ratio compares next to each other; figures are
+    /// the medians over the rounds with the range of the CPU figures, and
+    /// each ratio the median of the rounds' ratios (one with --short).
+    /// MPPE's measurement runs this often at the rate its search found.
+    #[arg(long, default_value_t = 10)]
     pub runs: usize,
     /// The smallest run that exercises everything (for the test suite).
     #[arg(long)]
@@ -233,6 +236,137 @@ pub struct Results {
     pub nft_note: String,
     /// The ruleset of the "+nft" rows, as loaded for stack mode.
     pub nft_ruleset: String,
+    /// The paths compared, each ratio from the figures of one round.
+    pub ratios: Vec<Ratio>,
+}
+
+/// One path's figure over another's, taken round by round: the two
+/// measurements of a round run seconds apart, so what drifts between
+/// rounds (the VM's steal time, the host's frequency) cancels out of the
+/// ratio.
+#[derive(Clone, Debug, Serialize)]
+pub struct Ratio {
+    /// The path over its base ("stack+nft", "ip-forward+nft").
+    pub path: String,
+    pub sessions: usize,
+    pub base: String,
+    pub base_sessions: usize,
+    /// "fwd_cpu_ns_per_packet" or "delivered_pps".
+    pub figure: String,
+    pub direction: String,
+    pub size: usize,
+    /// Median of the rounds' ratios.
+    pub median: f64,
+    /// Lowest and highest of the rounds' ratios.
+    pub range: [f64; 2],
+    pub rounds: usize,
+}
+
+/// The ratios the bench reports (path, sessions, base, base sessions,
+/// figure), each taken round by round.
+const RATIOS: [(&str, usize, &str, usize, &str); 6] = [
+    // Issue 17's targets: stack mode within 1.3 times kernel forwarding's
+    // CPU per packet under the same ruleset, xdp mode at 0.95 or more of
+    // the XDP routing ceiling's packet rate.
+    ("stack+nft", 1, "ip-forward+nft", 0, "fwd_cpu_ns_per_packet"),
+    ("xdp", 1, "xdp-route", 0, "delivered_pps"),
+    // The same cost with veth's XDP copy on both sides.
+    (
+        "stack+nft",
+        1,
+        "ip-forward+xdp-pass+nft",
+        0,
+        "fwd_cpu_ns_per_packet",
+    ),
+    ("xdp", 1, "xdp-route", 0, "fwd_cpu_ns_per_packet"),
+    ("stack", 1, "ip-forward", 0, "fwd_cpu_ns_per_packet"),
+    ("userspace", 1, "xdp", 1, "fwd_cpu_ns_per_packet"),
+];
+
+/// The figure `name` of a measurement (see [`RATIOS`]).
+fn figure(m: &Measurement, name: &str) -> f64 {
+    match name {
+        "delivered_pps" => m.delivered_pps,
+        _ => m.fwd_cpu_ns_per_packet,
+    }
+}
+
+fn median_and_range(mut values: Vec<f64>) -> Option<(f64, [f64; 2])> {
+    values.retain(|v| v.is_finite());
+    values.sort_by(f64::total_cmp);
+    let median = *values.get(values.len() / 2)?;
+    Some((median, [values[0], values[values.len() - 1]]))
+}
+
+/// Every ratio of [`RATIOS`] that `rounds` (the measurements of each
+/// round) can give, from the per-round ratios.
+fn paired_ratios(rounds: &[Vec<Measurement>]) -> Vec<Ratio> {
+    let find = |round: &[Measurement], path: &str, sessions: usize, dir: &str, size: usize| {
+        round
+            .iter()
+            .find(|m| {
+                m.path == path && m.sessions == sessions && m.direction == dir && m.size == size
+            })
+            .cloned()
+    };
+    let mut cases: Vec<(String, usize)> = Vec::new();
+    for m in rounds.iter().flatten() {
+        let case = (m.direction.clone(), m.size);
+        if !cases.contains(&case) {
+            cases.push(case);
+        }
+    }
+    let mut out = Vec::new();
+    for (dir, size) in &cases {
+        for (path, sessions, base, base_sessions, name) in RATIOS {
+            let per_round: Vec<f64> = rounds
+                .iter()
+                .filter_map(|round| {
+                    let a = find(round, path, sessions, dir, *size)?;
+                    let b = find(round, base, base_sessions, dir, *size)?;
+                    Some(figure(&a, name) / figure(&b, name))
+                })
+                .collect();
+            let rounds = per_round.len();
+            if let Some((median, range)) = median_and_range(per_round) {
+                out.push(Ratio {
+                    path: path.into(),
+                    sessions,
+                    base: base.into(),
+                    base_sessions,
+                    figure: name.into(),
+                    direction: dir.clone(),
+                    size: *size,
+                    median,
+                    range,
+                    rounds,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Each measurement's median over the rounds (in the order of the first
+/// round).
+fn medians_of_rounds(rounds: Vec<Vec<Measurement>>) -> Vec<Measurement> {
+    let mut by_label: Vec<Vec<Measurement>> = Vec::new();
+    for m in rounds.into_iter().flatten() {
+        match by_label.iter_mut().find(|runs| {
+            let r = &runs[0];
+            r.path == m.path
+                && r.direction == m.direction
+                && r.size == m.size
+                && r.sessions == m.sessions
+        }) {
+            Some(runs) => runs.push(m),
+            None => by_label.push(vec![m]),
+        }
+    }
+    by_label
+        .into_iter()
+        .filter_map(Measurement::median)
+        .collect()
 }
 
 /// The nftables ruleset of the "+nft" rows, loaded in the server
@@ -1255,6 +1389,245 @@ fn with_ruleset(
     Ok(measured)
 }
 
+/// A lab of the interleaved rounds, with its sessions up.
+struct RoundLab {
+    /// "xdp", "stack" or "userspace" (which also carries plain forwarding
+    /// and the XDP routing ceiling).
+    path: &'static str,
+    lab: Lab,
+    _client: crate::lab::Process,
+    list: Vec<SessionInfo>,
+}
+
+/// One step of a round on one lab: a few measurements of one run each,
+/// with what they need around them.
+struct Step {
+    /// Index of the lab.
+    lab: usize,
+    /// Where the step comes in a round: the paths a ratio compares next to
+    /// each other.
+    order: u8,
+    /// The XDP program on s0 and l0 during the step (plain forwarding's
+    /// rows on the userspace lab: the pass program, the routing ceiling).
+    aux: Option<&'static str>,
+    /// The ruleset, accepting new traffic from this interface, with the
+    /// flow established first: the first measurement's frames (from c0)
+    /// and the second's (from h0).
+    ruleset: Option<&'static str>,
+    runs: Vec<StepRun>,
+}
+
+/// One measurement of a [`Step`].
+struct StepRun {
+    from: &'static str,
+    sink: &'static str,
+    templates: Vec<Template>,
+    label: (&'static str, &'static str, usize, usize),
+}
+
+impl Step {
+    fn plain(lab: usize, order: u8, runs: Vec<StepRun>) -> Step {
+        Step {
+            lab,
+            order,
+            aux: None,
+            ruleset: None,
+            runs,
+        }
+    }
+
+    /// Runs the step once (each measurement for `seconds`).
+    fn once(&self, lab: &mut Lab, seconds: f64) -> Result<Vec<Measurement>, String> {
+        let timing = Timing { seconds, runs: 1 };
+        if let Some(program) = self.aux {
+            lab.set_aux_program("s0", Some(program))?;
+            lab.set_aux_program("l0", Some(program))?;
+        }
+        let measured = match (self.ruleset, &self.runs[..]) {
+            (Some(ingress), [decap, encap]) => with_ruleset(
+                lab,
+                (decap.label.0, ingress),
+                (&decap.templates, &encap.templates),
+                (decap.label.2, decap.label.3),
+                timing,
+            ),
+            (Some(_), _) => Err("a ruleset step has a decap and an encap measurement".into()),
+            (None, runs) => runs
+                .iter()
+                .map(|r| measure(lab, r.from, &r.templates, r.sink, timing, r.label))
+                .collect(),
+        };
+        let restored = match self.aux {
+            Some(_) => lab
+                .set_aux_program("s0", None)
+                .and_then(|()| lab.set_aux_program("l0", None)),
+            None => Ok(()),
+        };
+        let measured = measured?;
+        restored?;
+        Ok(measured)
+    }
+}
+
+/// The steps of one round at inner size `size` over `labs`.
+fn round_steps(labs: &[RoundLab], size: usize) -> Result<Vec<Step>, String> {
+    let mut steps = Vec::new();
+    for (i, l) in labs.iter().enumerate() {
+        let server_mac = l.lab.topology.server.mac("s0").map_err(|e| e.to_string())?;
+        let lan_mac = l.lab.topology.server.mac("l0").map_err(|e| e.to_string())?;
+        let many = l.list.len();
+        let both = |path: &'static str, sessions: &[SessionInfo]| {
+            let decap = sessions
+                .iter()
+                .map(|s| gre_frame(server_mac, s, size))
+                .collect();
+            let encap = sessions
+                .iter()
+                .map(|s| {
+                    let client = s.client_addr.unwrap_or(Ipv4Addr::UNSPECIFIED);
+                    from_lan(lan_mac, (client, 9), size)
+                })
+                .collect();
+            vec![
+                StepRun {
+                    from: "c0",
+                    sink: "h0",
+                    templates: decap,
+                    label: (path, "decap", size, sessions.len()),
+                },
+                StepRun {
+                    from: "h0",
+                    sink: "c0",
+                    templates: encap,
+                    label: (path, "encap", size, sessions.len()),
+                },
+            ]
+        };
+        match l.path {
+            "xdp" => {
+                steps.push(Step::plain(i, 0, both("xdp", &l.list[..1])));
+                steps.push(Step::plain(i, 8, both("xdp", &l.list[..many])));
+            }
+            "stack" => {
+                steps.push(Step::plain(i, 2, both("stack", &l.list[..1])));
+                steps.push(Step::plain(i, 9, both("stack", &l.list[..many])));
+                // Under the ruleset: a client's flow to the LAN host,
+                // masqueraded, and the LAN host's replies to l0's address.
+                let port = nft_port(size);
+                steps.push(Step {
+                    ruleset: Some("pptp0"),
+                    ..Step::plain(
+                        i,
+                        4,
+                        vec![
+                            StepRun {
+                                from: "c0",
+                                sink: "h0",
+                                templates: vec![gre_frame_port(server_mac, &l.list[0], size, port)],
+                                label: ("stack+nft", "decap", size, 1),
+                            },
+                            StepRun {
+                                from: "h0",
+                                sink: "c0",
+                                templates: vec![from_lan(
+                                    lan_mac,
+                                    (crate::lab::SERVER_LAN.parse().expect("constant"), port),
+                                    size,
+                                )],
+                                label: ("stack+nft", "encap", size, 1),
+                            },
+                        ],
+                    )
+                });
+            }
+            _ => {
+                steps.push(Step::plain(i, 7, both("userspace", &l.list[..1])));
+                let plain = |path: &'static str| {
+                    let packet = |src: &str, dst: &str, mac| Template {
+                        frame: ethernet(
+                            mac,
+                            &udp(
+                                src.parse().expect("constant"),
+                                dst.parse().expect("constant"),
+                                size,
+                            ),
+                        ),
+                        seq_at: None,
+                        encrypt: None,
+                    };
+                    vec![
+                        StepRun {
+                            from: "c0",
+                            sink: "h0",
+                            templates: vec![packet(crate::lab::CLIENT_WAN, LAN_HOST, server_mac)],
+                            label: (path, "decap", size, 0),
+                        },
+                        StepRun {
+                            from: "h0",
+                            sink: "c0",
+                            templates: vec![packet(LAN_HOST, crate::lab::CLIENT_WAN, lan_mac)],
+                            label: (path, "encap", size, 0),
+                        },
+                    ]
+                };
+                steps.push(Step::plain(i, 3, plain("ip-forward")));
+                steps.push(Step {
+                    aux: Some(ROUTE_PROGRAM),
+                    ..Step::plain(i, 1, plain("xdp-route"))
+                });
+                let port = nft_port(size);
+                let nft = |path: &'static str| {
+                    vec![
+                        StepRun {
+                            from: "c0",
+                            sink: "h0",
+                            templates: vec![Template {
+                                frame: ethernet(
+                                    server_mac,
+                                    &udp_ports(
+                                        (crate::lab::CLIENT_WAN.parse().expect("constant"), port),
+                                        (LAN_HOST.parse().expect("constant"), port),
+                                        size,
+                                    ),
+                                ),
+                                seq_at: None,
+                                encrypt: None,
+                            }],
+                            label: (path, "decap", size, 0),
+                        },
+                        StepRun {
+                            from: "h0",
+                            sink: "c0",
+                            templates: vec![from_lan(
+                                lan_mac,
+                                (crate::lab::SERVER_LAN.parse().expect("constant"), port),
+                                size,
+                            )],
+                            label: (path, "encap", size, 0),
+                        },
+                    ]
+                };
+                steps.push(Step {
+                    ruleset: Some("s0"),
+                    ..Step::plain(i, 5, nft("ip-forward+nft"))
+                });
+                // The same with an XDP program passing everything on s0
+                // and l0: on veth, XDP copies every frame the stack sends
+                // into a new buffer first (too little headroom), a cost
+                // that every XDP path pays in this lab and that NIC
+                // drivers do not.
+                steps.push(Step {
+                    ruleset: Some("s0"),
+                    aux: Some(PASS_PROGRAM),
+                    ..Step::plain(i, 6, nft("ip-forward+xdp-pass+nft"))
+                });
+            }
+        }
+    }
+    steps.sort_by_key(|s| s.order);
+    Ok(steps)
+}
+
 /// A UDP packet from the LAN host in Ethernet towards the server's l0.
 fn from_lan(lan_mac: [u8; 6], (to, port): (Ipv4Addr, u16), size: usize) -> Template {
     Template {
@@ -1395,193 +1768,91 @@ pub fn run(bin: &Path, args: &BenchArgs) -> Result<Results, String> {
     let mut out = Vec::new();
     let mut scale = Vec::new();
 
-    // The two forwarding modes, the userspace path, MPPE: each on its own
-    // lab. The userspace and MPPE labs run the default forwarding mode.
-    for (path, mode, mppe) in [
-        ("xdp", (true, "xdp"), "deny"),
-        ("stack", (true, "stack"), "deny"),
-        ("userspace", (false, "stack"), "deny"),
-        ("mppe", (true, "stack"), "require"),
+    // The forwarding modes, the userspace path, plain forwarding and the
+    // XDP routing ceiling: their labs are up together and the paths are
+    // measured in interleaved rounds (every path once per round, the paths
+    // that a ratio compares next to each other), so that a ratio's two
+    // figures are taken seconds apart and its spread is that of the
+    // per-round ratios. The userspace lab also carries plain forwarding
+    // and the ceiling (no PPTP program on s0 and l0 there).
+    let mut labs: Vec<RoundLab> = Vec::new();
+    for (path, mode) in [
+        ("xdp", (true, "xdp")),
+        ("stack", (true, "stack")),
+        ("userspace", (false, "stack")),
     ] {
         if !chosen(path) {
             continue;
         }
         eprintln!("==> {path}: lab with {many} sessions");
-        let mut lab = lab(bin, mode, mppe, 0)?;
-        let (client, list, _, keys) = sessions(&lab, many, mppe == "require")?;
+        let lab = lab(bin, mode, "deny", 0)?;
+        let (client, list, _, _) = sessions(&lab, many, false)?;
+        labs.push(RoundLab {
+            path,
+            lab,
+            _client: client,
+            list,
+        });
+    }
+    let mut ratios = Vec::new();
+    for &size in sizes {
+        let steps = round_steps(&labs, size)?;
+        if steps.is_empty() {
+            continue;
+        }
+        let mut rounds: Vec<Vec<Measurement>> = Vec::new();
+        for round in 0..timing.runs {
+            eprintln!(
+                "==> {size} B: round {} of {} ({} steps)",
+                round + 1,
+                timing.runs,
+                steps.len()
+            );
+            let mut measured = Vec::new();
+            for step in &steps {
+                measured.extend(step.once(&mut labs[step.lab].lab, timing.seconds)?);
+            }
+            rounds.push(measured);
+        }
+        ratios.extend(paired_ratios(&rounds));
+        out.extend(medians_of_rounds(rounds));
+    }
+    drop(labs);
+
+    // MPPE on its own lab: its measurement searches the highest rate
+    // without loss first.
+    if chosen("mppe") {
+        let path = "mppe";
+        eprintln!("==> {path}: lab with {many} sessions");
+        let mut lab = lab(bin, (true, "stack"), "require", 0)?;
+        let (client, list, _, keys) = sessions(&lab, many, true)?;
         let server_mac = lab.topology.server.mac("s0").map_err(|e| e.to_string())?;
         let lan_mac = lab.topology.server.mac("l0").map_err(|e| e.to_string())?;
         for &size in sizes {
             // MPPE takes 4 bytes of the 1400-byte MRU (its header and the
             // encrypted protocol field), so the session MTU is 1396.
-            let size = if path == "mppe" { size.min(1396) } else { size };
-            for spread in [1, many] {
-                if path != "xdp" && path != "stack" && spread != 1 {
-                    continue;
-                }
-                let chosen = &list[..spread];
-                let decap: Result<Vec<Template>, String> = chosen
-                    .iter()
-                    .map(|s| {
-                        if path == "mppe" {
-                            Ok(mppe_frame(server_mac, s, keys.of(s)?, size))
-                        } else {
-                            Ok(gre_frame(server_mac, s, size))
-                        }
-                    })
-                    .collect();
-                {
-                    let t = decap?;
-                    let measure = if path == "mppe" {
-                        measure_no_drop
-                    } else {
-                        measure
-                    };
-                    out.push(measure(
-                        &mut lab,
-                        "c0",
-                        &t,
-                        "h0",
-                        timing,
-                        (path, "decap", size, spread),
-                    )?);
-                }
-                let t: Vec<Template> = chosen
-                    .iter()
-                    .map(|s| {
-                        let client = s.client_addr.unwrap_or(Ipv4Addr::UNSPECIFIED);
-                        from_lan(lan_mac, (client, 9), size)
-                    })
-                    .collect();
-                out.push(measure(
-                    &mut lab,
-                    "h0",
-                    &t,
-                    "c0",
-                    timing,
-                    (path, "encap", size, spread),
-                )?);
-            }
-            if path == "stack" {
-                // Under the ruleset: a client's flow to the LAN host,
-                // masqueraded, and the LAN host's replies to l0's address.
-                let port = nft_port(size);
-                let decap = [gre_frame_port(server_mac, &list[0], size, port)];
-                let encap = [from_lan(
-                    lan_mac,
-                    (crate::lab::SERVER_LAN.parse().expect("constant"), port),
-                    size,
-                )];
-                out.extend(with_ruleset(
-                    &mut lab,
-                    ("stack+nft", "pptp0"),
-                    (&decap, &encap),
-                    (size, 1),
-                    timing,
-                )?);
-            }
+            let size = size.min(1396);
+            let t = [mppe_frame(server_mac, &list[0], keys.of(&list[0])?, size)];
+            out.push(measure_no_drop(
+                &mut lab,
+                "c0",
+                &t,
+                "h0",
+                timing,
+                (path, "decap", size, 1),
+            )?);
+            let client = list[0].client_addr.unwrap_or(Ipv4Addr::UNSPECIFIED);
+            let t = [from_lan(lan_mac, (client, 9), size)];
+            out.push(measure(
+                &mut lab,
+                "h0",
+                &t,
+                "c0",
+                timing,
+                (path, "encap", size, 1),
+            )?);
         }
         drop(client);
-        // Plain forwarding (without and with the ruleset) and the XDP
-        // routing ceiling, on the links of the userspace lab (no PPTP
-        // program on s0 and l0 there).
-        if path == "userspace" {
-            for &size in sizes {
-                let fwd = |to_lan: bool| {
-                    let (src, dst, mac) = if to_lan {
-                        (crate::lab::CLIENT_WAN, LAN_HOST, server_mac)
-                    } else {
-                        (LAN_HOST, crate::lab::CLIENT_WAN, lan_mac)
-                    };
-                    vec![Template {
-                        frame: ethernet(
-                            mac,
-                            &udp(
-                                src.parse().expect("constant"),
-                                dst.parse().expect("constant"),
-                                size,
-                            ),
-                        ),
-                        seq_at: None,
-                        encrypt: None,
-                    }]
-                };
-                out.push(measure(
-                    &mut lab,
-                    "c0",
-                    &fwd(true),
-                    "h0",
-                    timing,
-                    ("ip-forward", "decap", size, 0),
-                )?);
-                out.push(measure(
-                    &mut lab,
-                    "h0",
-                    &fwd(false),
-                    "c0",
-                    timing,
-                    ("ip-forward", "encap", size, 0),
-                )?);
-                let port = nft_port(size);
-                let decap = [Template {
-                    frame: ethernet(
-                        server_mac,
-                        &udp_ports(
-                            (crate::lab::CLIENT_WAN.parse().expect("constant"), port),
-                            (LAN_HOST.parse().expect("constant"), port),
-                            size,
-                        ),
-                    ),
-                    seq_at: None,
-                    encrypt: None,
-                }];
-                let encap = [from_lan(
-                    lan_mac,
-                    (crate::lab::SERVER_LAN.parse().expect("constant"), port),
-                    size,
-                )];
-                out.extend(with_ruleset(
-                    &mut lab,
-                    ("ip-forward+nft", "s0"),
-                    (&decap, &encap),
-                    (size, 0),
-                    timing,
-                )?);
-                // The same with an XDP program passing everything on s0 and
-                // l0: on veth, XDP copies every frame the stack sends into a
-                // new buffer first (too little headroom), a cost that every
-                // XDP path pays in this lab and that NIC drivers do not.
-                lab.set_aux_program("s0", Some(PASS_PROGRAM))?;
-                lab.set_aux_program("l0", Some(PASS_PROGRAM))?;
-                out.extend(with_ruleset(
-                    &mut lab,
-                    ("ip-forward+xdp-pass+nft", "s0"),
-                    (&decap, &encap),
-                    (size, 0),
-                    timing,
-                )?);
-                lab.set_aux_program("s0", Some(ROUTE_PROGRAM))?;
-                lab.set_aux_program("l0", Some(ROUTE_PROGRAM))?;
-                out.push(measure(
-                    &mut lab,
-                    "c0",
-                    &fwd(true),
-                    "h0",
-                    timing,
-                    ("xdp-route", "decap", size, 0),
-                )?);
-                out.push(measure(
-                    &mut lab,
-                    "h0",
-                    &fwd(false),
-                    "c0",
-                    timing,
-                    ("xdp-route", "encap", size, 0),
-                )?);
-                lab.set_aux_program("s0", None)?;
-                lab.set_aux_program("l0", None)?;
-            }
-        }
     }
 
     // Session scale: setup time and memory, then traffic over all of them.
@@ -1651,6 +1922,7 @@ pub fn run(bin: &Path, args: &BenchArgs) -> Result<Results, String> {
         pinning_note: PINNING_NOTE.into(),
         nft_note: NFT_NOTE.into(),
         nft_ruleset: ruleset("pptp0"),
+        ratios,
     };
     if let Some(path) = &args.json {
         std::fs::write(
@@ -1815,6 +2087,58 @@ mod tests {
         );
         assert_eq!((m.runs, m.path.as_str()), (3, "stack"));
         assert!(Measurement::median(Vec::new()).is_none());
+    }
+
+    /// A ratio is taken within each round, so a drift that moves both
+    /// paths of a round alike leaves it where it was, while the medians
+    /// of the paths themselves spread.
+    #[test]
+    fn ratios_are_taken_round_by_round() {
+        let at = |path: &str, sessions: usize, fwd: f64, pps: f64| Measurement {
+            path: path.into(),
+            sessions,
+            fwd_cpu_ns_per_packet: fwd,
+            fwd_cpu_ns_range: [fwd; 2],
+            delivered_pps: pps,
+            ..run(pps, fwd, fwd)
+        };
+        // The machine gets 50 % slower over the rounds; stack+nft costs
+        // 1.2 times ip-forward+nft in each round but the second, where it
+        // costs 1.25.
+        let rounds: Vec<Vec<Measurement>> = [(1.0, 1.2), (1.2, 1.25), (1.5, 1.2)]
+            .into_iter()
+            .map(|(slow, r)| {
+                vec![
+                    at("stack+nft", 1, 1000.0 * slow * r, 1e9 / (1000.0 * slow * r)),
+                    at("ip-forward+nft", 0, 1000.0 * slow, 1e9 / (1000.0 * slow)),
+                    at("xdp", 1, 500.0 * slow, 2e6 / slow),
+                ]
+            })
+            .collect();
+        let ratios = paired_ratios(&rounds);
+        assert_eq!(ratios.len(), 1, "{ratios:?}: xdp-route was not measured");
+        let r = &ratios[0];
+        assert_eq!(
+            (r.path.as_str(), r.base.as_str(), r.figure.as_str()),
+            ("stack+nft", "ip-forward+nft", "fwd_cpu_ns_per_packet")
+        );
+        assert_eq!((r.rounds, r.direction.as_str(), r.size), (3, "decap", 64));
+        assert!((r.median - 1.2).abs() < 1e-9, "{r:?}");
+        assert!(
+            (r.range[0] - 1.2).abs() < 1e-9 && (r.range[1] - 1.25).abs() < 1e-9,
+            "{r:?}"
+        );
+        let medians = medians_of_rounds(rounds);
+        assert_eq!(medians.len(), 3);
+        let forward = medians.iter().find(|m| m.path == "ip-forward+nft").unwrap();
+        assert_eq!(
+            (
+                forward.fwd_cpu_ns_per_packet,
+                forward.fwd_cpu_ns_range,
+                forward.runs
+            ),
+            (1200.0, [1000.0, 1500.0], 3)
+        );
     }
 
     #[test]

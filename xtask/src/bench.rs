@@ -10,7 +10,12 @@ use serde_json::Value;
 
 use crate::{setup, util};
 
-pub fn run(short: bool, seconds: f64, scale: usize, guest: bool) -> anyhow::Result<()> {
+pub fn run(
+    short: bool,
+    (seconds, rounds): (f64, usize),
+    scale: usize,
+    guest: bool,
+) -> anyhow::Result<()> {
     setup::ensure()?;
     util::require_root("the bench (network namespaces, XDP)")?;
     // The "+nft" rows load a ruleset in the lab's server namespace.
@@ -46,6 +51,8 @@ pub fn run(short: bool, seconds: f64, scale: usize, guest: bool) -> anyhow::Resu
             "bench",
             "--seconds",
             &seconds.to_string(),
+            "--runs",
+            &rounds.to_string(),
             "--scale",
             &scale.to_string(),
             "--json",
@@ -229,61 +236,101 @@ fn finite((median, lo, hi): Spread) -> bool {
     median.is_finite() && lo.is_finite() && hi.is_finite()
 }
 
-/// Every figure the README states from a run, by name: each measurement's
-/// forwarding CPU per packet, and the ratios of the modes table and of the
-/// paths against plain XDP routing.
-fn stated_figures(d: &Value) -> Vec<(String, Spread)> {
-    let mut out = Vec::new();
-    let rows = d["measurements"].as_array().cloned().unwrap_or_default();
-    for m in &rows {
-        let name = format!(
-            "{} {} {} B {} sessions: forwarding CPU ns/packet",
-            m["path"].as_str().unwrap_or("?"),
-            m["direction"].as_str().unwrap_or("?"),
-            m["size"],
-            m["sessions"]
-        );
-        let r = &m["fwd_cpu_ns_range"];
-        let v = (f(&m["fwd_cpu_ns_per_packet"]), f(&r[0]), f(&r[1]));
-        if finite(v) {
-            out.push((name, v));
-        }
-    }
-    const RATIOS: [(&str, u64, &str, u64); 5] = [
-        ("stack+nft", 1, "ip-forward+nft", 0),
-        ("stack+nft", 1, "ip-forward+xdp-pass+nft", 0),
-        ("xdp", 1, "xdp-route", 0),
-        ("stack", 1, "ip-forward", 0),
-        ("userspace", 1, "xdp", 1),
-    ];
-    for m in &rows {
-        let (dir, size) = (
-            m["direction"].as_str().unwrap_or(""),
-            m["size"].as_u64().unwrap_or(0),
-        );
-        for (a, an, b, bn) in RATIOS {
-            if m["path"] != a || m["sessions"] != an {
-                continue;
-            }
-            if let Some(base) = find_row(d, b, dir, size, bn) {
-                let v = ratio_with_spread(m, base, "fwd_cpu_ns_per_packet", "fwd_cpu_ns_range");
-                if finite(v) {
-                    out.push((
-                        format!("{a} ÷ {b} {dir} {size} B: forwarding CPU/packet"),
-                        v,
-                    ));
-                }
-            }
-        }
-    }
-    out
+/// The ratio of `path` (with `sessions`) over `base` in `figure` for one
+/// direction and size, as the bench took it round by round (`ratios`):
+/// median, lowest, highest of the rounds' ratios.
+fn paired(
+    d: &Value,
+    (path, sessions): (&str, u64),
+    base: &str,
+    figure: &str,
+    dir: &str,
+    size: u64,
+) -> Option<Spread> {
+    d["ratios"].as_array()?.iter().find_map(|r| {
+        (r["path"] == path
+            && r["sessions"] == sessions
+            && r["base"] == base
+            && r["figure"] == figure
+            && r["direction"] == dir
+            && r["size"] == size)
+            .then(|| (f(&r["median"]), f(&r["range"][0]), f(&r["range"][1])))
+    })
 }
 
-/// Every figure of `earlier` that `later` has too: its earlier median and
-/// spread, the later median, and whether that lies within the spread.
-fn confirmations(earlier: &Value, later: &Value) -> Vec<(String, Spread, f64, bool)> {
-    let later_figures = stated_figures(later);
-    stated_figures(earlier)
+/// What a ratio's figure is called in the tables.
+fn figure_name(figure: &str) -> &str {
+    match figure {
+        "delivered_pps" => "packets/s",
+        _ => "forwarding CPU/packet",
+    }
+}
+
+/// The figures the README states from a run, by name: the ratios of one
+/// path over another, each taken round by round (two measurements
+/// seconds apart), with the spread of the rounds' ratios. Absolute figures
+/// move with the VM between runs (see [`absolute_figures`]); what the
+/// README claims are these.
+fn stated_figures(d: &Value) -> Vec<(String, Spread)> {
+    d["ratios"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| {
+            let v = (f(&r["median"]), f(&r["range"][0]), f(&r["range"][1]));
+            finite(v).then(|| {
+                (
+                    format!(
+                        "{} ÷ {} {} {} B: {}",
+                        r["path"].as_str().unwrap_or("?"),
+                        r["base"].as_str().unwrap_or("?"),
+                        r["direction"].as_str().unwrap_or("?"),
+                        r["size"],
+                        figure_name(r["figure"].as_str().unwrap_or(""))
+                    ),
+                    v,
+                )
+            })
+        })
+        .collect()
+}
+
+/// Each measurement's forwarding CPU per packet, by name, with its spread
+/// over the rounds.
+fn absolute_figures(d: &Value) -> Vec<(String, Spread)> {
+    d["measurements"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| {
+            let r = &m["fwd_cpu_ns_range"];
+            let v = (f(&m["fwd_cpu_ns_per_packet"]), f(&r[0]), f(&r[1]));
+            finite(v).then(|| {
+                (
+                    format!(
+                        "{} {} {} B {} sessions: forwarding CPU ns/packet",
+                        m["path"].as_str().unwrap_or("?"),
+                        m["direction"].as_str().unwrap_or("?"),
+                        m["size"],
+                        m["sessions"]
+                    ),
+                    v,
+                )
+            })
+        })
+        .collect()
+}
+
+/// Every figure of `earlier` (as `figures` names them) that `later` has
+/// too: its earlier median and spread, the later median, and whether that
+/// lies within the spread.
+fn confirmations(
+    earlier: &Value,
+    later: &Value,
+    figures: fn(&Value) -> Vec<(String, Spread)>,
+) -> Vec<(String, Spread, f64, bool)> {
+    let later_figures = figures(later);
+    figures(earlier)
         .into_iter()
         .filter_map(|(name, (median, lo, hi))| {
             let (_, (m2, _, _)) = later_figures.iter().find(|(n, _)| *n == name)?;
@@ -292,34 +339,44 @@ fn confirmations(earlier: &Value, later: &Value) -> Vec<(String, Spread, f64, bo
         .collect()
 }
 
-/// `cargo xtask bench-compare`: prints, for every figure both runs have,
+/// `cargo xtask bench-compare`: prints, for every ratio both runs have,
 /// the earlier median and spread, the later median, and whether the later
-/// median lies within the earlier spread; fails when one does not.
+/// median lies within the earlier spread, and fails when one does not;
+/// then the same for the absolute figures, for information (they move
+/// with the VM between runs, and the README states them as ranges).
 pub fn compare(earlier: &Path, later: &Path) -> anyhow::Result<()> {
     let read = |p: &Path| -> anyhow::Result<Value> {
         let text =
             std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
         serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))
     };
-    let rows = confirmations(&read(earlier)?, &read(later)?);
-    println!("| figure | earlier median (spread) | later median | within |");
-    println!("|---|---|---|---|");
-    for (name, (median, lo, hi), m2, within) in &rows {
+    let (earlier, later) = (read(earlier)?, read(later)?);
+    let print = |rows: &[(String, Spread, f64, bool)]| {
+        println!("| figure | earlier median (spread) | later median | within |");
+        println!("|---|---|---|---|");
+        for (name, (median, lo, hi), m2, within) in rows {
+            println!(
+                "| {name} | {median:.2} ({lo:.2}–{hi:.2}) | {m2:.2} | {} |",
+                if *within { "yes" } else { "**no**" }
+            );
+        }
+        let outside = rows.iter().filter(|r| !r.3).count();
         println!(
-            "| {name} | {median:.2} ({lo:.2}–{hi:.2}) | {m2:.2} | {} |",
-            if *within { "yes" } else { "**no**" }
+            "\n{} figures compared, {outside} outside the earlier spread\n",
+            rows.len()
         );
-    }
-    let outside = rows.iter().filter(|r| !r.3).count();
-    println!(
-        "\n{} figures compared, {outside} outside the earlier spread",
-        rows.len()
-    );
+        outside
+    };
+    println!("Absolute figures (information only):\n");
+    print(&confirmations(&earlier, &later, absolute_figures));
+    println!("Ratios (the README's figures):\n");
+    let rows = confirmations(&earlier, &later, stated_figures);
+    let outside = print(&rows);
     if rows.is_empty() {
-        bail!("the two runs have no figure in common");
+        bail!("the two runs have no ratio in common (runs before per-round ratios have none)");
     }
     if outside > 0 {
-        bail!("{outside} of {} figures not confirmed", rows.len());
+        bail!("{outside} of {} ratios not confirmed", rows.len());
     }
     Ok(())
 }
@@ -391,8 +448,17 @@ fn modes_table(t: &mut String, d: &Value) {
         };
         let cpu_ratio = |base: &str, target: bool| match (row("stack+nft", 1), row(base, 0)) {
             (Some(a), Some(b)) => {
-                let (r, lo, hi) =
-                    ratio_with_spread(a, b, "fwd_cpu_ns_per_packet", "fwd_cpu_ns_range");
+                let (r, lo, hi) = paired(
+                    d,
+                    ("stack+nft", 1),
+                    base,
+                    "fwd_cpu_ns_per_packet",
+                    &dir,
+                    size,
+                )
+                .unwrap_or_else(|| {
+                    ratio_with_spread(a, b, "fwd_cpu_ns_per_packet", "fwd_cpu_ns_range")
+                });
                 if target {
                     format!("{} ({lo:.2}–{hi:.2})", verdict(r, r <= 1.3))
                 } else if r.is_finite() {
@@ -405,7 +471,14 @@ fn modes_table(t: &mut String, d: &Value) {
         };
         let cpu = cpu_ratio("ip-forward+nft", true);
         let cpu_copy = cpu_ratio("ip-forward+xdp-pass+nft", false);
-        let pps = ratio(("xdp", 1), ("xdp-route", 0), "delivered_pps");
+        let pps = paired(d, ("xdp", 1), "xdp-route", "delivered_pps", &dir, size);
+        let pps_cell = match pps {
+            Some((r, lo, hi)) => format!("{} ({lo:.2}–{hi:.2})", verdict(r, r >= 0.95)),
+            None => {
+                let r = ratio(("xdp", 1), ("xdp-route", 0), "delivered_pps");
+                verdict(r, r >= 0.95)
+            }
+        };
         let _ = writeln!(
             t,
             "| {} | {size} B | {} | {cpu} | {cpu_copy} | {} |",
@@ -415,12 +488,12 @@ fn modes_table(t: &mut String, d: &Value) {
                 "network → client"
             },
             cells.join(" | "),
-            verdict(pps, pps >= 0.95)
+            pps_cell
         );
     }
     let _ = writeln!(
         t,
-        "\nForwarding CPU: the busy time of the CPU that carries the server's work (see the first table) per delivered packet; the spread of a ratio goes from the lowest over the highest figure of the runs to the highest over the lowest."
+        "\nForwarding CPU: the busy time of the CPU that carries the server's work (see the first table) per delivered packet. A ratio is the median of the rounds' ratios (the paths of a round measured seconds apart), its spread the lowest and highest of them."
     );
     if let Some(note) = d["nft_note"].as_str() {
         let _ = writeln!(t, "\n{note}\n");
@@ -428,6 +501,43 @@ fn modes_table(t: &mut String, d: &Value) {
     if let Some(rules) = d["nft_ruleset"].as_str() {
         let _ = writeln!(t, "The ruleset (stack mode):\n\n```\n{}```\n", rules);
     }
+}
+
+/// Every ratio the bench took round by round, with its spread.
+fn ratios_table(t: &mut String, d: &Value) {
+    let ratios = d["ratios"].as_array().cloned().unwrap_or_default();
+    if ratios.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        t,
+        "Paths compared round by round (each ratio from two measurements seconds apart; median and the lowest and highest of the rounds):\n"
+    );
+    let _ = writeln!(
+        t,
+        "| ratio | figure | direction | inner size | median (spread) | rounds |"
+    );
+    let _ = writeln!(t, "|---|---|---|---|---|---|");
+    for r in &ratios {
+        let _ = writeln!(
+            t,
+            "| {} ÷ {} | {} | {} | {} B | {:.2} ({:.2}–{:.2}) | {} |",
+            r["path"].as_str().unwrap_or("?"),
+            r["base"].as_str().unwrap_or("?"),
+            figure_name(r["figure"].as_str().unwrap_or("")),
+            if r["direction"] == "decap" {
+                "client → network"
+            } else {
+                "network → client"
+            },
+            r["size"],
+            f(&r["median"]),
+            f(&r["range"][0]),
+            f(&r["range"][1]),
+            r["rounds"]
+        );
+    }
+    let _ = writeln!(t);
 }
 
 fn table(d: &Value, guest: Option<&Value>) -> String {
@@ -438,7 +548,9 @@ fn table(d: &Value, guest: Option<&Value>) -> String {
         d["machine"].as_str().unwrap_or("?"),
         d["seconds_per_measurement"],
         match d["runs_per_measurement"].as_u64() {
-            Some(n) if n > 1 => format!(", figures the median of {n} runs (min–max in brackets)"),
+            Some(n) if n > 1 => format!(
+                ", figures the median of {n} rounds (min–max in brackets; every path once per round)"
+            ),
             _ => String::new(),
         }
     );
@@ -489,6 +601,7 @@ fn table(d: &Value, guest: Option<&Value>) -> String {
     }
     let _ = writeln!(t, "\n{}\n", d["mppe_note"].as_str().unwrap_or(""));
     modes_table(&mut t, d);
+    ratios_table(&mut t, d);
     let _ = writeln!(
         t,
         "| sessions | setup time | sessions/s | daemon memory per session |"
@@ -806,36 +919,88 @@ mod tests {
         })
     }
 
-    /// A later run confirms a figure when its median lies within the
-    /// earlier spread, for measurements and for ratios alike.
+    /// A later run confirms a ratio when its median lies within the
+    /// earlier run's spread of per-round ratios; absolute figures are
+    /// compared the same way but apart.
     #[test]
-    fn a_later_run_confirms_figures_within_the_earlier_spread() {
-        let row = |path: &str, sessions: u64, median: f64, lo: f64, hi: f64| {
+    fn a_later_run_confirms_ratios_within_the_earlier_spread() {
+        let ratio = |base: &str, median: f64, lo: f64, hi: f64| {
             serde_json::json!({
-                "path": path, "direction": "decap", "size": 64, "sessions": sessions,
+                "path": "xdp", "sessions": 1, "base": base, "base_sessions": 0,
+                "figure": "fwd_cpu_ns_per_packet", "direction": "decap", "size": 64,
+                "median": median, "range": [lo, hi], "rounds": 5,
+            })
+        };
+        let row = |median: f64, lo: f64, hi: f64| {
+            serde_json::json!({
+                "path": "xdp", "direction": "decap", "size": 64, "sessions": 1,
                 "fwd_cpu_ns_per_packet": median, "fwd_cpu_ns_range": [lo, hi],
             })
         };
-        let earlier = serde_json::json!({"measurements": [
-            row("xdp", 1, 1000.0, 950.0, 1100.0),
-            row("xdp-route", 0, 800.0, 780.0, 820.0),
-        ]});
-        let later = serde_json::json!({"measurements": [
-            row("xdp", 1, 1050.0, 1000.0, 1090.0),
-            row("xdp-route", 0, 900.0, 890.0, 910.0),
-        ]});
-        let rows = confirmations(&earlier, &later);
+        let earlier = serde_json::json!({
+            "measurements": [row(1000.0, 950.0, 1100.0)],
+            "ratios": [ratio("xdp-route", 1.10, 1.05, 1.20), ratio("ip-forward", 0.90, 0.88, 0.93)],
+        });
+        let later = serde_json::json!({
+            "measurements": [row(1200.0, 1150.0, 1300.0)],
+            "ratios": [ratio("xdp-route", 1.15, 1.0, 1.3), ratio("ip-forward", 0.95, 0.9, 1.0)],
+        });
+        let rows = confirmations(&earlier, &later, stated_figures);
         let within = |name: &str| {
             rows.iter()
                 .find(|r| r.0.starts_with(name))
                 .map(|r| r.3)
                 .unwrap_or_else(|| panic!("{name} compared"))
         };
-        assert_eq!(rows.len(), 3);
-        assert!(within("xdp decap"));
-        assert!(!within("xdp-route decap"), "900 is above 780–820");
-        // 1050 / 900 = 1.17 against 950/820–1100/780 = 1.16–1.41.
-        assert!(within("xdp ÷ xdp-route"));
+        assert_eq!(rows.len(), 2);
+        assert!(within("xdp ÷ xdp-route decap 64 B: forwarding CPU/packet"));
+        assert!(!within("xdp ÷ ip-forward decap"), "0.95 is above 0.88–0.93");
+        let absolute = confirmations(&earlier, &later, absolute_figures);
+        assert_eq!(absolute.len(), 1);
+        assert!(!absolute[0].3, "1200 is above 950–1100");
+        // A run without per-round ratios states none.
+        assert!(
+            stated_figures(&serde_json::json!({"measurements": [row(1.0, 1.0, 1.0)]})).is_empty()
+        );
+    }
+
+    /// The bench's per-round ratios win over ratios of the medians.
+    #[test]
+    fn modes_table_takes_the_paired_ratios() {
+        let row = |path: &str, sessions: u64, pps: f64, ns: f64| {
+            serde_json::json!({"path": path, "direction": "decap", "size": 64, "sessions": sessions,
+                "delivered_pps": pps, "cpu_ns_per_packet": ns,
+                "fwd_cpu_ns_per_packet": ns, "fwd_cpu_ns_range": [ns, ns], "sent_pps": 1.0})
+        };
+        let ratio = |path: &str, base: &str, figure: &str, median: f64, lo: f64, hi: f64| {
+            serde_json::json!({
+                "path": path, "sessions": 1, "base": base, "base_sessions": 0, "figure": figure,
+                "direction": "decap", "size": 64, "median": median, "range": [lo, hi], "rounds": 5,
+            })
+        };
+        let d = serde_json::json!({
+            "machine": "test", "seconds_per_measurement": 1.0, "mppe_note": "n",
+            "measurements": [
+                row("stack+nft", 1, 200_000.0, 5000.0),
+                row("ip-forward+nft", 0, 250_000.0, 4000.0),
+                row("xdp", 1, 390_000.0, 2500.0),
+                row("xdp-route", 0, 400_000.0, 2400.0),
+            ],
+            "ratios": [
+                ratio("stack+nft", "ip-forward+nft", "fwd_cpu_ns_per_packet", 1.21, 1.18, 1.27),
+                ratio("xdp", "xdp-route", "delivered_pps", 0.99, 0.96, 1.02),
+            ],
+            "scale": []
+        });
+        let t = table(&d, None);
+        assert!(
+            t.contains("| 1.21 (met) (1.18–1.27) | - | 0.99 (met) (0.96–1.02) |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("| stack+nft ÷ ip-forward+nft | forwarding CPU/packet | client → network | 64 B | 1.21 (1.18–1.27) | 5 |"),
+            "{t}"
+        );
     }
 
     #[test]

@@ -59,8 +59,13 @@ enum Command {
         #[arg(long)]
         short: bool,
         /// Seconds per measurement.
-        #[arg(long, default_value_t = 3.0)]
+        #[arg(long, default_value_t = 1.5)]
         seconds: f64,
+        /// Rounds: each path measured once per round, its figures the
+        /// medians over the rounds, each ratio the median of the rounds'
+        /// ratios.
+        #[arg(long, default_value_t = 10)]
+        rounds: usize,
         /// Sessions of the scale test.
         #[arg(long, default_value_t = 10_000)]
         scale: usize,
@@ -123,9 +128,10 @@ fn main() -> ExitCode {
         Command::Bench {
             short,
             seconds,
+            rounds,
             scale,
             no_guest,
-        } => bench::run(short, seconds, scale, !no_guest),
+        } => bench::run(short, (seconds, rounds), scale, !no_guest),
         Command::BenchCompare { earlier, later } => bench::compare(&earlier, &later),
         Command::Guest { command } => guest::main(command),
         Command::Interop(args) => interop::main(args),
@@ -184,7 +190,7 @@ fn test(no_fuzz: bool, fuzz_seconds: u64, args: &[String]) -> anyhow::Result<()>
     util::exec(util::cargo().arg("test").args(args))?;
     if args.is_empty() {
         // The benchmark harness runs (short mode); speed is not checked here.
-        bench::run(true, 0.3, 20, false)?;
+        bench::run(true, (0.3, 1), 20, false)?;
         // A real pptp-linux + pppd client in a qemu guest (about a minute
         // once the guest image is cached; building it takes about 7).
         util::step("interop with pptp-linux (cargo xtask interop --short)");
