@@ -42,7 +42,13 @@ fn plaintext(src: Ipv4Addr) -> Vec<u8> {
 /// Enhanced GRE with sequence number `seq` for `call_id`, carrying PPP
 /// (address, control, protocol 0x00FD) and the MPPE packet `mppe`.
 fn gre(call_id: u16, seq: u32, mppe: &[u8]) -> Vec<u8> {
-    let ppp = [&[0xFF, 0x03, 0x00, 0xFD][..], mppe].concat();
+    gre_ppp(call_id, seq, 0x00FD, mppe)
+}
+
+/// Enhanced GRE with sequence number `seq` for `call_id`, carrying PPP
+/// `protocol` and its `packet`.
+fn gre_ppp(call_id: u16, seq: u32, protocol: u16, packet: &[u8]) -> Vec<u8> {
+    let ppp = [&[0xFF, 0x03][..], &protocol.to_be_bytes(), packet].concat();
     let mut g = vec![0x30, 0x01, 0x88, 0x0B];
     g.extend_from_slice(&(ppp.len() as u16).to_be_bytes());
     g.extend_from_slice(&call_id.to_be_bytes());
@@ -134,4 +140,103 @@ fn a_session_whose_key_chain_is_lost_is_ended() {
         })
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(down.contains("down"), "{down}");
+}
+
+/// A loss run longer than the key chain can be followed over (more than
+/// 16 turns of the count, 65,536 frames: beyond the bounded work the
+/// daemon spends on one jump). The frames after it are far ahead of the
+/// newest GRE sequence number accepted, which is no evidence that they
+/// are the peer's (a blind spoofer guesses such numbers), so they neither
+/// decrypt nor count towards ending the session. The next clear control
+/// frame of the peer (an LCP Echo-Request here; the server's own
+/// keepalives draw Echo-Replies in practice) brings the sequence numbers
+/// back in line, and the session ends by the chain-lost rule: it is never
+/// left up for good carrying nothing.
+#[test]
+fn a_loss_run_beyond_the_followed_jump_ends_the_session_at_the_next_control_frame() {
+    netns::require_root().expect("prerequisite");
+    let lab = Lab::start(
+        bin(),
+        &LabOptions {
+            xdp: false,
+            ..LabOptions::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut target = client(&lab, &["--mppe", "--report-mppe-keys", "--tun", "msy1"]);
+    let up = wait_up(&mut target, &lab, Duration::from_secs(30));
+    let hex = up["mppe_keys"]["send"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no keys: {up}"));
+    let octets: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    let key = StartKey::new(&octets, KeyLength::Bits128).unwrap();
+    let mut tx = Encryptor::new(&key, true);
+    let call = up["peer_call_id"].as_u64().unwrap() as u16;
+    let address: Ipv4Addr = up["address"].as_str().unwrap().parse().unwrap();
+    let socket = raw_gre_socket(&lab.topology.client);
+    let dst = SocketAddr::from((SERVER_WAN.parse::<Ipv4Addr>().unwrap(), 0)).into();
+    let mut seq = 1_000_000u32;
+    let mut send = |tx: &mut Encryptor, seq: &mut u32, n: usize| {
+        for _ in 0..n {
+            let clear = plaintext(address);
+            let mut mppe = vec![0u8; clear.len() + 2];
+            tx.encrypt(&clear, &mut mppe).unwrap();
+            socket.send_to(&gre(call, *seq, &mppe), &dst).unwrap();
+            *seq += 1;
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    };
+
+    let before = stat(&lab, "userspace_data_rx_packets");
+    send(&mut tx, &mut seq, 20);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        stat(&lab, "userspace_data_rx_packets") - before,
+        20,
+        "frames in step are delivered"
+    );
+
+    // 70,000 frames lost on the way: counts and sequence numbers both ran on.
+    const LOST: u32 = 70_000;
+    let mut scratch = vec![0u8; 64];
+    for _ in 0..LOST {
+        tx.encrypt(&plaintext(address), &mut scratch).unwrap();
+    }
+    seq += LOST;
+    let delivered = stat(&lab, "userspace_data_rx_packets");
+    send(&mut tx, &mut seq, 100);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        stat(&lab, "userspace_data_rx_packets"),
+        delivered,
+        "nothing after the loss run decrypts (no garbage is delivered)"
+    );
+    assert_eq!(stat(&lab, "ended_mppe_sync_lost"), 0);
+    assert_eq!(lab.sessions().unwrap().len(), 1);
+
+    // The peer's next control frame, in its sequence.
+    let echo = [9, 1, 0, 8, 0, 0, 0, 0];
+    socket
+        .send_to(&gre_ppp(call, seq, 0xC021, &echo), &dst)
+        .unwrap();
+    seq += 1;
+    std::thread::sleep(Duration::from_millis(100));
+    send(&mut tx, &mut seq, 70);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !lab.sessions().unwrap().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        lab.sessions().unwrap().is_empty(),
+        "the session was not ended once the sequence numbers were back in line"
+    );
+    assert_eq!(stat(&lab, "ended_mppe_sync_lost"), 1);
+    assert_eq!(
+        stat(&lab, "userspace_data_rx_packets"),
+        delivered,
+        "no garbage was delivered"
+    );
 }
