@@ -72,6 +72,7 @@ use pptp_common::{
         SESSION_F_ACFC, SESSION_F_DECAP, SESSION_F_ENCAP, SESSION_F_MPPE_RX, SESSION_F_MSS_CLAMP,
         SESSION_F_PFC, SeqState, Session, SessionCounters, SessionKey, Stat, TunnelConf, VlanLink,
     },
+    mem::{write_mac, zero},
     rate, serial,
 };
 
@@ -453,8 +454,8 @@ fn decapsulate(ctx: &XdpContext, l3: usize, ip: &Ipv4Hdr, role: Role) -> (Stat, 
     };
     // SAFETY: bounds checked by ptr_at.
     unsafe {
-        (*eth).dst_addr = dst_mac;
-        (*eth).src_addr = src_mac;
+        write_mac(&raw mut (*eth).dst_addr, dst_mac);
+        write_mac(&raw mut (*eth).src_addr, src_mac);
         (*eth).ether_type = ETH_P_IPV4.to_be();
     }
 
@@ -464,8 +465,8 @@ fn decapsulate(ctx: &XdpContext, l3: usize, ip: &Ipv4Hdr, role: Role) -> (Stat, 
     if let Some(conf) = tunnel {
         // SAFETY: bounds checked by ptr_at above.
         unsafe {
-            (*eth).dst_addr = conf.tunnel_mac;
-            (*eth).src_addr = conf.inject_mac;
+            write_mac(&raw mut (*eth).dst_addr, conf.tunnel_mac);
+            write_mac(&raw mut (*eth).src_addr, conf.inject_mac);
         }
         // SAFETY: plain helper call.
         return (
@@ -602,7 +603,7 @@ fn forward(ctx: &XdpContext, src: [u8; 4], dst: [u8; 4], tot_len: u16) -> Option
         let sum = u32::from(u16::from_be_bytes((*ip).check)) + 0x0100;
         (*ip).check = (((sum + (sum >> 16)) & 0xFFFF) as u16).to_be_bytes();
     }
-    send(ctx, &Hop::from(&fib))
+    send(ctx, &fib)
 }
 
 /// Where a frame goes: the interface and the Ethernet addresses.
@@ -610,16 +611,6 @@ struct Hop {
     ifindex: u32,
     smac: [u8; 6],
     dmac: [u8; 6],
-}
-
-impl From<&FibParams> for Hop {
-    fn from(fib: &FibParams) -> Self {
-        Hop {
-            ifindex: fib.ifindex,
-            smac: fib.smac,
-            dmac: fib.dmac,
-        }
-    }
 }
 
 /// The next hop towards `peer` from `local`, looked up as from `ifindex`:
@@ -666,7 +657,7 @@ fn next_hop(
             };
         }
     }
-    Some(Hop::from(&fib))
+    Some(fib)
 }
 
 /// Rewrites the Ethernet addresses from a FIB result and sends the frame
@@ -695,8 +686,8 @@ fn send(ctx: &XdpContext, hop: &Hop) -> Option<u32> {
     // SAFETY: bounds checked by ptr_at. The EtherType field is not written:
     // under a tag it now holds the TPID.
     unsafe {
-        (*eth).dst_addr = hop.dmac;
-        (*eth).src_addr = hop.smac;
+        write_mac(&raw mut (*eth).dst_addr, hop.dmac);
+        write_mac(&raw mut (*eth).src_addr, hop.smac);
     }
     if ifindex as usize == ctx.ingress_ifindex() {
         return Some(TX);
@@ -715,9 +706,13 @@ fn fib_lookup(
     dst: [u8; 4],
     tot_len: u16,
     proto: u8,
-) -> Option<FibParams> {
+) -> Option<Hop> {
+    let mut params = core::mem::MaybeUninit::<FibParams>::uninit();
     // SAFETY: FibParams is plain data; all-zero is a valid value.
-    let mut params: FibParams = unsafe { core::mem::zeroed() };
+    let params = unsafe {
+        zero(params.as_mut_ptr());
+        params.assume_init_mut()
+    };
     params.family = AF_INET;
     params.l4_protocol = proto;
     params.__bindgen_anon_1.tot_len = tot_len;
@@ -728,12 +723,17 @@ fn fib_lookup(
     let rc = unsafe {
         bpf_fib_lookup(
             ctx.ctx.cast(),
-            &mut params,
+            &raw mut *params,
             size_of::<FibParams>() as i32,
             0,
         )
     };
-    (rc == BPF_FIB_LKUP_RET_SUCCESS as i64).then_some(params)
+    // Only what a send needs leaves here, not a copy of the whole struct.
+    (rc == BPF_FIB_LKUP_RET_SUCCESS as i64).then(|| Hop {
+        ifindex: params.ifindex,
+        smac: params.smac,
+        dmac: params.dmac,
+    })
 }
 
 /// Takes the next sequence number with an atomic fetch-and-add (BPF cpu

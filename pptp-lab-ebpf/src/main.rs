@@ -75,8 +75,12 @@ fn route(ctx: &XdpContext) -> Option<u32> {
     if hdr.ttl <= 1 {
         return None; // the stack sends Time Exceeded
     }
+    let mut fib = core::mem::MaybeUninit::<FibParams>::uninit();
     // SAFETY: FibParams is plain data; all-zero is a valid value.
-    let mut fib: FibParams = unsafe { core::mem::zeroed() };
+    let fib = unsafe {
+        pptp_common::mem::zero(fib.as_mut_ptr());
+        fib.assume_init_mut()
+    };
     fib.family = AF_INET;
     fib.l4_protocol = hdr.proto;
     fib.__bindgen_anon_1.tot_len = u16::from_be_bytes(hdr.tot_len);
@@ -84,7 +88,14 @@ fn route(ctx: &XdpContext) -> Option<u32> {
     fib.__bindgen_anon_3.ipv4_src = u32::from_ne_bytes(hdr.src_addr);
     fib.__bindgen_anon_4.ipv4_dst = u32::from_ne_bytes(hdr.dst_addr);
     // SAFETY: fib is a valid bpf_fib_lookup of the size given.
-    let rc = unsafe { bpf_fib_lookup(ctx.ctx.cast(), &mut fib, size_of::<FibParams>() as i32, 0) };
+    let rc = unsafe {
+        bpf_fib_lookup(
+            ctx.ctx.cast(),
+            &raw mut *fib,
+            size_of::<FibParams>() as i32,
+            0,
+        )
+    };
     if rc != BPF_FIB_LKUP_RET_SUCCESS as i64 {
         return None;
     }
@@ -94,8 +105,8 @@ fn route(ctx: &XdpContext) -> Option<u32> {
         (*ip).ttl -= 1;
         let sum = u32::from(u16::from_be_bytes((*ip).check)) + 0x0100;
         (*ip).check = (((sum + (sum >> 16)) & 0xFFFF) as u16).to_be_bytes();
-        (*eth).dst_addr = fib.dmac;
-        (*eth).src_addr = fib.smac;
+        pptp_common::mem::write_mac(&raw mut (*eth).dst_addr, fib.dmac);
+        pptp_common::mem::write_mac(&raw mut (*eth).src_addr, fib.smac);
     }
     if fib.ifindex as usize == ctx.ingress_ifindex() {
         return Some(xdp_action::XDP_TX);
