@@ -17,7 +17,7 @@ use core::mem::{align_of, size_of};
 #[inline(always)]
 pub unsafe fn zero<T>(p: *mut T) {
     const {
-        assert!(size_of::<T>() % 4 == 0 && align_of::<T>() >= 4);
+        assert!(size_of::<T>().is_multiple_of(4) && align_of::<T>() >= 4);
     }
     let words = p.cast::<u32>();
     let mut i = 0;

@@ -969,7 +969,7 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 /// What one generator run gave: frames sent and counted by the sink, the
-/// time from start to the last reading, the machine's busy CPU seconds.
+/// time the generator sent for, the machine's busy CPU seconds.
 struct Counted {
     seconds: f64,
     sent: u64,
@@ -1067,9 +1067,10 @@ fn generate_and_count(
         })
         .map_err(|e| e.to_string())?
         .map_err(|e| format!("generator on {iface} in {}: {e}", ns.name()))?;
-    // Let the last frames drain.
-    std::thread::sleep(Duration::from_millis(100));
+    // The packets delivered were sent in this time; the last of them
+    // drain in the next 100 ms (dividing by both undercounted the rate).
     let elapsed = started.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_millis(100));
     let cpu = (busy_jiffies() - cpu_before) as f64 / clock_ticks();
     let own_cpu =
         helpers_runtime_ns(daemon).saturating_sub(helpers_before) as f64 * 1e-9 + generator_cpu;

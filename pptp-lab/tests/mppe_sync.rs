@@ -179,7 +179,7 @@ fn a_loss_run_beyond_the_followed_jump_ends_the_session_at_the_next_control_fram
     let socket = raw_gre_socket(&lab.topology.client);
     let dst = SocketAddr::from((SERVER_WAN.parse::<Ipv4Addr>().unwrap(), 0)).into();
     let mut seq = 1_000_000u32;
-    let mut send = |tx: &mut Encryptor, seq: &mut u32, n: usize| {
+    let send = |tx: &mut Encryptor, seq: &mut u32, n: usize| {
         for _ in 0..n {
             let clear = plaintext(address);
             let mut mppe = vec![0u8; clear.len() + 2];
