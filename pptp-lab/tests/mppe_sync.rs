@@ -142,20 +142,60 @@ fn a_session_whose_key_chain_is_lost_is_ended() {
     assert!(down.contains("down"), "{down}");
 }
 
+/// The server's LCP Echo-Requests on `socket` (raw GRE, IPv4 header
+/// first): their identifiers, waiting up to `within` for the first.
+fn echo_requests(socket: &socket2::Socket, within: Duration) -> Vec<u8> {
+    use std::io::Read;
+    let deadline = Instant::now() + within;
+    let mut ids = Vec::new();
+    let mut buf = [0u8; 2048];
+    socket
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    while Instant::now() < deadline && ids.is_empty() {
+        let Ok(n) = (&*socket).read(&mut buf) else {
+            continue;
+        };
+        let packet = &buf[..n];
+        let ihl = usize::from(packet[0] & 0x0F) * 4;
+        let Some(gre) = packet.get(ihl..) else {
+            continue;
+        };
+        if gre.len() < 8 || u16::from_be_bytes([gre[2], gre[3]]) != 0x880B {
+            continue;
+        }
+        let mut at = 8;
+        if gre[0] & 0x10 != 0 {
+            at += 4; // sequence number
+        }
+        if gre[1] & 0x80 != 0 {
+            at += 4; // acknowledgment number
+        }
+        let mut ppp = gre.get(at..).unwrap_or_default();
+        if ppp.starts_with(&[0xFF, 0x03]) {
+            ppp = &ppp[2..];
+        }
+        if ppp.len() >= 4 && ppp[..2] == [0xC0, 0x21] && ppp[2] == 9 {
+            ids.push(ppp[3]);
+        }
+    }
+    ids
+}
+
 /// A loss run longer than the key chain can be followed over (more than
 /// 16 turns of the count, 65,536 frames: beyond the bounded work the
 /// daemon spends on one jump). The frames after it are far ahead of the
 /// newest GRE sequence number accepted, which is no evidence that they
 /// are the peer's (a blind spoofer guesses such numbers), so they neither
-/// decrypt nor count towards ending the session. The next clear control
-/// frame of the peer (an LCP Echo-Request here; the server's own
-/// keepalives draw Echo-Replies in practice) brings the sequence numbers
-/// back in line, and the session ends by the chain-lost rule: it is never
-/// left up for good carrying nothing.
+/// decrypt nor count towards ending the session. The server asks the peer
+/// for a frame in its sequence (an LCP Echo-Request, whatever the
+/// keepalive setting: it is off here); the Echo-Reply brings the sequence
+/// numbers back in line, and the session ends by the chain-lost rule. It
+/// is never left up for good carrying nothing.
 #[test]
-fn a_loss_run_beyond_the_followed_jump_ends_the_session_at_the_next_control_frame() {
+fn a_loss_run_beyond_the_followed_jump_ends_the_session_after_a_probe() {
     netns::require_root().expect("prerequisite");
-    let lab = Lab::start(
+    let mut lab = Lab::start(
         bin(),
         &LabOptions {
             xdp: false,
@@ -163,6 +203,10 @@ fn a_loss_run_beyond_the_followed_jump_ends_the_session_at_the_next_control_fram
         },
     )
     .unwrap_or_else(|e| panic!("{e}"));
+    // No keepalives: an Echo-Request can only be the probe.
+    lab.edit_config(|t| t.replace("lcp_echo_interval_secs = 5", "lcp_echo_interval_secs = 0"))
+        .unwrap();
+    lab.restart_daemon().unwrap();
     let mut target = client(&lab, &["--mppe", "--report-mppe-keys", "--tun", "msy1"]);
     let up = wait_up(&mut target, &lab, Duration::from_secs(30));
     let hex = up["mppe_keys"]["send"]
@@ -198,6 +242,10 @@ fn a_loss_run_beyond_the_followed_jump_ends_the_session_at_the_next_control_fram
         20,
         "frames in step are delivered"
     );
+    assert!(
+        echo_requests(&socket, Duration::from_millis(500)).is_empty(),
+        "no Echo-Request while the frames decrypt"
+    );
 
     // 70,000 frames lost on the way: counts and sequence numbers both ran on.
     const LOST: u32 = 70_000;
@@ -207,8 +255,9 @@ fn a_loss_run_beyond_the_followed_jump_ends_the_session_at_the_next_control_fram
     }
     seq += LOST;
     let delivered = stat(&lab, "userspace_data_rx_packets");
-    send(&mut tx, &mut seq, 100);
-    std::thread::sleep(Duration::from_millis(300));
+    send(&mut tx, &mut seq, 40);
+    let probes = echo_requests(&socket, Duration::from_secs(3));
+    assert!(!probes.is_empty(), "the server did not probe the peer");
     assert_eq!(
         stat(&lab, "userspace_data_rx_packets"),
         delivered,
@@ -217,10 +266,10 @@ fn a_loss_run_beyond_the_followed_jump_ends_the_session_at_the_next_control_fram
     assert_eq!(stat(&lab, "ended_mppe_sync_lost"), 0);
     assert_eq!(lab.sessions().unwrap().len(), 1);
 
-    // The peer's next control frame, in its sequence.
-    let echo = [9, 1, 0, 8, 0, 0, 0, 0];
+    // The peer answers in its sequence.
+    let reply = [10, probes[0], 0, 8, 0, 0, 0, 0];
     socket
-        .send_to(&gre_ppp(call, seq, 0xC021, &echo), &dst)
+        .send_to(&gre_ppp(call, seq, 0xC021, &reply), &dst)
         .unwrap();
     seq += 1;
     std::thread::sleep(Duration::from_millis(100));

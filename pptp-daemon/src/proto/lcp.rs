@@ -579,8 +579,13 @@ pub struct Lcp {
     fsm: Fsm<LcpOptions>,
     next_echo: Option<Instant>,
     unanswered: u32,
+    /// When [`Lcp::probe`] last sent an Echo-Request.
+    last_probe: Option<Instant>,
     events: VecDeque<LcpEvent>,
 }
+
+/// Least time between two Echo-Requests of [`Lcp::probe`].
+pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
 impl fmt::Debug for Lcp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -597,8 +602,31 @@ impl Lcp {
             fsm: Fsm::new(LcpOptions::new(policy, random), config),
             next_echo: None,
             unanswered: 0,
+            last_probe: None,
             events: VecDeque::new(),
         }
+    }
+
+    /// Sends an Echo-Request now, outside the keepalive schedule, to draw
+    /// a frame from the peer (its Echo-Reply): at most one per
+    /// [`PROBE_INTERVAL`], only while Opened and while the peer has not
+    /// rejected Echo-Requests. The reply carries the peer's current GRE
+    /// sequence number, which is how a stateless MPPE receiver that lost
+    /// the peer's key chain beyond what it follows learns where the peer
+    /// is (see `server::datapath`). Keepalive accounting is untouched.
+    pub fn probe(&mut self, now: Instant) {
+        if self.fsm.state() != State::Opened
+            || self.fsm.proto().echo_rejected
+            || self
+                .last_probe
+                .is_some_and(|t| now.saturating_duration_since(t) < PROBE_INTERVAL)
+        {
+            return;
+        }
+        self.last_probe = Some(now);
+        let magic = self.fsm.proto().link().map_or(0, |l| l.magic);
+        self.fsm.send_new(Code::EchoRequest, &magic.to_be_bytes());
+        self.pump(now);
     }
 
     pub fn state(&self) -> State {
@@ -1084,6 +1112,39 @@ mod tests {
             s.close_reason()
                 .unwrap()
                 .contains("no reply to 4 LCP Echo-Requests")
+        );
+    }
+
+    /// A probe is an Echo-Request now, at most one a second, only once
+    /// the link is open, and it leaves the keepalive schedule alone.
+    #[test]
+    fn probes_send_an_echo_request_at_most_once_a_second() {
+        let now = Instant::now();
+        let mut s = server();
+        s.probe(now);
+        assert!(
+            std::iter::from_fn(|| s.poll_transmit()).all(|p| p[0] != 9),
+            "no Echo-Request before the link is open"
+        );
+        let mut c = Lcp::new(LcpPolicy::client(), FsmConfig::default(), magic_source(7));
+        open_pair(now, &mut s, &mut c);
+        events(&mut s);
+        let keepalive = s.poll_timeout();
+        let echoes = |s: &mut Lcp| {
+            std::iter::from_fn(|| s.poll_transmit())
+                .filter(|p| p[0] == 9)
+                .count()
+        };
+        s.probe(now);
+        assert_eq!(echoes(&mut s), 1);
+        s.probe(now + Duration::from_millis(999));
+        assert_eq!(echoes(&mut s), 0, "within the second");
+        s.probe(now + PROBE_INTERVAL);
+        assert_eq!(echoes(&mut s), 1);
+        assert_eq!(
+            s.poll_timeout(),
+            keepalive,
+            "the keepalive schedule is unchanged"
         );
     }
 

@@ -480,6 +480,14 @@ impl Session {
 
     /// Our MPPE decryptor lost synchronisation (stateful mode): send a CCP
     /// Reset-Request.
+    /// The data path lost the peer's stateless MPPE key chain beyond what
+    /// it follows and sees no frame in the peer's GRE sequence: draws one
+    /// with an LCP Echo-Request (rate-limited, see [`Lcp::probe`]).
+    pub fn send_echo_probe(&mut self, now: Instant) {
+        self.lcp.probe(now);
+        self.pump(now);
+    }
+
     pub fn send_ccp_reset_request(&mut self, now: Instant) {
         if let Some(ccp) = self.ccp.as_mut() {
             ccp.send_reset_request();

@@ -379,6 +379,9 @@ async fn handle_gre(
         }
         FrameVerdict::Deliver { start, end } => {
             call.counters.mppe_undecryptable.store(0, Ordering::Relaxed);
+            call.counters
+                .mppe_out_of_sequence
+                .store(0, Ordering::Relaxed);
             let within = data.as_ref().is_none_or(|d| {
                 d.shaper
                     .lock()
@@ -435,6 +438,27 @@ async fn handle_gre(
                     .and_then(|d| d.decryptor.as_ref())
                     .is_some_and(|m| m.lock().unwrap_or_else(|e| e.into_inner()).last_advanced())
             };
+            // The same garbage far ahead of the newest sequence number
+            // accepted: no evidence that the frames are the peer's, but
+            // if they are, the peer lost more than the chain is followed
+            // over and only a frame in its sequence shows where it is.
+            // Ask for one (an LCP Echo-Request, at most one a second).
+            if let frame::DropReason::NotIpv4(_) = &e
+                && !in_sequence
+                && advanced()
+                && (call
+                    .counters
+                    .mppe_out_of_sequence
+                    .fetch_add(1, Ordering::Relaxed)
+                    + 1)
+                .is_multiple_of(MPPE_PROBE_EVERY)
+                && call.input.try_send(CallInput::MppeSyncProbe).is_err()
+            {
+                shared
+                    .stats
+                    .control_queue_full
+                    .fetch_add(1, Ordering::Relaxed);
+            }
             if let frame::DropReason::NotIpv4(_) = &e
                 && in_sequence
                 && advanced()
@@ -468,6 +492,17 @@ async fn handle_gre(
 /// not chance; a peer that sends garbage on purpose could as well send a
 /// Terminate-Request.
 pub(super) const MPPE_SYNC_LOST: u64 = 64;
+
+/// Every this many MPPE frames in a row that decrypt to garbage and lie
+/// far ahead of the peer's GRE sequence (more than [`IN_SEQUENCE`]), the
+/// session is asked to probe the peer ([`CallInput::MppeSyncProbe`]). A
+/// peer that lost more frames than the key chain is followed over
+/// (`mppe::cipher`) sends nothing but such frames; its Echo-Reply brings
+/// the sequence numbers back in line, and [`MPPE_SYNC_LOST`] then ends
+/// the session, so it is not left up carrying nothing. Frames of a blind
+/// flood cost a probe at most once a second, and the genuine peer's reply
+/// only confirms where it is.
+pub(super) const MPPE_PROBE_EVERY: u64 = 16;
 
 /// What the data path of a call with its network up needs to know to
 /// judge a frame.

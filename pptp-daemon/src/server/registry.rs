@@ -132,6 +132,10 @@ pub struct Counters {
     /// MPPE frames in a row that decrypted to something other than an
     /// IPv4 packet (see [`super::datapath::MPPE_SYNC_LOST`]).
     pub mppe_undecryptable: AtomicU64,
+    /// MPPE frames since the last one delivered that decrypted to
+    /// garbage and were not in the peer's GRE sequence (see
+    /// [`super::datapath::MPPE_PROBE_EVERY`]).
+    pub mppe_out_of_sequence: AtomicU64,
 }
 
 /// What the data path needs of a call whose network is up.
@@ -165,6 +169,10 @@ pub enum CallInput {
     Frame(u16, Vec<u8>),
     /// Stateful MPPE lost packets: send a CCP Reset-Request.
     MppeResetNeeded,
+    /// Stateless MPPE frames far ahead of the peer's GRE sequence keep
+    /// decrypting to garbage: draw a frame in the sequence with an LCP
+    /// Echo-Request (see `datapath::MPPE_PROBE_EVERY`).
+    MppeSyncProbe,
 }
 
 /// What the daemon itself tells a call's session task: a queue of its own,

@@ -314,6 +314,7 @@ async fn run_session(
                 match msg {
                     Some(CallInput::Frame(protocol, payload)) => session.handle_frame(now, protocol, &payload),
                     Some(CallInput::MppeResetNeeded) => session.send_ccp_reset_request(now),
+                    Some(CallInput::MppeSyncProbe) => session.send_echo_probe(now),
                     None => {
                         session.lower_down(now);
                         task.reason.get_or_insert(EndReason::ControlClosed);
