@@ -40,12 +40,6 @@ fn plaintext(src: Ipv4Addr) -> Vec<u8> {
 }
 
 /// Enhanced GRE with sequence number `seq` for `call_id`, carrying PPP
-/// (address, control, protocol 0x00FD) and the MPPE packet `mppe`.
-fn gre(call_id: u16, seq: u32, mppe: &[u8]) -> Vec<u8> {
-    gre_ppp(call_id, seq, 0x00FD, mppe)
-}
-
-/// Enhanced GRE with sequence number `seq` for `call_id`, carrying PPP
 /// `protocol` and its `packet`.
 fn gre_ppp(call_id: u16, seq: u32, protocol: u16, packet: &[u8]) -> Vec<u8> {
     let ppp = [&[0xFF, 0x03][..], &protocol.to_be_bytes(), packet].concat();
@@ -59,6 +53,72 @@ fn gre_ppp(call_id: u16, seq: u32, protocol: u16, packet: &[u8]) -> Vec<u8> {
 
 fn stat(lab: &Lab, name: &str) -> u64 {
     lab.stats().unwrap().get(name).copied().unwrap_or(0)
+}
+
+/// The client's sending side, played by the test: its MPPE send key
+/// (from `client --report-mppe-keys`) and GRE sequence numbers, frames
+/// sent from a raw socket in the client's namespace.
+struct Peer {
+    tx: Encryptor,
+    call: u16,
+    address: Ipv4Addr,
+    socket: socket2::Socket,
+    dst: socket2::SockAddr,
+    seq: u32,
+}
+
+impl Peer {
+    fn new(lab: &Lab, up: &Value) -> Peer {
+        let hex = up["mppe_keys"]["send"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no keys: {up}"));
+        let octets: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        let key = StartKey::new(&octets, KeyLength::Bits128).unwrap();
+        Peer {
+            tx: Encryptor::new(&key, true),
+            call: up["peer_call_id"].as_u64().unwrap() as u16,
+            address: up["address"].as_str().unwrap().parse().unwrap(),
+            socket: raw_gre_socket(&lab.topology.client),
+            dst: SocketAddr::from((SERVER_WAN.parse::<Ipv4Addr>().unwrap(), 0)).into(),
+            seq: 1_000_000,
+        }
+    }
+
+    /// `n` encrypted IPv4 frames, 2 ms apart, in sequence.
+    fn send(&mut self, n: usize) {
+        for _ in 0..n {
+            let clear = plaintext(self.address);
+            let mut mppe = vec![0u8; clear.len() + 2];
+            self.tx.encrypt(&clear, &mut mppe).unwrap();
+            self.send_ppp(0x00FD, &mppe);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// One PPP frame of `protocol`, next in sequence.
+    fn send_ppp(&mut self, protocol: u16, packet: &[u8]) {
+        self.socket
+            .send_to(&gre_ppp(self.call, self.seq, protocol, packet), &self.dst)
+            .unwrap();
+        self.seq += 1;
+    }
+
+    /// `n` coherency counts used up without sending (frames lost with
+    /// their sequence numbers when `with_sequence_numbers`).
+    fn lose(&mut self, n: u32, with_sequence_numbers: bool) {
+        let mut scratch = vec![0u8; 64];
+        for _ in 0..n {
+            self.tx
+                .encrypt(&plaintext(self.address), &mut scratch)
+                .unwrap();
+        }
+        if with_sequence_numbers {
+            self.seq += n;
+        }
+    }
 }
 
 #[test]
@@ -75,34 +135,11 @@ fn a_session_whose_key_chain_is_lost_is_ended() {
     .unwrap_or_else(|e| panic!("{e}"));
     let mut target = client(&lab, &["--mppe", "--report-mppe-keys", "--tun", "msy0"]);
     let up = wait_up(&mut target, &lab, Duration::from_secs(30));
-    let hex = up["mppe_keys"]["send"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no keys: {up}"));
-    let octets: Vec<u8> = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-        .collect();
-    let key = StartKey::new(&octets, KeyLength::Bits128).unwrap();
-    let mut tx = Encryptor::new(&key, true);
-    let call = up["peer_call_id"].as_u64().unwrap() as u16;
-    let address: Ipv4Addr = up["address"].as_str().unwrap().parse().unwrap();
-    let socket = raw_gre_socket(&lab.topology.client);
-    let dst = SocketAddr::from((SERVER_WAN.parse::<Ipv4Addr>().unwrap(), 0)).into();
-    let mut seq = 1_000_000u32;
-    let mut send = |tx: &mut Encryptor, n: usize| {
-        for _ in 0..n {
-            let clear = plaintext(address);
-            let mut mppe = vec![0u8; clear.len() + 2];
-            tx.encrypt(&clear, &mut mppe).unwrap();
-            socket.send_to(&gre(call, seq, &mppe), &dst).unwrap();
-            seq += 1;
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    };
+    let mut peer = Peer::new(&lab, &up);
 
     // In step: delivered.
     let before = stat(&lab, "userspace_data_rx_packets");
-    send(&mut tx, 20);
+    peer.send(20);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(
         stat(&lab, "userspace_data_rx_packets") - before,
@@ -111,19 +148,17 @@ fn a_session_whose_key_chain_is_lost_is_ended() {
     );
     assert_eq!(stat(&lab, "ended_mppe_sync_lost"), 0);
 
-    // 4096 frames lost on the way: the count wraps, the key chain is lost.
-    let mut scratch = vec![0u8; 64];
-    for _ in 0..4096 {
-        tx.encrypt(&plaintext(address), &mut scratch).unwrap();
-    }
-    send(&mut tx, 63);
+    // 4096 counts used up (the frames lost, their sequence numbers not):
+    // the count wraps, the key chain is lost.
+    peer.lose(4096, false);
+    peer.send(63);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(
         lab.sessions().unwrap().len(),
         1,
         "63 undecryptable frames: still up"
     );
-    send(&mut tx, 10);
+    peer.send(10);
     let deadline = Instant::now() + Duration::from_secs(10);
     while !lab.sessions().unwrap().is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
@@ -209,33 +244,10 @@ fn a_loss_run_beyond_the_followed_jump_ends_the_session_after_a_probe() {
     lab.restart_daemon().unwrap();
     let mut target = client(&lab, &["--mppe", "--report-mppe-keys", "--tun", "msy1"]);
     let up = wait_up(&mut target, &lab, Duration::from_secs(30));
-    let hex = up["mppe_keys"]["send"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no keys: {up}"));
-    let octets: Vec<u8> = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-        .collect();
-    let key = StartKey::new(&octets, KeyLength::Bits128).unwrap();
-    let mut tx = Encryptor::new(&key, true);
-    let call = up["peer_call_id"].as_u64().unwrap() as u16;
-    let address: Ipv4Addr = up["address"].as_str().unwrap().parse().unwrap();
-    let socket = raw_gre_socket(&lab.topology.client);
-    let dst = SocketAddr::from((SERVER_WAN.parse::<Ipv4Addr>().unwrap(), 0)).into();
-    let mut seq = 1_000_000u32;
-    let send = |tx: &mut Encryptor, seq: &mut u32, n: usize| {
-        for _ in 0..n {
-            let clear = plaintext(address);
-            let mut mppe = vec![0u8; clear.len() + 2];
-            tx.encrypt(&clear, &mut mppe).unwrap();
-            socket.send_to(&gre(call, *seq, &mppe), &dst).unwrap();
-            *seq += 1;
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    };
+    let mut peer = Peer::new(&lab, &up);
 
     let before = stat(&lab, "userspace_data_rx_packets");
-    send(&mut tx, &mut seq, 20);
+    peer.send(20);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(
         stat(&lab, "userspace_data_rx_packets") - before,
@@ -243,20 +255,15 @@ fn a_loss_run_beyond_the_followed_jump_ends_the_session_after_a_probe() {
         "frames in step are delivered"
     );
     assert!(
-        echo_requests(&socket, Duration::from_millis(500)).is_empty(),
+        echo_requests(&peer.socket, Duration::from_millis(500)).is_empty(),
         "no Echo-Request while the frames decrypt"
     );
 
     // 70,000 frames lost on the way: counts and sequence numbers both ran on.
-    const LOST: u32 = 70_000;
-    let mut scratch = vec![0u8; 64];
-    for _ in 0..LOST {
-        tx.encrypt(&plaintext(address), &mut scratch).unwrap();
-    }
-    seq += LOST;
+    peer.lose(70_000, true);
     let delivered = stat(&lab, "userspace_data_rx_packets");
-    send(&mut tx, &mut seq, 40);
-    let probes = echo_requests(&socket, Duration::from_secs(3));
+    peer.send(40);
+    let probes = echo_requests(&peer.socket, Duration::from_secs(3));
     assert!(!probes.is_empty(), "the server did not probe the peer");
     assert_eq!(
         stat(&lab, "userspace_data_rx_packets"),
@@ -267,13 +274,9 @@ fn a_loss_run_beyond_the_followed_jump_ends_the_session_after_a_probe() {
     assert_eq!(lab.sessions().unwrap().len(), 1);
 
     // The peer answers in its sequence.
-    let reply = [10, probes[0], 0, 8, 0, 0, 0, 0];
-    socket
-        .send_to(&gre_ppp(call, seq, 0xC021, &reply), &dst)
-        .unwrap();
-    seq += 1;
+    peer.send_ppp(0xC021, &[10, probes[0], 0, 8, 0, 0, 0, 0]);
     std::thread::sleep(Duration::from_millis(100));
-    send(&mut tx, &mut seq, 70);
+    peer.send(70);
     let deadline = Instant::now() + Duration::from_secs(10);
     while !lab.sessions().unwrap().is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
