@@ -1470,6 +1470,25 @@ impl Step {
     }
 }
 
+/// The "+nft" rows' network → client measurement: the LAN host's replies
+/// to l0's (masqueraded) address on the flow's `port`.
+fn nft_reply(
+    lan_mac: [u8; 6],
+    port: u16,
+    label: (&'static str, &'static str, usize, usize),
+) -> StepRun {
+    StepRun {
+        from: "h0",
+        sink: "c0",
+        templates: vec![from_lan(
+            lan_mac,
+            (crate::lab::SERVER_LAN.parse().expect("constant"), port),
+            label.2,
+        )],
+        label,
+    }
+}
+
 /// The steps of one round at inner size `size` over `labs`.
 fn round_steps(labs: &[RoundLab], size: usize) -> Result<Vec<Step>, String> {
     let mut steps = Vec::new();
@@ -1527,16 +1546,7 @@ fn round_steps(labs: &[RoundLab], size: usize) -> Result<Vec<Step>, String> {
                                 templates: vec![gre_frame_port(server_mac, &l.list[0], size, port)],
                                 label: ("stack+nft", "decap", size, 1),
                             },
-                            StepRun {
-                                from: "h0",
-                                sink: "c0",
-                                templates: vec![from_lan(
-                                    lan_mac,
-                                    (crate::lab::SERVER_LAN.parse().expect("constant"), port),
-                                    size,
-                                )],
-                                label: ("stack+nft", "encap", size, 1),
-                            },
+                            nft_reply(lan_mac, port, ("stack+nft", "encap", size, 1)),
                         ],
                     )
                 });
@@ -1596,16 +1606,7 @@ fn round_steps(labs: &[RoundLab], size: usize) -> Result<Vec<Step>, String> {
                             }],
                             label: (path, "decap", size, 0),
                         },
-                        StepRun {
-                            from: "h0",
-                            sink: "c0",
-                            templates: vec![from_lan(
-                                lan_mac,
-                                (crate::lab::SERVER_LAN.parse().expect("constant"), port),
-                                size,
-                            )],
-                            label: (path, "encap", size, 0),
-                        },
+                        nft_reply(lan_mac, port, (path, "encap", size, 0)),
                     ]
                 };
                 steps.push(Step {

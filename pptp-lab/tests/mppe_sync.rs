@@ -121,11 +121,12 @@ impl Peer {
     }
 }
 
-#[test]
-fn a_session_whose_key_chain_is_lost_is_ended() {
+/// A lab whose userspace path decrypts (no XDP: the daemon's own
+/// receiver), keepalives on or off, with our client's MPPE session up on
+/// TUN device `tun`; the client, and the test's side of its sending.
+fn session(keepalives: bool, tun: &str) -> (Lab, pptp_lab::lab::Process, Peer) {
     netns::require_root().expect("prerequisite");
-    // The userspace path decrypts (no XDP): the daemon's own receiver.
-    let lab = Lab::start(
+    let mut lab = Lab::start(
         bin(),
         &LabOptions {
             xdp: false,
@@ -133,10 +134,14 @@ fn a_session_whose_key_chain_is_lost_is_ended() {
         },
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    let mut target = client(&lab, &["--mppe", "--report-mppe-keys", "--tun", "msy0"]);
+    if !keepalives {
+        lab.edit_config(|t| t.replace("lcp_echo_interval_secs = 5", "lcp_echo_interval_secs = 0"))
+            .unwrap();
+        lab.restart_daemon().unwrap();
+    }
+    let mut target = client(&lab, &["--mppe", "--report-mppe-keys", "--tun", tun]);
     let up = wait_up(&mut target, &lab, Duration::from_secs(30));
     let mut peer = Peer::new(&lab, &up);
-
     // In step: delivered.
     let before = stat(&lab, "userspace_data_rx_packets");
     peer.send(20);
@@ -147,6 +152,21 @@ fn a_session_whose_key_chain_is_lost_is_ended() {
         "frames in step are delivered"
     );
     assert_eq!(stat(&lab, "ended_mppe_sync_lost"), 0);
+    (lab, target, peer)
+}
+
+/// Waits up to 10 s for the session to be gone; whether it is.
+fn ended(lab: &Lab) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !lab.sessions().unwrap().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    lab.sessions().unwrap().is_empty()
+}
+
+#[test]
+fn a_session_whose_key_chain_is_lost_is_ended() {
+    let (lab, mut target, mut peer) = session(true, "msy0");
 
     // 4096 counts used up (the frames lost, their sequence numbers not):
     // the count wraps, the key chain is lost.
@@ -159,14 +179,7 @@ fn a_session_whose_key_chain_is_lost_is_ended() {
         "63 undecryptable frames: still up"
     );
     peer.send(10);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !lab.sessions().unwrap().is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(
-        lab.sessions().unwrap().is_empty(),
-        "the session was not ended"
-    );
+    assert!(ended(&lab), "the session was not ended");
     assert_eq!(stat(&lab, "ended_mppe_sync_lost"), 1);
     // The client was told (LCP Terminate-Request, then the call cleared).
     let down = target
@@ -229,31 +242,8 @@ fn echo_requests(socket: &socket2::Socket, within: Duration) -> Vec<u8> {
 /// is never left up for good carrying nothing.
 #[test]
 fn a_loss_run_beyond_the_followed_jump_ends_the_session_after_a_probe() {
-    netns::require_root().expect("prerequisite");
-    let mut lab = Lab::start(
-        bin(),
-        &LabOptions {
-            xdp: false,
-            ..LabOptions::default()
-        },
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
     // No keepalives: an Echo-Request can only be the probe.
-    lab.edit_config(|t| t.replace("lcp_echo_interval_secs = 5", "lcp_echo_interval_secs = 0"))
-        .unwrap();
-    lab.restart_daemon().unwrap();
-    let mut target = client(&lab, &["--mppe", "--report-mppe-keys", "--tun", "msy1"]);
-    let up = wait_up(&mut target, &lab, Duration::from_secs(30));
-    let mut peer = Peer::new(&lab, &up);
-
-    let before = stat(&lab, "userspace_data_rx_packets");
-    peer.send(20);
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(
-        stat(&lab, "userspace_data_rx_packets") - before,
-        20,
-        "frames in step are delivered"
-    );
+    let (lab, _target, mut peer) = session(false, "msy1");
     assert!(
         echo_requests(&peer.socket, Duration::from_millis(500)).is_empty(),
         "no Echo-Request while the frames decrypt"
@@ -277,12 +267,8 @@ fn a_loss_run_beyond_the_followed_jump_ends_the_session_after_a_probe() {
     peer.send_ppp(0xC021, &[10, probes[0], 0, 8, 0, 0, 0, 0]);
     std::thread::sleep(Duration::from_millis(100));
     peer.send(70);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !lab.sessions().unwrap().is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
     assert!(
-        lab.sessions().unwrap().is_empty(),
+        ended(&lab),
         "the session was not ended once the sequence numbers were back in line"
     );
     assert_eq!(stat(&lab, "ended_mppe_sync_lost"), 1);
