@@ -3,7 +3,9 @@
 //!
 //! - `pptp_xdp_pass` on the far ends of the lab's veth pairs;
 //! - `pptp_xdp_sink`, the bench's counting sink;
-//! - `pptp_xdp_route`, plain IPv4 routing in XDP, the bench's ceiling.
+//! - `pptp_xdp_route`, plain IPv4 routing in XDP, the bench's ceiling;
+//! - `pptp_xdp_relay`, which hands a generator's frames to another veth
+//!   as XDP frames (the guest comparison's generator side).
 //!
 //! Every packet access goes through the bounds-checked [`ptr_at`].
 //!
@@ -15,6 +17,7 @@
 use core::mem::size_of;
 
 use aya_ebpf::{
+    Global,
     bindings::{BPF_FIB_LKUP_RET_SUCCESS, bpf_fib_lookup as FibParams, xdp_action},
     helpers::{bpf_fib_lookup, bpf_redirect},
     macros::{map, xdp},
@@ -33,6 +36,25 @@ const AF_INET: u8 = 2;
 #[xdp]
 pub fn pptp_xdp_pass(_ctx: XdpContext) -> u32 {
     PASS
+}
+
+/// The interface [`pptp_xdp_relay`] redirects to, set at load time
+/// (`EbpfLoader::set_global`).
+#[unsafe(no_mangle)]
+static RELAY_IFINDEX: Global<u32> = Global::new(0);
+
+/// Redirects every frame to [`RELAY_IFINDEX`]. On the receiving end of a
+/// generator's veth pair, with the generator's other veth as the target,
+/// it makes that veth's peer receive the frames as XDP frames, as a NIC
+/// driver hands them over: an XDP program there runs on them in place,
+/// and the stack builds its socket buffer around them. A generator's own
+/// socket buffers (AF_PACKET) would instead arrive with too little
+/// headroom, and veth would copy each into a new page before its XDP
+/// program runs, a cost no NIC has.
+#[xdp]
+pub fn pptp_xdp_relay(_ctx: XdpContext) -> u32 {
+    // SAFETY: plain helper call.
+    unsafe { bpf_redirect(RELAY_IFINDEX.load(), 0) as u32 }
 }
 
 /// Packets and bytes seen by [`pptp_xdp_sink`], per CPU: slot 0 packets,

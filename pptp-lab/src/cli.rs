@@ -25,6 +25,16 @@ pub enum Command {
     /// One load-generator measurement between existing namespaces (the
     /// guest comparison against kernel PPTP).
     Loadgen(crate::bench::LoadgenArgs),
+    /// Relay every frame `--from` receives to `--to`'s transmit side as
+    /// XDP frames (both in the current namespace), until killed: the
+    /// guest comparison's generators send through it so that the server's
+    /// veths receive what a NIC driver would hand over.
+    Relay {
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+    },
 }
 
 #[cfg(test)]
@@ -70,5 +80,9 @@ mod tests {
             ))
         );
         assert!(Cli::try_parse_from(["pptp-lab", "client"]).is_err());
+        let cli = Cli::parse_from(["pptp-lab", "relay", "--from", "gen1", "--to", "cli0"]);
+        assert!(
+            matches!(cli.command, Command::Relay { ref from, ref to } if from == "gen1" && to == "cli0")
+        );
     }
 }

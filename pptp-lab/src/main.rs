@@ -19,6 +19,18 @@ fn main() -> anyhow::Result<()> {
                 m.sent_pps, m.delivered_pps, m.cpu_ns_per_packet
             );
         }
+        Command::Relay { from, to } => {
+            let name = std::ffi::CString::new(to.as_str())?;
+            // SAFETY: if_nametoindex reads a valid NUL-terminated string.
+            let target = unsafe { libc::if_nametoindex(name.as_ptr()) };
+            anyhow::ensure!(target != 0, "no interface {to}");
+            // Attached through a BPF link: it goes when this process does.
+            let _relay = pptp_lab::xdp::AuxPrograms::relay(from, target)?;
+            println!("relay {from} -> {to} up");
+            loop {
+                std::thread::park();
+            }
+        }
         Command::Lab(args) => pptp_lab::lab::demo(&daemon()?, args).map_err(anyhow::Error::msg)?,
     }
     Ok(())

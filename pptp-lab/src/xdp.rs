@@ -3,7 +3,7 @@
 //! and its plain-routing ceiling. None of them is in the daemon's object.
 
 use aya::{
-    Ebpf,
+    Ebpf, EbpfLoader,
     maps::{MapData, PerCpuArray},
     programs::{ProgramError, Xdp, XdpMode, xdp::XdpLinkId},
 };
@@ -18,6 +18,8 @@ pub const PASS_PROGRAM: &str = "pptp_xdp_pass";
 pub const SINK_PROGRAM: &str = "pptp_xdp_sink";
 /// Plain IPv4 routing in XDP (FIB lookup, TTL, redirect).
 pub const ROUTE_PROGRAM: &str = "pptp_xdp_route";
+/// Redirects every frame to the interface given to [`AuxPrograms::relay`].
+pub const RELAY_PROGRAM: &str = "pptp_xdp_relay";
 
 /// Why an auxiliary program could not be loaded, attached or read.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +66,24 @@ impl AuxPrograms {
         })
     }
 
+    /// Loads the object with [`RELAY_PROGRAM`] aimed at the interface
+    /// `target_ifindex`, and attaches it to `iface` (both of the calling
+    /// thread's namespace): every frame `iface` receives leaves through
+    /// the target's transmit side as an XDP frame.
+    pub fn relay(iface: &str, target_ifindex: u32) -> Result<Self, AuxError> {
+        if OBJECT.is_empty() {
+            return Err(AuxError::NoObject);
+        }
+        let mut aux = Self {
+            ebpf: EbpfLoader::new()
+                .override_global("RELAY_IFINDEX", &target_ifindex, true)
+                .load(OBJECT)?,
+            attached: Vec::new(),
+        };
+        aux.attach(RELAY_PROGRAM, iface)?;
+        Ok(aux)
+    }
+
     fn program(&mut self, name: &'static str) -> Result<&mut Xdp, AuxError> {
         Ok(self
             .ebpf
@@ -72,8 +92,8 @@ impl AuxPrograms {
             .try_into()?)
     }
 
-    /// Attaches `program` ([`PASS_PROGRAM`], [`SINK_PROGRAM`] or
-    /// [`ROUTE_PROGRAM`]) to `iface` (of the calling thread's namespace) in
+    /// Attaches `program` ([`PASS_PROGRAM`], [`SINK_PROGRAM`],
+    /// [`ROUTE_PROGRAM`], or [`RELAY_PROGRAM`] after [`Self::relay`]) to `iface` (of the calling thread's namespace) in
     /// native mode.
     pub fn attach(&mut self, program: &'static str, iface: &str) -> Result<(), AuxError> {
         let prog = self.program(program)?;

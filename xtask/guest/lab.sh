@@ -1,9 +1,13 @@
 #!/bin/bash
 # Test topologies inside the pptp-xdp guest, driven by `cargo xtask guest`.
 #
-#   lab.sh topo                       namespaces srv and cli joined by a veth:
-#                                     srv0 198.19.1.1/24 <-> cli0 198.19.1.2/24,
-#                                     RPS on both ends
+#   lab.sh topo                       namespaces srv and cli joined by two
+#                                     veths (link 1 for our daemon and pptpd,
+#                                     link 2 for kernel PPTP and plain
+#                                     forwarding, so that both can be up at
+#                                     once): srv0 198.19.1.1/24 <-> cli0
+#                                     198.19.1.2/24 and srv2 198.19.6.1/24 <->
+#                                     cli2 198.19.6.2/24, RPS on all ends
 #   lab.sh client-up NS SERVER MPPE UNIT
 #                                     pptp-linux + pppd in NS ("-": the guest's
 #                                     own namespace) calling SERVER; MPPE is
@@ -14,17 +18,22 @@
 #   lab.sh client-down UNIT           hang up that client
 #   lab.sh pptpd-up MPPE              pptpd in srv (198.19.2.1, clients from
 #                                     198.19.2.2); then client-up cli 198.19.1.1
-#   lab.sh kpptp-up                   kernel PPTP on both ends, no control
-#                                     connection: ppp30 198.19.3.1 in srv,
-#                                     ppp31 198.19.3.2 in cli
+#   lab.sh kpptp-up                   kernel PPTP on both ends of link 2, no
+#                                     control connection: ppp30 198.19.3.1 in
+#                                     srv, ppp31 198.19.3.2 in cli
 #   lab.sh lan-up                     after topo: namespace lan behind srv,
-#                                     srv1 198.19.4.1/24 <-> lan0 198.19.4.2/24;
-#                                     srv forwards, lan routes 198.19.0.0/16 via
-#                                     srv; GRO on cli0 and lan0 (a veth takes
+#                                     link 1 srv1 198.19.4.1/24 <-> lan0
+#                                     198.19.4.2/24, link 2 srv3 198.19.7.1/24
+#                                     <-> lan2 198.19.7.2/24; srv forwards, lan
+#                                     routes 198.19.0.0/16 via srv1 and link 2's
+#                                     clients (198.19.3.0/24, 198.19.6.0/24,
+#                                     198.19.16.0/20) via srv3; GRO on cli0,
+#                                     cli2, lan0 and lan2 (a veth takes
 #                                     frames XDP redirects into it only with
 #                                     NAPI on at its peer: an XDP program or
 #                                     GRO) and transmit checksums off on lan0
-#                                     (XDP on srv1 encapsulates what lan0 sends)
+#                                     and lan2 (XDP on srv1 encapsulates what
+#                                     lan0 sends)
 #   lab.sh ours-up BIN XDP_MODE       pptp-daemon BIN in srv (WAN srv0, LAN srv1,
 #                                     dataplane.xdp_mode XDP_MODE, tunnel
 #                                     198.19.5.1, clients from 198.19.5.2) and
@@ -42,21 +51,35 @@
 #                                     off in the daemon: nobody answers them)
 #   lab.sh ours-down                  stop them
 #   lab.sh kpptp-many-up N            kernel PPTP with N sessions in srv, all in
-#                                     one kpptp.py process (call IDs 1000..,
+#                                     one kpptp.py process on link 2 (call IDs 1000..,
 #                                     peers' 3000.., client addresses
 #                                     198.19.16.10.. with a /32 route each, see
 #                                     kpptp.py), session 0's client end in cli
 #                                     (ppp31); writes /tmp/pxg/sessions-kpptp
+#   lab.sh relay-up LAB               after lan-up: the generators' own veth
+#                                     pairs, gen0 <-> gen1 and gen2 <-> gen3
+#                                     in cli and in lan, with `LAB relay`
+#                                     (pptp-lab) on gen1 and gen3 redirecting
+#                                     every frame into cli0 / cli2 (lan0 /
+#                                     lan2) as XDP frames; `measure` then
+#                                     sends on gen0 (link 1) or gen2 (link 2)
 #   lab.sh pin                        after lan-up: the generator and sinks on
 #                                     CPU 0, srv's forwarding on CPU 1 (see pin())
-#   lab.sh measure DIR SIZE SECONDS RUNS SEQ_BASE GEN SESSIONS [PEER,SERVER]
+#   lab.sh measure LINK DIR SIZE SECONDS RUNS SEQ_BASE GEN SESSIONS [PEER,SERVER]
 #                                     RUNS runs of the generator GEN (the xtask
 #                                     binary: `xtask guest loadgen`) over the
-#                                     sessions of the file SESSIONS; up: from
-#                                     cli0 to a tc drop filter on lan0 (in
+#                                     sessions of the file SESSIONS through
+#                                     link LINK (1 or 2); up: from cli0 (cli2)
+#                                     to a tc drop filter on lan0 (lan2) (in
 #                                     GRE from PEER to SERVER if given), down:
-#                                     from lan0 to one on cli0; prints a line
-#                                     per run (see xtask/src/guest/loadgen.rs)
+#                                     from lan0 (lan2) to one on cli0 (cli2);
+#                                     prints a line per run (see
+#                                     xtask/src/guest/loadgen.rs)
+#   lab.sh profile LINK DIR SIZE SECONDS 1 SEQ_BASE GEN SESSIONS [PEER,SERVER]
+#                                     one such run under `perf record` of CPU 1
+#                                     (cpu-clock, call graphs); prints the
+#                                     run's line, then perf report's top
+#                                     symbols (self time) and callers
 #   lab.sh route NS NET DEV           ip route replace NET dev DEV in NS
 #   lab.sh iperf SRV_NS ADDR CLI_NS SECONDS [up|down]
 #                                     iperf3 TCP from CLI_NS to ADDR in SRV_NS
@@ -115,8 +138,11 @@ topo() {
     ip netns add srv
     ip netns add cli
     ip link add srv0 netns srv type veth peer name cli0 netns cli
+    ip link add srv2 netns srv type veth peer name cli2 netns cli
     ip -n srv addr add 198.19.1.1/24 dev srv0
     ip -n cli addr add 198.19.1.2/24 dev cli0
+    ip -n srv addr add 198.19.6.1/24 dev srv2
+    ip -n cli addr add 198.19.6.2/24 dev cli2
     for ns in srv cli; do
         ip -n $ns link set lo up
     done
@@ -127,11 +153,13 @@ topo() {
     # order (about 1% of them, halving kernel PPTP's TCP rate).
     local cpus
     cpus=$(printf '%x' $(((1 << $(nproc --all)) - 1)))
-    ip netns exec srv sh -c "echo $cpus > /sys/class/net/srv0/queues/rx-0/rps_cpus"
-    ip netns exec cli sh -c "echo $cpus > /sys/class/net/cli0/queues/rx-0/rps_cpus"
-    ip -n srv link set srv0 up
-    ip -n cli link set cli0 up
+    local dev
+    for dev in srv:srv0 cli:cli0 srv:srv2 cli:cli2; do
+        ip netns exec "${dev%%:*}" sh -c "echo $cpus > /sys/class/net/${dev#*:}/queues/rx-0/rps_cpus"
+        ip -n "${dev%%:*}" link set "${dev#*:}" up
+    done
     ip netns exec cli ping -c 1 -W 5 198.19.1.1 >/dev/null
+    ip netns exec cli ping -c 1 -W 5 198.19.6.1 >/dev/null
 }
 
 client_up() { # NS SERVER MPPE UNIT
@@ -180,10 +208,10 @@ pptpd_down() {
 
 kpptp_up() {
     modules
-    ip netns exec srv setsid python3 "$share/kpptp.py" 198.19.1.1 100 198.19.1.2 200 30 198.19.3.1 198.19.3.2 \
+    ip netns exec srv setsid python3 "$share/kpptp.py" 198.19.6.1 100 198.19.6.2 200 30 198.19.3.1 198.19.3.2 \
         >"$work/kpptp-srv.out" 2>&1 </dev/null &
     echo $! >"$work/kpptp-srv.pid"
-    ip netns exec cli setsid python3 "$share/kpptp.py" 198.19.1.2 200 198.19.1.1 100 31 198.19.3.2 198.19.3.1 \
+    ip netns exec cli setsid python3 "$share/kpptp.py" 198.19.6.2 200 198.19.6.1 100 31 198.19.3.2 198.19.3.1 \
         >"$work/kpptp-cli.out" 2>&1 </dev/null &
     echo $! >"$work/kpptp-cli.pid"
     if ! wait_for 15 grep -q ppp31 "$work/kpptp-cli.out" || ! wait_for 15 grep -q ppp30 "$work/kpptp-srv.out"; then
@@ -238,23 +266,36 @@ print("%.1f %d" % (end["sum_received"]["bits_per_second"] / 1e6, end["sum_sent"]
 lan_up() {
     ip netns add lan
     ip link add srv1 netns srv type veth peer name lan0 netns lan
+    ip link add srv3 netns srv type veth peer name lan2 netns lan
     ip -n srv addr add 198.19.4.1/24 dev srv1
     ip -n lan addr add 198.19.4.2/24 dev lan0
+    ip -n srv addr add 198.19.7.1/24 dev srv3
+    ip -n lan addr add 198.19.7.2/24 dev lan2
     ip -n lan link set lo up
-    local cpus ns
+    local cpus ns dev
     cpus=$(printf '%x' $(((1 << $(nproc --all)) - 1)))
-    ip netns exec srv sh -c "echo $cpus > /sys/class/net/srv1/queues/rx-0/rps_cpus"
-    ip netns exec lan sh -c "echo $cpus > /sys/class/net/lan0/queues/rx-0/rps_cpus"
+    for dev in srv:srv1 lan:lan0 srv:srv3 lan:lan2; do
+        ip netns exec "${dev%%:*}" sh -c "echo $cpus > /sys/class/net/${dev#*:}/queues/rx-0/rps_cpus"
+    done
     for ns in srv lan cli; do
         ip netns exec $ns sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
     done
     ip netns exec srv sysctl -qw net.ipv4.ip_forward=1
-    ip netns exec lan ethtool -K lan0 gro on tx off >/dev/null
-    ip netns exec cli ethtool -K cli0 gro on >/dev/null
-    ip -n srv link set srv1 up
-    ip -n lan link set lan0 up
+    for dev in lan0 lan2; do
+        ip netns exec lan ethtool -K $dev gro on tx off >/dev/null
+    done
+    for dev in cli0 cli2; do
+        ip netns exec cli ethtool -K $dev gro on >/dev/null
+    done
+    for dev in srv:srv1 lan:lan0 srv:srv3 lan:lan2; do
+        ip -n "${dev%%:*}" link set "${dev#*:}" up
+    done
     ip -n lan route add 198.19.0.0/16 via 198.19.4.1
+    for net in 198.19.3.0/24 198.19.6.0/24 198.19.16.0/20; do
+        ip -n lan route add $net via 198.19.7.1
+    done
     ip netns exec lan ping -c 1 -W 5 198.19.4.1 >/dev/null
+    ip netns exec lan ping -c 1 -W 5 198.19.7.1 >/dev/null
 }
 
 # The guest comparison measures forwarding = "xdp" (the figures in the
@@ -346,10 +387,10 @@ for line in open(sys.argv[1]):
 kpptp_many_up() { # N
     local n=$1
     modules
-    ip netns exec srv setsid python3 "$share/kpptp.py" --many "$n" 198.19.1.1 198.19.1.2 198.19.3.1 1000 3000 \
+    ip netns exec srv setsid python3 "$share/kpptp.py" --many "$n" 198.19.6.1 198.19.6.2 198.19.3.1 1000 3000 \
         "$work/sessions-kpptp" >"$work/kpptp-srv.out" 2>&1 </dev/null &
     echo $! >"$work/kpptp-srv.pid"
-    ip netns exec cli setsid python3 "$share/kpptp.py" 198.19.1.2 3000 198.19.1.1 1000 31 198.19.16.10 198.19.3.1 \
+    ip netns exec cli setsid python3 "$share/kpptp.py" 198.19.6.2 3000 198.19.6.1 1000 31 198.19.16.10 198.19.3.1 \
         >"$work/kpptp-cli.out" 2>&1 </dev/null &
     echo $! >"$work/kpptp-cli.pid"
     if ! wait_for $((30 + n / 4)) grep -q "^up " "$work/kpptp-srv.out" || ! wait_for 15 grep -q ppp31 "$work/kpptp-cli.out"; then
@@ -366,8 +407,8 @@ kpptp_many_up() { # N
 #   (virtio: the share and eth0; the veths have none);
 # - the veths take their frames in NAPI (GRO on: a veth without NAPI
 #   hands them to the backlog of the sending CPU, or RPS's), threaded NAPI
-#   (a kthread per device, pinned: srv0's and srv1's on CPU 1, cli0's and
-#   lan0's on CPU 0; in softirq NAPI a veth's frames would be processed on
+#   (a kthread per device, pinned: srv's on CPU 1, cli's and lan's on
+#   CPU 0; in softirq NAPI a veth's frames would be processed on
 #   the CPU that sent them);
 # - TSO off on the veths: a veth hands a frame from a sender with TSO on
 #   to the receiver's NAPI only if the receiver forwards UDP with GRO
@@ -385,7 +426,7 @@ pin() {
     for f in /proc/irq/*/smp_affinity_list; do
         echo 0 >"$f" 2>/dev/null || true
     done
-    for f in srv:srv0 srv:srv1 cli:cli0 lan:lan0; do
+    for f in srv:srv0 srv:srv1 cli:cli0 lan:lan0 srv:srv2 srv:srv3 cli:cli2 lan:lan2; do
         IFS=: read -r ns dev <<<"$f"
         ip netns exec "$ns" ethtool -K "$dev" gro on tso off >/dev/null
         ip netns exec "$ns" sh -c "echo 0 > /sys/class/net/$dev/queues/rx-0/rps_cpus && echo 1 > /sys/class/net/$dev/threaded"
@@ -406,15 +447,22 @@ pin_threads() {
     fi
 }
 
-measure() { # DIR SIZE SECONDS RUNS SEQ_BASE GEN SESSIONS [PEER,SERVER]
-    local dir=$1 size=$2 secs=$3 runs=$4 seq=$5 gen=$6 sessions=$7 gre=${8:-}
-    local from via sink mac extra=()
+measure() { # LINK DIR SIZE SECONDS RUNS SEQ_BASE GEN SESSIONS [PEER,SERVER]
+    local link=$1 dir=$2 size=$3 secs=$4 runs=$5 seq=$6 gen=$7 sessions=$8 gre=${9:-}
+    local from via sink mac lan_host extra=()
     taskset -p -c 0 $$ >/dev/null
-    case $dir in
-    up) from=cli:cli0 via=srv:srv0 sink=lan:lan0 ;;
-    down) from=lan:lan0 via=srv:srv1 sink=cli:cli0 ;;
-    *) echo "lab.sh: the direction is up or down, not $dir" >&2; return 2 ;;
+    case $link:$dir in
+    1:up) from=cli:cli0 via=srv:srv0 sink=lan:lan0 ;;
+    1:down) from=lan:lan0 via=srv:srv1 sink=cli:cli0 ;;
+    2:up) from=cli:cli2 via=srv:srv2 sink=lan:lan2 ;;
+    2:down) from=lan:lan2 via=srv:srv3 sink=cli:cli2 ;;
+    *) echo "lab.sh: the link is 1 or 2 and the direction up or down, not $link and $dir" >&2; return 2 ;;
     esac
+    lan_host=198.19.$([ "$link" = 1 ] && echo 4 || echo 7).2
+    # Through the relay when it is up (see relay_up).
+    if [ -f "$work/relay.pids" ]; then
+        from=${from%%:*}:gen$([ "$link" = 1 ] && echo 0 || echo 2)
+    fi
     [ -z "$gre" ] || extra+=(--gre "$gre")
     [ ! -f "$work/ours-daemon.pid" ] || extra+=(--daemon-pid "$(cat "$work/ours-daemon.pid")")
     # The generator from tmpfs: loading it over 9p takes seconds.
@@ -424,14 +472,76 @@ measure() { # DIR SIZE SECONDS RUNS SEQ_BASE GEN SESSIONS [PEER,SERVER]
     local sns=${sink%%:*} sif=${sink#*:}
     ip netns exec "$sns" tc qdisc add dev "$sif" clsact
     ip netns exec "$sns" tc filter add dev "$sif" ingress matchall action drop
-    sysctl -qw kernel.bpf_stats_enabled=1
+    # Not under perf: its clock reads would be in the profile.
+    [ -n "${PERF_WRAP:-}" ] || sysctl -qw kernel.bpf_stats_enabled=1
     local status=0
-    ip netns exec "${from%%:*}" taskset -c 0 "$work/loadgen" guest loadgen --iface "${from#*:}" --dst-mac "$mac" \
-        --sessions "$sessions" --lan-host 198.19.4.2 --dir "$dir" --size "$size" --seconds "$secs" \
+    # shellcheck disable=SC2086
+    ${PERF_WRAP:-} ip netns exec "${from%%:*}" taskset -c 0 "$work/loadgen" guest loadgen --iface "${from#*:}" --dst-mac "$mac" \
+        --sessions "$sessions" --lan-host "$lan_host" --dir "$dir" --size "$size" --seconds "$secs" \
         --runs "$runs" --seq-base "$seq" --sink "$sink" "${extra[@]}" || status=$?
     sysctl -qw kernel.bpf_stats_enabled=0
     ip netns exec "$sns" tc qdisc del dev "$sif" clsact
     return $status
+}
+
+# A NIC driver hands the stack frames in pages it owns, and runs XDP on
+# them in place. A veth whose peer transmits a socket buffer from a
+# generator's AF_PACKET socket does neither: with an XDP program attached
+# it copies each frame into a new page first (the buffer lacks the 256
+# bytes of headroom XDP needs; a page the kernel zeroes first, as Debian
+# kernels zero every page they allocate), and without one the stack takes
+# the generator's buffer and allocates nothing. Both favour the stack's
+# paths over XDP. So the generators send on veth pairs of their own
+# (gen0 <-> gen1, gen2 <-> gen3, in cli and in lan), and a relay program on
+# gen1 (gen3) redirects every frame into cli0 (cli2; lan0, lan2 in lan):
+# srv's veths then receive XDP frames, on which an XDP program runs in
+# place and around which the stack builds its buffer, as from a NIC. The
+# copy into a page happens at gen1, on CPU 0 (the generator's).
+relay_up() { # LAB
+    local lab=$1 ns pair a b to
+    for ns in cli lan; do
+        for pair in 0:1:${ns}0 2:3:${ns}2; do
+            IFS=: read -r a b to <<<"$pair"
+            ip link add gen$a netns $ns type veth peer name gen$b netns $ns
+            ip -n $ns link set gen$a up
+            ip -n $ns link set gen$b up
+            # A veth hands a frame from a sender with TSO to the backlog of
+            # the sending CPU, past NAPI and XDP (see pin).
+            ip netns exec $ns ethtool -K gen$a tso off >/dev/null
+            ip netns exec $ns setsid "$lab" relay --from gen$b --to "$to" \
+                >"$work/relay-$ns-$b.out" 2>&1 </dev/null &
+            echo $! >>"$work/relay.pids"
+            if ! wait_for 20 grep -q " up" "$work/relay-$ns-$b.out"; then
+                cat "$work/relay-$ns-$b.out" >&2
+                return 1
+            fi
+        done
+    done
+}
+
+relay_down() {
+    local pid
+    [ -f "$work/relay.pids" ] || return 0
+    while read -r pid; do
+        kill "$pid" 2>/dev/null || true
+    done <"$work/relay.pids"
+    rm -f "$work/relay.pids"
+}
+
+# One generator run with CPU 1 (the forwarding) sampled by perf: the
+# kernel's and the BPF programs' symbols (bpf_jit_kallsyms), self time per
+# symbol, then the call chains into the hottest ones.
+profile() { # LINK DIR SIZE SECONDS 1 SEQ_BASE GEN SESSIONS [PEER,SERVER]
+    sysctl -qw net.core.bpf_jit_kallsyms=1 kernel.kptr_restrict=0 kernel.perf_event_paranoid=-1
+    rm -f "$work/perf.data"
+    PERF_WRAP="perf record -q -C 1 -g -e cpu-clock -F 1999 -o $work/perf.data --" \
+        measure "$1" "$2" "$3" "$4" 1 "$6" "$7" "$8" "${9:-}"
+    echo "== self"
+    perf report -i "$work/perf.data" --stdio --no-children --sort sym --percent-limit 0.7 -g none 2>/dev/null |
+        grep -v '^#' | grep -v '^$' | head -70
+    echo "== chains"
+    perf report -i "$work/perf.data" --stdio --no-children --sort sym --percent-limit 4 -g caller,2,callee,function,percent 2>/dev/null |
+        grep -v '^#' | grep -v '^$' | head -200
 }
 
 ours_down() {
@@ -480,6 +590,7 @@ capture_stop() { # [DEST]
 down() {
     capture_stop || true
     ours_down || true
+    relay_down || true
     pptpd_down || true
     kpptp_down || true
     pkill -x iperf3 2>/dev/null || true
@@ -499,7 +610,9 @@ kpptp-up) kpptp_up ;;
 kpptp-down) kpptp_down ;;
 kpptp-many-up) kpptp_many_up "$2" ;;
 pin) pin ;;
-measure) measure "$2" "$3" "$4" "$5" "$6" "$7" "$8" "${9:-}" ;;
+relay-up) relay_up "$2" ;;
+measure) measure "$2" "$3" "$4" "$5" "$6" "$7" "$8" "$9" "${10:-}" ;;
+profile) profile "$2" "$3" "$4" "$5" "$6" "$7" "$8" "$9" "${10:-}" ;;
 iperf) iperf "$2" "$3" "$4" "$5" "${6:-up}" ;;
 iperf-client) iperf_client "$2" "$3" "$4" "$5" ;;
 lan-up) lan_up ;;

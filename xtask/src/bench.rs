@@ -262,6 +262,7 @@ fn paired(
 fn figure_name(figure: &str) -> &str {
     match figure {
         "delivered_pps" => "packets/s",
+        "host_vcpu_ns" => "vCPU 1 host time/packet",
         _ => "forwarding CPU/packet",
     }
 }
@@ -271,10 +272,13 @@ fn figure_name(figure: &str) -> &str {
 /// seconds apart), with the spread of the rounds' ratios. Absolute figures
 /// move with the VM between runs (see [`absolute_figures`]); what the
 /// README claims are these.
+///
+/// A guest comparison's JSON (`guest.json`) has its ratios (each path over
+/// kernel PPTP in the same rounds) under `forwarding`.
 fn stated_figures(d: &Value) -> Vec<(String, Spread)> {
-    d["ratios"]
-        .as_array()
+    [&d["ratios"], &d["forwarding"]["ratios"]]
         .into_iter()
+        .filter_map(Value::as_array)
         .flatten()
         .filter_map(|r| {
             let v = (f(&r["median"]), f(&r["range"][0]), f(&r["range"][1]));
@@ -677,24 +681,36 @@ fn guest_forwarding_table(t: &mut String, fwd: &Value) {
     }
     let _ = writeln!(
         t,
-        "\nForwarding CPU per packet in the same guest, median (min–max) of {} runs × {} s each: {}. `xtask guest loadgen` sends pre-built frames round robin over the sessions; a tc drop filter on the far veth counts what arrives. BPF ns/run: the daemon's XDP programs' own run time (kernel.bpf_stats_enabled).\n",
+        "\nForwarding CPU per packet in the same guest, median (min–max) of {} rounds × {} s each: {}. Kernel PPTP (on a link of its own) and our daemon are up together; each round measures every path of the phase once, one after the other, and a ratio over kernel PPTP is the median (min–max) of the rounds' ratios. `xtask guest loadgen` sends pre-built frames round robin over the sessions; a tc drop filter on the far veth counts what arrives. BPF ns/run: the daemon's XDP programs' own run time (kernel.bpf_stats_enabled).\n",
         fwd["runs"],
         fwd["seconds_per_run"],
         fwd["pinning"].as_str().unwrap_or("?")
     );
     let _ = writeln!(
         t,
-        "| path | sessions | inner size | direction | delivered kpps | forwarding CPU ns/packet | BPF ns/run | vs kernel PPTP (1 session) | vCPU 1 host ns/packet | vs kernel PPTP (1 session) |"
+        "| path | sessions | beside kernel PPTP sessions | inner size | direction | delivered kpps | forwarding CPU ns/packet | BPF ns/run | ÷ kernel PPTP | vCPU 1 host ns/packet | ÷ kernel PPTP |"
     );
-    let _ = writeln!(t, "|---|---|---|---|---|---|---|---|---|---|");
-    let ratio = |v: &Value| v.as_f64().map_or("-".to_owned(), |x| format!("{x:.2}"));
+    let _ = writeln!(t, "|---|---|---|---|---|---|---|---|---|---|---|");
+    let ratio = |v: &Value| {
+        if v.is_null() {
+            "-".to_owned()
+        } else {
+            format!(
+                "{:.2} ({:.2}–{:.2})",
+                f(&v["median"]),
+                f(&v["min"]),
+                f(&v["max"])
+            )
+        }
+    };
     for r in rows {
         let bpf = &r["bpf_ns_per_run"];
         let _ = writeln!(
             t,
-            "| {} | {} | {} B | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} B | {} | {} | {} | {} | {} | {} | {} |",
             r["label"].as_str().unwrap_or("?"),
             r["sessions"],
+            r["beside_kernel_sessions"],
             r["size"],
             r["direction"].as_str().unwrap_or("?"),
             match r["stalled_runs"].as_u64() {
@@ -712,15 +728,13 @@ fn guest_forwarding_table(t: &mut String, fwd: &Value) {
                 spread(bpf, 1.0)
             },
             ratio(&r["forwarding_cpu_over_kernel"]),
-            r["host_vcpu_ns_per_packet"]
-                .as_f64()
-                .map_or("-".to_owned(), |x| format!("{x:.0}")),
+            spread(&r["host_vcpu_ns_per_packet"], 1.0),
             ratio(&r["host_vcpu_over_kernel"]),
         );
     }
     let _ = writeln!(
         t,
-        "\nvCPU 1 host ns/packet: the host CPU time of the qemu thread of vCPU 1 over all runs of the row, per packet delivered; the guest's own accounting also counts the time the host preempts that thread (the guest clock goes on), this does not."
+        "\nvCPU 1 host ns/packet: the host CPU time of the qemu thread of vCPU 1 over the run, per packet delivered; the guest's own accounting also counts the time the host preempts that thread (the guest clock goes on), this does not."
     );
 }
 
@@ -966,6 +980,34 @@ mod tests {
 
     /// The bench's per-round ratios win over ratios of the medians.
     #[test]
+    fn a_guest_run_states_its_ratios_over_kernel_pptp() {
+        let guest = |median: f64| {
+            serde_json::json!({"forwarding": {"ratios": [
+                {"path": "ours_xdp", "sessions": 1, "base": "kernel_pptp_100",
+                 "figure": "host_vcpu_ns", "direction": "up", "size": 64,
+                 "median": median, "range": [0.3, 0.5], "rounds": 5},
+                {"path": "ours_xdp", "sessions": 1, "base": "kernel_pptp_100",
+                 "figure": "forwarding_cpu_ns", "direction": "up", "size": 64,
+                 "median": 0.4, "range": [0.35, 0.45], "rounds": 5},
+            ]}})
+        };
+        let stated = stated_figures(&guest(0.4));
+        assert_eq!(stated.len(), 2);
+        assert_eq!(
+            stated[0].0,
+            "ours_xdp ÷ kernel_pptp_100 up 64 B: vCPU 1 host time/packet"
+        );
+        assert_eq!(
+            stated[1].0,
+            "ours_xdp ÷ kernel_pptp_100 up 64 B: forwarding CPU/packet"
+        );
+        let rows = confirmations(&guest(0.4), &guest(0.6), stated_figures);
+        assert_eq!(rows.len(), 2);
+        assert!(!rows[0].3, "0.6 is above 0.3–0.5");
+        assert!(rows[1].3);
+    }
+
+    #[test]
     fn modes_table_takes_the_paired_ratios() {
         let row = |path: &str, sessions: u64, pps: f64, ns: f64| {
             serde_json::json!({"path": path, "direction": "decap", "size": 64, "sessions": sessions,
@@ -1078,17 +1120,19 @@ mod tests {
             "forwarding": {"runs": 5, "seconds_per_run": 2.0, "pinning": "generator on vCPU 0",
                 "rows": [
                     {"path": "kernel_pptp", "label": "kernel PPTP", "sessions": 1000, "size": 64,
-                     "direction": "client → network",
+                     "beside_kernel_sessions": 1000, "direction": "client → network",
                      "delivered_pps": {"median": 25000.0, "min": 20000.0, "max": 30000.0},
                      "forwarding_cpu_ns_per_packet": {"median": 30000.0, "min": 28000.0, "max": 41000.0},
-                     "bpf_ns_per_run": null, "forwarding_cpu_over_kernel": 1.2, "runs": 5, "stalled_runs": 1,
-                     "host_vcpu_ns_per_packet": 20000.0, "host_vcpu_over_kernel": 1.1},
+                     "bpf_ns_per_run": null, "forwarding_cpu_over_kernel": null, "runs": 5, "stalled_runs": 1,
+                     "host_vcpu_ns_per_packet": {"median": 20000.0, "min": 19000.0, "max": 26000.0},
+                     "host_vcpu_over_kernel": null},
                     {"path": "ours_xdp", "label": "pptp-daemon XDP", "sessions": 1, "size": 1400,
-                     "direction": "network → client",
+                     "beside_kernel_sessions": 1, "direction": "network → client",
                      "delivered_pps": {"median": 40000.0, "min": 39000.0, "max": 42000.0},
                      "forwarding_cpu_ns_per_packet": {"median": 9000.0, "min": 8000.0, "max": 9500.0},
                      "bpf_ns_per_run": {"median": 600.0, "min": 550.0, "max": 700.0},
-                     "forwarding_cpu_over_kernel": 0.3, "host_vcpu_ns_per_packet": null}]}
+                     "forwarding_cpu_over_kernel": {"median": 0.3, "min": 0.25, "max": 0.41},
+                     "host_vcpu_ns_per_packet": null, "host_vcpu_over_kernel": null}]}
         });
         let t = table(&sample(), Some(&guest));
         assert!(
@@ -1096,15 +1140,15 @@ mod tests {
             "{t}"
         );
         assert!(
-            t.contains("median (min–max) of 5 runs × 2.0 s each: generator on vCPU 0"),
+            t.contains("median (min–max) of 5 rounds × 2.0 s each: generator on vCPU 0"),
             "{t}"
         );
         assert!(
-            t.contains("| kernel PPTP | 1000 | 64 B | client → network | 25 (20–30); 1 of 5 runs delivered nothing | 30000 (28000–41000) | - | 1.20 | 20000 | 1.10 |"),
+            t.contains("| kernel PPTP | 1000 | 1000 | 64 B | client → network | 25 (20–30); 1 of 5 runs delivered nothing | 30000 (28000–41000) | - | - | 20000 (19000–26000) | - |"),
             "{t}"
         );
         assert!(
-            t.contains("| pptp-daemon XDP | 1 | 1400 B | network → client | 40 (39–42) | 9000 (8000–9500) | 600 (550–700) | 0.30 | - | - |"),
+            t.contains("| pptp-daemon XDP | 1 | 1 | 1400 B | network → client | 40 (39–42) | 9000 (8000–9500) | 600 (550–700) | 0.30 (0.25–0.41) | - | - |"),
             "{t}"
         );
         assert_eq!(

@@ -523,9 +523,14 @@ impl Guest {
         .arg(&image.kernel)
         .arg("-initrd")
         .arg(&image.initrd)
+        // init_on_alloc=0: Debian's kernel zeroes every page and slab
+        // object it allocates; veth allocates a page per frame where a
+        // NIC recycles its pages, and the zeroing (4 KiB per frame under
+        // TCG) would weigh on whichever path makes veth allocate
+        // (docs/bench-guest.md).
         .args([
             "-append",
-            "console=ttyS0 root=/dev/vda rw init=/sbin/pxg-init panic=1 net.ifnames=0 loglevel=4",
+            "console=ttyS0 root=/dev/vda rw init=/sbin/pxg-init panic=1 net.ifnames=0 loglevel=4 init_on_alloc=0",
         ])
         .arg("-drive")
         .arg(format!(

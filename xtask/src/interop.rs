@@ -79,8 +79,8 @@ pub struct InteropArgs {
     /// Use this pptp-daemon binary instead of building the workspace's.
     #[arg(long, value_name = "PATH")]
     pub daemon: Option<PathBuf>,
-    /// --bench: generator runs per forwarding-CPU figure (the median and
-    /// the range are reported).
+    /// --bench: rounds of generator runs (each round measures every path
+    /// of a phase once; the median and the range are reported).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=16))]
     pub runs: u32,
     /// --bench: seconds of each generator run.
@@ -89,6 +89,9 @@ pub struct InteropArgs {
     /// --bench: kernel PPTP is measured with these numbers of sessions.
     #[arg(long, value_delimiter = ',', default_values_t = [1u32, 100, 1000])]
     pub kernel_sessions: Vec<u32>,
+    /// --bench: skip the perf profiles of the forwarding vCPU.
+    #[arg(long)]
+    pub no_profile: bool,
 }
 
 impl InteropArgs {
@@ -104,6 +107,7 @@ impl InteropArgs {
             runs: 5,
             run_seconds: 1.5,
             kernel_sessions: vec![1, 100, 1000],
+            no_profile: false,
         }
     }
 }
@@ -147,6 +151,22 @@ pub fn main(args: InteropArgs) -> anyhow::Result<()> {
         None => build_daemon()?,
     };
     if args.bench || args.bench_json.is_some() {
+        if args.daemon.is_none() {
+            // The generators' relay (`pptp-lab relay`) runs next to it.
+            util::step("cargo build --release -p pptp-lab");
+            let status = util::cargo()
+                .args([
+                    "build",
+                    "--release",
+                    "--package",
+                    "pptp-lab",
+                    "--bin",
+                    "pptp-lab",
+                ])
+                .status()
+                .context("starting cargo")?;
+            anyhow::ensure!(status.success(), "building pptp-lab failed ({status})");
+        }
         return bench(&daemon, &args, started);
     }
     ensure_host_tools()?;
@@ -1300,7 +1320,7 @@ impl Report {
 /// done): kernel PPTP, our daemon's XDP and userspace paths (`daemon` is
 /// copied into the guest) and pptpd + pptp-linux, iperf3 and the
 /// forwarding CPU as `plan` says. See [`guest::bench::daemon_comparison`].
-/// Needs root.
+/// Needs root, and `pptp-lab` next to `daemon` (the generators' relay).
 pub fn guest_comparison(daemon: &Path, plan: &Plan) -> anyhow::Result<Comparison> {
     let options = BootOptions::default();
     let guest = Guest::boot(&options)?;
@@ -1315,6 +1335,7 @@ fn bench(daemon: &Path, args: &InteropArgs, started: Instant) -> anyhow::Result<
         runs: args.runs,
         run_seconds: args.run_seconds,
         kernel_sessions: args.kernel_sessions.clone(),
+        profile: !args.no_profile,
     };
     let figures = guest_comparison(daemon, &plan)?;
     print!("{}", figures.table());

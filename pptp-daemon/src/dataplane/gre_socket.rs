@@ -35,12 +35,26 @@ impl GreSocket {
     /// Opens the socket (needs CAP_NET_RAW) in the calling thread's network
     /// namespace. Must be called within a tokio runtime.
     pub fn open() -> io::Result<Self> {
+        Self::open_on(None)
+    }
+
+    /// Like [`Self::open`]; with `local`, the socket is bound to that
+    /// address and receives only GRE addressed to it. A raw socket gets a
+    /// copy of every packet of its protocol delivered to the host
+    /// otherwise: GRE of other tunnels, kernel PPTP on another address, or
+    /// a flood at any of the host's addresses would each cost the daemon a
+    /// wakeup and a parse. Sending from another source address (IP_PKTINFO)
+    /// still works.
+    pub fn open_on(local: Option<Ipv4Addr>) -> io::Result<Self> {
         let sock = Socket::new(
             Domain::IPV4,
             Type::RAW,
             Some(Protocol::from(i32::from(pptp_common::consts::IPPROTO_GRE))),
         )?;
         sock.set_nonblocking(true)?;
+        if let Some(addr) = local {
+            sock.bind(&SocketAddrV4::new(addr, 0).into())?;
+        }
         // Room for bursts while the daemon is busy.
         let _ = sock.set_recv_buffer_size(8 << 20);
         let _ = sock.set_send_buffer_size(8 << 20);
@@ -177,6 +191,49 @@ mod tests {
         assert_eq!(r.src, Ipv4Addr::new(198, 18, 0, 2));
         assert_eq!(r.dst, Ipv4Addr::new(198, 18, 0, 1));
         assert_eq!(r.gre, &[0x30, 0x01, 0x88, 0x0B]);
+    }
+
+    /// Needs root (a raw socket). Loopback only: 127.0.0.1 and 127.0.0.2
+    /// both reach this host through `lo`.
+    #[tokio::test]
+    async fn a_bound_socket_receives_only_gre_addressed_to_it() {
+        let bound = GreSocket::open_on(Some(Ipv4Addr::new(127, 0, 0, 1)))
+            .expect("prerequisite: root (CAP_NET_RAW) for a raw GRE socket; run the tests as root");
+        let any = GreSocket::open().unwrap();
+        let sender = GreSocket::open().unwrap();
+        // A marker no other test sends: enhanced GRE, PPP, a call ID of
+        // our own, then the destination's last byte.
+        let frame = |last: u8| [0x30, 0x01, 0x88, 0x0B, 0x00, 0x01, 0xB0, 0x47, last];
+        let local = Ipv4Addr::LOCALHOST;
+        for last in [2, 1] {
+            let dst = Ipv4Addr::new(127, 0, 0, last);
+            sender.send(local, dst, &frame(last)).await.unwrap();
+        }
+        let wait = std::time::Duration::from_secs(5);
+        let mut buf = [0u8; 256];
+        // The unbound socket sees both, the bound one only the frame for
+        // 127.0.0.1 (it would see the one for .2 first otherwise).
+        let mut seen = Vec::new();
+        while seen.len() < 2 {
+            let r = tokio::time::timeout(wait, any.recv(&mut buf))
+                .await
+                .unwrap()
+                .unwrap();
+            if r.gre.len() == 9 && r.gre[..8] == frame(0)[..8] {
+                seen.push(r.dst);
+            }
+        }
+        assert_eq!(seen, [Ipv4Addr::new(127, 0, 0, 2), local]);
+        loop {
+            let r = tokio::time::timeout(wait, bound.recv(&mut buf))
+                .await
+                .unwrap()
+                .unwrap();
+            if r.gre.len() == 9 && r.gre[..8] == frame(0)[..8] {
+                assert_eq!((r.dst, r.gre[8]), (local, 1));
+                break;
+            }
+        }
     }
 
     #[test]

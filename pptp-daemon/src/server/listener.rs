@@ -118,7 +118,14 @@ pub async fn run(config: Config, origin: ConfigOrigin, log_level: LogLevel) -> a
         Some(dp) => dp.seq().clone(),
         None => Arc::new(SeqMap::heap()),
     };
-    let gre = GreSocket::open().context("opening the raw GRE socket (needs CAP_NET_RAW)")?;
+    // Bound to the control listener's address when it has one: GRE to the
+    // host's other addresses is none of the daemon's business.
+    let gre_local = match config.server.listen.ip() {
+        std::net::IpAddr::V4(a) if !a.is_unspecified() => Some(a),
+        _ => None,
+    };
+    let gre =
+        GreSocket::open_on(gre_local).context("opening the raw GRE socket (needs CAP_NET_RAW)")?;
     let random = os_random();
     let mut seed = [0u8; 8];
     random(&mut seed);

@@ -326,14 +326,22 @@ pub fn daemon_comparison(
 ) -> anyhow::Result<Comparison> {
     let seconds = plan.iperf_seconds;
     let bin = guest.install(daemon)?;
+    let lab_path = daemon.with_file_name("pptp-lab");
+    anyhow::ensure!(
+        lab_path.is_file(),
+        "{} is missing (the generators' relay): cargo build --release -p pptp-lab",
+        lab_path.display()
+    );
+    let lab = guest.install(&lab_path)?;
     let generator = guest.install(&std::env::current_exe().context("xtask's own path")?)?;
     let slow = Duration::from_secs(u64::from(seconds) + 90);
     let quick = Duration::from_secs(60);
     let secs = seconds.to_string();
-    let both = |what: &str| -> anyhow::Result<[Rate; 2]> {
+    // iperf3 both ways between cli and a LAN host of `link`.
+    let both = |what: &str, link: Link| -> anyhow::Result<[Rate; 2]> {
         let mut rates = [Rate::default(); 2];
         for (rate, dir) in rates.iter_mut().zip(["up", "down"]) {
-            let out = guest.lab(&["iperf", "lan", LAN_HOST, "cli", &secs, dir], slow)?;
+            let out = guest.lab(&["iperf", "lan", link.lan_host, "cli", &secs, dir], slow)?;
             let mut words = out.split_whitespace();
             *rate = (|| {
                 Some(Rate {
@@ -349,188 +357,298 @@ pub fn daemon_comparison(
         );
         Ok(rates)
     };
-    let ping = || {
+    let ping = |link: Link| {
         guest.run_timeout(
-            &format!("ip netns exec cli ping -c 3 -i 0.3 -W 5 {LAN_HOST}"),
+            &format!("ip netns exec cli ping -c 3 -i 0.3 -W 5 {}", link.lan_host),
             quick,
         )
     };
-    let route = |dev: &str| guest.lab(&["route", "cli", LAN_NET, dev], quick);
-    // The forwarding CPU of one path and session set, every size both
-    // ways. Each figure's GRE sequence numbers start above the last's.
-    let figure_no = std::cell::Cell::new(0u32);
-    let measure = |kind: PathKind,
-                   sessions: u32,
-                   file: &str,
-                   gre: Option<&str>|
-     -> anyhow::Result<Vec<forwarding::Figure>> {
-        let mut all = Vec::new();
-        let runs = plan.runs.clamp(1, 16).to_string();
-        let timeout =
-            Duration::from_secs_f64(f64::from(plan.runs) * (plan.run_seconds + 2.0) + 60.0);
-        for size in PPS_SIZES {
-            for dir in [forwarding::Dir::Up, forwarding::Dir::Down] {
-                figure_no.set(figure_no.get() % 60 + 1);
-                let seq_base = (figure_no.get() << 26).to_string();
-                let size_arg = size.to_string();
-                let secs = plan.run_seconds.to_string();
-                let mut args = vec![
-                    "measure",
-                    dir.arg(),
-                    &size_arg,
-                    &secs,
-                    &runs,
-                    &seq_base,
-                    &generator,
-                    file,
-                ];
-                if dir == forwarding::Dir::Up
-                    && let Some(gre) = gre
-                {
-                    args.push(gre);
-                }
-                let host_before = guest.vcpu_ns(1);
-                let out = guest.lab(&args, timeout)?;
-                let host_after = guest.vcpu_ns(1);
-                let mut figure = forwarding::Figure {
-                    kind,
-                    sessions,
-                    size,
-                    dir,
-                    runs: forwarding::Run::parse(&out)?,
-                    host_cpu_ns: f64::NAN,
-                };
-                if let (Some(a), Some(b)) = (host_before, host_after) {
-                    let delivered = figure.delivered(plan.run_seconds);
-                    if delivered > 0.0 {
-                        figure.host_cpu_ns = b.saturating_sub(a) as f64 / delivered;
-                    }
-                }
-                eprintln!(
-                    "{} ({sessions} sessions) {size} B {}: {} pps, forwarding CPU {} ns/packet, BPF {} ns/run, vCPU 1 on the host {:.0} ns/packet",
-                    forwarding::label(kind),
-                    dir.label(),
-                    figure.delivered_pps().show(0),
-                    figure.forwarding_cpu_ns().show(0),
-                    figure.bpf_ns().show(0),
-                    figure.host_cpu_ns,
-                );
-                all.push(figure);
-            }
-        }
-        Ok(all)
-    };
+    let route = |link: Link, dev: &str| guest.lab(&["route", "cli", link.lan_net, dev], quick);
     let sessions_file = |name: &str, call_id: u16, client: &str| -> anyhow::Result<String> {
         let path = format!("/tmp/pxg/sessions-{name}");
         guest.run(&format!("echo '{call_id} {client}' > {path}"))?;
         Ok(path)
     };
-    const GRE: &str = "198.19.1.2,198.19.1.1";
+    // One generator run of one path, size and direction, with the host's
+    // time of vCPU 1 over it. Each run's GRE sequence numbers start above
+    // the last's (pptp.c drops what it takes for old frames).
+    let run_no = std::cell::Cell::new(0u32);
+    // (`lab.sh profile` takes the same arguments and prints the run's line
+    // and a profile of vCPU 1 after it.)
+    let lab_run = |command: &str,
+                   leg: &Leg,
+                   size: usize,
+                   dir: forwarding::Dir|
+     -> anyhow::Result<(forwarding::Run, String)> {
+        run_no.set(run_no.get() % 60 + 1);
+        let seq_base = (run_no.get() << 26).to_string();
+        let (size_arg, secs) = (size.to_string(), plan.run_seconds.to_string());
+        let mut args = vec![
+            command,
+            leg.link.arg,
+            dir.arg(),
+            &size_arg,
+            &secs,
+            "1",
+            &seq_base,
+            &generator,
+            &leg.file,
+        ];
+        if dir == forwarding::Dir::Up
+            && let Some(gre) = leg.gre
+        {
+            args.push(gre);
+        }
+        let timeout = Duration::from_secs_f64(plan.run_seconds + 120.0);
+        let host_before = guest.vcpu_ns(1);
+        let out = guest.lab(&args, timeout)?;
+        let host_after = guest.vcpu_ns(1);
+        let mut run = forwarding::Run::parse(&out)?
+            .into_iter()
+            .next()
+            .context("no run")?;
+        if !matches!(leg.kind, PathKind::OursXdp | PathKind::OursUserspace) {
+            // The daemon's programs ran for other traffic of link 1, if
+            // at all: not this path's cost.
+            run.bpf_ns = f64::NAN;
+            run.bpf_runs_per_packet = f64::NAN;
+        }
+        let delivered = run.delivered_pps * plan.run_seconds;
+        if let (Some(a), Some(b)) = (host_before, host_after)
+            && delivered > 0.0
+        {
+            run.host_cpu_ns = b.saturating_sub(a) as f64 / delivered;
+        }
+        Ok((run, out))
+    };
+    let one_run = |leg: &Leg, size, dir| lab_run("measure", leg, size, dir).map(|(run, _)| run);
+    // A profile of vCPU 1 for each leg at each size and direction.
+    let profile = |legs: &[Leg]| -> anyhow::Result<Vec<Profile>> {
+        let mut profiles = Vec::new();
+        for size in PPS_SIZES {
+            for dir in [forwarding::Dir::Up, forwarding::Dir::Down] {
+                for leg in legs {
+                    let (_, out) = lab_run("profile", leg, size, dir)?;
+                    let report = out
+                        .find("== self")
+                        .map_or(out.as_str(), |i| &out[i..])
+                        .to_owned();
+                    profiles.push(Profile {
+                        kind: leg.kind,
+                        sessions: leg.sessions,
+                        size,
+                        dir,
+                        report,
+                    });
+                }
+            }
+        }
+        Ok(profiles)
+    };
+    // The rounds of a phase: each round runs every leg once per size and
+    // direction, legs one after the other (reversed every other round, so
+    // neither comes first throughout).
+    let rounds = |legs: &[Leg], beside: u32| -> anyhow::Result<Vec<forwarding::Figure>> {
+        let mut figures = Vec::new();
+        for size in PPS_SIZES {
+            for dir in [forwarding::Dir::Up, forwarding::Dir::Down] {
+                for leg in legs {
+                    figures.push(forwarding::Figure {
+                        kind: leg.kind,
+                        sessions: leg.sessions,
+                        beside,
+                        size,
+                        dir,
+                        runs: Vec::new(),
+                    });
+                }
+            }
+        }
+        let rounds = plan.runs.clamp(1, 30);
+        for round in 0..rounds {
+            util::step(&format!(
+                "guest comparison: round {} of {rounds} beside {beside} kernel PPTP session(s)",
+                round + 1
+            ));
+            let mut order: Vec<usize> = (0..figures.len()).collect();
+            if round % 2 == 1 {
+                // Reverse the legs within each size and direction.
+                for chunk in order.chunks_mut(legs.len()) {
+                    chunk.reverse();
+                }
+            }
+            for i in order {
+                let leg = &legs[i % legs.len()];
+                let (size, dir) = (figures[i].size, figures[i].dir);
+                let run = one_run(leg, size, dir)?;
+                eprintln!(
+                    "  {} ({} sessions) {size} B {}: {:.0} pps, forwarding CPU {:.0} ns/packet, BPF {:.0} ns/run, vCPU 1 on the host {:.0} ns/packet",
+                    forwarding::label(leg.kind),
+                    leg.sessions,
+                    dir.label(),
+                    run.delivered_pps,
+                    run.forwarding_cpu_ns,
+                    run.bpf_ns,
+                    run.host_cpu_ns,
+                );
+                figures[i].runs.push(run);
+            }
+        }
+        Ok(figures)
+    };
+    const KERNEL_GRE: &str = "198.19.6.2,198.19.6.1";
+    const OURS_GRE: &str = "198.19.1.2,198.19.1.1";
 
     guest.lab(&["down"], quick)?;
     let result = (|| {
-        util::step("guest comparison: namespaces cli <-> srv <-> lan");
+        util::step("guest comparison: namespaces cli <-> srv <-> lan, two links");
         guest.lab(&["topo"], quick)?;
         guest.lab(&["lan-up"], quick)?;
         guest.lab(&["pin"], quick)?;
+        guest.lab(&["relay-up", &lab], quick)?;
         let mut paths = Vec::new();
         let mut figures = Vec::new();
         let mut unavailable = Vec::new();
+        let mut profiles = Vec::new();
 
-        util::step("guest comparison: plain forwarding, no tunnel");
-        guest.run(&format!("ip -n cli route replace {LAN_NET} via 198.19.1.1"))?;
-        ping()?;
-        let rates = both("plain forwarding")?;
-        let file = sessions_file("plain", 0, "198.19.1.2")?;
-        figures.extend(measure(PathKind::Plain, 1, &file, None)?);
-        guest.run(&format!("ip -n cli route del {LAN_NET}"))?;
+        util::step("guest comparison: plain forwarding, no tunnel (link 2)");
+        guest.run(&format!(
+            "ip -n cli route replace {} via 198.19.6.1",
+            LINK_2.lan_net
+        ))?;
+        ping(LINK_2)?;
+        let rates = both("plain forwarding", LINK_2)?;
         paths.push(PathFigures::new(PathKind::Plain, rates, None));
 
         util::step("guest comparison: kernel PPTP on both ends (AF_PPPOX, /dev/ppp)");
         guest.lab(&["kpptp-up"], quick)?;
-        route("ppp31")?;
-        ping()?;
-        let rates = both("kernel PPTP");
+        let rates = (|| {
+            route(LINK_2, "ppp31")?;
+            ping(LINK_2)?;
+            both("kernel PPTP", LINK_2)
+        })();
         guest.lab(&["kpptp-down"], quick)?;
         paths.push(PathFigures::new(PathKind::Kernel, rates?, None));
 
-        for &n in &plan.kernel_sessions {
-            util::step(&format!(
-                "guest comparison: kernel PPTP, {n} sessions in one process"
-            ));
-            let setup = Duration::from_secs(90 + u64::from(n) / 2);
-            guest.lab(&["kpptp-many-up", &n.to_string()], setup)?;
-            let measured = (|| {
-                route("ppp31")?;
-                ping()?;
-                measure(PathKind::Kernel, n, "/tmp/pxg/sessions-kpptp", Some(GRE))
-            })();
-            guest.lab(&["kpptp-down"], setup)?;
-            figures.extend(measured?);
-        }
-
-        for kind in [
-            PathKind::OursXdp,
-            PathKind::OursUserspace,
-            PathKind::OursXdpOurClient,
-            PathKind::OursUserspaceOurClient,
+        // The generator phases: our daemon (link 1) and kernel PPTP with N
+        // sessions (link 2) up together, measured in the same rounds.
+        let plain = Leg {
+            kind: PathKind::Plain,
+            sessions: 1,
+            link: LINK_2,
+            file: sessions_file("plain", 0, "198.19.6.2")?,
+            gre: None,
+        };
+        let kernel = |n: u32| Leg {
+            kind: PathKind::Kernel,
+            sessions: n,
+            link: LINK_2,
+            file: "/tmp/pxg/sessions-kpptp".to_owned(),
+            gre: Some(KERNEL_GRE),
+        };
+        for (kind, mode, expected) in [
+            (PathKind::OursXdpOurClient, "driver", "xdp"),
+            (PathKind::OursUserspaceOurClient, "off", "userspace"),
         ] {
-            let (mode, expected) = match kind {
-                PathKind::OursXdp | PathKind::OursXdpOurClient => ("driver", "xdp"),
-                _ => ("off", "userspace"),
-            };
-            let (command, client) = match kind {
-                PathKind::OursXdp | PathKind::OursUserspace => {
-                    ("ours-kclient-up", "kernel PPTP client")
-                }
-                _ => ("ours-up", "our client"),
-            };
             util::step(&format!(
-                "guest comparison: pptp-daemon (xdp_mode = \"{mode}\"), {client}"
+                "guest comparison: pptp-daemon (xdp_mode = \"{mode}\"), our client"
             ));
-            let out = guest.lab(&[command, &bin, mode], quick)?;
-            let line = out
-                .lines()
-                .rev()
-                .find(|l| l.split_whitespace().count() == 5);
-            let fields: Vec<&str> = line.unwrap_or_default().split_whitespace().collect();
-            let (Some(setup), Some(path)) = (fields.get(3), fields.get(4)) else {
-                bail!("unexpected ours-up output {out:?}");
-            };
-            let setup = Duration::from_secs_f64(setup.parse().unwrap_or(0.0));
-            if *path != expected {
-                // The daemon could not load or attach its XDP program and
-                // went on in userspace: record why and measure the rest.
-                let why = daemon_xdp_failure(guest).unwrap_or_default();
-                let _ = guest.lab(&["ours-down"], quick);
-                let why = format!("the session is on the {path} path, expected {expected}{why}");
-                eprintln!("guest comparison: {} not measured: {why}", kind.label());
-                unavailable.push((kind, why));
-                continue;
-            }
-            let rates = (|| {
-                eprintln!("connected in {:.2} s, path {path}", setup.as_secs_f64());
-                ping()?;
-                let rates = both(kind.label())?;
-                if matches!(
-                    kind,
-                    PathKind::OursXdpOurClient | PathKind::OursUserspaceOurClient
-                ) {
-                    // Our client is frozen by nothing here: the sink on
-                    // cli0 takes the frames before it sees them.
+            let out = guest.lab(&["ours-up", &bin, mode], quick)?;
+            let measured = (|| {
+                let (setup, path) = ours_up_line(&out)?;
+                let ours = if path == expected {
+                    eprintln!("connected in {:.2} s, path {path}", setup.as_secs_f64());
+                    ping(LINK_1)?;
+                    let rates = both(kind.label(), LINK_1)?;
+                    paths.push(PathFigures::new(kind, rates, Some(setup)));
                     let (client, call_id) = our_call(guest)?;
-                    let file = sessions_file("ours", call_id, &client)?;
-                    let fwd = if kind == PathKind::OursXdpOurClient {
-                        PathKind::OursXdp
-                    } else {
-                        PathKind::OursUserspace
-                    };
-                    figures.extend(measure(fwd, 1, &file, Some(GRE))?);
+                    Some(Leg {
+                        kind: if kind == PathKind::OursXdpOurClient {
+                            PathKind::OursXdp
+                        } else {
+                            PathKind::OursUserspace
+                        },
+                        sessions: 1,
+                        link: LINK_1,
+                        file: sessions_file("ours", call_id, &client)?,
+                        gre: Some(OURS_GRE),
+                    })
+                } else {
+                    // The daemon could not load or attach its XDP program
+                    // and went on in userspace: record why and measure the
+                    // rest.
+                    let why = daemon_xdp_failure(guest).unwrap_or_default();
+                    let why =
+                        format!("the session is on the {path} path, expected {expected}{why}");
+                    eprintln!("guest comparison: {} not measured: {why}", kind.label());
+                    unavailable.push((kind, why));
+                    None
+                };
+                // Beside every kernel session count with the fast path,
+                // beside one session with the userspace path (its figures
+                // are tens of times kernel PPTP's either way).
+                let counts: Vec<u32> = if mode == "driver" {
+                    plan.kernel_sessions.clone()
+                } else {
+                    plan.kernel_sessions.iter().copied().take(1).collect()
+                };
+                for (i, &n) in counts.iter().enumerate() {
+                    util::step(&format!(
+                        "guest comparison: kernel PPTP, {n} sessions in one process"
+                    ));
+                    let setup = Duration::from_secs(90 + u64::from(n) / 2);
+                    guest.lab(&["kpptp-many-up", &n.to_string()], setup)?;
+                    let phase = (|| {
+                        route(LINK_2, "ppp31")?;
+                        ping(LINK_2)?;
+                        let mut legs = vec![kernel(n)];
+                        legs.extend(ours.clone());
+                        if mode == "driver" && i == 0 {
+                            legs.push(plain.clone());
+                        }
+                        let figures = rounds(&legs, n)?;
+                        if plan.profile && mode == "driver" && i == 0 {
+                            util::step("guest comparison: profiles of vCPU 1 (perf)");
+                            profiles.extend(profile(&legs)?);
+                        }
+                        anyhow::Ok(figures)
+                    })();
+                    guest.lab(&["kpptp-down"], setup)?;
+                    figures.extend(phase?);
                 }
-                anyhow::Ok(rates)
+                anyhow::Ok(())
             })();
             let _ = guest.lab(&["ours-down"], quick);
-            paths.push(PathFigures::new(kind, rates?, Some(setup)));
+            measured?;
+        }
+
+        // Our daemon with kernel PPTP as the client end (iperf3 only: for
+        // the generator the client end does not matter).
+        for (kind, mode, expected) in [
+            (PathKind::OursXdp, "driver", "xdp"),
+            (PathKind::OursUserspace, "off", "userspace"),
+        ] {
+            util::step(&format!(
+                "guest comparison: pptp-daemon (xdp_mode = \"{mode}\"), kernel PPTP client"
+            ));
+            let out = guest.lab(&["ours-kclient-up", &bin, mode], quick)?;
+            let rates = (|| {
+                let (setup, path) = ours_up_line(&out)?;
+                if path != expected {
+                    let why = daemon_xdp_failure(guest).unwrap_or_default();
+                    unavailable.push((
+                        kind,
+                        format!("the session is on the {path} path, expected {expected}{why}"),
+                    ));
+                    return anyhow::Ok(None);
+                }
+                ping(LINK_1)?;
+                Ok(Some((both(kind.label(), LINK_1)?, setup)))
+            })();
+            let _ = guest.lab(&["ours-down"], quick);
+            if let Some((rates, setup)) = rates? {
+                paths.push(PathFigures::new(kind, rates, Some(setup)));
+            }
         }
 
         util::step("guest comparison: pptpd + pptp-linux, MS-CHAPv2, no MPPE");
@@ -538,21 +656,22 @@ pub fn daemon_comparison(
         let rates = (|| {
             let link =
                 parse_link(&out).with_context(|| format!("unexpected pptpd-up output {out:?}"))?;
-            route(&link.iface)?;
-            ping()?;
-            anyhow::Ok((both("pptpd + pptp-linux")?, link.setup))
+            route(LINK_1, &link.iface)?;
+            ping(LINK_1)?;
+            anyhow::Ok((both("pptpd + pptp-linux", LINK_1)?, link.setup))
         })();
         guest.lab(&["pptpd-down"], quick)?;
         let (rates, setup) = rates?;
         paths.push(PathFigures::new(PathKind::Pptpd, rates, Some(setup)));
-        anyhow::Ok((paths, figures, unavailable))
+        anyhow::Ok((paths, figures, unavailable, profiles))
     })();
     let _ = guest.lab(&["down"], quick);
-    let (paths, forwarding, unavailable) = result?;
+    let (paths, forwarding, unavailable, profiles) = result?;
     Ok(Comparison {
         seconds,
         paths,
         forwarding,
+        profiles,
         runs: plan.runs,
         run_seconds: plan.run_seconds,
         unavailable,
@@ -574,6 +693,8 @@ pub struct Plan {
     pub run_seconds: f64,
     /// Kernel PPTP is measured with these numbers of sessions.
     pub kernel_sessions: Vec<u32>,
+    /// Also profile vCPU 1 (perf) once for each path of the first phase.
+    pub profile: bool,
 }
 
 impl Default for Plan {
@@ -583,6 +704,7 @@ impl Default for Plan {
             runs: 5,
             run_seconds: 1.5,
             kernel_sessions: vec![1, 100, 1000],
+            profile: true,
         }
     }
 }
@@ -624,9 +746,58 @@ fn daemon_xdp_failure(guest: &Guest) -> Option<String> {
     Some(why)
 }
 
-/// The LAN host of the comparison topology and its network.
-const LAN_HOST: &str = "198.19.4.2";
-const LAN_NET: &str = "198.19.4.0/24";
+/// One of the comparison topology's two links (xtask/guest/lab.sh): link
+/// 1 carries our daemon and pptpd, link 2 kernel PPTP and plain
+/// forwarding, so that both are up in the same rounds and neither path's
+/// traffic crosses the other's XDP programs.
+#[derive(Debug, Clone, Copy)]
+struct Link {
+    /// `lab.sh measure`'s LINK.
+    arg: &'static str,
+    /// The LAN host behind srv on this link, and its network.
+    lan_host: &'static str,
+    lan_net: &'static str,
+}
+
+const LINK_1: Link = Link {
+    arg: "1",
+    lan_host: "198.19.4.2",
+    lan_net: "198.19.4.0/24",
+};
+const LINK_2: Link = Link {
+    arg: "2",
+    lan_host: "198.19.7.2",
+    lan_net: "198.19.7.0/24",
+};
+
+/// A path the generator measures in a phase's rounds.
+#[derive(Debug, Clone)]
+struct Leg {
+    kind: PathKind,
+    sessions: u32,
+    link: Link,
+    /// The generator's sessions file (call ID and client address per line).
+    file: String,
+    /// Outer addresses of the GRE frames (up), "PEER,SERVER".
+    gre: Option<&'static str>,
+}
+
+/// The setup time and data path of `lab.sh ours-up`'s last line
+/// ("IFACE LOCAL PEER SECONDS PATH").
+fn ours_up_line(out: &str) -> anyhow::Result<(Duration, String)> {
+    let line = out
+        .lines()
+        .rev()
+        .find(|l| l.split_whitespace().count() == 5);
+    let fields: Vec<&str> = line.unwrap_or_default().split_whitespace().collect();
+    let (Some(setup), Some(path)) = (fields.get(3), fields.get(4)) else {
+        bail!("unexpected ours-up output {out:?}");
+    };
+    Ok((
+        Duration::from_secs_f64(setup.parse().unwrap_or(0.0)),
+        (*path).to_owned(),
+    ))
+}
 
 /// A path of [`daemon_comparison`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -693,6 +864,17 @@ impl PathFigures {
     }
 }
 
+/// What perf saw on the forwarding vCPU during one generator run of a
+/// path (`lab.sh profile`): self time per symbol, then call chains.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub kind: PathKind,
+    pub sessions: u32,
+    pub size: usize,
+    pub dir: forwarding::Dir,
+    pub report: String,
+}
+
 /// Results of [`daemon_comparison`].
 #[derive(Debug, Clone)]
 pub struct Comparison {
@@ -700,6 +882,8 @@ pub struct Comparison {
     pub paths: Vec<PathFigures>,
     /// Forwarding CPU per packet (generator runs).
     pub forwarding: Vec<forwarding::Figure>,
+    /// perf profiles of vCPU 1 during one generator run.
+    pub profiles: Vec<Profile>,
     /// Generator runs per forwarding figure and seconds of each.
     pub runs: u32,
     pub run_seconds: f64,
@@ -775,6 +959,14 @@ impl Comparison {
             connect_seconds: Option<f64>,
         }
         #[derive(Serialize)]
+        struct ProfileJson<'a> {
+            path: &'static str,
+            sessions: u32,
+            size: usize,
+            direction: &'static str,
+            perf_report: &'a str,
+        }
+        #[derive(Serialize)]
         struct UpDown {
             up: f64,
             down: f64,
@@ -788,6 +980,7 @@ impl Comparison {
             #[serde(serialize_with = "ordered_map")]
             ratios: Vec<(&'static str, UpDown)>,
             forwarding: forwarding::Json,
+            profiles: Vec<ProfileJson<'a>>,
             #[serde(serialize_with = "ordered_map")]
             not_measured: Vec<(&'static str, &'a str)>,
             #[serde(flatten)]
@@ -839,6 +1032,17 @@ impl Comparison {
                 .filter_map(|(a, b, key)| Some((key, up_down(self.ratio(a, b)?))))
                 .collect(),
             forwarding: forwarding::json(&self.forwarding, self.runs, self.run_seconds),
+            profiles: self
+                .profiles
+                .iter()
+                .map(|p| ProfileJson {
+                    path: forwarding::label(p.kind),
+                    sessions: p.sessions,
+                    size: p.size,
+                    direction: p.dir.label(),
+                    perf_report: &p.report,
+                })
+                .collect(),
             not_measured: self
                 .unavailable
                 .iter()
@@ -924,17 +1128,19 @@ mod tests {
             bpf_runs_per_packet: f64::NAN,
             net_rx_on_forwarding_cpu: 1.0,
             backlog_drops: 0.0,
+            host_cpu_ns: cpu / 2.0,
         };
         let c = Comparison {
             seconds: 1,
             paths: vec![],
+            profiles: vec![],
             forwarding: vec![forwarding::Figure {
                 kind: PathKind::Kernel,
                 sessions: 100,
+                beside: 100,
                 size: 1400,
                 dir: forwarding::Dir::Down,
                 runs: vec![run(3000.0), run(1000.0), run(2000.0)],
-                host_cpu_ns: 1500.0,
             }],
             runs: 3,
             run_seconds: 1.5,
@@ -942,7 +1148,7 @@ mod tests {
             env: Environment::default(),
         };
         let t = c.table();
-        assert!(t.contains("of 3 runs × 1.5 s"), "{t}");
+        assert!(t.contains("of 3 rounds × 1.5 s"), "{t}");
         assert!(t.contains("2000 (1000–3000)"), "{t}");
         let json: serde_json::Value = serde_json::from_str(&c.json()).unwrap();
         let f = &json["forwarding"];

@@ -7,6 +7,13 @@
 //! per run with the counters' differences, which [`Run::parse`] turns into
 //! per-packet figures. Each figure is the median of the runs, with the
 //! lowest and highest.
+//!
+//! The runs are taken in rounds: kernel PPTP (on its own link, see
+//! xtask/guest/lab.sh) and our daemon are up at the same time, and each
+//! round measures every path of the phase once, one after the other. Run
+//! `i` of every figure of a phase belongs to round `i`, so a ratio of two
+//! paths is taken round by round ([`ratios`]): two measurements seconds
+//! apart, which a slow change of the host's load moves alike.
 
 use anyhow::Context as _;
 use serde::Serialize;
@@ -60,6 +67,10 @@ pub struct Run {
     pub net_rx_on_forwarding_cpu: f64,
     /// Packets dropped at a full CPU backlog, per packet sent.
     pub backlog_drops: f64,
+    /// Host CPU time of vCPU 1's qemu thread over the run (its setup
+    /// included: vCPU 1 idles then) per delivered packet; NaN until the
+    /// caller sets it (the guest cannot see it).
+    pub host_cpu_ns: f64,
 }
 
 impl Run {
@@ -144,6 +155,7 @@ impl Run {
             } else {
                 f64::NAN
             },
+            host_cpu_ns: f64::NAN,
         })
     }
 }
@@ -211,17 +223,18 @@ impl Spread {
     }
 }
 
-/// The runs of one path, session count, size and direction.
+/// The runs of one path, session count, size and direction, in round
+/// order.
 #[derive(Debug, Clone)]
 pub struct Figure {
     pub kind: PathKind,
     pub sessions: u32,
+    /// The phase: how many kernel PPTP sessions were up (and measured in
+    /// the same rounds) while this was measured.
+    pub beside: u32,
     pub size: usize,
     pub dir: Dir,
     pub runs: Vec<Run>,
-    /// Host CPU time of vCPU 1's qemu thread over all the runs (their
-    /// setup included: vCPU 1 idles then) per packet delivered in them.
-    pub host_cpu_ns: f64,
 }
 
 impl Figure {
@@ -235,13 +248,8 @@ impl Figure {
         self.runs.iter().filter(|r| r.stalled()).count()
     }
 
-    /// The host figure, when every run delivered (it covers all runs).
-    pub fn host_ns(&self) -> f64 {
-        if self.stalled_runs() == 0 {
-            self.host_cpu_ns
-        } else {
-            f64::NAN
-        }
+    pub fn host_ns(&self) -> Spread {
+        self.spread(|r| r.host_cpu_ns)
     }
 
     pub fn delivered_pps(&self) -> Spread {
@@ -254,11 +262,6 @@ impl Figure {
 
     pub fn bpf_ns(&self) -> Spread {
         self.spread(|r| r.bpf_ns)
-    }
-
-    /// Packets delivered over all runs.
-    pub fn delivered(&self, seconds: f64) -> f64 {
-        self.runs.iter().map(|r| r.delivered_pps * seconds).sum()
     }
 }
 
@@ -274,27 +277,93 @@ pub fn label(kind: PathKind) -> &'static str {
     }
 }
 
-/// `fig`'s forwarding CPU per packet over kernel PPTP's with one session
-/// at the same size and direction.
-pub fn over_kernel(all: &[Figure], fig: &Figure) -> Option<f64> {
-    let kernel = all.iter().find(|k| {
-        k.kind == PathKind::Kernel && k.sessions == 1 && k.size == fig.size && k.dir == fig.dir
-    })?;
-    let (a, b) = (
-        fig.forwarding_cpu_ns().median,
-        kernel.forwarding_cpu_ns().median,
-    );
-    (a.is_finite() && b.is_finite() && b > 0.0).then(|| a / b)
+/// Which per-packet figure a ratio is of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Measure {
+    /// vCPU 1's busy time in the guest's accounting.
+    ForwardingCpu,
+    /// The host CPU time of vCPU 1's thread.
+    HostVcpu,
 }
 
-/// `fig`'s host-measured vCPU 1 time per packet over kernel PPTP's with
-/// one session at the same size and direction.
-pub fn host_over_kernel(all: &[Figure], fig: &Figure) -> Option<f64> {
-    let kernel = all.iter().find(|k| {
-        k.kind == PathKind::Kernel && k.sessions == 1 && k.size == fig.size && k.dir == fig.dir
-    })?;
-    let (a, b) = (fig.host_ns(), kernel.host_ns());
-    (a.is_finite() && b.is_finite() && b > 0.0).then(|| a / b)
+impl Measure {
+    fn of(self, run: &Run) -> f64 {
+        match self {
+            Measure::ForwardingCpu => run.forwarding_cpu_ns,
+            Measure::HostVcpu => run.host_cpu_ns,
+        }
+    }
+
+    /// The `figure` of a ratio in the JSON (see xtask's bench-compare).
+    pub fn key(self) -> &'static str {
+        match self {
+            Measure::ForwardingCpu => "forwarding_cpu_ns",
+            Measure::HostVcpu => "host_vcpu_ns",
+        }
+    }
+}
+
+/// A path over kernel PPTP in the same phase, size and direction.
+#[derive(Debug, Clone, Copy)]
+pub struct Ratio {
+    pub kind: PathKind,
+    pub sessions: u32,
+    /// Kernel PPTP's session count (the phase).
+    pub kernel_sessions: u32,
+    pub size: usize,
+    pub dir: Dir,
+    pub measure: Measure,
+    /// Over the rounds in which both delivered.
+    pub spread: Spread,
+    pub rounds: usize,
+}
+
+/// Kernel PPTP's figure of `fig`'s phase, size and direction.
+fn kernel_of<'a>(all: &'a [Figure], fig: &Figure) -> Option<&'a Figure> {
+    all.iter().find(|k| {
+        k.kind == PathKind::Kernel
+            && k.sessions == fig.beside
+            && k.beside == fig.beside
+            && k.size == fig.size
+            && k.dir == fig.dir
+    })
+}
+
+/// `fig` over kernel PPTP of its phase, round by round.
+pub fn over_kernel(all: &[Figure], fig: &Figure, measure: Measure) -> Option<Ratio> {
+    if fig.kind == PathKind::Kernel {
+        return None;
+    }
+    let kernel = kernel_of(all, fig)?;
+    let per_round: Vec<f64> = fig
+        .runs
+        .iter()
+        .zip(&kernel.runs)
+        .filter(|(a, b)| !a.stalled() && !b.stalled())
+        .map(|(a, b)| measure.of(a) / measure.of(b))
+        .filter(|r| r.is_finite())
+        .collect();
+    (!per_round.is_empty()).then(|| Ratio {
+        kind: fig.kind,
+        sessions: fig.sessions,
+        kernel_sessions: kernel.sessions,
+        size: fig.size,
+        dir: fig.dir,
+        measure,
+        rounds: per_round.len(),
+        spread: Spread::of(per_round),
+    })
+}
+
+/// Every path over kernel PPTP of its phase, both measures.
+pub fn ratios(all: &[Figure]) -> Vec<Ratio> {
+    all.iter()
+        .flat_map(|f| {
+            [Measure::ForwardingCpu, Measure::HostVcpu]
+                .into_iter()
+                .filter_map(move |m| over_kernel(all, f, m))
+        })
+        .collect()
 }
 
 /// The figures as text: one line per figure.
@@ -303,13 +372,14 @@ pub fn table(all: &[Figure], runs: u32, seconds: f64) -> String {
     let mut t = String::new();
     let _ = writeln!(
         t,
-        "\nForwarding CPU per packet, median (min–max) of {runs} runs × {seconds} s; {PINNING}"
+        "\nForwarding CPU per packet, median (min–max) of {runs} rounds × {seconds} s; {PINNING}"
     );
     let _ = writeln!(
         t,
-        "  {:<30} {:>8} {:>6} {:<17} {:>26} {:>24} {:>20} {:>9} {:>12} {:>9}",
+        "  {:<30} {:>8} {:>6} {:>6} {:<17} {:>22} {:>24} {:>20} {:>18} {:>24} {:>18}",
         "path",
         "sessions",
+        "beside",
         "size",
         "direction",
         "delivered pps",
@@ -319,25 +389,22 @@ pub fn table(all: &[Figure], runs: u32, seconds: f64) -> String {
         "host ns/pkt",
         "x kernel"
     );
-    let ratio = |r: Option<f64>| r.map_or("-".to_owned(), |r| format!("{r:.2}"));
+    let ratio = |r: Option<Ratio>| r.map_or("-".to_owned(), |r| r.spread.show(2));
     for f in all {
         let _ = writeln!(
             t,
-            "  {:<30} {:>8} {:>4} B {:<17} {:>26} {:>24} {:>20} {:>9} {:>12} {:>9}{}",
+            "  {:<30} {:>8} {:>6} {:>4} B {:<17} {:>22} {:>24} {:>20} {:>18} {:>24} {:>18}{}",
             label(f.kind),
             f.sessions,
+            f.beside,
             f.size,
             f.dir.label(),
             f.delivered_pps().show(0),
             f.forwarding_cpu_ns().show(0),
             f.bpf_ns().show(0),
-            ratio(over_kernel(all, f)),
-            if f.host_ns().is_finite() {
-                format!("{:.0}", f.host_ns())
-            } else {
-                "-".to_owned()
-            },
-            ratio(host_over_kernel(all, f)),
+            ratio(over_kernel(all, f, Measure::ForwardingCpu)),
+            f.host_ns().show(0),
+            ratio(over_kernel(all, f, Measure::HostVcpu)),
             match f.stalled_runs() {
                 0 => String::new(),
                 n => format!("  ({n} of {} runs delivered nothing)", f.runs.len()),
@@ -346,8 +413,10 @@ pub fn table(all: &[Figure], runs: u32, seconds: f64) -> String {
     }
     let _ = writeln!(
         t,
-        "  host ns/pkt: host CPU time of vCPU 1's qemu thread over all runs per delivered packet \
-         (not inflated when the host preempts the vCPU, which the guest's own figures are)"
+        "  beside: kernel PPTP's session count in the rounds that measured the row; x kernel: \
+         over kernel PPTP in the same rounds, median (min–max) of the rounds' ratios; host \
+         ns/pkt: host CPU time of vCPU 1's qemu thread per delivered packet (not inflated when \
+         the host preempts the vCPU, which the guest's own figures are)"
     );
     t
 }
@@ -359,6 +428,9 @@ pub struct Json {
     seconds_per_run: f64,
     pinning: &'static str,
     rows: Vec<RowJson>,
+    /// Every path over kernel PPTP measured in the same rounds, in the
+    /// form of the host bench's `ratios` (xtask bench-compare reads both).
+    ratios: Vec<RatioJson>,
 }
 
 #[derive(Serialize)]
@@ -366,11 +438,13 @@ struct RowJson {
     path: &'static str,
     label: &'static str,
     sessions: u32,
+    /// Kernel PPTP's session count in the rounds that measured this row.
+    beside_kernel_sessions: u32,
     size: usize,
     direction: &'static str,
     runs: usize,
     /// Runs in which less than 1 % of what was sent arrived; left out of
-    /// the figures (and the host figure is left out).
+    /// the figures and the ratios.
     stalled_runs: usize,
     sent_pps: Option<Spread>,
     delivered_pps: Option<Spread>,
@@ -381,14 +455,28 @@ struct RowJson {
     net_rx_on_forwarding_cpu: Option<Spread>,
     /// Packets dropped at a full CPU backlog, per packet sent.
     backlog_drops_per_packet: Option<Spread>,
-    /// Forwarding CPU per packet over kernel PPTP's (one session).
-    forwarding_cpu_over_kernel: Option<f64>,
-    /// Host CPU time of vCPU 1's thread over all runs per delivered packet.
-    host_vcpu_ns_per_packet: Option<f64>,
-    host_vcpu_over_kernel: Option<f64>,
+    /// Host CPU time of vCPU 1's thread per delivered packet.
+    host_vcpu_ns_per_packet: Option<Spread>,
+    /// Over kernel PPTP in the same rounds (the rounds' ratios).
+    forwarding_cpu_over_kernel: Option<Spread>,
+    host_vcpu_over_kernel: Option<Spread>,
+}
+
+#[derive(Serialize)]
+struct RatioJson {
+    path: &'static str,
+    sessions: u32,
+    base: String,
+    figure: &'static str,
+    direction: &'static str,
+    size: usize,
+    median: f64,
+    range: [f64; 2],
+    rounds: usize,
 }
 
 pub fn json(all: &[Figure], runs: u32, seconds: f64) -> Json {
+    let ratio = |f: &Figure, m| over_kernel(all, f, m).and_then(|r| r.spread.json(3));
     Json {
         runs,
         seconds_per_run: seconds,
@@ -399,6 +487,7 @@ pub fn json(all: &[Figure], runs: u32, seconds: f64) -> Json {
                 path: key(f.kind),
                 label: label(f.kind),
                 sessions: f.sessions,
+                beside_kernel_sessions: f.beside,
                 size: f.size,
                 direction: f.dir.label(),
                 runs: f.runs.len(),
@@ -411,11 +500,26 @@ pub fn json(all: &[Figure], runs: u32, seconds: f64) -> Json {
                 bpf_runs_per_packet: f.spread(|r| r.bpf_runs_per_packet).json(2),
                 net_rx_on_forwarding_cpu: f.spread(|r| r.net_rx_on_forwarding_cpu).json(3),
                 backlog_drops_per_packet: f.spread(|r| r.backlog_drops).json(3),
-                forwarding_cpu_over_kernel: over_kernel(all, f)
-                    .map(|r| (r * 1000.0).round() / 1000.0),
-                host_vcpu_ns_per_packet: f.host_ns().is_finite().then(|| f.host_ns().round()),
-                host_vcpu_over_kernel: host_over_kernel(all, f)
-                    .map(|r| (r * 1000.0).round() / 1000.0),
+                host_vcpu_ns_per_packet: f.host_ns().json(0),
+                forwarding_cpu_over_kernel: ratio(f, Measure::ForwardingCpu),
+                host_vcpu_over_kernel: ratio(f, Measure::HostVcpu),
+            })
+            .collect(),
+        ratios: ratios(all)
+            .into_iter()
+            .filter_map(|r| {
+                let s = r.spread.json(3)?;
+                Some(RatioJson {
+                    path: key(r.kind),
+                    sessions: r.sessions,
+                    base: format!("kernel_pptp_{}", r.kernel_sessions),
+                    figure: r.measure.key(),
+                    direction: r.dir.arg(),
+                    size: r.size,
+                    median: s.median,
+                    range: [s.min, s.max],
+                    rounds: r.rounds,
+                })
             })
             .collect(),
     }
@@ -482,93 +586,116 @@ mod tests {
             bpf_runs_per_packet: if bpf.is_nan() { f64::NAN } else { 1.0 },
             net_rx_on_forwarding_cpu: 1.0,
             backlog_drops: 0.0,
+            host_cpu_ns: cpu / 2.0,
         }
     }
 
-    fn figure(kind: PathKind, sessions: u32, cpu: [f64; 3], bpf: f64) -> Figure {
+    fn figure(kind: PathKind, sessions: u32, beside: u32, cpu: [f64; 3], bpf: f64) -> Figure {
         Figure {
             kind,
             sessions,
+            beside,
             size: 64,
             dir: Dir::Up,
             runs: cpu.iter().map(|&c| run(700.0, c, bpf)).collect(),
-            host_cpu_ns: cpu[0] / 2.0,
         }
     }
 
     #[test]
     fn runs_that_delivered_nothing_are_counted_not_averaged() {
-        let mut f = figure(PathKind::Kernel, 1, [30000.0, 1e9, 36000.0], f64::NAN);
-        f.runs[1].delivered_pps = 1.0;
-        assert_eq!(f.stalled_runs(), 1);
-        assert_eq!(f.forwarding_cpu_ns().show(0), "33000 (30000–36000)");
-        assert!(f.host_ns().is_nan());
-        let all = vec![f];
+        let mut k = figure(PathKind::Kernel, 1, 1, [30000.0, 1e9, 36000.0], f64::NAN);
+        k.runs[1].delivered_pps = 1.0;
+        assert_eq!(k.stalled_runs(), 1);
+        assert_eq!(k.forwarding_cpu_ns().show(0), "33000 (30000–36000)");
+        assert_eq!(k.host_ns().show(0), "16500 (15000–18000)");
+        // The stalled round is left out of the ratios too.
+        let x = figure(PathKind::OursXdp, 1, 1, [6000.0, 1.0, 12000.0], 400.0);
+        let all = vec![k, x];
+        let r = over_kernel(&all, &all[1], Measure::ForwardingCpu).unwrap();
+        assert_eq!(r.rounds, 2);
+        assert_eq!(r.spread.show(2), "0.27 (0.20–0.33)");
         let t = table(&all, 3, 2.0);
         assert!(t.contains("(1 of 3 runs delivered nothing)"), "{t}");
         let json = serde_json::to_value(json(&all, 3, 2.0)).unwrap();
         assert_eq!(json["rows"][0]["stalled_runs"], 1);
         assert_eq!(json["rows"][0]["runs"], 3);
-        assert_eq!(
-            json["rows"][0]["host_vcpu_ns_per_packet"],
-            serde_json::Value::Null
-        );
+        assert_eq!(json["ratios"][0]["rounds"], 2);
     }
 
     #[test]
-    fn forwarding_table_and_json() {
+    fn ratios_are_taken_round_by_round_within_a_phase() {
         let all = vec![
-            figure(PathKind::Kernel, 1, [30000.0, 24000.0, 36000.0], f64::NAN),
+            figure(
+                PathKind::Kernel,
+                1,
+                1,
+                [30000.0, 24000.0, 36000.0],
+                f64::NAN,
+            ),
+            figure(PathKind::OursXdp, 1, 1, [6000.0, 12000.0, 9000.0], 450.0),
             figure(
                 PathKind::Kernel,
                 1000,
-                [40000.0, 39000.0, 45000.0],
+                1000,
+                [40000.0, 40000.0, 45000.0],
                 f64::NAN,
             ),
-            figure(
-                PathKind::OursXdpOurClient,
-                1,
-                [8000.0, 7000.0, 12000.0],
-                450.0,
-            ),
+            figure(PathKind::OursXdp, 1, 1000, [8000.0, 10000.0, 9000.0], 450.0),
         ];
-        assert_eq!(over_kernel(&all, &all[2]), Some(8000.0 / 30000.0));
+        // Round by round: 0.2, 0.5, 0.25, not the ratio of the medians
+        // (9000 / 30000).
+        let r = over_kernel(&all, &all[1], Measure::ForwardingCpu).unwrap();
+        assert_eq!(
+            (r.spread.median, r.spread.min, r.spread.max),
+            (0.25, 0.2, 0.5)
+        );
+        assert_eq!(r.kernel_sessions, 1);
+        // The same path measured beside 1,000 kernel sessions goes over those.
+        let r = over_kernel(&all, &all[3], Measure::HostVcpu).unwrap();
+        assert_eq!(
+            (r.spread.median, r.spread.min, r.spread.max),
+            (0.2, 0.2, 0.25)
+        );
+        assert_eq!(r.kernel_sessions, 1000);
+        assert!(over_kernel(&all, &all[0], Measure::ForwardingCpu).is_none());
+        assert_eq!(ratios(&all).len(), 4);
+
         let t = table(&all, 3, 2.0);
-        assert!(t.contains("median (min–max) of 3 runs × 2 s"), "{t}");
-        assert!(t.contains("vCPU 1"), "{t}");
+        assert!(t.contains("median (min–max) of 3 rounds × 2 s"), "{t}");
         let ours = t.lines().find(|l| l.contains("pptp-daemon XDP")).unwrap();
         for cell in [
-            "8000 (7000–12000)",
+            "9000 (6000–12000)",
             "450 (450–450)",
-            "0.27",
+            "0.25 (0.20–0.50)",
             "client → network",
-            " 4000 ",
+            "4500 (3000–6000)",
         ] {
             assert!(ours.contains(cell), "{cell} in {ours}");
         }
-        let k = t
-            .lines()
-            .find(|l| l.contains("kernel PPTP") && l.contains(" 1000 "))
-            .unwrap();
-        assert!(
-            k.contains("40000 (39000–45000)") && k.contains("1.33"),
-            "{k}"
-        );
 
         let json = serde_json::to_value(json(&all, 3, 2.0)).unwrap();
         assert_eq!(json["runs"], 3);
         assert_eq!(json["seconds_per_run"], 2.0);
         let rows = json["rows"].as_array().unwrap();
-        assert_eq!(rows[1]["sessions"], 1000);
-        assert_eq!(rows[2]["path"], "ours_xdp");
-        assert_eq!(rows[2]["forwarding_cpu_ns_per_packet"]["median"], 8000.0);
-        assert_eq!(rows[2]["forwarding_cpu_ns_per_packet"]["min"], 7000.0);
-        assert_eq!(rows[2]["forwarding_cpu_ns_per_packet"]["max"], 12000.0);
-        assert_eq!(rows[2]["bpf_ns_per_run"]["median"], 450.0);
-        assert_eq!(rows[2]["forwarding_cpu_over_kernel"], 0.267);
-        assert_eq!(rows[2]["host_vcpu_ns_per_packet"], 4000.0);
-        assert_eq!(rows[2]["host_vcpu_over_kernel"], 0.267);
+        assert_eq!(rows[2]["sessions"], 1000);
+        assert_eq!(rows[3]["beside_kernel_sessions"], 1000);
+        assert_eq!(rows[1]["path"], "ours_xdp");
+        assert_eq!(rows[1]["forwarding_cpu_ns_per_packet"]["median"], 9000.0);
+        assert_eq!(rows[1]["bpf_ns_per_run"]["median"], 450.0);
+        assert_eq!(rows[1]["forwarding_cpu_over_kernel"]["median"], 0.25);
+        assert_eq!(rows[1]["host_vcpu_ns_per_packet"]["max"], 6000.0);
         assert_eq!(rows[0]["bpf_ns_per_run"], serde_json::Value::Null);
-        assert_eq!(rows[0]["direction"], "client → network");
+        assert_eq!(
+            rows[0]["forwarding_cpu_over_kernel"],
+            serde_json::Value::Null
+        );
+        let ratio = &json["ratios"][3];
+        assert_eq!(ratio["path"], "ours_xdp");
+        assert_eq!(ratio["base"], "kernel_pptp_1000");
+        assert_eq!(ratio["figure"], "host_vcpu_ns");
+        assert_eq!(ratio["direction"], "up");
+        assert_eq!(ratio["size"], 64);
+        assert_eq!(ratio["median"], 0.2);
+        assert_eq!(ratio["range"], serde_json::json!([0.2, 0.25]));
     }
 }

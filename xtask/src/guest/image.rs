@@ -40,6 +40,8 @@ const ROOTFS_PACKAGES: &[&str] = &[
     // Veth offloads for XDP runs in the guest (GRO on a peer that receives
     // redirected frames, transmit checksums off where XDP encapsulates).
     "ethtool",
+    // Profiles of the forwarding vCPU (`lab.sh profile`, docs/bench-guest.md).
+    "linux-perf",
 ];
 
 /// The modules the initramfs needs to mount the root disk (MODULES=list
