@@ -1189,7 +1189,7 @@ fn measure_at(
             let seq_base = SEQ_BASE.fetch_add(1 << 24, std::sync::atomic::Ordering::Relaxed);
             generate_and_count(
                 ns,
-                from,
+                lab.generator_iface(from),
                 templates,
                 timing.seconds,
                 (seq_base, pps),
@@ -1323,12 +1323,13 @@ fn prime(lab: &mut Lab, decap: &[Template], encap: &[Template]) -> Result<(), St
 
 fn prime_bursts(lab: &Lab, decap: &[Template], encap: &[Template]) -> Result<(), String> {
     let t = &lab.topology;
-    for (ns, iface, templates, to) in [
+    for (ns, from, templates, to) in [
         (&t.client, "c0", decap, "h0 (client → network)"),
         (&t.lan, "h0", encap, "c0 (replies, network → client)"),
     ] {
         let before = lab.sink_counters()?.0;
         let seq_base = SEQ_BASE.fetch_add(1 << 24, std::sync::atomic::Ordering::Relaxed);
+        let iface = lab.generator_iface(from);
         ns.run(|| {
             Generator::open(iface)
                 .map(|g| g.run(templates, Duration::from_millis(1), seq_base, None))
@@ -1738,6 +1739,7 @@ fn lab(
             ])
             .map_err(|e| e.to_string())?;
     }
+    lab.relay_generators()?;
     Ok(lab)
 }
 

@@ -292,7 +292,14 @@ pub struct Lab {
     /// The lab's XDP programs: pass on the far ends of s0 and l0, the
     /// bench's sink and routing ceiling.
     aux: Option<AuxPrograms>,
+    /// The generators' relays (see [`Lab::relay_generators`]), if any.
+    relays: Vec<AuxPrograms>,
 }
+
+/// The veth a generator sends on once [`Lab::relay_generators`] gave it a
+/// relay, and the relay's end of that pair.
+pub const RELAY_SENDER: &str = "g0";
+pub const RELAY_RECEIVER: &str = "g1";
 
 /// The lab's test user.
 pub const USER: &str = "alice";
@@ -401,6 +408,7 @@ impl Lab {
             bin: bin.to_owned(),
             daemon: None,
             aux: None,
+            relays: Vec::new(),
         };
         lab.aux = Some(AuxPrograms::load().map_err(|e| e.to_string())?);
         if options.xdp {
@@ -440,6 +448,49 @@ impl Lab {
             std::thread::sleep(Duration::from_millis(50));
         }
         Ok(lab)
+    }
+
+    /// Gives the generators of c0 and h0 a relay each: a veth pair
+    /// ([`RELAY_SENDER`] to [`RELAY_RECEIVER`]) in the client's and the
+    /// LAN host's namespace, with `pptp_xdp_relay` on the receiving end
+    /// redirecting every frame into c0 (h0). s0 and l0 then receive the
+    /// generators' frames as XDP frames, the way a NIC driver hands them
+    /// over: an XDP program there runs on them in place, and the stack
+    /// builds its buffer around them. Sent as socket buffers straight from
+    /// c0 (h0), they arrive with too little headroom for XDP, and veth
+    /// copies each into a new page before the server's XDP program runs: a
+    /// cost no NIC has, which the stack's paths (no XDP program on s0 and
+    /// l0) never pay. The copy moves to the relay, on the generator's CPU.
+    /// [`Lab::generator_iface`] names the interface to send on.
+    pub fn relay_generators(&mut self) -> Result<(), String> {
+        let t = &self.topology;
+        for (ns, target) in [(&t.client, "c0"), (&t.lan, "h0")] {
+            netns::veth(ns, RELAY_SENDER, ns, RELAY_RECEIVER).map_err(|e| e.to_string())?;
+            // No TSO on the sender: veth would hand its frames to the
+            // backlog, past the relay's XDP (checksum offload off takes
+            // TSO with it).
+            ns.run(|| pptp_daemon::dataplane::veth::set_tx_checksum(RELAY_SENDER, false))
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("checksum offload off on {RELAY_SENDER}: {e}"))?;
+            let index = ns.ifindex(target).map_err(|e| e.to_string())?;
+            let relay = ns
+                .run(|| AuxPrograms::relay(RELAY_RECEIVER, index))
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("relay {RELAY_RECEIVER} -> {target} in {}: {e}", ns.name()))?;
+            self.relays.push(relay);
+        }
+        Ok(())
+    }
+
+    /// The interface a generator sends on to reach the server through
+    /// `iface` (c0 or h0): its relay's sender once
+    /// [`Lab::relay_generators`] made one, else `iface` itself.
+    pub fn generator_iface<'a>(&self, iface: &'a str) -> &'a str {
+        if self.relays.is_empty() {
+            iface
+        } else {
+            RELAY_SENDER
+        }
     }
 
     /// The pass-everything XDP program on c0 and h0 (veth peers of s0 and
