@@ -74,7 +74,12 @@
 #                                     GRE from PEER to SERVER if given), down:
 #                                     from lan0 (lan2) to one on cli0 (cli2);
 #                                     prints a line per run (see
-#                                     xtask/src/guest/loadgen.rs)
+#                                     xtask/src/guest/loadgen.rs); the
+#                                     kernel's BPF run-time statistics stay
+#                                     off (they cost every program run two
+#                                     clock reads, emulated under TCG)
+#   lab.sh measure-bpf LINK DIR ...   the same with them on, for the
+#                                     programs' own time per run
 #   lab.sh profile LINK DIR SIZE SECONDS 1 SEQ_BASE GEN SESSIONS [PEER,SERVER]
 #                                     one such run under `perf record` of CPU 1
 #                                     (cpu-clock, call graphs); prints the
@@ -472,8 +477,9 @@ measure() { # LINK DIR SIZE SECONDS RUNS SEQ_BASE GEN SESSIONS [PEER,SERVER]
     local sns=${sink%%:*} sif=${sink#*:}
     ip netns exec "$sns" tc qdisc add dev "$sif" clsact
     ip netns exec "$sns" tc filter add dev "$sif" ingress matchall action drop
-    # Not under perf: its clock reads would be in the profile.
-    [ -n "${PERF_WRAP:-}" ] || sysctl -qw kernel.bpf_stats_enabled=1
+    # Only for measure-bpf: the statistics' clock reads would be in the
+    # forwarding CPU of the XDP paths alone.
+    [ -z "${BPF_STATS:-}" ] || sysctl -qw kernel.bpf_stats_enabled=1
     local status=0
     # shellcheck disable=SC2086
     ${PERF_WRAP:-} ip netns exec "${from%%:*}" taskset -c 0 "$work/loadgen" guest loadgen --iface "${from#*:}" --dst-mac "$mac" \
@@ -612,6 +618,7 @@ kpptp-many-up) kpptp_many_up "$2" ;;
 pin) pin ;;
 relay-up) relay_up "$2" ;;
 measure) measure "$2" "$3" "$4" "$5" "$6" "$7" "$8" "$9" "${10:-}" ;;
+measure-bpf) BPF_STATS=1 measure "$2" "$3" "$4" "$5" "$6" "$7" "$8" "$9" "${10:-}" ;;
 profile) profile "$2" "$3" "$4" "$5" "$6" "$7" "$8" "$9" "${10:-}" ;;
 iperf) iperf "$2" "$3" "$4" "$5" "${6:-up}" ;;
 iperf-client) iperf_client "$2" "$3" "$4" "$5" ;;

@@ -113,6 +113,9 @@ pub fn run(
     let table = table(&datapath, guest_figures.as_ref());
     std::fs::write(out_dir.join("table.md"), &table)?;
     std::fs::write(out_dir.join("bench.svg"), svg(&datapath)?)?;
+    if let Some(g) = &guest_figures {
+        std::fs::write(out_dir.join("bench-guest.svg"), guest_svg(g)?)?;
+    }
     println!("\n{table}");
     println!("results in {}", out_dir.display());
     Ok(())
@@ -418,7 +421,7 @@ fn modes_table(t: &mut String, d: &Value) {
     );
     let _ = writeln!(
         t,
-        "| direction | inner size | {} | stack+nft ÷ ip-forward+nft forwarding CPU/packet, median (spread) (target ≤ 1.3) | stack+nft ÷ ip-forward+xdp-pass+nft (both pay veth's XDP copy) | xdp ÷ xdp-route pps (target ≥ 0.95) |",
+        "| direction | inner size | {} | stack+nft ÷ ip-forward+nft forwarding CPU/packet, median (spread) (target ≤ 1.3) | stack+nft ÷ ip-forward+xdp-pass+nft (an XDP program on s0 and l0 in both) | xdp ÷ xdp-route pps (target ≥ 0.95) |",
         COLUMNS.map(|(p, _)| p).join(" | ")
     );
     let _ = writeln!(t, "|---|---|{}---|---|---|", "---|".repeat(COLUMNS.len()));
@@ -741,8 +744,6 @@ fn guest_forwarding_table(t: &mut String, fwd: &Value) {
 /// A grouped bar chart: delivered kpps per path, 64 B and 1400 B, one
 /// session, each direction (plotters, SVG backend).
 fn svg(d: &Value) -> anyhow::Result<String> {
-    use plotters::prelude::*;
-
     let paths = [
         "xdp-route",
         "xdp",
@@ -753,7 +754,7 @@ fn svg(d: &Value) -> anyhow::Result<String> {
         "userspace",
         "mppe",
     ];
-    let labels = [
+    let labels: [&str; 8] = [
         "XDP routing (ceiling)",
         "pptp-xdp fast path (xdp)",
         "pptp-xdp stack mode",
@@ -768,12 +769,6 @@ fn svg(d: &Value) -> anyhow::Result<String> {
         ("encap", 64),
         ("decap", 1400),
         ("encap", 1400),
-    ];
-    let colors = [
-        RGBColor(0x1f, 0x77, 0xb4),
-        RGBColor(0xae, 0xc7, 0xe8),
-        RGBColor(0xd6, 0x27, 0x28),
-        RGBColor(0xff, 0x98, 0x96),
     ];
     // values[path][series]: forwarding CPU ns/packet, median and range.
     let values: Vec<Vec<Option<(f64, f64, f64)>>> = paths
@@ -799,12 +794,101 @@ fn svg(d: &Value) -> anyhow::Result<String> {
                 .collect()
         })
         .collect();
+    bar_chart(
+        "Forwarding CPU per packet (ns; median, whiskers min–max), one session",
+        &labels,
+        &values,
+        "MPPE: its large packets are 1396 B (the MPPE session MTU)",
+    )
+}
+
+/// The guest comparison's forwarding CPU per packet (`guest.json`) as the
+/// same chart: kernel PPTP with 1, 100 and 1,000 sessions, the fast path
+/// and plain forwarding, medians with the rounds' lowest and highest. The
+/// userspace path (ten times as much) is in the table only.
+pub fn guest_svg(g: &Value) -> anyhow::Result<String> {
+    let rows = [
+        ("kernel_pptp", 1u64, "kernel PPTP, 1 session"),
+        ("kernel_pptp", 100, "kernel PPTP, 100 sessions"),
+        ("kernel_pptp", 1000, "kernel PPTP, 1,000 sessions"),
+        ("ours_xdp", 1, "pptp-xdp fast path (xdp)"),
+        ("plain_forwarding", 1, "plain forwarding, no tunnel"),
+    ];
+    let series = [
+        ("client → network", 64u64),
+        ("network → client", 64),
+        ("client → network", 1400),
+        ("network → client", 1400),
+    ];
+    let all = g["forwarding"]["rows"]
+        .as_array()
+        .map_or(&[][..], |v| &v[..]);
+    let values: Vec<Vec<Option<(f64, f64, f64)>>> = rows
+        .iter()
+        .map(|(path, sessions, _)| {
+            series
+                .iter()
+                .map(|(dir, size)| {
+                    // Kernel PPTP in its own phase; the fast path and plain
+                    // forwarding as measured beside one kernel session.
+                    let beside = if *path == "kernel_pptp" { *sessions } else { 1 };
+                    let r = all.iter().find(|r| {
+                        r["path"] == *path
+                            && r["sessions"] == *sessions
+                            && r["beside_kernel_sessions"] == beside
+                            && r["direction"] == *dir
+                            && r["size"] == *size
+                    })?;
+                    let v = &r["forwarding_cpu_ns_per_packet"];
+                    let m = f(&v["median"]);
+                    m.is_finite()
+                        .then(|| (m, f(&v["min"]).min(m), f(&v["max"]).max(m)))
+                })
+                .collect()
+        })
+        .collect();
+    let labels: Vec<&str> = rows.iter().map(|r| r.2).collect();
+    bar_chart(
+        &format!(
+            "In the qemu guest (TCG): forwarding CPU per packet (ns; median, whiskers min–max of {} rounds)",
+            g["forwarding"]["runs"]
+        ),
+        &labels,
+        &values,
+        "The userspace path costs ten times as much: see the table",
+    )
+}
+
+/// A grouped horizontal bar chart (plotters, SVG backend): one row per
+/// label, four bars per row (client → network and network → client at
+/// 64 and 1400 B), each a median with a whisker from the lowest to the
+/// highest; `None` shows as "n/a".
+fn bar_chart(
+    caption: &str,
+    labels: &[&str],
+    values: &[Vec<Option<Spread>>],
+    note: &str,
+) -> anyhow::Result<String> {
+    use plotters::prelude::*;
+
+    let series = [
+        ("decap", 64u64),
+        ("encap", 64),
+        ("decap", 1400),
+        ("encap", 1400),
+    ];
+    let colors = [
+        RGBColor(0x1f, 0x77, 0xb4),
+        RGBColor(0xae, 0xc7, 0xe8),
+        RGBColor(0xd6, 0x27, 0x28),
+        RGBColor(0xff, 0x98, 0x96),
+    ];
     let max = values
         .iter()
         .flatten()
         .flatten()
         .fold(1.0f64, |m, v| m.max(v.2));
-    let rows = paths.len();
+    let rows = labels.len();
     // Row i (top to bottom) is centred on y = rows - 1 - i, so the integer
     // ticks of the y axis carry the path names.
     let row_y = |i: usize| (rows - 1 - i) as f64;
@@ -816,10 +900,7 @@ fn svg(d: &Value) -> anyhow::Result<String> {
         root.fill(&WHITE)?;
         let (chart_area, note_area) = root.split_vertically(650);
         let mut chart = ChartBuilder::on(&chart_area)
-            .caption(
-                "Forwarding CPU per packet (ns; median, whiskers min–max), one session",
-                ("sans-serif", 20),
-            )
+            .caption(caption, ("sans-serif", 18))
             .margin(10)
             .x_label_area_size(35)
             .y_label_area_size(190)
@@ -904,7 +985,7 @@ fn svg(d: &Value) -> anyhow::Result<String> {
             .label_font(("sans-serif", 15))
             .draw()?;
         note_area.draw(&Text::new(
-            "MPPE: its large packets are 1396 B (the MPPE session MTU)",
+            note,
             (200, 5),
             ("sans-serif", 14)
                 .into_font()
@@ -1155,6 +1236,32 @@ mod tests {
             guest_table(&guest),
             t[t.find("\nIn a qemu guest").unwrap()..]
         );
+    }
+
+    #[test]
+    fn guest_svg_plots_kernel_pptp_in_its_phase_and_the_fast_path_beside_one_session() {
+        let row = |path: &str, sessions: u64, beside: u64, median: f64| {
+            serde_json::json!({"path": path, "sessions": sessions, "beside_kernel_sessions": beside,
+                "size": 64, "direction": "client → network",
+                "forwarding_cpu_ns_per_packet": {"median": median, "min": median - 1.0, "max": median + 1.0}})
+        };
+        let g = serde_json::json!({"forwarding": {"runs": 5, "rows": [
+            row("kernel_pptp", 1, 1, 40000.0),
+            row("kernel_pptp", 1000, 1000, 50000.0),
+            row("ours_xdp", 1, 1, 12000.0),
+            row("ours_xdp", 1, 1000, 99999.0),
+        ]}});
+        let s = guest_svg(&g).unwrap();
+        assert!(s.contains("of 5 rounds"), "{s}");
+        for shown in ["40000", "50000", "12000", "kernel PPTP, 1,000 sessions"] {
+            assert!(s.contains(shown), "{shown} in {s}");
+        }
+        assert!(
+            !s.contains("99999"),
+            "the fast path beside 1,000 sessions is not plotted"
+        );
+        // Three bars of four series by five rows: the rest are n/a.
+        assert_eq!(s.matches("\nn/a\n").count(), 5 * 4 - 3, "{s}");
     }
 
     #[test]

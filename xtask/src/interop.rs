@@ -1343,7 +1343,14 @@ fn bench(daemon: &Path, args: &InteropArgs, started: Instant) -> anyhow::Result<
     println!("\n{}", crate::bench::guest_table(&json));
     if let Some(path) = &args.bench_json {
         fs::write(path, figures.json()).with_context(|| format!("writing {}", path.display()))?;
-        eprintln!("interop: figures written to {}", path.display());
+        let svg = path.with_extension("svg");
+        fs::write(&svg, crate::bench::guest_svg(&json)?)
+            .with_context(|| format!("writing {}", svg.display()))?;
+        eprintln!(
+            "interop: figures written to {} and {}",
+            path.display(),
+            svg.display()
+        );
     }
     eprintln!(
         "interop: guest comparison done in {:.0} s",

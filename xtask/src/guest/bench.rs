@@ -460,6 +460,7 @@ pub fn daemon_comparison(
                         size,
                         dir,
                         runs: Vec::new(),
+                        bpf_runs: Vec::new(),
                     });
                 }
             }
@@ -492,6 +493,23 @@ pub fn daemon_comparison(
                     run.host_cpu_ns,
                 );
                 figures[i].runs.push(run);
+            }
+        }
+        // The XDP programs' own time, from one run each with the kernel's
+        // BPF statistics on.
+        for (i, figure) in figures.iter_mut().enumerate() {
+            let leg = &legs[i % legs.len()];
+            if leg.kind == PathKind::OursXdp {
+                let (run, _) = lab_run("measure-bpf", leg, figure.size, figure.dir)?;
+                eprintln!(
+                    "  {} {} B {}: BPF {:.0} ns/run ({:.2} runs per packet)",
+                    forwarding::label(leg.kind),
+                    figure.size,
+                    figure.dir.label(),
+                    run.bpf_ns,
+                    run.bpf_runs_per_packet,
+                );
+                figure.bpf_runs.push(run);
             }
         }
         Ok(figures)
@@ -1141,6 +1159,7 @@ mod tests {
                 size: 1400,
                 dir: forwarding::Dir::Down,
                 runs: vec![run(3000.0), run(1000.0), run(2000.0)],
+                bpf_runs: vec![],
             }],
             runs: 3,
             run_seconds: 1.5,
