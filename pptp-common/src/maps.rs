@@ -430,15 +430,32 @@ pub struct SeqState {
 pub const MPPE_RX_MAX_JUMP: u16 = 8;
 
 /// The largest jump the kernel follows at all: a jump beyond
-/// [`MPPE_RX_MAX_JUMP`] takes its extra key changes from the session's
-/// catch-up budget ([`MppeRx::catch_up_tat`]; [`MPPE_RX_CATCH_UP_RATE`] a
-/// second, [`MPPE_RX_CATCH_UP_BURST`] at once), and a jump beyond this, or
-/// over the budget, goes to userspace, whose rekey budget bounds it. So a
-/// run of up to 63 lost frames (a device queue that overflowed in a burst)
-/// stays in the kernel: handing the session to userspace at a rate beyond
-/// what userspace decrypts would keep it there, each frame it leaves up
-/// being far ahead of a head that waits for userspace.
+/// [`MPPE_RX_MAX_JUMP`] that the GRE sequence numbers do not evidence (see
+/// [`MPPE_RX_EVIDENCE_SLACK`]) takes its extra key changes from the
+/// session's catch-up budget ([`MppeRx::catch_up_tat`];
+/// [`MPPE_RX_CATCH_UP_RATE`] a second, [`MPPE_RX_CATCH_UP_BURST`] at once),
+/// and a jump beyond this, or over the budget, goes to userspace, whose
+/// rekey budget bounds it. So a run of up to 63 lost frames (a device
+/// queue that overflowed in a burst) stays in the kernel: handing the
+/// session to userspace at a rate beyond what userspace decrypts would keep
+/// it there, each frame it leaves up being far ahead of a head that waits
+/// for userspace.
 pub const MPPE_RX_MAX_CATCH_UP: u16 = 64;
+
+/// A count jump `j` (RFC 3078 section 8.1) of a frame whose GRE sequence
+/// number (RFC 2637 section 4.4) lies `d` past the newest one accepted
+/// ([`SeqState::rx_highest`]) is evidenced when `j <= d <= j + this`: the
+/// peer sent `d` frames since, of which up to this many clear control
+/// frames (LCP echoes), which take a sequence number but no count. Its
+/// extra key changes are those of frames the peer did send, which any
+/// receiver that saw them all would have made: an evidenced jump up to
+/// [`MPPE_RX_MAX_CATCH_UP`] costs the kernel's catch-up budget nothing. A
+/// receiver overloaded by one session's frames (a device queue dropping
+/// runs of them) so stays on its chain in the kernel however long the
+/// overload lasts, where the budget would run dry within a second and send
+/// the session to userspace for good. A spoofer who does not see the
+/// traffic guesses such a sequence number about once in 2^26 tries.
+pub const MPPE_RX_EVIDENCE_SLACK: u32 = 64;
 
 /// Extra key changes (beyond [`MPPE_RX_MAX_JUMP`] per frame) a session's
 /// kernel receiver may make per second, sustained: about 10 ms of CPU a

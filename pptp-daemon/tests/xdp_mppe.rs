@@ -10,8 +10,9 @@ mod common;
 
 use common::*;
 use pptp_common::maps::{
-    CallEntry, MPPE_RX_CATCH_UP_BURST, MPPE_RX_MAX_CATCH_UP, MPPE_RX_MAX_JUMP, SESSION_F_DECAP,
-    SESSION_F_MPPE_RX, SESSION_F_MSS_CLAMP, Session, Stat, TunnelConf, programs,
+    CallEntry, MPPE_RX_CATCH_UP_BURST, MPPE_RX_EVIDENCE_SLACK, MPPE_RX_MAX_CATCH_UP,
+    MPPE_RX_MAX_JUMP, SESSION_F_DECAP, SESSION_F_MPPE_RX, SESSION_F_MSS_CLAMP, Session, Stat,
+    TunnelConf, programs,
 };
 use pptp_daemon::{
     dataplane::xdp::XdpDataplane,
@@ -424,6 +425,48 @@ fn receive_on(program: &'static str, length: KeyLength) {
     shared.set_catch_up_tat(0);
     let (frame, inner) = catch_up(&mut r, &mut tx);
     r.decrypts(&ctx("a catch-up, budget full again"), &frame, &inner);
+
+    // Loss runs whose frames the peer did send, as their sequence numbers
+    // show (63 lost, each with its number; up to 64 clear frames may lie
+    // between): taken in the kernel with the budget empty, again and
+    // again, as an overloaded device queue loses them.
+    shared.set_catch_up_tat(u64::MAX / 2);
+    let evidenced = |r: &mut Runner, tx: &mut Encryptor, (lost, clear): (u32, u32)| {
+        for _ in 1..MPPE_RX_MAX_CATCH_UP {
+            seal(tx, &[0x21], &udp(8));
+        }
+        r.seq += lost + clear;
+        let inner = udp(30);
+        let mppe = seal(tx, &[0x21], &inner);
+        let seq = r.next_seq();
+        (from_peer(&FULL, &mppe, seq), inner)
+    };
+    let lost = u32::from(MPPE_RX_MAX_CATCH_UP) - 1;
+    for (i, clear) in [0, 1, MPPE_RX_EVIDENCE_SLACK, 0, 0].into_iter().enumerate() {
+        let (frame, inner) = evidenced(&mut r, &mut tx, (lost, clear));
+        r.decrypts(
+            &ctx(&format!("evidenced catch-up {i}, budget empty")),
+            &frame,
+            &inner,
+        );
+    }
+    // Evidence that disagrees with the count: fewer frames sent than
+    // counts used, or more clear frames between than the slack. Both are
+    // userspace's (which hands the chain back each time).
+    for (name, seqs) in [
+        ("fewer frames than counts", (lost - 1, 0)),
+        ("too many clear frames", (lost, MPPE_RX_EVIDENCE_SLACK + 1)),
+    ] {
+        let (frame, inner) = evidenced(&mut r, &mut tx, seqs);
+        r.passed(&ctx(name), &frame);
+        // (Already at the kernel's head the second time: it did not move.)
+        shared.sync(&mut rx);
+        let mut plain = vec![0u8; mppe_of(&frame).len() - 2];
+        rx.decrypt(mppe_of(&frame), &mut plain).unwrap();
+        assert_eq!(plain, [&[0x21], &inner[..]].concat());
+        assert!(shared.publish(&rx));
+    }
+    shared.set_catch_up_tat(0);
 
     // Off: without the session flag, MPPE is userspace's again.
     let seq = r.next_seq();

@@ -356,7 +356,16 @@ fn decapsulate(ctx: &XdpContext, l3: usize, ip: &Ipv4Hdr, role: Role) -> (Stat, 
                 .get(0)
                 .is_some_and(|conf| conf.inject_ifindex != 0);
         let verdict = if ready {
-            mppe::decrypt(ctx, &session, inner, ppp + payload_len)
+            // How many frames the peer sent since the newest one accepted:
+            // the evidence of a count jump.
+            let sent = PPTP_SEQ.get(session.slot).map_or(0, |state| {
+                if state.rx_valid == 0 {
+                    0
+                } else {
+                    seq.wrapping_sub(state.rx_highest)
+                }
+            });
+            mppe::decrypt(ctx, &session, (inner, ppp + payload_len), sent)
         } else {
             mppe::Verdict::ToUserspace
         };

@@ -11,10 +11,11 @@
 //!   session's head ([`MppeRx`]), so it costs at most that many key
 //!   changes (RFC 3078 section 7.3: GetNewKeyFromSHA, then RC4 of the
 //!   interim key with itself, then the 40/56-bit reduction), or up to
-//!   [`MPPE_RX_MAX_CATCH_UP`] ahead with the key changes beyond the first
-//!   8 taken from the session's catch-up budget (a loss run: leaving it
-//!   to userspace at a rate beyond what userspace decrypts would keep the
-//!   session there);
+//!   [`MPPE_RX_MAX_CATCH_UP`] ahead (a loss run: leaving it to userspace
+//!   at a rate beyond what userspace decrypts would keep the session
+//!   there) when its GRE sequence number evidences the jump
+//!   ([`MPPE_RX_EVIDENCE_SLACK`]) or the key changes beyond the first 8
+//!   fit in the session's catch-up budget;
 //! - the plaintext begins with IPv4's protocol field and an IPv4 header
 //!   that the clear path would forward (no SYN to clamp).
 //!
@@ -67,8 +68,8 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use pptp_common::maps::{
-    MAX_SESSIONS, MPPE_RX_CATCH_UP_BURST, MPPE_RX_CATCH_UP_RATE, MPPE_RX_MAX_CATCH_UP,
-    MPPE_RX_MAX_JUMP, MPPE_RX_RING, MppeRx, SESSION_F_MSS_CLAMP, Session,
+    MAX_SESSIONS, MPPE_RX_CATCH_UP_BURST, MPPE_RX_CATCH_UP_RATE, MPPE_RX_EVIDENCE_SLACK,
+    MPPE_RX_MAX_CATCH_UP, MPPE_RX_MAX_JUMP, MPPE_RX_RING, MppeRx, SESSION_F_MSS_CLAMP, Session,
 };
 
 /// MPPE receive state per session slot, memory-mapped by the daemon.
@@ -163,18 +164,30 @@ struct LoopCtx {
 }
 
 /// Decrypts the stateless MPPE frame whose header is at `mppe` and whose
-/// PPP payload ends at `end`, for `session` (see the module documentation
-/// for what is decrypted and what is left to userspace).
+/// PPP payload ends at `end`, for `session`; `sent` is how far the frame's
+/// GRE sequence number lies past the newest one accepted (0 when none was:
+/// see [`MPPE_RX_EVIDENCE_SLACK`]). See the module documentation for what
+/// is decrypted and what is left to userspace.
 #[inline(always)]
-pub fn decrypt(ctx: &XdpContext, session: &Session, mppe: usize, end: usize) -> Verdict {
-    match decrypt_inner(ctx, session, mppe, end) {
+pub fn decrypt(
+    ctx: &XdpContext,
+    session: &Session,
+    (mppe, end): (usize, usize),
+    sent: u32,
+) -> Verdict {
+    match decrypt_inner(ctx, session, (mppe, end), sent) {
         Some(inner) => Verdict::Decrypted(inner),
         None => Verdict::ToUserspace,
     }
 }
 
 #[inline(always)]
-fn decrypt_inner(ctx: &XdpContext, session: &Session, mppe: usize, end: usize) -> Option<usize> {
+fn decrypt_inner(
+    ctx: &XdpContext,
+    session: &Session,
+    (mppe, end): (usize, usize),
+    sent: u32,
+) -> Option<usize> {
     let hdr = crate::ptr_at::<[u8; 2]>(ctx, mppe)?;
     // SAFETY: bounds checked by ptr_at.
     let hdr = unsafe { *hdr };
@@ -224,11 +237,15 @@ fn decrypt_inner(ctx: &XdpContext, session: &Session, mppe: usize, end: usize) -
         }
     }
 
-    // A catch-up after a loss run: the extra key changes come out of the
-    // session's budget (taken before the work, so forged jumps drain it
-    // too and then go to userspace, whose own budget bounds them).
+    // A catch-up after a loss run: unless the sequence numbers evidence it
+    // (the peer sent that many frames), the extra key changes come out of
+    // the session's budget (taken before the work, so forged jumps drain
+    // it too and then go to userspace, whose own budget bounds them).
     let extra = jump.saturating_sub(u64::from(MPPE_RX_MAX_JUMP));
+    let sent = u64::from(sent);
+    let evidenced = sent >= jump && sent <= jump + u64::from(MPPE_RX_EVIDENCE_SLACK);
     if extra > 0
+        && !evidenced
         && !crate::take(
             &raw mut state.catch_up_tat,
             extra * CATCH_UP_COST_NS,

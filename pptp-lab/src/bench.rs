@@ -62,12 +62,13 @@ pub struct BenchArgs {
     /// forwarding and the XDP routing ceiling), mppe, scale. Default: all.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
-    /// Generators send through an XDP relay (`Lab::relay_generators`), so
-    /// s0 and l0 receive XDP frames as from a NIC rather than socket
-    /// buffers that veth copies before XDP. Not yet the default: the
-    /// README's figures predate it.
+    /// Generators send straight into c0 and h0 instead of through an XDP
+    /// relay (`Lab::relay_generators`, the default). Without the relay,
+    /// veth copies every socket buffer it hands to an XDP program on s0 or
+    /// l0 into a new page first, a cost a NIC driver does not have and that
+    /// falls on the XDP paths alone; this flag shows that cost.
     #[arg(long)]
-    pub relay: bool,
+    pub no_relay: bool,
 }
 
 /// The labs `--only` chooses from.
@@ -244,7 +245,8 @@ pub struct Results {
     pub nft_ruleset: String,
     /// The paths compared, each ratio from the figures of one round.
     pub ratios: Vec<Ratio>,
-    /// Whether the generators sent through the XDP relay (`--relay`).
+    /// Whether the generators sent through the XDP relay (the default;
+    /// `--no-relay` turns it off).
     pub relay: bool,
 }
 
@@ -404,7 +406,13 @@ pub const RULESET: &str = r#"table inet pptp_bench {
 const NFT_NOTE: &str = "+nft rows: the same nftables ruleset (nft_ruleset; `table inet`, forward chain with policy drop, conntrack, a masquerade on l0) in the server namespace, the interface the forward chain accepts new traffic from being the only difference (pptp0 for stack+nft, s0 for ip-forward+nft). One UDP flow per size, established before measuring (a burst each way), so both directions are conntrack-established; client → network packets are masqueraded to l0's address, network → client packets are replies to that address and are un-NATed. ip-forward+xdp-pass+nft: the same as ip-forward+nft with an XDP program that passes everything on s0 and l0. stack and xdp rows: no ruleset.";
 
 /// How the work is split between the CPUs (for the results' note).
-const PINNING_NOTE: &str = "The generator runs on CPU 0. Everything the server does runs on CPU 1: the NAPI of s0 and l0 in kernel threads (GRO gives a veth NAPI, as a NIC has), with XDP, the stack, nftables and the tunnel pair's NAPI (softirq) in them, the daemon's threads, and the softirq work of the transmit into the far end, where an XDP sink counts and drops (its cost is in every row). Forwarding CPU ns/packet is CPU 1's busy time (user + system + irq + softirq, /proc/stat) per delivered packet; XDP programs' own ns/packet comes from the kernel's BPF run-time statistics (BPF_ENABLE_STATS) for the programs on the server's interfaces, the sink not included, and is part of the forwarding CPU. Machine CPU is both CPUs' busy time, the generator's included. Without --relay, the generators' socket buffers reach s0 and l0 directly, and an XDP program there (every XDP path: stack, xdp, xdp-route, ip-forward+xdp-pass) first copies each into a new page (too little headroom), a cost NIC drivers do not have; with --relay they send through an XDP relay (g0 -> g1 -> c0 or h0, on CPU 0), so s0 and l0 receive XDP frames as a NIC driver hands them over.";
+const PINNING_NOTE: &str = "The generator runs on CPU 0. Everything the server does runs on CPU 1: the NAPI of s0 and l0 in kernel threads (GRO gives a veth NAPI, as a NIC has), with XDP, the stack, nftables and the tunnel pair's NAPI (softirq) in them, the daemon's threads, and the softirq work of the transmit into the far end, where an XDP sink counts and drops (its cost is in every row). Forwarding CPU ns/packet is CPU 1's busy time (user + system + irq + softirq, /proc/stat) per delivered packet; XDP programs' own ns/packet comes from the kernel's BPF run-time statistics (BPF_ENABLE_STATS) for the programs on the server's interfaces, the sink not included, and is part of the forwarding CPU. Machine CPU is both CPUs' busy time, the generator's included.";
+
+/// How the generators' frames reach s0 and l0, by `--no-relay`.
+const RELAY_NOTE: [&str; 2] = [
+    "The generators send through an XDP relay (g0 -> g1 -> c0 or h0, on CPU 0), so s0 and l0 receive XDP frames as a NIC driver hands them over.",
+    "--no-relay: the generators' socket buffers reach s0 and l0 directly, and an XDP program there (every XDP path: stack, xdp, xdp-route, ip-forward+xdp-pass) first copies each into a new page (too little headroom), a cost NIC drivers do not have.",
+];
 
 /// The ruleset with `ingress` as the interface new traffic comes from.
 pub fn ruleset(ingress: &str) -> String {
@@ -1799,7 +1807,7 @@ pub fn run(bin: &Path, args: &BenchArgs) -> Result<Results, String> {
             continue;
         }
         eprintln!("==> {path}: lab with {many} sessions");
-        let lab = lab(bin, mode, "deny", (0, args.relay))?;
+        let lab = lab(bin, mode, "deny", (0, !args.no_relay))?;
         let (client, list, _, _) = sessions(&lab, many, false)?;
         labs.push(RoundLab {
             path,
@@ -1838,7 +1846,7 @@ pub fn run(bin: &Path, args: &BenchArgs) -> Result<Results, String> {
     if chosen("mppe") {
         let path = "mppe";
         eprintln!("==> {path}: lab with {many} sessions");
-        let mut lab = lab(bin, (true, "stack"), "require", (0, args.relay))?;
+        let mut lab = lab(bin, (true, "stack"), "require", (0, !args.no_relay))?;
         let (client, list, _, keys) = sessions(&lab, many, true)?;
         let server_mac = lab.topology.server.mac("s0").map_err(|e| e.to_string())?;
         let lan_mac = lab.topology.server.mac("l0").map_err(|e| e.to_string())?;
@@ -1879,7 +1887,7 @@ pub fn run(bin: &Path, args: &BenchArgs) -> Result<Results, String> {
     };
     for n in steps {
         eprintln!("==> scale: {n} sessions");
-        let mut lab = lab(bin, (true, "xdp"), "deny", (n, args.relay))?;
+        let mut lab = lab(bin, (true, "xdp"), "deny", (n, !args.no_relay))?;
         let pid = lab.daemon_pid().unwrap_or(0);
         let before = rss_kib(pid);
         let (client, list, setup, _) = sessions(&lab, n, false)?;
@@ -1933,11 +1941,11 @@ pub fn run(bin: &Path, args: &BenchArgs) -> Result<Results, String> {
         measurements: out,
         scale,
         mppe_note: "MPPE (stateless, 128-bit): towards the client, the server encrypts; from the client, the generator encrypts each frame with the session's send key (from `client --report-mppe-keys`) into the next coherency count, as a client would, and the server decrypts".into(),
-        pinning_note: PINNING_NOTE.into(),
+        pinning_note: format!("{PINNING_NOTE} {}", RELAY_NOTE[usize::from(args.no_relay)]),
         nft_note: NFT_NOTE.into(),
         nft_ruleset: ruleset("pptp0"),
         ratios,
-        relay: args.relay,
+        relay: !args.no_relay,
     };
     if let Some(path) = &args.json {
         std::fs::write(

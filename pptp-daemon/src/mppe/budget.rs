@@ -51,7 +51,7 @@
 
 use std::time::Instant;
 
-use pptp_common::rate::admit;
+use pptp_common::{rate::admit, serial::seq_gt};
 
 /// Extra key changes a receiver may make per second, sustained.
 pub const REKEY_RATE: u64 = 2048;
@@ -70,14 +70,6 @@ pub const CATCH_UP_PER_REFUSED: u64 = 4;
 /// Extra key changes a stateless packet may always need, budget or not.
 pub const FREE_EXTRA: u64 = 15;
 
-/// A count jump evidenced by GRE sequence numbers (`cipher::SentSince`)
-/// that the budget cannot pay is still taken, but at most once in this
-/// many nanoseconds: a receiver that fell thousands of counts behind
-/// catches up at once, and one who forges the evidence (which needs the
-/// sequence numbers: an on-path attacker) costs at most one such jump (70
-/// ms at most) a second.
-pub const EVIDENCED_INTERVAL_NS: u64 = 1_000_000_000;
-
 /// A token bucket of key changes, refilled with the time passed in.
 #[derive(Clone, Debug, Default)]
 pub struct RekeyBudget {
@@ -91,8 +83,9 @@ pub struct RekeyBudget {
     dropped: u64,
     /// Packets refused since the last one taken.
     refused_in_a_row: u64,
-    /// When the last evidenced jump beyond the budget was taken.
-    last_evidenced_ns: Option<u64>,
+    /// The GRE sequence number of the frame of the last evidenced jump
+    /// taken beyond the budget (see [`RekeyBudget::take_evidenced`]).
+    evidenced_to: Option<u32>,
 }
 
 impl RekeyBudget {
@@ -149,12 +142,22 @@ impl RekeyBudget {
         admitted
     }
 
-    /// For a jump evidenced by sequence numbers: takes `extra` key changes
-    /// from the budget if they fit, and otherwise takes the jump anyway if
-    /// no such jump was taken in the last [`EVIDENCED_INTERVAL_NS`]. A jump
-    /// refused here is not counted as dropped: the packet goes on to be
-    /// judged by its count alone.
-    pub fn take_evidenced(&mut self, extra: u64) -> bool {
+    /// For a jump evidenced by sequence numbers (the frame's is `seq`, the
+    /// newest one accepted `newest`): takes `extra` key changes from the
+    /// budget if they fit, and otherwise takes the jump anyway unless an
+    /// earlier jump beyond the budget was taken for a frame that `newest`
+    /// has not reached yet. A jump refused here is not counted as dropped:
+    /// the packet goes on to be judged by its count alone.
+    ///
+    /// So a receiver that fell behind by any number of counts (up to the
+    /// evidence's bound) catches up at the first frame it sees, and again at
+    /// every later one once the peer's frames are accepted, however long an
+    /// overload lasts; and a frame that forges the evidence (which needs
+    /// the sequence numbers: an on-path attacker) and decrypts to garbage,
+    /// so that `newest` does not move, buys at most one such jump until the
+    /// peer itself has sent that many frames: the key changes beyond the
+    /// budget never outnumber the frames the peer sent.
+    pub fn take_evidenced(&mut self, extra: u64, newest: u32, seq: u32) -> bool {
         let fits = extra <= REKEY_BURST
             && admit(
                 self.tat,
@@ -167,11 +170,9 @@ impl RekeyBudget {
         if fits {
             return true;
         }
-        let due = self
-            .last_evidenced_ns
-            .is_none_or(|t| self.now_ns >= t + EVIDENCED_INTERVAL_NS);
+        let due = self.evidenced_to.is_none_or(|to| !seq_gt(to, newest));
         if due {
-            self.last_evidenced_ns = Some(self.now_ns);
+            self.evidenced_to = Some(seq);
         }
         due
     }
@@ -238,18 +239,35 @@ mod tests {
     }
 
     #[test]
-    fn evidenced_jumps_beyond_the_budget_are_taken_once_a_second() {
+    fn evidenced_jumps_beyond_the_budget_wait_for_the_peer_to_pass_the_last_one() {
         let t = Instant::now();
         let mut b = RekeyBudget::new();
         b.advance_clock(t);
-        assert!(b.take_evidenced(4000), "within the burst");
-        assert!(b.take_evidenced(9000), "beyond it: the first of the second");
-        assert!(!b.take_evidenced(9000), "the second");
-        assert!(!b.take_evidenced(200), "the budget is empty too");
-        b.advance_clock(t + Duration::from_millis(999));
-        assert!(!b.take_evidenced(9000));
-        b.advance_clock(t + Duration::from_secs(1));
-        assert!(b.take_evidenced(9000), "a second later");
+        assert!(b.take_evidenced(4000, 100, 4101), "within the burst");
+        assert!(
+            b.take_evidenced(9000, 4101, 13_102),
+            "beyond it: the first one"
+        );
+        // Frames that claim the same or other evidence before the newest
+        // accepted reaches 13,102 (forged ones decrypt to garbage, so it
+        // does not move): refused, however much time passes.
+        assert!(!b.take_evidenced(9000, 4101, 13_102));
+        assert!(
+            !b.take_evidenced(200, 4101, 4302),
+            "the budget is empty too"
+        );
+        b.advance_clock(t + Duration::from_secs(5));
+        assert!(!b.take_evidenced(9000, 13_101, 22_102));
+        // The peer's frame at 13,102 was accepted: the next one is due, at
+        // once, and across the wrap of the sequence numbers.
+        assert!(b.take_evidenced(9000, 13_102, 22_103));
+        assert!(b.take_evidenced(9000, 22_103, 31_104));
+        let mut b = RekeyBudget::new();
+        b.advance_clock(t);
+        assert!(b.take(4096));
+        assert!(b.take_evidenced(9000, u32::MAX - 10, 8989));
+        assert!(!b.take_evidenced(9000, u32::MAX - 10, 8989));
+        assert!(b.take_evidenced(9000, 8989, 17_990));
         assert_eq!(b.dropped(), 0);
     }
 

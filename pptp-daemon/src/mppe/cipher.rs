@@ -37,11 +37,14 @@
 //!   of it: the peer's clear control frames take sequence numbers but no
 //!   counts) is taken with that jump, beyond 4096 counts (up to
 //!   [`MAX_EVIDENCED_JUMP`]); its cost is that of frames the peer did
-//!   send, paid by the budget when it can, and once a second beyond it
-//!   ([`RekeyBudget::take_evidenced`]). One such jump is taken per newest
-//!   sequence number: a frame that forges both numbers (a
-//!   spoofer who does not see the traffic guesses them right about once in
-//!   2^21 tries) costs it once, until a genuine frame is accepted.
+//!   send, paid by the budget when it can, and beyond it once the newest
+//!   frame accepted has reached the frame of the last such jump
+//!   ([`RekeyBudget::take_evidenced`]): an overloaded receiver catches up
+//!   at the first frame it sees, however long the overload lasts. One
+//!   such jump is taken per newest sequence number: a frame that forges
+//!   both numbers (a spoofer who does not see the traffic guesses them
+//!   right about once in 2^21 tries) costs it once, and beyond the budget
+//!   not again until the peer has sent that many frames itself.
 //! - Stateful mode (RFC 3078 sections 7.2, 8.2): the RC4 state runs on from
 //!   packet to packet; the sender changes its key before the "flag" packet
 //!   whose count's low octet is 0xFF and sets FLUSHED on it. A gap in the
@@ -83,7 +86,7 @@ pub const REORDER_WINDOW: u16 = 32;
 /// have been clear control frames (LCP echoes and the like), which take a
 /// GRE sequence number but no coherency count, for a count jump to count as
 /// evidenced by the sequence numbers.
-pub const EVIDENCE_SLACK: u64 = 64;
+pub const EVIDENCE_SLACK: u64 = pptp_common::maps::MPPE_RX_EVIDENCE_SLACK as u64;
 
 /// The largest count jump taken on the evidence of sequence numbers: 16
 /// turns of the count space, about 70 ms of key changes, once per frame
@@ -498,9 +501,10 @@ impl Decryptor {
         }
         let jump = frames - clear;
         let extra = jump - 1;
-        if extra > FREE_EXTRA && !self.budget.take_evidenced(extra) {
-            // Over the budget, and a jump like it was taken within the
-            // second: the count alone decides.
+        let seq = e.newest.wrapping_add(e.frames);
+        if extra > FREE_EXTRA && !self.budget.take_evidenced(extra, e.newest, seq) {
+            // Over the budget, and the peer has not yet passed the frame of
+            // the last jump taken beyond it: the count alone decides.
             return None;
         }
         self.evidence_spent = Some(e.newest);
