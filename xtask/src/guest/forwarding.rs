@@ -239,6 +239,10 @@ pub struct Figure {
     /// (the rounds run without: the statistics cost every program run two
     /// clock reads, which only the XDP paths would pay).
     pub bpf_runs: Vec<Run>,
+    /// Runs that delivered nothing ([`Run::stalled`]) and were repeated at
+    /// once, the repeat taking their place in [`Self::runs`]: a failure of
+    /// the sink's side of the guest, not of the path (docs/bench-guest.md).
+    pub repeated_stalls: usize,
 }
 
 impl Figure {
@@ -409,9 +413,13 @@ pub fn table(all: &[Figure], runs: u32, seconds: f64) -> String {
             ratio(over_kernel(all, f, Measure::ForwardingCpu)),
             f.host_ns().show(0),
             ratio(over_kernel(all, f, Measure::HostVcpu)),
-            match f.stalled_runs() {
-                0 => String::new(),
-                n => format!("  ({n} of {} runs delivered nothing)", f.runs.len()),
+            match (f.stalled_runs(), f.repeated_stalls) {
+                (0, 0) => String::new(),
+                (0, r) => format!("  ({r} stalled runs repeated)"),
+                (n, r) => format!(
+                    "  ({n} of {} runs delivered nothing; {r} stalled runs repeated)",
+                    f.runs.len()
+                ),
             },
         );
     }
@@ -450,6 +458,9 @@ struct RowJson {
     /// Runs in which less than 1 % of what was sent arrived; left out of
     /// the figures and the ratios.
     stalled_runs: usize,
+    /// Runs that delivered nothing and were repeated at once (the repeat
+    /// is among `runs`).
+    repeated_stalls: usize,
     sent_pps: Option<Spread>,
     delivered_pps: Option<Spread>,
     forwarding_cpu_ns_per_packet: Option<Spread>,
@@ -496,6 +507,7 @@ pub fn json(all: &[Figure], runs: u32, seconds: f64) -> Json {
                 direction: f.dir.label(),
                 runs: f.runs.len(),
                 stalled_runs: f.stalled_runs(),
+                repeated_stalls: f.repeated_stalls,
                 sent_pps: f.spread(|r| r.sent_pps).json(0),
                 delivered_pps: f.delivered_pps().json(0),
                 forwarding_cpu_ns_per_packet: f.forwarding_cpu_ns().json(0),
@@ -604,6 +616,7 @@ mod tests {
             dir: Dir::Up,
             runs: cpu.iter().map(|&c| run(700.0, c, f64::NAN)).collect(),
             bpf_runs: vec![run(700.0, 1.0, bpf)],
+            repeated_stalls: 0,
         }
     }
 
@@ -620,10 +633,17 @@ mod tests {
         let r = over_kernel(&all, &all[1], Measure::ForwardingCpu).unwrap();
         assert_eq!(r.rounds, 2);
         assert_eq!(r.spread.show(2), "0.27 (0.20–0.33)");
+        let mut all = all;
+        all[1].repeated_stalls = 2;
         let t = table(&all, 3, 2.0);
-        assert!(t.contains("(1 of 3 runs delivered nothing)"), "{t}");
+        assert!(
+            t.contains("(1 of 3 runs delivered nothing; 0 stalled runs repeated)"),
+            "{t}"
+        );
+        assert!(t.contains("  (2 stalled runs repeated)"), "{t}");
         let json = serde_json::to_value(json(&all, 3, 2.0)).unwrap();
         assert_eq!(json["rows"][0]["stalled_runs"], 1);
+        assert_eq!(json["rows"][1]["repeated_stalls"], 2);
         assert_eq!(json["rows"][0]["runs"], 3);
         assert_eq!(json["ratios"][0]["rounds"], 2);
     }
