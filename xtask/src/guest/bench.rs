@@ -472,14 +472,7 @@ pub fn daemon_comparison(
                 "guest comparison: round {} of {rounds} beside {beside} kernel PPTP session(s)",
                 round + 1
             ));
-            let mut order: Vec<usize> = (0..figures.len()).collect();
-            if round % 2 == 1 {
-                // Reverse the legs within each size and direction.
-                for chunk in order.chunks_mut(legs.len()) {
-                    chunk.reverse();
-                }
-            }
-            for i in order {
+            for i in forwarding::round_order(PPS_SIZES.len(), legs.len(), round as usize) {
                 let leg = &legs[i % legs.len()];
                 let (size, dir) = (figures[i].size, figures[i].dir);
                 let mut run = one_run(leg, size, dir)?;

@@ -433,6 +433,27 @@ pub fn table(all: &[Figure], runs: u32, seconds: f64) -> String {
     t
 }
 
+/// The order in which a round runs its figures, indexed as the rounds
+/// lay them out: `(size * 2 + direction) * legs + leg`, client → network
+/// (up) first. Within each size, leg by leg, each leg up and then down, the
+/// legs reversed every other round (so that neither comes first
+/// throughout). So no client → network run directly follows another: in
+/// the guest, one that followed a client → network run on the other link
+/// often delivered nothing, and went on delivering nothing when repeated,
+/// until a network → client run came between (docs/bench-guest.md).
+pub fn round_order(sizes: usize, legs: usize, round: usize) -> Vec<usize> {
+    let mut order = Vec::with_capacity(sizes * 2 * legs);
+    for size in 0..sizes {
+        for l in 0..legs {
+            let leg = if round.is_multiple_of(2) { l } else { legs - 1 - l };
+            for dir in 0..2 {
+                order.push((size * 2 + dir) * legs + leg);
+            }
+        }
+    }
+    order
+}
+
 /// The "forwarding" member of the guest JSON.
 #[derive(Serialize)]
 pub struct Json {
@@ -618,6 +639,27 @@ mod tests {
             bpf_runs: vec![run(700.0, 1.0, bpf)],
             repeated_stalls: 0,
         }
+    }
+
+    #[test]
+    fn a_round_never_runs_two_client_to_network_runs_in_a_row() {
+        for legs in 1..4 {
+            for round in 0..2 {
+                let order = round_order(2, legs, round);
+                let mut sorted = order.clone();
+                sorted.sort_unstable();
+                assert_eq!(sorted, (0..4 * legs).collect::<Vec<_>>(), "each once");
+                let up = |i: usize| (i / legs).is_multiple_of(2);
+                assert!(up(order[0]), "a round starts client → network");
+                assert!(
+                    order.windows(2).all(|w| !(up(w[0]) && up(w[1]))),
+                    "{legs} legs, round {round}: {order:?}"
+                );
+            }
+        }
+        // Two legs: kernel (0) and ours (1), then reversed.
+        assert_eq!(round_order(2, 2, 0), [0, 2, 1, 3, 4, 6, 5, 7]);
+        assert_eq!(round_order(2, 2, 1), [1, 3, 0, 2, 5, 7, 4, 6]);
     }
 
     #[test]
