@@ -371,7 +371,7 @@ pub fn daemon_comparison(
     };
     // One generator run of one path, size and direction, with the host's
     // time of vCPU 1 over it. Each run's GRE sequence numbers start above
-    // the last's (pptp.c drops what it takes for old frames).
+    // the last's (`forwarding::seq_base`).
     let run_no = std::cell::Cell::new(0u32);
     // (`lab.sh profile` takes the same arguments and prints the run's line
     // and a profile of vCPU 1 after it.)
@@ -380,8 +380,8 @@ pub fn daemon_comparison(
                    size: usize,
                    dir: forwarding::Dir|
      -> anyhow::Result<(forwarding::Run, String)> {
-        run_no.set(run_no.get() % 60 + 1);
-        let seq_base = (run_no.get() << 26).to_string();
+        run_no.set(run_no.get() + 1);
+        let seq_base = forwarding::seq_base(run_no.get())?.to_string();
         let (size_arg, secs) = (size.to_string(), plan.run_seconds.to_string());
         let mut args = vec![
             command,
@@ -472,7 +472,14 @@ pub fn daemon_comparison(
                 "guest comparison: round {} of {rounds} beside {beside} kernel PPTP session(s)",
                 round + 1
             ));
-            for i in forwarding::round_order(PPS_SIZES.len(), legs.len(), round as usize) {
+            let mut order: Vec<usize> = (0..figures.len()).collect();
+            if round % 2 == 1 {
+                // Reverse the legs within each size and direction.
+                for chunk in order.chunks_mut(legs.len()) {
+                    chunk.reverse();
+                }
+            }
+            for i in order {
                 let leg = &legs[i % legs.len()];
                 let (size, dir) = (figures[i].size, figures[i].dir);
                 let mut run = one_run(leg, size, dir)?;

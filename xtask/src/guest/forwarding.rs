@@ -433,25 +433,27 @@ pub fn table(all: &[Figure], runs: u32, seconds: f64) -> String {
     t
 }
 
-/// The order in which a round runs its figures, indexed as the rounds
-/// lay them out: `(size * 2 + direction) * legs + leg`, client → network
-/// (up) first. Within each size, leg by leg, each leg up and then down, the
-/// legs reversed every other round (so that neither comes first
-/// throughout). So no client → network run directly follows another: in
-/// the guest, one that followed a client → network run on the other link
-/// often delivered nothing, and went on delivering nothing when repeated,
-/// until a network → client run came between (docs/bench-guest.md).
-pub fn round_order(sizes: usize, legs: usize, round: usize) -> Vec<usize> {
-    let mut order = Vec::with_capacity(sizes * 2 * legs);
-    for size in 0..sizes {
-        for l in 0..legs {
-            let leg = if round.is_multiple_of(2) { l } else { legs - 1 - l };
-            for dir in 0..2 {
-                order.push((size * 2 + dir) * legs + leg);
-            }
-        }
-    }
-    order
+/// The most frames one generator run may send: the step between the
+/// first GRE sequence numbers of consecutive runs (1.4 million packets a
+/// second for 1.5 s; the guest's generator sends some 40,000).
+pub const SEQ_STEP: u32 = 1 << 21;
+
+/// The first GRE sequence number (RFC 2637 section 4.4) of generator run
+/// `run` (1, 2, ...). The numbers increase from run to run both as plain
+/// numbers, as kernel PPTP compares them (pptp.c drops a frame numbered
+/// below the last one it took), and in serial arithmetic from a session's
+/// own first numbers (RFC 1982, as our daemon's userspace path judges
+/// them: less than 2^31 ahead). The bases used to cycle through 60 values
+/// 2^26 apart: from the 32nd run on, the userspace path took the
+/// generator's frames for old ones, and once the cycle wrapped kernel PPTP
+/// did; those runs delivered nothing.
+pub fn seq_base(run: u32) -> anyhow::Result<u32> {
+    anyhow::ensure!(
+        (1..(1 << 31) / SEQ_STEP).contains(&run),
+        "generator run {run}: GRE sequence numbers would reach 2^31 (at most {} runs)",
+        (1u32 << 31) / SEQ_STEP - 1
+    );
+    Ok(run * SEQ_STEP)
 }
 
 /// The "forwarding" member of the guest JSON.
@@ -642,24 +644,13 @@ mod tests {
     }
 
     #[test]
-    fn a_round_never_runs_two_client_to_network_runs_in_a_row() {
-        for legs in 1..4 {
-            for round in 0..2 {
-                let order = round_order(2, legs, round);
-                let mut sorted = order.clone();
-                sorted.sort_unstable();
-                assert_eq!(sorted, (0..4 * legs).collect::<Vec<_>>(), "each once");
-                let up = |i: usize| (i / legs).is_multiple_of(2);
-                assert!(up(order[0]), "a round starts client → network");
-                assert!(
-                    order.windows(2).all(|w| !(up(w[0]) && up(w[1]))),
-                    "{legs} legs, round {round}: {order:?}"
-                );
-            }
-        }
-        // Two legs: kernel (0) and ours (1), then reversed.
-        assert_eq!(round_order(2, 2, 0), [0, 2, 1, 3, 4, 6, 5, 7]);
-        assert_eq!(round_order(2, 2, 1), [1, 3, 0, 2, 5, 7, 4, 6]);
+    fn generator_runs_number_their_frames_upwards_and_never_wrap() {
+        let bases: Vec<u32> = (1..1024).map(|r| seq_base(r).unwrap()).collect();
+        assert!(bases.windows(2).all(|w| w[1] - w[0] == SEQ_STEP));
+        // Ahead of a session's own first numbers in serial arithmetic too.
+        assert!(bases.iter().all(|b| (SEQ_STEP..1 << 31).contains(b)));
+        assert!(seq_base(0).is_err());
+        assert!(seq_base(1024).is_err());
     }
 
     #[test]
