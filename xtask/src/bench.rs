@@ -328,46 +328,89 @@ fn absolute_figures(d: &Value) -> Vec<(String, Spread)> {
         .collect()
 }
 
-/// Every figure of `earlier` (as `figures` names them) that `later` has
-/// too: its earlier median and spread, the later median, and whether that
-/// lies within the spread.
+/// Every figure of the `earlier` runs (as `figures` names them, and
+/// present in all of them) that `later` has too: the earlier medians, the
+/// spread over all their rounds (lowest low, highest high), the later
+/// median, and whether that lies within the spread.
 fn confirmations(
-    earlier: &Value,
+    earlier: &[Value],
     later: &Value,
     figures: fn(&Value) -> Vec<(String, Spread)>,
-) -> Vec<(String, Spread, f64, bool)> {
+) -> Vec<Confirmation> {
     let later_figures = figures(later);
-    figures(earlier)
+    let others: Vec<_> = earlier.iter().skip(1).map(figures).collect();
+    let Some(first) = earlier.first() else {
+        return Vec::new();
+    };
+    figures(first)
         .into_iter()
         .filter_map(|(name, (median, lo, hi))| {
-            let (_, (m2, _, _)) = later_figures.iter().find(|(n, _)| *n == name)?;
-            Some((name, (median, lo, hi), *m2, *m2 >= lo && *m2 <= hi))
+            let mut medians = vec![median];
+            let (mut lo, mut hi) = (lo, hi);
+            for other in &others {
+                let (_, (m, l, h)) = other.iter().find(|(n, _)| *n == name)?;
+                medians.push(*m);
+                lo = lo.min(*l);
+                hi = hi.max(*h);
+            }
+            let (_, (later_median, _, _)) = later_figures.iter().find(|(n, _)| *n == name)?;
+            Some(Confirmation {
+                within: (lo..=hi).contains(later_median),
+                name,
+                medians,
+                spread: (lo, hi),
+                later: *later_median,
+            })
         })
         .collect()
 }
 
-/// `cargo xtask bench-compare`: prints, for every ratio both runs have,
-/// the earlier median and spread, the later median, and whether the later
-/// median lies within the earlier spread, and fails when one does not;
-/// then the same for the absolute figures, for information (they move
-/// with the VM between runs, and the README states them as ranges).
-pub fn compare(earlier: &Path, later: &Path) -> anyhow::Result<()> {
+/// One figure of [`confirmations`].
+struct Confirmation {
+    name: String,
+    /// Each earlier run's median.
+    medians: Vec<f64>,
+    /// The lowest and highest round over all earlier runs.
+    spread: (f64, f64),
+    later: f64,
+    within: bool,
+}
+
+/// `cargo xtask bench-compare EARLIER... LATER`: prints, for every ratio
+/// all runs have, the earlier medians and their spread (the lowest and
+/// highest round over all earlier runs: what the README states), the later
+/// median, and whether that lies within the spread, and fails when one
+/// does not; then the same for the absolute figures, for information (they
+/// move with the VM between runs, and the README states them as ranges).
+pub fn compare(runs: &[std::path::PathBuf]) -> anyhow::Result<()> {
     let read = |p: &Path| -> anyhow::Result<Value> {
         let text =
             std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
         serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))
     };
-    let (earlier, later) = (read(earlier)?, read(later)?);
-    let print = |rows: &[(String, Spread, f64, bool)]| {
-        println!("| figure | earlier median (spread) | later median | within |");
+    let runs = runs
+        .iter()
+        .map(|p| read(p))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let Some((later, earlier)) = runs.split_last().filter(|(_, e)| !e.is_empty()) else {
+        bail!("bench-compare needs at least two runs: the earlier ones, then the later one");
+    };
+    let print = |rows: &[Confirmation]| {
+        println!("| figure | earlier medians (spread over their rounds) | later median | within |");
         println!("|---|---|---|---|");
-        for (name, (median, lo, hi), m2, within) in rows {
+        for c in rows {
+            let medians: Vec<String> = c.medians.iter().map(|m| format!("{m:.2}")).collect();
             println!(
-                "| {name} | {median:.2} ({lo:.2}–{hi:.2}) | {m2:.2} | {} |",
-                if *within { "yes" } else { "**no**" }
+                "| {} | {} ({:.2}–{:.2}) | {:.2} | {} |",
+                c.name,
+                medians.join(" / "),
+                c.spread.0,
+                c.spread.1,
+                c.later,
+                if c.within { "yes" } else { "**no**" }
             );
         }
-        let outside = rows.iter().filter(|r| !r.3).count();
+        let outside = rows.iter().filter(|c| !c.within).count();
         println!(
             "\n{} figures compared, {outside} outside the earlier spread\n",
             rows.len()
@@ -375,9 +418,9 @@ pub fn compare(earlier: &Path, later: &Path) -> anyhow::Result<()> {
         outside
     };
     println!("Absolute figures (information only):\n");
-    print(&confirmations(&earlier, &later, absolute_figures));
+    print(&confirmations(earlier, later, absolute_figures));
     println!("Ratios (the README's figures):\n");
-    let rows = confirmations(&earlier, &later, stated_figures);
+    let rows = confirmations(earlier, later, stated_figures);
     let outside = print(&rows);
     if rows.is_empty() {
         bail!("the two runs have no ratio in common (runs before per-round ratios have none)");
@@ -1040,19 +1083,45 @@ mod tests {
             "measurements": [row(1200.0, 1150.0, 1300.0)],
             "ratios": [ratio("xdp-route", 1.15, 1.0, 1.3), ratio("ip-forward", 0.95, 0.9, 1.0)],
         });
-        let rows = confirmations(&earlier, &later, stated_figures);
-        let within = |name: &str| {
+        let rows = confirmations(std::slice::from_ref(&earlier), &later, stated_figures);
+        let within = |rows: &[Confirmation], name: &str| {
             rows.iter()
-                .find(|r| r.0.starts_with(name))
-                .map(|r| r.3)
+                .find(|r| r.name.starts_with(name))
+                .map(|r| r.within)
                 .unwrap_or_else(|| panic!("{name} compared"))
         };
         assert_eq!(rows.len(), 2);
-        assert!(within("xdp ÷ xdp-route decap 64 B: forwarding CPU/packet"));
-        assert!(!within("xdp ÷ ip-forward decap"), "0.95 is above 0.88–0.93");
-        let absolute = confirmations(&earlier, &later, absolute_figures);
+        assert!(within(
+            &rows,
+            "xdp ÷ xdp-route decap 64 B: forwarding CPU/packet"
+        ));
+        assert!(
+            !within(&rows, "xdp ÷ ip-forward decap"),
+            "0.95 is above 0.88–0.93"
+        );
+        let absolute = confirmations(std::slice::from_ref(&earlier), &later, absolute_figures);
         assert_eq!(absolute.len(), 1);
-        assert!(!absolute[0].3, "1200 is above 950–1100");
+        assert!(!absolute[0].within, "1200 is above 950–1100");
+        // Two earlier runs state the spread over all their rounds: 0.95
+        // lies within 0.88–0.97 (the second run's highest round).
+        let second = serde_json::json!({
+            "ratios": [ratio("xdp-route", 1.12, 1.0, 1.15), ratio("ip-forward", 0.93, 0.91, 0.97)],
+        });
+        let pooled = confirmations(&[earlier.clone(), second], &later, stated_figures);
+        assert_eq!(pooled.len(), 2);
+        assert!(within(&pooled, "xdp ÷ ip-forward decap"));
+        let c = pooled
+            .iter()
+            .find(|c| c.name.starts_with("xdp ÷ ip-forward"))
+            .expect("compared");
+        assert_eq!(c.medians, [0.90, 0.93]);
+        assert_eq!(c.spread, (0.88, 0.97));
+        // A figure one earlier run lacks is not stated.
+        let partial = serde_json::json!({"ratios": [ratio("xdp-route", 1.1, 1.0, 1.2)]});
+        assert_eq!(
+            confirmations(&[earlier, partial], &later, stated_figures).len(),
+            1
+        );
         // A run without per-round ratios states none.
         assert!(
             stated_figures(&serde_json::json!({"measurements": [row(1.0, 1.0, 1.0)]})).is_empty()
@@ -1082,10 +1151,10 @@ mod tests {
             stated[1].0,
             "ours_xdp ÷ kernel_pptp_100 up 64 B: forwarding CPU/packet"
         );
-        let rows = confirmations(&guest(0.4), &guest(0.6), stated_figures);
+        let rows = confirmations(&[guest(0.4)], &guest(0.6), stated_figures);
         assert_eq!(rows.len(), 2);
-        assert!(!rows[0].3, "0.6 is above 0.3–0.5");
-        assert!(rows[1].3);
+        assert!(!rows[0].within, "0.6 is above 0.3–0.5");
+        assert!(rows[1].within);
     }
 
     #[test]

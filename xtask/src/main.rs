@@ -102,14 +102,16 @@ enum Command {
     /// The tests this host's kernel cannot run (VLAN devices), in the qemu
     /// guest; part of `cargo xtask test`.
     GuestTests,
-    /// Whether a later bench run confirms an earlier one: every forwarding
+    /// Whether a later bench run confirms earlier ones: every forwarding
     /// CPU figure and every ratio of the README's table, the later median
-    /// against the earlier spread (bench-results/datapath.json files).
+    /// against the earlier runs' spread (the lowest and highest round of
+    /// all of them, as the README states it); bench-results/datapath.json
+    /// or guest.json files.
     BenchCompare {
-        /// The run whose figures and spreads are stated.
-        earlier: std::path::PathBuf,
-        /// The run that should confirm them.
-        later: std::path::PathBuf,
+        /// The runs whose figures and spreads are stated, then the run that
+        /// should confirm them (last).
+        #[arg(num_args = 2.., required = true)]
+        runs: Vec<std::path::PathBuf>,
     },
 }
 
@@ -132,7 +134,7 @@ fn main() -> ExitCode {
             scale,
             no_guest,
         } => bench::run(short, (seconds, rounds), scale, !no_guest),
-        Command::BenchCompare { earlier, later } => bench::compare(&earlier, &later),
+        Command::BenchCompare { runs } => bench::compare(&runs),
         Command::Guest { command } => guest::main(command),
         Command::Interop(args) => interop::main(args),
         Command::GuestTests => guest_tests::run(),
