@@ -30,6 +30,10 @@ pub mod names {
     /// Memory-mappable array of [`super::MppeRx`] indexed by session slot:
     /// the MPPE receive key chain shared by the kernel and the daemon.
     pub const MPPE_RX: &str = "PPTP_MPPE_RX";
+    /// Memory-mappable array of [`super::MppeTx`] indexed by session slot:
+    /// the MPPE send key chain and coherency counter shared by the kernel
+    /// and the daemon.
+    pub const MPPE_TX: &str = "PPTP_MPPE_TX";
 }
 
 /// Names of the XDP programs in the object.
@@ -122,11 +126,20 @@ pub enum Stat {
     /// [`MPPE_RX_MAX_CATCH_UP`] or over the catch-up budget, FLUSHED clear, or an inner packet the kernel
     /// does not forward (not IPv4, a SYN to clamp).
     MppeToUserspace = 19,
+    /// Not a verdict (counted besides [`Stat::Encapsulated`]): an IPv4
+    /// packet for a client encrypted in the kernel (stateless MPPE,
+    /// [`SESSION_F_MPPE_TX`]).
+    MppeEncrypted = 20,
+    /// Not a verdict (counted besides [`Stat::EncapPassed`]): an IPv4
+    /// packet for a client with kernel MPPE left to userspace because the
+    /// kernel's send key chain was more than [`MPPE_TX_MAX_WALK`] key
+    /// changes behind its coherency counter (or being rewritten).
+    MppeTxToUserspace = 21,
 }
 
 impl Stat {
     /// Number of counters; size of the `PPTP_STATS` array.
-    pub const COUNT: u32 = 20;
+    pub const COUNT: u32 = 22;
 
     /// Every counter, in index order.
     pub const ALL: [Stat; Self::COUNT as usize] = [
@@ -150,6 +163,8 @@ impl Stat {
         Stat::UserspaceControlLimited,
         Stat::MppeDecrypted,
         Stat::MppeToUserspace,
+        Stat::MppeEncrypted,
+        Stat::MppeTxToUserspace,
     ];
 
     /// Whether this counter is a verdict (each frame is counted under
@@ -158,7 +173,12 @@ impl Stat {
     pub const fn is_verdict(self) -> bool {
         !matches!(
             self,
-            Stat::Frames | Stat::Bytes | Stat::MppeDecrypted | Stat::MppeToUserspace
+            Stat::Frames
+                | Stat::Bytes
+                | Stat::MppeDecrypted
+                | Stat::MppeToUserspace
+                | Stat::MppeEncrypted
+                | Stat::MppeTxToUserspace
         )
     }
 
@@ -185,6 +205,8 @@ impl Stat {
             Stat::UserspaceControlLimited => "userspace_control_limited",
             Stat::MppeDecrypted => "mppe_decrypted",
             Stat::MppeToUserspace => "mppe_to_userspace",
+            Stat::MppeEncrypted => "mppe_encrypted",
+            Stat::MppeTxToUserspace => "mppe_tx_to_userspace",
         }
     }
 }
@@ -241,6 +263,10 @@ pub const SESSION_F_MSS_CLAMP: u32 = 1 << 4;
 /// Session flag: stateless MPPE frames from the peer are decrypted in the
 /// kernel, with the key chain in the session slot's [`MppeRx`] entry.
 pub const SESSION_F_MPPE_RX: u32 = 1 << 5;
+/// Session flag (with [`SESSION_F_ENCAP`]): IPv4 to the client is
+/// encrypted in the kernel with stateless MPPE, its coherency count and
+/// key chain in the session slot's [`MppeTx`] entry.
+pub const SESSION_F_MPPE_TX: u32 = 1 << 6;
 
 /// Value of both session maps: what the programs need to check,
 /// decapsulate and encapsulate the data of an established session, and
@@ -537,6 +563,48 @@ impl MppeRx {
     }
 }
 
+/// The most key changes the kernel makes to encrypt one frame (RFC 3078
+/// section 8.1: one per count). A frame whose position lies further past
+/// the newest key of the send chain ([`MppeTx::head`]: positions taken by
+/// other CPUs or by the daemon and not yet published) goes to userspace,
+/// which follows any distance and publishes its key, so the kernel
+/// continues from there.
+pub const MPPE_TX_MAX_WALK: u64 = 8;
+
+/// Stateless MPPE send state of one session (RFC 3078 sections 7.3 and
+/// 8.1, keys of RFC 3079 section 3), indexed by session slot in
+/// `PPTP_MPPE_TX` and shared by every CPU and the daemon (a memory-mapped
+/// array), as [`SeqState::tx_next`] shares the GRE sequence space.
+///
+/// Positions are those of [`MppeRx`]: position `p` sends coherency count
+/// `(p - 1) mod 4096` with the key of `p` key changes from the initial
+/// session key. A sender takes its position from `next` (an atomic
+/// fetch-and-add: every frame sent, by the kernel or the daemon, has its
+/// own), walks the chain from the newest key published (`head` and the
+/// tagged `ring`, as [`MppeRx`]'s), encrypts, and publishes its key: the
+/// head moves forward by compare-and-swap. A position taken and not sent
+/// (a sender that gave up) is a lost frame to the peer, a jump its
+/// stateless receiver follows.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct MppeTx {
+    /// Position of the newest key published. Only accessed atomically.
+    pub head: u64,
+    /// The start key: MasterSendKey (RFC 3079 section 3.4, the server's
+    /// send side) or the MS-CHAPv1 start key (section 2.4); 8 or 16 octets
+    /// used.
+    pub start_key: [u8; 16],
+    /// Session key octets: 8 (40 and 56 bits) or 16 (128 bits); 0: no
+    /// chain (the program passes the frame up).
+    pub key_len: u32,
+    /// Key strength, 40, 56 or 128.
+    pub bits: u32,
+    /// The keys of the latest positions, at `position % MPPE_RX_RING`.
+    pub ring: [MppeKeySlot; MPPE_RX_RING],
+    /// The next position to send. Only accessed atomically.
+    pub next: u64,
+}
+
 /// How long the program reuses a next hop towards a peer before it asks the
 /// FIB again ([`NextHop`]): a route or neighbour change reaches
 /// encapsulated traffic within this time.
@@ -601,6 +669,7 @@ mod pod {
     unsafe impl aya::Pod for super::TunnelConf {}
     unsafe impl aya::Pod for super::VlanLink {}
     unsafe impl aya::Pod for super::MppeRx {}
+    unsafe impl aya::Pod for super::MppeTx {}
 }
 
 #[cfg(test)]
@@ -719,6 +788,13 @@ mod tests {
         assert_eq!(offset_of!(MppeRx, key_len), 24);
         assert_eq!(offset_of!(MppeRx, bits), 28);
         assert_eq!(offset_of!(MppeRx, ring), 32);
+        assert_eq!(size_of::<MppeTx>(), size_of::<MppeRx>());
+        assert_eq!(offset_of!(MppeTx, head), 0);
+        assert_eq!(offset_of!(MppeTx, start_key), 8);
+        assert_eq!(offset_of!(MppeTx, key_len), 24);
+        assert_eq!(offset_of!(MppeTx, bits), 28);
+        assert_eq!(offset_of!(MppeTx, ring), 32);
+        assert_eq!(offset_of!(MppeTx, next), 32 + 24 * MPPE_RX_RING);
         assert_eq!(MppeRx::count_of(0), 4095);
         assert_eq!(MppeRx::count_of(1), 0);
         assert_eq!(MppeRx::count_of(4097), 0);

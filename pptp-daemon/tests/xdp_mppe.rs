@@ -1,18 +1,22 @@
-//! Stateless MPPE receive in the XDP program (issue 14), through
-//! BPF_PROG_TEST_RUN: frames encrypted by the daemon's own cipher
+//! Stateless MPPE in the XDP program (issue 14), through
+//! BPF_PROG_TEST_RUN. Receive: frames encrypted by the daemon's own cipher
 //! (`mppe::cipher`, as our client encrypts) with random payloads, for 40,
 //! 56 and 128 bits; the program's output bytes are compared with the
 //! plaintext exactly, and what it leaves to userspace must come out
-//! untouched and decrypt in userspace from the kernel's key chain. Needs
-//! root; fails (never skips) without it.
+//! untouched and decrypt in userspace from the kernel's key chain. Send:
+//! IPv4 for the client encrypted by the program, compared byte for byte
+//! with what the daemon's cipher makes of it at the same coherency count,
+//! and decrypted by the client's. Needs root; fails (never skips) without
+//! it.
 
 mod common;
 
 use common::*;
 use pptp_common::maps::{
     CallEntry, MPPE_RX_CATCH_UP_BURST, MPPE_RX_EVIDENCE_SLACK, MPPE_RX_MAX_CATCH_UP,
-    MPPE_RX_MAX_JUMP, SESSION_F_DECAP, SESSION_F_MPPE_RX, SESSION_F_MSS_CLAMP, Session, Stat,
-    TunnelConf, programs,
+    MPPE_RX_MAX_JUMP, MPPE_TX_MAX_WALK, SESSION_F_ACFC, SESSION_F_DECAP, SESSION_F_ENCAP,
+    SESSION_F_MPPE_RX, SESSION_F_MPPE_TX, SESSION_F_MSS_CLAMP, SESSION_F_PFC, SeqState, Session,
+    Stat, TunnelConf, programs,
 };
 use pptp_daemon::{
     dataplane::xdp::XdpDataplane,
@@ -62,6 +66,8 @@ fn session(flags: u32) -> Session {
 struct Fib {
     ns: Netns,
     wan: u32,
+    lan: u32,
+    wan_mac: [u8; 6],
     lan_mac: [u8; 6],
     tunnel: TunnelConf,
 }
@@ -87,6 +93,19 @@ fn fib() -> Fib {
         "permanent",
     ])
     .unwrap();
+    // The peer's neighbour entry, for what the program encapsulates.
+    ns.ip(&[
+        "neigh",
+        "add",
+        "198.18.0.2",
+        "lladdr",
+        "02:00:00:00:00:02",
+        "dev",
+        "wan0",
+        "nud",
+        "permanent",
+    ])
+    .unwrap();
     netns::run(ns.command("sysctl").args(["-qw", "net.ipv4.ip_forward=1"])).unwrap();
     let wan = ns.ifindex("wan0").unwrap();
     let tunnel = TunnelConf {
@@ -97,6 +116,8 @@ fn fib() -> Fib {
     };
     Fib {
         wan,
+        lan: ns.ifindex("lan0").unwrap(),
+        wan_mac: ns.mac("wan0").unwrap(),
         lan_mac: ns.mac("lan0").unwrap(),
         tunnel,
         ns,
@@ -513,4 +534,254 @@ fn stateless_mppe_128_decrypted_by_pptp_xdp_stack() {
 #[test]
 fn stateless_mppe_40_decrypted_by_pptp_xdp_stack() {
     receive_on(programs::STACK, KeyLength::Bits40);
+}
+
+/// The server's send side and the client's receive side of a session's
+/// keys.
+struct SendKeys {
+    start: pptp_daemon::mppe::keys::StartKey,
+    client: Decryptor,
+}
+
+fn send_keys(length: KeyLength) -> SendKeys {
+    let params = MppeParams {
+        key_length: length,
+        stateless: true,
+    };
+    let client = MppeCipher::new(
+        &mschapv2_material(&HASH_HASH, &NT_RESPONSE, Role::Client),
+        params,
+    );
+    let server_material = mschapv2_material(&HASH_HASH, &NT_RESPONSE, Role::Server);
+    SendKeys {
+        start: start_keys(&server_material, length).send,
+        client: client.decryptor,
+    }
+}
+
+/// What the encapsulating program sends for an MPPE packet `mppe` with
+/// PPP header `ppp` and GRE sequence number `seq` (no acknowledgment).
+fn to_peer(fib: &Fib, ppp: &[u8], mppe: &[u8], seq: u32) -> Vec<u8> {
+    let mut f = eth(CLIENT_MAC, fib.wan_mac, 0x0800);
+    let gre_packet = gre(0x4242, Some(seq), None, &[ppp, mppe].concat());
+    f.extend_from_slice(&outer_ipv4(WAN, PEER, seq, &gre_packet));
+    f
+}
+
+/// IPv4/UDP from the LAN host to the client, random payload of `len`.
+fn udp_down(len: usize) -> Vec<u8> {
+    with_ttl(ipv4(LAN_HOST, CLIENT, 17, &random(len)), 64)
+}
+
+/// The kernel's send side against the daemon's cipher, for one program
+/// (`pptp_xdp` on the LAN side, `pptp_xdp_tunnel` for what the stack
+/// routed), key length and PPP framing (`flags`: ACFC, PFC; `ppp`: the
+/// header the program must write).
+fn send_on(program: &'static str, length: KeyLength, flags: u32, ppp: &[u8]) {
+    let fib = fib();
+    netns::require_root().expect("prerequisite");
+    let mut dp = XdpDataplane::load(log::LevelFilter::Warn).expect("loading the XDP program");
+    let tunnel = program == programs::TUNNEL;
+    if tunnel {
+        dp.set_tunnel(fib.tunnel).unwrap();
+    }
+    let SendKeys { start, mut client } = send_keys(length);
+    // The daemon's encryptor when the session went up: position 0.
+    let mut user = Encryptor::new(&start, true);
+    dp.install_mppe_tx(SLOT, &start, user.position(), user.session_key())
+        .unwrap();
+    dp.install(
+        &session(SESSION_F_DECAP | SESSION_F_ENCAP | SESSION_F_MPPE_TX | flags),
+        SeqState {
+            tx_next: 100,
+            ..SeqState::default()
+        },
+    )
+    .unwrap();
+    let chain = dp.mppe_tx().slot(SLOT).unwrap();
+    // What the daemon's cipher makes of a packet at a given position.
+    let mut reference = Encryptor::new(&start, true);
+    let mut seq = 100u32;
+    let ctx = |s: &str| format!("{program} {length:?} flags {flags:#x}: {s}");
+    let run = |frame: &[u8]| -> (u32, Vec<u8>, [u64; 2]) {
+        let before = dp.stats().unwrap();
+        let mut out = vec![0u8; frame.len() + 256];
+        let ifindex = if tunnel {
+            fib.tunnel.inject_ifindex
+        } else {
+            fib.lan
+        };
+        let (action, len) = fib
+            .ns
+            .run(|| dp.test_run_program(program, frame, &mut out, Some(ifindex)))
+            .unwrap()
+            .unwrap();
+        let after = dp.stats().unwrap();
+        let d = |s: Stat| after[s as usize] - before[s as usize];
+        out.truncate(len);
+        (
+            action,
+            out,
+            [d(Stat::MppeEncrypted), d(Stat::MppeTxToUserspace)],
+        )
+    };
+    let from_lan = |inner: &[u8]| {
+        let mut f = eth(fib.lan_mac, LAN_HOST_MAC, 0x0800);
+        f.extend_from_slice(inner);
+        f
+    };
+    // The program encrypts a packet into `position`: the same bytes as
+    // the daemon's cipher at that position, and the client decrypts them.
+    let mut encrypts = |name: &str, position: u64, seq: &mut u32, client: &mut Decryptor| {
+        let inner = udp_down(1 + usize::from(random(2)[0]) * 5);
+        let (action, out, counted) = run(&from_lan(&inner));
+        let sent = if tunnel { inner.clone() } else { hop(&inner) };
+        let plain = [&[0x00, 0x21], &sent[..]].concat();
+        if reference.position() + 1 < position {
+            reference.skip_to(position, None).unwrap();
+        }
+        let mut mppe = vec![0u8; plain.len() + 2];
+        reference.encrypt(&plain, &mut mppe).unwrap();
+        assert_eq!(reference.position(), position, "{name}");
+        assert_eq!(action, XDP_REDIRECT, "{}: action", ctx(name));
+        assert_eq!(
+            out,
+            to_peer(&fib, ppp, &mppe, *seq),
+            "{}: output bytes",
+            ctx(name)
+        );
+        assert_eq!(counted, [1, 0], "{}: counted as encrypted", ctx(name));
+        *seq += 1;
+        let mut decrypted = vec![0u8; mppe.len() - 2];
+        client.decrypt(&mppe, &mut decrypted).unwrap();
+        assert_eq!(decrypted, plain, "{}: the client decrypts", ctx(name));
+    };
+
+    // In order from position 1 (count 0).
+    for position in 1..=5 {
+        encrypts(
+            &format!("position {position}"),
+            position,
+            &mut seq,
+            &mut client,
+        );
+    }
+    // The daemon sends frames of its own (a SYN it clamped, say) from
+    // the same chain: the kernel continues after them.
+    let mut last = 5;
+    for user_frames in [1, 3] {
+        for _ in 0..user_frames {
+            chain.take(&mut user).unwrap();
+            let mut out = vec![0u8; 30];
+            user.encrypt(&[0x00, 0x21, 0x45], &mut out).unwrap();
+            chain.publish(&user);
+            // The client loses them here; its receiver follows the jump.
+        }
+        last += user_frames + 1;
+        encrypts(
+            &format!("after {user_frames} of the daemon's"),
+            last,
+            &mut seq,
+            &mut client,
+        );
+    }
+    // Senders that took positions and did not publish their keys (as many
+    // as the kernel walks past, then one more): the kernel leaves the
+    // frame to userspace untouched, the daemon's sender walks any
+    // distance and publishes, and the kernel continues from there.
+    let next = chain.next_position();
+    assert_eq!(next, last + 1);
+    for _ in 0..MPPE_TX_MAX_WALK - 1 {
+        assert_eq!(
+            chain.take(&mut Encryptor::new(&start, true)).map(|_| ()),
+            Ok(()),
+        );
+    }
+    encrypts(
+        "past 7 positions not published",
+        next + MPPE_TX_MAX_WALK - 1,
+        &mut seq,
+        &mut client,
+    );
+    let next = chain.next_position();
+    for _ in 0..MPPE_TX_MAX_WALK {
+        let mut other = Encryptor::new(&start, true);
+        chain.take(&mut other).unwrap();
+    }
+    let inner = udp_down(40);
+    let frame = from_lan(&inner);
+    let (action, out, counted) = run(&frame);
+    assert_eq!(action, XDP_PASS, "{}", ctx("9 positions behind: action"));
+    assert_eq!(out, frame, "{}", ctx("left to userspace untouched"));
+    assert_eq!(counted, [0, 1], "{}", ctx("counted as left to userspace"));
+    let position = chain.take(&mut user).unwrap();
+    assert_eq!(position, next + MPPE_TX_MAX_WALK + 1);
+    let mut out = vec![0u8; 30];
+    user.encrypt(&[0x00, 0x21, 0x45], &mut out).unwrap();
+    assert!(chain.publish(&user));
+    encrypts(
+        "after the daemon caught up",
+        position + 1,
+        &mut seq,
+        &mut client,
+    );
+    // The count wraps at 4096: the daemon sends up to position 4093 (the
+    // client decrypts each), then the kernel crosses the wrap (position
+    // 4097 is count 0 again).
+    if length == KeyLength::Bits128 && flags == 0 {
+        while chain.next_position() < 4094 {
+            chain.take(&mut user).unwrap();
+            let mut out = vec![0u8; 5];
+            user.encrypt(&[0x00, 0x21, 0x45], &mut out).unwrap();
+            chain.publish(&user);
+            let mut plain = vec![0u8; 3];
+            client.decrypt(&out, &mut plain).unwrap();
+            assert_eq!(plain, [0x00, 0x21, 0x45]);
+        }
+        for position in 4094..=4100 {
+            encrypts(
+                &format!("position {position}"),
+                position,
+                &mut seq,
+                &mut client,
+            );
+        }
+    }
+    dp.remove(&session(0)).unwrap();
+    dp.remove_mppe_tx(SLOT).unwrap();
+}
+
+#[test]
+fn stateless_mppe_128_encrypted_by_pptp_xdp() {
+    send_on(programs::XDP, KeyLength::Bits128, 0, &FULL);
+}
+
+#[test]
+fn stateless_mppe_56_encrypted_by_pptp_xdp_with_acfc() {
+    send_on(
+        programs::XDP,
+        KeyLength::Bits56,
+        SESSION_F_ACFC,
+        &[0x00, 0xFD],
+    );
+}
+
+#[test]
+fn stateless_mppe_40_encrypted_by_pptp_xdp_with_pfc() {
+    send_on(
+        programs::XDP,
+        KeyLength::Bits40,
+        SESSION_F_PFC,
+        &[0xFF, 0x03, 0xFD],
+    );
+}
+
+#[test]
+fn stateless_mppe_128_encrypted_by_pptp_xdp_tunnel_with_acfc_and_pfc() {
+    send_on(
+        programs::TUNNEL,
+        KeyLength::Bits128,
+        SESSION_F_ACFC | SESSION_F_PFC,
+        &[0xFD],
+    );
 }

@@ -69,8 +69,9 @@ use pptp_common::{
     hdr::GreHdr,
     maps::{
         CALL_F_DATA, CallEntry, ClientKey, MAX_SESSIONS, MAX_VLANS, NEXT_HOP_TTL_NS, NextHop,
-        SESSION_F_ACFC, SESSION_F_DECAP, SESSION_F_ENCAP, SESSION_F_MPPE_RX, SESSION_F_MSS_CLAMP,
-        SESSION_F_PFC, SeqState, Session, SessionCounters, SessionKey, Stat, TunnelConf, VlanLink,
+        SESSION_F_ACFC, SESSION_F_DECAP, SESSION_F_ENCAP, SESSION_F_MPPE_RX, SESSION_F_MPPE_TX,
+        SESSION_F_MSS_CLAMP, SESSION_F_PFC, SeqState, Session, SessionCounters, SessionKey, Stat,
+        TunnelConf, VlanLink,
     },
     mem::{write_mac, zero},
     rate, serial,
@@ -874,6 +875,22 @@ fn encapsulate(ctx: &XdpContext, l3: usize, entry: *mut Session, role: Role) -> 
         return (Stat::RateLimitedEncap, DROP);
     }
 
+    // Stateless MPPE: the frame's position and key first, before anything
+    // in the frame changes (a frame the kernel cannot encrypt goes to
+    // userspace untouched); the key changes are made once, on this CPU.
+    let mppe = session.flags & SESSION_F_MPPE_TX != 0;
+    let mppe_hdr = if mppe {
+        match mppe::take_key(&session) {
+            Some(hdr) => hdr,
+            None => {
+                count(Stat::MppeTxToUserspace, 1);
+                return (Stat::EncapPassed, PASS);
+            }
+        }
+    } else {
+        [0; 2]
+    };
+
     // Decrement the inner TTL (we route it) before moving the head.
     if !routed && let Some(ip) = ptr_at::<Ipv4Hdr>(ctx, l3) {
         // SAFETY: bounds checked by ptr_at; RFC 1624 incremental update.
@@ -894,7 +911,18 @@ fn encapsulate(ctx: &XdpContext, l3: usize, entry: *mut Session, role: Role) -> 
     let acfc = session.flags & SESSION_F_ACFC != 0;
     let pfc = session.flags & SESSION_F_PFC != 0;
     let ppp_len = if acfc { 0 } else { 2 } + if pfc { 1 } else { 2 };
-    let outer = IP_LEN + gre_len + ppp_len;
+    // MPPE (RFC 3078 section 3): its header, then the encrypted protocol
+    // field (two octets) before the packet, which is encrypted in place.
+    let sealed = if mppe {
+        match mppe::seal(ctx, l3, inner_len) {
+            Some(len) => len,
+            None => return (Stat::EncapPassed, DROP),
+        }
+    } else {
+        0
+    };
+    let mppe_len = if mppe { 4 } else { 0 };
+    let outer = IP_LEN + gre_len + ppp_len + mppe_len;
     let delta = l3 as i32 - (ETH_LEN + outer) as i32;
     // SAFETY: the context pointer is the program's own.
     if unsafe { bpf_xdp_adjust_head(ctx.ctx, delta) } != 0 {
@@ -913,7 +941,7 @@ fn encapsulate(ctx: &XdpContext, l3: usize, entry: *mut Session, role: Role) -> 
         }
     }
 
-    let gre_payload = (ppp_len + inner_len) as u16;
+    let gre_payload = (ppp_len + mppe_len + inner_len) as u16;
     let total = (outer + inner_len) as u16;
     // Outer IPv4 header (RFC 791), no options, DF clear, ID from the sequence.
     let id = seq as u16;
@@ -967,15 +995,30 @@ fn encapsulate(ctx: &XdpContext, l3: usize, entry: *mut Session, role: Role) -> 
             store(ctx, ETH_LEN + IP_LEN, short)?;
         }
         let ppp = ETH_LEN + IP_LEN + gre_len;
+        // IPv4 (0x0021) or an MPPE packet (0x00FD), both odd and so
+        // compressible to one octet (RFC 1661 section 6.5).
+        let protocol = if mppe {
+            ppp_proto::COMPRESSED as u8
+        } else {
+            ppp_proto::IPV4 as u8
+        };
         match (acfc, pfc) {
-            (false, false) => store(ctx, ppp, [PPP_ADDRESS, PPP_CONTROL, 0x00, 0x21]),
-            (false, true) => store(ctx, ppp, [PPP_ADDRESS, PPP_CONTROL, 0x21]),
-            (true, false) => store(ctx, ppp, [0x00u8, 0x21]),
-            (true, true) => store(ctx, ppp, 0x21u8),
+            (false, false) => store(ctx, ppp, [PPP_ADDRESS, PPP_CONTROL, 0x00, protocol]),
+            (false, true) => store(ctx, ppp, [PPP_ADDRESS, PPP_CONTROL, protocol]),
+            (true, false) => store(ctx, ppp, [0x00u8, protocol]),
+            (true, true) => store(ctx, ppp, protocol),
+        }?;
+        if mppe {
+            store(ctx, ppp + ppp_len, mppe_hdr)?;
+            mppe::store_sealed(ctx, ppp + ppp_len + 2, sealed)?;
         }
+        Some(())
     })();
     if written.is_none() {
         return (Stat::EncapPassed, DROP);
+    }
+    if mppe {
+        count(Stat::MppeEncrypted, 1);
     }
 
     if let Some(c) = PPTP_COUNTERS.get_ptr_mut(session.slot) {

@@ -1,4 +1,8 @@
-//! Stateless MPPE receive in XDP (RFC 3078, keys of RFC 3079).
+//! Stateless MPPE in XDP (RFC 3078, keys of RFC 3079): receive, and
+//! send ([`take_key`], [`seal`], [`store_sealed`], called from
+//! `encapsulate` in main.rs for a session with `SESSION_F_MPPE_TX`; the
+//! send chain is shared with the daemon as the receive chain is, see
+//! [`MppeTx`]).
 //!
 //! A data frame of a session with [`SESSION_F_MPPE_RX`] whose PPP protocol
 //! is 0x00FD (compressed datagram) is decrypted here when it can be done
@@ -57,7 +61,7 @@
 
 use core::{
     ffi::c_void,
-    intrinsics::{AtomicOrdering, atomic_cxchg, atomic_or, atomic_xchg},
+    intrinsics::{AtomicOrdering, atomic_cxchg, atomic_or, atomic_xadd, atomic_xchg},
 };
 
 use aya_ebpf::{
@@ -69,14 +73,19 @@ use aya_ebpf::{
 };
 use pptp_common::maps::{
     MAX_SESSIONS, MPPE_RX_CATCH_UP_BURST, MPPE_RX_CATCH_UP_RATE, MPPE_RX_EVIDENCE_SLACK,
-    MPPE_RX_MAX_CATCH_UP, MPPE_RX_MAX_JUMP, MPPE_RX_RING, MppeRx, SESSION_F_MSS_CLAMP, Session,
+    MPPE_RX_MAX_CATCH_UP, MPPE_RX_MAX_JUMP, MPPE_RX_RING, MPPE_TX_MAX_WALK, MppeKeySlot, MppeRx,
+    MppeTx, SESSION_F_MSS_CLAMP, Session,
 };
 
 /// MPPE receive state per session slot, memory-mapped by the daemon.
 #[map(name = "PPTP_MPPE_RX")]
 static PPTP_MPPE_RX: Array<MppeRx> = Array::with_max_entries(MAX_SESSIONS, BPF_F_MMAPABLE);
 
-/// Per-CPU scratch of the decryption.
+/// MPPE send state per session slot, memory-mapped by the daemon.
+#[map(name = "PPTP_MPPE_TX")]
+static PPTP_MPPE_TX: Array<MppeTx> = Array::with_max_entries(MAX_SESSIONS, BPF_F_MMAPABLE);
+
+/// Per-CPU scratch of the decryption and encryption.
 #[map(name = "PPTP_MPPE_SCRATCH")]
 static PPTP_MPPE_SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
 
@@ -113,8 +122,9 @@ const SHA1_INIT: [u32; 5] = [
     0xC3D2_E1F0,
 ];
 
-/// Per-CPU working memory.
-#[repr(C)]
+/// Per-CPU working memory (8-aligned, its key too: keys are copied as
+/// 64-bit words).
+#[repr(C, align(8))]
 pub struct Scratch {
     /// RC4 state (RFC 6229 / Schneier's description).
     s: [u8; 256],
@@ -146,6 +156,8 @@ pub struct Scratch {
     start: [u8; 16],
     bits: u32,
 }
+
+const _: () = assert!(core::mem::offset_of!(Scratch, key) % 8 == 0);
 
 /// What became of an MPPE frame.
 pub enum Verdict {
@@ -225,16 +237,9 @@ fn decrypt_inner(
     s.key_len = key_len;
 
     // The head's key, if its slot still holds it.
-    let slot = &raw mut state.ring[(head as usize) & (MPPE_RX_RING - 1)];
-    // SAFETY: pointers into the shared entry; the tag is only accessed
-    // atomically (a fetch-or of 0 reads it with a full barrier).
-    unsafe {
-        let tag = atomic_or::<u64, u64, { AtomicOrdering::SeqCst }>(&raw mut (*slot).tag, 0);
-        s.key = core::ptr::read_volatile(&raw const (*slot).key);
-        let again = atomic_or::<u64, u64, { AtomicOrdering::SeqCst }>(&raw mut (*slot).tag, 0);
-        if tag != head + 1 || again != tag {
-            return None;
-        }
+    // SAFETY: the ring of the live shared entry.
+    if !unsafe { read_key(&raw mut state.ring, head, &mut s.key) } {
+        return None;
     }
 
     // A catch-up after a loss run: unless the sequence numbers evidence it
@@ -316,31 +321,17 @@ fn decrypt_inner(
 
     // Claim the position: only forward, and only if no other CPU took
     // this count or a later one meanwhile.
-    let new = head + jump;
-    let slot = &raw mut state.ring[(new as usize) & (MPPE_RX_RING - 1)];
-    // SAFETY: pointers into the shared entry; tags and head only
-    // accessed atomically.
-    unsafe {
-        atomic_xchg::<u64, { AtomicOrdering::SeqCst }>(&raw mut (*slot).tag, 0);
-        core::ptr::write_volatile(&raw mut (*slot).key, s.key);
-        atomic_xchg::<u64, { AtomicOrdering::SeqCst }>(&raw mut (*slot).tag, new + 1);
-        let mut current = head;
-        let mut round = 0;
-        loop {
-            if current >= new || round >= 4 {
-                return None;
-            }
-            let (seen, swapped) = atomic_cxchg::<
-                u64,
-                { AtomicOrdering::SeqCst },
-                { AtomicOrdering::SeqCst },
-            >(&raw mut state.head, current, new);
-            if swapped {
-                break;
-            }
-            current = seen;
-            round += 1;
-        }
+    // SAFETY: the head and ring of the live shared entry.
+    if !unsafe {
+        publish(
+            &raw mut state.head,
+            &raw mut state.ring,
+            head,
+            head + jump,
+            &s.key,
+        )
+    } {
+        return None;
     }
 
     // The plaintext over the ciphertext; the MPPE header and the inner
@@ -367,6 +358,206 @@ fn bounded(len: usize, max: usize) -> usize {
     // SAFETY: reads a local. (1..=BUF by arithmetic: 6.1 learns nothing
     // from a comparison with 0 on a copy.)
     unsafe { ((core::ptr::read_volatile(&len) - 1) & (BUF - 1)) + 1 }
+}
+
+/// Reads the key of `position` from `ring` into `key`, seqlock-style (see
+/// [`MppeKeySlot`]): false when the slot holds another position or is
+/// being rewritten.
+///
+/// # Safety
+/// `ring` points into a live map value whose tags are only accessed
+/// atomically.
+#[inline(always)]
+unsafe fn read_key(
+    ring: *mut [MppeKeySlot; MPPE_RX_RING],
+    position: u64,
+    key: &mut [u8; 16],
+) -> bool {
+    // SAFETY: guaranteed by the caller; the index is masked into the ring.
+    unsafe {
+        let slot = &raw mut (*ring)[(position as usize) & (MPPE_RX_RING - 1)];
+        // A fetch-or of 0 reads the tag with a full barrier.
+        let tag = atomic_or::<u64, u64, { AtomicOrdering::SeqCst }>(&raw mut (*slot).tag, 0);
+        // Two 64-bit words (byte by byte, LLVM spills each octet to the
+        // stack). Both ends are 8-aligned: the key at offset 8 of its slot,
+        // and the scratch key at offset 2536 of its map value.
+        let src = (&raw const (*slot).key).cast::<u64>();
+        let dst = key.as_mut_ptr().cast::<u64>();
+        core::ptr::write_volatile(dst, core::ptr::read_volatile(src));
+        core::ptr::write_volatile(dst.add(1), core::ptr::read_volatile(src.add(1)));
+        let again = atomic_or::<u64, u64, { AtomicOrdering::SeqCst }>(&raw mut (*slot).tag, 0);
+        tag == position + 1 && again == tag
+    }
+}
+
+/// Writes `key` as the key of position `new` into `ring`, then moves
+/// `head` from `seen` (as read before the walk) forward to `new` with a
+/// compare-and-swap: false when another writer moved it to `new` or
+/// beyond meanwhile (or kept moving it).
+///
+/// # Safety
+/// `head` and `ring` point into a live map value whose head and tags are
+/// only accessed atomically.
+#[inline(always)]
+unsafe fn publish(
+    head: *mut u64,
+    ring: *mut [MppeKeySlot; MPPE_RX_RING],
+    seen: u64,
+    new: u64,
+    key: &[u8; 16],
+) -> bool {
+    // SAFETY: guaranteed by the caller; the index is masked into the ring.
+    unsafe {
+        let slot = &raw mut (*ring)[(new as usize) & (MPPE_RX_RING - 1)];
+        atomic_xchg::<u64, { AtomicOrdering::SeqCst }>(&raw mut (*slot).tag, 0);
+        let src = key.as_ptr().cast::<u64>();
+        let dst = (&raw mut (*slot).key).cast::<u64>();
+        core::ptr::write_volatile(dst, core::ptr::read_volatile(src));
+        core::ptr::write_volatile(dst.add(1), core::ptr::read_volatile(src.add(1)));
+        atomic_xchg::<u64, { AtomicOrdering::SeqCst }>(&raw mut (*slot).tag, new + 1);
+        let mut current = seen;
+        let mut round = 0;
+        loop {
+            if current >= new || round >= 4 {
+                return false;
+            }
+            let (now, swapped) =
+                atomic_cxchg::<u64, { AtomicOrdering::SeqCst }, { AtomicOrdering::SeqCst }>(
+                    head, current, new,
+                );
+            if swapped {
+                return true;
+            }
+            current = now;
+            round += 1;
+        }
+    }
+}
+
+/// The send side, first half: takes the next position of `session`'s send
+/// chain ([`MppeTx::next`]) and leaves its key in this CPU's scratch.
+/// Returns the MPPE header of the frame (RFC 3078 section 3.1: A and D
+/// set, the position's coherency count), or `None` when the chain's
+/// newest key is more than [`MPPE_TX_MAX_WALK`] key changes behind (the
+/// frame goes to userspace, which follows any distance; the position
+/// taken is a frame the peer never sees, a jump its receiver follows).
+///
+/// Called before anything in the frame changes; [`seal`] then encrypts.
+#[inline(always)]
+pub fn take_key(session: &Session) -> Option<[u8; 2]> {
+    let state = PPTP_MPPE_TX.get_ptr_mut(session.slot)?;
+    let scratch = PPTP_MPPE_SCRATCH.get_ptr_mut(0)?;
+    // SAFETY: map value pointers stay valid for the whole program run; the
+    // scratch value is this CPU's alone.
+    let (state, s) = unsafe { (&mut *state, &mut *scratch) };
+    let key_len = state.key_len;
+    if key_len != 8 && key_len != 16 {
+        return None;
+    }
+    // The head first: every position published was taken before, so the
+    // one taken next lies beyond it.
+    // SAFETY: `next` and `head` are aligned u64s of the shared entry, only
+    // accessed atomically (here and by the daemon).
+    let head = unsafe { atomic_or::<u64, u64, { AtomicOrdering::SeqCst }>(&raw mut state.head, 0) };
+    let position =
+        unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::SeqCst }>(&raw mut state.next, 1) };
+    if position <= head || position - head > MPPE_TX_MAX_WALK {
+        return None;
+    }
+    // SAFETY: the ring of the live shared entry.
+    if !unsafe { read_key(&raw mut state.ring, head, &mut s.key) } {
+        return None;
+    }
+    s.key_len = key_len;
+    s.start = state.start_key;
+    s.bits = state.bits;
+    let mut walk = LoopCtx { scratch: s };
+    // SAFETY: a valid callback and context for bpf_loop.
+    unsafe {
+        bpf_loop(
+            (position - head) as u32,
+            change_key_step as *mut c_void,
+            (&raw mut walk).cast(),
+            0,
+        )
+    };
+    // SAFETY: the scratch pointer is still this CPU's value.
+    let s = unsafe { &*walk.scratch };
+    // The key is a function of the position: publish it whether or not
+    // another sender moved the head past it meanwhile.
+    // SAFETY: the head and ring of the live shared entry.
+    unsafe {
+        publish(
+            &raw mut state.head,
+            &raw mut state.ring,
+            head,
+            position,
+            &s.key,
+        )
+    };
+    let count = MppeRx::count_of(position);
+    Some([
+        HDR_A_FLUSHED | HDR_D_ENCRYPTED | (count >> 8) as u8,
+        count as u8,
+    ])
+}
+
+/// The send side, second half (after [`take_key`] on this CPU, in the same
+/// run): RC4 with the frame's key over the PPP protocol field of IPv4
+/// (0x0021, sent uncompressed as Linux does) and the `len` octets of the
+/// IPv4 packet at `l3`, into this CPU's scratch. Returns the ciphertext's
+/// length (`len + 2`), to write with [`store_sealed`] once the headers are
+/// in place.
+#[inline(always)]
+pub fn seal(ctx: &XdpContext, l3: usize, len: usize) -> Option<usize> {
+    let scratch = PPTP_MPPE_SCRATCH.get_ptr_mut(0)?;
+    // SAFETY: this CPU's scratch value, valid for the program run.
+    let s = unsafe { &mut *scratch };
+    let len = bounded(len, MAX_PAYLOAD - 2);
+    if len == 0 {
+        return None;
+    }
+    s.buf[0] = 0x00;
+    s.buf[1] = 0x21;
+    // SAFETY: `buf` is BUF octets; 2 + `len` is at most MAX_PAYLOAD.
+    if unsafe {
+        bpf_xdp_load_bytes(
+            ctx.ctx,
+            l3 as u32,
+            s.buf.as_mut_ptr().add(2).cast(),
+            len as u32,
+        )
+    } != 0
+    {
+        return None;
+    }
+    s.rc4_key = s.key;
+    rc4_schedule(s);
+    rc4_apply(s, len + 2);
+    Some(len + 2)
+}
+
+/// Writes the `len` octets of ciphertext [`seal`] left in scratch at
+/// `offset` of the frame.
+#[inline(always)]
+pub fn store_sealed(ctx: &XdpContext, offset: usize, len: usize) -> Option<()> {
+    let scratch = PPTP_MPPE_SCRATCH.get_ptr_mut(0)?;
+    // SAFETY: this CPU's scratch value, valid for the program run.
+    let s = unsafe { &mut *scratch };
+    let len = bounded(len, MAX_PAYLOAD);
+    if len == 0 {
+        return None;
+    }
+    // SAFETY: `buf` is BUF >= MAX_PAYLOAD octets; `len` is at most that.
+    (unsafe {
+        bpf_xdp_store_bytes(
+            ctx.ctx,
+            offset as u32,
+            s.buf.as_mut_ptr().cast(),
+            len as u32,
+        )
+    } == 0)
+        .then_some(())
 }
 
 /// One step of the walk: one key change.

@@ -212,7 +212,7 @@ fn mppe_sessions_work_next_to_clear_xdp_ones() {
             .clone()
     };
     let e = by_addr(&enc_addr);
-    // Stateless MPPE is received in XDP (and sent from userspace), issue 14.
+    // Stateless MPPE is received and sent in XDP, issue 14.
     assert_eq!(e.path, DataPath::Xdp);
     assert_eq!(e.mppe.as_deref(), Some("128-bit stateless"));
     assert!(e.rx_bytes > 1_000_000, "{e:?}");

@@ -1,8 +1,9 @@
 //! Stateless MPPE on the kernel path end to end (issue 14): our client
 //! with 128-bit stateless MPPE against the daemon in the lab, under both
-//! forwarding modes; pings and a TCP stream pass both ways, and the XDP
-//! program's counters show that the client's frames were decrypted in the
-//! kernel. Needs root; fails (never skips) without it.
+//! forwarding modes; pings and a TCP stream pass both ways (our client
+//! decrypts and checks every byte echoed back), and the XDP program's
+//! counters show that the client's frames were decrypted, and the frames to
+//! it encrypted, in the kernel. Needs root; fails (never skips) without it.
 
 use std::time::Duration;
 
@@ -47,6 +48,15 @@ fn decrypted_in_the_kernel(forwarding: &'static str) {
         delta("xdp_mppe_to_userspace") < delta("xdp_mppe_decrypted") / 10,
         "{after:?}"
     );
+    // And the echo towards the client was encrypted there, on the chain
+    // the daemon shares (the few frames it sent itself: SYNs it clamped).
+    assert!(delta("xdp_mppe_encrypted") > 200, "{after:?}");
+    assert!(
+        delta("xdp_mppe_tx_to_userspace") + delta("userspace_data_tx_packets")
+            < delta("xdp_mppe_encrypted") / 10,
+        "{after:?}"
+    );
+    assert_eq!(delta("userspace_mppe_send_lost"), 0, "{after:?}");
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 pub mod frame;
 pub mod gre_socket;
-pub mod mppe_rx;
+pub mod mppe_chain;
 pub mod mss;
 pub mod tun;
 pub mod veth;

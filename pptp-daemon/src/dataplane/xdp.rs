@@ -23,7 +23,7 @@ use pptp_common::maps::{
 use pptp_common::serial;
 use tokio::sync::Notify;
 
-use super::mppe_rx::MppeRxMap;
+use super::mppe_chain::{MppeRxMap, MppeTxMap};
 use crate::mppe::keys::StartKey;
 use crate::proto::call::{self, SeqStorage, Sequencer};
 
@@ -103,6 +103,7 @@ pub struct XdpDataplane {
     attached: Vec<(String, &'static str, AttachedMode, XdpLinkId)>,
     seq: std::sync::Arc<SeqMap>,
     mppe_rx: std::sync::Arc<MppeRxMap>,
+    mppe_tx: std::sync::Arc<MppeTxMap>,
 }
 
 impl XdpDataplane {
@@ -148,12 +149,17 @@ impl XdpDataplane {
             Some(Map::Array(data)) => std::sync::Arc::new(MppeRxMap::mmap(data)?),
             _ => return Err(XdpError::MissingMap(names::MPPE_RX)),
         };
+        let mppe_tx = match ebpf.map(names::MPPE_TX) {
+            Some(Map::Array(data)) => std::sync::Arc::new(MppeTxMap::mmap(data)?),
+            _ => return Err(XdpError::MissingMap(names::MPPE_TX)),
+        };
         Ok(Self {
             ebpf,
             logger,
             attached: Vec::new(),
             seq,
             mppe_rx,
+            mppe_tx,
         })
     }
 
@@ -482,6 +488,32 @@ impl XdpDataplane {
     /// Clears the MPPE receive chain of `slot` (idempotent).
     pub fn remove_mppe_rx(&self, slot: u32) -> Result<(), XdpError> {
         self.mppe_rx.close(slot)
+    }
+
+    /// The MPPE send key chains shared with the program ([`MppeTxMap`]).
+    pub fn mppe_tx(&self) -> &std::sync::Arc<MppeTxMap> {
+        &self.mppe_tx
+    }
+
+    /// Starts the kernel's stateless MPPE send chain of `slot` where the
+    /// session's userspace encryptor stands: `start` is the send start
+    /// key (the server's MasterSendKey, RFC 3079 section 3.4), `position`
+    /// and `key` the encryptor's. Call it before installing the session
+    /// with [`SESSION_F_MPPE_TX`](pptp_common::maps::SESSION_F_MPPE_TX);
+    /// [`Self::remove_mppe_tx`] after removing it.
+    pub fn install_mppe_tx(
+        &self,
+        slot: u32,
+        start: &StartKey,
+        position: u64,
+        key: &[u8],
+    ) -> Result<(), XdpError> {
+        self.mppe_tx.open_at(slot, start, position, key)
+    }
+
+    /// Clears the MPPE send chain of `slot` (idempotent).
+    pub fn remove_mppe_tx(&self, slot: u32) -> Result<(), XdpError> {
+        self.mppe_tx.close(slot)
     }
 
     /// The shared GRE sequence state.

@@ -112,7 +112,23 @@ const LAST_COUNT: u16 = COHERENCY_COUNT_SPACE - 1;
 pub enum EncryptError {
     #[error("MPPE output buffer too small: need {need} octets, have {have}")]
     BufferTooSmall { need: usize, have: usize },
+    /// [`Encryptor::skip_to`]: the position is ours already (or the
+    /// sender is stateful, where positions mean nothing).
+    #[error(
+        "MPPE send position {position} is not ahead of ours ({ours}) or the sender is stateful"
+    )]
+    NotAhead { position: u64, ours: u64 },
+    /// [`Encryptor::skip_to`]: reaching the position would take more than
+    /// [`MAX_SEND_SKIP`] key changes.
+    #[error("MPPE send position {position} is {changes} key changes ahead: over {MAX_SEND_SKIP}")]
+    TooFar { position: u64, changes: u64 },
 }
+
+/// The most key changes [`Encryptor::skip_to`] makes for one packet (about
+/// 5 ms of CPU): a sender sharing its chain with the XDP program continues
+/// from the program's newest key, a few positions back at most, so more
+/// means that key could not be read.
+pub const MAX_SEND_SKIP: u64 = 4096;
 
 /// Why a received packet was not decrypted. Every one means: drop the
 /// packet. [`DecryptError::ResetRequired`] also means: send a CCP
@@ -165,6 +181,9 @@ pub struct Encryptor {
     stateless: bool,
     /// The count of the last packet sent.
     count: u16,
+    /// Stateless: key changes since the initial session key, the position
+    /// of the last packet sent (see `pptp_common::maps::MppeTx`).
+    position: u64,
     /// A Reset-Request arrived: the next packet is FLUSHED (stateful).
     reset_pending: bool,
 }
@@ -174,6 +193,7 @@ impl fmt::Debug for Encryptor {
         f.debug_struct("Encryptor")
             .field("stateless", &self.stateless)
             .field("count", &self.count)
+            .field("position", &self.position)
             .field("reset_pending", &self.reset_pending)
             .finish_non_exhaustive()
     }
@@ -187,8 +207,60 @@ impl Encryptor {
             keys,
             stateless,
             count: LAST_COUNT,
+            position: 0,
             reset_pending: false,
         }
+    }
+
+    /// Stateless: the position of the last packet sent (key changes since
+    /// the initial session key; 0 before the first).
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// The current session key (8 or 16 octets): the key of
+    /// [`Self::position`].
+    pub fn session_key(&self) -> &[u8] {
+        self.keys.session_key()
+    }
+
+    /// Stateless only: the next packet takes `position` (RFC 3078 section
+    /// 8.1: its count is `(position - 1) mod 4096`, its key that of
+    /// `position` key changes), which the XDP program's shared counter gave
+    /// this sender; positions in between went out from the kernel. Continues
+    /// from `newest` (a position and its key, as the program published it)
+    /// when that lies between ours and `position`, then makes the key
+    /// changes left, at most [`MAX_SEND_SKIP`]; on error nothing changed.
+    pub fn skip_to(
+        &mut self,
+        position: u64,
+        newest: Option<(u64, &[u8])>,
+    ) -> Result<(), EncryptError> {
+        let ours = self.position;
+        if !self.stateless || position <= ours {
+            return Err(EncryptError::NotAhead { position, ours });
+        }
+        let from = match newest {
+            Some((p, _)) if p > ours && p < position => p,
+            _ => ours,
+        };
+        let changes = position - 1 - from;
+        if changes > MAX_SEND_SKIP {
+            return Err(EncryptError::TooFar { position, changes });
+        }
+        if from != ours
+            && let Some((_, key)) = newest
+            && !self.keys.set_session_key(key)
+        {
+            // A key of the wrong length: walk from our own.
+            return self.skip_to(position, None);
+        }
+        for _ in 0..changes {
+            self.keys.change_key();
+        }
+        self.position = position - 1;
+        self.count = ((position - 1).wrapping_sub(1) % u64::from(COHERENCY_COUNT_SPACE)) as u16;
+        Ok(())
     }
 
     /// The count the next packet will carry.
@@ -247,6 +319,9 @@ impl Encryptor {
             self.keys.change_key();
             self.rc4 = self.keys.rc4();
             self.reset_pending = false;
+        }
+        if self.stateless {
+            self.position += 1;
         }
         Repr::encrypted(self.count, flushed)
     }
@@ -779,6 +854,62 @@ mod tests {
                 "{i}"
             );
         }
+    }
+
+    /// A sender that shares its count with another (the XDP program)
+    /// jumps to the position it was given, from its own key or from the
+    /// other's newest; the peer sees frames in one chain.
+    #[test]
+    fn skip_to_sends_at_the_position_given() {
+        for length in [KeyLength::Bits40, KeyLength::Bits56, KeyLength::Bits128] {
+            let (mut server, mut client) = pair(length, true);
+            let (mut other, _) = pair(length, true);
+            let tx = &mut server.encryptor;
+            // The other sender sent positions 1..=4999: the count wrapped.
+            for i in 0..4999 {
+                seal(&mut other.encryptor, i);
+            }
+            assert_eq!(other.encryptor.position(), 4999);
+            // From our own key (position 0): 4,999 key changes.
+            assert!(matches!(
+                tx.skip_to(5000, None),
+                Err(EncryptError::TooFar {
+                    position: 5000,
+                    changes: 4999
+                })
+            ));
+            assert_eq!(tx.position(), 0);
+            // From the other's newest key: none.
+            let newest = other.encryptor.session_key().to_vec();
+            tx.skip_to(5000, Some((4999, &newest))).unwrap();
+            let p = seal(tx, 0);
+            assert_eq!(tx.position(), 5000);
+            assert_eq!(u16::from_be_bytes([p[0] & 0x0F, p[1]]), (5000 - 1) % 4096);
+            assert_eq!(p, seal(&mut other.encryptor, 0), "{length:?}");
+            // Then a few positions ahead, from our own key; a newest key
+            // behind ours or beyond the position is not used.
+            tx.skip_to(5004, Some((4999, &newest))).unwrap();
+            let q = seal(tx, 1);
+            for i in 1..4 {
+                seal(&mut other.encryptor, i);
+            }
+            assert_eq!(q, seal(&mut other.encryptor, 1));
+            assert!(matches!(
+                tx.skip_to(5004, None),
+                Err(EncryptError::NotAhead {
+                    position: 5004,
+                    ours: 5004
+                })
+            ));
+            // The client's receiver, at 4999 on the chain, takes both.
+            let rx = &mut client.decryptor;
+            assert!(rx.resync(4999, &newest));
+            assert_eq!(open(rx, &p), Ok(payload(0, 40)));
+            assert_eq!(open(rx, &q), Ok(payload(1, 41)));
+        }
+        // Stateful senders have no positions.
+        let (mut server, _) = pair(KeyLength::Bits128, false);
+        assert!(server.encryptor.skip_to(5, None).is_err());
     }
 
     #[test]

@@ -689,7 +689,20 @@ async fn seal_and_send(shared: &Shared, buf: &mut [u8], n: usize) {
             .encryptor
             .as_ref()
             .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()));
-        frame::seal(buf, HEADROOM, end, enc.as_deref_mut())
+        // Stateless MPPE sent in XDP too: this frame's count comes from the
+        // chain shared with the kernel (dataplane::mppe_chain).
+        if let (Some(enc), Some(chain)) = (enc.as_deref_mut(), &data.mppe_tx)
+            && let Err(e) = chain.take(enc)
+        {
+            shared.stats.mppe_send_lost.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(call_id = call.call_id, "MPPE frame not sent: {e}");
+            return;
+        }
+        let sealed = frame::seal(buf, HEADROOM, end, enc.as_deref_mut());
+        if let (Ok(_), Some(enc), Some(chain)) = (&sealed, enc.as_deref(), &data.mppe_tx) {
+            chain.publish(enc);
+        }
+        sealed
     };
     let Ok((start, protocol)) = sealed else {
         return;

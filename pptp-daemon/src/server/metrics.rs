@@ -191,6 +191,7 @@ fn userspace_drops(s: &Stats) -> Vec<(&'static str, u64)> {
         ("control_queue_full", &s.control_queue_full),
         ("worker_queue_full", &s.worker_queue_full),
         ("mppe_rekey_budget", &s.mppe_rekey_dropped),
+        ("mppe_send_lost", &s.mppe_send_lost),
         ("no_session", &s.tun_no_session),
         ("too_big", &s.tun_too_big),
         ("send_error", &s.gre_tx_errors),
@@ -509,11 +510,16 @@ impl Snapshot {
                     [("result", "to_userspace")],
                     x[Stat::MppeToUserspace as usize],
                 ),
+                ([("result", "encrypted")], x[Stat::MppeEncrypted as usize]),
+                (
+                    [("result", "tx_to_userspace")],
+                    x[Stat::MppeTxToUserspace as usize],
+                ),
             ];
             labeled_counter(
                 &mut e,
                 "pptp_xdp_mppe_frames",
-                "MPPE frames of sessions with kernel MPPE: decrypted in XDP, or left to userspace",
+                "MPPE frames of sessions with kernel MPPE: decrypted or encrypted in XDP, or left to userspace",
                 &mppe,
             )?;
             counter(

@@ -46,6 +46,9 @@ pub struct Stats {
     pub gre_late: AtomicU64,
     /// MPPE frames dropped over their session's rekey budget (issue 14).
     pub mppe_rekey_dropped: AtomicU64,
+    /// MPPE frames to clients not sent: the send chain shared with the
+    /// kernel could not be followed (issue 14).
+    pub mppe_send_lost: AtomicU64,
     pub spoofed: AtomicU64,
     pub control_queue_full: AtomicU64,
     /// Control frames the GRE receive task handled ahead of the data of
@@ -94,6 +97,7 @@ impl Stats {
             ("userspace_gre_dropped", &self.gre_dropped),
             ("userspace_gre_late", &self.gre_late),
             ("userspace_mppe_rekey_dropped", &self.mppe_rekey_dropped),
+            ("userspace_mppe_send_lost", &self.mppe_send_lost),
             ("userspace_spoofed", &self.spoofed),
             ("userspace_control_queue_full", &self.control_queue_full),
             ("userspace_gre_control_first", &self.gre_control_first),
@@ -154,7 +158,10 @@ pub struct DataState {
     pub xdp: bool,
     /// Stateless MPPE received in XDP too: the key chain the userspace
     /// `decryptor` shares with the kernel (issue 14).
-    pub mppe_rx: Option<crate::dataplane::mppe_rx::MppeRxSlot>,
+    pub mppe_rx: Option<crate::dataplane::mppe_chain::MppeRxSlot>,
+    /// Stateless MPPE sent in XDP too: the send chain and coherency counter
+    /// the userspace `encryptor` shares with the kernel (issue 14).
+    pub mppe_tx: Option<crate::dataplane::mppe_chain::MppeTxSlot>,
     /// The rate limit on the userspace path (the XDP maps hold their own
     /// buckets); [`Shared::set_rate`] changes it.
     pub shaper: Mutex<crate::proto::shaping::Shaper>,

@@ -17,8 +17,8 @@ use std::{
 };
 
 use pptp_common::maps::{
-    SESSION_F_ACFC, SESSION_F_DECAP, SESSION_F_ENCAP, SESSION_F_MPPE_RX, SESSION_F_MSS_CLAMP,
-    SESSION_F_PFC, Session as KernelSession,
+    SESSION_F_ACFC, SESSION_F_DECAP, SESSION_F_ENCAP, SESSION_F_MPPE_RX, SESSION_F_MPPE_TX,
+    SESSION_F_MSS_CLAMP, SESSION_F_PFC, Session as KernelSession,
 };
 use tokio::sync::{Notify, mpsc, oneshot};
 use tracing::Instrument as _;
@@ -587,23 +587,22 @@ impl Task {
                 self.live.config.shaping.rate_for(user)
             });
         let burst_ns = self.live.config.shaping.burst_ns();
-        // Stateless MPPE is received in XDP (issue 14) and sent from
-        // userspace; stateful MPPE stays in userspace.
+        // Stateless MPPE is received and sent in XDP (issue 14), each key
+        // chain shared with the session's userspace cipher; stateful MPPE
+        // stays in userspace.
         let kernel_mppe = match (&params.mppe, &params.mppe_material) {
             (Some(p), Some(material)) if p.stateless => {
-                Some(crate::mppe::keys::start_keys(material, p.key_length).recv)
+                Some(crate::mppe::keys::start_keys(material, p.key_length))
             }
             _ => None,
         };
         let mut xdp = false;
         let mut mppe_rx = None;
+        let mut mppe_tx = None;
         if (mppe.is_none() || kernel_mppe.is_some())
             && let Some(dp) = &shared.xdp
         {
-            let mut flags = SESSION_F_DECAP;
-            if mppe.is_none() {
-                flags |= SESSION_F_ENCAP;
-            }
+            let mut flags = SESSION_F_DECAP | SESSION_F_ENCAP;
             if self.framing.acfc {
                 flags |= SESSION_F_ACFC;
             }
@@ -617,21 +616,33 @@ impl Task {
             shaping::set_kernel_rate(&mut kernel, rate, burst_ns);
             let state = shared.seq.load(kernel.slot).unwrap_or_default();
             let mut dp = dp.lock().unwrap_or_else(|e| e.into_inner());
-            let installed = match &kernel_mppe {
-                Some(start) => {
-                    kernel.flags |= SESSION_F_MPPE_RX;
-                    dp.install_mppe_rx(kernel.slot, start)
+            let installed = match (&kernel_mppe, &encryptor) {
+                (Some(start), Some(enc)) => {
+                    kernel.flags |= SESSION_F_MPPE_RX | SESSION_F_MPPE_TX;
+                    let enc = enc.lock().unwrap_or_else(|e| e.into_inner());
+                    dp.install_mppe_rx(kernel.slot, &start.recv)
                         .and_then(|()| dp.mppe_rx().slot(kernel.slot))
                         .map(|slot| mppe_rx = Some(slot))
+                        .and_then(|()| {
+                            dp.install_mppe_tx(
+                                kernel.slot,
+                                &start.send,
+                                enc.position(),
+                                enc.session_key(),
+                            )
+                        })
+                        .and_then(|()| dp.mppe_tx().slot(kernel.slot))
+                        .map(|slot| mppe_tx = Some(slot))
                 }
-                None => Ok(()),
+                _ => Ok(()),
             }
             .and_then(|()| dp.install(&kernel, state));
             match installed {
                 Ok(()) => xdp = true,
                 Err(e) => {
-                    // (The MPPE key chain is not shared then.)
+                    // (The MPPE key chains are not shared then.)
                     mppe_rx = None;
+                    mppe_tx = None;
                     tracing::warn!(
                         call_id = self.call.call_id,
                         "session stays on the userspace path: {e}"
@@ -649,6 +660,7 @@ impl Task {
             mppe: mppe.clone(),
             xdp,
             mppe_rx,
+            mppe_tx,
             shaper: Mutex::new(shaping::Shaper::new(rate, burst_ns, Instant::now())),
         });
         *self.call.data.write().unwrap_or_else(|e| e.into_inner()) = Some(data);
@@ -855,6 +867,11 @@ fn take_data_path(shared: &Shared, call: &Arc<Call>) {
         {
             tracing::warn!(call_id = call.call_id, "clearing the MPPE key chain: {e}");
         }
+        if data.mppe_tx.is_some()
+            && let Err(e) = dp.remove_mppe_tx(kernel.slot)
+        {
+            tracing::warn!(call_id = call.call_id, "clearing the MPPE send chain: {e}");
+        }
     }
     {
         let mut clients = shared.clients.write().unwrap_or_else(|e| e.into_inner());
@@ -966,6 +983,7 @@ pub(crate) mod tests {
                 mppe: None,
                 xdp: false,
                 mppe_rx: None,
+                mppe_tx: None,
                 shaper: Mutex::new(shaping::Shaper::new(Default::default(), 0, Instant::now())),
             }))),
             user: Mutex::new(Some("alice".into())),
