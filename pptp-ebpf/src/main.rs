@@ -879,17 +879,10 @@ fn encapsulate(ctx: &XdpContext, l3: usize, entry: *mut Session, role: Role) -> 
     // in the frame changes (a frame the kernel cannot encrypt goes to
     // userspace untouched); the key changes are made once, on this CPU.
     let mppe = session.flags & SESSION_F_MPPE_TX != 0;
-    let mppe_hdr = if mppe {
-        match mppe::take_key(&session) {
-            Some(hdr) => hdr,
-            None => {
-                count(Stat::MppeTxToUserspace, 1);
-                return (Stat::EncapPassed, PASS);
-            }
-        }
-    } else {
-        [0; 2]
-    };
+    if mppe && mppe::take_key(&session).is_none() {
+        count(Stat::MppeTxToUserspace, 1);
+        return (Stat::EncapPassed, PASS);
+    }
 
     // Decrement the inner TTL (we route it) before moving the head.
     if !routed && let Some(ip) = ptr_at::<Ipv4Hdr>(ctx, l3) {
@@ -899,6 +892,15 @@ fn encapsulate(ctx: &XdpContext, l3: usize, entry: *mut Session, role: Role) -> 
             let sum = u32::from(u16::from_be_bytes((*ip).check)) + 0x0100;
             (*ip).check = (((sum + (sum >> 16)) & 0xFFFF) as u16).to_be_bytes();
         }
+    }
+
+    // MPPE (RFC 3078 section 3): its header, then the encrypted protocol
+    // field (two octets) before the packet, which is encrypted in place.
+    // (Before the branches on the header forms below: the verifier then
+    // checks the RC4 loops once per path into encapsulation, not once per
+    // header form.)
+    if mppe && mppe::seal(ctx, l3, inner_len).is_none() {
+        return (Stat::EncapPassed, DROP);
     }
 
     // SAFETY: map value pointer, valid for the program run.
@@ -911,16 +913,6 @@ fn encapsulate(ctx: &XdpContext, l3: usize, entry: *mut Session, role: Role) -> 
     let acfc = session.flags & SESSION_F_ACFC != 0;
     let pfc = session.flags & SESSION_F_PFC != 0;
     let ppp_len = if acfc { 0 } else { 2 } + if pfc { 1 } else { 2 };
-    // MPPE (RFC 3078 section 3): its header, then the encrypted protocol
-    // field (two octets) before the packet, which is encrypted in place.
-    let sealed = if mppe {
-        match mppe::seal(ctx, l3, inner_len) {
-            Some(len) => len,
-            None => return (Stat::EncapPassed, DROP),
-        }
-    } else {
-        0
-    };
     let mppe_len = if mppe { 4 } else { 0 };
     let outer = IP_LEN + gre_len + ppp_len + mppe_len;
     let delta = l3 as i32 - (ETH_LEN + outer) as i32;
@@ -1009,8 +1001,7 @@ fn encapsulate(ctx: &XdpContext, l3: usize, entry: *mut Session, role: Role) -> 
             (true, true) => store(ctx, ppp, protocol),
         }?;
         if mppe {
-            store(ctx, ppp + ppp_len, mppe_hdr)?;
-            mppe::store_sealed(ctx, ppp + ppp_len + 2, sealed)?;
+            mppe::store_sealed(ctx, ppp + ppp_len, inner_len)?;
         }
         Some(())
     })();

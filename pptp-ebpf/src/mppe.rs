@@ -155,6 +155,8 @@ pub struct Scratch {
     /// walk's callback).
     start: [u8; 16],
     bits: u32,
+    /// The MPPE header of the frame being encrypted ([`take_key`]).
+    hdr: [u8; 4],
 }
 
 const _: () = assert!(core::mem::offset_of!(Scratch, key) % 8 == 0);
@@ -436,15 +438,15 @@ unsafe fn publish(
 
 /// The send side, first half: takes the next position of `session`'s send
 /// chain ([`MppeTx::next`]) and leaves its key in this CPU's scratch.
-/// Returns the MPPE header of the frame (RFC 3078 section 3.1: A and D
-/// set, the position's coherency count), or `None` when the chain's
+/// Leaves the MPPE header of the frame in scratch too (RFC 3078 section
+/// 3.1: A and D set, the position's coherency count). `None` when the chain's
 /// newest key is more than [`MPPE_TX_MAX_WALK`] key changes behind (the
 /// frame goes to userspace, which follows any distance; the position
 /// taken is a frame the peer never sees, a jump its receiver follows).
 ///
 /// Called before anything in the frame changes; [`seal`] then encrypts.
 #[inline(always)]
-pub fn take_key(session: &Session) -> Option<[u8; 2]> {
+pub fn take_key(session: &Session) -> Option<()> {
     let state = PPTP_MPPE_TX.get_ptr_mut(session.slot)?;
     let scratch = PPTP_MPPE_SCRATCH.get_ptr_mut(0)?;
     // SAFETY: map value pointers stay valid for the whole program run; the
@@ -496,20 +498,20 @@ pub fn take_key(session: &Session) -> Option<[u8; 2]> {
         )
     };
     let count = MppeRx::count_of(position);
-    Some([
-        HDR_A_FLUSHED | HDR_D_ENCRYPTED | (count >> 8) as u8,
-        count as u8,
-    ])
+    // SAFETY: the scratch pointer is still this CPU's value.
+    let s = unsafe { &mut *walk.scratch };
+    s.hdr[0] = HDR_A_FLUSHED | HDR_D_ENCRYPTED | (count >> 8) as u8;
+    s.hdr[1] = count as u8;
+    Some(())
 }
 
 /// The send side, second half (after [`take_key`] on this CPU, in the same
 /// run): RC4 with the frame's key over the PPP protocol field of IPv4
 /// (0x0021, sent uncompressed as Linux does) and the `len` octets of the
-/// IPv4 packet at `l3`, into this CPU's scratch. Returns the ciphertext's
-/// length (`len + 2`), to write with [`store_sealed`] once the headers are
-/// in place.
+/// IPv4 packet at `l3`, into this CPU's scratch, to write with
+/// [`store_sealed`] once the headers are in place.
 #[inline(always)]
-pub fn seal(ctx: &XdpContext, l3: usize, len: usize) -> Option<usize> {
+pub fn seal(ctx: &XdpContext, l3: usize, len: usize) -> Option<()> {
     let scratch = PPTP_MPPE_SCRATCH.get_ptr_mut(0)?;
     // SAFETY: this CPU's scratch value, valid for the program run.
     let s = unsafe { &mut *scratch };
@@ -534,30 +536,33 @@ pub fn seal(ctx: &XdpContext, l3: usize, len: usize) -> Option<usize> {
     s.rc4_key = s.key;
     rc4_schedule(s);
     rc4_apply(s, len + 2);
-    Some(len + 2)
+    Some(())
 }
 
-/// Writes the `len` octets of ciphertext [`seal`] left in scratch at
-/// `offset` of the frame.
+/// Writes the MPPE header of [`take_key`] at `offset` of the frame, and
+/// after it the ciphertext [`seal`] left in scratch for an IPv4 packet of
+/// `inner_len` octets (its protocol field and the packet).
 #[inline(always)]
-pub fn store_sealed(ctx: &XdpContext, offset: usize, len: usize) -> Option<()> {
+pub fn store_sealed(ctx: &XdpContext, offset: usize, inner_len: usize) -> Option<()> {
     let scratch = PPTP_MPPE_SCRATCH.get_ptr_mut(0)?;
     // SAFETY: this CPU's scratch value, valid for the program run.
     let s = unsafe { &mut *scratch };
-    let len = bounded(len, MAX_PAYLOAD);
+    let len = bounded(inner_len + 2, MAX_PAYLOAD);
     if len == 0 {
         return None;
     }
-    // SAFETY: `buf` is BUF >= MAX_PAYLOAD octets; `len` is at most that.
+    // SAFETY: `hdr` holds 4 octets, `buf` BUF >= MAX_PAYLOAD; `len` is at
+    // most that.
     (unsafe {
-        bpf_xdp_store_bytes(
-            ctx.ctx,
-            offset as u32,
-            s.buf.as_mut_ptr().cast(),
-            len as u32,
-        )
-    } == 0)
-        .then_some(())
+        bpf_xdp_store_bytes(ctx.ctx, offset as u32, s.hdr.as_mut_ptr().cast(), 2) == 0
+            && bpf_xdp_store_bytes(
+                ctx.ctx,
+                offset as u32 + 2,
+                s.buf.as_mut_ptr().cast(),
+                len as u32,
+            ) == 0
+    })
+    .then_some(())
 }
 
 /// One step of the walk: one key change.
