@@ -588,6 +588,28 @@ fn loadgen_counts_what_a_router_forwards() {
         .args(["-qw", "net.ipv4.ip_forward=1"])
         .status()
         .unwrap();
+    // The sink drops everything it receives, ARP too: r's entry for b
+    // must not need resolving during a run (it went stale between the
+    // two runs now and then, and the GRE run delivered nothing).
+    let b_mac = b
+        .mac("b0")
+        .unwrap()
+        .iter()
+        .map(|o| format!("{o:02x}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    r.ip(&[
+        "neigh",
+        "replace",
+        "198.18.61.2",
+        "lladdr",
+        &b_mac,
+        "dev",
+        "r1",
+        "nud",
+        "permanent",
+    ])
+    .unwrap();
     let (from, via, sink) = (
         format!("{}:a0", a.name()),
         format!("{}:r0", r.name()),
