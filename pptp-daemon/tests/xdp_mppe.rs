@@ -135,11 +135,14 @@ fn udp(len: usize) -> Vec<u8> {
     with_ttl(ipv4(CLIENT, LAN_HOST, 17, &random(len)), 64)
 }
 
-/// The client's side (encryptor) and the server's receive start key.
+/// The client's side (encryptor, decryptor) and the server's (decryptor,
+/// receive and send start keys).
 struct Keys {
     client: Encryptor,
     server: Decryptor,
     start: pptp_daemon::mppe::keys::StartKey,
+    client_rx: Decryptor,
+    send_start: pptp_daemon::mppe::keys::StartKey,
 }
 
 fn keys(length: KeyLength) -> Keys {
@@ -157,6 +160,8 @@ fn keys(length: KeyLength) -> Keys {
         client: client.encryptor,
         server: server.decryptor,
         start: start_keys(&server_material, length).recv,
+        client_rx: client.decryptor,
+        send_start: start_keys(&server_material, length).send,
     }
 }
 
@@ -278,6 +283,7 @@ fn receive_on(program: &'static str, length: KeyLength) {
         client: mut tx,
         server: mut rx,
         start,
+        ..
     } = keys(length);
     dp.install_mppe_rx(SLOT, &start).unwrap();
     dp.install(
@@ -536,29 +542,6 @@ fn stateless_mppe_40_decrypted_by_pptp_xdp_stack() {
     receive_on(programs::STACK, KeyLength::Bits40);
 }
 
-/// The server's send side and the client's receive side of a session's
-/// keys.
-struct SendKeys {
-    start: pptp_daemon::mppe::keys::StartKey,
-    client: Decryptor,
-}
-
-fn send_keys(length: KeyLength) -> SendKeys {
-    let params = MppeParams {
-        key_length: length,
-        stateless: true,
-    };
-    let client = MppeCipher::new(
-        &mschapv2_material(&HASH_HASH, &NT_RESPONSE, Role::Client),
-        params,
-    );
-    let server_material = mschapv2_material(&HASH_HASH, &NT_RESPONSE, Role::Server);
-    SendKeys {
-        start: start_keys(&server_material, length).send,
-        client: client.decryptor,
-    }
-}
-
 /// What the encapsulating program sends for an MPPE packet `mppe` with
 /// PPP header `ppp` and GRE sequence number `seq` (no acknowledgment).
 fn to_peer(fib: &Fib, ppp: &[u8], mppe: &[u8], seq: u32) -> Vec<u8> {
@@ -585,7 +568,11 @@ fn send_on(program: &'static str, length: KeyLength, flags: u32, ppp: &[u8]) {
     if tunnel {
         dp.set_tunnel(fib.tunnel).unwrap();
     }
-    let SendKeys { start, mut client } = send_keys(length);
+    let Keys {
+        send_start: start,
+        client_rx: mut client,
+        ..
+    } = keys(length);
     // The daemon's encryptor when the session went up: position 0.
     let mut user = Encryptor::new(&start, true);
     dp.install_mppe_tx(SLOT, &start, user.position(), user.session_key())
