@@ -886,7 +886,8 @@ pub struct DemoArgs {
     /// Sessions to open (one client process, one control connection each).
     #[arg(long, default_value_t = 3)]
     pub clients: usize,
-    /// Encrypt the sessions with MPPE (they then use the userspace path).
+    /// Encrypt the sessions with MPPE (stateless: encrypted and decrypted
+    /// in XDP; with --no-xdp in userspace).
     #[arg(long)]
     pub mppe: bool,
     /// Run the daemon with XDP off.

@@ -5,16 +5,31 @@ ID and connected to the peer's, attached to a new PPP unit through /dev/ppp
 (PPPIOCGCHAN, PPPIOCATTCHAN, PPPIOCNEWUNIT, PPPIOCCONNECT). This is the
 data path accel-ppp uses. The unit lives as long as this process.
 
-usage: kpptp.py LOCAL_IP LOCAL_CALL_ID PEER_IP PEER_CALL_ID UNIT ADDR PEER_ADDR
-Prints the interface name once it is up, then waits for SIGTERM.
+usage: kpptp.py [--mppe] LOCAL_IP LOCAL_CALL_ID PEER_IP PEER_CALL_ID UNIT ADDR PEER_ADDR
+Prints the interface name once it is up, then waits for SIGTERM. With
+--mppe the unit decrypts what it receives (ppp_mppe, stateless 128-bit,
+MPPE_KEY): its decompressor starts when the server end's CCP
+Configure-Ack arrives, so start this end first.
 
-usage: kpptp.py --many N LOCAL_IP PEER_IP ADDR FIRST_LOCAL_CALL FIRST_PEER_CALL SESSIONS
+usage: kpptp.py --many N [--mppe] LOCAL_IP PEER_IP ADDR FIRST_LOCAL_CALL FIRST_PEER_CALL SESSIONS
 N sessions in this one process, as a concentrator (pptpd, accel-ppp) has
 them: session i has local call ID FIRST_LOCAL_CALL + i, the peer's
 FIRST_PEER_CALL + i, a PPP unit of its own (numbered by the kernel) with
 ADDR and peer address peer_addr(i) (from 198.19.16.10 on), hence a /32
 route to it. Writes "LOCAL_CALL_ID PEER_ADDR" per session to SESSIONS,
-prints "up N" once all are up, then waits for SIGTERM.
+prints "up N" once all are up, then waits for SIGTERM. With --mppe every
+unit encrypts what it sends (ppp_mppe, stateless 128-bit, MPPE_KEY).
+
+MPPE without pppd: ppp_generic takes the compressor and its key with
+PPPIOCSCOMPRESS (the CCP option, CI_MPPE, followed by the 16-byte key,
+as pppd's ccp.c passes it) but starts it only when it sees a CCP
+Configure-Ack for that option go out (the compressor) or come in (the
+decompressor) while CCP is open (ppp_ccp_peek in
+drivers/net/ppp/ppp_generic.c). So the server end opens CCP, writes that
+Configure-Ack to its unit (it starts its compressor and, carried over
+GRE, the client end's decompressor), then marks CCP up, as pppd does once
+CCP has opened. ppp_mppe then derives each packet's key from the start
+key as in RFC 3079; what the key is does not matter to the figures.
 """
 import ctypes
 import fcntl
@@ -33,6 +48,20 @@ PPPIOCGCHAN = 0x80047437
 PPPIOCATTCHAN = 0x40047438
 PPPIOCCONNECT = 0x4004743A
 PPPIOCNEWUNIT = 0xC004743E
+# _IOW('t', 77, struct ppp_option_data) (a pointer, u32 length, int
+# transmit: 16 bytes on 64-bit) and _IOW('t', 89, int).
+PPPIOCSCOMPRESS = 0x4010744D
+PPPIOCSFLAGS = 0x40047459
+# <linux/ppp_defs.h>
+SC_CCP_OPEN = 0x40
+SC_CCP_UP = 0x80
+PPP_CCP = 0x80FD
+CCP_CONFACK = 2
+# RFC 3078 section 2: CCP option 18, length 6; H (stateless) in the first
+# octet of the value, S (128-bit) in the last (<linux/ppp-comp.h>,
+# MPPE_OPTS_TO_CI).
+MPPE_OPTION = bytes([18, 6, 0x01, 0, 0, 0x40])
+MPPE_KEY = bytes(range(0x40, 0x50))
 
 libc = ctypes.CDLL(None, use_errno=True)
 
@@ -73,8 +102,30 @@ def open_unit(local_ip, local_call, peer_ip, peer_call, unit):
     return unit, (sock, chan_fd, unit_fd)
 
 
+def set_mppe(unit_fd, transmit):
+    """Gives the unit ppp_mppe with MPPE_KEY for sending (transmit) or
+    receiving, and opens CCP (not yet up: ppp_ccp_peek starts a
+    compressor only then)."""
+    option = ctypes.create_string_buffer(MPPE_OPTION + MPPE_KEY, len(MPPE_OPTION) + len(MPPE_KEY))
+    data = struct.pack("PIi", ctypes.addressof(option), len(option), 1 if transmit else 0)
+    fcntl.ioctl(unit_fd, PPPIOCSCOMPRESS, data)
+    fcntl.ioctl(unit_fd, PPPIOCSFLAGS, struct.pack("i", SC_CCP_OPEN))
+
+
+def start_mppe(unit_fd):
+    """Sends the CCP Configure-Ack of the MPPE option through the unit
+    (starting its compressor, and the peer's decompressor when it
+    arrives there), then marks CCP up."""
+    ack = struct.pack("!HBBH", PPP_CCP, CCP_CONFACK, 1, 4 + len(MPPE_OPTION)) + MPPE_OPTION
+    os.write(unit_fd, ack)
+    fcntl.ioctl(unit_fd, PPPIOCSFLAGS, struct.pack("i", SC_CCP_OPEN | SC_CCP_UP))
+
+
 def many(args):
-    n, local_ip, peer_ip, addr, first_local, first_peer, out = args
+    mppe = args[1:2] == ["--mppe"]
+    if mppe:
+        args = args[:1] + args[2:]
+    n, local_ip, peer_ip, addr, first_local, first_peer, out = args[:7]
     n, first_local, first_peer = int(n), int(first_local), int(first_peer)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = 3 * n + 64
@@ -86,6 +137,9 @@ def many(args):
     for i in range(n):
         unit, files = open_unit(local_ip, first_local + i, peer_ip, first_peer + i, -1)
         keep.append(files)
+        if mppe:
+            set_mppe(files[2], transmit=True)
+            start_mppe(files[2])
         dev = f"ppp{unit}"
         batch.append(f"addr add {addr} peer {peer_addr(i)} dev {dev}")
         batch.append(f"link set {dev} mtu 1400 up")
@@ -102,9 +156,15 @@ def many(args):
 
 def main():
     if sys.argv[1:2] == ["--many"]:
-        return many(sys.argv[2:9])
-    local_ip, local_call, peer_ip, peer_call, unit, addr, peer = sys.argv[1:8]
-    unit, _files = open_unit(local_ip, local_call, peer_ip, peer_call, unit)
+        return many(sys.argv[2:10])
+    args = sys.argv[1:]
+    mppe = args[:1] == ["--mppe"]
+    if mppe:
+        args = args[1:]
+    local_ip, local_call, peer_ip, peer_call, unit, addr, peer = args[:7]
+    unit, files = open_unit(local_ip, local_call, peer_ip, peer_call, unit)
+    if mppe:
+        set_mppe(files[2], transmit=False)
 
     ifname = f"ppp{unit}"
     subprocess.run(["ip", "addr", "add", addr, "peer", peer, "dev", ifname], check=True)

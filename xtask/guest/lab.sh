@@ -34,13 +34,15 @@
 #                                     GRO) and transmit checksums off on lan0
 #                                     and lan2 (XDP on srv1 encapsulates what
 #                                     lan0 sends)
-#   lab.sh ours-up BIN XDP_MODE       pptp-daemon BIN in srv (WAN srv0, LAN srv1,
+#   lab.sh ours-up BIN XDP_MODE [mppe]
+#                                     pptp-daemon BIN in srv (WAN srv0, LAN srv1,
 #                                     dataplane.xdp_mode XDP_MODE, tunnel
 #                                     198.19.5.1, clients from 198.19.5.2) and
 #                                     our client (BIN client) in cli routing
 #                                     198.19.4.0/24; prints "pptpc0 LOCAL PEER
 #                                     SECONDS PATH" (PATH: the session's data
-#                                     path in the daemon, xdp or userspace)
+#                                     path in the daemon, xdp or userspace);
+#                                     mppe: MPPE required (stateless 128-bit)
 #   lab.sh ours-kclient-up BIN XDP_MODE
 #                                     ours-up, then kernel PPTP takes over the
 #                                     client's data path: our client is frozen
@@ -50,12 +52,15 @@
 #                                     with ppp32 (LCP and control echoes are
 #                                     off in the daemon: nobody answers them)
 #   lab.sh ours-down                  stop them
-#   lab.sh kpptp-many-up N            kernel PPTP with N sessions in srv, all in
+#   lab.sh kpptp-many-up N [mppe]     kernel PPTP with N sessions in srv, all in
 #                                     one kpptp.py process on link 2 (call IDs 1000..,
 #                                     peers' 3000.., client addresses
 #                                     198.19.16.10.. with a /32 route each, see
 #                                     kpptp.py), session 0's client end in cli
-#                                     (ppp31); writes /tmp/pxg/sessions-kpptp
+#                                     (ppp31); writes /tmp/pxg/sessions-kpptp;
+#                                     mppe: ppp_mppe (stateless 128-bit) on
+#                                     every unit, srv's encrypting, ppp31
+#                                     decrypting (kpptp.py --mppe)
 #   lab.sh relay-up LAB               after lan-up: the generators' own veth
 #                                     pairs, gen0 <-> gen1 and gen2 <-> gen3
 #                                     in cli and in lan, with `LAB relay`
@@ -307,8 +312,11 @@ lan_up() {
 # README); PXG_FORWARDING=stack measures the default mode instead. No
 # per-call budget of frames up to the daemon (10,000 a second by default):
 # the comparison measures the paths, as the host bench does.
-ours_up() { # BIN XDP_MODE
-    local bin=$1 mode=$2
+ours_up() { # BIN XDP_MODE [mppe]
+    local bin=$1 mode=$2 mppe=${3:-} policy=allow client_mppe=()
+    if [ "$mppe" = mppe ]; then
+        policy=require client_mppe=(--mppe)
+    fi
     modules
     printf 'pxguser\t*\tpxgsecret\t*\n' >"$work/ours-secrets"
     printf '%s\n' \
@@ -327,6 +335,8 @@ ours_up() { # BIN XDP_MODE
         'lcp_echo_interval_secs = 600' \
         '[auth]' \
         "secrets = \"$work/ours-secrets\"" \
+        '[mppe]' \
+        "policy = \"$policy\"" \
         '[control]' \
         'echo_interval_secs = 600' \
         '[limits]' \
@@ -339,7 +349,7 @@ ours_up() { # BIN XDP_MODE
         return 1
     fi
     ip netns exec cli setsid "$bin" client --server 198.19.1.1 --user pxguser --password pxgsecret \
-        --route 198.19.4.0/24 >"$work/ours-client.out" 2>"$work/ours-client.log" </dev/null &
+        --route 198.19.4.0/24 "${client_mppe[@]}" >"$work/ours-client.out" 2>"$work/ours-client.log" </dev/null &
     echo $! >"$work/ours-client.pid"
     if ! wait_for 30 grep -q '"event":"up"' "$work/ours-client.out"; then
         cat "$work/ours-client.out" "$work/ours-client.log" "$work/ours-daemon.log" >&2
@@ -393,16 +403,23 @@ for line in open(sys.argv[1]):
     echo "ppp32 $addr $peer $setup $path"
 }
 
-kpptp_many_up() { # N
-    local n=$1
+kpptp_many_up() { # N [mppe]
+    local n=$1 mppe=()
+    [ "${2:-}" != mppe ] || mppe=(--mppe)
     modules
-    ip netns exec srv setsid python3 "$share/kpptp.py" --many "$n" 198.19.6.1 198.19.6.2 198.19.3.1 1000 3000 \
-        "$work/sessions-kpptp" >"$work/kpptp-srv.out" 2>&1 </dev/null &
-    echo $! >"$work/kpptp-srv.pid"
-    ip netns exec cli setsid python3 "$share/kpptp.py" 198.19.6.2 3000 198.19.6.1 1000 31 198.19.16.10 198.19.3.1 \
+    # The client end first: with MPPE its decompressor starts on the CCP
+    # Configure-Ack the server end sends as it comes up (kpptp.py).
+    ip netns exec cli setsid python3 "$share/kpptp.py" "${mppe[@]}" 198.19.6.2 3000 198.19.6.1 1000 31 198.19.16.10 198.19.3.1 \
         >"$work/kpptp-cli.out" 2>&1 </dev/null &
     echo $! >"$work/kpptp-cli.pid"
-    if ! wait_for $((30 + n / 4)) grep -q "^up " "$work/kpptp-srv.out" || ! wait_for 15 grep -q ppp31 "$work/kpptp-cli.out"; then
+    if ! wait_for 15 grep -q ppp31 "$work/kpptp-cli.out"; then
+        cat "$work"/kpptp-*.out >&2
+        return 1
+    fi
+    ip netns exec srv setsid python3 "$share/kpptp.py" --many "$n" "${mppe[@]}" 198.19.6.1 198.19.6.2 198.19.3.1 1000 3000 \
+        "$work/sessions-kpptp" >"$work/kpptp-srv.out" 2>&1 </dev/null &
+    echo $! >"$work/kpptp-srv.pid"
+    if ! wait_for $((30 + n / 4)) grep -q "^up " "$work/kpptp-srv.out"; then
         cat "$work"/kpptp-*.out >&2
         return 1
     fi
@@ -635,7 +652,7 @@ pptpd-up) pptpd_up "$2" ;;
 pptpd-down) pptpd_down ;;
 kpptp-up) kpptp_up ;;
 kpptp-down) kpptp_down ;;
-kpptp-many-up) kpptp_many_up "$2" ;;
+kpptp-many-up) kpptp_many_up "$2" "${3:-}" ;;
 pin) pin ;;
 relay-up) relay_up "$2" ;;
 measure) measure "$2" "$3" "$4" "$5" "$6" "$7" "$8" "$9" "${10:-}" ;;
@@ -644,7 +661,7 @@ profile) profile "$2" "$3" "$4" "$5" "$6" "$7" "$8" "$9" "${10:-}" ;;
 iperf) iperf "$2" "$3" "$4" "$5" "${6:-up}" ;;
 iperf-client) iperf_client "$2" "$3" "$4" "$5" ;;
 lan-up) lan_up ;;
-ours-up) ours_up "$2" "$3" ;;
+ours-up) ours_up "$2" "$3" "${4:-}" ;;
 ours-kclient-up) ours_kclient_up "$2" "$3" ;;
 ours-down) ours_down ;;
 route) in_ns "$2" ip route replace "$3" dev "$4" ;;

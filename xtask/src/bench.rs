@@ -431,6 +431,55 @@ pub fn compare(runs: &[std::path::PathBuf]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// MPPE on the fast path over the same sessions on the userspace path
+/// (issue 14's targets: 3 times the packets per second at 64 B, 1.5 times
+/// at 1400 B), per direction and size: packets per second and forwarding
+/// CPU per packet, each the fast path's median over the userspace path's
+/// (the two labs run one after the other, not in interleaved rounds).
+fn mppe_table(t: &mut String, d: &Value) {
+    let mut rows = Vec::new();
+    for dir in ["encap", "decap"] {
+        for size in [64u64, 1396] {
+            let (Some(fast), Some(slow)) = (
+                find_row(d, "mppe", dir, size, 1),
+                find_row(d, "mppe-userspace", dir, size, 1),
+            ) else {
+                continue;
+            };
+            let pps = f(&fast["delivered_pps"]) / f(&slow["delivered_pps"]);
+            let cpu = f(&slow["fwd_cpu_ns_per_packet"]) / f(&fast["fwd_cpu_ns_per_packet"]);
+            rows.push(format!(
+                "| {} | {size} B | {:.0} / {:.0} | {pps:.2} | {} / {} | {cpu:.2} |",
+                if dir == "decap" {
+                    "client → network"
+                } else {
+                    "network → client"
+                },
+                f(&fast["delivered_pps"]) / 1000.0,
+                f(&slow["delivered_pps"]) / 1000.0,
+                fwd_cell(fast),
+                fwd_cell(slow),
+            ));
+        }
+    }
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        t,
+        "MPPE (stateless 128-bit), the fast path against the userspace path (medians of each lab's rounds; the labs run one after the other):\n"
+    );
+    let _ = writeln!(
+        t,
+        "| direction | inner size | kpps fast / userspace | × packets/s | forwarding CPU ns/packet fast / userspace | × less CPU/packet |"
+    );
+    let _ = writeln!(t, "|---|---|---|---|---|---|");
+    for r in rows {
+        let _ = writeln!(t, "{r}");
+    }
+    let _ = writeln!(t);
+}
+
 /// The forwarding modes side by side with plain forwarding and the XDP
 /// routing ceiling, and issue 17's two targets: stack mode's CPU per packet
 /// within 1.3 times that of kernel forwarding under the same ruleset, xdp
@@ -650,6 +699,7 @@ fn table(d: &Value, guest: Option<&Value>) -> String {
         );
     }
     let _ = writeln!(t, "\n{}\n", d["mppe_note"].as_str().unwrap_or(""));
+    mppe_table(&mut t, d);
     modes_table(&mut t, d);
     ratios_table(&mut t, d);
     let _ = writeln!(
@@ -1055,6 +1105,38 @@ mod tests {
             ],
             "scale": [{"sessions": 10, "setup_seconds": 2.0, "sessions_per_second": 5.0, "bytes_per_session": 2048.0}]
         })
+    }
+
+    /// The MPPE table puts the fast path over the userspace path, each
+    /// direction and size both labs measured.
+    #[test]
+    fn the_mppe_table_puts_the_fast_path_over_the_userspace_path() {
+        let row = |path: &str, dir: &str, pps: f64, cpu: f64| {
+            serde_json::json!({
+                "path": path, "direction": dir, "size": 64, "sessions": 1,
+                "delivered_pps": pps, "fwd_cpu_ns_per_packet": cpu,
+                "fwd_cpu_ns_range": [cpu, cpu],
+            })
+        };
+        let d = serde_json::json!({"measurements": [
+            row("mppe", "encap", 300_000.0, 3000.0),
+            row("mppe-userspace", "encap", 60_000.0, 15_000.0),
+            // No userspace figure for this one: no row.
+            row("mppe", "decap", 200_000.0, 4000.0),
+        ]});
+        let mut t = String::new();
+        mppe_table(&mut t, &d);
+        let rows: Vec<&str> = t.lines().filter(|l| l.starts_with("| network")).collect();
+        assert_eq!(
+            rows,
+            [
+                "| network → client | 64 B | 300 / 60 | 5.00 | 3000 (3000–3000) / 15000 (15000–15000) | 5.00 |"
+            ]
+        );
+        assert!(!t.contains("client → network"), "{t}");
+        let mut empty = String::new();
+        mppe_table(&mut empty, &serde_json::json!({"measurements": []}));
+        assert_eq!(empty, "");
     }
 
     /// A later run confirms a ratio when its median lies within the

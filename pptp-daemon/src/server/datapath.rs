@@ -695,7 +695,10 @@ async fn seal_and_send(shared: &Shared, buf: &mut [u8], n: usize) {
             && let Err(e) = chain.take(enc)
         {
             shared.stats.mppe_send_lost.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(call_id = call.call_id, "MPPE frame not sent: {e}");
+            shared.warn_peer(
+                call.peer,
+                format_args!("call {}: MPPE frame not sent: {e}", call.call_id),
+            );
             return;
         }
         let sealed = frame::seal(buf, HEADROOM, end, enc.as_deref_mut());

@@ -282,6 +282,9 @@ pub fn label(kind: PathKind) -> &'static str {
         PathKind::OursXdp | PathKind::OursXdpOurClient => "pptp-daemon XDP",
         PathKind::OursUserspace | PathKind::OursUserspaceOurClient => "pptp-daemon userspace",
         PathKind::Pptpd => "pptpd",
+        PathKind::KernelMppe => "kernel PPTP + ppp_mppe",
+        PathKind::OursXdpMppe => "pptp-daemon XDP, MPPE",
+        PathKind::OursUserspaceMppe => "pptp-daemon userspace, MPPE",
     }
 }
 
@@ -311,10 +314,13 @@ impl Measure {
     }
 }
 
-/// A path over kernel PPTP in the same phase, size and direction.
+/// A path over kernel PPTP (with ppp_mppe for the MPPE paths) in the same
+/// phase, size and direction.
 #[derive(Debug, Clone, Copy)]
 pub struct Ratio {
     pub kind: PathKind,
+    /// The kernel PPTP path (see [`PathKind::kernel_base`]).
+    pub base: PathKind,
     pub sessions: u32,
     /// Kernel PPTP's session count (the phase).
     pub kernel_sessions: u32,
@@ -326,10 +332,11 @@ pub struct Ratio {
     pub rounds: usize,
 }
 
-/// Kernel PPTP's figure of `fig`'s phase, size and direction.
+/// Kernel PPTP's figure of `fig`'s phase, size and direction (with
+/// ppp_mppe for an MPPE path).
 fn kernel_of<'a>(all: &'a [Figure], fig: &Figure) -> Option<&'a Figure> {
     all.iter().find(|k| {
-        k.kind == PathKind::Kernel
+        k.kind == fig.kind.kernel_base()
             && k.sessions == fig.beside
             && k.beside == fig.beside
             && k.size == fig.size
@@ -339,7 +346,7 @@ fn kernel_of<'a>(all: &'a [Figure], fig: &Figure) -> Option<&'a Figure> {
 
 /// `fig` over kernel PPTP of its phase, round by round.
 pub fn over_kernel(all: &[Figure], fig: &Figure, measure: Measure) -> Option<Ratio> {
-    if fig.kind == PathKind::Kernel {
+    if fig.kind == fig.kind.kernel_base() {
         return None;
     }
     let kernel = kernel_of(all, fig)?;
@@ -353,6 +360,7 @@ pub fn over_kernel(all: &[Figure], fig: &Figure, measure: Measure) -> Option<Rat
         .collect();
     (!per_round.is_empty()).then(|| Ratio {
         kind: fig.kind,
+        base: kernel.kind,
         sessions: fig.sessions,
         kernel_sessions: kernel.sessions,
         size: fig.size,
@@ -552,7 +560,7 @@ pub fn json(all: &[Figure], runs: u32, seconds: f64) -> Json {
                 Some(RatioJson {
                     path: key(r.kind),
                     sessions: r.sessions,
-                    base: format!("kernel_pptp_{}", r.kernel_sessions),
+                    base: format!("{}_{}", key(r.base), r.kernel_sessions),
                     figure: r.measure.key(),
                     direction: r.dir.arg(),
                     size: r.size,
@@ -679,6 +687,73 @@ mod tests {
         assert_eq!(json["rows"][1]["repeated_stalls"], 2);
         assert_eq!(json["rows"][0]["runs"], 3);
         assert_eq!(json["ratios"][0]["rounds"], 2);
+    }
+
+    /// An MPPE path goes over kernel PPTP with ppp_mppe of its phase,
+    /// never over clear kernel PPTP measured beside the same session count.
+    #[test]
+    fn mppe_paths_go_over_kernel_pptp_with_ppp_mppe() {
+        let all = vec![
+            figure(
+                PathKind::Kernel,
+                1,
+                1,
+                [10000.0, 10000.0, 10000.0],
+                f64::NAN,
+            ),
+            figure(PathKind::OursXdp, 1, 1, [2000.0, 2000.0, 2000.0], 400.0),
+            figure(
+                PathKind::KernelMppe,
+                1,
+                1,
+                [40000.0, 20000.0, 40000.0],
+                f64::NAN,
+            ),
+            figure(
+                PathKind::OursXdpMppe,
+                1,
+                1,
+                [8000.0, 8000.0, 12000.0],
+                3000.0,
+            ),
+            figure(
+                PathKind::OursUserspaceMppe,
+                1,
+                1,
+                [80000.0, 80000.0, 80000.0],
+                f64::NAN,
+            ),
+        ];
+        let r = over_kernel(&all, &all[3], Measure::ForwardingCpu).unwrap();
+        assert_eq!(r.base, PathKind::KernelMppe);
+        assert_eq!(
+            (r.spread.median, r.spread.min, r.spread.max),
+            (0.3, 0.2, 0.4)
+        );
+        assert_eq!(
+            over_kernel(&all, &all[1], Measure::ForwardingCpu)
+                .unwrap()
+                .base,
+            PathKind::Kernel
+        );
+        assert!(over_kernel(&all, &all[2], Measure::ForwardingCpu).is_none());
+        let json = serde_json::to_value(json(&all, 3, 2.0)).unwrap();
+        let bases: Vec<(&str, &str)> = json["ratios"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["figure"] == "forwarding_cpu_ns")
+            .map(|r| (r["path"].as_str().unwrap(), r["base"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            bases,
+            [
+                ("ours_xdp", "kernel_pptp_1"),
+                ("ours_xdp_mppe", "kernel_pptp_mppe_1"),
+                ("ours_userspace_mppe", "kernel_pptp_mppe_1"),
+            ]
+        );
+        assert_eq!(json["rows"][2]["path"], "kernel_pptp_mppe");
     }
 
     #[test]
