@@ -633,7 +633,9 @@ fn change_key(s: &mut Scratch) {
         k += 1;
     }
     rc4_schedule(s);
-    rc4_apply(s, 16);
+    // Inline rather than `rc4_apply`, whose steps of STEP octets would run
+    // 48 RC4 rounds more per key change for nothing.
+    keystream::<16>(s, 0);
     let mut k = 0;
     while k < 16 {
         s.key[k] = s.buf[k];
@@ -815,10 +817,18 @@ fn rc4_apply(s: &mut Scratch, len: usize) {
 extern "C" fn rc4_apply_step(step: u64, ctx: *mut c_void) -> i64 {
     // SAFETY: bpf_loop passes the context given to it: a LoopCtx.
     let s = unsafe { &mut *(*ctx.cast::<LoopCtx>()).scratch };
+    keystream::<STEP>(s, (step as usize) * STEP);
+    0
+}
+
+/// `N` octets of RC4 keystream (the PRGA, continuing from `s.i`, `s.j`)
+/// XORed over `s.buf` from `base`.
+#[inline(always)]
+fn keystream<const N: usize>(s: &mut Scratch, base: usize) {
     let mut i = s.i as u8;
     let mut j = s.j as u8;
     let mut r = 0;
-    while r < STEP {
+    while r < N {
         i = i.wrapping_add(1);
         let si = s.s[usize::from(i)];
         j = j.wrapping_add(si);
@@ -826,11 +836,10 @@ extern "C" fn rc4_apply_step(step: u64, ctx: *mut c_void) -> i64 {
         s.s[usize::from(i)] = sj;
         s.s[usize::from(j)] = si;
         let k = s.s[usize::from(si.wrapping_add(sj))];
-        let at = ((step as usize) * STEP + r) & (BUF - 1);
+        let at = (base + r) & (BUF - 1);
         s.buf[at] ^= k;
         r += 1;
     }
     s.i = u32::from(i);
     s.j = u32::from(j);
-    0
 }
