@@ -322,7 +322,7 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
         let call_id = if args.same_call_id {
             1
         } else {
-            base.wrapping_add(index as u16).max(1)
+            call_id_of(base, index)
         };
         sessions.spawn(session(
             shared.clone(),
@@ -674,6 +674,17 @@ async fn session(
 /// session's (2^20 frames): `index << SEQ_SPACE_BITS` is where it starts.
 const SEQ_SPACE_BITS: u32 = 20;
 
+/// Session `index`'s call ID counting up from `base`: every value but 0
+/// (reserved), so 65,535 sessions get distinct IDs whatever the base. (It
+/// was `base + index` with 0 raised to 1, which gave two sessions call ID
+/// 1 whenever the count passed 65,535 to 0: in about one 10,000-session run
+/// in six, and then the two sessions' GRE frames reached the wrong session
+/// and one of them never came up.)
+fn call_id_of(base: u16, index: usize) -> u16 {
+    let id = (usize::from(base) + index) % usize::from(u16::MAX);
+    u16::try_from(id).unwrap_or(0) + 1
+}
+
 /// Counts a session's network coming up towards `all_up` once: an IPCP that
 /// opens again (RFC 1661 section 4.1: a Configure-Request in Opened, which
 /// a server sends when our Configure-Ack was lost, restarts the
@@ -850,6 +861,21 @@ async fn tun_receive(shared: Arc<Shared>, mut tun: TunReader) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Call IDs from any base: never 0, distinct over 65,535 sessions,
+    /// across the wrap too.
+    #[test]
+    fn call_ids_never_repeat_across_the_wrap() {
+        for base in [0u16, 1, 55_536, 65_534, u16::MAX] {
+            let ids: std::collections::HashSet<u16> = (0..usize::from(u16::MAX))
+                .map(|i| call_id_of(base, i))
+                .collect();
+            assert_eq!(ids.len(), usize::from(u16::MAX), "base {base}");
+            assert!(!ids.contains(&0), "base {base}");
+        }
+        assert_eq!(call_id_of(65_534, 0), 65_535);
+        assert_eq!(call_id_of(65_534, 1), 1);
+    }
 
     /// A session whose network opens twice counts once: `all_up` waits for
     /// every session.
