@@ -509,6 +509,8 @@ measure() { # LINK DIR SIZE SECONDS RUNS SEQ_BASE GEN SESSIONS [PEER,SERVER]
         from=${from%%:*}:gen$([ "$link" = 1 ] && echo 0 || echo 2)
     fi
     [ -z "$gre" ] || extra+=(--gre "$gre")
+    # A fixed offered rate for every path (xtask interop --bench --pps).
+    [ -z "${LOADGEN_PPS:-}" ] || extra+=(--pps "$LOADGEN_PPS")
     [ ! -f "$work/ours-daemon.pid" ] || extra+=(--daemon-pid "$(cat "$work/ours-daemon.pid")")
     # The generator from tmpfs: loading it over 9p takes seconds.
     cmp -s "$gen" "$work/loadgen" || cp "$gen" "$work/loadgen"

@@ -777,9 +777,14 @@ fn guest_forwarding_table(t: &mut String, fwd: &Value) {
     }
     let _ = writeln!(
         t,
-        "\nForwarding CPU per packet in the same guest, median (min–max) of {} rounds × {} s each: {}. Kernel PPTP (on a link of its own) and our daemon are up together; each round measures every path of the phase once, one after the other, and a ratio over kernel PPTP is the median (min–max) of the rounds' ratios. `xtask guest loadgen` sends pre-built frames round robin over the sessions; a tc drop filter on the far veth counts what arrives. BPF ns/run: the daemon's XDP programs' own run time (kernel.bpf_stats_enabled).\n",
+        "\nForwarding CPU per packet in the same guest, median (min–max) of {} rounds × {} s each{}: {}. Kernel PPTP (on a link of its own) and our daemon are up together; each round measures every path of the phase once, one after the other, and a ratio over kernel PPTP is the median (min–max) of the rounds' ratios. `xtask guest loadgen` sends pre-built frames round robin over the sessions; a tc drop filter on the far veth counts what arrives. BPF ns/run: the daemon's XDP programs' own run time (kernel.bpf_stats_enabled).\n",
         fwd["runs"],
         fwd["seconds_per_run"],
+        fwd["offered_pps"]
+            .as_u64()
+            .map_or(String::new(), |pps| format!(
+                ", {pps} packets/s offered to every path"
+            )),
         fwd["pinning"].as_str().unwrap_or("?")
     );
     let _ = writeln!(

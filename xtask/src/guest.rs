@@ -366,7 +366,21 @@ impl Guest {
     /// Runs `xtask/guest/lab.sh` with these arguments (see its header for
     /// the topologies it builds); returns its stdout.
     pub fn lab(&self, args: &[&str], timeout: Duration) -> anyhow::Result<String> {
-        let mut cmd = format!("bash {GUEST_SHARE}/lab.sh");
+        self.lab_env(&[], args, timeout)
+    }
+
+    /// [`Self::lab`] with environment variables set for lab.sh.
+    pub fn lab_env(
+        &self,
+        env: &[(&str, String)],
+        args: &[&str],
+        timeout: Duration,
+    ) -> anyhow::Result<String> {
+        let mut cmd = String::new();
+        for (name, value) in env {
+            cmd.push_str(&format!("{name}={} ", shell_quote(value)));
+        }
+        cmd.push_str(&format!("bash {GUEST_SHARE}/lab.sh"));
         for a in args {
             cmd.push(' ');
             cmd.push_str(&shell_quote(a));

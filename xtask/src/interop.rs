@@ -92,6 +92,10 @@ pub struct InteropArgs {
     /// --bench: skip the perf profiles of the forwarding vCPU.
     #[arg(long)]
     pub no_profile: bool,
+    /// --bench: offer every path this many packets a second (the same
+    /// load for all) instead of as many as the generator sends.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(100..=10_000_000))]
+    pub pps: Option<u32>,
 }
 
 impl InteropArgs {
@@ -108,6 +112,7 @@ impl InteropArgs {
             run_seconds: 1.5,
             kernel_sessions: vec![1, 100, 1000],
             no_profile: false,
+            pps: None,
         }
     }
 }
@@ -1336,6 +1341,7 @@ fn bench(daemon: &Path, args: &InteropArgs, started: Instant) -> anyhow::Result<
         run_seconds: args.run_seconds,
         kernel_sessions: args.kernel_sessions.clone(),
         profile: !args.no_profile,
+        pps: args.pps,
     };
     let figures = guest_comparison(daemon, &plan)?;
     print!("{}", figures.table());

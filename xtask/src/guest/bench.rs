@@ -400,8 +400,13 @@ pub fn daemon_comparison(
             args.push(gre);
         }
         let timeout = Duration::from_secs_f64(plan.run_seconds + 120.0);
+        let env: Vec<(&str, String)> = plan
+            .pps
+            .map(|pps| ("LOADGEN_PPS", pps.to_string()))
+            .into_iter()
+            .collect();
         let host_before = guest.vcpu_ns(1);
-        let out = guest.lab(&args, timeout)?;
+        let out = guest.lab_env(&env, &args, timeout)?;
         let host_after = guest.vcpu_ns(1);
         let mut run = forwarding::Run::parse(&out)?
             .into_iter()
@@ -763,6 +768,7 @@ pub fn daemon_comparison(
         profiles,
         runs: plan.runs,
         run_seconds: plan.run_seconds,
+        offered_pps: plan.pps,
         unavailable,
         env: Environment::of(guest, options)?,
     })
@@ -789,6 +795,10 @@ pub struct Plan {
     pub kernel_sessions: Vec<u32>,
     /// Also profile vCPU 1 (perf) once for each path of the first phase.
     pub profile: bool,
+    /// Offer every path this many packets a second (`None`: as many as
+    /// the generator sends, which differs between paths when the
+    /// generator's vCPU also carries the sinks).
+    pub pps: Option<u32>,
 }
 
 impl Default for Plan {
@@ -799,6 +809,7 @@ impl Default for Plan {
             run_seconds: 1.5,
             kernel_sessions: vec![1, 100, 1000],
             profile: true,
+            pps: None,
         }
     }
 }
@@ -1016,6 +1027,8 @@ pub struct Comparison {
     /// Generator runs per forwarding figure and seconds of each.
     pub runs: u32,
     pub run_seconds: f64,
+    /// The generator's fixed offered rate, if it had one.
+    pub offered_pps: Option<u32>,
     /// Paths that could not be measured, and why.
     pub unavailable: Vec<(PathKind, String)>,
     pub env: Environment,
@@ -1073,6 +1086,7 @@ impl Comparison {
                 &self.forwarding,
                 self.runs,
                 self.run_seconds,
+                self.offered_pps,
             ));
         }
         t
@@ -1160,7 +1174,12 @@ impl Comparison {
                 .into_iter()
                 .filter_map(|(a, b, key)| Some((key, up_down(self.ratio(a, b)?))))
                 .collect(),
-            forwarding: forwarding::json(&self.forwarding, self.runs, self.run_seconds),
+            forwarding: forwarding::json(
+                &self.forwarding,
+                self.runs,
+                self.run_seconds,
+                self.offered_pps,
+            ),
             profiles: self
                 .profiles
                 .iter()
@@ -1275,11 +1294,13 @@ mod tests {
             }],
             runs: 3,
             run_seconds: 1.5,
+            offered_pps: Some(8000),
             unavailable: vec![],
             env: Environment::default(),
         };
         let t = c.table();
         assert!(t.contains("of 3 rounds × 1.5 s"), "{t}");
+        assert!(t.contains("8000 packets/s offered to every path"), "{t}");
         assert!(t.contains("2000 (1000–3000)"), "{t}");
         let json: serde_json::Value = serde_json::from_str(&c.json()).unwrap();
         let f = &json["forwarding"];
@@ -1287,6 +1308,7 @@ mod tests {
             (f["runs"].as_u64(), f["seconds_per_run"].as_f64()),
             (Some(3), Some(1.5))
         );
+        assert_eq!(f["offered_pps"], 8000);
         assert_eq!(f["rows"][0]["sessions"], 100);
         assert_eq!(f["rows"][0]["direction"], "network → client");
         assert_eq!(f["rows"][0]["forwarding_cpu_ns_per_packet"]["max"], 3000.0);

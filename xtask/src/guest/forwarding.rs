@@ -383,12 +383,15 @@ pub fn ratios(all: &[Figure]) -> Vec<Ratio> {
 }
 
 /// The figures as text: one line per figure.
-pub fn table(all: &[Figure], runs: u32, seconds: f64) -> String {
+pub fn table(all: &[Figure], runs: u32, seconds: f64, offered_pps: Option<u32>) -> String {
     use std::fmt::Write as _;
     let mut t = String::new();
+    let offered = offered_pps.map_or(String::new(), |pps| {
+        format!(", {pps} packets/s offered to every path")
+    });
     let _ = writeln!(
         t,
-        "\nForwarding CPU per packet, median (min–max) of {runs} rounds × {seconds} s (BPF ns/run: a separate run with the kernel's BPF statistics on); {PINNING}"
+        "\nForwarding CPU per packet, median (min–max) of {runs} rounds × {seconds} s{offered} (BPF ns/run: a separate run with the kernel's BPF statistics on); {PINNING}"
     );
     let _ = writeln!(
         t,
@@ -470,6 +473,10 @@ pub struct Json {
     runs: u32,
     seconds_per_run: f64,
     pinning: &'static str,
+    /// The generator's fixed offered rate (`--pps`); absent: as many as
+    /// it sends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    offered_pps: Option<u32>,
     rows: Vec<RowJson>,
     /// Every path over kernel PPTP measured in the same rounds, in the
     /// form of the host bench's `ratios` (xtask bench-compare reads both).
@@ -521,12 +528,13 @@ struct RatioJson {
     rounds: usize,
 }
 
-pub fn json(all: &[Figure], runs: u32, seconds: f64) -> Json {
+pub fn json(all: &[Figure], runs: u32, seconds: f64, offered_pps: Option<u32>) -> Json {
     let ratio = |f: &Figure, m| over_kernel(all, f, m).and_then(|r| r.spread.json(3));
     Json {
         runs,
         seconds_per_run: seconds,
         pinning: PINNING,
+        offered_pps,
         rows: all
             .iter()
             .map(|f| RowJson {
@@ -676,13 +684,13 @@ mod tests {
         assert_eq!(r.spread.show(2), "0.27 (0.20–0.33)");
         let mut all = all;
         all[1].repeated_stalls = 2;
-        let t = table(&all, 3, 2.0);
+        let t = table(&all, 3, 2.0, None);
         assert!(
             t.contains("(1 of 3 runs delivered nothing; 0 stalled runs repeated)"),
             "{t}"
         );
         assert!(t.contains("  (2 stalled runs repeated)"), "{t}");
-        let json = serde_json::to_value(json(&all, 3, 2.0)).unwrap();
+        let json = serde_json::to_value(json(&all, 3, 2.0, None)).unwrap();
         assert_eq!(json["rows"][0]["stalled_runs"], 1);
         assert_eq!(json["rows"][1]["repeated_stalls"], 2);
         assert_eq!(json["rows"][0]["runs"], 3);
@@ -737,7 +745,7 @@ mod tests {
             PathKind::Kernel
         );
         assert!(over_kernel(&all, &all[2], Measure::ForwardingCpu).is_none());
-        let json = serde_json::to_value(json(&all, 3, 2.0)).unwrap();
+        let json = serde_json::to_value(json(&all, 3, 2.0, None)).unwrap();
         let bases: Vec<(&str, &str)> = json["ratios"]
             .as_array()
             .unwrap()
@@ -794,7 +802,7 @@ mod tests {
         assert!(over_kernel(&all, &all[0], Measure::ForwardingCpu).is_none());
         assert_eq!(ratios(&all).len(), 4);
 
-        let t = table(&all, 3, 2.0);
+        let t = table(&all, 3, 2.0, None);
         assert!(t.contains("median (min–max) of 3 rounds × 2 s"), "{t}");
         let ours = t.lines().find(|l| l.contains("pptp-daemon XDP")).unwrap();
         for cell in [
@@ -807,9 +815,10 @@ mod tests {
             assert!(ours.contains(cell), "{cell} in {ours}");
         }
 
-        let json = serde_json::to_value(json(&all, 3, 2.0)).unwrap();
+        let json = serde_json::to_value(json(&all, 3, 2.0, None)).unwrap();
         assert_eq!(json["runs"], 3);
         assert_eq!(json["seconds_per_run"], 2.0);
+        assert!(json.get("offered_pps").is_none());
         let rows = json["rows"].as_array().unwrap();
         assert_eq!(rows[2]["sessions"], 1000);
         assert_eq!(rows[3]["beside_kernel_sessions"], 1000);

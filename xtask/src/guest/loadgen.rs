@@ -67,6 +67,12 @@ pub struct LoadgenArgs {
     /// The daemon whose BPF programs are timed.
     #[arg(long)]
     pub daemon_pid: Option<u32>,
+    /// Offer this many frames a second, in batches of about a
+    /// millisecond's worth, instead of as many as the socket takes: every
+    /// path then carries the same load, whatever the generator's own cost
+    /// on it (see [`pace`]).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    pub pps: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -127,6 +133,7 @@ pub fn main(args: &LoadgenArgs) -> anyhow::Result<()> {
             &frames,
             Duration::from_secs_f64(args.seconds),
             args.seq_base.wrapping_add(run << 22),
+            args.pps,
         );
         let seconds = started.elapsed().as_secs_f64();
         // What is still in flight arrives within a few milliseconds.
@@ -419,7 +426,7 @@ impl Socket {
     }
 
     /// Sends the frames round robin for `duration`; returns how many went.
-    fn run(&self, sessions: &[Frame], duration: Duration, seq_base: u32) -> u64 {
+    fn run(&self, sessions: &[Frame], duration: Duration, seq_base: u32, pps: Option<u32>) -> u64 {
         const BATCH: usize = 64;
         // At least a batch of frames, each its own buffer: with fewer
         // sessions than that, each session's frame several times. A
@@ -433,12 +440,20 @@ impl Socket {
         addr.sll_ifindex = self.ifindex;
         addr.sll_halen = 6;
         let mut sent = 0u64;
+        let mut offered = 0u64;
         let mut cursor = 0usize;
-        let batch = BATCH.min(frames.len());
+        let batch = pps.map_or(BATCH, batch_for).min(frames.len());
         let mut iovs: Vec<libc::iovec> = Vec::with_capacity(batch);
         let mut msgs: Vec<libc::mmsghdr> = Vec::with_capacity(batch);
         let started = Instant::now();
         while started.elapsed() < duration {
+            if let Some(pps) = pps
+                && let Some(wait) = pace(started.elapsed(), offered, pps)
+            {
+                std::thread::sleep(wait);
+                continue;
+            }
+            offered += batch as u64;
             iovs.clear();
             msgs.clear();
             for i in 0..batch {
@@ -479,9 +494,41 @@ impl Socket {
     }
 }
 
+/// Frames per `sendmmsg` when offering `pps` frames a second: about a
+/// millisecond's worth, 1 to 64.
+fn batch_for(pps: u32) -> usize {
+    (pps as usize / 1000).clamp(1, 64)
+}
+
+/// How long to wait before the next batch when `offered` frames went out
+/// in the `elapsed` time since the start and the rate is `pps`: `None` to
+/// send now. The schedule is absolute (frame n is due at n / pps), so a
+/// late batch is followed by an early one, never by a lasting shortfall
+/// beyond what the socket refused.
+fn pace(elapsed: Duration, offered: u64, pps: u32) -> Option<Duration> {
+    let due_ns = u128::from(offered) * 1_000_000_000 / u128::from(pps.max(1));
+    let due = Duration::from_nanos(u64::try_from(due_ns).unwrap_or(u64::MAX));
+    due.checked_sub(elapsed).filter(|d| !d.is_zero())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pacing_schedule() {
+        let ms = Duration::from_millis;
+        assert_eq!(batch_for(500), 1);
+        assert_eq!(batch_for(8000), 8);
+        assert_eq!(batch_for(1_000_000), 64);
+        // 8,000 a second: frame 8 is due at 1 ms, frame 80 at 10 ms.
+        assert_eq!(pace(ms(0), 0, 8000), None);
+        assert_eq!(pace(ms(0), 8, 8000), Some(ms(1)));
+        assert_eq!(pace(ms(4), 80, 8000), Some(ms(6)));
+        assert_eq!(pace(ms(10), 80, 8000), None);
+        // Behind schedule: send at once until caught up.
+        assert_eq!(pace(ms(50), 80, 8000), None);
+    }
 
     #[test]
     fn sessions_file() {
