@@ -607,13 +607,15 @@ pub struct MppeTx {
 
 /// How long the program reuses a next hop towards a peer before it asks the
 /// FIB again ([`NextHop`]): a route or neighbour change reaches
-/// encapsulated traffic within this time.
+/// encapsulated traffic within this time and a tick (the program reads
+/// the kernel's coarse monotonic clock, `bpf_ktime_get_coarse_ns`).
 pub const NEXT_HOP_TTL_NS: u64 = 10_000_000;
 
 /// The next hop towards a session's peer, cached per CPU and per session
 /// slot by the encapsulating program (`PPTP_NEXT_HOP`): the result of the
 /// FIB lookup for (`in_ifindex`, `local` → `peer`), valid until
-/// `expires_ns` (the kernel's monotonic clock). The lookup's inputs are
+/// `expires_ns` (the kernel's coarse monotonic clock, as of the last
+/// tick). The lookup's inputs are
 /// kept, so a slot reused by another session, or a lookup from another
 /// interface, misses. Only the program reads and writes it.
 #[repr(C)]

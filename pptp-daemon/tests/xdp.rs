@@ -1091,7 +1091,11 @@ fn encapsulation_follows_next_hop_changes() {
             "permanent",
         ])
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_nanos(2 * NEXT_HOP_TTL_NS));
+    // The program reads the coarse clock, up to a tick (10 ms at the
+    // lowest HZ) behind: the TTL and two such ticks.
+    std::thread::sleep(std::time::Duration::from_nanos(
+        NEXT_HOP_TTL_NS + 20_000_000,
+    ));
     check(&dp, &fib, vec![towards("after the TTL", new_mac, PEER, 11)]);
 
     // The slot goes to a session with another peer: its own hop at once.

@@ -52,7 +52,10 @@ use core::{
 
 use aya_ebpf::{
     bindings::{BPF_F_MMAPABLE, BPF_FIB_LKUP_RET_SUCCESS, bpf_fib_lookup as FibParams, xdp_action},
-    helpers::{bpf_fib_lookup, bpf_ktime_get_ns, bpf_redirect, bpf_xdp_adjust_head},
+    helpers::{
+        bpf_fib_lookup, bpf_ktime_get_coarse_ns, bpf_ktime_get_ns, bpf_redirect,
+        bpf_xdp_adjust_head,
+    },
     macros::{map, xdp},
     maps::{Array, HashMap, PerCpuArray},
     programs::XdpContext,
@@ -636,8 +639,13 @@ fn next_hop(
     local: [u8; 4],
     peer: [u8; 4],
 ) -> Option<Hop> {
+    // The coarse clock (the monotonic clock as of the last tick): a
+    // 10 ms lifetime needs no finer one, and it reads no clock source.
+    // bpf_ktime_get_ns does, per packet: some 20 ns on a TSC, far more on
+    // an HPET or a hypervisor's clock (under the guest's TCG, an emulated
+    // HPET read of several µs; docs/design.md).
     // SAFETY: plain helper call.
-    let now = unsafe { bpf_ktime_get_ns() };
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
     let cached = PPTP_NEXT_HOP.get_ptr_mut(slot);
     if let Some(c) = cached {
         // SAFETY: this CPU's slot of a per-CPU map, valid for the program

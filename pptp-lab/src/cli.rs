@@ -35,6 +35,14 @@ pub enum Command {
         #[arg(long)]
         to: String,
     },
+    /// Route IPv4 in XDP on each `--iface` (of the current namespace):
+    /// a FIB lookup, the TTL decremented and a redirect, nothing of PPTP,
+    /// until killed. The guest comparison's "plain XDP routing" row: the
+    /// least any XDP forwarding costs on the same links.
+    Route {
+        #[arg(long, required = true)]
+        iface: Vec<String>,
+    },
 }
 
 #[cfg(test)]
@@ -52,6 +60,9 @@ mod tests {
         let cli = Cli::parse_from(["pptp-lab", "bench", "--short", "--daemon", "/x/pptp-daemon"]);
         assert_eq!(cli.daemon, Some(PathBuf::from("/x/pptp-daemon")));
         assert!(matches!(cli.command, Command::Bench(ref a) if a.short));
+        let cli = Cli::parse_from(["pptp-lab", "route", "--iface", "srv2", "--iface", "srv3"]);
+        assert!(matches!(cli.command, Command::Route { ref iface } if iface == &["srv2", "srv3"]));
+        assert!(Cli::try_parse_from(["pptp-lab", "route"]).is_err());
         let cli = Cli::parse_from([
             "pptp-lab",
             "loadgen",

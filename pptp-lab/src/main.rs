@@ -31,6 +31,17 @@ fn main() -> anyhow::Result<()> {
                 std::thread::park();
             }
         }
+        Command::Route { iface } => {
+            let mut route = pptp_lab::xdp::AuxPrograms::load()?;
+            for i in iface {
+                // Through a BPF link, as the relay: it goes with this process.
+                route.attach(pptp_lab::xdp::ROUTE_PROGRAM, i)?;
+            }
+            println!("route on {} up", iface.join(", "));
+            loop {
+                std::thread::park();
+            }
+        }
         Command::Lab(args) => pptp_lab::lab::demo(&daemon()?, args).map_err(anyhow::Error::msg)?,
     }
     Ok(())

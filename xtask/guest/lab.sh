@@ -83,6 +83,10 @@
 #                                     kernel's BPF run-time statistics stay
 #                                     off (they cost every program run two
 #                                     clock reads, emulated under TCG)
+#                                     (XDP_ROUTE=1 in the environment:
+#                                     `pptp-lab route` on srv's two veths
+#                                     of the link during the run, for
+#                                     plain XDP routing)
 #   lab.sh measure-bpf LINK DIR ...   the same with them on, for the
 #                                     programs' own time per run
 #   lab.sh profile LINK DIR SIZE SECONDS 1 SEQ_BASE GEN SESSIONS [PEER,SERVER]
@@ -520,6 +524,24 @@ measure() { # LINK DIR SIZE SECONDS RUNS SEQ_BASE GEN SESSIONS [PEER,SERVER]
     ip netns exec "$sns" tc qdisc add dev "$sif" clsact
     ip netns exec "$sns" tc filter add dev "$sif" ingress matchall action drop
     neighbours
+    # Plain XDP routing (xtask interop --bench): `pptp-lab route` on srv's
+    # two veths of the link for this run only (kernel PPTP shares link 2
+    # and must not pay for a program).
+    local route_pid=
+    if [ -n "${XDP_ROUTE:-}" ]; then
+        local route_out=$work/route.out
+        # shellcheck disable=SC2046
+        ip netns exec srv setsid "$(cat "$work/lab-path")" route \
+            $([ "$link" = 1 ] && echo --iface srv0 --iface srv1 || echo --iface srv2 --iface srv3) \
+            >"$route_out" 2>&1 </dev/null &
+        route_pid=$!
+        if ! wait_for 60 grep -q " up" "$route_out"; then
+            cat "$route_out" >&2
+            kill "$route_pid" 2>/dev/null || true
+            ip netns exec "$sns" tc qdisc del dev "$sif" clsact
+            return 1
+        fi
+    fi
     # Only for measure-bpf: the statistics' clock reads would be in the
     # forwarding CPU of the XDP paths alone.
     [ -z "${BPF_STATS:-}" ] || sysctl -qw kernel.bpf_stats_enabled=1
@@ -529,6 +551,10 @@ measure() { # LINK DIR SIZE SECONDS RUNS SEQ_BASE GEN SESSIONS [PEER,SERVER]
         --sessions "$sessions" --lan-host "$lan_host" --dir "$dir" --size "$size" --seconds "$secs" \
         --runs "$runs" --seq-base "$seq" --sink "$sink" "${extra[@]}" || status=$?
     sysctl -qw kernel.bpf_stats_enabled=0
+    if [ -n "$route_pid" ]; then
+        kill "$route_pid" 2>/dev/null || true
+        wait "$route_pid" 2>/dev/null || true
+    fi
     ip netns exec "$sns" tc qdisc del dev "$sif" clsact
     return $status
 }
@@ -548,6 +574,8 @@ measure() { # LINK DIR SIZE SECONDS RUNS SEQ_BASE GEN SESSIONS [PEER,SERVER]
 # copy into a page happens at gen1, on CPU 0 (the generator's).
 relay_up() { # LAB
     local lab=$1 ns pair a b to
+    # For measure's plain XDP routing (XDP_ROUTE).
+    echo "$lab" >"$work/lab-path"
     for ns in cli lan; do
         for pair in 0:1:${ns}0 2:3:${ns}2; do
             IFS=: read -r a b to <<<"$pair"

@@ -901,8 +901,8 @@ fn svg(d: &Value) -> anyhow::Result<String> {
 }
 
 /// The guest comparison's forwarding CPU per packet (`guest.json`) as the
-/// same chart: kernel PPTP with 1, 100 and 1,000 sessions, the fast path
-/// and plain forwarding, medians with the rounds' lowest and highest. The
+/// same chart: kernel PPTP with 1, 100 and 1,000 sessions, the fast path,
+/// plain forwarding and plain XDP routing, medians with the rounds' lowest and highest. The
 /// userspace path (ten times as much) is in the table only.
 pub fn guest_svg(g: &Value) -> anyhow::Result<String> {
     let rows = [
@@ -911,6 +911,7 @@ pub fn guest_svg(g: &Value) -> anyhow::Result<String> {
         ("kernel_pptp", 1000, "kernel PPTP, 1,000 sessions"),
         ("ours_xdp", 1, "pptp-xdp fast path (xdp)"),
         ("plain_forwarding", 1, "plain forwarding, no tunnel"),
+        ("plain_xdp_routing", 1, "plain XDP routing, no tunnel"),
     ];
     let series = [
         ("client → network", 64u64),
@@ -1416,8 +1417,9 @@ mod tests {
             !s.contains("99999"),
             "the fast path beside 1,000 sessions is not plotted"
         );
-        // Three bars of four series by five rows: the rest are n/a.
-        assert_eq!(s.matches("\nn/a\n").count(), 5 * 4 - 3, "{s}");
+        // Three bars of four series by six rows: the rest are n/a.
+        assert_eq!(s.matches("\nn/a\n").count(), 6 * 4 - 3, "{s}");
+        assert!(s.contains("plain XDP routing"), "{s}");
     }
 
     #[test]

@@ -542,9 +542,18 @@ impl Guest {
         // NIC recycles its pages, and the zeroing (4 KiB per frame under
         // TCG) would weigh on whichever path makes veth allocate
         // (docs/bench-guest.md).
+        // clocksource=tsc tsc=reliable: the guest's kernel finds qemu64's
+        // TSC unsynchronised and falls back to the emulated HPET, whose
+        // every read is a trip through qemu's device model (some 6 µs,
+        // against some 20 ns for a TSC on real hardware). The kernel reads
+        // the clock a few times each time a CPU goes idle and wakes, and
+        // a forwarding CPU that idles between batches of packets paid
+        // that per batch, in every path (docs/bench-guest.md). Under TCG
+        // the TSC is the host's, monotonic across vCPUs (qemu serialises
+        // the reads), so it is reliable here.
         .args([
             "-append",
-            "console=ttyS0 root=/dev/vda rw init=/sbin/pxg-init panic=1 net.ifnames=0 loglevel=4 init_on_alloc=0",
+            "console=ttyS0 root=/dev/vda rw init=/sbin/pxg-init panic=1 net.ifnames=0 loglevel=4 init_on_alloc=0 clocksource=tsc tsc=reliable",
         ])
         .arg("-drive")
         .arg(format!(

@@ -46,6 +46,7 @@ pub struct Figures {
     /// pptp-linux call to IPCP up, without and with MPPE.
     pub connect: [Duration; 2],
     pub guest_kernel: String,
+    pub guest_clocksource: String,
     pub guest: BootOptions,
     pub qemu: String,
     pub host_cpu: String,
@@ -126,6 +127,7 @@ pub fn kernel_pptp(guest: &Guest, options: &BootOptions, seconds: u32) -> anyhow
         pptpd_mppe: rates[1],
         connect,
         guest_kernel: env.guest_kernel,
+        guest_clocksource: env.guest_clocksource,
         guest: env.guest,
         qemu: env.qemu,
         host_cpu: env.host_cpu,
@@ -137,6 +139,9 @@ pub fn kernel_pptp(guest: &Guest, options: &BootOptions, seconds: u32) -> anyhow
 #[derive(Debug, Clone, Default)]
 pub struct Environment {
     pub guest_kernel: String,
+    /// The guest kernel's clock source (`tsc`, pinned on its command
+    /// line: the emulated HPET made every clock read cost microseconds).
+    pub guest_clocksource: String,
     pub guest: BootOptions,
     pub qemu: String,
     pub host_cpu: String,
@@ -165,6 +170,10 @@ impl Environment {
             .unwrap_or_default();
         Ok(Environment {
             guest_kernel: guest.run("uname -r")?.trim().to_owned(),
+            guest_clocksource: guest
+                .run("cat /sys/devices/system/clocksource/clocksource0/current_clocksource")?
+                .trim()
+                .to_owned(),
             guest: options.clone(),
             qemu,
             host_cpu,
@@ -177,6 +186,7 @@ impl Environment {
         EnvJson {
             guest: GuestJson {
                 kernel: &self.guest_kernel,
+                clocksource: &self.guest_clocksource,
                 accel: "tcg",
                 cpus: self.guest.cpus,
                 cpu_model: &self.guest.cpu_model,
@@ -192,8 +202,9 @@ impl Environment {
 
     fn describe(&self) -> String {
         format!(
-            "Linux {}, qemu TCG, {} vCPUs {}, {} MiB; host {} x {}",
+            "Linux {} (clock source {}), qemu TCG, {} vCPUs {}, {} MiB; host {} x {}",
             self.guest_kernel,
+            self.guest_clocksource,
             self.guest.cpus,
             self.guest.cpu_model,
             self.guest.memory_mib,
@@ -261,6 +272,7 @@ impl Figures {
         }
         let env = Environment {
             guest_kernel: self.guest_kernel.clone(),
+            guest_clocksource: self.guest_clocksource.clone(),
             guest: self.guest.clone(),
             qemu: self.qemu.clone(),
             host_cpu: self.host_cpu.clone(),
@@ -400,11 +412,14 @@ pub fn daemon_comparison(
             args.push(gre);
         }
         let timeout = Duration::from_secs_f64(plan.run_seconds + 120.0);
-        let env: Vec<(&str, String)> = plan
+        let mut env: Vec<(&str, String)> = plan
             .pps
             .map(|pps| ("LOADGEN_PPS", pps.to_string()))
             .into_iter()
             .collect();
+        if leg.kind == PathKind::PlainXdp {
+            env.push(("XDP_ROUTE", "1".to_owned()));
+        }
         let host_before = guest.vcpu_ns(1);
         let out = guest.lab_env(&env, &args, timeout)?;
         let host_after = guest.vcpu_ns(1);
@@ -643,6 +658,13 @@ pub fn daemon_comparison(
                         legs.extend(ours.clone());
                         if mode == "driver" && i == 0 {
                             legs.push(plain.clone());
+                            // The same link and frames, routed by an XDP
+                            // program that knows nothing of PPTP: what any
+                            // XDP forwarding costs here.
+                            legs.push(Leg {
+                                kind: PathKind::PlainXdp,
+                                ..plain.clone()
+                            });
                         }
                         let figures = rounds(&legs, n, (&PPS_SIZES, &BOTH))?;
                         if plan.profile && mode == "driver" && i == 0 {
@@ -908,6 +930,9 @@ fn ours_up_line(out: &str) -> anyhow::Result<(Duration, String)> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PathKind {
     Plain,
+    /// Plain forwarding by an XDP program on srv's veths (`pptp-lab
+    /// route`: FIB lookup, TTL, redirect), generator phases only.
+    PlainXdp,
     Kernel,
     /// Our daemon's XDP path; the client end is kernel PPTP.
     OursXdp,
@@ -931,6 +956,7 @@ impl PathKind {
     pub fn key(self) -> &'static str {
         match self {
             PathKind::Plain => "plain_forwarding",
+            PathKind::PlainXdp => "plain_xdp_routing",
             PathKind::Kernel => "kernel_pptp",
             PathKind::OursXdp => "ours_xdp",
             PathKind::OursUserspace => "ours_userspace",
@@ -970,6 +996,7 @@ impl PathKind {
     pub fn label(self) -> &'static str {
         match self {
             PathKind::Plain => "plain forwarding, no tunnel",
+            PathKind::PlainXdp => "plain XDP routing, no tunnel",
             PathKind::Kernel => "kernel PPTP (AF_PPPOX both ends)",
             PathKind::OursXdp => "pptp-daemon XDP, kernel client",
             PathKind::OursUserspace => "pptp-daemon userspace, kernel client",
@@ -1227,6 +1254,7 @@ struct EnvJson<'a> {
 #[derive(Serialize)]
 struct GuestJson<'a> {
     kernel: &'a str,
+    clocksource: &'a str,
     accel: &'static str,
     cpus: u32,
     cpu_model: &'a str,
@@ -1277,6 +1305,8 @@ mod tests {
             net_rx_on_forwarding_cpu: 1.0,
             backlog_drops: 0.0,
             host_cpu_ns: cpu / 2.0,
+            switches: f64::NAN,
+            task_ns: f64::NAN,
         };
         let c = Comparison {
             seconds: 1,

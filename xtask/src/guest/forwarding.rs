@@ -71,6 +71,17 @@ pub struct Run {
     /// included: vCPU 1 idles then) per delivered packet; NaN until the
     /// caller sets it (the guest cannot see it).
     pub host_cpu_ns: f64,
+    /// vCPU 1's switches into a task per delivered packet: on a CPU that
+    /// idles between batches of packets, nearly each is a wake-up of a
+    /// NAPI thread, whose cost (idle exit, a context switch, timer and
+    /// clock work) every path pays per batch, not per packet (NaN when
+    /// the generator did not report them).
+    pub switches: f64,
+    /// The run time of vCPU 1's tasks (threaded NAPI, the daemon) per
+    /// delivered packet, from the scheduler's clock: the forwarding CPU
+    /// without the tick resolution of /proc/stat and without the idle
+    /// task's share of waking up (NaN when not reported).
+    pub task_ns: f64,
 }
 
 impl Run {
@@ -118,6 +129,14 @@ impl Run {
         let net_rx = list("netrx")?;
         let (bpf_ns, bpf_runs) = (num("bpf_ns")?, num("bpf_runs")?);
         let backlog_drops = num("backlog_drops")?;
+        // Later additions to the line: NaN when absent.
+        let cpu1 = |key: &str| -> anyhow::Result<f64> {
+            if get(key).is_err() {
+                return Ok(f64::NAN);
+            }
+            Ok(list(key)?.get(1).copied().unwrap_or(f64::NAN))
+        };
+        let (switches, task_ns) = (cpu1("switches")?, cpu1("task_ns")?);
         anyhow::ensure!(
             busy.len() >= 2 && seconds > 0.0 && hz > 0.0,
             "{line:?}: two CPUs and a duration expected"
@@ -156,6 +175,16 @@ impl Run {
                 f64::NAN
             },
             host_cpu_ns: f64::NAN,
+            switches: if delivered > 0.0 {
+                switches / delivered
+            } else {
+                f64::NAN
+            },
+            task_ns: if delivered > 0.0 {
+                task_ns / delivered
+            } else {
+                f64::NAN
+            },
         })
     }
 }
@@ -278,6 +307,7 @@ impl Figure {
 pub fn label(kind: PathKind) -> &'static str {
     match kind {
         PathKind::Plain => "plain forwarding, no tunnel",
+        PathKind::PlainXdp => "plain XDP routing, no tunnel",
         PathKind::Kernel => "kernel PPTP",
         PathKind::OursXdp | PathKind::OursXdpOurClient => "pptp-daemon XDP",
         PathKind::OursUserspace | PathKind::OursUserspaceOurClient => "pptp-daemon userspace",
@@ -395,7 +425,7 @@ pub fn table(all: &[Figure], runs: u32, seconds: f64, offered_pps: Option<u32>) 
     );
     let _ = writeln!(
         t,
-        "  {:<30} {:>8} {:>6} {:>6} {:<17} {:>22} {:>24} {:>20} {:>18} {:>24} {:>18}",
+        "  {:<30} {:>8} {:>6} {:>6} {:<17} {:>22} {:>24} {:>20} {:>18} {:>24} {:>18} {:>22} {:>24}",
         "path",
         "sessions",
         "beside",
@@ -406,13 +436,15 @@ pub fn table(all: &[Figure], runs: u32, seconds: f64, offered_pps: Option<u32>) 
         "BPF ns/run",
         "x kernel",
         "host ns/pkt",
-        "x kernel"
+        "x kernel",
+        "switches/pkt",
+        "task ns/pkt"
     );
     let ratio = |r: Option<Ratio>| r.map_or("-".to_owned(), |r| r.spread.show(2));
     for f in all {
         let _ = writeln!(
             t,
-            "  {:<30} {:>8} {:>6} {:>4} B {:<17} {:>22} {:>24} {:>20} {:>18} {:>24} {:>18}{}",
+            "  {:<30} {:>8} {:>6} {:>4} B {:<17} {:>22} {:>24} {:>20} {:>18} {:>24} {:>18} {:>22} {:>24}{}",
             label(f.kind),
             f.sessions,
             f.beside,
@@ -424,6 +456,8 @@ pub fn table(all: &[Figure], runs: u32, seconds: f64, offered_pps: Option<u32>) 
             ratio(over_kernel(all, f, Measure::ForwardingCpu)),
             f.host_ns().show(0),
             ratio(over_kernel(all, f, Measure::HostVcpu)),
+            f.spread(|r| r.switches).show(2),
+            f.spread(|r| r.task_ns).show(0),
             match (f.stalled_runs(), f.repeated_stalls) {
                 (0, 0) => String::new(),
                 (0, r) => format!("  ({r} stalled runs repeated)"),
@@ -439,7 +473,10 @@ pub fn table(all: &[Figure], runs: u32, seconds: f64, offered_pps: Option<u32>) 
         "  beside: kernel PPTP's session count in the rounds that measured the row; x kernel: \
          over kernel PPTP in the same rounds, median (min–max) of the rounds' ratios; host \
          ns/pkt: host CPU time of vCPU 1's qemu thread per delivered packet (not inflated when \
-         the host preempts the vCPU, which the guest's own figures are)"
+         the host preempts the vCPU, which the guest's own figures are); switches/pkt: vCPU 1's \
+         switches into a task per delivered packet (nearly each a NAPI thread's wake-up, a cost \
+         every path pays per batch of packets); task ns/pkt: run time of vCPU 1's tasks (threaded NAPI, the daemon) \
+         per delivered packet, from the scheduler clock (/proc/schedstat)"
     );
     t
 }
@@ -510,6 +547,11 @@ struct RowJson {
     backlog_drops_per_packet: Option<Spread>,
     /// Host CPU time of vCPU 1's thread per delivered packet.
     host_vcpu_ns_per_packet: Option<Spread>,
+    /// vCPU 1's switches into a task per delivered packet (see
+    /// [`Run::switches`]).
+    forwarding_switches_per_packet: Option<Spread>,
+    /// vCPU 1's task run time per delivered packet ([`Run::task_ns`]).
+    forwarding_task_ns_per_packet: Option<Spread>,
     /// Over kernel PPTP in the same rounds (the rounds' ratios).
     forwarding_cpu_over_kernel: Option<Spread>,
     host_vcpu_over_kernel: Option<Spread>,
@@ -557,6 +599,8 @@ pub fn json(all: &[Figure], runs: u32, seconds: f64, offered_pps: Option<u32>) -
                 net_rx_on_forwarding_cpu: f.spread(|r| r.net_rx_on_forwarding_cpu).json(3),
                 backlog_drops_per_packet: f.spread(|r| r.backlog_drops).json(3),
                 host_vcpu_ns_per_packet: f.host_ns().json(0),
+                forwarding_switches_per_packet: f.spread(|r| r.switches).json(3),
+                forwarding_task_ns_per_packet: f.spread(|r| r.task_ns).json(0),
                 forwarding_cpu_over_kernel: ratio(f, Measure::ForwardingCpu),
                 host_vcpu_over_kernel: ratio(f, Measure::HostVcpu),
             })
@@ -596,7 +640,7 @@ mod tests {
 
     #[test]
     fn runs_from_the_generator() {
-        let out = "noise\nrun sent=200 seconds=2.000 delivered=100 hz=100 busy=150,50 netrx=0,30 backlog_drops=20 bpf_ns=4000 bpf_runs=100\n\
+        let out = "noise\nrun sent=200 seconds=2.000 delivered=100 hz=100 busy=150,50 netrx=0,30 backlog_drops=20 bpf_ns=4000 bpf_runs=100 switches=9,25 task_ns=7,400000\n\
                    run sent=200 seconds=2.000 delivered=0 hz=100 busy=150,50 netrx=0,0 backlog_drops=0 bpf_ns=0 bpf_runs=0\n";
         let runs = Run::parse(out).unwrap();
         let r = runs[0];
@@ -607,9 +651,13 @@ mod tests {
         assert_eq!((r.bpf_ns, r.bpf_runs_per_packet), (40.0, 1.0));
         assert_eq!(r.net_rx_on_forwarding_cpu, 1.0);
         assert_eq!(r.backlog_drops, 0.1);
+        // vCPU 1's: a wake-up per 4 packets, 4 µs of its tasks per packet.
+        assert_eq!((r.switches, r.task_ns), (0.25, 4000.0));
         let r = runs[1];
         assert!(
-            r.forwarding_cpu_ns.is_nan()
+            r.switches.is_nan()
+                && r.task_ns.is_nan()
+                && r.forwarding_cpu_ns.is_nan()
                 && r.bpf_ns.is_nan()
                 && r.net_rx_on_forwarding_cpu.is_nan()
         );
@@ -643,6 +691,8 @@ mod tests {
             net_rx_on_forwarding_cpu: 1.0,
             backlog_drops: 0.0,
             host_cpu_ns: cpu / 2.0,
+            switches: f64::NAN,
+            task_ns: f64::NAN,
         }
     }
 

@@ -6,9 +6,11 @@
 //! and prints one line per run: frames sent, frames that reached the sink
 //! interface (its receive counter, read in its namespace; `lab.sh measure`
 //! drops them there with a tc filter), each CPU's busy time from
-//! `/proc/stat`, each CPU's NET_RX softirqs from `/proc/softirqs`, and the
-//! run time and run count of the daemon's BPF programs (their fds' fdinfo,
-//! with `kernel.bpf_stats_enabled` on), all as differences over the run.
+//! `/proc/stat`, each CPU's NET_RX softirqs from `/proc/softirqs`, each
+//! CPU's switches into a task and its tasks' run time in nanoseconds from
+//! `/proc/schedstat`, and the run time and run count of the daemon's BPF programs
+//! (their fds' fdinfo, with `kernel.bpf_stats_enabled` on), all as
+//! differences over the run.
 //! Doing this in one process keeps the guest quiet between runs (every
 //! fork costs a lot under TCG).
 //!
@@ -119,6 +121,7 @@ pub fn main(args: &LoadgenArgs) -> anyhow::Result<()> {
             delivered,
             busy: busy_jiffies(&std::fs::read_to_string("/proc/stat")?),
             net_rx: net_rx(&std::fs::read_to_string("/proc/softirqs")?),
+            sched: schedstat(&std::fs::read_to_string("/proc/schedstat").unwrap_or_default()),
             backlog_drops: backlog_drops(&std::fs::read_to_string("/proc/net/softnet_stat")?),
             bpf_ns,
             bpf_runs,
@@ -161,6 +164,9 @@ struct Counters {
     busy: Vec<u64>,
     /// NET_RX softirqs per CPU.
     net_rx: Vec<u64>,
+    /// Per CPU from /proc/schedstat: switches into a task, and its tasks'
+    /// run time in ns (empty without the file).
+    sched: Vec<Sched>,
     /// Packets dropped because a CPU's backlog was full, all CPUs.
     backlog_drops: u64,
     /// The daemon's BPF programs: run time (ns) and runs, summed.
@@ -170,7 +176,8 @@ struct Counters {
 
 impl Counters {
     /// `run sent=N seconds=S delivered=N hz=N busy=J,J netrx=N,N
-    /// bpf_ns=N bpf_runs=N`: differences from `before`.
+    /// backlog_drops=N bpf_ns=N bpf_runs=N switches=N,N task_ns=N,N`:
+    /// differences from `before`.
     fn line(&self, before: &Counters, sent: u64, seconds: f64, hz: i64) -> String {
         let diff = |a: &[u64], b: &[u64]| {
             a.iter()
@@ -179,16 +186,55 @@ impl Counters {
                 .collect::<Vec<_>>()
                 .join(",")
         };
+        let switches = |s: &[Sched]| s.iter().map(|c| c.switch_ins).collect::<Vec<_>>();
+        let task = |s: &[Sched]| s.iter().map(|c| c.task_ns).collect::<Vec<_>>();
         format!(
-            "run sent={sent} seconds={seconds:.3} delivered={} hz={hz} busy={} netrx={} backlog_drops={} bpf_ns={} bpf_runs={}",
+            "run sent={sent} seconds={seconds:.3} delivered={} hz={hz} busy={} netrx={} backlog_drops={} bpf_ns={} bpf_runs={} switches={} task_ns={}",
             self.delivered.saturating_sub(before.delivered),
             diff(&self.busy, &before.busy),
             diff(&self.net_rx, &before.net_rx),
             self.backlog_drops.saturating_sub(before.backlog_drops),
             self.bpf_ns.saturating_sub(before.bpf_ns),
             self.bpf_runs.saturating_sub(before.bpf_runs),
+            diff(&switches(&self.sched), &switches(&before.sched)),
+            diff(&task(&self.sched), &task(&before.sched)),
         )
     }
+}
+
+/// One CPU's line of /proc/schedstat.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Sched {
+    /// `pcount`: times a task (not the idle task) was switched in. On the
+    /// forwarding CPU, which idles between batches of packets, nearly
+    /// each is a wake-up of a NAPI thread. Counted without
+    /// `kernel.sched_schedstats` (the guest's `sched_goidle` is not).
+    switch_ins: u64,
+    /// `rq_cpu_time`: run time of the tasks on this CPU in ns, the idle
+    /// task's excluded. With threaded NAPI (`lab.sh pin`) that is the
+    /// forwarding work, at the scheduler clock's resolution where
+    /// /proc/stat counts ticks.
+    task_ns: u64,
+}
+
+/// The `cpuN` lines of /proc/schedstat (version 15: `cpuN yld_count 0
+/// sched_count sched_goidle ttwu_count ttwu_local rq_cpu_time run_delay
+/// pcount`).
+fn schedstat(text: &str) -> Vec<Sched> {
+    text.lines()
+        .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
+        .map(|l| {
+            let v: Vec<u64> = l
+                .split_whitespace()
+                .skip(1)
+                .map(|x| x.parse().unwrap_or(0))
+                .collect();
+            Sched {
+                switch_ins: v.get(8).copied().unwrap_or(0),
+                task_ns: v.get(6).copied().unwrap_or(0),
+            }
+        })
+        .collect()
 }
 
 /// Busy jiffies of each `cpuN` line of /proc/stat: user, nice, system,
@@ -564,10 +610,31 @@ mod tests {
         assert_eq!(prog_fdinfo("pos:\t0\nmap_type:\t1\n"), None);
         let softnet = "00000010 0000000a 00000000\n00000020 00000001 00000000\n";
         assert_eq!(backlog_drops(softnet), 11);
+        let sched = "version 15\ntimestamp 4295\ncpu0 0 0 90 40 70 30 123456 789 95\ndomain0 3 1 2\ncpu1 0 0 12 7 9 2 5000 6 11\n";
+        assert_eq!(
+            schedstat(sched),
+            vec![
+                Sched {
+                    switch_ins: 95,
+                    task_ns: 123456
+                },
+                Sched {
+                    switch_ins: 11,
+                    task_ns: 5000
+                }
+            ]
+        );
         let before = Counters {
             delivered: 10,
             busy: vec![100, 200],
             net_rx: vec![5, 6],
+            sched: vec![
+                Sched {
+                    switch_ins: 3,
+                    task_ns: 1000
+                };
+                2
+            ],
             backlog_drops: 1,
             bpf_ns: 1000,
             bpf_runs: 10,
@@ -576,13 +643,23 @@ mod tests {
             delivered: 110,
             busy: vec![150, 290],
             net_rx: vec![5, 16],
+            sched: vec![
+                Sched {
+                    switch_ins: 3,
+                    task_ns: 1500,
+                },
+                Sched {
+                    switch_ins: 53,
+                    task_ns: 91000,
+                },
+            ],
             backlog_drops: 4,
             bpf_ns: 5000,
             bpf_runs: 110,
         };
         assert_eq!(
             after.line(&before, 120, 2.0, 100),
-            "run sent=120 seconds=2.000 delivered=100 hz=100 busy=50,90 netrx=0,10 backlog_drops=3 bpf_ns=4000 bpf_runs=100"
+            "run sent=120 seconds=2.000 delivered=100 hz=100 busy=50,90 netrx=0,10 backlog_drops=3 bpf_ns=4000 bpf_runs=100 switches=0,50 task_ns=500,90000"
         );
     }
 
