@@ -217,22 +217,27 @@ struct Sched {
     task_ns: u64,
 }
 
+/// The numbers of each `cpuN` line (`cpu0`, `cpu1`, ...; not the `cpu`
+/// total) of /proc/stat or /proc/schedstat, after the name.
+fn per_cpu(text: &str) -> impl Iterator<Item = Vec<u64>> + '_ {
+    text.lines()
+        .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
+        .map(|l| {
+            l.split_whitespace()
+                .skip(1)
+                .map(|x| x.parse().unwrap_or(0))
+                .collect()
+        })
+}
+
 /// The `cpuN` lines of /proc/schedstat (version 15: `cpuN yld_count 0
 /// sched_count sched_goidle ttwu_count ttwu_local rq_cpu_time run_delay
 /// pcount`).
 fn schedstat(text: &str) -> Vec<Sched> {
-    text.lines()
-        .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
-        .map(|l| {
-            let v: Vec<u64> = l
-                .split_whitespace()
-                .skip(1)
-                .map(|x| x.parse().unwrap_or(0))
-                .collect();
-            Sched {
-                switch_ins: v.get(8).copied().unwrap_or(0),
-                task_ns: v.get(6).copied().unwrap_or(0),
-            }
+    per_cpu(text)
+        .map(|v| Sched {
+            switch_ins: v.get(8).copied().unwrap_or(0),
+            task_ns: v.get(6).copied().unwrap_or(0),
         })
         .collect()
 }
@@ -240,16 +245,8 @@ fn schedstat(text: &str) -> Vec<Sched> {
 /// Busy jiffies of each `cpuN` line of /proc/stat: user, nice, system,
 /// irq, softirq and steal (not idle, not iowait).
 fn busy_jiffies(stat: &str) -> Vec<u64> {
-    stat.lines()
-        .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
-        .map(|l| {
-            let v: Vec<u64> = l
-                .split_whitespace()
-                .skip(1)
-                .map(|x| x.parse().unwrap_or(0))
-                .collect();
-            [0, 1, 2, 5, 6, 7].iter().filter_map(|i| v.get(*i)).sum()
-        })
+    per_cpu(stat)
+        .map(|v| [0, 1, 2, 5, 6, 7].iter().filter_map(|i| v.get(*i)).sum())
         .collect()
 }
 
