@@ -148,6 +148,13 @@ impl Run {
                 f64::NAN
             }
         };
+        let per_delivered = |x: f64| {
+            if delivered > 0.0 {
+                x / delivered
+            } else {
+                f64::NAN
+            }
+        };
         let rx_total: f64 = net_rx.iter().sum();
         Ok(Run {
             sent_pps: sent / seconds,
@@ -175,16 +182,8 @@ impl Run {
                 f64::NAN
             },
             host_cpu_ns: f64::NAN,
-            switches: if delivered > 0.0 {
-                switches / delivered
-            } else {
-                f64::NAN
-            },
-            task_ns: if delivered > 0.0 {
-                task_ns / delivered
-            } else {
-                f64::NAN
-            },
+            switches: per_delivered(switches),
+            task_ns: per_delivered(task_ns),
         })
     }
 }
