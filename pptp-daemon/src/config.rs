@@ -40,7 +40,7 @@ use crate::{
     dataplane::{Forwarding, xdp::XdpMode},
     mppe::KeyLength,
     proto::{
-        ccp::{CcpPolicy, MppePolicy},
+        ccp::{CcpPolicy, MppePolicy, StatefulMode},
         control::ControlSettings,
         fsm::FsmConfig,
         ipcp::IpcpPolicy,
@@ -1470,7 +1470,12 @@ impl Config {
             .iter()
             .filter_map(|&bits| KeyLength::from_bits(bits))
             .collect();
-        CcpPolicy::new(self.mppe.policy.into(), &keys, self.mppe.stateful)
+        let stateful = if self.mppe.stateful {
+            StatefulMode::Allowed
+        } else {
+            StatefulMode::Never
+        };
+        CcpPolicy::new(self.mppe.policy.into(), &keys, stateful)
     }
 
     /// Everything a server session negotiates with; CCP is not run under
@@ -2391,7 +2396,7 @@ mod tests {
             CcpPolicy {
                 policy: MppePolicy::Allow,
                 key_lengths: vec![KeyLength::Bits128, KeyLength::Bits56, KeyLength::Bits40],
-                stateful: true,
+                stateful: StatefulMode::Allowed,
             }
         );
         let c = Config::parse("[mppe]\npolicy = \"deny\"\n", "x").unwrap();

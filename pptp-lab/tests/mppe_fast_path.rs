@@ -3,13 +3,16 @@
 //! forwarding modes; pings and a TCP stream pass both ways (our client
 //! decrypts and checks every byte echoed back), and the XDP program's
 //! counters show that the client's frames were decrypted, and the frames to
-//! it encrypted, in the kernel. Needs root; fails (never skips) without it.
+//! it encrypted, in the kernel. A stateful MPPE session (which the kernel
+//! program does not handle) works the same through the userspace path.
+//! Needs root; fails (never skips) without it.
 
 use std::time::Duration;
 
 use pptp_daemon::server::ctl::DataPath;
 use pptp_lab::lab::{LAN_HOST, Lab, LabOptions};
 use pptp_netns as netns;
+use serde_json::Value;
 
 mod common;
 use common::{bin, wait_up};
@@ -67,4 +70,67 @@ fn stateless_mppe_decrypted_in_the_kernel_stack_forwarding() {
 #[test]
 fn stateless_mppe_decrypted_in_the_kernel_xdp_forwarding() {
     decrypted_in_the_kernel("xdp");
+}
+
+/// Stateful MPPE (RFC 3078: a key change every 256 packets, no FLUSHED
+/// bit) is not for the kernel program: with the server allowing it
+/// (`mppe.stateful = true`) and our client requiring it, the session runs
+/// on the userspace path under `xdp` forwarding, and pings and a TCP stream
+/// (about 750 frames each way: two key changes, which both ends must make
+/// at the same packet) pass both ways without the program touching a
+/// frame of it. Fails if the server refuses stateful, if the kernel takes
+/// the session's frames, or if either side's stateful cipher is wrong.
+#[test]
+fn stateful_mppe_runs_on_the_userspace_path() {
+    netns::require_root().expect("prerequisite");
+    let mut lab = Lab::start(
+        bin(),
+        &LabOptions {
+            mppe: "require",
+            forwarding: "xdp",
+            ..LabOptions::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    lab.edit_config(|text| {
+        assert!(
+            text.contains("key_lengths = [128, 40]\n"),
+            "the lab's [mppe] table changed: {text}"
+        );
+        text.replace(
+            "key_lengths = [128, 40]\n",
+            "key_lengths = [128, 40]\nstateful = true\n",
+        )
+    })
+    .unwrap();
+    lab.restart_daemon().unwrap_or_else(|e| panic!("{e}"));
+    let mut client = lab
+        .client(&["--mppe", "--mppe-stateful", "--tun", "mfs0"])
+        .unwrap();
+    let up = wait_up(&mut client, &lab, Duration::from_secs(30));
+    assert_eq!(up["mppe_stateless"], Value::Bool(false), "{up}");
+    let addr = up["address"].as_str().expect("address").to_owned();
+    let before = lab.stats().unwrap();
+    lab.ping(&addr, LAN_HOST, 5)
+        .unwrap_or_else(|e| panic!("{e}\n{}", lab.daemon_log()));
+    lab.tcp_echo(&addr, 1_000_000)
+        .unwrap_or_else(|e| panic!("{e}\n{:?}\n{}", lab.stats(), lab.daemon_log()));
+    let after = lab.stats().unwrap();
+    let delta = |k: &str| after[k] - before.get(k).copied().unwrap_or(0);
+    let sessions = lab.sessions().unwrap();
+    assert_eq!(sessions.len(), 1, "{sessions:?}");
+    assert_eq!(sessions[0].mppe.as_deref(), Some("128-bit stateful"));
+    assert_eq!(sessions[0].path, DataPath::Userspace, "{:?}", sessions[0]);
+    // Not one frame of it in the kernel program, all of it in userspace.
+    for k in [
+        "xdp_mppe_decrypted",
+        "xdp_mppe_encrypted",
+        "xdp_mppe_to_userspace",
+        "xdp_mppe_tx_to_userspace",
+    ] {
+        assert_eq!(delta(k), 0, "{k}: {after:?}");
+    }
+    assert!(delta("userspace_data_rx_packets") > 500, "{after:?}");
+    assert!(delta("userspace_data_tx_packets") > 500, "{after:?}");
+    assert_eq!(delta("userspace_mppe_send_lost"), 0, "{after:?}");
 }

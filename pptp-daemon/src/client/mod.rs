@@ -52,7 +52,7 @@ use crate::{
     },
     proto::{
         call::{self, Sequencer, WindowPolicy},
-        ccp::{CcpPolicy, MppePolicy},
+        ccp::{CcpPolicy, MppePolicy, StatefulMode},
         control::{ControlConnection, ControlEvent, ControlSettings},
         lcp::magic_source,
         session::{Session, SessionConfig, SessionEvent},
@@ -99,6 +99,12 @@ pub struct ClientArgs {
     /// accounts only.
     #[arg(long, requires = "mppe")]
     pub report_mppe_keys: bool,
+    /// With `--mppe`: require stateful MPPE instead (RFC 3078: one key
+    /// change every 256 packets, CCP Reset-Request on loss), as clients
+    /// without a stateless mode ask for; a server must allow it
+    /// (`mppe.stateful`). Tests a server's stateful path.
+    #[arg(long, requires = "mppe")]
+    pub mppe_stateful: bool,
     /// TUN device carrying the sessions' traffic.
     #[arg(long, default_value = "pptpc0")]
     pub tun: String,
@@ -172,6 +178,9 @@ enum Report {
         /// The negotiated MPPE key length, in bits.
         #[serde(skip_serializing_if = "Option::is_none")]
         mppe_bits: Option<u16>,
+        /// The negotiated MPPE mode: stateless (H bit) or stateful.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        mppe_stateless: Option<bool>,
         /// With `--report-mppe-keys`: our start keys, hex.
         #[serde(skip_serializing_if = "Option::is_none")]
         mppe_keys: Option<ReportedKeys>,
@@ -426,7 +435,11 @@ async fn session(
             MppePolicy::Deny
         },
         &key_lengths,
-        false,
+        if args.mppe_stateful {
+            StatefulMode::Required
+        } else {
+            StatefulMode::Never
+        },
     );
     let factory = PeerAuthFactory::new(
         PeerSettings::new(args.user.clone(), args.password.clone()),
@@ -553,6 +566,7 @@ async fn session(
                             peer_call_id: call.peer_call_id.load(Ordering::Relaxed),
                             mppe: mppe_on,
                             mppe_bits: params.mppe.map(|p| p.key_length.bits()),
+                            mppe_stateless: params.mppe.map(|p| p.stateless),
                             mppe_keys: match (&params.mppe, &params.mppe_material) {
                                 (Some(p), Some(m)) if args.report_mppe_keys => {
                                     Some(ReportedKeys::new(&start_keys(m, p.key_length)))

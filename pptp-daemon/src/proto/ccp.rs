@@ -55,26 +55,45 @@ pub enum MppePolicy {
     Deny,
 }
 
+/// Which MPPE modes (RFC 3078 section 2, the H bit) we accept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum StatefulMode {
+    /// Stateless only (the server's default, `mppe.stateful = false`).
+    #[default]
+    Never,
+    /// Stateful when the peer asks for it, stateless otherwise (which we
+    /// offer first): `mppe.stateful = true`.
+    Allowed,
+    /// Stateful only: what a peer that has no stateless mode (early
+    /// Windows clients; pppd with `mppe-stateful` prefers it) asks for.
+    /// Our client's `--mppe-stateful`, to test a server's stateful path.
+    Required,
+}
+
 /// What MPPE combinations we accept.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CcpPolicy {
     pub policy: MppePolicy,
     /// Allowed key lengths, strongest first.
     pub key_lengths: Vec<KeyLength>,
-    /// Whether stateful mode (no H bit) is allowed; stateless always is.
-    pub stateful: bool,
+    /// Which modes are allowed.
+    pub stateful: StatefulMode,
 }
 
 impl Default for CcpPolicy {
     /// MPPE allowed, 128-bit keys, stateless only.
     fn default() -> Self {
-        CcpPolicy::new(MppePolicy::Allow, &[KeyLength::Bits128], false)
+        CcpPolicy::new(
+            MppePolicy::Allow,
+            &[KeyLength::Bits128],
+            StatefulMode::Never,
+        )
     }
 }
 
 impl CcpPolicy {
     /// A policy allowing `key_lengths` (any order, duplicates ignored).
-    pub fn new(policy: MppePolicy, key_lengths: &[KeyLength], stateful: bool) -> Self {
+    pub fn new(policy: MppePolicy, key_lengths: &[KeyLength], stateful: StatefulMode) -> Self {
         let mut key_lengths = key_lengths.to_vec();
         key_lengths.sort_by_key(|k| std::cmp::Reverse(k.bits()));
         key_lengths.dedup();
@@ -87,39 +106,54 @@ impl CcpPolicy {
 
     /// Whether `params` is allowed.
     pub fn allows(&self, params: MppeParams) -> bool {
-        self.key_lengths.contains(&params.key_length) && (params.stateless || self.stateful)
+        self.key_lengths.contains(&params.key_length)
+            && match self.stateful {
+                StatefulMode::Never => params.stateless,
+                StatefulMode::Allowed => true,
+                StatefulMode::Required => !params.stateless,
+            }
     }
 
-    /// Our preferred combination: stateless with the strongest key.
+    /// Our preferred combination: the strongest key, stateless unless
+    /// only stateful is allowed.
     pub fn preferred(&self) -> Option<MppeParams> {
         Some(MppeParams {
             key_length: *self.key_lengths.first()?,
-            stateless: true,
+            stateless: self.stateful != StatefulMode::Required,
         })
     }
 
     /// What our first Configure-Request offers (RFC 3078 section 2): every
     /// allowed key length, and the H bit (stateless, which we prefer; a
-    /// peer wanting stateful Naks it away when `stateful` allows it).
-    /// `None` without key lengths.
+    /// peer wanting stateful Naks it away when `stateful` allows it), or
+    /// no H bit when only stateful is allowed. `None` without key lengths.
     pub fn offer(&self) -> Option<SupportedBits> {
         if self.key_lengths.is_empty() {
             return None;
         }
+        let mode = match self.stateful {
+            StatefulMode::Required => 0,
+            StatefulMode::Never | StatefulMode::Allowed => SupportedBits::H,
+        };
         Some(SupportedBits(
-            self.key_lengths.iter().fold(SupportedBits::H, |bits, k| {
-                bits | SupportedBits::key_bit(*k)
-            }),
+            self.key_lengths
+                .iter()
+                .fold(mode, |bits, k| bits | SupportedBits::key_bit(*k)),
         ))
     }
 
     /// The best allowed combination among those `offer` names: strongest
-    /// common key; stateless if offered or if stateful is not allowed.
+    /// common key; stateless if offered and allowed, or if stateful is not
+    /// allowed.
     pub fn best_of(&self, offer: SupportedBits) -> Option<MppeParams> {
         let key_length = offer.key_lengths().find(|k| self.key_lengths.contains(k))?;
         Some(MppeParams {
             key_length,
-            stateless: offer.has(SupportedBits::H) || !self.stateful,
+            stateless: match self.stateful {
+                StatefulMode::Never => true,
+                StatefulMode::Allowed => offer.has(SupportedBits::H),
+                StatefulMode::Required => false,
+            },
         })
     }
 
@@ -290,10 +324,10 @@ impl Negotiator for CcpOptions {
                     return Err(format!(
                         "the peer wants MPPE {suggested:?}; policy allows {:?}{}",
                         self.policy.key_lengths,
-                        if self.policy.stateful {
-                            ""
-                        } else {
-                            " stateless only"
+                        match self.policy.stateful {
+                            StatefulMode::Never => " stateless only",
+                            StatefulMode::Allowed => "",
+                            StatefulMode::Required => " stateful only",
                         }
                     ));
                 };
@@ -481,11 +515,22 @@ mod tests {
     }
 
     fn policy(keys: &[u16], stateful: bool) -> CcpPolicy {
+        policy_mode(
+            keys,
+            if stateful {
+                StatefulMode::Allowed
+            } else {
+                StatefulMode::Never
+            },
+        )
+    }
+
+    fn policy_mode(keys: &[u16], mode: StatefulMode) -> CcpPolicy {
         let keys: Vec<KeyLength> = keys
             .iter()
             .map(|b| KeyLength::from_bits(*b).unwrap())
             .collect();
-        CcpPolicy::new(MppePolicy::Allow, &keys, stateful)
+        CcpPolicy::new(MppePolicy::Allow, &keys, mode)
     }
 
     fn started(p: CcpPolicy) -> (Ccp, Instant) {
@@ -880,6 +925,65 @@ mod tests {
                 stateless: false
             })
         );
+    }
+
+    /// A stateful-only policy (our client's `--mppe-stateful`) offers no
+    /// H bit, Naks a peer's stateless request towards stateful, insists
+    /// on stateful when Nak'ed towards stateless, and opens stateful with
+    /// a server that allows it.
+    #[test]
+    fn stateful_only_policy() {
+        let s128 = [0x12, 0x06, 0, 0, 0, 0x40];
+        let stateful = MppeParams {
+            key_length: KeyLength::Bits128,
+            stateless: false,
+        };
+        let p = policy_mode(&[128], StatefulMode::Required);
+        assert!(p.allows(stateful));
+        assert!(!p.allows(MppeParams {
+            stateless: true,
+            ..stateful
+        }));
+        assert_eq!(p.preferred(), Some(stateful));
+        let (mut c, now) = started(p);
+        let s = sent(&mut c);
+        assert_eq!(s[0].2, s128);
+        // The server's offer (H|S): Nak'ed to S.
+        assert_eq!(reply(&mut c, &HS), (Code::ConfigureNak, s128.to_vec()));
+        // A Nak of ours towards H|S: we ask for S again.
+        c.handle_packet(now, &pkt(Code::ConfigureNak, s[0].1, &HS));
+        let s = sent(&mut c);
+        assert_eq!(s[0].2, s128);
+        assert_eq!(reply(&mut c, &s128).0, Code::ConfigureAck);
+        c.handle_packet(now, &pkt(Code::ConfigureAck, s[0].1, &s128));
+        assert_eq!(c.state(), State::Opened);
+        assert_eq!(c.params(), Some(stateful));
+    }
+
+    /// Our client requiring stateful against the server's policy: it
+    /// opens stateful both ways when `mppe.stateful` allows it, and with
+    /// the default policy (stateless only) the server's CCP never opens
+    /// on stateful.
+    #[test]
+    fn stateful_client_against_server_policies() {
+        for (server, opens) in [(StatefulMode::Allowed, true), (StatefulMode::Never, false)] {
+            let (mut client, now) = started(policy_mode(&[128], StatefulMode::Required));
+            let (mut srv, _) = started(policy_mode(&[128], server));
+            for _ in 0..12 {
+                for p in sent(&mut client) {
+                    srv.handle_packet(now, &pkt(p.0, p.1, &p.2));
+                }
+                for p in sent(&mut srv) {
+                    client.handle_packet(now, &pkt(p.0, p.1, &p.2));
+                }
+            }
+            let want = opens.then_some(MppeParams {
+                key_length: KeyLength::Bits128,
+                stateless: false,
+            });
+            assert_eq!(srv.params(), want, "server {server:?}");
+            assert_eq!(client.params(), want, "server {server:?}");
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use super::*;
 use crate::proto::test_support::{decode, pkt};
 use crate::{
     mppe::KeyLength,
-    proto::lcp::magic_source,
+    proto::{ccp::StatefulMode, lcp::magic_source},
     wire::cp::{Code, Packet},
 };
 
@@ -1731,7 +1731,12 @@ fn no_module_of_the_engine_reads_the_clock_or_imports_tokio() {
 // MPPE key lengths (issue 14): the server offers every configured one.
 
 fn mppe_policy(policy: MppePolicy, keys: &[KeyLength], stateful: bool) -> CcpPolicy {
-    CcpPolicy::new(policy, keys, stateful)
+    let mode = if stateful {
+        StatefulMode::Allowed
+    } else {
+        StatefulMode::Never
+    };
+    CcpPolicy::new(policy, keys, mode)
 }
 
 fn server_with_mppe(policy: CcpPolicy) -> Session {
