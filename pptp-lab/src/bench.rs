@@ -560,9 +560,21 @@ impl Generator {
         // the socket refused is sent again, not built anew (a client does
         // not use up counts for frames it never sends).
         let mut ready = 0usize;
+        // Encrypted frames still unsent when the time is up go out after
+        // it (a few tries): each took a coherency count, and the session's
+        // next frame, in the next run, would otherwise be that many counts
+        // ahead (a receiver that had lost them).
+        let encrypted = templates.iter().any(|t| t.encrypt.is_some());
+        let mut drain_tries = 64u32;
         let started = Instant::now();
-        while started.elapsed() < duration {
-            for (i, buf) in bufs.iter_mut().enumerate().skip(ready) {
+        loop {
+            let over = started.elapsed() >= duration;
+            if over && (!encrypted || ready == 0 || drain_tries == 0) {
+                break;
+            }
+            drain_tries -= u32::from(over);
+            let fill = if over { 0 } else { BATCH };
+            for (i, buf) in bufs.iter_mut().enumerate().take(fill).skip(ready) {
                 let t = cursor % templates.len();
                 cursor += 1;
                 let tpl = &templates[t];
@@ -583,7 +595,7 @@ impl Generator {
                 }
                 lens[i] = tpl.frame.len();
             }
-            ready = BATCH;
+            ready = ready.max(fill);
             let mut iovs: Vec<libc::iovec> = bufs
                 .iter_mut()
                 .zip(lens)
@@ -607,7 +619,7 @@ impl Generator {
                 .collect();
             // SAFETY: msgs and what it points to live across the call.
             let n =
-                unsafe { libc::sendmmsg(self.fd.as_raw_fd(), msgs.as_mut_ptr(), BATCH as u32, 0) };
+                unsafe { libc::sendmmsg(self.fd.as_raw_fd(), msgs.as_mut_ptr(), ready as u32, 0) };
             if n > 0 {
                 let n = n as usize;
                 sent += n as u64;
@@ -617,7 +629,9 @@ impl Generator {
             } else {
                 std::thread::yield_now();
             }
-            if let Some(pps) = pps {
+            if let Some(pps) = pps
+                && !over
+            {
                 // Paced: the next batch no earlier than its due time.
                 let due = started + Duration::from_secs_f64(sent as f64 / pps);
                 if let Some(wait) = due.checked_duration_since(Instant::now()) {
@@ -734,12 +748,28 @@ fn mppe_frame(
 ) -> Template {
     let client = session.client_addr.unwrap_or(Ipv4Addr::UNSPECIFIED);
     let inner = udp(client, LAN_HOST.parse().expect("constant"), size);
+    let server = crate::lab::SERVER_WAN.parse().expect("constant");
+    mppe_template(
+        server_mac,
+        (session.peer, server, session.call_id),
+        &inner,
+        encryptor,
+    )
+}
+
+/// `inner` as a client's stateless MPPE data frame in GRE from `peer` to
+/// `server` for the server's `call_id`, encrypted as it is sent.
+fn mppe_template(
+    mac: [u8; 6],
+    ids: (Ipv4Addr, Ipv4Addr, u16),
+    inner: &[u8],
+    encryptor: &SharedEncryptor,
+) -> Template {
     // PPP address, control and protocol 0x00FD (RFC 1962 compressed
     // datagram), the MPPE header (written when encrypting), then the
     // plaintext: protocol 0x0021 and the packet (RFC 3078 section 3).
-    let ppp = [&[0xFF, 0x03, 0x00, 0xFD, 0, 0, 0x00, 0x21][..], &inner].concat();
-    let server = crate::lab::SERVER_WAN.parse().expect("constant");
-    let mut t = gre_ppp_template(server_mac, (session.peer, server, session.call_id), &ppp);
+    let ppp = [&[0xFF, 0x03, 0x00, 0xFD, 0, 0, 0x00, 0x21][..], inner].concat();
+    let mut t = gre_ppp_template(mac, ids, &ppp);
     t.encrypt = Some(Encrypting {
         at: 14 + 20 + 12 + 4,
         encryptor: encryptor.clone(),
@@ -1317,12 +1347,7 @@ impl MppeKeys {
         let key = (|| {
             let call = u16::try_from(v["peer_call_id"].as_u64()?).ok()?;
             let bits = KeyLength::from_bits(u16::try_from(v["mppe_bits"].as_u64()?).ok()?)?;
-            let hex = v["mppe_keys"]["send"].as_str()?;
-            let octets: Option<Vec<u8>> = (0..hex.len())
-                .step_by(2)
-                .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
-                .collect();
-            let key = StartKey::new(&octets?, bits)?;
+            let key = StartKey::new(&from_hex(v["mppe_keys"]["send"].as_str()?)?, bits)?;
             Some((
                 call,
                 SharedEncryptor::new(
@@ -2084,6 +2109,204 @@ pub fn loadgen(args: &LoadgenArgs) -> Result<Measurement, String> {
     Ok(counted.measurement(("loadgen", direction, args.size, 1)))
 }
 
+/// Octets from hex digits (two per octet); None if any pair is not hex.
+fn from_hex(hex: &str) -> Option<Vec<u8>> {
+    if !hex.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+fn to_hex(octets: &[u8]) -> String {
+    octets.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What `pptp-lab mppe-send` is asked to do: send one session's frames
+/// as its client would with stateless MPPE, for the guest comparison's
+/// client → network MPPE rows (`xtask guest loadgen --mppe` runs it and
+/// counts around it; xtask has no cipher of its own).
+#[derive(Clone, Debug, clap::Args)]
+pub struct MppeSendArgs {
+    /// Interface the frames leave from (in the current namespace).
+    #[arg(long)]
+    pub iface: String,
+    /// Destination MAC of the frames (the next hop's), aa:bb:cc:dd:ee:ff.
+    #[arg(long, value_parser = parse_mac)]
+    pub dst_mac: [u8; 6],
+    /// Outer addresses and the server's call ID: PEER,SERVER,CALL_ID.
+    #[arg(long, value_name = "PEER,SERVER,CALL_ID", value_parser = parse_gre)]
+    pub gre: (Ipv4Addr, Ipv4Addr, u16),
+    /// Source of the inner IPv4/UDP packet (the client's tunnel address).
+    #[arg(long)]
+    pub src: Ipv4Addr,
+    /// Destination of the inner packet.
+    #[arg(long)]
+    pub dst: Ipv4Addr,
+    /// Size of the inner IPv4 packet.
+    #[arg(long, default_value_t = 64)]
+    pub size: usize,
+    #[arg(long, default_value_t = 1.5)]
+    pub seconds: f64,
+    /// The start key the server decrypts with: a file holding "BITS HEX"
+    /// (key length in bits, then the start key).
+    #[arg(long, value_name = "FILE")]
+    pub key: std::path::PathBuf,
+    /// Where the session's sending state lives from run to run (see
+    /// [`SendState`]): read if present, written after the run. Absent:
+    /// the chain starts [`HEAD_START`] key changes in, the GRE sequence
+    /// numbers at --seq-base.
+    #[arg(long, value_name = "FILE")]
+    pub state: std::path::PathBuf,
+    /// First GRE sequence number when there is no state yet.
+    #[arg(long, default_value_t = 1 << 20)]
+    pub seq_base: u32,
+    /// Offer this many frames a second instead of as many as the socket
+    /// takes.
+    #[arg(long)]
+    pub pps: Option<u32>,
+}
+
+fn parse_mac(s: &str) -> Result<[u8; 6], String> {
+    let bad = || format!("`{s}` is not a MAC address");
+    let parts: Vec<&str> = s.trim().split(':').collect();
+    if parts.len() != 6 {
+        return Err(bad());
+    }
+    let mut mac = [0u8; 6];
+    for (b, p) in mac.iter_mut().zip(parts) {
+        *b = u8::from_str_radix(p, 16).map_err(|_| bad())?;
+    }
+    Ok(mac)
+}
+
+/// The key changes a new chain makes before its first frame: past the
+/// counts the real client end may have used (a few pings through the
+/// tunnel), so that no frame of the generator's arrives as late or
+/// duplicate; a forward jump this small costs a stateless receiver that
+/// many key changes once (RFC 3078 section 8.1).
+pub const HEAD_START: u64 = 64;
+
+/// A client's stateless MPPE sending state between runs of `pptp-lab
+/// mppe-send`: the receiver keeps its key chain and GRE sequence numbers
+/// from run to run, so the generator continues both where the last run
+/// stopped. The frames a run built but did not send took a count and a
+/// sequence number each: the next run's first frame is a small jump
+/// ahead, with sequence numbers that agree with it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SendState {
+    /// Key changes since the initial session key (the last frame built).
+    pub position: u64,
+    /// The session key of that position.
+    pub session_key: Vec<u8>,
+    /// The GRE sequence number of the next frame.
+    pub seq: u32,
+}
+
+impl SendState {
+    /// "position=N key=HEX seq=N".
+    pub fn parse(text: &str) -> Result<SendState, String> {
+        let bad = || format!("MPPE send state {text:?} is not \"position=N key=HEX seq=N\"");
+        let get = |name: &str| {
+            text.split_whitespace()
+                .find_map(|w| w.strip_prefix(name)?.strip_prefix('='))
+                .ok_or_else(bad)
+        };
+        Ok(SendState {
+            position: get("position")?.parse().map_err(|_| bad())?,
+            session_key: from_hex(get("key")?).ok_or_else(bad)?,
+            seq: get("seq")?.parse().map_err(|_| bad())?,
+        })
+    }
+
+    pub fn line(&self) -> String {
+        format!(
+            "position={} key={} seq={}\n",
+            self.position,
+            to_hex(&self.session_key),
+            self.seq
+        )
+    }
+
+    /// The sending state this describes, from the session's start key.
+    fn resume(&self, start: &StartKey) -> Result<Sending, String> {
+        let mut encryptor = Encryptor::new(start, true);
+        if self.position > 0 {
+            encryptor
+                .skip_to(
+                    self.position + 1,
+                    Some((self.position, &self.session_key[..])),
+                )
+                .map_err(|e| format!("resuming the MPPE send state: {e}"))?;
+        }
+        Ok(Sending {
+            encryptor,
+            seq: self.seq,
+        })
+    }
+
+    fn of(sending: &Sending) -> SendState {
+        SendState {
+            position: sending.encryptor.position(),
+            session_key: sending.encryptor.session_key().to_vec(),
+            seq: sending.seq,
+        }
+    }
+}
+
+/// "BITS HEX": a start key of 40, 56 or 128 bits.
+pub fn parse_start_key(text: &str) -> Result<StartKey, String> {
+    let bad = || format!("{text:?} is not \"BITS HEX\" (40, 56 or 128 bits)");
+    let mut words = text.split_whitespace();
+    let (Some(bits), Some(hex), None) = (words.next(), words.next(), words.next()) else {
+        return Err(bad());
+    };
+    let bits = KeyLength::from_bits(bits.parse().map_err(|_| bad())?).ok_or_else(bad)?;
+    StartKey::new(&from_hex(hex).ok_or_else(bad)?, bits).ok_or_else(bad)
+}
+
+/// Runs `pptp-lab mppe-send`: returns the frames sent and the seconds
+/// they took.
+pub fn mppe_send(args: &MppeSendArgs) -> Result<(u64, f64), String> {
+    let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()));
+    let start = parse_start_key(&read(&args.key)?)?;
+    let state = match std::fs::read_to_string(&args.state) {
+        Ok(text) => SendState::parse(&text)?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => SendState {
+            position: 0,
+            session_key: Vec::new(),
+            seq: args.seq_base,
+        },
+        Err(e) => return Err(format!("{}: {e}", args.state.display())),
+    };
+    let mut sending = state.resume(&start)?;
+    if state.position == 0 {
+        sending
+            .encryptor
+            .skip_to(HEAD_START + 1, None)
+            .map_err(|e| e.to_string())?;
+    }
+    let encryptor = SharedEncryptor::new(sending.into());
+    let inner = udp(args.src, args.dst, args.size);
+    let template = mppe_template(args.dst_mac, args.gre, &inner, &encryptor);
+    let generator =
+        Generator::open(&args.iface).map_err(|e| format!("AF_PACKET on {}: {e}", args.iface))?;
+    let started = Instant::now();
+    let sent = generator.run(
+        &[template],
+        Duration::from_secs_f64(args.seconds),
+        args.seq_base,
+        args.pps.map(f64::from),
+    );
+    let seconds = started.elapsed().as_secs_f64();
+    let after = SendState::of(&encryptor.lock().unwrap_or_else(|p| p.into_inner()));
+    std::fs::write(&args.state, after.line())
+        .map_err(|e| format!("{}: {e}", args.state.display()))?;
+    Ok((sent, seconds))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -2112,6 +2335,67 @@ mod tests {
             }],
             runs: 1,
         }
+    }
+
+    #[test]
+    fn mppe_send_state_continues_the_key_chain_and_the_sequence() {
+        let start = parse_start_key("128 404142434445464748494a4b4c4d4e4f\n").unwrap();
+        let frame = |s: &mut Sending| {
+            let mut p = vec![0, 0, 0x00, 0x21, 1, 2, 3, 4];
+            s.encryptor.encrypt_in_place(&mut p).unwrap();
+            s.seq += 1;
+            p
+        };
+        let mut whole = Sending {
+            encryptor: Encryptor::new(&start, true),
+            seq: 7,
+        };
+        let expected: Vec<Vec<u8>> = (0..6).map(|_| frame(&mut whole)).collect();
+        // Stateless: FLUSHED and encrypted on every frame, counts 0, 1, ...
+        assert_eq!(&expected[0][..2], &[0x90, 0x00]);
+        assert_eq!(&expected[5][..2], &[0x90, 0x05]);
+
+        let new = SendState {
+            position: 0,
+            session_key: Vec::new(),
+            seq: 7,
+        };
+        let mut first = new.resume(&start).unwrap();
+        let mut got: Vec<Vec<u8>> = (0..2).map(|_| frame(&mut first)).collect();
+        let line = SendState::of(&first).line();
+        let saved = SendState::parse(&line).unwrap();
+        assert_eq!((saved.position, saved.seq), (2, 9), "{line}");
+        let mut second = saved.resume(&start).unwrap();
+        got.extend((0..4).map(|_| frame(&mut second)));
+        assert_eq!(got, expected);
+        assert_eq!(second.seq, whole.seq);
+        assert_eq!(
+            second.encryptor.session_key(),
+            whole.encryptor.session_key()
+        );
+    }
+
+    #[test]
+    fn mppe_send_files_parse() {
+        let key = parse_start_key("128 000102030405060708090a0b0c0d0e0f").unwrap();
+        assert_eq!(key.length(), KeyLength::Bits128);
+        assert_eq!(key.as_bytes()[15], 15);
+        assert!(parse_start_key("128 0001").is_err(), "short key");
+        assert!(parse_start_key("129 000102030405060708090a0b0c0d0e0f").is_err());
+        assert!(parse_start_key("128 00010203040506070809 0a0b0c0d0e0f").is_err());
+        assert!(parse_start_key("128 0g0102030405060708090a0b0c0d0e0f").is_err());
+        assert!(SendState::parse("position=3 key=0a0b seq=").is_err());
+        assert!(SendState::parse("position=3 key=0a0 seq=1").is_err());
+        assert_eq!(
+            SendState::parse("position=3 key=0a0b seq=4294967295\n").unwrap(),
+            SendState {
+                position: 3,
+                session_key: vec![10, 11],
+                seq: u32::MAX
+            }
+        );
+        assert_eq!(parse_mac("02:00:0a:ff:00:01"), Ok([2, 0, 10, 255, 0, 1]));
+        assert!(parse_mac("02:00:0a:ff:00").is_err());
     }
 
     #[test]

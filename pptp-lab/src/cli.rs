@@ -25,6 +25,12 @@ pub enum Command {
     /// One load-generator measurement between existing namespaces (the
     /// guest comparison against kernel PPTP).
     Loadgen(crate::bench::LoadgenArgs),
+    /// Send one session's frames as its client would with stateless MPPE
+    /// (a new key for every frame, from a start key), continuing the key
+    /// chain from run to run: the guest comparison's client → network
+    /// MPPE rows (`xtask guest loadgen --mppe` runs it). Prints
+    /// "sent=N seconds=S".
+    MppeSend(crate::bench::MppeSendArgs),
     /// Relay every frame `--from` receives to `--to`'s transmit side as
     /// XDP frames (both in the current namespace), until killed: the
     /// guest comparison's generators send through it so that the server's
@@ -91,6 +97,44 @@ mod tests {
             ))
         );
         assert!(Cli::try_parse_from(["pptp-lab", "client"]).is_err());
+        let cli = Cli::parse_from([
+            "pptp-lab",
+            "mppe-send",
+            "--iface",
+            "gen2",
+            "--dst-mac",
+            "02:00:00:00:00:01",
+            "--gre",
+            "198.18.0.2,198.18.0.1,1000",
+            "--src",
+            "198.18.16.10",
+            "--dst",
+            "198.18.7.2",
+            "--key",
+            "/tmp/k",
+            "--state",
+            "/tmp/k.state",
+            "--pps",
+            "5000",
+        ]);
+        let Command::MppeSend(args) = cli.command else {
+            panic!("mppe-send expected");
+        };
+        assert_eq!(
+            (args.dst_mac, args.gre.2, args.pps, args.size),
+            ([2, 0, 0, 0, 0, 1], 1000, Some(5000), 64)
+        );
+        assert!(
+            Cli::try_parse_from([
+                "pptp-lab",
+                "mppe-send",
+                "--iface",
+                "x",
+                "--dst-mac",
+                "02:00"
+            ])
+            .is_err()
+        );
         let cli = Cli::parse_from(["pptp-lab", "relay", "--from", "gen1", "--to", "cli0"]);
         assert!(
             matches!(cli.command, Command::Relay { ref from, ref to } if from == "gen1" && to == "cli0")

@@ -19,6 +19,10 @@ fn main() -> anyhow::Result<()> {
                 m.sent_pps, m.delivered_pps, m.cpu_ns_per_packet
             );
         }
+        Command::MppeSend(args) => {
+            let (sent, seconds) = pptp_lab::bench::mppe_send(args).map_err(anyhow::Error::msg)?;
+            println!("sent={sent} seconds={seconds:.3}");
+        }
         Command::Relay { from, to } => {
             let name = std::ffi::CString::new(to.as_str())?;
             // SAFETY: if_nametoindex reads a valid NUL-terminated string.

@@ -9,7 +9,10 @@ usage: kpptp.py [--mppe] LOCAL_IP LOCAL_CALL_ID PEER_IP PEER_CALL_ID UNIT ADDR P
 Prints the interface name once it is up, then waits for SIGTERM. With
 --mppe the unit decrypts what it receives (ppp_mppe, stateless 128-bit,
 MPPE_KEY): its decompressor starts when the server end's CCP
-Configure-Ack arrives, so start this end first.
+Configure-Ack arrives, so start this end first; it answers that
+Configure-Ack with its own, which starts the server end's decompressor.
+It sends in the clear (no compressor): what the server end decrypts
+comes from a generator that encrypts with MPPE_KEY itself.
 
 usage: kpptp.py --many N [--mppe] LOCAL_IP PEER_IP ADDR FIRST_LOCAL_CALL FIRST_PEER_CALL SESSIONS
 N sessions in this one process, as a concentrator (pptpd, accel-ppp) has
@@ -18,28 +21,40 @@ FIRST_PEER_CALL + i, a PPP unit of its own (numbered by the kernel) with
 ADDR and peer address peer_addr(i) (from 198.19.16.10 on), hence a /32
 route to it. Writes "LOCAL_CALL_ID PEER_ADDR" per session to SESSIONS,
 prints "up N" once all are up, then waits for SIGTERM. With --mppe every
-unit encrypts what it sends (ppp_mppe, stateless 128-bit, MPPE_KEY).
+unit encrypts what it sends and decrypts what it receives (ppp_mppe,
+stateless 128-bit, MPPE_KEY both ways), and the key is written to
+SESSIONS.mppe-key as "128 HEX" for the generator (which keeps its
+sending state in SESSIONS.mppe-key.state: removed here, the units' key
+chains being new). Session 0's decompressor starts when its client
+end's Configure-Ack arrives (within ACK_WAIT seconds, or this fails);
+the other sessions have no client end and never start theirs.
 
-MPPE without pppd: ppp_generic takes the compressor and its key with
-PPPIOCSCOMPRESS (the CCP option, CI_MPPE, followed by the 16-byte key,
-as pppd's ccp.c passes it) but starts it only when it sees a CCP
-Configure-Ack for that option go out (the compressor) or come in (the
-decompressor) while CCP is open (ppp_ccp_peek in
-drivers/net/ppp/ppp_generic.c). So the server end opens CCP, writes that
-Configure-Ack to its unit (it starts its compressor and, carried over
-GRE, the client end's decompressor), then marks CCP up, as pppd does once
-CCP has opened. ppp_mppe then derives each packet's key from the start
-key as in RFC 3079; what the key is does not matter to the figures.
+MPPE without pppd: ppp_generic takes the compressor and the
+decompressor with their key with PPPIOCSCOMPRESS (the CCP option,
+CI_MPPE, followed by the 16-byte key, as pppd's ccp.c passes it) but
+starts either only when it sees a CCP Configure-Ack for that option go
+out (the compressor) or come in (the decompressor) while CCP is open and
+not yet up (ppp_ccp_peek in drivers/net/ppp/ppp_generic.c). So the
+server end opens CCP and writes that Configure-Ack to its unit (it
+starts its compressor and, carried over GRE, the client end's
+decompressor); the client end reads it from its unit (ppp_generic
+queues CCP for pppd there) and writes its own, which starts the server
+end's decompressor as it arrives; the server end reads that one and
+marks CCP up, as pppd does once CCP has opened. ppp_mppe then derives
+each packet's key from the start key as in RFC 3079; what the key is
+does not matter to the figures.
 """
 import ctypes
 import fcntl
 import os
 import resource
+import select
 import signal
 import socket
 import struct
 import subprocess
 import sys
+import time
 
 AF_PPPOX = 24
 PX_PROTO_PPTP = 2
@@ -62,6 +77,8 @@ CCP_CONFACK = 2
 # MPPE_OPTS_TO_CI).
 MPPE_OPTION = bytes([18, 6, 0x01, 0, 0, 0x40])
 MPPE_KEY = bytes(range(0x40, 0x50))
+# Seconds the server end waits for the client end's Configure-Ack.
+ACK_WAIT = 15
 
 libc = ctypes.CDLL(None, use_errno=True)
 
@@ -112,12 +129,34 @@ def set_mppe(unit_fd, transmit):
     fcntl.ioctl(unit_fd, PPPIOCSFLAGS, struct.pack("i", SC_CCP_OPEN))
 
 
-def start_mppe(unit_fd):
+def send_ack(unit_fd):
     """Sends the CCP Configure-Ack of the MPPE option through the unit
-    (starting its compressor, and the peer's decompressor when it
-    arrives there), then marks CCP up."""
+    (starting its compressor, if it has one, and the peer's decompressor
+    when it arrives there)."""
     ack = struct.pack("!HBBH", PPP_CCP, CCP_CONFACK, 1, 4 + len(MPPE_OPTION)) + MPPE_OPTION
     os.write(unit_fd, ack)
+
+
+def is_ack(frame):
+    """Whether a frame read from a unit (PPP protocol first) is a CCP
+    Configure-Ack."""
+    return len(frame) >= 3 and struct.unpack("!H", frame[:2])[0] == PPP_CCP and frame[2] == CCP_CONFACK
+
+
+def await_ack(unit_fd, seconds):
+    """Reads the unit's control frames until a CCP Configure-Ack has
+    arrived (ppp_ccp_peek has then started the decompressor); False when
+    none came within `seconds`."""
+    deadline = time.monotonic() + seconds
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([unit_fd], [], [], left)[0]:
+            return False
+        if is_ack(os.read(unit_fd, 2048)):
+            return True
+
+
+def ccp_up(unit_fd):
     fcntl.ioctl(unit_fd, PPPIOCSFLAGS, struct.pack("i", SC_CCP_OPEN | SC_CCP_UP))
 
 
@@ -139,7 +178,22 @@ def many(args):
         keep.append(files)
         if mppe:
             set_mppe(files[2], transmit=True)
-            start_mppe(files[2])
+            set_mppe(files[2], transmit=False)
+            send_ack(files[2])
+    if mppe:
+        # Session 0's client end answers with its Configure-Ack: CCP goes
+        # up only after it has arrived (ppp_ccp_peek ignores one that
+        # arrives later).
+        if n > 0 and not await_ack(keep[0][2], ACK_WAIT):
+            sys.exit(f"kpptp: no CCP Configure-Ack from session 0's client end within {ACK_WAIT} s")
+        for files in keep:
+            ccp_up(files[2])
+        with open(out + ".mppe-key", "w") as f:
+            f.write(f"128 {MPPE_KEY.hex()}\n")
+        try:
+            os.unlink(out + ".mppe-key.state")
+        except FileNotFoundError:
+            pass
         dev = f"ppp{unit}"
         batch.append(f"addr add {addr} peer {peer_addr(i)} dev {dev}")
         batch.append(f"link set {dev} mtu 1400 up")
@@ -171,6 +225,12 @@ def main():
     subprocess.run(["ip", "link", "set", ifname, "up"], check=True)
     print(ifname, flush=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    if mppe:
+        # The server end's Configure-Ack (it started this end's
+        # decompressor as it arrived), answered with ours.
+        while not is_ack(os.read(files[2], 2048)):
+            pass
+        send_ack(files[2])
     while True:
         signal.pause()
 

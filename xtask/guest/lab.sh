@@ -42,7 +42,11 @@
 #                                     198.19.4.0/24; prints "pptpc0 LOCAL PEER
 #                                     SECONDS PATH" (PATH: the session's data
 #                                     path in the daemon, xdp or userspace);
-#                                     mppe: MPPE required (stateless 128-bit)
+#                                     mppe: MPPE required (stateless 128-bit);
+#                                     our client's send start key (the
+#                                     server's receive key) goes to
+#                                     /tmp/pxg/mppe-ours-key as "BITS HEX"
+#                                     for the generator (measure's MPPE_KEY)
 #   lab.sh ours-kclient-up BIN XDP_MODE
 #                                     ours-up, then kernel PPTP takes over the
 #                                     client's data path: our client is frozen
@@ -59,8 +63,10 @@
 #                                     kpptp.py), session 0's client end in cli
 #                                     (ppp31); writes /tmp/pxg/sessions-kpptp;
 #                                     mppe: ppp_mppe (stateless 128-bit) on
-#                                     every unit, srv's encrypting, ppp31
-#                                     decrypting (kpptp.py --mppe)
+#                                     every unit, srv's encrypting and
+#                                     decrypting, ppp31 decrypting (kpptp.py
+#                                     --mppe); the start key in
+#                                     /tmp/pxg/sessions-kpptp.mppe-key
 #   lab.sh relay-up LAB               after lan-up: the generators' own veth
 #                                     pairs, gen0 <-> gen1 and gen2 <-> gen3
 #                                     in cli and in lan, with `LAB relay`
@@ -87,6 +93,12 @@
 #                                     `pptp-lab route` on srv's two veths
 #                                     of the link during the run, for
 #                                     plain XDP routing)
+#                                     (MPPE_KEY=FILE, up, one session: the
+#                                     frames encrypted with stateless MPPE
+#                                     from the start key in FILE, by
+#                                     `pptp-lab mppe-send`, which keeps the
+#                                     key chain in FILE.state; see
+#                                     xtask/src/guest/loadgen.rs)
 #   lab.sh measure-bpf LINK DIR ...   the same with them on, for the
 #                                     programs' own time per run
 #   lab.sh profile LINK DIR SIZE SECONDS 1 SEQ_BASE GEN SESSIONS [PEER,SERVER]
@@ -319,7 +331,7 @@ lan_up() {
 ours_up() { # BIN XDP_MODE [mppe]
     local bin=$1 mode=$2 mppe=${3:-} policy=allow client_mppe=()
     if [ "$mppe" = mppe ]; then
-        policy=require client_mppe=(--mppe)
+        policy=require client_mppe=(--mppe --report-mppe-keys)
     fi
     modules
     printf 'pxguser\t*\tpxgsecret\t*\n' >"$work/ours-secrets"
@@ -371,6 +383,15 @@ for line in open(sys.argv[1]):
     if e.get("event") == "up":
         print("pptpc0", e["address"], e["server_address"], "%.2f" % (e["setup_ms"] / 1000), sys.argv[2])
         break' "$work/ours-client.out" "$path"
+    rm -f "$work/mppe-ours-key" "$work/mppe-ours-key.state"
+    if [ "$mppe" = mppe ]; then
+        python3 -c 'import json, sys
+for line in open(sys.argv[1]):
+    e = json.loads(line)
+    if e.get("event") == "up":
+        print(e["mppe_bits"], e["mppe_keys"]["send"])
+        break' "$work/ours-client.out" >"$work/mppe-ours-key"
+    fi
     # After `pin`: the daemon forwards on CPU 1 with srv's devices.
     if ps -eo comm= | grep -q '^napi/srv'; then
         pin_threads
@@ -518,6 +539,11 @@ measure() { # LINK DIR SIZE SECONDS RUNS SEQ_BASE GEN SESSIONS [PEER,SERVER]
     [ ! -f "$work/ours-daemon.pid" ] || extra+=(--daemon-pid "$(cat "$work/ours-daemon.pid")")
     # The generator from tmpfs: loading it over 9p takes seconds.
     cmp -s "$gen" "$work/loadgen" || cp "$gen" "$work/loadgen"
+    if [ -n "${MPPE_KEY:-}" ]; then
+        # The MPPE sender (pptp-lab, which has the cipher) from tmpfs too.
+        cmp -s "$(cat "$work/lab-path")" "$work/pptp-lab" || cp "$(cat "$work/lab-path")" "$work/pptp-lab"
+        extra+=(--mppe "$MPPE_KEY" --pptp-lab "$work/pptp-lab")
+    fi
     pin_threads
     mac=$(ip netns exec "${via%%:*}" cat "/sys/class/net/${via#*:}/address")
     local sns=${sink%%:*} sif=${sink#*:}

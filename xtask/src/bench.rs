@@ -734,13 +734,16 @@ pub fn guest_table(g: &Value) -> String {
         g["guest"]["cpus"],
         g["seconds"]
     );
-    let _ = writeln!(
-        t,
-        "| path | client → network Mbit/s | network → client Mbit/s | vs kernel PPTP (up / down) |"
-    );
-    let _ = writeln!(t, "|---|---|---|---|");
+    let paths = g["paths"].as_object().filter(|p| !p.is_empty());
+    if paths.is_some() {
+        let _ = writeln!(
+            t,
+            "| path | client → network Mbit/s | network → client Mbit/s | vs kernel PPTP (up / down) |"
+        );
+        let _ = writeln!(t, "|---|---|---|---|");
+    }
     let kernel = &g["paths"]["kernel_pptp"];
-    for (key, p) in g["paths"].as_object().into_iter().flatten() {
+    for (key, p) in paths.into_iter().flatten() {
         let up = f(&p["up"]["mbit_per_s"]);
         let down = f(&p["down"]["mbit_per_s"]);
         let ku = f(&kernel["up"]["mbit_per_s"]);
@@ -787,6 +790,12 @@ fn guest_forwarding_table(t: &mut String, fwd: &Value) {
             )),
         fwd["pinning"].as_str().unwrap_or("?")
     );
+    if rows.iter().any(|r| r["offered_pps"].is_u64()) {
+        let _ = writeln!(
+            t,
+            "Client → network MPPE: `pptp-lab mppe-send` encrypts every frame into the session's next coherency count with the start key the server decrypts with, and each such row is offered the rate its own search for the highest rate without loss found (at most 1 % lost; as the host bench does, the rate where the generator could send no faster when nothing was lost), shown after its direction.\n"
+        );
+    }
     let _ = writeln!(
         t,
         "| path | sessions | beside kernel PPTP sessions | inner size | direction | delivered kpps | forwarding CPU ns/packet | BPF ns/run | ÷ kernel PPTP | vCPU 1 host ns/packet | ÷ kernel PPTP |"
@@ -813,7 +822,13 @@ fn guest_forwarding_table(t: &mut String, fwd: &Value) {
             r["sessions"],
             r["beside_kernel_sessions"],
             r["size"],
-            r["direction"].as_str().unwrap_or("?"),
+            match r["offered_pps"].as_u64() {
+                Some(pps) => format!(
+                    "{} (offered {pps}/s)",
+                    r["direction"].as_str().unwrap_or("?")
+                ),
+                None => r["direction"].as_str().unwrap_or("?").to_owned(),
+            },
             match r["stalled_runs"].as_u64() {
                 Some(n) if n > 0 => format!(
                     "{}; {n} of {} runs delivered nothing",
@@ -1392,6 +1407,31 @@ mod tests {
         assert_eq!(
             guest_table(&guest),
             t[t.find("\nIn a qemu guest").unwrap()..]
+        );
+    }
+
+    #[test]
+    fn guest_table_of_the_mppe_phases_alone_shows_each_rows_offered_rate() {
+        let g = serde_json::json!({
+            "seconds": 2, "paths": {}, "guest": {"kernel": "6.1", "cpus": 2},
+            "forwarding": {"runs": 5, "seconds_per_run": 1.5, "pinning": "p", "rows": [
+                {"path": "kernel_pptp_mppe", "label": "kernel PPTP + ppp_mppe", "sessions": 1,
+                 "beside_kernel_sessions": 1, "size": 1396, "direction": "client → network",
+                 "offered_pps": 18750,
+                 "delivered_pps": {"median": 17000.0, "min": 16000.0, "max": 18000.0},
+                 "forwarding_cpu_ns_per_packet": {"median": 50000.0, "min": 49000.0, "max": 51000.0},
+                 "bpf_ns_per_run": null, "forwarding_cpu_over_kernel": null,
+                 "host_vcpu_ns_per_packet": null, "host_vcpu_over_kernel": null}]}
+        });
+        let t = guest_table(&g);
+        assert!(!t.contains("| path | client → network Mbit/s"), "{t}");
+        assert!(
+            t.contains("`pptp-lab mppe-send` encrypts every frame"),
+            "{t}"
+        );
+        assert!(
+            t.contains("| kernel PPTP + ppp_mppe | 1 | 1 | 1396 B | client → network (offered 18750/s) | 17 (16–18) | 50000 (49000–51000) |"),
+            "{t}"
         );
     }
 

@@ -96,6 +96,17 @@ pub struct InteropArgs {
     /// load for all) instead of as many as the generator sends.
     #[arg(long, value_parser = clap::value_parser!(u32).range(100..=10_000_000))]
     pub pps: Option<u32>,
+    /// --bench: only these phases (mppe: the MPPE phases, both
+    /// directions, and the topology they need).
+    #[arg(long, value_enum)]
+    pub only: Option<BenchOnly>,
+}
+
+/// The phases `interop --bench --only` keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchOnly {
+    /// MPPE against kernel PPTP with ppp_mppe, both directions.
+    Mppe,
 }
 
 impl InteropArgs {
@@ -113,6 +124,7 @@ impl InteropArgs {
             kernel_sessions: vec![1, 100, 1000],
             no_profile: false,
             pps: None,
+            only: None,
         }
     }
 }
@@ -1342,6 +1354,7 @@ fn bench(daemon: &Path, args: &InteropArgs, started: Instant) -> anyhow::Result<
         kernel_sessions: args.kernel_sessions.clone(),
         profile: !args.no_profile,
         pps: args.pps,
+        only_mppe: args.only == Some(BenchOnly::Mppe),
     };
     let figures = guest_comparison(daemon, &plan)?;
     print!("{}", figures.table());

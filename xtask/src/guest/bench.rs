@@ -329,7 +329,11 @@ impl Figures {
 /// PPTP with each of `plan.kernel_sessions` sessions (one kpptp.py
 /// process with a PPP unit per session, packets round robin over them)
 /// and our daemon's XDP and userspace paths (one session: our client opens
-/// one call), `plan.runs` runs of `plan.run_seconds` each.
+/// one call), `plan.runs` runs of `plan.run_seconds` each. Last, stateless
+/// MPPE-128 both ways, 64 and 1396 bytes: kernel PPTP with ppp_mppe
+/// beside our daemon's XDP and userspace paths, client → network at each
+/// path's highest rate without loss ([`NoLossSearch`]). `plan.only_mppe`:
+/// the MPPE phases alone.
 pub fn daemon_comparison(
     guest: &Guest,
     options: &BootOptions,
@@ -387,10 +391,13 @@ pub fn daemon_comparison(
     let run_no = std::cell::Cell::new(0u32);
     // (`lab.sh profile` takes the same arguments and prints the run's line
     // and a profile of vCPU 1 after it.)
+    // `pps`: the rate offered in this run when it is the path's own (the
+    // no-loss rate of client → network MPPE), else the plan's.
     let lab_run = |command: &str,
                    leg: &Leg,
                    size: usize,
-                   dir: forwarding::Dir|
+                   dir: forwarding::Dir,
+                   pps: Option<u32>|
      -> anyhow::Result<(forwarding::Run, String)> {
         run_no.set(run_no.get() + 1);
         let seq_base = forwarding::seq_base(run_no.get())?.to_string();
@@ -412,13 +419,18 @@ pub fn daemon_comparison(
             args.push(gre);
         }
         let timeout = Duration::from_secs_f64(plan.run_seconds + 120.0);
-        let mut env: Vec<(&str, String)> = plan
-            .pps
+        let mut env: Vec<(&str, String)> = pps
+            .or(plan.pps)
             .map(|pps| ("LOADGEN_PPS", pps.to_string()))
             .into_iter()
             .collect();
         if leg.kind == PathKind::PlainXdp {
             env.push(("XDP_ROUTE", "1".to_owned()));
+        }
+        if dir == forwarding::Dir::Up
+            && let Some(key) = leg.mppe_key
+        {
+            env.push(("MPPE_KEY", key.to_owned()));
         }
         let host_before = guest.vcpu_ns(1);
         let out = guest.lab_env(&env, &args, timeout)?;
@@ -441,14 +453,31 @@ pub fn daemon_comparison(
         }
         Ok((run, out))
     };
-    let one_run = |leg: &Leg, size, dir| lab_run("measure", leg, size, dir).map(|(run, _)| run);
+    let one_run =
+        |leg: &Leg, size, dir, pps| lab_run("measure", leg, size, dir, pps).map(|(run, _)| run);
+    // The highest rate `leg` carries client → network at `size` without
+    // loss (see [`NoLossSearch`]).
+    let no_loss_rate = |leg: &Leg, size: usize| -> anyhow::Result<u32> {
+        let mut search = NoLossSearch::new();
+        while let Some(rate) = search.next_rate() {
+            let run = one_run(leg, size, forwarding::Dir::Up, Some(rate))?;
+            eprintln!(
+                "  {} {size} B client → network offered {rate} packets/s: sent {:.0}, delivered {:.0}",
+                forwarding::label(leg.kind),
+                run.sent_pps,
+                run.delivered_pps
+            );
+            search.record(run.sent_pps, run.delivered_pps);
+        }
+        Ok(search.found())
+    };
     // A profile of vCPU 1 for each leg at each size and direction.
     let profile = |legs: &[Leg]| -> anyhow::Result<Vec<Profile>> {
         let mut profiles = Vec::new();
         for size in PPS_SIZES {
             for dir in [forwarding::Dir::Up, forwarding::Dir::Down] {
                 for leg in legs {
-                    let (_, out) = lab_run("profile", leg, size, dir)?;
+                    let (_, out) = lab_run("profile", leg, size, dir, None)?;
                     let report = out
                         .find("== self")
                         .map_or(out.as_str(), |i| &out[i..])
@@ -467,10 +496,12 @@ pub fn daemon_comparison(
     };
     // The rounds of a phase: each round runs every leg once per size and
     // direction, legs one after the other (reversed every other round, so
-    // neither comes first throughout).
+    // neither comes first throughout). `offered`: the legs whose runs are
+    // offered a rate of their own, per size and direction.
     let rounds = |legs: &[Leg],
                   beside: u32,
-                  (sizes, dirs): (&[usize], &[forwarding::Dir])|
+                  (sizes, dirs): (&[usize], &[forwarding::Dir]),
+                  offered: &[Offered]|
      -> anyhow::Result<Vec<forwarding::Figure>> {
         let mut figures = Vec::new();
         for &size in sizes {
@@ -485,6 +516,10 @@ pub fn daemon_comparison(
                         runs: Vec::new(),
                         bpf_runs: Vec::new(),
                         repeated_stalls: 0,
+                        offered_pps: offered
+                            .iter()
+                            .find(|o| (o.kind, o.size, o.dir) == (leg.kind, size, dir))
+                            .map(|o| o.pps),
                     });
                 }
             }
@@ -504,8 +539,8 @@ pub fn daemon_comparison(
             }
             for i in order {
                 let leg = &legs[i % legs.len()];
-                let (size, dir) = (figures[i].size, figures[i].dir);
-                let mut run = one_run(leg, size, dir)?;
+                let (size, dir, pps) = (figures[i].size, figures[i].dir, figures[i].offered_pps);
+                let mut run = one_run(leg, size, dir, pps)?;
                 // A run that delivered nothing is repeated at once, twice
                 // at most (see `Figure::repeated_stalls`).
                 for _ in 0..2 {
@@ -514,7 +549,7 @@ pub fn daemon_comparison(
                     }
                     util::step("guest comparison: the run delivered nothing; repeated at once");
                     figures[i].repeated_stalls += 1;
-                    run = one_run(leg, size, dir)?;
+                    run = one_run(leg, size, dir, pps)?;
                 }
                 eprintln!(
                     "  {} ({} sessions) {size} B {}: {:.0} pps, forwarding CPU {:.0} ns/packet, BPF {:.0} ns/run, vCPU 1 on the host {:.0} ns/packet",
@@ -534,7 +569,13 @@ pub fn daemon_comparison(
         for (i, figure) in figures.iter_mut().enumerate() {
             let leg = &legs[i % legs.len()];
             if matches!(leg.kind, PathKind::OursXdp | PathKind::OursXdpMppe) {
-                let (run, _) = lab_run("measure-bpf", leg, figure.size, figure.dir)?;
+                let (run, _) = lab_run(
+                    "measure-bpf",
+                    leg,
+                    figure.size,
+                    figure.dir,
+                    figure.offered_pps,
+                )?;
                 eprintln!(
                     "  {} {} B {}: BPF {:.0} ns/run ({:.2} runs per packet)",
                     forwarding::label(leg.kind),
@@ -550,6 +591,10 @@ pub fn daemon_comparison(
     };
     const KERNEL_GRE: &str = "198.19.6.2,198.19.6.1";
     const OURS_GRE: &str = "198.19.1.2,198.19.1.1";
+    // The start keys the servers decrypt with, as "BITS HEX" (lab.sh
+    // kpptp-many-up ... mppe and ours-up ... mppe write them).
+    const KERNEL_MPPE_KEY: &str = "/tmp/pxg/sessions-kpptp.mppe-key";
+    const OURS_MPPE_KEY: &str = "/tmp/pxg/mppe-ours-key";
 
     guest.lab(&["down"], quick)?;
     let result = (|| {
@@ -563,24 +608,26 @@ pub fn daemon_comparison(
         let mut unavailable = Vec::new();
         let mut profiles = Vec::new();
 
-        util::step("guest comparison: plain forwarding, no tunnel (link 2)");
-        guest.run(&format!(
-            "ip -n cli route replace {} via 198.19.6.1",
-            LINK_2.lan_net
-        ))?;
-        ping(LINK_2)?;
-        let rates = both("plain forwarding", LINK_2)?;
-        paths.push(PathFigures::new(PathKind::Plain, rates, None));
-
-        util::step("guest comparison: kernel PPTP on both ends (AF_PPPOX, /dev/ppp)");
-        guest.lab(&["kpptp-up"], quick)?;
-        let rates = (|| {
-            route(LINK_2, "ppp31")?;
+        if !plan.only_mppe {
+            util::step("guest comparison: plain forwarding, no tunnel (link 2)");
+            guest.run(&format!(
+                "ip -n cli route replace {} via 198.19.6.1",
+                LINK_2.lan_net
+            ))?;
             ping(LINK_2)?;
-            both("kernel PPTP", LINK_2)
-        })();
-        guest.lab(&["kpptp-down"], quick)?;
-        paths.push(PathFigures::new(PathKind::Kernel, rates?, None));
+            let rates = both("plain forwarding", LINK_2)?;
+            paths.push(PathFigures::new(PathKind::Plain, rates, None));
+
+            util::step("guest comparison: kernel PPTP on both ends (AF_PPPOX, /dev/ppp)");
+            guest.lab(&["kpptp-up"], quick)?;
+            let rates = (|| {
+                route(LINK_2, "ppp31")?;
+                ping(LINK_2)?;
+                both("kernel PPTP", LINK_2)
+            })();
+            guest.lab(&["kpptp-down"], quick)?;
+            paths.push(PathFigures::new(PathKind::Kernel, rates?, None));
+        }
 
         // The generator phases: our daemon (link 1) and kernel PPTP with N
         // sessions (link 2) up together, measured in the same rounds.
@@ -590,6 +637,7 @@ pub fn daemon_comparison(
             link: LINK_2,
             file: sessions_file("plain", 0, "198.19.6.2")?,
             gre: None,
+            mppe_key: None,
         };
         let kernel = |kind: PathKind, n: u32| Leg {
             kind,
@@ -597,12 +645,18 @@ pub fn daemon_comparison(
             link: LINK_2,
             file: "/tmp/pxg/sessions-kpptp".to_owned(),
             gre: Some(KERNEL_GRE),
+            mppe_key: (kind == PathKind::KernelMppe).then_some(KERNEL_MPPE_KEY),
         };
         const BOTH: [forwarding::Dir; 2] = [forwarding::Dir::Up, forwarding::Dir::Down];
-        for (kind, mode, expected) in [
-            (PathKind::OursXdpOurClient, "driver", "xdp"),
-            (PathKind::OursUserspaceOurClient, "off", "userspace"),
-        ] {
+        let clear_phases: &[(PathKind, &str, &str)] = if plan.only_mppe {
+            &[]
+        } else {
+            &[
+                (PathKind::OursXdpOurClient, "driver", "xdp"),
+                (PathKind::OursUserspaceOurClient, "off", "userspace"),
+            ]
+        };
+        for &(kind, mode, expected) in clear_phases {
             util::step(&format!(
                 "guest comparison: pptp-daemon (xdp_mode = \"{mode}\"), our client"
             ));
@@ -625,6 +679,7 @@ pub fn daemon_comparison(
                         link: LINK_1,
                         file: sessions_file("ours", call_id, &client)?,
                         gre: Some(OURS_GRE),
+                        mppe_key: None,
                     })
                 } else {
                     // The daemon could not load or attach its XDP program
@@ -666,7 +721,7 @@ pub fn daemon_comparison(
                                 ..plain.clone()
                             });
                         }
-                        let figures = rounds(&legs, n, (&PPS_SIZES, &BOTH))?;
+                        let figures = rounds(&legs, n, (&PPS_SIZES, &BOTH), &[])?;
                         if plan.profile && mode == "driver" && i == 0 {
                             util::step("guest comparison: profiles of vCPU 1 (perf)");
                             profiles.extend(profile(&legs)?);
@@ -682,20 +737,21 @@ pub fn daemon_comparison(
             measured?;
         }
 
-        // MPPE (stateless 128-bit) towards the client: kernel PPTP with
-        // ppp_mppe encrypting on its unit (kpptp.py --mppe) against our
-        // daemon encrypting in XDP and in userspace, beside one kernel
-        // session. From the client the generator would have to encrypt
-        // every frame into the next coherency count with keys pppd does not
-        // give out: not measured here (the host bench does, with our
-        // client's keys). A failure here leaves the rest of the comparison
+        // MPPE (stateless 128-bit) both ways: kernel PPTP with ppp_mppe
+        // encrypting and decrypting on its unit (kpptp.py --mppe) against
+        // our daemon doing both in XDP and in userspace, beside one kernel
+        // session. From the client the generator encrypts every frame into
+        // the session's next coherency count (`pptp-lab mppe-send`, with
+        // the start key each server decrypts with: kpptp.py's, our
+        // client's from --report-mppe-keys), at each path's highest rate
+        // without loss. A failure here leaves the rest of the comparison
         // standing and is reported with the paths not measured.
         for (kind, mode, expected) in [
             (PathKind::OursXdpMppe, "driver", "xdp"),
             (PathKind::OursUserspaceMppe, "off", "userspace"),
         ] {
             util::step(&format!(
-                "guest comparison: MPPE towards the client, pptp-daemon (xdp_mode = \"{mode}\") beside kernel PPTP with ppp_mppe"
+                "guest comparison: MPPE both ways, pptp-daemon (xdp_mode = \"{mode}\") beside kernel PPTP with ppp_mppe"
             ));
             let measured = (|| {
                 let out = guest.lab(&["ours-up", &bin, mode, "mppe"], quick)?;
@@ -713,16 +769,41 @@ pub fn daemon_comparison(
                     link: LINK_1,
                     file: sessions_file("ours", call_id, &client)?,
                     gre: Some(OURS_GRE),
+                    mppe_key: Some(OURS_MPPE_KEY),
                 };
                 let setup = Duration::from_secs(90);
                 guest.lab(&["kpptp-many-up", "1", "mppe"], setup)?;
                 let phase = (|| {
                     route(LINK_2, "ppp31")?;
                     ping(LINK_2)?;
+                    let legs = [kernel(PathKind::KernelMppe, 1), ours];
+                    // Client → network at each leg's highest rate without
+                    // loss, searched first (as the host bench does: a
+                    // stateless receiver rekeys once for every frame lost
+                    // before it, so past that rate the figures would
+                    // measure the overload's gaps).
+                    let mut offered = Vec::new();
+                    for size in MPPE_SIZES {
+                        for leg in &legs {
+                            util::step(&format!(
+                                "guest comparison: {} {size} B client → network: the highest rate without loss",
+                                forwarding::label(leg.kind)
+                            ));
+                            let pps = no_loss_rate(leg, size)?;
+                            eprintln!("  -> {pps} packets/s");
+                            offered.push(Offered {
+                                kind: leg.kind,
+                                size,
+                                dir: forwarding::Dir::Up,
+                                pps,
+                            });
+                        }
+                    }
                     rounds(
-                        &[kernel(PathKind::KernelMppe, 1), ours],
+                        &legs,
                         1,
-                        (&MPPE_SIZES, &[forwarding::Dir::Down]),
+                        (&MPPE_SIZES, &[forwarding::Dir::Down, forwarding::Dir::Up]),
+                        &offered,
                     )
                 })();
                 guest.lab(&["kpptp-down"], setup)?;
@@ -740,10 +821,15 @@ pub fn daemon_comparison(
 
         // Our daemon with kernel PPTP as the client end (iperf3 only: for
         // the generator the client end does not matter).
-        for (kind, mode, expected) in [
-            (PathKind::OursXdp, "driver", "xdp"),
-            (PathKind::OursUserspace, "off", "userspace"),
-        ] {
+        let kclient_paths: &[(PathKind, &str, &str)] = if plan.only_mppe {
+            &[]
+        } else {
+            &[
+                (PathKind::OursXdp, "driver", "xdp"),
+                (PathKind::OursUserspace, "off", "userspace"),
+            ]
+        };
+        for &(kind, mode, expected) in kclient_paths {
             util::step(&format!(
                 "guest comparison: pptp-daemon (xdp_mode = \"{mode}\"), kernel PPTP client"
             ));
@@ -767,18 +853,20 @@ pub fn daemon_comparison(
             }
         }
 
-        util::step("guest comparison: pptpd + pptp-linux, MS-CHAPv2, no MPPE");
-        let out = guest.lab(&["pptpd-up", "none"], quick)?;
-        let rates = (|| {
-            let link =
-                parse_link(&out).with_context(|| format!("unexpected pptpd-up output {out:?}"))?;
-            route(LINK_1, &link.iface)?;
-            ping(LINK_1)?;
-            anyhow::Ok((both("pptpd + pptp-linux", LINK_1)?, link.setup))
-        })();
-        guest.lab(&["pptpd-down"], quick)?;
-        let (rates, setup) = rates?;
-        paths.push(PathFigures::new(PathKind::Pptpd, rates, Some(setup)));
+        if !plan.only_mppe {
+            util::step("guest comparison: pptpd + pptp-linux, MS-CHAPv2, no MPPE");
+            let out = guest.lab(&["pptpd-up", "none"], quick)?;
+            let rates = (|| {
+                let link = parse_link(&out)
+                    .with_context(|| format!("unexpected pptpd-up output {out:?}"))?;
+                route(LINK_1, &link.iface)?;
+                ping(LINK_1)?;
+                anyhow::Ok((both("pptpd + pptp-linux", LINK_1)?, link.setup))
+            })();
+            guest.lab(&["pptpd-down"], quick)?;
+            let (rates, setup) = rates?;
+            paths.push(PathFigures::new(PathKind::Pptpd, rates, Some(setup)));
+        }
         anyhow::Ok((paths, figures, unavailable, profiles))
     })();
     let _ = guest.lab(&["down"], quick);
@@ -819,8 +907,12 @@ pub struct Plan {
     pub profile: bool,
     /// Offer every path this many packets a second (`None`: as many as
     /// the generator sends, which differs between paths when the
-    /// generator's vCPU also carries the sinks).
+    /// generator's vCPU also carries the sinks). Client → network MPPE
+    /// is offered its own no-loss rate regardless ([`NoLossSearch`]).
     pub pps: Option<u32>,
+    /// Only the MPPE phases (and the topology they need): minutes
+    /// instead of the whole comparison's half hour.
+    pub only_mppe: bool,
 }
 
 impl Default for Plan {
@@ -832,6 +924,7 @@ impl Default for Plan {
             kernel_sessions: vec![1, 100, 1000],
             profile: true,
             pps: None,
+            only_mppe: false,
         }
     }
 }
@@ -907,6 +1000,111 @@ struct Leg {
     file: String,
     /// Outer addresses of the GRE frames (up), "PEER,SERVER".
     gre: Option<&'static str>,
+    /// MPPE: the file with the start key the server decrypts with; up,
+    /// the generator encrypts every frame (lab.sh measure's MPPE_KEY).
+    mppe_key: Option<&'static str>,
+}
+
+/// A leg whose runs at one size and direction are offered a rate of
+/// their own.
+#[derive(Debug, Clone, Copy)]
+struct Offered {
+    kind: PathKind,
+    size: usize,
+    dir: forwarding::Dir,
+    pps: u32,
+}
+
+/// The highest offered rate a path carries without loss (at most 1 % of
+/// the frames lost), found as `pptp-lab bench` finds it for MPPE from the
+/// client (`measure_no_drop`): the rate doubles from 5,000 frames a
+/// second until frames are lost or the generator cannot send faster,
+/// then the interval between the highest clean rate and the lowest lossy
+/// one is halved three times. Why: a stateless MPPE receiver makes one
+/// key change for every frame lost before the one it decrypts (RFC 3078
+/// section 8.1), so past that rate a path's cost per delivered packet
+/// grows with its own losses and the figures would compare overloads.
+/// Unlike the host bench, a rate that loses frames is tried once more
+/// before it counts as lossy: in the guest the host preempts a vCPU's
+/// thread now and then (two vCPUs and qemu's own threads on two host
+/// CPUs here), and frames that arrive meanwhile are lost at any rate.
+#[derive(Debug, Clone, PartialEq)]
+struct NoLossSearch {
+    /// The highest clean rate so far.
+    lo: f64,
+    /// The lowest lossy rate so far, once one was.
+    hi: Option<f64>,
+    /// The rate to try next.
+    rate: f64,
+    halvings: u32,
+    done: bool,
+    /// The last probe lost frames and is being repeated.
+    retrying: bool,
+}
+
+impl NoLossSearch {
+    const START: f64 = 5_000.0;
+    const MAX: f64 = 4e6;
+    const LOSS: f64 = 0.01;
+    const HALVINGS: u32 = 3;
+    /// The least rate the search returns.
+    const FLOOR: f64 = 500.0;
+
+    fn new() -> NoLossSearch {
+        NoLossSearch {
+            lo: 0.0,
+            hi: None,
+            rate: Self::START,
+            halvings: 0,
+            done: false,
+            retrying: false,
+        }
+    }
+
+    /// The rate to offer next; None once the search is over.
+    fn next_rate(&self) -> Option<u32> {
+        (!self.done).then_some(self.rate.round() as u32)
+    }
+
+    /// What the run at [`Self::next_rate`] sent and delivered.
+    fn record(&mut self, sent_pps: f64, delivered_pps: f64) {
+        let clean = sent_pps > 0.0 && delivered_pps >= sent_pps * (1.0 - Self::LOSS);
+        if !clean && !self.retrying {
+            self.retrying = true;
+            return;
+        }
+        self.retrying = false;
+        match self.hi {
+            None if clean => {
+                self.lo = self.rate;
+                // The generator is the limit, and nothing was lost.
+                if sent_pps < 0.9 * self.rate || self.rate >= Self::MAX {
+                    self.done = true;
+                } else {
+                    self.rate *= 2.0;
+                }
+                return;
+            }
+            None => self.hi = Some(self.rate),
+            Some(_) => {
+                if clean {
+                    self.lo = self.rate;
+                } else {
+                    self.hi = Some(self.rate);
+                }
+                self.halvings += 1;
+            }
+        }
+        match self.hi {
+            Some(hi) if self.halvings < Self::HALVINGS => self.rate = (self.lo + hi) / 2.0,
+            _ => self.done = true,
+        }
+    }
+
+    /// The rate found.
+    fn found(&self) -> u32 {
+        self.lo.max(Self::FLOOR).round() as u32
+    }
 }
 
 /// The setup time and data path of `lab.sh ours-up`'s last line
@@ -1083,11 +1281,13 @@ impl Comparison {
             self.env.describe(),
             self.seconds
         );
-        let _ = writeln!(
-            t,
-            "  {:<36} {:>12} {:>12} {:>16} {:>9}",
-            "path", "up Mbit/s", "down Mbit/s", "x kernel up/down", "connect"
-        );
+        if !self.paths.is_empty() {
+            let _ = writeln!(
+                t,
+                "  {:<36} {:>12} {:>12} {:>16} {:>9}",
+                "path", "up Mbit/s", "down Mbit/s", "x kernel up/down", "connect"
+            );
+        }
         for p in &self.paths {
             let ratio = self
                 .ratio(p.kind, PathKind::Kernel)
@@ -1293,6 +1493,63 @@ fn to_json(value: &impl Serialize) -> String {
 mod tests {
     use super::*;
 
+    /// The rates a search offers a path that carries `capacity` frames a
+    /// second, behind a generator that sends at most `generator`, and
+    /// the rate it finds.
+    fn search(capacity: f64, generator: f64) -> (Vec<u32>, u32) {
+        let mut s = NoLossSearch::new();
+        let mut offered = Vec::new();
+        while let Some(rate) = s.next_rate() {
+            offered.push(rate);
+            assert!(offered.len() < 40, "the search does not end: {offered:?}");
+            let sent = f64::from(rate).min(generator);
+            s.record(sent, sent.min(capacity));
+        }
+        (offered, s.found())
+    }
+
+    #[test]
+    fn the_no_loss_search_doubles_then_halves_the_interval_three_times() {
+        // 40,000 loses frames: 30,000 and 25,000 too, 22,500 not; each
+        // lossy rate is tried twice.
+        assert_eq!(
+            search(23_000.0, 1e9),
+            (
+                vec![
+                    5000, 10_000, 20_000, 40_000, 40_000, 30_000, 30_000, 25_000, 25_000, 22_500
+                ],
+                22_500
+            )
+        );
+        // The generator cannot send 20,000 and nothing is lost: done.
+        assert_eq!(search(1e9, 12_000.0), (vec![5000, 10_000, 20_000], 20_000));
+        // Lossy from the start: never below the floor.
+        assert_eq!(
+            search(100.0, 1e9),
+            (
+                vec![5000, 5000, 2500, 2500, 1250, 1250, 625, 625],
+                NoLossSearch::FLOOR as u32
+            )
+        );
+        // Up to 1 % lost counts as clean; a loss that does not repeat
+        // does not count.
+        let mut s = NoLossSearch::new();
+        s.record(5000.0, 4960.0);
+        assert_eq!(s.next_rate(), Some(10_000));
+        s.record(10_000.0, 9800.0);
+        assert_eq!(s.next_rate(), Some(10_000));
+        s.record(10_000.0, 10_000.0);
+        assert_eq!(s.next_rate(), Some(20_000));
+        s.record(20_000.0, 15_000.0);
+        s.record(20_000.0, 15_000.0);
+        assert_eq!(s.next_rate(), Some(15_000));
+        // Nothing sent is not clean.
+        let mut s = NoLossSearch::new();
+        s.record(0.0, 0.0);
+        s.record(0.0, 0.0);
+        assert_eq!(s.next_rate(), Some(2500));
+    }
+
     #[test]
     fn forwarding_figures_in_table_and_json() {
         let run = |cpu: f64| forwarding::Run {
@@ -1321,7 +1578,27 @@ mod tests {
                 runs: vec![run(3000.0), run(1000.0), run(2000.0)],
                 bpf_runs: vec![],
                 repeated_stalls: 0,
-            }],
+                offered_pps: None,
+            }]
+            .into_iter()
+            .chain(
+                [PathKind::KernelMppe, PathKind::OursXdpMppe].map(|kind| forwarding::Figure {
+                    kind,
+                    sessions: 1,
+                    beside: 1,
+                    size: 1396,
+                    dir: forwarding::Dir::Up,
+                    runs: vec![run(if kind == PathKind::KernelMppe {
+                        4000.0
+                    } else {
+                        2000.0
+                    })],
+                    bpf_runs: vec![],
+                    repeated_stalls: 0,
+                    offered_pps: Some(21_250),
+                }),
+            )
+            .collect(),
             runs: 3,
             run_seconds: 1.5,
             offered_pps: Some(8000),
@@ -1342,6 +1619,23 @@ mod tests {
         assert_eq!(f["rows"][0]["sessions"], 100);
         assert_eq!(f["rows"][0]["direction"], "network → client");
         assert_eq!(f["rows"][0]["forwarding_cpu_ns_per_packet"]["max"], 3000.0);
+        assert!(f["rows"][0].get("offered_pps").is_none());
+        // Client → network MPPE: its own no-loss rate, and the ratio over
+        // kernel PPTP with ppp_mppe in the same direction.
+        let mppe = &f["rows"][2];
+        assert_eq!(
+            (&mppe["path"], &mppe["direction"], &mppe["offered_pps"]),
+            (
+                &serde_json::json!("ours_xdp_mppe"),
+                &serde_json::json!("client → network"),
+                &serde_json::json!(21_250)
+            )
+        );
+        assert_eq!(mppe["forwarding_cpu_over_kernel"]["median"], 0.5);
+        assert!(
+            t.contains("(offered 21250 packets/s: its no-loss search's rate)"),
+            "{t}"
+        );
         assert_eq!(json["guest"]["accel"], "tcg");
         assert!(json["not_measured"].as_object().unwrap().is_empty());
         assert!(json.get("packet_rates").is_none());

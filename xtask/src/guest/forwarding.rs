@@ -271,6 +271,11 @@ pub struct Figure {
     /// once, the repeat taking their place in [`Self::runs`]: a failure of
     /// the sink's side of the guest, not of the path (docs/bench-guest.md).
     pub repeated_stalls: usize,
+    /// The rate every run of this figure was offered when it was not the
+    /// comparison's (`--pps`, or as many as the generator sends): the
+    /// highest rate without loss that a search found first, for client →
+    /// network MPPE (see `bench::NoLossSearch`).
+    pub offered_pps: Option<u32>,
 }
 
 impl Figure {
@@ -464,7 +469,9 @@ pub fn table(all: &[Figure], runs: u32, seconds: f64, offered_pps: Option<u32>) 
                     "  ({n} of {} runs delivered nothing; {r} stalled runs repeated)",
                     f.runs.len()
                 ),
-            },
+            } + &f.offered_pps.map_or(String::new(), |pps| {
+                format!("  (offered {pps} packets/s: its no-loss search's rate)")
+            }),
         );
     }
     let _ = writeln!(
@@ -551,6 +558,10 @@ struct RowJson {
     forwarding_switches_per_packet: Option<Spread>,
     /// vCPU 1's task run time per delivered packet ([`Run::task_ns`]).
     forwarding_task_ns_per_packet: Option<Spread>,
+    /// The rate this row's runs were offered, when it was its own: the
+    /// highest rate without loss (client → network MPPE).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    offered_pps: Option<u32>,
     /// Over kernel PPTP in the same rounds (the rounds' ratios).
     forwarding_cpu_over_kernel: Option<Spread>,
     host_vcpu_over_kernel: Option<Spread>,
@@ -600,6 +611,7 @@ pub fn json(all: &[Figure], runs: u32, seconds: f64, offered_pps: Option<u32>) -
                 host_vcpu_ns_per_packet: f.host_ns().json(0),
                 forwarding_switches_per_packet: f.spread(|r| r.switches).json(3),
                 forwarding_task_ns_per_packet: f.spread(|r| r.task_ns).json(0),
+                offered_pps: f.offered_pps,
                 forwarding_cpu_over_kernel: ratio(f, Measure::ForwardingCpu),
                 host_vcpu_over_kernel: ratio(f, Measure::HostVcpu),
             })
@@ -705,6 +717,7 @@ mod tests {
             runs: cpu.iter().map(|&c| run(700.0, c, f64::NAN)).collect(),
             bpf_runs: vec![run(700.0, 1.0, bpf)],
             repeated_stalls: 0,
+            offered_pps: None,
         }
     }
 

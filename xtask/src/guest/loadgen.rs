@@ -17,6 +17,14 @@
 //! Frames leave through an AF_PACKET socket (qdisc bypassed, `sendmmsg` in
 //! batches of 64) and are pre-built, at least one per session and at least
 //! a batch of them; only the GRE sequence number changes per frame.
+//!
+//! With `--mppe` (client → network, one session) every frame must be
+//! encrypted into the session's next coherency count with a new key
+//! (stateless MPPE, RFC 3078 section 8.1), as a client sends them: no
+//! frame can be pre-built. xtask has no cipher of its own (the daemon's
+//! is in the pptp-daemon library, which xtask does not build), so each
+//! run's frames are sent by `pptp-lab mppe-send` with that cipher, and
+//! this process takes the same counters around it as around its own runs.
 
 use std::{
     io,
@@ -75,6 +83,17 @@ pub struct LoadgenArgs {
     /// on it (see [`pace`]).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
     pub pps: Option<u32>,
+    /// Up, with --gre, one session: encrypt every frame with stateless
+    /// MPPE from the start key in FILE ("BITS HEX", the key the server
+    /// decrypts with), continuing the session's key chain and GRE
+    /// sequence numbers from run to run (kept in FILE.state; see
+    /// pptp-lab's `SendState`). `pptp-lab mppe-send` (--pptp-lab) sends
+    /// the frames.
+    #[arg(long, value_name = "FILE", requires = "pptp_lab")]
+    pub mppe: Option<PathBuf>,
+    /// The pptp-lab binary that sends the frames of --mppe.
+    #[arg(long, value_name = "PATH")]
+    pub pptp_lab: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -105,7 +124,19 @@ pub fn main(args: &LoadgenArgs) -> anyhow::Result<()> {
         None => None,
     };
     let frames = frames(mac, &sessions, args.lan_host, args.dir, gre, args.size);
-    let socket = Socket::open(&args.iface)?;
+    let sender = match (&args.mppe, &args.pptp_lab) {
+        (Some(key), Some(lab)) => {
+            let (Direction::Up, Some(gre), [session]) = (args.dir, gre, &sessions[..]) else {
+                bail!("--mppe sends up, with --gre, for one session");
+            };
+            Some((lab, mppe_send_args(args, key, *session, gre)))
+        }
+        _ => None,
+    };
+    let socket = match sender {
+        Some(_) => None,
+        None => Some(Socket::open(&args.iface)?),
+    };
     let (sink_ns, sink_if) = args.sink.split_once(':').context("--sink is NS:IFACE")?;
     let home = std::fs::File::open("/proc/self/ns/net").context("own network namespace")?;
     let sink = std::fs::File::open(format!("/var/run/netns/{sink_ns}"))
@@ -131,20 +162,94 @@ pub fn main(args: &LoadgenArgs) -> anyhow::Result<()> {
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     for run in 0..args.runs {
         let before = snapshot()?;
-        let started = Instant::now();
-        let sent = socket.run(
-            &frames,
-            Duration::from_secs_f64(args.seconds),
-            args.seq_base.wrapping_add(run << 22),
-            args.pps,
-        );
-        let seconds = started.elapsed().as_secs_f64();
+        let seq_base = args.seq_base.wrapping_add(run << 22);
+        let (sent, seconds) = match (&socket, &sender) {
+            (Some(socket), _) => {
+                let started = Instant::now();
+                let sent = socket.run(
+                    &frames,
+                    Duration::from_secs_f64(args.seconds),
+                    seq_base,
+                    args.pps,
+                );
+                (sent, started.elapsed().as_secs_f64())
+            }
+            (None, Some((lab, send_args))) => {
+                let out = std::process::Command::new(lab)
+                    .args(send_args)
+                    .args(["--seq-base", &seq_base.to_string()])
+                    .output()
+                    .with_context(|| format!("running {}", lab.display()))?;
+                anyhow::ensure!(
+                    out.status.success(),
+                    "pptp-lab mppe-send: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+                parse_sent(&String::from_utf8_lossy(&out.stdout))?
+            }
+            (None, None) => unreachable!("a socket or a sender"),
+        };
         // What is still in flight arrives within a few milliseconds.
         std::thread::sleep(Duration::from_millis(50));
         let after = snapshot()?;
         println!("{}", after.line(&before, sent, seconds, hz));
     }
     Ok(())
+}
+
+/// The arguments of `pptp-lab mppe-send` for `session`'s frames with
+/// the start key in `key` (all but --seq-base, which each run adds: the
+/// sender uses it only when it has no state yet).
+fn mppe_send_args(
+    args: &LoadgenArgs,
+    key: &std::path::Path,
+    (call_id, client): (u16, Ipv4Addr),
+    (peer, server): (Ipv4Addr, Ipv4Addr),
+) -> Vec<String> {
+    let mut state = key.as_os_str().to_owned();
+    state.push(".state");
+    let mut v: Vec<String> = [
+        "mppe-send",
+        "--iface",
+        &args.iface,
+        "--dst-mac",
+        &args.dst_mac,
+        "--gre",
+        &format!("{peer},{server},{call_id}"),
+        "--src",
+        &client.to_string(),
+        "--dst",
+        &args.lan_host.to_string(),
+        "--size",
+        &args.size.to_string(),
+        "--seconds",
+        &args.seconds.to_string(),
+        "--key",
+        &key.to_string_lossy(),
+        "--state",
+        &state.to_string_lossy(),
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    if let Some(pps) = args.pps {
+        v.extend(["--pps".to_owned(), pps.to_string()]);
+    }
+    v
+}
+
+/// Frames sent and seconds from `pptp-lab mppe-send`'s "sent=N
+/// seconds=S".
+fn parse_sent(out: &str) -> anyhow::Result<(u64, f64)> {
+    let get = |key: &str| {
+        out.split_whitespace()
+            .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+            .with_context(|| format!("no {key} in {out:?}"))
+    };
+    let sent = get("sent")?.parse().context("sent")?;
+    let seconds: f64 = get("seconds")?.parse().context("seconds")?;
+    anyhow::ensure!(seconds > 0.0, "no duration in {out:?}");
+    Ok((sent, seconds))
 }
 
 fn setns(ns: &std::fs::File) -> anyhow::Result<()> {
@@ -571,6 +676,60 @@ mod tests {
         assert_eq!(pace(ms(10), 80, 8000), None);
         // Behind schedule: send at once until caught up.
         assert_eq!(pace(ms(50), 80, 8000), None);
+    }
+
+    #[test]
+    fn mppe_runs_are_sent_by_pptp_lab() {
+        use clap::Parser as _;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: LoadgenArgs,
+        }
+        let base = [
+            "loadgen",
+            "--iface",
+            "gen2",
+            "--dst-mac",
+            "02:00:00:00:00:01",
+            "--sessions",
+            "/tmp/s",
+            "--lan-host",
+            "198.19.7.2",
+            "--dir",
+            "up",
+            "--sink",
+            "lan:lan2",
+            "--size",
+            "1396",
+            "--pps",
+            "5000",
+        ];
+        // --mppe needs the sender.
+        assert!(Cli::try_parse_from(base.iter().chain(&["--mppe", "/tmp/k"])).is_err());
+        let cli = Cli::parse_from(
+            base.iter()
+                .chain(&["--mppe", "/tmp/k", "--pptp-lab", "/tmp/l"]),
+        );
+        let v = mppe_send_args(
+            &cli.args,
+            std::path::Path::new("/tmp/k"),
+            (1000, Ipv4Addr::new(198, 19, 16, 10)),
+            (Ipv4Addr::new(198, 19, 6, 2), Ipv4Addr::new(198, 19, 6, 1)),
+        );
+        let joined = v.join(" ");
+        assert!(joined.starts_with("mppe-send --iface gen2 --dst-mac 02:00:00:00:00:01 --gre 198.19.6.2,198.19.6.1,1000 --src 198.19.16.10 --dst 198.19.7.2 --size 1396 --seconds 2 "), "{joined}");
+        assert!(
+            joined.ends_with("--key /tmp/k --state /tmp/k.state --pps 5000"),
+            "{joined}"
+        );
+        assert_eq!(
+            parse_sent("sent=1200 seconds=1.502\n").unwrap(),
+            (1200, 1.502)
+        );
+        assert!(parse_sent("sent=1200").is_err());
+        assert!(parse_sent("sent=x seconds=1").is_err());
+        assert!(parse_sent("sent=1 seconds=0.000").is_err());
     }
 
     #[test]
