@@ -14,9 +14,9 @@ mod common;
 use common::*;
 use pptp_common::maps::{
     CallEntry, MPPE_RX_CATCH_UP_BURST, MPPE_RX_EVIDENCE_SLACK, MPPE_RX_MAX_CATCH_UP,
-    MPPE_RX_MAX_JUMP, MPPE_TX_MAX_WALK, SESSION_F_ACFC, SESSION_F_DECAP, SESSION_F_ENCAP,
-    SESSION_F_MPPE_RX, SESSION_F_MPPE_TX, SESSION_F_MSS_CLAMP, SESSION_F_PFC, SeqState, Session,
-    Stat, TunnelConf, programs,
+    MPPE_RX_MAX_EVIDENCED, MPPE_RX_MAX_JUMP, MPPE_TX_MAX_WALK, SESSION_F_ACFC, SESSION_F_DECAP,
+    SESSION_F_ENCAP, SESSION_F_MPPE_RX, SESSION_F_MPPE_TX, SESSION_F_MSS_CLAMP, SESSION_F_PFC,
+    SeqState, Session, Stat, TunnelConf, programs,
 };
 use pptp_daemon::{
     dataplane::xdp::XdpDataplane,
@@ -458,15 +458,19 @@ fn receive_on(program: &'static str, length: KeyLength) {
     // between): taken in the kernel with the budget empty, again and
     // again, as an overloaded device queue loses them.
     shared.set_catch_up_tat(u64::MAX / 2);
-    let evidenced = |r: &mut Runner, tx: &mut Encryptor, (lost, clear): (u32, u32)| {
-        for _ in 1..MPPE_RX_MAX_CATCH_UP {
-            seal(tx, &[0x21], &udp(8));
-        }
-        r.seq += lost + clear;
-        let inner = udp(30);
-        let mppe = seal(tx, &[0x21], &inner);
-        let seq = r.next_seq();
-        (from_peer(&FULL, &mppe, seq), inner)
+    let evidenced_jump =
+        |r: &mut Runner, tx: &mut Encryptor, jump: u16, (lost, clear): (u32, u32)| {
+            for _ in 1..jump {
+                seal(tx, &[0x21], &udp(8));
+            }
+            r.seq += lost + clear;
+            let inner = udp(30);
+            let mppe = seal(tx, &[0x21], &inner);
+            let seq = r.next_seq();
+            (from_peer(&FULL, &mppe, seq), inner)
+        };
+    let evidenced = |r: &mut Runner, tx: &mut Encryptor, seqs: (u32, u32)| {
+        evidenced_jump(r, tx, MPPE_RX_MAX_CATCH_UP, seqs)
     };
     let lost = u32::from(MPPE_RX_MAX_CATCH_UP) - 1;
     for (i, clear) in [0, 1, MPPE_RX_EVIDENCE_SLACK, 0, 0].into_iter().enumerate() {
@@ -492,6 +496,33 @@ fn receive_on(program: &'static str, length: KeyLength) {
         rx.decrypt(mppe_of(&frame), &mut plain).unwrap();
         assert_eq!(plain, [&[0x21], &inner[..]].concat());
         assert!(shared.publish(&rx));
+    }
+    // Longer evidenced loss runs (a CPU stalled for milliseconds): up to
+    // MPPE_RX_MAX_EVIDENCED counts in the kernel, budget empty; one more
+    // is userspace's. Without the evidence, beyond 64 is userspace's too
+    // (the "jump beyond the kernel's" above).
+    // (A frame in order first: the newest sequence number the kernel
+    // accepted is then this one's; the daemon's sequencer, which records
+    // what userspace accepts, is not in this test.)
+    r.decrypted(&ctx("in order again"), &mut tx, &FULL, &[0x21]);
+    let most = MPPE_RX_MAX_EVIDENCED;
+    for (name, jump, taken) in [
+        ("an evidenced jump of the most", most, true),
+        ("an evidenced jump of 300", 300, true),
+        ("an evidenced jump beyond the most", most + 1, false),
+    ] {
+        let lost = u32::from(jump) - 1;
+        let (frame, inner) = evidenced_jump(&mut r, &mut tx, jump, (lost, 2));
+        if taken {
+            r.decrypts(&ctx(name), &frame, &inner);
+        } else {
+            r.passed(&ctx(name), &frame);
+            shared.sync(&mut rx);
+            let mut plain = vec![0u8; mppe_of(&frame).len() - 2];
+            rx.decrypt(mppe_of(&frame), &mut plain).unwrap();
+            assert_eq!(plain, [&[0x21], &inner[..]].concat());
+            assert!(shared.publish(&rx));
+        }
     }
     shared.set_catch_up_tat(0);
 

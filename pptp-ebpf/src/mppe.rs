@@ -17,9 +17,9 @@
 //!   interim key with itself, then the 40/56-bit reduction), or up to
 //!   [`MPPE_RX_MAX_CATCH_UP`] ahead (a loss run: leaving it to userspace
 //!   at a rate beyond what userspace decrypts would keep the session
-//!   there) when its GRE sequence number evidences the jump
-//!   ([`MPPE_RX_EVIDENCE_SLACK`]) or the key changes beyond the first 8
-//!   fit in the session's catch-up budget;
+//!   there) when the key changes beyond the first 8 fit in the session's
+//!   catch-up budget, or up to [`MPPE_RX_MAX_EVIDENCED`] ahead when its
+//!   GRE sequence number evidences the jump ([`MPPE_RX_EVIDENCE_SLACK`]);
 //! - the plaintext begins with IPv4's protocol field and an IPv4 header
 //!   that the clear path would forward (no SYN to clamp).
 //!
@@ -73,8 +73,8 @@ use aya_ebpf::{
 };
 use pptp_common::maps::{
     MAX_SESSIONS, MPPE_RX_CATCH_UP_BURST, MPPE_RX_CATCH_UP_RATE, MPPE_RX_EVIDENCE_SLACK,
-    MPPE_RX_MAX_CATCH_UP, MPPE_RX_MAX_JUMP, MPPE_RX_RING, MPPE_TX_MAX_WALK, MppeKeySlot, MppeRx,
-    MppeTx, SESSION_F_MSS_CLAMP, Session,
+    MPPE_RX_MAX_CATCH_UP, MPPE_RX_MAX_EVIDENCED, MPPE_RX_MAX_JUMP, MPPE_RX_RING, MPPE_TX_MAX_WALK,
+    MppeKeySlot, MppeRx, MppeTx, SESSION_F_MSS_CLAMP, Session,
 };
 
 /// MPPE receive state per session slot, memory-mapped by the daemon.
@@ -228,7 +228,16 @@ fn decrypt_inner(
     // atomically.
     let head = unsafe { atomic_or::<u64, u64, { AtomicOrdering::SeqCst }>(&raw mut state.head, 0) };
     let jump = u64::from(count.wrapping_sub(MppeRx::count_of(head)) & 0x0FFF);
-    if jump == 0 || jump > u64::from(MPPE_RX_MAX_CATCH_UP) {
+    // Whether the GRE sequence numbers account for the jump: the peer sent
+    // that many frames since (see MPPE_RX_EVIDENCE_SLACK).
+    let sent = u64::from(sent);
+    let evidenced = sent >= jump && sent <= jump + u64::from(MPPE_RX_EVIDENCE_SLACK);
+    let most = if evidenced {
+        MPPE_RX_MAX_EVIDENCED
+    } else {
+        MPPE_RX_MAX_CATCH_UP
+    };
+    if jump == 0 || jump > u64::from(most) {
         return None;
     }
     let key_len = state.key_len;
@@ -249,8 +258,6 @@ fn decrypt_inner(
     // the session's budget (taken before the work, so forged jumps drain
     // it too and then go to userspace, whose own budget bounds them).
     let extra = jump.saturating_sub(u64::from(MPPE_RX_MAX_JUMP));
-    let sent = u64::from(sent);
-    let evidenced = sent >= jump && sent <= jump + u64::from(MPPE_RX_EVIDENCE_SLACK);
     if extra > 0
         && !evidenced
         && !crate::take(

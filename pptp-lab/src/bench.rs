@@ -1170,7 +1170,11 @@ fn measure(
 /// loss: a stateless MPPE receiver rekeys once for every frame lost
 /// before it, so an overloaded receiver spends its time on the gaps.
 /// Doubles the rate from 5,000 frames/s until frames are lost or the
-/// generator cannot send faster, then halves the interval three times.
+/// generator cannot send faster, then halves the interval three times. A
+/// probe that loses frames is repeated once before the rate counts as
+/// lossy, as the guest's search does: on a shared VM one stall of the
+/// server's CPU loses frames at any rate, and a search that took it at its
+/// word once found 17,000 frames/s for a path that carries 70,000.
 fn measure_no_drop(
     lab: &mut Lab,
     from: &str,
@@ -1184,12 +1188,22 @@ fn measure_no_drop(
         runs: 1,
     };
     let clean = |m: &Measurement| m.loss <= 0.01;
+    // A probe at `rate`, once more if the first lost frames.
+    let probe_at = |lab: &mut Lab, rate: f64| -> Result<(Measurement, bool), String> {
+        let m = measure_at(lab, (from, templates, Some(rate)), sink_iface, probe, label)?;
+        if clean(&m) {
+            return Ok((m, true));
+        }
+        let again = measure_at(lab, (from, templates, Some(rate)), sink_iface, probe, label)?;
+        let ok = clean(&again);
+        Ok((again, ok))
+    };
     // The highest clean rate so far, the lowest lossy one.
     let (mut lo, mut hi) = (0.0f64, None::<f64>);
     let mut rate = 5_000.0;
     loop {
-        let m = measure_at(lab, (from, templates, Some(rate)), sink_iface, probe, label)?;
-        if !clean(&m) {
+        let (m, ok) = probe_at(lab, rate)?;
+        if !ok {
             hi = Some(rate);
             break;
         }
@@ -1202,8 +1216,7 @@ fn measure_no_drop(
     if let Some(mut hi) = hi {
         for _ in 0..3 {
             let mid = (lo + hi) / 2.0;
-            let m = measure_at(lab, (from, templates, Some(mid)), sink_iface, probe, label)?;
-            if clean(&m) {
+            if probe_at(lab, mid)?.1 {
                 lo = mid;
             } else {
                 hi = mid;

@@ -13,7 +13,7 @@ use super::{Call, CallInput, Shared, registry::Command};
 use crate::{
     dataplane::{
         frame::{self, BUFFER_LEN, Framing, HEADROOM, Received},
-        mss,
+        gre_socket, mss,
         tun::{TunReader, TunWriter},
     },
     mppe::cipher::{DecryptError, Decryptor, SentSince},
@@ -173,7 +173,8 @@ async fn data_worker(
 /// the userspace path (decrypted when MPPE) goes to the TUN device, control
 /// frames to their session task.
 ///
-/// Frames are taken in batches of what the socket holds (up to [`BATCH`]).
+/// Frames are taken in batches of what the socket holds (up to [`BATCH`],
+/// one recvmmsg(2) each).
 /// A full batch means the task is behind: then the batch's control frames
 /// (LCP, authentication, IPCP, CCP, ack-only) are handled before its data,
 /// so a data backlog delays no session's negotiation or keepalive (issue
@@ -185,35 +186,27 @@ async fn data_worker(
 pub(super) async fn gre_receive(shared: Arc<Shared>, mut tun: TunWriter) {
     let workers = DataWorkers::spawn(&shared, &tun);
     let mut bufs: Vec<Vec<u8>> = (0..BATCH).map(|_| vec![0u8; 65536]).collect();
+    let mut lens = [0usize; gre_socket::MAX_BATCH];
     let mut batch: Vec<(usize, Ipv4Addr, Range<usize>)> = Vec::with_capacity(BATCH);
     loop {
         batch.clear();
-        let first = match shared.gre.recv_range(&mut bufs[0]).await {
-            Ok((src, _, range)) => Some((src, range)),
-            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                shared.stats.gre_malformed.fetch_add(1, Ordering::Relaxed);
-                None
-            }
+        let received = match shared.gre.recv_batch(&mut bufs, &mut lens).await {
+            Ok(n) => n,
             Err(e) => {
                 tracing::warn!("GRE receive: {e}");
                 tokio::time::sleep(Duration::from_millis(10)).await;
                 continue;
             }
         };
-        if let Some((src, range)) = first {
-            batch.push((0, src, range));
-        }
-        for (i, buf) in bufs.iter_mut().enumerate().skip(1) {
-            match shared.gre.try_recv_range(buf) {
-                Ok(Some((src, _, range))) => batch.push((i, src, range)),
-                Ok(None) => break,
-                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+        for (i, (buf, len)) in bufs.iter().zip(lens).take(received).enumerate() {
+            match gre_socket::packet_range(&buf[..len]) {
+                Ok((src, _, range)) => batch.push((i, src, range)),
+                Err(_) => {
                     shared.stats.gre_malformed.fetch_add(1, Ordering::Relaxed);
                 }
-                Err(_) => break,
             }
         }
-        if batch.len() == BATCH {
+        if received == BATCH {
             // Behind: control frames first.
             let first = control_first(&mut batch, &bufs);
             shared
