@@ -481,6 +481,16 @@ fn receive_on(program: &'static str, length: KeyLength) {
             &inner,
         );
     }
+    // A frame the kernel passed up: userspace follows the kernel's chain
+    // (already at its head when the kernel did not move since), decrypts
+    // it, and hands its own chain back.
+    let userspace_takes = |rx: &mut Decryptor, frame: &[u8], inner: &[u8]| {
+        shared.sync(rx);
+        let mut plain = vec![0u8; mppe_of(frame).len() - 2];
+        rx.decrypt(mppe_of(frame), &mut plain).unwrap();
+        assert_eq!(plain, [&[0x21], inner].concat());
+        assert!(shared.publish(rx));
+    };
     // Evidence that disagrees with the count: fewer frames sent than
     // counts used, or more clear frames between than the slack. Both are
     // userspace's (which hands the chain back each time).
@@ -490,12 +500,7 @@ fn receive_on(program: &'static str, length: KeyLength) {
     ] {
         let (frame, inner) = evidenced(&mut r, &mut tx, seqs);
         r.passed(&ctx(name), &frame);
-        // (Already at the kernel's head the second time: it did not move.)
-        shared.sync(&mut rx);
-        let mut plain = vec![0u8; mppe_of(&frame).len() - 2];
-        rx.decrypt(mppe_of(&frame), &mut plain).unwrap();
-        assert_eq!(plain, [&[0x21], &inner[..]].concat());
-        assert!(shared.publish(&rx));
+        userspace_takes(&mut rx, &frame, &inner);
     }
     // Longer evidenced loss runs (a CPU stalled for milliseconds): up to
     // MPPE_RX_MAX_EVIDENCED counts in the kernel, budget empty; one more
@@ -517,11 +522,7 @@ fn receive_on(program: &'static str, length: KeyLength) {
             r.decrypts(&ctx(name), &frame, &inner);
         } else {
             r.passed(&ctx(name), &frame);
-            shared.sync(&mut rx);
-            let mut plain = vec![0u8; mppe_of(&frame).len() - 2];
-            rx.decrypt(mppe_of(&frame), &mut plain).unwrap();
-            assert_eq!(plain, [&[0x21], &inner[..]].concat());
-            assert!(shared.publish(&rx));
+            userspace_takes(&mut rx, &frame, &inner);
         }
     }
     shared.set_catch_up_tat(0);

@@ -7,15 +7,53 @@
 //! program does not handle) works the same through the userspace path.
 //! Needs root; fails (never skips) without it.
 
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
 
-use pptp_daemon::server::ctl::DataPath;
+use pptp_daemon::server::ctl::{DataPath, SessionInfo};
 use pptp_lab::lab::{LAN_HOST, Lab, LabOptions};
 use pptp_netns as netns;
 use serde_json::Value;
 
 mod common;
 use common::{bin, wait_up};
+
+/// Pings and a 1 MB TCP echo through one session of our client (our
+/// client decrypts and checks every byte echoed back), with the daemon's
+/// counters around them and its one session after them.
+struct Traffic {
+    up: Value,
+    before: HashMap<String, u64>,
+    after: HashMap<String, u64>,
+    session: SessionInfo,
+}
+
+impl Traffic {
+    /// Our client with `args` up against `lab`, then the traffic.
+    fn through(lab: &Lab, args: &[&str]) -> Traffic {
+        let mut client = lab.client(args).unwrap();
+        let up = wait_up(&mut client, lab, Duration::from_secs(30));
+        let addr = up["address"].as_str().expect("address").to_owned();
+        let before = lab.stats().unwrap();
+        lab.ping(&addr, LAN_HOST, 5)
+            .unwrap_or_else(|e| panic!("{e}\n{}", lab.daemon_log()));
+        lab.tcp_echo(&addr, 1_000_000)
+            .unwrap_or_else(|e| panic!("{e}\n{:?}\n{}", lab.stats(), lab.daemon_log()));
+        let after = lab.stats().unwrap();
+        let mut sessions = lab.sessions().unwrap();
+        assert_eq!(sessions.len(), 1, "{sessions:?}");
+        Traffic {
+            up,
+            before,
+            after,
+            session: sessions.remove(0),
+        }
+    }
+
+    /// How much counter `k` grew during the traffic.
+    fn delta(&self, k: &str) -> u64 {
+        self.after[k] - self.before.get(k).copied().unwrap_or(0)
+    }
+}
 
 fn decrypted_in_the_kernel(forwarding: &'static str) {
     netns::require_root().expect("prerequisite");
@@ -28,22 +66,11 @@ fn decrypted_in_the_kernel(forwarding: &'static str) {
         },
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    let mut client = lab
-        .client(&["--mppe", "--mppe-bits", "128", "--tun", "mfp0"])
-        .unwrap();
-    let up = wait_up(&mut client, &lab, Duration::from_secs(30));
-    let addr = up["address"].as_str().expect("address").to_owned();
-    let before = lab.stats().unwrap();
-    lab.ping(&addr, LAN_HOST, 5)
-        .unwrap_or_else(|e| panic!("{e}\n{}", lab.daemon_log()));
-    lab.tcp_echo(&addr, 1_000_000)
-        .unwrap_or_else(|e| panic!("{e}\n{:?}\n{}", lab.stats(), lab.daemon_log()));
-    let after = lab.stats().unwrap();
-    let delta = |k: &str| after[k] - before.get(k).copied().unwrap_or(0);
-    let sessions = lab.sessions().unwrap();
-    assert_eq!(sessions.len(), 1, "{sessions:?}");
-    assert_eq!(sessions[0].mppe.as_deref(), Some("128-bit stateless"));
-    assert_eq!(sessions[0].path, DataPath::Xdp, "{:?}", sessions[0]);
+    let t = Traffic::through(&lab, &["--mppe", "--mppe-bits", "128", "--tun", "mfp0"]);
+    let delta = |k: &str| t.delta(k);
+    let after = &t.after;
+    assert_eq!(t.session.mppe.as_deref(), Some("128-bit stateless"));
+    assert_eq!(t.session.path, DataPath::Xdp, "{:?}", t.session);
     // Hundreds of the client's MPPE frames were decrypted and forwarded
     // in the kernel; few went up to userspace.
     assert!(delta("xdp_mppe_decrypted") > 200, "{after:?}");
@@ -104,23 +131,12 @@ fn stateful_mppe_runs_on_the_userspace_path() {
     })
     .unwrap();
     lab.restart_daemon().unwrap_or_else(|e| panic!("{e}"));
-    let mut client = lab
-        .client(&["--mppe", "--mppe-stateful", "--tun", "mfs0"])
-        .unwrap();
-    let up = wait_up(&mut client, &lab, Duration::from_secs(30));
-    assert_eq!(up["mppe_stateless"], Value::Bool(false), "{up}");
-    let addr = up["address"].as_str().expect("address").to_owned();
-    let before = lab.stats().unwrap();
-    lab.ping(&addr, LAN_HOST, 5)
-        .unwrap_or_else(|e| panic!("{e}\n{}", lab.daemon_log()));
-    lab.tcp_echo(&addr, 1_000_000)
-        .unwrap_or_else(|e| panic!("{e}\n{:?}\n{}", lab.stats(), lab.daemon_log()));
-    let after = lab.stats().unwrap();
-    let delta = |k: &str| after[k] - before.get(k).copied().unwrap_or(0);
-    let sessions = lab.sessions().unwrap();
-    assert_eq!(sessions.len(), 1, "{sessions:?}");
-    assert_eq!(sessions[0].mppe.as_deref(), Some("128-bit stateful"));
-    assert_eq!(sessions[0].path, DataPath::Userspace, "{:?}", sessions[0]);
+    let t = Traffic::through(&lab, &["--mppe", "--mppe-stateful", "--tun", "mfs0"]);
+    assert_eq!(t.up["mppe_stateless"], Value::Bool(false), "{}", t.up);
+    let delta = |k: &str| t.delta(k);
+    let after = &t.after;
+    assert_eq!(t.session.mppe.as_deref(), Some("128-bit stateful"));
+    assert_eq!(t.session.path, DataPath::Userspace, "{:?}", t.session);
     // Not one frame of it in the kernel program, all of it in userspace.
     for k in [
         "xdp_mppe_decrypted",
