@@ -475,8 +475,12 @@ pub const MPPE_RX_MAX_CATCH_UP: u16 = 64;
 /// some milliseconds loses more than [`MPPE_RX_MAX_CATCH_UP`] frames of a
 /// busy session in a row; leaving the next frame to userspace, which
 /// decrypts a third as fast, would then keep the session there while the
-/// rate lasts (seen in the guest comparison, run M1). At most about 1.3 ms
-/// of one CPU for one frame on this host (2.5 µs per key change).
+/// rate lasts (seen in the guest comparison, run M1). Beyond
+/// [`MPPE_RX_MAX_CATCH_UP`] the extra key changes come out of the catch-up
+/// budget even with evidence ([`MPPE_RX_CATCH_UP_BURST`] covers one such
+/// jump): one who sees the session's sequence numbers and forges frames
+/// gets no more from the kernel than the budget. At most about 1.3 ms of
+/// one CPU for one frame on this host (2.5 µs per key change).
 pub const MPPE_RX_MAX_EVIDENCED: u16 = 512;
 
 /// A count jump `j` (RFC 3078 section 8.1) of a frame whose GRE sequence
@@ -486,7 +490,7 @@ pub const MPPE_RX_MAX_EVIDENCED: u16 = 512;
 /// frames (LCP echoes), which take a sequence number but no count. Its
 /// extra key changes are those of frames the peer did send, which any
 /// receiver that saw them all would have made: an evidenced jump up to
-/// [`MPPE_RX_MAX_EVIDENCED`] costs the kernel's catch-up budget nothing. A
+/// [`MPPE_RX_MAX_CATCH_UP`] costs the kernel's catch-up budget nothing. A
 /// receiver overloaded by one session's frames (a device queue dropping
 /// runs of them) so stays on its chain in the kernel however long the
 /// overload lasts, where the budget would run dry within a second and send
@@ -501,6 +505,9 @@ pub const MPPE_RX_CATCH_UP_RATE: u64 = 4096;
 
 /// Extra key changes a session's kernel receiver may make at once.
 pub const MPPE_RX_CATCH_UP_BURST: u64 = 512;
+// One evidenced jump of the most fits in a full budget (and the program's
+// `BURST - extra` cannot wrap).
+const _: () = assert!(MPPE_RX_CATCH_UP_BURST >= MPPE_RX_MAX_EVIDENCED as u64);
 
 /// Slots in [`MppeRx::ring`]: the keys of the latest positions, one slot
 /// per position modulo this. Greater than one, so that the slot of the

@@ -503,19 +503,22 @@ fn receive_on(program: &'static str, length: KeyLength) {
         userspace_takes(&mut rx, &frame, &inner);
     }
     // Longer evidenced loss runs (a CPU stalled for milliseconds): up to
-    // MPPE_RX_MAX_EVIDENCED counts in the kernel, budget empty; one more
-    // is userspace's. Without the evidence, beyond 64 is userspace's too
-    // (the "jump beyond the kernel's" above).
+    // MPPE_RX_MAX_EVIDENCED counts in the kernel, paid from the budget
+    // (with it empty, userspace's); one more is userspace's. Without the
+    // evidence, beyond 64 is userspace's too (the "jump beyond the
+    // kernel's" above).
     // (A frame in order first: the newest sequence number the kernel
     // accepted is then this one's; the daemon's sequencer, which records
     // what userspace accepts, is not in this test.)
     r.decrypted(&ctx("in order again"), &mut tx, &FULL, &[0x21]);
     let most = MPPE_RX_MAX_EVIDENCED;
-    for (name, jump, taken) in [
-        ("an evidenced jump of the most", most, true),
-        ("an evidenced jump of 300", 300, true),
-        ("an evidenced jump beyond the most", most + 1, false),
+    for (name, jump, budget, taken) in [
+        ("an evidenced jump of the most", most, true, true),
+        ("an evidenced jump of 300", 300, true, true),
+        ("an evidenced jump of 100, budget empty", 100, false, false),
+        ("an evidenced jump beyond the most", most + 1, true, false),
     ] {
+        shared.set_catch_up_tat(if budget { 0 } else { u64::MAX / 2 });
         let lost = u32::from(jump) - 1;
         let (frame, inner) = evidenced_jump(&mut r, &mut tx, jump, (lost, 2));
         if taken {

@@ -17,9 +17,10 @@
 //!   interim key with itself, then the 40/56-bit reduction), or up to
 //!   [`MPPE_RX_MAX_CATCH_UP`] ahead (a loss run: leaving it to userspace
 //!   at a rate beyond what userspace decrypts would keep the session
-//!   there) when the key changes beyond the first 8 fit in the session's
-//!   catch-up budget, or up to [`MPPE_RX_MAX_EVIDENCED`] ahead when its
-//!   GRE sequence number evidences the jump ([`MPPE_RX_EVIDENCE_SLACK`]);
+//!   there) when its GRE sequence number evidences the jump
+//!   ([`MPPE_RX_EVIDENCE_SLACK`]) or the key changes beyond the first 8
+//!   fit in the session's catch-up budget; up to [`MPPE_RX_MAX_EVIDENCED`]
+//!   ahead when evidenced and within the budget;
 //! - the plaintext begins with IPv4's protocol field and an IPv4 header
 //!   that the clear path would forward (no SYN to clamp).
 //!
@@ -257,9 +258,14 @@ fn decrypt_inner(
     // (the peer sent that many frames), the extra key changes come out of
     // the session's budget (taken before the work, so forged jumps drain
     // it too and then go to userspace, whose own budget bounds them).
+    // Free when evidenced up to MPPE_RX_MAX_CATCH_UP (an overloaded
+    // receiver losing runs of frames, however long it lasts); longer
+    // evidenced jumps pay too, so that one who sees the session's sequence
+    // numbers gets no more than the budget from forged jumps of 512.
     let extra = jump.saturating_sub(u64::from(MPPE_RX_MAX_JUMP));
+    let free = evidenced && jump <= u64::from(MPPE_RX_MAX_CATCH_UP);
     if extra > 0
-        && !evidenced
+        && !free
         && !crate::take(
             &raw mut state.catch_up_tat,
             extra * CATCH_UP_COST_NS,
