@@ -25,7 +25,7 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use pptp_daemon::server::ctl::DataPath;
@@ -625,10 +625,22 @@ fn wan_host_to_client(lab: &Lab, mppe: bool) -> (usize, u64) {
         .run(|| UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)))
         .unwrap()
         .unwrap();
-    let heard = (0..5).any(|_| {
-        sender.send_to(control, (addr, port)).unwrap();
-        matches!(receiver.recv(&mut buf), Ok(n) if &buf[..n] == control)
-    });
+    // (The client reports its session up when its IPCP opens; the
+    // server's route to the address may follow a moment later: until then
+    // sending fails with "network unreachable", so try for a while.)
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let heard = loop {
+        let sent = sender.send_to(control, (addr, port)).is_ok();
+        if sent && matches!(receiver.recv(&mut buf), Ok(n) if &buf[..n] == control) {
+            break true;
+        }
+        if Instant::now() >= deadline {
+            break false;
+        }
+        if !sent {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
     assert!(heard, "the server cannot reach {addr}\n{}", state(lab));
     while receiver.recv(&mut buf).is_ok() {}
     let s0 = lab.topology.server.mac("s0").unwrap();
@@ -649,8 +661,8 @@ fn wan_host_to_client(lab: &Lab, mppe: bool) -> (usize, u64) {
     // What arrives does within a second of the last frame (in the lab, a
     // few milliseconds); the socket times out after 200 ms of silence.
     let mut arrived = 0;
-    let deadline = std::time::Instant::now() + Duration::from_secs(1);
-    while arrived < FRAMES && std::time::Instant::now() < deadline {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while arrived < FRAMES && Instant::now() < deadline {
         if let Ok((n, from)) = receiver.recv_from(&mut buf)
             && &buf[..n] == payload
             && from.ip() == WAN_HOST
