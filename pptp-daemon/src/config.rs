@@ -258,6 +258,10 @@ pub struct MppeConfig {
     pub policy: MppePolicySetting,
     pub key_lengths: Vec<u16>,
     pub stateful: bool,
+    /// With XDP: a daemon thread prepares the RC4 states of the next
+    /// receive positions of up to 64 sessions, so that the program decrypts
+    /// without key changes of its own (`dataplane::mppe_prep`).
+    pub prepare_ahead: bool,
 }
 
 impl Default for MppeConfig {
@@ -266,6 +270,7 @@ impl Default for MppeConfig {
             policy: MppePolicySetting::Allow,
             key_lengths: vec![128],
             stateful: false,
+            prepare_ahead: true,
         }
     }
 }

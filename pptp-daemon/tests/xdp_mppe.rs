@@ -13,10 +13,10 @@ mod common;
 
 use common::*;
 use pptp_common::maps::{
-    CallEntry, MPPE_RX_CATCH_UP_BURST, MPPE_RX_EVIDENCE_SLACK, MPPE_RX_MAX_CATCH_UP,
-    MPPE_RX_MAX_EVIDENCED, MPPE_RX_MAX_JUMP, MPPE_TX_MAX_WALK, SESSION_F_ACFC, SESSION_F_DECAP,
-    SESSION_F_ENCAP, SESSION_F_MPPE_RX, SESSION_F_MPPE_TX, SESSION_F_MSS_CLAMP, SESSION_F_PFC,
-    SeqState, Session, Stat, TunnelConf, programs,
+    CallEntry, MPPE_PREP_DEPTH, MPPE_RX_CATCH_UP_BURST, MPPE_RX_EVIDENCE_SLACK,
+    MPPE_RX_MAX_CATCH_UP, MPPE_RX_MAX_EVIDENCED, MPPE_RX_MAX_JUMP, MPPE_TX_MAX_WALK,
+    SESSION_F_ACFC, SESSION_F_DECAP, SESSION_F_ENCAP, SESSION_F_MPPE_RX, SESSION_F_MPPE_TX,
+    SESSION_F_MSS_CLAMP, SESSION_F_PFC, SeqState, Session, Stat, TunnelConf, programs,
 };
 use pptp_daemon::{
     dataplane::xdp::XdpDataplane,
@@ -579,6 +579,112 @@ fn stateless_mppe_40_decrypted_by_pptp_xdp_stack() {
 
 /// What the encapsulating program sends for an MPPE packet `mppe` with
 /// PPP header `ppp` and GRE sequence number `seq` (no acknowledgment).
+/// Receive with RC4 states prepared by the daemon (`dataplane::mppe_prep`):
+/// the same bytes out as from the program's own key changes, counted as
+/// prepared only when the entry holds the frame's position for the
+/// session's epoch.
+fn prepared_on(program: &'static str, length: KeyLength) {
+    let fib = fib();
+    netns::require_root().expect("prerequisite");
+    let mut dp = XdpDataplane::load(log::LevelFilter::Warn).expect("loading the XDP program");
+    if program == programs::STACK {
+        dp.set_tunnel(fib.tunnel).unwrap();
+    }
+    let Keys {
+        client: mut tx,
+        start,
+        ..
+    } = keys(length);
+    // Off until enabled.
+    dp.install_mppe_rx(SLOT, &start).unwrap();
+    assert_eq!(dp.mppe_prepared_rows(), 0);
+    dp.remove_mppe_rx(SLOT).unwrap();
+    dp.enable_mppe_prepare();
+    dp.install_mppe_rx(SLOT, &start).unwrap();
+    assert_eq!(dp.mppe_prepared_rows(), 1);
+    assert_eq!(dp.prepare_mppe_now(), MPPE_PREP_DEPTH as usize);
+    // The session goes and another takes its slot and row: the entries
+    // prepared for the first (positions 1 to 256, the same keys, as the
+    // start key is the same) carry its epoch, and the program does not
+    // use them.
+    dp.remove_mppe_rx(SLOT).unwrap();
+    assert_eq!(dp.mppe_prepared_rows(), 0);
+    dp.install_mppe_rx(SLOT, &start).unwrap();
+    dp.install(
+        &session(SESSION_F_DECAP | SESSION_F_MPPE_RX),
+        Default::default(),
+    )
+    .unwrap();
+    dp.register_call(PEER, OUR_CALL, CallEntry::default().network_up())
+        .unwrap();
+    let mut r = Runner {
+        dp: &dp,
+        fib: &fib,
+        program,
+        seq: 0,
+    };
+    let ctx = |s: &str| format!("{program} {length:?}: {s}");
+    let prepared = |dp: &XdpDataplane| dp.stats().unwrap()[Stat::MppeRxPrepared as usize];
+    let frame = |r: &mut Runner, name: &str, tx: &mut Encryptor, from_prepared: bool| {
+        let before = prepared(r.dp);
+        r.decrypted(&ctx(name), tx, &FULL, &[0x21]);
+        assert_eq!(
+            prepared(r.dp) - before,
+            u64::from(from_prepared),
+            "{}: from a prepared state",
+            ctx(name)
+        );
+    };
+    frame(&mut r, "count 0, another epoch's entry", &mut tx, false);
+
+    // Prepared from the head (position 1): in order and with small jumps.
+    assert_eq!(dp.prepare_mppe_now(), MPPE_PREP_DEPTH as usize);
+    for i in 0..24 {
+        for _ in 0..i % 3 {
+            seal(&mut tx, &[0x21], &udp(8));
+        }
+        frame(&mut r, &format!("prepared {i}"), &mut tx, true);
+    }
+    // A loss run past what is prepared (evidenced, in the budget): the
+    // program's own key changes.
+    let jump = MPPE_PREP_DEPTH as u16 + 20;
+    for _ in 1..jump {
+        seal(&mut tx, &[0x21], &udp(8));
+    }
+    r.seq += u32::from(jump) - 1;
+    frame(&mut r, "a jump past the prepared", &mut tx, false);
+    // The next pass finds the head past everything it prepared (as when
+    // frames outrun the preparer): it starts again half the depth ahead
+    // of the head, where the program, walking meanwhile, finds them.
+    let half = MPPE_PREP_DEPTH as u16 / 2;
+    assert_eq!(dp.prepare_mppe_now(), usize::from(half));
+    frame(&mut r, "walked while the preparer leaps", &mut tx, false);
+    for _ in 1..half {
+        seal(&mut tx, &[0x21], &udp(8));
+    }
+    r.seq += u32::from(half) - 1;
+    frame(&mut r, "prepared half the depth ahead", &mut tx, true);
+    frame(&mut r, "and the next", &mut tx, true);
+    // Gone with the session: its frames (were there any) would walk.
+    dp.remove_mppe_rx(SLOT).unwrap();
+    assert_eq!(dp.prepare_mppe_now(), 0);
+}
+
+#[test]
+fn stateless_mppe_128_decrypted_from_prepared_states_by_pptp_xdp() {
+    prepared_on(programs::XDP, KeyLength::Bits128);
+}
+
+#[test]
+fn stateless_mppe_40_decrypted_from_prepared_states_by_pptp_xdp_stack() {
+    prepared_on(programs::STACK, KeyLength::Bits40);
+}
+
+#[test]
+fn stateless_mppe_56_decrypted_from_prepared_states_by_pptp_xdp() {
+    prepared_on(programs::XDP, KeyLength::Bits56);
+}
+
 fn to_peer(fib: &Fib, ppp: &[u8], mppe: &[u8], seq: u32) -> Vec<u8> {
     let mut f = eth(CLIENT_MAC, fib.wan_mac, 0x0800);
     let gre_packet = gre(0x4242, Some(seq), None, &[ppp, mppe].concat());

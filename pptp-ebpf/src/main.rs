@@ -374,8 +374,11 @@ fn decapsulate(ctx: &XdpContext, l3: usize, ip: &Ipv4Hdr, role: Role) -> (Stat, 
             mppe::Verdict::ToUserspace
         };
         match verdict {
-            mppe::Verdict::Decrypted(at) => {
+            mppe::Verdict::Decrypted(at, prepared) => {
                 count(Stat::MppeDecrypted, 1);
+                if prepared {
+                    count(Stat::MppeRxPrepared, 1);
+                }
                 inner = at;
             }
             mppe::Verdict::ToUserspace => {

@@ -73,9 +73,10 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use pptp_common::maps::{
-    MAX_SESSIONS, MPPE_RX_CATCH_UP_BURST, MPPE_RX_CATCH_UP_RATE, MPPE_RX_EVIDENCE_SLACK,
-    MPPE_RX_MAX_CATCH_UP, MPPE_RX_MAX_EVIDENCED, MPPE_RX_MAX_JUMP, MPPE_RX_RING, MPPE_TX_MAX_WALK,
-    MppeKeySlot, MppeRx, MppeTx, SESSION_F_MSS_CLAMP, Session,
+    MAX_SESSIONS, MPPE_PREP_DEPTH, MPPE_PREP_ROWS, MPPE_RX_CATCH_UP_BURST, MPPE_RX_CATCH_UP_RATE,
+    MPPE_RX_EVIDENCE_SLACK, MPPE_RX_MAX_CATCH_UP, MPPE_RX_MAX_EVIDENCED, MPPE_RX_MAX_JUMP,
+    MPPE_RX_RING, MPPE_TX_MAX_WALK, MppeKeySlot, MppePrepared, MppeRx, MppeTx, SESSION_F_MSS_CLAMP,
+    Session,
 };
 
 /// MPPE receive state per session slot, memory-mapped by the daemon.
@@ -85,6 +86,12 @@ static PPTP_MPPE_RX: Array<MppeRx> = Array::with_max_entries(MAX_SESSIONS, BPF_F
 /// MPPE send state per session slot, memory-mapped by the daemon.
 #[map(name = "PPTP_MPPE_TX")]
 static PPTP_MPPE_TX: Array<MppeTx> = Array::with_max_entries(MAX_SESSIONS, BPF_F_MMAPABLE);
+
+/// RC4 states of upcoming receive positions, prepared by the daemon
+/// ([`MppePrepared`]), memory-mapped by it.
+#[map(name = "PPTP_MPPE_PREP")]
+static PPTP_MPPE_PREP: Array<MppePrepared> =
+    Array::with_max_entries(MPPE_PREP_ROWS * MPPE_PREP_DEPTH, BPF_F_MMAPABLE);
 
 /// Per-CPU scratch of the decryption and encryption.
 #[map(name = "PPTP_MPPE_SCRATCH")]
@@ -99,8 +106,6 @@ const MAX_PAYLOAD: usize = 1600;
 /// callback costs about as much as a few octets of RC4: fewer, longer
 /// steps run faster, and the verifier checks a callback only once).
 const STEP: usize = 64;
-/// SHA-1 rounds per `bpf_loop` step.
-const SHA1_ROUNDS: usize = 20;
 /// RC4 key schedule steps per `bpf_loop` step.
 const KSA_STEPS: usize = 32;
 
@@ -137,10 +142,6 @@ pub struct Scratch {
     msg: [u32; 32],
     /// SHA-1 message schedule, 16 words rolling.
     w: [u32; 16],
-    /// SHA-1 working variables a..e.
-    v: [u32; 5],
-    /// SHA-1 chaining value.
-    h: [u32; 5],
     /// The current key of the walk (and then of the frame).
     key: [u8; 16],
     /// RC4 key being scheduled (8 or 16 octets used).
@@ -148,8 +149,6 @@ pub struct Scratch {
     /// RC4 indices i and j, kept between keystream runs.
     i: u32,
     j: u32,
-    /// The SHA-1 block being compressed (0 or 1).
-    block: u32,
     /// Octets of `rc4_key` in use: 8 or 16.
     key_len: u32,
     /// The chain's start key and strength (copied from [`MppeRx`] for the
@@ -158,6 +157,11 @@ pub struct Scratch {
     bits: u32,
     /// The MPPE header of the frame being encrypted ([`take_key`]).
     hdr: [u8; 4],
+    /// SHA-1 chaining value.
+    h: [u32; 5],
+    /// SHA-1 working variables a..e, as a ring: in round t, variable x
+    /// (a = 0) is at index (x - t) mod 5.
+    v: [u32; 5],
 }
 
 const _: () = assert!(core::mem::offset_of!(Scratch, key) % 8 == 0);
@@ -165,8 +169,9 @@ const _: () = assert!(core::mem::offset_of!(Scratch, key) % 8 == 0);
 /// What became of an MPPE frame.
 pub enum Verdict {
     /// Decrypted in place: the inner IPv4 packet starts at this offset of
-    /// the frame, and the frame goes on as a clear session's.
-    Decrypted(usize),
+    /// the frame, and the frame goes on as a clear session's; true when
+    /// with a state the daemon prepared ([`MppePrepared`]).
+    Decrypted(usize, bool),
     /// Left untouched for userspace.
     ToUserspace,
 }
@@ -191,7 +196,7 @@ pub fn decrypt(
     sent: u32,
 ) -> Verdict {
     match decrypt_inner(ctx, session, (mppe, end), sent) {
-        Some(inner) => Verdict::Decrypted(inner),
+        Some((inner, prepared)) => Verdict::Decrypted(inner, prepared),
         None => Verdict::ToUserspace,
     }
 }
@@ -202,7 +207,7 @@ fn decrypt_inner(
     session: &Session,
     (mppe, end): (usize, usize),
     sent: u32,
-) -> Option<usize> {
+) -> Option<(usize, bool)> {
     let hdr = crate::ptr_at::<[u8; 2]>(ctx, mppe)?;
     // SAFETY: bounds checked by ptr_at.
     let hdr = unsafe { *hdr };
@@ -275,24 +280,34 @@ fn decrypt_inner(
         return None;
     }
 
-    // Walk the chain: `jump` key changes, one `bpf_loop` step each (the
-    // verifier of Linux 6.1 then checks one key change, not 64).
-    s.start = state.start_key;
-    s.bits = bits;
-    let mut walk = LoopCtx { scratch: s };
-    // SAFETY: a valid callback and context for bpf_loop.
-    unsafe {
-        bpf_loop(
-            jump as u32,
-            change_key_step as *mut c_void,
-            (&raw mut walk).cast(),
-            0,
-        )
-    };
-    // SAFETY: the scratch pointer is still this CPU's value.
-    let s = unsafe { &mut *walk.scratch };
+    // The frame's RC4 state: prepared by the daemon, or `jump` key changes
+    // from the head's key (one `bpf_loop` step each: the verifier of Linux
+    // 6.1 then checks one key change, not 64) and a key schedule.
+    // SAFETY: the live shared entry.
+    let prepared = unsafe { take_prepared(state, head + jump, s) };
+    if !prepared {
+        s.start = state.start_key;
+        s.bits = bits;
+        let mut walk = LoopCtx { scratch: s };
+        // SAFETY: a valid callback and context for bpf_loop.
+        unsafe {
+            bpf_loop(
+                jump as u32,
+                change_key_step as *mut c_void,
+                (&raw mut walk).cast(),
+                0,
+            )
+        };
+        // SAFETY: the scratch pointer is still this CPU's value.
+        let s = unsafe { &mut *walk.scratch };
+        s.rc4_key = s.key;
+        rc4_schedule(s);
+    }
+    let scratch = PPTP_MPPE_SCRATCH.get_ptr_mut(0)?;
+    // SAFETY: this CPU's scratch value, valid for the program run.
+    let s = unsafe { &mut *scratch };
 
-    // The payload into scratch, RC4 with the frame's key over it.
+    // The payload into scratch, RC4 with the frame's state over it.
     let len = bounded(len, MAX_PAYLOAD);
     if len == 0 {
         return None;
@@ -303,8 +318,6 @@ fn decrypt_inner(
     {
         return None;
     }
-    s.rc4_key = s.key;
-    rc4_schedule(s);
     rc4_apply(s, len);
 
     // Only IPv4 that the clear path forwards is taken.
@@ -357,7 +370,62 @@ fn decrypt_inner(
     {
         return None;
     }
-    Some(data + proto_len)
+    Some((data + proto_len, prepared))
+}
+
+/// Copies the prepared state of `position` ([`MppePrepared`]) of the
+/// session whose receive entry is `state` into `s` (its key into `s.key`,
+/// its permutation into `s.s`, the indices reset): false when the session
+/// has no prepared row, or the entry holds another position or epoch or is
+/// being rewritten (seqlock-style, as [`read_key`]).
+///
+/// # Safety
+/// `state` is a live map value whose tags are only accessed atomically.
+#[inline(always)]
+unsafe fn take_prepared(state: &mut MppeRx, position: u64, s: &mut Scratch) -> bool {
+    // SAFETY: reads of the live entry (written by the daemon before it
+    // publishes any state of the row's epoch).
+    let (row, epoch) = unsafe {
+        (
+            core::ptr::read_volatile(&raw const state.prep_row),
+            core::ptr::read_volatile(&raw const state.prep_epoch),
+        )
+    };
+    if row == 0 || row > MPPE_PREP_ROWS || epoch == 0 {
+        return false;
+    }
+    let index = (row - 1) * MPPE_PREP_DEPTH + (position as u32 & (MPPE_PREP_DEPTH - 1));
+    let Some(entry) = PPTP_MPPE_PREP.get_ptr_mut(index) else {
+        return false;
+    };
+    // SAFETY: a map value pointer, valid for the program run; its tag is
+    // only accessed atomically, the rest copied as 64-bit words (both ends
+    // 8-aligned: the key at offset 16 and the state at 32 of the entry,
+    // the scratch key at 2496 and the permutation at 0 of its value).
+    unsafe {
+        let tag = atomic_or::<u64, u64, { AtomicOrdering::SeqCst }>(&raw mut (*entry).tag, 0);
+        if tag != position + 1 || core::ptr::read_volatile(&raw const (*entry).epoch) != epoch {
+            return false;
+        }
+        let src = (&raw const (*entry).key).cast::<u64>();
+        let dst = s.key.as_mut_ptr().cast::<u64>();
+        core::ptr::write_volatile(dst, core::ptr::read_volatile(src));
+        core::ptr::write_volatile(dst.add(1), core::ptr::read_volatile(src.add(1)));
+        let src = (&raw const (*entry).state).cast::<u64>();
+        let dst = s.s.as_mut_ptr().cast::<u64>();
+        let mut k = 0;
+        while k < 32 {
+            core::ptr::write_volatile(dst.add(k), core::ptr::read_volatile(src.add(k)));
+            k += 1;
+        }
+        let again = atomic_or::<u64, u64, { AtomicOrdering::SeqCst }>(&raw mut (*entry).tag, 0);
+        if again != tag {
+            return false;
+        }
+    }
+    s.i = 0;
+    s.j = 0;
+    true
 }
 
 /// `len` (0 when 0 or above `max`) with an upper bound that the verifier of
@@ -395,7 +463,7 @@ unsafe fn read_key(
         let tag = atomic_or::<u64, u64, { AtomicOrdering::SeqCst }>(&raw mut (*slot).tag, 0);
         // Two 64-bit words (byte by byte, LLVM spills each octet to the
         // stack). Both ends are 8-aligned: the key at offset 8 of its slot,
-        // and the scratch key at offset 2536 of its map value.
+        // and the scratch key at offset 2496 of its map value.
         let src = (&raw const (*slot).key).cast::<u64>();
         let dst = key.as_mut_ptr().cast::<u64>();
         core::ptr::write_volatile(dst, core::ptr::read_volatile(src));
@@ -665,87 +733,174 @@ fn change_key(s: &mut Scratch) {
     }
 }
 
-/// SHA-1 (FIPS 180-4) of the two blocks in `s.msg` into `s.h`.
+/// SHA-1 (FIPS 180-4) of the two blocks in `s.msg` into `s.h`: one
+/// `bpf_loop` step per block.
 #[inline(always)]
 fn sha1(s: &mut Scratch) {
     s.h = SHA1_INIT;
     let mut ctx = LoopCtx { scratch: s };
-    let mut block = 0;
-    while block < 2 {
-        // SAFETY: `ctx` points to live scratch through the loop.
-        let s = unsafe { &mut *ctx.scratch };
-        s.block = block;
-        s.v = s.h;
-        // SAFETY: a valid callback and context for bpf_loop.
-        unsafe {
-            bpf_loop(
-                (80 / SHA1_ROUNDS) as u32,
-                sha1_rounds as *mut c_void,
-                (&raw mut ctx).cast(),
-                0,
-            )
-        };
-        let s = unsafe { &mut *ctx.scratch };
-        let mut k = 0;
-        while k < 5 {
-            s.h[k] = s.h[k].wrapping_add(s.v[k]);
-            k += 1;
-        }
-        block += 1;
-    }
+    // SAFETY: a valid callback and context for bpf_loop.
+    unsafe { bpf_loop(2, sha1_block as *mut c_void, (&raw mut ctx).cast(), 0) };
 }
 
-/// [`SHA1_ROUNDS`] SHA-1 rounds from `SHA1_ROUNDS * step`.
-extern "C" fn sha1_rounds(step: u64, ctx: *mut c_void) -> i64 {
+/// SHA-1's choice function (rounds 0 to 19).
+#[inline(always)]
+fn ch(b: u32, c: u32, d: u32) -> u32 {
+    (b & c) | (!b & d)
+}
+
+/// SHA-1's parity function (rounds 20 to 39 and 60 to 79).
+#[inline(always)]
+fn parity(b: u32, c: u32, d: u32) -> u32 {
+    b ^ c ^ d
+}
+
+/// SHA-1's majority function (rounds 40 to 59).
+#[inline(always)]
+fn maj(b: u32, c: u32, d: u32) -> u32 {
+    (b & c) | (b & d) | (c & d)
+}
+
+/// Compresses block `block` (0 or 1) of `s.msg` into `s.h` (FIPS 180-4
+/// section 6.1.2). The 80 rounds are written out, so that every index into
+/// the message schedule is a constant: no masks, no branches on the round,
+/// the working variables in registers.
+extern "C" fn sha1_block(block: u64, ctx: *mut c_void) -> i64 {
     // SAFETY: bpf_loop passes the context given to it: a LoopCtx.
     let s = unsafe { &mut *(*ctx.cast::<LoopCtx>()).scratch };
-    let mut r = 0;
-    while r < SHA1_ROUNDS {
-        sha1_round(s, (step as usize & 3) * SHA1_ROUNDS + r);
-        r += 1;
+    let base = ((block as usize) & 1) * 16;
+    let w = s.w.as_mut_ptr();
+    let mut k = 0;
+    while k < 16 {
+        // SAFETY: k < 16, the schedule's length.
+        unsafe { w.add(k).write_volatile(s.msg[(base + k) & 31]) };
+        k += 1;
+    }
+    s.v = s.h;
+    let v = s.v.as_mut_ptr();
+    // One round t: the schedule's word (the message for t < 16, then
+    // rolling over 16 words), then the working variables. Both live in
+    // scratch, read and written through volatile accesses: held in
+    // registers, LLVM spills them onto a stack that the program's other
+    // frames leave too small for them.
+    // SAFETY (every access): the indices are constants below 16 and 5.
+    let at = |i: usize| unsafe { w.add(i & 15).read_volatile() };
+    let var = |x: usize, t: usize| unsafe { v.add((x + 5 - t % 5) % 5).read_volatile() };
+    macro_rules! round {
+        ($t:literal, $f:ident, $k:literal) => {{
+            let wt = if $t < 16 {
+                at($t)
+            } else {
+                let x = (at($t + 13) ^ at($t + 8) ^ at($t + 2) ^ at($t)).rotate_left(1);
+                // SAFETY: as above.
+                unsafe { w.add($t & 15).write_volatile(x) };
+                x
+            };
+            let (a, b, c, d, e) = (var(0, $t), var(1, $t), var(2, $t), var(3, $t), var(4, $t));
+            let temp = a
+                .rotate_left(5)
+                .wrapping_add($f(b, c, d))
+                .wrapping_add(e)
+                .wrapping_add($k)
+                .wrapping_add(wt);
+            // e's place takes the new a, b's the new c (b rotated); the
+            // others move by renaming.
+            // SAFETY: as above.
+            unsafe {
+                v.add((4 + 5 - $t % 5) % 5).write_volatile(temp);
+                v.add((1 + 5 - $t % 5) % 5)
+                    .write_volatile(b.rotate_left(30));
+            }
+        }};
+    }
+    round!(0, ch, 0x5A82_7999);
+    round!(1, ch, 0x5A82_7999);
+    round!(2, ch, 0x5A82_7999);
+    round!(3, ch, 0x5A82_7999);
+    round!(4, ch, 0x5A82_7999);
+    round!(5, ch, 0x5A82_7999);
+    round!(6, ch, 0x5A82_7999);
+    round!(7, ch, 0x5A82_7999);
+    round!(8, ch, 0x5A82_7999);
+    round!(9, ch, 0x5A82_7999);
+    round!(10, ch, 0x5A82_7999);
+    round!(11, ch, 0x5A82_7999);
+    round!(12, ch, 0x5A82_7999);
+    round!(13, ch, 0x5A82_7999);
+    round!(14, ch, 0x5A82_7999);
+    round!(15, ch, 0x5A82_7999);
+    round!(16, ch, 0x5A82_7999);
+    round!(17, ch, 0x5A82_7999);
+    round!(18, ch, 0x5A82_7999);
+    round!(19, ch, 0x5A82_7999);
+    round!(20, parity, 0x6ED9_EBA1);
+    round!(21, parity, 0x6ED9_EBA1);
+    round!(22, parity, 0x6ED9_EBA1);
+    round!(23, parity, 0x6ED9_EBA1);
+    round!(24, parity, 0x6ED9_EBA1);
+    round!(25, parity, 0x6ED9_EBA1);
+    round!(26, parity, 0x6ED9_EBA1);
+    round!(27, parity, 0x6ED9_EBA1);
+    round!(28, parity, 0x6ED9_EBA1);
+    round!(29, parity, 0x6ED9_EBA1);
+    round!(30, parity, 0x6ED9_EBA1);
+    round!(31, parity, 0x6ED9_EBA1);
+    round!(32, parity, 0x6ED9_EBA1);
+    round!(33, parity, 0x6ED9_EBA1);
+    round!(34, parity, 0x6ED9_EBA1);
+    round!(35, parity, 0x6ED9_EBA1);
+    round!(36, parity, 0x6ED9_EBA1);
+    round!(37, parity, 0x6ED9_EBA1);
+    round!(38, parity, 0x6ED9_EBA1);
+    round!(39, parity, 0x6ED9_EBA1);
+    round!(40, maj, 0x8F1B_BCDC);
+    round!(41, maj, 0x8F1B_BCDC);
+    round!(42, maj, 0x8F1B_BCDC);
+    round!(43, maj, 0x8F1B_BCDC);
+    round!(44, maj, 0x8F1B_BCDC);
+    round!(45, maj, 0x8F1B_BCDC);
+    round!(46, maj, 0x8F1B_BCDC);
+    round!(47, maj, 0x8F1B_BCDC);
+    round!(48, maj, 0x8F1B_BCDC);
+    round!(49, maj, 0x8F1B_BCDC);
+    round!(50, maj, 0x8F1B_BCDC);
+    round!(51, maj, 0x8F1B_BCDC);
+    round!(52, maj, 0x8F1B_BCDC);
+    round!(53, maj, 0x8F1B_BCDC);
+    round!(54, maj, 0x8F1B_BCDC);
+    round!(55, maj, 0x8F1B_BCDC);
+    round!(56, maj, 0x8F1B_BCDC);
+    round!(57, maj, 0x8F1B_BCDC);
+    round!(58, maj, 0x8F1B_BCDC);
+    round!(59, maj, 0x8F1B_BCDC);
+    round!(60, parity, 0xCA62_C1D6);
+    round!(61, parity, 0xCA62_C1D6);
+    round!(62, parity, 0xCA62_C1D6);
+    round!(63, parity, 0xCA62_C1D6);
+    round!(64, parity, 0xCA62_C1D6);
+    round!(65, parity, 0xCA62_C1D6);
+    round!(66, parity, 0xCA62_C1D6);
+    round!(67, parity, 0xCA62_C1D6);
+    round!(68, parity, 0xCA62_C1D6);
+    round!(69, parity, 0xCA62_C1D6);
+    round!(70, parity, 0xCA62_C1D6);
+    round!(71, parity, 0xCA62_C1D6);
+    round!(72, parity, 0xCA62_C1D6);
+    round!(73, parity, 0xCA62_C1D6);
+    round!(74, parity, 0xCA62_C1D6);
+    round!(75, parity, 0xCA62_C1D6);
+    round!(76, parity, 0xCA62_C1D6);
+    round!(77, parity, 0xCA62_C1D6);
+    round!(78, parity, 0xCA62_C1D6);
+    round!(79, parity, 0xCA62_C1D6);
+    // After 80 rounds (a multiple of 5) every variable is back at its
+    // index.
+    let mut k = 0;
+    while k < 5 {
+        s.h[k] = s.h[k].wrapping_add(var(k, 0));
+        k += 1;
     }
     0
-}
-
-/// One SHA-1 round `t` (FIPS 180-4 section 6.1.2) on `s.v`.
-#[inline(always)]
-fn sha1_round(s: &mut Scratch, t: usize) {
-    // SAFETY: reads locals. (Volatile, so that LLVM neither turns `t`
-    // into a running pointer nor drops masks it proves useless: the
-    // verifier needs them on the registers it checks.)
-    let t = unsafe { core::ptr::read_volatile(&t) } & 0x7F;
-    let slot = unsafe { core::ptr::read_volatile(&t) } & 15;
-    let w = if t < 16 {
-        let index = ((s.block as usize) & 1) * 16 + t;
-        // SAFETY: reads a local. (Volatile, so that LLVM keeps the mask
-        // the verifier needs: it proves it useless from `t < 16`.)
-        let index = unsafe { core::ptr::read_volatile(&index) } & 31;
-        let w = s.msg[index];
-        s.w[slot] = w;
-        w
-    } else {
-        let w =
-            (s.w[(t + 13) & 15] ^ s.w[(t + 8) & 15] ^ s.w[(t + 2) & 15] ^ s.w[slot]).rotate_left(1);
-        s.w[slot] = w;
-        w
-    };
-    let [a, b, c, d, e] = s.v;
-    let (f, k) = if t < 20 {
-        ((b & c) | (!b & d), 0x5A82_7999)
-    } else if t < 40 {
-        (b ^ c ^ d, 0x6ED9_EBA1)
-    } else if t < 60 {
-        ((b & c) | (b & d) | (c & d), 0x8F1B_BCDC)
-    } else {
-        (b ^ c ^ d, 0xCA62_C1D6)
-    };
-    let temp = a
-        .rotate_left(5)
-        .wrapping_add(f)
-        .wrapping_add(e)
-        .wrapping_add(k)
-        .wrapping_add(w);
-    s.v = [temp, a, b.rotate_left(30), c, d];
 }
 
 /// RC4 key schedule of `s.rc4_key` (`s.key_len` octets) into `s.s`;

@@ -4,6 +4,7 @@
 pub mod frame;
 pub mod gre_socket;
 pub mod mppe_chain;
+pub mod mppe_prep;
 pub mod mss;
 pub mod tun;
 pub mod veth;

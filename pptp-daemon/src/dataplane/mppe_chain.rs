@@ -101,6 +101,9 @@ impl KeyChain for MppeRx {
             bits,
             ring,
             catch_up_tat: 0,
+            prep_epoch: 0,
+            prep_row: 0,
+            _pad: 0,
         }
     }
 
@@ -172,7 +175,7 @@ impl<E: KeyChain> MppeMap<E> {
     /// `len` slots in process memory, for tests of the hand-off without a
     /// kernel program.
     #[cfg(test)]
-    fn heap(len: usize) -> Self {
+    pub(super) fn heap(len: usize) -> Self {
         let slots: Box<[E]> = vec![E::default(); len].into_boxed_slice();
         let base =
             NonNull::new(Box::into_raw(slots).cast::<E>()).expect("Box pointers are non-null");
@@ -223,6 +226,14 @@ impl<E: KeyChain> MppeMap<E> {
         // SAFETY: a valid entry; the program refuses key_len 0.
         unsafe { std::ptr::write_volatile(entry, E::default()) };
         Ok(())
+    }
+
+    /// A copy of a slot's entry (its atomics read plainly: for tests and
+    /// diagnostics).
+    pub fn read(&self, slot: u32) -> Result<E, XdpError> {
+        let entry = self.entry(slot)?;
+        // SAFETY: a valid entry of the live mapping.
+        Ok(unsafe { std::ptr::read_volatile(entry) })
     }
 
     /// A handle on one slot for a session's userspace side.
@@ -350,6 +361,29 @@ impl<E: KeyChain> MppeSlot<E> {
             }
         }
         false
+    }
+}
+
+impl MppeMap<MppeRx> {
+    /// Points the program at prepared states (`PPTP_MPPE_PREP`) for
+    /// `slot`: those of `epoch` in row `row` (`None`: none, the program
+    /// walks the chain). The epoch is written before the row, so the
+    /// program never pairs a new row with an old epoch.
+    pub fn set_prepared(&self, slot: u32, prepared: Option<(u32, u64)>) -> Result<(), XdpError> {
+        let entry = self.entry(slot)?;
+        let (row, epoch) = prepared.map_or((0, 0), |(row, epoch)| (row + 1, epoch));
+        // SAFETY: fields of a valid entry that the program only reads.
+        unsafe {
+            if row == 0 {
+                std::ptr::write_volatile(&raw mut (*entry).prep_row, 0);
+                std::sync::atomic::fence(Ordering::SeqCst);
+            }
+            std::ptr::write_volatile(&raw mut (*entry).prep_epoch, epoch);
+            std::sync::atomic::fence(Ordering::SeqCst);
+            std::ptr::write_volatile(&raw mut (*entry).prep_row, row);
+        }
+        std::sync::atomic::fence(Ordering::SeqCst);
+        Ok(())
     }
 }
 

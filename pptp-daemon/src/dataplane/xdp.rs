@@ -23,7 +23,10 @@ use pptp_common::maps::{
 use pptp_common::serial;
 use tokio::sync::Notify;
 
-use super::mppe_chain::{MppeRxMap, MppeTxMap};
+use super::{
+    mppe_chain::{MppeRxMap, MppeTxMap},
+    mppe_prep::{Preparer, PreparerThread},
+};
 use crate::mppe::keys::StartKey;
 use crate::proto::call::{self, SeqStorage, Sequencer};
 
@@ -75,8 +78,10 @@ pub enum XdpError {
     Disabled,
     #[error("session slot {0} is outside 0..{MAX_SESSIONS}")]
     BadSlot(u32),
-    #[error("memory-mapping the sequence map: {0}")]
+    #[error("memory-mapping a shared map: {0}")]
     Mmap(std::io::Error),
+    #[error("starting the MPPE preparer thread: {0}")]
+    Thread(std::io::Error),
 }
 
 /// The mode the program ended up attached in.
@@ -104,6 +109,11 @@ pub struct XdpDataplane {
     seq: std::sync::Arc<SeqMap>,
     mppe_rx: std::sync::Arc<MppeRxMap>,
     mppe_tx: std::sync::Arc<MppeTxMap>,
+    mppe_prep: std::sync::Arc<Preparer>,
+    /// Whether new receive chains get a row of prepared states.
+    mppe_prep_enabled: bool,
+    /// Runs `mppe_prep`'s passes once started ([`Self::start_mppe_preparer`]).
+    mppe_prep_thread: Option<PreparerThread>,
 }
 
 impl XdpDataplane {
@@ -153,6 +163,10 @@ impl XdpDataplane {
             Some(Map::Array(data)) => std::sync::Arc::new(MppeTxMap::mmap(data)?),
             _ => return Err(XdpError::MissingMap(names::MPPE_TX)),
         };
+        let mppe_prep = match ebpf.map(names::MPPE_PREP) {
+            Some(Map::Array(data)) => std::sync::Arc::new(Preparer::mmap(mppe_rx.clone(), data)?),
+            _ => return Err(XdpError::MissingMap(names::MPPE_PREP)),
+        };
         Ok(Self {
             ebpf,
             logger,
@@ -160,6 +174,9 @@ impl XdpDataplane {
             seq,
             mppe_rx,
             mppe_tx,
+            mppe_prep,
+            mppe_prep_enabled: false,
+            mppe_prep_thread: None,
         })
     }
 
@@ -481,13 +498,51 @@ impl XdpDataplane {
     /// MasterReceiveKey, RFC 3079 section 3.4). Call it before installing
     /// the session with [`SESSION_F_MPPE_RX`](pptp_common::maps::SESSION_F_MPPE_RX);
     /// [`Self::remove_mppe_rx`] after removing it.
+    /// Once preparing is on ([`Self::start_mppe_preparer`]), the chain
+    /// gets a row of prepared states if one is free ([`Preparer`]).
     pub fn install_mppe_rx(&self, slot: u32, start: &StartKey) -> Result<(), XdpError> {
-        self.mppe_rx.open(slot, start)
+        self.mppe_rx.open(slot, start)?;
+        if self.mppe_prep_enabled {
+            self.mppe_prep.assign(slot, start)?;
+        }
+        Ok(())
     }
 
-    /// Clears the MPPE receive chain of `slot` (idempotent).
+    /// Clears the MPPE receive chain of `slot` and gives back its row of
+    /// prepared states (idempotent).
     pub fn remove_mppe_rx(&self, slot: u32) -> Result<(), XdpError> {
+        self.mppe_prep.release(slot)?;
         self.mppe_rx.close(slot)
+    }
+
+    /// Starts preparing the RC4 states of upcoming receive positions on a
+    /// thread of the daemon (stopped when the dataplane is dropped);
+    /// without it the program walks every chain itself.
+    pub fn start_mppe_preparer(&mut self) -> Result<(), XdpError> {
+        self.mppe_prep_enabled = true;
+        if self.mppe_prep_thread.is_none() {
+            self.mppe_prep_thread =
+                Some(PreparerThread::start(self.mppe_prep.clone()).map_err(XdpError::Thread)?);
+        }
+        Ok(())
+    }
+
+    /// Gives new receive chains rows of prepared states without starting
+    /// the thread: [`Self::prepare_mppe_now`] makes the passes (tests, or a
+    /// caller that paces the work itself).
+    pub fn enable_mppe_prepare(&mut self) {
+        self.mppe_prep_enabled = true;
+    }
+
+    /// One pass of the preparer on the calling thread; returns how many
+    /// states it prepared.
+    pub fn prepare_mppe_now(&self) -> usize {
+        self.mppe_prep.refill()
+    }
+
+    /// Receive chains with a row of prepared states.
+    pub fn mppe_prepared_rows(&self) -> usize {
+        self.mppe_prep.rows_in_use()
     }
 
     /// The MPPE send key chains shared with the program ([`MppeTxMap`]).
@@ -883,12 +938,20 @@ pub async fn run_logger(logger: EbpfLogger<&'static dyn log::Log>) -> std::io::R
 pub(super) fn mmap_sessions_array<T>(
     data: &MapData,
 ) -> Result<(NonNull<T>, std::os::fd::OwnedFd), XdpError> {
+    mmap_array(data, MAX_SESSIONS as usize)
+}
+
+/// Maps a `BPF_F_MMAPABLE` array map of `entries` values of `T`.
+pub(super) fn mmap_array<T>(
+    data: &MapData,
+    entries: usize,
+) -> Result<(NonNull<T>, std::os::fd::OwnedFd), XdpError> {
     let fd = data
         .fd()
         .as_fd()
         .try_clone_to_owned()
         .map_err(XdpError::Mmap)?;
-    let len = MAX_SESSIONS as usize * std::mem::size_of::<T>();
+    let len = entries * std::mem::size_of::<T>();
     // SAFETY: mapping a BPF_F_MMAPABLE array map of exactly its size; the
     // kernel keeps the memory alive while mapped.
     let ptr = unsafe {

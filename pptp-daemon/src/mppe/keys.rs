@@ -282,6 +282,32 @@ impl KeySchedule {
     }
 }
 
+/// The RC4 permutation after the key schedule of `key` (1 to 256 octets;
+/// the indices i and j of the keystream then start at 0): what the XDP
+/// program copies instead of scheduling the key itself
+/// (`pptp_common::maps::MppePrepared`). The `rc4` crate keeps its state
+/// private, hence this.
+pub fn rc4_permutation(key: &[u8]) -> [u8; 256] {
+    let mut s = [0u8; 256];
+    for (i, x) in s.iter_mut().enumerate() {
+        *x = i as u8;
+    }
+    if key.is_empty() {
+        return s;
+    }
+    // The key repeated over 256 octets: no division per step.
+    let mut k = [0u8; 256];
+    for chunk in k.chunks_mut(key.len()) {
+        chunk.copy_from_slice(&key[..chunk.len()]);
+    }
+    let mut j = 0u8;
+    for i in 0..256 {
+        j = j.wrapping_add(s[i]).wrapping_add(k[i]);
+        s.swap(i, usize::from(j));
+    }
+    s
+}
+
 /// RC4 keyed with 8 or 16 octets (always a valid RC4 key length).
 fn rc4_with(key: &[u8]) -> Rc4 {
     Rc4::new_from_slice(key).expect("8 and 16 octets are valid RC4 key lengths")
@@ -296,6 +322,57 @@ fn first_16(digest: &[u8]) -> [u8; 16] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The keystream of an RC4 permutation with fresh indices.
+    fn keystream(mut s: [u8; 256], n: usize) -> Vec<u8> {
+        let (mut i, mut j) = (0u8, 0u8);
+        (0..n)
+            .map(|_| {
+                i = i.wrapping_add(1);
+                j = j.wrapping_add(s[usize::from(i)]);
+                s.swap(usize::from(i), usize::from(j));
+                s[usize::from(s[usize::from(i)].wrapping_add(s[usize::from(j)]))]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rc4_permutation_gives_the_keystream_of_rc4() {
+        // RFC 6229's 40-bit and 128-bit keys (offset 0), then session-key
+        // shaped keys of 8 and 16 octets.
+        let cases: [(&[u8], [u8; 16]); 2] = [
+            (
+                &[0x01, 0x02, 0x03, 0x04, 0x05],
+                [
+                    0xb2, 0x39, 0x63, 0x05, 0xf0, 0x3d, 0xc0, 0x27, 0xcc, 0xc3, 0x52, 0x4a, 0x0a,
+                    0x11, 0x18, 0xa8,
+                ],
+            ),
+            (
+                &[
+                    0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d,
+                    0x0e, 0x0f, 0x10,
+                ],
+                [
+                    0x9a, 0xc7, 0xcc, 0x9a, 0x60, 0x9d, 0x1e, 0xf7, 0xb2, 0x93, 0x28, 0x99, 0xcd,
+                    0xe4, 0x1b, 0x97,
+                ],
+            ),
+        ];
+        for (key, expected) in cases {
+            assert_eq!(keystream(rc4_permutation(key), 16), expected, "{key:02x?}");
+        }
+        for len in [8, 16] {
+            for seed in 0..50u8 {
+                let key: Vec<u8> = (0..len)
+                    .map(|k| seed.wrapping_mul(31) ^ (k as u8 * 7))
+                    .collect();
+                let mut want = vec![0u8; 300];
+                rc4_with(&key).apply_keystream(&mut want);
+                assert_eq!(keystream(rc4_permutation(&key), 300), want, "{key:02x?}");
+            }
+        }
+    }
     use crate::auth::{mschap, mschapv2};
 
     const PASSWORD_HASH_HASH: [u8; 16] = [

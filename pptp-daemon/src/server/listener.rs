@@ -397,6 +397,12 @@ fn attach_xdp(
     use pptp_common::maps::{TunnelConf, programs};
     let mut dp =
         XdpDataplane::load(log_level.as_log_filter()).context("loading the XDP program")?;
+    // RC4 states of MPPE receive chains prepared ahead of the program
+    // (dataplane::mppe_prep); a thread that sleeps while no chain moves.
+    if config.mppe.prepare_ahead {
+        dp.start_mppe_preparer()
+            .context("starting the MPPE preparer")?;
+    }
     let Some(pair) = veth else {
         dp.attach(iface, mode)
             .with_context(|| format!("attaching XDP to {iface}"))?;

@@ -515,11 +515,15 @@ impl Snapshot {
                     [("result", "tx_to_userspace")],
                     x[Stat::MppeTxToUserspace as usize],
                 ),
+                (
+                    [("result", "decrypted_prepared")],
+                    x[Stat::MppeRxPrepared as usize],
+                ),
             ];
             labeled_counter(
                 &mut e,
                 "pptp_xdp_mppe_frames",
-                "MPPE frames of sessions with kernel MPPE: decrypted or encrypted in XDP, or left to userspace",
+                "MPPE frames of sessions with kernel MPPE: decrypted or encrypted in XDP, or left to userspace; decrypted_prepared: decrypted with an RC4 state the daemon prepared (part of decrypted)",
                 &mppe,
             )?;
             counter(
