@@ -321,6 +321,11 @@ impl<E: KeyChain> MppeSlot<E> {
         }
     }
 
+    /// The chain's head position.
+    pub fn position(&self) -> u64 {
+        self.head().load(Ordering::SeqCst)
+    }
+
     /// The chain's head: its position and key, if the key could be read
     /// untorn (a few tries).
     pub fn read_head(&self) -> Option<(u64, [u8; 16])> {

@@ -15,8 +15,10 @@
 //! prepared, a preparer that fell behind) is decrypted as before, from the
 //! chain's head: the prepared states never change what is decrypted.
 //!
-//! The work is bounded: [`MPPE_PREP_ROWS`] sessions have a row (the first
-//! to ask; the rest walk in the program), and one pass prepares at most
+//! The work is bounded: [`MPPE_PREP_ROWS`] sessions have a row (the rest
+//! walk in the program; every [`REBALANCE_PASSES`] passes the rows of
+//! sessions whose chain did not move go to those without a row whose
+//! chain moved most), and one pass prepares at most
 //! [`MPPE_PREP_DEPTH`] positions per row, those between the chain's head
 //! and `MPPE_PREP_DEPTH` past it. Only frames the program decrypted to
 //! valid IPv4 (or the daemon published) move the head, so a peer's forged
@@ -138,10 +140,27 @@ struct Row {
     cursor: Option<(u64, KeySchedule)>,
     /// The chain's head at the previous pass.
     last_head: u64,
+    /// The chain's head at the previous rebalance.
+    rebalance_head: u64,
 }
+
+/// A chain without a row.
+struct Waiting {
+    start: StartKey,
+    /// Its head at the previous rebalance.
+    head: u64,
+}
+
+/// Passes between two rebalances (see the module documentation): 50 ms
+/// or more while chains move, about a second when none does.
+pub const REBALANCE_PASSES: u64 = 256;
 
 struct Rows {
     rows: Vec<Option<Row>>,
+    /// Chains without a row, by session slot.
+    waiting: std::collections::BTreeMap<u32, Waiting>,
+    /// Passes since the last rebalance.
+    passes: u64,
     /// The next epoch to hand out (never reused: an entry written for a
     /// session that has gone never matches its row's next owner).
     next_epoch: u64,
@@ -165,6 +184,8 @@ impl Preparer {
             map,
             rows: Mutex::new(Rows {
                 rows: vec![None; MPPE_PREP_ROWS as usize],
+                waiting: Default::default(),
+                passes: 0,
                 next_epoch: 1,
             }),
         }
@@ -176,29 +197,54 @@ impl Preparer {
     }
 
     /// Gives the receive chain of `slot` (opened from `start`) a row, if
-    /// one is free, and points the program at it. Returns the row.
+    /// one is free, and points the program at it; otherwise the chain
+    /// waits for one (see [`Self::rebalance`]). Returns the row.
     pub fn assign(&self, slot: u32, start: &StartKey) -> Result<Option<u32>, XdpError> {
         let mut rows = self.rows();
         let Some(row) = rows.rows.iter().position(Option::is_none) else {
+            let head = self.rx.slot(slot)?.position();
+            rows.waiting.insert(
+                slot,
+                Waiting {
+                    start: start.clone(),
+                    head,
+                },
+            );
             return Ok(None);
         };
-        let epoch = rows.next_epoch;
-        rows.next_epoch += 1;
-        rows.rows[row] = Some(Row {
-            slot,
-            epoch,
-            start: start.clone(),
-            cursor: None,
-            last_head: 0,
-        });
-        self.rx.set_prepared(slot, Some((row as u32, epoch)))?;
+        self.give(&mut rows, row, slot, start.clone())?;
         Ok(Some(row as u32))
     }
 
-    /// Takes the row of `slot`'s chain back, if it has one (idempotent);
-    /// the program stops using it at once.
+    /// Gives row `row` to `slot`'s chain with a new epoch.
+    fn give(
+        &self,
+        rows: &mut Rows,
+        row: usize,
+        slot: u32,
+        start: StartKey,
+    ) -> Result<(), XdpError> {
+        let epoch = rows.next_epoch;
+        rows.next_epoch += 1;
+        rows.waiting.remove(&slot);
+        let head = self.rx.slot(slot)?.position();
+        rows.rows[row] = Some(Row {
+            slot,
+            epoch,
+            start,
+            cursor: None,
+            last_head: head,
+            rebalance_head: head,
+        });
+        self.rx.set_prepared(slot, Some((row as u32, epoch)))
+    }
+
+    /// Takes the row of `slot`'s chain back, if it has one, or its place
+    /// among the waiting (idempotent); the program stops using the row at
+    /// once.
     pub fn release(&self, slot: u32) -> Result<(), XdpError> {
         let mut rows = self.rows();
+        rows.waiting.remove(&slot);
         for row in rows.rows.iter_mut() {
             if row.as_ref().is_some_and(|r| r.slot == slot) {
                 *row = None;
@@ -206,6 +252,62 @@ impl Preparer {
             }
         }
         Ok(())
+    }
+
+    /// Passes rows to the waiting chains whose heads moved since the last
+    /// rebalance, most moved first: free rows, then the rows of chains
+    /// whose heads did not move (those chains then wait). Returns how many
+    /// rows changed hands. [`Self::refill`] calls it every
+    /// [`REBALANCE_PASSES`] passes.
+    pub fn rebalance(&self) -> Result<usize, XdpError> {
+        let mut rows = self.rows();
+        rows.passes = 0;
+        let mut movers: Vec<(u64, u32)> = Vec::new();
+        for (slot, waiting) in rows.waiting.iter_mut() {
+            let head = self.rx.slot(*slot)?.position();
+            if head != waiting.head {
+                movers.push((head.wrapping_sub(waiting.head), *slot));
+            }
+            waiting.head = head;
+        }
+        movers.sort_unstable_by(|a, b| b.cmp(a));
+        let mut free: Vec<usize> = Vec::new();
+        let mut idle: Vec<usize> = Vec::new();
+        for (index, row) in rows.rows.iter_mut().enumerate() {
+            match row {
+                None => free.push(index),
+                Some(row) => {
+                    let head = self.rx.slot(row.slot)?.position();
+                    if head == row.rebalance_head {
+                        idle.push(index);
+                    }
+                    row.rebalance_head = head;
+                }
+            }
+        }
+        let mut passed = 0;
+        for (_, slot) in movers {
+            let Some(index) = free.pop().or_else(|| idle.pop()) else {
+                break;
+            };
+            if let Some(owner) = rows.rows[index].take() {
+                self.rx.set_prepared(owner.slot, None)?;
+                let head = self.rx.slot(owner.slot)?.position();
+                rows.waiting.insert(
+                    owner.slot,
+                    Waiting {
+                        start: owner.start,
+                        head,
+                    },
+                );
+            }
+            let Some(waiting) = rows.waiting.remove(&slot) else {
+                continue;
+            };
+            self.give(&mut rows, index, slot, waiting.start)?;
+            passed += 1;
+        }
+        Ok(passed)
     }
 
     /// Rows in use.
@@ -217,6 +319,14 @@ impl Preparer {
     /// head up to [`MPPE_PREP_DEPTH`] past it that are not prepared yet.
     /// Returns how many it prepared.
     pub fn refill(&self) -> usize {
+        let rebalance = {
+            let mut rows = self.rows();
+            rows.passes += 1;
+            rows.passes >= REBALANCE_PASSES
+        };
+        if rebalance && let Err(e) = self.rebalance() {
+            tracing::warn!("MPPE preparer: passing rows on: {e}");
+        }
         let mut prepared = 0;
         for index in 0..MPPE_PREP_ROWS as usize {
             // The row's owner, copied out: install and removal do not wait
@@ -454,6 +564,52 @@ mod tests {
         assert_eq!(p.map.read(3, 1).epoch, 4, "old entries keep the old epoch");
         assert_eq!(p.refill(), MPPE_PREP_DEPTH as usize);
         assert_prepared(&p, 3, epoch, &start, 0);
+    }
+
+    #[test]
+    fn rows_pass_from_idle_chains_to_busy_ones() {
+        let slots = MPPE_PREP_ROWS + 3;
+        let (rx, p) = preparer(slots as usize);
+        let start = start(KeyLength::Bits128);
+        for slot in 0..slots {
+            rx.open(slot, &start).unwrap();
+            p.assign(slot, &start).unwrap();
+        }
+        let moves = |slot: u32, to: u64| {
+            assert!(rx.slot(slot).unwrap().publish_key(to, &key_at(&start, to)));
+        };
+        // Nothing moved: nothing changes hands.
+        assert_eq!(p.rebalance().unwrap(), 0);
+        // Every row's chain moves but those of slots 7 and 9; of the three
+        // waiting chains two move, the last one most.
+        for slot in 0..MPPE_PREP_ROWS {
+            if slot != 7 && slot != 9 {
+                moves(slot, 5);
+            }
+        }
+        let (a, b, c) = (MPPE_PREP_ROWS, MPPE_PREP_ROWS + 1, MPPE_PREP_ROWS + 2);
+        moves(b, 3);
+        moves(c, 40);
+        assert_eq!(p.rebalance().unwrap(), 2);
+        let rows_of =
+            |slots: &[u32]| -> Vec<u32> { slots.iter().map(|s| prepared_of(&rx, *s).0).collect() };
+        assert_eq!(rows_of(&[7, 9]), [0, 0], "the idle chains wait");
+        let mut got = rows_of(&[b, c]);
+        got.sort_unstable();
+        assert_eq!(got, [8, 10], "the busy ones have their rows");
+        assert_eq!(rows_of(&[a]), [0], "a chain that did not move still waits");
+        // The rows serve their new chains, from the heads.
+        assert_eq!(p.refill(), (MPPE_PREP_ROWS * MPPE_PREP_DEPTH) as usize);
+        let (row, epoch) = prepared_of(&rx, c);
+        assert_prepared(&p, row - 1, epoch, &start, 40);
+        // Released chains leave the waiting too: slot 7 moving changes
+        // nothing once it is gone.
+        p.release(7).unwrap();
+        moves(7, 9);
+        moves(a, 1);
+        assert_eq!(p.rebalance().unwrap(), 1);
+        assert_ne!(prepared_of(&rx, a).0, 0);
+        assert_eq!(prepared_of(&rx, 7).0, 0);
     }
 
     #[test]
