@@ -200,6 +200,8 @@ impl Preparer {
     /// one is free, and points the program at it; otherwise the chain
     /// waits for one (see [`Self::rebalance`]). Returns the row.
     pub fn assign(&self, slot: u32, start: &StartKey) -> Result<Option<u32>, XdpError> {
+        // A slot holds one chain: whatever an earlier one held goes.
+        self.release(slot)?;
         let mut rows = self.rows();
         let Some(row) = rows.rows.iter().position(Option::is_none) else {
             let head = self.rx.slot(slot)?.position();
@@ -564,6 +566,12 @@ mod tests {
         assert_eq!(p.map.read(3, 1).epoch, 4, "old entries keep the old epoch");
         assert_eq!(p.refill(), MPPE_PREP_DEPTH as usize);
         assert_prepared(&p, 3, epoch, &start, 0);
+        // A slot opened again (a session whose install failed half-way,
+        // then the next in its slot) holds one row, not two.
+        rx.open(newcomer, &start).unwrap();
+        assert_eq!(p.assign(newcomer, &start).unwrap(), Some(3));
+        assert_eq!(p.rows_in_use(), MPPE_PREP_ROWS as usize);
+        assert_eq!(prepared_of(&rx, newcomer), (4, epoch + 1));
     }
 
     #[test]

@@ -640,7 +640,21 @@ impl Task {
             match installed {
                 Ok(()) => xdp = true,
                 Err(e) => {
-                    // (The MPPE key chains are not shared then.)
+                    // (The MPPE key chains are not shared then: whatever
+                    // of them was installed goes, with its prepared row.)
+                    if kernel_mppe.is_some() {
+                        for removed in [
+                            dp.remove_mppe_rx(kernel.slot),
+                            dp.remove_mppe_tx(kernel.slot),
+                        ] {
+                            if let Err(e) = removed {
+                                tracing::warn!(
+                                    call_id = self.call.call_id,
+                                    "removing the MPPE key chains: {e}"
+                                );
+                            }
+                        }
+                    }
                     mppe_rx = None;
                     mppe_tx = None;
                     tracing::warn!(
