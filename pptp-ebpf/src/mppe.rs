@@ -263,12 +263,6 @@ fn decrypt_inner(
     let bits = state.bits;
     s.key_len = key_len;
 
-    // The head's key, if its slot still holds it.
-    // SAFETY: the ring of the live shared entry.
-    if !unsafe { read_key(&raw mut state.ring, head, &mut s.key) } {
-        return None;
-    }
-
     // A catch-up after a loss run: unless the sequence numbers evidence it
     // (the peer sent that many frames), the extra key changes come out of
     // the session's budget (taken before the work, so forged jumps drain
@@ -296,6 +290,11 @@ fn decrypt_inner(
     // SAFETY: the live shared entry.
     let prepared = unsafe { take_prepared(state, head + jump, s) };
     if !prepared {
+        // The head's key, if its slot still holds it.
+        // SAFETY: the ring of the live shared entry.
+        if !unsafe { read_key(&raw mut state.ring, head, &mut s.key) } {
+            return None;
+        }
         s.start = state.start_key;
         s.bits = bits;
         let mut walk = LoopCtx { scratch: s };

@@ -142,12 +142,75 @@ impl KeyChain for MppeTx {
     }
 }
 
-/// The mapping of a key chain map (`PPTP_MPPE_RX` or `PPTP_MPPE_TX`).
-pub struct MppeMap<E> {
-    base: NonNull<E>,
+/// A `BPF_F_MMAPABLE` array map mapped into the daemon (or, for tests,
+/// the same array in process memory): the storage of the key chain maps
+/// and of the prepared states (`super::mppe_prep`).
+pub(super) struct SharedArray<T> {
+    base: NonNull<T>,
     len: usize,
     /// Keeps the map alive while mapped; `None` for process memory (tests).
     fd: Option<OwnedFd>,
+}
+
+impl<T> SharedArray<T> {
+    /// Maps `data`, an array map of `len` values of `T`.
+    pub(super) fn mmap(data: &MapData, len: usize) -> Result<Self, XdpError> {
+        let (base, fd) = super::xdp::mmap_array::<T>(data, len)?;
+        Ok(Self {
+            base,
+            len,
+            fd: Some(fd),
+        })
+    }
+
+    /// `len` default values in process memory.
+    #[cfg(test)]
+    pub(super) fn heap(len: usize) -> Self
+    where
+        T: Clone + Default,
+    {
+        let values: Box<[T]> = vec![T::default(); len].into_boxed_slice();
+        let base =
+            NonNull::new(Box::into_raw(values).cast::<T>()).expect("Box pointers are non-null");
+        Self {
+            base,
+            len,
+            fd: None,
+        }
+    }
+
+    /// The value at `index`, if in bounds.
+    pub(super) fn get(&self, index: usize) -> Option<*mut T> {
+        // SAFETY: in bounds of the mapping.
+        (index < self.len).then(|| unsafe { self.base.as_ptr().add(index) })
+    }
+}
+
+impl<T> Drop for SharedArray<T> {
+    fn drop(&mut self) {
+        if self.fd.is_some() {
+            // SAFETY: unmapping exactly what `mmap` mapped.
+            unsafe {
+                libc::munmap(
+                    self.base.as_ptr().cast(),
+                    self.len * std::mem::size_of::<T>(),
+                );
+            }
+        } else {
+            // SAFETY: the box `heap` leaked, rebuilt with its length.
+            drop(unsafe {
+                Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+                    self.base.as_ptr(),
+                    self.len,
+                ))
+            });
+        }
+    }
+}
+
+/// The mapping of a key chain map (`PPTP_MPPE_RX` or `PPTP_MPPE_TX`).
+pub struct MppeMap<E> {
+    array: SharedArray<E>,
 }
 
 /// The receive chains.
@@ -164,11 +227,8 @@ unsafe impl<E> Sync for MppeMap<E> {}
 
 impl<E: KeyChain> MppeMap<E> {
     pub(super) fn mmap(data: &MapData) -> Result<Self, XdpError> {
-        let (base, fd) = super::xdp::mmap_sessions_array::<E>(data)?;
         Ok(Self {
-            base,
-            len: MAX_SESSIONS as usize,
-            fd: Some(fd),
+            array: SharedArray::mmap(data, MAX_SESSIONS as usize)?,
         })
     }
 
@@ -176,22 +236,13 @@ impl<E: KeyChain> MppeMap<E> {
     /// kernel program.
     #[cfg(test)]
     pub(super) fn heap(len: usize) -> Self {
-        let slots: Box<[E]> = vec![E::default(); len].into_boxed_slice();
-        let base =
-            NonNull::new(Box::into_raw(slots).cast::<E>()).expect("Box pointers are non-null");
         Self {
-            base,
-            len,
-            fd: None,
+            array: SharedArray::heap(len),
         }
     }
 
     fn entry(&self, slot: u32) -> Result<*mut E, XdpError> {
-        if slot as usize >= self.len {
-            return Err(XdpError::BadSlot(slot));
-        }
-        // SAFETY: in bounds of the mapping.
-        Ok(unsafe { self.base.as_ptr().add(slot as usize) })
+        self.array.get(slot as usize).ok_or(XdpError::BadSlot(slot))
     }
 
     /// Starts a slot's chain of `start` at `position`, whose key is `key`.
@@ -246,28 +297,6 @@ impl<E: KeyChain> MppeMap<E> {
     }
 }
 
-impl<E> Drop for MppeMap<E> {
-    fn drop(&mut self) {
-        if self.fd.is_some() {
-            // SAFETY: unmapping exactly what `mmap` mapped.
-            unsafe {
-                libc::munmap(
-                    self.base.as_ptr().cast(),
-                    self.len * std::mem::size_of::<E>(),
-                );
-            }
-        } else {
-            // SAFETY: the box `heap` leaked, rebuilt with its length.
-            drop(unsafe {
-                Box::from_raw(std::ptr::slice_from_raw_parts_mut(
-                    self.base.as_ptr(),
-                    self.len,
-                ))
-            });
-        }
-    }
-}
-
 /// One session's entry of an [`MppeMap`], for its userspace side.
 pub struct MppeSlot<E> {
     map: Arc<MppeMap<E>>,
@@ -299,7 +328,7 @@ impl<E> std::fmt::Debug for MppeSlot<E> {
 impl<E: KeyChain> MppeSlot<E> {
     fn entry(&self) -> *mut E {
         // SAFETY: the slot was checked in bounds by `MppeMap::slot`.
-        unsafe { self.map.base.as_ptr().add(self.slot as usize) }
+        unsafe { self.map.array.base.as_ptr().add(self.slot as usize) }
     }
 
     fn head(&self) -> &AtomicU64 {

@@ -29,8 +29,6 @@
 //! until dropped.
 
 use std::{
-    os::fd::OwnedFd,
-    ptr::NonNull,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -41,18 +39,17 @@ use std::{
 use aya::maps::MapData;
 use pptp_common::maps::{MPPE_PREP_DEPTH, MPPE_PREP_ROWS, MppePrepared};
 
-use super::{mppe_chain::MppeRxMap, xdp::XdpError};
+use super::{
+    mppe_chain::{MppeRxMap, SharedArray},
+    xdp::XdpError,
+};
 use crate::mppe::keys::{KeySchedule, StartKey, rc4_permutation};
 
 /// Entries of `PPTP_MPPE_PREP`.
 const ENTRIES: usize = (MPPE_PREP_ROWS * MPPE_PREP_DEPTH) as usize;
 
 /// The mapping of `PPTP_MPPE_PREP`.
-struct PrepMap {
-    base: NonNull<MppePrepared>,
-    /// Keeps the map alive while mapped; `None` for process memory (tests).
-    fd: Option<OwnedFd>,
-}
+struct PrepMap(SharedArray<MppePrepared>);
 
 // SAFETY: entries are written seqlock-fashion (tags through atomics) and
 // only by the preparer, one pass at a time.
@@ -62,32 +59,34 @@ unsafe impl Sync for PrepMap {}
 
 impl PrepMap {
     fn mmap(data: &MapData) -> Result<Self, XdpError> {
-        let (base, fd) = super::xdp::mmap_array::<MppePrepared>(data, ENTRIES)?;
-        Ok(Self { base, fd: Some(fd) })
+        Ok(Self(SharedArray::mmap(data, ENTRIES)?))
     }
 
     #[cfg(test)]
     fn heap() -> Self {
-        let entries: Box<[MppePrepared]> = vec![MppePrepared::default(); ENTRIES].into();
-        let base =
-            NonNull::new(Box::into_raw(entries).cast::<MppePrepared>()).expect("non-null box");
-        Self { base, fd: None }
+        Self(SharedArray::heap(ENTRIES))
+    }
+
+    /// The entry of `position` in row `row`.
+    fn entry(&self, row: u32, position: u64) -> *mut MppePrepared {
+        let index =
+            (row * MPPE_PREP_DEPTH) as usize + (position % u64::from(MPPE_PREP_DEPTH)) as usize;
+        self.0
+            .get(index)
+            .expect("rows are below MPPE_PREP_ROWS: entries in bounds")
     }
 
     /// Writes the state of `position` (key `key`) for `epoch` into its
     /// entry of row `row`.
     fn write(&self, row: u32, epoch: u64, position: u64, key: &[u8]) {
-        let index =
-            (row * MPPE_PREP_DEPTH) as usize + (position % u64::from(MPPE_PREP_DEPTH)) as usize;
-        debug_assert!(index < ENTRIES);
+        let entry = self.entry(row, position);
         let mut padded = [0u8; 16];
         padded[..key.len()].copy_from_slice(key);
         let state = rc4_permutation(key);
-        // SAFETY: an entry of the live mapping (row < MPPE_PREP_ROWS);
-        // its tag is only accessed atomically, the rest between the tag's
-        // two stores (the seqlock of `MppePrepared`).
+        // SAFETY: an entry of the live mapping; its tag is only accessed
+        // atomically, the rest between the tag's two stores (the seqlock of
+        // `MppePrepared`).
         unsafe {
-            let entry = self.base.as_ptr().add(index);
             let tag = AtomicU64::from_ptr(&raw mut (*entry).tag);
             tag.store(0, Ordering::SeqCst);
             std::ptr::write_volatile(&raw mut (*entry).epoch, epoch);
@@ -101,32 +100,8 @@ impl PrepMap {
     /// (tests).
     #[cfg(test)]
     fn read(&self, row: u32, position: u64) -> MppePrepared {
-        let index =
-            (row * MPPE_PREP_DEPTH) as usize + (position % u64::from(MPPE_PREP_DEPTH)) as usize;
         // SAFETY: an entry of the live mapping.
-        unsafe { std::ptr::read_volatile(self.base.as_ptr().add(index)) }
-    }
-}
-
-impl Drop for PrepMap {
-    fn drop(&mut self) {
-        if self.fd.is_some() {
-            // SAFETY: unmapping exactly what `mmap` mapped.
-            unsafe {
-                libc::munmap(
-                    self.base.as_ptr().cast(),
-                    ENTRIES * std::mem::size_of::<MppePrepared>(),
-                );
-            }
-        } else {
-            // SAFETY: the box `heap` leaked, rebuilt with its length.
-            drop(unsafe {
-                Box::from_raw(std::ptr::slice_from_raw_parts_mut(
-                    self.base.as_ptr(),
-                    ENTRIES,
-                ))
-            });
-        }
+        unsafe { std::ptr::read_volatile(self.entry(row, position)) }
     }
 }
 
