@@ -180,6 +180,10 @@ def many(args):
             set_mppe(files[2], transmit=True)
             set_mppe(files[2], transmit=False)
             send_ack(files[2])
+        dev = f"ppp{unit}"
+        batch.append(f"addr add {addr} peer {peer_addr(i)} dev {dev}")
+        batch.append(f"link set {dev} mtu 1400 up")
+        lines.append(f"{first_local + i} {peer_addr(i)}\n")
     if mppe:
         # Session 0's client end answers with its Configure-Ack: CCP goes
         # up only after it has arrived (ppp_ccp_peek ignores one that
@@ -194,10 +198,6 @@ def many(args):
             os.unlink(out + ".mppe-key.state")
         except FileNotFoundError:
             pass
-        dev = f"ppp{unit}"
-        batch.append(f"addr add {addr} peer {peer_addr(i)} dev {dev}")
-        batch.append(f"link set {dev} mtu 1400 up")
-        lines.append(f"{first_local + i} {peer_addr(i)}\n")
     # One ip process for all of them: forks are slow under TCG.
     subprocess.run(["ip", "-batch", "-"], input="\n".join(batch) + "\n", text=True, check=True)
     with open(out, "w") as f:

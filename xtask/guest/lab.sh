@@ -119,6 +119,12 @@
 #                                     namespace), whole frames
 #   lab.sh capture-stop [DEST]        stop it, copy the capture to DEST and print
 #                                     tcpdump's closing counts
+#   lab.sh diagnose                   what link 2 and kernel PPTP look like
+#                                     (kpptp.py's output; addresses, routes,
+#                                     neighbours and counters in cli, srv and
+#                                     lan; a ping through the tunnel to srv's
+#                                     unit and one from srv to lan), for a
+#                                     setup that passes no traffic
 #   lab.sh down                       undo all of the above
 set -euo pipefail
 share=/mnt/host
@@ -690,6 +696,31 @@ capture_stop() { # [DEST]
     fi
 }
 
+diagnose() {
+    local f ns
+    for f in "$work"/kpptp-*.out; do
+        [ -e "$f" ] || continue
+        echo "--- $f"
+        tail -n 20 "$f"
+    done
+    for ns in cli srv lan; do
+        echo "--- $ns"
+        ip -n "$ns" -br addr || true
+        ip -n "$ns" route || true
+        ip -n "$ns" neigh || true
+        ip -n "$ns" -s link show type ppp 2>/dev/null | head -n 24 || true
+    done
+    for f in cli:cli2 srv:srv2 srv:srv3 lan:lan2; do
+        echo "--- ${f%%:*} ${f#*:}"
+        ip -n "${f%%:*}" -s link show dev "${f#*:}" || true
+        tc -n "${f%%:*}" filter show dev "${f#*:}" ingress || true
+    done
+    echo "--- cli -> srv's unit through the tunnel (198.19.3.1)"
+    ip netns exec cli ping -c 1 -W 2 198.19.3.1 || true
+    echo "--- srv -> lan (198.19.7.2)"
+    ip netns exec srv ping -c 1 -W 2 198.19.7.2 || true
+}
+
 down() {
     capture_stop || true
     ours_down || true
@@ -711,6 +742,7 @@ pptpd-up) pptpd_up "$2" ;;
 pptpd-down) pptpd_down ;;
 kpptp-up) kpptp_up ;;
 kpptp-down) kpptp_down ;;
+diagnose) diagnose ;;
 kpptp-many-up) kpptp_many_up "$2" "${3:-}" ;;
 pin) pin ;;
 relay-up) relay_up "$2" ;;
