@@ -17,6 +17,7 @@
 //! thread, the daemon and ksoftirqd).
 
 use std::{
+    collections::HashMap,
     io,
     net::Ipv4Addr,
     os::fd::{AsRawFd, FromRawFd, OwnedFd},
@@ -916,6 +917,28 @@ fn bpf_run_time(ids: &[u32]) -> Vec<(String, u64, u64)> {
         }
     }
     by_name
+}
+
+/// What the daemon's counters of MPPE frames received (names containing
+/// `mppe` but not `tx` or `encrypt`) grew by between `before` and
+/// `after`, those that moved, by name: where the frames of an MPPE
+/// measurement went (decrypted in XDP, from prepared states, to
+/// userspace, dropped over the rekey budget).
+fn mppe_rx_deltas(before: &HashMap<String, u64>, after: &HashMap<String, u64>) -> String {
+    let mut moved: Vec<String> = after
+        .iter()
+        .filter(|(k, _)| k.contains("mppe") && !k.contains("tx") && !k.contains("encrypt"))
+        .filter_map(|(k, v)| {
+            let d = v.saturating_sub(before.get(k).copied().unwrap_or(0));
+            (d > 0).then(|| format!("{k} +{d}"))
+        })
+        .collect();
+    moved.sort();
+    if moved.is_empty() {
+        "none moved".to_owned()
+    } else {
+        moved.join(", ")
+    }
 }
 
 /// Busy time of `cpu` so far (jiffies, user + nice + system + irq +
@@ -1929,6 +1952,7 @@ pub fn run(bin: &Path, args: &BenchArgs) -> Result<Results, String> {
             // encrypted protocol field), so the session MTU is 1396.
             let size = size.min(1396);
             let t = [mppe_frame(server_mac, &list[0], keys.of(&list[0])?, size)];
+            let before = lab.stats().unwrap_or_default();
             out.push(measure_no_drop(
                 &mut lab,
                 "c0",
@@ -1937,6 +1961,10 @@ pub fn run(bin: &Path, args: &BenchArgs) -> Result<Results, String> {
                 timing,
                 (path, "decap", size, 1),
             )?);
+            eprintln!(
+                "    the daemon's MPPE receive counters over that search and its rounds: {}",
+                mppe_rx_deltas(&before, &lab.stats().unwrap_or_default())
+            );
             let client = list[0].client_addr.unwrap_or(Ipv4Addr::UNSPECIFIED);
             let t = [from_lan(lan_mac, (client, 9), size)];
             out.push(measure(
