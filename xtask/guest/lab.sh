@@ -706,8 +706,8 @@ diagnose() {
     for ns in cli srv lan; do
         echo "--- $ns"
         ip -n "$ns" -br addr || true
-        ip -n "$ns" route || true
-        ip -n "$ns" neigh || true
+        ip -n "$ns" route | head -n 40 || true
+        ip -n "$ns" neigh | head -n 40 || true
         ip -n "$ns" -s link show type ppp 2>/dev/null | head -n 24 || true
     done
     for f in cli:cli2 srv:srv2 srv:srv3 lan:lan2; do

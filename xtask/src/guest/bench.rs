@@ -373,13 +373,8 @@ pub fn daemon_comparison(
         );
         Ok(rates)
     };
-    let ping = |link: Link| {
-        guest.run_timeout(
-            &format!("ip netns exec cli ping -c 3 -i 0.3 -W 5 {}", link.lan_host),
-            quick,
-        )
-    };
-    let route = |link: Link, dev: &str| guest.lab(&["route", "cli", link.lan_net, dev], quick);
+    let ping = |link: Link| ping_lan(guest, link);
+    let route = |link: Link, dev: &str| route_lan(guest, link, dev);
     // Two attempts: one bring-up that passed no traffic must not cost the
     // whole comparison.
     let kernel_up = |n: u32, mppe: bool| kernel_pptp_up(guest, n, mppe, 2);
@@ -969,16 +964,8 @@ pub fn kernel_pptp_up(
     loop {
         let up = guest
             .lab(&args, setup)
-            .and_then(|_| guest.lab(&["route", "cli", LINK_2.lan_net, "ppp31"], quick))
-            .and_then(|_| {
-                guest.run_timeout(
-                    &format!(
-                        "ip netns exec cli ping -c 3 -i 0.3 -W 5 {}",
-                        LINK_2.lan_host
-                    ),
-                    quick,
-                )
-            });
+            .and_then(|_| route_lan(guest, LINK_2, "ppp31"))
+            .and_then(|_| ping_lan(guest, LINK_2));
         let Err(e) = up else {
             return Ok(());
         };
@@ -996,6 +983,22 @@ pub fn kernel_pptp_up(
         }
         attempt += 1;
     }
+}
+
+/// Three pings from cli to the LAN host of `link`.
+fn ping_lan(guest: &Guest, link: Link) -> anyhow::Result<String> {
+    guest.run_timeout(
+        &format!("ip netns exec cli ping -c 3 -i 0.3 -W 5 {}", link.lan_host),
+        Duration::from_secs(60),
+    )
+}
+
+/// cli's route to the LAN of `link` through `dev`.
+fn route_lan(guest: &Guest, link: Link, dev: &str) -> anyhow::Result<String> {
+    guest.lab(
+        &["route", "cli", link.lan_net, dev],
+        Duration::from_secs(60),
+    )
 }
 
 /// How long `lab.sh kpptp-many-up N` and `kpptp-down` may take: setting up
