@@ -590,8 +590,18 @@ pub struct MppeRx {
     /// Row + 1 of the session's prepared states in `PPTP_MPPE_PREP` (0:
     /// none, the program walks the chain itself).
     pub prep_row: u32,
-    /// Explicit padding, always zero.
-    pub _pad: u32,
+    /// Where the peer is when the program cannot follow: the low 32 bits
+    /// of the position of the newest frame it left to userspace because
+    /// the jump was too long or over the budget, when the GRE sequence
+    /// numbers evidence that jump (turns of the count included, see
+    /// [`MPPE_RX_EVIDENCE_SLACK`]); 0: none (a position whose low bits are
+    /// 0 is written as 1). The daemon's preparer takes it (swapping in 0),
+    /// walks the chain there and prepares the positions after it, which
+    /// the program then takes whatever the jump: the chain comes back to
+    /// the kernel without waiting for userspace, whose backlog under such
+    /// a load lies further behind than the kernel follows. Only accessed
+    /// atomically (32-bit).
+    pub far: u32,
 }
 
 impl MppeRx {
@@ -879,7 +889,7 @@ mod tests {
         assert_eq!(offset_of!(MppeRx, catch_up_tat), 32 + 24 * MPPE_RX_RING);
         assert_eq!(offset_of!(MppeRx, prep_epoch), 40 + 24 * MPPE_RX_RING);
         assert_eq!(offset_of!(MppeRx, prep_row), 48 + 24 * MPPE_RX_RING);
-        assert_eq!(offset_of!(MppeRx, _pad), 52 + 24 * MPPE_RX_RING);
+        assert_eq!(offset_of!(MppeRx, far), 52 + 24 * MPPE_RX_RING);
         assert_eq!(size_of::<MppePrepared>(), 16 + 16 + 256);
         assert_eq!(offset_of!(MppePrepared, epoch), 8);
         assert_eq!(offset_of!(MppePrepared, key), 16);

@@ -665,6 +665,41 @@ fn prepared_on(program: &'static str, length: KeyLength) {
     r.seq += u32::from(half) - 1;
     frame(&mut r, "prepared half the depth ahead", &mut tx, true);
     frame(&mut r, "and the next", &mut tx, true);
+    // A frame 1,000 counts ahead that the sequence numbers do not show
+    // (a forger who does not see the traffic): to userspace, and the
+    // preparer is told nothing.
+    dp.prepare_mppe_now();
+    let s0 = r.seq;
+    for _ in 1..1_000 {
+        seal(&mut tx, &[0x21], &udp(8));
+    }
+    let unshown = from_peer(&FULL, &seal(&mut tx, &[0x21], &udp(8)), s0 + 1);
+    r.passed(
+        &ctx("1,000 ahead, not shown by the sequence numbers"),
+        &unshown,
+    );
+    assert_eq!(dp.prepare_mppe_now(), 0, "{}", ctx("nothing to chase"));
+    // A loss run longer than the program follows (6,000 frames since the
+    // newest accepted, more than a turn of the count), shown by the
+    // sequence numbers: to userspace, which under the load that caused
+    // such a run is further behind still; the program tells the preparer
+    // where the peer is, the preparer walks there and prepares after it,
+    // and the program's next frame takes the chain back from those states
+    // (before 2026-12-03 the chain stayed with userspace).
+    let run = 6_000;
+    for _ in 1_001..run {
+        seal(&mut tx, &[0x21], &udp(8));
+    }
+    r.seq = s0 + run - 1;
+    let far = from_peer(&FULL, &seal(&mut tx, &[0x21], &udp(8)), r.next_seq());
+    r.passed(&ctx("6,000 ahead, shown by the sequence numbers"), &far);
+    let mut passes = 0;
+    while dp.prepare_mppe_now() != MPPE_PREP_DEPTH as usize + 1 {
+        passes += 1;
+        assert!(passes < 3, "{}: the preparer goes there", ctx(""));
+    }
+    frame(&mut r, "the chain back after the loss run", &mut tx, true);
+    frame(&mut r, "and on from there", &mut tx, true);
     // Gone with the session: its frames (were there any) would walk.
     dp.remove_mppe_rx(SLOT).unwrap();
     assert_eq!(dp.prepare_mppe_now(), 0);

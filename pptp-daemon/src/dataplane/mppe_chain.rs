@@ -39,7 +39,7 @@ use std::{
     ptr::NonNull,
     sync::{
         Arc,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU32, AtomicU64, Ordering},
     },
 };
 
@@ -103,7 +103,7 @@ impl KeyChain for MppeRx {
             catch_up_tat: 0,
             prep_epoch: 0,
             prep_row: 0,
-            _pad: 0,
+            far: 0,
         }
     }
 
@@ -439,6 +439,27 @@ impl MppeSlot<MppeRx> {
     /// ahead empties it, 0 fills it).
     pub fn set_catch_up_tat(&self, tat: u64) {
         self.catch_up().store(tat, Ordering::SeqCst);
+    }
+
+    /// Where the program last found the peer too far ahead to follow
+    /// (`MppeRx::far`), taken (the field is reset, so a hint is used once
+    /// and a peer that stops leaving the program behind stops being
+    /// chased): the full position, if it lies ahead of `head`.
+    pub fn take_far(&self, head: u64) -> Option<u64> {
+        // SAFETY: an aligned u32 of the live mapping that the program only
+        // writes with single 32-bit stores.
+        let far = unsafe { AtomicU32::from_ptr(&raw mut (*self.entry()).far) };
+        let low = far.swap(0, Ordering::SeqCst);
+        let ahead = low.wrapping_sub(head as u32);
+        (low != 0 && ahead != 0 && ahead < 1 << 31).then(|| head + u64::from(ahead))
+    }
+
+    /// Sets `MppeRx::far` as the program does (tests).
+    #[cfg(test)]
+    pub fn set_far(&self, position: u64) {
+        // SAFETY: as for `take_far`.
+        let far = unsafe { AtomicU32::from_ptr(&raw mut (*self.entry()).far) };
+        far.store((position as u32).max(1), Ordering::SeqCst);
     }
 
     /// Before `decryptor` takes a frame: continue from the kernel's head

@@ -24,6 +24,20 @@
 //! valid IPv4 (or the daemon published) move the head, so a peer's forged
 //! frames cost it nothing here.
 //!
+//! A loss run longer than the program follows (over
+//! `MPPE_RX_MAX_EVIDENCED`, or over its catch-up budget) would leave the
+//! chain to userspace until userspace caught up, which under the load that
+//! caused the loss it does not (its queues hold older frames than the
+//! program follows from). The program then reports where the peer is
+//! (`MppeRx::far`, only when the GRE sequence numbers show the jump); a
+//! pass walks the chain there (at most [`CHASE_WALK`] key changes a pass,
+//! at most [`CHASE_MAX`] ahead) and prepares the positions after it, where
+//! the program takes the chain back whatever the jump. A target lasts
+//! [`CHASE_PASSES`] passes in which the head moved elsewhere unless the
+//! program renews it, so one forged by someone who sees the session's
+//! sequence numbers costs the preparer's thread bounded work and the
+//! session its prepared states for a while, nothing else.
+//!
 //! [`Preparer`] holds the rows and does a pass ([`Preparer::refill`], no
 //! clock, no thread); [`PreparerThread`] runs passes on a thread of its own
 //! until dropped.
@@ -117,6 +131,11 @@ struct Row {
     last_head: u64,
     /// The chain's head at the previous rebalance.
     rebalance_head: u64,
+    /// Where the program last found the peer too far ahead to follow
+    /// (`MppeRx::far`) and the passes since it said so: states are
+    /// prepared after there instead of after the head (see
+    /// [`Preparer::refill`]).
+    chase: Option<(u64, u32)>,
 }
 
 /// A chain without a row.
@@ -212,6 +231,7 @@ impl Preparer {
             cursor: None,
             last_head: head,
             rebalance_head: head,
+            chase: None,
         });
         self.rx.set_prepared(slot, Some((row as u32, epoch)))
     }
@@ -293,8 +313,11 @@ impl Preparer {
     }
 
     /// One pass: prepares, for every row, the positions after its chain's
-    /// head up to [`MPPE_PREP_DEPTH`] past it that are not prepared yet.
-    /// Returns how many it prepared.
+    /// head up to [`MPPE_PREP_DEPTH`] past it that are not prepared yet,
+    /// or, while the program reports the peer far ahead (`MppeRx::far`),
+    /// after that position instead, walking there at most [`CHASE_WALK`]
+    /// key changes a pass. Returns how many it prepared, plus one per row
+    /// that walked.
     pub fn refill(&self) -> usize {
         let rebalance = {
             let mut rows = self.rows();
@@ -317,9 +340,25 @@ impl Preparer {
             let Some((head, head_key)) = chain.read_head() else {
                 continue;
             };
-            let limit = head + u64::from(MPPE_PREP_DEPTH);
+            // A peer far ahead of what the program follows: prepare after
+            // where it is, so that the program's next frame there takes
+            // the chain back (module documentation). A target lasts
+            // CHASE_PASSES passes in which the head moved elsewhere, unless
+            // renewed or reached.
+            let moved = u32::from(head != row.last_head);
+            row.chase = match (chain.take_far(head), row.chase) {
+                (Some(far), _) if far - head <= CHASE_MAX => Some((far, 0)),
+                (_, Some((far, passes))) if passes < CHASE_PASSES => Some((far, passes + moved)),
+                _ => None,
+            }
+            .filter(|&(far, _)| far > head + u64::from(MPPE_PREP_DEPTH));
+            let chasing = row.chase.is_some();
+            let base = row.chase.map_or(head, |(far, _)| far);
+            let limit = base + u64::from(MPPE_PREP_DEPTH);
             let (mut position, mut schedule) = match row.cursor.take() {
-                Some((at, schedule)) if at >= head && at <= limit => (at, schedule),
+                Some((at, schedule)) if at >= base && at <= limit => (at, schedule),
+                // On the way to a far target: on from there.
+                Some((at, schedule)) if chasing && at >= head && at < base => (at, schedule),
                 // The head moved past what was prepared: a jump, or frames
                 // faster than this pass's preparations (then the program
                 // would keep overtaking states prepared from its head, each
@@ -332,7 +371,9 @@ impl Preparer {
                     if !schedule.set_session_key(&head_key) {
                         continue;
                     }
-                    let lead = if overtaken.is_some() {
+                    let lead = if chasing {
+                        0
+                    } else if overtaken.is_some() {
                         head.saturating_sub(row.last_head)
                             .min(u64::from(MPPE_PREP_DEPTH / 2))
                     } else {
@@ -344,7 +385,13 @@ impl Preparer {
                     (head + lead, schedule)
                 }
             };
-            while position < limit {
+            // To a far target: key changes only, at most CHASE_WALK a pass.
+            let walk = base.saturating_sub(position).min(CHASE_WALK);
+            for _ in 0..walk {
+                schedule.change_key();
+            }
+            position += walk;
+            while position >= base && position < limit {
                 schedule.change_key();
                 position += 1;
                 self.map
@@ -357,11 +404,29 @@ impl Preparer {
             {
                 current.cursor = Some((position, schedule));
                 current.last_head = head;
+                current.chase = row.chase;
             }
+            // A walk counts as work done (the pass after comes soon).
+            prepared += usize::from(walk > 0);
         }
         prepared
     }
 }
+
+/// The farthest ahead of a chain's head that the preparer goes for a
+/// far target (`MppeRx::far`): as far as userspace follows the sequence
+/// numbers' evidence (16 turns of the count).
+const CHASE_MAX: u64 = crate::mppe::cipher::MAX_EVIDENCED_JUMP;
+/// Key changes one pass makes for one row on its way to a far target
+/// (without preparing): about 4 ms of the preparer's thread, so that the
+/// other rows wait no longer; the next pass goes on.
+const CHASE_WALK: u64 = 4096;
+/// Passes in which the head moved without reaching a far target that a
+/// target lasts, unless the program renews it: a target the peer never
+/// reaches (forged, or a burst that ended) soon gives the states back to a
+/// head that frames move, and one that nothing moves away from waits for
+/// the peer's next frame however late it comes.
+const CHASE_PASSES: u32 = 32;
 
 /// How long the preparer sleeps after a pass that prepared something: at
 /// 200,000 frames a second a session uses 40 positions meanwhile, far
@@ -506,6 +571,67 @@ mod tests {
             assert_eq!(p.refill(), half as usize);
             assert_prepared_from(&p, (0, 1), &start, walked, walked);
         }
+    }
+
+    #[test]
+    fn chases_a_peer_far_ahead_until_the_program_takes_the_chain_back() {
+        let (rx, p) = preparer(4);
+        let start = start(KeyLength::Bits128);
+        rx.open(1, &start).unwrap();
+        assert_eq!(p.assign(1, &start).unwrap(), Some(0));
+        assert_eq!(p.refill(), MPPE_PREP_DEPTH as usize);
+        let chain = rx.slot(1).unwrap();
+        let depth = u64::from(MPPE_PREP_DEPTH);
+        // Reports within what is prepared, or beyond what userspace would
+        // follow, change nothing (and are used up).
+        chain.set_far(depth);
+        assert_eq!(p.refill(), 0);
+        chain.set_far(CHASE_MAX + 1);
+        assert_eq!(p.refill(), 0);
+        assert_eq!(chain.take_far(0), None, "taken");
+        assert_prepared(&p, 0, 1, &start, 0);
+        // The program found the peer at 5,000 (more than a turn of the
+        // count ahead): one pass walks CHASE_WALK key changes towards it,
+        // the next the rest, and prepares the positions after it.
+        let far = 5_000;
+        chain.set_far(far);
+        assert_eq!(p.refill(), 1, "a walk, nothing prepared");
+        assert_eq!(p.refill(), MPPE_PREP_DEPTH as usize + 1);
+        assert_prepared_from(&p, (0, 1), &start, far, far);
+        // Until the head gets there, nothing more.
+        assert_eq!(p.refill(), 0);
+        // The program took the frame after it: the chain is back, and
+        // states follow the head again.
+        assert!(chain.publish_key(far + 1, &key_at(&start, far + 1)));
+        assert_eq!(p.refill(), 1);
+        assert_prepared(&p, 0, 1, &start, far + 1);
+        // A target the head never reaches (forged, or a burst that ended)
+        // waits while nothing moves the head, and lasts CHASE_PASSES
+        // passes in which the head moved elsewhere; then the states go back
+        // to the head.
+        let mut head = far + 1;
+        let target = head + 2 * depth;
+        chain.set_far(target);
+        assert_eq!(p.refill(), MPPE_PREP_DEPTH as usize + 1);
+        assert_prepared_from(&p, (0, 1), &start, target, target);
+        for _ in 0..2 * CHASE_PASSES {
+            assert_eq!(p.refill(), 0, "the head did not move: the target stays");
+        }
+        let mut moving = 0;
+        let back = loop {
+            head += 1;
+            assert!(chain.publish_key(head, &key_at(&start, head)));
+            let n = p.refill();
+            if n != 0 {
+                break n;
+            }
+            moving += 1;
+            assert!(moving <= CHASE_PASSES, "the target never expires");
+        };
+        assert_eq!(moving, CHASE_PASSES);
+        // From the head, leaping as far as it moved since the last pass.
+        assert_eq!(back, MPPE_PREP_DEPTH as usize - 1);
+        assert_prepared_from(&p, (0, 1), &start, head, head + 1);
     }
 
     #[test]
