@@ -1,7 +1,8 @@
 //! MPPE throughput on one core (RFC 3078): encryption and decryption of
 //! 64- and 1400-octet packets with 128-bit keys, stateless (a key change
 //! per packet: one SHA-1 and two RC4 key schedules) and stateful (a key
-//! change every 256 packets).
+//! change every 256 packets); then the key work per state that the XDP
+//! fast path's preparer writes (`dataplane/mppe_prep.rs`).
 //!
 //! `cargo bench -p pptp-daemon --bench mppe` (set `AYA_BUILD_SKIP=1` where
 //! the eBPF toolchain is missing). `MPPE_BENCH_SECS` sets the time per
@@ -14,7 +15,11 @@ use std::{
 
 use pptp_daemon::{
     auth::MppeMaterial,
-    mppe::{KeyLength, MppeParams, cipher::MppeCipher},
+    mppe::{
+        KeyLength, MppeParams,
+        cipher::MppeCipher,
+        keys::{KeySchedule, StartKey, rc4_permutation},
+    },
 };
 
 fn material() -> MppeMaterial {
@@ -111,6 +116,20 @@ fn main() {
             Figures { packets, elapsed }.print(&format!("{mode} decrypt"), size);
         }
     }
+    // What the XDP fast path's preparer (dataplane/mppe_prep.rs) does per
+    // prepared state: a key change and the RC4 permutation of the key,
+    // the two key schedules one after the other and interleaved.
+    let start = StartKey::new(&[0x8b; 16], KeyLength::Bits128).expect("16 octets");
+    let mut schedule = KeySchedule::new(&start);
+    let figures = measure(budget, || {
+        schedule.change_key();
+        black_box(rc4_permutation(black_box(schedule.session_key())));
+    });
+    figures.print("prepared states, apart", 256);
+    let figures = measure(budget, || {
+        black_box(schedule.permutation_then_change());
+    });
+    figures.print("prepared states, paired", 256);
 }
 
 fn receiver_feed(sender: &mut MppeCipher, plain: &[u8], out: &mut [u8]) {

@@ -90,13 +90,11 @@ impl PrepMap {
             .expect("rows are below MPPE_PREP_ROWS: entries in bounds")
     }
 
-    /// Writes the state of `position` (key `key`) for `epoch` into its
-    /// entry of row `row`.
-    fn write(&self, row: u32, epoch: u64, position: u64, key: &[u8]) {
+    /// Writes the state of `position` (key `key`, zero-padded to 16
+    /// octets, and its RC4 permutation `state`) for `epoch` into its entry
+    /// of row `row`.
+    fn write(&self, row: u32, epoch: u64, position: u64, key: &[u8; 16], state: &[u8; 256]) {
         let entry = self.entry(row, position);
-        let mut padded = [0u8; 16];
-        padded[..key.len()].copy_from_slice(key);
-        let state = rc4_permutation(key);
         // SAFETY: an entry of the live mapping; its tag is only accessed
         // atomically, the rest between the tag's two stores (the seqlock of
         // `MppePrepared`).
@@ -104,8 +102,8 @@ impl PrepMap {
             let tag = AtomicU64::from_ptr(&raw mut (*entry).tag);
             tag.store(0, Ordering::SeqCst);
             std::ptr::write_volatile(&raw mut (*entry).epoch, epoch);
-            std::ptr::write_volatile(&raw mut (*entry).key, padded);
-            std::ptr::write_volatile(&raw mut (*entry).state, state);
+            std::ptr::write_volatile(&raw mut (*entry).key, *key);
+            std::ptr::write_volatile(&raw mut (*entry).state, *state);
             tag.store(position + 1, Ordering::SeqCst);
         }
     }
@@ -391,12 +389,31 @@ impl Preparer {
                 schedule.change_key();
             }
             position += walk;
-            while position >= base && position < limit {
+            // The states after `position` up to `limit`: each the
+            // permutation of its key and, interleaved with it, the key
+            // change to the next (`KeySchedule::permutation_then_change`,
+            // about three quarters of the two apart); the last without the
+            // change, so that the cursor's chain stays at its position.
+            if position >= base && position < limit {
                 schedule.change_key();
                 position += 1;
-                self.map
-                    .write(index as u32, row.epoch, position, schedule.session_key());
-                prepared += 1;
+                loop {
+                    let (key, state) = if position < limit {
+                        schedule.permutation_then_change()
+                    } else {
+                        let mut key = [0u8; 16];
+                        let current = schedule.session_key();
+                        key[..current.len()].copy_from_slice(current);
+                        (key, rc4_permutation(current))
+                    };
+                    self.map
+                        .write(index as u32, row.epoch, position, &key, &state);
+                    prepared += 1;
+                    if position == limit {
+                        break;
+                    }
+                    position += 1;
+                }
             }
             let mut rows = self.rows();
             if let Some(current) = rows.rows[index].as_mut()

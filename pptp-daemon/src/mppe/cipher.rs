@@ -67,7 +67,7 @@
 
 use std::fmt;
 
-use rc4::{Rc4, StreamCipher};
+use super::rc4::Rc4;
 
 use super::{
     MppeParams,
@@ -691,8 +691,7 @@ fn header_word(repr: &Repr) -> u16 {
 }
 
 fn rc4_for(key: &[u8]) -> Rc4 {
-    use rc4::KeyInit;
-    Rc4::new_from_slice(key).expect("8 and 16 octets are valid RC4 key lengths")
+    Rc4::new(key).expect("8 and 16 octets are valid RC4 key lengths")
 }
 
 #[cfg(test)]

@@ -16,10 +16,9 @@
 
 use std::fmt;
 
-use rc4::{KeyInit, Rc4, StreamCipher};
 use sha1::{Digest, Sha1};
 
-use super::{KeyLength, Role};
+use super::{KeyLength, Role, rc4::Rc4};
 use crate::auth::MppeMaterial;
 
 /// SHApad1 (RFC 3078 section 7.3, RFC 3079 sections 2.4 and 3.4).
@@ -274,9 +273,40 @@ impl KeySchedule {
     /// GetNewKeyFromSHA, RC4-encrypted with itself, then reduced.
     pub fn change_key(&mut self) {
         let n = self.start.length.key_octets();
+        let interim = self.interim_key();
+        let mut rc4 = rc4_with(&interim[..n]);
+        self.finish_change(&mut rc4, &interim);
+    }
+
+    /// The current session key (zero-padded to 16 octets) and the RC4
+    /// permutation it schedules, then one key change ([`Self::change_key`]):
+    /// the same as [`Self::session_key`], [`rc4_permutation`] and
+    /// [`Self::change_key`] in turn, with the two RC4 key schedules (the
+    /// current key's and the next interim key's, both depending only on
+    /// the current key) interleaved, which takes about three quarters of
+    /// their time apart (see [`super::rc4`]).
+    pub fn permutation_then_change(&mut self) -> ([u8; 16], [u8; 256]) {
+        let n = self.start.length.key_octets();
+        let current = self.session;
+        let interim = self.interim_key();
+        let (frame, mut change) = Rc4::new_pair(&current[..n], &interim[..n])
+            .expect("8 and 16 octets are valid RC4 key lengths");
+        self.finish_change(&mut change, &interim);
+        (current, frame.permutation())
+    }
+
+    /// GetNewKeyFromSHA of the start key and the current session key.
+    fn interim_key(&self) -> [u8; 16] {
+        let n = self.start.length.key_octets();
         let mut interim = [0u8; 16];
         get_new_key_from_sha(self.start.as_bytes(), &self.session[..n], &mut interim[..n]);
-        let mut rc4 = rc4_with(&interim[..n]);
+        interim
+    }
+
+    /// The rest of a key change: the interim key encrypted with `rc4`
+    /// (keyed with it) becomes the session key, reduced.
+    fn finish_change(&mut self, rc4: &mut Rc4, interim: &[u8; 16]) {
+        let n = self.start.length.key_octets();
         rc4.apply_keystream_b2b(&interim[..n], &mut self.session[..n]);
         reduce_key(&mut self.session[..n], self.start.length);
     }
@@ -285,32 +315,16 @@ impl KeySchedule {
 /// The RC4 permutation after the key schedule of `key` (1 to 256 octets;
 /// the indices i and j of the keystream then start at 0): what the XDP
 /// program copies instead of scheduling the key itself
-/// (`pptp_common::maps::MppePrepared`). The `rc4` crate keeps its state
-/// private, hence this.
+/// (`pptp_common::maps::MppePrepared`).
 pub fn rc4_permutation(key: &[u8]) -> [u8; 256] {
-    let mut s = [0u8; 256];
-    for (i, x) in s.iter_mut().enumerate() {
-        *x = i as u8;
-    }
-    if key.is_empty() {
-        return s;
-    }
-    // The key repeated over 256 octets: no division per step.
-    let mut k = [0u8; 256];
-    for chunk in k.chunks_mut(key.len()) {
-        chunk.copy_from_slice(&key[..chunk.len()]);
-    }
-    let mut j = 0u8;
-    for i in 0..256 {
-        j = j.wrapping_add(s[i]).wrapping_add(k[i]);
-        s.swap(i, usize::from(j));
-    }
-    s
+    Rc4::new(key)
+        .expect("keys of 1 to 256 octets")
+        .permutation()
 }
 
 /// RC4 keyed with 8 or 16 octets (always a valid RC4 key length).
 fn rc4_with(key: &[u8]) -> Rc4 {
-    Rc4::new_from_slice(key).expect("8 and 16 octets are valid RC4 key lengths")
+    Rc4::new(key).expect("8 and 16 octets are valid RC4 key lengths")
 }
 
 fn first_16(digest: &[u8]) -> [u8; 16] {
@@ -321,7 +335,32 @@ fn first_16(digest: &[u8]) -> [u8; 16] {
 
 #[cfg(test)]
 mod tests {
+    use rc4::{KeyInit, StreamCipher};
+
     use super::*;
+
+    /// The `rc4` crate's RC4 (the oracle of these tests).
+    fn rc4_oracle(key: &[u8]) -> rc4::Rc4 {
+        rc4::Rc4::new_from_slice(key).expect("8 and 16 octets")
+    }
+
+    #[test]
+    fn permutation_then_change_equals_its_parts() {
+        for length in [KeyLength::Bits40, KeyLength::Bits56, KeyLength::Bits128] {
+            let start = StartKey::new(&SEND_START_KEY, length).unwrap();
+            let mut paired = KeySchedule::new(&start);
+            let mut single = KeySchedule::new(&start);
+            for position in 0..300 {
+                let (key, state) = paired.permutation_then_change();
+                let n = single.session_key().len();
+                assert_eq!(&key[..n], single.session_key(), "{length:?} {position}");
+                assert!(key[n..].iter().all(|&b| b == 0), "zero-padded");
+                assert_eq!(state, rc4_permutation(single.session_key()));
+                single.change_key();
+                assert_eq!(paired.session_key(), single.session_key());
+            }
+        }
+    }
 
     /// The keystream of an RC4 permutation with fresh indices.
     fn keystream(mut s: [u8; 256], n: usize) -> Vec<u8> {
@@ -368,7 +407,7 @@ mod tests {
                     .map(|k| seed.wrapping_mul(31) ^ (k as u8 * 7))
                     .collect();
                 let mut want = vec![0u8; 300];
-                rc4_with(&key).apply_keystream(&mut want);
+                rc4_oracle(&key).apply_keystream(&mut want);
                 assert_eq!(keystream(rc4_permutation(&key), 300), want, "{key:02x?}");
             }
         }
@@ -569,7 +608,7 @@ mod tests {
         let mut interim = [0u8; 8];
         get_new_key_from_sha(start.as_bytes(), &before, &mut interim);
         let mut expected = [0u8; 8];
-        rc4_with(&interim).apply_keystream_b2b(&interim, &mut expected);
+        rc4_oracle(&interim).apply_keystream_b2b(&interim, &mut expected);
         reduce_key(&mut expected, KeyLength::Bits40);
         schedule.change_key();
         assert_eq!(schedule.session_key(), expected);

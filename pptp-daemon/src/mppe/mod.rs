@@ -6,6 +6,7 @@
 pub mod budget;
 pub mod cipher;
 pub mod keys;
+pub mod rc4;
 
 /// MPPE session key length (RFC 3078 section 2: the L, M and S bits).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
