@@ -128,7 +128,9 @@ pub enum Stat {
     /// data frame of a session with kernel MPPE ([`SESSION_F_MPPE_RX`])
     /// left to userspace: out of order, a coherency count jump beyond
     /// [`MPPE_RX_MAX_CATCH_UP`] or over the catch-up budget, FLUSHED clear, or an inner packet the kernel
-    /// does not forward (not IPv4, a SYN to clamp).
+    /// does not forward (not IPv4, a SYN to clamp). Some reasons are
+    /// counted besides it too ([`Stat::MppeRxFar`] to [`Stat::MppeRxRaced`]);
+    /// the rest are duplicates and headers the program does not take.
     MppeToUserspace = 19,
     /// Not a verdict (counted besides [`Stat::Encapsulated`]): an IPv4
     /// packet for a client encrypted in the kernel (stateless MPPE,
@@ -144,11 +146,36 @@ pub enum Stat {
     /// ([`MppePrepared`]) instead of key changes and a key schedule in the
     /// program.
     MppeRxPrepared = 22,
+    /// Not a verdict (counted besides [`Stat::MppeToUserspace`], one of
+    /// its reasons): an MPPE frame whose coherency count lies further
+    /// ahead of the session's head than the program follows (or over its
+    /// catch-up budget) where the GRE sequence numbers show the jump: its
+    /// position went into [`MppeRx::far`] for the daemon's preparer.
+    MppeRxFar = 23,
+    /// Not a verdict (a reason of [`Stat::MppeToUserspace`]): an MPPE
+    /// frame as for [`Stat::MppeRxFar`] whose jump the GRE sequence
+    /// numbers do not show (a forged jump, or a late frame, which looks
+    /// nearly a turn of the count ahead).
+    MppeRxJump = 24,
+    /// Not a verdict (a reason of [`Stat::MppeToUserspace`]): the head's
+    /// key was no longer in its slot of [`MppeRx::ring`] (being rewritten,
+    /// or the slot reused for a later position), so the program could not
+    /// walk from it.
+    MppeRxKeyGone = 25,
+    /// Not a verdict (a reason of [`Stat::MppeToUserspace`]): an MPPE
+    /// frame that decrypted to something the program does not forward:
+    /// not IPv4 or a bad IPv4 header (a forged or corrupt frame), or a TCP
+    /// SYN to clamp.
+    MppeRxNotForwarded = 26,
+    /// Not a verdict (a reason of [`Stat::MppeToUserspace`]): another CPU
+    /// or the daemon moved the head to the frame's position or past it
+    /// while the program decrypted it.
+    MppeRxRaced = 27,
 }
 
 impl Stat {
     /// Number of counters; size of the `PPTP_STATS` array.
-    pub const COUNT: u32 = 23;
+    pub const COUNT: u32 = 28;
 
     /// Every counter, in index order.
     pub const ALL: [Stat; Self::COUNT as usize] = [
@@ -175,6 +202,11 @@ impl Stat {
         Stat::MppeEncrypted,
         Stat::MppeTxToUserspace,
         Stat::MppeRxPrepared,
+        Stat::MppeRxFar,
+        Stat::MppeRxJump,
+        Stat::MppeRxKeyGone,
+        Stat::MppeRxNotForwarded,
+        Stat::MppeRxRaced,
     ];
 
     /// Whether this counter is a verdict (each frame is counted under
@@ -190,6 +222,11 @@ impl Stat {
                 | Stat::MppeEncrypted
                 | Stat::MppeTxToUserspace
                 | Stat::MppeRxPrepared
+                | Stat::MppeRxFar
+                | Stat::MppeRxJump
+                | Stat::MppeRxKeyGone
+                | Stat::MppeRxNotForwarded
+                | Stat::MppeRxRaced
         )
     }
 
@@ -219,6 +256,11 @@ impl Stat {
             Stat::MppeEncrypted => "mppe_encrypted",
             Stat::MppeTxToUserspace => "mppe_tx_to_userspace",
             Stat::MppeRxPrepared => "mppe_rx_prepared",
+            Stat::MppeRxFar => "mppe_rx_far",
+            Stat::MppeRxJump => "mppe_rx_jump",
+            Stat::MppeRxKeyGone => "mppe_rx_key_gone",
+            Stat::MppeRxNotForwarded => "mppe_rx_not_forwarded",
+            Stat::MppeRxRaced => "mppe_rx_raced",
         }
     }
 }

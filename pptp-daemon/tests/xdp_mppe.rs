@@ -192,7 +192,19 @@ struct Runner<'a> {
     fib: &'a Fib,
     program: &'static str,
     seq: u32,
+    /// The change of the [`REASONS`] counters in the last run.
+    reasons: [u64; REASONS.len()],
 }
+
+/// The counters of why an MPPE frame went to userspace (besides
+/// `MppeToUserspace`).
+const REASONS: [Stat; 5] = [
+    Stat::MppeRxFar,
+    Stat::MppeRxJump,
+    Stat::MppeRxKeyGone,
+    Stat::MppeRxNotForwarded,
+    Stat::MppeRxRaced,
+];
 
 impl Runner<'_> {
     /// Runs a frame; returns the action, the output and the change of
@@ -211,6 +223,7 @@ impl Runner<'_> {
             .unwrap();
         let after = self.dp.stats().unwrap();
         let d = |s: Stat| after[s as usize] - before[s as usize];
+        self.reasons = REASONS.map(d);
         out.truncate(len);
         (
             action,
@@ -256,14 +269,23 @@ impl Runner<'_> {
         assert_eq!(action, want_action, "{name}: action");
         assert_eq!(out, want, "{name}: output bytes");
         assert_eq!((dec, up), (1, 0), "{name}: counted as decrypted");
+        assert_eq!(
+            self.reasons,
+            [0; REASONS.len()],
+            "{name}: no reason counted"
+        );
     }
 
-    /// `frame` goes to userspace untouched.
-    fn passed(&mut self, name: &str, frame: &[u8]) {
+    /// `frame` goes to userspace untouched, counted under the reason
+    /// `why` (`None`: under none of [`REASONS`], as duplicates and headers
+    /// the program does not take).
+    fn passed(&mut self, name: &str, frame: &[u8], why: Option<Stat>) {
         let (action, out, (dec, up)) = self.run(frame);
         assert_eq!(action, XDP_PASS, "{name}: action");
         assert_eq!(out, frame, "{name}: untouched");
         assert_eq!((dec, up), (0, 1), "{name}: counted as left to userspace");
+        let want = REASONS.map(|r| u64::from(Some(r) == why));
+        assert_eq!(self.reasons, want, "{name}: reason {why:?} counted");
     }
 }
 
@@ -299,6 +321,7 @@ fn receive_on(program: &'static str, length: KeyLength) {
         fib: &fib,
         program,
         seq: 0,
+        reasons: [0; REASONS.len()],
     };
     let ctx = |s: &str| format!("{program} {length:?}: {s}");
 
@@ -329,7 +352,7 @@ fn receive_on(program: &'static str, length: KeyLength) {
 
     // A duplicate: userspace's, untouched.
     let last = r.decrypted(&ctx("before the duplicate"), &mut tx, &FULL, &[0x21]);
-    r.passed(&ctx("duplicate"), &last);
+    r.passed(&ctx("duplicate"), &last, None);
 
     // FLUSHED clear (stateless frames must carry it): userspace's, and
     // the count is not used up.
@@ -338,7 +361,11 @@ fn receive_on(program: &'static str, length: KeyLength) {
     let mut unflushed = mppe.clone();
     unflushed[0] &= !0x80;
     let seq = r.next_seq();
-    r.passed(&ctx("FLUSHED clear"), &from_peer(&FULL, &unflushed, seq));
+    r.passed(
+        &ctx("FLUSHED clear"),
+        &from_peer(&FULL, &unflushed, seq),
+        None,
+    );
     let seq = r.next_seq();
     r.decrypts(
         &ctx("the same count with FLUSHED"),
@@ -352,6 +379,7 @@ fn receive_on(program: &'static str, length: KeyLength) {
     r.passed(
         &ctx("IPv6 inside"),
         &from_peer(&FULL, &seal(&mut tx, &[0x57], &ipv6), seq),
+        Some(Stat::MppeRxNotForwarded),
     );
     let mut syn = ipv4(CLIENT, LAN_HOST, 6, &{
         let mut tcp = vec![0u8; 20];
@@ -364,6 +392,7 @@ fn receive_on(program: &'static str, length: KeyLength) {
     r.passed(
         &ctx("TCP SYN to clamp"),
         &from_peer(&FULL, &seal(&mut tx, &[0x21], &syn), seq),
+        Some(Stat::MppeRxNotForwarded),
     );
     r.decrypted(
         &ctx("after two frames left to userspace"),
@@ -382,7 +411,11 @@ fn receive_on(program: &'static str, length: KeyLength) {
     let far = seal(&mut tx, &[0x21], &inner);
     let seq = r.next_seq();
     let frame = from_peer(&FULL, &far, seq);
-    r.passed(&ctx("jump beyond the kernel's"), &frame);
+    r.passed(
+        &ctx("jump beyond the kernel's"),
+        &frame,
+        Some(Stat::MppeRxJump),
+    );
     assert!(shared.sync(&mut rx), "userspace follows the kernel's chain");
     let mut plain = vec![0u8; far.len() - 2];
     rx.decrypt(mppe_of(&frame), &mut plain)
@@ -396,7 +429,11 @@ fn receive_on(program: &'static str, length: KeyLength) {
         &[0x21],
     );
     let seq = r.next_seq();
-    r.passed(&ctx("late frame"), &from_peer(&FULL, &skipped[3], seq));
+    r.passed(
+        &ctx("late frame"),
+        &from_peer(&FULL, &skipped[3], seq),
+        Some(Stat::MppeRxJump),
+    );
 
     // The count wraps from 4095 to 0: userspace follows the client to
     // count 4093, the kernel takes over.
@@ -439,7 +476,11 @@ fn receive_on(program: &'static str, length: KeyLength) {
     // chain back; a jump of 8 or less needs no budget.
     shared.set_catch_up_tat(u64::MAX / 2);
     let (frame, inner) = catch_up(&mut r, &mut tx);
-    r.passed(&ctx("a catch-up over the budget"), &frame);
+    r.passed(
+        &ctx("a catch-up over the budget"),
+        &frame,
+        Some(Stat::MppeRxJump),
+    );
     assert!(shared.sync(&mut rx));
     let mut plain = vec![0u8; mppe_of(&frame).len() - 2];
     rx.decrypt(mppe_of(&frame), &mut plain).unwrap();
@@ -499,7 +540,7 @@ fn receive_on(program: &'static str, length: KeyLength) {
         ("too many clear frames", (lost, MPPE_RX_EVIDENCE_SLACK + 1)),
     ] {
         let (frame, inner) = evidenced(&mut r, &mut tx, seqs);
-        r.passed(&ctx(name), &frame);
+        r.passed(&ctx(name), &frame, Some(Stat::MppeRxJump));
         userspace_takes(&mut rx, &frame, &inner);
     }
     // Longer evidenced loss runs (a CPU stalled for milliseconds): up to
@@ -524,8 +565,17 @@ fn receive_on(program: &'static str, length: KeyLength) {
         if taken {
             r.decrypts(&ctx(name), &frame, &inner);
         } else {
-            r.passed(&ctx(name), &frame);
+            // Shown by the sequence numbers: the preparer is told.
+            r.passed(&ctx(name), &frame, Some(Stat::MppeRxFar));
             userspace_takes(&mut rx, &frame, &inner);
+            // In order after it: the kernel's newest sequence number is
+            // this frame's again (see above).
+            r.decrypted(
+                &ctx(&format!("{name}: in order after")),
+                &mut tx,
+                &FULL,
+                &[0x21],
+            );
         }
     }
     shared.set_catch_up_tat(0);
@@ -622,6 +672,7 @@ fn prepared_on(program: &'static str, length: KeyLength) {
         fib: &fib,
         program,
         seq: 0,
+        reasons: [0; REASONS.len()],
     };
     let ctx = |s: &str| format!("{program} {length:?}: {s}");
     let prepared = |dp: &XdpDataplane| dp.stats().unwrap()[Stat::MppeRxPrepared as usize];
@@ -677,6 +728,7 @@ fn prepared_on(program: &'static str, length: KeyLength) {
     r.passed(
         &ctx("1,000 ahead, not shown by the sequence numbers"),
         &unshown,
+        Some(Stat::MppeRxJump),
     );
     assert_eq!(dp.prepare_mppe_now(), 0, "{}", ctx("nothing to chase"));
     // A loss run longer than the program follows (6,000 frames since the
@@ -692,7 +744,11 @@ fn prepared_on(program: &'static str, length: KeyLength) {
     }
     r.seq = s0 + run - 1;
     let far = from_peer(&FULL, &seal(&mut tx, &[0x21], &udp(8)), r.next_seq());
-    r.passed(&ctx("6,000 ahead, shown by the sequence numbers"), &far);
+    r.passed(
+        &ctx("6,000 ahead, shown by the sequence numbers"),
+        &far,
+        Some(Stat::MppeRxFar),
+    );
     let mut passes = 0;
     while dp.prepare_mppe_now() != MPPE_PREP_DEPTH as usize + 1 {
         passes += 1;

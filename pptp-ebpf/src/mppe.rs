@@ -103,7 +103,7 @@ use pptp_common::maps::{
     MAX_SESSIONS, MPPE_PREP_DEPTH, MPPE_PREP_ROWS, MPPE_RX_CATCH_UP_BURST, MPPE_RX_CATCH_UP_RATE,
     MPPE_RX_EVIDENCE_SLACK, MPPE_RX_MAX_CATCH_UP, MPPE_RX_MAX_EVIDENCED, MPPE_RX_MAX_JUMP,
     MPPE_RX_RING, MPPE_TX_MAX_WALK, MppeKeySlot, MppePrepared, MppeRx, MppeTx, SESSION_F_MSS_CLAMP,
-    Session,
+    Session, Stat,
 };
 
 /// MPPE receive state per session slot, memory-mapped by the daemon.
@@ -322,12 +322,16 @@ fn decrypt_inner(
                 // 32-bit store, which no reader sees torn (the daemon
                 // swaps it atomically).
                 unsafe { core::ptr::write_volatile(&raw mut state.far, at.max(1)) };
+                crate::count(Stat::MppeRxFar, 1);
+            } else {
+                crate::count(Stat::MppeRxJump, 1);
             }
             return None;
         }
         // The head's key, if its slot still holds it.
         // SAFETY: the ring of the live shared entry.
         if !unsafe { read_key(&raw mut state.ring, head, &mut s.key) } {
+            crate::count(Stat::MppeRxKeyGone, 1);
             return None;
         }
         s.start = state.start_key;
@@ -371,6 +375,7 @@ fn decrypt_inner(
         (2, s.buf[0] == 0x00 && s.buf[1] == 0x21)
     };
     if !ok {
+        crate::count(Stat::MppeRxNotForwarded, 1);
         return None;
     }
     let ip = proto_len;
@@ -380,6 +385,7 @@ fn decrypt_inner(
         s.buf[(ip + 3) & 0x7],
     ]));
     if vihl >> 4 != 4 || tot_len < 20 || proto_len + tot_len > len {
+        crate::count(Stat::MppeRxNotForwarded, 1);
         return None;
     }
     if session.flags & SESSION_F_MSS_CLAMP != 0 && s.buf[(ip + 9) & 0xF] == IPPROTO_TCP {
@@ -387,6 +393,7 @@ fn decrypt_inner(
         // TCP flags: octet 13 of the TCP header.
         let flags = s.buf[(ip + ihl + 13) & (BUF - 1)];
         if ihl + 14 > tot_len || flags & TCP_SYN != 0 {
+            crate::count(Stat::MppeRxNotForwarded, 1);
             return None;
         }
     }
@@ -403,6 +410,7 @@ fn decrypt_inner(
             &s.key,
         )
     } {
+        crate::count(Stat::MppeRxRaced, 1);
         return None;
     }
 

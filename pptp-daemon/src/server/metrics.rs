@@ -526,6 +526,22 @@ impl Snapshot {
                 "MPPE frames of sessions with kernel MPPE: decrypted or encrypted in XDP, or left to userspace; decrypted_prepared: decrypted with an RC4 state the daemon prepared (part of decrypted)",
                 &mppe,
             )?;
+            let reasons = [
+                ([("reason", "far")], x[Stat::MppeRxFar as usize]),
+                ([("reason", "jump")], x[Stat::MppeRxJump as usize]),
+                ([("reason", "key_gone")], x[Stat::MppeRxKeyGone as usize]),
+                (
+                    [("reason", "not_forwarded")],
+                    x[Stat::MppeRxNotForwarded as usize],
+                ),
+                ([("reason", "raced")], x[Stat::MppeRxRaced as usize]),
+            ];
+            labeled_counter(
+                &mut e,
+                "pptp_xdp_mppe_rx_to_userspace_frames",
+                "Why MPPE frames the XDP program received went to userspace (part of pptp_xdp_mppe_frames{result=\"to_userspace\"}; the rest are duplicates and headers it does not take): far, further ahead than it follows where the GRE sequence numbers show the jump (the daemon's preparer is told where); jump, the same without that evidence; key_gone, the head's key being rewritten; not_forwarded, not IPv4 after decryption, or a SYN to clamp; raced, the head moved past the frame meanwhile",
+                &reasons,
+            )?;
             counter(
                 &mut e,
                 "pptp_xdp_seen_frames",
@@ -869,6 +885,8 @@ mod tests {
         x[pptp_common::maps::Stat::GreDecapsulated as usize] = 100;
         x[pptp_common::maps::Stat::GreSpoofed as usize] = 8;
         x[pptp_common::maps::Stat::MppeDecrypted as usize] = 60;
+        x[pptp_common::maps::Stat::MppeRxFar as usize] = 12;
+        x[pptp_common::maps::Stat::MppeRxKeyGone as usize] = 2;
         snap.xdp = Some(x);
         snap.xdp_traffic.tx_packets = 77;
         let t = text(snap);
@@ -925,6 +943,18 @@ mod tests {
             (r#"pptp_data_drops_total{path="xdp",reason="spoofed"}"#, "8"),
             (r#"pptp_xdp_frames_total{result="gre_decapsulated"}"#, "100"),
             (r#"pptp_xdp_mppe_frames_total{result="decrypted"}"#, "60"),
+            (
+                r#"pptp_xdp_mppe_rx_to_userspace_frames_total{reason="far"}"#,
+                "12",
+            ),
+            (
+                r#"pptp_xdp_mppe_rx_to_userspace_frames_total{reason="key_gone"}"#,
+                "2",
+            ),
+            (
+                r#"pptp_xdp_mppe_rx_to_userspace_frames_total{reason="raced"}"#,
+                "0",
+            ),
             (r#"pptp_radius_dae_requests_total{result="ack"}"#, "2"),
         ] {
             assert_eq!(
