@@ -798,6 +798,26 @@ pub fn daemon_comparison(
                         &offered,
                     )
                 })();
+                // Where the fast path's received frames went (decrypted
+                // in the kernel, from prepared states, or to userspace and
+                // why): a session that fell to userspace in some rounds
+                // shows here, as the figures alone do not.
+                if kind == PathKind::OursXdpMppe {
+                    let stats = guest
+                        .run(&format!(
+                            "ip netns exec srv {bin} stats --socket /tmp/pxg/ours.sock"
+                        ))
+                        .unwrap_or_default();
+                    let mppe: Vec<String> = stats
+                        .lines()
+                        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+                        .filter(|l| l.contains("mppe") && !l.ends_with(" 0"))
+                        .collect();
+                    eprintln!(
+                        "  the daemon's MPPE counters after the phase: {}",
+                        mppe.join("; ")
+                    );
+                }
                 guest.lab(&["kpptp-down"], kernel_setup_timeout(1))?;
                 anyhow::Ok(phase?)
             })();
