@@ -392,7 +392,7 @@ impl Preparer {
             // The states after `position` up to `limit`: each the
             // permutation of its key and, interleaved with it, the key
             // change to the next (`KeySchedule::permutation_then_change`,
-            // about three quarters of the two apart); the last without the
+            // about two thirds of the two apart); the last without the
             // change, so that the cursor's chain stays at its position.
             if position >= base && position < limit {
                 schedule.change_key();

@@ -283,7 +283,7 @@ impl KeySchedule {
     /// the same as [`Self::session_key`], [`rc4_permutation`] and
     /// [`Self::change_key`] in turn, with the two RC4 key schedules (the
     /// current key's and the next interim key's, both depending only on
-    /// the current key) interleaved, which takes about three quarters of
+    /// the current key) interleaved, which takes about two thirds of
     /// their time apart (see [`super::rc4`]).
     pub fn permutation_then_change(&mut self) -> ([u8; 16], [u8; 256]) {
         let n = self.start.length.key_octets();
