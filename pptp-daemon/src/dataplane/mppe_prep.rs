@@ -58,7 +58,7 @@ use super::{
     mppe_chain::{MppeRxMap, SharedArray},
     xdp::XdpError,
 };
-use crate::mppe::keys::{KeySchedule, StartKey, rc4_permutation};
+use crate::mppe::keys::{KeySchedule, StartKey};
 
 /// Entries of `PPTP_MPPE_PREP`.
 const ENTRIES: usize = (MPPE_PREP_ROWS * MPPE_PREP_DEPTH) as usize;
@@ -411,10 +411,7 @@ impl Preparer {
                     let (key, state) = if position < limit {
                         schedule.permutation_then_change()
                     } else {
-                        let mut key = [0u8; 16];
-                        let current = schedule.session_key();
-                        key[..current.len()].copy_from_slice(current);
-                        (key, rc4_permutation(current))
+                        schedule.prepared_state()
                     };
                     self.map
                         .write(index as u32, row.epoch, position, &key, &state);
@@ -547,6 +544,7 @@ impl Drop for PreparerThread {
 mod tests {
     use super::*;
     use crate::mppe::KeyLength;
+    use crate::mppe::keys::rc4_permutation;
 
     /// The program's view of a receive entry's prepared-state fields.
     fn prepared_of(rx: &MppeRxMap, slot: u32) -> (u32, u64) {

@@ -554,7 +554,7 @@ impl Decryptor {
         }
         self.seen |= bit;
         let key = &self.history[usize::from(count % REORDER_WINDOW)];
-        self.rc4 = rc4_for(&key[..self.keys.session_key().len()]);
+        self.rc4 = crate::mppe::keys::rc4_with(&key[..self.keys.session_key().len()]);
         self.advanced = false;
         Ok(())
     }
@@ -690,10 +690,6 @@ fn header_word(repr: &Repr) -> u16 {
         .unwrap_or(flags::D | (repr.coherency_count & flags::COHERENCY_COUNT_MASK))
 }
 
-fn rc4_for(key: &[u8]) -> Rc4 {
-    Rc4::new(key).expect("8 and 16 octets are valid RC4 key lengths")
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, Instant};
@@ -747,7 +743,7 @@ mod tests {
 
     fn check_keystream(key: &[u8], cases: &[(usize, [u8; 16])]) {
         let mut stream = vec![0u8; 4112];
-        rc4_for(key).apply_keystream(&mut stream);
+        crate::mppe::keys::rc4_with(key).apply_keystream(&mut stream);
         for (offset, expected) in cases {
             assert_eq!(&stream[*offset..offset + 16], expected, "offset {offset}");
         }

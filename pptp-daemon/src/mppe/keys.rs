@@ -295,6 +295,14 @@ impl KeySchedule {
         (current, frame.permutation())
     }
 
+    /// The current session key (zero-padded to 16 octets) and the RC4
+    /// permutation it schedules: a prepared state
+    /// (`pptp_common::maps::MppePrepared`) without the key change of
+    /// [`Self::permutation_then_change`].
+    pub fn prepared_state(&self) -> ([u8; 16], [u8; 256]) {
+        (self.session, rc4_permutation(self.session_key()))
+    }
+
     /// GetNewKeyFromSHA of the start key and the current session key.
     fn interim_key(&self) -> [u8; 16] {
         let n = self.start.length.key_octets();
@@ -323,7 +331,7 @@ pub fn rc4_permutation(key: &[u8]) -> [u8; 256] {
 }
 
 /// RC4 keyed with 8 or 16 octets (always a valid RC4 key length).
-fn rc4_with(key: &[u8]) -> Rc4 {
+pub(crate) fn rc4_with(key: &[u8]) -> Rc4 {
     Rc4::new(key).expect("8 and 16 octets are valid RC4 key lengths")
 }
 

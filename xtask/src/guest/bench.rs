@@ -803,20 +803,22 @@ pub fn daemon_comparison(
                 // why): a session that fell to userspace in some rounds
                 // shows here, as the figures alone do not.
                 if kind == PathKind::OursXdpMppe {
-                    let stats = guest
-                        .run(&format!(
-                            "ip netns exec srv {bin} stats --socket /tmp/pxg/ours.sock"
-                        ))
-                        .unwrap_or_default();
-                    let mppe: Vec<String> = stats
-                        .lines()
-                        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-                        .filter(|l| l.contains("mppe") && !l.ends_with(" 0"))
-                        .collect();
-                    eprintln!(
-                        "  the daemon's MPPE counters after the phase: {}",
-                        mppe.join("; ")
-                    );
+                    match guest.run(&format!(
+                        "ip netns exec srv {bin} stats --socket /tmp/pxg/ours.sock"
+                    )) {
+                        Ok(stats) => {
+                            let mppe: Vec<String> = stats
+                                .lines()
+                                .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+                                .filter(|l| l.contains("mppe") && !l.ends_with(" 0"))
+                                .collect();
+                            eprintln!(
+                                "  the daemon's MPPE counters after the phase: {}",
+                                mppe.join("; ")
+                            );
+                        }
+                        Err(e) => eprintln!("  the daemon's MPPE counters: not read: {e:#}"),
+                    }
                 }
                 guest.lab(&["kpptp-down"], kernel_setup_timeout(1))?;
                 anyhow::Ok(phase?)
