@@ -130,6 +130,17 @@ fn random(len: usize) -> Vec<u8> {
     b
 }
 
+/// A random inner payload length, 1 to 1276 octets.
+fn random_len() -> usize {
+    1 + usize::from(random(1)[0]) * 5
+}
+
+/// Inner payload lengths (after a 20-octet IPv4 header and the 2-octet PPP
+/// protocol field) whose RC4 run ends one octet before, at and one octet
+/// after the program's 64-octet keystream step and octets 256 and 512,
+/// where RC4's index i wraps (the program derives i from the position).
+const BOUNDARY_LENS: [usize; 9] = [41, 42, 43, 233, 234, 235, 489, 490, 491];
+
 /// An IPv4/UDP packet from the client with a random payload of `len`.
 fn udp(len: usize) -> Vec<u8> {
     with_ttl(ipv4(CLIENT, LAN_HOST, 17, &random(len)), 64)
@@ -254,7 +265,19 @@ impl Runner<'_> {
     /// `inner` sealed at the next count goes through decrypted; returns
     /// the frame.
     fn decrypted(&mut self, name: &str, tx: &mut Encryptor, ppp: &[u8], proto: &[u8]) -> Vec<u8> {
-        let inner = udp(1 + (random(2)[0] as usize) * 5);
+        self.decrypted_len(name, tx, ppp, proto, random_len())
+    }
+
+    /// As [`Runner::decrypted`], with an inner payload of `len` octets.
+    fn decrypted_len(
+        &mut self,
+        name: &str,
+        tx: &mut Encryptor,
+        ppp: &[u8],
+        proto: &[u8],
+        len: usize,
+    ) -> Vec<u8> {
+        let inner = udp(len);
         let mppe = seal(tx, proto, &inner);
         let seq = self.next_seq();
         let frame = from_peer(ppp, &mppe, seq);
@@ -335,6 +358,15 @@ fn receive_on(program: &'static str, length: KeyLength) {
         &[0x00, 0x21],
     );
     r.decrypted(&ctx("count 3, PFC"), &mut tx, &[0xFF, 0x03, 0xFD], &[0x21]);
+    for len in BOUNDARY_LENS {
+        r.decrypted_len(
+            &ctx(&format!("{len}-octet payload")),
+            &mut tx,
+            &FULL,
+            &[0x00, 0x21],
+            len,
+        );
+    }
 
     // Lost frames: jumps of 2, of the most the kernel follows for free, and
     // beyond (within the catch-up budget: 1 + 56 extra key changes).
@@ -851,30 +883,31 @@ fn send_on(program: &'static str, length: KeyLength, flags: u32, ppp: &[u8]) {
     };
     // The program encrypts a packet into `position`: the same bytes as
     // the daemon's cipher at that position, and the client decrypts them.
-    let mut encrypts = |name: &str, position: u64, seq: &mut u32, client: &mut Decryptor| {
-        let inner = udp_down(1 + usize::from(random(2)[0]) * 5);
-        let (action, out, counted) = run(&from_lan(&inner));
-        let sent = if tunnel { inner.clone() } else { hop(&inner) };
-        let plain = [&[0x00, 0x21], &sent[..]].concat();
-        if reference.position() + 1 < position {
-            reference.skip_to(position, None).unwrap();
-        }
-        let mut mppe = vec![0u8; plain.len() + 2];
-        reference.encrypt(&plain, &mut mppe).unwrap();
-        assert_eq!(reference.position(), position, "{name}");
-        assert_eq!(action, XDP_REDIRECT, "{}: action", ctx(name));
-        assert_eq!(
-            out,
-            to_peer(&fib, ppp, &mppe, *seq),
-            "{}: output bytes",
-            ctx(name)
-        );
-        assert_eq!(counted, [1, 0], "{}: counted as encrypted", ctx(name));
-        *seq += 1;
-        let mut decrypted = vec![0u8; mppe.len() - 2];
-        client.decrypt(&mppe, &mut decrypted).unwrap();
-        assert_eq!(decrypted, plain, "{}: the client decrypts", ctx(name));
-    };
+    let mut encrypts =
+        |name: &str, position: u64, seq: &mut u32, client: &mut Decryptor, len: usize| {
+            let inner = udp_down(len);
+            let (action, out, counted) = run(&from_lan(&inner));
+            let sent = if tunnel { inner.clone() } else { hop(&inner) };
+            let plain = [&[0x00, 0x21], &sent[..]].concat();
+            if reference.position() + 1 < position {
+                reference.skip_to(position, None).unwrap();
+            }
+            let mut mppe = vec![0u8; plain.len() + 2];
+            reference.encrypt(&plain, &mut mppe).unwrap();
+            assert_eq!(reference.position(), position, "{name}");
+            assert_eq!(action, XDP_REDIRECT, "{}: action", ctx(name));
+            assert_eq!(
+                out,
+                to_peer(&fib, ppp, &mppe, *seq),
+                "{}: output bytes",
+                ctx(name)
+            );
+            assert_eq!(counted, [1, 0], "{}: counted as encrypted", ctx(name));
+            *seq += 1;
+            let mut decrypted = vec![0u8; mppe.len() - 2];
+            client.decrypt(&mppe, &mut decrypted).unwrap();
+            assert_eq!(decrypted, plain, "{}: the client decrypts", ctx(name));
+        };
 
     // In order from position 1 (count 0).
     for position in 1..=5 {
@@ -883,11 +916,22 @@ fn send_on(program: &'static str, length: KeyLength, flags: u32, ppp: &[u8]) {
             position,
             &mut seq,
             &mut client,
+            random_len(),
+        );
+    }
+    let mut last = 5;
+    for len in BOUNDARY_LENS {
+        last += 1;
+        encrypts(
+            &format!("{len}-octet payload"),
+            last,
+            &mut seq,
+            &mut client,
+            len,
         );
     }
     // The daemon sends frames of its own (a SYN it clamped, say) from
     // the same chain: the kernel continues after them.
-    let mut last = 5;
     for user_frames in [1, 3] {
         for _ in 0..user_frames {
             chain.take(&mut user).unwrap();
@@ -902,6 +946,7 @@ fn send_on(program: &'static str, length: KeyLength, flags: u32, ppp: &[u8]) {
             last,
             &mut seq,
             &mut client,
+            random_len(),
         );
     }
     // Senders that took positions and did not publish their keys (as many
@@ -921,6 +966,7 @@ fn send_on(program: &'static str, length: KeyLength, flags: u32, ppp: &[u8]) {
         next + MPPE_TX_MAX_WALK - 1,
         &mut seq,
         &mut client,
+        random_len(),
     );
     let next = chain.next_position();
     for _ in 0..MPPE_TX_MAX_WALK {
@@ -943,6 +989,7 @@ fn send_on(program: &'static str, length: KeyLength, flags: u32, ppp: &[u8]) {
         position + 1,
         &mut seq,
         &mut client,
+        random_len(),
     );
     // The count wraps at 4096: the daemon sends up to position 4093 (the
     // client decrypts each), then the kernel crosses the wrap (position
@@ -963,6 +1010,7 @@ fn send_on(program: &'static str, length: KeyLength, flags: u32, ppp: &[u8]) {
                 position,
                 &mut seq,
                 &mut client,
+                random_len(),
             );
         }
     }

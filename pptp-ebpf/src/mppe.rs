@@ -173,8 +173,8 @@ pub struct Scratch {
     key: [u8; 16],
     /// RC4 key being scheduled (8 or 16 octets used).
     rc4_key: [u8; 16],
-    /// RC4 indices i and j, kept between keystream runs.
-    i: u32,
+    /// RC4 index j, kept between keystream runs (i follows from the
+    /// position in the keystream: see [`keystream`]).
     j: u32,
     /// Octets of `rc4_key` in use: 8 or 16.
     key_len: u32,
@@ -192,6 +192,7 @@ pub struct Scratch {
 }
 
 const _: () = assert!(core::mem::offset_of!(Scratch, key) % 8 == 0);
+const _: () = assert!(core::mem::offset_of!(Scratch, buf) % 8 == 0);
 
 /// What became of an MPPE frame.
 pub enum Verdict {
@@ -427,7 +428,7 @@ fn decrypt_inner(
 
 /// Copies the prepared state of `position` ([`MppePrepared`]) of the
 /// session whose receive entry is `state` into `s` (its key into `s.key`,
-/// its permutation into `s.s`, the indices reset): false when the session
+/// its permutation into `s.s`, j reset): false when the session
 /// has no prepared row, or the entry holds another position or epoch or is
 /// being rewritten (seqlock-style, as [`read_key`]).
 ///
@@ -475,7 +476,6 @@ unsafe fn take_prepared(state: &mut MppeRx, position: u64, s: &mut Scratch) -> b
             return false;
         }
     }
-    s.i = 0;
     s.j = 0;
     true
 }
@@ -956,10 +956,9 @@ extern "C" fn sha1_block(block: u64, ctx: *mut c_void) -> i64 {
 }
 
 /// RC4 key schedule of `s.rc4_key` (`s.key_len` octets) into `s.s`;
-/// resets the indices.
+/// resets j (the keystream then starts at its octet 0).
 #[inline(always)]
 fn rc4_schedule(s: &mut Scratch) {
-    s.i = 0;
     s.j = 0;
     let mut ctx = LoopCtx { scratch: s };
     // SAFETY: a valid callback and context for bpf_loop.
@@ -974,7 +973,6 @@ fn rc4_schedule(s: &mut Scratch) {
         )
     };
     let s = unsafe { &mut *ctx.scratch };
-    s.i = 0;
     s.j = 0;
 }
 
@@ -1041,25 +1039,51 @@ extern "C" fn rc4_apply_step(step: u64, ctx: *mut c_void) -> i64 {
     0
 }
 
-/// `N` octets of RC4 keystream (the PRGA, continuing from `s.i`, `s.j`)
-/// XORed over `s.buf` from `base`.
+/// `N` octets of RC4 keystream (the PRGA, continuing from `s.j`) XORed
+/// over `s.buf` from `base`. Every keystream here starts on a fresh key
+/// schedule at octet 0 of the buffer, so RC4's index i of octet `base + r`
+/// is `base + r + 1` (mod 256) and is never stored: with `N` dividing 256
+/// and `base` a multiple of `N`, i wraps at most in the last octet, and
+/// the state's other accesses through i are at constant offsets from one
+/// address (no index arithmetic). The keystream is gathered into a 64-bit
+/// word and XORed over the buffer a word at a time. Both count where every
+/// instruction and memory access is emulated (the guest's qemu64 CPU):
+/// five memory accesses an octet (the state's) instead of seven.
 #[inline(always)]
 fn keystream<const N: usize>(s: &mut Scratch, base: usize) {
-    let mut i = s.i as u8;
+    const { assert!(N % 8 == 0 && 256 % N == 0) };
+    let base = base & (BUF - 1) & !(N - 1);
+    let first = base & 0xFF;
     let mut j = s.j as u8;
-    let mut r = 0;
-    while r < N {
-        i = i.wrapping_add(1);
-        let si = s.s[usize::from(i)];
-        j = j.wrapping_add(si);
-        let sj = s.s[usize::from(j)];
-        s.s[usize::from(i)] = sj;
-        s.s[usize::from(j)] = si;
-        let k = s.s[usize::from(si.wrapping_add(sj))];
-        let at = (base + r) & (BUF - 1);
-        s.buf[at] ^= k;
-        r += 1;
+    let mut w = 0;
+    while w < N {
+        let mut k = 0u64;
+        let mut b = 0;
+        while b < 8 {
+            let i = (first + w + b + 1) & 0xFF;
+            let si = s.s[i];
+            j = j.wrapping_add(si);
+            let sj = s.s[usize::from(j)];
+            s.s[i] = sj;
+            s.s[usize::from(j)] = si;
+            k |= u64::from(s.s[usize::from(si.wrapping_add(sj))]) << (8 * b);
+            b += 1;
+        }
+        xor_word(&mut s.buf, base + w, k);
+        w += 8;
     }
-    s.i = u32::from(i);
     s.j = u32::from(j);
+}
+
+/// XORs `k` over the 8 octets of `buf` at `at` (rounded down to a multiple
+/// of 8 within the buffer), octet 0 of the buffer with k's lowest octet.
+#[inline(always)]
+fn xor_word(buf: &mut [u8; BUF], at: usize, k: u64) {
+    let at = at & (BUF - 8);
+    // SAFETY: `at + 8 <= BUF` and `at` is a multiple of 8 from the buffer's
+    // start, which is 8-aligned (see the assertion after [`Scratch`]).
+    unsafe {
+        let word = buf.as_mut_ptr().add(at).cast::<u64>();
+        *word ^= k.to_le();
+    }
 }
