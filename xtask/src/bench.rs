@@ -800,7 +800,12 @@ fn guest_forwarding_table(t: &mut String, fwd: &Value) {
             )),
         fwd["pinning"].as_str().unwrap_or("?")
     );
-    if rows.iter().any(|r| r["offered_pps"].is_u64()) {
+    if rows.iter().any(|r| r["no_loss_pps"].is_u64()) {
+        let _ = writeln!(
+            t,
+            "Client → network MPPE: `pptp-lab mppe-send` encrypts every frame into the session's next coherency count with the start key the server decrypts with. A search first finds each path's highest rate without loss (at most 1 % lost; as the host bench does, the rate where the generator could send no faster when nothing was lost: the path carries at least that); then the paths compared in the rounds are all offered the lowest of their rates (CPU time per packet falls as the rate rises, so only figures at one rate compare), both shown after the direction.\n"
+        );
+    } else if rows.iter().any(|r| r["offered_pps"].is_u64()) {
         let _ = writeln!(
             t,
             "Client → network MPPE: `pptp-lab mppe-send` encrypts every frame into the session's next coherency count with the start key the server decrypts with, and each such row is offered the rate its own search for the highest rate without loss found (at most 1 % lost; as the host bench does, the rate where the generator could send no faster when nothing was lost), shown after its direction.\n"
@@ -832,12 +837,16 @@ fn guest_forwarding_table(t: &mut String, fwd: &Value) {
             r["sessions"],
             r["beside_kernel_sessions"],
             r["size"],
-            match r["offered_pps"].as_u64() {
-                Some(pps) => format!(
+            match (r["offered_pps"].as_u64(), r["no_loss_pps"].as_u64()) {
+                (Some(pps), Some(own)) => format!(
+                    "{} (offered {pps}/s; no loss up to {own}/s)",
+                    r["direction"].as_str().unwrap_or("?")
+                ),
+                (Some(pps), None) => format!(
                     "{} (offered {pps}/s)",
                     r["direction"].as_str().unwrap_or("?")
                 ),
-                None => r["direction"].as_str().unwrap_or("?").to_owned(),
+                _ => r["direction"].as_str().unwrap_or("?").to_owned(),
             },
             match r["stalled_runs"].as_u64() {
                 Some(n) if n > 0 => format!(
@@ -1441,6 +1450,21 @@ mod tests {
         );
         assert!(
             t.contains("| kernel PPTP + ppp_mppe | 1 | 1 | 1396 B | client → network (offered 18750/s) | 17 (16–18) | 50000 (49000–51000) |"),
+            "{t}"
+        );
+        // Since both paths are offered the lower of their no-loss rates:
+        // each row says its own too.
+        let mut g = g;
+        g["forwarding"]["rows"][0]["no_loss_pps"] = serde_json::json!(30000);
+        let t = guest_table(&g);
+        assert!(
+            t.contains(
+                "then the paths compared in the rounds are all offered the lowest of their rates"
+            ),
+            "{t}"
+        );
+        assert!(
+            t.contains("| 1396 B | client → network (offered 18750/s; no loss up to 30000/s) | 17 (16–18) |"),
             "{t}"
         );
     }

@@ -271,14 +271,20 @@ pub struct Figure {
     /// once, the repeat taking their place in [`Self::runs`]: a failure of
     /// the sink's side of the guest, not of the path (docs/bench-guest.md).
     pub repeated_stalls: usize,
-    /// The rate every run of this figure was offered when it was not the
-    /// comparison's (`--pps`, or as many as the generator sends): the
-    /// highest rate without loss that a search found first, for client →
-    /// network MPPE (see `bench::NoLossSearch`).
-    pub offered_pps: Option<u32>,
+    /// When every run of this figure was offered a rate that was not the
+    /// comparison's (`--pps`, or as many as the generator sends): that
+    /// rate, and the highest rate without loss a search found for this
+    /// path first (client → network MPPE: the rate is the lowest of the
+    /// compared paths' no-loss rates; see `bench::common_rate`).
+    pub offered: Option<(u32, u32)>,
 }
 
 impl Figure {
+    /// The rate every run was offered, when it was the figure's own.
+    pub fn offered_pps(&self) -> Option<u32> {
+        self.offered.map(|(pps, _)| pps)
+    }
+
     /// Over the runs that delivered (see [`Run::stalled`]).
     fn spread(&self, f: impl Fn(&Run) -> f64) -> Spread {
         Spread::of(self.runs.iter().filter(|r| !r.stalled()).map(f))
@@ -469,8 +475,10 @@ pub fn table(all: &[Figure], runs: u32, seconds: f64, offered_pps: Option<u32>) 
                     "  ({n} of {} runs delivered nothing; {r} stalled runs repeated)",
                     f.runs.len()
                 ),
-            } + &f.offered_pps.map_or(String::new(), |pps| {
-                format!("  (offered {pps} packets/s: its no-loss search's rate)")
+            } + &f.offered.map_or(String::new(), |(pps, own)| {
+                format!(
+                    "  (offered {pps} packets/s, the lowest of the compared paths' no-loss rates; its own {own})"
+                )
             }),
         );
     }
@@ -559,9 +567,13 @@ struct RowJson {
     /// vCPU 1's task run time per delivered packet ([`Run::task_ns`]).
     forwarding_task_ns_per_packet: Option<Spread>,
     /// The rate this row's runs were offered, when it was its own: the
-    /// highest rate without loss (client → network MPPE).
+    /// lowest of the compared paths' highest rates without loss (client
+    /// → network MPPE).
     #[serde(skip_serializing_if = "Option::is_none")]
     offered_pps: Option<u32>,
+    /// This path's own highest rate without loss, with `offered_pps`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    no_loss_pps: Option<u32>,
     /// Over kernel PPTP in the same rounds (the rounds' ratios).
     forwarding_cpu_over_kernel: Option<Spread>,
     host_vcpu_over_kernel: Option<Spread>,
@@ -611,7 +623,8 @@ pub fn json(all: &[Figure], runs: u32, seconds: f64, offered_pps: Option<u32>) -
                 host_vcpu_ns_per_packet: f.host_ns().json(0),
                 forwarding_switches_per_packet: f.spread(|r| r.switches).json(3),
                 forwarding_task_ns_per_packet: f.spread(|r| r.task_ns).json(0),
-                offered_pps: f.offered_pps,
+                offered_pps: f.offered_pps(),
+                no_loss_pps: f.offered.map(|(_, own)| own),
                 forwarding_cpu_over_kernel: ratio(f, Measure::ForwardingCpu),
                 host_vcpu_over_kernel: ratio(f, Measure::HostVcpu),
             })
@@ -717,7 +730,7 @@ mod tests {
             runs: cpu.iter().map(|&c| run(700.0, c, f64::NAN)).collect(),
             bpf_runs: vec![run(700.0, 1.0, bpf)],
             repeated_stalls: 0,
-            offered_pps: None,
+            offered: None,
         }
     }
 
