@@ -550,14 +550,15 @@ pub fn daemon_comparison(
                     figures[i].repeated_stalls += 1;
                     run = one_run(leg, size, dir, pps)?;
                 }
+                // (The rounds run without the BPF statistics: the
+                // programs' own time comes from the run after them.)
                 eprintln!(
-                    "  {} ({} sessions) {size} B {}: {:.0} pps, forwarding CPU {:.0} ns/packet, BPF {:.0} ns/run, vCPU 1 on the host {:.0} ns/packet",
+                    "  {} ({} sessions) {size} B {}: {:.0} pps, forwarding CPU {:.0} ns/packet, vCPU 1 on the host {:.0} ns/packet",
                     forwarding::label(leg.kind),
                     leg.sessions,
                     dir.label(),
                     run.delivered_pps,
                     run.forwarding_cpu_ns,
-                    run.bpf_ns,
                     run.host_cpu_ns,
                 );
                 figures[i].runs.push(run);
