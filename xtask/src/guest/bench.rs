@@ -331,8 +331,9 @@ impl Figures {
 /// and our daemon's XDP and userspace paths (one session: our client opens
 /// one call), `plan.runs` runs of `plan.run_seconds` each. Last, stateless
 /// MPPE-128 both ways, 64 and 1396 bytes: kernel PPTP with ppp_mppe
-/// beside our daemon's XDP and userspace paths, client → network at each
-/// path's highest rate without loss ([`NoLossSearch`]). `plan.only_mppe`:
+/// beside our daemon's XDP and userspace paths, client → network at the
+/// lowest of the compared paths' highest rates without loss
+/// ([`NoLossSearch`], [`common_rate`]). `plan.only_mppe`:
 /// the MPPE phases alone.
 pub fn daemon_comparison(
     guest: &Guest,
@@ -389,8 +390,8 @@ pub fn daemon_comparison(
     let run_no = std::cell::Cell::new(0u32);
     // (`lab.sh profile` takes the same arguments and prints the run's line
     // and a profile of vCPU 1 after it.)
-    // `pps`: the rate offered in this run when it is the path's own (the
-    // no-loss rate of client → network MPPE), else the plan's.
+    // `pps`: the rate offered in this run when the figure has its own
+    // (client → network MPPE, [`common_rate`]), else the plan's.
     let lab_run = |command: &str,
                    leg: &Leg,
                    size: usize,
@@ -740,8 +741,8 @@ pub fn daemon_comparison(
         // session. From the client the generator encrypts every frame into
         // the session's next coherency count (`pptp-lab mppe-send`, with
         // the start key each server decrypts with: kpptp.py's, our
-        // client's from --report-mppe-keys), at each path's highest rate
-        // without loss. A failure here leaves the rest of the comparison
+        // client's from --report-mppe-keys), at the lowest of the two
+        // paths' highest rates without loss. A failure here leaves the rest of the comparison
         // standing and is reported with the paths not measured.
         for (kind, mode, expected) in [
             (PathKind::OursXdpMppe, "driver", "xdp"),
@@ -923,7 +924,7 @@ pub struct Plan {
     /// Offer every path this many packets a second (`None`: as many as
     /// the generator sends, which differs between paths when the
     /// generator's vCPU also carries the sinks). Client → network MPPE
-    /// is offered its own no-loss rate regardless ([`NoLossSearch`]).
+    /// is offered the rate of [`common_rate`] regardless.
     pub pps: Option<u32>,
     /// Only the MPPE phases (and the topology they need): minutes
     /// instead of the whole comparison's half hour.
@@ -1088,8 +1089,8 @@ struct Leg {
     mppe_key: Option<&'static str>,
 }
 
-/// A leg whose runs at one size and direction are offered a rate of
-/// their own.
+/// A leg whose runs at one size and direction are offered a rate set by
+/// the no-loss searches ([`common_rate`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Offered {
     kind: PathKind,
