@@ -38,6 +38,8 @@ pub mod names {
     /// [`super::MPPE_PREP_ROWS`] rows of [`super::MPPE_PREP_DEPTH`]: RC4
     /// states of upcoming receive positions, prepared by the daemon.
     pub const MPPE_PREP: &str = "PPTP_MPPE_PREP";
+    /// The same for upcoming send positions ([`super::MppeTx::prep_row`]).
+    pub const MPPE_TX_PREP: &str = "PPTP_MPPE_TX_PREP";
 }
 
 /// Names of the XDP programs in the object.
@@ -171,11 +173,16 @@ pub enum Stat {
     /// or the daemon moved the head to the frame's position or past it
     /// while the program decrypted it.
     MppeRxRaced = 27,
+    /// Not a verdict (counted besides [`Stat::MppeEncrypted`]): an IPv4
+    /// packet for a client encrypted with an RC4 state the daemon prepared
+    /// for its send position ([`MppePrepared`], [`MppeTx::prep_row`])
+    /// instead of a key change and a key schedule in the program.
+    MppeTxPrepared = 28,
 }
 
 impl Stat {
     /// Number of counters; size of the `PPTP_STATS` array.
-    pub const COUNT: u32 = 28;
+    pub const COUNT: u32 = 29;
 
     /// Every counter, in index order.
     pub const ALL: [Stat; Self::COUNT as usize] = [
@@ -207,6 +214,7 @@ impl Stat {
         Stat::MppeRxKeyGone,
         Stat::MppeRxNotForwarded,
         Stat::MppeRxRaced,
+        Stat::MppeTxPrepared,
     ];
 
     /// Whether this counter is a verdict (each frame is counted under
@@ -227,6 +235,7 @@ impl Stat {
                 | Stat::MppeRxKeyGone
                 | Stat::MppeRxNotForwarded
                 | Stat::MppeRxRaced
+                | Stat::MppeTxPrepared
         )
     }
 
@@ -261,6 +270,7 @@ impl Stat {
             Stat::MppeRxKeyGone => "mppe_rx_key_gone",
             Stat::MppeRxNotForwarded => "mppe_rx_not_forwarded",
             Stat::MppeRxRaced => "mppe_rx_raced",
+            Stat::MppeTxPrepared => "mppe_tx_prepared",
         }
     }
 }
@@ -660,13 +670,14 @@ impl MppeRx {
 pub const MPPE_PREP_DEPTH: u32 = 256;
 
 /// Sessions with prepared receive states at once (the rest walk their chain
-/// in the program): 64 rows of [`MPPE_PREP_DEPTH`] states, 4.7 MB.
+/// in the program): 64 rows of [`MPPE_PREP_DEPTH`] states, 4.7 MB; as many
+/// again with prepared send states (`PPTP_MPPE_TX_PREP`).
 pub const MPPE_PREP_ROWS: u32 = 64;
 
 // The program indexes a row with a mask.
 const _: () = assert!(MPPE_PREP_DEPTH.is_power_of_two());
 
-/// The finished RC4 state of one receive position (RFC 3078 section 7.3:
+/// The finished RC4 state of one receive or send position (RFC 3078 section 7.3:
 /// the key schedule of the position's session key, before any keystream),
 /// prepared by the daemon ahead of need so that the program decrypts a
 /// frame without a key change (SHA-1 and an RC4 key schedule) or the key
@@ -674,7 +685,10 @@ const _: () = assert!(MPPE_PREP_DEPTH.is_power_of_two());
 /// 64-octet frame on the bench host, done instead on the daemon's CPU.
 ///
 /// Entry `(row - 1) * MPPE_PREP_DEPTH + position % MPPE_PREP_DEPTH` of
-/// `PPTP_MPPE_PREP` for the session whose [`MppeRx::prep_row`] is `row`.
+/// `PPTP_MPPE_PREP` for the session whose [`MppeRx::prep_row`] is `row`
+/// (of `PPTP_MPPE_TX_PREP` for [`MppeTx::prep_row`]: the program then
+/// encrypts without the key change and the key schedule, most of a short
+/// packet's cost towards the client).
 /// Written seqlock-fashion as [`MppeKeySlot`] is (`tag` to 0, the rest,
 /// `tag` to position + 1); the program uses an entry only if both reads of
 /// `tag` give the position it wants and `epoch` is the session's
@@ -746,6 +760,14 @@ pub struct MppeTx {
     pub ring: [MppeKeySlot; MPPE_RX_RING],
     /// The next position to send. Only accessed atomically.
     pub next: u64,
+    /// The session's prepared send states: [`MppePrepared`] entries of
+    /// this epoch only (0: none), in `PPTP_MPPE_TX_PREP`. Set by the daemon
+    /// after `prep_row`.
+    pub prep_epoch: u64,
+    /// Row + 1 of the session's prepared send states (0: none, the program
+    /// makes the key change itself).
+    pub prep_row: u32,
+    pub _pad: u32,
 }
 
 /// How long the program reuses a next hop towards a peer before it asks the
@@ -941,13 +963,16 @@ mod tests {
         assert_eq!(offset_of!(MppeRx, key_len), 24);
         assert_eq!(offset_of!(MppeRx, bits), 28);
         assert_eq!(offset_of!(MppeRx, ring), 32);
-        assert_eq!(size_of::<MppeTx>(), 32 + 24 * MPPE_RX_RING + 8);
+        assert_eq!(size_of::<MppeTx>(), 32 + 24 * MPPE_RX_RING + 24);
         assert_eq!(offset_of!(MppeTx, head), 0);
         assert_eq!(offset_of!(MppeTx, start_key), 8);
         assert_eq!(offset_of!(MppeTx, key_len), 24);
         assert_eq!(offset_of!(MppeTx, bits), 28);
         assert_eq!(offset_of!(MppeTx, ring), 32);
         assert_eq!(offset_of!(MppeTx, next), 32 + 24 * MPPE_RX_RING);
+        assert_eq!(offset_of!(MppeTx, prep_epoch), 40 + 24 * MPPE_RX_RING);
+        assert_eq!(offset_of!(MppeTx, prep_row), 48 + 24 * MPPE_RX_RING);
+        assert_eq!(offset_of!(MppeTx, _pad), 52 + 24 * MPPE_RX_RING);
         assert_eq!(MppeRx::count_of(0), 4095);
         assert_eq!(MppeRx::count_of(1), 0);
         assert_eq!(MppeRx::count_of(4097), 0);

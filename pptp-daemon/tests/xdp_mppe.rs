@@ -1052,3 +1052,173 @@ fn stateless_mppe_128_encrypted_by_pptp_xdp_tunnel_with_acfc_and_pfc() {
         &[0xFD],
     );
 }
+
+/// The send side with states the daemon prepared (`PPTP_MPPE_TX_PREP`):
+/// the program encrypts with the prepared permutation of the frame's
+/// position instead of a key change and a key schedule, to the same bytes
+/// as the daemon's cipher; a state of another epoch (the slot's earlier
+/// session) or beyond what is prepared is not used, and a prepared
+/// position needs no walk from the newest key published.
+fn send_prepared_on(program: &'static str, length: KeyLength) {
+    let fib = fib();
+    netns::require_root().expect("prerequisite");
+    let mut dp = XdpDataplane::load(log::LevelFilter::Warn).expect("loading the XDP program");
+    let tunnel = program == programs::TUNNEL;
+    if tunnel {
+        dp.set_tunnel(fib.tunnel).unwrap();
+    }
+    let ifindex = if tunnel {
+        fib.tunnel.inject_ifindex
+    } else {
+        fib.lan
+    };
+    let Keys {
+        send_start: start,
+        client_rx: mut client,
+        ..
+    } = keys(length);
+    let user = Encryptor::new(&start, true);
+    // Off until enabled.
+    dp.install_mppe_tx(SLOT, &start, user.position(), user.session_key())
+        .unwrap();
+    assert_eq!(dp.mppe_tx_prepared_rows(), 0);
+    dp.remove_mppe_tx(SLOT).unwrap();
+    dp.enable_mppe_prepare();
+    dp.install_mppe_tx(SLOT, &start, user.position(), user.session_key())
+        .unwrap();
+    assert_eq!(dp.mppe_tx_prepared_rows(), 1);
+    assert_eq!(dp.prepare_mppe_now(), MPPE_PREP_DEPTH as usize);
+    // The session goes and another takes its slot and row: the entries
+    // prepared for the first (the same keys: the same start key) carry its
+    // epoch, and the program does not use them.
+    dp.remove_mppe_tx(SLOT).unwrap();
+    assert_eq!(dp.mppe_tx_prepared_rows(), 0);
+    dp.install_mppe_tx(SLOT, &start, user.position(), user.session_key())
+        .unwrap();
+    assert_eq!(dp.mppe_tx_prepared_rows(), 1);
+    dp.install(
+        &session(SESSION_F_DECAP | SESSION_F_ENCAP | SESSION_F_MPPE_TX),
+        SeqState {
+            tx_next: 100,
+            ..SeqState::default()
+        },
+    )
+    .unwrap();
+    let chain = dp.mppe_tx().slot(SLOT).unwrap();
+    let mut reference = Encryptor::new(&start, true);
+    let mut seq = 100u32;
+    let ctx = |s: &str| format!("{program} {length:?}: {s}");
+    // Runs the program on a packet from the LAN; it must encrypt it into
+    // `position` (from a prepared state or not) exactly as the daemon's
+    // cipher does, and the client must decrypt it.
+    let mut encrypts = |name: &str, position: u64, from_prepared: bool| {
+        let inner = udp_down(random_len());
+        let mut frame = eth(fib.lan_mac, LAN_HOST_MAC, 0x0800);
+        frame.extend_from_slice(&inner);
+        let before = dp.stats().unwrap();
+        let mut out = vec![0u8; frame.len() + 256];
+        let (action, len) = fib
+            .ns
+            .run(|| dp.test_run_program(program, &frame, &mut out, Some(ifindex)))
+            .unwrap()
+            .unwrap();
+        out.truncate(len);
+        let after = dp.stats().unwrap();
+        let d = |s: Stat| after[s as usize] - before[s as usize];
+        let sent = if tunnel { inner.clone() } else { hop(&inner) };
+        let plain = [&[0x00, 0x21], &sent[..]].concat();
+        if reference.position() + 1 < position {
+            reference.skip_to(position, None).unwrap();
+        }
+        let mut mppe = vec![0u8; plain.len() + 2];
+        reference.encrypt(&plain, &mut mppe).unwrap();
+        assert_eq!(reference.position(), position, "{name}");
+        assert_eq!(action, XDP_REDIRECT, "{}: action", ctx(name));
+        assert_eq!(
+            out,
+            to_peer(&fib, &FULL, &mppe, seq),
+            "{}: output bytes",
+            ctx(name)
+        );
+        assert_eq!(
+            [d(Stat::MppeEncrypted), d(Stat::MppeTxPrepared)],
+            [1, u64::from(from_prepared)],
+            "{}: counted as encrypted (and from a prepared state)",
+            ctx(name)
+        );
+        seq += 1;
+        let mut decrypted = vec![0u8; mppe.len() - 2];
+        client.decrypt(&mppe, &mut decrypted).unwrap();
+        assert_eq!(decrypted, plain, "{}: the client decrypts", ctx(name));
+    };
+    encrypts("position 1, another epoch's entry", 1, false);
+
+    // Prepared after the head (position 1): every frame from its state,
+    // the daemon's own frames (a SYN it clamped, say) between them.
+    assert_eq!(dp.prepare_mppe_now(), MPPE_PREP_DEPTH as usize);
+    let mut user = Encryptor::new(&start, true);
+    let mut position = 1;
+    for i in 0..20u64 {
+        for _ in 0..i % 3 {
+            chain.take(&mut user).unwrap();
+            let mut out = vec![0u8; 5];
+            user.encrypt(&[0x00, 0x21, 0x45], &mut out).unwrap();
+            assert!(chain.publish(&user));
+            position += 1;
+        }
+        position += 1;
+        encrypts(&format!("prepared {i}"), position, true);
+    }
+    // Senders that took more positions than the program walks past and
+    // did not publish (without a prepared state the frame would go to
+    // userspace, see `send_on`): a prepared position needs no walk.
+    for _ in 0..=MPPE_TX_MAX_WALK {
+        chain.take(&mut Encryptor::new(&start, true)).unwrap();
+    }
+    position += MPPE_TX_MAX_WALK + 2;
+    encrypts("prepared, 9 positions past the newest key", position, true);
+    // The daemon sends past everything prepared: the program walks from
+    // its newest key again, and the next pass prepares after the head.
+    let mut user = Encryptor::new(&start, true);
+    while chain.next_position() <= position + u64::from(MPPE_PREP_DEPTH) {
+        chain.take(&mut user).unwrap();
+        let mut out = vec![0u8; 5];
+        user.encrypt(&[0x00, 0x21, 0x45], &mut out).unwrap();
+        assert!(chain.publish(&user));
+    }
+    position = chain.next_position();
+    encrypts("past the prepared", position, false);
+    // The next pass finds the head past everything it prepared (as when
+    // frames outrun the preparer): it starts again half the depth ahead of
+    // the head, where the senders, walking meanwhile, find them.
+    let half = u64::from(MPPE_PREP_DEPTH / 2);
+    assert_eq!(dp.prepare_mppe_now(), half as usize);
+    encrypts("walked while the preparer leaps", position + 1, false);
+    while chain.next_position() <= position + half {
+        chain.take(&mut user).unwrap();
+        let mut out = vec![0u8; 5];
+        user.encrypt(&[0x00, 0x21, 0x45], &mut out).unwrap();
+        assert!(chain.publish(&user));
+    }
+    for i in 1..=3 {
+        encrypts(&format!("prepared again {i}"), position + half + i, true);
+    }
+    dp.remove(&session(0)).unwrap();
+    dp.remove_mppe_tx(SLOT).unwrap();
+    assert_eq!(dp.mppe_tx_prepared_rows(), 0);
+}
+
+#[test]
+fn stateless_mppe_128_encrypted_from_prepared_states_by_pptp_xdp() {
+    send_prepared_on(programs::XDP, KeyLength::Bits128);
+}
+
+#[test]
+fn stateless_mppe_40_encrypted_from_prepared_states_by_pptp_xdp() {
+    send_prepared_on(programs::XDP, KeyLength::Bits40);
+}
+
+#[test]
+fn stateless_mppe_56_encrypted_from_prepared_states_by_pptp_xdp_tunnel() {
+    send_prepared_on(programs::TUNNEL, KeyLength::Bits56);
+}

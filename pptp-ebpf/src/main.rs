@@ -890,9 +890,15 @@ fn encapsulate(ctx: &XdpContext, l3: usize, entry: *mut Session, role: Role) -> 
     // in the frame changes (a frame the kernel cannot encrypt goes to
     // userspace untouched); the key changes are made once, on this CPU.
     let mppe = session.flags & SESSION_F_MPPE_TX != 0;
-    if mppe && mppe::take_key(&session).is_none() {
-        count(Stat::MppeTxToUserspace, 1);
-        return (Stat::EncapPassed, PASS);
+    let mut prepared = false;
+    if mppe {
+        match mppe::take_key(&session) {
+            Some(p) => prepared = p,
+            None => {
+                count(Stat::MppeTxToUserspace, 1);
+                return (Stat::EncapPassed, PASS);
+            }
+        }
     }
 
     // Decrement the inner TTL (we route it) before moving the head.
@@ -1021,6 +1027,9 @@ fn encapsulate(ctx: &XdpContext, l3: usize, entry: *mut Session, role: Role) -> 
     }
     if mppe {
         count(Stat::MppeEncrypted, 1);
+        if prepared {
+            count(Stat::MppeTxPrepared, 1);
+        }
     }
 
     if let Some(c) = PPTP_COUNTERS.get_ptr_mut(session.slot) {

@@ -120,6 +120,12 @@ static PPTP_MPPE_TX: Array<MppeTx> = Array::with_max_entries(MAX_SESSIONS, BPF_F
 static PPTP_MPPE_PREP: Array<MppePrepared> =
     Array::with_max_entries(MPPE_PREP_ROWS * MPPE_PREP_DEPTH, BPF_F_MMAPABLE);
 
+/// RC4 states of upcoming send positions, prepared by the daemon
+/// ([`MppePrepared`], [`MppeTx::prep_row`]), memory-mapped by it.
+#[map(name = "PPTP_MPPE_TX_PREP")]
+static PPTP_MPPE_TX_PREP: Array<MppePrepared> =
+    Array::with_max_entries(MPPE_PREP_ROWS * MPPE_PREP_DEPTH, BPF_F_MMAPABLE);
+
 /// Per-CPU scratch of the decryption and encryption.
 #[map(name = "PPTP_MPPE_SCRATCH")]
 static PPTP_MPPE_SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
@@ -184,6 +190,9 @@ pub struct Scratch {
     bits: u32,
     /// The MPPE header of the frame being encrypted ([`take_key`]).
     hdr: [u8; 4],
+    /// Nonzero when [`take_key`] left a prepared permutation in `s` (then
+    /// [`seal`] makes no key schedule).
+    prepared: u32,
     /// SHA-1 chaining value.
     h: [u32; 5],
     /// SHA-1 working variables a..e, as a ring: in round t, variable x
@@ -444,11 +453,45 @@ unsafe fn take_prepared(state: &mut MppeRx, position: u64, s: &mut Scratch) -> b
             core::ptr::read_volatile(&raw const state.prep_epoch),
         )
     };
+    // SAFETY: the entry's map.
+    unsafe { copy_prepared(&PPTP_MPPE_PREP, (row, epoch), position, s) }
+}
+
+/// [`take_prepared`] for a send position: the session's send entry
+/// `state` and `PPTP_MPPE_TX_PREP`.
+///
+/// # Safety
+/// As for [`take_prepared`].
+#[inline(always)]
+unsafe fn take_prepared_tx(state: &mut MppeTx, position: u64, s: &mut Scratch) -> bool {
+    // SAFETY: as in `take_prepared`.
+    let (row, epoch) = unsafe {
+        (
+            core::ptr::read_volatile(&raw const state.prep_row),
+            core::ptr::read_volatile(&raw const state.prep_epoch),
+        )
+    };
+    // SAFETY: the entry's map.
+    unsafe { copy_prepared(&PPTP_MPPE_TX_PREP, (row, epoch), position, s) }
+}
+
+/// The copy of [`take_prepared`] from `map`, for row + 1 `row` and `epoch`
+/// as the session's entry gives them.
+///
+/// # Safety
+/// `map`'s entries' tags are only accessed atomically.
+#[inline(always)]
+unsafe fn copy_prepared(
+    map: &Array<MppePrepared>,
+    (row, epoch): (u32, u64),
+    position: u64,
+    s: &mut Scratch,
+) -> bool {
     if row == 0 || row > MPPE_PREP_ROWS || epoch == 0 {
         return false;
     }
     let index = (row - 1) * MPPE_PREP_DEPTH + (position as u32 & (MPPE_PREP_DEPTH - 1));
-    let Some(entry) = PPTP_MPPE_PREP.get_ptr_mut(index) else {
+    let Some(entry) = map.get_ptr_mut(index) else {
         return false;
     };
     // SAFETY: a map value pointer, valid for the program run; its tag is
@@ -570,21 +613,25 @@ unsafe fn publish(
 }
 
 /// The send side, first half: takes the next position of `session`'s send
-/// chain ([`MppeTx::next`]) and leaves its key in this CPU's scratch.
-/// Leaves the MPPE header of the frame in scratch too (RFC 3078 section
-/// 3.1: A and D set, the position's coherency count). `None` when the chain's
-/// newest key is more than [`MPPE_TX_MAX_WALK`] key changes behind (the
-/// frame goes to userspace, which follows any distance; the position
-/// taken is a frame the peer never sees, a jump its receiver follows).
+/// chain ([`MppeTx::next`]) and leaves its key in this CPU's scratch, with
+/// its RC4 permutation when the daemon prepared it ([`take_prepared_tx`]:
+/// then no key change here, whatever the distance from the chain's newest
+/// key). Leaves the MPPE header of the frame in scratch too (RFC 3078
+/// section 3.1: A and D set, the position's coherency count). `None` when
+/// the position is not prepared and the chain's newest key is more than
+/// [`MPPE_TX_MAX_WALK`] key changes behind (the frame goes to userspace,
+/// which follows any distance; the position taken is a frame the peer
+/// never sees, a jump its receiver follows); otherwise whether the state
+/// was prepared.
 ///
 /// Called before anything in the frame changes; [`seal`] then encrypts.
 #[inline(always)]
-pub fn take_key(session: &Session) -> Option<()> {
+pub fn take_key(session: &Session) -> Option<bool> {
     let state = PPTP_MPPE_TX.get_ptr_mut(session.slot)?;
     let scratch = PPTP_MPPE_SCRATCH.get_ptr_mut(0)?;
     // SAFETY: map value pointers stay valid for the whole program run; the
     // scratch value is this CPU's alone.
-    let (state, s) = unsafe { (&mut *state, &mut *scratch) };
+    let state = unsafe { &mut *state };
     let key_len = state.key_len;
     if key_len != 8 && key_len != 16 {
         return None;
@@ -596,28 +643,37 @@ pub fn take_key(session: &Session) -> Option<()> {
     let head = unsafe { atomic_or::<u64, u64, { AtomicOrdering::SeqCst }>(&raw mut state.head, 0) };
     let position =
         unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::SeqCst }>(&raw mut state.next, 1) };
-    if position <= head || position - head > MPPE_TX_MAX_WALK {
+    if position <= head {
         return None;
     }
-    // SAFETY: the ring of the live shared entry.
-    if !unsafe { read_key(&raw mut state.ring, head, &mut s.key) } {
-        return None;
+    // SAFETY: this CPU's scratch value and the live shared entry.
+    let prepared = unsafe { take_prepared_tx(state, position, &mut *scratch) };
+    if !prepared {
+        if position - head > MPPE_TX_MAX_WALK {
+            return None;
+        }
+        // SAFETY: this CPU's scratch value.
+        let s = unsafe { &mut *scratch };
+        // SAFETY: the ring of the live shared entry.
+        if !unsafe { read_key(&raw mut state.ring, head, &mut s.key) } {
+            return None;
+        }
+        s.key_len = key_len;
+        s.start = state.start_key;
+        s.bits = state.bits;
+        let mut walk = LoopCtx { scratch };
+        // SAFETY: a valid callback and context for bpf_loop.
+        unsafe {
+            bpf_loop(
+                (position - head) as u32,
+                change_key_step as *mut c_void,
+                (&raw mut walk).cast(),
+                0,
+            )
+        };
     }
-    s.key_len = key_len;
-    s.start = state.start_key;
-    s.bits = state.bits;
-    let mut walk = LoopCtx { scratch: s };
-    // SAFETY: a valid callback and context for bpf_loop.
-    unsafe {
-        bpf_loop(
-            (position - head) as u32,
-            change_key_step as *mut c_void,
-            (&raw mut walk).cast(),
-            0,
-        )
-    };
-    // SAFETY: the scratch pointer is still this CPU's value.
-    let s = unsafe { &*walk.scratch };
+    // SAFETY: this CPU's scratch value.
+    let s = unsafe { &mut *scratch };
     // The key is a function of the position: publish it whether or not
     // another sender moved the head past it meanwhile.
     // SAFETY: the head and ring of the live shared entry.
@@ -631,11 +687,10 @@ pub fn take_key(session: &Session) -> Option<()> {
         )
     };
     let count = MppeRx::count_of(position);
-    // SAFETY: the scratch pointer is still this CPU's value.
-    let s = unsafe { &mut *walk.scratch };
     s.hdr[0] = HDR_A_FLUSHED | HDR_D_ENCRYPTED | (count >> 8) as u8;
     s.hdr[1] = count as u8;
-    Some(())
+    s.prepared = u32::from(prepared);
+    Some(prepared)
 }
 
 /// The send side, second half (after [`take_key`] on this CPU, in the same
@@ -666,8 +721,11 @@ pub fn seal(ctx: &XdpContext, l3: usize, len: usize) -> Option<()> {
     {
         return None;
     }
-    s.rc4_key = s.key;
-    rc4_schedule(s);
+    // A prepared state is the permutation after the key schedule.
+    if s.prepared == 0 {
+        s.rc4_key = s.key;
+        rc4_schedule(s);
+    }
     rc4_apply(s, len + 2);
     Some(())
 }

@@ -128,6 +128,9 @@ impl KeyChain for MppeTx {
             bits,
             ring,
             next: position + 1,
+            prep_epoch: 0,
+            prep_row: 0,
+            _pad: 0,
         }
     }
 
@@ -139,6 +142,43 @@ impl KeyChain for MppeTx {
     unsafe fn ring(entry: *mut Self) -> *mut [MppeKeySlot; MPPE_RX_RING] {
         // SAFETY: guaranteed by the caller.
         unsafe { &raw mut (*entry).ring }
+    }
+}
+
+/// A chain whose upcoming positions the daemon may prepare
+/// (`super::mppe_prep`): where its entry names its row of prepared states
+/// (`prep_row`, `prep_epoch`), and where the program reports a peer it
+/// cannot follow (receive only).
+pub trait PreparedChain: KeyChain {
+    /// The entry's `prep_row` and `prep_epoch`.
+    ///
+    /// # Safety
+    /// `entry` points to a live entry.
+    unsafe fn prep(entry: *mut Self) -> (*mut u32, *mut u64);
+
+    /// Where the program last found the peer too far ahead to follow
+    /// ([`MppeSlot::take_far`] for the receive chain; a send chain has no
+    /// such report).
+    fn take_far(_slot: &MppeSlot<Self>, _head: u64) -> Option<u64> {
+        None
+    }
+}
+
+impl PreparedChain for MppeRx {
+    unsafe fn prep(entry: *mut Self) -> (*mut u32, *mut u64) {
+        // SAFETY: guaranteed by the caller.
+        unsafe { (&raw mut (*entry).prep_row, &raw mut (*entry).prep_epoch) }
+    }
+
+    fn take_far(slot: &MppeSlot<Self>, head: u64) -> Option<u64> {
+        slot.take_far(head)
+    }
+}
+
+impl PreparedChain for MppeTx {
+    unsafe fn prep(entry: *mut Self) -> (*mut u32, *mut u64) {
+        // SAFETY: guaranteed by the caller.
+        unsafe { (&raw mut (*entry).prep_row, &raw mut (*entry).prep_epoch) }
     }
 }
 
@@ -398,23 +438,25 @@ impl<E: KeyChain> MppeSlot<E> {
     }
 }
 
-impl MppeMap<MppeRx> {
-    /// Points the program at prepared states (`PPTP_MPPE_PREP`) for
-    /// `slot`: those of `epoch` in row `row` (`None`: none, the program
-    /// walks the chain). The epoch is written before the row, so the
-    /// program never pairs a new row with an old epoch.
+impl<E: PreparedChain> MppeMap<E> {
+    /// Points the program at prepared states (`PPTP_MPPE_PREP` for a
+    /// receive chain, `PPTP_MPPE_TX_PREP` for a send chain) for `slot`:
+    /// those of `epoch` in row `row` (`None`: none, the program walks the
+    /// chain). The epoch is written before the row, so the program never
+    /// pairs a new row with an old epoch.
     pub fn set_prepared(&self, slot: u32, prepared: Option<(u32, u64)>) -> Result<(), XdpError> {
         let entry = self.entry(slot)?;
         let (row, epoch) = prepared.map_or((0, 0), |(row, epoch)| (row + 1, epoch));
         // SAFETY: fields of a valid entry that the program only reads.
         unsafe {
+            let (prep_row, prep_epoch) = E::prep(entry);
             if row == 0 {
-                std::ptr::write_volatile(&raw mut (*entry).prep_row, 0);
+                std::ptr::write_volatile(prep_row, 0);
                 std::sync::atomic::fence(Ordering::SeqCst);
             }
-            std::ptr::write_volatile(&raw mut (*entry).prep_epoch, epoch);
+            std::ptr::write_volatile(prep_epoch, epoch);
             std::sync::atomic::fence(Ordering::SeqCst);
-            std::ptr::write_volatile(&raw mut (*entry).prep_row, row);
+            std::ptr::write_volatile(prep_row, row);
         }
         std::sync::atomic::fence(Ordering::SeqCst);
         Ok(())

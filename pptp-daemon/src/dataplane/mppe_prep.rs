@@ -52,10 +52,10 @@ use std::{
 };
 
 use aya::maps::MapData;
-use pptp_common::maps::{MPPE_PREP_DEPTH, MPPE_PREP_ROWS, MppePrepared};
+use pptp_common::maps::{MPPE_PREP_DEPTH, MPPE_PREP_ROWS, MppePrepared, MppeRx};
 
 use super::{
-    mppe_chain::{MppeRxMap, SharedArray},
+    mppe_chain::{MppeMap, PreparedChain, SharedArray},
     xdp::XdpError,
 };
 use crate::mppe::keys::{KeySchedule, StartKey};
@@ -159,19 +159,22 @@ struct Rows {
     next_epoch: u64,
 }
 
-/// The rows of prepared states and their owners.
-pub struct Preparer {
-    rx: Arc<MppeRxMap>,
+/// The rows of prepared states and their owners, for the chains of one
+/// map: receive ([`MppeRx`], `PPTP_MPPE_PREP`, the default) or send
+/// (`MppeTx`, `PPTP_MPPE_TX_PREP`: the positions after the newest key
+/// published, which the program's senders take in turn).
+pub struct Preparer<E = MppeRx> {
+    rx: Arc<MppeMap<E>>,
     map: PrepMap,
     rows: Mutex<Rows>,
 }
 
-impl Preparer {
-    pub(super) fn mmap(rx: Arc<MppeRxMap>, data: &MapData) -> Result<Self, XdpError> {
+impl<E: PreparedChain> Preparer<E> {
+    pub(super) fn mmap(rx: Arc<MppeMap<E>>, data: &MapData) -> Result<Self, XdpError> {
         Ok(Self::with_map(rx, PrepMap::mmap(data)?))
     }
 
-    fn with_map(rx: Arc<MppeRxMap>, map: PrepMap) -> Self {
+    fn with_map(rx: Arc<MppeMap<E>>, map: PrepMap) -> Self {
         Self {
             rx,
             map,
@@ -353,7 +356,7 @@ impl Preparer {
             // CHASE_PASSES passes in which the head moved elsewhere, unless
             // renewed or reached.
             let moved = u32::from(head != row.last_head);
-            row.chase = match (chain.take_far(head), row.chase) {
+            row.chase = match (E::take_far(&chain, head), row.chase) {
                 (Some(far), _) if far - head <= CHASE_MAX => Some((far, 0)),
                 (_, Some((far, passes))) if passes < CHASE_PASSES => Some((far, passes + moved)),
                 _ => None,
@@ -503,6 +506,30 @@ pub const BUSY_PAUSE: Duration = Duration::from_micros(200);
 /// it sends more than that within this time.
 pub const IDLE_PAUSE: Duration = Duration::from_millis(5);
 
+/// What the thread runs: the passes of one or more preparers.
+pub trait Passes: Send + Sync {
+    /// One pass ([`Preparer::pass`]).
+    fn pass(&self) -> Pass;
+}
+
+impl<E: PreparedChain> Passes for Preparer<E> {
+    fn pass(&self) -> Pass {
+        Preparer::pass(self)
+    }
+}
+
+impl Pass {
+    /// Two preparers' passes as one (the thread's pause follows the
+    /// busier).
+    pub fn and(self, other: Pass) -> Pass {
+        Pass {
+            prepared: self.prepared + other.prepared,
+            most: self.most.max(other.most),
+            hurried: self.hurried || other.hurried,
+        }
+    }
+}
+
 /// A thread running [`Preparer::refill`] passes until dropped.
 pub struct PreparerThread {
     stop: Arc<AtomicBool>,
@@ -510,8 +537,9 @@ pub struct PreparerThread {
 }
 
 impl PreparerThread {
-    /// Starts the thread (named `mppe-prepare`).
-    pub fn start(preparer: Arc<Preparer>) -> std::io::Result<Self> {
+    /// Starts the thread (named `mppe-prepare`), one pass of each of
+    /// `preparers` after the other, then one pause for all.
+    pub fn start(preparers: Vec<Arc<dyn Passes>>) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let handle = std::thread::Builder::new()
@@ -519,7 +547,10 @@ impl PreparerThread {
             .spawn(move || {
                 let mut pause = BUSY_PAUSE;
                 while !flag.load(Ordering::Relaxed) {
-                    pause = next_pause(pause, &preparer.pass());
+                    let pass = preparers
+                        .iter()
+                        .fold(Pass::default(), |all, p| all.and(p.pass()));
+                    pause = next_pause(pause, &pass);
                     std::thread::park_timeout(pause);
                 }
             })?;
@@ -543,7 +574,9 @@ impl Drop for PreparerThread {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dataplane::mppe_chain::{MppeRxMap, MppeTxMap};
     use crate::mppe::KeyLength;
+    use crate::mppe::cipher::Encryptor;
     use crate::mppe::keys::rc4_permutation;
 
     /// The program's view of a receive entry's prepared-state fields.
@@ -572,14 +605,20 @@ mod tests {
 
     /// Every position after `head` up to the depth is prepared for `epoch`
     /// with its true key and permutation.
-    fn assert_prepared(p: &Preparer, row: u32, epoch: u64, start: &StartKey, head: u64) {
+    fn assert_prepared<E: PreparedChain>(
+        p: &Preparer<E>,
+        row: u32,
+        epoch: u64,
+        start: &StartKey,
+        head: u64,
+    ) {
         assert_prepared_from(p, (row, epoch), start, head, head);
     }
 
     /// Every position after `from` up to the depth past `head` is prepared
     /// for `epoch` with its true key and permutation.
-    fn assert_prepared_from(
-        p: &Preparer,
+    fn assert_prepared_from<E: PreparedChain>(
+        p: &Preparer<E>,
         (row, epoch): (u32, u64),
         start: &StartKey,
         head: u64,
@@ -632,6 +671,39 @@ mod tests {
             assert!(chain.publish_key(walked, &key_at(&start, walked)));
             assert_eq!(p.refill(), half as usize);
             assert_prepared_from(&p, (0, 1), &start, walked, walked);
+        }
+    }
+
+    #[test]
+    fn prepares_the_send_positions_after_the_newest_key_published() {
+        for length in [KeyLength::Bits40, KeyLength::Bits128] {
+            let tx = Arc::new(MppeTxMap::heap(4));
+            let p = Preparer::with_map(tx.clone(), PrepMap::heap());
+            let start = start(length);
+            let mut user = Encryptor::new(&start, true);
+            tx.open_at(1, &start, user.position(), user.session_key())
+                .unwrap();
+            assert_eq!(p.assign(1, &start).unwrap(), Some(0));
+            let entry = tx.read(1).unwrap();
+            assert_eq!((entry.prep_row, entry.prep_epoch), (1, 1));
+            assert_eq!(p.refill(), MPPE_PREP_DEPTH as usize);
+            assert_prepared(&p, 0, 1, &start, 0);
+            // Ten frames sent and published (by the daemon here, by the
+            // program on the fast path): ten more positions.
+            let chain = tx.slot(1).unwrap();
+            for _ in 0..10 {
+                chain.take(&mut user).unwrap();
+                let mut out = [0u8; 5];
+                user.encrypt(&[0x00, 0x21, 0x45], &mut out).unwrap();
+                assert!(chain.publish(&user));
+            }
+            assert_eq!(p.refill(), 10);
+            assert_prepared(&p, 0, 1, &start, 10);
+            // The session goes: the program stops using the row at once.
+            p.release(1).unwrap();
+            let entry = tx.read(1).unwrap();
+            assert_eq!((entry.prep_row, entry.prep_epoch), (0, 0));
+            assert_eq!(p.rows_in_use(), 0);
         }
     }
 
@@ -851,7 +923,7 @@ mod tests {
         rx.open(0, &start).unwrap();
         p.assign(0, &start).unwrap();
         let p = Arc::new(p);
-        let thread = PreparerThread::start(p.clone()).unwrap();
+        let thread = PreparerThread::start(vec![p.clone()]).unwrap();
         let mut waited = 0;
         while p.map.read(0, u64::from(MPPE_PREP_DEPTH)).tag == 0 {
             assert!(waited < 500, "the thread prepared nothing in 5 s");

@@ -17,7 +17,7 @@ use aya::{
 };
 use aya_log::EbpfLogger;
 use pptp_common::maps::{
-    CallEntry, ClientKey, MAX_SESSIONS, MAX_VLANS, SESSION_F_ENCAP, SeqState, Session,
+    CallEntry, ClientKey, MAX_SESSIONS, MAX_VLANS, MppeTx, SESSION_F_ENCAP, SeqState, Session,
     SessionCounters, SessionKey, Stat, TunnelConf, VlanLink, names, programs,
 };
 use pptp_common::serial;
@@ -25,7 +25,7 @@ use tokio::sync::Notify;
 
 use super::{
     mppe_chain::{MppeRxMap, MppeTxMap},
-    mppe_prep::{Preparer, PreparerThread},
+    mppe_prep::{Passes, Preparer, PreparerThread},
 };
 use crate::mppe::keys::StartKey;
 use crate::proto::call::{self, SeqStorage, Sequencer};
@@ -110,7 +110,9 @@ pub struct XdpDataplane {
     mppe_rx: std::sync::Arc<MppeRxMap>,
     mppe_tx: std::sync::Arc<MppeTxMap>,
     mppe_prep: std::sync::Arc<Preparer>,
-    /// Whether new receive chains get a row of prepared states.
+    /// The send chains' rows of prepared states.
+    mppe_tx_prep: std::sync::Arc<Preparer<MppeTx>>,
+    /// Whether new receive and send chains get a row of prepared states.
     mppe_prep_enabled: bool,
     /// Runs `mppe_prep`'s passes once started ([`Self::start_mppe_preparer`]).
     mppe_prep_thread: Option<PreparerThread>,
@@ -167,6 +169,10 @@ impl XdpDataplane {
             Some(Map::Array(data)) => std::sync::Arc::new(Preparer::mmap(mppe_rx.clone(), data)?),
             _ => return Err(XdpError::MissingMap(names::MPPE_PREP)),
         };
+        let mppe_tx_prep = match ebpf.map(names::MPPE_TX_PREP) {
+            Some(Map::Array(data)) => std::sync::Arc::new(Preparer::mmap(mppe_tx.clone(), data)?),
+            _ => return Err(XdpError::MissingMap(names::MPPE_TX_PREP)),
+        };
         Ok(Self {
             ebpf,
             logger,
@@ -175,6 +181,7 @@ impl XdpDataplane {
             mppe_rx,
             mppe_tx,
             mppe_prep,
+            mppe_tx_prep,
             mppe_prep_enabled: false,
             mppe_prep_thread: None,
         })
@@ -515,14 +522,16 @@ impl XdpDataplane {
         self.mppe_rx.close(slot)
     }
 
-    /// Starts preparing the RC4 states of upcoming receive positions on a
-    /// thread of the daemon (stopped when the dataplane is dropped);
-    /// without it the program walks every chain itself.
+    /// Starts preparing the RC4 states of upcoming receive and send
+    /// positions on a thread of the daemon (stopped when the dataplane is
+    /// dropped); without it the program walks every chain itself.
     pub fn start_mppe_preparer(&mut self) -> Result<(), XdpError> {
         self.mppe_prep_enabled = true;
         if self.mppe_prep_thread.is_none() {
+            let preparers: Vec<std::sync::Arc<dyn Passes>> =
+                vec![self.mppe_prep.clone(), self.mppe_tx_prep.clone()];
             self.mppe_prep_thread =
-                Some(PreparerThread::start(self.mppe_prep.clone()).map_err(XdpError::Thread)?);
+                Some(PreparerThread::start(preparers).map_err(XdpError::Thread)?);
         }
         Ok(())
     }
@@ -534,15 +543,20 @@ impl XdpDataplane {
         self.mppe_prep_enabled = true;
     }
 
-    /// One pass of the preparer on the calling thread; returns how many
-    /// states it prepared.
+    /// One pass of the preparers on the calling thread; returns how many
+    /// states they prepared (receive and send).
     pub fn prepare_mppe_now(&self) -> usize {
-        self.mppe_prep.refill()
+        self.mppe_prep.refill() + self.mppe_tx_prep.refill()
     }
 
     /// Receive chains with a row of prepared states.
     pub fn mppe_prepared_rows(&self) -> usize {
         self.mppe_prep.rows_in_use()
+    }
+
+    /// Send chains with a row of prepared states.
+    pub fn mppe_tx_prepared_rows(&self) -> usize {
+        self.mppe_tx_prep.rows_in_use()
     }
 
     /// The MPPE send key chains shared with the program ([`MppeTxMap`]).
@@ -556,6 +570,8 @@ impl XdpDataplane {
     /// and `key` the encryptor's. Call it before installing the session
     /// with [`SESSION_F_MPPE_TX`](pptp_common::maps::SESSION_F_MPPE_TX);
     /// [`Self::remove_mppe_tx`] after removing it.
+    /// Once preparing is on ([`Self::start_mppe_preparer`]), the chain
+    /// gets a row of prepared states if one is free ([`Preparer`]).
     pub fn install_mppe_tx(
         &self,
         slot: u32,
@@ -563,11 +579,17 @@ impl XdpDataplane {
         position: u64,
         key: &[u8],
     ) -> Result<(), XdpError> {
-        self.mppe_tx.open_at(slot, start, position, key)
+        self.mppe_tx.open_at(slot, start, position, key)?;
+        if self.mppe_prep_enabled {
+            self.mppe_tx_prep.assign(slot, start)?;
+        }
+        Ok(())
     }
 
-    /// Clears the MPPE send chain of `slot` (idempotent).
+    /// Clears the MPPE send chain of `slot` and gives back its row of
+    /// prepared states (idempotent).
     pub fn remove_mppe_tx(&self, slot: u32) -> Result<(), XdpError> {
+        self.mppe_tx_prep.release(slot)?;
         self.mppe_tx.close(slot)
     }
 

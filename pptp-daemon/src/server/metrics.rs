@@ -519,11 +519,15 @@ impl Snapshot {
                     [("result", "decrypted_prepared")],
                     x[Stat::MppeRxPrepared as usize],
                 ),
+                (
+                    [("result", "encrypted_prepared")],
+                    x[Stat::MppeTxPrepared as usize],
+                ),
             ];
             labeled_counter(
                 &mut e,
                 "pptp_xdp_mppe_frames",
-                "MPPE frames of sessions with kernel MPPE: decrypted or encrypted in XDP, or left to userspace; decrypted_prepared: decrypted with an RC4 state the daemon prepared (part of decrypted)",
+                "MPPE frames of sessions with kernel MPPE: decrypted or encrypted in XDP, or left to userspace; decrypted_prepared: decrypted with an RC4 state the daemon prepared (part of decrypted); encrypted_prepared: the same for encrypted (part of encrypted)",
                 &mppe,
             )?;
             let reasons = [
