@@ -259,8 +259,9 @@ pub struct MppeConfig {
     pub key_lengths: Vec<u16>,
     pub stateful: bool,
     /// With XDP: a daemon thread prepares the RC4 states of the next
-    /// receive positions of up to 64 sessions, so that the program decrypts
-    /// without key changes of its own (`dataplane::mppe_prep`).
+    /// receive and send positions of up to 64 sessions each way, so that
+    /// the program decrypts and encrypts without key changes of its own
+    /// (`dataplane::mppe_prep`).
     pub prepare_ahead: bool,
 }
 

@@ -46,6 +46,13 @@
 //! either way, and a state that is not ready, or not this session's, means
 //! walking under the rules above.
 //!
+//! The send side takes prepared states the same way (`PPTP_MPPE_TX_PREP`,
+//! the row and epoch in [`MppeTx`], [`take_prepared_tx`]): the position a
+//! sender takes from the shared counter, if prepared, needs no key change
+//! from the chain's newest key, however far that lies behind, and [`seal`]
+//! no key schedule; the sender still publishes the position's key, so the
+//! daemon's own sends (and senders without a state) continue from it.
+//!
 //! A loss run longer than the program follows (a receiving CPU stalled for
 //! some milliseconds under a load it cannot carry, for instance) used to
 //! leave the chain to userspace, which decrypts a third as fast and, its

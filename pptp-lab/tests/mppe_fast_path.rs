@@ -88,6 +88,11 @@ fn decrypted_in_the_kernel(forwarding: &'static str) {
     // And the echo towards the client was encrypted there, on the chain
     // the daemon shares (the few frames it sent itself: SYNs it clamped).
     assert!(delta("xdp_mppe_encrypted") > 200, "{after:?}");
+    // Most with the RC4 states the preparer had ready for the send chain.
+    assert!(
+        delta("xdp_mppe_tx_prepared") > delta("xdp_mppe_encrypted") / 2,
+        "{after:?}"
+    );
     assert!(
         delta("xdp_mppe_tx_to_userspace") + delta("userspace_data_tx_packets")
             < delta("xdp_mppe_encrypted") / 10,

@@ -1,5 +1,5 @@
 //! RC4 states prepared ahead of the XDP program's MPPE receive
-//! (`PPTP_MPPE_PREP`, [`MppePrepared`]).
+//! (`PPTP_MPPE_PREP`, [`MppePrepared`]) and send (`PPTP_MPPE_TX_PREP`).
 //!
 //! Decrypting a stateless MPPE frame costs a key change (SHA-1 and an RC4
 //! key schedule, RFC 3078 section 7.3) and the key schedule of the new
@@ -38,6 +38,17 @@
 //! program renews it, so one forged by someone who sees the session's
 //! sequence numbers costs the preparer's thread bounded work and the
 //! session its prepared states for a while, nothing else.
+//!
+//! # Send
+//!
+//! The send chains (`PPTP_MPPE_TX`) have rows of their own in
+//! `PPTP_MPPE_TX_PREP` (a second [`Preparer`], over `MppeTx`; the same
+//! thread runs both): the positions after a chain's newest key published,
+//! which senders take in turn from its counter. Encrypting a 64-octet
+//! packet for a client cost the program a key change and a key schedule
+//! as decrypting did; with a prepared state it copies the state instead.
+//! Nobody far ahead is chased on that side: the senders are the program and
+//! the daemon, never the peer.
 //!
 //! [`Preparer`] holds the rows and does a pass ([`Preparer::refill`], no
 //! clock, no thread); [`PreparerThread`] runs passes on a thread of its own
