@@ -146,6 +146,11 @@ const MAX_PAYLOAD: usize = 1600;
 /// callback costs about as much as a few octets of RC4: fewer, longer
 /// steps run faster, and the verifier checks a callback only once).
 const STEP: usize = 64;
+/// Bytes of RC4 keystream one step of the tail after the whole [`STEP`]s
+/// produces: a 66-octet payload (a 64-octet packet and its protocol field)
+/// took 128 octets of keystream when the last step was a whole STEP, and
+/// takes 72 now.
+const TAIL_STEP: usize = 8;
 /// RC4 key schedule steps per `bpf_loop` step.
 const KSA_STEPS: usize = 32;
 
@@ -200,6 +205,8 @@ pub struct Scratch {
     /// Nonzero when [`take_key`] left a prepared permutation in `s` (then
     /// [`seal`] makes no key schedule).
     prepared: u32,
+    /// Where the tail of [`rc4_apply`] starts in `buf`.
+    tail: u32,
     /// SHA-1 chaining value.
     h: [u32; 5],
     /// SHA-1 working variables a..e, as a ring: in round t, variable x
@@ -1079,21 +1086,25 @@ extern "C" fn rc4_schedule_step(step: u64, ctx: *mut c_void) -> i64 {
     0
 }
 
-/// XORs `len` octets of `s.buf` with the RC4 keystream (rounded up to
-/// [`STEP`]: the buffer has room and the excess is never stored).
+/// XORs `len` octets of `s.buf` with the RC4 keystream: whole [`STEP`]s,
+/// then the rest in [`TAIL_STEP`]s (rounded up to one: the buffer has room
+/// and the excess is never stored).
 #[inline(always)]
 fn rc4_apply(s: &mut Scratch, len: usize) {
-    let steps = ((len + STEP - 1) / STEP) as u32;
+    let steps = (len / STEP) as u32;
+    let tail = ((len % STEP).div_ceil(TAIL_STEP)) as u32;
+    s.tail = steps * STEP as u32;
     let mut ctx = LoopCtx { scratch: s };
-    // SAFETY: a valid callback and context for bpf_loop.
+    // SAFETY: valid callbacks and context for bpf_loop.
     unsafe {
         bpf_loop(
             steps,
             rc4_apply_step as *mut c_void,
             (&raw mut ctx).cast(),
             0,
-        )
-    };
+        );
+        bpf_loop(tail, rc4_tail_step as *mut c_void, (&raw mut ctx).cast(), 0);
+    }
 }
 
 /// [`STEP`] octets of RC4 keystream over `s.buf` from `STEP * step`.
@@ -1101,6 +1112,16 @@ extern "C" fn rc4_apply_step(step: u64, ctx: *mut c_void) -> i64 {
     // SAFETY: bpf_loop passes the context given to it: a LoopCtx.
     let s = unsafe { &mut *(*ctx.cast::<LoopCtx>()).scratch };
     keystream::<STEP>(s, (step as usize) * STEP);
+    0
+}
+
+/// [`TAIL_STEP`] octets of RC4 keystream over `s.buf` from `s.tail +
+/// TAIL_STEP * step` (after the whole [`STEP`]s).
+extern "C" fn rc4_tail_step(step: u64, ctx: *mut c_void) -> i64 {
+    // SAFETY: bpf_loop passes the context given to it: a LoopCtx.
+    let s = unsafe { &mut *(*ctx.cast::<LoopCtx>()).scratch };
+    let base = s.tail as usize + (step as usize) * TAIL_STEP;
+    keystream::<TAIL_STEP>(s, base);
     0
 }
 
