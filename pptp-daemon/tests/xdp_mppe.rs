@@ -14,12 +14,12 @@ mod common;
 use common::*;
 use pptp_common::maps::{
     CallEntry, MPPE_PREP_DEPTH, MPPE_RX_CATCH_UP_BURST, MPPE_RX_EVIDENCE_SLACK,
-    MPPE_RX_MAX_CATCH_UP, MPPE_RX_MAX_EVIDENCED, MPPE_RX_MAX_JUMP, MPPE_TX_MAX_WALK,
+    MPPE_RX_MAX_CATCH_UP, MPPE_RX_MAX_EVIDENCED, MPPE_RX_MAX_JUMP, MPPE_TX_MAX_WALK, MppeTx,
     SESSION_F_ACFC, SESSION_F_DECAP, SESSION_F_ENCAP, SESSION_F_MPPE_RX, SESSION_F_MPPE_TX,
     SESSION_F_MSS_CLAMP, SESSION_F_PFC, SeqState, Session, Stat, TunnelConf, programs,
 };
 use pptp_daemon::{
-    dataplane::xdp::XdpDataplane,
+    dataplane::{mppe_chain::MppeSlot, xdp::XdpDataplane},
     mppe::{
         KeyLength, MppeParams, Role,
         cipher::{Decryptor, Encryptor, MppeCipher},
@@ -824,6 +824,37 @@ fn udp_down(len: usize) -> Vec<u8> {
 /// (`pptp_xdp` on the LAN side, `pptp_xdp_tunnel` for what the stack
 /// routed), key length and PPP framing (`flags`: ACFC, PFC; `ppp`: the
 /// header the program must write).
+/// What the daemon's cipher makes at `position` of `inner` as the program
+/// forwards it (one hop on, unless through the tunnel program): the
+/// plaintext (protocol field 0x0021 and the packet) and the MPPE payload.
+fn sealed_at(
+    reference: &mut Encryptor,
+    position: u64,
+    inner: &[u8],
+    tunnel: bool,
+) -> (Vec<u8>, Vec<u8>) {
+    let sent = if tunnel { inner.to_vec() } else { hop(inner) };
+    let plain = [&[0x00, 0x21], &sent[..]].concat();
+    if reference.position() + 1 < position {
+        reference.skip_to(position, None).unwrap();
+    }
+    let mut mppe = vec![0u8; plain.len() + 2];
+    reference.encrypt(&plain, &mut mppe).unwrap();
+    assert_eq!(reference.position(), position);
+    (plain, mppe)
+}
+
+/// The daemon sends a frame of its own on the send chain (a SYN it
+/// clamped, say): takes a position, encrypts, publishes. Returns the
+/// frame's MPPE payload and whether the head moved.
+fn daemon_sends(chain: &MppeSlot<MppeTx>, user: &mut Encryptor) -> (Vec<u8>, bool) {
+    chain.take(user).unwrap();
+    let mut out = vec![0u8; 5];
+    user.encrypt(&[0x00, 0x21, 0x45], &mut out).unwrap();
+    let moved = chain.publish(user);
+    (out, moved)
+}
+
 fn send_on(program: &'static str, length: KeyLength, flags: u32, ppp: &[u8]) {
     let fib = fib();
     netns::require_root().expect("prerequisite");
@@ -887,14 +918,7 @@ fn send_on(program: &'static str, length: KeyLength, flags: u32, ppp: &[u8]) {
         |name: &str, position: u64, seq: &mut u32, client: &mut Decryptor, len: usize| {
             let inner = udp_down(len);
             let (action, out, counted) = run(&from_lan(&inner));
-            let sent = if tunnel { inner.clone() } else { hop(&inner) };
-            let plain = [&[0x00, 0x21], &sent[..]].concat();
-            if reference.position() + 1 < position {
-                reference.skip_to(position, None).unwrap();
-            }
-            let mut mppe = vec![0u8; plain.len() + 2];
-            reference.encrypt(&plain, &mut mppe).unwrap();
-            assert_eq!(reference.position(), position, "{name}");
+            let (plain, mppe) = sealed_at(&mut reference, position, &inner, tunnel);
             assert_eq!(action, XDP_REDIRECT, "{}: action", ctx(name));
             assert_eq!(
                 out,
@@ -934,10 +958,7 @@ fn send_on(program: &'static str, length: KeyLength, flags: u32, ppp: &[u8]) {
     // the same chain: the kernel continues after them.
     for user_frames in [1, 3] {
         for _ in 0..user_frames {
-            chain.take(&mut user).unwrap();
-            let mut out = vec![0u8; 30];
-            user.encrypt(&[0x00, 0x21, 0x45], &mut out).unwrap();
-            chain.publish(&user);
+            daemon_sends(&chain, &mut user);
             // The client loses them here; its receiver follows the jump.
         }
         last += user_frames + 1;
@@ -996,10 +1017,7 @@ fn send_on(program: &'static str, length: KeyLength, flags: u32, ppp: &[u8]) {
     // 4097 is count 0 again).
     if length == KeyLength::Bits128 && flags == 0 {
         while chain.next_position() < 4094 {
-            chain.take(&mut user).unwrap();
-            let mut out = vec![0u8; 5];
-            user.encrypt(&[0x00, 0x21, 0x45], &mut out).unwrap();
-            chain.publish(&user);
+            let (out, _) = daemon_sends(&chain, &mut user);
             let mut plain = vec![0u8; 3];
             client.decrypt(&out, &mut plain).unwrap();
             assert_eq!(plain, [0x00, 0x21, 0x45]);
@@ -1125,14 +1143,7 @@ fn send_prepared_on(program: &'static str, length: KeyLength) {
         out.truncate(len);
         let after = dp.stats().unwrap();
         let d = |s: Stat| after[s as usize] - before[s as usize];
-        let sent = if tunnel { inner.clone() } else { hop(&inner) };
-        let plain = [&[0x00, 0x21], &sent[..]].concat();
-        if reference.position() + 1 < position {
-            reference.skip_to(position, None).unwrap();
-        }
-        let mut mppe = vec![0u8; plain.len() + 2];
-        reference.encrypt(&plain, &mut mppe).unwrap();
-        assert_eq!(reference.position(), position, "{name}");
+        let (plain, mppe) = sealed_at(&mut reference, position, &inner, tunnel);
         assert_eq!(action, XDP_REDIRECT, "{}: action", ctx(name));
         assert_eq!(
             out,
@@ -1160,10 +1171,7 @@ fn send_prepared_on(program: &'static str, length: KeyLength) {
     let mut position = 1;
     for i in 0..20u64 {
         for _ in 0..i % 3 {
-            chain.take(&mut user).unwrap();
-            let mut out = vec![0u8; 5];
-            user.encrypt(&[0x00, 0x21, 0x45], &mut out).unwrap();
-            assert!(chain.publish(&user));
+            assert!(daemon_sends(&chain, &mut user).1);
             position += 1;
         }
         position += 1;
@@ -1181,10 +1189,7 @@ fn send_prepared_on(program: &'static str, length: KeyLength) {
     // its newest key again, and the next pass prepares after the head.
     let mut user = Encryptor::new(&start, true);
     while chain.next_position() <= position + u64::from(MPPE_PREP_DEPTH) {
-        chain.take(&mut user).unwrap();
-        let mut out = vec![0u8; 5];
-        user.encrypt(&[0x00, 0x21, 0x45], &mut out).unwrap();
-        assert!(chain.publish(&user));
+        assert!(daemon_sends(&chain, &mut user).1);
     }
     position = chain.next_position();
     encrypts("past the prepared", position, false);
@@ -1195,10 +1200,7 @@ fn send_prepared_on(program: &'static str, length: KeyLength) {
     assert_eq!(dp.prepare_mppe_now(), half as usize);
     encrypts("walked while the preparer leaps", position + 1, false);
     while chain.next_position() <= position + half {
-        chain.take(&mut user).unwrap();
-        let mut out = vec![0u8; 5];
-        user.encrypt(&[0x00, 0x21, 0x45], &mut out).unwrap();
-        assert!(chain.publish(&user));
+        assert!(daemon_sends(&chain, &mut user).1);
     }
     for i in 1..=3 {
         encrypts(&format!("prepared again {i}"), position + half + i, true);

@@ -47,7 +47,7 @@
 //! walking under the rules above.
 //!
 //! The send side takes prepared states the same way (`PPTP_MPPE_TX_PREP`,
-//! the row and epoch in [`MppeTx`], [`take_prepared_tx`]): the position a
+//! the row and epoch in [`MppeTx`], [`take_prepared`]): the position a
 //! sender takes from the shared counter, if prepared, needs no key change
 //! from the chain's newest key, however far that lies behind, and [`seal`]
 //! no key schedule; the sender still publishes the position's key, so the
@@ -309,8 +309,12 @@ fn decrypt_inner(
     // what to prepare, see `MppeRx::far`), or `jump` key changes from the
     // head's key (one `bpf_loop` step each: the verifier of Linux 6.1 then
     // checks one key change, not 64) and a key schedule.
-    // SAFETY: the live shared entry.
-    let prepared = unsafe { take_prepared(state, head + far, s) };
+    // SAFETY: the live shared entry, and the map its prepared states are
+    // in.
+    let prepared = unsafe {
+        let prep = prep_of(&raw const state.prep_row, &raw const state.prep_epoch);
+        take_prepared(&PPTP_MPPE_PREP, prep, head + far, s)
+    };
     let jump = if prepared { far } else { jump };
     if !prepared {
         let most = if evidenced {
@@ -449,53 +453,35 @@ fn decrypt_inner(
     Some((data + proto_len, prepared))
 }
 
-/// Copies the prepared state of `position` ([`MppePrepared`]) of the
-/// session whose receive entry is `state` into `s` (its key into `s.key`,
-/// its permutation into `s.s`, j reset): false when the session
+/// A session's prepared states as its entry names them (`prep_row`, row +
+/// 1 or 0 for none, and `prep_epoch`), read with volatile loads: the
+/// daemon writes them while the program runs.
+///
+/// # Safety
+/// Both point into a live map value.
+#[inline(always)]
+unsafe fn prep_of(row: *const u32, epoch: *const u64) -> (u32, u64) {
+    // SAFETY: guaranteed by the caller (written by the daemon before it
+    // publishes any state of the row's epoch).
+    unsafe {
+        (
+            core::ptr::read_volatile(row),
+            core::ptr::read_volatile(epoch),
+        )
+    }
+}
+
+/// Copies the prepared state of `position` ([`MppePrepared`]) from `map`
+/// (`PPTP_MPPE_PREP` or `PPTP_MPPE_TX_PREP`) for the session whose entry
+/// names row + 1 `row` and `epoch` ([`prep_of`]) into `s` (its key into
+/// `s.key`, its permutation into `s.s`, j reset): false when the session
 /// has no prepared row, or the entry holds another position or epoch or is
 /// being rewritten (seqlock-style, as [`read_key`]).
 ///
 /// # Safety
-/// `state` is a live map value whose tags are only accessed atomically.
-#[inline(always)]
-unsafe fn take_prepared(state: &mut MppeRx, position: u64, s: &mut Scratch) -> bool {
-    // SAFETY: reads of the live entry (written by the daemon before it
-    // publishes any state of the row's epoch).
-    let (row, epoch) = unsafe {
-        (
-            core::ptr::read_volatile(&raw const state.prep_row),
-            core::ptr::read_volatile(&raw const state.prep_epoch),
-        )
-    };
-    // SAFETY: the entry's map.
-    unsafe { copy_prepared(&PPTP_MPPE_PREP, (row, epoch), position, s) }
-}
-
-/// [`take_prepared`] for a send position: the session's send entry
-/// `state` and `PPTP_MPPE_TX_PREP`.
-///
-/// # Safety
-/// As for [`take_prepared`].
-#[inline(always)]
-unsafe fn take_prepared_tx(state: &mut MppeTx, position: u64, s: &mut Scratch) -> bool {
-    // SAFETY: as in `take_prepared`.
-    let (row, epoch) = unsafe {
-        (
-            core::ptr::read_volatile(&raw const state.prep_row),
-            core::ptr::read_volatile(&raw const state.prep_epoch),
-        )
-    };
-    // SAFETY: the entry's map.
-    unsafe { copy_prepared(&PPTP_MPPE_TX_PREP, (row, epoch), position, s) }
-}
-
-/// The copy of [`take_prepared`] from `map`, for row + 1 `row` and `epoch`
-/// as the session's entry gives them.
-///
-/// # Safety
 /// `map`'s entries' tags are only accessed atomically.
 #[inline(always)]
-unsafe fn copy_prepared(
+unsafe fn take_prepared(
     map: &Array<MppePrepared>,
     (row, epoch): (u32, u64),
     position: u64,
@@ -628,7 +614,7 @@ unsafe fn publish(
 
 /// The send side, first half: takes the next position of `session`'s send
 /// chain ([`MppeTx::next`]) and leaves its key in this CPU's scratch, with
-/// its RC4 permutation when the daemon prepared it ([`take_prepared_tx`]:
+/// its RC4 permutation when the daemon prepared it ([`take_prepared`]:
 /// then no key change here, whatever the distance from the chain's newest
 /// key). Leaves the MPPE header of the frame in scratch too (RFC 3078
 /// section 3.1: A and D set, the position's coherency count). `None` when
@@ -660,8 +646,12 @@ pub fn take_key(session: &Session) -> Option<bool> {
     if position <= head {
         return None;
     }
-    // SAFETY: this CPU's scratch value and the live shared entry.
-    let prepared = unsafe { take_prepared_tx(state, position, &mut *scratch) };
+    // SAFETY: this CPU's scratch value, the live shared entry, and the map
+    // its prepared states are in.
+    let prepared = unsafe {
+        let prep = prep_of(&raw const state.prep_row, &raw const state.prep_epoch);
+        take_prepared(&PPTP_MPPE_TX_PREP, prep, position, &mut *scratch)
+    };
     if !prepared {
         if position - head > MPPE_TX_MAX_WALK {
             return None;
