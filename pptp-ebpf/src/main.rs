@@ -916,7 +916,7 @@ fn encapsulate(ctx: &XdpContext, l3: usize, entry: *mut Session, role: Role) -> 
     // (Before the branches on the header forms below: the verifier then
     // checks the RC4 loops once per path into encapsulation, not once per
     // header form.)
-    if mppe && mppe::seal(ctx, l3, inner_len).is_none() {
+    if mppe && mppe::seal(ctx, l3, inner_len, prepared).is_none() {
         return (Stat::EncapPassed, DROP);
     }
 

@@ -202,9 +202,6 @@ pub struct Scratch {
     bits: u32,
     /// The MPPE header of the frame being encrypted ([`take_key`]).
     hdr: [u8; 4],
-    /// Nonzero when [`take_key`] left a prepared permutation in `s` (then
-    /// [`seal`] makes no key schedule).
-    prepared: u32,
     /// Where the tail of [`rc4_apply`] starts in `buf`.
     tail: u32,
     /// SHA-1 chaining value.
@@ -693,7 +690,6 @@ pub fn take_key(session: &Session) -> Option<bool> {
     let count = MppeRx::count_of(position);
     s.hdr[0] = HDR_A_FLUSHED | HDR_D_ENCRYPTED | (count >> 8) as u8;
     s.hdr[1] = count as u8;
-    s.prepared = u32::from(prepared);
     Some(prepared)
 }
 
@@ -701,9 +697,10 @@ pub fn take_key(session: &Session) -> Option<bool> {
 /// run): RC4 with the frame's key over the PPP protocol field of IPv4
 /// (0x0021, sent uncompressed as Linux does) and the `len` octets of the
 /// IPv4 packet at `l3`, into this CPU's scratch, to write with
-/// [`store_sealed`] once the headers are in place.
+/// [`store_sealed`] once the headers are in place. `prepared`: what
+/// [`take_key`] returned (its state needs no key schedule).
 #[inline(always)]
-pub fn seal(ctx: &XdpContext, l3: usize, len: usize) -> Option<()> {
+pub fn seal(ctx: &XdpContext, l3: usize, len: usize, prepared: bool) -> Option<()> {
     let scratch = PPTP_MPPE_SCRATCH.get_ptr_mut(0)?;
     // SAFETY: this CPU's scratch value, valid for the program run.
     let s = unsafe { &mut *scratch };
@@ -725,8 +722,9 @@ pub fn seal(ctx: &XdpContext, l3: usize, len: usize) -> Option<()> {
     {
         return None;
     }
-    // A prepared state is the permutation after the key schedule.
-    if s.prepared == 0 {
+    // A prepared state ([`take_key`] returned true) is the permutation
+    // after the key schedule.
+    if !prepared {
         s.rc4_key = s.key;
         rc4_schedule(s);
     }
