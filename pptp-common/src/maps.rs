@@ -40,6 +40,12 @@ pub mod names {
     pub const MPPE_PREP: &str = "PPTP_MPPE_PREP";
     /// The same for upcoming send positions ([`super::MppeTx::prep_row`]).
     pub const MPPE_TX_PREP: &str = "PPTP_MPPE_TX_PREP";
+    /// CPU map (one entry per possible CPU, a queue to each online one,
+    /// running [`super::programs::XDP_CPU`] or
+    /// [`super::programs::TUNNEL_CPU`]): where a frame for a client goes
+    /// when another CPU sends that session's frames
+    /// ([`super::SESSION_F_STEER`]).
+    pub const CPUS: &str = "PPTP_CPUS";
 }
 
 /// Names of the XDP programs in the object.
@@ -53,6 +59,12 @@ pub mod programs {
     /// `forwarding = "stack"`, on the veth end that receives what the stack
     /// sends out of the tunnel device: encapsulates for fast-path clients.
     pub const TUNNEL: &str = "pptp_xdp_tunnel";
+    /// The CPU map's program under `forwarding = "xdp"`: encapsulates, on
+    /// the CPU that sends a session's frames, what [`XDP`] steered there.
+    pub const XDP_CPU: &str = "pptp_xdp_cpu";
+    /// The CPU map's program under `forwarding = "stack"`: the same for
+    /// what [`TUNNEL`] steered.
+    pub const TUNNEL_CPU: &str = "pptp_xdp_tunnel_cpu";
 }
 
 /// Maximum number of sessions the maps hold; session slots are `0..MAX_SESSIONS`.
@@ -178,11 +190,17 @@ pub enum Stat {
     /// for its send position ([`MppePrepared`], [`MppeTx::prep_row`])
     /// instead of a key change and a key schedule in the program.
     MppeTxPrepared = 28,
+    /// IPv4 to a client whose session's frames another CPU sends
+    /// ([`SESSION_F_STEER`], [`SeqState::tx_cpu`]): queued to that CPU
+    /// (the CPU map), whose program counts it once more, under the verdict
+    /// it reaches there. Frames therefore counts such a frame twice, once
+    /// per program run.
+    EncapSteered = 29,
 }
 
 impl Stat {
     /// Number of counters; size of the `PPTP_STATS` array.
-    pub const COUNT: u32 = 29;
+    pub const COUNT: u32 = 30;
 
     /// Every counter, in index order.
     pub const ALL: [Stat; Self::COUNT as usize] = [
@@ -215,6 +233,7 @@ impl Stat {
         Stat::MppeRxNotForwarded,
         Stat::MppeRxRaced,
         Stat::MppeTxPrepared,
+        Stat::EncapSteered,
     ];
 
     /// Whether this counter is a verdict (each frame is counted under
@@ -271,6 +290,7 @@ impl Stat {
             Stat::MppeRxNotForwarded => "mppe_rx_not_forwarded",
             Stat::MppeRxRaced => "mppe_rx_raced",
             Stat::MppeTxPrepared => "mppe_tx_prepared",
+            Stat::EncapSteered => "encap_steered",
         }
     }
 }
@@ -331,6 +351,15 @@ pub const SESSION_F_MPPE_RX: u32 = 1 << 5;
 /// encrypted in the kernel with stateless MPPE, its coherency count and
 /// key chain in the session slot's [`MppeTx`] entry.
 pub const SESSION_F_MPPE_TX: u32 = 1 << 6;
+/// Session flag (with [`SESSION_F_ENCAP`]): one CPU sends the session's
+/// frames, in order. The first CPU that encapsulates for the session
+/// claims it ([`SeqState::tx_cpu`]); another CPU queues the frame to it
+/// through the CPU map (`PPTP_CPUS`) instead of encapsulating it, so that
+/// GRE sequence numbers and MPPE coherency counts leave in the order they
+/// were taken (a peer drops what arrives after a higher number: Linux's
+/// pptp and ppp_mppe do). Without a queue for that CPU the frame is sent
+/// where it is.
+pub const SESSION_F_STEER: u32 = 1 << 7;
 
 /// Value of both session maps: what the programs need to check,
 /// decapsulate and encapsulate the data of an established session, and
@@ -512,6 +541,10 @@ pub struct SeqState {
     pub ack_sent: u32,
     /// Non-zero once an acknowledgment was sent (`ack_sent` holds it).
     pub ack_valid: u32,
+    /// The CPU that sends the session's frames, plus one; 0 until the
+    /// first one claims it (compare-and-swap; [`SESSION_F_STEER`]). 64
+    /// bits wide for the BPF target's atomics.
+    pub tx_cpu: u64,
 }
 
 /// The largest coherency-count jump the kernel follows on receive at no
@@ -875,7 +908,8 @@ mod tests {
 
     #[test]
     fn seq_and_counter_layouts() {
-        assert_eq!(size_of::<SeqState>(), 24);
+        assert_eq!(size_of::<SeqState>(), 32);
+        assert_eq!(offset_of!(SeqState, tx_cpu), 24);
         assert_eq!(offset_of!(SeqState, tx_next), 0);
         assert_eq!(offset_of!(SeqState, rx_highest), 8);
         assert_eq!(offset_of!(SeqState, rx_valid), 12);

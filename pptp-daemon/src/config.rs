@@ -132,6 +132,9 @@ pub struct DataplaneConfig {
     pub forwarding: ForwardingSetting,
     pub tun_name: String,
     pub mss_clamp: bool,
+    /// One CPU sends each session's frames (XDP's CPU map), so they leave
+    /// in order whichever CPUs they arrive on.
+    pub steer_sends: bool,
 }
 
 impl Default for DataplaneConfig {
@@ -143,6 +146,7 @@ impl Default for DataplaneConfig {
             forwarding: ForwardingSetting::Stack,
             tun_name: "pptp0".into(),
             mss_clamp: true,
+            steer_sends: true,
         }
     }
 }

@@ -995,6 +995,7 @@ fn encapsulation_on_crafted_frames() {
             rx_valid: 1,
             ack_sent: 7,
             ack_valid: 1,
+            ..SeqState::default()
         },
     )
     .unwrap();
@@ -1118,18 +1119,171 @@ fn encapsulation_follows_next_hop_changes() {
 /// Pins the calling thread (and the threads it starts) to the CPU it runs
 /// on.
 fn pin_to_one_cpu() {
+    // SAFETY: plain libc call.
+    let cpu = unsafe { libc::sched_getcpu() };
+    assert!(cpu >= 0, "sched_getcpu");
+    pin_to(cpu as usize);
+}
+
+/// Pins the calling thread (and the threads it starts) to CPU `cpu`.
+fn pin_to(cpu: usize) {
     // SAFETY: plain libc calls on a zeroed cpu_set_t of this thread.
     unsafe {
-        let cpu = libc::sched_getcpu();
-        assert!(cpu >= 0, "sched_getcpu");
         let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu as usize, &mut set);
+        libc::CPU_SET(cpu, &mut set);
         assert_eq!(
             libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set),
             0,
-            "sched_setaffinity"
+            "sched_setaffinity to CPU {cpu}"
         );
     }
+}
+
+/// Two CPUs this thread may run on; fails with the prerequisite's name
+/// on a machine with one.
+fn two_cpus() -> (usize, usize) {
+    // SAFETY: plain libc calls on a zeroed cpu_set_t of this thread.
+    let allowed: Vec<usize> = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        assert_eq!(
+            libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set),
+            0,
+            "sched_getaffinity"
+        );
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect()
+    };
+    assert!(
+        allowed.len() >= 2,
+        "prerequisite: two CPUs to steer between (this test may run on {allowed:?}); run it on a machine, or under a CPU affinity, with at least two"
+    );
+    (allowed[0], allowed[1])
+}
+
+/// One CPU sends a session's frames (SESSION_F_STEER, set on every
+/// session the dataplane installs once `steer_sends` is on): the first
+/// CPU that encapsulates for the session claims it; on another CPU the
+/// frame for the client goes, untouched and before taking a sequence
+/// number or the rate bucket, to the claiming CPU's queue of the CPU map
+/// (`XDP_REDIRECT`, counted `encap_steered`), also when it is a client's
+/// packet for another client; a sending CPU without a queue does not
+/// lose frames (they are sent where they arrive); without `steer_sends`
+/// no CPU claims anything; a slot opened again is claimed anew.
+#[test]
+fn a_sessions_frames_are_sent_from_one_cpu() {
+    let (a, b) = two_cpus();
+    let (fib, mut dp) = encapsulating();
+    // Installed before steering: no flag, every CPU sends, none claims.
+    let p = udp(LAN_HOST, CLIENT, 64, 100);
+    let full = [0xFF, 0x03, 0x00, 0x21];
+    let sent = |name: &'static str, seq: u32| Case {
+        name,
+        frame: lan_frame(&fib, &p),
+        ifindex: fib.lan,
+        action: XDP_REDIRECT,
+        stat: Stat::Encapsulated,
+        out: Some(encapsulated(
+            CLIENT_MAC,
+            fib.wan_mac,
+            PEER,
+            PEER_CALL,
+            seq,
+            None,
+            &full,
+            &hop(&p),
+        )),
+    };
+    let steered = |name: &'static str| Case {
+        name,
+        frame: lan_frame(&fib, &p),
+        ifindex: fib.lan,
+        action: XDP_REDIRECT,
+        stat: Stat::EncapSteered,
+        out: None,
+    };
+    for (cpu, seq) in [(a, 10), (b, 11)] {
+        pin_to(cpu);
+        check(
+            &dp,
+            &fib,
+            vec![sent("not steered: sent where it arrives", seq)],
+        );
+    }
+    assert_eq!(dp.seq().load(3).unwrap().tx_cpu, 0, "claimed unsteered");
+
+    let queues = dp.steer_sends(programs::XDP_CPU, 64).unwrap();
+    assert!(queues >= 2, "{queues} CPU queues");
+    dp.remove(&session(0)).unwrap();
+    dp.install(&session(SESSION_F_DECAP | SESSION_F_ENCAP), seq(12))
+        .unwrap();
+    pin_to(b);
+    check(&dp, &fib, vec![sent("first CPU: claims the session", 12)]);
+    assert_eq!(dp.seq().load(3).unwrap().tx_cpu, b as u64 + 1);
+    pin_to(a);
+    check(&dp, &fib, vec![steered("other CPU: queued to the first")]);
+    let state = dp.seq().load(3).unwrap();
+    assert_eq!(state.tx_next, 13, "a steered frame took a sequence number");
+    assert_eq!(state.tx_cpu, b as u64 + 1);
+
+    // A client's packet for this client, decapsulated on another CPU: to
+    // the sending CPU's queue as it is after decapsulation (its TTL is
+    // decremented where it is encapsulated).
+    let mut other = session(SESSION_F_DECAP | SESSION_F_ENCAP);
+    other.peer_addr = PEER2;
+    other.client_addr = CLIENT2;
+    other.call_id = 8;
+    other.peer_call_id = 0x0909;
+    other.slot = 4;
+    dp.install(&other, seq(100)).unwrap();
+    let to_client = udp(CLIENT2, CLIENT, 64, 30);
+    let from_client2 = frame(
+        PEER2,
+        WAN,
+        47,
+        &gre(8, Some(1), None, &ppp(&full, &to_client)),
+    );
+    let mut decapsulated = from_client2[..12].to_vec();
+    decapsulated.extend_from_slice(&[0x08, 0x00]);
+    decapsulated.extend_from_slice(&to_client);
+    check(
+        &dp,
+        &fib,
+        vec![Case {
+            name: "client to client: queued once decapsulated",
+            frame: from_client2,
+            ifindex: fib.wan,
+            action: XDP_REDIRECT,
+            stat: Stat::EncapSteered,
+            out: Some(decapsulated),
+        }],
+    );
+    pin_to(b);
+    check(&dp, &fib, vec![sent("back on the sending CPU", 13)]);
+
+    // The sending CPU has no queue (the map holds none for it): sent
+    // here rather than lost.
+    let mut state = dp.seq().load(3).unwrap();
+    state.tx_cpu = 1 << 20;
+    dp.seq().store(3, state).unwrap();
+    pin_to(a);
+    check(&dp, &fib, vec![sent("no queue to the sending CPU", 14)]);
+
+    // A new call in the slot: claimed anew, by the first CPU to send.
+    dp.remove(&session(0)).unwrap();
+    dp.seq()
+        .open(3, PEER_CALL, pptp_daemon::proto::call::Config::new(0, 64))
+        .unwrap();
+    assert_eq!(dp.seq().load(3).unwrap().tx_cpu, 0);
+    dp.install(
+        &session(SESSION_F_DECAP | SESSION_F_ENCAP),
+        dp.seq().load(3).unwrap(),
+    )
+    .unwrap();
+    check(&dp, &fib, vec![sent("new call: claimed by this CPU", 0)]);
+    assert_eq!(dp.seq().load(3).unwrap().tx_cpu, a as u64 + 1);
+    pin_to(b);
+    check(&dp, &fib, vec![steered("new call: the other CPU steers")]);
 }
 
 /// The token buckets of the session entries (pptp_common::rate): at

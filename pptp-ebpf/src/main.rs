@@ -53,11 +53,11 @@ use core::{
 use aya_ebpf::{
     bindings::{BPF_F_MMAPABLE, BPF_FIB_LKUP_RET_SUCCESS, bpf_fib_lookup as FibParams, xdp_action},
     helpers::{
-        bpf_fib_lookup, bpf_ktime_get_coarse_ns, bpf_ktime_get_ns, bpf_redirect,
-        bpf_xdp_adjust_head,
+        bpf_fib_lookup, bpf_get_smp_processor_id, bpf_ktime_get_coarse_ns, bpf_ktime_get_ns,
+        bpf_redirect, bpf_xdp_adjust_head,
     },
     macros::{map, xdp},
-    maps::{Array, HashMap, PerCpuArray},
+    maps::{Array, CpuMap, HashMap, PerCpuArray},
     programs::XdpContext,
 };
 use aya_log_ebpf::debug;
@@ -73,8 +73,8 @@ use pptp_common::{
     maps::{
         CALL_F_DATA, CallEntry, ClientKey, MAX_SESSIONS, MAX_VLANS, NEXT_HOP_TTL_NS, NextHop,
         SESSION_F_ACFC, SESSION_F_DECAP, SESSION_F_ENCAP, SESSION_F_MPPE_RX, SESSION_F_MPPE_TX,
-        SESSION_F_MSS_CLAMP, SESSION_F_PFC, SeqState, Session, SessionCounters, SessionKey, Stat,
-        TunnelConf, VlanLink,
+        SESSION_F_MSS_CLAMP, SESSION_F_PFC, SESSION_F_STEER, SeqState, Session, SessionCounters,
+        SessionKey, Stat, TunnelConf, VlanLink,
     },
     mem::{write_mac, zero},
     rate, serial,
@@ -119,6 +119,12 @@ static PPTP_COUNTERS: PerCpuArray<SessionCounters> = PerCpuArray::with_max_entri
 #[map(name = "PPTP_NEXT_HOP")]
 static PPTP_NEXT_HOP: PerCpuArray<NextHop> = PerCpuArray::with_max_entries(MAX_SESSIONS, 0);
 
+/// A queue to each online CPU, set by the daemon, running `pptp_xdp_cpu`
+/// or `pptp_xdp_tunnel_cpu` there ([`steer`]). The daemon sizes it to the
+/// possible CPUs when it loads the object.
+#[map(name = "PPTP_CPUS")]
+static PPTP_CPUS: CpuMap = CpuMap::with_max_entries(1, 0);
+
 const PASS: u32 = xdp_action::XDP_PASS;
 const DROP: u32 = xdp_action::XDP_DROP;
 const TX: u32 = xdp_action::XDP_TX;
@@ -144,26 +150,51 @@ enum Role {
     Tunnel,
 }
 
+/// Whether a run is the one on the CPU that sends the frame's session
+/// ([`SESSION_F_STEER`]): a CPU map's program, which takes only frames
+/// for clients and sends them where it is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Cpu {
+    /// Wherever the frame arrived: it may be steered.
+    Arrival,
+    /// On its session's sending CPU, through the CPU map.
+    Sending,
+}
+
 #[xdp]
 pub fn pptp_xdp(ctx: XdpContext) -> u32 {
-    run(&ctx, Role::Route)
+    run(&ctx, Role::Route, Cpu::Arrival)
 }
 
 #[xdp]
 pub fn pptp_xdp_stack(ctx: XdpContext) -> u32 {
-    run(&ctx, Role::Stack)
+    run(&ctx, Role::Stack, Cpu::Arrival)
 }
 
 #[xdp]
 pub fn pptp_xdp_tunnel(ctx: XdpContext) -> u32 {
-    run(&ctx, Role::Tunnel)
+    run(&ctx, Role::Tunnel, Cpu::Arrival)
+}
+
+#[xdp(map = "cpumap")]
+pub fn pptp_xdp_cpu(ctx: XdpContext) -> u32 {
+    run(&ctx, Role::Route, Cpu::Sending)
+}
+
+#[xdp(map = "cpumap")]
+pub fn pptp_xdp_tunnel_cpu(ctx: XdpContext) -> u32 {
+    run(&ctx, Role::Tunnel, Cpu::Sending)
 }
 
 /// Processes one frame in `role` and counts it.
 #[inline(always)]
-fn run(ctx: &XdpContext, role: Role) -> u32 {
+fn run(ctx: &XdpContext, role: Role, cpu: Cpu) -> u32 {
     let len = (ctx.data_end() - ctx.data()) as u64;
-    let (stat, action) = process(ctx, role);
+    let (stat, action) = if cpu == Cpu::Sending {
+        process_steered(ctx, role)
+    } else {
+        process(ctx, role)
+    };
     count(Stat::Frames, 1);
     count(Stat::Bytes, len);
     count(stat, 1);
@@ -247,7 +278,7 @@ fn process(ctx: &XdpContext, role: Role) -> (Stat, u32) {
         return match PPTP_CLIENTS.get_ptr_mut(&key) {
             None => (Stat::NotGre, PASS),
             Some(_) if unusual || l3 != ETH_LEN => (Stat::Ipv4Unusual, PASS),
-            Some(session) => encapsulate(ctx, l3, session, role),
+            Some(session) => encapsulate(ctx, l3, session, role, Cpu::Arrival),
         };
     }
     if ip.proto == IPPROTO_GRE {
@@ -281,7 +312,47 @@ fn process(ctx: &XdpContext, role: Role) -> (Stat, u32) {
     if unusual {
         return (Stat::Ipv4Unusual, PASS);
     }
-    encapsulate(ctx, l3, session, role)
+    encapsulate(ctx, l3, session, role, Cpu::Arrival)
+}
+
+/// A frame that a program on another CPU steered here ([`steer`]): IPv4
+/// for a client, encapsulated and sent from this CPU. Anything else (the
+/// session gone meanwhile, for one) goes to the stack as it would have
+/// where it arrived.
+#[inline(always)]
+fn process_steered(ctx: &XdpContext, role: Role) -> (Stat, u32) {
+    let Some(eth) = ptr_at::<EthHdr>(ctx, 0) else {
+        return (Stat::NotIpv4, PASS);
+    };
+    // SAFETY: ptr_at checked that the header lies within the frame.
+    let mut ether_type = u16::from_be(unsafe { (*eth).ether_type });
+    let mut l3 = ETH_LEN;
+    if role == Role::Route && (ether_type == ETH_P_8021Q || ether_type == ETH_P_8021AD) {
+        let Some(vlan) = ptr_at::<VlanHdr>(ctx, l3) else {
+            return (Stat::NotIpv4, PASS);
+        };
+        // SAFETY: bounds checked by ptr_at.
+        ether_type = u16::from_be(unsafe { (*vlan).ether_type });
+        l3 += VlanHdr::LEN;
+    }
+    if ether_type != ETH_P_IPV4 {
+        return (Stat::NotIpv4, PASS);
+    }
+    let Some(ip) = ptr_at::<Ipv4Hdr>(ctx, l3) else {
+        return (Stat::NotIpv4, PASS);
+    };
+    // SAFETY: bounds checked by ptr_at.
+    let ip = unsafe { *ip };
+    let key = ClientKey {
+        client_addr: ip.dst_addr,
+    };
+    let Some(session) = PPTP_CLIENTS.get_ptr_mut(&key) else {
+        return (Stat::NotGre, PASS);
+    };
+    if ip.vihl != 0x45 || u16::from_be_bytes(ip.frags) & 0x3FFF != 0 {
+        return (Stat::Ipv4Unusual, PASS);
+    }
+    encapsulate(ctx, l3, session, role, Cpu::Sending)
 }
 
 /// Enhanced GRE from a peer: decapsulates a session's IPv4 data frame.
@@ -496,8 +567,11 @@ fn decapsulate(ctx: &XdpContext, l3: usize, ip: &Ipv4Hdr, role: Role) -> (Stat, 
         client_addr: inner_ip.dst_addr,
     };
     if let Some(other) = PPTP_CLIENTS.get_ptr_mut(&key) {
-        let (stat, action) = encapsulate(ctx, ETH_LEN, other, role);
-        return if stat == Stat::Encapsulated || stat == Stat::RateLimitedEncap {
+        let (stat, action) = encapsulate(ctx, ETH_LEN, other, role, Cpu::Arrival);
+        return if stat == Stat::Encapsulated
+            || stat == Stat::RateLimitedEncap
+            || stat == Stat::EncapSteered
+        {
             (stat, action)
         } else {
             (Stat::GreDecapPassed, PASS)
@@ -619,7 +693,7 @@ fn forward(ctx: &XdpContext, src: [u8; 4], dst: [u8; 4], tot_len: u16) -> Option
         let sum = u32::from(u16::from_be_bytes((*ip).check)) + 0x0100;
         (*ip).check = (((sum + (sum >> 16)) & 0xFFFF) as u16).to_be_bytes();
     }
-    send(ctx, &fib)
+    send(ctx, &fib, Cpu::Arrival)
 }
 
 /// Where a frame goes: the interface and the Ethernet addresses.
@@ -684,9 +758,11 @@ fn next_hop(
 /// Rewrites the Ethernet addresses from a FIB result and sends the frame
 /// out of the interface it names; through a VLAN device ([`PPTP_VLANS`]),
 /// tagged (IEEE 802.1Q: the tag sits between the source address and the
-/// EtherType) out of its lower device.
+/// EtherType) out of its lower device. Back out of the interface it came
+/// in on with `XDP_TX`, except in a CPU map's program, which has no
+/// `XDP_TX` (a redirect to that interface instead).
 #[inline(always)]
-fn send(ctx: &XdpContext, hop: &Hop) -> Option<u32> {
+fn send(ctx: &XdpContext, hop: &Hop, cpu: Cpu) -> Option<u32> {
     let mut ifindex = hop.ifindex;
     // SAFETY: a map value is read once, by value.
     if let Some(vlan) = unsafe { PPTP_VLANS.get(&hop.ifindex) }.copied() {
@@ -710,7 +786,7 @@ fn send(ctx: &XdpContext, hop: &Hop) -> Option<u32> {
         write_mac(&raw mut (*eth).dst_addr, hop.dmac);
         write_mac(&raw mut (*eth).src_addr, hop.smac);
     }
-    if ifindex as usize == ctx.ingress_ifindex() {
+    if ifindex as usize == ctx.ingress_ifindex() && cpu == Cpu::Arrival {
         return Some(TX);
     }
     // SAFETY: plain helper call.
@@ -831,13 +907,54 @@ pub(crate) fn take(tat: *mut u64, cost: u64, tolerance: u64) -> bool {
     false
 }
 
+/// Whether this CPU sends the frames of the session whose sequence state
+/// is `state` ([`SESSION_F_STEER`]): `None` if so (the first CPU to ask
+/// claims the session), else the action that queues the frame, untouched,
+/// to the CPU that does (`PPTP_CPUS`). Without a queue to that CPU
+/// (the daemon set none) this one sends it: out of
+/// order perhaps, but not lost.
+#[inline(always)]
+fn steer(state: *mut SeqState) -> Option<u32> {
+    // SAFETY: plain helper call.
+    let here = u64::from(unsafe { bpf_get_smp_processor_id() }) + 1;
+    // SAFETY: `tx_cpu` is an aligned u64 in a map value; the program only
+    // accesses it atomically, the daemon only while the session is not
+    // installed.
+    let field = unsafe { &raw mut (*state).tx_cpu };
+    // SAFETY: as above.
+    let mut owner = unsafe { core::ptr::read_volatile(field) };
+    if owner == 0 {
+        // SAFETY: as above.
+        let (old, claimed) = unsafe {
+            atomic_cxchg::<u64, { AtomicOrdering::SeqCst }, { AtomicOrdering::SeqCst }>(
+                field, 0, here,
+            )
+        };
+        owner = if claimed { here } else { old };
+    }
+    if owner == here {
+        return None;
+    }
+    PPTP_CPUS.redirect((owner - 1) as u32, 0).ok()
+}
+
 /// IPv4 (at `l3`) for a client: prepends outer IPv4, enhanced GRE and PPP
 /// and sends it towards the client's peer address, within the rate limit
 /// of the client's `PPTP_CLIENTS` entry `entry`. In [`Role::Tunnel`] the
 /// stack has routed the packet already (TTL decremented, or refused), and
 /// the route towards the peer is looked up as from the WAN interface.
+/// Arriving on a CPU other than the session's sending CPU, the frame is
+/// queued to that CPU unchanged ([`steer`]), before anything is taken from
+/// the session (rate, sequence number, MPPE position): that CPU's run
+/// (`cpu` [`Cpu::Sending`]) takes them.
 #[inline(always)]
-fn encapsulate(ctx: &XdpContext, l3: usize, entry: *mut Session, role: Role) -> (Stat, u32) {
+fn encapsulate(
+    ctx: &XdpContext,
+    l3: usize,
+    entry: *mut Session,
+    role: Role,
+    cpu: Cpu,
+) -> (Stat, u32) {
     let routed = role == Role::Tunnel;
     // SAFETY: a map value pointer stays valid for the whole program run.
     let session = &unsafe { *entry };
@@ -856,6 +973,15 @@ fn encapsulate(ctx: &XdpContext, l3: usize, entry: *mut Session, role: Role) -> 
     {
         return (Stat::EncapPassed, PASS);
     }
+    let Some(state) = PPTP_SEQ.get_ptr_mut(session.slot) else {
+        return (Stat::EncapPassed, PASS);
+    };
+    if cpu == Cpu::Arrival
+        && session.flags & SESSION_F_STEER != 0
+        && let Some(action) = steer(state)
+    {
+        return (Stat::EncapSteered, action);
+    }
     let ifindex = if routed {
         match PPTP_TUNNEL.get(0) {
             Some(conf) => conf.wan_ifindex,
@@ -871,9 +997,6 @@ fn encapsulate(ctx: &XdpContext, l3: usize, entry: *mut Session, role: Role) -> 
         session.local_addr,
         session.peer_addr,
     ) else {
-        return (Stat::EncapPassed, PASS);
-    };
-    let Some(state) = PPTP_SEQ.get_ptr_mut(session.slot) else {
         return (Stat::EncapPassed, PASS);
     };
     // SAFETY: map value pointer, valid for the program run.
@@ -1039,7 +1162,7 @@ fn encapsulate(ctx: &XdpContext, l3: usize, entry: *mut Session, role: Role) -> 
             (*c).tx_bytes += inner_len as u64;
         }
     }
-    match send(ctx, &hop) {
+    match send(ctx, &hop, cpu) {
         Some(action) => (Stat::Encapsulated, action),
         None => (Stat::EncapPassed, DROP),
     }

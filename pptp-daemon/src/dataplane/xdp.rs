@@ -17,8 +17,8 @@ use aya::{
 };
 use aya_log::EbpfLogger;
 use pptp_common::maps::{
-    CallEntry, ClientKey, MAX_SESSIONS, MAX_VLANS, MppeTx, SESSION_F_ENCAP, SeqState, Session,
-    SessionCounters, SessionKey, Stat, TunnelConf, VlanLink, names, programs,
+    CallEntry, ClientKey, MAX_SESSIONS, MAX_VLANS, MppeTx, SESSION_F_ENCAP, SESSION_F_STEER,
+    SeqState, Session, SessionCounters, SessionKey, Stat, TunnelConf, VlanLink, names, programs,
 };
 use pptp_common::serial;
 use tokio::sync::Notify;
@@ -82,6 +82,17 @@ pub enum XdpError {
     Mmap(std::io::Error),
     #[error("starting the MPPE preparer thread: {0}")]
     Thread(std::io::Error),
+    #[error("duplicating a program's fd: {0}")]
+    ProgramFd(std::io::Error),
+    #[error("listing the CPUs: {0}")]
+    Cpus(std::io::Error),
+    #[error("setting the CPU map's queue to CPU {cpu}: {source}")]
+    CpuQueue {
+        cpu: u32,
+        source: aya::maps::xdp::XdpMapError,
+    },
+    #[error("program {0} is not one of the CPU map's (pptp_xdp_cpu, pptp_xdp_tunnel_cpu)")]
+    NotCpuProgram(&'static str),
 }
 
 /// The mode the program ended up attached in.
@@ -116,6 +127,9 @@ pub struct XdpDataplane {
     mppe_prep_enabled: bool,
     /// Runs `mppe_prep`'s passes once started ([`Self::start_mppe_preparer`]).
     mppe_prep_thread: Option<PreparerThread>,
+    /// Whether sessions installed from now on are steered to one sending
+    /// CPU ([`Self::steer_sends`]).
+    steer: bool,
 }
 
 impl XdpDataplane {
@@ -134,8 +148,12 @@ impl XdpDataplane {
             log::LevelFilter::Debug => 4,
             log::LevelFilter::Trace => 5,
         };
+        // The CPU map's size is the kernel's count of possible CPUs (more
+        // is refused).
+        let cpus = aya::util::nr_cpus().map_err(|(_, e)| XdpError::Cpus(e))? as u32;
         let mut ebpf = EbpfLoader::new()
             .override_global(aya_log::LEVEL, &level, false)
+            .map_max_entries(names::CPUS, cpus)
             .load(EBPF_OBJECT)?;
         // The logger must live as long as the program: dropping it closes
         // the log ring buffer's fd.
@@ -146,7 +164,13 @@ impl XdpDataplane {
                 None
             }
         };
-        for name in [programs::XDP, programs::STACK, programs::TUNNEL] {
+        for name in [
+            programs::XDP,
+            programs::STACK,
+            programs::TUNNEL,
+            programs::XDP_CPU,
+            programs::TUNNEL_CPU,
+        ] {
             let program: &mut Xdp = ebpf
                 .program_mut(name)
                 .ok_or(XdpError::MissingProgram(name))?
@@ -184,6 +208,7 @@ impl XdpDataplane {
             mppe_tx_prep,
             mppe_prep_enabled: false,
             mppe_prep_thread: None,
+            steer: false,
         })
     }
 
@@ -311,6 +336,39 @@ impl XdpDataplane {
         Ok((result.return_value, result.data_size_out as usize))
     }
 
+    /// Gives the CPU map a queue of `queue_size` frames to every online CPU
+    /// running `program` ([`programs::XDP_CPU`] under
+    /// `forwarding = "xdp"`, [`programs::TUNNEL_CPU`] under `stack`), and
+    /// steers the sessions installed from now on ([`SESSION_F_STEER`]): one
+    /// CPU sends each session's frames, so they leave in the order of their
+    /// sequence numbers and coherency counts, whichever CPUs they arrive
+    /// on. Returns the number of CPUs with a queue.
+    pub fn steer_sends(&mut self, program: &'static str, queue_size: u32) -> Result<u32, XdpError> {
+        if program != programs::XDP_CPU && program != programs::TUNNEL_CPU {
+            return Err(XdpError::NotCpuProgram(program));
+        }
+        let cpus = aya::util::online_cpus().map_err(|(_, e)| XdpError::Cpus(e))?;
+        let fd = self
+            .program(program)?
+            .fd()?
+            .try_clone()
+            .map_err(XdpError::ProgramFd)?;
+        let map = self
+            .ebpf
+            .map_mut(names::CPUS)
+            .ok_or(XdpError::MissingMap(names::CPUS))?;
+        let mut queues = aya::maps::CpuMap::try_from(map)?;
+        let mut set = 0;
+        for cpu in cpus {
+            queues
+                .set(cpu, queue_size, Some(&fd), 0)
+                .map_err(|source| XdpError::CpuQueue { cpu, source })?;
+            set += 1;
+        }
+        self.steer = true;
+        Ok(set)
+    }
+
     /// Tells the programs of `stack` forwarding where the tunnel device is.
     pub fn set_tunnel(&mut self, conf: TunnelConf) -> Result<(), XdpError> {
         let map = self
@@ -360,7 +418,14 @@ impl XdpDataplane {
     /// the decapsulation entry and, with [`SESSION_F_ENCAP`], the
     /// encapsulation entry. `seq` continues the sequence space userspace
     /// used so far.
+    /// Once [`Self::steer_sends`] is on, the entries carry
+    /// [`SESSION_F_STEER`].
     pub fn install(&mut self, session: &Session, seq: SeqState) -> Result<(), XdpError> {
+        let mut session = *session;
+        if self.steer {
+            session.flags |= SESSION_F_STEER;
+        }
+        let session = &session;
         self.seq.store(session.slot, seq)?;
         self.counters_reset(session.slot)?;
         let key = SessionKey::new(session.peer_addr, session.call_id);
@@ -791,6 +856,7 @@ impl SeqMap {
         let f = slot.fields();
         Ok(SeqState {
             tx_next: f.tx_next.load(Ordering::Relaxed),
+            tx_cpu: f.tx_cpu.load(Ordering::Relaxed),
             rx_highest: f.rx_highest.load(Ordering::Relaxed),
             rx_valid: f.rx_valid.load(Ordering::Relaxed),
             ack_sent: f.ack_sent.load(Ordering::Relaxed),
@@ -804,6 +870,7 @@ impl SeqMap {
         let slot = self.slot(slot)?;
         let f = slot.fields();
         f.tx_next.store(state.tx_next, Ordering::Relaxed);
+        f.tx_cpu.store(state.tx_cpu, Ordering::Relaxed);
         f.rx_highest.store(state.rx_highest, Ordering::Relaxed);
         f.ack_sent.store(state.ack_sent, Ordering::Relaxed);
         f.ack_valid.store(state.ack_valid, Ordering::Relaxed);
@@ -827,11 +894,13 @@ impl SeqSlot {
         unsafe { self.mem.base.as_ptr().add(self.index) }
     }
 
-    /// `tx_next`, a u64 because the BPF target has only 64-bit atomics.
-    fn tx_next(&self) -> &AtomicU64 {
-        // SAFETY: an aligned u64 inside the live memory; every access,
-        // here and in the kernel, is atomic.
-        unsafe { AtomicU64::from_ptr(&raw mut (*self.state()).tx_next) }
+    /// `tx_next` or `tx_cpu`, u64s because the BPF target has only 64-bit
+    /// atomics.
+    fn u64_field(&self, offset: usize) -> &AtomicU64 {
+        // SAFETY: `offset` is the offset_of! of a u64 field of SeqState,
+        // so the pointer is an aligned u64 inside the live memory; every
+        // access, here and in the kernel, is atomic.
+        unsafe { AtomicU64::from_ptr(self.state().cast::<u8>().add(offset).cast::<u64>()) }
     }
 
     fn u32_field(&self, offset: usize) -> &AtomicU32 {
@@ -845,7 +914,8 @@ impl SeqSlot {
 impl SeqSlot {
     fn fields(&self) -> SeqFields<'_> {
         SeqFields {
-            tx_next: self.tx_next(),
+            tx_next: self.u64_field(std::mem::offset_of!(SeqState, tx_next)),
+            tx_cpu: self.u64_field(std::mem::offset_of!(SeqState, tx_cpu)),
             rx_highest: self.u32_field(std::mem::offset_of!(SeqState, rx_highest)),
             rx_valid: self.u32_field(std::mem::offset_of!(SeqState, rx_valid)),
             ack_sent: self.u32_field(std::mem::offset_of!(SeqState, ack_sent)),
@@ -856,6 +926,7 @@ impl SeqSlot {
 
 struct SeqFields<'a> {
     tx_next: &'a AtomicU64,
+    tx_cpu: &'a AtomicU64,
     rx_highest: &'a AtomicU32,
     rx_valid: &'a AtomicU32,
     ack_sent: &'a AtomicU32,

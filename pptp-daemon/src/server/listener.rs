@@ -382,6 +382,10 @@ async fn wait_for_control_socket(path: &std::path::Path) {
     }
 }
 
+/// Frames each CPU map queue holds (`dataplane.steer_sends`): a burst of
+/// a NAPI poll's 64 frames from each of dozens of CPUs at once.
+const STEER_QUEUE: u32 = 2048;
+
 /// Loads the XDP programs and attaches them: under `forwarding = "xdp"`
 /// to the WAN and LAN interfaces; under `stack` (with `veth`, the tunnel
 /// device) to the WAN interface (decapsulation into the tunnel device) and
@@ -402,6 +406,21 @@ fn attach_xdp(
     if config.mppe.prepare_ahead {
         dp.start_mppe_preparer()
             .context("starting the MPPE preparer")?;
+    }
+    // One CPU sends each session's frames (in order), whichever CPUs they
+    // arrive on; without it a multi-queue NIC can send them out of order.
+    if config.dataplane.steer_sends {
+        let program = if veth.is_some() {
+            programs::TUNNEL_CPU
+        } else {
+            programs::XDP_CPU
+        };
+        match dp.steer_sends(program, STEER_QUEUE) {
+            Ok(cpus) => tracing::info!(cpus, "sends steered to one CPU per session"),
+            Err(e) => tracing::warn!(
+                "steering sends to one CPU per session: {e}; a session's frames that arrive on several CPUs may leave out of order"
+            ),
+        }
     }
     let Some(pair) = veth else {
         dp.attach(iface, mode)
