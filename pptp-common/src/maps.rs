@@ -196,11 +196,17 @@ pub enum Stat {
     /// it reaches there. Frames therefore counts such a frame twice, once
     /// per program run.
     EncapSteered = 29,
+    /// Not a verdict (counted besides the verdict of the CPU map's
+    /// program): a frame that another CPU steered here
+    /// ([`Stat::EncapSteered`]), taken from this CPU's queue. What
+    /// `EncapSteered` counts beyond it, the queues dropped (full: the
+    /// other CPUs steer more than this one sends).
+    SteeredTaken = 30,
 }
 
 impl Stat {
     /// Number of counters; size of the `PPTP_STATS` array.
-    pub const COUNT: u32 = 30;
+    pub const COUNT: u32 = 31;
 
     /// Every counter, in index order.
     pub const ALL: [Stat; Self::COUNT as usize] = [
@@ -234,6 +240,7 @@ impl Stat {
         Stat::MppeRxRaced,
         Stat::MppeTxPrepared,
         Stat::EncapSteered,
+        Stat::SteeredTaken,
     ];
 
     /// Whether this counter is a verdict (each frame is counted under
@@ -255,6 +262,7 @@ impl Stat {
                 | Stat::MppeRxNotForwarded
                 | Stat::MppeRxRaced
                 | Stat::MppeTxPrepared
+                | Stat::SteeredTaken
         )
     }
 
@@ -291,6 +299,7 @@ impl Stat {
             Stat::MppeRxRaced => "mppe_rx_raced",
             Stat::MppeTxPrepared => "mppe_tx_prepared",
             Stat::EncapSteered => "encap_steered",
+            Stat::SteeredTaken => "steered_taken",
         }
     }
 }

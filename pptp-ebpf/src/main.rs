@@ -191,6 +191,7 @@ pub fn pptp_xdp_tunnel_cpu(ctx: XdpContext) -> u32 {
 fn run(ctx: &XdpContext, role: Role, cpu: Cpu) -> u32 {
     let len = (ctx.data_end() - ctx.data()) as u64;
     let (stat, action) = if cpu == Cpu::Sending {
+        count(Stat::SteeredTaken, 1);
         process_steered(ctx, role)
     } else {
         process(ctx, role)

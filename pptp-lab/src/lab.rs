@@ -43,11 +43,19 @@ pub struct Topology {
 
 impl Topology {
     pub fn new() -> Result<Self, NetnsError> {
+        Self::with_lan_queues(1)
+    }
+
+    /// [`Topology::new`] with `queues` queues on the LAN link (l0 and h0):
+    /// the LAN host's flows spread over that many receive queues of l0,
+    /// whose XDP then runs on several CPUs at once, as on a multi-queue
+    /// NIC.
+    pub fn with_lan_queues(queues: u32) -> Result<Self, NetnsError> {
         let client = Netns::new("pxcl")?;
         let server = Netns::new("pxsv")?;
         let lan = Netns::new("pxln")?;
         netns::veth(&client, "c0", &server, "s0")?;
-        netns::veth(&server, "l0", &lan, "h0")?;
+        netns::veth_queues(&server, "l0", &lan, "h0", queues)?;
         client.ip(&["addr", "add", &format!("{CLIENT_WAN}/24"), "dev", "c0"])?;
         server.ip(&["addr", "add", &format!("{SERVER_WAN}/24"), "dev", "s0"])?;
         server.ip(&["addr", "add", &format!("{SERVER_LAN}/24"), "dev", "l0"])?;

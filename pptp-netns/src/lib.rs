@@ -217,12 +217,31 @@ fn parse_mac(s: &str) -> Option<[u8; 6]> {
 /// Creates a veth pair with one end in each namespace, both up. The pair
 /// goes away with either namespace.
 pub fn veth(a: &Netns, a_name: &str, b: &Netns, b_name: &str) -> Result<(), NetnsError> {
+    veth_queues(a, a_name, b, b_name, 1)
+}
+
+/// [`veth`] with `queues` transmit and receive queues at each end (a frame
+/// sent on transmit queue n arrives on receive queue n of the peer, each
+/// with a NAPI instance of its own once XDP or GRO is on): a multi-queue
+/// NIC, whose receive work several CPUs can do at once.
+pub fn veth_queues(
+    a: &Netns,
+    a_name: &str,
+    b: &Netns,
+    b_name: &str,
+    queues: u32,
+) -> Result<(), NetnsError> {
+    let q = queues.to_string();
     ip(&[
         "link",
         "add",
         a_name,
         "netns",
         a.name(),
+        "numtxqueues",
+        &q,
+        "numrxqueues",
+        &q,
         "type",
         "veth",
         "peer",
@@ -230,6 +249,10 @@ pub fn veth(a: &Netns, a_name: &str, b: &Netns, b_name: &str) -> Result<(), Netn
         b_name,
         "netns",
         b.name(),
+        "numtxqueues",
+        &q,
+        "numrxqueues",
+        &q,
     ])?;
     a.ip(&["link", "set", a_name, "up"])?;
     b.ip(&["link", "set", b_name, "up"])?;
@@ -267,6 +290,70 @@ impl RawSocket {
                 ifindex,
             })
         }
+    }
+
+    /// Opens a raw socket that receives every frame of `iface` (of the
+    /// calling thread's namespace) in both directions, with a receive
+    /// buffer of `rcvbuf` bytes; [`Self::recv`] gives up after `timeout`.
+    pub fn capture(iface: &str, rcvbuf: usize, timeout: std::time::Duration) -> io::Result<Self> {
+        let sock = Self::open(iface)?;
+        // SAFETY: sockaddr_ll is plain data; zeroed is a valid value.
+        let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        addr.sll_family = libc::AF_PACKET as u16;
+        addr.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
+        addr.sll_ifindex = sock.ifindex;
+        let tv = libc::timeval {
+            tv_sec: timeout.as_secs() as libc::time_t,
+            tv_usec: libc::suseconds_t::from(timeout.subsec_micros() as i32),
+        };
+        let size = rcvbuf as libc::c_int;
+        // SAFETY: valid fd, and pointers to values of the sizes given.
+        unsafe {
+            if libc::bind(
+                sock.fd.as_raw_fd(),
+                (&addr as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            ) != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+            for (option, value, len) in [
+                (
+                    libc::SO_RCVBUFFORCE,
+                    (&size as *const libc::c_int).cast::<libc::c_void>(),
+                    std::mem::size_of::<libc::c_int>(),
+                ),
+                (
+                    libc::SO_RCVTIMEO,
+                    (&tv as *const libc::timeval).cast(),
+                    std::mem::size_of::<libc::timeval>(),
+                ),
+            ] {
+                if libc::setsockopt(
+                    sock.fd.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    option,
+                    value,
+                    len as u32,
+                ) != 0
+                {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+        }
+        Ok(sock)
+    }
+
+    /// Receives one frame into `buf` (truncated to its length); an error
+    /// of kind `WouldBlock` or `TimedOut` once the timeout of
+    /// [`Self::capture`] passed without one.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        // SAFETY: buf is valid for writes of its length.
+        let n = unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(n as usize)
     }
 
     /// Sends one Ethernet frame out of the interface.

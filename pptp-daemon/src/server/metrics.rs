@@ -548,6 +548,12 @@ impl Snapshot {
             )?;
             counter(
                 &mut e,
+                "pptp_xdp_steered_taken_frames",
+                "Frames for a client that another CPU steered to the CPU sending its session's frames (pptp_xdp_frames{result=\"encap_steered\"}) and that CPU took from its queue; the difference the queues dropped, full",
+                x[Stat::SteeredTaken as usize],
+            )?;
+            counter(
+                &mut e,
                 "pptp_xdp_seen_frames",
                 "Every frame the XDP program saw",
                 x[Stat::Frames as usize],
