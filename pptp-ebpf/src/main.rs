@@ -36,6 +36,12 @@
 //! A session's data over its rate limit (a token bucket in each map entry,
 //! `pptp_common::rate`) is dropped, in both directions.
 //!
+//! One CPU sends each session's frames (`SESSION_F_STEER`): a frame for a
+//! client that arrives on another CPU goes, untouched, through the CPU map
+//! `PPTP_CPUS` to that CPU, where `pptp_xdp_cpu` (`pptp_xdp_tunnel_cpu`
+//! under `stack`) encapsulates it, so sequence numbers and MPPE counts
+//! leave in the order they were taken ([`steer`]).
+//!
 //! Every packet access goes through a bounds-checked helper; every frame is
 //! counted once in `PPTP_STATS`.
 #![no_std]
