@@ -41,8 +41,7 @@ pub mod names {
     /// The same for upcoming send positions ([`super::MppeTx::prep_row`]).
     pub const MPPE_TX_PREP: &str = "PPTP_MPPE_TX_PREP";
     /// CPU map (one entry per possible CPU, a queue to each online one,
-    /// running [`super::programs::XDP_CPU`] or
-    /// [`super::programs::TUNNEL_CPU`]): where a frame for a client goes
+    /// running [`super::programs::XDP_CPU`]): where a frame for a client goes
     /// when another CPU sends that session's frames
     /// ([`super::SESSION_F_STEER`]).
     pub const CPUS: &str = "PPTP_CPUS";
@@ -59,12 +58,9 @@ pub mod programs {
     /// `forwarding = "stack"`, on the veth end that receives what the stack
     /// sends out of the tunnel device: encapsulates for fast-path clients.
     pub const TUNNEL: &str = "pptp_xdp_tunnel";
-    /// The CPU map's program under `forwarding = "xdp"`: encapsulates, on
-    /// the CPU that sends a session's frames, what [`XDP`] steered there.
+    /// The CPU map's program (`forwarding = "xdp"`): encapsulates, on the
+    /// CPU that sends a session's frames, what [`XDP`] steered there.
     pub const XDP_CPU: &str = "pptp_xdp_cpu";
-    /// The CPU map's program under `forwarding = "stack"`: the same for
-    /// what [`TUNNEL`] steered.
-    pub const TUNNEL_CPU: &str = "pptp_xdp_tunnel_cpu";
 }
 
 /// Maximum number of sessions the maps hold; session slots are `0..MAX_SESSIONS`.

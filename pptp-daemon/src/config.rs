@@ -132,8 +132,9 @@ pub struct DataplaneConfig {
     pub forwarding: ForwardingSetting,
     pub tun_name: String,
     pub mss_clamp: bool,
-    /// One CPU sends each session's frames (XDP's CPU map), so they leave
-    /// in order whichever CPUs they arrive on.
+    /// Under `forwarding = "xdp"`, one CPU sends each session's frames
+    /// (XDP's CPU map), so they leave in order whichever CPUs they arrive
+    /// on.
     pub steer_sends: bool,
 }
 

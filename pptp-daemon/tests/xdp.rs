@@ -1212,7 +1212,7 @@ fn a_sessions_frames_are_sent_from_one_cpu() {
     }
     assert_eq!(dp.seq().load(3).unwrap().tx_cpu, 0, "claimed unsteered");
 
-    let queues = dp.steer_sends(programs::XDP_CPU, 64).unwrap();
+    let queues = dp.steer_sends(64).unwrap();
     assert!(queues >= 2, "{queues} CPU queues");
     dp.remove(&session(0)).unwrap();
     dp.install(&session(SESSION_F_DECAP | SESSION_F_ENCAP), seq(12))

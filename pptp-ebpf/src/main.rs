@@ -36,11 +36,12 @@
 //! A session's data over its rate limit (a token bucket in each map entry,
 //! `pptp_common::rate`) is dropped, in both directions.
 //!
-//! One CPU sends each session's frames (`SESSION_F_STEER`): a frame for a
-//! client that arrives on another CPU goes, untouched, through the CPU map
-//! `PPTP_CPUS` to that CPU, where `pptp_xdp_cpu` (`pptp_xdp_tunnel_cpu`
-//! under `stack`) encapsulates it, so sequence numbers and MPPE counts
-//! leave in the order they were taken ([`steer`]).
+//! Under `forwarding = "xdp"` one CPU sends each session's frames
+//! (`SESSION_F_STEER`): a frame for a client that arrives on another CPU
+//! goes, untouched, through the CPU map `PPTP_CPUS` to that CPU, where
+//! `pptp_xdp_cpu` encapsulates it, so sequence numbers and MPPE counts
+//! leave in the order they were taken ([`steer`]). (Under `stack` the
+//! tunnel pair's one receive queue already sends one frame at a time.)
 //!
 //! Every packet access goes through a bounds-checked helper; every frame is
 //! counted once in `PPTP_STATS`.
@@ -126,7 +127,7 @@ static PPTP_COUNTERS: PerCpuArray<SessionCounters> = PerCpuArray::with_max_entri
 static PPTP_NEXT_HOP: PerCpuArray<NextHop> = PerCpuArray::with_max_entries(MAX_SESSIONS, 0);
 
 /// A queue to each online CPU, set by the daemon, running `pptp_xdp_cpu`
-/// or `pptp_xdp_tunnel_cpu` there ([`steer`]). The daemon sizes it to the
+/// there ([`steer`]). The daemon sizes it to the
 /// possible CPUs when it loads the object.
 #[map(name = "PPTP_CPUS")]
 static PPTP_CPUS: CpuMap = CpuMap::with_max_entries(1, 0);
@@ -187,18 +188,13 @@ pub fn pptp_xdp_cpu(ctx: XdpContext) -> u32 {
     run(&ctx, Role::Route, Cpu::Sending)
 }
 
-#[xdp(map = "cpumap")]
-pub fn pptp_xdp_tunnel_cpu(ctx: XdpContext) -> u32 {
-    run(&ctx, Role::Tunnel, Cpu::Sending)
-}
-
 /// Processes one frame in `role` and counts it.
 #[inline(always)]
 fn run(ctx: &XdpContext, role: Role, cpu: Cpu) -> u32 {
     let len = (ctx.data_end() - ctx.data()) as u64;
     let (stat, action) = if cpu == Cpu::Sending {
         count(Stat::SteeredTaken, 1);
-        process_steered(ctx, role)
+        process_steered(ctx)
     } else {
         process(ctx, role)
     };
@@ -327,14 +323,14 @@ fn process(ctx: &XdpContext, role: Role) -> (Stat, u32) {
 /// session gone meanwhile, for one) goes to the stack as it would have
 /// where it arrived.
 #[inline(always)]
-fn process_steered(ctx: &XdpContext, role: Role) -> (Stat, u32) {
+fn process_steered(ctx: &XdpContext) -> (Stat, u32) {
     let Some(eth) = ptr_at::<EthHdr>(ctx, 0) else {
         return (Stat::NotIpv4, PASS);
     };
     // SAFETY: ptr_at checked that the header lies within the frame.
     let mut ether_type = u16::from_be(unsafe { (*eth).ether_type });
     let mut l3 = ETH_LEN;
-    if role == Role::Route && (ether_type == ETH_P_8021Q || ether_type == ETH_P_8021AD) {
+    if ether_type == ETH_P_8021Q || ether_type == ETH_P_8021AD {
         let Some(vlan) = ptr_at::<VlanHdr>(ctx, l3) else {
             return (Stat::NotIpv4, PASS);
         };
@@ -359,7 +355,7 @@ fn process_steered(ctx: &XdpContext, role: Role) -> (Stat, u32) {
     if ip.vihl != 0x45 || u16::from_be_bytes(ip.frags) & 0x3FFF != 0 {
         return (Stat::Ipv4Unusual, PASS);
     }
-    encapsulate(ctx, l3, session, role, Cpu::Sending)
+    encapsulate(ctx, l3, session, Role::Route, Cpu::Sending)
 }
 
 /// Enhanced GRE from a peer: decapsulates a session's IPv4 data frame.
@@ -984,6 +980,7 @@ fn encapsulate(
         return (Stat::EncapPassed, PASS);
     };
     if cpu == Cpu::Arrival
+        && role == Role::Route
         && session.flags & SESSION_F_STEER != 0
         && let Some(action) = steer(state)
     {

@@ -7,11 +7,15 @@
 //! sends a channel's frames one at a time, and so must we.
 //!
 //! The lab's LAN link has two queues here; senders on two CPUs send UDP
-//! to the client from many source ports (both queues, so the XDP program
-//! on l0 runs on both CPUs at the same time), alone on each CPU and then
-//! on both at once; a capture on the client's link reads every GRE data
-//! frame from the server. Needs root and two CPUs; fails (never skips)
-//! without them.
+//! to the client from many source ports (both queues, so under `xdp`
+//! forwarding the XDP program on l0 runs on both CPUs at the same time),
+//! alone on each CPU and then on both at once; a capture on the client's
+//! link reads every GRE data frame from the server. Without steering, 59
+//! of 44,000 clear frames and 585 of 44,000 MPPE frames arrived after a
+//! higher sequence number here. Under `stack` forwarding the stack routes
+//! into the tunnel device, whose one receive queue runs the program on one
+//! CPU at a time: in order without steering, which is not used there.
+//! Needs root and two CPUs; fails (never skips) without them.
 
 use std::{
     collections::HashMap,
@@ -262,15 +266,20 @@ fn sends_in_order(forwarding: &'static str, mppe: bool) {
         counters["xdp_encapsulated"] as usize > sent / 4,
         "the kernel did not send the frames: {report}"
     );
-    // Both CPUs had frames for the client: the one that does not send the
-    // session's frames queued them to the one that does, whose program took
-    // them from its queue (all but what a full queue dropped).
-    assert!(counters["xdp_encap_steered"] > 0, "{report}");
-    assert!(
-        counters["xdp_steered_taken"] > 0
-            && counters["xdp_steered_taken"] <= counters["xdp_encap_steered"],
-        "{report}"
-    );
+    if forwarding == "xdp" {
+        // Both CPUs had frames for the client: the one that does not send
+        // the session's frames queued them to the one that does, whose
+        // program took them from its queue (all but what a full queue
+        // dropped).
+        assert!(counters["xdp_encap_steered"] > 0, "{report}");
+        assert!(
+            counters["xdp_steered_taken"] > 0
+                && counters["xdp_steered_taken"] <= counters["xdp_encap_steered"],
+            "{report}"
+        );
+    } else {
+        assert_eq!(counters["xdp_encap_steered"], 0, "{report}");
+    }
     assert!(
         late_seq <= own,
         "{late_seq} GRE data frames arrived after a higher sequence number: {report}"

@@ -91,8 +91,6 @@ pub enum XdpError {
         cpu: u32,
         source: aya::maps::xdp::XdpMapError,
     },
-    #[error("program {0} is not one of the CPU map's (pptp_xdp_cpu, pptp_xdp_tunnel_cpu)")]
-    NotCpuProgram(&'static str),
 }
 
 /// The mode the program ended up attached in.
@@ -169,7 +167,6 @@ impl XdpDataplane {
             programs::STACK,
             programs::TUNNEL,
             programs::XDP_CPU,
-            programs::TUNNEL_CPU,
         ] {
             let program: &mut Xdp = ebpf
                 .program_mut(name)
@@ -336,17 +333,16 @@ impl XdpDataplane {
         Ok((result.return_value, result.data_size_out as usize))
     }
 
-    /// Gives the CPU map a queue of `queue_size` frames to every online CPU
-    /// running `program` ([`programs::XDP_CPU`] under
-    /// `forwarding = "xdp"`, [`programs::TUNNEL_CPU`] under `stack`), and
-    /// steers the sessions installed from now on ([`SESSION_F_STEER`]): one
+    /// Gives the CPU map a queue of `queue_size` frames to every online CPU,
+    /// running [`programs::XDP_CPU`], and steers the sessions installed
+    /// from now on ([`SESSION_F_STEER`]): under `forwarding = "xdp"` one
     /// CPU sends each session's frames, so they leave in the order of their
     /// sequence numbers and coherency counts, whichever CPUs they arrive
-    /// on. Returns the number of CPUs with a queue.
-    pub fn steer_sends(&mut self, program: &'static str, queue_size: u32) -> Result<u32, XdpError> {
-        if program != programs::XDP_CPU && program != programs::TUNNEL_CPU {
-            return Err(XdpError::NotCpuProgram(program));
-        }
+    /// on. (Under `stack` the tunnel pair's program runs on one receive
+    /// queue, one frame at a time, and never steers.) Returns the number
+    /// of CPUs with a queue.
+    pub fn steer_sends(&mut self, queue_size: u32) -> Result<u32, XdpError> {
+        let program = programs::XDP_CPU;
         let cpus = aya::util::online_cpus().map_err(|(_, e)| XdpError::Cpus(e))?;
         let fd = self
             .program(program)?

@@ -407,15 +407,12 @@ fn attach_xdp(
         dp.start_mppe_preparer()
             .context("starting the MPPE preparer")?;
     }
-    // One CPU sends each session's frames (in order), whichever CPUs they
-    // arrive on; without it a multi-queue NIC can send them out of order.
-    if config.dataplane.steer_sends {
-        let program = if veth.is_some() {
-            programs::TUNNEL_CPU
-        } else {
-            programs::XDP_CPU
-        };
-        match dp.steer_sends(program, STEER_QUEUE) {
+    // Under `xdp` forwarding one CPU sends each session's frames (in
+    // order), whichever CPUs they arrive on; without it a multi-queue NIC
+    // can send them out of order. (Under `stack` the tunnel pair's one
+    // receive queue sends one frame at a time.)
+    if config.dataplane.steer_sends && veth.is_none() {
+        match dp.steer_sends(STEER_QUEUE) {
             Ok(cpus) => tracing::info!(cpus, "sends steered to one CPU per session"),
             Err(e) => tracing::warn!(
                 "steering sends to one CPU per session: {e}; a session's frames that arrive on several CPUs may leave out of order"
