@@ -127,8 +127,8 @@ static PPTP_COUNTERS: PerCpuArray<SessionCounters> = PerCpuArray::with_max_entri
 static PPTP_NEXT_HOP: PerCpuArray<NextHop> = PerCpuArray::with_max_entries(MAX_SESSIONS, 0);
 
 /// A queue to each online CPU, set by the daemon, running `pptp_xdp_cpu`
-/// there ([`steer`]). The daemon sizes it to the
-/// possible CPUs when it loads the object.
+/// there ([`steer`]). The daemon sizes it to the possible CPUs when it
+/// loads the object.
 #[map(name = "PPTP_CPUS")]
 static PPTP_CPUS: CpuMap = CpuMap::with_max_entries(1, 0);
 
@@ -913,9 +913,9 @@ pub(crate) fn take(tat: *mut u64, cost: u64, tolerance: u64) -> bool {
 /// Whether this CPU sends the frames of the session whose sequence state
 /// is `state` ([`SESSION_F_STEER`]): `None` if so (the first CPU to ask
 /// claims the session), else the action that queues the frame, untouched,
-/// to the CPU that does (`PPTP_CPUS`). Without a queue to that CPU
-/// (the daemon set none) this one sends it: out of
-/// order perhaps, but not lost.
+/// to the CPU that does (`PPTP_CPUS`). Without a queue to that CPU (the
+/// daemon set none) this one sends it: out of order perhaps, but not
+/// lost.
 #[inline(always)]
 fn steer(state: *mut SeqState) -> Option<u32> {
     // SAFETY: plain helper call.

@@ -55,7 +55,11 @@ impl Topology {
         let server = Netns::new("pxsv")?;
         let lan = Netns::new("pxln")?;
         netns::veth(&client, "c0", &server, "s0")?;
-        netns::veth_queues(&server, "l0", &lan, "h0", queues)?;
+        if queues == 1 {
+            netns::veth(&server, "l0", &lan, "h0")?;
+        } else {
+            netns::veth_queues(&server, "l0", &lan, "h0", queues)?;
+        }
         client.ip(&["addr", "add", &format!("{CLIENT_WAN}/24"), "dev", "c0"])?;
         server.ip(&["addr", "add", &format!("{SERVER_WAN}/24"), "dev", "s0"])?;
         server.ip(&["addr", "add", &format!("{SERVER_LAN}/24"), "dev", "l0"])?;

@@ -217,7 +217,23 @@ fn parse_mac(s: &str) -> Option<[u8; 6]> {
 /// Creates a veth pair with one end in each namespace, both up. The pair
 /// goes away with either namespace.
 pub fn veth(a: &Netns, a_name: &str, b: &Netns, b_name: &str) -> Result<(), NetnsError> {
-    veth_queues(a, a_name, b, b_name, 1)
+    ip(&[
+        "link",
+        "add",
+        a_name,
+        "netns",
+        a.name(),
+        "type",
+        "veth",
+        "peer",
+        "name",
+        b_name,
+        "netns",
+        b.name(),
+    ])?;
+    a.ip(&["link", "set", a_name, "up"])?;
+    b.ip(&["link", "set", b_name, "up"])?;
+    Ok(())
 }
 
 /// [`veth`] with `queues` transmit and receive queues at each end (a frame

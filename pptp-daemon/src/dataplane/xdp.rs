@@ -162,17 +162,25 @@ impl XdpDataplane {
                 None
             }
         };
-        for name in [
-            programs::XDP,
-            programs::STACK,
-            programs::TUNNEL,
-            programs::XDP_CPU,
-        ] {
+        for name in [programs::XDP, programs::STACK, programs::TUNNEL] {
             let program: &mut Xdp = ebpf
                 .program_mut(name)
                 .ok_or(XdpError::MissingProgram(name))?
                 .try_into()?;
             program.load()?;
+        }
+        // The CPU map's program (Linux 5.9 on) is for steering only: the
+        // data plane runs without it, unsteered (`Self::steer_sends` then
+        // fails, and says so).
+        let cpu: &mut Xdp = ebpf
+            .program_mut(programs::XDP_CPU)
+            .ok_or(XdpError::MissingProgram(programs::XDP_CPU))?
+            .try_into()?;
+        if let Err(e) = cpu.load() {
+            tracing::warn!(
+                program = programs::XDP_CPU,
+                "loading the CPU map's program: {e}; sends cannot be steered to one CPU per session"
+            );
         }
         let seq = match ebpf.map(names::SEQ) {
             Some(Map::Array(data)) => std::sync::Arc::new(SeqMap::mmap(data)?),
