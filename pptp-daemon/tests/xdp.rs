@@ -1054,26 +1054,8 @@ fn encapsulation_on_crafted_frames() {
 fn encapsulation_follows_next_hop_changes() {
     pin_to_one_cpu();
     let (fib, mut dp) = encapsulating();
-    let from_lan = |inner: &[u8]| lan_frame(&fib, inner);
     let p = udp(LAN_HOST, CLIENT, 64, 100);
-    let full = [0xFF, 0x03, 0x00, 0x21];
-    let towards = |name, dst_mac, peer, seq| Case {
-        name,
-        frame: from_lan(&p),
-        ifindex: fib.lan,
-        action: XDP_REDIRECT,
-        stat: Stat::Encapsulated,
-        out: Some(encapsulated(
-            dst_mac,
-            fib.wan_mac,
-            peer,
-            PEER_CALL,
-            seq,
-            None,
-            &full,
-            &hop(&p),
-        )),
-    };
+    let towards = |name, dst_mac, peer, seq| to_peer(&fib, name, &p, dst_mac, peer, seq, None);
     check(&dp, &fib, vec![towards("first", CLIENT_MAC, PEER, 10)]);
 
     // The peer's neighbour entry changes: within the TTL the cached hop
@@ -1127,38 +1109,38 @@ fn pin_to_one_cpu() {
 
 /// Pins the calling thread (and the threads it starts) to CPU `cpu`.
 fn pin_to(cpu: usize) {
-    // SAFETY: plain libc calls on a zeroed cpu_set_t of this thread.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        assert_eq!(
-            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set),
-            0,
-            "sched_setaffinity to CPU {cpu}"
-        );
-    }
+    netns::pin_to_cpu(cpu).unwrap_or_else(|e| panic!("pinning to CPU {cpu}: {e}"));
 }
 
-/// Two CPUs this thread may run on; fails with the prerequisite's name
-/// on a machine with one.
-fn two_cpus() -> (usize, usize) {
-    // SAFETY: plain libc calls on a zeroed cpu_set_t of this thread.
-    let allowed: Vec<usize> = unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        assert_eq!(
-            libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set),
-            0,
-            "sched_getaffinity"
-        );
-        (0..libc::CPU_SETSIZE as usize)
-            .filter(|&c| libc::CPU_ISSET(c, &set))
-            .collect()
-    };
-    assert!(
-        allowed.len() >= 2,
-        "prerequisite: two CPUs to steer between (this test may run on {allowed:?}); run it on a machine, or under a CPU affinity, with at least two"
-    );
-    (allowed[0], allowed[1])
+/// A case where `inner`, from the LAN host, leaves encapsulated towards
+/// `peer` (Ethernet address `dst_mac`) with sequence number `seq`,
+/// acknowledgment `ack` and a full PPP header.
+fn to_peer<'a>(
+    fib: &Fib,
+    name: &'a str,
+    inner: &[u8],
+    dst_mac: [u8; 6],
+    peer: [u8; 4],
+    seq: u32,
+    ack: Option<u32>,
+) -> Case<'a> {
+    Case {
+        name,
+        frame: lan_frame(fib, inner),
+        ifindex: fib.lan,
+        action: XDP_REDIRECT,
+        stat: Stat::Encapsulated,
+        out: Some(encapsulated(
+            dst_mac,
+            fib.wan_mac,
+            peer,
+            PEER_CALL,
+            seq,
+            ack,
+            &[0xFF, 0x03, 0x00, 0x21],
+            &hop(inner),
+        )),
+    }
 }
 
 /// One CPU sends a session's frames (SESSION_F_STEER, set on every
@@ -1172,28 +1154,12 @@ fn two_cpus() -> (usize, usize) {
 /// no CPU claims anything; a slot opened again is claimed anew.
 #[test]
 fn a_sessions_frames_are_sent_from_one_cpu() {
-    let (a, b) = two_cpus();
+    let (a, b) = netns::two_cpus().expect("prerequisite");
     let (fib, mut dp) = encapsulating();
     // Installed before steering: no flag, every CPU sends, none claims.
     let p = udp(LAN_HOST, CLIENT, 64, 100);
     let full = [0xFF, 0x03, 0x00, 0x21];
-    let sent = |name: &'static str, seq: u32| Case {
-        name,
-        frame: lan_frame(&fib, &p),
-        ifindex: fib.lan,
-        action: XDP_REDIRECT,
-        stat: Stat::Encapsulated,
-        out: Some(encapsulated(
-            CLIENT_MAC,
-            fib.wan_mac,
-            PEER,
-            PEER_CALL,
-            seq,
-            None,
-            &full,
-            &hop(&p),
-        )),
-    };
+    let sent = |name: &'static str, seq: u32| to_peer(&fib, name, &p, CLIENT_MAC, PEER, seq, None);
     let steered = |name: &'static str| Case {
         name,
         frame: lan_frame(&fib, &p),
@@ -1312,11 +1278,7 @@ fn rate_limits_on_crafted_frames() {
         f.extend_from_slice(&hop(&up));
         f
     };
-    let from_lan = {
-        let mut f = eth(fib.lan_mac, LAN_HOST_MAC, 0x0800);
-        f.extend_from_slice(&down);
-        f
-    };
+    let from_lan = lan_frame(&fib, &down);
     let decap = |name, seq| Case {
         name,
         frame: from_client(seq),
@@ -1333,23 +1295,7 @@ fn rate_limits_on_crafted_frames() {
         stat: Stat::RateLimitedDecap,
         out: None,
     };
-    let encap = |name, seq| Case {
-        name,
-        frame: from_lan.clone(),
-        ifindex: fib.lan,
-        action: XDP_REDIRECT,
-        stat: Stat::Encapsulated,
-        out: Some(encapsulated(
-            CLIENT_MAC,
-            fib.wan_mac,
-            PEER,
-            PEER_CALL,
-            seq,
-            Some(2),
-            &full,
-            &hop(&down),
-        )),
-    };
+    let encap = |name, seq| to_peer(&fib, name, &down, CLIENT_MAC, PEER, seq, Some(2));
     let encap_dropped = |name| Case {
         name,
         frame: from_lan.clone(),

@@ -244,34 +244,42 @@ fn csum_fold(mut sum: u32) -> u16 {
     !(sum as u16)
 }
 
-/// Decides what happens to a frame and which counter it falls under.
+/// The IPv4 header after Ethernet (with at most one VLAN tag) and its
+/// offset; `None` for anything else.
 #[inline(always)]
-fn process(ctx: &XdpContext, role: Role) -> (Stat, u32) {
-    // Ethernet, with at most one VLAN tag.
-    let Some(eth) = ptr_at::<EthHdr>(ctx, 0) else {
-        return (Stat::NotIpv4, PASS);
-    };
+fn ipv4_at(ctx: &XdpContext) -> Option<(usize, Ipv4Hdr)> {
+    let eth = ptr_at::<EthHdr>(ctx, 0)?;
     // SAFETY: ptr_at checked that the header lies within the frame.
     let mut ether_type = u16::from_be(unsafe { (*eth).ether_type });
     let mut l3 = ETH_LEN;
     if ether_type == ETH_P_8021Q || ether_type == ETH_P_8021AD {
-        let Some(vlan) = ptr_at::<VlanHdr>(ctx, l3) else {
-            return (Stat::NotIpv4, PASS);
-        };
+        let vlan = ptr_at::<VlanHdr>(ctx, l3)?;
         // SAFETY: bounds checked by ptr_at.
         ether_type = u16::from_be(unsafe { (*vlan).ether_type });
         l3 += VlanHdr::LEN;
     }
     if ether_type != ETH_P_IPV4 {
-        return (Stat::NotIpv4, PASS);
+        return None;
     }
-    let Some(ip) = ptr_at::<Ipv4Hdr>(ctx, l3) else {
+    let ip = ptr_at::<Ipv4Hdr>(ctx, l3)?;
+    // SAFETY: bounds checked by ptr_at.
+    Some((l3, unsafe { *ip }))
+}
+
+/// Whether an IPv4 header has options or belongs to a fragment: such
+/// packets go up to the stack.
+#[inline(always)]
+fn is_unusual(ip: &Ipv4Hdr) -> bool {
+    ip.vihl != 0x45 || u16::from_be_bytes(ip.frags) & 0x3FFF != 0
+}
+
+/// Decides what happens to a frame and which counter it falls under.
+#[inline(always)]
+fn process(ctx: &XdpContext, role: Role) -> (Stat, u32) {
+    let Some((l3, ip)) = ipv4_at(ctx) else {
         return (Stat::NotIpv4, PASS);
     };
-    // SAFETY: bounds checked by ptr_at.
-    let ip = unsafe { *ip };
-    // Options and fragments go up to the stack.
-    let unusual = ip.vihl != 0x45 || u16::from_be_bytes(ip.frags) & 0x3FFF != 0;
+    let unusual = is_unusual(&ip);
     if role == Role::Tunnel {
         // What the stack routed out of the tunnel device: for a client, or
         // nothing of ours. Options and fragments take the userspace path.
@@ -324,35 +332,16 @@ fn process(ctx: &XdpContext, role: Role) -> (Stat, u32) {
 /// where it arrived.
 #[inline(always)]
 fn process_steered(ctx: &XdpContext) -> (Stat, u32) {
-    let Some(eth) = ptr_at::<EthHdr>(ctx, 0) else {
+    let Some((l3, ip)) = ipv4_at(ctx) else {
         return (Stat::NotIpv4, PASS);
     };
-    // SAFETY: ptr_at checked that the header lies within the frame.
-    let mut ether_type = u16::from_be(unsafe { (*eth).ether_type });
-    let mut l3 = ETH_LEN;
-    if ether_type == ETH_P_8021Q || ether_type == ETH_P_8021AD {
-        let Some(vlan) = ptr_at::<VlanHdr>(ctx, l3) else {
-            return (Stat::NotIpv4, PASS);
-        };
-        // SAFETY: bounds checked by ptr_at.
-        ether_type = u16::from_be(unsafe { (*vlan).ether_type });
-        l3 += VlanHdr::LEN;
-    }
-    if ether_type != ETH_P_IPV4 {
-        return (Stat::NotIpv4, PASS);
-    }
-    let Some(ip) = ptr_at::<Ipv4Hdr>(ctx, l3) else {
-        return (Stat::NotIpv4, PASS);
-    };
-    // SAFETY: bounds checked by ptr_at.
-    let ip = unsafe { *ip };
     let key = ClientKey {
         client_addr: ip.dst_addr,
     };
     let Some(session) = PPTP_CLIENTS.get_ptr_mut(&key) else {
         return (Stat::NotGre, PASS);
     };
-    if ip.vihl != 0x45 || u16::from_be_bytes(ip.frags) & 0x3FFF != 0 {
+    if is_unusual(&ip) {
         return (Stat::Ipv4Unusual, PASS);
     }
     encapsulate(ctx, l3, session, Role::Route, Cpu::Sending)

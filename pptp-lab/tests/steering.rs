@@ -85,40 +85,6 @@ fn data_frame(f: &[u8], server: [u8; 4]) -> Option<DataFrame> {
     }
 }
 
-/// Pins the calling thread to CPU `cpu`.
-fn pin_to(cpu: usize) {
-    // SAFETY: plain libc calls on a zeroed cpu_set_t of this thread.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        assert_eq!(
-            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set),
-            0,
-            "sched_setaffinity to CPU {cpu}"
-        );
-    }
-}
-
-/// Two CPUs this process may run on.
-fn two_cpus() -> (usize, usize) {
-    // SAFETY: plain libc calls on a zeroed cpu_set_t of this thread.
-    let allowed: Vec<usize> = unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        assert_eq!(
-            libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set),
-            0
-        );
-        (0..libc::CPU_SETSIZE as usize)
-            .filter(|&c| libc::CPU_ISSET(c, &set))
-            .collect()
-    };
-    assert!(
-        allowed.len() >= 2,
-        "prerequisite: two CPUs (this test may run on {allowed:?}); run it where at least two are available"
-    );
-    (allowed[0], allowed[1])
-}
-
 /// Senders in the LAN namespace, one per CPU of `cpus`, at the same time,
 /// each sending `count` datagrams of 64 bytes to `to` from [`FLOWS`]
 /// source ports in turn.
@@ -129,7 +95,7 @@ fn send_from(lab: &Lab, cpus: &[usize], count: usize, to: (Ipv4Addr, u16)) {
             std::thread::scope(|s| {
                 for &cpu in cpus {
                     s.spawn(move || {
-                        pin_to(cpu);
+                        netns::pin_to_cpu(cpu).expect("pinning a sender");
                         let sockets: Vec<UdpSocket> = (0..FLOWS)
                             .map(|_| UdpSocket::bind((LAN_HOST, 0)).expect("bind"))
                             .collect();
@@ -147,7 +113,7 @@ fn send_from(lab: &Lab, cpus: &[usize], count: usize, to: (Ipv4Addr, u16)) {
 
 fn sends_in_order(forwarding: &'static str, mppe: bool) {
     netns::require_root().expect("prerequisite");
-    let (a, b) = two_cpus();
+    let (a, b) = netns::two_cpus().expect("prerequisite");
     let topology = Topology::with_lan_queues(2).unwrap_or_else(|e| panic!("{e}"));
     let lab = Lab::start_in(
         topology,

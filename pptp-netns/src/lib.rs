@@ -30,6 +30,12 @@ pub enum NetnsError {
     NotRoot,
     #[error("entering namespace {name}: {source}")]
     Enter { name: String, source: io::Error },
+    #[error(
+        "prerequisite: two CPUs to run on at once; this thread may run on {0:?} only: run the test where at least two are available"
+    )]
+    TooFewCpus(Vec<usize>),
+    #[error("CPU affinity: {0}")]
+    Affinity(io::Error),
 }
 
 /// Runs a command, turning a non-zero exit into an error with its stderr.
@@ -215,31 +221,16 @@ fn parse_mac(s: &str) -> Option<[u8; 6]> {
 }
 
 /// Creates a veth pair with one end in each namespace, both up. The pair
-/// goes away with either namespace.
+/// goes away with either namespace. (One queue in use at each end: veth
+/// allocates one per possible CPU and uses one unless told a count.)
 pub fn veth(a: &Netns, a_name: &str, b: &Netns, b_name: &str) -> Result<(), NetnsError> {
-    ip(&[
-        "link",
-        "add",
-        a_name,
-        "netns",
-        a.name(),
-        "type",
-        "veth",
-        "peer",
-        "name",
-        b_name,
-        "netns",
-        b.name(),
-    ])?;
-    a.ip(&["link", "set", a_name, "up"])?;
-    b.ip(&["link", "set", b_name, "up"])?;
-    Ok(())
+    veth_with(a, a_name, b, b_name, None)
 }
 
-/// [`veth`] with `queues` transmit and receive queues at each end (a frame
-/// sent on transmit queue n arrives on receive queue n of the peer, each
-/// with a NAPI instance of its own once XDP or GRO is on): a multi-queue
-/// NIC, whose receive work several CPUs can do at once.
+/// [`veth`] with `queues` transmit and receive queues in use at each end
+/// (a frame sent on transmit queue n arrives on receive queue n of the
+/// peer, each with a NAPI instance of its own once XDP or GRO is on): a
+/// multi-queue NIC, whose receive work several CPUs can do at once.
 pub fn veth_queues(
     a: &Netns,
     a_name: &str,
@@ -247,31 +238,66 @@ pub fn veth_queues(
     b_name: &str,
     queues: u32,
 ) -> Result<(), NetnsError> {
-    let q = queues.to_string();
-    ip(&[
-        "link",
-        "add",
-        a_name,
-        "netns",
-        a.name(),
-        "numtxqueues",
-        &q,
-        "numrxqueues",
-        &q,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        b_name,
-        "netns",
-        b.name(),
-        "numtxqueues",
-        &q,
-        "numrxqueues",
-        &q,
-    ])?;
+    veth_with(a, a_name, b, b_name, Some(queues))
+}
+
+fn veth_with(
+    a: &Netns,
+    a_name: &str,
+    b: &Netns,
+    b_name: &str,
+    queues: Option<u32>,
+) -> Result<(), NetnsError> {
+    let q = queues.map(|q| q.to_string());
+    let counts: Vec<&str> = q
+        .as_deref()
+        .map(|q| vec!["numtxqueues", q, "numrxqueues", q])
+        .unwrap_or_default();
+    let mut args = vec!["link", "add", a_name, "netns", a.name()];
+    args.extend(&counts);
+    args.extend(["type", "veth", "peer", "name", b_name, "netns", b.name()]);
+    args.extend(&counts);
+    ip(&args)?;
     a.ip(&["link", "set", a_name, "up"])?;
     b.ip(&["link", "set", b_name, "up"])?;
+    Ok(())
+}
+
+/// The CPUs the calling thread may run on.
+pub fn allowed_cpus() -> io::Result<Vec<usize>> {
+    // SAFETY: plain libc calls on a zeroed cpu_set_t of this thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok((0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect())
+    }
+}
+
+/// Two CPUs the calling thread may run on, for tests that need work on
+/// two at once; fails with the prerequisite's name where there is one.
+pub fn two_cpus() -> Result<(usize, usize), NetnsError> {
+    let allowed = allowed_cpus().map_err(NetnsError::Affinity)?;
+    match allowed[..] {
+        [a, b, ..] => Ok((a, b)),
+        _ => Err(NetnsError::TooFewCpus(allowed)),
+    }
+}
+
+/// Pins the calling thread (and the threads it starts from now on) to
+/// CPU `cpu`.
+pub fn pin_to_cpu(cpu: usize) -> io::Result<()> {
+    // SAFETY: plain libc calls on a zeroed cpu_set_t of this thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
     Ok(())
 }
 
