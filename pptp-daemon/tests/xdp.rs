@@ -50,6 +50,19 @@ fn session(flags: u32) -> Session {
     }
 }
 
+/// A second client's session, on both paths (its peer PEER2, its client
+/// CLIENT2, our call 8, slot 4).
+fn other_session() -> Session {
+    Session {
+        peer_addr: PEER2,
+        client_addr: CLIENT2,
+        call_id: 8,
+        peer_call_id: 0x0909,
+        slot: 4,
+        ..session(SESSION_F_DECAP | SESSION_F_ENCAP)
+    }
+}
+
 fn seq(tx_next: u64) -> SeqState {
     SeqState {
         tx_next,
@@ -191,12 +204,7 @@ fn decapsulation_on_crafted_frames() {
         seq(0),
     )
     .unwrap();
-    let mut other = session(SESSION_F_DECAP | SESSION_F_ENCAP);
-    other.peer_addr = PEER2;
-    other.client_addr = CLIENT2;
-    other.call_id = 8;
-    other.peer_call_id = 0x0909;
-    other.slot = 4;
+    let other = other_session();
     dp.install(&other, seq(100)).unwrap();
     dp.register_call(PEER, OUR_CALL, CallEntry::default().network_up())
         .unwrap();
@@ -464,12 +472,7 @@ fn stack_forwarding_on_crafted_frames() {
         seq(20),
     )
     .unwrap();
-    let mut other = session(SESSION_F_DECAP | SESSION_F_ENCAP);
-    other.peer_addr = PEER2;
-    other.client_addr = CLIENT2;
-    other.call_id = 8;
-    other.peer_call_id = 0x0909;
-    other.slot = 4;
+    let other = other_session();
     dp.install(&other, seq(100)).unwrap();
     dp.register_call(PEER, OUR_CALL, CallEntry::default().network_up())
         .unwrap();
@@ -1195,12 +1198,7 @@ fn a_sessions_frames_are_sent_from_one_cpu() {
     // A client's packet for this client, decapsulated on another CPU: to
     // the sending CPU's queue as it is after decapsulation (its TTL is
     // decremented where it is encapsulated).
-    let mut other = session(SESSION_F_DECAP | SESSION_F_ENCAP);
-    other.peer_addr = PEER2;
-    other.client_addr = CLIENT2;
-    other.call_id = 8;
-    other.peer_call_id = 0x0909;
-    other.slot = 4;
+    let other = other_session();
     dp.install(&other, seq(100)).unwrap();
     let to_client = udp(CLIENT2, CLIENT, 64, 30);
     let from_client2 = frame(
