@@ -1154,7 +1154,8 @@ fn to_peer<'a>(
 /// (`XDP_REDIRECT`, counted `encap_steered`), also when it is a client's
 /// packet for another client; a sending CPU without a queue does not
 /// lose frames (they are sent where they arrive); without `steer_sends`
-/// no CPU claims anything; a slot opened again is claimed anew.
+/// no CPU claims anything; a slot opened again is claimed anew; a frame
+/// over the session's rate is dropped where it arrives, not queued.
 #[test]
 fn a_sessions_frames_are_sent_from_one_cpu() {
     let (a, b) = netns::two_cpus().expect("prerequisite");
@@ -1248,6 +1249,33 @@ fn a_sessions_frames_are_sent_from_one_cpu() {
     assert_eq!(dp.seq().load(3).unwrap().tx_cpu, a as u64 + 1);
     pin_to(b);
     check(&dp, &fib, vec![steered("new call: the other CPU steers")]);
+
+    // Over the rate, a frame is dropped where it arrives, not queued: at
+    // 1 kbit/s a 128-octet packet costs 1.024 s, more than the 0.5 s
+    // burst, so the full bucket lets one through and then none, on either
+    // CPU (one bucket, charged once, on arrival).
+    dp.set_rate(PEER, OUR_CALL, CLIENT, |s| {
+        s.rate_down_kbps = 1;
+        s.rate_burst_ns = 500_000_000;
+    })
+    .unwrap();
+    check(&dp, &fib, vec![steered("within the rate: queued")]);
+    let over = |name: &'static str| Case {
+        name,
+        frame: lan_frame(&fib, &p),
+        ifindex: fib.lan,
+        action: XDP_DROP,
+        stat: Stat::RateLimitedEncap,
+        out: None,
+    };
+    check(&dp, &fib, vec![over("over the rate: dropped on arrival")]);
+    pin_to(a);
+    check(
+        &dp,
+        &fib,
+        vec![over("over the rate on the sending CPU too")],
+    );
+    assert_eq!(dp.seq().load(3).unwrap().tx_next, 1);
 }
 
 /// The token buckets of the session entries (pptp_common::rate): at

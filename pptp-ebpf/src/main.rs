@@ -936,9 +936,9 @@ fn steer(state: *mut SeqState) -> Option<u32> {
 /// stack has routed the packet already (TTL decremented, or refused), and
 /// the route towards the peer is looked up as from the WAN interface.
 /// Arriving on a CPU other than the session's sending CPU, the frame is
-/// queued to that CPU unchanged ([`steer`]), before anything is taken from
-/// the session (rate, sequence number, MPPE position): that CPU's run
-/// (`cpu` [`Cpu::Sending`]) takes them.
+/// queued to that CPU unchanged ([`steer`]) once it fits the rate, before
+/// anything else is taken from the session (sequence number, MPPE
+/// position): that CPU's run (`cpu` [`Cpu::Sending`]) takes them.
 #[inline(always)]
 fn encapsulate(
     ctx: &XdpContext,
@@ -968,6 +968,20 @@ fn encapsulate(
     let Some(state) = PPTP_SEQ.get_ptr_mut(session.slot) else {
         return (Stat::EncapPassed, PASS);
     };
+    // Over the client's rate: dropped where it arrives, so a flood towards
+    // one client is not queued to its sending CPU (the bucket is shared by
+    // every CPU); a steered frame paid there.
+    // SAFETY: map value pointer, valid for the program run.
+    if cpu == Cpu::Arrival
+        && !within_rate(
+            unsafe { &raw mut (*entry).rate_tat },
+            session.rate_down_kbps,
+            session.rate_burst_ns,
+            inner_len,
+        )
+    {
+        return (Stat::RateLimitedEncap, DROP);
+    }
     if cpu == Cpu::Arrival
         && role == Role::Route
         && session.flags & SESSION_F_STEER != 0
@@ -992,15 +1006,6 @@ fn encapsulate(
     ) else {
         return (Stat::EncapPassed, PASS);
     };
-    // SAFETY: map value pointer, valid for the program run.
-    if !within_rate(
-        unsafe { &raw mut (*entry).rate_tat },
-        session.rate_down_kbps,
-        session.rate_burst_ns,
-        inner_len,
-    ) {
-        return (Stat::RateLimitedEncap, DROP);
-    }
 
     // Stateless MPPE: the frame's position and key first, before anything
     // in the frame changes (a frame the kernel cannot encrypt goes to
