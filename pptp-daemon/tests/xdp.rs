@@ -1164,14 +1164,16 @@ fn a_sessions_frames_are_sent_from_one_cpu() {
     let p = udp(LAN_HOST, CLIENT, 64, 100);
     let full = [0xFF, 0x03, 0x00, 0x21];
     let sent = |name: &'static str, seq: u32| to_peer(&fib, name, &p, CLIENT_MAC, PEER, seq, None);
-    let steered = |name: &'static str| Case {
+    // The frame from the LAN host, left untouched with `action`.
+    let untouched = |name: &'static str, action: u32, stat: Stat| Case {
         name,
         frame: lan_frame(&fib, &p),
         ifindex: fib.lan,
-        action: XDP_REDIRECT,
-        stat: Stat::EncapSteered,
+        action,
+        stat,
         out: None,
     };
+    let steered = |name: &'static str| untouched(name, XDP_REDIRECT, Stat::EncapSteered);
     for (cpu, seq) in [(a, 10), (b, 11)] {
         pin_to(cpu);
         check(
@@ -1260,14 +1262,7 @@ fn a_sessions_frames_are_sent_from_one_cpu() {
     })
     .unwrap();
     check(&dp, &fib, vec![steered("within the rate: queued")]);
-    let over = |name: &'static str| Case {
-        name,
-        frame: lan_frame(&fib, &p),
-        ifindex: fib.lan,
-        action: XDP_DROP,
-        stat: Stat::RateLimitedEncap,
-        out: None,
-    };
+    let over = |name: &'static str| untouched(name, XDP_DROP, Stat::RateLimitedEncap);
     check(&dp, &fib, vec![over("over the rate: dropped on arrival")]);
     pin_to(a);
     check(
