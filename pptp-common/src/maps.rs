@@ -41,7 +41,8 @@ pub mod names {
     /// The same for upcoming send positions ([`super::MppeTx::prep_row`]).
     pub const MPPE_TX_PREP: &str = "PPTP_MPPE_TX_PREP";
     /// CPU map (one entry per possible CPU, a queue to each online one,
-    /// running [`super::programs::XDP_CPU`]): where a frame for a client goes
+    /// running [`super::programs::XDP_CPU`] or
+    /// [`super::programs::XDP_CPU_TUNNEL`]): where a frame for a client goes
     /// when another CPU sends that session's frames
     /// ([`super::SESSION_F_STEER`]).
     pub const CPUS: &str = "PPTP_CPUS";
@@ -61,6 +62,10 @@ pub mod programs {
     /// The CPU map's program (`forwarding = "xdp"`): encapsulates, on the
     /// CPU that sends a session's frames, what [`XDP`] steered there.
     pub const XDP_CPU: &str = "pptp_xdp_cpu";
+    /// The CPU map's program under `forwarding = "stack"`: encapsulates,
+    /// on the CPU that sends a session's frames, what [`TUNNEL`] steered
+    /// there.
+    pub const XDP_CPU_TUNNEL: &str = "pptp_xdp_cpu_tunnel";
 }
 
 /// Maximum number of sessions the maps hold; session slots are `0..MAX_SESSIONS`.

@@ -37,7 +37,7 @@ use crate::{
         },
         server::ServerSettings,
     },
-    dataplane::{Forwarding, xdp::XdpMode},
+    dataplane::{Forwarding, TunnelQueues, xdp::XdpMode},
     mppe::KeyLength,
     proto::{
         ccp::{CcpPolicy, MppePolicy, StatefulMode},
@@ -122,6 +122,17 @@ pub enum ForwardingSetting {
     Xdp,
 }
 
+/// `dataplane.tunnel_queues` ([`TunnelQueues`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TunnelQueuesSetting {
+    /// One queue: encapsulation towards clients on one CPU at a time.
+    #[default]
+    One,
+    /// A queue per CPU, sends steered to one CPU per session.
+    PerCpu,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DataplaneConfig {
@@ -132,10 +143,12 @@ pub struct DataplaneConfig {
     pub forwarding: ForwardingSetting,
     pub tun_name: String,
     pub mss_clamp: bool,
-    /// Under `forwarding = "xdp"`, one CPU sends each session's frames
-    /// (XDP's CPU map), so they leave in order whichever CPUs they arrive
-    /// on.
+    /// One CPU sends each session's frames (XDP's CPU map), so they leave
+    /// in order whichever CPUs they arrive on: under `forwarding = "xdp"`,
+    /// and under `stack` with `tunnel_queues = "per_cpu"`.
     pub steer_sends: bool,
+    /// Under `forwarding = "stack"`: the tunnel pair's queues.
+    pub tunnel_queues: TunnelQueuesSetting,
 }
 
 impl Default for DataplaneConfig {
@@ -148,6 +161,7 @@ impl Default for DataplaneConfig {
             tun_name: "pptp0".into(),
             mss_clamp: true,
             steer_sends: true,
+            tunnel_queues: TunnelQueuesSetting::One,
         }
     }
 }
@@ -1406,6 +1420,22 @@ impl Config {
                 format!("must be 1 to {max} bytes of letters, digits, `-`, `_` or `.`"),
             );
         }
+        if self.dataplane.tunnel_queues == TunnelQueuesSetting::PerCpu {
+            if self.dataplane.forwarding != ForwardingSetting::Stack {
+                return invalid(
+                    "dataplane.tunnel_queues",
+                    "\"per_cpu\" is for the tunnel pair of forwarding = \"stack\"".into(),
+                );
+            }
+            if !self.dataplane.steer_sends {
+                return invalid(
+                    "dataplane.tunnel_queues",
+                    "\"per_cpu\" needs steer_sends = true: without it a session's frames \
+                     leave out of order"
+                        .into(),
+                );
+            }
+        }
         Ok(())
     }
 }
@@ -1424,6 +1454,14 @@ impl Config {
         match self.dataplane.forwarding {
             ForwardingSetting::Stack => Forwarding::Stack,
             ForwardingSetting::Xdp => Forwarding::Xdp,
+        }
+    }
+
+    /// The tunnel pair's queues under `stack` forwarding.
+    pub fn tunnel_queues(&self) -> TunnelQueues {
+        match self.dataplane.tunnel_queues {
+            TunnelQueuesSetting::One => TunnelQueues::One,
+            TunnelQueuesSetting::PerCpu => TunnelQueues::PerCpu,
         }
     }
 
@@ -2447,6 +2485,27 @@ mod tests {
         let xdp = format!("[dataplane]\nforwarding = \"xdp\"\ntun_name = \"{name}\"\n");
         assert!(Config::parse(&xdp, "x").is_ok());
         assert!(Config::parse("[dataplane]\ntun_name = \"pptp/0\"\n", "x").is_err());
+    }
+
+    #[test]
+    fn tunnel_queues_mapping_and_its_conditions() {
+        assert_eq!(Config::default().tunnel_queues(), TunnelQueues::One);
+        for (text, queues) in [
+            ("one", TunnelQueues::One),
+            ("per_cpu", TunnelQueues::PerCpu),
+        ] {
+            let c = Config::parse(&format!("[dataplane]\ntunnel_queues = \"{text}\"\n"), "x");
+            assert_eq!(c.unwrap().tunnel_queues(), queues);
+        }
+        assert!(Config::parse("[dataplane]\ntunnel_queues = \"four\"\n", "x").is_err());
+        // A queue per CPU is for the tunnel pair, and only with steering.
+        for text in [
+            "forwarding = \"xdp\"\ntunnel_queues = \"per_cpu\"\n",
+            "steer_sends = false\ntunnel_queues = \"per_cpu\"\n",
+        ] {
+            let err = Config::parse(&format!("[dataplane]\n{text}"), "x").unwrap_err();
+            assert!(err.to_string().contains("dataplane.tunnel_queues"), "{err}");
+        }
     }
 
     // ----- [radius] -----

@@ -10,7 +10,10 @@ use pptp_common::maps::{
     CallEntry, NEXT_HOP_TTL_NS, SESSION_F_ACFC, SESSION_F_DECAP, SESSION_F_ENCAP,
     SESSION_F_MSS_CLAMP, SESSION_F_PFC, SeqState, Session, Stat, TunnelConf, programs,
 };
-use pptp_daemon::dataplane::xdp::{AttachedMode, XdpDataplane, XdpMode};
+use pptp_daemon::dataplane::{
+    Forwarding,
+    xdp::{AttachedMode, XdpDataplane, XdpMode},
+};
 use pptp_netns::{self as netns, Netns, RawSocket};
 
 const XDP_DROP: u32 = 1;
@@ -452,6 +455,26 @@ fn decapsulation_on_crafted_frames() {
 /// (LCP, CHAP, IPCP, ack-only; with and without address/control) a burst
 /// of 2 that the data flood before it did not touch. An unregistered call
 /// is unknown again.
+/// A tunnel veth pair in `fib`'s namespace (`tun0`, inject end `tun0p`)
+/// as `forwarding = "stack"` configures it, towards `fib`'s WAN.
+fn tunnel_pair(fib: &Fib) -> TunnelConf {
+    netns::veth(&fib.ns, "tun0", &fib.ns, "tun0p").unwrap();
+    TunnelConf {
+        inject_ifindex: fib.ns.ifindex("tun0p").unwrap(),
+        wan_ifindex: fib.wan,
+        tunnel_mac: fib.ns.mac("tun0").unwrap(),
+        inject_mac: fib.ns.mac("tun0p").unwrap(),
+    }
+}
+
+/// `inner` as the tunnel pair's inject end receives it once the stack
+/// routed it out of the tunnel device.
+fn routed(tunnel: &TunnelConf, inner: &[u8]) -> Vec<u8> {
+    let mut f = eth(tunnel.tunnel_mac, tunnel.tunnel_mac, 0x0800);
+    f.extend_from_slice(inner);
+    f
+}
+
 /// `forwarding = "stack"`: `pptp_xdp_stack` on the WAN interface injects
 /// every decapsulated packet into the tunnel device, untouched (the stack
 /// routes it, TTL included), and never encapsulates; `pptp_xdp_tunnel` on
@@ -460,12 +483,9 @@ fn decapsulation_on_crafted_frames() {
 #[test]
 fn stack_forwarding_on_crafted_frames() {
     let fib = fib();
-    netns::veth(&fib.ns, "tun0", &fib.ns, "tun0p").unwrap();
-    let tun_mac = fib.ns.mac("tun0").unwrap();
-    let (inject, inject_mac) = (
-        fib.ns.ifindex("tun0p").unwrap(),
-        fib.ns.mac("tun0p").unwrap(),
-    );
+    let tunnel = tunnel_pair(&fib);
+    let (inject, tun_mac, inject_mac) =
+        (tunnel.inject_ifindex, tunnel.tunnel_mac, tunnel.inject_mac);
     let mut dp = load();
     dp.install(
         &session(SESSION_F_DECAP | SESSION_F_ENCAP | SESSION_F_MSS_CLAMP),
@@ -495,13 +515,7 @@ fn stack_forwarding_on_crafted_frames() {
             out: None,
         }],
     );
-    dp.set_tunnel(TunnelConf {
-        inject_ifindex: inject,
-        wan_ifindex: fib.wan,
-        tunnel_mac: tun_mac,
-        inject_mac,
-    })
-    .unwrap();
+    dp.set_tunnel(tunnel).unwrap();
 
     let injected = |inner: &[u8]| {
         let mut f = eth(tun_mac, inject_mac, 0x0800);
@@ -607,11 +621,7 @@ fn stack_forwarding_on_crafted_frames() {
     // What the stack routed out of the tunnel device (its TTL already
     // decremented there), as the inject end receives it. The frames
     // accepted above (sequence 42) are acknowledged.
-    let routed = |inner: &[u8]| {
-        let mut f = eth(tun_mac, tun_mac, 0x0800);
-        f.extend_from_slice(inner);
-        f
-    };
+    let routed = |inner: &[u8]| routed(&tunnel, inner);
     let down = udp(LAN_HOST, CLIENT, 63, 100);
     let last_hop = udp(LAN_HOST, CLIENT, 1, 100);
     let mut fragment = udp(LAN_HOST, CLIENT, 63, 100);
@@ -1184,7 +1194,7 @@ fn a_sessions_frames_are_sent_from_one_cpu() {
     }
     assert_eq!(dp.seq().load(3).unwrap().tx_cpu, 0, "claimed unsteered");
 
-    let queues = dp.steer_sends(64).unwrap();
+    let queues = dp.steer_sends(Forwarding::Xdp, 64).unwrap().len();
     assert!(queues >= 2, "{queues} CPU queues");
     dp.remove(&session(0)).unwrap();
     dp.install(&session(SESSION_F_DECAP | SESSION_F_ENCAP), seq(12))
@@ -1271,6 +1281,80 @@ fn a_sessions_frames_are_sent_from_one_cpu() {
         vec![over("over the rate on the sending CPU too")],
     );
     assert_eq!(dp.seq().load(3).unwrap().tx_next, 1);
+}
+
+/// Steering under `forwarding = "stack"`: the tunnel pair has a queue per
+/// CPU, so `pptp_xdp_tunnel` runs on every CPU that forwards towards
+/// clients; the first CPU that encapsulates for a session claims it, and
+/// on another CPU what the stack routed to that client goes, untouched and
+/// without taking a sequence number, to the claiming CPU's queue
+/// (`XDP_REDIRECT`, `encap_steered`), where `pptp_xdp_cpu_tunnel` sends
+/// it (`dataplane.steer_sends` under `stack`).
+#[test]
+fn stack_forwarding_sends_a_session_from_one_cpu() {
+    let (a, b) = netns::two_cpus().expect("prerequisite");
+    let fib = fib();
+    let tunnel = tunnel_pair(&fib);
+    let mut dp = load();
+    dp.set_tunnel(tunnel).unwrap();
+    let queues = dp.steer_sends(Forwarding::Stack, 64).unwrap().len();
+    assert!(queues >= 2, "{queues} CPU queues");
+    dp.install(&session(SESSION_F_DECAP | SESSION_F_ENCAP), seq(30))
+        .unwrap();
+    let down = udp(LAN_HOST, CLIENT, 63, 100);
+    let full = [0xFF, 0x03, 0x00, 0x21];
+    let sent = |name: &'static str, seq: u32| Case {
+        name,
+        frame: routed(&tunnel, &down),
+        ifindex: tunnel.inject_ifindex,
+        action: XDP_REDIRECT,
+        stat: Stat::Encapsulated,
+        out: Some(encapsulated(
+            CLIENT_MAC,
+            fib.wan_mac,
+            PEER,
+            PEER_CALL,
+            seq,
+            None,
+            &full,
+            &down,
+        )),
+    };
+    let steered = |name: &'static str| Case {
+        name,
+        frame: routed(&tunnel, &down),
+        ifindex: tunnel.inject_ifindex,
+        action: XDP_REDIRECT,
+        stat: Stat::EncapSteered,
+        out: None,
+    };
+    pin_to(a);
+    check_program(
+        &dp,
+        &fib,
+        programs::TUNNEL,
+        vec![sent("first CPU: claims the session", 30)],
+    );
+    assert_eq!(dp.seq().load(3).unwrap().tx_cpu, a as u64 + 1);
+    pin_to(b);
+    check_program(
+        &dp,
+        &fib,
+        programs::TUNNEL,
+        vec![steered("other CPU: queued to the first, untouched")],
+    );
+    assert_eq!(
+        dp.seq().load(3).unwrap().tx_next,
+        31,
+        "a steered frame took a sequence number"
+    );
+    pin_to(a);
+    check_program(
+        &dp,
+        &fib,
+        programs::TUNNEL,
+        vec![sent("back on the sending CPU", 31)],
+    );
 }
 
 /// The token buckets of the session entries (pptp_common::rate): at

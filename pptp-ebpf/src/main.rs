@@ -36,12 +36,13 @@
 //! A session's data over its rate limit (a token bucket in each map entry,
 //! `pptp_common::rate`) is dropped, in both directions.
 //!
-//! Under `forwarding = "xdp"` one CPU sends each session's frames
-//! (`SESSION_F_STEER`): a frame for a client that arrives on another CPU
-//! goes, untouched, through the CPU map `PPTP_CPUS` to that CPU, where
-//! `pptp_xdp_cpu` encapsulates it, so sequence numbers and MPPE counts
-//! leave in the order they were taken ([`steer`]). (Under `stack` the
-//! tunnel pair's one receive queue already sends one frame at a time.)
+//! One CPU sends each session's frames (`SESSION_F_STEER`): a frame for a
+//! client that arrives on another CPU (another NIC queue under `xdp`
+//! forwarding, another of the tunnel pair's queues under `stack`) goes,
+//! untouched, through the CPU map `PPTP_CPUS` to that CPU, where
+//! `pptp_xdp_cpu` (or `pptp_xdp_cpu_tunnel`) encapsulates it, so sequence
+//! numbers and MPPE counts leave in the order they were taken
+//! ([`steer`]).
 //!
 //! Every packet access goes through a bounds-checked helper; every frame is
 //! counted once in `PPTP_STATS`.
@@ -127,7 +128,7 @@ static PPTP_COUNTERS: PerCpuArray<SessionCounters> = PerCpuArray::with_max_entri
 static PPTP_NEXT_HOP: PerCpuArray<NextHop> = PerCpuArray::with_max_entries(MAX_SESSIONS, 0);
 
 /// A queue to each online CPU, set by the daemon, running `pptp_xdp_cpu`
-/// there ([`steer`]). The daemon sizes it to the possible CPUs when it
+/// (`pptp_xdp_cpu_tunnel` under `stack` forwarding) there ([`steer`]). The daemon sizes it to the possible CPUs when it
 /// loads the object.
 #[map(name = "PPTP_CPUS")]
 static PPTP_CPUS: CpuMap = CpuMap::with_max_entries(1, 0);
@@ -188,13 +189,18 @@ pub fn pptp_xdp_cpu(ctx: XdpContext) -> u32 {
     run(&ctx, Role::Route, Cpu::Sending)
 }
 
+#[xdp(map = "cpumap")]
+pub fn pptp_xdp_cpu_tunnel(ctx: XdpContext) -> u32 {
+    run(&ctx, Role::Tunnel, Cpu::Sending)
+}
+
 /// Processes one frame in `role` and counts it.
 #[inline(always)]
 fn run(ctx: &XdpContext, role: Role, cpu: Cpu) -> u32 {
     let len = (ctx.data_end() - ctx.data()) as u64;
     let (stat, action) = if cpu == Cpu::Sending {
         count(Stat::SteeredTaken, 1);
-        process_steered(ctx)
+        process_steered(ctx, role)
     } else {
         process(ctx, role)
     };
@@ -326,12 +332,13 @@ fn process(ctx: &XdpContext, role: Role) -> (Stat, u32) {
     encapsulate(ctx, l3, session, role, Cpu::Arrival)
 }
 
-/// A frame that a program on another CPU steered here ([`steer`]): IPv4
-/// for a client, encapsulated and sent from this CPU. Anything else (the
-/// session gone meanwhile, for one) goes to the stack as it would have
-/// where it arrived.
+/// A frame that a program in `role` ([`Role::Route`] or [`Role::Tunnel`])
+/// on another CPU steered here ([`steer`]): IPv4 for a client,
+/// encapsulated and sent from this CPU. Anything else (the session gone
+/// meanwhile, for one) goes to the stack as it would have where it
+/// arrived.
 #[inline(always)]
-fn process_steered(ctx: &XdpContext) -> (Stat, u32) {
+fn process_steered(ctx: &XdpContext, role: Role) -> (Stat, u32) {
     let Some((l3, ip)) = ipv4_at(ctx) else {
         return (Stat::NotIpv4, PASS);
     };
@@ -341,10 +348,10 @@ fn process_steered(ctx: &XdpContext) -> (Stat, u32) {
     let Some(session) = PPTP_CLIENTS.get_ptr_mut(&key) else {
         return (Stat::NotGre, PASS);
     };
-    if is_unusual(&ip) {
+    if is_unusual(&ip) || (role == Role::Tunnel && l3 != ETH_LEN) {
         return (Stat::Ipv4Unusual, PASS);
     }
-    encapsulate(ctx, l3, session, Role::Route, Cpu::Sending)
+    encapsulate(ctx, l3, session, role, Cpu::Sending)
 }
 
 /// Enhanced GRE from a peer: decapsulates a session's IPv4 data frame.
@@ -983,7 +990,6 @@ fn encapsulate(
         return (Stat::RateLimitedEncap, DROP);
     }
     if cpu == Cpu::Arrival
-        && role == Role::Route
         && session.flags & SESSION_F_STEER != 0
         && let Some(action) = steer(state)
     {

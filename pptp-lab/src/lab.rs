@@ -326,6 +326,8 @@ pub struct LabOptions {
     pub mppe: &'static str,
     /// `dataplane.forwarding`: "stack" (the default) or "xdp".
     pub forwarding: &'static str,
+    /// More keys of the `[dataplane]` table, one `key = value` a line.
+    pub dataplane: &'static str,
     /// Appended to the configuration (extra keys of existing tables are
     /// not allowed by TOML; use it for whole tables).
     pub extra: String,
@@ -355,6 +357,7 @@ impl Default for LabOptions {
             xdp: true,
             mppe: "allow",
             forwarding: "stack",
+            dataplane: "",
             extra: String::new(),
             wan: "s0",
             limits: LAB_LIMITS.to_owned(),
@@ -398,6 +401,10 @@ impl Lab {
             .replace(
                 "interface = \"s0\"",
                 &format!("interface = \"{}\"", options.wan),
+            )
+            .replace(
+                "tun_name = \"pptp0\"\n",
+                &format!("tun_name = \"pptp0\"\n{}", options.dataplane),
             );
         if let Some(auth) = &options.auth {
             let start = text

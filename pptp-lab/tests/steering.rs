@@ -13,8 +13,12 @@
 //! link reads every GRE data frame from the server. Without steering, 59
 //! of 44,000 clear frames and 585 of 44,000 MPPE frames arrived after a
 //! higher sequence number here. Under `stack` forwarding the stack routes
-//! into the tunnel device, whose one receive queue runs the program on one
-//! CPU at a time: in order without steering, which is not used there.
+//! into the tunnel device; with one queue (the default) the pair's program
+//! runs on one CPU at a time and nothing is steered; with
+//! `tunnel_queues = "per_cpu"` each CPU forwards through its own queue
+//! (XPS), the program runs on both CPUs at once, and steering keeps the
+//! order (without it, 110 to 165 of 44,000 MPPE frames arrived after a
+//! higher sequence number).
 //! Needs root and two CPUs; fails (never skips) without them.
 
 use std::{
@@ -111,7 +115,50 @@ fn send_from(lab: &Lab, cpus: &[usize], count: usize, to: (Ipv4Addr, u16)) {
         .expect("entering the LAN namespace");
 }
 
-fn sends_in_order(forwarding: &'static str, mppe: bool) {
+/// The frames XDP ran on from each receive queue of `dev` in the server's
+/// namespace (`ethtool -S`: `rx_queue_<n>_xdp_packets`), by queue.
+fn xdp_frames_per_queue(lab: &Lab, dev: &str) -> Vec<u64> {
+    let out = lab
+        .topology
+        .server
+        .command("ethtool")
+        .args(["-S", dev])
+        .output()
+        .expect("ethtool (cargo xtask setup installs it)");
+    assert!(out.status.success(), "ethtool -S {dev}: {out:?}");
+    let mut queues = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Some((name, value)) = line.trim().split_once(':') else {
+            continue;
+        };
+        if let Some(queue) = name
+            .strip_prefix("rx_queue_")
+            .and_then(|q| q.strip_suffix("_xdp_packets"))
+        {
+            let queue: usize = queue.parse().expect("queue number");
+            if queues.len() <= queue {
+                queues.resize(queue + 1, 0);
+            }
+            queues[queue] = value.trim().parse().expect("counter");
+        }
+    }
+    queues
+}
+
+/// How the server is set up: `dataplane.forwarding` and more keys of
+/// `[dataplane]`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Setup {
+    /// `forwarding = "xdp"`: the LAN link's two queues, steered.
+    Xdp,
+    /// `forwarding = "stack"`, one tunnel queue: one CPU at a time, not
+    /// steered.
+    StackOneQueue,
+    /// `forwarding = "stack"`, `tunnel_queues = "per_cpu"`: steered.
+    StackPerCpu,
+}
+
+fn sends_in_order(setup: Setup, mppe: bool) {
     netns::require_root().expect("prerequisite");
     let (a, b) = netns::two_cpus().expect("prerequisite");
     let topology = Topology::with_lan_queues(2).unwrap_or_else(|e| panic!("{e}"));
@@ -120,7 +167,12 @@ fn sends_in_order(forwarding: &'static str, mppe: bool) {
         bin(),
         &LabOptions {
             mppe: if mppe { "require" } else { "allow" },
-            forwarding,
+            forwarding: if setup == Setup::Xdp { "xdp" } else { "stack" },
+            dataplane: if setup == Setup::StackPerCpu {
+                "tunnel_queues = \"per_cpu\"\n"
+            } else {
+                ""
+            },
             ..LabOptions::default()
         },
     )
@@ -189,6 +241,7 @@ fn sends_in_order(forwarding: &'static str, mppe: bool) {
     let frames = captured.join().unwrap();
     let delivered = delivered.join().unwrap();
     let after = lab.stats().unwrap();
+    let tunnel_queues = (setup != Setup::Xdp).then(|| xdp_frames_per_queue(&lab, "pptp0p"));
     let delta = |k: &str| after.get(k).copied().unwrap_or(0) - before.get(k).copied().unwrap_or(0);
     let counters: HashMap<&str, u64> = [
         "xdp_encapsulated",
@@ -217,10 +270,11 @@ fn sends_in_order(forwarding: &'static str, mppe: bool) {
         .count() as u64;
     let report = format!(
         "sent {sent}, captured {} data frames ({late_seq} after a higher sequence number, \
-         {late_count} after a higher coherency count), delivered {delivered}; counters {counters:?}",
+         {late_count} after a higher coherency count), delivered {delivered}; counters {counters:?}; \
+         frames the tunnel program took from each of the pair's queues {tunnel_queues:?}",
         frames.len()
     );
-    eprintln!("REPORT {forwarding} mppe={mppe}: {report}");
+    eprintln!("REPORT {setup:?} mppe={mppe}: {report}");
     assert!(
         frames.len() > sent / 4,
         "too little came through to judge the order: {report}"
@@ -232,19 +286,37 @@ fn sends_in_order(forwarding: &'static str, mppe: bool) {
         counters["xdp_encapsulated"] as usize > sent / 4,
         "the kernel did not send the frames: {report}"
     );
-    if forwarding == "xdp" {
-        // Both CPUs had frames for the client: the one that does not send
-        // the session's frames queued them to the one that does, whose
-        // program took them from its queue (all but what a full queue
-        // dropped).
-        assert!(counters["xdp_encap_steered"] > 0, "{report}");
+    match setup {
+        // Both CPUs had frames for the client (under `xdp` forwarding from
+        // the LAN link's two queues, under `stack` from the tunnel pair's
+        // queue of each CPU): the one that does not send the session's
+        // frames queued them to the one that does, whose program took them
+        // from its queue (all but what a full queue dropped).
+        Setup::Xdp | Setup::StackPerCpu => {
+            assert!(counters["xdp_encap_steered"] > 0, "{report}");
+            assert!(
+                counters["xdp_steered_taken"] > 0
+                    && counters["xdp_steered_taken"] <= counters["xdp_encap_steered"],
+                "{report}"
+            );
+        }
+        // One queue: the tunnel program ran on one CPU at a time, and
+        // nothing was steered.
+        Setup::StackOneQueue => {
+            assert_eq!(counters["xdp_encap_steered"], 0, "{report}");
+            assert_eq!(tunnel_queues.as_ref().map(Vec::len), Some(1), "{report}");
+        }
+    }
+    if setup == Setup::StackPerCpu
+        && let Some(queues) = &tunnel_queues
+    {
+        // A queue per CPU and each CPU forwarding through its own (XPS):
+        // what one sender alone sent went through its CPU's queue, so each
+        // queue ran the program for at least that much.
         assert!(
-            counters["xdp_steered_taken"] > 0
-                && counters["xdp_steered_taken"] <= counters["xdp_encap_steered"],
+            queues.len() >= 2 && queues.iter().all(|&n| n >= ALONE as u64),
             "{report}"
         );
-    } else {
-        assert_eq!(counters["xdp_encap_steered"], 0, "{report}");
     }
     assert!(
         late_seq <= own,
@@ -262,15 +334,20 @@ fn sends_in_order(forwarding: &'static str, mppe: bool) {
 
 #[test]
 fn clear_sends_in_order_xdp_forwarding() {
-    sends_in_order("xdp", false);
+    sends_in_order(Setup::Xdp, false);
 }
 
 #[test]
 fn mppe_sends_in_order_xdp_forwarding() {
-    sends_in_order("xdp", true);
+    sends_in_order(Setup::Xdp, true);
 }
 
 #[test]
-fn mppe_sends_in_order_stack_forwarding() {
-    sends_in_order("stack", true);
+fn mppe_sends_in_order_stack_forwarding_one_queue() {
+    sends_in_order(Setup::StackOneQueue, true);
+}
+
+#[test]
+fn mppe_sends_in_order_stack_forwarding_queue_per_cpu() {
+    sends_in_order(Setup::StackPerCpu, true);
 }

@@ -28,3 +28,19 @@ pub enum Forwarding {
     /// and policy routing. The tunnel device is a TUN device.
     Xdp,
 }
+
+/// How many queues the tunnel veth pair of [`Forwarding::Stack`] has
+/// (`dataplane.tunnel_queues`), which decides where the encapsulation
+/// towards clients runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum TunnelQueues {
+    /// One: the inject end's program runs in one NAPI instance, on one CPU
+    /// at a time (whichever forwarded last), for every session; each
+    /// session's frames leave in order without steering.
+    #[default]
+    One,
+    /// One per CPU, each CPU transmitting on its own (XPS): the program
+    /// runs on every CPU that forwards to clients, and one CPU sends each
+    /// session's frames (steering, as under [`Forwarding::Xdp`]).
+    PerCpu,
+}

@@ -25,7 +25,10 @@ use std::{
 };
 
 use futures::TryStreamExt as _;
-use rtnetlink::{Handle, LinkUnspec, LinkVeth, packet_route::link::LinkAttribute};
+use rtnetlink::{
+    Handle, LinkMessageBuilder, LinkUnspec, LinkVeth,
+    packet_route::link::{InfoData, InfoVeth, LinkAttribute},
+};
 use tokio::io::unix::AsyncFd;
 
 use super::tun::TunError;
@@ -59,11 +62,22 @@ impl VethPair {
     /// are device routes) nor IPv6, turns its transmit checksum offload off
     /// (the XDP program on the inject end sends what it gets as it is, so
     /// every checksum must be finished before) and brings both up.
+    ///
+    /// Each end gets a transmit and a receive queue for each CPU of `cpus`
+    /// (one queue when it has fewer than two), and CPU `cpus[k]` transmits
+    /// on queue `k` of `name` (XPS): what the stack forwards to a client on
+    /// a CPU is received on the inject end's queue of that CPU, whose NAPI
+    /// instance (and XDP program) runs there. So encapsulation towards
+    /// clients runs on every CPU that forwards to them, as kernel PPTP's
+    /// does; with one queue, on one CPU at a time. (One sending CPU per
+    /// session then keeps each session's frames in order:
+    /// `dataplane.steer_sends`.)
     pub async fn create(
         handle: &Handle,
         name: &str,
         local: Option<Ipv4Addr>,
         mtu: u16,
+        cpus: &[u32],
     ) -> Result<Self, TunError> {
         let inject = inject_name(name);
         let netlink = |what: &str, e: rtnetlink::Error| {
@@ -87,10 +101,19 @@ impl VethPair {
                 .await
                 .map_err(|e| netlink("deleting", e))?;
         }
+        let queues = if cpus.len() > 1 { cpus.len() as u32 } else { 1 };
+        // The peer's attributes travel in the veth's own: set its queues
+        // there too, or it gets the default (one used).
+        let peer = with_queues(
+            LinkMessageBuilder::<LinkUnspec>::new().name(inject.clone()),
+            queues,
+        )
+        .build();
         handle
             .link()
             .add(
-                LinkVeth::new(name, &inject)
+                with_queues(LinkVeth::new(name, &inject), queues)
+                    .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
                     .mtu(u32::from(mtu))
                     .arp(false)
                     .build(),
@@ -162,6 +185,15 @@ impl VethPair {
                 .await
                 .map_err(|e| netlink("addressing", e))?;
         }
+        if queues > 1
+            && let Err(e) = transmit_queue_per_cpu(name, index, cpus)
+        {
+            tracing::warn!(
+                dev = name,
+                "mapping each CPU to its own transmit queue (XPS): {e}; the stack spreads \
+                 packets for clients over the pair's queues by flow instead"
+            );
+        }
         pair.mac = link_mac(handle, index).await?;
         pair.inject_mac = link_mac(handle, inject_index).await?;
         Ok(pair)
@@ -174,6 +206,12 @@ impl Drop for VethPair {
             tracing::warn!(dev = %self.name, "deleting the tunnel veth pair: {e}");
         }
     }
+}
+
+/// `link` with `queues` transmit and receive queues.
+fn with_queues<T>(link: LinkMessageBuilder<T>, queues: u32) -> LinkMessageBuilder<T> {
+    link.append_extra_attribute(LinkAttribute::NumTxQueues(queues))
+        .append_extra_attribute(LinkAttribute::NumRxQueues(queues))
 }
 
 /// The index of link `name`, if it exists.
@@ -219,6 +257,36 @@ async fn link_mac(handle: &Handle, index: u32) -> Result<[u8; 6], TunError> {
         })
     })
     .ok_or_else(|| TunError::Netlink(io::Error::other(format!("link {index} has no MAC"))))
+}
+
+/// Makes CPU `cpus[k]` transmit on queue `k` of device `name`, link
+/// `index` (XPS, `/sys/class/net/<name>/queues/tx-<k>/xps_cpus`), once the
+/// sysfs mounted here is known to show this namespace's device.
+fn transmit_queue_per_cpu(name: &str, index: u32, cpus: &[u32]) -> io::Result<()> {
+    let dev = std::path::Path::new("/sys/class/net").join(name);
+    let shown = std::fs::read_to_string(dev.join("ifindex"))?;
+    if shown.trim().parse::<u32>().ok() != Some(index) {
+        return Err(io::Error::other(format!(
+            "/sys/class/net shows another network namespace's {name}"
+        )));
+    }
+    for (queue, &cpu) in cpus.iter().enumerate() {
+        let path = dev.join(format!("queues/tx-{queue}/xps_cpus"));
+        std::fs::write(&path, cpu_mask(cpu))
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+    }
+    Ok(())
+}
+
+/// The CPU mask of CPU `cpu` alone as sysfs reads it: hexadecimal in
+/// comma-separated groups of 32 bits, the most significant first.
+fn cpu_mask(cpu: u32) -> String {
+    let groups = cpu / 32;
+    let mut mask = format!("{:x}", 1u32 << (cpu % 32));
+    for _ in 0..groups {
+        mask.push_str(",00000000");
+    }
+    mask
 }
 
 /// Writes `value` to `/proc/sys/<path>`.
@@ -473,5 +541,21 @@ impl PacketSocket {
                 Err(_would_block) => continue,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cpu_mask;
+
+    /// The format `bitmap_parse` takes (and `xps_cpus` shows): 32-bit
+    /// groups, most significant first, all but the first zero-padded.
+    #[test]
+    fn cpu_masks_as_sysfs_reads_them() {
+        assert_eq!(cpu_mask(0), "1");
+        assert_eq!(cpu_mask(5), "20");
+        assert_eq!(cpu_mask(31), "80000000");
+        assert_eq!(cpu_mask(32), "1,00000000");
+        assert_eq!(cpu_mask(70), "40,00000000,00000000");
     }
 }

@@ -24,6 +24,7 @@ use pptp_common::serial;
 use tokio::sync::Notify;
 
 use super::{
+    Forwarding,
     mppe_chain::{MppeRxMap, MppeTxMap},
     mppe_prep::{Passes, Preparer, PreparerThread},
 };
@@ -169,18 +170,20 @@ impl XdpDataplane {
                 .try_into()?;
             program.load()?;
         }
-        // The CPU map's program (Linux 5.9 on) is for steering only: the
-        // data plane runs without it, unsteered (`Self::steer_sends` then
+        // The CPU map's programs (Linux 5.9 on) are for steering only: the
+        // data plane runs without them, unsteered (`Self::steer_sends` then
         // fails, and says so).
-        let cpu: &mut Xdp = ebpf
-            .program_mut(programs::XDP_CPU)
-            .ok_or(XdpError::MissingProgram(programs::XDP_CPU))?
-            .try_into()?;
-        if let Err(e) = cpu.load() {
-            tracing::warn!(
-                program = programs::XDP_CPU,
-                "loading the CPU map's program: {e}; sends cannot be steered to one CPU per session"
-            );
+        for name in [programs::XDP_CPU, programs::XDP_CPU_TUNNEL] {
+            let cpu: &mut Xdp = ebpf
+                .program_mut(name)
+                .ok_or(XdpError::MissingProgram(name))?
+                .try_into()?;
+            if let Err(e) = cpu.load() {
+                tracing::warn!(
+                    program = name,
+                    "loading the CPU map's program: {e}; sends cannot be steered to one CPU per session"
+                );
+            }
         }
         let seq = match ebpf.map(names::SEQ) {
             Some(Map::Array(data)) => std::sync::Arc::new(SeqMap::mmap(data)?),
@@ -342,15 +345,21 @@ impl XdpDataplane {
     }
 
     /// Gives the CPU map a queue of `queue_size` frames to every online CPU,
-    /// running [`programs::XDP_CPU`], and steers the sessions installed
-    /// from now on ([`SESSION_F_STEER`]): under `forwarding = "xdp"` one
-    /// CPU sends each session's frames, so they leave in the order of their
-    /// sequence numbers and coherency counts, whichever CPUs they arrive
-    /// on. (Under `stack` the tunnel pair's program runs on one receive
-    /// queue, one frame at a time, and never steers.) Returns the number
-    /// of CPUs with a queue.
-    pub fn steer_sends(&mut self, queue_size: u32) -> Result<u32, XdpError> {
-        let program = programs::XDP_CPU;
+    /// running the CPU map program for `forwarding` ([`programs::XDP_CPU`]
+    /// after [`programs::XDP`], [`programs::XDP_CPU_TUNNEL`] after
+    /// [`programs::TUNNEL`]), and steers the sessions installed from now on
+    /// ([`SESSION_F_STEER`]): one CPU sends each session's frames, so they
+    /// leave in the order of their sequence numbers and coherency counts,
+    /// whichever CPUs they arrive on. Returns the CPUs with a queue.
+    pub fn steer_sends(
+        &mut self,
+        forwarding: Forwarding,
+        queue_size: u32,
+    ) -> Result<Vec<u32>, XdpError> {
+        let program = match forwarding {
+            Forwarding::Xdp => programs::XDP_CPU,
+            Forwarding::Stack => programs::XDP_CPU_TUNNEL,
+        };
         let cpus = aya::util::online_cpus().map_err(|(_, e)| XdpError::Cpus(e))?;
         let fd = self
             .program(program)?
@@ -362,15 +371,13 @@ impl XdpDataplane {
             .map_mut(names::CPUS)
             .ok_or(XdpError::MissingMap(names::CPUS))?;
         let mut queues = aya::maps::CpuMap::try_from(map)?;
-        let mut set = 0;
-        for cpu in cpus {
+        for &cpu in &cpus {
             queues
                 .set(cpu, queue_size, Some(&fd), 0)
                 .map_err(|source| XdpError::CpuQueue { cpu, source })?;
-            set += 1;
         }
         self.steer = true;
-        Ok(set)
+        Ok(cpus)
     }
 
     /// Tells the programs of `stack` forwarding where the tunnel device is.

@@ -33,7 +33,7 @@ use crate::{
     cli::{ConfigOrigin, LogLevel},
     config::{Config, ipv4_peer},
     dataplane::{
-        Forwarding,
+        Forwarding, TunnelQueues,
         gre_socket::GreSocket,
         tun::{Routes, Tun},
         veth::VethPair,
@@ -56,11 +56,31 @@ pub async fn run(config: Config, origin: ConfigOrigin, log_level: LogLevel) -> a
     let (verifier, secrets) =
         super::reload::start_credentials(&config).context("reading the secrets file")?;
 
-    // Data plane. The tunnel device first: under `stack` forwarding the
-    // programs need to know it. The veth pair lives as long as this
-    // function (deleted on every way out).
+    // Data plane. The programs first: under `stack` forwarding with
+    // `tunnel_queues = "per_cpu"` the tunnel pair gets a queue per CPU only
+    // once one CPU sends each session's frames. The veth pair lives as long as this function (deleted on
+    // every way out).
     let routes = Routes::new().context("opening netlink")?;
     let forwarding = config.forwarding();
+    let loaded = match (&config.dataplane.interface, config.xdp_mode()) {
+        (_, XdpMode::Off) => {
+            tracing::info!("XDP off: every session uses the userspace data path");
+            None
+        }
+        (None, _) => {
+            tracing::info!(
+                "no dataplane.interface configured: XDP not attached, every session uses the userspace data path"
+            );
+            None
+        }
+        (Some(iface), mode) => match load_xdp(&config, forwarding, log_level) {
+            Ok((dp, steered)) => Some((iface, mode, dp, steered)),
+            Err(e) => {
+                xdp_unavailable(&e);
+                None
+            }
+        },
+    };
     let (tun, veth) = match forwarding {
         Forwarding::Xdp => (
             Tun::create(
@@ -72,11 +92,16 @@ pub async fn run(config: Config, origin: ConfigOrigin, log_level: LogLevel) -> a
             None,
         ),
         Forwarding::Stack => {
+            let cpus = match &loaded {
+                Some((.., cpus)) => cpus.as_slice(),
+                None => &[],
+            };
             let pair = VethPair::create(
                 routes.handle(),
                 &config.dataplane.tun_name,
                 Some(config.ppp.local_address),
                 config.ppp.mru,
+                cpus,
             )
             .await
             .context("creating the tunnel veth pair")?;
@@ -85,18 +110,9 @@ pub async fn run(config: Config, origin: ConfigOrigin, log_level: LogLevel) -> a
         }
     };
     let mut logger_task = None;
-    let xdp = match (&config.dataplane.interface, config.xdp_mode()) {
-        (_, XdpMode::Off) => {
-            tracing::info!("XDP off: every session uses the userspace data path");
-            None
-        }
-        (None, _) => {
-            tracing::info!(
-                "no dataplane.interface configured: XDP not attached, every session uses the userspace data path"
-            );
-            None
-        }
-        (Some(iface), mode) => match attach_xdp(&config, iface, mode, log_level, veth.as_ref()) {
+    let xdp = match loaded {
+        None => None,
+        Some((iface, mode, dp, _)) => match attach_xdp(dp, &config, iface, mode, veth.as_ref()) {
             Ok(mut dp) => {
                 if let Some(logger) = dp.take_logger() {
                     logger_task = Some(tokio::spawn(run_logger(logger)));
@@ -104,12 +120,8 @@ pub async fn run(config: Config, origin: ConfigOrigin, log_level: LogLevel) -> a
                 set_vlans(&mut dp, &routes).await;
                 Some(dp)
             }
-            // A failed load keeps the daemon up, every session on the
-            // userspace path, as with --no-xdp.
             Err(e) => {
-                tracing::error!(
-                    "XDP unavailable, every session uses the userspace data path: {e:#}"
-                );
+                xdp_unavailable(&e);
                 None
             }
         },
@@ -386,19 +398,23 @@ async fn wait_for_control_socket(path: &std::path::Path) {
 /// a NAPI poll's 64 frames from each of dozens of CPUs at once.
 const STEER_QUEUE: u32 = 2048;
 
-/// Loads the XDP programs and attaches them: under `forwarding = "xdp"`
-/// to the WAN and LAN interfaces; under `stack` (with `veth`, the tunnel
-/// device) to the WAN interface (decapsulation into the tunnel device) and
-/// the tunnel pair's inject end (encapsulation of what the stack routes out
-/// of the tunnel device). LAN interfaces need nothing then.
-fn attach_xdp(
+/// A failed load or attach keeps the daemon up, every session on the
+/// userspace path, as with --no-xdp.
+fn xdp_unavailable(e: &anyhow::Error) {
+    tracing::error!("XDP unavailable, every session uses the userspace data path: {e:#}");
+}
+
+/// Loads the XDP programs and, with `dataplane.steer_sends`, steers each
+/// session's sends to one CPU: without it, a session's frames arriving on
+/// several CPUs (several NIC queues under `xdp` forwarding, the tunnel
+/// pair's queues under `stack` with `tunnel_queues = "per_cpu"`) can leave
+/// out of order. Returns the CPUs sends are steered among (none when they
+/// are not): under `stack`, the tunnel pair gets a queue for each.
+fn load_xdp(
     config: &Config,
-    iface: &str,
-    mode: XdpMode,
+    forwarding: Forwarding,
     log_level: LogLevel,
-    veth: Option<&VethPair>,
-) -> anyhow::Result<XdpDataplane> {
-    use pptp_common::maps::{TunnelConf, programs};
+) -> anyhow::Result<(XdpDataplane, Vec<u32>)> {
     let mut dp =
         XdpDataplane::load(log_level.as_log_filter()).context("loading the XDP program")?;
     // RC4 states of MPPE receive chains prepared ahead of the program
@@ -407,18 +423,47 @@ fn attach_xdp(
         dp.start_mppe_preparer()
             .context("starting the MPPE preparer")?;
     }
-    // Under `xdp` forwarding one CPU sends each session's frames (in
-    // order), whichever CPUs they arrive on; without it a multi-queue NIC
-    // can send them out of order. (Under `stack` the tunnel pair's one
-    // receive queue sends one frame at a time.)
-    if config.dataplane.steer_sends && veth.is_none() {
-        match dp.steer_sends(STEER_QUEUE) {
-            Ok(cpus) => tracing::info!(cpus, "sends steered to one CPU per session"),
+    // Under `stack` with one tunnel queue, the tunnel program runs on one
+    // CPU at a time already: steering would only queue frames to the CPU
+    // it ran on first.
+    let steer = match forwarding {
+        Forwarding::Xdp => true,
+        Forwarding::Stack => config.tunnel_queues() == TunnelQueues::PerCpu,
+    };
+    let mut steered = Vec::new();
+    if config.dataplane.steer_sends && steer {
+        match dp.steer_sends(forwarding, STEER_QUEUE) {
+            Ok(cpus) => {
+                tracing::info!(cpus = cpus.len(), "sends steered to one CPU per session");
+                steered = cpus;
+            }
             Err(e) => tracing::warn!(
-                "steering sends to one CPU per session: {e}; a session's frames that arrive on several CPUs may leave out of order"
+                "steering sends to one CPU per session: {e}; {}",
+                match forwarding {
+                    Forwarding::Xdp =>
+                        "a session's frames that arrive on several CPUs may leave out of order",
+                    Forwarding::Stack =>
+                        "the tunnel pair gets one queue (as tunnel_queues = \"one\")",
+                }
             ),
         }
     }
+    Ok((dp, steered))
+}
+
+/// Attaches the loaded programs: under `forwarding = "xdp"` to the WAN and
+/// LAN interfaces; under `stack` (with `veth`, the tunnel device) to the
+/// WAN interface (decapsulation into the tunnel device) and the tunnel
+/// pair's inject end (encapsulation of what the stack routes out of the
+/// tunnel device). LAN interfaces need nothing then.
+fn attach_xdp(
+    mut dp: XdpDataplane,
+    config: &Config,
+    iface: &str,
+    mode: XdpMode,
+    veth: Option<&VethPair>,
+) -> anyhow::Result<XdpDataplane> {
+    use pptp_common::maps::{TunnelConf, programs};
     let Some(pair) = veth else {
         dp.attach(iface, mode)
             .with_context(|| format!("attaching XDP to {iface}"))?;

@@ -54,6 +54,7 @@ pub const RESTART_ONLY: &[&str] = &[
     "dataplane.forwarding",
     "dataplane.tun_name",
     "dataplane.steer_sends",
+    "dataplane.tunnel_queues",
     "ppp.local_address",
     "ppp.mru",
     "radius.dae",
@@ -379,6 +380,7 @@ pub fn keep_restart_only(old: &Config, mut new: Config) -> Config {
     new.dataplane.forwarding = old.dataplane.forwarding;
     new.dataplane.tun_name = old.dataplane.tun_name.clone();
     new.dataplane.steer_sends = old.dataplane.steer_sends;
+    new.dataplane.tunnel_queues = old.dataplane.tunnel_queues;
     new.ppp.local_address = old.ppp.local_address;
     new.ppp.mru = old.ppp.mru;
     new.radius.dae = old.radius.dae.clone();
@@ -644,6 +646,7 @@ mod tests {
         new.dataplane.forwarding = crate::config::ForwardingSetting::Xdp;
         new.dataplane.tun_name = "tun9".into();
         new.dataplane.steer_sends = !new.dataplane.steer_sends;
+        new.dataplane.tunnel_queues = crate::config::TunnelQueuesSetting::PerCpu;
         new.ppp.local_address = Ipv4Addr::new(198, 19, 200, 1);
         new.ppp.mru -= 10;
         new.radius.dae = Some(crate::config::DaeConfig {
