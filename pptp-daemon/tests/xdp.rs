@@ -475,6 +475,26 @@ fn routed(tunnel: &TunnelConf, inner: &[u8]) -> Vec<u8> {
     f
 }
 
+/// `inner`, routed by the stack to the client, as `pptp_xdp_tunnel` sends it
+/// towards the client's peer with sequence number `seq` and `ack`.
+fn tunnel_encapsulates<'a>(
+    fib: &Fib,
+    tunnel: &TunnelConf,
+    name: &'a str,
+    inner: &[u8],
+    seq: u32,
+    ack: Option<u32>,
+) -> Case<'a> {
+    Case {
+        name,
+        frame: routed(tunnel, inner),
+        ifindex: tunnel.inject_ifindex,
+        action: XDP_REDIRECT,
+        stat: Stat::Encapsulated,
+        out: Some(sent_to_peer(fib, CLIENT_MAC, PEER, seq, ack, inner)),
+    }
+}
+
 /// `forwarding = "stack"`: `pptp_xdp_stack` on the WAN interface injects
 /// every decapsulated packet into the tunnel device, untouched (the stack
 /// routes it, TTL included), and never encapsulates; `pptp_xdp_tunnel` on
@@ -642,40 +662,22 @@ fn stack_forwarding_on_crafted_frames() {
         &fib,
         programs::TUNNEL,
         vec![
-            Case {
-                name: "routed to a client: encapsulated towards its peer, inner untouched",
-                frame: routed(&down),
-                ifindex: inject,
-                action: XDP_REDIRECT,
-                stat: Stat::Encapsulated,
-                out: Some(encapsulated(
-                    CLIENT_MAC,
-                    fib.wan_mac,
-                    PEER,
-                    PEER_CALL,
-                    20,
-                    Some(42),
-                    &full,
-                    &down,
-                )),
-            },
-            Case {
-                name: "TTL 1 after the stack's hop: still delivered",
-                frame: routed(&last_hop),
-                ifindex: inject,
-                action: XDP_REDIRECT,
-                stat: Stat::Encapsulated,
-                out: Some(encapsulated(
-                    CLIENT_MAC,
-                    fib.wan_mac,
-                    PEER,
-                    PEER_CALL,
-                    21,
-                    Some(42),
-                    &full,
-                    &last_hop,
-                )),
-            },
+            tunnel_encapsulates(
+                &fib,
+                &tunnel,
+                "routed to a client: encapsulated towards its peer, inner untouched",
+                &down,
+                20,
+                Some(42),
+            ),
+            tunnel_encapsulates(
+                &fib,
+                &tunnel,
+                "TTL 1 after the stack's hop: still delivered",
+                &last_hop,
+                21,
+                Some(42),
+            ),
             Case {
                 name: "fragment: the userspace path",
                 frame: routed(&fragment),
@@ -1143,17 +1145,30 @@ fn to_peer<'a>(
         ifindex: fib.lan,
         action: XDP_REDIRECT,
         stat: Stat::Encapsulated,
-        out: Some(encapsulated(
-            dst_mac,
-            fib.wan_mac,
-            peer,
-            PEER_CALL,
-            seq,
-            ack,
-            &[0xFF, 0x03, 0x00, 0x21],
-            &hop(inner),
-        )),
+        out: Some(sent_to_peer(fib, dst_mac, peer, seq, ack, &hop(inner))),
     }
+}
+
+/// `inner` as sent from the WAN interface to `peer` (next hop `dst_mac`)
+/// in call `PEER_CALL`, with `seq` and `ack`, PPP header uncompressed.
+fn sent_to_peer(
+    fib: &Fib,
+    dst_mac: [u8; 6],
+    peer: [u8; 4],
+    seq: u32,
+    ack: Option<u32>,
+    inner: &[u8],
+) -> Vec<u8> {
+    encapsulated(
+        dst_mac,
+        fib.wan_mac,
+        peer,
+        PEER_CALL,
+        seq,
+        ack,
+        &[0xFF, 0x03, 0x00, 0x21],
+        inner,
+    )
 }
 
 /// One CPU sends a session's frames (SESSION_F_STEER, set on every
@@ -1302,24 +1317,8 @@ fn stack_forwarding_sends_a_session_from_one_cpu() {
     dp.install(&session(SESSION_F_DECAP | SESSION_F_ENCAP), seq(30))
         .unwrap();
     let down = udp(LAN_HOST, CLIENT, 63, 100);
-    let full = [0xFF, 0x03, 0x00, 0x21];
-    let sent = |name: &'static str, seq: u32| Case {
-        name,
-        frame: routed(&tunnel, &down),
-        ifindex: tunnel.inject_ifindex,
-        action: XDP_REDIRECT,
-        stat: Stat::Encapsulated,
-        out: Some(encapsulated(
-            CLIENT_MAC,
-            fib.wan_mac,
-            PEER,
-            PEER_CALL,
-            seq,
-            None,
-            &full,
-            &down,
-        )),
-    };
+    let sent =
+        |name: &'static str, seq: u32| tunnel_encapsulates(&fib, &tunnel, name, &down, seq, None);
     let steered = |name: &'static str| Case {
         name,
         frame: routed(&tunnel, &down),

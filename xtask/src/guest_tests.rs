@@ -26,11 +26,7 @@ use crate::{
 const IN_GUEST: [(&str, &str, &str); 3] = [
     ("pptp-daemon", "xdp_vlan", ""),
     ("pptp-daemon", "xdp_mppe", ""),
-    (
-        "pptp-daemon",
-        "xdp",
-        "_from_one_cpu",
-    ),
+    ("pptp-daemon", "xdp", "_from_one_cpu"),
 ];
 
 /// Builds the test binaries, boots a guest, runs each binary's tests
