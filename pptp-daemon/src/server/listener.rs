@@ -57,9 +57,9 @@ pub async fn run(config: Config, origin: ConfigOrigin, log_level: LogLevel) -> a
         super::reload::start_credentials(&config).context("reading the secrets file")?;
 
     // Data plane. The programs first: under `stack` forwarding with
-    // `tunnel_queues = "per_cpu"` the tunnel pair gets a queue per CPU only
-    // once one CPU sends each session's frames. The veth pair lives as long as this function (deleted on
-    // every way out).
+    // `tunnel_queues = "per_cpu"` the tunnel pair gets a queue per CPU
+    // only once one CPU sends each session's frames. The veth pair lives
+    // as long as this function (deleted on every way out).
     let routes = Routes::new().context("opening netlink")?;
     let forwarding = config.forwarding();
     let loaded = match (&config.dataplane.interface, config.xdp_mode()) {
