@@ -128,8 +128,8 @@ static PPTP_COUNTERS: PerCpuArray<SessionCounters> = PerCpuArray::with_max_entri
 static PPTP_NEXT_HOP: PerCpuArray<NextHop> = PerCpuArray::with_max_entries(MAX_SESSIONS, 0);
 
 /// A queue to each online CPU, set by the daemon, running `pptp_xdp_cpu`
-/// (`pptp_xdp_cpu_tunnel` under `stack` forwarding) there ([`steer`]). The daemon sizes it to the possible CPUs when it
-/// loads the object.
+/// (`pptp_xdp_cpu_tunnel` under `stack` forwarding) there ([`steer`]).
+/// The daemon sizes it to the possible CPUs when it loads the object.
 #[map(name = "PPTP_CPUS")]
 static PPTP_CPUS: CpuMap = CpuMap::with_max_entries(1, 0);
 
