@@ -35,7 +35,7 @@ pub enum Forwarding {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum TunnelQueues {
     /// One: the inject end's program runs in one NAPI instance, on one CPU
-    /// at a time (whichever forwarded last), for every session; each
+    /// at a time (the one that woke it from idle), for every session; each
     /// session's frames leave in order without steering.
     #[default]
     One,
