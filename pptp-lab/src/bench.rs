@@ -465,6 +465,79 @@ struct Template {
     encrypt: Option<Encrypting>,
 }
 
+impl Template {
+    /// Writes `sending`'s next GRE sequence number into `frame` (a copy of
+    /// this template) and encrypts `frame[at..]` into its next coherency
+    /// count.
+    fn encrypt_into(&self, sending: &mut Sending, at: usize, frame: &mut [u8]) {
+        if let Some(seq_at) = self.seq_at {
+            frame[seq_at..seq_at + 4].copy_from_slice(&sending.seq.to_be_bytes());
+            sending.seq = sending.seq.wrapping_add(1);
+        }
+        // The frame holds the header's two octets: never short.
+        let _ = sending.encryptor.encrypt_in_place(&mut frame[at..]);
+    }
+}
+
+/// At most this many octets of frames built ahead of a run (see
+/// [`Prebuilt`]): the guest that runs `mppe-send` has 1 GiB.
+const PREBUILT_OCTETS: usize = 192 << 20;
+
+/// One MPPE template's frames, encrypted before the run that sends them
+/// (`pptp-lab mppe-send --pps`): the generator then spends nothing per
+/// frame on the cipher while it sends, so what limits the rate is the
+/// receiver, not the generator's own key changes (a client's CPU per
+/// frame equals a stateless receiver's). Each frame's sending state
+/// after it is kept, so the next run continues after the last frame
+/// actually sent and no count is skipped for frames built but not sent.
+struct Prebuilt {
+    octets: Vec<u8>,
+    frame_len: usize,
+    after: Vec<SendState>,
+}
+
+impl Prebuilt {
+    /// `count` frames of `template` (an MPPE one) from `sending` on.
+    fn build(template: &Template, sending: &mut Sending, count: usize) -> Prebuilt {
+        let frame_len = template.frame.len();
+        let mut octets = Vec::with_capacity(frame_len * count);
+        let mut after = Vec::with_capacity(count);
+        for _ in 0..count {
+            let start = octets.len();
+            octets.extend_from_slice(&template.frame);
+            if let Some(e) = &template.encrypt {
+                template.encrypt_into(sending, e.at, &mut octets[start..]);
+            }
+            after.push(SendState::of(sending));
+        }
+        Prebuilt {
+            octets,
+            frame_len,
+            after,
+        }
+    }
+
+    /// How many frames to build for `seconds` at `pps` frames a second,
+    /// at most [`PREBUILT_OCTETS`] of them.
+    fn count(pps: u32, seconds: f64, frame_len: usize) -> usize {
+        let wanted = (f64::from(pps) * seconds).ceil() as usize;
+        wanted.min(PREBUILT_OCTETS / frame_len.max(1))
+    }
+
+    fn len(&self) -> usize {
+        self.after.len()
+    }
+
+    fn frame(&self, i: usize) -> &[u8] {
+        &self.octets[i * self.frame_len..(i + 1) * self.frame_len]
+    }
+
+    /// The sending state after the first `sent` frames; None for none.
+    fn state_after(&self, sent: usize) -> Option<&SendState> {
+        self.after.get(sent.checked_sub(1)?)
+    }
+}
+
 /// How an MPPE template is encrypted: `frame[at..]` is an MPPE packet
 /// whose first two octets (the MPPE header) are to be written and whose
 /// rest is the plaintext (PPP protocol and the packet), encrypted with
@@ -549,11 +622,7 @@ impl Generator {
         let mut bufs: Vec<Vec<u8>> = (0..BATCH).map(|_| vec![0u8; len]).collect();
         let mut lens = [0usize; BATCH];
         let mut seqs = vec![seq_base; templates.len()];
-        // SAFETY: sockaddr_ll is plain data.
-        let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        addr.sll_family = libc::AF_PACKET as u16;
-        addr.sll_ifindex = self.ifindex;
-        addr.sll_halen = 6;
+        let addr = self.address();
         let mut sent = 0u64;
         let mut cursor = 0usize;
         // Frames built but not sent yet, at the front of `bufs`: a frame
@@ -582,14 +651,7 @@ impl Generator {
                 buf[..tpl.frame.len()].copy_from_slice(&tpl.frame);
                 if let Some(e) = &tpl.encrypt {
                     let mut sending = e.encryptor.lock().unwrap_or_else(|p| p.into_inner());
-                    if let Some(at) = tpl.seq_at {
-                        buf[at..at + 4].copy_from_slice(&sending.seq.to_be_bytes());
-                        sending.seq = sending.seq.wrapping_add(1);
-                    }
-                    // The frame holds the header's two octets: never short.
-                    let _ = sending
-                        .encryptor
-                        .encrypt_in_place(&mut buf[e.at..tpl.frame.len()]);
+                    tpl.encrypt_into(&mut sending, e.at, &mut buf[..tpl.frame.len()]);
                 } else if let Some(at) = tpl.seq_at {
                     buf[at..at + 4].copy_from_slice(&seqs[t].to_be_bytes());
                     seqs[t] = seqs[t].wrapping_add(1);
@@ -597,32 +659,14 @@ impl Generator {
                 lens[i] = tpl.frame.len();
             }
             ready = ready.max(fill);
-            let mut iovs: Vec<libc::iovec> = bufs
-                .iter_mut()
+            let batch: Vec<&[u8]> = bufs
+                .iter()
                 .zip(lens)
-                .map(|(b, l)| libc::iovec {
-                    iov_base: b.as_mut_ptr().cast(),
-                    iov_len: l,
-                })
+                .take(ready)
+                .map(|(b, l)| &b[..l])
                 .collect();
-            // Every pointer stays valid until sendmmsg returns.
-            let mut msgs: Vec<libc::mmsghdr> = iovs
-                .iter_mut()
-                .map(|iov| {
-                    // SAFETY: mmsghdr is plain data; all-zero is valid.
-                    let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
-                    m.msg_hdr.msg_name = (&mut addr as *mut libc::sockaddr_ll).cast();
-                    m.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_ll>() as u32;
-                    m.msg_hdr.msg_iov = iov;
-                    m.msg_hdr.msg_iovlen = 1;
-                    m
-                })
-                .collect();
-            // SAFETY: msgs and what it points to live across the call.
-            let n =
-                unsafe { libc::sendmmsg(self.fd.as_raw_fd(), msgs.as_mut_ptr(), ready as u32, 0) };
+            let n = self.send_batch(&batch, &addr);
             if n > 0 {
-                let n = n as usize;
                 sent += n as u64;
                 bufs.rotate_left(n);
                 lens.rotate_left(n);
@@ -641,6 +685,74 @@ impl Generator {
             }
         }
         sent
+    }
+
+    /// Sends `frames` in order, in batches, at most `pps` a second if
+    /// given, until all are sent or `duration` is over. Returns the frames
+    /// sent (a prefix of `frames`).
+    fn send_prebuilt(&self, frames: &Prebuilt, duration: Duration, pps: Option<f64>) -> u64 {
+        const BATCH: usize = 64;
+        let addr = self.address();
+        let mut sent = 0usize;
+        let started = Instant::now();
+        while sent < frames.len() && started.elapsed() < duration {
+            let batch: Vec<&[u8]> = (sent..frames.len().min(sent + BATCH))
+                .map(|i| frames.frame(i))
+                .collect();
+            let n = self.send_batch(&batch, &addr);
+            if n == 0 {
+                std::thread::yield_now();
+            }
+            sent += n;
+            if let Some(pps) = pps {
+                let due = started + Duration::from_secs_f64(sent as f64 / pps);
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait.min(duration));
+                }
+            }
+        }
+        sent as u64
+    }
+
+    /// Where the frames go: this interface, the frames' own link header.
+    fn address(&self) -> libc::sockaddr_ll {
+        // SAFETY: sockaddr_ll is plain data.
+        let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        addr.sll_family = libc::AF_PACKET as u16;
+        addr.sll_ifindex = self.ifindex;
+        addr.sll_halen = 6;
+        addr
+    }
+
+    /// Hands `frames` to the socket in one `sendmmsg`: the number it took
+    /// (the first ones), 0 when it took none.
+    fn send_batch(&self, frames: &[&[u8]], addr: &libc::sockaddr_ll) -> usize {
+        let mut addr = *addr;
+        let mut iovs: Vec<libc::iovec> = frames
+            .iter()
+            .map(|f| libc::iovec {
+                // The kernel only reads a sent buffer.
+                iov_base: f.as_ptr().cast_mut().cast(),
+                iov_len: f.len(),
+            })
+            .collect();
+        // Every pointer stays valid until sendmmsg returns.
+        let mut msgs: Vec<libc::mmsghdr> = iovs
+            .iter_mut()
+            .map(|iov| {
+                // SAFETY: mmsghdr is plain data; all-zero is valid.
+                let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
+                m.msg_hdr.msg_name = (&mut addr as *mut libc::sockaddr_ll).cast();
+                m.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_ll>() as u32;
+                m.msg_hdr.msg_iov = iov;
+                m.msg_hdr.msg_iovlen = 1;
+                m
+            })
+            .collect();
+        // SAFETY: msgs and what it points to live across the call.
+        let n =
+            unsafe { libc::sendmmsg(self.fd.as_raw_fd(), msgs.as_mut_ptr(), msgs.len() as u32, 0) };
+        usize::try_from(n).unwrap_or(0)
     }
 }
 
@@ -2334,15 +2446,27 @@ pub fn mppe_send(args: &MppeSendArgs) -> Result<(u64, f64), String> {
     let template = mppe_template(args.dst_mac, args.gre, &inner, &encryptor);
     let generator =
         Generator::open(&args.iface).map_err(|e| format!("AF_PACKET on {}: {e}", args.iface))?;
-    let started = Instant::now();
-    let sent = generator.run(
-        &[template],
-        Duration::from_secs_f64(args.seconds),
-        args.seq_base,
-        args.pps.map(f64::from),
-    );
-    let seconds = started.elapsed().as_secs_f64();
-    let after = SendState::of(&encryptor.lock().unwrap_or_else(|p| p.into_inner()));
+    let duration = Duration::from_secs_f64(args.seconds);
+    let (sent, seconds, after) = match args.pps {
+        // Paced: the run's frames are known in advance, built first.
+        Some(pps) => {
+            let mut sending = encryptor.lock().unwrap_or_else(|p| p.into_inner());
+            let count = Prebuilt::count(pps, args.seconds, template.frame.len());
+            let frames = Prebuilt::build(&template, &mut sending, count);
+            let started = Instant::now();
+            let sent = generator.send_prebuilt(&frames, duration, Some(f64::from(pps)));
+            let seconds = started.elapsed().as_secs_f64();
+            let after = frames.state_after(sent as usize).cloned();
+            (sent, seconds, after.unwrap_or(state))
+        }
+        None => {
+            let started = Instant::now();
+            let sent = generator.run(&[template], duration, args.seq_base, None);
+            let seconds = started.elapsed().as_secs_f64();
+            let after = SendState::of(&encryptor.lock().unwrap_or_else(|p| p.into_inner()));
+            (sent, seconds, after)
+        }
+    };
     std::fs::write(&args.state, after.line())
         .map_err(|e| format!("{}: {e}", args.state.display()))?;
     Ok((sent, seconds))
@@ -2350,6 +2474,8 @@ pub fn mppe_send(args: &MppeSendArgs) -> Result<(u64, f64), String> {
 
 #[cfg(test)]
 mod tests {
+    use pptp_daemon::mppe::cipher::Decryptor;
+
     use super::*;
 
     fn run(delivered: f64, cpu: f64, own: f64) -> Measurement {
@@ -2413,6 +2539,62 @@ mod tests {
         assert_eq!(
             second.encryptor.session_key(),
             whole.encryptor.session_key()
+        );
+    }
+
+    #[test]
+    fn prebuilt_frames_are_a_clients_and_the_next_run_follows_the_last_sent() {
+        let start = parse_start_key("128 404142434445464748494a4b4c4d4e4f\n").unwrap();
+        let fresh = || Sending {
+            encryptor: Encryptor::new(&start, true),
+            seq: 100,
+        };
+        let inner = udp(
+            Ipv4Addr::new(198, 18, 5, 2),
+            Ipv4Addr::new(198, 18, 7, 2),
+            64,
+        );
+        let ids = (
+            Ipv4Addr::new(198, 18, 6, 2),
+            Ipv4Addr::new(198, 18, 6, 1),
+            7,
+        );
+        let shared = SharedEncryptor::new(fresh().into());
+        let template = mppe_template([2, 0, 0, 0, 0, 1], ids, &inner, &shared);
+        let mut sending = fresh();
+        let frames = Prebuilt::build(&template, &mut sending, 6);
+        assert_eq!(frames.len(), 6);
+        // What a stateless receiver takes in order: GRE sequence numbers
+        // one apart, counts one apart, the inner packet after decryption.
+        let mut rx = Decryptor::new(&start, true);
+        for i in 0..6 {
+            let f = frames.frame(i);
+            assert_eq!(f[..42], template.frame[..42], "headers, frame {i}");
+            assert_eq!(f[46..50], template.frame[46..50], "PPP, frame {i}");
+            assert_eq!(f[42..46], (100 + i as u32).to_be_bytes(), "frame {i}");
+            let mut mppe = f[50..].to_vec();
+            assert_eq!(mppe[..2], [0x90, i as u8], "FLUSHED, count {i}");
+            assert_ne!(mppe[4..], inner[..], "frame {i} encrypted");
+            rx.decrypt_in_place(&mut mppe).unwrap();
+            assert_eq!(mppe[2..4], [0x00, 0x21]);
+            assert_eq!(mppe[4..], inner[..], "frame {i}");
+        }
+        // Four of the six sent: the next run's first frame is the fifth,
+        // its count and sequence number, none skipped.
+        assert!(frames.state_after(0).is_none());
+        let after = frames.state_after(4).unwrap();
+        let mut resumed = SendState::parse(&after.line())
+            .unwrap()
+            .resume(&start)
+            .unwrap();
+        let next = Prebuilt::build(&template, &mut resumed, 2);
+        assert_eq!(next.frame(0), frames.frame(4));
+        assert_eq!(next.frame(1), frames.frame(5));
+        // As many as the run can send, within the memory bound.
+        assert_eq!(Prebuilt::count(20_000, 1.5, 1_446), 30_000);
+        assert_eq!(
+            Prebuilt::count(1_000_000, 10.0, 1_446),
+            PREBUILT_OCTETS / 1_446
         );
     }
 
