@@ -583,11 +583,15 @@ pub const MPPE_RX_MAX_CATCH_UP: u16 = 64;
 /// busy session in a row; leaving the next frame to userspace, which
 /// decrypts a third as fast, would then keep the session there while the
 /// rate lasts (seen in the guest comparison, run M1). Beyond
-/// [`MPPE_RX_MAX_CATCH_UP`] the extra key changes come out of the catch-up
-/// budget even with evidence ([`MPPE_RX_CATCH_UP_BURST`] covers one such
-/// jump): one who sees the session's sequence numbers and forges frames
-/// gets no more from the kernel than the budget. At most about 1.3 ms of
-/// one CPU for one frame on this host (2.5 µs per key change).
+/// [`MPPE_RX_MAX_CATCH_UP`] such a jump needs room for its extra key
+/// changes in the catch-up budget ([`MPPE_RX_CATCH_UP_BURST`] covers one),
+/// and takes them from it only when its frame does not decrypt to IPv4 (a
+/// forgery: the peer's frames do): one who sees the session's sequence
+/// numbers and forges frames gets no more from the kernel than the
+/// budget, and a receiver losing such runs of the peer's frames again and
+/// again under load (guest run M13) is not sent to userspace by its own
+/// budget. At most about 1.3 ms of one CPU for one frame on this host
+/// (2.5 µs per key change).
 pub const MPPE_RX_MAX_EVIDENCED: u16 = 512;
 
 /// A count jump `j` (RFC 3078 section 8.1) of a frame whose GRE sequence

@@ -13,10 +13,11 @@ mod common;
 
 use common::*;
 use pptp_common::maps::{
-    CallEntry, MPPE_PREP_DEPTH, MPPE_RX_CATCH_UP_BURST, MPPE_RX_EVIDENCE_SLACK,
-    MPPE_RX_MAX_CATCH_UP, MPPE_RX_MAX_EVIDENCED, MPPE_RX_MAX_JUMP, MPPE_TX_MAX_WALK, MppeTx,
-    SESSION_F_ACFC, SESSION_F_DECAP, SESSION_F_ENCAP, SESSION_F_MPPE_RX, SESSION_F_MPPE_TX,
-    SESSION_F_MSS_CLAMP, SESSION_F_PFC, SeqState, Session, Stat, TunnelConf, programs,
+    CallEntry, MPPE_PREP_DEPTH, MPPE_RX_CATCH_UP_BURST, MPPE_RX_CATCH_UP_RATE,
+    MPPE_RX_EVIDENCE_SLACK, MPPE_RX_MAX_CATCH_UP, MPPE_RX_MAX_EVIDENCED, MPPE_RX_MAX_JUMP,
+    MPPE_TX_MAX_WALK, MppeTx, SESSION_F_ACFC, SESSION_F_DECAP, SESSION_F_ENCAP, SESSION_F_MPPE_RX,
+    SESSION_F_MPPE_TX, SESSION_F_MSS_CLAMP, SESSION_F_PFC, SeqState, Session, Stat, TunnelConf,
+    programs,
 };
 use pptp_daemon::{
     dataplane::{mppe_chain::MppeSlot, xdp::XdpDataplane},
@@ -313,6 +314,18 @@ impl Runner<'_> {
 }
 
 /// The MPPE packet of a GRE frame built by [`from_peer`] with [`FULL`].
+/// CLOCK_MONOTONIC in nanoseconds: the clock of `bpf_ktime_get_ns`.
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    assert_eq!(rc, 0);
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 fn mppe_of(frame: &[u8]) -> &[u8] {
     &frame[14 + 20 + 16 + 4..]
 }
@@ -610,6 +623,46 @@ fn receive_on(program: &'static str, length: KeyLength) {
             );
         }
     }
+    // Evidenced catch-ups of the peer's own frames (they decrypt to IPv4)
+    // cost the budget nothing: loss runs of 299, again and again, more
+    // than its burst holds (one such jump), all in the kernel.
+    shared.set_catch_up_tat(0);
+    for i in 0..4 {
+        let (frame, inner) = evidenced_jump(&mut r, &mut tx, 300, (299, 0));
+        r.decrypts(
+            &ctx(&format!("the peer's jump of 300, {i}")),
+            &frame,
+            &inner,
+        );
+        assert_eq!(shared.catch_up_tat(), 0, "{}", ctx("not charged"));
+    }
+    // One forged by someone who sees the sequence numbers (count and
+    // sequence number right, the ciphertext not the peer's): walked, does
+    // not decrypt to IPv4, and then pays its extra key changes (the
+    // bucket's theoretical arrival time moves that far past the clock).
+    let (mut forged, _) = evidenced_jump(&mut r, &mut tx, 300, (299, 0));
+    forged[14 + 20 + 16 + 4 + 2] ^= 0xFF;
+    let before = monotonic_ns();
+    r.passed(
+        &ctx("a forged jump of 300"),
+        &forged,
+        Some(Stat::MppeRxNotForwarded),
+    );
+    let after = monotonic_ns();
+    let cost = u64::from(300 - MPPE_RX_MAX_JUMP) * 1_000_000_000 / MPPE_RX_CATCH_UP_RATE;
+    let tat = shared.catch_up_tat();
+    assert!(
+        tat >= before + cost && tat <= after + cost,
+        "{}: {tat} not within {}..={}",
+        ctx("the forged jump charged"),
+        before + cost,
+        after + cost
+    );
+    // The head did not move: the peer's next frame is 301 ahead (taken
+    // once the budget has room again).
+    shared.set_catch_up_tat(0);
+    let (frame, inner) = evidenced_jump(&mut r, &mut tx, 1, (0, 0));
+    r.decrypts(&ctx("the peer's frame after the forgery"), &frame, &inner);
     shared.set_catch_up_tat(0);
 
     // Off: without the session flag, MPPE is userspace's again.

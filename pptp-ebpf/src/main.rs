@@ -874,6 +874,18 @@ fn within_rate(tat: *mut u64, rate_kbps: u32, burst_ns: u32, len: usize) -> bool
     )
 }
 
+/// Whether `cost` ns fit in the GCRA bucket at `tat` with a burst of
+/// `tolerance` ns (as [`take`] would find), taking nothing.
+#[inline(always)]
+pub(crate) fn fits(tat: *const u64, cost: u64, tolerance: u64) -> bool {
+    // SAFETY: plain helper call.
+    let now = unsafe { bpf_ktime_get_ns() };
+    // SAFETY: `tat` is an aligned u64 in a map value, only written
+    // atomically.
+    let old = unsafe { core::ptr::read_volatile(tat) };
+    rate::admit(old, now, cost, tolerance).is_some()
+}
+
 /// Takes `cost` ns from the GCRA bucket at `tat` with a burst of
 /// `tolerance` ns (`pptp_common::rate::admit`), or returns false when it
 /// does not fit. CPUs share the bucket: the update is a compare-and-swap

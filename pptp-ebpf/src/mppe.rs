@@ -20,7 +20,8 @@
 //!   there) when its GRE sequence number evidences the jump
 //!   ([`MPPE_RX_EVIDENCE_SLACK`]) or the key changes beyond the first 8
 //!   fit in the session's catch-up budget; up to [`MPPE_RX_MAX_EVIDENCED`]
-//!   ahead when evidenced and within the budget; or any number of counts
+//!   ahead when evidenced and the budget has room (charged only if the
+//!   frame then does not decrypt to IPv4); or any number of counts
 //!   ahead (turns of the count included, as the sequence numbers show
 //!   them) when the daemon prepared the frame's state (below);
 //! - the plaintext begins with IPv4's protocol field and an IPv4 header
@@ -313,6 +314,9 @@ fn decrypt_inner(
         take_prepared(&PPTP_MPPE_PREP, prep, head + far, s)
     };
     let jump = if prepared { far } else { jump };
+    // The budget's price of an evidenced catch-up, owed if the frame is
+    // not the peer's (see below).
+    let mut unpaid = 0;
     if !prepared {
         let most = if evidenced {
             MPPE_RX_MAX_EVIDENCED
@@ -325,19 +329,28 @@ fn decrypt_inner(
         // work, so forged jumps drain it too and then go to userspace,
         // whose own budget bounds them). Free when evidenced up to
         // MPPE_RX_MAX_CATCH_UP (an overloaded receiver losing runs of
-        // frames, however long it lasts); longer evidenced jumps pay too,
-        // so that one who sees the session's sequence numbers gets no more
-        // than the budget from forged jumps of 512.
+        // frames, however long it lasts). A longer evidenced jump needs
+        // the budget to have room for it, and pays only if the frame
+        // turns out not to be the peer's (it does not decrypt to IPv4,
+        // below): one who sees the session's sequence numbers and forges
+        // jumps of 512 gets no more than the budget, while a receiver that
+        // loses runs of up to 512 of the peer's frames again and again (a
+        // CPU stalled for milliseconds under load) stays on its chain in
+        // the kernel instead of emptying the budget within a second.
         let extra = jump.saturating_sub(u64::from(MPPE_RX_MAX_JUMP));
         let free = evidenced && jump <= u64::from(MPPE_RX_MAX_CATCH_UP);
+        let catch_up = (
+            extra * CATCH_UP_COST_NS,
+            MPPE_RX_CATCH_UP_BURST.saturating_sub(extra) * CATCH_UP_COST_NS,
+        );
         if jump > u64::from(most)
             || (extra > 0
                 && !free
-                && !crate::take(
-                    &raw mut state.catch_up_tat,
-                    extra * CATCH_UP_COST_NS,
-                    (MPPE_RX_CATCH_UP_BURST - extra) * CATCH_UP_COST_NS,
-                ))
+                && !if evidenced {
+                    crate::fits(&raw const state.catch_up_tat, catch_up.0, catch_up.1)
+                } else {
+                    crate::take(&raw mut state.catch_up_tat, catch_up.0, catch_up.1)
+                })
         {
             // Too far to follow here: tell the preparer where the peer is
             // when the sequence numbers show it (MppeRx::far).
@@ -352,6 +365,9 @@ fn decrypt_inner(
                 crate::count(Stat::MppeRxJump, 1);
             }
             return None;
+        }
+        if evidenced && extra > 0 && !free {
+            unpaid = catch_up.0;
         }
         // The head's key, if its slot still holds it.
         // SAFETY: the ring of the live shared entry.
@@ -400,6 +416,7 @@ fn decrypt_inner(
         (2, s.buf[0] == 0x00 && s.buf[1] == 0x21)
     };
     if !ok {
+        owe(state, unpaid);
         crate::count(Stat::MppeRxNotForwarded, 1);
         return None;
     }
@@ -410,6 +427,7 @@ fn decrypt_inner(
         s.buf[(ip + 3) & 0x7],
     ]));
     if vihl >> 4 != 4 || tot_len < 20 || proto_len + tot_len > len {
+        owe(state, unpaid);
         crate::count(Stat::MppeRxNotForwarded, 1);
         return None;
     }
@@ -448,6 +466,18 @@ fn decrypt_inner(
         return None;
     }
     Some((data + proto_len, prepared))
+}
+
+/// Charges `cost` ns of key changes to `state`'s catch-up budget whatever
+/// it holds (`MppeRx::catch_up_tat`): an evidenced catch-up whose frame
+/// did not decrypt to IPv4, so not the peer's (a forgery by one who sees
+/// the session's sequence numbers). The budget may go into debt by one
+/// jump; catch-ups wait until it has room again.
+#[inline(always)]
+fn owe(state: &mut MppeRx, cost: u64) {
+    if cost > 0 {
+        crate::take(&raw mut state.catch_up_tat, cost, u64::MAX);
+    }
 }
 
 /// A session's prepared states as its entry names them (`prep_row`, row +

@@ -803,7 +803,7 @@ fn guest_forwarding_table(t: &mut String, fwd: &Value) {
     if rows.iter().any(|r| r["no_loss_pps"].is_u64()) {
         let _ = writeln!(
             t,
-            "Client → network MPPE: `pptp-lab mppe-send` encrypts every frame into the session's next coherency count with the start key the server decrypts with. A search first finds each path's highest rate without loss (at most 1 % lost; as the host bench does, the rate where the generator could send no faster when nothing was lost: the path carries at least that); then the paths compared in the rounds are all offered the lowest of their rates (CPU time per packet falls as the rate rises, so only figures at one rate compare), both shown after the direction.\n"
+            "Client → network MPPE: `pptp-lab mppe-send` encrypts every frame into the session's next coherency count with the start key the server decrypts with, all of a run's frames before the run sends them. A search first finds each path's highest rate without loss (at most 1 % lost; as the host bench does, the rate where the generator could send no faster when nothing was lost: the path carries at least that); then the paths compared in the rounds are all offered the lowest of their rates (CPU time per packet falls as the rate rises, so only figures at one rate compare), both shown after the direction.\n"
         );
     } else if rows.iter().any(|r| r["offered_pps"].is_u64()) {
         let _ = writeln!(

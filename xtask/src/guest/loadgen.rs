@@ -21,10 +21,14 @@
 //! With `--mppe` (client → network, one session) every frame must be
 //! encrypted into the session's next coherency count with a new key
 //! (stateless MPPE, RFC 3078 section 8.1), as a client sends them: no
-//! frame can be pre-built. xtask has no cipher of its own (the daemon's
-//! is in the pptp-daemon library, which xtask does not build), so each
-//! run's frames are sent by `pptp-lab mppe-send` with that cipher, and
-//! this process takes the same counters around it as around its own runs.
+//! template serves two frames. xtask has no cipher of its own (the
+//! daemon's is in the pptp-daemon library, which xtask does not build),
+//! so each run's frames are sent by `pptp-lab mppe-send` with that cipher,
+//! and this process takes the same counters around it as around its own
+//! runs. With `--pps` (every run of the comparison) `mppe-send` encrypts
+//! the run's frames before it starts sending them: the generator's own
+//! key changes (as dear as the receiver's) no longer bound the rate it
+//! offers.
 
 use std::{
     io,
