@@ -590,9 +590,17 @@ pub const MPPE_RX_MAX_CATCH_UP: u16 = 64;
 /// numbers and forges frames gets no more from the kernel than the
 /// budget, and a receiver losing such runs of the peer's frames again and
 /// again under load (guest run M13) is not sent to userspace by its own
-/// budget. At most about 1.3 ms of one CPU for one frame on this host
-/// (2.5 µs per key change).
-pub const MPPE_RX_MAX_EVIDENCED: u16 = 512;
+/// budget. Half the count space: a run this long is a CPU stalled for
+/// milliseconds under a session's load (at 160,000 frames a second, 12
+/// ms), and a receiver that sends the next frame to userspace instead
+/// loses the chain while the load lasts (guest runs M13 and M14, with 512:
+/// userspace and the preparer's chase cannot follow a peer that outruns
+/// the CPU they share with the receive path), where one that walks it
+/// here, as `ppp_mppe` walks up to 4095, keeps it as long as its key
+/// changes outpace the peer's frames. At most about 5 ms of one CPU for
+/// one frame on this host (2.5 µs per key change), for frames the peer
+/// did send; a jump beyond a budget's burst needs a full budget.
+pub const MPPE_RX_MAX_EVIDENCED: u16 = 2048;
 
 /// A count jump `j` (RFC 3078 section 8.1) of a frame whose GRE sequence
 /// number (RFC 2637 section 4.4) lies `d` past the newest one accepted
@@ -614,11 +622,12 @@ pub const MPPE_RX_EVIDENCE_SLACK: u32 = 64;
 /// second at the program's 2.5 µs per key change.
 pub const MPPE_RX_CATCH_UP_RATE: u64 = 4096;
 
-/// Extra key changes a session's kernel receiver may make at once.
+/// Extra key changes a session's kernel receiver may make at once (an
+/// evidenced jump needs room for the smaller of its extra key changes and
+/// this).
 pub const MPPE_RX_CATCH_UP_BURST: u64 = 512;
-// One evidenced jump of the most fits in a full budget (and the program's
-// `BURST - extra` cannot wrap).
-const _: () = assert!(MPPE_RX_CATCH_UP_BURST >= MPPE_RX_MAX_EVIDENCED as u64);
+// A jump the kernel follows without evidence fits in a full budget.
+const _: () = assert!(MPPE_RX_CATCH_UP_BURST >= MPPE_RX_MAX_CATCH_UP as u64);
 
 /// Slots in [`MppeRx::ring`]: the keys of the latest positions, one slot
 /// per position modulo this. Greater than one, so that the slot of the

@@ -23,7 +23,7 @@ use pptp_daemon::{
     dataplane::{mppe_chain::MppeSlot, xdp::XdpDataplane},
     mppe::{
         KeyLength, MppeParams, Role,
-        cipher::{Decryptor, Encryptor, MppeCipher},
+        cipher::{Decryptor, Encryptor, MppeCipher, SentSince},
         keys::{mschapv2_material, start_keys},
     },
 };
@@ -612,6 +612,15 @@ fn receive_on(program: &'static str, length: KeyLength) {
         } else {
             // Shown by the sequence numbers: the preparer is told.
             r.passed(&ctx(name), &frame, Some(Stat::MppeRxFar));
+            // Userspace too takes the jump on the sequence numbers'
+            // evidence (beyond half the count space the count alone would
+            // make the frame late).
+            let seq = u32::from_be_bytes(frame[42..46].try_into().unwrap());
+            let frames = lost + 2 + 1;
+            rx.expect(Some(SentSince {
+                frames,
+                newest: seq - frames,
+            }));
             userspace_takes(&mut rx, &frame, &inner);
             // In order after it: the kernel's newest sequence number is
             // this frame's again (see above).

@@ -333,23 +333,35 @@ fn decrypt_inner(
         // the budget to have room for it, and pays only if the frame
         // turns out not to be the peer's (it does not decrypt to IPv4,
         // below): one who sees the session's sequence numbers and forges
-        // jumps of 512 gets no more than the budget, while a receiver that
-        // loses runs of up to 512 of the peer's frames again and again (a
-        // CPU stalled for milliseconds under load) stays on its chain in
-        // the kernel instead of emptying the budget within a second.
+        // long jumps gets no more than the budget, while a receiver that
+        // loses runs of up to MPPE_RX_MAX_EVIDENCED of the peer's frames
+        // again and again (a CPU stalled for milliseconds under load)
+        // stays on its chain in the kernel instead of emptying the budget
+        // within a second.
         let extra = jump.saturating_sub(u64::from(MPPE_RX_MAX_JUMP));
         let free = evidenced && jump <= u64::from(MPPE_RX_MAX_CATCH_UP);
-        let catch_up = (
-            extra * CATCH_UP_COST_NS,
-            MPPE_RX_CATCH_UP_BURST.saturating_sub(extra) * CATCH_UP_COST_NS,
-        );
+        // (An evidenced jump longer than the burst needs a full budget.)
+        let room = if extra < MPPE_RX_CATCH_UP_BURST {
+            extra
+        } else {
+            MPPE_RX_CATCH_UP_BURST
+        };
+        let tolerance = (MPPE_RX_CATCH_UP_BURST - room) * CATCH_UP_COST_NS;
         if jump > u64::from(most)
             || (extra > 0
                 && !free
                 && !if evidenced {
-                    crate::fits(&raw const state.catch_up_tat, catch_up.0, catch_up.1)
+                    crate::fits(
+                        &raw const state.catch_up_tat,
+                        room * CATCH_UP_COST_NS,
+                        tolerance,
+                    )
                 } else {
-                    crate::take(&raw mut state.catch_up_tat, catch_up.0, catch_up.1)
+                    crate::take(
+                        &raw mut state.catch_up_tat,
+                        extra * CATCH_UP_COST_NS,
+                        tolerance,
+                    )
                 })
         {
             // Too far to follow here: tell the preparer where the peer is
@@ -367,7 +379,7 @@ fn decrypt_inner(
             return None;
         }
         if evidenced && extra > 0 && !free {
-            unpaid = catch_up.0;
+            unpaid = extra * CATCH_UP_COST_NS;
         }
         // The head's key, if its slot still holds it.
         // SAFETY: the ring of the live shared entry.
