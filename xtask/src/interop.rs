@@ -100,6 +100,11 @@ pub struct InteropArgs {
     /// directions, and the topology they need).
     #[arg(long, value_enum)]
     pub only: Option<BenchOnly>,
+    /// --bench: start each client → network MPPE search for the highest
+    /// rate without loss at this rate (default 5,000, doubling): one above
+    /// every path's own shows each path overloaded first, then recovering.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(500..=4_000_000))]
+    pub mppe_search_from: Option<u32>,
 }
 
 /// The phases `interop --bench --only` keeps.
@@ -125,6 +130,7 @@ impl InteropArgs {
             no_profile: false,
             pps: None,
             only: None,
+            mppe_search_from: None,
         }
     }
 }
@@ -1355,6 +1361,7 @@ fn bench(daemon: &Path, args: &InteropArgs, started: Instant) -> anyhow::Result<
         profile: !args.no_profile,
         pps: args.pps,
         only_mppe: args.only == Some(BenchOnly::Mppe),
+        mppe_search_from: args.mppe_search_from,
     };
     let figures = guest_comparison(daemon, &plan)?;
     print!("{}", figures.table());

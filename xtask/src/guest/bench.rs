@@ -457,7 +457,9 @@ pub fn daemon_comparison(
     // The highest rate `leg` carries client → network at `size` without
     // loss (see [`NoLossSearch`]).
     let no_loss_rate = |leg: &Leg, size: usize| -> anyhow::Result<u32> {
-        let mut search = NoLossSearch::new();
+        let mut search = plan
+            .mppe_search_from
+            .map_or_else(NoLossSearch::new, |r| NoLossSearch::from(f64::from(r)));
         while let Some(rate) = search.next_rate() {
             let run = one_run(leg, size, forwarding::Dir::Up, Some(rate))?;
             eprintln!(
@@ -929,6 +931,12 @@ pub struct Plan {
     /// Only the MPPE phases (and the topology they need): minutes
     /// instead of the whole comparison's half hour.
     pub only_mppe: bool,
+    /// The first rate of each client → network MPPE search instead of
+    /// [`NoLossSearch::START`]: a rate above both paths' own puts every
+    /// path into the same overload first (how a session's receive
+    /// behaves when offered more than it decrypts, then whether it
+    /// recovers as the search halves the rate).
+    pub mppe_search_from: Option<u32>,
 }
 
 impl Default for Plan {
@@ -941,6 +949,7 @@ impl Default for Plan {
             profile: true,
             pps: None,
             only_mppe: false,
+            mppe_search_from: None,
         }
     }
 }
@@ -1163,10 +1172,15 @@ impl NoLossSearch {
     const FLOOR: f64 = 500.0;
 
     fn new() -> NoLossSearch {
+        NoLossSearch::from(Self::START)
+    }
+
+    /// A search whose first probe offers `rate`.
+    fn from(rate: f64) -> NoLossSearch {
         NoLossSearch {
             lo: 0.0,
             hi: None,
-            rate: Self::START,
+            rate,
             halvings: 0,
             done: false,
             retrying: false,
@@ -1688,6 +1702,17 @@ mod tests {
         s.record(20_000.0, 15_000.0);
         s.record(20_000.0, 15_000.0);
         assert_eq!(s.next_rate(), Some(15_000));
+        // Started above the path's rate (--mppe-search-from): the
+        // overload first, then the interval halved three times from 0.
+        let mut s = NoLossSearch::from(160_000.0);
+        let mut offered = Vec::new();
+        while let Some(rate) = s.next_rate() {
+            offered.push(rate);
+            let delivered = f64::from(rate).min(70_000.0);
+            s.record(f64::from(rate), delivered);
+        }
+        assert_eq!(offered, [160_000, 160_000, 80_000, 80_000, 40_000, 60_000]);
+        assert_eq!(s.next_rate(), None);
         // Nothing sent is not clean.
         let mut s = NoLossSearch::new();
         s.record(0.0, 0.0);
