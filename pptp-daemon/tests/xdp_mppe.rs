@@ -780,16 +780,7 @@ fn prepared_on(program: &'static str, length: KeyLength) {
             ctx(name)
         );
     };
-    // (A short frame: the longest payload so far sets the keystream of
-    // the states prepared next, 128 octets for this one.)
-    r.decrypted_len(
-        &ctx("count 0, another epoch's entry"),
-        &mut tx,
-        &FULL,
-        &[0x21],
-        8,
-    );
-    assert_eq!(prepared(&dp), 0, "{}", ctx("another epoch's entry"));
+    frame(&mut r, "count 0, another epoch's entry", &mut tx, false);
 
     // Prepared from the head (position 1): in order and with small jumps.
     assert_eq!(dp.prepare_mppe_now(), MPPE_PREP_DEPTH as usize);
@@ -798,42 +789,6 @@ fn prepared_on(program: &'static str, length: KeyLength) {
             seal(&mut tx, &[0x21], &udp(8));
         }
         frame(&mut r, &format!("prepared {i}"), &mut tx, true);
-    }
-    // The states carry the first octets of their keystream (128 before any
-    // frame): a payload (the protocol field, 1 octet here, and the packet,
-    // 28 + `len`) up to that is XORed with it alone, a longer one runs RC4
-    // from the state after it; the bytes the same either way.
-    let keystream = |dp: &XdpDataplane, position: u64| {
-        dp.mppe_prepared_keystream(false, SLOT, position)
-            .expect("a prepared state")
-    };
-    let frame_len = |r: &mut Runner, tx: &mut Encryptor, payload: usize, ks: u32| {
-        let name = format!("a payload of {payload} with {ks} octets of keystream");
-        assert_eq!(keystream(r.dp, tx.position() + 1), ks, "{}", ctx(&name));
-        let before = prepared(r.dp);
-        r.decrypted_len(&ctx(&name), tx, &FULL, &[0x21], payload - 29);
-        assert_eq!(prepared(r.dp) - before, 1, "{}: prepared", ctx(&name));
-    };
-    for payload in [70, 127, 128, 129, 1400] {
-        frame_len(&mut r, &mut tx, payload, 128);
-    }
-    // Those taught the preparer a longer keystream: the positions it
-    // prepares next (those after what it had, up to the depth past the
-    // head) carry 1,408 octets.
-    let head = tx.position();
-    let added = dp.prepare_mppe_now() as u64;
-    let newest = head + u64::from(MPPE_PREP_DEPTH);
-    assert_eq!(keystream(&dp, newest - added), 128, "{}", ctx("before"));
-    assert_eq!(keystream(&dp, newest - added + 1), 1408, "{}", ctx("after"));
-    // Lost frames up to there (evidenced, prepared: taken whatever the
-    // jump), then the keystream alone, exactly to its end, and one octet
-    // past it.
-    for _ in head + 1..=newest - added {
-        seal(&mut tx, &[0x21], &udp(8));
-    }
-    r.seq += (newest - added - head) as u32;
-    for payload in [1300, 1408, 1409] {
-        frame_len(&mut r, &mut tx, payload, 1408);
     }
     // A loss run past what is prepared (evidenced, in the budget): the
     // program's own key changes.
@@ -1236,8 +1191,8 @@ fn send_prepared_on(program: &'static str, length: KeyLength) {
     // Runs the program on a packet from the LAN; it must encrypt it into
     // `position` (from a prepared state or not) exactly as the daemon's
     // cipher does, and the client must decrypt it.
-    let mut encrypts_len = |name: &str, position: u64, from_prepared: bool, len: usize| {
-        let inner = udp_down(len);
+    let mut encrypts = |name: &str, position: u64, from_prepared: bool| {
+        let inner = udp_down(random_len());
         let mut frame = eth(fib.lan_mac, LAN_HOST_MAC, 0x0800);
         frame.extend_from_slice(&inner);
         let before = dp.stats().unwrap();
@@ -1269,9 +1224,7 @@ fn send_prepared_on(program: &'static str, length: KeyLength) {
         client.decrypt(&mppe, &mut decrypted).unwrap();
         assert_eq!(decrypted, plain, "{}: the client decrypts", ctx(name));
     };
-    // (A short packet: the longest payload so far sets the keystream of
-    // the states prepared next, 128 octets for this one.)
-    encrypts_len("position 1, another epoch's entry", 1, false, 8);
+    encrypts("position 1, another epoch's entry", 1, false);
 
     // Prepared after the head (position 1): every frame from its state,
     // the daemon's own frames (a SYN it clamped, say) between them.
@@ -1284,37 +1237,7 @@ fn send_prepared_on(program: &'static str, length: KeyLength) {
             position += 1;
         }
         position += 1;
-        encrypts_len(&format!("prepared {i}"), position, true, random_len());
-    }
-    // The states carry the first octets of their keystream, as on receive
-    // (`prepared_on`): a payload (0x0021 and the packet, 30 + `len`
-    // octets) up to their length is XORed with them alone, a longer one
-    // runs RC4 from the state after them; the bytes the same either way.
-    let keystream = |position: u64| {
-        dp.mppe_prepared_keystream(true, SLOT, position)
-            .expect("a prepared state")
-    };
-    for payload in [70, 127, 128, 129, 1400] {
-        position += 1;
-        let name = format!("a payload of {payload} with 128 octets of keystream");
-        assert_eq!(keystream(position), 128, "{}", ctx(&name));
-        encrypts_len(&name, position, true, payload - 30);
-    }
-    // Those taught the preparer a longer keystream for what it prepares
-    // next; taken (by senders that did not publish) up to there.
-    let added = dp.prepare_mppe_now() as u64;
-    let newest = position + u64::from(MPPE_PREP_DEPTH);
-    assert_eq!(keystream(newest - added), 128, "{}", ctx("before"));
-    assert_eq!(keystream(newest - added + 1), 1408, "{}", ctx("after"));
-    while chain.next_position() <= newest - added {
-        chain.take(&mut Encryptor::new(&start, true)).unwrap();
-    }
-    position = newest - added;
-    for payload in [1300, 1408, 1409] {
-        position += 1;
-        let name = format!("a payload of {payload} with 1,408 octets of keystream");
-        assert_eq!(keystream(position), 1408, "{}", ctx(&name));
-        encrypts_len(&name, position, true, payload - 30);
+        encrypts(&format!("prepared {i}"), position, true);
     }
     // Senders that took more positions than the program walks past and
     // did not publish (without a prepared state the frame would go to
@@ -1323,12 +1246,7 @@ fn send_prepared_on(program: &'static str, length: KeyLength) {
         chain.take(&mut Encryptor::new(&start, true)).unwrap();
     }
     position += MPPE_TX_MAX_WALK + 2;
-    encrypts_len(
-        "prepared, 9 positions past the newest key",
-        position,
-        true,
-        random_len(),
-    );
+    encrypts("prepared, 9 positions past the newest key", position, true);
     // The daemon sends past everything prepared: the program walks from
     // its newest key again, and the next pass prepares after the head.
     let mut user = Encryptor::new(&start, true);
@@ -1336,28 +1254,18 @@ fn send_prepared_on(program: &'static str, length: KeyLength) {
         assert!(daemon_sends(&chain, &mut user).1);
     }
     position = chain.next_position();
-    encrypts_len("past the prepared", position, false, random_len());
+    encrypts("past the prepared", position, false);
     // The next pass finds the head past everything it prepared (as when
     // frames outrun the preparer): it starts again half the depth ahead of
     // the head, where the senders, walking meanwhile, find them.
     let half = u64::from(MPPE_PREP_DEPTH / 2);
     assert_eq!(dp.prepare_mppe_now(), half as usize);
-    encrypts_len(
-        "walked while the preparer leaps",
-        position + 1,
-        false,
-        random_len(),
-    );
+    encrypts("walked while the preparer leaps", position + 1, false);
     while chain.next_position() <= position + half {
         assert!(daemon_sends(&chain, &mut user).1);
     }
     for i in 1..=3 {
-        encrypts_len(
-            &format!("prepared again {i}"),
-            position + half + i,
-            true,
-            random_len(),
-        );
+        encrypts(&format!("prepared again {i}"), position + half + i, true);
     }
     dp.remove(&session(0)).unwrap();
     dp.remove_mppe_tx(SLOT).unwrap();

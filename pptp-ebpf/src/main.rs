@@ -1055,7 +1055,7 @@ fn encapsulate(
     // (Before the branches on the header forms below: the verifier then
     // checks the RC4 loops once per path into encapsulation, not once per
     // header form.)
-    if mppe && mppe::seal(ctx, &session, l3, inner_len, prepared).is_none() {
+    if mppe && mppe::seal(ctx, l3, inner_len, prepared).is_none() {
         return (Stat::EncapPassed, DROP);
     }
 

@@ -39,24 +39,20 @@
 //!
 //! The daemon may have prepared the frame's RC4 state ahead
 //! (`PPTP_MPPE_PREP`, [`MppePrepared`], the session's row and epoch in
-//! [`MppeRx`]): then [`prepared_entry`] copies its key, and
-//! [`apply_prepared`] XORs the payload with the keystream the daemon wrote
-//! after it (and runs RC4 only over what lies past that, from the state
-//! the daemon left), instead of the key changes, the key schedule and RC4
-//! over the payload. A prepared state costs no key change, so it is
+//! [`MppeRx`]): then [`take_prepared`] copies its key and permutation
+//! instead of the key changes and the key schedule, about four fifths of a
+//! 64-octet frame's work. A prepared state costs no key change, so it is
 //! taken whatever the jump and without the catch-up budget; the rest (the
 //! checks of the plaintext, the head's compare-and-swap) is the same
 //! either way, and a state that is not ready, or not this session's, means
 //! walking under the rules above.
 //!
 //! The send side takes prepared states the same way (`PPTP_MPPE_TX_PREP`,
-//! the row and epoch in [`MppeTx`]): the position a sender takes from the
-//! shared counter, if prepared, needs no key change from the chain's newest
-//! key, however far that lies behind, and [`seal`] no key schedule and
-//! (within the prepared keystream) no RC4; the sender still publishes the
-//! position's key, after [`seal`] (so the daemon does not prepare the
-//! entry's next position over it meanwhile), and the daemon's own sends
-//! (and senders without a state) continue from it.
+//! the row and epoch in [`MppeTx`], [`take_prepared`]): the position a
+//! sender takes from the shared counter, if prepared, needs no key change
+//! from the chain's newest key, however far that lies behind, and [`seal`]
+//! no key schedule; the sender still publishes the position's key, so the
+//! daemon's own sends (and senders without a state) continue from it.
 //!
 //! A loss run longer than the program follows (a receiving CPU stalled for
 //! some milliseconds under a load it cannot carry, for instance) used to
@@ -112,10 +108,10 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use pptp_common::maps::{
-    MAX_SESSIONS, MPPE_PREP_DEPTH, MPPE_PREP_KEYSTREAM, MPPE_PREP_ROWS, MPPE_RX_CATCH_UP_BURST,
-    MPPE_RX_CATCH_UP_RATE, MPPE_RX_EVIDENCE_SLACK, MPPE_RX_MAX_CATCH_UP, MPPE_RX_MAX_EVIDENCED,
-    MPPE_RX_MAX_JUMP, MPPE_RX_RING, MPPE_TX_MAX_WALK, MppeKeySlot, MppePrepared, MppeRx, MppeTx,
-    SESSION_F_MSS_CLAMP, Session, Stat,
+    MAX_SESSIONS, MPPE_PREP_DEPTH, MPPE_PREP_ROWS, MPPE_RX_CATCH_UP_BURST, MPPE_RX_CATCH_UP_RATE,
+    MPPE_RX_EVIDENCE_SLACK, MPPE_RX_MAX_CATCH_UP, MPPE_RX_MAX_EVIDENCED, MPPE_RX_MAX_JUMP,
+    MPPE_RX_RING, MPPE_TX_MAX_WALK, MppeKeySlot, MppePrepared, MppeRx, MppeTx, SESSION_F_MSS_CLAMP,
+    Session, Stat,
 };
 
 /// MPPE receive state per session slot, memory-mapped by the daemon.
@@ -209,16 +205,6 @@ pub struct Scratch {
     hdr: [u8; 4],
     /// Where the tail of [`rc4_apply`] starts in `buf`.
     tail: u32,
-    /// The first [`STEP`] of `buf` that [`rc4_apply`] runs RC4 over (the
-    /// ones before came from a prepared keystream).
-    from_step: u32,
-    /// The send side's prepared entry ([`take_key`] for [`seal`]): its
-    /// index in `PPTP_MPPE_TX_PREP` plus one, 0 for none.
-    prep: u32,
-    /// Its position, and the chain's head [`take_key`] read (the position
-    /// is published after [`seal`] used the entry).
-    prep_position: u64,
-    prep_head: u64,
     /// SHA-1 chaining value.
     h: [u32; 5],
     /// SHA-1 working variables a..e, as a ring: in round t, variable x
@@ -244,14 +230,6 @@ pub enum Verdict {
 #[repr(C)]
 struct LoopCtx {
     scratch: *mut Scratch,
-}
-
-/// The context of [`ks_xor_step`]: the scratch and the prepared entry
-/// whose keystream it XORs over the scratch's buffer.
-#[repr(C)]
-struct KsCtx {
-    scratch: *mut Scratch,
-    entry: *const MppePrepared,
 }
 
 /// Decrypts the stateless MPPE frame whose header is at `mppe` and whose
@@ -331,11 +309,10 @@ fn decrypt_inner(
     // checks one key change, not 64) and a key schedule.
     // SAFETY: the live shared entry, and the map its prepared states are
     // in.
-    let prep = unsafe {
+    let prepared = unsafe {
         let prep = prep_of(&raw const state.prep_row, &raw const state.prep_epoch);
-        prepared_entry(&PPTP_MPPE_PREP, prep, head + far, s)
+        take_prepared(&PPTP_MPPE_PREP, prep, head + far, s)
     };
-    let prepared = prep.is_some();
     let jump = if prepared { far } else { jump };
     // The budget's price of an evidenced catch-up, owed if the frame is
     // not the peer's (see below).
@@ -442,16 +419,7 @@ fn decrypt_inner(
     {
         return None;
     }
-    match prep {
-        // SAFETY: the map the entry was found in.
-        Some(entry) => {
-            if !unsafe { apply_prepared(&PPTP_MPPE_PREP, entry, head + far, s, len) } {
-                crate::count(Stat::MppeRxRaced, 1);
-                return None;
-            }
-        }
-        None => rc4_apply(s, 0, len),
-    }
+    rc4_apply(s, len);
 
     // Only IPv4 that the clear path forwards is taken.
     let (proto_len, ok) = if s.buf[0] & 1 == 1 {
@@ -500,8 +468,6 @@ fn decrypt_inner(
         crate::count(Stat::MppeRxRaced, 1);
         return None;
     }
-    // SAFETY: an aligned u32 of the live shared entry (see MppeRx::longest).
-    unsafe { note_longest(&raw mut state.longest, len) };
 
     // The plaintext over the ciphertext; the MPPE header and the inner
     // protocol field become headers to strip.
@@ -544,153 +510,56 @@ unsafe fn prep_of(row: *const u32, epoch: *const u64) -> (u32, u64) {
     }
 }
 
-/// The prepared entry of `position` ([`MppePrepared`]) in `map`
+/// Copies the prepared state of `position` ([`MppePrepared`]) from `map`
 /// (`PPTP_MPPE_PREP` or `PPTP_MPPE_TX_PREP`) for the session whose entry
-/// names row + 1 `row` and `epoch` ([`prep_of`]): its index, with its key
-/// copied into `s.key`; `None` when the session has no prepared row, or
-/// the entry holds another position or epoch or is being rewritten
-/// (seqlock-style, as [`read_key`]). [`apply_prepared`] then uses it and
-/// checks the tag again.
+/// names row + 1 `row` and `epoch` ([`prep_of`]) into `s` (its key into
+/// `s.key`, its permutation into `s.s`, j reset): false when the session
+/// has no prepared row, or the entry holds another position or epoch or is
+/// being rewritten (seqlock-style, as [`read_key`]).
 ///
 /// # Safety
 /// `map`'s entries' tags are only accessed atomically.
 #[inline(always)]
-unsafe fn prepared_entry(
+unsafe fn take_prepared(
     map: &Array<MppePrepared>,
     (row, epoch): (u32, u64),
     position: u64,
     s: &mut Scratch,
-) -> Option<u32> {
+) -> bool {
     if row == 0 || row > MPPE_PREP_ROWS || epoch == 0 {
-        return None;
+        return false;
     }
     let index = (row - 1) * MPPE_PREP_DEPTH + (position as u32 & (MPPE_PREP_DEPTH - 1));
-    let entry = map.get_ptr_mut(index)?;
+    let Some(entry) = map.get_ptr_mut(index) else {
+        return false;
+    };
     // SAFETY: a map value pointer, valid for the program run; its tag is
-    // only accessed atomically, the key copied as two 64-bit words (both
-    // ends 8-aligned: the key at offset 16 of the entry, the scratch key at
-    // 2496 of its value).
+    // only accessed atomically, the rest copied as 64-bit words (both ends
+    // 8-aligned: the key at offset 16 and the state at 32 of the entry,
+    // the scratch key at 2496 and the permutation at 0 of its value).
     unsafe {
         let tag = atomic_or::<u64, u64, { AtomicOrdering::SeqCst }>(&raw mut (*entry).tag, 0);
         if tag != position + 1 || core::ptr::read_volatile(&raw const (*entry).epoch) != epoch {
-            return None;
+            return false;
         }
         let src = (&raw const (*entry).key).cast::<u64>();
         let dst = s.key.as_mut_ptr().cast::<u64>();
         core::ptr::write_volatile(dst, core::ptr::read_volatile(src));
         core::ptr::write_volatile(dst.add(1), core::ptr::read_volatile(src.add(1)));
-    }
-    Some(index)
-}
-
-/// RC4 of the position of entry `index` of `map` ([`prepared_entry`]) over
-/// `len` octets of `s.buf`: the entry's keystream XORed over its first
-/// `ks_len` octets (no RC4 here), and past them, if the payload is longer,
-/// RC4 from the state and j the daemon left after them. True if the entry
-/// still held `position`, with the same epoch and keystream length, after
-/// its use (seqlock-style; the daemon may rewrite an entry for the same
-/// position and epoch with another keystream length, and its content is
-/// then the same but for what follows the keystream, so the length read
-/// first must still hold); false: `s.buf` holds garbage.
-///
-/// # Safety
-/// `map`'s entries' tags are only accessed atomically.
-#[inline(always)]
-unsafe fn apply_prepared(
-    map: &Array<MppePrepared>,
-    index: u32,
-    position: u64,
-    s: &mut Scratch,
-    len: usize,
-) -> bool {
-    let Some(entry) = map.get_ptr_mut(index) else {
-        return false;
-    };
-    // SAFETY: a map value pointer, valid for the program run; its tag is
-    // only accessed atomically, the rest read with volatile loads (the
-    // state as 64-bit words: both ends 8-aligned, the state at offset 32
-    // of the entry and the permutation at 0 of the scratch value).
-    unsafe {
-        let epoch = core::ptr::read_volatile(&raw const (*entry).epoch);
-        let ks_len = core::ptr::read_volatile(&raw const (*entry).ks_len);
-        let ks = if ks_len as usize > MPPE_PREP_KEYSTREAM {
-            0
-        } else {
-            ks_len as usize & !(STEP - 1)
-        };
-        let covered = if len < ks { len } else { ks };
-        let mut ctx = KsCtx { scratch: s, entry };
-        bpf_loop(
-            covered.div_ceil(STEP) as u32,
-            ks_xor_step as *mut c_void,
-            (&raw mut ctx).cast(),
-            0,
-        );
-        let s = &mut *ctx.scratch;
-        if len > ks {
-            let src = (&raw const (*entry).state).cast::<u64>();
-            let dst = s.s.as_mut_ptr().cast::<u64>();
-            let mut k = 0;
-            while k < 32 {
-                core::ptr::write_volatile(dst.add(k), core::ptr::read_volatile(src.add(k)));
-                k += 1;
-            }
-            s.j = core::ptr::read_volatile(&raw const (*entry).j) & 0xFF;
-            rc4_apply(s, ks, len);
+        let src = (&raw const (*entry).state).cast::<u64>();
+        let dst = s.s.as_mut_ptr().cast::<u64>();
+        let mut k = 0;
+        while k < 32 {
+            core::ptr::write_volatile(dst.add(k), core::ptr::read_volatile(src.add(k)));
+            k += 1;
         }
-        let tag = atomic_or::<u64, u64, { AtomicOrdering::SeqCst }>(&raw mut (*entry).tag, 0);
-        tag == position + 1
-            && core::ptr::read_volatile(&raw const (*entry).epoch) == epoch
-            && core::ptr::read_volatile(&raw const (*entry).ks_len) == ks_len
-    }
-}
-
-/// [`STEP`] octets of a prepared keystream ([`KsCtx::entry`]) XORed over
-/// `s.buf` from `STEP * step`, a 64-bit word at a time.
-extern "C" fn ks_xor_step(step: u64, ctx: *mut c_void) -> i64 {
-    // SAFETY: bpf_loop passes the context given to it: a KsCtx.
-    let ctx = unsafe { &*ctx.cast::<KsCtx>() };
-    // SAFETY: this CPU's scratch value, valid for the program run.
-    let s = unsafe { &mut *ctx.scratch };
-    let base = (step as usize) * STEP;
-    if base > MPPE_PREP_KEYSTREAM - STEP {
-        return 1;
-    }
-    // SAFETY: the entry is a map value valid for the program run; the
-    // keystream at offset 296 (8-aligned) holds MPPE_PREP_KEYSTREAM octets
-    // and `base + STEP` is at most that.
-    let src = unsafe {
-        (&raw const (*ctx.entry).keystream)
-            .cast::<u8>()
-            .add(base)
-            .cast::<u64>()
-    };
-    let mut w = 0;
-    while w < STEP / 8 {
-        // SAFETY: as above.
-        let k = unsafe { core::ptr::read_volatile(src.add(w)) };
-        xor_word(&mut s.buf, base + 8 * w, u64::from_le(k));
-        w += 1;
-    }
-    0
-}
-
-/// Raises the chain's `longest` ([`MppeRx::longest`], [`MppeTx::longest`])
-/// to `len` octets of payload, for the daemon's preparer.
-///
-/// # Safety
-/// `longest` points into a live map value.
-#[inline(always)]
-unsafe fn note_longest(longest: *mut u32, len: usize) {
-    let len = len as u32;
-    // SAFETY: guaranteed by the caller; plain 32-bit loads and stores (the
-    // daemon swaps it atomically; a lost update costs one pass a shorter
-    // keystream).
-    unsafe {
-        if core::ptr::read_volatile(longest) < len {
-            core::ptr::write_volatile(longest, len);
+        let again = atomic_or::<u64, u64, { AtomicOrdering::SeqCst }>(&raw mut (*entry).tag, 0);
+        if again != tag {
+            return false;
         }
     }
+    s.j = 0;
+    true
 }
 
 /// `len` (0 when 0 or above `max`) with an upper bound that the verifier of
@@ -784,7 +653,7 @@ unsafe fn publish(
 
 /// The send side, first half: takes the next position of `session`'s send
 /// chain ([`MppeTx::next`]) and leaves its key in this CPU's scratch, with
-/// its prepared entry when the daemon prepared it ([`prepared_entry`]:
+/// its RC4 permutation when the daemon prepared it ([`take_prepared`]:
 /// then no key change here, whatever the distance from the chain's newest
 /// key). Leaves the MPPE header of the frame in scratch too (RFC 3078
 /// section 3.1: A and D set, the position's coherency count). `None` when
@@ -818,18 +687,11 @@ pub fn take_key(session: &Session) -> Option<bool> {
     }
     // SAFETY: this CPU's scratch value, the live shared entry, and the map
     // its prepared states are in.
-    let prep = unsafe {
+    let prepared = unsafe {
         let prep = prep_of(&raw const state.prep_row, &raw const state.prep_epoch);
-        prepared_entry(&PPTP_MPPE_TX_PREP, prep, position, &mut *scratch)
+        take_prepared(&PPTP_MPPE_TX_PREP, prep, position, &mut *scratch)
     };
-    let prepared = prep.is_some();
-    if let Some(index) = prep {
-        // SAFETY: this CPU's scratch value.
-        let s = unsafe { &mut *scratch };
-        s.prep = index + 1;
-        s.prep_position = position;
-        s.prep_head = head;
-    } else {
+    if !prepared {
         if position - head > MPPE_TX_MAX_WALK {
             return None;
         }
@@ -855,21 +717,18 @@ pub fn take_key(session: &Session) -> Option<bool> {
     }
     // SAFETY: this CPU's scratch value.
     let s = unsafe { &mut *scratch };
-    if !prepared {
-        s.prep = 0;
-        // The key is a function of the position: publish it whether or not
-        // another sender moved the head past it meanwhile.
-        // SAFETY: the head and ring of the live shared entry.
-        unsafe {
-            publish(
-                &raw mut state.head,
-                &raw mut state.ring,
-                head,
-                position,
-                &s.key,
-            )
-        };
-    }
+    // The key is a function of the position: publish it whether or not
+    // another sender moved the head past it meanwhile.
+    // SAFETY: the head and ring of the live shared entry.
+    unsafe {
+        publish(
+            &raw mut state.head,
+            &raw mut state.ring,
+            head,
+            position,
+            &s.key,
+        )
+    };
     let count = MppeRx::count_of(position);
     s.hdr[0] = HDR_A_FLUSHED | HDR_D_ENCRYPTED | (count >> 8) as u8;
     s.hdr[1] = count as u8;
@@ -881,19 +740,9 @@ pub fn take_key(session: &Session) -> Option<bool> {
 /// (0x0021, sent uncompressed as Linux does) and the `len` octets of the
 /// IPv4 packet at `l3`, into this CPU's scratch, to write with
 /// [`store_sealed`] once the headers are in place. `prepared`: what
-/// [`take_key`] returned (its entry's keystream, then its state: no key
-/// schedule; the position is published here, after the entry's use).
-/// `None`: the frame cannot be sent (also when the daemon rewrote the
-/// prepared entry meanwhile, which publishing after the use makes all but
-/// impossible: the position taken is then a frame the peer never sees).
+/// [`take_key`] returned (its state needs no key schedule).
 #[inline(always)]
-pub fn seal(
-    ctx: &XdpContext,
-    session: &Session,
-    l3: usize,
-    len: usize,
-    prepared: bool,
-) -> Option<()> {
+pub fn seal(ctx: &XdpContext, l3: usize, len: usize, prepared: bool) -> Option<()> {
     let scratch = PPTP_MPPE_SCRATCH.get_ptr_mut(0)?;
     // SAFETY: this CPU's scratch value, valid for the program run.
     let s = unsafe { &mut *scratch };
@@ -915,32 +764,13 @@ pub fn seal(
     {
         return None;
     }
-    let state = PPTP_MPPE_TX.get_ptr_mut(session.slot)?;
-    // SAFETY: a map value pointer, valid for the program run.
-    let state = unsafe { &mut *state };
-    if prepared {
-        let (index, position) = (s.prep.wrapping_sub(1), s.prep_position);
-        // SAFETY: the map the entry was found in; then the head and ring
-        // of the live shared entry.
-        unsafe {
-            if !apply_prepared(&PPTP_MPPE_TX_PREP, index, position, s, len + 2) {
-                return None;
-            }
-            publish(
-                &raw mut state.head,
-                &raw mut state.ring,
-                s.prep_head,
-                position,
-                &s.key,
-            );
-        }
-    } else {
+    // A prepared state ([`take_key`] returned true) is the permutation
+    // after the key schedule.
+    if !prepared {
         s.rc4_key = s.key;
         rc4_schedule(s);
-        rc4_apply(s, 0, len + 2);
     }
-    // SAFETY: an aligned u32 of the live shared entry (see MppeTx::longest).
-    unsafe { note_longest(&raw mut state.longest, len + 2) };
+    rc4_apply(s, len + 2);
     Some(())
 }
 
@@ -1289,16 +1119,11 @@ extern "C" fn rc4_schedule_step(step: u64, ctx: *mut c_void) -> i64 {
 /// XORs `len` octets of `s.buf` with the RC4 keystream: whole [`STEP`]s,
 /// then the rest in [`TAIL_STEP`]s (rounded up to one: the buffer has room
 /// and the excess is never stored).
-/// from octet `from` (a multiple of [`STEP`], the state then being RC4's
-/// after `from` octets of keystream).
 #[inline(always)]
-fn rc4_apply(s: &mut Scratch, from: usize, len: usize) {
-    let first = (from / STEP) as u32;
-    let last = (len / STEP) as u32;
-    let steps = last.saturating_sub(first);
+fn rc4_apply(s: &mut Scratch, len: usize) {
+    let steps = (len / STEP) as u32;
     let tail = ((len % STEP).div_ceil(TAIL_STEP)) as u32;
-    s.from_step = first;
-    s.tail = last * STEP as u32;
+    s.tail = steps * STEP as u32;
     let mut ctx = LoopCtx { scratch: s };
     // SAFETY: valid callbacks and context for bpf_loop.
     unsafe {
@@ -1312,13 +1137,11 @@ fn rc4_apply(s: &mut Scratch, from: usize, len: usize) {
     }
 }
 
-/// [`STEP`] octets of RC4 keystream over `s.buf` from `STEP * (step +
-/// s.from_step)`.
+/// [`STEP`] octets of RC4 keystream over `s.buf` from `STEP * step`.
 extern "C" fn rc4_apply_step(step: u64, ctx: *mut c_void) -> i64 {
     // SAFETY: bpf_loop passes the context given to it: a LoopCtx.
     let s = unsafe { &mut *(*ctx.cast::<LoopCtx>()).scratch };
-    let base = (s.from_step as usize + step as usize) * STEP;
-    keystream::<STEP>(s, base);
+    keystream::<STEP>(s, (step as usize) * STEP);
     0
 }
 
@@ -1334,10 +1157,8 @@ extern "C" fn rc4_tail_step(step: u64, ctx: *mut c_void) -> i64 {
 
 /// `N` octets of RC4 keystream (the PRGA, continuing from `s.j`) XORed
 /// over `s.buf` from `base`. Every keystream here starts on a fresh key
-/// schedule at octet 0 of the buffer, or on a prepared state after as many
-/// octets of keystream as precede it in the buffer ([`apply_prepared`]),
-/// so RC4's index i of octet `base + r` is `base + r + 1` (mod 256) and is
-/// never stored: with `N` dividing 256
+/// schedule at octet 0 of the buffer, so RC4's index i of octet `base + r`
+/// is `base + r + 1` (mod 256) and is never stored: with `N` dividing 256
 /// and `base` a multiple of `N`, i wraps at most in the last octet, and
 /// the state's other accesses through i are at constant offsets from one
 /// address (no index arithmetic). The keystream is gathered into a 64-bit

@@ -104,8 +104,6 @@ impl KeyChain for MppeRx {
             prep_epoch: 0,
             prep_row: 0,
             far: 0,
-            longest: 0,
-            _pad: 0,
         }
     }
 
@@ -132,7 +130,7 @@ impl KeyChain for MppeTx {
             next: position + 1,
             prep_epoch: 0,
             prep_row: 0,
-            longest: 0,
+            _pad: 0,
         }
     }
 
@@ -158,12 +156,6 @@ pub trait PreparedChain: KeyChain {
     /// `entry` points to a live entry.
     unsafe fn prep(entry: *mut Self) -> (*mut u32, *mut u64);
 
-    /// The entry's `longest` (`MppeRx::longest`, `MppeTx::longest`).
-    ///
-    /// # Safety
-    /// `entry` points to a live entry.
-    unsafe fn longest(entry: *mut Self) -> *mut u32;
-
     /// Where the program last found the peer too far ahead to follow
     /// ([`MppeSlot::take_far`] for the receive chain; a send chain has no
     /// such report).
@@ -178,11 +170,6 @@ impl PreparedChain for MppeRx {
         unsafe { (&raw mut (*entry).prep_row, &raw mut (*entry).prep_epoch) }
     }
 
-    unsafe fn longest(entry: *mut Self) -> *mut u32 {
-        // SAFETY: guaranteed by the caller.
-        unsafe { &raw mut (*entry).longest }
-    }
-
     fn take_far(slot: &MppeSlot<Self>, head: u64) -> Option<u64> {
         slot.take_far(head)
     }
@@ -192,28 +179,6 @@ impl PreparedChain for MppeTx {
     unsafe fn prep(entry: *mut Self) -> (*mut u32, *mut u64) {
         // SAFETY: guaranteed by the caller.
         unsafe { (&raw mut (*entry).prep_row, &raw mut (*entry).prep_epoch) }
-    }
-
-    unsafe fn longest(entry: *mut Self) -> *mut u32 {
-        // SAFETY: guaranteed by the caller.
-        unsafe { &raw mut (*entry).longest }
-    }
-}
-
-impl<E: PreparedChain> MppeSlot<E> {
-    /// The longest payload the program decrypted or encrypted on this
-    /// chain since the last call (`MppeRx::longest`), taken: 0 if none.
-    pub fn take_longest(&self) -> u32 {
-        // SAFETY: an aligned u32 of the live mapping that the program only
-        // writes with single 32-bit stores.
-        unsafe { AtomicU32::from_ptr(E::longest(self.entry())) }.swap(0, Ordering::SeqCst)
-    }
-
-    /// Sets the longest payload as the program does (tests).
-    #[cfg(test)]
-    pub fn set_longest(&self, len: u32) {
-        // SAFETY: as for `take_longest`.
-        unsafe { AtomicU32::from_ptr(E::longest(self.entry())) }.store(len, Ordering::SeqCst);
     }
 }
 

@@ -63,18 +63,13 @@ use std::{
 };
 
 use aya::maps::MapData;
-use pptp_common::maps::{
-    MPPE_PREP_DEPTH, MPPE_PREP_KEYSTREAM, MPPE_PREP_ROWS, MppePrepared, MppeRx,
-};
+use pptp_common::maps::{MPPE_PREP_DEPTH, MPPE_PREP_ROWS, MppePrepared, MppeRx};
 
 use super::{
     mppe_chain::{MppeMap, PreparedChain, SharedArray},
     xdp::XdpError,
 };
-use crate::mppe::{
-    keys::{KeySchedule, StartKey},
-    rc4::Rc4,
-};
+use crate::mppe::keys::{KeySchedule, StartKey};
 
 /// Entries of `PPTP_MPPE_PREP`.
 const ENTRIES: usize = (MPPE_PREP_ROWS * MPPE_PREP_DEPTH) as usize;
@@ -107,48 +102,27 @@ impl PrepMap {
             .expect("rows are below MPPE_PREP_ROWS: entries in bounds")
     }
 
-    /// Writes the state of `position` for `epoch` into its entry of row
-    /// `row`: key `key` (zero-padded to 16 octets), the first `ks_len`
-    /// octets (a multiple of 64, at most [`MPPE_PREP_KEYSTREAM`]) of the
-    /// keystream of `permutation` (the key's schedule), and the RC4 state
-    /// after them.
-    fn write(
-        &self,
-        row: u32,
-        epoch: u64,
-        position: u64,
-        (key, permutation): (&[u8; 16], [u8; 256]),
-        ks_len: usize,
-    ) {
-        debug_assert!(ks_len.is_multiple_of(64) && ks_len <= MPPE_PREP_KEYSTREAM);
-        let ks_len = ks_len.min(MPPE_PREP_KEYSTREAM);
-        let mut rc4 = Rc4::from_permutation(permutation);
-        let mut keystream = [0u8; MPPE_PREP_KEYSTREAM];
-        rc4.keystream_into(&mut keystream[..ks_len]);
+    /// Writes the state of `position` (key `key`, zero-padded to 16
+    /// octets, and its RC4 permutation `state`) for `epoch` into its entry
+    /// of row `row`.
+    fn write(&self, row: u32, epoch: u64, position: u64, key: &[u8; 16], state: &[u8; 256]) {
         let entry = self.entry(row, position);
         // SAFETY: an entry of the live mapping; its tag is only accessed
         // atomically, the rest between the tag's two stores (the seqlock of
-        // `MppePrepared`; the program checks the tag, the epoch and the
-        // keystream's length again after its use).
+        // `MppePrepared`).
         unsafe {
             let tag = AtomicU64::from_ptr(&raw mut (*entry).tag);
             tag.store(0, Ordering::SeqCst);
             std::ptr::write_volatile(&raw mut (*entry).epoch, epoch);
             std::ptr::write_volatile(&raw mut (*entry).key, *key);
-            std::ptr::write_volatile(&raw mut (*entry).state, rc4.permutation());
-            std::ptr::write_volatile(&raw mut (*entry).ks_len, ks_len as u32);
-            std::ptr::write_volatile(&raw mut (*entry).j, u32::from(rc4.j()));
-            std::ptr::copy_nonoverlapping(
-                keystream.as_ptr(),
-                (&raw mut (*entry).keystream).cast::<u8>(),
-                ks_len,
-            );
+            std::ptr::write_volatile(&raw mut (*entry).state, *state);
             tag.store(position + 1, Ordering::SeqCst);
         }
     }
 
     /// The entry of `position` in row `row`, as the program would read it
     /// (tests).
+    #[cfg(test)]
     fn read(&self, row: u32, position: u64) -> MppePrepared {
         // SAFETY: an entry of the live mapping.
         unsafe { std::ptr::read_volatile(self.entry(row, position)) }
@@ -172,98 +146,6 @@ struct Row {
     /// prepared after there instead of after the head (see
     /// [`Preparer::refill`]).
     chase: Option<(u64, u32)>,
-    /// How much keystream its states carry.
-    keystream: KeystreamLen,
-}
-
-/// How many octets of keystream the preparer writes with a row's states
-/// ([`MppePrepared::keystream`]): enough for the longest payload its chain
-/// carried lately, so that the program XORs instead of running RC4, and
-/// no more (each octet costs the preparer an RC4 step, natively about 2 ns:
-/// 64-octet packets with a full 1,536-octet keystream would cost it three
-/// times the state's key work).
-///
-/// The longest payload of each pass (the program's `longest`, taken)
-/// raises it at once, rounded up to whole 64-octet steps; it comes down to
-/// the longest of [`KEYSTREAM_SHRINK_PASSES`] passes in a row that all
-/// stayed below it, so a chain of mixed sizes keeps the length of its
-/// large frames. A chain that outran its states (the preparer fell behind)
-/// has it halved and held there for as many passes: the state's key work
-/// alone is then what the preparer must keep up with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct KeystreamLen {
-    len: u32,
-    /// The longest payload, rounded up, of the passes since the last
-    /// change, and how many passes that is.
-    window: u32,
-    passes: u32,
-    /// Passes left in which it does not grow (after an outrun).
-    hold: u32,
-}
-
-/// The least keystream prepared: two steps of 64, a 64-octet packet's
-/// payload (66 octets with its protocol field) and anything shorter.
-const KEYSTREAM_MIN: u32 = 128;
-/// Passes in a row below the current length before it comes down, and
-/// passes an outrun holds it (at least 40 ms: [`BUSY_PAUSE`] each).
-const KEYSTREAM_SHRINK_PASSES: u32 = 200;
-
-impl KeystreamLen {
-    const fn new() -> Self {
-        Self {
-            len: KEYSTREAM_MIN,
-            window: 0,
-            passes: 0,
-            hold: 0,
-        }
-    }
-
-    /// Octets to prepare.
-    fn len(&self) -> usize {
-        self.len as usize
-    }
-
-    /// After a pass in which the chain's longest payload was `longest`
-    /// octets (0: no frame; the program counts only frames it decrypted to
-    /// IPv4 or encrypted, so a forger cannot raise it).
-    fn saw(&mut self, longest: u32) {
-        if longest == 0 {
-            return;
-        }
-        let want = longest
-            .div_ceil(64)
-            .saturating_mul(64)
-            .clamp(KEYSTREAM_MIN, MPPE_PREP_KEYSTREAM as u32);
-        if self.hold > 0 {
-            self.hold -= 1;
-            self.window = self.window.max(want);
-            return;
-        }
-        if want >= self.len {
-            *self = Self {
-                len: want,
-                window: 0,
-                passes: 0,
-                hold: 0,
-            };
-            return;
-        }
-        self.window = self.window.max(want);
-        self.passes += 1;
-        if self.passes >= KEYSTREAM_SHRINK_PASSES {
-            self.len = self.window;
-            self.window = 0;
-            self.passes = 0;
-        }
-    }
-
-    /// The chain's head passed every state prepared for it.
-    fn outrun(&mut self) {
-        self.len = (self.len / 2 / 64 * 64).max(KEYSTREAM_MIN);
-        self.window = 0;
-        self.passes = 0;
-        self.hold = KEYSTREAM_SHRINK_PASSES;
-    }
 }
 
 /// A chain without a row.
@@ -363,7 +245,6 @@ impl<E: PreparedChain> Preparer<E> {
             last_head: head,
             rebalance_head: head,
             chase: None,
-            keystream: KeystreamLen::new(),
         });
         self.rx.set_prepared(slot, Some((row as u32, epoch)))
     }
@@ -454,20 +335,6 @@ impl<E: PreparedChain> Preparer<E> {
         self.pass().prepared
     }
 
-    /// Octets of keystream in the prepared state of `position` of `slot`'s
-    /// chain, if its row's entry holds that position now (tests, and a
-    /// look at what the program gets).
-    pub fn keystream_len(&self, slot: u32, position: u64) -> Option<u32> {
-        let rows = self.rows();
-        let (row, epoch) = rows.rows.iter().enumerate().find_map(|(i, r)| {
-            r.as_ref()
-                .filter(|r| r.slot == slot)
-                .map(|r| (i as u32, r.epoch))
-        })?;
-        let entry = self.map.read(row, position);
-        (entry.tag == position + 1 && entry.epoch == epoch).then_some(entry.ks_len)
-    }
-
     /// One pass, as [`Self::refill`], with what the thread's pause after
     /// it depends on ([`next_pause`]).
     pub fn pass(&self) -> Pass {
@@ -494,7 +361,6 @@ impl<E: PreparedChain> Preparer<E> {
             let Some((head, head_key)) = chain.read_head() else {
                 continue;
             };
-            row.keystream.saw(chain.take_longest());
             // A peer far ahead of what the program follows: prepare after
             // where it is, so that the program's next frame there takes
             // the chain back (module documentation). A target lasts
@@ -523,9 +389,6 @@ impl<E: PreparedChain> Preparer<E> {
                 // states ready beyond.
                 overtaken => {
                     pass.hurried |= overtaken.is_some();
-                    if overtaken.is_some() && !chasing {
-                        row.keystream.outrun();
-                    }
                     let mut schedule = KeySchedule::new(&row.start);
                     if !schedule.set_session_key(&head_key) {
                         continue;
@@ -564,13 +427,8 @@ impl<E: PreparedChain> Preparer<E> {
                     } else {
                         schedule.prepared_state()
                     };
-                    self.map.write(
-                        index as u32,
-                        row.epoch,
-                        position,
-                        (&key, state),
-                        row.keystream.len(),
-                    );
+                    self.map
+                        .write(index as u32, row.epoch, position, &key, &state);
                     prepared += 1;
                     if position == limit {
                         break;
@@ -585,7 +443,6 @@ impl<E: PreparedChain> Preparer<E> {
                 current.cursor = Some((position, schedule));
                 current.last_head = head;
                 current.chase = row.chase;
-                current.keystream = row.keystream;
             }
             // A walk counts as work done (the pass after comes soon).
             prepared += usize::from(walk > 0);
@@ -789,24 +646,8 @@ mod tests {
             assert_eq!(entry.tag, position + 1, "position {position}");
             assert_eq!(entry.epoch, epoch, "position {position}");
             assert_eq!(&entry.key[..key.len()], key, "position {position}");
-            assert_keystream(&entry, key, "position {position}");
+            assert_eq!(entry.state, rc4_permutation(key), "position {position}");
         }
-    }
-
-    /// `entry` holds `ks_len` octets of `key`'s keystream and the RC4
-    /// state after them.
-    fn assert_keystream(entry: &MppePrepared, key: &[u8], what: &str) {
-        let len = entry.ks_len as usize;
-        assert!(
-            len.is_multiple_of(64) && (128..=MPPE_PREP_KEYSTREAM).contains(&len),
-            "{what}: keystream length {len}"
-        );
-        let mut rc4 = Rc4::from_permutation(rc4_permutation(key));
-        let mut keystream = vec![0u8; len];
-        rc4.keystream_into(&mut keystream);
-        assert_eq!(&entry.keystream[..len], &keystream[..], "{what}: keystream");
-        assert_eq!(entry.state, rc4.permutation(), "{what}: state after it");
-        assert_eq!(entry.j, u32::from(rc4.j()), "{what}: j after it");
     }
 
     #[test]
@@ -1084,78 +925,6 @@ mod tests {
         assert_eq!(p.rebalance().unwrap(), 1);
         assert_ne!(prepared_of(&rx, a).0, 0);
         assert_eq!(prepared_of(&rx, 7).0, 0);
-    }
-
-    #[test]
-    fn keystream_follows_the_longest_payload_and_yields_to_an_outrun() {
-        let mut k = KeystreamLen::new();
-        assert_eq!(k.len(), 128, "two steps before any frame");
-        k.saw(0);
-        assert_eq!(k.len(), 128, "no frame, no change");
-        k.saw(66);
-        assert_eq!(k.len(), 128, "a 64-octet packet's payload");
-        k.saw(1398);
-        assert_eq!(k.len(), 1408, "up at once, in whole steps");
-        k.saw(5000);
-        assert_eq!(k.len(), MPPE_PREP_KEYSTREAM, "at most the entry's room");
-        // Shorter payloads bring it down only after a run of passes, to
-        // the longest of them.
-        for pass in 1..KEYSTREAM_SHRINK_PASSES {
-            k.saw(if pass == 7 { 700 } else { 66 });
-            assert_eq!(k.len(), MPPE_PREP_KEYSTREAM, "pass {pass}");
-        }
-        k.saw(66);
-        assert_eq!(k.len(), 704);
-        // One longer payload in the window starts it again.
-        for _ in 1..KEYSTREAM_SHRINK_PASSES {
-            k.saw(66);
-        }
-        k.saw(704);
-        for _ in 1..KEYSTREAM_SHRINK_PASSES {
-            k.saw(66);
-        }
-        assert_eq!(k.len(), 704);
-        k.saw(66);
-        assert_eq!(k.len(), 128);
-        // An outrun halves it and holds it for as many passes, whatever the
-        // frames.
-        k.saw(1398);
-        k.outrun();
-        assert_eq!(k.len(), 704);
-        for _ in 0..KEYSTREAM_SHRINK_PASSES {
-            k.saw(1398);
-            assert_eq!(k.len(), 704);
-        }
-        k.saw(1398);
-        assert_eq!(k.len(), 1408);
-        k.outrun();
-        k.outrun();
-        k.outrun();
-        k.outrun();
-        assert_eq!(k.len(), 128, "never below two steps");
-    }
-
-    #[test]
-    fn states_carry_the_keystream_the_chain_needs() {
-        let (rx, p) = preparer(4);
-        let start = start(KeyLength::Bits128);
-        rx.open(2, &start).unwrap();
-        let row = p.assign(2, &start).unwrap().expect("a free row");
-        let (_, epoch) = prepared_of(&rx, 2);
-        assert_eq!(p.refill(), MPPE_PREP_DEPTH as usize);
-        let slot = rx.slot(2).unwrap();
-        assert_eq!(p.map.read(row, 1).ks_len, 128);
-        assert_prepared(&p, row, epoch, &start, 0);
-        // Frames of 1,398 octets: the next states carry 1,408.
-        slot.set_longest(1398);
-        assert!(slot.publish_key(10, &key_at(&start, 10)));
-        assert_eq!(p.refill(), 10);
-        assert_eq!(slot.take_longest(), 0, "taken by the pass");
-        assert_eq!(p.map.read(row, 11).ks_len, 128, "prepared before");
-        let last = 10 + u64::from(MPPE_PREP_DEPTH);
-        let entry = p.map.read(row, last);
-        assert_eq!(entry.ks_len, 1408);
-        assert_keystream(&entry, &key_at(&start, last), "the newest");
     }
 
     #[test]

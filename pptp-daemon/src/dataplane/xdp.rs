@@ -625,17 +625,6 @@ impl XdpDataplane {
         self.mppe_prep.refill() + self.mppe_tx_prep.refill()
     }
 
-    /// Octets of keystream in the prepared receive (`send` false) or send
-    /// state of `position` of `slot`'s chain, if one is there now
-    /// ([`Preparer::keystream_len`]).
-    pub fn mppe_prepared_keystream(&self, send: bool, slot: u32, position: u64) -> Option<u32> {
-        if send {
-            self.mppe_tx_prep.keystream_len(slot, position)
-        } else {
-            self.mppe_prep.keystream_len(slot, position)
-        }
-    }
-
     /// Receive chains with a row of prepared states.
     pub fn mppe_prepared_rows(&self) -> usize {
         self.mppe_prep.rows_in_use()

@@ -144,29 +144,14 @@ impl Rc4 {
         }
     }
 
-    /// RC4 at the start of its keystream (i and j 0) with the permutation
-    /// `s` (a finished key schedule's).
-    pub fn from_permutation(s: [u8; 256]) -> Rc4 {
+    fn from_permutation(s: [u8; 256]) -> Rc4 {
         Rc4 { s, i: 0, j: 0 }
     }
 
-    /// The permutation as octets (after the key schedule and the keystream
-    /// taken so far: before any, the state the XDP program starts a frame
-    /// from; after a prepared keystream, the one it continues from).
+    /// The permutation as octets (after the key schedule, before any
+    /// keystream, the state the XDP program starts a frame from).
     pub fn permutation(&self) -> [u8; 256] {
         self.s
-    }
-
-    /// The keystream generator's index j.
-    pub fn j(&self) -> u8 {
-        self.j
-    }
-
-    /// Fills `out` with the next keystream octets.
-    pub fn keystream_into(&mut self, out: &mut [u8]) {
-        for b in out.iter_mut() {
-            *b = self.next();
-        }
     }
 
     /// The next keystream octet.
@@ -271,22 +256,6 @@ mod tests {
                 oracle(&key, 300)
             );
         }
-    }
-
-    #[test]
-    fn keystream_into_continues_as_apply_keystream() {
-        let key = [0x42u8; 16];
-        let mut a = Rc4::new(&key).unwrap();
-        let mut b = Rc4::new(&key).unwrap();
-        let mut ks = [0u8; 300];
-        a.keystream_into(&mut ks);
-        assert_eq!(ks.to_vec(), oracle(&key, 300));
-        let mut zeros = [0u8; 300];
-        b.apply_keystream(&mut zeros);
-        assert_eq!((a.permutation(), a.j()), (b.permutation(), b.j()));
-        // Another generator from that permutation and j goes on where both
-        // are (i is 300 mod 256 for both).
-        assert_eq!(keystream(a, 20), oracle(&key, 320)[300..].to_vec());
     }
 
     #[test]
