@@ -1036,10 +1036,10 @@ fn bpf_run_time(ids: &[u32]) -> Vec<(String, u64, u64)> {
 /// `after`, those that moved, by name: where the frames of an MPPE
 /// measurement went (decrypted in XDP, from prepared states, to
 /// userspace, dropped over the rekey budget).
-fn mppe_rx_deltas(before: &HashMap<String, u64>, after: &HashMap<String, u64>) -> String {
+fn mppe_deltas(before: &HashMap<String, u64>, after: &HashMap<String, u64>, send: bool) -> String {
     let mut moved: Vec<String> = after
         .iter()
-        .filter(|(k, _)| k.contains("mppe") && !k.contains("tx") && !k.contains("encrypt"))
+        .filter(|(k, _)| k.contains("mppe") && (k.contains("tx") || k.contains("encrypt")) == send)
         .filter_map(|(k, v)| {
             let d = v.saturating_sub(before.get(k).copied().unwrap_or(0));
             (d > 0).then(|| format!("{k} +{d}"))
@@ -2075,10 +2075,11 @@ pub fn run(bin: &Path, args: &BenchArgs) -> Result<Results, String> {
             )?);
             eprintln!(
                 "    the daemon's MPPE receive counters over that search and its rounds: {}",
-                mppe_rx_deltas(&before, &lab.stats().unwrap_or_default())
+                mppe_deltas(&before, &lab.stats().unwrap_or_default(), false)
             );
             let client = list[0].client_addr.unwrap_or(Ipv4Addr::UNSPECIFIED);
             let t = [from_lan(lan_mac, (client, 9), size)];
+            let before = lab.stats().unwrap_or_default();
             out.push(measure(
                 &mut lab,
                 "h0",
@@ -2087,6 +2088,10 @@ pub fn run(bin: &Path, args: &BenchArgs) -> Result<Results, String> {
                 timing,
                 (path, "encap", size, 1),
             )?);
+            eprintln!(
+                "    the daemon's MPPE send counters over its rounds: {}",
+                mppe_deltas(&before, &lab.stats().unwrap_or_default(), true)
+            );
         }
         drop(client);
     }
