@@ -1031,11 +1031,12 @@ fn bpf_run_time(ids: &[u32]) -> Vec<(String, u64, u64)> {
     by_name
 }
 
-/// What the daemon's counters of MPPE frames received (names containing
-/// `mppe` but not `tx` or `encrypt`) grew by between `before` and
+/// What the daemon's counters of MPPE frames received (`send` false:
+/// names containing `mppe` but not `tx` or `encrypt`) or sent (`send`
+/// true: those with `tx` or `encrypt`) grew by between `before` and
 /// `after`, those that moved, by name: where the frames of an MPPE
-/// measurement went (decrypted in XDP, from prepared states, to
-/// userspace, dropped over the rekey budget).
+/// measurement went (decrypted or encrypted in XDP, from prepared states,
+/// to userspace, dropped over the rekey budget).
 fn mppe_deltas(before: &HashMap<String, u64>, after: &HashMap<String, u64>, send: bool) -> String {
     let mut moved: Vec<String> = after
         .iter()
