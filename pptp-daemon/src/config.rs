@@ -282,6 +282,9 @@ pub struct MppeConfig {
     /// the program decrypts and encrypts without key changes of its own
     /// (`dataplane::mppe_prep`).
     pub prepare_ahead: bool,
+    /// That thread's nice value, -20 to 19: below 0 it runs ahead of the
+    /// packet processing threads of its CPU (`mppe_prep::set_own_nice`).
+    pub prepare_nice: i8,
 }
 
 impl Default for MppeConfig {
@@ -291,6 +294,7 @@ impl Default for MppeConfig {
             key_lengths: vec![128],
             stateful: false,
             prepare_ahead: true,
+            prepare_nice: -10,
         }
     }
 }
@@ -1242,6 +1246,12 @@ impl Config {
 
     fn validate_mppe(&self) -> Result<(), (String, String)> {
         let mppe = &self.mppe;
+        if !(-20..=19).contains(&mppe.prepare_nice) {
+            return invalid(
+                "mppe.prepare_nice",
+                format!("{} is not a nice value (-20 to 19)", mppe.prepare_nice),
+            );
+        }
         if mppe.policy == MppePolicySetting::Deny {
             return Ok(());
         }
@@ -1958,6 +1968,10 @@ mod tests {
         let (_, _, field, _) =
             invalid("[auth]\nmethods = [\"pap\"]\n[mppe]\npolicy = \"require\"\n");
         assert_eq!(field, "mppe.policy");
+
+        let (line, _, field, msg) = invalid("[mppe]\nprepare_nice = -21\n");
+        assert_eq!((line, field.as_str()), (2, "mppe.prepare_nice"));
+        assert!(msg.contains("-20 to 19"), "{msg}");
 
         let (_, _, field, msg) = invalid("[auth]\nmethods = [\"telepathy\"]\n");
         assert_eq!(field, "auth.methods[0]");

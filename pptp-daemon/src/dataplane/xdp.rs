@@ -601,13 +601,13 @@ impl XdpDataplane {
     /// Starts preparing the RC4 states of upcoming receive and send
     /// positions on a thread of the daemon (stopped when the dataplane is
     /// dropped); without it the program walks every chain itself.
-    pub fn start_mppe_preparer(&mut self) -> Result<(), XdpError> {
+    pub fn start_mppe_preparer(&mut self, nice: i32) -> Result<(), XdpError> {
         self.mppe_prep_enabled = true;
         if self.mppe_prep_thread.is_none() {
             let preparers: Vec<std::sync::Arc<dyn Passes>> =
                 vec![self.mppe_prep.clone(), self.mppe_tx_prep.clone()];
             self.mppe_prep_thread =
-                Some(PreparerThread::start(preparers).map_err(XdpError::Thread)?);
+                Some(PreparerThread::start(preparers, nice).map_err(XdpError::Thread)?);
         }
         Ok(())
     }

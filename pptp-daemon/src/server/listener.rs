@@ -420,7 +420,7 @@ fn load_xdp(
     // RC4 states of MPPE receive chains prepared ahead of the program
     // (dataplane::mppe_prep); a thread that sleeps while no chain moves.
     if config.mppe.prepare_ahead {
-        dp.start_mppe_preparer()
+        dp.start_mppe_preparer(i32::from(config.mppe.prepare_nice))
             .context("starting the MPPE preparer")?;
     }
     // Under `stack` with one tunnel queue, the tunnel program runs on one
