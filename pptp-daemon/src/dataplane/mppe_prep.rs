@@ -568,74 +568,17 @@ impl PreparerThread {
                     );
                 }
                 let mut pause = BUSY_PAUSE;
-                let mut backoff = NiceBackoff::new(nice);
                 while !flag.load(Ordering::Relaxed) {
                     let pass = preparers
                         .iter()
                         .fold(Pass::default(), |all, p| all.and(p.pass()));
                     pause = next_pause(pause, &pass);
-                    if let Some(nice) = backoff.after(pass.hurried) {
-                        // (Refused only where the first was: said then.)
-                        let _ = set_own_nice(nice);
-                    }
                     std::thread::park_timeout(pause);
                 }
             })?;
         Ok(Self {
             stop,
             handle: Some(handle),
-        })
-    }
-}
-
-/// The preparer thread's nice value from pass to pass: the configured one
-/// (`mppe.prepare_nice`) while its passes keep up, 0 (if that is higher)
-/// from a pass in which a chain outran its states or walked to a far
-/// target ([`Pass::hurried`]) until [`CALM_PASSES`] passes in a row kept up
-/// again. Ahead of the packet processing it keeps up and saves that
-/// processing its own key changes; but a session offered well beyond
-/// what its CPU decrypts loses runs of frames that skip the states each
-/// pass prepares, and ahead of the frames that wasted work cost them:
-/// guest runs M18 and M19 delivered 16,000 frames a second of 160,000
-/// offered at 64 B with the thread at -10 throughout, 21,000–38,000 at 0.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct NiceBackoff {
-    configured: i32,
-    current: i32,
-    /// Passes in a row that kept up.
-    calm: u32,
-}
-
-/// Passes in a row that kept up before the thread takes its configured
-/// nice value again (at least 13 ms at [`BUSY_PAUSE`]).
-const CALM_PASSES: u32 = 64;
-
-impl NiceBackoff {
-    const fn new(configured: i32) -> Self {
-        Self {
-            configured,
-            current: configured,
-            calm: 0,
-        }
-    }
-
-    /// After a pass (`hurried`: [`Pass::hurried`]): the nice value to take
-    /// now, if it changes.
-    fn after(&mut self, hurried: bool) -> Option<i32> {
-        let target = if hurried {
-            self.calm = 0;
-            self.configured.max(0)
-        } else {
-            self.calm = self.calm.saturating_add(1);
-            if self.calm >= CALM_PASSES {
-                self.configured
-            } else {
-                self.current
-            }
-        };
-        (target != self.current).then(|| {
-            self.current = target;
-            target
         })
     }
 }
@@ -1017,32 +960,6 @@ mod tests {
         assert_eq!(p.rebalance().unwrap(), 1);
         assert_ne!(prepared_of(&rx, a).0, 0);
         assert_eq!(prepared_of(&rx, 7).0, 0);
-    }
-
-    #[test]
-    fn the_thread_backs_off_to_nice_0_while_outrun() {
-        let mut b = NiceBackoff::new(-10);
-        assert_eq!(b.after(false), None, "keeping up: stays at -10");
-        assert_eq!(b.after(true), Some(0), "outrun: 0");
-        assert_eq!(b.after(true), None);
-        for _ in 1..CALM_PASSES {
-            assert_eq!(b.after(false), None, "not yet calm");
-        }
-        assert_eq!(b.after(false), Some(-10), "calm again: -10");
-        // An outrun within the calm passes starts them again.
-        b.after(true);
-        for _ in 1..CALM_PASSES {
-            b.after(false);
-        }
-        b.after(true);
-        for _ in 1..CALM_PASSES {
-            assert_eq!(b.after(false), None);
-        }
-        assert_eq!(b.after(false), Some(-10));
-        // Configured at 0 or above: nothing to back off from.
-        let mut b = NiceBackoff::new(5);
-        assert_eq!(b.after(true), None);
-        assert_eq!(b.after(false), None);
     }
 
     #[test]
