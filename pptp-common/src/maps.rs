@@ -746,10 +746,11 @@ const _: () = assert!(MPPE_PREP_DEPTH.is_power_of_two());
 /// encrypts without the key change and the key schedule, most of a short
 /// packet's cost towards the client).
 /// Written seqlock-fashion as [`MppeKeySlot`] is (`tag` to 0, the rest,
-/// `tag` to position + 1); the program uses an entry only if both reads of
-/// `tag` give the position it wants and `epoch` is the session's
-/// [`MppeRx::prep_epoch`] (a row passes from session to session; epochs
-/// are never reused).
+/// `tag` to position + 1); the program reads `tag` and `epoch`, copies the
+/// entry, reads them again, and uses the copy only as
+/// [`MppePrepared::copy_holds`] says: both reads give the position it
+/// wants and the session's [`MppeRx::prep_epoch`] (a row passes from
+/// session to session; epochs are never reused).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MppePrepared {
@@ -763,6 +764,28 @@ pub struct MppePrepared {
     /// The RC4 permutation after the key schedule of `key` (indices i and
     /// j start at 0).
     pub state: [u8; 256],
+}
+
+impl MppePrepared {
+    /// Whether a copy of an entry holds the state of `position` for the
+    /// session whose [`MppeRx::prep_epoch`] is `epoch`, from the entry's
+    /// (`tag`, `epoch`) read `before` the copy and again `after` it (each
+    /// tag read atomically, each epoch read after its tag).
+    ///
+    /// The tag alone does not tell: a row that passed to another session
+    /// and is rewritten for the same position while the copy runs shows
+    /// the same tag before and after (0 only in between), and the copy is
+    /// then part one session's state, part the other's. The epoch read
+    /// after the second tag read catches it: the writer stores the new
+    /// epoch before the tag that ends its rewrite, and an epoch is never
+    /// handed out twice. A rewrite for the same epoch and position writes
+    /// the same octets (a state is a function of the session's chain and
+    /// the position), so a copy it overlaps is whole.
+    #[inline(always)]
+    pub fn copy_holds(position: u64, epoch: u64, before: (u64, u64), after: (u64, u64)) -> bool {
+        let want = (position.wrapping_add(1), epoch);
+        want.0 != 0 && epoch != 0 && before == want && after == want
+    }
 }
 
 impl Default for MppePrepared {
@@ -901,6 +924,26 @@ mod tests {
     extern crate std;
     use super::*;
     use core::mem::{offset_of, size_of};
+
+    #[test]
+    fn a_prepared_copy_holds_only_if_neither_tag_nor_epoch_moved() {
+        let (p, e) = (41, 7);
+        assert!(MppePrepared::copy_holds(p, e, (42, 7), (42, 7)));
+        // Another position, being written, or another session's.
+        assert!(!MppePrepared::copy_holds(p, e, (43, 7), (43, 7)));
+        assert!(!MppePrepared::copy_holds(p, e, (0, 7), (42, 7)));
+        assert!(!MppePrepared::copy_holds(p, e, (42, 7), (0, 7)));
+        assert!(!MppePrepared::copy_holds(p, e, (42, 6), (42, 6)));
+        // The row passed to another session (epoch 8) and was rewritten
+        // for the same position during the copy: the tag reads the same
+        // both times, the epoch does not.
+        assert!(!MppePrepared::copy_holds(p, e, (42, 7), (42, 8)));
+        // A session without prepared states (epoch 0) takes none, even
+        // from an entry never written (epoch 0).
+        assert!(!MppePrepared::copy_holds(p, 0, (42, 0), (42, 0)));
+        // Tag 0 is an entry being written, whatever position asks.
+        assert!(!MppePrepared::copy_holds(u64::MAX, e, (0, 7), (0, 7)));
+    }
 
     #[test]
     fn session_key_layout() {

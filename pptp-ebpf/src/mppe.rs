@@ -515,7 +515,9 @@ unsafe fn prep_of(row: *const u32, epoch: *const u64) -> (u32, u64) {
 /// names row + 1 `row` and `epoch` ([`prep_of`]) into `s` (its key into
 /// `s.key`, its permutation into `s.s`, j reset): false when the session
 /// has no prepared row, or the entry holds another position or epoch or is
-/// being rewritten (seqlock-style, as [`read_key`]).
+/// being rewritten (seqlock-style: [`MppePrepared::copy_holds`], the epoch
+/// read again after the copy too, so that a row rewritten for another
+/// session at the same position meanwhile is not taken).
 ///
 /// # Safety
 /// `map`'s entries' tags are only accessed atomically.
@@ -539,7 +541,8 @@ unsafe fn take_prepared(
     // the scratch key at 2496 and the permutation at 0 of its value).
     unsafe {
         let tag = atomic_or::<u64, u64, { AtomicOrdering::SeqCst }>(&raw mut (*entry).tag, 0);
-        if tag != position + 1 || core::ptr::read_volatile(&raw const (*entry).epoch) != epoch {
+        let before = (tag, core::ptr::read_volatile(&raw const (*entry).epoch));
+        if before != (position + 1, epoch) {
             return false;
         }
         let src = (&raw const (*entry).key).cast::<u64>();
@@ -554,7 +557,8 @@ unsafe fn take_prepared(
             k += 1;
         }
         let again = atomic_or::<u64, u64, { AtomicOrdering::SeqCst }>(&raw mut (*entry).tag, 0);
-        if again != tag {
+        let after = (again, core::ptr::read_volatile(&raw const (*entry).epoch));
+        if !MppePrepared::copy_holds(position, epoch, before, after) {
             return false;
         }
     }
