@@ -550,14 +550,8 @@ pub struct PreparerThread {
 impl PreparerThread {
     /// Starts the thread (named `mppe-prepare`), one pass of each of
     /// `preparers` after the other, then one pause for all, at nice value
-    /// `nice` (-20 to 19; see [`set_own_nice`]), or 0 while `taken` shows
-    /// that the program uses too few of the states prepared ([`UseBackoff`];
-    /// without `taken`, `nice` throughout).
-    pub fn start(
-        preparers: Vec<Arc<dyn Passes>>,
-        nice: i32,
-        mut taken: Option<TakenCount>,
-    ) -> std::io::Result<Self> {
+    /// `nice` (-20 to 19; see [`set_own_nice`]).
+    pub fn start(preparers: Vec<Arc<dyn Passes>>, nice: i32) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let handle = std::thread::Builder::new()
@@ -574,119 +568,17 @@ impl PreparerThread {
                     );
                 }
                 let mut pause = BUSY_PAUSE;
-                let mut backoff = UseBackoff::new(nice);
                 while !flag.load(Ordering::Relaxed) {
                     let pass = preparers
                         .iter()
                         .fold(Pass::default(), |all, p| all.and(p.pass()));
                     pause = next_pause(pause, &pass);
-                    let read = || taken.as_mut().and_then(|count| count());
-                    if let Some(nice) = backoff.after_pass(pass.prepared, read) {
-                        tracing::debug!(nice, "MPPE preparer: nice value");
-                        // (Refused only where the first was: said then.)
-                        let _ = set_own_nice(nice);
-                    }
                     std::thread::park_timeout(pause);
                 }
             })?;
         Ok(Self {
             stop,
             handle: Some(handle),
-        })
-    }
-}
-
-/// How many prepared states the program has taken so far (receive and
-/// send, on every CPU; `Stat::MppeRxPrepared` + `Stat::MppeTxPrepared`),
-/// `None` when it cannot be read.
-pub type TakenCount = Box<dyn FnMut() -> Option<u64> + Send>;
-
-/// The preparer thread's nice value from what the program does with the
-/// states it prepares: the configured one (`mppe.prepare_nice`) while the
-/// program takes most of them, 0 (if that is higher) from a window of
-/// [`WINDOW_STATES`] prepared in which it took fewer than half, until a
-/// window in which it took three quarters or more, or a quiet one.
-///
-/// Ahead of the packet processing the thread saves that processing a key
-/// change and a key schedule per frame, work done for frames that come.
-/// A session offered more than its CPU decrypts loses frames before the
-/// program (a device's receive ring overflows), and its chain's positions
-/// still move at the offered rate: the thread then prepares a state for
-/// every position, most of them for frames already lost, and ahead of the
-/// packet processing that work costs the frames that would have come
-/// through. Guest runs M18, M19 and M21 delivered 14,500–18,300 frames a
-/// second of 160,000 offered at 64 B at nice -10 throughout, 21,000–38,000
-/// at 0 (M17). A chain that outruns its states is not the signal (run
-/// M20 backed off on that and lost its rate without loss at ordinary
-/// loads, where the program still takes 95 % of the states): the share
-/// taken is, as it falls with the frames lost before the program and
-/// with nothing else.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct UseBackoff {
-    configured: i32,
-    current: i32,
-    /// States prepared since the window began.
-    prepared: u64,
-    /// Passes since the window began.
-    passes: u32,
-    /// The program's count of states taken when the window began.
-    taken_at: Option<u64>,
-}
-
-/// States prepared in a window of [`UseBackoff`]: enough that the states
-/// prepared in one window and taken in the next (up to [`MPPE_PREP_DEPTH`]
-/// a busy row) do not decide, few enough to decide within tens of
-/// milliseconds at the loads where it matters.
-pub const WINDOW_STATES: u64 = 4096;
-/// Passes after which a window with fewer than [`WINDOW_STATES`] ends
-/// anyway (a quiet one: the thread takes its configured value again).
-pub const WINDOW_PASSES: u32 = 1024;
-
-impl UseBackoff {
-    /// At `configured` (`mppe.prepare_nice`).
-    pub const fn new(configured: i32) -> Self {
-        Self {
-            configured,
-            current: configured,
-            prepared: 0,
-            passes: 0,
-            taken_at: None,
-        }
-    }
-
-    /// After a pass that prepared `prepared` states (receive and send):
-    /// the nice value to take now, if it changes. `taken` reads the
-    /// program's count ([`TakenCount`]), only when a window ends.
-    pub fn after_pass(
-        &mut self,
-        prepared: usize,
-        taken: impl FnOnce() -> Option<u64>,
-    ) -> Option<i32> {
-        self.prepared = self.prepared.saturating_add(prepared as u64);
-        self.passes = self.passes.saturating_add(1);
-        if self.prepared < WINDOW_STATES && self.passes < WINDOW_PASSES {
-            return None;
-        }
-        let (prepared, since) = (self.prepared, self.taken_at);
-        let now = taken();
-        (self.prepared, self.passes, self.taken_at) = (0, 0, now);
-        let used = match (since, now) {
-            (Some(before), Some(now)) => now.saturating_sub(before),
-            // The first window, or no count: nothing to judge by.
-            _ => return None,
-        };
-        let target = if prepared < WINDOW_STATES {
-            self.configured
-        } else if used.saturating_mul(2) < prepared {
-            self.configured.max(0)
-        } else if used.saturating_mul(4) >= prepared.saturating_mul(3) {
-            self.configured
-        } else {
-            self.current
-        };
-        (target != self.current).then(|| {
-            self.current = target;
-            target
         })
     }
 }
@@ -1070,11 +962,23 @@ mod tests {
         assert_eq!(prepared_of(&rx, 7).0, 0);
     }
 
-    /// The nice values of the threads named `mppe-prepare` of this
-    /// process (field 19 of a thread's stat, after the command's closing
-    /// parenthesis).
-    fn preparer_nice_values() -> Vec<i32> {
-        std::fs::read_dir("/proc/self/task")
+    #[test]
+    fn the_thread_prepares_and_stops_when_dropped() {
+        let (rx, p) = preparer(1);
+        let start = start(KeyLength::Bits128);
+        rx.open(0, &start).unwrap();
+        p.assign(0, &start).unwrap();
+        let p = Arc::new(p);
+        let thread = PreparerThread::start(vec![p.clone()], -7).unwrap();
+        let mut waited = 0;
+        while p.map.read(0, u64::from(MPPE_PREP_DEPTH)).tag == 0 {
+            assert!(waited < 500, "the thread prepared nothing in 5 s");
+            std::thread::sleep(Duration::from_millis(10));
+            waited += 1;
+        }
+        // Its nice value (field 19 of its stat, after the command's
+        // closing parenthesis; needs root or an RLIMIT_NICE of 27).
+        let nice = std::fs::read_dir("/proc/self/task")
             .unwrap()
             .filter_map(|t| {
                 let dir = t.ok()?.path();
@@ -1090,114 +994,8 @@ mod tests {
                     fields[16].parse::<i32>().unwrap()
                 })
             })
-            .collect()
-    }
-
-    #[test]
-    fn backs_off_to_nice_0_while_the_program_takes_too_few_of_the_states() {
-        let window = WINDOW_STATES as usize;
-        let mut b = UseBackoff::new(-10);
-        // Windows end at WINDOW_STATES prepared (or WINDOW_PASSES passes);
-        // the first only reads the count.
-        assert_eq!(b.after_pass(window, || Some(1000)), None);
-        let mut taken = 1000;
-        let mut window_taking = |b: &mut UseBackoff, share: f64| {
-            // Half a window's states, then the rest: the count is read
-            // once, at its end.
-            assert_eq!(b.after_pass(window / 2, || panic!("read mid-window")), None);
-            taken += (window as f64 * share) as u64;
-            b.after_pass(window - window / 2, || Some(taken))
-        };
-        // An ordinary busy window: the program took 95 %.
-        assert_eq!(window_taking(&mut b, 0.95), None);
-        // Frames lost before the program: it took 40 %.
-        assert_eq!(window_taking(&mut b, 0.40), Some(0));
-        assert_eq!(window_taking(&mut b, 0.10), None, "stays at 0");
-        // Between half and three quarters: as it was.
-        assert_eq!(window_taking(&mut b, 0.60), None);
-        assert_eq!(window_taking(&mut b, 0.80), Some(-10), "most taken again");
-        assert_eq!(window_taking(&mut b, 0.60), None, "and stays");
-        // Little work (a quiet window, ended by its passes): configured.
-        assert_eq!(window_taking(&mut b, 0.0), Some(0));
-        for _ in 1..WINDOW_PASSES {
-            assert_eq!(b.after_pass(1, || panic!("read mid-window")), None);
-        }
-        assert_eq!(b.after_pass(1, || Some(taken)), Some(-10));
-        // A count that cannot be read changes nothing.
-        let mut b = UseBackoff::new(-10);
-        assert_eq!(b.after_pass(window, || None), None);
-        assert_eq!(b.after_pass(window, || None), None);
-        // Configured at 0 or above: nothing to back off from.
-        let mut b = UseBackoff::new(5);
-        assert_eq!(b.after_pass(window, || Some(0)), None);
-        assert_eq!(b.after_pass(window, || Some(0)), None);
-    }
-
-    /// A preparer that reports `prepared` states each pass without
-    /// preparing anything.
-    struct Reports(usize);
-
-    impl Passes for Reports {
-        fn pass(&self) -> Pass {
-            Pass {
-                prepared: self.0,
-                most: 0,
-                hurried: true,
-            }
-        }
-    }
-
-    #[test]
-    fn the_thread_takes_nice_0_while_the_program_takes_too_few() {
-        // Each pass a window; the count moves by `step` each read.
-        let step = Arc::new(AtomicU64::new(0));
-        let count = Arc::new(AtomicU64::new(0));
-        let taken: TakenCount = {
-            let (step, count) = (step.clone(), count.clone());
-            Box::new(move || Some(count.fetch_add(step.load(Ordering::Relaxed), Ordering::Relaxed)))
-        };
-        let reports: Arc<dyn Passes> = Arc::new(Reports(WINDOW_STATES as usize));
-        let wait_for = |nice: i32| {
-            for _ in 0..500 {
-                if preparer_nice_values().contains(&nice) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            panic!(
-                "no preparer thread at nice {nice} in 5 s: {:?} (needs root)",
-                preparer_nice_values()
-            );
-        };
-        let thread = PreparerThread::start(vec![reports], -6, Some(taken)).unwrap();
-        // Nothing taken of what it prepares: 0.
-        wait_for(0);
-        // All taken again: its own value.
-        step.store(WINDOW_STATES, Ordering::Relaxed);
-        wait_for(-6);
-        drop(thread);
-    }
-
-    #[test]
-    fn the_thread_prepares_and_stops_when_dropped() {
-        let (rx, p) = preparer(1);
-        let start = start(KeyLength::Bits128);
-        rx.open(0, &start).unwrap();
-        p.assign(0, &start).unwrap();
-        let p = Arc::new(p);
-        let thread = PreparerThread::start(vec![p.clone()], -7, None).unwrap();
-        let mut waited = 0;
-        while p.map.read(0, u64::from(MPPE_PREP_DEPTH)).tag == 0 {
-            assert!(waited < 500, "the thread prepared nothing in 5 s");
-            std::thread::sleep(Duration::from_millis(10));
-            waited += 1;
-        }
-        // Only this test's thread runs the preparer of `p`; others (of
-        // other tests) may run meanwhile with other values.
-        assert!(
-            preparer_nice_values().contains(&-7),
-            "the thread's nice value (needs root)"
-        );
+            .collect::<Vec<_>>();
+        assert_eq!(nice, [-7], "the thread's nice value (needs root)");
         drop(thread);
         assert_eq!(
             Arc::strong_count(&p),

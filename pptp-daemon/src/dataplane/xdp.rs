@@ -425,29 +425,6 @@ impl XdpDataplane {
         Ok(out)
     }
 
-    /// The program's count of prepared states taken, receive and send
-    /// ([`Stat::MppeRxPrepared`], [`Stat::MppeTxPrepared`]), for the
-    /// preparer's thread: a handle of its own on the counters (two
-    /// lookups a read).
-    fn prepared_taken(&self) -> Result<super::mppe_prep::TakenCount, XdpError> {
-        let map = self
-            .ebpf
-            .map(names::STATS)
-            .ok_or(XdpError::MissingMap(names::STATS))?;
-        let Map::PerCpuArray(data) = map else {
-            return Err(XdpError::MissingMap(names::STATS));
-        };
-        let own = MapData::from_id(data.info()?.id())?;
-        let array = PerCpuArray::<MapData, u64>::try_from(Map::from_map_data(own)?)?;
-        Ok(Box::new(move || {
-            [Stat::MppeRxPrepared, Stat::MppeTxPrepared]
-                .iter()
-                .map(|&stat| array.get(&(stat as u32), 0).map(|v| v.iter().sum::<u64>()))
-                .sum::<Result<u64, _>>()
-                .ok()
-        }))
-    }
-
     /// Puts a session on the kernel path: its sequence state first, then
     /// the decapsulation entry and, with [`SESSION_F_ENCAP`], the
     /// encapsulation entry. `seq` continues the sequence space userspace
@@ -629,10 +606,8 @@ impl XdpDataplane {
         if self.mppe_prep_thread.is_none() {
             let preparers: Vec<std::sync::Arc<dyn Passes>> =
                 vec![self.mppe_prep.clone(), self.mppe_tx_prep.clone()];
-            let taken = self.prepared_taken()?;
-            self.mppe_prep_thread = Some(
-                PreparerThread::start(preparers, nice, Some(taken)).map_err(XdpError::Thread)?,
-            );
+            self.mppe_prep_thread =
+                Some(PreparerThread::start(preparers, nice).map_err(XdpError::Thread)?);
         }
         Ok(())
     }
