@@ -1306,7 +1306,9 @@ fn measure(
 /// loss: a stateless MPPE receiver rekeys once for every frame lost
 /// before it, so an overloaded receiver spends its time on the gaps.
 /// Doubles the rate from 5,000 frames/s until frames are lost or the
-/// generator cannot send faster, then halves the interval three times. A
+/// generator cannot send faster, then halves the interval until it is at
+/// most a sixteenth of the lowest lossy rate (three times until
+/// 2026-12-05, which found a faster path to a coarser step). A
 /// probe that loses frames is repeated once before the rate counts as
 /// lossy, as the guest's search does: on a shared VM one stall of the
 /// server's CPU loses frames at any rate, and a search that took it at its
@@ -1350,7 +1352,9 @@ fn measure_no_drop(
         rate *= 2.0;
     }
     if let Some(mut hi) = hi {
-        for _ in 0..3 {
+        let mut halvings = 0;
+        while keeps_halving(lo, hi, halvings) {
+            halvings += 1;
             let mid = (lo + hi) / 2.0;
             if probe_at(lab, mid)?.1 {
                 lo = mid;
@@ -1361,6 +1365,15 @@ fn measure_no_drop(
     }
     let lo = lo.max(500.0);
     measure_at(lab, (from, templates, Some(lo)), sink_iface, timing, label)
+}
+
+/// Whether [`measure_no_drop`] halves the interval between its highest
+/// clean rate `lo` and its lowest lossy one `hi` once more, after
+/// `halvings`: until the interval is at most a sixteenth of `hi`, at most
+/// six times, never below the 500 frames/s it returns at least (the rule
+/// of the guest's `NoLossSearch` in xtask).
+fn keeps_halving(lo: f64, hi: f64, halvings: u32) -> bool {
+    halvings < 6 && hi - lo > hi / 16.0 && (lo + hi) / 2.0 >= 500.0
 }
 
 /// [`measure`] with the generator paced at `pps` frames per second.
@@ -2483,6 +2496,41 @@ mod tests {
     use pptp_daemon::mppe::cipher::Decryptor;
 
     use super::*;
+
+    #[test]
+    fn the_no_drop_search_halves_to_a_sixteenth_of_the_lossy_rate() {
+        // The rates probed for a path that carries `capacity`, first
+        // lossy at `hi` above a clean `lo`.
+        let halve = |capacity: f64, (mut lo, mut hi): (f64, f64)| {
+            let (mut probed, mut halvings) = (Vec::new(), 0);
+            while keeps_halving(lo, hi, halvings) {
+                halvings += 1;
+                let mid = (lo + hi) / 2.0;
+                probed.push(mid);
+                if mid <= capacity {
+                    lo = mid;
+                } else {
+                    hi = mid;
+                }
+            }
+            (probed, lo)
+        };
+        // Lossy first at 160,000 or at 80,000: found to within 5,000
+        // either way (three halvings found the first to within 10,000).
+        assert_eq!(
+            halve(105_000.0, (80_000.0, 160_000.0)),
+            (vec![120_000.0, 100_000.0, 110_000.0, 105_000.0], 105_000.0)
+        );
+        assert_eq!(
+            halve(72_000.0, (40_000.0, 80_000.0)),
+            (vec![60_000.0, 70_000.0, 75_000.0, 72_500.0], 70_000.0)
+        );
+        // Lossy from the first probe: not below the floor.
+        assert_eq!(
+            halve(100.0, (0.0, 5_000.0)),
+            (vec![2_500.0, 1_250.0, 625.0], 0.0)
+        );
+    }
 
     fn run(delivered: f64, cpu: f64, own: f64) -> Measurement {
         Measurement {

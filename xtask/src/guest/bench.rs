@@ -1141,7 +1141,12 @@ fn common_rate(size: usize, dir: forwarding::Dir, found: &[(PathKind, u32)]) -> 
 /// client (`measure_no_drop`): the rate doubles from 5,000 frames a
 /// second until frames are lost or the generator cannot send faster,
 /// then the interval between the highest clean rate and the lowest lossy
-/// one is halved three times. Why: a stateless MPPE receiver makes one
+/// one is halved until it is at most a sixteenth of the lossy rate (at
+/// most [`Self::MAX_HALVINGS`] times): the same resolution, relative to
+/// the rate, for every path. (Until 2026-12-05 three halvings: a path
+/// that first lost frames at 160,000 was found to 10,000, one that lost
+/// them at 80,000 to 5,000, so a ratio of the two could come out up to a
+/// tenth low for the faster path.) Why: a stateless MPPE receiver makes one
 /// key change for every frame lost before the one it decrypts (RFC 3078
 /// section 8.1), so past that rate a path's cost per delivered packet
 /// grows with its own losses and the figures would compare overloads.
@@ -1167,7 +1172,10 @@ impl NoLossSearch {
     const START: f64 = 5_000.0;
     const MAX: f64 = 4e6;
     const LOSS: f64 = 0.01;
-    const HALVINGS: u32 = 3;
+    /// The interval's end, as a share of the lowest lossy rate.
+    const RESOLUTION: f64 = 1.0 / 16.0;
+    /// At most so many halvings whatever the interval.
+    const MAX_HALVINGS: u32 = 6;
     /// The least rate the search returns.
     const FLOOR: f64 = 500.0;
 
@@ -1222,7 +1230,14 @@ impl NoLossSearch {
             }
         }
         match self.hi {
-            Some(hi) if self.halvings < Self::HALVINGS => self.rate = (self.lo + hi) / 2.0,
+            // (Nothing below the floor: it is returned whatever.)
+            Some(hi)
+                if self.halvings < Self::MAX_HALVINGS
+                    && hi - self.lo > hi * Self::RESOLUTION
+                    && (self.lo + hi) / 2.0 >= Self::FLOOR =>
+            {
+                self.rate = (self.lo + hi) / 2.0
+            }
             _ => self.done = true,
         }
     }
@@ -1668,18 +1683,37 @@ mod tests {
     }
 
     #[test]
-    fn the_no_loss_search_doubles_then_halves_the_interval_three_times() {
-        // 40,000 loses frames: 30,000 and 25,000 too, 22,500 not; each
-        // lossy rate is tried twice.
+    fn the_no_loss_search_doubles_then_halves_the_interval_to_a_sixteenth() {
+        // 40,000 loses frames: 30,000 and 25,000 too, 22,500 not, 23,750
+        // does, and 1,250 is within a sixteenth of it; each lossy rate is
+        // tried twice.
         assert_eq!(
             search(23_000.0, 1e9),
             (
                 vec![
-                    5000, 10_000, 20_000, 40_000, 40_000, 30_000, 30_000, 25_000, 25_000, 22_500
+                    5000, 10_000, 20_000, 40_000, 40_000, 30_000, 30_000, 25_000, 25_000, 22_500,
+                    23_750, 23_750
                 ],
                 22_500
             )
         );
+        // A path that first loses frames at 160,000 is found to within
+        // 5,000 as one that loses them at 80,000 is (three halvings found
+        // 100,000 here, to within 10,000).
+        let (offered, found) = search(105_000.0, 1e9);
+        assert_eq!(
+            offered[5..],
+            [
+                160_000, 160_000, 120_000, 120_000, 100_000, 110_000, 110_000, 105_000
+            ]
+        );
+        assert_eq!(found, 105_000);
+        let (offered, found) = search(72_000.0, 1e9);
+        assert_eq!(
+            offered[4..],
+            [80_000, 80_000, 60_000, 70_000, 75_000, 75_000, 72_500]
+        );
+        assert_eq!(found, 72_500);
         // The generator cannot send 20,000 and nothing is lost: done.
         assert_eq!(search(1e9, 12_000.0), (vec![5000, 10_000, 20_000], 20_000));
         // Lossy from the start: never below the floor.
@@ -1703,7 +1737,8 @@ mod tests {
         s.record(20_000.0, 15_000.0);
         assert_eq!(s.next_rate(), Some(15_000));
         // Started above the path's rate (--mppe-search-from): the
-        // overload first, then the interval halved three times from 0.
+        // overload first, then the interval halved from 0 (six times at
+        // most).
         let mut s = NoLossSearch::from(160_000.0);
         let mut offered = Vec::new();
         while let Some(rate) = s.next_rate() {
@@ -1711,7 +1746,14 @@ mod tests {
             let delivered = f64::from(rate).min(70_000.0);
             s.record(f64::from(rate), delivered);
         }
-        assert_eq!(offered, [160_000, 160_000, 80_000, 80_000, 40_000, 60_000]);
+        assert_eq!(
+            offered,
+            [
+                160_000, 160_000, 80_000, 80_000, 40_000, 60_000, 70_000, 75_000, 75_000, 72_500,
+                72_500
+            ]
+        );
+        assert_eq!(s.found(), 70_000);
         assert_eq!(s.next_rate(), None);
         // Nothing sent is not clean.
         let mut s = NoLossSearch::new();
