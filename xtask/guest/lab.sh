@@ -523,6 +523,38 @@ neighbours() {
     done
 }
 
+# Where frames were lost along the generator's path: every veth of cli,
+# srv and lan (the generators' own pairs included), one "NS:DEV:COUNTER
+# VALUE" line per counter: the device's rx_dropped and tx_dropped (a
+# socket buffer the peer's full ring refused counts in tx_dropped), and
+# from `ethtool -S` its per-queue drops and errors (an XDP frame the
+# peer's full ring refused counts in tx_queue_0_xdp_xmit_errors of the
+# device it was redirected to: cli0 for the relay's frames into srv0,
+# srv1 for the server's into lan0; rx_queue_0_xdp_drops: XDP_DROP).
+drop_counters() {
+    local ns
+    for ns in cli srv lan; do
+        # shellcheck disable=SC2016
+        ip netns exec "$ns" sh -c '
+            for d in /sys/class/net/*; do
+                dev=${d##*/}
+                [ -e "$d/statistics/rx_dropped" ] && [ "$dev" != lo ] || continue
+                echo "$dev:rx_dropped $(cat "$d/statistics/rx_dropped")"
+                echo "$dev:tx_dropped $(cat "$d/statistics/tx_dropped")"
+                ethtool -S "$dev" 2>/dev/null |
+                    awk -v d="$dev" '\''$1 ~ /(drop|err)/ { sub(/:$/, "", $1); print d ":" $1, $2 }'\''
+            done' | sed "s/^/$ns:/"
+    done
+}
+
+# The counters of drop_counters that moved between two snapshots, on one
+# line: "drops: NS:DEV:COUNTER=N ..." ("drops: none" when none did).
+drop_line() { # BEFORE AFTER
+    awk 'NR == FNR { before[$1] = $2; next }
+         $2 - before[$1] > 0 { out = out " " $1 "=" ($2 - before[$1]) }
+         END { print "drops:" (out == "" ? " none" : out) }' "$1" "$2"
+}
+
 measure() { # LINK DIR SIZE SECONDS RUNS SEQ_BASE GEN SESSIONS [PEER,SERVER]
     local link=$1 dir=$2 size=$3 secs=$4 runs=$5 seq=$6 gen=$7 sessions=$8 gre=${9:-}
     local from via sink mac lan_host extra=()
@@ -556,6 +588,7 @@ measure() { # LINK DIR SIZE SECONDS RUNS SEQ_BASE GEN SESSIONS [PEER,SERVER]
     ip netns exec "$sns" tc qdisc add dev "$sif" clsact
     ip netns exec "$sns" tc filter add dev "$sif" ingress matchall action drop
     neighbours
+    drop_counters >"$work/drops.before"
     # Plain XDP routing (xtask interop --bench): `pptp-lab route` on srv's
     # two veths of the link for this run only (kernel PPTP shares link 2
     # and must not pay for a program).
@@ -583,6 +616,8 @@ measure() { # LINK DIR SIZE SECONDS RUNS SEQ_BASE GEN SESSIONS [PEER,SERVER]
         --sessions "$sessions" --lan-host "$lan_host" --dir "$dir" --size "$size" --seconds "$secs" \
         --runs "$runs" --seq-base "$seq" --sink "$sink" "${extra[@]}" || status=$?
     sysctl -qw kernel.bpf_stats_enabled=0
+    drop_counters >"$work/drops.after"
+    drop_line "$work/drops.before" "$work/drops.after"
     if [ -n "$route_pid" ]; then
         kill "$route_pid" 2>/dev/null || true
         wait "$route_pid" 2>/dev/null || true

@@ -461,12 +461,13 @@ pub fn daemon_comparison(
             .mppe_search_from
             .map_or_else(NoLossSearch::new, |r| NoLossSearch::from(f64::from(r)));
         while let Some(rate) = search.next_rate() {
-            let run = one_run(leg, size, forwarding::Dir::Up, Some(rate))?;
+            let (run, out) = lab_run("measure", leg, size, forwarding::Dir::Up, Some(rate))?;
             eprintln!(
-                "  {} {size} B client → network offered {rate} packets/s: sent {:.0}, delivered {:.0}",
+                "  {} {size} B client → network offered {rate} packets/s: sent {:.0}, delivered {:.0}; drops: {}",
                 forwarding::label(leg.kind),
                 run.sent_pps,
-                run.delivered_pps
+                run.delivered_pps,
+                forwarding::drops(&out).unwrap_or("not counted")
             );
             search.record(run.sent_pps, run.delivered_pps);
         }

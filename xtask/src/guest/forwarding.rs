@@ -312,6 +312,19 @@ impl Figure {
     }
 }
 
+/// The drop counters that moved during a `lab.sh measure` (its "drops:"
+/// line, after the runs: "NS:DEV:COUNTER=N ...", or "none"), which say
+/// where a lossy run lost its frames: before the server (the relay's
+/// redirect into srv's full receive ring, cli0's
+/// `tx_queue_0_xdp_xmit_errors`), in it, or after it (the server's into
+/// the sink's, srv1's). `None` from a lab.sh without that line.
+pub fn drops(out: &str) -> Option<&str> {
+    out.lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("drops:"))
+        .map(str::trim)
+}
+
 /// Row name of a path in the forwarding table: the generator stands in for
 /// the client, so the client end does not matter.
 pub fn label(kind: PathKind) -> &'static str {
@@ -661,6 +674,18 @@ fn key(kind: PathKind) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_drops_line_of_a_measure_says_where_frames_were_lost() {
+        let out = "run sent=200 seconds=2.000 delivered=100 hz=100 busy=150,50 netrx=0,30 backlog_drops=20 bpf_ns=0 bpf_runs=0\n\
+                   drops: cli:cli0:tx_queue_0_xdp_xmit_errors=97 srv:srv1:tx_queue_0_xdp_xmit_errors=3\n";
+        assert_eq!(
+            drops(out),
+            Some("cli:cli0:tx_queue_0_xdp_xmit_errors=97 srv:srv1:tx_queue_0_xdp_xmit_errors=3")
+        );
+        assert_eq!(drops("run sent=1\ndrops: none\n"), Some("none"));
+        assert_eq!(drops("run sent=1\n"), None);
+    }
 
     #[test]
     fn runs_from_the_generator() {
