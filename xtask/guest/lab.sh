@@ -101,6 +101,9 @@
 #                                     xtask/src/guest/loadgen.rs)
 #   lab.sh measure-bpf LINK DIR ...   the same with them on, for the
 #                                     programs' own time per run
+#   lab.sh measure-drops LINK DIR ... the same, then a line "drops: ..."
+#                                     with the drop counters of the link's
+#                                     devices that moved (see drop_counters)
 #   lab.sh profile LINK DIR SIZE SECONDS 1 SEQ_BASE GEN SESSIONS [PEER,SERVER]
 #                                     one such run under `perf record` of CPU 1
 #                                     (cpu-clock, call graphs); prints the
@@ -523,27 +526,36 @@ neighbours() {
     done
 }
 
-# Where frames were lost along the generator's path: every veth of cli,
-# srv and lan (the generators' own pairs included), one "NS:DEV:COUNTER
-# VALUE" line per counter: the device's rx_dropped and tx_dropped (a
-# socket buffer the peer's full ring refused counts in tx_dropped), and
-# from `ethtool -S` its per-queue drops and errors (an XDP frame the
-# peer's full ring refused counts in tx_queue_0_xdp_xmit_errors of the
-# device it was redirected to: cli0 for the relay's frames into srv0,
-# srv1 for the server's into lan0; rx_queue_0_xdp_drops: XDP_DROP).
-drop_counters() {
-    local ns
+# Where frames were lost along the generator's path (lab.sh
+# measure-drops): the link's four veths (DEVS: NS:DEV words) and, on link
+# 2, srv's PPP units, one "NS:DEV:COUNTER VALUE" line per counter: the
+# device's rx_dropped, tx_dropped and rx_errors (a socket buffer the
+# peer's full ring refused counts in tx_dropped; a frame ppp_mppe could
+# not decrypt in its unit's rx_errors), and from `ethtool -S` its queues'
+# drops and errors (an XDP frame the peer's full ring refused counts in
+# tx_queue_0_xdp_xmit_errors of the device it was redirected to: cli0 for
+# the relay's frames into srv0, srv1 for the server's into lan0;
+# rx_queue_0_xdp_drops: XDP_DROP). One shell per namespace: every fork
+# costs tens of milliseconds under TCG.
+drop_counters() { # DEVS...
+    local ns devs
     for ns in cli srv lan; do
+        devs=$(printf '%s\n' "$@" | sed -n "s/^$ns://p" | tr '\n' ' ')
+        # Link 2 carries kernel PPTP: its units too (a glob, expanded there).
+        [ "$ns" != srv ] || [ "$1" != cli:cli2 ] || devs="$devs ppp*"
+        [ -n "${devs// /}" ] || continue
         # shellcheck disable=SC2016
         ip netns exec "$ns" sh -c '
-            for d in /sys/class/net/*; do
-                dev=${d##*/}
-                [ -e "$d/statistics/rx_dropped" ] && [ "$dev" != lo ] || continue
-                echo "$dev:rx_dropped $(cat "$d/statistics/rx_dropped")"
-                echo "$dev:tx_dropped $(cat "$d/statistics/tx_dropped")"
+            cd /sys/class/net || exit
+            for dev in $0; do
+                [ -e "$dev/statistics/rx_dropped" ] || continue
+                for c in rx_dropped tx_dropped rx_errors; do
+                    echo "$dev:$c $(cat "$dev/statistics/$c")"
+                done
+                case $dev in ppp*) continue ;; esac
                 ethtool -S "$dev" 2>/dev/null |
                     awk -v d="$dev" '\''$1 ~ /(drop|err)/ { sub(/:$/, "", $1); print d ":" $1, $2 }'\''
-            done' | sed "s/^/$ns:/"
+            done' "$devs" | sed "s/^/$ns:/"
     done
 }
 
@@ -588,7 +600,10 @@ measure() { # LINK DIR SIZE SECONDS RUNS SEQ_BASE GEN SESSIONS [PEER,SERVER]
     ip netns exec "$sns" tc qdisc add dev "$sif" clsact
     ip netns exec "$sns" tc filter add dev "$sif" ingress matchall action drop
     neighbours
-    drop_counters >"$work/drops.before"
+    local devs
+    devs=$([ "$link" = 1 ] && echo cli:cli0 srv:srv0 srv:srv1 lan:lan0 || echo cli:cli2 srv:srv2 srv:srv3 lan:lan2)
+    # shellcheck disable=SC2086
+    [ -z "${DROPS:-}" ] || drop_counters $devs >"$work/drops.before"
     # Plain XDP routing (xtask interop --bench): `pptp-lab route` on srv's
     # two veths of the link for this run only (kernel PPTP shares link 2
     # and must not pay for a program).
@@ -616,8 +631,11 @@ measure() { # LINK DIR SIZE SECONDS RUNS SEQ_BASE GEN SESSIONS [PEER,SERVER]
         --sessions "$sessions" --lan-host "$lan_host" --dir "$dir" --size "$size" --seconds "$secs" \
         --runs "$runs" --seq-base "$seq" --sink "$sink" "${extra[@]}" || status=$?
     sysctl -qw kernel.bpf_stats_enabled=0
-    drop_counters >"$work/drops.after"
-    drop_line "$work/drops.before" "$work/drops.after"
+    if [ -n "${DROPS:-}" ]; then
+        # shellcheck disable=SC2086
+        drop_counters $devs >"$work/drops.after"
+        drop_line "$work/drops.before" "$work/drops.after"
+    fi
     if [ -n "$route_pid" ]; then
         kill "$route_pid" 2>/dev/null || true
         wait "$route_pid" 2>/dev/null || true
@@ -783,6 +801,7 @@ pin) pin ;;
 relay-up) relay_up "$2" ;;
 measure) measure "$2" "$3" "$4" "$5" "$6" "$7" "$8" "$9" "${10:-}" ;;
 measure-bpf) BPF_STATS=1 measure "$2" "$3" "$4" "$5" "$6" "$7" "$8" "$9" "${10:-}" ;;
+measure-drops) DROPS=1 measure "$2" "$3" "$4" "$5" "$6" "$7" "$8" "$9" "${10:-}" ;;
 profile) profile "$2" "$3" "$4" "$5" "$6" "$7" "$8" "$9" "${10:-}" ;;
 iperf) iperf "$2" "$3" "$4" "$5" "${6:-up}" ;;
 iperf-client) iperf_client "$2" "$3" "$4" "$5" ;;

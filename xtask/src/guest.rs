@@ -157,6 +157,59 @@ struct Qemu {
     child: Option<Mutex<Child>>,
 }
 
+/// The calling thread's host CPUs before [`Guest::pin_on_host`], given
+/// back when dropped.
+pub struct HostPin {
+    original: libc::cpu_set_t,
+}
+
+impl Drop for HostPin {
+    fn drop(&mut self) {
+        // SAFETY: a cpu_set_t we own, for the calling thread (0).
+        let rc = unsafe {
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &self.original)
+        };
+        if rc != 0 {
+            eprintln!(
+                "guest: this thread's host CPUs not restored: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+}
+
+/// The host CPUs thread `tid` (0: the calling thread) may run on.
+fn affinity(tid: libc::pid_t) -> std::io::Result<libc::cpu_set_t> {
+    // SAFETY: cpu_set_t is plain data; the kernel fills it.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a cpu_set_t of the size given.
+    let rc =
+        unsafe { libc::sched_getaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    if rc == 0 {
+        Ok(set)
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Lets thread `tid` (0: the calling thread) run on `cpus` only.
+fn set_affinity(tid: libc::pid_t, cpus: &[usize]) -> std::io::Result<()> {
+    // SAFETY: cpu_set_t is plain data.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for &cpu in cpus {
+        // SAFETY: CPU_SET writes a bit of a cpu_set_t we own; cpu is below
+        // CPU_SETSIZE (it came from CPU_ISSET over that range).
+        unsafe { libc::CPU_SET(cpu, &mut set) };
+    }
+    // SAFETY: `set` is a cpu_set_t of the size given.
+    let rc = unsafe { libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// A running guest. See the module documentation.
 pub struct Guest {
     /// Temporary folder: `share/` (the 9p folder), console and qemu logs.
@@ -439,21 +492,96 @@ impl Guest {
         Ok(guest_path)
     }
 
-    /// Host CPU time (ns) the thread of vCPU `cpu` has had so far, from
-    /// its schedstat; None when qemu or the thread is not found. Unlike
-    /// the guest's own accounting this does not grow while the host runs
+    /// Host nanoseconds the thread of vCPU `cpu` has run and has waited,
+    /// runnable, for a host CPU so far (its schedstat's first two fields);
+    /// None when qemu or the thread is not found. Unlike the guest's own
+    /// accounting the run time does not grow while the host runs
     /// something else (under TCG the guest's clock goes on when its vCPU
     /// thread is preempted, and the guest charges that time to whatever
     /// the vCPU was doing), and an idle vCPU's thread sleeps.
-    pub fn vcpu_ns(&self, cpu: u32) -> Option<u64> {
-        let pid = self.qemu.as_ref()?.pid;
+    pub fn vcpu_schedstat(&self, cpu: u32) -> Option<[u64; 2]> {
+        let stat = fs::read_to_string(self.vcpu_thread(cpu)?.join("schedstat")).ok()?;
+        let mut fields = stat.split_whitespace().map(|f| f.parse().ok());
+        Some([fields.next()??, fields.next()??])
+    }
+
+    /// The host CPUs the thread of vCPU `cpu` may run on
+    /// (`Cpus_allowed_list`, e.g. "1" or "0-1").
+    pub fn vcpu_host_cpus(&self, cpu: u32) -> Option<String> {
+        let status = fs::read_to_string(self.vcpu_thread(cpu)?.join("status")).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+            .map(|v| v.trim().to_owned())
+    }
+
+    /// `/proc/PID/task/TID` of qemu's thread for vCPU `cpu`.
+    fn vcpu_thread(&self, cpu: u32) -> Option<PathBuf> {
         let name = format!("CPU {cpu}/TCG");
-        fs::read_dir(format!("/proc/{pid}/task"))
-            .ok()?
+        self.qemu_threads()
+            .into_iter()
+            .find_map(|(path, comm)| (comm == name).then_some(path))
+    }
+
+    /// qemu's threads: `/proc/PID/task/TID` and the thread's name.
+    fn qemu_threads(&self) -> Vec<(PathBuf, String)> {
+        let Some(qemu) = self.qemu.as_ref() else {
+            return Vec::new();
+        };
+        let Ok(tasks) = fs::read_dir(format!("/proc/{}/task", qemu.pid)) else {
+            return Vec::new();
+        };
+        tasks
             .flatten()
-            .find(|t| fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name))
-            .and_then(|t| fs::read_to_string(t.path().join("schedstat")).ok())
-            .and_then(|s| s.split_whitespace().next()?.parse().ok())
+            .filter_map(|t| {
+                let comm = fs::read_to_string(t.path().join("comm")).ok()?;
+                Some((t.path(), comm.trim().to_owned()))
+            })
+            .collect()
+    }
+
+    /// Gives the thread of vCPU `forwarding_vcpu` the last host CPU this
+    /// process may use, alone among qemu's threads and this process's:
+    /// the other vCPUs' threads, qemu's main loop and workers and the
+    /// calling thread (and what it starts from now on) get the others.
+    /// Under TCG a vCPU is a host thread, and with three or more of them
+    /// runnable on two host CPUs the host's scheduler takes the
+    /// forwarding vCPU away for a time slice now and then, during which
+    /// the frames arriving at its receive rings are lost at any rate
+    /// (docs/bench-guest.md, "Where frames are lost"). The calling
+    /// thread's own CPUs come back when the guard is dropped (qemu's go
+    /// with qemu). Fails with fewer than two usable host CPUs.
+    pub fn pin_on_host(&self, forwarding_vcpu: u32) -> anyhow::Result<HostPin> {
+        let original = affinity(0).context("this thread's host CPUs")?;
+        let usable: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+            // SAFETY: CPU_ISSET reads a bit of a cpu_set_t we own.
+            .filter(|&c| unsafe { libc::CPU_ISSET(c, &original) })
+            .collect();
+        let Some((&alone, rest)) = usable.split_last().filter(|(_, rest)| !rest.is_empty()) else {
+            bail!(
+                "pinning the forwarding vCPU needs two usable host CPUs, this process has {usable:?}"
+            );
+        };
+        let forwarding = format!("CPU {forwarding_vcpu}/TCG");
+        let threads = self.qemu_threads();
+        anyhow::ensure!(
+            threads.iter().any(|(_, comm)| *comm == forwarding),
+            "no qemu thread {forwarding:?}"
+        );
+        for (path, comm) in threads {
+            let tid: libc::pid_t = path
+                .file_name()
+                .and_then(|t| t.to_str()?.parse().ok())
+                .with_context(|| format!("thread id of {}", path.display()))?;
+            let cpus = if comm == forwarding {
+                std::slice::from_ref(&alone)
+            } else {
+                rest
+            };
+            set_affinity(tid, cpus).with_context(|| format!("qemu thread {comm:?}"))?;
+        }
+        set_affinity(0, rest).context("this thread")?;
+        Ok(HostPin { original })
     }
 
     /// Stops the guest and removes everything it created (as dropping it
@@ -521,7 +649,8 @@ impl Guest {
             "none",
             "-no-reboot",
             // Names the vCPU threads "CPU n/TCG": the guest comparison
-            // reads their CPU time on the host (Guest::vcpu_ns).
+            // reads their CPU time on the host (Guest::vcpu_schedstat) and
+            // pins them there (Guest::pin_on_host).
             "-name",
             "pxg,debug-threads=on",
         ])
@@ -1014,6 +1143,92 @@ mod tests {
         assert_eq!(shell_quote("a b"), "'a b'");
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
         assert_eq!(shell_quote(""), "''");
+    }
+
+    /// A stand-in for qemu: a process whose threads are named as qemu's
+    /// (its main thread, "CPU 0/TCG", "CPU 1/TCG"), which the test's
+    /// [`Guest`] kills when dropped.
+    fn fake_qemu() -> Guest {
+        let script = "import ctypes, threading, time\n\
+                      libc = ctypes.CDLL(None)\n\
+                      def vcpu(name):\n\
+                      \x20   libc.prctl(15, name.encode(), 0, 0, 0)\n\
+                      \x20   time.sleep(60)\n\
+                      for n in ('CPU 0/TCG', 'CPU 1/TCG'):\n\
+                      \x20   threading.Thread(target=vcpu, args=(n,), daemon=True).start()\n\
+                      print('up', flush=True)\n\
+                      time.sleep(60)\n";
+        let mut child = Command::new("python3")
+            .args(["-c", script])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 (cargo xtask setup installs it)");
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        assert_eq!(line.trim(), "up");
+        let dir = std::env::temp_dir().join(format!("pxg-pin-test-{}", std::process::id()));
+        Guest {
+            dir,
+            netns: format!("pxg-pin-test-{}-none", std::process::id()),
+            qemu: Some(Qemu {
+                pid: child.id(),
+                child: Some(Mutex::new(child)),
+            }),
+            detached: false,
+            id_prefix: String::new(),
+            next_id: AtomicU64::new(0),
+        }
+    }
+
+    fn cpus_of(set: &libc::cpu_set_t) -> Vec<usize> {
+        (0..libc::CPU_SETSIZE as usize)
+            // SAFETY: reads a bit of a set we own.
+            .filter(|&c| unsafe { libc::CPU_ISSET(c, set) })
+            .collect()
+    }
+
+    #[test]
+    fn the_forwarding_vcpu_gets_a_host_cpu_of_its_own() {
+        let before = affinity(0).unwrap();
+        let usable = cpus_of(&before);
+        let guest = fake_qemu();
+        let Some((&alone, rest)) = usable.split_last().filter(|(_, r)| !r.is_empty()) else {
+            // One usable CPU: refused, with the reason.
+            let err = guest.pin_on_host(1).err().expect("refused").to_string();
+            assert!(err.contains("two usable host CPUs"), "{err}");
+            return;
+        };
+        let allowed = |cpu: u32| -> Vec<usize> {
+            let path = guest.vcpu_thread(cpu).expect("the vCPU's thread");
+            let tid: libc::pid_t = path.file_name().unwrap().to_str().unwrap().parse().unwrap();
+            cpus_of(&affinity(tid).unwrap())
+        };
+        assert_eq!(
+            guest.vcpu_host_cpus(1).as_deref(),
+            Some(guest.vcpu_host_cpus(0).unwrap().as_str())
+        );
+        let pin = guest.pin_on_host(1).unwrap();
+        assert_eq!(allowed(1), vec![alone]);
+        assert_eq!(allowed(0), rest.to_vec());
+        assert_eq!(guest.vcpu_host_cpus(1), Some(alone.to_string()));
+        let main = guest.qemu.as_ref().unwrap().pid as libc::pid_t;
+        assert_eq!(
+            cpus_of(&affinity(main).unwrap()),
+            rest.to_vec(),
+            "qemu's main loop"
+        );
+        assert_eq!(
+            cpus_of(&affinity(0).unwrap()),
+            rest.to_vec(),
+            "the calling thread"
+        );
+        assert!(guest.pin_on_host(7).is_err(), "no thread CPU 7/TCG");
+        drop(pin);
+        assert_eq!(cpus_of(&affinity(0).unwrap()), usable, "given back");
     }
 
     #[test]

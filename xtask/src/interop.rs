@@ -1347,7 +1347,13 @@ impl Report {
 pub fn guest_comparison(daemon: &Path, plan: &Plan) -> anyhow::Result<Comparison> {
     let options = BootOptions::default();
     let guest = Guest::boot(&options)?;
+    // vCPU 1 forwards (lab.sh pin): a host CPU of its own, so that the
+    // host does not take it away while frames arrive.
+    let pin = guest
+        .pin_on_host(1)
+        .context("pinning the guest's vCPU 1 on the host")?;
     let figures = guest::bench::daemon_comparison(&guest, &options, daemon, plan);
+    drop(pin);
     guest.shutdown();
     figures
 }

@@ -51,6 +51,9 @@ pub struct Figures {
     pub qemu: String,
     pub host_cpu: String,
     pub host_cpus: usize,
+    /// The host CPUs each vCPU's thread may run on (`Cpus_allowed_list`,
+    /// by vCPU), as [`Guest::pin_on_host`] left them.
+    pub vcpu_host_cpus: Vec<String>,
 }
 
 /// Runs the baseline in `guest` (booted with `options`); the guest is
@@ -130,6 +133,7 @@ pub fn kernel_pptp(guest: &Guest, options: &BootOptions, seconds: u32) -> anyhow
         guest_clocksource: env.guest_clocksource,
         guest: env.guest,
         qemu: env.qemu,
+        vcpu_host_cpus: env.vcpu_host_cpus,
         host_cpu: env.host_cpu,
         host_cpus: env.host_cpus,
     })
@@ -146,6 +150,9 @@ pub struct Environment {
     pub qemu: String,
     pub host_cpu: String,
     pub host_cpus: usize,
+    /// The host CPUs each vCPU's thread may run on (`Cpus_allowed_list`,
+    /// by vCPU), as [`Guest::pin_on_host`] left them.
+    pub vcpu_host_cpus: Vec<String>,
 }
 
 impl Environment {
@@ -178,6 +185,9 @@ impl Environment {
             qemu,
             host_cpu,
             host_cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            vcpu_host_cpus: (0..options.cpus)
+                .map(|c| guest.vcpu_host_cpus(c).unwrap_or_else(|| "?".to_owned()))
+                .collect(),
         })
     }
 
@@ -196,13 +206,14 @@ impl Environment {
             host: HostJson {
                 cpu: &self.host_cpu,
                 cpus: self.host_cpus,
+                vcpu_host_cpus: &self.vcpu_host_cpus,
             },
         }
     }
 
     fn describe(&self) -> String {
         format!(
-            "Linux {} (clock source {}), qemu TCG, {} vCPUs {}, {} MiB; host {} x {}",
+            "Linux {} (clock source {}), qemu TCG, {} vCPUs {}, {} MiB; host {} x {}; vCPUs on host CPUs {}",
             self.guest_kernel,
             self.guest_clocksource,
             self.guest.cpus,
@@ -210,6 +221,7 @@ impl Environment {
             self.guest.memory_mib,
             self.host_cpus,
             self.host_cpu,
+            self.vcpu_host_cpus.join(" / "),
         )
     }
 }
@@ -277,6 +289,7 @@ impl Figures {
             qemu: self.qemu.clone(),
             host_cpu: self.host_cpu.clone(),
             host_cpus: self.host_cpus,
+            vcpu_host_cpus: self.vcpu_host_cpus.clone(),
         };
         to_json(&Json {
             tool: "iperf3 TCP, cli -> srv",
@@ -431,9 +444,9 @@ pub fn daemon_comparison(
         {
             env.push(("MPPE_KEY", key.to_owned()));
         }
-        let host_before = guest.vcpu_ns(1);
+        let host_before = guest.vcpu_schedstat(1);
         let out = guest.lab_env(&env, &args, timeout)?;
-        let host_after = guest.vcpu_ns(1);
+        let host_after = guest.vcpu_schedstat(1);
         let mut run = forwarding::Run::parse(&out)?
             .into_iter()
             .next()
@@ -445,10 +458,11 @@ pub fn daemon_comparison(
             run.bpf_runs_per_packet = f64::NAN;
         }
         let delivered = run.delivered_pps * plan.run_seconds;
-        if let (Some(a), Some(b)) = (host_before, host_after)
-            && delivered > 0.0
-        {
-            run.host_cpu_ns = b.saturating_sub(a) as f64 / delivered;
+        if let (Some([run_a, wait_a]), Some([run_b, wait_b])) = (host_before, host_after) {
+            if delivered > 0.0 {
+                run.host_cpu_ns = run_b.saturating_sub(run_a) as f64 / delivered;
+            }
+            run.host_wait_ms = wait_b.saturating_sub(wait_a) as f64 / 1e6;
         }
         Ok((run, out))
     };
@@ -461,12 +475,13 @@ pub fn daemon_comparison(
             .mppe_search_from
             .map_or_else(NoLossSearch::new, |r| NoLossSearch::from(f64::from(r)));
         while let Some(rate) = search.next_rate() {
-            let (run, out) = lab_run("measure", leg, size, forwarding::Dir::Up, Some(rate))?;
+            let (run, out) = lab_run("measure-drops", leg, size, forwarding::Dir::Up, Some(rate))?;
             eprintln!(
-                "  {} {size} B client → network offered {rate} packets/s: sent {:.0}, delivered {:.0}; drops: {}",
+                "  {} {size} B client → network offered {rate} packets/s: sent {:.0}, delivered {:.0}; vCPU 1 waited {:.1} ms for the host; drops: {}",
                 forwarding::label(leg.kind),
                 run.sent_pps,
                 run.delivered_pps,
+                run.host_wait_ms,
                 forwarding::drops(&out).unwrap_or("not counted")
             );
             search.record(run.sent_pps, run.delivered_pps);
@@ -1608,6 +1623,8 @@ struct GuestJson<'a> {
 struct HostJson<'a> {
     cpu: &'a str,
     cpus: usize,
+    /// By vCPU: the host CPUs its thread may run on.
+    vcpu_host_cpus: &'a [String],
 }
 
 /// `x` rounded to `digits` decimals (the precision the figures carry).
@@ -1775,6 +1792,7 @@ mod tests {
             net_rx_on_forwarding_cpu: 1.0,
             backlog_drops: 0.0,
             host_cpu_ns: cpu / 2.0,
+            host_wait_ms: f64::NAN,
             switches: f64::NAN,
             task_ns: f64::NAN,
         };

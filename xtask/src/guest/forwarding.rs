@@ -71,6 +71,9 @@ pub struct Run {
     /// included: vCPU 1 idles then) per delivered packet; NaN until the
     /// caller sets it (the guest cannot see it).
     pub host_cpu_ns: f64,
+    /// Milliseconds vCPU 1's qemu thread waited, runnable, for a host CPU
+    /// over the run (its setup included); NaN until the caller sets it.
+    pub host_wait_ms: f64,
     /// vCPU 1's switches into a task per delivered packet: on a CPU that
     /// idles between batches of packets, nearly each is a wake-up of a
     /// NAPI thread, whose cost (idle exit, a context switch, timer and
@@ -182,6 +185,7 @@ impl Run {
                 f64::NAN
             },
             host_cpu_ns: f64::NAN,
+            host_wait_ms: f64::NAN,
             switches: per_delivered(switches),
             task_ns: per_delivered(task_ns),
         })
@@ -740,6 +744,7 @@ mod tests {
             net_rx_on_forwarding_cpu: 1.0,
             backlog_drops: 0.0,
             host_cpu_ns: cpu / 2.0,
+            host_wait_ms: f64::NAN,
             switches: f64::NAN,
             task_ns: f64::NAN,
         }
