@@ -184,7 +184,11 @@ impl Environment {
             guest: options.clone(),
             qemu,
             host_cpu,
-            host_cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            // The host's online CPUs, not this thread's share of them
+            // (available_parallelism: one after Guest::pin_on_host).
+            // SAFETY: sysconf has no preconditions.
+            host_cpus: usize::try_from(unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) })
+                .unwrap_or(0),
             vcpu_host_cpus: (0..options.cpus)
                 .map(|c| guest.vcpu_host_cpus(c).unwrap_or_else(|| "?".to_owned()))
                 .collect(),
