@@ -203,11 +203,16 @@ pub enum Stat {
     /// `EncapSteered` counts beyond it, the queues dropped (full: the
     /// other CPUs steer more than this one sends).
     SteeredTaken = 30,
+    /// Not a verdict (counted besides [`Stat::MppeDecrypted`]): an MPPE
+    /// frame past what the daemon prepared (a loss run longer than that)
+    /// whose key changes the program walked from the key of a prepared
+    /// position between the head and the frame instead of from the head.
+    MppeRxWalkedFromPrepared = 31,
 }
 
 impl Stat {
     /// Number of counters; size of the `PPTP_STATS` array.
-    pub const COUNT: u32 = 31;
+    pub const COUNT: u32 = 32;
 
     /// Every counter, in index order.
     pub const ALL: [Stat; Self::COUNT as usize] = [
@@ -242,6 +247,7 @@ impl Stat {
         Stat::MppeTxPrepared,
         Stat::EncapSteered,
         Stat::SteeredTaken,
+        Stat::MppeRxWalkedFromPrepared,
     ];
 
     /// Whether this counter is a verdict (each frame is counted under
@@ -264,6 +270,7 @@ impl Stat {
                 | Stat::MppeRxRaced
                 | Stat::MppeTxPrepared
                 | Stat::SteeredTaken
+                | Stat::MppeRxWalkedFromPrepared
         )
     }
 
@@ -301,6 +308,7 @@ impl Stat {
             Stat::MppeTxPrepared => "mppe_tx_prepared",
             Stat::EncapSteered => "encap_steered",
             Stat::SteeredTaken => "steered_taken",
+            Stat::MppeRxWalkedFromPrepared => "mppe_rx_walked_from_prepared",
         }
     }
 }

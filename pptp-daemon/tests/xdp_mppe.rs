@@ -791,13 +791,24 @@ fn prepared_on(program: &'static str, length: KeyLength) {
         frame(&mut r, &format!("prepared {i}"), &mut tx, true);
     }
     // A loss run past what is prepared (evidenced, in the budget): the
-    // program's own key changes.
+    // program's own key changes, walked from the farthest prepared
+    // position it tries before the frame, not from the head (positions up
+    // to 256 are prepared, the head is some 50 counts on, the frame 276
+    // past it: head + 256 is not prepared, head + 128 is).
+    let walked = |dp: &XdpDataplane| dp.stats().unwrap()[Stat::MppeRxWalkedFromPrepared as usize];
+    let before = walked(&dp);
     let jump = MPPE_PREP_DEPTH as u16 + 20;
     for _ in 1..jump {
         seal(&mut tx, &[0x21], &udp(8));
     }
     r.seq += u32::from(jump) - 1;
     frame(&mut r, "a jump past the prepared", &mut tx, false);
+    assert_eq!(
+        walked(&dp) - before,
+        1,
+        "{}",
+        ctx("walked from a prepared key")
+    );
     // The next pass finds the head past everything it prepared (as when
     // frames outrun the preparer): it starts again half the depth ahead
     // of the head, where the program, walking meanwhile, finds them.

@@ -381,11 +381,35 @@ fn decrypt_inner(
         if evidenced && extra > 0 && !free {
             unpaid = extra * CATCH_UP_COST_NS;
         }
+        // Where the walk starts: the key of a position the daemon prepared
+        // between the head and the frame (the farthest of two tried: the
+        // preparer keeps up to MPPE_PREP_DEPTH past the head), so that a
+        // loss run longer than what was prepared costs only the key
+        // changes beyond it; else the head's key. The budget above was
+        // charged for the whole jump all the same.
+        let reach = (jump - 1).min(u64::from(MPPE_PREP_DEPTH));
+        // SAFETY: the live shared entry, and the map its prepared states
+        // are in.
+        let base = unsafe {
+            let prep = prep_of(&raw const state.prep_row, &raw const state.prep_epoch);
+            if reach > 0 && take_prepared_key(&PPTP_MPPE_PREP, prep, head + reach, &mut s.key) {
+                reach
+            } else if reach > 1
+                && take_prepared_key(&PPTP_MPPE_PREP, prep, head + reach / 2, &mut s.key)
+            {
+                reach / 2
+            } else {
+                0
+            }
+        };
         // The head's key, if its slot still holds it.
         // SAFETY: the ring of the live shared entry.
-        if !unsafe { read_key(&raw mut state.ring, head, &mut s.key) } {
+        if base == 0 && !unsafe { read_key(&raw mut state.ring, head, &mut s.key) } {
             crate::count(Stat::MppeRxKeyGone, 1);
             return None;
+        }
+        if base > 0 {
+            crate::count(Stat::MppeRxWalkedFromPrepared, 1);
         }
         s.start = state.start_key;
         s.bits = bits;
@@ -393,7 +417,7 @@ fn decrypt_inner(
         // SAFETY: a valid callback and context for bpf_loop.
         unsafe {
             bpf_loop(
-                jump as u32,
+                (jump - base) as u32,
                 change_key_step as *mut c_void,
                 (&raw mut walk).cast(),
                 0,
@@ -564,6 +588,43 @@ unsafe fn take_prepared(
     }
     s.j = 0;
     true
+}
+
+/// Copies the key alone of the prepared state of `position` into `key`, on
+/// the terms of [`take_prepared`]: the start of a walk beyond it.
+///
+/// # Safety
+/// `map`'s entries' tags are only accessed atomically.
+#[inline(always)]
+unsafe fn take_prepared_key(
+    map: &Array<MppePrepared>,
+    (row, epoch): (u32, u64),
+    position: u64,
+    key: &mut [u8; 16],
+) -> bool {
+    if row == 0 || row > MPPE_PREP_ROWS || epoch == 0 {
+        return false;
+    }
+    let index = (row - 1) * MPPE_PREP_DEPTH + (position as u32 & (MPPE_PREP_DEPTH - 1));
+    let Some(entry) = map.get_ptr_mut(index) else {
+        return false;
+    };
+    // SAFETY: as in take_prepared (the key at offset 16 of the entry, the
+    // scratch key 8-aligned).
+    unsafe {
+        let tag = atomic_or::<u64, u64, { AtomicOrdering::SeqCst }>(&raw mut (*entry).tag, 0);
+        let before = (tag, core::ptr::read_volatile(&raw const (*entry).epoch));
+        if before != (position + 1, epoch) {
+            return false;
+        }
+        let src = (&raw const (*entry).key).cast::<u64>();
+        let dst = key.as_mut_ptr().cast::<u64>();
+        core::ptr::write_volatile(dst, core::ptr::read_volatile(src));
+        core::ptr::write_volatile(dst.add(1), core::ptr::read_volatile(src.add(1)));
+        let again = atomic_or::<u64, u64, { AtomicOrdering::SeqCst }>(&raw mut (*entry).tag, 0);
+        let after = (again, core::ptr::read_volatile(&raw const (*entry).epoch));
+        MppePrepared::copy_holds(position, epoch, before, after)
+    }
 }
 
 /// `len` (0 when 0 or above `max`) with an upper bound that the verifier of

@@ -523,11 +523,15 @@ impl Snapshot {
                     [("result", "encrypted_prepared")],
                     x[Stat::MppeTxPrepared as usize],
                 ),
+                (
+                    [("result", "decrypted_walked_from_prepared")],
+                    x[Stat::MppeRxWalkedFromPrepared as usize],
+                ),
             ];
             labeled_counter(
                 &mut e,
                 "pptp_xdp_mppe_frames",
-                "MPPE frames of sessions with kernel MPPE: decrypted or encrypted in XDP, or left to userspace; decrypted_prepared: decrypted with an RC4 state the daemon prepared (part of decrypted); encrypted_prepared: the same for encrypted (part of encrypted)",
+                "MPPE frames of sessions with kernel MPPE: decrypted or encrypted in XDP, or left to userspace; decrypted_prepared: decrypted with an RC4 state the daemon prepared (part of decrypted); encrypted_prepared: the same for encrypted (part of encrypted); decrypted_walked_from_prepared: decrypted past the prepared states, the key changes walked from a prepared key instead of the head's (part of decrypted)",
                 &mppe,
             )?;
             let reasons = [
