@@ -381,26 +381,24 @@ fn decrypt_inner(
         if evidenced && extra > 0 && !free {
             unpaid = extra * CATCH_UP_COST_NS;
         }
-        // Where the walk starts: the key of a position the daemon prepared
-        // between the head and the frame (the farthest of two tried: the
-        // preparer keeps up to MPPE_PREP_DEPTH past the head), so that a
-        // loss run longer than what was prepared costs only the key
-        // changes beyond it; else the head's key. The budget above was
-        // charged for the whole jump all the same.
+        // Where the walk starts: the key of the position the daemon
+        // prepares farthest ahead before the frame (it keeps up to
+        // MPPE_PREP_DEPTH past the head), if prepared, so that a loss run
+        // longer than what was prepared costs only the key changes beyond
+        // it; else the head's key. (One position tried: a second doubles
+        // the paths the verifier of Linux 6.1 explores, past its limit.)
+        // The budget above was charged for the whole jump all the same.
         let reach = (jump - 1).min(u64::from(MPPE_PREP_DEPTH));
         // SAFETY: the live shared entry, and the map its prepared states
         // are in.
-        let base = unsafe {
-            let prep = prep_of(&raw const state.prep_row, &raw const state.prep_epoch);
-            if reach > 0 && take_prepared_key(&PPTP_MPPE_PREP, prep, head + reach, &mut s.key) {
-                reach
-            } else if reach > 1
-                && take_prepared_key(&PPTP_MPPE_PREP, prep, head + reach / 2, &mut s.key)
-            {
-                reach / 2
-            } else {
-                0
-            }
+        let base = if reach > 0
+            && unsafe {
+                let prep = prep_of(&raw const state.prep_row, &raw const state.prep_epoch);
+                take_prepared_key(&PPTP_MPPE_PREP, prep, head + reach, &mut s.key)
+            } {
+            reach
+        } else {
+            0
         };
         // The head's key, if its slot still holds it.
         // SAFETY: the ring of the live shared entry.
