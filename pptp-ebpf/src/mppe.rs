@@ -311,7 +311,7 @@ fn decrypt_inner(
     // in.
     let prepared = unsafe {
         let prep = prep_of(&raw const state.prep_row, &raw const state.prep_epoch);
-        take_prepared(&PPTP_MPPE_PREP, prep, head + far, s)
+        take_prepared::<true>(&PPTP_MPPE_PREP, prep, head + far, s)
     };
     let jump = if prepared { far } else { jump };
     // The budget's price of an evidenced catch-up, owed if the frame is
@@ -394,7 +394,7 @@ fn decrypt_inner(
         let base = if reach > 0
             && unsafe {
                 let prep = prep_of(&raw const state.prep_row, &raw const state.prep_epoch);
-                take_prepared_key(&PPTP_MPPE_PREP, prep, head + reach, &mut s.key)
+                take_prepared::<false>(&PPTP_MPPE_PREP, prep, head + reach, s)
             } {
             reach
         } else {
@@ -539,12 +539,13 @@ unsafe fn prep_of(row: *const u32, epoch: *const u64) -> (u32, u64) {
 /// has no prepared row, or the entry holds another position or epoch or is
 /// being rewritten (seqlock-style: [`MppePrepared::copy_holds`], the epoch
 /// read again after the copy too, so that a row rewritten for another
-/// session at the same position meanwhile is not taken).
+/// session at the same position meanwhile is not taken). Without `STATE`,
+/// its key alone: the start of a walk beyond it.
 ///
 /// # Safety
 /// `map`'s entries' tags are only accessed atomically.
 #[inline(always)]
-unsafe fn take_prepared(
+unsafe fn take_prepared<const STATE: bool>(
     map: &Array<MppePrepared>,
     (row, epoch): (u32, u64),
     position: u64,
@@ -571,12 +572,14 @@ unsafe fn take_prepared(
         let dst = s.key.as_mut_ptr().cast::<u64>();
         core::ptr::write_volatile(dst, core::ptr::read_volatile(src));
         core::ptr::write_volatile(dst.add(1), core::ptr::read_volatile(src.add(1)));
-        let src = (&raw const (*entry).state).cast::<u64>();
-        let dst = s.s.as_mut_ptr().cast::<u64>();
-        let mut k = 0;
-        while k < 32 {
-            core::ptr::write_volatile(dst.add(k), core::ptr::read_volatile(src.add(k)));
-            k += 1;
+        if STATE {
+            let src = (&raw const (*entry).state).cast::<u64>();
+            let dst = s.s.as_mut_ptr().cast::<u64>();
+            let mut k = 0;
+            while k < 32 {
+                core::ptr::write_volatile(dst.add(k), core::ptr::read_volatile(src.add(k)));
+                k += 1;
+            }
         }
         let again = atomic_or::<u64, u64, { AtomicOrdering::SeqCst }>(&raw mut (*entry).tag, 0);
         let after = (again, core::ptr::read_volatile(&raw const (*entry).epoch));
@@ -584,45 +587,10 @@ unsafe fn take_prepared(
             return false;
         }
     }
-    s.j = 0;
+    if STATE {
+        s.j = 0;
+    }
     true
-}
-
-/// Copies the key alone of the prepared state of `position` into `key`, on
-/// the terms of [`take_prepared`]: the start of a walk beyond it.
-///
-/// # Safety
-/// `map`'s entries' tags are only accessed atomically.
-#[inline(always)]
-unsafe fn take_prepared_key(
-    map: &Array<MppePrepared>,
-    (row, epoch): (u32, u64),
-    position: u64,
-    key: &mut [u8; 16],
-) -> bool {
-    if row == 0 || row > MPPE_PREP_ROWS || epoch == 0 {
-        return false;
-    }
-    let index = (row - 1) * MPPE_PREP_DEPTH + (position as u32 & (MPPE_PREP_DEPTH - 1));
-    let Some(entry) = map.get_ptr_mut(index) else {
-        return false;
-    };
-    // SAFETY: as in take_prepared (the key at offset 16 of the entry, the
-    // scratch key 8-aligned).
-    unsafe {
-        let tag = atomic_or::<u64, u64, { AtomicOrdering::SeqCst }>(&raw mut (*entry).tag, 0);
-        let before = (tag, core::ptr::read_volatile(&raw const (*entry).epoch));
-        if before != (position + 1, epoch) {
-            return false;
-        }
-        let src = (&raw const (*entry).key).cast::<u64>();
-        let dst = key.as_mut_ptr().cast::<u64>();
-        core::ptr::write_volatile(dst, core::ptr::read_volatile(src));
-        core::ptr::write_volatile(dst.add(1), core::ptr::read_volatile(src.add(1)));
-        let again = atomic_or::<u64, u64, { AtomicOrdering::SeqCst }>(&raw mut (*entry).tag, 0);
-        let after = (again, core::ptr::read_volatile(&raw const (*entry).epoch));
-        MppePrepared::copy_holds(position, epoch, before, after)
-    }
 }
 
 /// `len` (0 when 0 or above `max`) with an upper bound that the verifier of
@@ -752,7 +720,7 @@ pub fn take_key(session: &Session) -> Option<bool> {
     // its prepared states are in.
     let prepared = unsafe {
         let prep = prep_of(&raw const state.prep_row, &raw const state.prep_epoch);
-        take_prepared(&PPTP_MPPE_TX_PREP, prep, position, &mut *scratch)
+        take_prepared::<true>(&PPTP_MPPE_TX_PREP, prep, position, &mut *scratch)
     };
     if !prepared {
         if position - head > MPPE_TX_MAX_WALK {
