@@ -45,15 +45,8 @@ pub struct Figures {
     pub pptpd_mppe: Rate,
     /// pptp-linux call to IPCP up, without and with MPPE.
     pub connect: [Duration; 2],
-    pub guest_kernel: String,
-    pub guest_clocksource: String,
-    pub guest: BootOptions,
-    pub qemu: String,
-    pub host_cpu: String,
-    pub host_cpus: usize,
-    /// The host CPUs each vCPU's thread may run on (`Cpus_allowed_list`,
-    /// by vCPU), as [`Guest::pin_on_host`] left them.
-    pub vcpu_host_cpus: Vec<String>,
+    /// Where they were taken.
+    pub env: Environment,
 }
 
 /// Runs the baseline in `guest` (booted with `options`); the guest is
@@ -129,13 +122,7 @@ pub fn kernel_pptp(guest: &Guest, options: &BootOptions, seconds: u32) -> anyhow
         pptpd: rates[0],
         pptpd_mppe: rates[1],
         connect,
-        guest_kernel: env.guest_kernel,
-        guest_clocksource: env.guest_clocksource,
-        guest: env.guest,
-        qemu: env.qemu,
-        vcpu_host_cpus: env.vcpu_host_cpus,
-        host_cpu: env.host_cpu,
-        host_cpus: env.host_cpus,
+        env,
     })
 }
 
@@ -236,14 +223,8 @@ impl Figures {
         let mut t = String::new();
         let _ = writeln!(
             t,
-            "\nKernel PPTP baseline in the guest (Linux {}, qemu TCG, {} vCPUs {}, {} MiB; \
-             host {} x {}); iperf3 TCP, {} s each",
-            self.guest_kernel,
-            self.guest.cpus,
-            self.guest.cpu_model,
-            self.guest.memory_mib,
-            self.host_cpus,
-            self.host_cpu,
+            "\nKernel PPTP baseline in the guest ({}); iperf3 TCP, {} s each",
+            self.env.describe(),
             self.seconds,
         );
         let connect = |i: usize| format!(", connect {:.2} s", self.connect[i].as_secs_f64());
@@ -286,15 +267,6 @@ impl Figures {
             #[serde(flatten)]
             env: EnvJson<'a>,
         }
-        let env = Environment {
-            guest_kernel: self.guest_kernel.clone(),
-            guest_clocksource: self.guest_clocksource.clone(),
-            guest: self.guest.clone(),
-            qemu: self.qemu.clone(),
-            host_cpu: self.host_cpu.clone(),
-            host_cpus: self.host_cpus,
-            vcpu_host_cpus: self.vcpu_host_cpus.clone(),
-        };
         to_json(&Json {
             tool: "iperf3 TCP, cli -> srv",
             seconds: self.seconds,
@@ -306,7 +278,7 @@ impl Figures {
                 none: round(self.connect[0].as_secs_f64(), 2),
                 mppe: round(self.connect[1].as_secs_f64(), 2),
             },
-            env: env.json(),
+            env: self.env.json(),
         })
     }
 }
