@@ -214,6 +214,7 @@ pub struct Scratch {
 
 const _: () = assert!(core::mem::offset_of!(Scratch, key) % 8 == 0);
 const _: () = assert!(core::mem::offset_of!(Scratch, buf) % 8 == 0);
+const _: () = assert!(core::mem::offset_of!(Scratch, rc4_key) % 8 == 0);
 
 /// What became of an MPPE frame.
 pub enum Verdict {
@@ -1129,20 +1130,59 @@ extern "C" fn rc4_init_step(step: u64, ctx: *mut c_void) -> i64 {
 
 /// [`KSA_STEPS`] steps of the RC4 key schedule, from index
 /// `KSA_STEPS * step`.
+///
+/// The steps are written out (LLVM kept them a loop of 22 instructions a
+/// step) and the key is held in two 64-bit registers: an 8-octet key is
+/// both halves, and step i's octet (i mod 16, the step's first index being
+/// a multiple of 32) is a shift by a constant, not a load. What is left a
+/// step: the state's two loads and two stores, and no index arithmetic
+/// for i (constant offsets from the step's first octet). Both count where
+/// every instruction and memory access is emulated (the guest's qemu64
+/// CPU), as in [`keystream`].
 extern "C" fn rc4_schedule_step(step: u64, ctx: *mut c_void) -> i64 {
     // SAFETY: bpf_loop passes the context given to it: a LoopCtx.
     let s = unsafe { &mut *(*ctx.cast::<LoopCtx>()).scratch };
-    let mask = (s.key_len as usize).wrapping_sub(1) & 15;
+    let state = s.s.as_mut_ptr();
+    // SAFETY: at most 7 * 32 = 224 octets into the 256-octet state.
+    let row = unsafe { state.add(((step as usize) & (256 / KSA_STEPS - 1)) * KSA_STEPS) };
+    let key = s.rc4_key.as_ptr().cast::<u64>();
+    let long = s.key_len == 16;
     let mut j = s.j as u8;
-    let mut r = 0;
-    while r < KSA_STEPS {
-        let i = ((step as usize) * KSA_STEPS + r) & 0xFF;
-        let si = s.s[i];
-        j = j.wrapping_add(si).wrapping_add(s.rc4_key[i & mask]);
-        s.s[i] = s.s[usize::from(j)];
-        s.s[usize::from(j)] = si;
-        r += 1;
+    // The key's two halves, read again (volatile) for each 16 steps: LLVM
+    // otherwise keeps the 16 shifted key words of the first 16 steps for
+    // the next 16, which spills them onto a stack the program's other
+    // frames leave too small.
+    // SAFETY: `rc4_key` is 8-aligned (the assertion after [`Scratch`])
+    // and 16 octets long.
+    let halves = || unsafe {
+        let lo = u64::from_le(key.read_volatile());
+        let hi = if long {
+            u64::from_le(key.add(1).read_volatile())
+        } else {
+            lo
+        };
+        (lo, hi)
+    };
+    let (mut lo, mut hi) = (0, 0);
+    macro_rules! steps {
+        ($($r:literal)*) => {$({
+            if $r & 15 == 0 {
+                (lo, hi) = halves();
+            }
+            let key = if $r & 15 < 8 { lo } else { hi };
+            // SAFETY: `row + $r` is below 224 + 32 and `state + j` below
+            // 256: both within the state.
+            unsafe {
+                let si = row.add($r).read();
+                j = j.wrapping_add(si).wrapping_add((key >> (8 * ($r & 7))) as u8);
+                let at = state.add(usize::from(j));
+                row.add($r).write(at.read());
+                at.write(si);
+            }
+        })*};
     }
+    steps!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31);
+    const { assert!(KSA_STEPS == 32) };
     s.j = u32::from(j);
     0
 }
