@@ -1096,8 +1096,6 @@ fn rc4_schedule(s: &mut Scratch) {
     s.j = 0;
     let mut ctx = LoopCtx { scratch: s };
     // SAFETY: a valid callback and context for bpf_loop.
-    unsafe { bpf_loop(32, rc4_init_step as *mut c_void, (&raw mut ctx).cast(), 0) };
-    // SAFETY: a valid callback and context for bpf_loop.
     unsafe {
         bpf_loop(
             (256 / KSA_STEPS) as u32,
@@ -1110,26 +1108,25 @@ fn rc4_schedule(s: &mut Scratch) {
     s.j = 0;
 }
 
-/// Octets `8 * step .. 8 * step + 8` of the identity permutation, with one
-/// 64-bit store (each octet is its index: no carry between octets).
-extern "C" fn rc4_init_step(step: u64, ctx: *mut c_void) -> i64 {
-    // SAFETY: bpf_loop passes the context given to it: a LoopCtx.
-    let s = unsafe { &mut *(*ctx.cast::<LoopCtx>()).scratch };
-    let k = (step & 31) as usize;
-    let value = 0x0706_0504_0302_0100u64 + (k as u64) * 0x0808_0808_0808_0808;
-    // SAFETY: `s.s` is the first field of a map value (8-aligned) and
-    // 8 * k + 8 <= 256.
-    unsafe {
-        s.s.as_mut_ptr()
-            .add(k * 8)
-            .cast::<u64>()
-            .write(value.to_le())
-    };
-    0
+/// The identity permutation into `state`, 8 octets per 64-bit store (each
+/// octet is its index: no carry between octets).
+///
+/// # Safety
+/// `state` points to the 256 octets of [`Scratch::s`] (8-aligned).
+#[inline(always)]
+unsafe fn rc4_identity(state: *mut u8) {
+    let mut k = 0;
+    while k < 32 {
+        let value = 0x0706_0504_0302_0100u64 + (k as u64) * 0x0808_0808_0808_0808;
+        // SAFETY: 8 * k + 8 <= 256, 8-aligned (the caller's promise).
+        unsafe { state.add(k * 8).cast::<u64>().write(value.to_le()) };
+        k += 1;
+    }
 }
 
 /// [`KSA_STEPS`] steps of the RC4 key schedule, from index
-/// `KSA_STEPS * step`.
+/// `KSA_STEPS * step` (the first call writes the identity permutation
+/// before its steps).
 ///
 /// The steps are written out (LLVM kept them a loop of 22 instructions a
 /// step) and the key is held in two 64-bit registers: an 8-octet key is
@@ -1143,8 +1140,16 @@ extern "C" fn rc4_schedule_step(step: u64, ctx: *mut c_void) -> i64 {
     // SAFETY: bpf_loop passes the context given to it: a LoopCtx.
     let s = unsafe { &mut *(*ctx.cast::<LoopCtx>()).scratch };
     let state = s.s.as_mut_ptr();
+    let step = (step as usize) & (256 / KSA_STEPS - 1);
+    if step == 0 {
+        // The schedule starts from the identity: written by its first call
+        // rather than by a `bpf_loop` of its own (32 calls of one store
+        // each, until 2026-12-05).
+        // SAFETY: `s.s` is the first field of a map value (8-aligned).
+        unsafe { rc4_identity(state) };
+    }
     // SAFETY: at most 7 * 32 = 224 octets into the 256-octet state.
-    let row = unsafe { state.add(((step as usize) & (256 / KSA_STEPS - 1)) * KSA_STEPS) };
+    let row = unsafe { state.add(step * KSA_STEPS) };
     let key = s.rc4_key.as_ptr().cast::<u64>();
     let long = s.key_len == 16;
     let mut j = s.j as u8;

@@ -336,7 +336,14 @@ lan_up() {
 # The guest comparison measures forwarding = "xdp" (the figures in the
 # README); PXG_FORWARDING=stack measures the default mode instead. No
 # per-call budget of frames up to the daemon (10,000 a second by default):
-# the comparison measures the paths, as the host bench does.
+# the comparison measures the paths, as the host bench does. No MPPE
+# preparer thread (mppe.prepare_ahead = false): under TCG the daemon's
+# native key schedules run no faster than the program's JIT and each of
+# the thread's wake-ups on vCPU 1 is emulated, so the thread cost the
+# forwarding vCPU more than it saved (runs M28-M30 against M18-M27,
+# docs/bench-guest.md); on a real CPU it saves 20-40 % of the CPU a frame
+# (docs/mppe-xdp.md, "The preparer on an emulated CPU").
+# PXG_PREPARE_AHEAD=true measures the default.
 ours_up() { # BIN XDP_MODE [mppe]
     local bin=$1 mode=$2 mppe=${3:-} policy=allow client_mppe=()
     if [ "$mppe" = mppe ]; then
@@ -362,6 +369,7 @@ ours_up() { # BIN XDP_MODE [mppe]
         "secrets = \"$work/ours-secrets\"" \
         '[mppe]' \
         "policy = \"$policy\"" \
+        "prepare_ahead = ${PXG_PREPARE_AHEAD:-false}" \
         '[control]' \
         'echo_interval_secs = 600' \
         '[limits]' \
