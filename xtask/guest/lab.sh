@@ -341,7 +341,7 @@ lan_up() {
 # native key schedules run no faster than the program's JIT and each of
 # the thread's wake-ups on vCPU 1 is emulated, so the thread cost the
 # forwarding vCPU more than it saved (runs M28-M30 against M18-M27,
-# docs/bench-guest.md); on a real CPU it saves 20-40 % of the CPU a frame
+# docs/bench-guest.md); on a real CPU it saves 12-29 % of the CPU a frame
 # (docs/mppe-xdp.md, "The preparer on an emulated CPU").
 # PXG_PREPARE_AHEAD=true measures the default.
 ours_up() { # BIN XDP_MODE [mppe]
