@@ -184,10 +184,9 @@ pub struct Scratch {
     buf: [u8; BUF],
     /// SHA-1 input as big-endian words: start key, SHApad1, session key,
     /// SHApad2, then the padding of FIPS 180-4 section 5.1.1: two 64-octet
-    /// blocks.
+    /// blocks. Each block's message schedule then rolls over its words
+    /// ([`sha1_part`]): written again for every key change.
     msg: [u32; 32],
-    /// SHA-1 message schedule, 16 words rolling.
-    w: [u32; 16],
     /// The current key of the walk (and then of the frame).
     key: [u8; 16],
     /// RC4 key being scheduled (8 or 16 octets used).
@@ -207,8 +206,8 @@ pub struct Scratch {
     tail: u32,
     /// SHA-1 chaining value.
     h: [u32; 5],
-    /// SHA-1 working variables a..e, as a ring: in round t, variable x
-    /// (a = 0) is at index (x - t) mod 5.
+    /// SHA-1 working variables a..e between the halves of a block
+    /// ([`sha1_part`]).
     v: [u32; 5],
 }
 
@@ -919,14 +918,14 @@ fn change_key(s: &mut Scratch) {
     }
 }
 
-/// SHA-1 (FIPS 180-4) of the two blocks in `s.msg` into `s.h`: one
-/// `bpf_loop` step per block.
+/// SHA-1 (FIPS 180-4) of the two blocks in `s.msg` into `s.h`: two
+/// `bpf_loop` steps per block ([`sha1_part`]).
 #[inline(always)]
 fn sha1(s: &mut Scratch) {
     s.h = SHA1_INIT;
     let mut ctx = LoopCtx { scratch: s };
     // SAFETY: a valid callback and context for bpf_loop.
-    unsafe { bpf_loop(2, sha1_block as *mut c_void, (&raw mut ctx).cast(), 0) };
+    unsafe { bpf_loop(4, sha1_part as *mut c_void, (&raw mut ctx).cast(), 0) };
 }
 
 /// SHA-1's choice function (rounds 0 to 19).
@@ -947,31 +946,37 @@ fn maj(b: u32, c: u32, d: u32) -> u32 {
     (b & c) | (b & d) | (c & d)
 }
 
-/// Compresses block `block` (0 or 1) of `s.msg` into `s.h` (FIPS 180-4
-/// section 6.1.2). The 80 rounds are written out, so that every index into
-/// the message schedule is a constant: no masks, no branches on the round,
-/// the working variables in registers.
-extern "C" fn sha1_block(block: u64, ctx: *mut c_void) -> i64 {
+/// Half of the compression of a block of `s.msg` into `s.h` (FIPS 180-4
+/// section 6.1.2): step 2b runs block b's rounds 0 to 15 (the message's
+/// words), step 2b + 1 its rounds 16 to 79 (the rolling schedule). The
+/// rounds are written out, so that every index into the message schedule
+/// is a constant: no masks, no branches on the round. The working
+/// variables live in registers, renamed from round to round (in `s.v`
+/// between the two halves); the message schedule rolls over the block's
+/// own 16 words in `s.msg` (rebuilt for every key change, see
+/// [`change_key`]).
+///
+/// A round costs one memory access for t < 16 and five after (four loads
+/// and a store of the schedule). Until 2026-12-05 the working variables
+/// lived in scratch, for fear of spills: twelve accesses a round after
+/// t = 16, and the block was first copied into a schedule of its own.
+/// Every access counts where it is emulated (the guest's qemu64 CPU), as
+/// in [`keystream`]. The halves are separate calls because in one body
+/// LLVM hoists round 16's loads of the schedule, and with them (volatile
+/// loads keep their order) the loads of rounds 9 to 15, whose words it
+/// then spilled onto the stack.
+extern "C" fn sha1_part(step: u64, ctx: *mut c_void) -> i64 {
     // SAFETY: bpf_loop passes the context given to it: a LoopCtx.
     let s = unsafe { &mut *(*ctx.cast::<LoopCtx>()).scratch };
-    let base = ((block as usize) & 1) * 16;
-    let w = s.w.as_mut_ptr();
-    let mut k = 0;
-    while k < 16 {
-        // SAFETY: k < 16, the schedule's length.
-        unsafe { w.add(k).write_volatile(s.msg[(base + k) & 31]) };
-        k += 1;
-    }
-    s.v = s.h;
-    let v = s.v.as_mut_ptr();
-    // One round t: the schedule's word (the message for t < 16, then
-    // rolling over 16 words), then the working variables. Both live in
-    // scratch, read and written through volatile accesses: held in
-    // registers, LLVM spills them onto a stack that the program's other
-    // frames leave too small for them.
-    // SAFETY (every access): the indices are constants below 16 and 5.
+    let base = ((step as usize >> 1) & 1) * 16;
+    // SAFETY: `base + 16 <= 32`, the message's length.
+    let w = unsafe { s.msg.as_mut_ptr().add(base) };
+    // SAFETY (every access): the indices are constants below 16.
     let at = |i: usize| unsafe { w.add(i & 15).read_volatile() };
-    let var = |x: usize, t: usize| unsafe { v.add((x + 5 - t % 5) % 5).read_volatile() };
+    let first = step & 1 == 0;
+    let [mut a, mut b, mut c, mut d, mut e] = if first { s.h } else { s.v };
+    // One round t: the schedule's word (the message for t < 16, then
+    // rolling over its 16 words), then the working variables.
     macro_rules! round {
         ($t:literal, $f:ident, $k:literal) => {{
             let wt = if $t < 16 {
@@ -982,39 +987,39 @@ extern "C" fn sha1_block(block: u64, ctx: *mut c_void) -> i64 {
                 unsafe { w.add($t & 15).write_volatile(x) };
                 x
             };
-            let (a, b, c, d, e) = (var(0, $t), var(1, $t), var(2, $t), var(3, $t), var(4, $t));
             let temp = a
                 .rotate_left(5)
                 .wrapping_add($f(b, c, d))
                 .wrapping_add(e)
                 .wrapping_add($k)
                 .wrapping_add(wt);
-            // e's place takes the new a, b's the new c (b rotated); the
-            // others move by renaming.
-            // SAFETY: as above.
-            unsafe {
-                v.add((4 + 5 - $t % 5) % 5).write_volatile(temp);
-                v.add((1 + 5 - $t % 5) % 5)
-                    .write_volatile(b.rotate_left(30));
-            }
+            e = d;
+            d = c;
+            c = b.rotate_left(30);
+            b = a;
+            a = temp;
         }};
     }
-    round!(0, ch, 0x5A82_7999);
-    round!(1, ch, 0x5A82_7999);
-    round!(2, ch, 0x5A82_7999);
-    round!(3, ch, 0x5A82_7999);
-    round!(4, ch, 0x5A82_7999);
-    round!(5, ch, 0x5A82_7999);
-    round!(6, ch, 0x5A82_7999);
-    round!(7, ch, 0x5A82_7999);
-    round!(8, ch, 0x5A82_7999);
-    round!(9, ch, 0x5A82_7999);
-    round!(10, ch, 0x5A82_7999);
-    round!(11, ch, 0x5A82_7999);
-    round!(12, ch, 0x5A82_7999);
-    round!(13, ch, 0x5A82_7999);
-    round!(14, ch, 0x5A82_7999);
-    round!(15, ch, 0x5A82_7999);
+    if first {
+        round!(0, ch, 0x5A82_7999);
+        round!(1, ch, 0x5A82_7999);
+        round!(2, ch, 0x5A82_7999);
+        round!(3, ch, 0x5A82_7999);
+        round!(4, ch, 0x5A82_7999);
+        round!(5, ch, 0x5A82_7999);
+        round!(6, ch, 0x5A82_7999);
+        round!(7, ch, 0x5A82_7999);
+        round!(8, ch, 0x5A82_7999);
+        round!(9, ch, 0x5A82_7999);
+        round!(10, ch, 0x5A82_7999);
+        round!(11, ch, 0x5A82_7999);
+        round!(12, ch, 0x5A82_7999);
+        round!(13, ch, 0x5A82_7999);
+        round!(14, ch, 0x5A82_7999);
+        round!(15, ch, 0x5A82_7999);
+        s.v = [a, b, c, d, e];
+        return 0;
+    }
     round!(16, ch, 0x5A82_7999);
     round!(17, ch, 0x5A82_7999);
     round!(18, ch, 0x5A82_7999);
@@ -1079,13 +1084,13 @@ extern "C" fn sha1_block(block: u64, ctx: *mut c_void) -> i64 {
     round!(77, parity, 0xCA62_C1D6);
     round!(78, parity, 0xCA62_C1D6);
     round!(79, parity, 0xCA62_C1D6);
-    // After 80 rounds (a multiple of 5) every variable is back at its
-    // index.
-    let mut k = 0;
-    while k < 5 {
-        s.h[k] = s.h[k].wrapping_add(var(k, 0));
-        k += 1;
-    }
+    s.h = [
+        s.h[0].wrapping_add(a),
+        s.h[1].wrapping_add(b),
+        s.h[2].wrapping_add(c),
+        s.h[3].wrapping_add(d),
+        s.h[4].wrapping_add(e),
+    ];
     0
 }
 
