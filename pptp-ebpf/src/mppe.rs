@@ -152,7 +152,9 @@ const STEP: usize = 64;
 /// took 128 octets of keystream when the last step was a whole STEP, and
 /// takes 72 now.
 const TAIL_STEP: usize = 8;
-/// RC4 key schedule steps per `bpf_loop` step.
+/// RC4 key schedule steps per `bpf_loop` step (64, four calls a schedule,
+/// took the verifier of Linux 6.18 past its million instructions: the
+/// callback is checked in each context the schedule runs in).
 const KSA_STEPS: usize = 32;
 
 /// RFC 3078 section 3.1 header bits (first octet).
@@ -214,6 +216,10 @@ pub struct Scratch {
 const _: () = assert!(core::mem::offset_of!(Scratch, key) % 8 == 0);
 const _: () = assert!(core::mem::offset_of!(Scratch, buf) % 8 == 0);
 const _: () = assert!(core::mem::offset_of!(Scratch, rc4_key) % 8 == 0);
+const _: () = assert!(core::mem::offset_of!(Scratch, msg) % 8 == 0);
+const _: () = assert!(core::mem::offset_of!(Scratch, start) % 8 == 0);
+const _: () = assert!(core::mem::offset_of!(MppeRx, start_key) % 8 == 0);
+const _: () = assert!(core::mem::offset_of!(MppeTx, start_key) % 8 == 0);
 
 /// What became of an MPPE frame.
 pub enum Verdict {
@@ -409,20 +415,11 @@ fn decrypt_inner(
         if base > 0 {
             crate::count(Stat::MppeRxWalkedFromPrepared, 1);
         }
-        s.start = state.start_key;
+        // SAFETY: the start key is at offset 8 of its map value (8-aligned),
+        // the scratch one 8-aligned (the assertions after [`Scratch`]).
+        unsafe { copy_key(&raw const state.start_key, &mut s.start) };
         s.bits = bits;
-        let mut walk = LoopCtx { scratch: s };
-        // SAFETY: a valid callback and context for bpf_loop.
-        unsafe {
-            bpf_loop(
-                (jump - base) as u32,
-                change_key_step as *mut c_void,
-                (&raw mut walk).cast(),
-                0,
-            )
-        };
-        // SAFETY: the scratch pointer is still this CPU's value.
-        let s = unsafe { &mut *walk.scratch };
+        let s = walk(s, (jump - base) as u32);
         s.rc4_key = s.key;
         rc4_schedule(s);
     }
@@ -733,18 +730,11 @@ pub fn take_key(session: &Session) -> Option<bool> {
             return None;
         }
         s.key_len = key_len;
-        s.start = state.start_key;
+        // SAFETY: the start key is at offset 8 of its map value (8-aligned),
+        // the scratch one 8-aligned (the assertions after [`Scratch`]).
+        unsafe { copy_key(&raw const state.start_key, &mut s.start) };
         s.bits = state.bits;
-        let mut walk = LoopCtx { scratch };
-        // SAFETY: a valid callback and context for bpf_loop.
-        unsafe {
-            bpf_loop(
-                (position - head) as u32,
-                change_key_step as *mut c_void,
-                (&raw mut walk).cast(),
-                0,
-            )
-        };
+        walk(s, (position - head) as u32);
     }
     // SAFETY: this CPU's scratch value.
     let s = unsafe { &mut *scratch };
@@ -831,6 +821,24 @@ pub fn store_sealed(ctx: &XdpContext, offset: usize, inner_len: usize) -> Option
     .then_some(())
 }
 
+/// `changes` key changes of `s.key` (`s.key_len` octets), one `bpf_loop`
+/// step each.
+#[inline(always)]
+fn walk(s: &mut Scratch, changes: u32) -> &mut Scratch {
+    let mut walk = LoopCtx { scratch: s };
+    // SAFETY: a valid callback and context for bpf_loop.
+    unsafe {
+        bpf_loop(
+            changes,
+            change_key_step as *mut c_void,
+            (&raw mut walk).cast(),
+            0,
+        )
+    };
+    // SAFETY: the scratch pointer is still this CPU's value.
+    unsafe { &mut *walk.scratch }
+}
+
 /// One step of the walk: one key change.
 extern "C" fn change_key_step(_step: u64, ctx: *mut c_void) -> i64 {
     // SAFETY: bpf_loop passes the context given to it: a LoopCtx.
@@ -839,10 +847,38 @@ extern "C" fn change_key_step(_step: u64, ctx: *mut c_void) -> i64 {
     0
 }
 
-/// A big-endian word of a key.
+/// A key's 16 octets as two pairs of big-endian 32-bit words, each pair
+/// as it lies in memory (the first word in the low half): octets 0..4 and
+/// 4..8, then 8..12 and 12..16.
 #[inline(always)]
-fn word(key: &[u8; 16], i: usize) -> u32 {
-    u32::from_be_bytes([key[i * 4], key[i * 4 + 1], key[i * 4 + 2], key[i * 4 + 3]])
+fn be_pairs(key: &[u8; 16]) -> [u64; 2] {
+    let at = key.as_ptr().cast::<u64>();
+    // SAFETY: the keys of scratch are 8-aligned (the assertions after
+    // [`Scratch`]) and 16 octets long.
+    let (lo, hi) = unsafe { (u64::from_le(at.read()), u64::from_le(at.add(1).read())) };
+    // Octet k of the key is octet k of `lo`: reversed, octets 0..4 land
+    // in the high half, which the rotation brings down.
+    [
+        lo.swap_bytes().rotate_left(32),
+        hi.swap_bytes().rotate_left(32),
+    ]
+}
+
+/// Copies the 16 octets of a key as two 64-bit words (a copy of the
+/// array is a call of a `memmove` that moves an octet per turn of a
+/// loop).
+///
+/// # Safety
+/// `src` is 8-aligned and valid for reading 16 octets; `dst` is 8-aligned.
+#[inline(always)]
+unsafe fn copy_key(src: *const [u8; 16], dst: &mut [u8; 16]) {
+    let src = src.cast::<u64>();
+    let dst = dst.as_mut_ptr().cast::<u64>();
+    // SAFETY: guaranteed by the caller.
+    unsafe {
+        dst.write_volatile(src.read_volatile());
+        dst.add(1).write_volatile(src.add(1).read_volatile());
+    }
 }
 
 /// One key change (RFC 3078 section 7.3) of `s.key` (`s.key_len` octets)
@@ -850,63 +886,86 @@ fn word(key: &[u8; 16], i: usize) -> u32 {
 #[inline(always)]
 fn change_key(s: &mut Scratch) {
     // GetNewKeyFromSHA: SHA-1(start | SHApad1 | key | SHApad2), written
-    // as words straight into scratch.
+    // into scratch as big-endian words: every word of the two blocks,
+    // since their message schedules roll over them ([`sha1_part`]).
+    // (Zeroed first and written by words until 2026-12-05: LLVM made the
+    // zeroing and the pads three calls of a `memset` that stores an octet
+    // per turn of a loop, 124 turns a key change.)
     const PAD2: u32 = 0xF2F2_F2F2;
-    let mut k = 0;
-    while k < 32 {
-        s.msg[k] = 0;
-        k += 1;
-    }
+    // The end mark (FIPS 180-4 section 5.1.1).
+    const END: u32 = 0x8000_0000;
+    let start = be_pairs(&s.start);
+    let key = be_pairs(&s.key);
     if s.key_len == 16 {
         // Octets 0..16 start, 16..56 zero, 56..72 key, 72..112 SHApad2,
-        // 112 the end mark, 896 bits.
-        let mut k = 0;
-        while k < 4 {
-            s.msg[k] = word(&s.start, k);
-            s.msg[14 + k] = word(&s.key, k);
-            k += 1;
+        // 112 the end mark, 896 bits: two words a 64-bit store.
+        let msg = s.msg.as_mut_ptr().cast::<u64>();
+        // SAFETY: pair < 16: within the 8-aligned message (the assertion
+        // after [`Scratch`]).
+        let put = |pair: usize, value: u64| unsafe { msg.add(pair & 15).write_volatile(value) };
+        const PADS: u64 = (PAD2 as u64) << 32 | PAD2 as u64;
+        put(0, start[0]);
+        put(1, start[1]);
+        let mut pair = 2;
+        while pair < 7 {
+            put(pair, 0);
+            put(pair + 7, PADS);
+            pair += 1;
         }
-        let mut k = 18;
-        while k < 28 {
-            s.msg[k] = PAD2;
-            k += 1;
-        }
-        s.msg[28] = 0x8000_0000;
-        s.msg[31] = 896;
+        put(7, key[0]);
+        put(8, key[1]);
+        put(14, u64::from(END));
+        put(15, 896 << 32);
     } else {
         // Octets 0..8 start, 8..48 zero, 48..56 key, 56..96 SHApad2, 96
-        // the end mark, 768 bits.
-        s.msg[0] = word(&s.start, 0);
-        s.msg[1] = word(&s.start, 1);
-        s.msg[12] = word(&s.key, 0);
-        s.msg[13] = word(&s.key, 1);
-        let mut k = 14;
-        while k < 24 {
-            s.msg[k] = PAD2;
-            k += 1;
+        // the end mark, 768 bits. By 32-bit stores: the layouts' stores
+        // of one width would be merged by LLVM into stores at offsets
+        // chosen at run time, kept on the stack (40- and 56-bit MPPE
+        // are the rare ones).
+        let msg = s.msg.as_mut_ptr();
+        // SAFETY: word < 32: within the message.
+        let put = |word: usize, value: u32| unsafe { msg.add(word & 31).write_volatile(value) };
+        put(0, start[0] as u32);
+        put(1, (start[0] >> 32) as u32);
+        let mut word = 2;
+        while word < 12 {
+            put(word, 0);
+            put(word + 12, PAD2);
+            word += 1;
         }
-        s.msg[24] = 0x8000_0000;
-        s.msg[31] = 768;
+        put(12, key[0] as u32);
+        put(13, (key[0] >> 32) as u32);
+        put(24, END);
+        let mut word = 25;
+        while word < 31 {
+            put(word, 0);
+            word += 1;
+        }
+        put(31, 768);
     }
     sha1(s);
     // The interim key (the digest's first octets), RC4-encrypted with
     // itself: 16 octets of keystream (8 used for 8-octet keys).
-    let mut k = 0;
-    while k < 4 {
-        let w = s.h[k].to_be_bytes();
-        s.rc4_key[k * 4..k * 4 + 4].copy_from_slice(&w);
-        s.buf[k * 4..k * 4 + 4].copy_from_slice(&w);
-        k += 1;
+    let interim = [
+        u64::from(s.h[0].swap_bytes()) | u64::from(s.h[1].swap_bytes()) << 32,
+        u64::from(s.h[2].swap_bytes()) | u64::from(s.h[3].swap_bytes()) << 32,
+    ];
+    // SAFETY: `rc4_key` and `buf` are 8-aligned (the assertions after
+    // [`Scratch`]) and at least 16 octets long.
+    unsafe {
+        let rc4_key = s.rc4_key.as_mut_ptr().cast::<u64>();
+        let buf = s.buf.as_mut_ptr().cast::<u64>();
+        rc4_key.write(interim[0]);
+        rc4_key.add(1).write(interim[1]);
+        buf.write(interim[0]);
+        buf.add(1).write(interim[1]);
     }
     rc4_schedule(s);
     // Inline rather than `rc4_apply`, whose steps of STEP octets would run
     // 48 RC4 rounds more per key change for nothing.
     keystream::<16>(s, 0);
-    let mut k = 0;
-    while k < 16 {
-        s.key[k] = s.buf[k];
-        k += 1;
-    }
+    // SAFETY: as above.
+    unsafe { copy_key(s.buf.as_ptr().cast(), &mut s.key) };
     match s.bits {
         40 => {
             s.key[0] = 0xD1;

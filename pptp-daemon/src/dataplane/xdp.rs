@@ -169,6 +169,21 @@ impl XdpDataplane {
                 .ok_or(XdpError::MissingProgram(name))?
                 .try_into()?;
             program.load()?;
+            // How close the verifier came to its limit of a million
+            // instructions (Linux 5.16 on report it): the MPPE callbacks
+            // are checked once per context they run in, so the count
+            // grows with every path that reaches them.
+            if let Some(count) = program
+                .info()
+                .ok()
+                .and_then(|i| i.verified_instruction_count())
+            {
+                tracing::info!(
+                    program = name,
+                    verified_instructions = count,
+                    "XDP program loaded"
+                );
+            }
         }
         // The CPU map's programs (Linux 5.9 on) are for steering only: the
         // data plane runs without them, unsteered (`Self::steer_sends` then
