@@ -368,6 +368,28 @@ pub fn daemon_comparison(
     // Two attempts: one bring-up that passed no traffic must not cost the
     // whole comparison.
     let kernel_up = |n: u32, mppe: bool| kernel_pptp_up(guest, n, mppe, 2);
+    // After a run that delivered nothing: whether `leg`'s session still
+    // passes traffic (a ping), and if it does not and is kernel PPTP's,
+    // its sessions brought up again (true). Kernel ppp_mppe gives a
+    // session up for good after 1,600 frames it takes for late
+    // (SANITY_MAX), as after an overload. Any other path's session that
+    // dies is a fault to report, not to repair: it is only logged.
+    let revive = |leg: &Leg| -> anyhow::Result<bool> {
+        if ping(leg.link).is_ok() {
+            return Ok(false);
+        }
+        let kernel = matches!(leg.kind, PathKind::Kernel | PathKind::KernelMppe);
+        eprintln!(
+            "  {}: the session passes no traffic after a run that delivered nothing{}",
+            forwarding::label(leg.kind),
+            if kernel { ": brought up again" } else { "" }
+        );
+        if kernel {
+            guest.lab(&["kpptp-down"], kernel_setup_timeout(leg.sessions))?;
+            kernel_up(leg.sessions, leg.kind == PathKind::KernelMppe)?;
+        }
+        Ok(kernel)
+    };
     let sessions_file = |name: &str, call_id: u16, client: &str| -> anyhow::Result<String> {
         let path = format!("/tmp/pxg/sessions-{name}");
         guest.run(&format!("echo '{call_id} {client}' > {path}"))?;
@@ -446,11 +468,12 @@ pub fn daemon_comparison(
         |leg: &Leg, size, dir, pps| lab_run("measure", leg, size, dir, pps).map(|(run, _)| run);
     // The highest rate `leg` carries client → network at `size` without
     // loss (see [`NoLossSearch`]).
-    let no_loss_rate = |leg: &Leg, size: usize| -> anyhow::Result<u32> {
-        let mut search = plan
+    // (and how many times its session was brought up again meanwhile).
+    let no_loss_rate = |leg: &Leg, size: usize| -> anyhow::Result<(u32, u32)> {
+        let search = plan
             .mppe_search_from
             .map_or_else(NoLossSearch::new, |r| NoLossSearch::from(f64::from(r)));
-        while let Some(rate) = search.next_rate() {
+        search.run(|rate| {
             let (run, out) = lab_run("measure-drops", leg, size, forwarding::Dir::Up, Some(rate))?;
             eprintln!(
                 "  {} {size} B client → network offered {rate} packets/s: sent {:.0}, delivered {:.0}; vCPU 1 waited {:.1} ms for the host; drops: {}",
@@ -460,9 +483,17 @@ pub fn daemon_comparison(
                 run.host_wait_ms,
                 forwarding::drops(&out).unwrap_or("not counted")
             );
-            search.record(run.sent_pps, run.delivered_pps);
-        }
-        Ok(search.found())
+            Ok(if run.stalled() && revive(leg)? {
+                Probe::Restarted {
+                    sent_pps: run.sent_pps,
+                }
+            } else {
+                Probe::Ran {
+                    sent_pps: run.sent_pps,
+                    delivered_pps: run.delivered_pps,
+                }
+            })
+        })
     };
     // A profile of vCPU 1 for each leg at each size and direction.
     let profile = |legs: &[Leg]| -> anyhow::Result<Vec<Profile>> {
@@ -513,6 +544,10 @@ pub fn daemon_comparison(
                             .iter()
                             .find(|o| (o.kind, o.size, o.dir) == (leg.kind, size, dir))
                             .map(|o| (o.pps, o.no_loss)),
+                        session_restarts: offered
+                            .iter()
+                            .find(|o| (o.kind, o.size, o.dir) == (leg.kind, size, dir))
+                            .map_or(0, |o| o.restarts),
                     });
                 }
             }
@@ -543,6 +578,9 @@ pub fn daemon_comparison(
                     }
                     util::step("guest comparison: the run delivered nothing; repeated at once");
                     figures[i].repeated_stalls += 1;
+                    if revive(leg)? {
+                        figures[i].session_restarts += 1;
+                    }
                     run = one_run(leg, size, dir, pps)?;
                 }
                 // (The rounds run without the BPF statistics: the
@@ -781,9 +819,9 @@ pub fn daemon_comparison(
                                 "guest comparison: {} {size} B client → network: the highest rate without loss",
                                 forwarding::label(leg.kind)
                             ));
-                            let pps = no_loss_rate(leg, size)?;
+                            let (pps, restarts) = no_loss_rate(leg, size)?;
                             eprintln!("  -> {pps} packets/s");
-                            found.push((leg.kind, pps));
+                            found.push((leg.kind, pps, restarts));
                         }
                         offered.extend(common_rate(size, forwarding::Dir::Up, &found));
                     }
@@ -1101,6 +1139,8 @@ struct Offered {
     pps: u32,
     /// The leg's own highest rate without loss ([`NoLossSearch`]).
     no_loss: u32,
+    /// Times the leg's session was brought up again in that search.
+    restarts: u32,
 }
 
 /// The legs of one size and direction, each with its highest rate
@@ -1112,18 +1152,20 @@ struct Offered {
 /// legs offered their own rates compare their rates as much as their
 /// costs. Each leg's own rate stays in the figures: it is the packets a
 /// second that leg carries without loss.
-fn common_rate(size: usize, dir: forwarding::Dir, found: &[(PathKind, u32)]) -> Vec<Offered> {
-    let Some(pps) = found.iter().map(|&(_, pps)| pps).min() else {
+/// (`found`: each leg's rate and its search's session restarts.)
+fn common_rate(size: usize, dir: forwarding::Dir, found: &[(PathKind, u32, u32)]) -> Vec<Offered> {
+    let Some(pps) = found.iter().map(|&(_, pps, _)| pps).min() else {
         return Vec::new();
     };
     found
         .iter()
-        .map(|&(kind, no_loss)| Offered {
+        .map(|&(kind, no_loss, restarts)| Offered {
             kind,
             size,
             dir,
             pps,
             no_loss,
+            restarts,
         })
         .collect()
 }
@@ -1146,6 +1188,12 @@ fn common_rate(size: usize, dir: forwarding::Dir, found: &[(PathKind, u32)]) -> 
 /// before it counts as lossy: in the guest the host preempts a vCPU's
 /// thread now and then (two vCPUs and qemu's own threads on two host
 /// CPUs here), and frames that arrive meanwhile are lost at any rate.
+/// A probe after which the path's session turned out dead (kernel
+/// ppp_mppe gives a session up for good after 1,600 frames it takes for
+/// late, `SANITY_MAX`, as after an overload) counts as lossy at once, and
+/// the search goes on with the session brought up again ([`Probe`],
+/// [`Self::run`]): until 2026-12-05 every later probe delivered nothing
+/// and the search reported its floor (500 frames a second, M29).
 #[derive(Debug, Clone, PartialEq)]
 struct NoLossSearch {
     /// The highest clean rate so far.
@@ -1202,12 +1250,20 @@ impl NoLossSearch {
         self.retrying = false;
         match self.hi {
             None if clean => {
-                self.lo = self.rate;
-                // The generator is the limit, and nothing was lost.
-                if sent_pps < 0.9 * self.rate || self.rate >= Self::MAX {
+                // The generator is the limit, and nothing was lost: the
+                // path carried what was sent (until 2026-12-05 the search
+                // returned the rate offered, 160,000 in M33 where the
+                // generator sent 137,849).
+                if sent_pps < 0.9 * self.rate {
+                    self.lo = sent_pps;
                     self.done = true;
                 } else {
-                    self.rate *= 2.0;
+                    self.lo = self.rate;
+                    if self.rate >= Self::MAX {
+                        self.done = true;
+                    } else {
+                        self.rate *= 2.0;
+                    }
                 }
                 return;
             }
@@ -1238,6 +1294,52 @@ impl NoLossSearch {
     fn found(&self) -> u32 {
         self.lo.max(Self::FLOOR).round() as u32
     }
+
+    /// The search, with `probe` running the path at each rate: the rate
+    /// found and how many times the path's session was brought up again.
+    /// More than [`Self::MAX_RESTARTS`] restarts fail the search: a path
+    /// whose session dies at every other rate has no rate without loss
+    /// to report.
+    fn run(
+        mut self,
+        mut probe: impl FnMut(u32) -> anyhow::Result<Probe>,
+    ) -> anyhow::Result<(u32, u32)> {
+        let mut restarts = 0;
+        while let Some(rate) = self.next_rate() {
+            match probe(rate)? {
+                Probe::Ran {
+                    sent_pps,
+                    delivered_pps,
+                } => self.record(sent_pps, delivered_pps),
+                Probe::Restarted { sent_pps } => {
+                    restarts += 1;
+                    if restarts > Self::MAX_RESTARTS {
+                        bail!(
+                            "the session died {restarts} times in the search (the last at {rate} packets/s offered)"
+                        );
+                    }
+                    // Lossy without a second try: the rate cost the
+                    // session.
+                    self.retrying = true;
+                    self.record(sent_pps, 0.0);
+                }
+            }
+        }
+        Ok((self.found(), restarts))
+    }
+
+    /// At most so many restarts of the session in one search.
+    const MAX_RESTARTS: u32 = 3;
+}
+
+/// What one probe of a [`NoLossSearch`] came to.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Probe {
+    /// The path sent and delivered so many frames a second.
+    Ran { sent_pps: f64, delivered_pps: f64 },
+    /// The run delivered (almost) nothing, the path's session passed no
+    /// traffic after it, and the session was brought up again.
+    Restarted { sent_pps: f64 },
 }
 
 /// The setup time and data path of `lab.sh ours-up`'s last line
@@ -1650,8 +1752,8 @@ mod tests {
             64,
             up,
             &[
-                (PathKind::KernelMppe, 40_000),
-                (PathKind::OursXdpMppe, 27_500),
+                (PathKind::KernelMppe, 40_000, 1),
+                (PathKind::OursXdpMppe, 27_500, 0),
             ],
         );
         assert_eq!(
@@ -1662,14 +1764,16 @@ mod tests {
                     size: 64,
                     dir: up,
                     pps: 27_500,
-                    no_loss: 40_000
+                    no_loss: 40_000,
+                    restarts: 1
                 },
                 Offered {
                     kind: PathKind::OursXdpMppe,
                     size: 64,
                     dir: up,
                     pps: 27_500,
-                    no_loss: 27_500
+                    no_loss: 27_500,
+                    restarts: 0
                 },
             ]
         );
@@ -1708,8 +1812,9 @@ mod tests {
             [80_000, 80_000, 60_000, 70_000, 75_000, 75_000, 72_500]
         );
         assert_eq!(found, 72_500);
-        // The generator cannot send 20,000 and nothing is lost: done.
-        assert_eq!(search(1e9, 12_000.0), (vec![5000, 10_000, 20_000], 20_000));
+        // The generator cannot send 20,000 and nothing is lost: done, at
+        // what it sent.
+        assert_eq!(search(1e9, 12_000.0), (vec![5000, 10_000, 20_000], 12_000));
         // Lossy from the start: never below the floor.
         assert_eq!(
             search(100.0, 1e9),
@@ -1756,6 +1861,64 @@ mod tests {
         assert_eq!(s.next_rate(), Some(2500));
     }
 
+    /// A kernel PPTP session that carries `capacity` frames a second
+    /// until a run offers it `dies_at` or more: from then on it delivers
+    /// nothing until brought up again (`revive`, as the comparison does
+    /// when a ping through it fails). The rates offered, and the search's
+    /// result.
+    fn search_dying(
+        capacity: f64,
+        dies_at: u32,
+        revive: bool,
+    ) -> (Vec<u32>, anyhow::Result<(u32, u32)>) {
+        let mut offered = Vec::new();
+        let mut dead = false;
+        let result = NoLossSearch::from(160_000.0).run(|rate| {
+            offered.push(rate);
+            assert!(offered.len() < 40, "the search does not end: {offered:?}");
+            let sent = f64::from(rate);
+            let delivered = if dead { 0.0 } else { sent.min(capacity) };
+            dead |= rate >= dies_at;
+            let stalled = delivered < sent * 0.01;
+            Ok(if stalled && revive {
+                dead = false;
+                Probe::Restarted { sent_pps: sent }
+            } else {
+                Probe::Ran {
+                    sent_pps: sent,
+                    delivered_pps: delivered,
+                }
+            })
+        });
+        (offered, result)
+    }
+
+    #[test]
+    fn a_session_that_died_in_the_search_is_brought_up_again_and_the_rate_counts_lossy() {
+        // As in M29: the overload at 160,000 costs kernel ppp_mppe its
+        // session. Brought up again once, the search finds the rate the
+        // session carries.
+        let (offered, found) = search_dying(47_000.0, 160_000, true);
+        assert_eq!(
+            offered,
+            [
+                160_000, 160_000, 80_000, 80_000, 40_000, 60_000, 60_000, 50_000, 50_000, 45_000,
+                47_500, 47_500
+            ]
+        );
+        assert_eq!(found.unwrap(), (45_000, 1));
+        // Left dead (what the comparison did before), every later probe
+        // delivers nothing and the search ends at its floor.
+        let (_, found) = search_dying(47_000.0, 160_000, false);
+        assert_eq!(found.unwrap(), (NoLossSearch::FLOOR as u32, 0));
+        // A session that dies at every rate fails the search after
+        // MAX_RESTARTS restarts instead of reporting a rate.
+        let (offered, found) = search_dying(47_000.0, 0, true);
+        let e = found.unwrap_err().to_string();
+        assert!(e.contains("the session died 4 times"), "{e}");
+        assert_eq!(offered.len(), 8);
+    }
+
     #[test]
     fn forwarding_figures_in_table_and_json() {
         let run = |cpu: f64| forwarding::Run {
@@ -1786,6 +1949,7 @@ mod tests {
                 bpf_runs: vec![],
                 repeated_stalls: 0,
                 offered: None,
+                session_restarts: 0,
             }]
             .into_iter()
             .chain(
@@ -1810,6 +1974,7 @@ mod tests {
                             21_250
                         },
                     )),
+                    session_restarts: u32::from(kind == PathKind::KernelMppe),
                 }),
             )
             .collect(),
@@ -1853,6 +2018,14 @@ mod tests {
             )
         );
         assert_eq!(f["rows"][1]["no_loss_pps"], 30_000);
+        assert_eq!(
+            (&f["rows"][1]["session_restarts"], &mppe["session_restarts"]),
+            (&serde_json::json!(1), &serde_json::json!(0))
+        );
+        assert!(
+            t.contains("(its session died and was brought up again 1 times)"),
+            "{t}"
+        );
         assert_eq!(mppe["forwarding_cpu_over_kernel"]["median"], 0.5);
         assert!(
             t.contains(

@@ -281,6 +281,10 @@ pub struct Figure {
     /// path first (client → network MPPE: the rate is the lowest of the
     /// compared paths' no-loss rates; see `bench::common_rate`).
     pub offered: Option<(u32, u32)>,
+    /// Times this path's session passed no traffic after a run that
+    /// delivered nothing and was brought up again (kernel PPTP only; the
+    /// no-loss search's restarts included): `bench::NoLossSearch`.
+    pub session_restarts: u32,
 }
 
 impl Figure {
@@ -492,6 +496,9 @@ pub fn table(all: &[Figure], runs: u32, seconds: f64, offered_pps: Option<u32>) 
                     "  ({n} of {} runs delivered nothing; {r} stalled runs repeated)",
                     f.runs.len()
                 ),
+            } + &match f.session_restarts {
+                0 => String::new(),
+                n => format!("  (its session died and was brought up again {n} times)"),
             } + &f.offered.map_or(String::new(), |(pps, own)| {
                 format!(
                     "  (offered {pps} packets/s, the lowest of the compared paths' no-loss rates; its own {own})"
@@ -591,6 +598,9 @@ struct RowJson {
     /// This path's own highest rate without loss, with `offered_pps`.
     #[serde(skip_serializing_if = "Option::is_none")]
     no_loss_pps: Option<u32>,
+    /// Times the path's session died and was brought up again, in the
+    /// no-loss search and the rounds (kernel PPTP).
+    session_restarts: u32,
     /// Over kernel PPTP in the same rounds (the rounds' ratios).
     forwarding_cpu_over_kernel: Option<Spread>,
     host_vcpu_over_kernel: Option<Spread>,
@@ -642,6 +652,7 @@ pub fn json(all: &[Figure], runs: u32, seconds: f64, offered_pps: Option<u32>) -
                 forwarding_task_ns_per_packet: f.spread(|r| r.task_ns).json(0),
                 offered_pps: f.offered_pps(),
                 no_loss_pps: f.offered.map(|(_, own)| own),
+                session_restarts: f.session_restarts,
                 forwarding_cpu_over_kernel: ratio(f, Measure::ForwardingCpu),
                 host_vcpu_over_kernel: ratio(f, Measure::HostVcpu),
             })
@@ -761,6 +772,7 @@ mod tests {
             bpf_runs: vec![run(700.0, 1.0, bpf)],
             repeated_stalls: 0,
             offered: None,
+            session_restarts: 0,
         }
     }
 
