@@ -467,8 +467,8 @@ pub fn daemon_comparison(
     let one_run =
         |leg: &Leg, size, dir, pps| lab_run("measure", leg, size, dir, pps).map(|(run, _)| run);
     // The highest rate `leg` carries client → network at `size` without
-    // loss (see [`NoLossSearch`]).
-    // (and how many times its session was brought up again meanwhile).
+    // loss (see [`NoLossSearch`]), and how many times its session was
+    // brought up again meanwhile.
     let no_loss_rate = |leg: &Leg, size: usize| -> anyhow::Result<(u32, u32)> {
         let search = plan
             .mppe_search_from
